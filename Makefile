@@ -1,0 +1,30 @@
+# Skiff: the two commands of the README are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= $(CURDIR)/.venv
+PYTEST_ARGS ?=
+
+.PHONY: help deps docker venv test unit install demo bench clean
+
+help:
+	@echo "make demo     install everything and deploy examples/catmeow by git push"
+	@echo "make test     install what the tests need and run the whole suite"
+	@echo "make install  install skiff on this server (root)"
+	@echo "make bench    run the benchmarks under bench/"
+
+deps:
+	@scripts/system-deps.sh
+
+docker: deps
+	@scripts/ensure-docker.sh
+
+venv:
+	@scripts/venv.sh $(VENV) editable pytest
+
+unit: venv
+	$(VENV)/bin/python -m pytest -q -m "not e2e" $(PYTEST_ARGS)
+
+test: deps docker venv
+	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,170 @@
+"""The ``skiff`` command line: a click group that plugins fill.
+
+:func:`main` builds the plugin manager, then the CLI from it (plugins add
+commands through ``skiff_commands``), and turns every error into one
+``!     message`` line with exit status 1 (``SKIFF_TRACE=1`` shows the
+traceback). ``skiff ssh-command`` is the entry point of SSH logins: it
+splits ``SSH_ORIGINAL_COMMAND`` with shlex and dispatches it, never to a
+shell.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import shlex
+import sys
+import traceback
+from typing import Any, Optional, Sequence
+
+import click
+
+from . import __version__
+from .context import Context, root_from_env
+from .errors import SkiffError
+from .output import Output
+from .plugins import SkiffPluginManager, build_plugin_manager
+
+TRACE_ENV = "SKIFF_TRACE"
+
+
+def local_only(command: click.Command) -> click.Command:
+    """Mark a command as refused over SSH (admin commands, internal hooks)."""
+    command.skiff_local_only = True  # type: ignore[attr-defined]
+    return command
+
+
+def is_local_only(command: Optional[click.Command]) -> bool:
+    return bool(getattr(command, "skiff_local_only", False))
+
+
+class SkiffGroup(click.Group):
+    """A click group that suggests the nearest command for a typo."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        name = args[0] if args else ""
+        if name and self.get_command(ctx, name) is None and not name.startswith("-"):
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else "; run 'skiff help' for the list"
+            raise click.UsageError(f"unknown command {name!r}{hint}", ctx)
+        return super().resolve_command(ctx, args)
+
+
+def pass_context(f):
+    """Decorator: pass the :class:`Context` (click's ``obj``) as first argument."""
+    return click.pass_obj(f)
+
+
+def build_cli(context: Context) -> click.Group:
+    """Make the ``skiff`` group: core commands, then every plugin's."""
+
+    @click.group(cls=SkiffGroup, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(__version__, "--version", prog_name="skiff", message="%(prog)s %(version)s")
+    def cli() -> None:
+        """Skiff: git push to deploy, on your own server.
+
+        Commands follow Dokku's names: skiff COMMAND [APP] [ARGS]...
+        Over SSH: ssh skiff@HOST COMMAND [APP] [ARGS]...
+        """
+
+    from .core_commands import add_core_commands
+
+    add_core_commands(cli)
+    context.hook.skiff_commands(cli=cli)
+    return cli
+
+
+def _disabled_in_state(root) -> set[str]:
+    from .state import State
+
+    if not (root / State.filename).exists():
+        return set()
+    state = State(root)
+    try:
+        return state.disabled_plugins()
+    except Exception:
+        return set()
+    finally:
+        state.close()
+
+
+def make_context(pm: Optional[SkiffPluginManager] = None, output: Optional[Output] = None) -> Context:
+    root = root_from_env()
+    if pm is None:
+        pm = build_plugin_manager(disabled=_disabled_in_state(root))
+    return Context(pm, root=root, output=output)
+
+
+def ssh_arguments(cli: click.Group, context: Context, command: str) -> list[str]:
+    """Turn ``SSH_ORIGINAL_COMMAND`` into CLI arguments, refusing what is not ours."""
+    if not command.strip():
+        return ["help"]
+    try:
+        args = shlex.split(command)
+    except ValueError as exc:
+        raise SkiffError(f"cannot parse the command: {exc}")
+    if not args:
+        return ["help"]
+    with click.Context(cli, obj=context) as ctx:
+        target = cli.get_command(ctx, args[0])
+    if target is None or is_local_only(target):
+        raise SkiffError(f"command {args[0]!r} is not available over SSH; try 'help'")
+    return args
+
+
+def run(cli: click.Group, context: Context, args: Sequence[str]) -> int:
+    """Invoke the CLI with ``args``; return the exit status."""
+    out = context.output
+    try:
+        if args and args[0] == "ssh-command":
+            context.via_ssh = True
+            context.ssh_key_name = os.environ.get("SKIFF_KEY_NAME")
+            args = ssh_arguments(cli, context, os.environ.get("SSH_ORIGINAL_COMMAND", ""))
+        result = cli.main(list(args), prog_name="skiff", standalone_mode=False, obj=context)
+        return result if isinstance(result, int) else 0
+    except SkiffError as exc:
+        _trace()
+        out.error(str(exc))
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        out.error("aborted")
+        return 1
+    except click.ClickException as exc:
+        _trace()
+        cmd = ""
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None and ctx.command is not None and ctx.parent is not None:
+            cmd = f" (see 'skiff {ctx.command.name} --help')"
+        out.error(exc.format_message() + cmd)
+        return exc.exit_code or 1
+    except BrokenPipeError:
+        return 1
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        return 130
+    except Exception as exc:
+        _trace()
+        out.error(f"unexpected error: {type(exc).__name__}: {exc} (SKIFF_TRACE=1 shows the traceback)")
+        return 1
+    finally:
+        context.close()
+
+
+def _trace() -> None:
+    if os.environ.get(TRACE_ENV):
+        traceback.print_exc()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Console entry point of ``skiff``."""
+    os.umask(0o022)
+    context = make_context()
+    for info in context.pm.broken():
+        context.output.warn(f"plugin {info.name} is broken and was skipped: {info.error}")
+    cli = build_cli(context)
+    sys.exit(run(cli, context, list(sys.argv[1:] if argv is None else argv)))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

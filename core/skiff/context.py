@@ -1,0 +1,57 @@
+"""The context of one ``skiff`` invocation: root, plugin manager, state, output."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from .output import Output
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .plugins import SkiffPluginManager
+    from .state import State
+
+DEFAULT_ROOT = "/var/lib/skiff"
+
+
+def root_from_env() -> Path:
+    return Path(os.environ.get("SKIFF_ROOT") or DEFAULT_ROOT)
+
+
+class Context:
+    """Everything a command or a hook needs; ``click``'s ``ctx.obj``.
+
+    The state database is opened on first use so ``skiff --help`` never
+    touches it.
+    """
+
+    def __init__(self, pm: "SkiffPluginManager", root: Optional[Path] = None, output: Optional[Output] = None):
+        self.pm = pm
+        self.hook = pm.hook
+        self.root = Path(root) if root else root_from_env()
+        self.output = output or Output()
+        self.via_ssh = False
+        self.ssh_key_name: Optional[str] = None
+        self._state: Optional["State"] = None
+
+    @property
+    def state(self) -> "State":
+        if self._state is None:
+            from .state import State
+
+            self._state = State(self.root)
+        return self._state
+
+    def close(self) -> None:
+        if self._state is not None:
+            self._state.close()
+            self._state = None
+
+    def create_app(self, app: str) -> None:
+        """Create ``app`` in the state store, then call ``skiff_app_created``."""
+        self.state.create_app(app)
+        self.hook.skiff_app_created(context=self, app=app)
+
+    def path(self, *parts: str) -> Path:
+        """A path under ``SKIFF_ROOT`` (parts must already be validated names)."""
+        return self.root.joinpath(*parts)

@@ -1,0 +1,160 @@
+"""Commands of the core itself: ``version``, ``help`` and ``plugin:*``."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+
+from . import __version__
+from .cli import local_only, pass_context
+from .context import Context
+from .errors import NotFound, SkiffError
+from .plugins import PluginInfo
+from . import validate
+
+
+def add_core_commands(cli: click.Group) -> None:
+    for command in (version, help_command, plugin_list, plugin_install, plugin_uninstall,
+                    plugin_enable, plugin_disable):
+        cli.add_command(command)
+
+
+@click.command("version")
+def version() -> None:
+    """Show Skiff's version."""
+    click.echo(f"skiff {__version__}")
+
+
+@click.command("help")
+@click.argument("command", required=False)
+@click.pass_context
+def help_command(ctx: click.Context, command: str | None) -> None:
+    """Show the list of commands, or the help of one."""
+    group = ctx.parent.command if ctx.parent else ctx.command
+    parent = ctx.parent or ctx
+    if command:
+        sub = group.get_command(parent, command)  # type: ignore[attr-defined]
+        if sub is None:
+            raise SkiffError(f"unknown command {command!r}")
+        with click.Context(sub, info_name=command, parent=parent) as sub_ctx:
+            click.echo(sub.get_help(sub_ctx))
+        return
+    click.echo(group.get_help(parent))
+
+
+def _plugin_row(info: PluginInfo) -> dict:
+    return {
+        "name": info.name,
+        "version": info.version,
+        "distribution": info.distribution,
+        "status": info.status,
+        "hooks": info.hooks,
+        "error": info.error,
+    }
+
+
+@click.command("plugin:list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@pass_context
+def plugin_list(context: Context, fmt: str) -> None:
+    """List plugins with version, distribution, hooks and status."""
+    rows = [_plugin_row(i) for i in sorted(context.pm.infos.values(), key=lambda i: i.name)]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'NAME':<16} {'VERSION':<9} {'STATUS':<9} {'DISTRIBUTION':<22} HOOKS")
+    for row in rows:
+        detail = ", ".join(row["hooks"]) if row["status"] != "broken" else row["error"]
+        click.echo(f"{row['name']:<16} {row['version']:<9} {row['status']:<9} {row['distribution']:<22} {detail}")
+
+
+def _plugins_by_process() -> dict[str, dict]:
+    """Ask a fresh skiff process for its plugin list (after a pip change)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "skiff", "plugin:list", "--format", "json"],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise SkiffError(f"skiff does not start after the change: {proc.stderr.strip()[-300:]}")
+    return {row["name"]: row for row in json.loads(proc.stdout)}
+
+
+def _pip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+                          capture_output=True, text=True, check=False)
+
+
+@local_only
+@click.command("plugin:install")
+@click.argument("spec")
+@pass_context
+def plugin_install(context: Context, spec: str) -> None:
+    """Install a plugin with pip (a PyPI name, a path or a URL) and verify it."""
+    if spec.startswith("-"):
+        raise SkiffError(f"invalid plugin spec {spec!r}")
+    out = context.output
+    before = set(context.pm.infos)
+    out.step(f"Installing {spec}")
+    proc = _pip("install", "--quiet", spec)
+    if proc.returncode != 0:
+        raise SkiffError(f"pip could not install {spec}: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+    after = _plugins_by_process()
+    new = [row for name, row in after.items() if name not in before]
+    broken = [row for row in new if row["status"] == "broken"]
+    if broken:
+        for row in broken:
+            out.error(f"plugin {row['name']} is broken: {row['error']}")
+        for dist in {row["distribution"] for row in broken if row["distribution"]}:
+            _pip("uninstall", "--yes", dist)
+        raise SkiffError(f"{spec} was uninstalled again because its plugins do not load")
+    if not new:
+        out.warn(f"{spec} installed, but it adds no plugin to the 'skiff' entry-point group")
+    for row in new:
+        out.info(f"{row['name']} {row['version']}: hooks {', '.join(row['hooks']) or '(none)'}")
+
+
+@local_only
+@click.command("plugin:uninstall")
+@click.argument("name")
+@pass_context
+def plugin_uninstall(context: Context, name: str) -> None:
+    """Uninstall the distribution that provides plugin NAME."""
+    info = _info(context, name)
+    if not info.distribution or info.distribution == "skiff":
+        raise SkiffError(f"plugin {name} is part of skiff itself; use plugin:disable")
+    proc = _pip("uninstall", "--yes", info.distribution)
+    if proc.returncode != 0:
+        raise SkiffError(f"pip could not uninstall {info.distribution}: {proc.stderr.strip()[-200:]}")
+    context.output.step(f"Uninstalled {info.distribution} (plugin {name})")
+
+
+def _info(context: Context, name: str) -> PluginInfo:
+    validate.plugin_name(name)
+    info = context.pm.infos.get(name)
+    if info is None:
+        raise NotFound(f"no plugin named {name}; see plugin:list")
+    return info
+
+
+@local_only
+@click.command("plugin:enable")
+@click.argument("name")
+@pass_context
+def plugin_enable(context: Context, name: str) -> None:
+    """Enable a plugin that plugin:disable turned off."""
+    _info(context, name)
+    context.state.set_plugin_enabled(name, True)
+    context.output.step(f"Plugin {name} enabled")
+
+
+@local_only
+@click.command("plugin:disable")
+@click.argument("name")
+@pass_context
+def plugin_disable(context: Context, name: str) -> None:
+    """Disable a plugin (kept in the state store) without uninstalling it."""
+    _info(context, name)
+    context.state.set_plugin_enabled(name, False)
+    context.output.step(f"Plugin {name} disabled")

@@ -1,0 +1,71 @@
+"""The deploy object passed to every lifecycle hook, and the source it deploys."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .context import Context
+    from .output import Output
+    from .state import Release
+
+PHASES = ("receive", "pre_build", "build", "release", "deploy", "post_deploy")
+REDEPLOY_PHASES = ("release", "deploy", "post_deploy")
+
+
+@dataclass
+class Source:
+    """Where a deploy's code comes from.
+
+    ``kind`` names the plugin that can receive it (``git``, ``archive``, ...);
+    ``location`` is kind-specific (a repository path, a URL, a file);
+    ``revision`` is the commit or version to deploy, when the kind has one.
+    """
+
+    kind: str
+    location: str
+    revision: Optional[str] = None
+    ref: Optional[str] = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Deploy:
+    """One deploy (or redeploy) of one app, shared by every phase.
+
+    Plugins read and fill it: ``skiff_receive`` fills ``workdir`` and
+    ``revision``; ``skiff_pre_build`` sets ``processes`` and ``app_json``;
+    ``skiff_build`` returns the ``image``; the core sets ``release``;
+    ``skiff_deploy`` starts processes. ``meta`` is stored with the release
+    (JSON values only; e.g. ports, the release command), ``scratch`` is a
+    per-plugin scratch space that is not stored: ``deploy.scratch["myplugin"]``.
+    """
+
+    context: "Context"
+    app: str
+    kind: str  # "deploy" (full pipeline) or "redeploy" (from release on)
+    description: str
+    output: "Output"
+    source: Optional[Source] = None
+    workdir: Optional[Path] = None
+    revision: Optional[str] = None
+    image: Optional[str] = None
+    processes: dict[str, str] = field(default_factory=dict)
+    app_json: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    release: Optional["Release"] = None
+    previous: Optional["Release"] = None
+    urls: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    scratch: dict[str, dict[str, Any]] = field(default_factory=dict)
+    phase: Optional[str] = None
+
+    def scratch_for(self, plugin: str) -> dict[str, Any]:
+        """The scratch dict of one plugin, created on first use."""
+        return self.scratch.setdefault(plugin, {})
+
+    @property
+    def state(self):
+        return self.context.state

@@ -1,0 +1,185 @@
+"""The core hooks: Skiff's public plugin API.
+
+Every hook is documented in ``docs/hooks.md``. Lifecycle hooks run in this
+order for one deploy, all receiving the same :class:`skiff.deploy.Deploy`::
+
+    skiff_receive -> skiff_pre_build -> skiff_build -> skiff_release
+        -> skiff_deploy -> skiff_post_deploy
+    (any exception: skiff_deploy_failed(deploy, phase, error))
+
+A redeploy (config change, scale, restart, rollback) runs from
+``skiff_release`` on with the image of an existing release.
+
+Builtin default implementations are marked ``trylast=True`` so any plugin
+can override them.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+from . import hookspec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import click
+    import pluggy
+
+    from .context import Context
+    from .deploy import Deploy
+
+
+# -- lifecycle -------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def skiff_receive(deploy: "Deploy") -> Optional[bool]:
+    """Put the source tree of ``deploy.source`` into ``deploy.workdir``.
+
+    Called first in a full deploy, under the app's lock. ``deploy.workdir`` is
+    an empty directory created by the core. The plugin that owns
+    ``deploy.source.kind`` copies or checks the source out there, sets
+    ``deploy.revision`` where the source has one, and returns ``True``.
+    Plugins that do not own the kind return ``None``.
+
+    First result wins. If no plugin returns a result, the deploy fails with
+    "no plugin can receive ... sources".
+    """
+
+
+@hookspec
+def skiff_pre_build(deploy: "Deploy") -> None:
+    """Inspect and validate the received source before the build.
+
+    Called for every plugin after ``skiff_receive``. Plugins read files such
+    as the Procfile or app.json, validate them (raise :class:`SkiffError` with
+    a clear message to stop the deploy), and fill ``deploy.processes``,
+    ``deploy.app_json`` and ``deploy.meta``. Return value ignored.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_build(deploy: "Deploy") -> Optional[str]:
+    """Build the image for ``deploy`` and return its reference (tag or id).
+
+    Called after ``skiff_pre_build``. The builder chosen for the source
+    (buildpacks, dockerfile, ...) builds from ``deploy.workdir`` and returns
+    the image; others return ``None``. First result wins; the core stores it
+    in ``deploy.image``. If no plugin returns an image, the deploy fails.
+    """
+
+
+@hookspec
+def skiff_release(deploy: "Deploy") -> None:
+    """Run release tasks for a new release.
+
+    Called for a deploy and for every redeploy, after the core recorded
+    ``deploy.release`` (status ``pending``: image, config, processes, meta).
+    Plugins run release tasks (Procfile ``release:``, app.json
+    ``predeploy``) before any new process starts; raising stops the deploy
+    and the current release keeps serving. Return value ignored.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_deploy(deploy: "Deploy") -> Optional[bool]:
+    """Start the processes of ``deploy.release`` and check they are healthy.
+
+    Called after ``skiff_release``. The scheduler (docker, ...) starts new
+    processes next to the old ones, waits for their checks and returns
+    ``True``; it must not stop the old processes yet (that happens in its
+    ``skiff_post_deploy``). First result wins; if no plugin answers, the
+    deploy fails with "no scheduler".
+    """
+
+
+@hookspec
+def skiff_post_deploy(deploy: "Deploy") -> None:
+    """Switch traffic to the new release and retire the old one.
+
+    Called for every plugin after ``skiff_deploy`` succeeded. The proxy
+    switches first (``tryfirst=True``), the scheduler retires old processes
+    last (``trylast=True``); other plugins run post-deploy scripts or notify.
+    Plugins may append to ``deploy.urls``, which the core prints. Raising
+    fails the deploy. Return value ignored.
+    """
+
+
+@hookspec
+def skiff_deploy_failed(deploy: "Deploy", phase: str, error: BaseException) -> None:
+    """Undo the partial work of a failed deploy.
+
+    Called for every plugin when any phase raised, with the name of the phase
+    (``receive``, ``pre_build``, ``build``, ``release``, ``deploy``,
+    ``post_deploy``) and the exception. Plugins remove what they started
+    (new containers, temp images) so the previous release keeps serving.
+    Exceptions raised here are reported as warnings and do not stop other
+    implementations. Return value ignored.
+    """
+
+
+# -- plugin manager and CLI ------------------------------------------------
+
+
+@hookspec(historic=True)
+def skiff_addhooks(pm: "pluggy.PluginManager") -> None:
+    """Add a plugin's own hookspecs with ``pm.add_hookspecs(module)``.
+
+    Historic: called for every plugin as it is registered, even after the
+    call was made, so a plugin that declares an extension point (e.g. the
+    buildpacks plugin's language-pack hooks) may load in any order relative
+    to the plugins that implement it. Return value ignored.
+    """
+
+
+@hookspec
+def skiff_commands(cli: "click.Group") -> None:
+    """Add click commands to the ``skiff`` command group.
+
+    Called once when the CLI is built, after every plugin is registered.
+    Command names follow Dokku's (``apps:create``, ``config:set``); the
+    command reads the :class:`skiff.context.Context` from ``click``'s
+    ``ctx.obj``. Keep this cheap: import heavy libraries inside commands,
+    not here, so ``skiff --help`` stays fast. Return value ignored.
+    """
+
+
+# -- app events -------------------------------------------------------------
+
+
+@hookspec
+def skiff_app_created(context: "Context", app: str) -> None:
+    """Called for every plugin after ``app`` was created in the state store.
+
+    Plugins create per-app resources (a repository, a network alias, default
+    settings). Return value ignored.
+    """
+
+
+@hookspec
+def skiff_app_destroyed(context: "Context", app: str) -> None:
+    """Called for every plugin while ``app`` is being destroyed.
+
+    Called under the app's lock, before the core deletes the app's state
+    (config, properties, releases), so plugins can still read their
+    properties and remove containers, images, repositories and links.
+    Return value ignored.
+    """
+
+
+@hookspec
+def skiff_app_renamed(context: "Context", old: str, new: str) -> None:
+    """Called for every plugin after app ``old`` was renamed to ``new``.
+
+    The state store already holds the app, its config, properties and
+    releases under ``new``. Plugins move their own resources (repository,
+    containers, links). Return value ignored.
+    """
+
+
+@hookspec
+def skiff_report(context: "Context", app: str) -> Optional[dict[str, dict[str, Any]]]:
+    """Return report sections for ``apps:report``: ``{section: {field: value}}``.
+
+    Called for every plugin; the results are merged in plugin order. Values
+    must be JSON-serialisable and must not contain secrets. Return ``None``
+    to add nothing.
+    """

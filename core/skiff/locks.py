@@ -1,0 +1,52 @@
+"""Per-app file locks under ``SKIFF_ROOT/locks``.
+
+``flock`` locks die with their process, so a deploy killed with SIGKILL never
+leaves a stale lock behind.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from .errors import LockTimeout
+
+
+def lock_path(root: Path, name: str) -> Path:
+    directory = root / "locks"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{name}.lock"
+
+
+@contextmanager
+def file_lock(
+    path: Path,
+    timeout: float,
+    on_wait: Optional[Callable[[], None]] = None,
+    poll: float = 0.05,
+) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``; call ``on_wait`` once if it is busy."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait:
+                on_wait()
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(f"timed out after {timeout:g}s waiting for the lock {path.name}")
+                    time.sleep(poll)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,63 @@
+"""Progress output in the Heroku/Dokku style.
+
+``-----> step``, indented detail lines, `` !     warning`` and ``=====> banner``.
+Every write is flushed so a ``git push`` shows it live as ``remote:`` lines.
+"""
+from __future__ import annotations
+
+import sys
+from typing import IO, Iterable, Optional
+
+INDENT = "       "
+
+
+class Output:
+    """Writes progress lines to a stream (stdout by default)."""
+
+    def __init__(self, stream: Optional[IO[str]] = None, err: Optional[IO[str]] = None, quiet: bool = False):
+        self._stream = stream
+        self._err = err
+        self.quiet = quiet
+
+    @property
+    def stream(self) -> IO[str]:
+        return self._stream or sys.stdout
+
+    @property
+    def err(self) -> IO[str]:
+        return self._err or sys.stderr
+
+    def _write(self, text: str, stream: Optional[IO[str]] = None) -> None:
+        stream = stream or self.stream
+        stream.write(text + "\n")
+        stream.flush()
+
+    def step(self, message: str) -> None:
+        """A phase or step: ``-----> message``."""
+        if not self.quiet:
+            self._write(f"-----> {message}")
+
+    def info(self, message: str) -> None:
+        """Detail under a step, indented."""
+        if not self.quiet:
+            for line in message.splitlines() or [""]:
+                self._write(f"{INDENT}{line}")
+
+    def lines(self, lines: Iterable[str]) -> None:
+        """Indent and write each line of another program's output as it arrives."""
+        for line in lines:
+            self.info(line.rstrip("\r\n"))
+
+    def warn(self, message: str) -> None:
+        self._write(f" !     {message}", self.err)
+
+    def error(self, message: str) -> None:
+        """One error line: ``!     message`` on stderr."""
+        self._write(f"!     {message}", self.err)
+
+    def banner(self, message: str) -> None:
+        if not self.quiet:
+            self._write(f"=====> {message}")
+
+    def plain(self, message: str = "") -> None:
+        self._write(message)

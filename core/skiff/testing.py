@@ -1,0 +1,213 @@
+"""pytest helpers for plugin authors (a pytest plugin, loaded automatically).
+
+Fixtures:
+
+``skiff_root``
+    a temporary ``SKIFF_ROOT`` (also set in the environment).
+``skiff``
+    a factory: ``skiff(*plugins, entry_points=False)`` returns a
+    :class:`SkiffHarness` with a plugin manager of just those plugins, a
+    context on ``skiff_root`` and ``invoke(*args)`` to run CLI commands.
+
+Helper plugins to drive the lifecycle without Docker: :class:`DirReceiver`
+(source kind ``dir``), :class:`StubBuilder`, :class:`StubScheduler` and
+:class:`HookRecorder`.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import pytest
+
+from . import hookimpl
+from .cli import build_cli, run
+from .context import Context
+from .deploy import Deploy, Source
+from .output import Output
+from .plugins import SkiffPluginManager, build_plugin_manager
+
+LIFECYCLE_HOOKS = (
+    "skiff_receive",
+    "skiff_pre_build",
+    "skiff_build",
+    "skiff_release",
+    "skiff_deploy",
+    "skiff_post_deploy",
+)
+
+
+@dataclass
+class Result:
+    """What one CLI invocation printed and returned."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def make_plugin_manager(*plugins: Any, entry_points: bool = False, disabled: tuple[str, ...] = ()) -> SkiffPluginManager:
+    """A plugin manager with the core hookspecs and ``plugins``.
+
+    Each plugin is a module, an object, or a ``(name, plugin)`` pair.
+    """
+    named = []
+    for index, plugin in enumerate(plugins):
+        if isinstance(plugin, tuple):
+            named.append(plugin)
+        else:
+            name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}"
+            named.append((name, plugin))
+    return build_plugin_manager(disabled=disabled, plugins=named, load_entry_points=entry_points)
+
+
+class SkiffHarness:
+    """A plugin manager, a context and a CLI, all on one test ``SKIFF_ROOT``."""
+
+    def __init__(self, pm: SkiffPluginManager, root: Path):
+        self.pm = pm
+        self.root = root
+        self.context = Context(pm, root=root, output=Output())
+        self.cli = build_cli(self.context)
+
+    @property
+    def state(self):
+        return self.context.state
+
+    def invoke(self, *args: str, input: Optional[str] = None, env: Optional[dict[str, str]] = None) -> Result:
+        """Run ``skiff ARGS`` in-process; capture stdout and stderr."""
+        out, err = io.StringIO(), io.StringIO()
+        old_env = {k: os.environ.get(k) for k in (env or {})}
+        os.environ.update(env or {})
+        old_stdin = sys.stdin
+        sys.stdin = io.StringIO(input or "")
+        self.context.via_ssh = False
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = run(self.cli, self.context, list(args))
+        finally:
+            sys.stdin = old_stdin
+            for key, value in old_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        return Result(code, out.getvalue(), err.getvalue())
+
+    def create_app(self, app: str) -> None:
+        self.context.create_app(app)
+
+
+class DirReceiver:
+    """Receives ``Source(kind="dir", location=PATH)`` by copying the directory."""
+
+    @hookimpl
+    def skiff_receive(self, deploy: Deploy) -> Optional[bool]:
+        if deploy.source is None or deploy.source.kind != "dir":
+            return None
+        assert deploy.workdir is not None
+        shutil.copytree(deploy.source.location, deploy.workdir, dirs_exist_ok=True)
+        return True
+
+
+class StubBuilder:
+    """Returns ``stub:<app>-<n>`` as the image; ``fail=True`` makes builds fail."""
+
+    def __init__(self, fail: bool = False):
+        self.fail = fail
+        self.builds = 0
+
+    @hookimpl(trylast=True)
+    def skiff_build(self, deploy: Deploy) -> str:
+        if self.fail:
+            raise RuntimeError("stub build failed")
+        self.builds += 1
+        return f"stub:{deploy.app}-{self.builds}"
+
+
+class StubScheduler:
+    """Pretends to run releases; remembers which ones it ran."""
+
+    def __init__(self) -> None:
+        self.deployed: list[tuple[str, int]] = []
+
+    @hookimpl(trylast=True)
+    def skiff_deploy(self, deploy: Deploy) -> bool:
+        assert deploy.release is not None
+        self.deployed.append((deploy.app, deploy.release.version))
+        return True
+
+
+class HookRecorder:
+    """Records every lifecycle hook call as ``(hook, deploy)``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    @hookimpl(tryfirst=True)
+    def skiff_receive(self, deploy: Deploy) -> None:
+        self.calls.append(("skiff_receive", deploy))
+
+    @hookimpl(tryfirst=True)
+    def skiff_pre_build(self, deploy: Deploy) -> None:
+        self.calls.append(("skiff_pre_build", deploy))
+
+    @hookimpl(tryfirst=True)
+    def skiff_build(self, deploy: Deploy) -> None:
+        self.calls.append(("skiff_build", deploy))
+
+    @hookimpl(tryfirst=True)
+    def skiff_release(self, deploy: Deploy) -> None:
+        self.calls.append(("skiff_release", deploy))
+
+    @hookimpl(tryfirst=True)
+    def skiff_deploy(self, deploy: Deploy) -> None:
+        self.calls.append(("skiff_deploy", deploy))
+
+    @hookimpl(tryfirst=True)
+    def skiff_post_deploy(self, deploy: Deploy) -> None:
+        self.calls.append(("skiff_post_deploy", deploy))
+
+    @hookimpl(tryfirst=True)
+    def skiff_deploy_failed(self, deploy: Deploy, phase: str, error: BaseException) -> None:
+        self.calls.append(("skiff_deploy_failed", (deploy, phase, error)))
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+def dir_source(path: Path | str, revision: Optional[str] = None) -> Source:
+    return Source(kind="dir", location=str(path), revision=revision)
+
+
+@pytest.fixture
+def skiff_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    root = tmp_path / "skiff-root"
+    root.mkdir()
+    monkeypatch.setenv("SKIFF_ROOT", str(root))
+    yield root
+
+
+@pytest.fixture
+def skiff(skiff_root: Path) -> Iterator[Any]:
+    harnesses: list[SkiffHarness] = []
+
+    def factory(*plugins: Any, entry_points: bool = False, disabled: tuple[str, ...] = ()) -> SkiffHarness:
+        harness = SkiffHarness(make_plugin_manager(*plugins, entry_points=entry_points, disabled=disabled), skiff_root)
+        harnesses.append(harness)
+        return harness
+
+    yield factory
+    for harness in harnesses:
+        harness.context.close()

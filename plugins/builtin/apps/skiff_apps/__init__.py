@@ -1,0 +1,1 @@
+"""Skiff builtin plugin: app management (apps:*)."""

@@ -1,0 +1,1 @@
+"""Skiff builtin plugin: environment config (config:*)."""
