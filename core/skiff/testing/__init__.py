@@ -26,12 +26,15 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
-from . import hookimpl
-from .cli import build_cli, run
-from .context import Context
-from .deploy import Deploy, Source
-from .output import Output
-from .plugins import SkiffPluginManager, build_plugin_manager
+from .. import hookimpl
+from ..cli import build_cli, run
+from ..context import Context
+from ..deploy import Deploy, Source
+from ..output import Output
+from ..plugins import SkiffPluginManager, build_plugin_manager
+
+# End-to-end fixtures (real dockerd, sshd, nginx) live in submodules.
+pytest_plugins = ["skiff.testing.docker", "skiff.testing.sshd", "skiff.testing.nginx"]
 
 LIFECYCLE_HOOKS = (
     "skiff_receive",

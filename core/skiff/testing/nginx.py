@@ -1,0 +1,1 @@
+"""pytest fixtures: nginx, for end-to-end tests (filled by the issue that needs it)."""
