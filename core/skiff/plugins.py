@@ -20,6 +20,7 @@ from . import PROJECT, hookspecs
 
 ENTRY_POINT_GROUP = "skiff"
 DISABLED_ENV = "SKIFF_DISABLED_PLUGINS"
+EXTRA_ENV = "SKIFF_PLUGINS"  # extra plugin modules to load, like PYTEST_PLUGINS
 
 
 @dataclass
@@ -82,6 +83,12 @@ def disabled_from_env() -> set[str]:
     return {n.strip() for n in os.environ.get(DISABLED_ENV, "").split(",") if n.strip()}
 
 
+def extra_from_env() -> list[tuple[str, object]]:
+    """Plugins named in ``SKIFF_PLUGINS`` (comma-separated module names)."""
+    names = [n.strip() for n in os.environ.get(EXTRA_ENV, "").split(",") if n.strip()]
+    return [(name, name) for name in names]
+
+
 def _entry_points() -> list[metadata.EntryPoint]:
     eps = metadata.entry_points()
     selected = eps.select(group=ENTRY_POINT_GROUP) if hasattr(eps, "select") else eps.get(ENTRY_POINT_GROUP, [])
@@ -129,10 +136,17 @@ def build_plugin_manager(
                 pm.infos[ep.name] = info
                 continue
             pm.register_plugin(plugin, ep.name, info)
-    for name, plugin in plugins:
+    for name, plugin in [*plugins, *extra_from_env()]:
         if name in off:
             pm.infos[name] = PluginInfo(name=name, status="disabled", module=getattr(plugin, "__name__", ""))
             continue
+        if isinstance(plugin, str):
+            try:
+                plugin = module_plugin(plugin)
+            except Exception as exc:
+                pm.infos[name] = PluginInfo(name=name, status="broken", module=str(plugin),
+                                            error=f"failed to import {plugin}: {type(exc).__name__}: {exc}")
+                continue
         pm.register_plugin(plugin, name)
     pm.drop_unknown_hooks()
     return pm
