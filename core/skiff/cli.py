@@ -137,7 +137,7 @@ def run(cli: click.Group, context: Context, args: Sequence[str]) -> int:
         if ctx is not None and ctx.command is not None and ctx.parent is not None:
             cmd = f" (see 'skiff {ctx.command.name} --help')"
         out.error(exc.format_message() + cmd)
-        return exc.exit_code or 1
+        return 1
     except BrokenPipeError:
         return 1
     except KeyboardInterrupt:

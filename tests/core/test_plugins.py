@@ -1,0 +1,108 @@
+import json
+
+import pytest
+
+from skiff import hookimpl
+from skiff.plugins import build_plugin_manager
+from skiff.testing import make_plugin_manager
+
+
+def test_broken_third_party_plugin_does_not_stop_apps_list(run_skiff, fake_distribution):
+    env = fake_distribution("exploding", "raise RuntimeError('boom at import')\n")
+    assert run_skiff("apps:create", "catmeow", env=env).returncode == 0
+    result = run_skiff("apps:list", env=env)
+    assert result.returncode == 0
+    assert "catmeow" in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if "exploding" in line]
+    assert len(warnings) == 1 and "RuntimeError: boom at import" in warnings[0]
+    listed = {row["name"]: row for row in json.loads(run_skiff("plugin:list", "--format", "json", env=env).stdout)}
+    assert listed["exploding"]["status"] == "broken"
+    assert listed["apps"]["status"] == "enabled" and listed["apps"]["distribution"] == "skiff-apps"
+
+
+def test_misspelled_hook_marks_the_plugin_broken():
+    class Typo:
+        @hookimpl
+        def skiff_post_deploi(self, deploy):
+            pass
+
+    class Fine:
+        @hookimpl
+        def skiff_post_deploy(self, deploy):
+            pass
+
+    pm = make_plugin_manager(("typo", Typo()), ("fine", Fine()))
+    assert pm.infos["typo"].status == "broken"
+    assert "unknown hook skiff_post_deploi" in pm.infos["typo"].error
+    assert pm.infos["fine"].status == "enabled" and pm.infos["fine"].hooks == ["skiff_post_deploy"]
+    assert pm.get_plugin("typo") is None
+
+
+def test_wrong_hook_arguments_mark_the_plugin_broken():
+    class Wrong:
+        @hookimpl
+        def skiff_deploy(self, deploy, extra):
+            pass
+
+    pm = make_plugin_manager(("wrong", Wrong()))
+    assert pm.infos["wrong"].status == "broken" and pm.get_plugin("wrong") is None
+
+
+def test_entry_points_load_in_name_order():
+    pm = build_plugin_manager()
+    names = [n for n, info in pm.infos.items() if info.distribution]
+    assert names == sorted(names) and {"apps", "config"} <= set(names)
+
+
+def test_disable_and_enable_persist(run_skiff):
+    assert run_skiff("plugin:disable", "config").returncode == 0
+    assert "config:set" not in run_skiff("--help").stdout
+    rows = {r["name"]: r for r in json.loads(run_skiff("plugin:list", "--format", "json").stdout)}
+    assert rows["config"]["status"] == "disabled"
+    assert run_skiff("plugin:enable", "config").returncode == 0
+    assert "config:set" in run_skiff("--help").stdout
+    result = run_skiff("plugin:disable", "nosuch")
+    assert result.returncode == 1 and "no plugin named nosuch" in result.stderr
+
+
+def test_disabled_by_environment(run_skiff):
+    result = run_skiff("--help", env={"SKIFF_DISABLED_PLUGINS": "apps, config"})
+    assert "apps:create" not in result.stdout and "config:set" not in result.stdout
+    assert "plugin:list" in result.stdout
+
+
+def test_extra_plugins_from_environment(run_skiff):
+    rows = json.loads(run_skiff("plugin:list", "--format", "json", env={"SKIFF_PLUGINS": "skiff.testing.stubs"}).stdout)
+    stub = [r for r in rows if r["name"] == "skiff.testing.stubs"][0]
+    assert "skiff_build" in stub["hooks"]
+    rows = json.loads(run_skiff("plugin:list", "--format", "json", env={"SKIFF_PLUGINS": "no_such_module"}).stdout)
+    assert [r["status"] for r in rows if r["name"] == "no_such_module"] == ["broken"]
+
+
+class Declarer:
+    """A plugin that declares its own hook through skiff_addhooks."""
+
+    class Specs:
+        from skiff import hookspec
+
+        @hookspec(firstresult=True)
+        def skiff_example_detect(self, path):
+            """Example extension point."""
+
+    @hookimpl
+    def skiff_addhooks(self, pm):
+        pm.add_hookspecs(self.Specs)
+
+
+class Implementer:
+    @hookimpl
+    def skiff_example_detect(self, path):
+        return f"seen {path}"
+
+
+@pytest.mark.parametrize("order", [("decl", "impl"), ("impl", "decl")])
+def test_addhooks_lets_plugins_declare_hooks_in_any_order(order):
+    plugins = {"decl": ("decl", Declarer()), "impl": ("impl", Implementer())}
+    pm = make_plugin_manager(*[plugins[o] for o in order])
+    assert pm.infos["impl"].status == "enabled"
+    assert pm.hook.skiff_example_detect(path="/src") == "seen /src"
