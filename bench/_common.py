@@ -1,0 +1,52 @@
+"""Helpers shared by the benchmarks: timing, medians, one printed table, results.json."""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+RESULTS = Path(__file__).with_name("results.json")
+
+
+def runs(default: int = 5) -> int:
+    return int(os.environ.get("BENCH_RUNS", default))
+
+
+def time_command(argv: Sequence[str], env: dict | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(list(argv), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def interleave(cases: dict[str, Callable[[], float]], n: int) -> dict[str, list[float]]:
+    """Run every case once per round, n rounds, so noise hits all of them alike."""
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(n):
+        for name, case in cases.items():
+            samples[name].append(case())
+    return samples
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "n": len(samples)}
+
+
+def report(bench: str, rows: dict[str, list[float]], unit: str = "s", baseline: str | None = None) -> dict:
+    """Print a table (median, min, max, ratio to the baseline) and merge it into results.json."""
+    table = {name: summary(values) for name, values in rows.items()}
+    base = table[baseline]["median"] if baseline else None
+    print(f"\n{bench}")
+    print(f"  {'case':<40} {'median':>10} {'min':>10} {'max':>10} {'ratio':>7}")
+    for name, row in table.items():
+        ratio = f"{row['median'] / base:.2f}x" if base else ""
+        if base:
+            row["ratio"] = round(row["median"] / base, 3)
+        print(f"  {name:<40} {row['median']:>9.3f}{unit} {row['min']:>9.3f}{unit} {row['max']:>9.3f}{unit} {ratio:>7}")
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results[bench] = {"unit": unit, "baseline": baseline, "rows": table, "when": time.strftime("%Y-%m-%d %H:%M")}
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True))
+    return table
