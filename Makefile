@@ -26,5 +26,8 @@ unit: venv
 test: deps docker venv
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
+bench: docker venv
+	$(VENV)/bin/python bench/run.py $(BENCH)
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,38 @@
+"""Run every benchmark under bench/ (or those named) and print their tables.
+
+    make bench                    # all, BENCH_RUNS rounds each (default per benchmark)
+    BENCH_RUNS=3 make bench
+    .venv/bin/python bench/run.py cli_startup deploy
+
+Each benchmark measures its own baseline in the same run; results merge into bench/results.json.
+"""
+from __future__ import annotations
+
+import runpy
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def main(names: list[str]) -> int:
+    scripts = sorted(p for p in HERE.glob("*.py") if not p.name.startswith("_") and p.name != "run.py")
+    if names:
+        scripts = [p for p in scripts if p.stem in names]
+    failed = []
+    for script in scripts:
+        start = time.perf_counter()
+        print(f"=====> {script.stem}", flush=True)
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except Exception as exc:  # one broken benchmark must not hide the others
+            failed.append(script.stem)
+            print(f"!     {script.stem} failed: {type(exc).__name__}: {exc}", flush=True)
+        print(f"       ({time.perf_counter() - start:.0f}s)", flush=True)
+    print(f"\nResults: {HERE / 'results.json'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
