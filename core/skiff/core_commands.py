@@ -17,7 +17,7 @@ from . import validate
 
 def add_core_commands(cli: click.Group) -> None:
     for command in (version, help_command, plugin_list, plugin_install, plugin_uninstall,
-                    plugin_enable, plugin_disable):
+                    plugin_enable, plugin_disable, state_backup):
         cli.add_command(command)
 
 
@@ -158,3 +158,16 @@ def plugin_disable(context: Context, name: str) -> None:
     _info(context, name)
     context.state.set_plugin_enabled(name, False)
     context.output.step(f"Plugin {name} disabled")
+
+
+@local_only
+@click.command("state:backup")
+@click.argument("destination", type=click.Path(dir_okay=False, writable=True))
+@pass_context
+def state_backup(context: Context, destination: str) -> None:
+    """Copy the state database to DESTINATION, safely while deploys run.
+
+    To restore, stop skiff and copy the file back to SKIFF_ROOT/skiff.db.
+    """
+    context.state.backup(destination)
+    context.output.step(f"State database copied to {destination}")

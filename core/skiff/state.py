@@ -371,6 +371,18 @@ class State:
             rows = self.conn.execute("SELECT * FROM releases WHERE app=? ORDER BY version", (app,))
         return [_release_from_row(r) for r in rows]
 
+    # -- backup ---------------------------------------------------------
+    def backup(self, destination: Path | str) -> None:
+        """Copy the database to ``destination`` (0600) while others keep writing."""
+        destination = Path(destination)
+        fd = os.open(destination, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        os.close(fd)
+        target = sqlite3.connect(destination)
+        try:
+            self.conn.backup(target)
+        finally:
+            target.close()
+
     # -- plugins --------------------------------------------------------
     def disabled_plugins(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT name FROM disabled_plugins")}
