@@ -34,7 +34,7 @@ from ..output import Output
 from ..plugins import SkiffPluginManager, build_plugin_manager
 
 # End-to-end fixtures (real dockerd, sshd, nginx) live in submodules.
-pytest_plugins = ["skiff.testing.docker", "skiff.testing.sshd", "skiff.testing.nginx"]
+pytest_plugins = ["skiff.testing.docker", "skiff.testing.sshd", "skiff.testing.nginx", "skiff.testing.scheduler"]
 
 LIFECYCLE_HOOKS = (
     "skiff_receive",
