@@ -1,0 +1,1 @@
+"""Skiff contrib plugin: postgres service containers that apps link to."""

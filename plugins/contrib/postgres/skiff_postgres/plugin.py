@@ -1,0 +1,62 @@
+"""postgres: service containers that apps link to (like dokku-postgres).
+
+Commands are in :mod:`skiff_postgres.commands`; this module holds the hook
+implementations. Link records live in the plugin's properties, so an app
+that is destroyed is unlinked and an app that is renamed keeps its links.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import click
+
+from skiff import hookimpl
+from skiff.context import Context
+
+from . import service as sv
+
+
+@hookimpl
+def skiff_commands(cli: click.Group) -> None:
+    from .commands import all_commands
+
+    for command in all_commands():
+        cli.add_command(command)
+
+
+def _update_links(context: Context, app: str, change) -> None:
+    for service in sv.all_services(context):
+        if app not in service.links:
+            continue
+        with sv.service_lock(context, service.name):
+            fresh = sv.load(context, service.name)
+            if app in fresh.links:
+                change(fresh)
+                sv.save(context, fresh)
+
+
+@hookimpl
+def skiff_app_destroyed(context: Context, app: str) -> None:
+    """Forget the app's links (the core deletes its config)."""
+    def unlink(service: sv.Service) -> None:
+        service.links.pop(app, None)
+        context.output.info(f"Unlinked postgres {service.name}")
+
+    _update_links(context, app, unlink)
+
+
+@hookimpl
+def skiff_app_renamed(context: Context, old: str, new: str) -> None:
+    """Keep the links: the config moved with the app, the records follow."""
+    def rename(service: sv.Service) -> None:
+        service.links[new] = service.links.pop(old)
+
+    _update_links(context, old, rename)
+
+
+@hookimpl
+def skiff_report(context: Context, app: str) -> Optional[dict[str, dict[str, Any]]]:
+    links = {s.name: s.links[app] for s in sv.all_services(context) if app in s.links}
+    if not links:
+        return None
+    return {"postgres": {"links": links}}

@@ -1,0 +1,148 @@
+"""Unit tests of the postgres plugin: names, DSNs, link records (no docker).
+
+The link tests store a service record directly and use the stub builder and
+scheduler from skiff.testing, so they check the config, the records and the
+redeploys without starting containers.
+"""
+import pytest
+
+import skiff_apps.plugin as apps_plugin
+import skiff_config.plugin as config_plugin
+import skiff_postgres.plugin as pg_plugin
+from skiff import lifecycle
+from skiff.errors import ValidationError
+from skiff.testing import DirReceiver, StubBuilder, StubScheduler, dir_source
+from skiff_postgres import service as sv
+from skiff_postgres.commands import parse_bind
+
+
+def test_names_and_dsn():
+    s = sv.Service(name="my-db", image="img", password="p@ss/word:1")
+    assert s.container == "skiff.postgres.my-db"
+    assert s.host == "skiff-postgres-my-db"
+    assert s.database == "my_db"
+    assert s.dsn() == "postgres://postgres:p%40ss%2Fword%3A1@skiff-postgres-my-db:5432/my_db"
+    assert "p%40ss" not in s.dsn(masked=True) and "********" in s.dsn(masked=True)
+    for bad in ("Db", "1db", "db-", "a/b", "../x", "", "x" * 49):
+        with pytest.raises(ValidationError):
+            sv.service_name(bad)
+
+
+def test_passwords():
+    a, b = sv.new_password(), sv.new_password()
+    assert a != b and len(a) == 32
+    for bad in ("short", "has space in it", "x" * 129, "new\nline12"):
+        with pytest.raises(ValidationError):
+            sv.check_password(bad)
+
+
+def test_pick_key():
+    s = sv.Service(name="reports-db", image="img", password="x" * 10)
+    assert sv.pick_key(s, {}, None) == "DATABASE_URL"
+    assert sv.pick_key(s, {"DATABASE_URL": "x"}, None) == "REPORTS_DB_DATABASE_URL"
+    assert sv.pick_key(s, {}, "blue") == "BLUE_URL"
+    assert sv.pick_key(s, {}, "GREEN_URL") == "GREEN_URL"
+    with pytest.raises(ValidationError):
+        sv.pick_key(s, {}, "bad-alias")
+    with pytest.raises(Exception, match="BLUE_URL is already set"):
+        sv.pick_key(s, {"BLUE_URL": "x"}, "blue")
+
+
+def test_parse_bind():
+    assert parse_bind(None) == ("127.0.0.1", None)
+    assert parse_bind("5999") == ("127.0.0.1", 5999)
+    assert parse_bind("0.0.0.0:6000") == ("0.0.0.0", 6000)
+    assert parse_bind("[::1]:6001") == ("::1", 6001)
+    for bad in ("host:5432", "70000", "0", "x", "1.2.3.4:"):
+        with pytest.raises(ValidationError):
+            parse_bind(bad)
+
+
+@pytest.fixture
+def linked(skiff, tmp_path):
+    """A harness with a deployed app ``web`` (stub build/scheduler) and a service record ``db``."""
+    scheduler = StubScheduler()
+    h = skiff(("apps", apps_plugin), ("config", config_plugin), ("postgres", pg_plugin),
+              DirReceiver(), StubBuilder(), scheduler)
+    h.scheduler = scheduler
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "Procfile").write_text("web: run\n")
+    h.create_app("web")
+    lifecycle.deploy(h.context, "web", dir_source(src))
+    sv.save(h.context, sv.Service(name="db", image="img", password="secretpassword1"))
+    return h
+
+
+def test_link_sets_url_and_redeploys(linked):
+    h = linked
+    r = h.invoke("postgres:link", "db", "web")
+    assert r.exit_code == 0, r.output
+    assert "Linked postgres db to web as DATABASE_URL" in r.stdout
+    assert h.state.get_config("web")["DATABASE_URL"] == sv.load(h.context, "db").dsn()
+    assert h.state.current_release("web").description == "Link postgres db"
+    assert h.state.current_release("web").config["DATABASE_URL"].startswith("postgres://postgres:")
+    assert "secretpassword1" not in r.output
+    assert h.invoke("postgres:links", "db").stdout == "web DATABASE_URL\n"
+
+    again = h.invoke("postgres:link", "db", "web")
+    assert again.exit_code == 1 and "already linked" in again.stderr
+
+    # a second service gets <NAME>_DATABASE_URL, or the alias asked for
+    sv.save(h.context, sv.Service(name="cache-db", image="img", password="secretpassword2"))
+    sv.save(h.context, sv.Service(name="other", image="img", password="secretpassword3"))
+    assert h.invoke("postgres:link", "cache-db", "web").exit_code == 0
+    assert h.invoke("postgres:link", "other", "web", "--alias", "reports", "--no-restart").exit_code == 0
+    config = h.state.get_config("web")
+    assert {"DATABASE_URL", "CACHE_DB_DATABASE_URL", "REPORTS_URL"} <= set(config)
+    assert h.state.current_release("web").description == "Link postgres cache-db"
+
+    report = h.invoke("apps:report", "web", "--format", "json")
+    assert '"db": "DATABASE_URL"' in report.stdout and "secretpassword" not in report.stdout
+
+    r = h.invoke("postgres:unlink", "db", "web")
+    assert r.exit_code == 0, r.output
+    assert "DATABASE_URL" not in h.state.get_config("web")
+    assert "DATABASE_URL" not in h.state.current_release("web").config
+    assert h.state.current_release("web").description == "Unlink postgres db"
+    assert h.invoke("postgres:unlink", "db", "web").exit_code == 1
+
+
+def test_link_errors(linked):
+    h = linked
+    r = h.invoke("postgres:link", "nope", "web")
+    assert r.exit_code == 1 and "postgres service nope does not exist" in r.stderr
+    r = h.invoke("postgres:link", "db", "ghost")
+    assert r.exit_code == 1 and "app ghost does not exist" in r.stderr
+    r = h.invoke("postgres:link", "db", "web", "--alias", "no-dashes")
+    assert r.exit_code == 1 and "invalid alias" in r.stderr
+    assert sv.load(h.context, "db").links == {}
+    assert "DATABASE_URL" not in h.state.get_config("web")
+
+
+def test_destroy_refused_while_linked(linked):
+    h = linked
+    assert h.invoke("postgres:link", "db", "web", "--no-restart").exit_code == 0
+    r = h.invoke("postgres:destroy", "db", "--force")
+    assert r.exit_code == 1 and "linked to web; unlink it first" in r.stderr
+    assert sv.exists(h.context, "db")
+
+
+def test_app_rename_keeps_links_and_destroy_unlinks(linked):
+    h = linked
+    assert h.invoke("postgres:link", "db", "web", "--no-restart").exit_code == 0
+    assert h.invoke("apps:rename", "web", "site").exit_code == 0
+    assert sv.load(h.context, "db").links == {"site": "DATABASE_URL"}
+    assert "DATABASE_URL" in h.state.get_config("site")
+    assert h.invoke("apps:destroy", "site", "--force").exit_code == 0
+    assert sv.load(h.context, "db").links == {}
+
+
+def test_app_without_release_is_not_redeployed(skiff):
+    h = skiff(("apps", apps_plugin), ("postgres", pg_plugin))
+    h.create_app("fresh")
+    sv.save(h.context, sv.Service(name="db", image="img", password="secretpassword1"))
+    r = h.invoke("postgres:link", "db", "fresh")
+    assert r.exit_code == 0, r.output
+    assert h.state.current_release("fresh") is None
+    assert "DATABASE_URL" in h.state.get_config("fresh")
