@@ -1,0 +1,1 @@
+"""Skiff builtin plugin: git push deploys and the git source kind (git:*, deploy)."""

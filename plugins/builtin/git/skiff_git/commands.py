@@ -1,0 +1,257 @@
+"""The git plugin's commands: git:*, deploy, and the hidden SSH/hook entry points."""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import click
+
+from skiff import lifecycle, validate
+from skiff.cli import local_only, pass_context
+from skiff.context import Context
+from skiff.deploy import Source
+from skiff.errors import NotFound, SkiffError, ValidationError
+
+from . import push
+from . import repo as repos
+
+SETTINGS = ("deploy-branch", "keep-git-dir", "auto-create")
+GLOBAL_ONLY = ("auto-create",)
+COMMITTER = {
+    "GIT_AUTHOR_NAME": "skiff",
+    "GIT_AUTHOR_EMAIL": "skiff@localhost",
+    "GIT_COMMITTER_NAME": "skiff",
+    "GIT_COMMITTER_EMAIL": "skiff@localhost",
+}
+
+
+def all_commands() -> list[click.Command]:
+    return [receive_pack, upload_pack, git_hook, git_report, git_set, git_sync, git_from_archive, deploy_command]
+
+
+# -- SSH and hook entry points (hidden) -------------------------------------------------
+
+
+@click.command("git-receive-pack", hidden=True)
+@click.argument("path")
+@pass_context
+def receive_pack(context: Context, path: str) -> None:
+    """Receive a push (run by git over SSH)."""
+    push.receive_pack(context, path)
+
+
+@click.command("git-upload-pack", hidden=True)
+@click.argument("path")
+@pass_context
+def upload_pack(context: Context, path: str) -> None:
+    """Serve a fetch or ls-remote (run by git over SSH)."""
+    push.upload_pack(context, path)
+
+
+@local_only
+@click.command("git-hook", hidden=True)
+@click.argument("app")
+@pass_context
+def git_hook(context: Context, app: str) -> None:
+    """The pre-receive hook: read 'old new ref' lines on stdin and deploy."""
+    validate.app_name(app)
+    push.run_hook(context, app, sys.stdin)
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+@contextmanager
+def push_lock(context: Context, app: str) -> Iterator[None]:
+    import os
+
+    fd = push._push_lock(context, app, context.output)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def _ensure_app(context: Context, app: str) -> None:
+    validate.app_name(app)
+    if context.state.app_exists(app):
+        return
+    if not repos.auto_create(context):
+        raise NotFound(f"app {app} does not exist; run apps:create {app} first")
+    context.create_app(app)
+    context.output.step(f"Created app {app}")
+
+
+def _deploy_and_move(context: Context, app: str, sha: str, description: str) -> None:
+    """Deploy ``sha`` from the app's repository, then point the deploy branch at it."""
+    repo = repos.repo_path(context, app)
+    branch = repos.deploy_branch(context, app)
+    lifecycle.deploy(context, app, Source(kind="git", location=str(repo), revision=sha,
+                                          ref=f"refs/heads/{branch}"), description)
+    _move_branch(repo, branch, sha)
+
+
+def _move_branch(repo: Path, branch: str, sha: str) -> None:
+    repos.git(["update-ref", f"refs/heads/{branch}", sha], git_dir=repo)
+    if not repos.resolve(repo, "HEAD"):
+        repos.set_head(repo, branch)
+
+
+def _tmp(context: Context) -> Path:
+    path = context.path("tmp")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# -- git:report / git:set --------------------------------------------------------------
+
+
+def report(context: Context, app: str) -> dict[str, Any]:
+    repo = repos.repo_path(context, app)
+    exists = (repo / "objects").is_dir()
+    branch = repos.deploy_branch(context, app)
+    return {
+        "deploy_branch": branch,
+        "deploy_branch_set": repos.configured_branch(context, app) is not None,
+        "keep_git_dir": repos.keep_git_dir(context, app),
+        "auto_create": repos.auto_create(context),
+        "repository": str(repo) if exists else None,
+        "last_pushed": (repos.resolve(repo, f"refs/heads/{branch}") if exists else None),
+    }
+
+
+@click.command("git:report")
+@click.argument("app")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_context
+def git_report(context: Context, app: str, fmt: str) -> None:
+    """Show APP's git settings, repository and last pushed revision."""
+    context.state.require_app(app)
+    fields = report(context, app)
+    if fmt == "json":
+        click.echo(json.dumps(fields, indent=2, sort_keys=True))
+        return
+    context.output.banner(f"{app} git information")
+    for key, value in fields.items():
+        label = key.replace("_", " ").capitalize() + ":"
+        click.echo(f"       {label:<22} {'' if value is None else value}")
+
+
+@click.command("git:set")
+@click.option("--global", "is_global", is_flag=True, help="Set the default for every app.")
+@click.argument("args", nargs=-1, required=True)
+@pass_context
+def git_set(context: Context, is_global: bool, args: tuple[str, ...]) -> None:
+    """Set a git setting: git:set [--global] [APP] KEY [VALUE] (no VALUE: back to the default).
+
+    Keys: deploy-branch NAME, keep-git-dir true|false, auto-create true|false (global).
+    """
+    rest = list(args)
+    app = ""
+    if not is_global:
+        if not rest:
+            raise click.UsageError("missing APP (or --global)")
+        app = context.state.require_app(rest.pop(0))
+    if not rest or len(rest) > 2:
+        raise click.UsageError("give KEY [VALUE]")
+    key, value = rest[0], (rest[1] if len(rest) == 2 else None)
+    if key not in SETTINGS:
+        raise ValidationError(f"unknown git setting {key!r}; use one of {', '.join(SETTINGS)}")
+    if key in GLOBAL_ONLY and not is_global:
+        raise ValidationError(f"{key} is a global setting: git:set --global {key} true|false")
+    if value is None:
+        context.state.delete_property(repos.PLUGIN, key, app=app)
+        context.output.step(f"Unset {key}{' of ' + app if app else ''}")
+        return
+    stored: Any = value
+    if key == "deploy-branch":
+        stored = repos.branch_name(value)
+    else:
+        stored = repos.parse_bool(value)
+    context.state.set_property(repos.PLUGIN, key, stored, app=app)
+    if key == "deploy-branch" and app and (repos.repo_path(context, app) / "objects").is_dir():
+        repos.set_head(repos.repo_path(context, app), value)
+    context.output.step(f"Set {key} to {json.dumps(stored)}{' for ' + app if app else ' for every app'}")
+
+
+# -- git:sync / git:from-archive / deploy ------------------------------------------------
+
+
+@click.command("git:sync")
+@click.argument("app")
+@click.argument("url")
+@click.argument("ref", required=False)
+@click.option("--build", is_flag=True, help="Deploy what was fetched (the branch moves only if it succeeds).")
+@pass_context
+def git_sync(context: Context, app: str, url: str, ref: Optional[str], build: bool) -> None:
+    """Fetch REF (default: the remote's HEAD) of a git URL into APP's repository."""
+    validate.app_name(app)
+    if not url or url.startswith("-") or url.lower().startswith(("ext::", "fd::")) or "\n" in url:
+        raise ValidationError(f"invalid repository URL {url!r}")
+    if ref is not None:
+        repos.revision_arg(ref)
+    _ensure_app(context, app)
+    repo = repos.ensure_repo(context, app)
+    with push_lock(context, app):
+        context.output.step(f"Fetching {ref or 'HEAD'} from {url}")
+        repos.git(["fetch", "--quiet", "--no-tags", "--", url, ref or "HEAD"], git_dir=repo)
+        sha = repos.resolve(repo, "FETCH_HEAD")
+        if sha is None:
+            raise SkiffError(f"{ref or 'HEAD'} of {url} is not a commit")
+        if build:
+            _deploy_and_move(context, app, sha, f"Deploy {sha[:7]} from {url}")
+        else:
+            _move_branch(repo, repos.deploy_branch(context, app), sha)
+            context.output.step(f"{app} is at {sha[:7]}; deploy it with: deploy {app}")
+
+
+@click.command("git:from-archive")
+@click.argument("app")
+@click.argument("source")
+@pass_context
+def git_from_archive(context: Context, app: str, source: str) -> None:
+    """Deploy a tar or zip archive from an http(s) URL, or - for stdin."""
+    from . import archive
+
+    validate.app_name(app)
+    with tempfile.TemporaryDirectory(prefix="archive-", dir=_tmp(context)) as tmp:
+        saved, tree = Path(tmp) / "archive", Path(tmp) / "tree"
+        tree.mkdir()
+        context.output.step(f"Reading the archive from {'stdin' if source == '-' else source}")
+        archive.fetch(source, saved, sys.stdin.buffer)
+        root = archive.extract(saved, tree)
+        _ensure_app(context, app)
+        repo = repos.ensure_repo(context, app)
+        with push_lock(context, app):
+            branch = repos.deploy_branch(context, app)
+            env = repos.clean_env({**COMMITTER, "GIT_INDEX_FILE": str(Path(tmp) / "index")})
+            repos.git(["--work-tree", str(root), "add", "--all", "--force", "."], git_dir=repo, cwd=root, env=env)
+            tree_sha = repos.git(["write-tree"], git_dir=repo, env=env).strip()
+            parent = repos.resolve(repo, f"refs/heads/{branch}")
+            message = f"Deploy from archive {source if source != '-' else '(stdin)'}"
+            sha = repos.git(["commit-tree", tree_sha, *(["-p", parent] if parent else []), "-m", message],
+                            git_dir=repo, env=env).strip()
+            _deploy_and_move(context, app, sha, f"Deploy {sha[:7]} from an archive")
+
+
+@click.command("deploy")
+@click.argument("app")
+@click.argument("rev", required=False)
+@pass_context
+def deploy_command(context: Context, app: str, rev: Optional[str]) -> None:
+    """Deploy again from APP's repository: the deploy branch, or REV (a sha, branch or tag)."""
+    context.state.require_app(app)
+    repo = repos.repo_path(context, app)
+    if not (repo / "objects").is_dir():
+        raise NotFound(f"app {app} has no repository yet: push to it first")
+    branch = repos.deploy_branch(context, app)
+    wanted = repos.revision_arg(rev) if rev else f"refs/heads/{branch}"
+    sha = repos.resolve(repo, wanted)
+    if sha is None:
+        raise NotFound(f"{rev or branch} is not in the repository of {app}")
+    lifecycle.deploy(context, app, Source(kind="git", location=str(repo), revision=sha, ref=f"refs/heads/{branch}"),
+                     f"Deploy {sha[:7]}" + (f" ({rev})" if rev else ""))

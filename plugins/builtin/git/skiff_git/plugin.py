@@ -1,0 +1,64 @@
+"""Hooks of the git plugin: commands, the ``git`` source kind, app events, report."""
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any, Optional
+
+import click
+
+from skiff import hookimpl
+from skiff.context import Context
+from skiff.deploy import Deploy
+
+from . import repo as repos
+
+
+@hookimpl
+def skiff_commands(cli: click.Group) -> None:
+    from .commands import all_commands
+
+    for command in all_commands():
+        cli.add_command(command)
+
+
+@hookimpl(trylast=True)
+def skiff_receive(deploy: Deploy) -> Optional[bool]:
+    """Check ``Source(kind="git", location=REPO, revision=SHA)`` out into the workdir."""
+    source = deploy.source
+    if source is None or source.kind != "git":
+        return None
+    from pathlib import Path
+
+    from .checkout import checkout
+
+    assert deploy.workdir is not None
+    ref = source.ref or ""
+    branch = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else repos.deploy_branch(deploy.context, deploy.app)
+    revision = source.revision or ref or f"refs/heads/{branch}"
+    keep = repos.keep_git_dir(deploy.context, deploy.app)
+    sha = checkout(Path(source.location), revision, deploy.workdir, output=deploy.output,
+                   keep_git_dir=keep, branch=branch)
+    deploy.revision = sha
+    deploy.meta["git"] = {"ref": source.ref, "revision": sha}
+    return True
+
+
+@hookimpl
+def skiff_app_destroyed(context: Context, app: str) -> None:
+    shutil.rmtree(repos.repo_path(context, app), ignore_errors=True)
+
+
+@hookimpl
+def skiff_app_renamed(context: Context, old: str, new: str) -> None:
+    old_repo, new_repo = repos.repo_path(context, old), repos.repo_path(context, new)
+    if old_repo.is_dir():
+        os.rename(old_repo, new_repo)
+        repos.write_hook(context, new, new_repo)
+
+
+@hookimpl
+def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
+    from .commands import report
+
+    return {"git": report(context, app)}

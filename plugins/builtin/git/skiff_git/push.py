@@ -1,0 +1,156 @@
+"""The SSH side of a push: ``git-receive-pack``/``git-upload-pack`` and the pre-receive hook.
+
+``skiff ssh-command`` dispatches ``git-receive-pack 'APP'`` here. The app
+name is validated first; then the app and its repository are created if
+needed, a per-app push lock is taken, and ``git receive-pack`` replaces this
+process (argument list, no shell). The lock's file descriptor is inherited
+by git, so a second push of the same app waits until the first one has
+finished, hook and ref update included; pushes of other apps do not wait.
+
+While git speaks its protocol on stdout, everything Skiff prints here goes
+to stderr.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import time
+from typing import Iterable, Optional
+
+from skiff import lifecycle
+from skiff.context import Context
+from skiff.deploy import Source
+from skiff.errors import LockTimeout, NotFound, SkiffError
+from skiff.locks import lock_path
+from skiff.output import Output
+
+from . import repo as repos
+from .repo import ZERO
+
+
+def _push_lock(context: Context, app: str, output: Output) -> int:
+    """Take the app's push lock; return its (inheritable) file descriptor."""
+    path = lock_path(context.root, f"git-push-{app}")
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        output.step(f"Waiting for another push of {app} to finish")
+        deadline = time.monotonic() + lifecycle.lock_timeout()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise LockTimeout(f"timed out waiting for another push of {app}")
+                time.sleep(0.05)
+    os.set_inheritable(fd, True)
+    return fd
+
+
+def _create_app(context: Context, app: str) -> None:
+    try:
+        context.create_app(app)
+    except SkiffError:
+        if not context.state.app_exists(app):
+            raise
+        return  # a concurrent first push created it
+    context.output.step(f"Created app {app}")
+
+
+def receive_pack(context: Context, path_arg: str) -> None:
+    """Validate, create what is missing, lock, then exec ``git receive-pack``."""
+    app = repos.app_from_path(path_arg)
+    # stdout belongs to git's protocol: send every message (ours and hooks') to stderr.
+    context.output = Output(stream=sys.stderr)
+    with contextlib.redirect_stdout(sys.stderr):
+        if not context.state.app_exists(app):
+            if not repos.auto_create(context):
+                raise NotFound(f"app {app} does not exist and auto-create is off; run apps:create {app} first")
+        fd = _push_lock(context, app, context.output)
+        if not context.state.app_exists(app):
+            _create_app(context, app)
+        repo = repos.ensure_repo(context, app)
+    context.close()
+    sys.stderr.flush()
+    sys.stdout.flush()
+    del fd  # stays open (inheritable): git receive-pack and its hook hold the lock
+    os.execvpe("git", ["git", "receive-pack", str(repo)], repos.clean_env())
+
+
+def upload_pack(context: Context, path_arg: str) -> None:
+    """Validate, then exec ``git upload-pack`` on an existing app's repository."""
+    app = repos.app_from_path(path_arg)
+    context.output = Output(stream=sys.stderr)
+    context.state.require_app(app)
+    repo = repos.repo_path(context, app)
+    if not (repo / "objects").is_dir():
+        raise NotFound(f"app {app} has no repository yet: push to it first")
+    context.close()
+    sys.stdout.flush()
+    os.execvpe("git", ["git", "upload-pack", str(repo)], repos.clean_env())
+
+
+# -- the pre-receive hook -----------------------------------------------------------
+
+
+def parse_updates(lines: Iterable[str]) -> list[tuple[str, str, str]]:
+    updates = []
+    for line in lines:
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 3:
+            raise SkiffError(f"unexpected line from git: {line.strip()!r}")
+        updates.append((parts[0], parts[1], parts[2]))
+    return updates
+
+
+def _choose_branch(context: Context, app: str, updates: list[tuple[str, str, str]]) -> str:
+    """The deploy branch; on the first push the branch pushed (main/master preferred) is stored."""
+    configured = repos.configured_branch(context, app)
+    repo = repos.repo_path(context, app)
+    if configured:
+        return configured
+    if repos.branches(repo):
+        return repos.deploy_branch(context, app)
+    pushed = [ref[len("refs/heads/"):] for _, new, ref in updates if ref.startswith("refs/heads/") and new != ZERO]
+    if not pushed:
+        return repos.deploy_branch(context, app)
+    branch = next((b for b in ("main", "master") if b in pushed), pushed[0])
+    repos.branch_name(branch)
+    context.state.set_property(repos.PLUGIN, "deploy-branch", branch, app=app)
+    repos.set_head(repo, branch)
+    context.output.step(f"Deploy branch of {app} is {branch} (change it with git:set {app} deploy-branch NAME)")
+    return branch
+
+
+def run_hook(context: Context, app: str, lines: Iterable[str]) -> None:
+    """Check every pushed ref, then deploy the new tip of the deploy branch."""
+    context.state.require_app(app)
+    repo = repos.repo_path(context, app)
+    updates = parse_updates(lines)
+    branch = _choose_branch(context, app, updates)
+    target: Optional[tuple[str, str]] = None
+    for _old, new, ref in updates:
+        if ref == f"refs/heads/{branch}":
+            if new == ZERO:
+                raise SkiffError(f"refusing to delete {branch}, the deploy branch of {app}")
+            target = (new, ref)
+        elif ref.startswith("refs/tags/"):
+            continue
+        else:
+            short = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
+            raise SkiffError(
+                f"pushes to {short} are refused: the deploy branch of {app} is {branch} "
+                f"(git push REMOTE {short}:{branch}, or git:set {app} deploy-branch {short})"
+            )
+    if target is None:
+        return
+    new, ref = target
+    context.output.step(f"Received {app} {new[:7]} ({ref[len('refs/heads/'):]})")
+    lifecycle.deploy(context, app, Source(kind="git", location=str(repo), revision=new, ref=ref))
