@@ -1,0 +1,205 @@
+"""ps:*, releases, releases:rollback: the commands about running processes."""
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Optional
+
+import click
+
+from skiff import lifecycle
+from skiff.cli import local_only, pass_context
+from skiff.context import Context
+from skiff.errors import SkiffError, ValidationError
+
+from . import settings
+from .commands_run import enter, logs, run
+from .commands_settings import SETTINGS_COMMANDS
+
+
+def _scale_args(pairs: tuple[str, ...]) -> dict[str, int]:
+    from .scheduler import validate_process
+
+    changes: dict[str, int] = {}
+    for pair in pairs:
+        process, sep, value = pair.partition("=")
+        if not sep or not value.isdigit():
+            raise ValidationError(f"expected PROCESS=QUANTITY, got {pair!r}")
+        validate_process(process)
+        if int(value) > 100:
+            raise ValidationError(f"{process}={value}: at most 100 containers per process type")
+        changes[process] = int(value)
+    return changes
+
+
+@click.command("ps:scale")
+@click.option("--skip-deploy", is_flag=True, help="Store the scale; apply it on the next deploy.")
+@click.argument("app")
+@click.argument("pairs", nargs=-1)
+@pass_context
+def ps_scale(context: Context, skip_deploy: bool, app: str, pairs: tuple[str, ...]) -> None:
+    """Show or set how many containers run per process type: ps:scale APP web=2 worker=1"""
+    state = context.state
+    state.require_app(app)
+    current = state.current_release(app)
+    if not pairs:
+        from .scheduler import process_table
+
+        table = process_table(current.processes) if current else {}
+        scale = settings.formation(state, app, table, current.meta.get("app_json", {}) if current else {})
+        context.output.banner(f"Scaling for {app}")
+        click.echo(f"{'proctype':<12} qty")
+        for process, quantity in (scale or settings.scale_overrides(state, app)).items():
+            click.echo(f"{process:<12} {quantity}")
+        return
+    changes = _scale_args(pairs)
+    if current is not None:
+        from .scheduler import process_table
+
+        unknown = sorted(set(changes) - set(process_table(current.processes)))
+        if unknown:
+            raise ValidationError(f"{app} has no process type {', '.join(unknown)} (Procfile: "
+                                  f"{', '.join(process_table(current.processes))})")
+    settings.set_scale(state, app, changes)
+    description = "Scale " + " ".join(f"{p}={n}" for p, n in changes.items())
+    context.output.step(description)
+    if current is None or skip_deploy or settings.is_stopped(state, app):
+        context.output.info("stored; it applies on the next deploy")
+        return
+    lifecycle.redeploy(context, app, description)
+
+
+@click.command("ps:stop")
+@click.argument("app")
+@pass_context
+def ps_stop(context: Context, app: str) -> None:
+    """Stop APP's containers (they stay stopped across reboots until ps:start)."""
+    from . import lifecycle_ops
+
+    context.state.require_app(app)
+    count = lifecycle_ops.stop(context, app)
+    context.output.step(f"Stopped {count} containers of {app}")
+
+
+@click.command("ps:start")
+@click.argument("app")
+@pass_context
+def ps_start(context: Context, app: str) -> None:
+    """Start APP's containers (a new release when some are missing)."""
+    from . import lifecycle_ops
+
+    context.state.require_app(app)
+    result = lifecycle_ops.start(context, app)
+    context.output.step(f"{app}: {result}")
+
+
+@click.command("ps:restart")
+@click.argument("app")
+@pass_context
+def ps_restart(context: Context, app: str) -> None:
+    """Restart APP with zero downtime: new containers, checks, then the old ones retire."""
+    context.state.require_app(app)
+    lifecycle.redeploy(context, app, "Restart")
+
+
+@click.command("ps:rebuild")
+@click.argument("app")
+@pass_context
+def ps_rebuild(context: Context, app: str) -> None:
+    """Build APP again from the source of its last deploy, then deploy it."""
+    from skiff.deploy import Source
+
+    context.state.require_app(app)
+    source = context.state.get_property(settings.PLUGIN, "source", app=app)
+    if not source:
+        raise SkiffError(f"no source recorded for {app}: push it first")
+    rev = (source.get("revision") or "")[:7]
+    lifecycle.deploy(context, app, Source(**source), description=f"Rebuild {rev}".strip())
+
+
+@local_only
+@click.command("ps:restore")
+@click.argument("app", required=False)
+@pass_context
+def ps_restore(context: Context, app: Optional[str]) -> None:
+    """Start every app that should be running (run at boot by skiff-restore.service)."""
+    from . import lifecycle_ops
+
+    apps = [context.state.require_app(app)] if app else context.state.list_apps()
+    for name, result in lifecycle_ops.restore(context, apps).items():
+        context.output.step(f"{name}: {result}")
+
+
+@click.command("ps:report")
+@click.argument("app", required=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_context
+def ps_report(context: Context, app: Optional[str], fmt: str) -> None:
+    """Show APP's (or every app's) containers: status, restarts, ports."""
+    from . import lifecycle_ops
+
+    apps = [context.state.require_app(app)] if app else context.state.list_apps()
+    reports = [lifecycle_ops.report(context, name) for name in apps]
+    if fmt == "json":
+        click.echo(json.dumps(reports[0] if app else reports, indent=2, sort_keys=True))
+        return
+    for data in reports:
+        context.output.banner(f"{data['app']} ps information")
+        click.echo(f"       Deployed:   {'true' if data['deployed'] else 'false'}"
+                   + (f" (v{data['release']})" if data["release"] else ""))
+        click.echo(f"       Running:    {data['running']} of {sum(data['formation'].values())}"
+                   + ("  (stopped by ps:stop)" if data["stopped"] else ""))
+        click.echo(f"       Formation:  {' '.join(f'{p}={n}' for p, n in data['formation'].items())}")
+        click.echo(f"       Restarts:   {data['restarts']}")
+        for row in data["processes"]:
+            port = f"127.0.0.1:{row['port']}" if row["port"] else "-"
+            click.echo(f"       {row['name']:<28} {row['status']:<11} v{row['release']:<4} "
+                       f"restarts={row['restarts']:<3} {port}")
+
+
+def _when(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@click.command("releases")
+@click.argument("app")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("-n", "--num", "limit", type=click.IntRange(1), default=20, show_default=True)
+@pass_context
+def releases(context: Context, app: str, fmt: str, limit: int) -> None:
+    """List APP's releases: version, time, source revision, description."""
+    state = context.state
+    state.require_app(app)
+    current = state.current_release(app)
+    rows = list(reversed(state.releases(app)))[:limit]
+    if fmt == "json":
+        click.echo(json.dumps([r.as_dict() | {"current": bool(current and r.version == current.version)}
+                               for r in rows], indent=2))
+        return
+    context.output.banner(f"{app} releases")
+    for r in rows:
+        mark = "*" if current and r.version == current.version else " "
+        rev = (r.revision or "")[:7] or "-"
+        status = "" if r.status == "succeeded" else f" ({r.status})"
+        click.echo(f"{mark} v{r.version:<4} {_when(r.created)}  {rev:<7}  {r.description}{status}")
+
+
+@click.command("releases:rollback")
+@click.argument("app")
+@click.argument("version", required=False)
+@pass_context
+def releases_rollback(context: Context, app: str, version: Optional[str]) -> None:
+    """Make a new release with the image and config of VERSION (default: the previous one)."""
+    context.state.require_app(app)
+    number: Optional[int] = None
+    if version is not None:
+        text = version[1:] if version.startswith("v") else version
+        if not text.isdigit():
+            raise ValidationError(f"invalid version {version!r}: use a number like 3 or v3")
+        number = int(text)
+    target = lifecycle.rollback_target(context, app, number)
+    lifecycle.redeploy(context, app, f"Rollback to v{target.version}", base=target, use_base_config=True)
+
+
+COMMANDS = [ps_scale, ps_stop, ps_start, ps_restart, ps_rebuild, ps_restore, ps_report, releases,
+            releases_rollback, logs, run, enter, *SETTINGS_COMMANDS]

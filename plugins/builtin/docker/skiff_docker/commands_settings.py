@@ -1,0 +1,259 @@
+"""checks:*, resource:*, docker-options:*, ps:set."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Optional
+
+import click
+
+from skiff.cli import pass_context
+from skiff.context import Context
+from skiff.errors import ValidationError
+from skiff.state import GLOBAL
+
+from . import options, settings
+
+MEMORY = re.compile(r"^[0-9]+[bkmgBKMG]?$")
+CPU = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+
+
+def _processes(value: Optional[str]) -> list[str]:
+    from .scheduler import validate_process
+
+    if not value:
+        return []
+    return [validate_process(p.strip()) for p in value.split(",") if p.strip()]
+
+
+def _banner_fields(context: Context, title: str, fields: dict) -> None:
+    context.output.banner(title)
+    width = max((len(k) for k in fields), default=0) + 2
+    for key, value in fields.items():
+        shown = json.dumps(value) if isinstance(value, (dict, list)) else value
+        click.echo(f"       {key + ':':<{width}} {shown}")
+
+
+# -- checks ----------------------------------------------------------------------
+
+
+def _check_mode_command(name: str, mode: str, doc: str) -> click.Command:
+    @click.command(name, help=doc)
+    @click.argument("app")
+    @click.argument("processes", required=False)
+    @pass_context
+    def command(context: Context, app: str, processes: Optional[str]) -> None:
+        context.state.require_app(app)
+        names = _processes(processes)
+        settings.set_check_mode(context.state, app, names, mode)
+        what = ", ".join(names) or "all processes"
+        context.output.step(f"Checks {mode} for {app} ({what}); applies on the next deploy")
+
+    return command
+
+
+checks_enable = _check_mode_command("checks:enable", "enabled",
+                                    "Run the checks again: checks:enable APP [PROCESS,...]")
+checks_disable = _check_mode_command(
+    "checks:disable", "disabled",
+    "Stop old containers before starting new ones, without checks (downtime): checks:disable APP [PROCESS,...]")
+checks_skip = _check_mode_command(
+    "checks:skip", "skipped",
+    "Keep zero-downtime starts but skip the checks: checks:skip APP [PROCESS,...]")
+
+
+@click.command("checks:set")
+@click.argument("app")
+@click.argument("key")
+@click.argument("value", required=False)
+@pass_context
+def checks_set(context: Context, app: str, key: str, value: Optional[str]) -> None:
+    """Set a check setting (wait-to-retire, stop-timeout, timeout, uptime, attempts); no VALUE resets it."""
+    context.state.require_app(app)
+    number: Optional[float] = None
+    if value not in (None, ""):
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValidationError(f"{key} must be a number of seconds (or a count), got {value!r}")
+        if number < 0 or number > 86400:
+            raise ValidationError(f"{key} must be between 0 and 86400")
+    settings.set_check(context.state, app, key, number)
+    shown = f"{number:g}" if number is not None else f"default ({settings.CHECK_DEFAULTS[key]:g})"
+    context.output.step(f"Set {key} of {app} to {shown}")
+
+
+@click.command("checks:report")
+@click.argument("app")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_context
+def checks_report(context: Context, app: str, fmt: str) -> None:
+    """Show APP's check settings and the app.json checks of its current release."""
+    state = context.state
+    state.require_app(app)
+    data = settings.checks(state, app)
+    release = state.current_release(app)
+    data["healthchecks"] = (release.meta.get("app_json") or {}).get("healthchecks", {}) if release else {}
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    data["disabled"] = ", ".join(data["disabled"]) or "none"
+    data["skipped"] = ", ".join(data["skipped"]) or "none"
+    _banner_fields(context, f"{app} checks information", data)
+
+
+# -- resources -------------------------------------------------------------------
+
+
+@click.command("resource:limit")
+@click.argument("app")
+@click.option("--memory", help="Memory limit, e.g. 512m or 1g.")
+@click.option("--cpu", help="CPUs, e.g. 0.5 or 2.")
+@click.option("--process", "process", default=settings.DEFAULT_PROCESS, show_default="every process",
+              help="Limit only this process type.")
+@pass_context
+def resource_limit(context: Context, app: str, memory: Optional[str], cpu: Optional[str], process: str) -> None:
+    """Set memory / CPU limits of APP's containers (applies on the next deploy)."""
+    state = context.state
+    state.require_app(app)
+    if process != settings.DEFAULT_PROCESS:
+        _processes(process)
+    if memory is None and cpu is None:
+        raise click.UsageError("give --memory and/or --cpu")
+    if memory is not None and not MEMORY.match(memory):
+        raise ValidationError(f"invalid memory {memory!r}: use a number with b, k, m or g")
+    if cpu is not None and (not CPU.match(cpu) or float(cpu) <= 0):
+        raise ValidationError(f"invalid cpu {cpu!r}: use a positive number like 0.5")
+    table = settings.resources(state, app)
+    entry = dict(table.get(process, {}))
+    if memory is not None:
+        entry["memory"] = memory
+    if cpu is not None:
+        entry["cpu"] = cpu
+    table[process] = entry
+    state.set_property(settings.PLUGIN, "resources", table, app=app)
+    context.output.step(f"Limits of {app} ({'all processes' if process == settings.DEFAULT_PROCESS else process}): "
+                        + ", ".join(f"{k}={v}" for k, v in entry.items()) + "; run ps:restart to apply")
+
+
+@click.command("resource:limit-clear")
+@click.argument("app")
+@click.option("--process", "process", default=None, help="Clear only this process type's limits.")
+@pass_context
+def resource_limit_clear(context: Context, app: str, process: Optional[str]) -> None:
+    """Remove APP's resource limits."""
+    state = context.state
+    state.require_app(app)
+    table = settings.resources(state, app)
+    if process:
+        table.pop(process, None)
+    else:
+        table = {}
+    state.set_property(settings.PLUGIN, "resources", table, app=app)
+    context.output.step(f"Cleared limits of {app}; run ps:restart to apply")
+
+
+@click.command("resource:report")
+@click.argument("app")
+@pass_context
+def resource_report(context: Context, app: str) -> None:
+    """Show APP's resource limits."""
+    context.state.require_app(app)
+    table = settings.resources(context.state, app)
+    fields = {("all processes" if k == settings.DEFAULT_PROCESS else k): v for k, v in table.items()}
+    _banner_fields(context, f"{app} resource information", fields or {"limits": "none"})
+
+
+# -- docker options ---------------------------------------------------------------
+
+
+@click.command("docker-options:add", context_settings={"ignore_unknown_options": True})
+@click.argument("app")
+@click.argument("phases")
+@click.argument("option", nargs=-1, required=True, type=click.UNPROCESSED)
+@pass_context
+def docker_options_add(context: Context, app: str, phases: str, option: tuple[str, ...]) -> None:
+    """Add a docker option for PHASES (build,deploy,run): docker-options:add APP deploy --add-host=db:10.0.0.2"""
+    state = context.state
+    state.require_app(app)
+    table = settings.docker_options(state, app)
+    for phase in phases.split(","):
+        normal = options.normalise(phase, list(option))
+        entries = table.setdefault(phase, [])
+        if normal not in entries:
+            entries.append(normal)
+        context.output.step(f"Added {normal} to the {phase} options of {app}")
+    state.set_property(settings.PLUGIN, "docker-options", table, app=app)
+
+
+@click.command("docker-options:remove", context_settings={"ignore_unknown_options": True})
+@click.argument("app")
+@click.argument("phases")
+@click.argument("option", nargs=-1, required=True, type=click.UNPROCESSED)
+@pass_context
+def docker_options_remove(context: Context, app: str, phases: str, option: tuple[str, ...]) -> None:
+    """Remove a docker option: docker-options:remove APP PHASES OPTION"""
+    state = context.state
+    state.require_app(app)
+    table = settings.docker_options(state, app)
+    for phase in phases.split(","):
+        normal = options.normalise(phase, list(option))
+        if normal in table.get(phase, []):
+            table[phase].remove(normal)
+            context.output.step(f"Removed {normal} from the {phase} options of {app}")
+        else:
+            context.output.warn(f"{normal} was not set for {phase}")
+    state.set_property(settings.PLUGIN, "docker-options", table, app=app)
+
+
+@click.command("docker-options:clear")
+@click.argument("app")
+@click.argument("phases", required=False)
+@pass_context
+def docker_options_clear(context: Context, app: str, phases: Optional[str]) -> None:
+    """Remove every docker option of APP (or of PHASES)."""
+    state = context.state
+    state.require_app(app)
+    table = settings.docker_options(state, app)
+    for phase in (phases.split(",") if phases else list(options.PHASES)):
+        if phase not in options.PHASES:
+            raise ValidationError(f"unknown phase {phase!r}: use build, deploy or run")
+        table.pop(phase, None)
+    state.set_property(settings.PLUGIN, "docker-options", table, app=app)
+    context.output.step(f"Cleared docker options of {app}")
+
+
+@click.command("docker-options:report")
+@click.argument("app")
+@pass_context
+def docker_options_report(context: Context, app: str) -> None:
+    """Show APP's docker options per phase."""
+    context.state.require_app(app)
+    table = settings.docker_options(context.state, app)
+    _banner_fields(context, f"{app} docker options information",
+                   {phase: " ".join(table.get(phase, [])) for phase in options.PHASES})
+
+
+@click.command("ps:set", context_settings={"ignore_unknown_options": True})
+@click.argument("target")
+@click.argument("key")
+@click.argument("value", required=False)
+@pass_context
+def ps_set(context: Context, target: str, key: str, value: Optional[str]) -> None:
+    """Set a ps property of APP (or --global): keep-releases N (images kept for rollback)."""
+    scope = GLOBAL if target == "--global" else context.state.require_app(target)
+    if key != "keep-releases":
+        raise ValidationError(f"unknown ps property {key!r}; use keep-releases")
+    if value in (None, ""):
+        context.state.delete_property(settings.PLUGIN, key, app=scope)
+        context.output.step(f"Reset {key}")
+        return
+    if not value.isdigit() or not 1 <= int(value) <= 1000:
+        raise ValidationError("keep-releases must be a number from 1 to 1000")
+    context.state.set_property(settings.PLUGIN, key, int(value), app=scope)
+    context.output.step(f"Set {key} to {value}")
+
+
+SETTINGS_COMMANDS = [checks_enable, checks_disable, checks_skip, checks_set, checks_report, resource_limit,
+                     resource_limit_clear, resource_report, docker_options_add, docker_options_remove,
+                     docker_options_clear, docker_options_report, ps_set]

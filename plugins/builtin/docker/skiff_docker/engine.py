@@ -1,0 +1,128 @@
+"""Thin helpers over the docker SDK (imported lazily): client, network, listing, ports."""
+from __future__ import annotations
+
+import random
+import socket
+from typing import Any, Optional
+
+from skiff.errors import SkiffError
+
+NETWORK = "skiff"
+LABEL_APP = "skiff.app"
+LABEL_PROCESS = "skiff.process"
+LABEL_RELEASE = "skiff.release"
+LABEL_INDEX = "skiff.index"
+LABEL_PORT = "skiff.port"
+LABEL_ROLE = "skiff.role"  # "process" for long-running containers, "oneoff" for run/release tasks
+PORT_RANGE = (20000, 30000)
+
+_client = None
+
+
+def client():
+    """A docker client for the local engine (one per process)."""
+    global _client
+    if _client is None:
+        import docker
+        from docker.errors import DockerException
+
+        try:
+            _client = docker.from_env(timeout=120)
+            _client.api.ping()
+        except DockerException as exc:
+            _client = None
+            raise SkiffError(f"cannot reach the docker engine: {exc}") from None
+    return _client
+
+
+def reset_client() -> None:
+    """Forget the cached client (after the engine restarted)."""
+    global _client
+    _client = None
+
+
+def ensure_network(c) -> None:
+    """Create the user-defined network ``skiff`` when it is missing."""
+    from docker.errors import APIError, NotFound
+
+    try:
+        c.api.inspect_network(NETWORK)
+        return
+    except NotFound:
+        pass
+    try:
+        c.api.create_network(NETWORK, driver="bridge", check_duplicate=True, labels={"skiff.network": "1"})
+    except APIError as exc:  # created concurrently
+        if "already exists" not in str(exc):
+            raise
+
+
+def list_containers(c, app: Optional[str] = None, role: Optional[str] = "process", all: bool = True) -> list[dict[str, Any]]:
+    """Containers Skiff started (list entries: Id, Names, Labels, State, Status, Ports)."""
+    filters = [f"{LABEL_APP}={app}" if app else LABEL_APP]
+    if role:
+        filters.append(f"{LABEL_ROLE}={role}")
+    return c.api.containers(all=all, filters={"label": filters})
+
+
+def name_of(entry: dict[str, Any]) -> str:
+    names = entry.get("Names") or ["/?"]
+    return names[0].lstrip("/")
+
+
+def container_name(app: str, process: str, index: int) -> str:
+    return f"{app}.{process}.{index}"
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def allocate_ports(c, count: int) -> list[int]:
+    """``count`` free loopback ports in PORT_RANGE, not used by any Skiff container.
+
+    Explicit host ports (not Docker's ephemeral ones) keep a container's port
+    the same across engine restarts, so the proxy's upstreams stay right.
+    """
+    taken = set()
+    for entry in list_containers(c, role=None):
+        label = (entry.get("Labels") or {}).get(LABEL_PORT)
+        if label and label.isdigit():
+            taken.add(int(label))
+    ports: list[int] = []
+    low, high = PORT_RANGE
+    candidate = random.randrange(low, high)
+    for _ in range(high - low):
+        candidate = low + (candidate + 1 - low) % (high - low)
+        if candidate in taken or candidate in ports or port_in_use(candidate):
+            continue
+        ports.append(candidate)
+        if len(ports) == count:
+            return ports
+    raise SkiffError("no free port left for web containers")
+
+
+def remove_container(c, ident: str) -> None:
+    from docker.errors import NotFound, APIError
+
+    try:
+        c.api.remove_container(ident, force=True, v=True)
+    except NotFound:
+        pass
+    except APIError as exc:
+        if "already in progress" not in str(exc) and "No such container" not in str(exc):
+            raise
+
+
+def tail_logs(c, ident: str, lines: int = 20) -> list[str]:
+    try:
+        raw = c.api.logs(ident, stdout=True, stderr=True, tail=lines)
+    except Exception:
+        return []
+    return raw.decode("utf-8", "replace").splitlines()

@@ -1,0 +1,185 @@
+"""App-level operations: stop, start, restore, destroy, rename, report."""
+from __future__ import annotations
+
+from typing import Any
+
+from skiff import lifecycle
+from skiff.context import Context
+from skiff.errors import SkiffError
+
+from . import engine, scheduler, settings
+from .engine import LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE
+
+
+def _parallel(items: list[Any], fn) -> None:
+    if not items:
+        return
+    with scheduler._pool(len(items)) as pool:
+        list(pool.map(fn, items))
+
+
+def stop(context: Context, app: str) -> int:
+    """Stop the app's containers (they stay, and stay stopped across engine restarts)."""
+    with lifecycle.app_lock(context, app):
+        c = engine.client()
+        timeout = int(settings.checks(context.state, app)["stop-timeout"])
+        running = [e for e in scheduler.running_instances(c, app) if e.get("State") == "running"]
+        _parallel(running, lambda e: c.api.stop(e["Id"], timeout=timeout))
+        settings.set_stopped(context.state, app, True)
+    return len(running)
+
+
+def expected(context: Context, app: str) -> dict[str, int]:
+    release = context.state.current_release(app)
+    if release is None:
+        return {}
+    return dict(release.meta.get("formation") or {})
+
+
+def healthy_as_recorded(context: Context, app: str, c) -> tuple[bool, list[dict[str, Any]]]:
+    """Whether the app's containers are exactly the current release's formation and ports."""
+    release = context.state.current_release(app)
+    entries = scheduler.running_instances(c, app)
+    if release is None:
+        return True, entries
+    want = {f"{app}.{p}.{i}" for p, n in expected(context, app).items() for i in range(1, n + 1)}
+    have = {engine.name_of(e): e for e in entries}
+    ok = set(have) == want and all(e["Labels"].get(LABEL_RELEASE) == str(release.version) for e in entries)
+    upstreams = set(release.meta.get("upstreams") or [])
+    ports = {f"127.0.0.1:{e['Labels'][LABEL_PORT]}" for e in entries if e["Labels"].get(LABEL_PORT)}
+    return ok and ports == upstreams, entries
+
+
+def start(context: Context, app: str, description: str = "Start") -> str:
+    """Start the current release's containers; redeploy when they are not all there."""
+    if context.state.current_release(app) is None:
+        raise SkiffError(f"app {app} has not been deployed yet: push it first")
+    with lifecycle.app_lock(context, app):
+        c = engine.client()
+        ok, entries = healthy_as_recorded(context, app, c)
+        if ok:
+            stopped = [e for e in entries if e.get("State") != "running"]
+            _parallel(stopped, lambda e: c.api.start(e["Id"]))
+            settings.set_stopped(context.state, app, False)
+            return f"started {len(stopped)} containers" if stopped else "running"
+    lifecycle.redeploy(context, app, description)  # takes the lock itself
+    return "redeployed"
+
+
+def cleanup(context: Context, app: str | None = None) -> None:
+    """Remove leftovers: retiring containers, stray deploy containers, exited one-off containers."""
+    c = engine.client()
+    leftovers = scheduler.retiring_containers(c, app)
+    if app:
+        leftovers += scheduler.stray_containers(c, app)
+    leftovers += [e for e in engine.list_containers(c, app, role="oneoff") if e.get("State") == "exited"]
+    _parallel(leftovers, lambda e: engine.remove_container(c, e["Id"]))
+
+
+def restore(context: Context, apps: list[str]) -> dict[str, str]:
+    """Start every app that should run (after a reboot or an engine restart)."""
+    results: dict[str, str] = {}
+    cleanup(context)
+    for app in apps:
+        if context.state.current_release(app) is None:
+            results[app] = "not deployed"
+            continue
+        if settings.is_stopped(context.state, app):
+            results[app] = "stopped (ps:stop)"
+            continue
+        try:
+            results[app] = start(context, app, "Restore")
+        except SkiffError as exc:
+            results[app] = f"failed: {exc}"
+    return results
+
+
+def destroy(context: Context, app: str) -> None:
+    """Remove every container and image of ``app``."""
+    try:
+        c = engine.client()
+    except SkiffError as exc:
+        context.output.warn(f"docker: {exc}; containers of {app} were not removed")
+        return
+    from docker.errors import APIError, NotFound
+
+    entries = engine.list_containers(c, app, role=None)
+    _parallel(entries, lambda e: engine.remove_container(c, e["Id"]))
+    images = {r.image for r in context.state.releases(app) if r.image}
+    for image in c.api.images(filters={"label": f"{engine.LABEL_APP}={app}"}):
+        images.add(image["Id"])
+    for image in images:
+        try:
+            labels = c.api.inspect_image(image).get("Config", {}).get("Labels") or {}
+            if labels.get(engine.LABEL_APP) == app:
+                c.api.remove_image(image, force=True)
+        except (NotFound, APIError):
+            pass
+    if entries:
+        context.output.info(f"removed {len(entries)} containers")
+
+
+def renamed(context: Context, old: str, new: str) -> None:
+    """Containers carry the app in their labels: the old ones go, ``ps:start NEW`` runs the new ones."""
+    try:
+        c = engine.client()
+    except SkiffError:
+        return
+    entries = engine.list_containers(c, old, role=None)
+    _parallel(entries, lambda e: engine.remove_container(c, e["Id"]))
+    if entries and context.state.current_release(new) is not None:
+        context.output.warn(f"the containers of {old} were removed; run 'ps:start {new}' to run it as {new}")
+
+
+def instance_rows(c, app: str) -> list[dict[str, Any]]:
+    rows = []
+    for entry in scheduler.running_instances(c, app):
+        try:
+            info = c.api.inspect_container(entry["Id"])
+        except Exception:
+            continue
+        state = info["State"]
+        labels = entry["Labels"]
+        rows.append({
+            "name": engine.name_of(entry),
+            "process": labels.get(LABEL_PROCESS),
+            "release": int(labels.get(LABEL_RELEASE) or 0),
+            "status": "restarting" if state.get("Restarting") else state.get("Status"),
+            "started": state.get("StartedAt"),
+            "restarts": info.get("RestartCount", 0),
+            "port": int(labels[LABEL_PORT]) if labels.get(LABEL_PORT) else None,
+            "id": entry["Id"][:12],
+        })
+    return rows
+
+
+def report(context: Context, app: str) -> dict[str, Any]:
+    state = context.state
+    c = engine.client()
+    release = state.current_release(app)
+    rows = instance_rows(c, app)
+    return {
+        "app": app,
+        "deployed": release is not None,
+        "release": release.version if release else None,
+        "stopped": settings.is_stopped(state, app),
+        "running": sum(1 for r in rows if r["status"] == "running"),
+        "formation": expected(context, app),
+        "scale": settings.scale_overrides(state, app),
+        "restarts": sum(r["restarts"] for r in rows),
+        "processes": rows,
+    }
+
+
+def ps_summary(context: Context, app: str) -> dict[str, Any]:
+    try:
+        data = report(context, app)
+    except SkiffError as exc:
+        return {"error": str(exc)}
+    return {
+        "formation": data["formation"],
+        "running": data["running"],
+        "stopped": data["stopped"],
+        "restarts": data["restarts"],
+        "containers": [r["name"] for r in data["processes"]],
+    }

@@ -1,0 +1,94 @@
+"""The docker scheduler's hook implementations (entry point ``docker``).
+
+Lifecycle: ``skiff_release`` runs release tasks in one-off containers,
+``skiff_deploy`` starts and checks the new containers, ``skiff_post_deploy``
+(last) renames them into place, runs ``postdeploy`` and retires the old
+ones, ``skiff_deploy_failed`` removes the new ones. Commands live in
+:mod:`skiff_docker.commands`.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import click
+
+from skiff import hookimpl
+from skiff.context import Context
+from skiff.deploy import Deploy
+
+from . import settings
+
+
+@hookimpl
+def skiff_commands(cli: click.Group) -> None:
+    from .commands import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+@hookimpl(trylast=True)
+def skiff_release(deploy: Deploy) -> None:
+    from . import scheduler
+
+    if deploy.source is not None:
+        source = deploy.source
+        deploy.context.state.set_property(settings.PLUGIN, "source", {
+            "kind": source.kind, "location": source.location, "revision": source.revision, "ref": source.ref,
+        }, app=deploy.app)
+    tasks = []
+    predeploy = scheduler.app_json_script(deploy.app_json, "predeploy")
+    if predeploy:
+        tasks.append(("predeploy", predeploy))
+    release_command = deploy.meta.get("release_command")
+    if isinstance(release_command, str) and release_command.strip():
+        tasks.append(("release", release_command))
+    for label, line in tasks:
+        scheduler.run_task(deploy, label, line)
+
+
+@hookimpl(trylast=True)
+def skiff_deploy(deploy: Deploy) -> Optional[bool]:
+    from . import scheduler
+
+    return scheduler.deploy(deploy)
+
+
+@hookimpl(trylast=True)
+def skiff_post_deploy(deploy: Deploy) -> None:
+    from . import scheduler
+
+    scheduler.switch(deploy)
+    postdeploy = scheduler.app_json_script(deploy.app_json, "postdeploy")
+    if postdeploy:
+        scheduler.run_task(deploy, "postdeploy", postdeploy)
+    settings.set_stopped(deploy.context.state, deploy.app, False)
+    scheduler.retire_later(deploy)
+
+
+@hookimpl
+def skiff_deploy_failed(deploy: Deploy, phase: str, error: BaseException) -> None:
+    from . import scheduler
+
+    scheduler.failed(deploy, phase)
+
+
+@hookimpl
+def skiff_app_destroyed(context: Context, app: str) -> None:
+    from . import lifecycle_ops
+
+    lifecycle_ops.destroy(context, app)
+
+
+@hookimpl
+def skiff_app_renamed(context: Context, old: str, new: str) -> None:
+    from . import lifecycle_ops
+
+    lifecycle_ops.renamed(context, old, new)
+
+
+@hookimpl
+def skiff_report(context: Context, app: str) -> Optional[dict[str, dict[str, Any]]]:
+    from . import lifecycle_ops
+
+    return {"ps": lifecycle_ops.ps_summary(context, app)}

@@ -1,0 +1,151 @@
+"""The scheduler's settings, kept as plugin properties (plugin name ``docker``).
+
+Per app: ``formation`` ({process: quantity} set by ``ps:scale``), ``checks``
+(wait-to-retire, stop-timeout, ...; disabled / skipped processes),
+``resources`` ({process or ``_default``: {memory, cpu}}), ``docker-options``
+({phase: [option, ...]}), ``stopped`` (``ps:stop`` was run), ``source`` (the
+last deployed source, for ``ps:rebuild``). Global: ``keep-releases``.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from skiff.errors import ValidationError
+from skiff.state import GLOBAL, State
+
+PLUGIN = "docker"
+ALL = "_all_"
+DEFAULT_PROCESS = "_default"
+
+#: check settings and their defaults (seconds, or a count)
+CHECK_DEFAULTS: dict[str, float] = {
+    "wait-to-retire": 10,  # old containers keep running this long after the switch
+    "stop-timeout": 10,  # SIGTERM -> SIGKILL grace period
+    "timeout": 60,  # how long a new web container may take to answer HTTP at all
+    "uptime": 2,  # non-web processes must stay up this long
+    "attempts": 5,  # answers >= 500 (default check) or failed checks before giving up
+}
+DEFAULT_KEEP_RELEASES = 5
+
+
+# -- formation --------------------------------------------------------------
+
+
+def scale_overrides(state: State, app: str) -> dict[str, int]:
+    return dict(state.get_property(PLUGIN, "formation", app=app, default={}) or {})
+
+
+def set_scale(state: State, app: str, changes: dict[str, int]) -> dict[str, int]:
+    current = scale_overrides(state, app)
+    current.update(changes)
+    state.set_property(PLUGIN, "formation", current, app=app)
+    return current
+
+
+def formation(state: State, app: str, processes: dict[str, Any], app_json: dict[str, Any]) -> dict[str, int]:
+    """{process: quantity} for every process type of the release.
+
+    ``ps:scale`` wins, then app.json ``formation.<process>.quantity``, then the
+    default (web 1, others 0).
+    """
+    overrides = scale_overrides(state, app)
+    from_json = app_json.get("formation") if isinstance(app_json, dict) else None
+    result: dict[str, int] = {}
+    for process in processes:
+        if process in overrides:
+            result[process] = int(overrides[process])
+            continue
+        entry = (from_json or {}).get(process) if isinstance(from_json, dict) else None
+        if isinstance(entry, dict) and isinstance(entry.get("quantity"), int) and entry["quantity"] >= 0:
+            result[process] = entry["quantity"]
+        else:
+            result[process] = 1 if process == "web" else 0
+    return result
+
+
+# -- checks -------------------------------------------------------------------
+
+
+def checks(state: State, app: str) -> dict[str, Any]:
+    stored = state.get_property(PLUGIN, "checks", app=app, default={}) or {}
+    merged: dict[str, Any] = dict(CHECK_DEFAULTS)
+    merged.update({k: v for k, v in stored.items() if k in CHECK_DEFAULTS})
+    merged["disabled"] = list(stored.get("disabled", []))
+    merged["skipped"] = list(stored.get("skipped", []))
+    return merged
+
+
+def set_check(state: State, app: str, key: str, value: Optional[float]) -> None:
+    if key not in CHECK_DEFAULTS:
+        raise ValidationError(f"unknown check setting {key!r}; use one of {', '.join(CHECK_DEFAULTS)}")
+    stored = dict(state.get_property(PLUGIN, "checks", app=app, default={}) or {})
+    if value is None:
+        stored.pop(key, None)
+    else:
+        stored[key] = value
+    state.set_property(PLUGIN, "checks", stored, app=app)
+
+
+def set_check_mode(state: State, app: str, processes: list[str], mode: str) -> None:
+    """Mark ``processes`` (or ALL) as ``enabled``, ``disabled`` or ``skipped``."""
+    stored = dict(state.get_property(PLUGIN, "checks", app=app, default={}) or {})
+    disabled = set(stored.get("disabled", []))
+    skipped = set(stored.get("skipped", []))
+    targets = set(processes) or {ALL}
+    if ALL in targets:
+        disabled, skipped = set(), set()
+    disabled -= targets
+    skipped -= targets
+    if mode == "disabled":
+        disabled |= targets
+    elif mode == "skipped":
+        skipped |= targets
+    stored["disabled"], stored["skipped"] = sorted(disabled), sorted(skipped)
+    state.set_property(PLUGIN, "checks", stored, app=app)
+
+
+def check_mode(settings: dict[str, Any], process: str) -> str:
+    for mode in ("disabled", "skipped"):
+        names = settings.get(mode, [])
+        if ALL in names or process in names:
+            return mode
+    return "enabled"
+
+
+# -- resources and docker options ---------------------------------------------
+
+
+def resources(state: State, app: str) -> dict[str, dict[str, str]]:
+    return dict(state.get_property(PLUGIN, "resources", app=app, default={}) or {})
+
+
+def resources_for(state: State, app: str, process: str) -> dict[str, str]:
+    table = resources(state, app)
+    merged = dict(table.get(DEFAULT_PROCESS, {}))
+    merged.update(table.get(process, {}))
+    return merged
+
+
+def docker_options(state: State, app: str) -> dict[str, list[str]]:
+    return dict(state.get_property(PLUGIN, "docker-options", app=app, default={}) or {})
+
+
+# -- misc -------------------------------------------------------------------------
+
+
+def keep_releases(state: State, app: str) -> int:
+    value = state.get_property(PLUGIN, "keep-releases", app=app)
+    if value is None:
+        value = state.get_property(PLUGIN, "keep-releases", app=GLOBAL, default=DEFAULT_KEEP_RELEASES)
+    return max(1, int(value))
+
+
+def is_stopped(state: State, app: str) -> bool:
+    return bool(state.get_property(PLUGIN, "stopped", app=app, default=False))
+
+
+def set_stopped(state: State, app: str, stopped: bool) -> None:
+    if stopped:
+        state.set_property(PLUGIN, "stopped", True, app=app)
+    else:
+        state.delete_property(PLUGIN, "stopped", app=app)

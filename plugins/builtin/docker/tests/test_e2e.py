@@ -1,0 +1,140 @@
+"""End to end on the real engine: deploy, scale, config, rollback, zero downtime, failed checks.
+
+The app (tests/app) is a stdlib-only web server and worker on
+``skiff/stack-base:trixie``, built by ``skiff.testing.scheduler.ImageBuilder``;
+``TestProxy`` stands in for nginx and switches in ``skiff_post_deploy``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+import skiff_apps.plugin as apps_plugin
+import skiff_config.plugin as config_plugin
+import skiff_docker.plugin as docker_plugin
+import skiff_procfile.plugin as procfile_plugin
+from skiff import lifecycle
+from skiff.errors import DeployError
+from skiff.testing import DirReceiver, dir_source
+from skiff.testing.scheduler import ImageBuilder, Load, TestProxy, get, wait_answer
+
+pytestmark = pytest.mark.e2e
+
+APP_DIR = Path(__file__).parent / "app"
+
+
+@pytest.fixture
+def proxy():
+    p = TestProxy()
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def harness(skiff, proxy, stack_base_image, scheduler_app):
+    h = skiff(("apps", apps_plugin), ("config", config_plugin), ("procfile", procfile_plugin),
+              ("docker", docker_plugin), ("dir", DirReceiver()), ("builder", ImageBuilder()), ("proxy", proxy))
+    h.create_app(scheduler_app)
+    h.app = scheduler_app
+    assert h.invoke("checks:set", scheduler_app, "wait-to-retire", "1").exit_code == 0
+    return h
+
+
+def source(tmp_path: Path, version: str, fail: bool = False, app_json: dict | None = None) -> Path:
+    path = tmp_path / f"src-{version}-{time.monotonic_ns()}"
+    shutil.copytree(APP_DIR, path)
+    (path / "VERSION").write_text(version + "\n")
+    if fail:
+        (path / "FAIL").write_text("1")
+    if app_json is not None:
+        (path / "app.json").write_text(json.dumps(app_json))
+    return path
+
+
+def push(h, tmp_path: Path, version: str, **kwargs):
+    return lifecycle.deploy(h.context, h.app, dir_source(source(tmp_path, version, **kwargs), f"{version}abcdef0"))
+
+
+def ps(h) -> dict:
+    result = h.invoke("ps:report", h.app, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def answers(h) -> list[str]:
+    """The body of every web container, asked on its own published port."""
+    return [get(row["port"])[1].strip() for row in ps(h)["processes"] if row["process"] == "web"]
+
+
+def test_scale_config_rollback(harness, proxy, tmp_path, capsys):
+    h = harness
+    h.invoke("ps:scale", h.app, "worker=1")  # stored before the first deploy
+    push(h, tmp_path, "v1")
+    out = capsys.readouterr().out
+    assert "release task ran for v1abcdef0" in out
+    assert wait_answer(proxy.port)[1].strip() == "v1 - web.1"
+    report = ps(h)
+    assert {r["name"] for r in report["processes"]} == {f"{h.app}.web.1", f"{h.app}.worker.1"}
+    assert all(r["status"] == "running" for r in report["processes"])
+
+    assert h.invoke("ps:scale", h.app, "web=3").exit_code == 0
+    assert sorted(answers(h)) == ["v1 - web.1", "v1 - web.2", "v1 - web.3"]
+    assert len(proxy.upstreams) == 3
+
+    assert h.invoke("config:set", h.app, "GREETING=meow").exit_code == 0
+    assert sorted(answers(h)) == ["v1 meow web.1", "v1 meow web.2", "v1 meow web.3"]
+
+    push(h, tmp_path, "v2")
+    assert set(answers(h)) == {"v2 meow web.1", "v2 meow web.2", "v2 meow web.3"}
+
+    logs = h.invoke("logs", h.app, "-p", "worker", "-n", "5")
+    assert logs.exit_code == 0 and f"{h.app}[worker.1]: worker worker.1 tick" in logs.stdout
+    run = h.invoke("run", h.app, "echo $DYNO-less $GREETING; cat /app/VERSION")
+    assert run.exit_code == 0 and "meow" in run.stdout and "v2" in run.stdout
+
+    assert h.invoke("config:set", h.app, "GREETING=purr").exit_code == 0
+    result = h.invoke("releases:rollback", h.app)  # back to v2 meow
+    assert result.exit_code == 0, result.output
+    assert set(answers(h)) == {"v2 meow web.1", "v2 meow web.2", "v2 meow web.3"}
+    result = h.invoke("releases:rollback", h.app, "3")  # v3: code v1, GREETING=meow
+    assert result.exit_code == 0, result.output
+    assert set(answers(h)) == {"v1 meow web.1", "v1 meow web.2", "v1 meow web.3"}
+    assert get(proxy.port)[1].startswith("v1 meow")
+    listing = h.invoke("releases", h.app).stdout
+    assert "Scale web=3" in listing and "Set GREETING" in listing and "Rollback to v3" in listing
+
+
+def test_zero_downtime_under_load(harness, proxy, tmp_path):
+    h = harness
+    push(h, tmp_path, "v0")
+    wait_answer(proxy.port)
+    with Load(proxy.port, threads=2, limit=240) as load:
+        for i in range(1, 6):
+            push(h, tmp_path, f"v{i}")
+        assert h.invoke("ps:restart", h.app).exit_code == 0
+        time.sleep(1.5)  # requests keep flowing while the last old container retires
+    assert load.failures == [], load.failures[:5]
+    assert load.ok > 50
+    assert {"v0 - web.1", "v5 - web.1"} <= load.bodies
+    assert get(proxy.port)[1].strip() == "v5 - web.1"
+    assert h.state.current_release(h.app).description == "Restart"
+
+
+def test_failing_check_is_rejected_and_old_release_keeps_serving(harness, proxy, tmp_path, capsys, docker_client):
+    h = harness
+    push(h, tmp_path, "good")
+    wait_answer(proxy.port)
+    capsys.readouterr()
+    with pytest.raises(DeployError) as info:
+        push(h, tmp_path, "bad", fail=True)
+    assert "web.1 failed its checks" in str(info.value) and "HTTP 500" in str(info.value)
+    assert "keeps serving" in str(info.value)
+    assert "web bad listening" in capsys.readouterr().err  # the new container's last log lines
+    assert get(proxy.port)[1].strip() == "good - web.1"
+    names = [c.name for c in docker_client.containers.list(all=True, filters={"label": f"skiff.app={h.app}"})]
+    assert names == [f"{h.app}.web.1"]
+    assert h.state.releases(h.app)[-1].status == "failed"
