@@ -145,6 +145,8 @@ def test_export_destroy_create_import_round_trip(h, docker_client, service_name,
         r = cli("postgres:import", name, stdin=f)
     assert r.returncode == 0, r.stderr
     assert _sql(docker_client, name, "SELECT string_agg(name, ',' ORDER BY id) FROM pets") == "cat,dog,émile"
+    r = cli("postgres:connect", name, input=b"SELECT 'n=' || count(*) FROM pets;\n")
+    assert r.returncode == 0 and b"n=3" in r.stdout
 
     # a broken dump is refused and changes nothing
     r = cli("postgres:import", name, input=b"not a dump")
