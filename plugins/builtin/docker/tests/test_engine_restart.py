@@ -1,0 +1,69 @@
+"""Killing (SIGTERM) and restarting dockerd brings the app back on the same published port.
+
+This stops the engine for a few seconds, so it is one lean test; the engine is
+started again with scripts/ensure-docker.sh even when the test fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import skiff_apps.plugin as apps_plugin
+import skiff_docker.plugin as docker_plugin
+import skiff_procfile.plugin as procfile_plugin
+from skiff import lifecycle
+from skiff.testing import DirReceiver, dir_source
+from skiff.testing.scheduler import ImageBuilder, get, wait_answer
+from skiff_docker import engine
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[4]
+APP_DIR = Path(__file__).parent / "app"
+
+
+def dockerd_pid() -> int:
+    out = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True).stdout.split()
+    if not out:
+        pytest.fail("no dockerd process to restart")
+    return int(out[0])
+
+
+def restart_engine() -> None:
+    pid = dockerd_pid()
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    subprocess.run([str(ROOT / "scripts" / "ensure-docker.sh")], check=True, timeout=120)
+
+
+def test_app_comes_back_after_dockerd_restart(skiff, stack_base_image, scheduler_app, tmp_path):
+    h = skiff(("apps", apps_plugin), ("procfile", procfile_plugin), ("docker", docker_plugin),
+              ("dir", DirReceiver()), ("builder", ImageBuilder()))
+    h.create_app(scheduler_app)
+    src = tmp_path / "src"
+    import shutil
+
+    shutil.copytree(APP_DIR, src)
+    (src / "VERSION").write_text("survivor\n")
+    lifecycle.deploy(h.context, scheduler_app, dir_source(src, "a" * 40))
+    before = json.loads(h.invoke("ps:report", scheduler_app, "--format", "json").stdout)["processes"][0]
+    assert get(before["port"])[1].startswith("survivor")
+    try:
+        restart_engine()
+    finally:
+        subprocess.run([str(ROOT / "scripts" / "ensure-docker.sh")], timeout=120)
+        engine.reset_client()
+    status, body = wait_answer(before["port"], timeout=60)
+    assert (status, body.split()[0]) == (200, "survivor")
+    after = json.loads(h.invoke("ps:report", scheduler_app, "--format", "json").stdout)["processes"][0]
+    assert after["port"] == before["port"] and after["name"] == before["name"]
+    restore = h.invoke("ps:restore", scheduler_app)
+    assert restore.exit_code == 0 and f"{scheduler_app}: running" in restore.stdout
