@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
 PYTEST_ARGS ?=
 
-.PHONY: help deps docker venv test unit install demo bench clean
+.PHONY: help deps docker venv stack test unit install demo bench clean
 
 help:
 	@echo "make demo     install everything and deploy examples/catmeow by git push"
@@ -23,7 +23,10 @@ venv:
 unit: venv
 	$(VENV)/bin/python -m pytest -q -m "not e2e" $(PYTEST_ARGS)
 
-test: deps docker venv
+stack: docker venv
+	$(VENV)/bin/skiff stack:build
+
+test: deps docker venv stack
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 bench: docker venv
