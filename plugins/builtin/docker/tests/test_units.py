@@ -1,0 +1,146 @@
+"""Unit tests of the docker scheduler's pieces that need no engine."""
+from __future__ import annotations
+
+import http.server
+import threading
+
+import pytest
+
+import skiff_apps.plugin as apps_plugin
+import skiff_docker.plugin as docker_plugin
+from skiff.errors import ValidationError
+from skiff.state import State
+from skiff_docker import checks, options, scheduler, settings
+
+
+def test_options_allow_list_and_normalisation():
+    assert options.normalise("deploy", ["--add-host", "db:10.0.0.2"]) == "--add-host=db:10.0.0.2"
+    assert options.normalise("run", ["-v", "/srv/data:/data:ro"]) == "--volume=/srv/data:/data:ro"
+    assert options.normalise("build", ["--build-arg=FOO=bar"]) == "--build-arg=FOO=bar"
+    assert options.normalise("deploy", ["--read-only"]) == "--read-only"
+    for phase, words in [
+        ("deploy", ["--privileged"]),
+        ("deploy", ["--add-host=db:1.2.3.4; rm -rf /"]),
+        ("deploy", ["--volume=/a:/b/../../etc"]),
+        ("deploy", ["--label=skiff.app=other"]),
+        ("deploy", ["--cap-add=sys_admin;"]),
+        ("build", ["--volume=/a:/b"]),
+        ("nope", ["--dns=1.1.1.1"]),
+        ("deploy", ["--dns=1.1.1.1", "--dns=8.8.8.8"]),
+    ]:
+        with pytest.raises(ValidationError):
+            options.normalise(phase, words)
+    kwargs = options.run_kwargs(["--add-host=db:10.0.0.2", "--volume=/srv:/data:ro", "--cap-drop=NET_RAW",
+                                 "--label=team=a", "--read-only"])
+    assert kwargs["extra_hosts"] == {"db": "10.0.0.2"}
+    assert kwargs["volumes"] == {"/srv": {"bind": "/data", "mode": "ro"}}
+    assert kwargs["cap_drop"] == ["NET_RAW"] and kwargs["labels"] == {"team": "a"} and kwargs["read_only"]
+
+
+def test_formation_defaults_app_json_and_scale(tmp_path):
+    state = State(tmp_path)
+    state.create_app("cat")
+    table = {"web": "x", "worker": "y", "clock": "z"}
+    assert settings.formation(state, "cat", table, {}) == {"web": 1, "worker": 0, "clock": 0}
+    app_json = {"formation": {"worker": {"quantity": 2}}}
+    assert settings.formation(state, "cat", table, app_json) == {"web": 1, "worker": 2, "clock": 0}
+    settings.set_scale(state, "cat", {"web": 3, "worker": 0})
+    assert settings.formation(state, "cat", table, app_json) == {"web": 3, "worker": 0, "clock": 0}
+    state.close()
+
+
+def test_process_table_and_env():
+    assert scheduler.process_table({}) == {"web": ""}
+    with pytest.raises(ValidationError):
+        scheduler.process_table({"we b": "x"})
+    env = scheduler.process_env({"A": "1", "PORT": "9"}, "web", 2, 5000, "abc")
+    assert env["PORT"] == "9" and env["DYNO"] == "web.2" and env["GIT_REV"] == "abc"
+    assert scheduler.container_port({"exposed_ports": [8080]}) == 8080
+    assert scheduler.container_port({}) == 5000
+    assert scheduler.command_of("gunicorn app:app") == ["/bin/sh", "-c", "gunicorn app:app"]
+    assert scheduler.command_of("") is None
+
+
+def test_checks_from_app_json():
+    app_json = {"healthchecks": {"web": [{"type": "startup", "path": "/health", "content": "ok", "attempts": 2,
+                                          "wait": 0, "initialDelay": 0}]}}
+    (check,) = checks.checks_for(app_json, "web", settings.CHECK_DEFAULTS)
+    assert (check.path, check.content, check.attempts, check.max_status) == ("/health", "ok", 2, 399)
+    (default,) = checks.checks_for({}, "web", settings.CHECK_DEFAULTS)
+    assert default.path == "/" and default.max_status == 499
+    (worker,) = checks.checks_for({}, "worker", {"uptime": 3})
+    assert worker.path is None and worker.uptime == 3
+
+
+@pytest.fixture
+def http_app():
+    answers = {"/health": (200, "all ok"), "/broken": (500, "oops"), "/": (404, "nope")}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, body = answers.get(self.path, (404, ""))
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def test_run_check_against_http(http_app):
+    alive = lambda: None  # noqa: E731
+    checks.run_check(checks.Check("ok", path="/health", content="ok"), http_app, alive, 2)
+    checks.run_check(checks.Check("default", path="/", max_status=499), http_app, alive, 2)  # 404 < 500
+    with pytest.raises(checks.CheckFailed, match="HTTP 500"):
+        checks.run_check(checks.Check("broken", path="/broken", attempts=2, wait=0), http_app, alive, 2)
+    with pytest.raises(checks.CheckFailed, match="lacks"):
+        checks.run_check(checks.Check("content", path="/health", content="nope", attempts=1), http_app, alive, 2)
+
+
+def test_run_check_fails_fast_when_the_container_exits():
+    with pytest.raises(checks.CheckFailed, match="exited"):
+        checks.run_check(checks.Check("dead", path="/"), 1, lambda: "the container exited with status 1", 30)
+    with pytest.raises(checks.CheckFailed, match="within"):
+        checks.run_check(checks.Check("up", uptime=0.3), None, lambda: "the container exited", 1)
+
+
+def test_settings_commands_validate_input(skiff):
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    h.create_app("cat")
+    assert h.invoke("checks:set", "cat", "wait-to-retire", "3").exit_code == 0
+    assert settings.checks(h.state, "cat")["wait-to-retire"] == 3
+    bad = h.invoke("checks:set", "cat", "bogus", "3")
+    assert bad.exit_code == 1 and bad.stderr.startswith("!     unknown check setting")
+    assert h.invoke("checks:set", "cat", "timeout", "soon").exit_code == 1
+    assert h.invoke("checks:skip", "cat", "worker").exit_code == 0
+    assert settings.check_mode(settings.checks(h.state, "cat"), "worker") == "skipped"
+    assert h.invoke("checks:enable", "cat").exit_code == 0
+    assert settings.check_mode(settings.checks(h.state, "cat"), "worker") == "enabled"
+
+    assert h.invoke("resource:limit", "cat", "--memory", "256m", "--cpu", "0.5").exit_code == 0
+    assert settings.resources_for(h.state, "cat", "web") == {"memory": "256m", "cpu": "0.5"}
+    assert h.invoke("resource:limit", "cat", "--memory", "lots").exit_code == 1
+
+    assert h.invoke("docker-options:add", "cat", "deploy,run", "--add-host=db:10.0.0.2").exit_code == 0
+    assert settings.docker_options(h.state, "cat") == {"deploy": ["--add-host=db:10.0.0.2"],
+                                                       "run": ["--add-host=db:10.0.0.2"]}
+    refused = h.invoke("docker-options:add", "cat", "deploy", "--privileged")
+    assert refused.exit_code == 1 and "not allowed" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    assert h.invoke("docker-options:clear", "cat").exit_code == 0
+    assert settings.docker_options(h.state, "cat") == {}
+
+    scale = h.invoke("ps:scale", "cat", "web=two")
+    assert scale.exit_code == 1 and "PROCESS=QUANTITY" in scale.stderr
+    assert h.invoke("ps:scale", "cat", "web=2", "worker=1").exit_code == 0  # stored before the first deploy
+    assert settings.scale_overrides(h.state, "cat") == {"web": 2, "worker": 1}
+    assert h.invoke("ps:set", "--global", "keep-releases", "3").exit_code == 0
+    assert settings.keep_releases(h.state, "cat") == 3
+    assert h.invoke("releases:rollback", "cat").exit_code == 1
+    assert h.invoke("ps:rebuild", "cat").stderr.startswith("!     no source recorded")
