@@ -1,0 +1,330 @@
+"""Turn a source tree into an image: a cached dependency layer, then a code layer.
+
+No Dockerfile and no ``docker build``: a build container runs the packs'
+steps as the stack's non-root user and is committed (``docker commit``).
+
+1. dependencies: a container from the stack image gets the dependency files
+   (``put_archive``), runs the install steps with the per-app package cache
+   and the host CA bundle mounted, and is committed as
+   ``skiff/<app>:deps-<key>``. The key hashes the dependency files, the steps,
+   the stack image id and the pack versions; a build with the same key reuses
+   the image and skips the install.
+2. code: a container from the dependency image gets the source under /app;
+   compile steps run in it when a pack has some (npm run build,
+   collectstatic); it is committed as ``skiff/<app>:<build id>`` with the
+   runtime env, ``USER``, ``WORKDIR`` and ``CMD``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import secrets
+import shutil
+import stat
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+from skiff.errors import SkiffError
+from skiff.output import Output
+
+MARK = "\x1e"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_USER = "1000:1000"
+DEFAULT_CA = "/etc/ssl/certs/ca-certificates.crt"
+BUILD_LABEL = "skiff.build-for"  # on build containers: the app
+DEPS_LABEL = "skiff.deps"  # on dependency images: the app
+ALWAYS_EXCLUDED = {".git"}
+BUILDER_VERSION = "1"
+# App config vars whose value changes how dependencies install: part of the layer key.
+KEY_CONFIG_PREFIXES = ("PIP_", "NPM_CONFIG_", "npm_config_", "NODE_", "PYTHON", "UV_", "POETRY_", "BUILD_")
+
+
+@dataclass
+class Stack:
+    image: str
+    id: str
+    python: str = ""
+    node: str = ""
+    user: str = DEFAULT_USER
+    path: str = DEFAULT_PATH
+
+
+@dataclass
+class Build:
+    """What packs see of one build."""
+
+    app: str
+    source: Path
+    config: dict[str, str]
+    stack: Stack
+    stacks: list[Stack]
+    output: Output
+    packs: list[str] = field(default_factory=list)
+
+    def has(self, relpath: str) -> bool:
+        path = self.source / relpath
+        return path.exists() and not path.is_symlink()
+
+    def read(self, relpath: str) -> str:
+        return (self.source / relpath).read_text(encoding="utf-8")
+
+    def use_stack(self, stack: Stack) -> None:
+        """Switch this build to another stack (e.g. for a Python version)."""
+        self.stack = stack
+
+
+def build_id() -> str:
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def image_tag(app: str, tag: str) -> str:
+    return f"skiff/{app}:{tag}"
+
+
+# -- streaming the driver's output ------------------------------------------
+
+
+class Progress:
+    """Turns the driver's output into ``----->`` lines, indented tool output and step times."""
+
+    def __init__(self, out: Output):
+        self.out = out
+        self.failed: Optional[tuple[str, int]] = None
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            self.line(line.decode("utf-8", "replace"))
+
+    def close(self) -> None:
+        if self._buffer:
+            self.line(self._buffer.decode("utf-8", "replace"))
+            self._buffer = b""
+
+    def line(self, text: str) -> None:
+        text = text.rstrip("\r")
+        if "\r" in text:  # progress bars: keep the last state
+            text = text.rsplit("\r", 1)[-1]
+        if text.startswith(MARK):
+            try:
+                data = json.loads(text[1:])
+            except ValueError:
+                return
+            if "step" in data:
+                self.out.step(data["step"])
+            elif "done" in data:
+                self.out.info(f"done in {data['seconds']:.1f}s")
+            elif "fail" in data:
+                self.failed = (data["fail"], int(data.get("code", 1)))
+            return
+        self.out.info(text)
+
+
+# -- containers ------------------------------------------------------------
+
+
+def _code_tar(source: Path, exclude: Iterable[str], extra: dict[str, bytes], uid: int, gid: int,
+              only: Optional[Iterable[str]] = None) -> bytes:
+    """A tar of ``source`` under ``app/`` (owned by uid:gid), plus ``extra`` files."""
+    excluded = set(ALWAYS_EXCLUDED) | {e.strip("/") for e in exclude}
+    buf = io.BytesIO()
+
+    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid, info.gid, info.uname, info.gname = uid, gid, "", ""
+        info.mode |= 0o600 if not info.isdir() else 0o700
+        return info
+
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        root = tarfile.TarInfo("app")
+        root.type, root.mode = tarfile.DIRTYPE, 0o755
+        tf.addfile(owned(root))
+        dirs_added = {"app"}
+
+        def add_dirs(rel: str) -> None:
+            parts = Path(rel).parts[:-1]
+            for i in range(1, len(parts) + 1):
+                name = "app/" + "/".join(parts[:i])
+                if name not in dirs_added:
+                    info = tarfile.TarInfo(name)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tf.addfile(owned(info))
+                    dirs_added.add(name)
+
+        if only is not None:
+            for rel in only:
+                add_dirs(rel)
+                tf.add(source / rel, arcname=f"app/{rel}", recursive=False, filter=owned)
+        else:
+            for dirpath, dirnames, filenames in os.walk(source):
+                rel_dir = os.path.relpath(dirpath, source)
+                rel_dir = "" if rel_dir == "." else rel_dir
+                dirnames[:] = sorted(d for d in dirnames if os.path.join(rel_dir, d) not in excluded)
+                for name in sorted(dirnames) + sorted(filenames):
+                    rel = os.path.join(rel_dir, name)
+                    if rel in excluded:
+                        continue
+                    path = os.path.join(dirpath, name)
+                    mode = os.lstat(path).st_mode
+                    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+                        continue
+                    tf.add(path, arcname=f"app/{rel}", recursive=False, filter=owned)
+                    if stat.S_ISDIR(mode):
+                        dirs_added.add(f"app/{rel}")
+        for rel, data in sorted(extra.items()):
+            add_dirs(rel)
+            info = tarfile.TarInfo(f"app/{rel}")
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            tf.addfile(owned(info), io.BytesIO(data))
+    return buf.getvalue()
+
+
+class Runner:
+    """Creates, feeds, runs and commits build containers for one build."""
+
+    def __init__(self, client, build: Build, settings: dict[str, Any], cache_dir: Path, tmp_root: Path):
+        self.client = client
+        self.build = build
+        self.settings = settings
+        self.cache_dir = cache_dir
+        self.tmp_root = tmp_root
+        uid, _, gid = build.stack.user.partition(":")
+        self.uid, self.gid = int(uid), int(gid or uid)
+
+    # The driver, the plan and the app's config (one file per key, like ENV_DIR)
+    # go into a private temp dir that is mounted read-only.
+    def _plan_dir(self, steps: list[dict[str, Any]], env: dict[str, str]) -> Path:
+        self.tmp_root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="build-", dir=self.tmp_root))
+        os.chmod(tmp, 0o700)
+        driver_dir, env_dir = tmp / "driver", tmp / "env"
+        driver_dir.mkdir()
+        env_dir.mkdir(mode=0o700)
+        shutil.copyfile(Path(__file__).with_name("driver.py"), driver_dir / "driver.py")
+        plan = {"steps": steps, "env": env, "path": self._path(env), "env_dir": "/build/env",
+                "ca": "/build/ca-certificates.crt" if self._ca() else None}
+        (driver_dir / "plan.json").write_text(json.dumps(plan))
+        for key, value in self.build.config.items():
+            fd = os.open(env_dir / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(value)
+            os.chown(env_dir / key, self.uid, self.gid)
+        os.chown(env_dir, self.uid, self.gid)
+        os.chown(tmp, self.uid, self.gid)
+        return tmp
+
+    def _path(self, env: dict[str, str]) -> str:
+        return env.get("PATH") or self.build.stack.path
+
+    def _ca(self) -> Optional[str]:
+        if not self.settings.get("trust-host-ca", True):
+            return None
+        bundle = self.settings.get("ca-bundle") or DEFAULT_CA
+        if not os.path.isfile(bundle):
+            self.build.output.warn(f"CA bundle {bundle} not found; builds use the stack's own CAs")
+            return None
+        return bundle
+
+    def _mounts(self, plan_dir: Path) -> list:
+        from docker.types import Mount
+
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        os.chown(self.cache_dir, self.uid, self.gid)
+        mounts = [
+            Mount("/build/driver", str(plan_dir / "driver"), type="bind", read_only=True),
+            Mount("/build/env", str(plan_dir / "env"), type="bind", read_only=True),
+            Mount("/build/cache", str(self.cache_dir), type="bind", read_only=False),
+        ]
+        ca = self._ca()
+        if ca:
+            mounts.append(Mount("/build/ca-certificates.crt", ca, type="bind", read_only=True))
+        return mounts
+
+    def run(self, image: str, steps: list[dict[str, Any]], env: dict[str, str], archive: bytes,
+            changes: list[str], repository: str, tag: str) -> str:
+        """Run ``steps`` in a container of ``image`` holding ``archive``; commit it; return the image id."""
+        plan_dir = self._plan_dir(steps, env) if steps else None
+        container = None
+        try:
+            kwargs: dict[str, Any] = dict(user=self.build.stack.user, working_dir="/app",
+                                          labels={BUILD_LABEL: self.build.app}, detach=True)
+            if steps:
+                assert plan_dir is not None
+                kwargs["mounts"] = self._mounts(plan_dir)
+                command = ["python3", "/build/driver/driver.py"]
+            else:
+                command = ["true"]
+                kwargs["network_disabled"] = True
+            container = self.client.containers.create(image, command, **kwargs)
+            container.put_archive("/", archive)
+            if steps:
+                container.start()
+                progress = Progress(self.build.output)
+                for chunk in container.logs(stream=True, follow=True):
+                    progress.feed(chunk)
+                progress.close()
+                status = container.wait().get("StatusCode", 1)
+                if status != 0:
+                    what, code = progress.failed or ("the build", status)
+                    raise SkiffError(f"{what} failed (exit {code})")
+            image_obj = container.commit(repository=repository, tag=tag, changes=changes)
+            return image_obj.id
+        finally:
+            if container is not None:
+                try:
+                    container.remove(force=True, v=True)
+                except Exception:
+                    pass
+            if plan_dir is not None:
+                shutil.rmtree(plan_dir, ignore_errors=True)
+
+
+def hash_key(build: Build, pack_versions: list[tuple[str, str]], files: list[str], generated: dict[str, bytes],
+             steps: list[dict[str, Any]], env: dict[str, str]) -> str:
+    """The dependency layer's key."""
+    h = hashlib.sha256()
+
+    def put(data: Any) -> None:
+        h.update(json.dumps(data, sort_keys=True).encode())
+        h.update(b"\0")
+
+    put({"builder": BUILDER_VERSION, "stack": build.stack.id, "packs": pack_versions, "steps": steps, "env": env,
+         "config": {k: v for k, v in sorted(build.config.items()) if k.startswith(KEY_CONFIG_PREFIXES)}})
+    for rel in sorted(files):
+        put(rel)
+        h.update(hashlib.sha256((build.source / rel).read_bytes()).digest())
+    for rel, data in sorted(generated.items()):
+        put(rel)
+        h.update(hashlib.sha256(data).digest())
+    return h.hexdigest()
+
+
+def dockerfile_value(value: str) -> str:
+    """A value quoted for an ENV/LABEL instruction given to ``docker commit``."""
+    return json.dumps(value)
+
+
+def final_changes(app: str, bid: str, env: dict[str, str], user: str, web: Optional[str],
+                  packs: list[str]) -> list[str]:
+    changes = [f"ENV {k}={dockerfile_value(v)}" for k, v in env.items()]
+    changes += ["WORKDIR /app", f"USER {user}",
+                f"LABEL skiff.app={dockerfile_value(app)} skiff.build={dockerfile_value(bid)} "
+                f"skiff.builder=buildpacks skiff.buildpacks={dockerfile_value(','.join(packs))} {DEPS_LABEL}=\"\" "
+                f"{BUILD_LABEL}=\"\""]
+    if web:
+        changes.append("CMD " + json.dumps(["/bin/sh", "-c", web]))
+    return changes
+
+
+def timed(out: Output, message: str, fn: Callable[[], Any]) -> Any:
+    t0 = time.monotonic()
+    result = fn()
+    out.info(f"{message} in {time.monotonic() - t0:.1f}s")
+    return result

@@ -1,0 +1,64 @@
+"""Hooks of the buildpacks plugin: a language pack is itself a plugin.
+
+A pack implements these hooks and answers only when ``pack`` is its own name
+(return ``None`` otherwise), like pytest's collectors. ``build`` is the
+:class:`skiff_buildpacks.build.Build` of the current build (read-only for
+packs except ``build.use_stack``); see docs/builders.md.
+
+Steps are plain dicts run by the in-container driver, never by a shell::
+
+    {"title": "Installing dependencies with pip",   # "-----> ..." line; optional
+     "run": [["python3", "-m", "venv", ...], [...]],  # argument lists, in order
+     "env": {"KEY": "value"},                        # extra environment
+     "check": ["python", "-c", "import django"]}     # run the step only if this exits 0
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from skiff import hookspec
+
+
+@hookspec
+def skiff_buildpack_describe() -> Optional[dict[str, Any]]:
+    """Describe a pack: ``{"name", "version", "looks_for", "order"}``.
+
+    ``looks_for`` is shown when nothing is detected ("requirements.txt,
+    Pipfile.lock, ..."); detection tries packs by ascending ``order``.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_buildpack_detect(pack: str, build: Any) -> Optional[bool]:
+    """Pack ``pack``: return True if it can build ``build.source``, False if not."""
+
+
+@hookspec(firstresult=True)
+def skiff_buildpack_dependencies(pack: str, build: Any) -> Optional[dict[str, Any]]:
+    """Pack ``pack``: how to install the dependencies (the cached layer).
+
+    Return ``{"label": "Python app", "files": [relative paths], "generated":
+    {relative path: bytes}, "steps": [...], "env": {runtime env},
+    "exclude": [relative paths left out of the code layer]}``. The layer is
+    keyed by a hash of ``files``, ``generated``, ``steps``, the stack image and
+    the pack version, and reused while the key is unchanged. ``files`` and
+    ``generated`` are placed under /app before the steps run. Raise
+    ``SkiffError`` for an unusable source (e.g. two package managers).
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_buildpack_compile(pack: str, build: Any) -> Optional[dict[str, Any]]:
+    """Pack ``pack``: steps run with the code in /app, and extra files.
+
+    Return ``{"steps": [...], "files": {relative path: bytes}}``; runs on
+    every build, after the code layer is added.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_buildpack_processes(pack: str, build: Any) -> Optional[dict[str, str]]:
+    """Pack ``pack``: default process types (``{"web": "npm start"}``).
+
+    A Procfile's types win; defaults only fill the types it does not name.
+    """

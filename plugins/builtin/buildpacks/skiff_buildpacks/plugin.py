@@ -1,0 +1,403 @@
+"""The buildpacks builder: detect the language, install dependencies in a cached layer, add the code.
+
+Language packs are plugins of their own (``buildpack-python``,
+``buildpack-node``, ``buildpack-static``) implementing the hooks this plugin
+declares in :mod:`skiff_buildpacks.hookspecs`. Commands: ``buildpacks:list``,
+``buildpacks:set``, ``buildpacks:report``, ``repo:purge-cache``.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+from skiff import hookimpl
+from skiff.cli import pass_context
+from skiff.context import Context
+from skiff.deploy import Deploy
+from skiff.errors import SkiffError, ValidationError
+from skiff.state import GLOBAL
+
+from . import hookspecs
+
+PLUGIN = "buildpacks"
+SETTINGS = {  # key: (default, scopes)
+    "trust-host-ca": (True, ("global", "app")),
+    "ca-bundle": ("/etc/ssl/certs/ca-certificates.crt", ("global",)),
+    "packs": ("", ("app",)),
+}
+PACK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+PACK_ALIASES = {"nodejs": "node", "python3": "python"}
+KEEP_DEPS_IMAGES = 2
+
+
+@hookimpl
+def skiff_addhooks(pm) -> None:
+    pm.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def skiff_commands(cli: click.Group) -> None:
+    for command in (buildpacks_list, buildpacks_set, buildpacks_report, repo_purge_cache):
+        cli.add_command(command)
+
+
+# -- settings --------------------------------------------------------------
+
+
+def settings(context: Context, app: str) -> dict[str, Any]:
+    state = context.state
+    result = {}
+    for key, (default, scopes) in SETTINGS.items():
+        value = state.get_property(PLUGIN, key, app=app, default=None) if "app" in scopes else None
+        if value is None and "global" in scopes:
+            value = state.get_property(PLUGIN, key, default=None)
+        result[key] = default if value is None else value
+    return result
+
+
+def describe_packs(context: Context) -> list[dict[str, Any]]:
+    packs = [d for d in context.hook.skiff_buildpack_describe() if d]
+    return sorted(packs, key=lambda d: (d.get("order", 100), d["name"]))
+
+
+def _pack_name(raw: str) -> str:
+    name = raw.strip().rstrip("/")
+    match = re.search(r"heroku-buildpack-([a-z0-9]+)(?:\.git)?(?:#.*)?$", name)
+    if match:
+        name = match.group(1)
+    name = PACK_ALIASES.get(name.lower(), name.lower())
+    if not PACK_NAME.match(name):
+        raise ValidationError(f"invalid buildpack name {raw!r}")
+    return name
+
+
+def explicit_packs(context: Context, deploy: Deploy, config: dict[str, str]) -> tuple[list[str], str]:
+    """Packs chosen by the app (property), the BUILDPACK config var or a .buildpacks file."""
+    assert deploy.workdir is not None
+    prop = context.state.get_property(PLUGIN, "packs", app=deploy.app, default="")
+    if prop:
+        return [_pack_name(p) for p in prop.split(",") if p.strip()], "buildpacks:set"
+    if config.get("BUILDPACK"):
+        return [_pack_name(p) for p in config["BUILDPACK"].split(",") if p.strip()], "BUILDPACK"
+    listing = deploy.workdir / ".buildpacks"
+    if listing.is_file() and not listing.is_symlink():
+        names = [_pack_name(line) for line in listing.read_text().splitlines()
+                 if line.strip() and not line.strip().startswith("#")]
+        if names:
+            return names, ".buildpacks"
+    return [], ""
+
+
+def select_packs(context: Context, deploy: Deploy, build) -> list[str]:
+    known = {d["name"]: d for d in describe_packs(context)}
+    chosen, where = explicit_packs(context, deploy, build.config)
+    hook = context.hook
+    if chosen:
+        for name in chosen:
+            if name not in known:
+                raise SkiffError(f"unknown buildpack {name!r} (from {where}); installed: {', '.join(known) or 'none'}")
+        return chosen
+    for name in known:
+        if hook.skiff_buildpack_detect(pack=name, build=build):
+            return [name]
+    looks = "; ".join(f"{d['name']}: {d.get('looks_for', '?')}" for d in known.values())
+    raise SkiffError(f"no buildpack detected this app (looked for {looks}); "
+                     "add one of these files, a Dockerfile, or choose packs with .buildpacks")
+
+
+# -- the build -------------------------------------------------------------
+
+
+def claimed_by_other_builder(deploy: Deploy) -> bool:
+    selected = deploy.state.get_property("builder", "selected", app=deploy.app, default="") or ""
+    if selected and selected != PLUGIN:
+        return True
+    claimed = deploy.meta.get("builder")
+    return bool(claimed and claimed != PLUGIN)
+
+
+@hookimpl(trylast=True)
+def skiff_build(deploy: Deploy) -> Optional[str]:
+    if claimed_by_other_builder(deploy):
+        return None
+    from . import build as b
+    from .stacks import all_stacks, configured_image, stack_from_image
+
+    context, out = deploy.context, deploy.output
+    assert deploy.workdir is not None
+    t_start = time.monotonic()
+    client = docker_client()
+    stack = stack_from_image(context, client, configured_image(context))
+    config = deploy.state.effective_config(deploy.app)
+    build = b.Build(app=deploy.app, source=deploy.workdir, config=config, stack=stack, stacks=[stack], output=out)
+    build.stacks = all_stacks(context, client, stack)
+    packs = select_packs(context, deploy, build)
+    build.packs = packs
+    hook = context.hook
+    described = {d["name"]: d for d in describe_packs(context)}
+
+    # 1. dependencies
+    files: list[str] = []
+    generated: dict[str, bytes] = {}
+    steps: list[dict[str, Any]] = []
+    build_env: dict[str, str] = {}
+    runtime_env: dict[str, str] = {}
+    path_prefix: list[str] = []
+    exclude: list[str] = []
+    for name in packs:
+        deps = hook.skiff_buildpack_dependencies(pack=name, build=build) or {}
+        out.step(f"{deps.get('label') or described[name].get('label') or name.capitalize() + ' app'} detected")
+        for line in deps.get("notes", []):
+            out.info(line)
+        files += [f for f in deps.get("files", []) if f not in files]
+        generated.update(deps.get("generated", {}))
+        steps += deps.get("steps", [])
+        build_env.update(deps.get("env", {}))
+        runtime_env.update(deps.get("runtime_env", {}))
+        path_prefix += [p for p in deps.get("path", []) if p not in path_prefix]
+        exclude += deps.get("exclude", [])
+    path = ":".join(path_prefix + [build.stack.path])
+    env = {"PATH": path, **build_env}
+    runner = b.Runner(client, build, settings(context, deploy.app), context.path("cache", deploy.app),
+                      context.path("tmp"))
+    versions = [(n, str(described[n].get("version", "0"))) for n in packs]
+    base = build.stack.image
+    deps_id = build.stack.id
+    key = ""
+    if steps:
+        key = b.hash_key(build, versions, files, generated, steps, env)
+        deps_tag = f"deps-{key[:16]}"
+        deps_ref = b.image_tag(deploy.app, deps_tag)
+        existing = _image(client, deps_ref)
+        if existing is not None:
+            out.step(f"Reusing the dependency layer (unchanged: {', '.join(files) or 'none'})")
+            deps_id = existing.id
+        else:
+            t0 = time.monotonic()
+            archive = b._code_tar(deploy.workdir, (), generated, runner.uid, runner.gid, only=files)
+            deps_id = runner.run(build.stack.image, steps, env, archive,
+                                 [f"LABEL {b.DEPS_LABEL}={b.dockerfile_value(deploy.app)} skiff.deps.key={key}"],
+                                 f"skiff/{deploy.app}", deps_tag)
+            out.step(f"Dependency layer ready in {time.monotonic() - t0:.1f}s")
+        base = deps_ref
+
+    # 2. code (+ compile steps)
+    compile_steps: list[dict[str, Any]] = []
+    extra: dict[str, bytes] = {}
+    for name in packs:
+        result = hook.skiff_buildpack_compile(pack=name, build=build) or {}
+        compile_steps += result.get("steps", [])
+        extra.update(result.get("files", {}))
+    defaults: dict[str, str] = {}
+    for name in packs:
+        for ptype, command in (hook.skiff_buildpack_processes(pack=name, build=build) or {}).items():
+            defaults.setdefault(ptype, command)
+    for ptype, command in defaults.items():
+        if ptype not in deploy.processes:
+            deploy.processes[ptype] = command
+            out.info(f"default process type {ptype}: {command}")
+    if not deploy.processes:
+        out.warn("no Procfile and no default process type: nothing will run (add a Procfile)")
+    bid = b.build_id()
+    t0 = time.monotonic()
+    archive = b._code_tar(deploy.workdir, exclude, extra, runner.uid, runner.gid)
+    if not compile_steps:
+        out.step(f"Adding the code ({len(archive) // 1024} KiB)")
+    else:
+        out.step(f"Adding the code ({len(archive) // 1024} KiB) and compiling")
+    image_env = {"PATH": path, **build_env, **runtime_env, "PORT": "5000"}
+    changes = b.final_changes(deploy.app, bid, image_env, build.stack.user, deploy.processes.get("web"), packs)
+    image_id = runner.run(base, compile_steps, env, archive, changes, f"skiff/{deploy.app}", bid)
+    ref = b.image_tag(deploy.app, bid)
+    deploy.meta.update({
+        "builder": PLUGIN,
+        "buildpacks": packs,
+        "stack": build.stack.image,
+        "deps_key": key[:16],
+        "deps_image": deps_id,
+        "image_id": image_id,
+    })
+    if steps:
+        _prune_deps(client, deploy.app, keep=deps_id)
+    out.step(f"Built {ref} in {time.monotonic() - t_start:.1f}s (code layer {time.monotonic() - t0:.1f}s)")
+    return ref
+
+
+def docker_client():
+    try:
+        import docker
+    except ImportError as exc:  # pragma: no cover
+        raise SkiffError("the docker Python package is not installed") from exc
+    try:
+        client = docker.from_env(timeout=900)
+        client.ping()
+    except Exception as exc:
+        raise SkiffError(f"cannot reach the Docker engine ({exc}); is dockerd running?") from exc
+    return client
+
+
+def _image(client, ref: str):
+    import docker.errors
+
+    try:
+        return client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def deps_images(client, app: str) -> list:
+    return client.images.list(filters={"label": f"skiff.deps={app}"})
+
+
+def _prune_deps(client, app: str, keep: str) -> None:
+    """Untag all but the newest dependency layers of ``app`` (images in use keep their layers)."""
+    images = sorted(deps_images(client, app), key=lambda i: i.attrs.get("Created", ""), reverse=True)
+    others = [i for i in images if i.id != keep]
+    for image in others[KEEP_DEPS_IMAGES - 1:]:
+        for tag in image.tags or []:
+            try:
+                client.images.remove(tag)
+            except Exception:
+                pass
+
+
+def remove_app_images(client, app: str) -> int:
+    removed = 0
+    for image in deps_images(client, app):
+        for tag in image.tags or []:
+            try:
+                client.images.remove(tag)
+                removed += 1
+            except Exception:
+                pass
+    return removed
+
+
+# -- app events ------------------------------------------------------------
+
+
+@hookimpl
+def skiff_app_destroyed(context: Context, app: str) -> None:
+    shutil.rmtree(context.path("cache", app), ignore_errors=True)
+    try:
+        remove_app_images(docker_client(), app)
+    except SkiffError:
+        pass
+
+
+@hookimpl
+def skiff_app_renamed(context: Context, old: str, new: str) -> None:
+    src, dst = context.path("cache", old), context.path("cache", new)
+    if src.exists() and not dst.exists():
+        src.rename(dst)
+
+
+@hookimpl
+def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
+    s = settings(context, app)
+    release = context.state.current_release(app)
+    meta = release.meta if release else {}
+    return {"buildpacks": {"packs": s["packs"] or "(detected)", "trust-host-ca": s["trust-host-ca"],
+                           "last-build": ",".join(meta.get("buildpacks", [])) or None,
+                           "stack": meta.get("stack")}}
+
+
+# -- commands --------------------------------------------------------------
+
+
+@click.command("buildpacks:list")
+@pass_context
+def buildpacks_list(context: Context) -> None:
+    """List the installed language packs and what each looks for."""
+    context.output.banner("Buildpacks (tried in this order)")
+    for d in describe_packs(context):
+        click.echo(f"{d['name']:<10} v{d.get('version', '?'):<4} {d.get('looks_for', '')}")
+
+
+def _parse_bool(key: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ValidationError(f"{key} must be true or false, got {value!r}")
+
+
+@click.command("buildpacks:set")
+@click.option("--global", "is_global", is_flag=True, help="Set the global default.")
+@click.argument("args", nargs=-1, required=True)
+@pass_context
+def buildpacks_set(context: Context, is_global: bool, args: tuple[str, ...]) -> None:
+    """Set a build property: buildpacks:set (--global | APP) KEY [VALUE].
+
+    Keys: trust-host-ca true|false, ca-bundle PATH (global only, local only),
+    packs NAME[,NAME] (app only). No VALUE resets the key.
+    """
+    if is_global:
+        scope, rest = GLOBAL, list(args)
+    else:
+        if len(args) < 2:
+            raise click.UsageError("usage: buildpacks:set (--global | APP) KEY [VALUE]")
+        scope, rest = context.state.require_app(args[0]), list(args[1:])
+    if not rest or len(rest) > 2:
+        raise click.UsageError("usage: buildpacks:set (--global | APP) KEY [VALUE]")
+    key, value = rest[0], (rest[1] if len(rest) > 1 else "")
+    if key not in SETTINGS:
+        raise ValidationError(f"unknown buildpacks property {key!r}; known: {', '.join(SETTINGS)}")
+    scopes = SETTINGS[key][1]
+    if ("global" if scope == GLOBAL else "app") not in scopes:
+        raise ValidationError(f"{key} can only be set {'with --global' if 'global' in scopes else 'per app'}")
+    if key == "ca-bundle" and context.via_ssh:
+        raise SkiffError("ca-bundle names a file on the server: set it on the server, not over SSH")
+    label = scope or "global"
+    if not value:
+        context.state.delete_property(PLUGIN, key, app=scope)
+        context.output.step(f"Reset {key} ({label})")
+        return
+    stored: Any = value
+    if key == "trust-host-ca":
+        stored = _parse_bool(key, value)
+    elif key == "ca-bundle":
+        if not value.startswith("/") or not Path(value).is_file():
+            raise ValidationError(f"ca-bundle must be an absolute path to a file on this server, got {value!r}")
+    elif key == "packs":
+        known = {d["name"] for d in describe_packs(context)}
+        names = [_pack_name(p) for p in value.split(",") if p.strip()]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValidationError(f"unknown buildpack {unknown[0]!r}; installed: {', '.join(sorted(known))}")
+        stored = ",".join(names)
+    context.state.set_property(PLUGIN, key, stored, app=scope)
+    context.output.step(f"Set {key} to {stored} ({label})")
+
+
+@click.command("buildpacks:report")
+@click.argument("app")
+@pass_context
+def buildpacks_report(context: Context, app: str) -> None:
+    """Show the build settings of APP."""
+    context.state.require_app(app)
+    report = skiff_report(context, app)["buildpacks"]
+    context.output.banner(f"{app} buildpacks information")
+    for key, value in report.items():
+        click.echo(f"{key + ':':<18} {value if value is not None else ''}")
+
+
+@click.command("repo:purge-cache")
+@click.argument("app")
+@pass_context
+def repo_purge_cache(context: Context, app: str) -> None:
+    """Delete APP's build cache: package downloads and dependency layers."""
+    context.state.require_app(app)
+    cache = context.path("cache", app)
+    existed = cache.exists()
+    shutil.rmtree(cache, ignore_errors=True)
+    removed = remove_app_images(docker_client(), app)
+    context.output.step(f"Purged the build cache of {app}"
+                        + ("" if existed or removed else " (it was empty)")
+                        + (f": {removed} dependency layer(s) removed" if removed else ""))

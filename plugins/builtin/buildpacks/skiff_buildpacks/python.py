@@ -1,0 +1,240 @@
+"""The Python pack: requirements.txt, Pipfile.lock, uv.lock or poetry.lock into /app/.venv.
+
+The virtualenv is made with ``python3 -m venv --without-pip`` and filled by
+the stack's own pip (``pip --python VENV install``), which skips the seconds
+``venv`` spends bootstrapping pip. Lock files are turned into a pinned
+requirements file (``.skiff/requirements.txt``) of the default/main group.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Optional
+
+from skiff import hookimpl
+from skiff.errors import SkiffError
+
+from .stacks import parse_requested, version_satisfies
+
+NAME = "python"
+VERSION = "1"
+VENV = "/app/.venv"
+GENERATED = ".skiff/requirements.txt"
+MANAGERS = ("requirements.txt", "Pipfile.lock", "uv.lock", "poetry.lock")
+LOOKS_FOR = "requirements.txt, Pipfile.lock, pyproject.toml with uv.lock or poetry.lock"
+REQ_INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)\s*=?\s*(\S+)")
+
+
+@hookimpl
+def skiff_buildpack_describe() -> dict[str, Any]:
+    return {"name": NAME, "version": VERSION, "looks_for": LOOKS_FOR, "order": 10, "label": "Python app"}
+
+
+@hookimpl
+def skiff_buildpack_detect(pack: str, build) -> Optional[bool]:
+    if pack != NAME:
+        return None
+    return any(build.has(f) for f in (*MANAGERS, "Pipfile", "pyproject.toml", "setup.py"))
+
+
+def managers(build) -> list[str]:
+    found = [f for f in MANAGERS if build.has(f)]
+    if build.has("Pipfile") and "Pipfile.lock" not in found:
+        found.append("Pipfile")
+    return found
+
+
+def requested_version(build) -> tuple[Optional[str], str]:
+    for name in (".python-version", "runtime.txt"):
+        if build.has(name):
+            return parse_requested(build.read(name)), name
+    return None, ""
+
+
+def choose_stack(build) -> Optional[str]:
+    """Use a stack whose Python satisfies .python-version / runtime.txt; return a note."""
+    requested, where = requested_version(build)
+    if not requested:
+        return None
+    if version_satisfies(build.stack.python, requested):
+        return f"Python {build.stack.python} (satisfies {requested} from {where})"
+    for stack in build.stacks:
+        if version_satisfies(stack.python, requested):
+            build.use_stack(stack)
+            return f"Python {stack.python} on stack {stack.image} (for {requested} from {where})"
+    available = ", ".join(f"{s.python} ({s.image})" for s in build.stacks if s.python) or "none"
+    raise SkiffError(f"{where} requests Python {requested}, but no stack has it; available: {available}; "
+                     "build another stack (e.g. 'skiff stack:build bookworm' for 3.11) or change " + where)
+
+
+@hookimpl
+def skiff_buildpack_dependencies(pack: str, build) -> Optional[dict[str, Any]]:
+    if pack != NAME:
+        return None
+    found = managers(build)
+    if len(found) > 1:
+        raise SkiffError(f"more than one Python package manager file: {', '.join(found)}; keep only one")
+    notes = [n for n in [choose_stack(build)] if n]
+    venv = ["python3", "-m", "venv", "--without-pip", VENV]
+    pip = ["python3", "-m", "pip", "--python", f"{VENV}/bin/python", "install", "--disable-pip-version-check",
+           "--no-input", "--progress-bar", "off", "--no-warn-script-location"]
+    env = {"PIP_CACHE_DIR": "/build/cache/pip", "PIP_ROOT_USER_ACTION": "ignore"}
+    stack_path = {"PATH": build.stack.path}  # the stack's python3, not the venv's (it has no pip)
+    result: dict[str, Any] = {"label": "Python app", "notes": notes, "path": [f"{VENV}/bin"],
+                              "runtime_env": {"PYTHONUNBUFFERED": "1", "VIRTUAL_ENV": VENV},
+                              "exclude": [".venv"], "files": [], "generated": {}}
+    if not found:
+        if build.has("pyproject.toml"):
+            raise SkiffError("pyproject.toml without uv.lock or poetry.lock: commit a lock file or a requirements.txt")
+        if build.has("setup.py"):
+            result["notes"].append("setup.py without requirements.txt: installing no dependencies")
+        result["steps"] = [{"title": "Creating the virtualenv", "run": [venv], "env": stack_path}]
+        return result
+    manager = found[0]
+    if manager == "Pipfile":
+        raise SkiffError("Pipfile without Pipfile.lock: run 'pipenv lock' and commit Pipfile.lock")
+    if manager == "requirements.txt":
+        files = requirement_files(build, "requirements.txt")
+        result["files"] = files
+        install = [*pip, "-r", "requirements.txt"]
+        tool = "pip"
+    else:
+        text = build.read(manager)
+        if manager == "Pipfile.lock":
+            reqs, tool = pipfile_requirements(text), "pip (from Pipfile.lock)"
+        elif manager == "uv.lock":
+            reqs, tool = uv_requirements(text), "pip (from uv.lock)"
+        else:
+            reqs, tool = poetry_requirements(text), "pip (from poetry.lock)"
+        result["files"] = [manager]
+        result["generated"] = {GENERATED: ("".join(r + "\n" for r in reqs)).encode()}
+        install = [*pip, "-r", GENERATED]
+    result["steps"] = [{"title": f"Installing dependencies with {tool}", "run": [venv, install],
+                        "env": {**env, **stack_path}}]
+    return result
+
+
+def requirement_files(build, first: str) -> list[str]:
+    """requirements.txt and the files it includes with -r / -c (relative, inside the source)."""
+    seen: list[str] = []
+    todo = [first]
+    while todo:
+        rel = todo.pop()
+        if rel in seen:
+            continue
+        if rel.startswith("/") or ".." in rel.split("/") or not build.has(rel):
+            raise SkiffError(f"requirements file {rel} is missing or outside the app")
+        seen.append(rel)
+        base = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
+        for line in build.read(rel).splitlines():
+            match = REQ_INCLUDE.match(line)
+            if match:
+                todo.append(base + match.group(1))
+    return seen
+
+
+def _toml(text: str, name: str) -> dict[str, Any]:
+    try:
+        import tomllib  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - Python < 3.11
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        return tomllib.loads(text)
+    except Exception as exc:
+        raise SkiffError(f"{name} is not valid TOML: {exc}")
+
+
+def _pin(name: str, version: str, marker: Optional[str] = None) -> str:
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name) or not re.match(r"^[A-Za-z0-9.+!_-]+$", version):
+        raise SkiffError(f"unsupported lock entry {name!r} {version!r}")
+    line = f"{name}=={version}"
+    if marker:
+        if "\n" in marker:
+            raise SkiffError(f"unsupported marker for {name}")
+        line += f" ; {marker}"
+    return line
+
+
+def pipfile_requirements(text: str) -> list[str]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SkiffError(f"Pipfile.lock is not valid JSON: {exc}")
+    reqs = []
+    for name, spec in sorted((data.get("default") or {}).items()):
+        version = (spec or {}).get("version", "")
+        if not version.startswith("=="):
+            raise SkiffError(f"Pipfile.lock: {name} is not pinned to a registry version (git/path sources are not supported)")
+        reqs.append(_pin(name, version[2:], spec.get("markers")))
+    return reqs
+
+
+def poetry_requirements(text: str) -> list[str]:
+    data = _toml(text, "poetry.lock")
+    reqs = []
+    for pkg in data.get("package", []):
+        groups = pkg.get("groups") or [pkg.get("category", "main")]
+        if "main" not in groups:
+            continue
+        source = pkg.get("source") or {}
+        if source.get("type") not in (None, "legacy"):
+            raise SkiffError(f"poetry.lock: {pkg.get('name')} comes from a {source.get('type')} source (not supported)")
+        markers = pkg.get("markers")
+        marker = markers if isinstance(markers, str) else (markers or {}).get("main") if isinstance(markers, dict) else None
+        reqs.append(_pin(pkg["name"], pkg["version"], marker))
+    return sorted(reqs)
+
+
+def uv_requirements(text: str) -> list[str]:
+    """The packages the project needs at runtime: its dependencies, transitively (no dev groups)."""
+    data = _toml(text, "uv.lock")
+    packages = data.get("package", [])
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for pkg in packages:
+        by_name.setdefault(pkg["name"], []).append(pkg)
+    roots = [p for p in packages if "editable" in (p.get("source") or {}) or "virtual" in (p.get("source") or {})]
+    roots = [r for r in roots if (r.get("source") or {}).get("editable", (r.get("source") or {}).get("virtual")) == "."]
+    if not roots:
+        raise SkiffError("uv.lock has no project package (source = \".\")")
+    wanted: dict[tuple[str, str], Optional[str]] = {}
+    todo = [(dep, None) for dep in roots[0].get("dependencies", [])]
+    while todo:
+        dep, _ = todo.pop()
+        candidates = by_name.get(dep["name"], [])
+        if "version" in dep:
+            candidates = [c for c in candidates if c.get("version") == dep["version"]] or candidates
+        if not candidates:
+            raise SkiffError(f"uv.lock: dependency {dep['name']} is not in the lock")
+        pkg = candidates[0]
+        key = (pkg["name"], pkg.get("version", ""))
+        if key in wanted:
+            continue
+        source = pkg.get("source") or {}
+        if "registry" not in source:
+            raise SkiffError(f"uv.lock: {pkg['name']} comes from a non-registry source (not supported)")
+        wanted[key] = dep.get("marker")
+        todo += [(d, None) for d in pkg.get("dependencies", [])]
+        for extra in dep.get("extra", []):
+            todo += [(d, None) for d in (pkg.get("optional-dependencies") or {}).get(extra, [])]
+    return sorted(_pin(name, version, marker) for (name, version), marker in wanted.items())
+
+
+@hookimpl
+def skiff_buildpack_compile(pack: str, build) -> Optional[dict[str, Any]]:
+    if pack != NAME:
+        return None
+    steps = []
+    if build.has("bin/post_compile"):
+        steps.append({"title": "Running bin/post_compile", "run": [["bash", "bin/post_compile"]]})
+    if build.has("manage.py") and build.config.get("DISABLE_COLLECTSTATIC", "") not in ("1", "true"):
+        steps.append({"title": "Running manage.py collectstatic --noinput",
+                      "check": [f"{VENV}/bin/python", "-c", "import django"],
+                      "run": [[f"{VENV}/bin/python", "manage.py", "collectstatic", "--noinput"]]})
+    return {"steps": steps}
+
+
+@hookimpl
+def skiff_buildpack_processes(pack: str, build) -> Optional[dict[str, str]]:
+    if pack != NAME:
+        return None
+    return {}

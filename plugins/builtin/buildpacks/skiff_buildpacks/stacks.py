@@ -1,0 +1,98 @@
+"""Find the stack images present and what they hold (from their labels, or a probe)."""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from skiff.context import Context
+from skiff.errors import SkiffError
+
+from .build import DEFAULT_PATH, DEFAULT_USER, Stack
+
+DEFAULT_IMAGE = "skiff/stack:trixie"
+PROBE = (
+    "import platform, shutil, subprocess\n"
+    "node = shutil.which('node')\n"
+    "v = subprocess.run([node, '--version'], capture_output=True, text=True).stdout.strip().lstrip('v') if node else ''\n"
+    "print(platform.python_version() + ' ' + (v or '-'))\n"
+)
+
+
+def configured_image(context: Context) -> str:
+    """The stack image (the ``stack`` plugin's global property ``image``)."""
+    return context.state.get_property("stack", "image", default=None) or DEFAULT_IMAGE
+
+
+def _path_of(attrs: dict) -> str:
+    for item in (attrs.get("Config") or {}).get("Env") or []:
+        if item.startswith("PATH="):
+            return item[5:]
+    return DEFAULT_PATH
+
+
+def stack_from_image(context: Context, client, ref: str) -> Stack:
+    import docker.errors
+
+    try:
+        image = client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        hint = "run 'skiff stack:build'" if ref.startswith("skiff/stack:") else f"pull or load {ref}"
+        raise SkiffError(f"the stack image {ref} is missing: {hint}")
+    labels = image.labels or {}
+    python, node = labels.get("skiff.stack.python"), labels.get("skiff.stack.node")
+    if python is None:
+        python, node = _probe(context, client, image.id)
+    return Stack(image=ref, id=image.id, python=python or "", node=node or "",
+                 user=labels.get("skiff.stack.user") or DEFAULT_USER, path=_path_of(image.attrs))
+
+
+def _probe(context: Context, client, image_id: str) -> tuple[str, str]:
+    """Versions of an unlabelled (e.g. registry) stack image; cached per image id."""
+    key = f"probe-{image_id.split(':')[-1][:32]}"
+    cached = context.state.get_property("buildpacks", key)
+    if cached:
+        return cached[0], cached[1]
+    try:
+        raw = client.containers.run(image_id, ["python3", "-c", PROBE], remove=True, network_disabled=True)
+        python, _, node = raw.decode().strip().partition(" ")
+    except Exception:
+        python, node = "", "-"
+    result = (python, "" if node == "-" else node)
+    context.state.set_property("buildpacks", key, list(result))
+    return result
+
+
+def all_stacks(context: Context, client, current: Stack) -> list[Stack]:
+    """The configured stack first, then every other local stack image (by label)."""
+    stacks = [current]
+    seen = {current.image}
+    for image in client.images.list(filters={"label": "skiff.stack.python"}):
+        labels = image.labels or {}
+        if labels.get("skiff.app") or labels.get("skiff.deps"):
+            continue
+        for tag in sorted(image.tags or []):
+            if tag not in seen:
+                seen.add(tag)
+                stacks.append(Stack(image=tag, id=image.id, python=labels.get("skiff.stack.python", ""),
+                                    node=labels.get("skiff.stack.node", ""),
+                                    user=labels.get("skiff.stack.user") or DEFAULT_USER, path=_path_of(image.attrs)))
+    return stacks
+
+
+def version_satisfies(available: str, requested: str) -> bool:
+    """``3`` / ``3.13`` / ``3.13.5`` (or ``3.13.x``) match ``3.13.5`` component-wise."""
+    want = [p for p in requested.split(".") if p not in ("x", "*", "")]
+    have = available.split(".")
+    return bool(want) and len(want) <= len(have) and have[: len(want)] == want
+
+
+VERSION_RE = re.compile(r"^(?:python-?)?(\d+(?:\.\d+){0,2}(?:\.[x*])?)$")
+
+
+def parse_requested(text: str) -> Optional[str]:
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            match = VERSION_RE.match(line)
+            return match.group(1) if match else line
+    return None

@@ -1,0 +1,200 @@
+"""Make a stack image from Debian's packages: debootstrap, docker import, a Dockerfile on top.
+
+Two tags per suite: the raw rootfs ``skiff/stack-base:SUITE`` (debootstrap
+minbase with python3, venv, pip and ca-certificates) and the stack
+``skiff/stack:SUITE`` built on it (Node.js, npm, compilers and headers, the
+non-root ``app`` user, ``/app``). Each step is skipped when its tag exists.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from skiff.errors import SkiffError
+from skiff.output import Output
+
+DEFAULT_SUITE = "trixie"
+DEFAULT_IMAGE = f"skiff/stack:{DEFAULT_SUITE}"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+STACK_VERSION = "1"
+APP_UID = 1000
+SUITE_RE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
+BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
+# nodejs/npm do not configure inside debootstrap: they are installed in the Dockerfile step.
+STACK_PACKAGES = (
+    "nodejs", "npm", "git", "curl", "procps", "tzdata", "locales",
+    "build-essential", "python3-dev", "pkg-config", "libpq-dev", "libffi-dev", "libssl-dev",
+)
+
+DOCKERFILE = """\
+FROM {base}
+ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+RUN export DEBIAN_FRONTEND=noninteractive \\
+ && apt-get update -q \\
+ && apt-get install -y -q --no-install-recommends {packages} \\
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
+RUN groupadd --gid {uid} app \\
+ && useradd --uid {uid} --gid {uid} --create-home --home-dir /home/app --shell /bin/bash app \\
+ && install -d -o {uid} -g {uid} /app /build /build/cache /build/env /build/driver \\
+ && touch /build/ca-certificates.crt
+WORKDIR /app
+LABEL skiff.stack={suite} skiff.stack.version={version} skiff.stack.user={uid}:{uid}
+"""
+
+
+def validate_suite(suite: str) -> str:
+    if not SUITE_RE.match(suite or ""):
+        raise SkiffError(f"invalid Debian suite name {suite!r}")
+    return suite
+
+
+def docker_client():
+    """A Docker SDK client, or a clear error when no engine answers."""
+    try:
+        import docker
+    except ImportError as exc:  # pragma: no cover
+        raise SkiffError("the docker Python package is not installed") from exc
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except Exception as exc:
+        raise SkiffError(f"cannot reach the Docker engine ({exc}); is dockerd running?") from exc
+    return client
+
+
+def image_exists(client, ref: str) -> bool:
+    import docker.errors
+
+    try:
+        client.images.get(ref)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def find_mirror(sources_dir: Path = Path("/etc/apt/sources.list.d"), sources_list: Path = Path("/etc/apt/sources.list")) -> str:
+    """The host's Debian mirror (not the security one), from its apt sources."""
+    candidates: list[str] = []
+    files = sorted(sources_dir.glob("*")) if sources_dir.is_dir() else []
+    if sources_list.is_file():
+        files.insert(0, sources_list)
+    for path in files:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("URIs:"):
+                candidates.extend(line.split()[1:])
+            elif line.startswith("deb "):
+                parts = [p for p in line.split() if not p.startswith("[")]
+                if len(parts) >= 2:
+                    candidates.append(parts[1])
+    for uri in candidates:
+        if re.match(r"^https?://[^ ]+/debian/?$", uri):
+            return uri.rstrip("/")
+    return DEFAULT_MIRROR
+
+
+def build_base(client, suite: str, tag: str, out: Output, mirror: Optional[str] = None) -> None:
+    """debootstrap SUITE into a temp dir and import it as ``tag``."""
+    if shutil.which("debootstrap") is None:
+        raise SkiffError("debootstrap is not installed (apt-get install debootstrap)")
+    mirror = mirror or find_mirror()
+    out.step(f"Bootstrapping Debian {suite} from {mirror} (about a minute)")
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"skiff-rootfs-{suite}-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        cmd = ["debootstrap", "--variant=minbase", "--include=" + ",".join(BASE_PACKAGES), suite, str(rootfs), mirror]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            tail = proc.stdout.strip().splitlines()[-5:]
+            out.lines(tail)
+            raise SkiffError(f"debootstrap of {suite} failed (exit {proc.returncode})")
+        out.info(f"rootfs ready in {time.monotonic() - t0:.1f}s")
+        out.step(f"Importing the rootfs as {tag}")
+        t1 = time.monotonic()
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+        try:
+            repo, _, tag_name = tag.rpartition(":")
+            client.api.import_image_from_stream(tar.stdout, repository=repo, tag=tag_name)
+        finally:
+            assert tar.stdout is not None
+            tar.stdout.close()
+            tar.wait()
+        if tar.returncode != 0:
+            raise SkiffError(f"tar of the {suite} rootfs failed (exit {tar.returncode})")
+        out.info(f"imported in {time.monotonic() - t1:.1f}s")
+
+
+def _build_from_dockerfile(client, dockerfile: str, tag: str, out: Output) -> None:
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tf:
+        data = dockerfile.encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    error = None
+    for chunk in client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
+                                  pull=False, decode=True):
+        if "stream" in chunk:
+            for line in chunk["stream"].splitlines():
+                if line.strip():
+                    out.info(line)
+        if "error" in chunk:
+            error = chunk["error"]
+    if error:
+        raise SkiffError(f"building {tag} failed: {error.strip()}")
+
+
+def probe_versions(client, image: str) -> dict[str, str]:
+    """Python and Node.js versions inside ``image`` (empty string when absent)."""
+    script = (
+        "import platform, shutil, subprocess\n"
+        "node = shutil.which('node')\n"
+        "v = subprocess.run([node, '--version'], capture_output=True, text=True).stdout.strip().lstrip('v') if node else ''\n"
+        "print(platform.python_version() + ' ' + (v or '-'))\n"
+    )
+    raw = client.containers.run(image, ["python3", "-c", script], remove=True, network_disabled=True)
+    python, _, node = raw.decode().strip().partition(" ")
+    return {"python": python, "node": "" if node == "-" else node}
+
+
+def build_stack(client, suite: str, tag: str, out: Output, base: Optional[str] = None) -> dict[str, Any]:
+    """Build the stack image ``tag`` for ``suite`` unless it exists; return its labels."""
+    validate_suite(suite)
+    if image_exists(client, tag):
+        out.step(f"Stack image {tag} already exists; nothing to do")
+        return client.images.get(tag).labels or {}
+    t0 = time.monotonic()
+    base = base or f"skiff/stack-base:{suite}"
+    if image_exists(client, base):
+        out.step(f"Using the base image {base}")
+    else:
+        build_base(client, suite, base, out)
+    out.step(f"Building {tag} (Node.js, npm, build tools, the app user)")
+    staging = f"skiff/stack-staging:{suite}"
+    dockerfile = DOCKERFILE.format(base=base, packages=" ".join(STACK_PACKAGES), uid=APP_UID,
+                                   suite=suite, version=STACK_VERSION)
+    _build_from_dockerfile(client, dockerfile, staging, out)
+    versions = probe_versions(client, staging)
+    labels = {"skiff.stack.python": versions["python"], "skiff.stack.node": versions["node"]}
+    label_line = " ".join(f"{k}={json.dumps(v)}" for k, v in labels.items())
+    _build_from_dockerfile(client, f"FROM {staging}\nLABEL {label_line}\n", tag, out)
+    try:
+        client.images.remove(staging, noprune=True)
+    except Exception:
+        pass
+    out.step(f"Stack image {tag} ready in {time.monotonic() - t0:.1f}s "
+             f"(Python {versions['python']}, Node.js {versions['node'] or 'none'})")
+    return client.images.get(tag).labels or {}

@@ -1,0 +1,121 @@
+"""stack:build, stack:report, stack:set: the image builds and apps run on.
+
+The stack image is the global property ``("stack", "image")``, default
+``skiff/stack:trixie``. Other plugins read that property; they never import
+this package.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Optional
+
+import click
+
+from skiff import hookimpl
+from skiff.cli import local_only, pass_context
+from skiff.context import Context
+from skiff.errors import SkiffError, ValidationError
+
+PLUGIN = "stack"
+DEFAULT_IMAGE = "skiff/stack:trixie"
+IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]{0,254}$")
+OWN_IMAGE_RE = re.compile(r"^skiff/stack:([a-z][a-z0-9-]{1,31})$")
+
+
+def stack_image(context: Context) -> str:
+    """The configured stack image name."""
+    return context.state.get_property(PLUGIN, "image", default=None) or DEFAULT_IMAGE
+
+
+@hookimpl
+def skiff_commands(cli: click.Group) -> None:
+    for command in (stack_build, stack_report, stack_set):
+        cli.add_command(command)
+
+
+@local_only
+@click.command("stack:build")
+@click.argument("suite", required=False)
+@pass_context
+def stack_build(context: Context, suite: Optional[str]) -> None:
+    """Build the stack image from Debian's packages (nothing if it exists).
+
+    Without SUITE: the configured stack image (default skiff/stack:trixie).
+    With SUITE (e.g. bookworm): skiff/stack:SUITE, an extra stack apps may pick.
+    """
+    from . import build
+
+    if suite:
+        build.validate_suite(suite)
+        tag = f"skiff/stack:{suite}"
+    else:
+        tag = stack_image(context)
+        match = OWN_IMAGE_RE.match(tag)
+        if not match:
+            client = build.docker_client()
+            if build.image_exists(client, tag):
+                context.output.step(f"Stack image {tag} already exists; nothing to do")
+                return
+            raise SkiffError(f"the stack image {tag} is not a skiff/stack:SUITE image and is not present: "
+                             f"load or pull it (docker pull {tag}), or reset it with stack:set --global image")
+        suite = match.group(1)
+    client = build.docker_client()
+    build.build_stack(client, suite, tag, context.output)
+
+
+def _stacks(client) -> list[dict[str, Any]]:
+    rows = []
+    for image in client.images.list(filters={"label": "skiff.stack"}):
+        labels = image.labels or {}
+        for tag in image.tags or []:
+            rows.append({"image": tag, "id": image.short_id.split(":")[-1], "suite": labels.get("skiff.stack", ""),
+                         "python": labels.get("skiff.stack.python", ""), "node": labels.get("skiff.stack.node", "")})
+    return sorted(rows, key=lambda r: r["image"])
+
+
+@click.command("stack:report")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_context
+def stack_report(context: Context, fmt: str) -> None:
+    """Show the configured stack image and every stack image present."""
+    from . import build
+
+    configured = stack_image(context)
+    client = build.docker_client()
+    stacks = _stacks(client)
+    report = {"image": configured, "present": build.image_exists(client, configured), "stacks": stacks}
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2))
+        return
+    context.output.banner("stack report")
+    click.echo(f"Stack image:        {configured}{'' if report['present'] else ' (missing: run stack:build)'}")
+    for row in stacks:
+        click.echo(f"  {row['image']:<28} {row['id']}  python {row['python'] or '?'}  node {row['node'] or '-'}")
+
+
+@local_only
+@click.command("stack:set")
+@click.option("--global", "is_global", is_flag=True, help="Set the global stack (the only scope).")
+@click.argument("key")
+@click.argument("value", required=False)
+@pass_context
+def stack_set(context: Context, is_global: bool, key: str, value: Optional[str]) -> None:
+    """Set a stack property: stack:set --global image NAME (no NAME: the default)."""
+    if not is_global:
+        raise click.UsageError("the stack is a global setting: use stack:set --global image NAME")
+    if key != "image":
+        raise ValidationError(f"unknown stack property {key!r}; the only one is 'image'")
+    if not value:
+        context.state.delete_property(PLUGIN, "image")
+        context.output.step(f"Stack image reset to {DEFAULT_IMAGE}")
+        return
+    if not IMAGE_RE.match(value):
+        raise ValidationError(f"invalid image name {value!r}")
+    context.state.set_property(PLUGIN, "image", value)
+    context.output.step(f"Stack image set to {value}; new builds use it")
+
+
+@hookimpl
+def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
+    return {"stack": {"image": stack_image(context)}}
