@@ -118,7 +118,7 @@ def ensure_network(c: "docker.DockerClient") -> None:
     if _network_exists(c):
         return
     try:
-        c.networks.create(NETWORK, driver="bridge", check_duplicate=True)
+        c.networks.create(NETWORK, driver="bridge", check_duplicate=True, labels={"skiff.network": "1"})
     except docker.errors.APIError as exc:
         if not _network_exists(c):
             raise SkiffError(f"cannot create the docker network {NETWORK}: {exc}")

@@ -17,18 +17,6 @@ CLIENT_SCRIPT = 'exec psql "$DATABASE_URL" -X -tA -v ON_ERROR_STOP=1 -c "$SQL"'
 
 
 @pytest.fixture(scope="session")
-def docker_client():
-    docker = pytest.importorskip("docker")
-    try:
-        client = docker.from_env(timeout=300)
-        client.ping()
-    except Exception as exc:  # make test starts dockerd; a bare pytest run may not have one
-        pytest.skip(f"no docker engine: {exc}")
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
 def pg_image(docker_client) -> str:
     """The local postgres image, built once (and kept, like the stack image) if missing."""
     import docker
