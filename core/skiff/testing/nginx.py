@@ -1,1 +1,288 @@
-"""pytest fixtures: nginx, for end-to-end tests (filled by the issue that needs it)."""
+"""pytest fixtures: a private nginx and fake HTTP backends, for proxy tests.
+
+``private_nginx``
+    a private nginx master (its own prefix, main config, pid file and error
+    log in a temp dir) on free 127.0.0.1 ports, including
+    ``$SKIFF_ROOT/nginx/conf.d/*.conf`` of the test's ``skiff_root``. The
+    ``SKIFF_NGINX_*`` variables point the nginx plugin at it (in-process and
+    in child processes). Like a production server it has a default server
+    answering 404 for unknown hosts.
+``nginx_factory``
+    session-scoped: ``nginx_factory(root)`` starts one for another
+    ``SKIFF_ROOT`` (end-to-end tests); ``instance.settings`` are the global
+    settings to store with ``skiff nginx:set --global KEY VALUE`` when the
+    skiff process does not inherit the test's environment (SSH).
+``http_backend``
+    ``http_backend("text")`` starts a threaded HTTP server on a free loopback
+    port answering every GET with ``text`` (and the request headers as JSON
+    at ``/headers``); returns ``"127.0.0.1:PORT"``.
+"""
+from __future__ import annotations
+
+import http.client
+import http.server
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import pytest
+
+MAIN_CONF = """\
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/tmp/body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+    include {include};
+    server {{
+        listen 127.0.0.1:{http_port} default_server;
+        return 404;
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def nginx_binary() -> Optional[str]:
+    return shutil.which("nginx") or (os.path.exists("/usr/sbin/nginx") and "/usr/sbin/nginx") or None
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+
+@dataclass
+class PrivateNginx:
+    """One private nginx master; ``start()`` / ``stop()``, ``request()``."""
+
+    prefix: Path
+    include: str
+    http_port: int = field(default_factory=free_port)
+    https_port: int = field(default_factory=free_port)
+    binary: str = field(default_factory=lambda: nginx_binary() or "nginx")
+
+    @property
+    def conf(self) -> Path:
+        return self.prefix / "nginx.conf"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.prefix / "nginx.pid"
+
+    @property
+    def error_log(self) -> Path:
+        return self.prefix / "error.log"
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """Global settings of the nginx plugin (``nginx:set --global KEY VALUE``)."""
+        return {
+            "bin": self.binary,
+            "conf": str(self.conf),
+            "prefix": str(self.prefix),
+            "pid-file": str(self.pid_file),
+            "sudo": "never",
+            "http-port": str(self.http_port),
+            "https-port": str(self.https_port),
+            "listen-address": "127.0.0.1",
+            "public-host": "localhost",
+        }
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The same settings as ``SKIFF_NGINX_*`` environment variables."""
+        names = {"bin": "BIN", "conf": "CONF", "prefix": "PREFIX", "pid-file": "PID", "sudo": "SUDO",
+                 "http-port": "HTTP_PORT", "https-port": "HTTPS_PORT", "listen-address": "LISTEN",
+                 "public-host": "PUBLIC_HOST"}
+        return {f"SKIFF_NGINX_{names[k]}": v for k, v in self.settings.items()}
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([self.binary, "-p", str(self.prefix), "-c", str(self.conf), *args],
+                              capture_output=True, text=True, check=False, timeout=30)
+
+    def start(self) -> "PrivateNginx":
+        (self.prefix / "tmp").mkdir(parents=True, exist_ok=True)
+        self.conf.write_text(MAIN_CONF.format(prefix=self.prefix, include=self.include, http_port=self.http_port))
+        proc = self._run()
+        if proc.returncode != 0:
+            raise RuntimeError(f"private nginx did not start: {proc.stderr.strip()}")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.pid_file.exists() and self._listening():
+                return self
+            time.sleep(0.02)
+        raise RuntimeError(f"private nginx did not come up; {self.error_log.read_text()[-500:]}")
+
+    def _listening(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.http_port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    @property
+    def pid(self) -> Optional[int]:
+        try:
+            return int(self.pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self) -> None:
+        pid = self.pid
+        if pid is None:
+            return
+        self._run("-s", "stop")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                return
+            time.sleep(0.02)
+
+    def request(self, path: str = "/", host: Optional[str] = None, https: bool = False,
+                port: Optional[int] = None, timeout: float = 10, cafile: Optional[str] = None,
+                server_hostname: Optional[str] = None) -> Response:
+        """One GET through this nginx (127.0.0.1) with ``Host: host``."""
+        return get(port or (self.https_port if https else self.http_port), path, host, https, timeout,
+                   cafile, server_hostname)
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (a daemonized master is reaped by whatever PID 1 is)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def get(port: int, path: str = "/", host: Optional[str] = None, https: bool = False, timeout: float = 10,
+        cafile: Optional[str] = None, server_hostname: Optional[str] = None) -> Response:
+    """One GET to 127.0.0.1:PORT; with ``https`` the TLS server name is ``host`` (SNI)."""
+    headers = {"Host": host} if host else {}
+    if https:
+        context = ssl.create_default_context(cafile=cafile) if cafile else ssl._create_unverified_context()
+        conn: http.client.HTTPConnection = _SNIConnection("127.0.0.1", port, timeout=timeout, context=context,
+                                                         sni=server_hostname or host)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()},
+                        resp.read().decode(errors="replace"))
+    finally:
+        conn.close()
+
+
+class _SNIConnection(http.client.HTTPSConnection):
+    """HTTPS to an IP address with another TLS server name (SNI and certificate check)."""
+
+    def __init__(self, *args, sni: Optional[str] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._sni = sni
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._sni or self.host)
+
+
+def _private_prefix() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="skiff-nginx-"))
+    os.chmod(path, 0o755)  # workers (nobody) use the temp dirs under it
+    return path
+
+
+def start_nginx(root: Path) -> PrivateNginx:
+    include = str(Path(root) / "nginx" / "conf.d" / "*.conf")
+    return PrivateNginx(_private_prefix(), include).start()
+
+
+@pytest.fixture
+def private_nginx(skiff_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateNginx]:
+    if nginx_binary() is None:
+        pytest.skip("nginx is not installed (make deps)")
+    instance = start_nginx(skiff_root)
+    for key, value in instance.env.items():
+        monkeypatch.setenv(key, value)
+    try:
+        yield instance
+    finally:
+        instance.stop()
+        shutil.rmtree(instance.prefix, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def nginx_factory() -> Iterator[Callable[[Path], PrivateNginx]]:
+    if nginx_binary() is None:
+        pytest.skip("nginx is not installed (make deps)")
+    started: list[PrivateNginx] = []
+
+    def factory(root: Path) -> PrivateNginx:
+        instance = start_nginx(root)
+        started.append(instance)
+        return instance
+
+    yield factory
+    for instance in started:
+        instance.stop()
+        shutil.rmtree(instance.prefix, ignore_errors=True)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    text = ""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.path == "/headers":
+            body = json.dumps({k: v for k, v in self.headers.items()}).encode()
+        else:
+            body = self.text.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def http_backend() -> Iterator[Callable[[str], str]]:
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(text: str) -> str:
+        handler = type("Handler", (_Handler,), {"text": text})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return f"127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,1 @@
+"""Skiff's nginx proxy: vhosts, port mappings, TLS and safe reloads."""

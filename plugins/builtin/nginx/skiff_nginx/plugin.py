@@ -1,0 +1,102 @@
+"""The nginx proxy: every app behind nginx, switched safely at the end of a deploy.
+
+Hooks: ``skiff_post_deploy`` (tryfirst: switch traffic to the new containers
+before the scheduler retires the old ones, then add the app's URLs),
+``skiff_deploy_failed`` (point nginx back at the previous release if this
+deploy had switched it), ``skiff_app_destroyed``, ``skiff_app_renamed`` and
+``skiff_report``. Commands: ``domains:*``, ``ports:*``, ``certs:*``,
+``nginx:*`` and ``proxy:*`` (Dokku's names). See docs/proxy.md.
+"""
+from __future__ import annotations
+
+import shutil
+from typing import Any, Optional
+
+import click
+
+from skiff import hookimpl
+from skiff.context import Context
+from skiff.deploy import Deploy
+
+PLUGIN = "nginx"
+
+
+@hookimpl
+def skiff_commands(cli: click.Group) -> None:
+    from . import cmd_certs, cmd_domains, cmd_nginx, cmd_ports
+
+    for module in (cmd_domains, cmd_ports, cmd_certs, cmd_nginx):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+@hookimpl(tryfirst=True)
+def skiff_post_deploy(deploy: Deploy) -> None:
+    from . import proxy
+    from .settings import load
+
+    context = deploy.context
+    settings = load(context)
+    had_config = settings.app_file(deploy.app).exists()
+    if not deploy.meta.get("upstreams") and not had_config:
+        return
+    deploy.output.step("Switching nginx to the new release" if deploy.meta.get("upstreams")
+                       else "Removing the nginx config (no web process)")
+    proxy.rebuild(context, [deploy.app], metas={deploy.app: deploy.meta}, settings=settings)
+    deploy.scratch_for(PLUGIN)["switched"] = True
+    for url in proxy.urls(context, deploy.app, deploy.meta, settings):
+        if url not in deploy.urls:
+            deploy.urls.append(url)
+
+
+@hookimpl
+def skiff_deploy_failed(deploy: Deploy, phase: str, error: BaseException) -> None:
+    if not deploy.scratch_for(PLUGIN).get("switched"):
+        return
+    from . import proxy
+
+    deploy.output.step("Pointing nginx back at the previous release")
+    previous: Optional[dict[str, Any]] = dict(deploy.previous.meta) if deploy.previous else None
+    proxy.rebuild(deploy.context, [deploy.app], metas={deploy.app: previous} if previous else None)
+
+
+@hookimpl
+def skiff_app_destroyed(context: Context, app: str) -> None:
+    from . import control
+    from .settings import load
+
+    settings = load(context)
+    path = settings.app_file(app)
+    if path.exists():
+        control.apply(settings, {path: None}, context.output, app)
+    shutil.rmtree(settings.certs_dir / app, ignore_errors=True)
+    for kind in ("access", "error"):
+        settings.log_file(app, kind).unlink(missing_ok=True)
+
+
+@hookimpl
+def skiff_app_renamed(context: Context, old: str, new: str) -> None:
+    from . import control, proxy
+    from .settings import load
+
+    settings = load(context)
+    if (settings.certs_dir / old).exists():
+        shutil.move(str(settings.certs_dir / old), str(settings.certs_dir / new))
+    files = {settings.app_file(old): None,
+             settings.app_file(new): proxy.config_text(context, new, proxy.current_meta(context, new), settings)}
+    if any(path.exists() for path in files) or files[settings.app_file(new)]:
+        control.apply(settings, files, context.output, new)
+
+
+@hookimpl
+def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
+    from . import cmd_certs, cmd_domains, cmd_nginx, cmd_ports, proxy
+
+    meta = proxy.current_meta(context, app) or {}
+    return {
+        "domains": cmd_domains.domains_report_fields(context, app),
+        "ports": cmd_ports.report_fields(context, app),
+        "ssl": cmd_certs.report_fields(context, app),
+        "proxy": {"upstreams": list(meta.get("upstreams") or []), "urls": proxy.urls(context, app, meta)},
+        "nginx": cmd_nginx.nginx_report_fields(context, app),
+    }

@@ -1,0 +1,146 @@
+"""Render an app's nginx config from validated parts (pure functions)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from . import names
+from .names import Mapping
+
+SHARED_FILE = "00-skiff.conf"
+
+SHARED = """\
+# Written by skiff; do not edit. Shared by every app's config in this directory.
+map $http_upgrade $skiff_connection_upgrade {
+    default upgrade;
+    ''      '';
+}
+server_names_hash_bucket_size 128;
+"""
+
+
+@dataclass
+class AppProxy:
+    """Everything one app's config is made of (already validated)."""
+
+    app: str
+    domains: list[str]
+    mappings: list[Mapping]
+    upstreams: list[str]
+    listen_address: str = ""
+    cert: Optional[tuple[Path, Path]] = None
+    options: dict[str, str] = field(default_factory=dict)
+    access_log: Optional[Path] = None
+    error_log: Optional[Path] = None
+    custom: str = ""  # raw directives, set by the server's admin only (nginx:custom-config)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def upstream_name(self) -> str:
+        return f"skiff-{self.app}"
+
+    def https_port(self) -> Optional[int]:
+        ports = sorted({m.host_port for m in self.mappings if m.scheme == "https"})
+        return ports[0] if ports else None
+
+
+def _listen(address: str, port: int, tls: bool) -> str:
+    where = f"{address}:{port}" if address else str(port)
+    return f"    listen {where}{' ssl http2' if tls else ''};"
+
+
+def _server_head(p: AppProxy, port: int, tls: bool) -> list[str]:
+    lines = ["server {", _listen(p.listen_address, port, tls)]
+    if p.domains:
+        lines.append(f"    server_name {' '.join(p.domains)};")
+    if p.access_log:
+        lines.append(f"    access_log {p.access_log};")
+    if p.error_log:
+        lines.append(f"    error_log {p.error_log};")
+    return lines
+
+
+def _tls(p: AppProxy) -> list[str]:
+    assert p.cert is not None
+    crt, key = p.cert
+    return [
+        f"    ssl_certificate {crt};",
+        f"    ssl_certificate_key {key};",
+        "    ssl_protocols TLSv1.2 TLSv1.3;",
+        "    ssl_session_cache shared:skiff_ssl:10m;",
+        "    ssl_session_timeout 1h;",
+    ]
+
+
+def _proxy(p: AppProxy) -> list[str]:
+    o = p.options
+    lines = [
+        f"    client_max_body_size {names.size(o.get('client-max-body-size', '1m'))};",
+        "    location / {",
+        f"        proxy_pass http://{p.upstream_name};",
+        "        proxy_http_version 1.1;",
+        "        proxy_set_header Host $http_host;",
+        "        proxy_set_header Upgrade $http_upgrade;",
+        "        proxy_set_header Connection $skiff_connection_upgrade;",
+        "        proxy_set_header X-Real-IP $remote_addr;",
+        "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "        proxy_set_header X-Forwarded-Proto $scheme;",
+        "        proxy_set_header X-Forwarded-Port $server_port;",
+        '        proxy_set_header X-Request-Start "t=${msec}";',
+        f"        proxy_connect_timeout {names.duration(o.get('proxy-connect-timeout', '5s'))};",
+        f"        proxy_read_timeout {names.duration(o.get('proxy-read-timeout', '60s'))};",
+        # Idempotent requests that hit a container going away are retried on another.
+        "        proxy_next_upstream error timeout http_502 http_503 http_504;",
+        "        proxy_next_upstream_tries 3;",
+        "    }",
+    ]
+    if p.custom.strip():
+        lines += ["    # custom config (nginx:custom-config)"]
+        lines += [f"    {line}" if line.strip() else "" for line in p.custom.strip().splitlines()]
+    return lines
+
+
+def render(p: AppProxy) -> str:
+    """The whole config file of one app."""
+    for address in p.upstreams:
+        names.upstream(address)
+    for name in p.domains:
+        names.domain(name)
+    names.address(p.listen_address)
+    keepalive = int(p.options.get("keepalive", "16"))
+    out = [f"# Written by skiff for app {p.app}; do not edit (nginx:show-config {p.app}).",
+           f"upstream {p.upstream_name} {{"]
+    out += [f"    server {address};" for address in p.upstreams]
+    out += [f"    keepalive {keepalive};", "    keepalive_timeout 60s;", "}", ""]
+    https_port = p.https_port() if p.cert else None
+    seen: set[tuple[str, int]] = set()
+    for m in sorted(p.mappings, key=lambda m: (m.scheme, m.host_port)):
+        if (m.scheme, m.host_port) in seen:
+            continue
+        seen.add((m.scheme, m.host_port))
+        if m.scheme == "https":
+            if not p.cert:
+                p.warnings.append(f"{m} needs a certificate (certs:add or certs:generate); skipped")
+                continue
+            out += _server_head(p, m.host_port, True) + _tls(p) + _proxy(p) + ["}", ""]
+        elif https_port:
+            target = "https://$host" + ("" if https_port == 443 else f":{https_port}") + "$request_uri"
+            out += _server_head(p, m.host_port, False) + [f"    return 301 {target};", "}", ""]
+        else:
+            out += _server_head(p, m.host_port, False) + _proxy(p) + ["}", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def urls(domains: list[str], mappings: list[Mapping], has_cert: bool, fallback_host: str) -> list[str]:
+    """The URLs an app answers on, for the end of a deploy and the reports."""
+    schemes = ["https"] if has_cert and any(m.scheme == "https" for m in mappings) else ["http"]
+    result = []
+    for scheme in schemes:
+        ports = sorted({m.host_port for m in mappings if m.scheme == scheme})
+        for port in ports:
+            default = {"http": 80, "https": 443}[scheme]
+            suffix = "" if port == default else f":{port}"
+            hosts = [d for d in domains if not d.startswith("*.")] or ([] if domains else [fallback_host])
+            result += [f"{scheme}://{host}{suffix}" for host in hosts]
+    return result

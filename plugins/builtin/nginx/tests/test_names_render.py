@@ -1,0 +1,99 @@
+"""Validation and rendering, without nginx."""
+from pathlib import Path
+
+import pytest
+
+from skiff.errors import ValidationError
+from skiff_nginx import names, render
+from skiff_nginx.names import Mapping
+
+
+@pytest.mark.parametrize("good", ["example.com", "catmeow.skiff.localhost", "*.example.com", "a.b-c.d9",
+                                  "localhost", "127.0.0.1", "EXAMPLE.com", "x" * 63 + ".com", "example.com."])
+def test_valid_domains(good):
+    assert names.domain(good) == good.lower().rstrip(".")
+
+
+@pytest.mark.parametrize("bad", ["x;} server { listen 81; }", "a b", "", ".", "-a.com", "a-.com", "a..b",
+                                 "a_b.com", "*.com", "a.*.com", "x" * 64 + ".com", "ex\nample.com",
+                                 "exa$host.com", "a/b", " a.com", "a.com ", "a.com..", "*"])
+def test_invalid_domains(bad):
+    with pytest.raises(ValidationError):
+        names.domain(bad)
+
+
+def test_mappings():
+    assert names.mapping("http:80:5000") == Mapping("http", 80, 5000)
+    assert str(names.mapping("https:443:8000")) == "https:443:8000"
+    for bad in ("http:80", "ftp:21:21", "http:0:5000", "http:80:70000", "http:80:5000;", "http: 80:5000",
+                "http:80:5000:1"):
+        with pytest.raises(ValidationError):
+            names.mapping(bad)
+
+
+def test_values():
+    assert names.size("10m") == "10m" and names.duration("500ms") == "500ms"
+    for bad in ("10m;", "1 m", "10x", ""):
+        with pytest.raises(ValidationError):
+            names.size(bad)
+    with pytest.raises(ValidationError):
+        names.upstream("127.0.0.1:80; }")
+    with pytest.raises(ValidationError):
+        names.address("0.0.0.0:80")
+
+
+def _proxy(**kw):
+    base = dict(app="catmeow", domains=["catmeow.example.com"], mappings=[Mapping("http", 80, 5000)],
+                upstreams=["127.0.0.1:32768", "127.0.0.1:32769"],
+                options={"client-max-body-size": "20m", "keepalive": "8"})
+    base.update(kw)
+    return render.AppProxy(**base)
+
+
+def test_render_http():
+    text = render.render(_proxy())
+    assert "upstream skiff-catmeow {" in text
+    assert "server 127.0.0.1:32768;" in text and "server 127.0.0.1:32769;" in text
+    assert "keepalive 8;" in text
+    assert "listen 80;" in text and "server_name catmeow.example.com;" in text
+    assert "proxy_pass http://skiff-catmeow;" in text
+    for header in ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Request-Start", "Upgrade"):
+        assert f"proxy_set_header {header}" in text
+    assert "client_max_body_size 20m;" in text
+    assert "proxy_next_upstream error timeout" in text
+    assert "ssl" not in text and "return 301" not in text
+
+
+def test_render_tls_redirects_http():
+    p = _proxy(mappings=[Mapping("http", 80, 5000), Mapping("https", 443, 5000)],
+               cert=(Path("/c/server.crt"), Path("/c/server.key")), listen_address="127.0.0.1")
+    text = render.render(p)
+    assert "listen 127.0.0.1:443 ssl http2;" in text
+    assert "ssl_certificate /c/server.crt;" in text
+    assert "return 301 https://$host$request_uri;" in text
+    p = _proxy(mappings=[Mapping("http", 8080, 5000), Mapping("https", 8443, 5000)],
+               cert=(Path("/c/server.crt"), Path("/c/server.key")))
+    assert "return 301 https://$host:8443$request_uri;" in render.render(p)
+
+
+def test_render_https_without_cert_is_skipped_with_a_warning():
+    p = _proxy(mappings=[Mapping("https", 443, 5000)])
+    text = render.render(p)
+    assert "listen" not in text and p.warnings
+
+
+def test_render_refuses_bad_parts():
+    with pytest.raises(ValidationError):
+        render.render(_proxy(domains=["a b"]))
+    with pytest.raises(ValidationError):
+        render.render(_proxy(upstreams=["127.0.0.1:1; }"]))
+    with pytest.raises(ValidationError):
+        render.render(_proxy(options={"client-max-body-size": "1m; include /etc/shadow"}))
+
+
+def test_urls():
+    maps = [Mapping("http", 80, 5000)]
+    assert render.urls(["a.example.com", "*.b.com"], maps, False, "h") == ["http://a.example.com"]
+    assert render.urls([], [Mapping("http", 10001, 5000)], False, "host") == ["http://host:10001"]
+    tls = [Mapping("http", 80, 5000), Mapping("https", 8443, 5000)]
+    assert render.urls(["a.com"], tls, True, "h") == ["https://a.com:8443"]
