@@ -1,6 +1,6 @@
 """pgapp: a tiny Flask app that keeps notes in the postgres database at DATABASE_URL.
 
-    GET  /        "pgapp: N notes" (and whether the database answers)
+    GET  /        "pgapp: N notes" ("pgapp: no database linked" before a link)
     POST /notes   body = the note; returns its id
     GET  /notes   every note, one per line
 """
@@ -23,6 +23,8 @@ def connect() -> psycopg.Connection:
 
 @app.route("/")
 def index():
+    if not os.environ.get("DATABASE_URL"):
+        return "pgapp: no database linked\n"
     with connect() as conn:
         conn.execute(SCHEMA)
         count = conn.execute("SELECT count(*) FROM notes").fetchone()[0]
