@@ -31,7 +31,9 @@ and ``sshd`` (function). Helpers: :func:`init_repo`, :func:`commit_files`,
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -113,32 +115,35 @@ class SshServer:
         return f"{self.alias}:{app}"
 
     def url(self, app: str) -> str:
-        """``ssh://root@127.0.0.1:PORT/APP``: git sends ``git-receive-pack '/APP'``."""
-        return f"ssh://{self.user}@{self.host}:{self.port}/{app}"
+        """``ssh://skiff-test/APP``: git sends ``git-receive-pack '/APP'``."""
+        return f"ssh://{self.alias}/{app}"
 
-    def ssh_args(self, key: Optional[Path] = None, options: Sequence[str] = ()) -> list[str]:
-        args = ["ssh", "-F", str(self.ssh_config)]
-        if key is not None:
-            args += ["-o", f"IdentityFile={key}"]
-        return [*args, *options]
+    def for_key(self, key: Path) -> "SshServer":
+        """The same server, reached with another client key (e.g. an unknown one)."""
+        config = self.ssh_config.with_name(f"ssh_config.{key.name}")
+        config.write_text(re.sub(r"(?m)^    IdentityFile .*$", f"    IdentityFile {key}", self.ssh_config.read_text()))
+        return dataclasses.replace(self, key=key, ssh_config=config)
+
+    def ssh_args(self, options: Sequence[str] = ()) -> list[str]:
+        """``ssh -F CONFIG OPTIONS... skiff-test``-style argument list, without the host."""
+        return ["ssh", "-F", str(self.ssh_config), *options]
 
     def ssh(
         self,
         command: str | Sequence[str] = "",
         *,
         input: Optional[str] = None,
-        key: Optional[Path] = None,
         options: Sequence[str] = (),
         timeout: float = 120,
     ) -> CommandResult:
         """Run ``ssh skiff-test COMMAND``; ``command`` is sent as one string.
 
         A list is joined with :func:`shlex.join`, the way a user's shell would
-        quote it. ``key`` replaces the test key (e.g. an unknown one).
+        quote it. ``options`` go before the host (``-t``, ``-o ...``).
         """
         if not isinstance(command, str):
             command = shlex.join(command)
-        args = self.ssh_args(key, options) + [self.alias]
+        args = self.ssh_args(options) + [self.alias]
         if command:
             args += ["--", command]
         proc = subprocess.run(args, input=input if input is not None else "", capture_output=True,
@@ -320,7 +325,7 @@ MaxStartups 50
     known_hosts.write_text(f"[{HOST}]:{port} {key_type} {key_blob}\n")
     ssh_config = directory / "ssh_config"
     ssh_config.write_text(
-        f"""Host {ALIAS}
+        f"""Host {ALIAS} {HOST}
     HostName {HOST}
     Port {port}
     User {user}
