@@ -226,9 +226,11 @@ def _redeploy(context: Context, app: str, description: str, no_restart: bool) ->
 @pass_context
 def pg_link(context: Context, name: str, app: str, alias: Optional[str], no_restart: bool) -> None:
     """Link service NAME to APP: set DATABASE_URL (or <ALIAS>_URL) and release."""
-    with sv.service_lock(context, name):
+    sv.load(context, name)
+    context.state.require_app(app)
+    # lock order: the app, then the service (as apps:destroy and apps:rename do)
+    with lifecycle.app_lock(context, app), sv.service_lock(context, name):
         service = sv.load(context, name)
-        context.state.require_app(app)
         if app in service.links:
             raise SkiffError(f"postgres {name} is already linked to {app} as {service.links[app]}")
         key = sv.pick_key(service, context.state.get_config(app), alias)
@@ -246,9 +248,10 @@ def pg_link(context: Context, name: str, app: str, alias: Optional[str], no_rest
 @pass_context
 def pg_unlink(context: Context, name: str, app: str, no_restart: bool) -> None:
     """Unlink service NAME from APP: unset its URL and release."""
-    with sv.service_lock(context, name):
+    sv.load(context, name)
+    context.state.require_app(app)
+    with lifecycle.app_lock(context, app), sv.service_lock(context, name):
         service = sv.load(context, name)
-        context.state.require_app(app)
         if app not in service.links:
             raise NotFound(f"postgres {name} is not linked to {app}")
         key = service.links.pop(app)

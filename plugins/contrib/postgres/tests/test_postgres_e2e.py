@@ -13,8 +13,6 @@ import pytest
 import skiff_apps.plugin as apps_plugin
 import skiff_config.plugin as config_plugin
 import skiff_postgres.plugin as pg_plugin
-from skiff import lifecycle
-from skiff.testing import DirReceiver, StubBuilder, StubScheduler, dir_source
 from skiff_postgres import service as sv
 
 pytestmark = pytest.mark.e2e
@@ -152,27 +150,3 @@ def test_export_destroy_create_import_round_trip(h, docker_client, service_name,
     r = cli("postgres:import", name, input=b"not a dump")
     assert r.returncode == 1 and b"nothing was imported" in r.stderr
     assert _sql(docker_client, name, "SELECT count(*) FROM pets") == "3"
-
-
-def test_link_reaches_the_database_from_a_container(skiff, pg_image, cleanup, service_name, psql, tmp_path):
-    """Link against a stub-deployed app; a client container uses the app's DATABASE_URL."""
-    scheduler = StubScheduler()
-    h = skiff(("apps", apps_plugin), ("config", config_plugin), ("postgres", pg_plugin),
-              DirReceiver(), StubBuilder(), scheduler)
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "Procfile").write_text("web: run\n")
-    h.create_app("web")
-    lifecycle.deploy(h.context, "web", dir_source(src))
-    assert h.invoke("postgres:create", service_name).exit_code == 0
-    r = h.invoke("postgres:link", service_name, "web")
-    assert r.exit_code == 0, r.output
-    release = h.state.current_release("web")
-    assert scheduler.deployed[-1] == ("web", release.version)
-    url = release.config["DATABASE_URL"]
-    assert psql(url, "CREATE TABLE visits (n int); INSERT INTO visits VALUES (7); SELECT n FROM visits")[1].splitlines()[-1] == "7"
-    destroy = h.invoke("postgres:destroy", service_name, "--force")
-    assert destroy.exit_code == 1 and "unlink it first" in destroy.stderr
-    assert h.invoke("postgres:unlink", service_name, "web").exit_code == 0
-    assert "DATABASE_URL" not in h.state.current_release("web").config
-    assert h.invoke("postgres:destroy", service_name, "--force").exit_code == 0
