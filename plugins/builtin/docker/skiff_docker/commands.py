@@ -198,7 +198,21 @@ def releases_rollback(context: Context, app: str, version: Optional[str]) -> Non
             raise ValidationError(f"invalid version {version!r}: use a number like 3 or v3")
         number = int(text)
     target = lifecycle.rollback_target(context, app, number)
+    if target.image and not _image_exists(target.image):
+        raise SkiffError(f"the image of v{target.version} was pruned (ps:set {app} keep-releases N keeps more)")
     lifecycle.redeploy(context, app, f"Rollback to v{target.version}", base=target, use_base_config=True)
+
+
+def _image_exists(image: str) -> bool:
+    from docker.errors import ImageNotFound
+
+    from . import engine
+
+    try:
+        engine.client().api.inspect_image(image)
+    except ImageNotFound:
+        return False
+    return True
 
 
 COMMANDS = [ps_scale, ps_stop, ps_start, ps_restart, ps_rebuild, ps_restore, ps_report, releases,

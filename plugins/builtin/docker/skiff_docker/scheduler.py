@@ -284,15 +284,18 @@ def spawn_retire(app: str, containers: list[str], images: list[str], wait: float
 
 
 def prunable_images(d: Deploy) -> list[str]:
-    """Images of releases beyond the last N succeeded ones (never the current one)."""
+    """Images of releases beyond the last N succeeded ones.
+
+    Never the new release's image, nor the one of the release it replaces
+    (the default rollback target).
+    """
     state = d.context.state
     keep_n = settings.keep_releases(state, d.app)
     releases = state.releases(d.app)
     succeeded = [r for r in releases if r.status == "succeeded"]
     keep = {d.image} | {r.image for r in succeeded[-keep_n:]}
-    current = state.current_release(d.app)
-    if current is not None:
-        keep.add(current.image)
+    if d.previous is not None:
+        keep.add(d.previous.image)
     return sorted({r.image for r in releases if r.image and r.image not in keep})
 
 

@@ -138,3 +138,42 @@ def test_failing_check_is_rejected_and_old_release_keeps_serving(harness, proxy,
     names = [c.name for c in docker_client.containers.list(all=True, filters={"label": f"skiff.app={h.app}"})]
     assert names == [f"{h.app}.web.1"]
     assert h.state.releases(h.app)[-1].status == "failed"
+
+
+def test_crash_restart_stop_start_prune_destroy(harness, proxy, tmp_path, docker_client):
+    h = harness
+    assert h.invoke("ps:set", h.app, "keep-releases", "1").exit_code == 0
+    first = push(h, tmp_path, "one")
+    port = ps(h)["processes"][0]["port"]
+    wait_answer(port)
+    # a crash: Docker restarts the container, ps:report counts it
+    crash = h.invoke("enter", h.app, "web.1", "/bin/sh", "-c", "kill -9 -1")
+    assert crash.exit_code in (0, 137, 143, -9), crash.output
+    deadline = time.monotonic() + 30
+    while ps(h)["restarts"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ps(h)["restarts"] >= 1
+    assert wait_answer(port)[1].startswith("one")
+
+    assert h.invoke("ps:stop", h.app).exit_code == 0
+    assert ps(h)["running"] == 0 and ps(h)["stopped"]
+    assert h.invoke("ps:start", h.app).exit_code == 0
+    assert wait_answer(port)[1].startswith("one")  # same container, same port
+
+    second = push(h, tmp_path, "two")
+    push(h, tmp_path, "three")  # the detached retirement prunes v1's image (keep-releases 1)
+
+    def tags() -> set[str]:
+        return {t for i in docker_client.images.list(filters={"label": f"skiff.app={h.app}"}) for t in i.tags}
+
+    deadline = time.monotonic() + 30
+    while first.image in tags() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert first.image not in tags()
+    assert {second.image, h.state.current_release(h.app).image} <= tags()  # rollback target and current stay
+    pruned = h.invoke("releases:rollback", h.app, "v1")
+    assert pruned.exit_code == 1 and "pruned" in pruned.stderr
+
+    assert h.invoke("apps:destroy", h.app, "--force").exit_code == 0
+    assert docker_client.containers.list(all=True, filters={"label": f"skiff.app={h.app}"}) == []
+    assert docker_client.images.list(filters={"label": f"skiff.app={h.app}"}) == []
