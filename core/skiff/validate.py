@@ -11,7 +11,7 @@ MAX_CONFIG_VALUE = 64 * 1024
 
 def app_name(name: str) -> str:
     """Return ``name`` if it is a valid app name, else raise ValidationError."""
-    if not isinstance(name, str) or not APP_NAME.match(name) or name.endswith("-"):
+    if not isinstance(name, str) or not APP_NAME.fullmatch(name) or name.endswith("-"):
         raise ValidationError(
             f"invalid app name {name!r}: use lowercase letters, digits and dashes, "
             "start with a letter, at most 48 characters, no trailing dash"
@@ -21,7 +21,7 @@ def app_name(name: str) -> str:
 
 def config_key(key: str) -> str:
     """Return ``key`` if it is a valid environment variable name."""
-    if not isinstance(key, str) or not CONFIG_KEY.match(key):
+    if not isinstance(key, str) or not CONFIG_KEY.fullmatch(key):
         raise ValidationError(
             f"invalid config key {key!r}: use letters, digits and underscores, not starting with a digit"
         )
@@ -39,6 +39,6 @@ def config_value(key: str, value: str) -> str:
 
 def plugin_name(name: str) -> str:
     """Return ``name`` if it is a plausible plugin (entry point) name."""
-    if not PLUGIN_NAME.match(name or ""):
+    if not PLUGIN_NAME.fullmatch(name or ""):
         raise ValidationError(f"invalid plugin name {name!r}")
     return name
