@@ -77,6 +77,11 @@ def test_pushed_pgapp_keeps_its_row_across_restarts(sshd, stack_image, pg_image,
     linked = ok(sshd.ssh(["postgres:link", db, app]))
     assert f"Releasing {app} v2 (Link postgres {db})" in linked.output
     assert "DATABASE_URL" in ok(sshd.ssh(["config:keys", app])).stdout
+    dsn = ok(sshd.ssh(["postgres:info", db, "--dsn"])).stdout.strip()
+    password = dsn.split("://postgres:")[1].split("@")[0]
+    for shown in (linked, sshd.ssh(["postgres:info", db]), sshd.ssh(["postgres:list"]),
+                  sshd.ssh(["postgres:logs", db]), sshd.ssh(["apps:report", app])):
+        assert password not in ok(shown).output
     port = web_port(sshd, app)
     assert get(port) == "pgapp: 0 notes\n"
     assert post(port, "/notes", NOTE) == (201, "1\n")
