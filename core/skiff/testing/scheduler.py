@@ -11,9 +11,10 @@
 ``Load``
     a steady, bounded loopback load that counts answers and failures.
 
-Fixtures: ``docker_client`` (session), ``stack_base_image`` (session; fails
-when ``skiff/stack-base:trixie`` is missing), ``scheduler_app`` (a fresh app
-name whose containers and images are removed afterwards).
+Fixtures (``docker_client`` comes from ``skiff.testing.docker``):
+``stack_base_image`` (session; fails when ``skiff/stack-base:trixie`` is
+missing), ``scheduler_app`` (a fresh app name whose containers and images are
+removed afterwards).
 """
 from __future__ import annotations
 
@@ -187,16 +188,6 @@ class Load:
                 with self._lock:
                     self.failures.append(f"{type(exc).__name__}: {exc}")
             time.sleep(self.pause)
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> Iterator[Any]:
-    import docker
-
-    client = docker.from_env(timeout=120)
-    client.ping()
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="session")
