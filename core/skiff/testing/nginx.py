@@ -12,6 +12,8 @@
     ``SKIFF_ROOT`` (end-to-end tests); ``instance.settings`` are the global
     settings to store with ``skiff nginx:set --global KEY VALUE`` when the
     skiff process does not inherit the test's environment (SSH).
+``HostLoad``
+    a bounded keep-alive load through nginx that counts failures (see the class).
 ``http_backend``
     ``http_backend("text")`` starts a threaded HTTP server on a free loopback
     port answering every GET with ``text`` (and the request headers as JSON
@@ -286,3 +288,79 @@ def http_backend() -> Iterator[Callable[[str], str]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+class HostLoad:
+    """A steady, bounded load through nginx: ``threads`` keep-alive clients sending GETs with a Host header.
+
+    Like a browser, a client whose *reused* keep-alive connection is closed
+    before any byte of the answer arrives (nginx retiring an idle connection
+    at a reload) sends the request again on a new connection; that is counted
+    in ``stale_retries``, not as a failure. Every other error and every
+    non-200 answer is a failure. ``bodies`` counts each distinct answer.
+    """
+
+    def __init__(self, port: int, host: str, threads: int = 4, limit: float = 300.0, pause: float = 0.002,
+                 path: str = "/"):
+        self.port, self.host, self.threads, self.limit, self.pause, self.path = port, host, threads, limit, pause, path
+        self.ok = 0
+        self.stale_retries = 0
+        self.failures: list[str] = []
+        self.bodies: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._workers: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "HostLoad":
+        deadline = time.monotonic() + self.limit
+        for _ in range(self.threads):
+            worker = threading.Thread(target=self._run, args=(deadline,), daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(30)
+
+    def _record(self, failure: Optional[str] = None, body: Optional[str] = None, stale: bool = False) -> None:
+        with self._lock:
+            if stale:
+                self.stale_retries += 1
+            elif failure is not None:
+                self.failures.append(failure)
+            else:
+                self.ok += 1
+                self.bodies[body or ""] = self.bodies.get(body or "", 0) + 1
+
+    def _run(self, deadline: float) -> None:
+        conn: Optional[http.client.HTTPConnection] = None
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            reused = conn is not None
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+            try:
+                conn.request("GET", self.path, headers={"Host": self.host})
+                response = conn.getresponse()
+                body = response.read().decode(errors="replace")
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                conn.close()
+                conn = None
+                self._record(stale=True) if reused else self._record(f"{type(exc).__name__}: {exc}")
+                continue
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                conn = None
+                self._record(f"{type(exc).__name__}: {exc}")
+                continue
+            if response.will_close:
+                conn.close()
+                conn = None
+            if response.status == 200:
+                self._record(body=body.strip())
+            else:
+                self._record(f"HTTP {response.status}: {body.strip()[:80]}")
+            time.sleep(self.pause)
+        if conn is not None:
+            conn.close()
