@@ -1,0 +1,188 @@
+"""End-to-end: build the sample apps into real images and run them with docker run.
+
+One cold build per sample app (module-scoped); the Flask app is then rebuilt
+after a code-only change to prove the dependency layer is reused.
+"""
+import shutil
+from pathlib import Path
+
+import pytest
+
+import skiff_buildpacks.node as node
+import skiff_buildpacks.plugin as bp
+import skiff_buildpacks.python as python
+import skiff_buildpacks.static as static
+import skiff_procfile.plugin as procfile
+from skiff import lifecycle
+from skiff.cli import build_cli, run
+from skiff.context import Context
+from skiff.errors import DeployError
+from skiff.output import Output
+from skiff.testing import DirReceiver, StubScheduler, dir_source, make_plugin_manager
+from skiff.testing.docker import http_get, new_app_name, run_image
+
+pytestmark = pytest.mark.e2e
+APPS = Path(__file__).resolve().parents[4] / "tests" / "apps"
+
+
+class Captured(Output):
+    """An Output that also keeps what it wrote."""
+
+    def __init__(self):
+        super().__init__()
+        self.text: list[str] = []
+
+    def _write(self, text, stream=None):
+        self.text.append(text)
+        super()._write(text, stream)
+
+    def take(self) -> str:
+        value, self.text = "\n".join(self.text), []
+        return value
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, stack_image, docker_client, docker_cleanup_module):
+    root = tmp_path_factory.mktemp("skiff-root")
+    pm = make_plugin_manager(DirReceiver(), ("procfile", procfile), ("buildpacks", bp), ("buildpack-python", python),
+                             ("buildpack-node", node), ("buildpack-static", static), StubScheduler())
+    out = Captured()
+    context = Context(pm, root=root, output=out)
+
+    class Env:
+        pass
+
+    e = Env()
+    e.context, e.out, e.client, e.cleanup, e.root = context, out, docker_client, docker_cleanup_module, root
+    e.tmp = tmp_path_factory.mktemp("sources")
+
+    def new_app():
+        app = docker_cleanup_module.app(new_app_name("bp"))
+        context.create_app(app)
+        return app
+
+    def deploy(app, source):
+        out.take()
+        release = lifecycle.deploy(context, app, dir_source(source))
+        return release, out.take()
+
+    def copy(name):
+        dst = e.tmp / new_app_name(name)
+        shutil.copytree(APPS / name, dst)
+        return dst
+
+    e.new_app, e.deploy, e.copy = new_app, deploy, copy
+    yield e
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def flask_build(env):
+    app = env.new_app()
+    source = env.copy("flask")
+    release, output = env.deploy(app, source)
+    return app, source, release, output
+
+
+def answer(env, image, path="/"):
+    container, port = run_image(env.client, image, env.cleanup)
+    try:
+        return http_get(f"http://127.0.0.1:{port}{path}", container=container)
+    finally:
+        container.remove(force=True)
+
+
+def test_flask_app_builds_and_answers_on_port(env, flask_build):
+    app, _, release, output = flask_build
+    assert "-----> Python app detected" in output
+    assert "-----> Installing dependencies with pip" in output
+    assert "       Successfully installed" in output  # pip's own output, indented
+    assert "done in " in output
+    assert release.image.startswith(f"skiff/{app}:")
+    assert release.meta["builder"] == "buildpacks" and release.meta["buildpacks"] == ["python"]
+    image = env.client.images.get(release.image)
+    assert image.labels["skiff.app"] == app
+    assert image.attrs["Config"]["User"] == "1000:1000"
+    assert answer(env, release.image) == (200, "hello from flask\n")
+
+
+def test_build_ran_as_the_app_user_with_a_read_only_ca_and_a_package_cache(env, flask_build):
+    app, _, release, _ = flask_build
+    owners = env.client.containers.run(release.image, ["stat", "-c", "%u", "/app/.venv/bin/python", "/app/.venv"],
+                                       remove=True).decode().split()
+    assert owners == ["1000", "1000"]
+    cache = env.root / "cache" / app
+    assert cache.is_dir() and cache.stat().st_uid == 1000  # the per-app package cache, mounted read-write
+
+
+def test_code_only_change_reuses_the_dependency_layer(env, flask_build):
+    app, source, first, _ = flask_build
+    (source / "app.py").write_text((source / "app.py").read_text().replace("hello from flask", "hello again"))
+    # a post_compile hook proves the build user and the read-only CA mount
+    (source / "bin").mkdir()
+    (source / "bin" / "post_compile").write_text(
+        "id -u > /app/build-uid\n"
+        "if echo x >> /build/ca-certificates.crt 2>/dev/null; then echo 'CA is writable'; else echo 'CA is read-only'; fi\n")
+    second, output = env.deploy(app, source)
+    assert "Reusing the dependency layer" in output
+    assert "Installing dependencies" not in output
+    assert "CA is read-only" in output and "CA is writable" not in output
+    assert second.meta["deps_image"] == first.meta["deps_image"]
+    old_layers = env.client.images.get(first.image).attrs["RootFS"]["Layers"]
+    new_layers = env.client.images.get(second.image).attrs["RootFS"]["Layers"]
+    assert new_layers[:-1] == old_layers[:-1] and new_layers[-1] != old_layers[-1]
+    uid = env.client.containers.run(second.image, ["cat", "/app/build-uid"], remove=True).decode().strip()
+    assert uid == "1000"
+    assert answer(env, second.image) == (200, "hello again\n")
+
+
+def test_two_package_managers_fail_with_a_clear_message(env):
+    app = env.new_app()
+    with pytest.raises(DeployError) as info:
+        env.deploy(app, APPS / "two-managers")
+    assert "more than one Python package manager file: requirements.txt, Pipfile.lock" in str(info.value)
+
+
+def test_unavailable_python_version_fails_at_once(env):
+    app = env.new_app()
+    source = env.copy("flask")
+    (source / ".python-version").write_text("3.9\n")
+    with pytest.raises(DeployError) as info:
+        env.deploy(app, source)
+    assert ".python-version requests Python 3.9" in str(info.value)
+    assert "3.13.5 (skiff/stack:trixie)" in str(info.value)
+
+
+def test_node_app_runs_its_build_script_and_npm_start(env):
+    app = env.new_app()
+    release, output = env.deploy(app, APPS / "node")
+    assert "-----> Node.js app detected" in output
+    assert "-----> Installing dependencies with npm ci" in output
+    assert "-----> Running npm run build" in output
+    assert release.processes == {"web": "npm start"}
+    assert any((env.root / "cache" / app / "npm").iterdir())  # npm's cache survives the build
+    assert answer(env, release.image) == (200, "hello from node (built)\n")
+
+
+def test_static_site_is_served_without_dotfiles(env):
+    app = env.new_app()
+    release, output = env.deploy(app, APPS / "static")
+    assert "-----> Static site detected" in output
+    status, body = answer(env, release.image)
+    assert status == 200 and "hello from a static site" in body
+    container, port = run_image(env.client, release.image, env.cleanup)
+    try:
+        assert http_get(f"http://127.0.0.1:{port}/style.css", container=container)[0] == 200
+        assert http_get(f"http://127.0.0.1:{port}/.static", container=container)[0] == 404
+    finally:
+        container.remove(force=True)
+
+
+def test_repo_purge_cache(env, flask_build):
+    app = flask_build[0]
+    assert (env.root / "cache" / app).exists()
+    assert bp.deps_images(env.client, app)
+    code = run(build_cli(env.context), env.context, ["repo:purge-cache", app])
+    assert code == 0
+    assert not (env.root / "cache" / app).exists()
+    assert not bp.deps_images(env.client, app)

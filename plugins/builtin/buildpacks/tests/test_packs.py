@@ -1,0 +1,297 @@
+"""Unit tests of the packs and the builder's pure parts (no Docker)."""
+import io
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import skiff_buildpacks.node as node
+import skiff_buildpacks.plugin as bp
+import skiff_buildpacks.python as python
+import skiff_buildpacks.static as static
+from skiff.deploy import Deploy
+from skiff.errors import SkiffError
+from skiff.output import Output
+from skiff_buildpacks import build as b
+from skiff_buildpacks.build import Build, Progress, Stack
+from skiff_buildpacks.stacks import parse_requested, version_satisfies
+
+APPS = Path(__file__).resolve().parents[4] / "tests" / "apps"
+TRIXIE = Stack(image="skiff/stack:trixie", id="sha256:aaa", python="3.13.5", node="20.19.2")
+BOOKWORM = Stack(image="skiff/stack:bookworm", id="sha256:bbb", python="3.11.2", node="18.19.0")
+
+
+def make_build(source: Path, config=None, stacks=(TRIXIE,)) -> Build:
+    return Build(app="demo", source=source, config=dict(config or {}), stack=stacks[0], stacks=list(stacks),
+                 output=Output(quiet=True))
+
+
+def write(root: Path, files: dict) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+@pytest.fixture
+def h(skiff):
+    harness = skiff(("buildpacks", bp), ("buildpack-python", python), ("buildpack-node", node),
+                    ("buildpack-static", static))
+    harness.create_app("demo")
+    return harness
+
+
+def test_packs_declare_their_hooks_through_addhooks(h):
+    names = [d["name"] for d in bp.describe_packs(h.context)]
+    assert names == ["python", "node", "static"]
+    assert not h.pm.broken()
+
+
+@pytest.mark.parametrize("app, pack", [("flask", "python"), ("node", "node"), ("static", "static"),
+                                       ("two-managers", "python")])
+def test_detection(h, app, pack):
+    deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True),
+                    workdir=APPS / app)
+    assert bp.select_packs(h.context, deploy, make_build(APPS / app)) == [pack]
+
+
+def test_nothing_detected_lists_what_each_pack_looks_for(h, tmp_path):
+    write(tmp_path, {"README": "nothing to build"})
+    deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True),
+                    workdir=tmp_path)
+    with pytest.raises(SkiffError) as info:
+        bp.select_packs(h.context, deploy, make_build(tmp_path))
+    message = str(info.value)
+    assert "no buildpack detected" in message
+    assert "python: requirements.txt" in message and "node: package.json" in message and "static: index.html" in message
+
+
+def test_explicit_packs_from_dotbuildpacks_config_and_property(h, tmp_path):
+    write(tmp_path, {".buildpacks": "https://github.com/heroku/heroku-buildpack-nodejs.git\npython\n",
+                     "index.html": "x"})
+    deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True),
+                    workdir=tmp_path)
+    assert bp.select_packs(h.context, deploy, make_build(tmp_path)) == ["node", "python"]
+    assert bp.select_packs(h.context, deploy, make_build(tmp_path, {"BUILDPACK": "static"})) == ["static"]
+    assert h.invoke("buildpacks:set", "demo", "packs", "python").exit_code == 0
+    assert bp.select_packs(h.context, deploy, make_build(tmp_path, {"BUILDPACK": "static"})) == ["python"]
+    result = h.invoke("buildpacks:set", "demo", "packs", "cobol")
+    assert result.exit_code == 1 and "unknown buildpack 'cobol'" in result.stderr
+    assert h.invoke("buildpacks:set", "demo", "packs").exit_code == 0  # reset
+    with pytest.raises(SkiffError, match="unknown buildpack 'ruby'"):
+        bp.select_packs(h.context, deploy, make_build(tmp_path, {"BUILDPACK": "ruby"}))
+
+
+def test_two_package_managers_is_an_error_naming_them():
+    with pytest.raises(SkiffError) as info:
+        python.skiff_buildpack_dependencies("python", make_build(APPS / "two-managers"))
+    assert "more than one Python package manager file: requirements.txt, Pipfile.lock" in str(info.value)
+
+
+def test_requirements_steps_use_venv_without_pip_and_the_stack_pip():
+    deps = python.skiff_buildpack_dependencies("python", make_build(APPS / "flask"))
+    assert deps["files"] == ["requirements.txt"]
+    (step,) = deps["steps"]
+    venv, install = step["run"]
+    assert venv == ["python3", "-m", "venv", "--without-pip", "/app/.venv"]
+    assert install[:5] == ["python3", "-m", "pip", "--python", "/app/.venv/bin/python"]
+    assert step["env"]["PIP_CACHE_DIR"] == "/build/cache/pip"
+    assert deps["runtime_env"]["PYTHONUNBUFFERED"] == "1"
+
+
+def test_included_requirement_files_are_part_of_the_key(tmp_path):
+    write(tmp_path, {"requirements.txt": "-r requirements/base.txt\n", "requirements/base.txt": "-c constraints.txt\nflask\n",
+                     "requirements/constraints.txt": "flask<4\n"})
+    deps = python.skiff_buildpack_dependencies("python", make_build(tmp_path))
+    assert sorted(deps["files"]) == ["requirements.txt", "requirements/base.txt", "requirements/constraints.txt"]
+
+
+@pytest.mark.parametrize("requested, ok", [("3", True), ("3.13", True), ("3.13.5", True), ("3.13.x", True),
+                                           ("3.12", False), ("3.13.4", False), ("4", False)])
+def test_version_satisfies(requested, ok):
+    assert version_satisfies("3.13.5", requested) is ok
+
+
+def test_parse_requested_reads_python_version_and_runtime_txt():
+    assert parse_requested("# pinned\n3.13\n") == "3.13"
+    assert parse_requested("python-3.13.5\n") == "3.13.5"
+
+
+def test_python_version_picks_a_stack_or_fails_naming_both(tmp_path):
+    write(tmp_path, {"requirements.txt": "flask\n", ".python-version": "3.11\n"})
+    build = make_build(tmp_path, stacks=(TRIXIE, BOOKWORM))
+    deps = python.skiff_buildpack_dependencies("python", build)
+    assert build.stack is BOOKWORM and "3.11.2" in deps["notes"][0]
+    with pytest.raises(SkiffError) as info:
+        python.skiff_buildpack_dependencies("python", make_build(tmp_path))
+    assert ".python-version requests Python 3.11" in str(info.value)
+    assert "3.13.5 (skiff/stack:trixie)" in str(info.value)
+
+
+def test_pipfile_lock_to_requirements():
+    text = json.dumps({"default": {"flask": {"version": "==3.1.1"}, "colorama": {"version": "==0.4.6",
+                                   "markers": "sys_platform == 'win32'"}}, "develop": {"pytest": {"version": "==8"}}})
+    assert python.pipfile_requirements(text) == ["colorama==0.4.6 ; sys_platform == 'win32'", "flask==3.1.1"]
+
+
+def test_poetry_lock_to_requirements_main_group_only():
+    text = """
+[[package]]
+name = "flask"
+version = "3.1.1"
+groups = ["main"]
+
+[[package]]
+name = "pytest"
+version = "8.0.0"
+groups = ["dev"]
+
+[[package]]
+name = "click"
+version = "8.1.8"
+category = "main"
+markers = "python_version >= '3.8'"
+"""
+    assert python.poetry_requirements(text) == ["click==8.1.8 ; python_version >= '3.8'", "flask==3.1.1"]
+
+
+def test_uv_lock_to_requirements_walks_runtime_dependencies():
+    text = """
+version = 1
+
+[[package]]
+name = "demo"
+version = "0.1.0"
+source = { virtual = "." }
+dependencies = [{ name = "flask" }]
+
+[package.dev-dependencies]
+dev = [{ name = "pytest" }]
+
+[[package]]
+name = "flask"
+version = "3.1.1"
+source = { registry = "https://pypi.org/simple" }
+dependencies = [{ name = "click" }, { name = "colorama", marker = "sys_platform == 'win32'" }]
+
+[[package]]
+name = "click"
+version = "8.1.8"
+source = { registry = "https://pypi.org/simple" }
+
+[[package]]
+name = "colorama"
+version = "0.4.6"
+source = { registry = "https://pypi.org/simple" }
+
+[[package]]
+name = "pytest"
+version = "8.0.0"
+source = { registry = "https://pypi.org/simple" }
+"""
+    assert python.uv_requirements(text) == ["click==8.1.8", "colorama==0.4.6 ; sys_platform == 'win32'",
+                                            "flask==3.1.1"]
+
+
+def test_lockfile_deps_use_a_generated_requirements_file(tmp_path):
+    write(tmp_path, {"pyproject.toml": "[project]\nname='demo'\n", "poetry.lock":
+                     '[[package]]\nname = "flask"\nversion = "3.1.1"\ngroups = ["main"]\n'})
+    deps = python.skiff_buildpack_dependencies("python", make_build(tmp_path))
+    assert deps["files"] == ["poetry.lock"]
+    assert deps["generated"] == {".skiff/requirements.txt": b"flask==3.1.1\n"}
+    write(tmp_path, {"uv.lock": "version = 1\n"})
+    with pytest.raises(SkiffError, match="more than one Python package manager file: uv.lock, poetry.lock"):
+        python.skiff_buildpack_dependencies("python", make_build(tmp_path))
+
+
+def test_pyproject_without_lock_is_an_error(tmp_path):
+    write(tmp_path, {"pyproject.toml": "[project]\nname='demo'\n"})
+    with pytest.raises(SkiffError, match="pyproject.toml without uv.lock or poetry.lock"):
+        python.skiff_buildpack_dependencies("python", make_build(tmp_path))
+
+
+def test_django_collectstatic_unless_disabled(tmp_path):
+    write(tmp_path, {"manage.py": "", "requirements.txt": "django\n", "bin/post_compile": "echo hi\n"})
+    steps = python.skiff_buildpack_compile("python", make_build(tmp_path))["steps"]
+    assert [s["title"] for s in steps] == ["Running bin/post_compile", "Running manage.py collectstatic --noinput"]
+    assert steps[1]["check"][-1] == "import django"
+    steps = python.skiff_buildpack_compile("python", make_build(tmp_path, {"DISABLE_COLLECTSTATIC": "1"}))["steps"]
+    assert [s["title"] for s in steps] == ["Running bin/post_compile"]
+
+
+def test_node_pack(tmp_path):
+    deps = node.skiff_buildpack_dependencies("node", make_build(APPS / "node"))
+    assert deps["files"] == ["package.json", "package-lock.json"]
+    assert deps["steps"][0]["run"][0][:2] == ["npm", "ci"]
+    assert node.skiff_buildpack_compile("node", make_build(APPS / "node"))["steps"][0]["run"] == [["npm", "run", "build"]]
+    assert node.skiff_buildpack_processes("node", make_build(APPS / "node")) == {"web": "npm start"}
+    write(tmp_path, {"package.json": "{}", "yarn.lock": ""})
+    with pytest.raises(SkiffError, match="yarn.lock found: only npm is supported"):
+        node.skiff_buildpack_dependencies("node", make_build(tmp_path))
+    (tmp_path / "yarn.lock").unlink()
+    deps = node.skiff_buildpack_dependencies("node", make_build(tmp_path))
+    assert deps["steps"][0]["run"][0][:2] == ["npm", "install"]
+
+
+def test_static_pack_serves_public_or_root(tmp_path):
+    assert static.skiff_buildpack_processes("static", make_build(APPS / "static"))["web"].endswith(" /app/public")
+    write(tmp_path, {"index.html": "x"})
+    assert static.skiff_buildpack_processes("static", make_build(tmp_path))["web"].endswith(" /app")
+
+
+def test_packs_answer_only_for_themselves():
+    build = make_build(APPS / "flask")
+    assert node.skiff_buildpack_detect("python", build) is None
+    assert python.skiff_buildpack_dependencies("node", build) is None
+
+
+def test_dependency_key_changes_with_dependency_files_only(tmp_path):
+    src = write(tmp_path / "a", {"requirements.txt": "flask\n", "app.py": "1"})
+    build = make_build(src)
+    deps = python.skiff_buildpack_dependencies("python", build)
+    args = ([("python", "1")], deps["files"], deps["generated"], deps["steps"], {"PATH": "/x"})
+    key = b.hash_key(build, *args)
+    (src / "app.py").write_text("2")
+    assert b.hash_key(build, *args) == key
+    (src / "requirements.txt").write_text("flask\ngunicorn\n")
+    assert b.hash_key(build, *args) != key
+    assert b.hash_key(make_build(src, {"PIP_INDEX_URL": "http://x"}), *args) != b.hash_key(build, *args)
+    assert b.hash_key(make_build(src, {"GREETING": "hi"}), *args) == b.hash_key(build, *args)
+
+
+def test_code_tar_is_owned_by_the_app_user_and_skips_git(tmp_path):
+    src = write(tmp_path, {"app.py": "x", ".git/HEAD": "ref", "node_modules/x/index.js": "", "lib/a.py": ""})
+    data = b._code_tar(src, ["node_modules"], {".skiff/extra.py": b"print()"}, 1000, 1000)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        members = {m.name: m for m in tf.getmembers()}
+    assert "app/app.py" in members and "app/lib/a.py" in members and "app/.skiff/extra.py" in members
+    assert not any(n.startswith("app/.git") or n.startswith("app/node_modules") for n in members)
+    assert all(m.uid == 1000 and m.gid == 1000 for m in members.values())
+
+
+def test_progress_turns_markers_into_steps_and_indents_output():
+    out = io.StringIO()
+    p = Progress(Output(stream=out))
+    p.feed(b'\x1e{"step": "Installing dependencies with pip"}\nCollecting flask\n')
+    p.feed(b'Downloading 10%\r50%\r100%\n\x1e{"done": "x", "seconds": 1.234}\n\x1e{"fail": "y", "code": 2}\n')
+    p.close()
+    assert out.getvalue().splitlines() == ["-----> Installing dependencies with pip", "       Collecting flask",
+                                           "       100%", "       done in 1.2s"]
+    assert p.failed == ("y", 2)
+
+
+def test_buildpacks_set_settings(h):
+    assert h.invoke("buildpacks:set", "--global", "trust-host-ca", "false").exit_code == 0
+    assert bp.settings(h.context, "demo")["trust-host-ca"] is False
+    assert h.invoke("buildpacks:set", "demo", "trust-host-ca", "true").exit_code == 0
+    assert bp.settings(h.context, "demo")["trust-host-ca"] is True
+    r = h.invoke("buildpacks:set", "demo", "ca-bundle", "/etc/hosts")
+    assert r.exit_code == 1 and "ca-bundle can only be set with --global" in r.stderr
+    r = h.invoke("buildpacks:set", "--global", "ca-bundle", "relative.pem")
+    assert r.exit_code == 1 and "absolute path" in r.stderr
+    r = h.invoke("buildpacks:set", "--global", "trust-host-ca", "maybe")
+    assert r.exit_code == 1 and "must be true or false" in r.stderr
+    assert "python" in h.invoke("buildpacks:list").stdout

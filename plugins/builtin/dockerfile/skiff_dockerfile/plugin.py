@@ -1,0 +1,178 @@
+"""The Dockerfile builder, and builder:set / builder:report.
+
+An app with a ``Dockerfile`` at its root (or at ``builder:set APP
+dockerfile-path PATH``) is built with the Docker SDK (``docker build``, the
+engine's layer cache, no pulls). ``builder:set APP selected dockerfile`` or
+``buildpacks`` forces a builder. Build args come only from the config keys
+the operator lists with ``builder:set APP build-args KEY,KEY`` (build args
+are visible in ``docker history``, so nothing is passed by default).
+
+Shared properties (plugin ``builder``, per app): ``selected``,
+``dockerfile-path``, ``build-args``.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from pathlib import PurePosixPath
+from typing import Any, Optional
+
+import click
+
+from skiff import hookimpl, validate
+from skiff.cli import pass_context
+from skiff.context import Context
+from skiff.deploy import Deploy
+from skiff.errors import SkiffError, ValidationError
+
+PLUGIN = "dockerfile"
+PROPS = "builder"  # the shared property namespace
+BUILDERS = ("buildpacks", "dockerfile")
+KEYS = ("selected", "dockerfile-path", "build-args")
+NOISE = re.compile(r"^( ---> [0-9a-f]{12}$| ---> Running in |Removing intermediate container )")
+
+
+def dockerfile_path(deploy_or_context, app: str) -> str:
+    state = deploy_or_context.state
+    return state.get_property(PROPS, "dockerfile-path", app=app, default="") or "Dockerfile"
+
+
+def validate_path(value: str) -> str:
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or not value or "\x00" in value or len(value) > 255:
+        raise ValidationError(f"dockerfile-path must be a relative path inside the app, got {value!r}")
+    return str(path)
+
+
+@hookimpl
+def skiff_pre_build(deploy: Deploy) -> None:
+    """Claim the build (``deploy.meta["builder"] = "dockerfile"``) when this builder applies."""
+    assert deploy.workdir is not None
+    selected = deploy.state.get_property(PROPS, "selected", app=deploy.app, default="") or ""
+    if selected and selected != PLUGIN:
+        return
+    rel = validate_path(dockerfile_path(deploy, deploy.app))
+    path = deploy.workdir / rel
+    present = path.is_file() and not path.is_symlink()
+    if selected == PLUGIN and not present:
+        raise SkiffError(f"builder is set to dockerfile but {rel} is missing from the source")
+    if present:
+        deploy.meta["builder"] = PLUGIN
+        deploy.scratch_for(PLUGIN)["dockerfile"] = rel
+
+
+@hookimpl(trylast=True)
+def skiff_build(deploy: Deploy) -> Optional[str]:
+    rel = deploy.scratch_for(PLUGIN).get("dockerfile")
+    if deploy.meta.get("builder") != PLUGIN or not rel:
+        return None
+    out = deploy.output
+    client = _client()
+    tag = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+    ref = f"skiff/{deploy.app}:{tag}"
+    args = build_args(deploy)
+    out.step(f"Dockerfile app detected ({rel})")
+    if args:
+        out.info(f"build args from config: {', '.join(sorted(args))}")
+    t0 = time.monotonic()
+    error = None
+    for chunk in client.api.build(path=str(deploy.workdir), dockerfile=rel, tag=ref, rm=True, forcerm=True,
+                                  pull=False, decode=True, buildargs=args or None,
+                                  labels={"skiff.app": deploy.app, "skiff.build": tag, "skiff.builder": PLUGIN}):
+        if "stream" in chunk:
+            for line in chunk["stream"].splitlines():
+                if line.strip() and not NOISE.match(line):
+                    out.info(line)
+        if "error" in chunk:
+            error = chunk["error"].strip()
+    if error:
+        raise SkiffError(f"docker build failed: {error.splitlines()[0] if error else 'unknown error'}")
+    image = client.images.get(ref)
+    ports = exposed_ports(image.attrs)
+    deploy.meta.update({"builder": PLUGIN, "exposed_ports": ports, "image_id": image.id, "dockerfile": rel})
+    out.step(f"Built {ref} in {time.monotonic() - t0:.1f}s" + (f" (exposes {', '.join(map(str, ports))})" if ports else ""))
+    return ref
+
+
+def exposed_ports(attrs: dict[str, Any]) -> list[int]:
+    ports = []
+    for spec in ((attrs.get("Config") or {}).get("ExposedPorts") or {}):
+        number, _, proto = spec.partition("/")
+        if proto in ("", "tcp") and number.isdigit():
+            ports.append(int(number))
+    return sorted(ports)
+
+
+def build_args(deploy: Deploy) -> dict[str, str]:
+    allowed = deploy.state.get_property(PROPS, "build-args", app=deploy.app, default="") or ""
+    if not allowed:
+        return {}
+    config = deploy.state.effective_config(deploy.app)
+    return {k: config[k] for k in allowed.split(",") if k in config}
+
+
+def _client():
+    try:
+        import docker
+
+        client = docker.from_env(timeout=900)
+        client.ping()
+        return client
+    except Exception as exc:
+        raise SkiffError(f"cannot reach the Docker engine ({exc}); is dockerd running?") from exc
+
+
+@hookimpl
+def skiff_commands(cli: click.Group) -> None:
+    cli.add_command(builder_set)
+    cli.add_command(builder_report)
+
+
+@hookimpl
+def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
+    props = context.state.properties(PROPS, app=app)
+    return {"builder": {"selected": props.get("selected") or "(detected)",
+                        "dockerfile-path": props.get("dockerfile-path") or "Dockerfile",
+                        "build-args": props.get("build-args") or ""}}
+
+
+@click.command("builder:set")
+@click.argument("app")
+@click.argument("key")
+@click.argument("value", required=False)
+@pass_context
+def builder_set(context: Context, app: str, key: str, value: Optional[str]) -> None:
+    """Set a builder property of APP: selected buildpacks|dockerfile, dockerfile-path PATH,
+    build-args KEY[,KEY] (config keys passed as docker build args). No VALUE resets it."""
+    context.state.require_app(app)
+    if key not in KEYS:
+        raise ValidationError(f"unknown builder property {key!r}; known: {', '.join(KEYS)}")
+    if key == "build-args" and context.via_ssh:
+        raise SkiffError("build-args is an operator setting: set it on the server, not over SSH")
+    if not value:
+        context.state.delete_property(PROPS, key, app=app)
+        context.output.step(f"Reset {key} of {app}")
+        return
+    if key == "selected" and value not in BUILDERS:
+        raise ValidationError(f"selected must be one of {', '.join(BUILDERS)}, got {value!r}")
+    if key == "dockerfile-path":
+        value = validate_path(value)
+    if key == "build-args":
+        keys = [k.strip() for k in value.split(",") if k.strip()]
+        for k in keys:
+            validate.config_key(k)
+        value = ",".join(keys)
+    context.state.set_property(PROPS, key, value, app=app)
+    context.output.step(f"Set {key} of {app} to {value}")
+
+
+@click.command("builder:report")
+@click.argument("app")
+@pass_context
+def builder_report(context: Context, app: str) -> None:
+    """Show APP's builder settings."""
+    context.state.require_app(app)
+    context.output.banner(f"{app} builder information")
+    for key, value in skiff_report(context, app)["builder"].items():
+        click.echo(f"{key + ':':<18} {value}")

@@ -1,0 +1,86 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+import skiff_buildpacks.plugin as bp
+import skiff_buildpacks.python as python
+import skiff_dockerfile.plugin as df
+import skiff_procfile.plugin as procfile
+from skiff import lifecycle
+from skiff.errors import DeployError
+from skiff.testing import DirReceiver, StubScheduler, dir_source
+from skiff.testing.docker import http_get, new_app_name, run_image
+
+APPS = Path(__file__).resolve().parents[4] / "tests" / "apps"
+
+
+@pytest.fixture
+def h(skiff):
+    harness = skiff(DirReceiver(), ("procfile", procfile), ("buildpacks", bp), ("buildpack-python", python),
+                    ("dockerfile", df), StubScheduler())
+    return harness
+
+
+def test_exposed_ports():
+    attrs = {"Config": {"ExposedPorts": {"8080/tcp": {}, "53/udp": {}, "3000": {}}}}
+    assert df.exposed_ports(attrs) == [3000, 8080]
+    assert df.exposed_ports({"Config": {}}) == []
+
+
+@pytest.mark.parametrize("value", ["/etc/Dockerfile", "../Dockerfile", "a/../../b"])
+def test_dockerfile_path_must_stay_inside_the_app(h, value):
+    h.create_app("demo")
+    r = h.invoke("builder:set", "demo", "dockerfile-path", value)
+    assert r.exit_code == 1 and "relative path inside the app" in r.stderr
+
+
+def test_builder_set_validates(h):
+    h.create_app("demo")
+    r = h.invoke("builder:set", "demo", "selected", "herokuish")
+    assert r.exit_code == 1 and "selected must be one of buildpacks, dockerfile" in r.stderr
+    assert h.invoke("builder:set", "demo", "build-args", "VERSION, FLAVOUR").exit_code == 0
+    assert h.state.get_property("builder", "build-args", app="demo") == "VERSION,FLAVOUR"
+    assert "VERSION,FLAVOUR" in h.invoke("builder:report", "demo").stdout
+
+
+def test_selected_dockerfile_without_dockerfile_fails(h, tmp_path):
+    h.create_app("demo")
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "requirements.txt").write_text("flask\n")
+    assert h.invoke("builder:set", "demo", "selected", "dockerfile").exit_code == 0
+    with pytest.raises(DeployError, match="builder is set to dockerfile but Dockerfile is missing"):
+        lifecycle.deploy(h.context, "demo", dir_source(source))
+
+
+@pytest.mark.e2e
+def test_dockerfile_app_builds_exposes_and_answers(h, stack_image, docker_client, docker_cleanup, tmp_path, capsys):
+    app = docker_cleanup.app(new_app_name("df"))
+    h.create_app(app)
+    source = tmp_path / "src"
+    shutil.copytree(APPS / "dockerfile", source)
+    (source / "Dockerfile").write_text((source / "Dockerfile").read_text() + "ARG GREETING=unset\nENV GREETING=$GREETING\n")
+    (source / "requirements.txt").write_text("flask\n")  # the Dockerfile wins over detection
+    h.state.set_config(app, {"GREETING": "hello from a build arg", "SECRET": "s3cret"})
+    assert h.invoke("builder:set", app, "build-args", "GREETING").exit_code == 0
+    release = lifecycle.deploy(h.context, app, dir_source(source))
+    out = capsys.readouterr().out
+    assert "-----> Dockerfile app detected (Dockerfile)" in out
+    assert release.meta["builder"] == "dockerfile" and release.meta["exposed_ports"] == [8080]
+    assert release.processes == {}  # no Procfile: the image's CMD is the web process
+    image = docker_client.images.get(release.image)
+    assert image.labels["skiff.app"] == app
+    assert "s3cret" not in str(image.history())  # only allowed config keys become build args
+    container, port = run_image(docker_client, release.image, docker_cleanup, port=8080)
+    assert http_get(f"http://127.0.0.1:{port}/", container=container) == (200, "hello from a build arg\n")
+
+    # a second build of the same source uses the engine's layer cache
+    lifecycle.deploy(h.context, app, dir_source(source))
+    assert "Using cache" in capsys.readouterr().out
+
+    # builder:set selected buildpacks overrides the Dockerfile
+    assert h.invoke("builder:set", app, "selected", "buildpacks").exit_code == 0
+    (source / ".python-version").write_text("2.7\n")
+    with pytest.raises(DeployError, match="requests Python 2.7"):  # the buildpacks builder took it
+        lifecycle.deploy(h.context, app, dir_source(source))
