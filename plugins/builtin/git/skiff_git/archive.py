@@ -12,6 +12,7 @@ import os
 import posixpath
 import shutil
 import stat
+import sys
 import tarfile
 import urllib.request
 import zipfile
@@ -24,17 +25,22 @@ MAX_ARCHIVE = 1024 * 1024 * 1024  # bytes read from a URL or stdin
 CHUNK = 1024 * 1024
 
 
-def fetch(source: str, dest: Path, stdin: BinaryIO) -> None:
+def check_source(source: str) -> str:
+    if source != "-" and not source.startswith(("https://", "http://")):
+        raise ValidationError(f"give an http(s) URL or - (stdin), not {source!r}")
+    return source
+
+
+def fetch(source: str, dest: Path) -> None:
     """Save the archive from an http(s) URL or ``-`` (stdin) to ``dest``."""
+    check_source(source)
     if source == "-":
-        stream, close = stdin, False
+        stream, close = sys.stdin.buffer, False
     elif source.startswith(("https://", "http://")):
         try:
             stream, close = urllib.request.urlopen(source, timeout=60), True  # noqa: S310 (scheme checked)
         except Exception as exc:
             raise SkiffError(f"cannot download {source}: {exc}")
-    else:
-        raise ValidationError(f"give an http(s) URL or - (stdin), not {source!r}")
     total = 0
     try:
         with open(dest, "wb") as out:
@@ -115,7 +121,10 @@ def _extract_tar(path: Path, root: Path) -> None:
             elif member.issym():
                 _symlink(root, name, member.linkname)
             elif member.islnk():
-                target = _member_name(member.linkname)
+                try:
+                    target = _member_name(member.linkname)
+                except ValidationError:
+                    target = None
                 source = root / target if target else None
                 if source is None or source.is_symlink() or not source.is_file():
                     raise ValidationError(f"the archive has a hard link that leaves its tree: {name}")

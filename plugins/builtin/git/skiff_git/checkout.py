@@ -52,7 +52,7 @@ def _make_git_dir(repo: Path, sha: str, workdir: Path, branch: str, repo_env: di
         ["git", f"--git-dir={repo}", "pack-objects", "--revs", "--stdout", "--quiet"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=repo_env,
     )
-    index = subprocess.Popen(["git", "index-pack", "--stdin", "--quiet"], cwd=workdir, stdin=pack.stdout,
+    index = subprocess.Popen(["git", "index-pack", "--stdin"], cwd=workdir, stdin=pack.stdout,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     assert pack.stdin is not None and pack.stdout is not None
     pack.stdin.write(f"{sha}\n".encode())

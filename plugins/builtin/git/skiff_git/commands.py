@@ -218,11 +218,12 @@ def git_from_archive(context: Context, app: str, source: str) -> None:
     from . import archive
 
     validate.app_name(app)
+    archive.check_source(source)
     with tempfile.TemporaryDirectory(prefix="archive-", dir=_tmp(context)) as tmp:
         saved, tree = Path(tmp) / "archive", Path(tmp) / "tree"
         tree.mkdir()
         context.output.step(f"Reading the archive from {'stdin' if source == '-' else source}")
-        archive.fetch(source, saved, sys.stdin.buffer)
+        archive.fetch(source, saved)
         root = archive.extract(saved, tree)
         _ensure_app(context, app)
         repo = repos.ensure_repo(context, app)

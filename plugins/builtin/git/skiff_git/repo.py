@@ -62,14 +62,14 @@ def repo_path(context: Context, app: str) -> Path:
 
 def branch_name(name: str) -> str:
     """Validate a branch name (for deploy-branch)."""
-    if not REF_NAME.match(name or "") or ".." in name or name.endswith((".lock", "/", ".")) or "//" in name:
+    if not REF_NAME.fullmatch(name or "") or ".." in name or name.endswith((".lock", "/", ".")) or "//" in name:
         raise ValidationError(f"invalid branch name {name!r}")
     return name
 
 
 def revision_arg(rev: str) -> str:
     """Validate a revision given on the command line (a sha, branch or tag)."""
-    if not REVISION.match(rev or "") or ".." in rev:
+    if not REVISION.fullmatch(rev or "") or ".." in rev:
         raise ValidationError(f"invalid revision {rev!r}")
     return rev
 
@@ -228,15 +228,12 @@ def ensure_repo(context: Context, app: str) -> Path:
         repos_dir(context).mkdir(parents=True, exist_ok=True)
         tmp = repos_dir(context) / f".{app}.git.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        git(["init", "--quiet", "--bare", str(tmp)])
+        git(["init", "--quiet", "--bare", f"--initial-branch={configured_branch(context, app) or 'main'}", str(tmp)])
         git(["config", "receive.denyNonFastForwards", "false"], git_dir=tmp)
         git(["config", "receive.denyDeletes", "false"], git_dir=tmp)
         git(["config", "gc.auto", "0"], git_dir=tmp)
         for sample in (tmp / "hooks").glob("*.sample"):
             sample.unlink()
-        branch = configured_branch(context, app)
-        if branch:
-            set_head(tmp, branch)
         try:
             os.rename(tmp, repo)
         except OSError:

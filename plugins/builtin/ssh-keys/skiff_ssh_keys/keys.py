@@ -62,7 +62,7 @@ class SkiffKey:
 
 
 def validate_name(name: str) -> str:
-    if not KEY_NAME.match(name or ""):
+    if not KEY_NAME.fullmatch(name or ""):
         raise ValidationError(
             f"invalid key name {name!r}: use letters, digits, '.', '_', '@' and '-', at most 64 characters"
         )
@@ -79,7 +79,7 @@ def parse_public_key(text: str) -> PublicKey:
     if len(lines) > 1:
         raise ValidationError("give exactly one public key per ssh-keys:add")
     fields = lines[0].split()
-    if len(fields) < 2 or not KEY_TYPE.match(fields[0]) or not KEY_BLOB.match(fields[1]):
+    if len(fields) < 2 or not KEY_TYPE.fullmatch(fields[0]) or not KEY_BLOB.fullmatch(fields[1]):
         raise ValidationError("not an OpenSSH public key (expected 'TYPE BASE64 [comment]', without options)")
     key_type, blob = fields[0], fields[1]
     with tempfile.TemporaryDirectory(prefix="skiff-key-") as tmp:
@@ -88,7 +88,7 @@ def parse_public_key(text: str) -> PublicKey:
         proc = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(path)],
                               capture_output=True, text=True, stdin=subprocess.DEVNULL)
     parts = proc.stdout.split()
-    if proc.returncode != 0 or len(parts) < 2 or not FINGERPRINT.match(parts[1]):
+    if proc.returncode != 0 or len(parts) < 2 or not FINGERPRINT.fullmatch(parts[1]):
         raise ValidationError("not a valid public key (ssh-keygen -l rejects it)")
     return PublicKey(key_type, blob, parts[1])
 
@@ -125,7 +125,7 @@ def forced_command(name: str, fingerprint: str, root: Optional[Path]) -> str:
 
 
 def key_line(name: str, key: PublicKey, root: Optional[Path], options: str = DEFAULT_OPTIONS) -> str:
-    if not FINGERPRINT.match(key.fingerprint):
+    if not FINGERPRINT.fullmatch(key.fingerprint):
         raise ValidationError(f"bad fingerprint {key.fingerprint!r}")
     return f'command="{forced_command(name, key.fingerprint, root)}",{options} {key.type} {key.blob} {name}'
 
@@ -140,7 +140,7 @@ def parse_line(line: str) -> Optional[SkiffKey]:
 
 def line_blobs(line: str) -> set[str]:
     """Base64 fields of any authorized_keys line (to spot a key that is already there)."""
-    return {token for token in line.split() if len(token) > 40 and KEY_BLOB.match(token)}
+    return {token for token in line.split() if len(token) > 40 and KEY_BLOB.fullmatch(token)}
 
 
 # -- the file -------------------------------------------------------------------

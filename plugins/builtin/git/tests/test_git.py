@@ -1,0 +1,260 @@
+"""The git plugin in-process (harness), with real git repositories and stub build/run."""
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import os
+import subprocess
+import tarfile
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import skiff_apps.plugin as apps_plugin
+import skiff_git.plugin as git_plugin
+from skiff import hookimpl
+from skiff.errors import ValidationError
+from skiff.testing import StubBuilder, StubScheduler
+from skiff.testing.sshd import STUB_ENV, commit_files, init_repo, skiff_executable
+from skiff_git import repo as repos
+from skiff_git.repo import ZERO
+
+
+class TreeRecorder:
+    """Remembers what the workdir held at pre-build time."""
+
+    def __init__(self):
+        self.trees: list[dict] = []
+
+    @hookimpl
+    def skiff_pre_build(self, deploy):
+        wd = deploy.workdir
+        files = sorted(str(p.relative_to(wd)) for p in wd.rglob("*") if p.is_file() and ".git" not in p.parts)
+        git_head = None
+        if (wd / ".git").is_dir():
+            git_head = subprocess.run(["git", "-C", str(wd), "rev-parse", "HEAD"], capture_output=True,
+                                      text=True).stdout.strip()
+            status = subprocess.run(["git", "-C", str(wd), "status", "--porcelain"], capture_output=True,
+                                    text=True).stdout
+            git_head = (git_head, status)
+        self.trees.append({"files": files, "revision": deploy.revision, "git": git_head,
+                           "contents": {f: (wd / f).read_text() for f in files if (wd / f).stat().st_size < 200}})
+
+
+@pytest.fixture
+def h(skiff):
+    recorder = TreeRecorder()
+    harness = skiff(("git", git_plugin), ("apps", apps_plugin), StubBuilder(), StubScheduler(), recorder)
+    harness.trees = recorder.trees
+    return harness
+
+
+def load(h, app: str, work: Path, branch: str = "main") -> Path:
+    """Create APP with a repository holding ``work``'s branch (fetched: no hook runs)."""
+    h.create_app(app)
+    bare = repos.ensure_repo(h.context, app)
+    subprocess.run(["git", f"--git-dir={bare}", "fetch", "-q", str(work), f"{branch}:{branch}"], check=True)
+    return bare
+
+
+@pytest.mark.parametrize("arg, app", [("web", "web"), ("/web", "web"), ("web.git", "web"),
+                                      ("/web.git", "web"), ("a-1", "a-1")])
+def test_app_from_path_accepts(arg, app):
+    assert repos.app_from_path(arg) == app
+
+
+@pytest.mark.parametrize("arg", ["../x", "a/b", "//x", "x.git.git", "'x'", "$(id)", "a;b", "", "/", "X",
+                                 "~/x", "x/", "/etc/passwd", "-x", "web\n"])
+def test_app_from_path_refuses(arg):
+    with pytest.raises(ValidationError):
+        repos.app_from_path(arg)
+
+
+def test_hook_deploys_the_deploy_branch_and_refuses_others(h, tmp_path):
+    work = init_repo(tmp_path / "w", {"app.py": "1"})
+    sha = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    load(h, "web", work, "main")
+    # deploy branch not set yet and the repository has branches: HEAD (main) is used
+    result = h.invoke("git-hook", "web", input=f"{ZERO} {sha} refs/heads/feature\n")
+    assert result.exit_code == 1 and "deploy branch of web is main" in result.stderr
+    result = h.invoke("git-hook", "web", input=f"{sha} {ZERO} refs/heads/main\n")
+    assert result.exit_code == 1 and "refusing to delete main" in result.stderr
+    result = h.invoke("git-hook", "web", input=f"{ZERO} {sha} refs/tags/v1\n{ZERO} {sha} refs/heads/main\n")
+    assert result.exit_code == 0, result.output
+    assert h.trees[-1]["files"] == ["app.py"] and h.trees[-1]["revision"] == sha
+    assert h.state.current_release("web").revision == sha
+
+
+def test_first_push_chooses_the_deploy_branch(h, tmp_path):
+    work = init_repo(tmp_path / "w", {"app.py": "1"}, branch="trunk")
+    h.create_app("web")
+    bare = repos.ensure_repo(h.context, "web")
+    sha = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    subprocess.run(["git", f"--git-dir={bare}", "fetch", "-q", str(work), "trunk:refs/skiff-test/x"], check=True)
+    result = h.invoke("git-hook", "web", input=f"{ZERO} {sha} refs/heads/trunk\n")
+    assert result.exit_code == 0, result.output
+    assert h.state.get_property("git", "deploy-branch", app="web") == "trunk"
+    assert (bare / "HEAD").read_text() == "ref: refs/heads/trunk\n"
+
+
+def test_deploy_command_redeploys_and_keep_git_dir(h, tmp_path):
+    work = init_repo(tmp_path / "w", {"app.py": "1"})
+    first = commit_files(work, {"b.txt": "b"})
+    second = commit_files(work, {"b.txt": None, "c.txt": "c"})
+    load(h, "web", work)
+    assert h.invoke("deploy", "web").exit_code == 0
+    assert h.trees[-1]["revision"] == second and h.trees[-1]["files"] == ["app.py", "c.txt"]
+    assert h.trees[-1]["git"] is None
+    assert h.invoke("deploy", "web", first[:10]).exit_code == 0
+    assert h.trees[-1]["files"] == ["app.py", "b.txt"]
+    assert h.invoke("git:set", "web", "keep-git-dir", "true").exit_code == 0
+    assert h.invoke("deploy", "web").exit_code == 0
+    assert h.trees[-1]["git"] == (second, "")  # a clean work tree on the deployed commit
+    for bad in ("--upload-pack=x", "nothere", "a..b"):
+        result = h.invoke("deploy", "web", bad)
+        assert result.exit_code != 0, bad
+    assert [r.version for r in h.state.releases("web")] == [1, 2, 3]
+
+
+def test_submodules_are_checked_out(h, tmp_path):
+    sub = init_repo(tmp_path / "sub", {"lib.py": "LIB = 1\n"})
+    work = init_repo(tmp_path / "w", {"app.py": "1"})
+    subprocess.run(["git", "-C", str(work), "-c", "protocol.file.allow=always", "submodule", "add", "-q",
+                    str(sub), "vendor/lib"], check=True, capture_output=True)
+    commit_files(work, {}, "add submodule")
+    commit_files(sub, {"lib.py": "LIB = 2\n"})  # not the recorded commit
+    load(h, "web", work)
+    result = h.invoke("deploy", "web")
+    assert result.exit_code == 0, result.output
+    assert "vendor/lib/lib.py" in h.trees[-1]["files"]
+    assert h.trees[-1]["contents"]["vendor/lib/lib.py"] == "LIB = 1\n"
+
+
+def test_settings_and_report(h, tmp_path):
+    h.create_app("web")
+    assert h.invoke("git:set", "web", "deploy-branch", "release/v1").exit_code == 0
+    assert h.invoke("git:set", "web", "deploy-branch", "../x").exit_code == 1
+    assert h.invoke("git:set", "web", "keep-git-dir", "maybe").exit_code == 1
+    assert h.invoke("git:set", "web", "auto-create", "false").exit_code == 1
+    assert h.invoke("git:set", "web", "colour", "red").exit_code == 1
+    assert h.invoke("git:set", "--global", "auto-create", "off").exit_code == 0
+    report = json.loads(h.invoke("git:report", "web", "--format", "json").stdout)
+    assert report["deploy_branch"] == "release/v1" and report["auto_create"] is False
+    assert report["repository"] is None
+    assert h.invoke("git:set", "web", "deploy-branch").exit_code == 0
+    assert json.loads(h.invoke("git:report", "web", "--format", "json").stdout)["deploy_branch"] == "main"
+    assert "git" in json.loads(h.invoke("apps:report", "web", "--format", "json").stdout)
+
+
+def test_rename_moves_and_destroy_removes_the_repository(h, tmp_path):
+    work = init_repo(tmp_path / "w", {"app.py": "1"})
+    load(h, "old", work)
+    assert h.invoke("apps:rename", "old", "new").exit_code == 0
+    moved = h.root / "repos" / "new.git"
+    assert moved.is_dir() and not (h.root / "repos" / "old.git").exists()
+    assert "git-hook new" in (moved / "hooks" / "pre-receive").read_text()
+    assert h.invoke("deploy", "new").exit_code == 0
+    assert h.invoke("apps:destroy", "new", "--force").exit_code == 0
+    assert not moved.exists()
+
+
+def test_sync(h, tmp_path):
+    work = init_repo(tmp_path / "w", {"app.py": "1"})
+    head = commit_files(work, {"x": "x"})
+    result = h.invoke("git:sync", "web", str(work))
+    assert result.exit_code == 0, result.output
+    bare = h.root / "repos" / "web.git"
+    assert repos.resolve(bare, "refs/heads/main") == head
+    assert h.state.releases("web") == []
+    newer = commit_files(work, {"FAIL": "1"})
+    result = h.invoke("git:sync", "--build", "web", str(work), "main")
+    assert result.exit_code == 0, result.output
+    assert h.trees[-1]["revision"] == newer
+    for bad in (["web", "--upload-pack=touch /tmp/x"], ["web", "ext::sh -c touch% /tmp/x"],
+                ["web", str(work), "-x"], ["../x", str(work)]):
+        assert h.invoke("git:sync", *bad).exit_code != 0, bad
+
+
+def _tarball(members: list[tuple[str, str, str]]) -> bytes:
+    """(name, kind, data) with kind file|dir|symlink|hardlink."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, kind, data in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size = len(data.encode())
+                tar.addfile(info, io.BytesIO(data.encode()))
+                continue
+            info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE}[kind]
+            info.linkname = data
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def http_files(tmp_path):
+    """Serve ``tmp_path/www`` on a loopback port; yield the base URL."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_from_archive_url(h, http_files):
+    www, base = http_files
+    (www / "app.tgz").write_bytes(_tarball([("proj-1/", "dir", ""), ("proj-1/app.py", "file", "print(1)\n"),
+                                             ("proj-1/link", "symlink", "app.py")]))
+    result = h.invoke("git:from-archive", "web", f"{base}/app.tgz")
+    assert result.exit_code == 0, result.output
+    assert h.trees[-1]["files"] == ["app.py", "link"]
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("main.py", "print(2)\n")
+    (www / "app.zip").write_bytes(zipped.getvalue())
+    assert h.invoke("git:from-archive", "web", f"{base}/app.zip").exit_code == 0
+    assert h.trees[-1]["files"] == ["main.py"]
+    bare = h.root / "repos" / "web.git"
+    log = subprocess.run(["git", f"--git-dir={bare}", "log", "--format=%s", "main"], capture_output=True,
+                         text=True).stdout.splitlines()
+    assert len(log) == 2 and log[0].startswith("Deploy from archive")
+
+
+@pytest.mark.parametrize("members, message", [
+    ([("../evil.py", "file", "x")], "outside its tree"),
+    ([("/etc/evil", "file", "x")], "unsafe member name"),
+    ([("ok.py", "file", "x"), ("out", "symlink", "../../etc/passwd")], "link that leaves its tree"),
+    ([("abs", "symlink", "/etc/passwd")], "link that leaves its tree"),
+    ([("d/x", "file", "x"), ("hard", "hardlink", "/etc/passwd")], "hard link"),
+    ([("dir", "symlink", "."), ("dir/../../x", "file", "x")], "outside its tree"),
+])
+def test_from_archive_refuses_unsafe_archives(h, http_files, members, message):
+    www, base = http_files
+    (www / "evil.tgz").write_bytes(_tarball(members))
+    result = h.invoke("git:from-archive", "evil", f"{base}/evil.tgz")
+    assert result.exit_code == 1 and message in result.stderr, result.output
+    assert not h.state.app_exists("evil")
+    assert not (h.root / "repos" / "evil.git").exists()
+    assert not Path("/etc/evil").exists()
+
+
+def test_from_archive_refuses_other_sources(h, tmp_path):
+    for source in ("/etc/passwd", "file:///etc/passwd", "ftp://x/y"):
+        result = h.invoke("git:from-archive", "web", source)
+        assert result.exit_code == 1 and "http(s) URL" in result.stderr
+    assert not h.state.app_exists("web")
+
+
+def test_from_archive_on_stdin_in_a_real_process(skiff_root, tmp_path):
+    data = _tarball([("Procfile", "file", "web: x\n")])
+    env = {**os.environ, **STUB_ENV, "SKIFF_ROOT": str(skiff_root)}
+    proc = subprocess.run([skiff_executable(), "git:from-archive", "web", "-"], input=data, env=env,
+                          capture_output=True)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"Releasing web v1" in proc.stdout
