@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import sys
 import time
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 from skiff import lifecycle
 from skiff.context import Context
@@ -28,6 +29,8 @@ from skiff.output import Output
 
 from . import repo as repos
 from .repo import ZERO
+
+KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # as ssh-keys writes them
 
 
 def _push_lock(context: Context, app: str, output: Output) -> int:
@@ -52,6 +55,24 @@ def _push_lock(context: Context, app: str, output: Output) -> int:
     return fd
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send fd 1 to stderr for a while: stdout belongs to git's protocol.
+
+    Done at the descriptor level so that output of subprocesses started by
+    ``skiff_app_created`` implementations cannot corrupt the protocol either.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _create_app(context: Context, app: str) -> None:
     try:
         context.create_app(app)
@@ -65,9 +86,8 @@ def _create_app(context: Context, app: str) -> None:
 def receive_pack(context: Context, path_arg: str) -> None:
     """Validate, create what is missing, lock, then exec ``git receive-pack``."""
     app = repos.app_from_path(path_arg)
-    # stdout belongs to git's protocol: send every message (ours and hooks') to stderr.
     context.output = Output(stream=sys.stderr)
-    with contextlib.redirect_stdout(sys.stderr):
+    with _stdout_to_stderr():
         if not context.state.app_exists(app):
             if not repos.auto_create(context):
                 raise NotFound(f"app {app} does not exist and auto-create is off; run apps:create {app} first")
@@ -76,8 +96,6 @@ def receive_pack(context: Context, path_arg: str) -> None:
             _create_app(context, app)
         repo = repos.ensure_repo(context, app)
     context.close()
-    sys.stderr.flush()
-    sys.stdout.flush()
     del fd  # stays open (inheritable): git receive-pack and its hook hold the lock
     os.execvpe("git", ["git", "receive-pack", str(repo)], repos.clean_env())
 
@@ -152,5 +170,8 @@ def run_hook(context: Context, app: str, lines: Iterable[str]) -> None:
     if target is None:
         return
     new, ref = target
-    context.output.step(f"Received {app} {new[:7]} ({ref[len('refs/heads/'):]})")
-    lifecycle.deploy(context, app, Source(kind="git", location=str(repo), revision=new, ref=ref))
+    who = os.environ.get("SKIFF_KEY_NAME", "")
+    by = f" by {who}" if KEY_NAME.fullmatch(who) else ""
+    context.output.step(f"Received {app} {new[:7]} ({ref[len('refs/heads/'):]}){by}")
+    lifecycle.deploy(context, app, Source(kind="git", location=str(repo), revision=new, ref=ref),
+                     f"Deploy {new[:7]}{by}")

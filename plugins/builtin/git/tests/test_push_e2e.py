@@ -48,6 +48,9 @@ def test_push_deploys_then_redeploys_and_a_failed_build_is_rejected(sshd, tmp_pa
     build = next(c for c in read_calls(skiff_root) if c["hook"] == "skiff_build")
     assert build["files"] == ["app.py", "lib/util.py"]
     assert releases(skiff_root, "catmeow") == [(1, "succeeded", first)]
+    state = State(skiff_root)
+    assert state.releases("catmeow")[0].description == f"Deploy {first[:7]} by test"  # the key's name
+    state.close()
     assert (skiff_root / "repos" / "catmeow.git" / "hooks" / "pre-receive").exists()
 
     second = commit_files(repo, {"app.py": "print('v2')\n", "lib/util.py": None, "new.txt": "n\n"})
