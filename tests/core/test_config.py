@@ -5,7 +5,7 @@ import os
 import pytest
 
 from skiff import lifecycle
-from skiff.testing import DirReceiver, StubBuilder, StubScheduler, dir_source
+from skiff.testing import DirReceiver, StubBuilder, StubScheduler, dir_source, stub_env
 
 
 def test_config_commands_round_trip(run_skiff):
@@ -44,7 +44,7 @@ def test_eight_concurrent_config_sets_lose_no_key(skiff, skiff_root, tmp_path):
     h.create_app("web")
     lifecycle.deploy(h.context, "web", dir_source(src))
     h.context.close()
-    env = {**os.environ, "SKIFF_ROOT": str(skiff_root), "SKIFF_PLUGINS": "skiff.testing.stubs"}
+    env = {**os.environ, "SKIFF_ROOT": str(skiff_root), **stub_env("apps", "config")}
     procs = [subprocess.Popen([sys.executable, "-m", "skiff", "config:set", "web", f"KEY_{i}=value {i}"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(8)]

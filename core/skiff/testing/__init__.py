@@ -190,6 +190,18 @@ class HookRecorder:
         return [name for name, _ in self.calls]
 
 
+def stub_env(*keep: str) -> dict[str, str]:
+    """Environment for a real ``skiff`` process that runs on the stub builder/scheduler.
+
+    Every installed entry-point plugin except those named in ``keep`` is
+    disabled, and :mod:`skiff.testing.stubs` is loaded.
+    """
+    from ..plugins import _entry_points
+
+    disabled = [ep.name for ep in _entry_points() if ep.name not in keep]
+    return {"SKIFF_DISABLED_PLUGINS": ",".join(disabled), "SKIFF_PLUGINS": "skiff.testing.stubs"}
+
+
 def dir_source(path: Path | str, revision: Optional[str] = None) -> Source:
     return Source(kind="dir", location=str(path), revision=revision)
 
