@@ -95,7 +95,8 @@ def test_requirements_steps_use_venv_without_pip_and_the_stack_pip():
     deps = python.skiff_buildpack_dependencies("python", make_build(APPS / "flask"))
     assert deps["files"] == ["requirements.txt"]
     (step,) = deps["steps"]
-    venv, install = step["run"]
+    venv, install, compile_all = step["run"]
+    assert "--no-compile" in install and compile_all[1:6] == ["-m", "compileall", "-q", "-j", "0"]
     assert venv == ["python3", "-m", "venv", "--without-pip", "/app/.venv"]
     assert install[:5] == ["python3", "-m", "pip", "--python", "/app/.venv/bin/python"]
     assert step["env"]["PIP_CACHE_DIR"] == "/build/cache/pip"
