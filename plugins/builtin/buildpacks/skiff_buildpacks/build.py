@@ -186,6 +186,15 @@ def _code_tar(source: Path, exclude: Iterable[str], extra: dict[str, bytes], uid
     return buf.getvalue()
 
 
+def _give(path: Path, uid: int, gid: int, mode: int) -> None:
+    """Hand ``path`` to the build user: chown as root; as the non-root ``skiff`` user
+    (make install) open it up with ``mode`` instead (its parent dir stays private)."""
+    if os.geteuid() == 0:
+        os.chown(path, uid, gid)
+    else:
+        os.chmod(path, mode)
+
+
 class Runner:
     """Creates, feeds, runs and commits build containers for one build."""
 
@@ -215,9 +224,10 @@ class Runner:
             fd = os.open(env_dir / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
             with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
                 f.write(value)
-            os.chown(env_dir / key, self.uid, self.gid)
-        os.chown(env_dir, self.uid, self.gid)
-        os.chown(tmp, self.uid, self.gid)
+            _give(env_dir / key, self.uid, self.gid, 0o444)
+        _give(env_dir, self.uid, self.gid, 0o755)
+        if os.geteuid() == 0:
+            os.chown(tmp, self.uid, self.gid)
         return tmp
 
     def _path(self, env: dict[str, str]) -> str:
@@ -236,7 +246,9 @@ class Runner:
         from docker.types import Mount
 
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        os.chown(self.cache_dir, self.uid, self.gid)
+        if os.geteuid() != 0:
+            os.chmod(self.cache_dir.parent, 0o700)  # the world-writable cache below is private
+        _give(self.cache_dir, self.uid, self.gid, 0o777)
         mounts = [
             Mount("/build/driver", str(plan_dir / "driver"), type="bind", read_only=True),
             Mount("/build/env", str(plan_dir / "env"), type="bind", read_only=True),
