@@ -1,4 +1,8 @@
-"""Test plugin for the git e2e tests: a build that waits at a gate.
+"""Test plugin for the git e2e tests: a build that waits at a gate, and a probe.
+
+A source with a ``PROBE`` file (a path) gets a JSON report written there at
+build time: the files of the workdir, and, when it has a ``.git``, its HEAD
+and ``git status --porcelain``.
 
 A source with a ``GATE`` file (JSON ``{"announce": PATH, "wait": PATH}``)
 touches ``announce`` when its build starts, prints a line, and waits until
@@ -6,6 +10,8 @@ touches ``announce`` when its build starts, prints a line, and waits until
 server-side skiff with ``SKIFF_PLUGINS`` and ``PYTHONPATH``.
 """
 import json
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -14,8 +20,21 @@ from skiff import hookimpl
 TIMEOUT = 20.0
 
 
+def _probe(workdir: Path) -> None:
+    files = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*") if p.is_file() and ".git" not in p.parts)
+    report = {"files": files, "head": None, "status": None}
+    if (workdir / ".git").is_dir():
+        run = lambda *a: subprocess.run(["git", "-C", str(workdir), *a], capture_output=True, text=True,  # noqa: E731
+                                        env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")})
+        report["head"] = run("rev-parse", "HEAD").stdout.strip()
+        report["status"] = run("status", "--porcelain").stdout
+    Path((workdir / "PROBE").read_text().strip()).write_text(json.dumps(report))
+
+
 @hookimpl(tryfirst=True)
 def skiff_build(deploy):
+    if (deploy.workdir / "PROBE").exists():
+        _probe(deploy.workdir)
     gate = deploy.workdir / "GATE"
     if not gate.exists():
         return None

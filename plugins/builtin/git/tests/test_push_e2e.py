@@ -232,3 +232,20 @@ def test_auto_create_off_refuses_unknown_apps(sshd, tmp_path, skiff_root):
     assert sshd.ssh("apps:create newapp").exit_code == 0
     result = git_push(repo, "newapp", sshd)
     assert result.exit_code == 0, result.output
+
+
+def test_push_with_submodule_and_keep_git_dir(sshd, tmp_path, skiff_root):
+    """Checkout from git's quarantine: submodules and the kept .git, in the real hook."""
+    sub = init_repo(tmp_path / "sub", {"lib.py": "LIB = 1\n"})
+    probe = tmp_path / "probe.json"
+    repo = init_repo(tmp_path / "app", {"app.py": "1\n", "PROBE": str(probe)})
+    subprocess.run(["git", "-C", str(repo), "-c", "protocol.file.allow=always", "submodule", "add", "-q",
+                    str(sub), "vendor/lib"], check=True, capture_output=True)
+    sha = commit_files(repo, {}, "add submodule")
+    assert sshd.ssh("apps:create sub").exit_code == 0
+    assert sshd.ssh("git:set sub keep-git-dir true").exit_code == 0
+    result = git_push(repo, "sub", sshd)
+    assert result.exit_code == 0, result.output
+    report = json.loads(probe.read_text())
+    assert "vendor/lib/lib.py" in report["files"]
+    assert report["head"] == sha and report["status"] == ""

@@ -133,6 +133,12 @@ def test_commands_over_ssh_and_key_removal(sshd, skiff_root):
     result = sshd.ssh(["config:set", "--no-restart", "web", "GREETING=hello world; $(id)"])
     assert result.exit_code == 0, result.output
     assert sshd.ssh("config:get web GREETING").stdout == "hello world; $(id)\n"
+    # no terminal: destroying needs --force; with one (the key has `pty`), it asks
+    result = sshd.ssh("apps:destroy web")
+    assert result.exit_code == 1 and "needs confirmation" in result.stderr
+    result = sshd.ssh("apps:destroy web", options=("-tt",), input="web\n")
+    assert result.exit_code == 0, result.output
+    assert "web" not in sshd.ssh("apps:list").stdout
     listed = sshd.ssh("ssh-keys:list")
     assert listed.exit_code == 0 and "test" in listed.stdout
     # removed keys are locked out at once
