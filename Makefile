@@ -32,5 +32,11 @@ test: deps docker venv stack
 bench: docker venv
 	$(VENV)/bin/python bench/run.py $(BENCH)
 
+install:
+	@scripts/install.sh
+
+demo:
+	@scripts/demo.sh
+
 clean:
 	rm -rf $(VENV) build *.egg-info

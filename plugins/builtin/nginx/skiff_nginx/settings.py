@@ -148,7 +148,8 @@ def load(context: Context) -> Settings:
     def get(key: str) -> str:
         return global_value(context, key)
 
-    binary = get("bin") or shutil.which("nginx") or "/usr/sbin/nginx"
+    # The system path first: the sudoers rule make install writes names /usr/sbin/nginx.
+    binary = get("bin") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else shutil.which("nginx")) or "nginx"
     return Settings(
         root=context.path("nginx"),
         bin=binary,
