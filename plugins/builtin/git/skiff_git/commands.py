@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from skiff import lifecycle, validate
 from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.deploy import Source
-from skiff.errors import NotFound, SkiffError, ValidationError
+from skiff.errors import DeployError, NotFound, SkiffError, ValidationError
 
 from . import push
 from . import repo as repos
@@ -67,23 +68,35 @@ def git_hook(context: Context, app: str) -> None:
 
 @contextmanager
 def push_lock(context: Context, app: str) -> Iterator[None]:
-    import os
-
-    fd = push._push_lock(context, app, context.output)
+    fd = push.acquire_push_lock(context, app, context.output)
     try:
         yield
     finally:
         os.close(fd)
 
 
-def _ensure_app(context: Context, app: str) -> None:
+@contextmanager
+def _app_for(context: Context, app: str) -> Iterator[None]:
+    """Make sure ``app`` exists; if this call created it and the block fails, remove it again."""
     validate.app_name(app)
     if context.state.app_exists(app):
+        yield
         return
     if not repos.auto_create(context):
         raise NotFound(f"app {app} does not exist; run apps:create {app} first")
     context.create_app(app)
     context.output.step(f"Created app {app}")
+    try:
+        yield
+    except DeployError:
+        raise  # the input was fine and the app stays, as after a failed first push
+    except BaseException:
+        if not context.state.releases(app):
+            with lifecycle.app_lock(context, app):
+                context.hook.skiff_app_destroyed(context=context, app=app)
+                context.state.destroy_app(app)
+            context.output.warn(f"removed {app} again: nothing could be deployed to it")
+        raise
 
 
 def _deploy_and_move(context: Context, app: str, sha: str, description: str) -> None:
@@ -194,9 +207,8 @@ def git_sync(context: Context, app: str, url: str, ref: Optional[str], build: bo
         raise ValidationError(f"invalid repository URL {url!r}")
     if ref is not None:
         repos.revision_arg(ref)
-    _ensure_app(context, app)
-    repo = repos.ensure_repo(context, app)
-    with push_lock(context, app):
+    with _app_for(context, app), push_lock(context, app):
+        repo = repos.ensure_repo(context, app)
         context.output.step(f"Fetching {ref or 'HEAD'} from {url}")
         repos.git(["fetch", "--quiet", "--no-tags", "--", url, ref or "HEAD"], git_dir=repo)
         sha = repos.resolve(repo, "FETCH_HEAD")
@@ -225,9 +237,8 @@ def git_from_archive(context: Context, app: str, source: str) -> None:
         context.output.step(f"Reading the archive from {'stdin' if source == '-' else source}")
         archive.fetch(source, saved)
         root = archive.extract(saved, tree)
-        _ensure_app(context, app)
-        repo = repos.ensure_repo(context, app)
-        with push_lock(context, app):
+        with _app_for(context, app), push_lock(context, app):
+            repo = repos.ensure_repo(context, app)
             branch = repos.deploy_branch(context, app)
             env = repos.clean_env({**COMMITTER, "GIT_INDEX_FILE": str(Path(tmp) / "index")})
             repos.git(["--work-tree", str(root), "add", "--all", "--force", "."], git_dir=repo, cwd=root, env=env)

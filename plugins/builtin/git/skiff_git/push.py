@@ -33,7 +33,7 @@ from .repo import ZERO
 KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # as ssh-keys writes them
 
 
-def _push_lock(context: Context, app: str, output: Output) -> int:
+def acquire_push_lock(context: Context, app: str, output: Output) -> int:
     """Take the app's push lock; return its (inheritable) file descriptor."""
     path = lock_path(context.root, f"git-push-{app}")
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
@@ -91,7 +91,7 @@ def receive_pack(context: Context, path_arg: str) -> None:
         if not context.state.app_exists(app):
             if not repos.auto_create(context):
                 raise NotFound(f"app {app} does not exist and auto-create is off; run apps:create {app} first")
-        fd = _push_lock(context, app, context.output)
+        fd = acquire_push_lock(context, app, context.output)
         if not context.state.app_exists(app):
             _create_app(context, app)
         repo = repos.ensure_repo(context, app)

@@ -173,6 +173,9 @@ def test_sync(h, tmp_path):
     result = h.invoke("git:sync", "--build", "web", str(work), "main")
     assert result.exit_code == 0, result.output
     assert h.trees[-1]["revision"] == newer
+    result = h.invoke("git:sync", "fresh", str(tmp_path / "nothere"))
+    assert result.exit_code == 1 and "git fetch failed" in result.stderr
+    assert not h.state.app_exists("fresh") and not (h.root / "repos" / "fresh.git").exists()
     for bad in (["web", "--upload-pack=touch /tmp/x"], ["web", "ext::sh -c touch% /tmp/x"],
                 ["web", str(work), "-x"], ["../x", str(work)]):
         assert h.invoke("git:sync", *bad).exit_code != 0, bad
