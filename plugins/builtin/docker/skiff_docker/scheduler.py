@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -211,10 +212,14 @@ def deploy(d: Deploy) -> bool:
         for chk in checks_for(d.app_json, inst.process, check_settings):
             run_check(chk, inst.host_port, alive_probe(c, inst.id), float(check_settings["timeout"]))
 
+    began = time.monotonic()
+
     def start_and_check(inst: Instance) -> None:
         try:
             start(inst)
+            inst.extra["started"] = time.monotonic() - began
             check(inst)
+            inst.extra["ready"] = time.monotonic() - began
         except CheckFailed as exc:
             inst.error = str(exc)
         except Exception as exc:
@@ -228,7 +233,8 @@ def deploy(d: Deploy) -> bool:
         names = ", ".join(inst.dyno for inst in failed)
         raise SkiffError(f"{names} failed {'its' if len(failed) == 1 else 'their'} checks: {failed[0].error}")
     for inst in instances:
-        d.output.info(f"{inst.dyno}: up" + (f" on 127.0.0.1:{inst.host_port}" if inst.host_port else ""))
+        d.output.info(f"{inst.dyno}: up" + (f" on 127.0.0.1:{inst.host_port}" if inst.host_port else "")
+                      + f" (started in {inst.extra['started']:.2f}s, checked in {inst.extra['ready']:.2f}s)")
     d.meta["upstreams"] = [f"127.0.0.1:{inst.host_port}" for inst in web]
     scratch["instances"] = [(inst.id, inst.name, f"{d.app}.{inst.process}.{inst.index}") for inst in instances]
     return True

@@ -1,0 +1,318 @@
+"""Deploy speed and downtime of the Flask sample app (tests/apps/flask), end to end.
+
+Skiff: a real ``git push`` over a private sshd on loopback, the python buildpack, the
+docker scheduler and a private nginx (Host header routing). Measured for each of
+BENCH_RUNS rounds (default 5), each on a fresh app:
+
+- cold deploy: ``git push`` of a new app until nginx serves it;
+- code-only redeploy: push a commit that changes app.py until the new text is served;
+- config change: ``ssh ... config:set`` until the new value is served;
+- for each redeploy, the longest gap without a successful answer, seen by a prober that
+  sends a GET on a fresh connection every 10 ms, and the number of failed probes from the
+  start of the code-only redeploy on.
+
+Baseline, in the same run: the hand-rolled replacement the issue describes (``docker build``
+of a Dockerfile doing the same pip install, then ``docker rm -f`` the old container and
+``docker run`` the new one on the same loopback port), probed the same way.
+
+Targets (issue 5): cold at most 5 s, code-only at most 2 s, config change at most 1.5 s,
+zero downtime.
+"""
+from __future__ import annotations
+
+import http.client
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import RESULTS, runs  # noqa: E402
+
+import json  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FLASK = ROOT / "tests" / "apps" / "flask"
+DOMAIN = "skiff.bench"
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+PHASES: dict[str, list[float]] = {}  # Skiff's own phase timings, from the releases
+
+
+# -- probing -------------------------------------------------------------------------
+
+
+class Prober:
+    """GETs 127.0.0.1:port (Host header) every 10 ms; records (time, body or None)."""
+
+    def __init__(self, port: int, host: Optional[str] = None):
+        self.port, self.host = port, host
+        self.samples: list[tuple[float, Optional[str]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "Prober":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            body: Optional[str] = None
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/", headers={"Host": self.host} if self.host else {})
+                response = conn.getresponse()
+                text = response.read().decode("utf-8", "replace").strip()
+                conn.close()
+                if response.status == 200:
+                    body = text
+            except (OSError, http.client.HTTPException):
+                pass
+            self.samples.append((time.monotonic(), body))
+            time.sleep(0.01)
+
+    def wait_for(self, text: str, since: float, timeout: float = 120) -> float:
+        """The time of the first answer ``text`` after ``since``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for t, body in list(self.samples):
+                if t >= since and body == text:
+                    return t
+            time.sleep(0.005)
+        raise RuntimeError(f"never answered {text!r}")
+
+    def failures(self, since: float) -> int:
+        """Probes without a 200 after ``since`` (the start of the code-only redeploy)."""
+        return sum(1 for t, body in self.samples if t > since and body is None)
+
+    def longest_gap(self, start: float, end: float) -> float:
+        """The longest time between two successful answers in [start, end]."""
+        ok = [t for t, body in self.samples if body is not None and start <= t <= end]
+        if not ok:
+            return end - start
+        gaps = [b - a for a, b in zip([start] + ok, ok + [end])]
+        return max(gaps)
+
+
+# -- Skiff (git push over SSH, nginx) -----------------------------------------------------
+
+
+class SkiffServer:
+    def __init__(self, work: Path):
+        from skiff.testing.nginx import start_nginx
+        from skiff.testing.sshd import add_key, make_key, skiff_executable, start_sshd
+
+        self.work = work
+        self.root = work / "skiff-root"
+        self.root.mkdir()
+        self.nginx = start_nginx(self.root)
+        keys = work / "keys"
+        keys.mkdir()
+        host_key = make_key(keys / "host")
+        client_key = make_key(keys / "client")
+        authorized = work / "authorized_keys"
+        self.env = {"SKIFF_ROOT": str(self.root), "SKIFF_AUTHORIZED_KEYS": str(authorized), **self.nginx.env}
+        added = add_key("bench", client_key.with_suffix(".pub"), self.env)
+        if added.exit_code != 0:
+            raise RuntimeError(added.output)
+        self.sshd = start_sshd(work / "sshd", host_key, client_key, authorized, self.env)
+        self.skiff = skiff_executable()
+        self.local("domains:set-global", DOMAIN)
+
+    def local(self, *args: str) -> None:
+        subprocess.run([self.skiff, *args], env={**os.environ, **self.env}, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def ssh(self, *args: str) -> None:
+        result = self.sshd.ssh(list(args), timeout=300)
+        if result.exit_code != 0:
+            raise RuntimeError(result.output[-2000:])
+
+    def push(self, repo: Path, app: str) -> None:
+        from skiff.testing.sshd import git_push
+
+        result = git_push(repo, app, self.sshd)
+        if result.exit_code != 0:
+            raise RuntimeError(result.output[-2000:])
+
+    def close(self) -> None:
+        self.sshd.stop()
+        self.nginx.stop()
+
+
+def flask_files(greeting_prefix: str = "") -> dict[str, str]:
+    files = {p.name: p.read_text() for p in FLASK.iterdir() if p.is_file()}
+    if greeting_prefix:
+        files["app.py"] = files["app.py"].replace("return os.environ", f'return "{greeting_prefix} " + os.environ')
+    return files
+
+
+def skiff_round(server: SkiffServer, work: Path) -> dict[str, float]:
+    from skiff.testing.sshd import commit_files, init_repo
+
+    app = f"bench{secrets.token_hex(3)}"
+    host = f"{app}.{DOMAIN}"
+    result: dict[str, float] = {}
+    with Prober(server.nginx.http_port, host) as probe:
+        repo = init_repo(work / app, flask_files())
+        t0 = time.monotonic()
+        server.push(repo, app)
+        t_first = probe.wait_for("hello from flask", t0)
+        result["cold deploy"] = t_first - t0
+
+        commit_files(repo, {"app.py": flask_files("v2")["app.py"]}, "code change")
+        t0 = t_code = time.monotonic()
+        server.push(repo, app)
+        t1 = probe.wait_for("v2 hello from flask", t0)
+        result["code-only redeploy"] = t1 - t0
+        time.sleep(0.3)
+        result["code-only gap"] = probe.longest_gap(t0, time.monotonic())
+
+        t0 = time.monotonic()
+        server.ssh("config:set", app, "GREETING=meow")
+        t1 = probe.wait_for("v2 meow", t0)
+        result["config:set"] = t1 - t0
+        time.sleep(0.3)
+        result["config:set gap"] = probe.longest_gap(t0, time.monotonic())
+        result["failed probes"] = float(probe.failures(t_code))
+        if os.environ.get("BENCH_DEBUG"):
+            print([(round(t - t_first, 3), b) for t, b in probe.samples if t > t_first and b is None],
+                  "code", round(t_code - t_first, 3), "config", round(t0 - t_first, 3), flush=True)
+    releases = json.loads(server.sshd.ssh(["releases", app, "--format", "json"]).stdout)
+    for release in releases:  # newest first: config:set, code-only, cold
+        kind = {"Set GREETING": "config:set"}.get(release["description"], "")
+        kind = kind or ("code-only redeploy" if release["version"] == 2 else "cold deploy")
+        for phase in ("build", "release", "deploy", "post_deploy"):
+            if phase in release["timings"]:
+                PHASES.setdefault(f"{kind}: {phase}", []).append(release["timings"][phase])
+    server.ssh("apps:destroy", app, "--force")
+    return result
+
+
+# -- baseline: docker build + docker run ------------------------------------------------------
+
+DOCKERFILE = """FROM skiff/stack:trixie
+USER root
+COPY ca.crt /tmp/ca.crt
+COPY requirements.txt /app/requirements.txt
+RUN python3 -m venv /venv && PIP_CERT=/tmp/ca.crt /venv/bin/pip install -q -r /app/requirements.txt
+COPY . /app
+WORKDIR /app
+ENV PORT=5000 PATH=/venv/bin:$PATH
+CMD ["sh", "-c", "exec gunicorn --bind 0.0.0.0:$PORT --workers 2 app:app"]
+"""
+
+
+def baseline_round(work: Path, port: int) -> dict[str, float]:
+    tag = f"skiff-bench/handrolled:{secrets.token_hex(3)}"
+    name = f"skiff-bench-{secrets.token_hex(3)}"
+    src = work / name
+    src.mkdir()
+
+    def write(files: dict[str, str]) -> None:
+        for fname, text in files.items():
+            (src / fname).write_text(text)
+        (src / "Dockerfile").write_text(DOCKERFILE)
+        shutil.copy(CA_BUNDLE, src / "ca.crt")
+
+    def build(no_cache: bool) -> None:
+        subprocess.run(["docker", "build", "-q", *(["--no-cache"] if no_cache else []), "--label",
+                        "skiff.bench=1", "-t", tag, str(src)], check=True, stdout=subprocess.DEVNULL)
+
+    def replace(env: dict[str, str]) -> None:
+        subprocess.run(["docker", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args = ["docker", "run", "-d", "--init", "--name", name, "--label", "skiff.bench=1",
+                "-p", f"127.0.0.1:{port}:5000"]
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]
+        subprocess.run([*args, tag], check=True, stdout=subprocess.DEVNULL)
+
+    result: dict[str, float] = {}
+    try:
+        with Prober(port) as probe:
+            write(flask_files())
+            t0 = time.monotonic()
+            build(no_cache=True)
+            replace({})
+            t_first = probe.wait_for("hello from flask", t0)
+            result["cold deploy"] = t_first - t0
+
+            write(flask_files("v2"))
+            t0 = t_code = time.monotonic()
+            build(no_cache=False)
+            replace({})
+            result["code-only redeploy"] = probe.wait_for("v2 hello from flask", t0) - t0
+            time.sleep(0.3)
+            result["code-only gap"] = probe.longest_gap(t0, time.monotonic())
+
+            t0 = time.monotonic()
+            replace({"GREETING": "meow"})
+            result["config:set"] = probe.wait_for("v2 meow", t0) - t0
+            time.sleep(0.3)
+            result["config:set gap"] = probe.longest_gap(t0, time.monotonic())
+            result["failed probes"] = float(probe.failures(t_code))
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["docker", "rmi", "-f", tag], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return result
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    n = runs(5)
+    work = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
+    server = SkiffServer(work)
+    samples: dict[str, dict[str, list[float]]] = {"skiff": {}, "docker build + run": {}}
+    try:
+        for i in range(n):
+            for label, fn in (("skiff", lambda: skiff_round(server, work)),
+                              ("docker build + run", lambda: baseline_round(work, free_port()))):
+                for key, value in fn().items():
+                    samples[label].setdefault(key, []).append(value)
+            print(f"       round {i + 1}/{n} done", flush=True)
+    finally:
+        server.close()
+        shutil.rmtree(work, ignore_errors=True)
+    targets = {"cold deploy": 5.0, "code-only redeploy": 2.0, "config:set": 1.5,
+               "code-only gap": 0.0, "config:set gap": 0.0, "failed probes": 0.0}
+    print(f"\ndeploy (Flask sample app, medians of {n} runs; gaps = longest time without a 200)")
+    print(f"  {'case':<22} {'skiff':>9} {'baseline':>9} {'ratio':>7} {'target':>8}")
+    table = {}
+    for key, target in targets.items():
+        ours = statistics.median(samples["skiff"][key])
+        base = statistics.median(samples["docker build + run"][key])
+        ratio = ours / base if base else float("nan")
+        print(f"  {key:<22} {ours:>8.2f}s {base:>8.2f}s {ratio:>6.2f}x {target:>7.1f}s")
+        table[key] = {"skiff": {"median": ours, "min": min(samples['skiff'][key]), "max": max(samples['skiff'][key])},
+                      "baseline": {"median": base}, "ratio": round(ratio, 3), "target": target, "n": n}
+    print("\n  skiff phase timings (medians, from the releases):")
+    for key, values in PHASES.items():
+        print(f"    {key:<34} {statistics.median(values):>6.2f}s")
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["deploy"] = {"unit": "s", "baseline": "docker build + docker run", "rows": table,
+                         "when": time.strftime("%Y-%m-%d %H:%M")}
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
