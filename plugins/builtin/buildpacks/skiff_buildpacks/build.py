@@ -21,10 +21,8 @@ import io
 import json
 import os
 import secrets
-import shutil
 import stat
 import tarfile
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +37,7 @@ DEFAULT_USER = "1000:1000"
 DEFAULT_CA = "/etc/ssl/certs/ca-certificates.crt"
 BUILD_LABEL = "skiff.build-for"  # on build containers: the app
 DEPS_LABEL = "skiff.deps"  # on dependency images: the app
+CACHE_LABEL = "skiff.cache"  # on package-cache volumes: the app
 ALWAYS_EXCLUDED = {".git"}
 BUILDER_VERSION = "1"
 # App config vars whose value changes how dependencies install: part of the layer key.
@@ -186,52 +185,60 @@ def _code_tar(source: Path, exclude: Iterable[str], extra: dict[str, bytes], uid
     return buf.getvalue()
 
 
-def _give(path: Path, uid: int, gid: int, mode: int) -> None:
-    """Hand ``path`` to the build user: chown as root; as the non-root ``skiff`` user
-    (make install) open it up with ``mode`` instead (its parent dir stays private)."""
-    if os.geteuid() == 0:
-        os.chown(path, uid, gid)
-    else:
-        os.chmod(path, mode)
+def cache_volume(app: str) -> str:
+    """The Docker volume holding ``app``'s package cache (pip, npm)."""
+    return f"skiff-cache-{app}"
+
+
+def _file_entry(name: str, data: bytes, uid: int, gid: int, mode: int) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.uid, info.gid, info.mtime = len(data), mode, uid, gid, int(time.time())
+    return info, data
+
+
+def driver_archive(plan: dict[str, Any], uid: int, gid: int) -> list[tuple[tarfile.TarInfo, Optional[bytes]]]:
+    """Tar entries for /build/skiff: the driver and its plan (which holds the app's config).
+
+    They go into the container's own layer with ``put_archive`` (no host file the build
+    user must be able to read) and the driver deletes them before any step runs, so they
+    never reach the committed image.
+    """
+    entries: list[tuple[tarfile.TarInfo, Optional[bytes]]] = []
+    for name in ("build", "build/skiff"):
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o700 if name == "build/skiff" else 0o755, uid, gid
+        entries.append((info, None))
+    entries.append(_file_entry("build/skiff/driver.py", Path(__file__).with_name("driver.py").read_bytes(), uid, gid, 0o400))
+    entries.append(_file_entry("build/skiff/plan.json", json.dumps(plan).encode(), uid, gid, 0o400))
+    return entries
+
+
+def with_entries(archive: bytes, entries: list[tuple[tarfile.TarInfo, Optional[bytes]]]) -> bytes:
+    """``archive`` (an uncompressed tar) with ``entries`` appended."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as out:
+        for info, data in entries:
+            out.addfile(info, io.BytesIO(data) if data is not None else None)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as src:
+            for member in src.getmembers():
+                out.addfile(member, src.extractfile(member) if member.isfile() else None)
+    return buf.getvalue()
 
 
 class Runner:
     """Creates, feeds, runs and commits build containers for one build."""
 
-    def __init__(self, client, build: Build, settings: dict[str, Any], cache_dir: Path, tmp_root: Path):
+    def __init__(self, client, build: Build, settings: dict[str, Any]):
         self.client = client
         self.build = build
         self.settings = settings
-        self.cache_dir = cache_dir
-        self.tmp_root = tmp_root
         uid, _, gid = build.stack.user.partition(":")
         self.uid, self.gid = int(uid), int(gid or uid)
 
-    # The driver, the plan and the app's config (one file per key, like ENV_DIR)
-    # go into a private temp dir that is mounted read-only.
-    def _plan_dir(self, steps: list[dict[str, Any]], env: dict[str, str]) -> Path:
-        self.tmp_root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix="build-", dir=self.tmp_root))
-        os.chmod(tmp, 0o700)
-        driver_dir, env_dir = tmp / "driver", tmp / "env"
-        driver_dir.mkdir()
-        env_dir.mkdir(mode=0o700)
-        shutil.copyfile(Path(__file__).with_name("driver.py"), driver_dir / "driver.py")
-        plan = {"steps": steps, "env": env, "path": self._path(env), "env_dir": "/build/env",
+    def _plan(self, steps: list[dict[str, Any]], env: dict[str, str]) -> dict[str, Any]:
+        return {"steps": steps, "env": env, "path": env.get("PATH") or self.build.stack.path,
+                "env_dir": "/build/env", "config": self.build.config,
                 "ca": "/build/ca-certificates.crt" if self._ca() else None}
-        (driver_dir / "plan.json").write_text(json.dumps(plan))
-        for key, value in self.build.config.items():
-            fd = os.open(env_dir / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
-            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-                f.write(value)
-            _give(env_dir / key, self.uid, self.gid, 0o444)
-        _give(env_dir, self.uid, self.gid, 0o755)
-        if os.geteuid() == 0:
-            os.chown(tmp, self.uid, self.gid)
-        return tmp
-
-    def _path(self, env: dict[str, str]) -> str:
-        return env.get("PATH") or self.build.stack.path
 
     def _ca(self) -> Optional[str]:
         if not self.settings.get("trust-host-ca", True):
@@ -242,18 +249,13 @@ class Runner:
             return None
         return bundle
 
-    def _mounts(self, plan_dir: Path) -> list:
+    def _mounts(self) -> list:
         from docker.types import Mount
 
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() != 0:
-            os.chmod(self.cache_dir.parent, 0o700)  # the world-writable cache below is private
-        _give(self.cache_dir, self.uid, self.gid, 0o777)
-        mounts = [
-            Mount("/build/driver", str(plan_dir / "driver"), type="bind", read_only=True),
-            Mount("/build/env", str(plan_dir / "env"), type="bind", read_only=True),
-            Mount("/build/cache", str(self.cache_dir), type="bind", read_only=False),
-        ]
+        # A named volume (under Docker's root-only data dir) rather than a host directory:
+        # no host user can read or poison the cache, and skiff needs no chown.
+        mounts = [Mount("/build/cache", cache_volume(self.build.app), type="volume",
+                        labels={CACHE_LABEL: self.build.app})]
         ca = self._ca()
         if ca:
             mounts.append(Mount("/build/ca-certificates.crt", ca, type="bind", read_only=True))
@@ -262,15 +264,16 @@ class Runner:
     def run(self, image: str, steps: list[dict[str, Any]], env: dict[str, str], archive: bytes,
             changes: list[str], repository: str, tag: str) -> str:
         """Run ``steps`` in a container of ``image`` holding ``archive``; commit it; return the image id."""
-        plan_dir = self._plan_dir(steps, env) if steps else None
         container = None
         try:
             kwargs: dict[str, Any] = dict(user=self.build.stack.user, working_dir="/app",
                                           labels={BUILD_LABEL: self.build.app}, detach=True)
             if steps:
-                assert plan_dir is not None
-                kwargs["mounts"] = self._mounts(plan_dir)
-                command = ["python3", "/build/driver/driver.py"]
+                kwargs["mounts"] = self._mounts()
+                # ENV_DIR lives in memory: a tmpfs is never part of a commit
+                kwargs["tmpfs"] = {"/build/env": f"size=4m,mode=0700,uid={self.uid},gid={self.gid}"}
+                command = ["python3", "/build/skiff/driver.py"]
+                archive = with_entries(archive, driver_archive(self._plan(steps, env), self.uid, self.gid))
             else:
                 command = ["true"]
                 kwargs["network_disabled"] = True
@@ -294,8 +297,6 @@ class Runner:
                     container.remove(force=True, v=True)
                 except Exception:
                     pass
-            if plan_dir is not None:
-                shutil.rmtree(plan_dir, ignore_errors=True)
 
 
 def hash_key(build: Build, pack_versions: list[tuple[str, str]], files: list[str], generated: dict[str, bytes],

@@ -1,12 +1,17 @@
 """Runs a build plan inside a build container (stdlib only; any Python 3.9+).
 
-Mounted read-only at /build/driver with plan.json next to it. It never runs
-a shell: each step is a list of argument lists. Progress goes to stdout as
-marker lines that start with \\x1e followed by JSON; everything else is the
-tools' own output, which the host indents.
+The builder puts it at /build/skiff/driver.py with plan.json next to it. The
+plan holds the app's config, so the driver reads it and deletes the whole
+directory before any step runs: neither reaches the committed image. The
+config is exported to the steps and written, one file per key, to the
+in-memory ENV_DIR (/build/env, a tmpfs). It never runs a shell: each step is
+a list of argument lists. Progress goes to stdout as marker lines that start
+with \\x1e followed by JSON; everything else is the tools' own output, which
+the host indents.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,16 +25,20 @@ def mark(**data):
     sys.stdout.flush()
 
 
-def load_env_dir(path):
-    """App config vars, one file per key (Heroku's ENV_DIR)."""
-    env = {}
-    if path and os.path.isdir(path):
-        for name in sorted(os.listdir(path)):
-            if name in DENIED or name.startswith("SKIFF_BUILD_"):
-                continue
-            with open(os.path.join(path, name), encoding="utf-8", errors="surrogateescape") as f:
-                env[name] = f.read()
-    return env
+def app_config(plan):
+    """The app's config vars to export (a few that would break the build are left out)."""
+    return {k: v for k, v in (plan.get("config") or {}).items() if k not in DENIED and not k.startswith("SKIFF_BUILD_")}
+
+
+def write_env_dir(path, config):
+    """Heroku's ENV_DIR: one file per config var, in memory (a tmpfs)."""
+    if not path or not os.path.isdir(path) or not os.access(path, os.W_OK):
+        return ""
+    for key, value in config.items():
+        fd = os.open(os.path.join(path, key), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(value)
+    return path
 
 
 def base_env(plan):
@@ -37,9 +46,10 @@ def base_env(plan):
         "PATH": plan.get("path") or os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "LANG": os.environ.get("LANG", "C.UTF-8"),
         "HOME": "/home/app" if os.access("/home/app", os.W_OK) else "/tmp",
-        "ENV_DIR": plan.get("env_dir") or "",
     }
-    env.update(load_env_dir(plan.get("env_dir")))
+    config = app_config(plan)
+    env["ENV_DIR"] = write_env_dir(plan.get("env_dir"), plan.get("config") or {})
+    env.update(config)
     ca = plan.get("ca")
     if ca:
         for key in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "CURL_CA_BUNDLE"):
@@ -48,9 +58,18 @@ def base_env(plan):
     return env
 
 
+def cache_paths(env):
+    """Point /build/cache/... at /tmp when the cache is not writable (e.g. a stack without /build/cache)."""
+    if os.access("/build/cache", os.W_OK):
+        return env
+    fallback = "/tmp/skiff-cache"
+    return {k: fallback + v[len("/build/cache"):] if v.startswith("/build/cache/") else v for k, v in env.items()}
+
+
 def run_step(step, env):
     step_env = dict(env)
     step_env.update(step.get("env") or {})
+    step_env = cache_paths(step_env)
     cwd = step.get("cwd") or "/app"
     check = step.get("check")
     if check:
@@ -80,6 +99,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "plan.json"), encoding="utf-8") as f:
         plan = json.load(f)
+    shutil.rmtree(here)  # the plan holds secrets: gone before any step runs
     env = base_env(plan)
     for step in plan.get("steps") or []:
         code = run_step(step, env)

@@ -8,7 +8,6 @@ declares in :mod:`skiff_buildpacks.hookspecs`. Commands: ``buildpacks:list``,
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -163,8 +162,7 @@ def skiff_build(deploy: Deploy) -> Optional[str]:
         exclude += deps.get("exclude", [])
     path = ":".join(path_prefix + [build.stack.path])
     env = {"PATH": path, **build_env}
-    runner = b.Runner(client, build, settings(context, deploy.app), context.path("cache", deploy.app),
-                      context.path("tmp"))
+    runner = b.Runner(client, build, settings(context, deploy.app))
     versions = [(n, str(described[n].get("version", "0"))) for n in packs]
     base = build.stack.image
     deps_id = build.stack.id
@@ -266,6 +264,17 @@ def _prune_deps(client, app: str, keep: str) -> None:
                 pass
 
 
+def remove_cache_volume(client, app: str) -> bool:
+    import docker.errors
+    from .build import cache_volume
+
+    try:
+        client.volumes.get(cache_volume(app)).remove(force=True)
+        return True
+    except docker.errors.NotFound:
+        return False
+
+
 def remove_app_images(client, app: str) -> int:
     removed = 0
     for image in deps_images(client, app):
@@ -283,18 +292,23 @@ def remove_app_images(client, app: str) -> int:
 
 @hookimpl
 def skiff_app_destroyed(context: Context, app: str) -> None:
-    shutil.rmtree(context.path("cache", app), ignore_errors=True)
     try:
-        remove_app_images(docker_client(), app)
+        client = docker_client()
     except SkiffError:
-        pass
+        return
+    remove_app_images(client, app)
+    remove_cache_volume(client, app)
 
 
 @hookimpl
 def skiff_app_renamed(context: Context, old: str, new: str) -> None:
-    src, dst = context.path("cache", old), context.path("cache", new)
-    if src.exists() and not dst.exists():
-        src.rename(dst)
+    """Caches are keyed by app name: the old ones go (the next build makes new ones)."""
+    try:
+        client = docker_client()
+    except SkiffError:
+        return
+    remove_app_images(client, old)
+    remove_cache_volume(client, old)
 
 
 @hookimpl
@@ -394,10 +408,9 @@ def buildpacks_report(context: Context, app: str) -> None:
 def repo_purge_cache(context: Context, app: str) -> None:
     """Delete APP's build cache: package downloads and dependency layers."""
     context.state.require_app(app)
-    cache = context.path("cache", app)
-    existed = cache.exists()
-    shutil.rmtree(cache, ignore_errors=True)
-    removed = remove_app_images(docker_client(), app)
+    client = docker_client()
+    had_volume = remove_cache_volume(client, app)
+    removed = remove_app_images(client, app)
     context.output.step(f"Purged the build cache of {app}"
-                        + ("" if existed or removed else " (it was empty)")
+                        + ("" if had_volume or removed else " (it was empty)")
                         + (f": {removed} dependency layer(s) removed" if removed else ""))

@@ -106,13 +106,13 @@ def test_flask_app_builds_and_answers_on_port(env, flask_build):
     assert answer(env, release.image) == (200, "hello from flask\n")
 
 
-def test_build_ran_as_the_app_user_with_a_read_only_ca_and_a_package_cache(env, flask_build):
+def test_build_ran_as_the_app_user_and_kept_a_package_cache(env, flask_build):
     app, _, release, _ = flask_build
     owners = env.client.containers.run(release.image, ["stat", "-c", "%u", "/app/.venv/bin/python", "/app/.venv"],
                                        remove=True).decode().split()
     assert owners == ["1000", "1000"]
-    cache = env.root / "cache" / app
-    assert cache.is_dir() and cache.stat().st_uid == 1000  # the per-app package cache, mounted read-write
+    volume = env.client.volumes.get(f"skiff-cache-{app}")  # the per-app package cache
+    assert volume.attrs["Labels"]["skiff.cache"] == app
 
 
 def test_code_only_change_reuses_the_dependency_layer(env, flask_build):
@@ -122,11 +122,19 @@ def test_code_only_change_reuses_the_dependency_layer(env, flask_build):
     (source / "bin").mkdir()
     (source / "bin" / "post_compile").write_text(
         "id -u > /app/build-uid\n"
-        "if echo x >> /build/ca-certificates.crt 2>/dev/null; then echo 'CA is writable'; else echo 'CA is read-only'; fi\n")
+        "if echo x >> /build/ca-certificates.crt 2>/dev/null; then echo 'CA is writable'; else echo 'CA is read-only'; fi\n"
+        "if [ \"$APP_TOKEN\" = s3cret ] && [ \"$(cat \"$ENV_DIR/APP_TOKEN\")\" = s3cret ]; then echo 'config visible'; fi\n")
+    env.context.state.set_config(app, {"APP_TOKEN": "s3cret"})
     second, output = env.deploy(app, source)
     assert "Reusing the dependency layer" in output
     assert "Installing dependencies" not in output
     assert "CA is read-only" in output and "CA is writable" not in output
+    assert "config visible" in output  # config reaches the build (env and ENV_DIR) ...
+    image = env.client.images.get(second.image)
+    assert "s3cret" not in str(image.attrs["Config"])  # ... but not the image
+    listing = env.client.containers.run(second.image, ["sh", "-c", "ls -A /build; ls -A /build/env | wc -l"],
+                                        remove=True).decode()
+    assert "skiff" not in listing.split() and listing.split()[-1] == "0"
     assert second.meta["deps_image"] == first.meta["deps_image"]
     old_layers = env.client.images.get(first.image).attrs["RootFS"]["Layers"]
     new_layers = env.client.images.get(second.image).attrs["RootFS"]["Layers"]
@@ -160,7 +168,9 @@ def test_node_app_runs_its_build_script_and_npm_start(env):
     assert "-----> Installing dependencies with npm ci" in output
     assert "-----> Running npm run build" in output
     assert release.processes == {"web": "npm start"}
-    assert any((env.root / "cache" / app / "npm").iterdir())  # npm's cache survives the build
+    cached = env.client.containers.run(release.image, ["ls", "/build/cache/npm"], remove=True,
+                                       volumes={f"skiff-cache-{app}": {"bind": "/build/cache", "mode": "ro"}})
+    assert cached.split()  # npm's cache survives the build in the app's cache volume
     assert answer(env, release.image) == (200, "hello from node (built)\n")
 
 
@@ -179,10 +189,13 @@ def test_static_site_is_served_without_dotfiles(env):
 
 
 def test_repo_purge_cache(env, flask_build):
+    import docker.errors
+
     app = flask_build[0]
-    assert (env.root / "cache" / app).exists()
+    assert env.client.volumes.get(f"skiff-cache-{app}")
     assert bp.deps_images(env.client, app)
     code = run(build_cli(env.context), env.context, ["repo:purge-cache", app])
     assert code == 0
-    assert not (env.root / "cache" / app).exists()
+    with pytest.raises(docker.errors.NotFound):
+        env.client.volumes.get(f"skiff-cache-{app}")
     assert not bp.deps_images(env.client, app)
