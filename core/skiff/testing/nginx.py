@@ -39,7 +39,7 @@ from typing import Callable, Iterator, Optional
 import pytest
 
 MAIN_CONF = """\
-worker_processes 1;
+worker_processes {workers};
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log;
 events {{ worker_connections 1024; }}
@@ -85,6 +85,7 @@ class PrivateNginx:
     http_port: int = field(default_factory=free_port)
     https_port: int = field(default_factory=free_port)
     binary: str = field(default_factory=lambda: nginx_binary() or "nginx")
+    workers: str = "1"
 
     @property
     def conf(self) -> Path:
@@ -127,7 +128,8 @@ class PrivateNginx:
 
     def start(self) -> "PrivateNginx":
         (self.prefix / "tmp").mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(MAIN_CONF.format(prefix=self.prefix, include=self.include, http_port=self.http_port))
+        self.conf.write_text(MAIN_CONF.format(prefix=self.prefix, include=self.include, http_port=self.http_port,
+                                             workers=self.workers))
         proc = self._run()
         if proc.returncode != 0:
             raise RuntimeError(f"private nginx did not start: {proc.stderr.strip()}")
@@ -217,9 +219,9 @@ def _private_prefix() -> Path:
     return path
 
 
-def start_nginx(root: Path) -> PrivateNginx:
+def start_nginx(root: Path, workers: str = "1") -> PrivateNginx:
     include = str(Path(root) / "nginx" / "conf.d" / "*.conf")
-    return PrivateNginx(_private_prefix(), include).start()
+    return PrivateNginx(_private_prefix(), include, workers=workers).start()
 
 
 @pytest.fixture

@@ -1,0 +1,117 @@
+"""Proxy overhead: requests/s and p50/p99 latency through nginx next to direct to the container.
+
+examples/catmeow is deployed with the installed plugins (python buildpack, docker
+scheduler, nginx plugin) on a temp SKIFF_ROOT, behind a private nginx on a free
+loopback port (worker_processes auto, as Debian's). wrk (keep-alive, BENCH_CONNECTIONS
+connections, default 16) then hits the container's published port directly and nginx
+with the app's Host header, interleaved, BENCH_RUNS rounds (default 3) of
+BENCH_SECONDS (default 5) each.
+
+Targets: p50 overhead under 0.5 ms; at least 80% of the direct throughput.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import report, runs  # noqa: E402
+
+TOP = Path(__file__).resolve().parents[1]
+APP = "benchcat"
+DOMAIN = "bench.test"
+
+
+def wrk(url: str, host: str | None, seconds: int, connections: int) -> dict[str, float]:
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if host:
+        args[1:1] = ["-H", f"Host: {host}"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    if errors:
+        raise RuntimeError(f"wrk saw errors: {errors.group(0)}")
+    return {"rps": rps, "p50": _ms(out, "50%"), "p99": _ms(out, "99%")}
+
+
+def _ms(out: str, pct: str) -> float:
+    value, unit = re.search(rf"^\s+{re.escape(pct)}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def deploy(root: Path) -> int:
+    """Deploy catmeow; return the container's published port."""
+    from skiff import lifecycle
+    from skiff.context import Context
+    from skiff.output import Output
+    from skiff.testing import DirReceiver, dir_source, make_plugin_manager
+
+    pm = make_plugin_manager(("dir", DirReceiver()), entry_points=True)
+    context = Context(pm, root=root, output=Output(quiet=True))
+    context.create_app(APP)
+    context.state.set_property("nginx", "global-domains", [DOMAIN])
+    src = Path(tempfile.mkdtemp(prefix="bench-src-"))
+    shutil.copytree(TOP / "examples" / "catmeow", src, dirs_exist_ok=True)
+    release = lifecycle.deploy(context, APP, dir_source(src, "0" * 40))
+    upstream = release.meta["upstreams"][0]
+    context.close()
+    return int(upstream.rpartition(":")[2])
+
+
+def cleanup(root: Path) -> None:
+    from skiff.testing.docker import DockerCleanup
+
+    import docker
+
+    client = docker.from_env()
+    c = DockerCleanup(client)
+    c.app(APP)
+    c.cleanup()
+    client.close()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    from skiff.testing.nginx import start_nginx
+
+    if not shutil.which("wrk"):
+        raise RuntimeError("wrk is not installed (apt-get install wrk)")
+    seconds = int(os.environ.get("BENCH_SECONDS", 5))
+    connections = int(os.environ.get("BENCH_CONNECTIONS", 16))
+    root = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
+    nginx = start_nginx(root, workers="auto")
+    os.environ.update(nginx.env)
+    os.environ["SKIFF_ROOT"] = str(root)
+    try:
+        port = deploy(root)
+        direct_url = f"http://127.0.0.1:{port}/"
+        proxy_url = f"http://127.0.0.1:{nginx.http_port}/"
+        host = f"{APP}.{DOMAIN}"
+        wrk(direct_url, None, 1, connections)  # warm up both paths
+        wrk(proxy_url, host, 1, connections)
+        samples: dict[str, list[dict[str, float]]] = {"direct": [], "nginx": []}
+        for _ in range(runs(3)):
+            samples["direct"].append(wrk(direct_url, None, seconds, connections))
+            samples["nginx"].append(wrk(proxy_url, host, seconds, connections))
+    finally:
+        nginx.stop()
+        cleanup(root)
+    labels = {"direct": "direct to the container (baseline)", "nginx": "through nginx (Host header)"}
+    for metric, unit in (("rps", "/s"), ("p50", "ms"), ("p99", "ms")):
+        rows = {labels[k]: [s[metric] for s in v] for k, v in samples.items()}
+        report(f"proxy_{metric}", rows, unit=unit, baseline=labels["direct"])
+    med = {k: {m: statistics.median(s[m] for s in v) for m in ("rps", "p50", "p99")} for k, v in samples.items()}
+    overhead = med["nginx"]["p50"] - med["direct"]["p50"]
+    share = med["nginx"]["rps"] / med["direct"]["rps"]
+    print(f"\n  p50 overhead {overhead:.3f} ms (target < 0.5 ms): {'ok' if overhead < 0.5 else 'MISSED'}")
+    print(f"  throughput through nginx {share:.0%} of direct (target >= 80%): {'ok' if share >= 0.8 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
