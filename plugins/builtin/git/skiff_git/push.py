@@ -30,6 +30,7 @@ from skiff.output import Output
 from . import repo as repos
 from .repo import ZERO
 
+LOCK_FD_ENV = "SKIFF_GIT_PUSH_LOCK_FD"
 KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # as ssh-keys writes them
 
 
@@ -96,8 +97,8 @@ def receive_pack(context: Context, path_arg: str) -> None:
             _create_app(context, app)
         repo = repos.ensure_repo(context, app)
     context.close()
-    del fd  # stays open (inheritable): git receive-pack and its hook hold the lock
-    os.execvpe("git", ["git", "receive-pack", str(repo)], repos.clean_env())
+    # The lock fd stays open (inheritable): git receive-pack holds the lock until it exits.
+    os.execvpe("git", ["git", "receive-pack", str(repo)], repos.clean_env({LOCK_FD_ENV: str(fd)}))
 
 
 def upload_pack(context: Context, path_arg: str) -> None:
@@ -147,8 +148,22 @@ def _choose_branch(context: Context, app: str, updates: list[tuple[str, str, str
     return branch
 
 
+def close_inherited_lock(app: str) -> None:
+    """Close the hook's copy of the push lock fd (receive-pack keeps holding the lock).
+
+    So that nothing the deploy starts (a daemon, say) can keep the lock alive.
+    """
+    value = os.environ.pop(LOCK_FD_ENV, "")
+    if not value.isdigit() or int(value) <= 2:
+        return
+    with contextlib.suppress(OSError):
+        if os.readlink(f"/proc/self/fd/{value}").endswith(f"/git-push-{app}.lock"):
+            os.close(int(value))
+
+
 def run_hook(context: Context, app: str, lines: Iterable[str]) -> None:
     """Check every pushed ref, then deploy the new tip of the deploy branch."""
+    close_inherited_lock(app)
     context.state.require_app(app)
     repo = repos.repo_path(context, app)
     updates = parse_updates(lines)

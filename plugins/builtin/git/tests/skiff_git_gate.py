@@ -1,8 +1,8 @@
 """Test plugin for the git e2e tests: a build that waits at a gate, and a probe.
 
 A source with a ``PROBE`` file (a path) gets a JSON report written there at
-build time: the files of the workdir, and, when it has a ``.git``, its HEAD
-and ``git status --porcelain``.
+build time: the files of the workdir, the push-lock files the build process
+holds open, and, when it has a ``.git``, its HEAD and ``git status --porcelain``.
 
 A source with a ``GATE`` file (JSON ``{"announce": PATH, "wait": PATH}``)
 touches ``announce`` when its build starts, prints a line, and waits until
@@ -22,7 +22,15 @@ TIMEOUT = 20.0
 
 def _probe(workdir: Path) -> None:
     files = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*") if p.is_file() and ".git" not in p.parts)
-    report = {"files": files, "head": None, "status": None}
+    locks = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if "/git-push-" in target:
+            locks.append(target)
+    report = {"files": files, "head": None, "status": None, "push_lock_fds": locks}
     if (workdir / ".git").is_dir():
         run = lambda *a: subprocess.run(["git", "-C", str(workdir), *a], capture_output=True, text=True,  # noqa: E731
                                         env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")})

@@ -249,3 +249,4 @@ def test_push_with_submodule_and_keep_git_dir(sshd, tmp_path, skiff_root):
     report = json.loads(probe.read_text())
     assert "vendor/lib/lib.py" in report["files"]
     assert report["head"] == sha and report["status"] == ""
+    assert report["push_lock_fds"] == []  # the hook closed its copy; receive-pack holds the lock
