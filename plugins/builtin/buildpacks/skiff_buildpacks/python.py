@@ -14,7 +14,7 @@ from typing import Any, Optional
 from skiff import hookimpl
 from skiff.errors import SkiffError
 
-from .stacks import parse_requested, version_satisfies
+from .versions import parse_requested, version_satisfies
 
 NAME = "python"
 VERSION = "1"

@@ -1,13 +1,13 @@
 """Find the stack images present and what they hold (from their labels, or a probe)."""
 from __future__ import annotations
 
-import re
 from typing import Optional
 
 from skiff.context import Context
 from skiff.errors import SkiffError
 
 from .build import DEFAULT_PATH, DEFAULT_USER, Stack
+from .versions import parse_requested, version_satisfies  # noqa: F401 (re-exported)
 
 DEFAULT_IMAGE = "skiff/stack:trixie"
 PROBE = (
@@ -77,22 +77,3 @@ def all_stacks(context: Context, client, current: Stack) -> list[Stack]:
                                     node=labels.get("skiff.stack.node", ""),
                                     user=labels.get("skiff.stack.user") or DEFAULT_USER, path=_path_of(image.attrs)))
     return stacks
-
-
-def version_satisfies(available: str, requested: str) -> bool:
-    """``3`` / ``3.13`` / ``3.13.5`` (or ``3.13.x``) match ``3.13.5`` component-wise."""
-    want = [p for p in requested.split(".") if p not in ("x", "*", "")]
-    have = available.split(".")
-    return bool(want) and len(want) <= len(have) and have[: len(want)] == want
-
-
-VERSION_RE = re.compile(r"^(?:python-?)?(\d+(?:\.\d+){0,2}(?:\.[x*])?)$")
-
-
-def parse_requested(text: str) -> Optional[str]:
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            match = VERSION_RE.match(line)
-            return match.group(1) if match else line
-    return None

@@ -38,12 +38,12 @@ DOCKERFILE = """\
 FROM {base}
 ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RUN export DEBIAN_FRONTEND=noninteractive \\
- && apt-get update -q \\
- && apt-get install -y -q --no-install-recommends {packages} \\
+ && apt-get update -qq \\
+ && apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends {packages} >/dev/null \\
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 RUN groupadd --gid {uid} app \\
  && useradd --uid {uid} --gid {uid} --create-home --home-dir /home/app --shell /bin/bash app \\
- && install -d -o {uid} -g {uid} /app /build /build/cache /build/env /build/driver \\
+ && install -d -o {uid} -g {uid} /app /build /build/cache /build/env \\
  && touch /build/ca-certificates.crt
 WORKDIR /app
 LABEL skiff.stack={suite} skiff.stack.version={version} skiff.stack.user={uid}:{uid}
