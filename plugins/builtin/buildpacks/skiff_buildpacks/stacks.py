@@ -63,15 +63,17 @@ def _probe(context: Context, client, image_id: str) -> tuple[str, str]:
 
 
 def all_stacks(context: Context, client, current: Stack) -> list[Stack]:
-    """The configured stack first, then every other local stack image (by label)."""
+    """The configured stack first, then the other local ``skiff/stack:*`` images (from their labels).
+
+    Images built FROM a stack (apps, services) inherit its labels, so only the
+    ``skiff/stack`` repository counts.
+    """
     stacks = [current]
     seen = {current.image}
     for image in client.images.list(filters={"label": "skiff.stack.python"}):
         labels = image.labels or {}
-        if labels.get("skiff.app") or labels.get("skiff.deps"):
-            continue
         for tag in sorted(image.tags or []):
-            if tag not in seen:
+            if tag.startswith("skiff/stack:") and tag not in seen:
                 seen.add(tag)
                 stacks.append(Stack(image=tag, id=image.id, python=labels.get("skiff.stack.python", ""),
                                     node=labels.get("skiff.stack.node", ""),

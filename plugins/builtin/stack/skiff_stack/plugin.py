@@ -69,6 +69,8 @@ def _stacks(client) -> list[dict[str, Any]]:
     for image in client.images.list(filters={"label": "skiff.stack"}):
         labels = image.labels or {}
         for tag in image.tags or []:
+            if not tag.startswith("skiff/stack:"):
+                continue  # images built FROM a stack (apps, services) inherit its labels
             rows.append({"image": tag, "id": image.short_id.split(":")[-1], "suite": labels.get("skiff.stack", ""),
                          "python": labels.get("skiff.stack.python", ""), "node": labels.get("skiff.stack.node", "")})
     return sorted(rows, key=lambda r: r["image"])
