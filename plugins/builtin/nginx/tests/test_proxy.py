@@ -238,3 +238,38 @@ def test_not_deployed_app_only_stores(env):
     assert h.invoke("domains:add", "later", "later.example.com").exit_code == 0
     assert not Path(h.root, "nginx/conf.d/app-later.conf").exists()
     assert "later.example.com" in h.invoke("domains:report", "later").stdout
+
+
+def test_privileged_ports_are_refused_over_ssh(env, monkeypatch):
+    h = env
+    h.create_app("catmeow")
+    monkeypatch.setenv("SSH_ORIGINAL_COMMAND", "ports:add catmeow http:25:5000")
+    r = h.invoke("ssh-command")
+    assert r.exit_code == 1 and "privileged" in r.stderr
+    monkeypatch.setenv("SSH_ORIGINAL_COMMAND", f"ports:add catmeow http:{h.nginx.http_port}:5000")
+    assert h.invoke("ssh-command").exit_code == 0
+
+
+def test_certs_add_takes_a_tarball_on_stdin(env, tmp_path):
+    import io
+    import os
+    import sys
+    import tarfile
+
+    h = env
+    h.create_app("catmeow")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=tar.example.com", "-keyout", str(tmp_path / "server.key"),
+                    "-out", str(tmp_path / "server.crt")], check=True, capture_output=True)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in ("server.crt", "server.key"):
+            tar.add(tmp_path / name, arcname=name)
+    skiff = os.path.join(os.path.dirname(sys.executable), "skiff")
+    proc = subprocess.run([skiff, "certs:add", "catmeow"], input=buf.getvalue(), capture_output=True,
+                          env={**os.environ, "SKIFF_ROOT": str(h.root)})
+    assert proc.returncode == 0, proc.stderr
+    assert "tar.example.com" in h.invoke("certs:report", "catmeow").stdout
+    proc = subprocess.run([skiff, "certs:add", "catmeow"], input=b"not a tar", capture_output=True,
+                          env={**os.environ, "SKIFF_ROOT": str(h.root)})
+    assert proc.returncode == 1 and proc.stderr.decode().startswith("!     ")
