@@ -75,11 +75,13 @@ def skiff_build(deploy: Deploy) -> Optional[str]:
     out.step(f"Dockerfile app detected ({rel})")
     if args:
         out.info(f"build args from config: {', '.join(sorted(args))}")
+    extra = docker_build_options(deploy)
+    args = {**extra.pop("buildargs", {}), **args}
+    labels = {**extra.pop("labels", {}), "skiff.app": deploy.app, "skiff.build": tag, "skiff.builder": PLUGIN}
     t0 = time.monotonic()
     error = None
     for chunk in client.api.build(path=str(deploy.workdir), dockerfile=rel, tag=ref, rm=True, forcerm=True,
-                                  pull=False, decode=True, buildargs=args or None,
-                                  labels={"skiff.app": deploy.app, "skiff.build": tag, "skiff.builder": PLUGIN}):
+                                  pull=False, decode=True, buildargs=args or None, labels=labels, **extra):
         if "stream" in chunk:
             for line in chunk["stream"].splitlines():
                 if line.strip() and not NOISE.match(line):
@@ -102,6 +104,33 @@ def exposed_ports(attrs: dict[str, Any]) -> list[int]:
         if proto in ("", "tcp") and number.isdigit():
             ports.append(int(number))
     return sorted(ports)
+
+
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+
+def docker_build_options(deploy: Deploy) -> dict[str, Any]:
+    """SDK arguments from the docker plugin's ``docker-options`` (phase ``build``, validated there)."""
+    options = deploy.state.get_property("docker", "docker-options", app=deploy.app, default=None) or {}
+    result: dict[str, Any] = {}
+    for option in options.get("build", []) if isinstance(options, dict) else []:
+        flag, _, value = option.partition("=")
+        if flag == "--build-arg":
+            key, _, val = value.partition("=")
+            result.setdefault("buildargs", {})[key] = val
+        elif flag == "--label":
+            key, _, val = value.partition("=")
+            result.setdefault("labels", {})[key] = val
+        elif flag == "--add-host":
+            host, _, address = value.partition(":")
+            result.setdefault("extra_hosts", {})[host] = address
+        elif flag == "--shm-size":
+            match = re.match(r"^([0-9]+)([bkmgBKMG]?)$", value)
+            if match:
+                result["shmsize"] = int(match.group(1)) * SIZE_UNITS[match.group(2).lower()]
+        else:
+            deploy.output.warn(f"docker option {flag} is not supported by the Dockerfile builder; ignored")
+    return result
 
 
 def build_args(deploy: Deploy) -> dict[str, str]:

@@ -84,3 +84,16 @@ def test_dockerfile_app_builds_exposes_and_answers(h, stack_image, docker_client
     (source / ".python-version").write_text("2.7\n")
     with pytest.raises(DeployError, match="requests Python 2.7"):  # the buildpacks builder took it
         lifecycle.deploy(h.context, app, dir_source(source))
+
+
+def test_docker_options_of_the_build_phase_become_sdk_arguments(h):
+    from skiff.deploy import Deploy
+    from skiff.output import Output
+
+    h.create_app("demo")
+    h.state.set_property("docker", "docker-options", {"build": [
+        "--build-arg=VERSION=1.2", "--label=team=cats", "--add-host=db:10.0.0.2", "--shm-size=64m", "--ulimit=nofile=1024"]},
+        app="demo")
+    deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True))
+    assert df.docker_build_options(deploy) == {"buildargs": {"VERSION": "1.2"}, "labels": {"team": "cats"},
+                                               "extra_hosts": {"db": "10.0.0.2"}, "shmsize": 64 * 1024 ** 2}
