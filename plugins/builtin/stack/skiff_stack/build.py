@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -26,6 +27,8 @@ DEFAULT_IMAGE = f"skiff/stack:{DEFAULT_SUITE}"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 STACK_VERSION = "1"
 APP_UID = 1000
+MILESTONES = ("I: Retrieving Release", "I: Installing core packages", "I: Unpacking the base system",
+              "I: Configuring the base system", "I: Base system installed", "E:", "W: Failure")
 SUITE_RE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
 # nodejs/npm do not configure inside debootstrap: they are installed in the Dockerfile step.
@@ -105,6 +108,14 @@ def find_mirror(sources_dir: Path = Path("/etc/apt/sources.list.d"), sources_lis
     return DEFAULT_MIRROR
 
 
+def _unmount_all(rootfs: Path) -> None:
+    """A failed debootstrap may leave proc/sys mounted in the rootfs: unmount before cleanup."""
+    for sub in ("proc", "sys", "dev/pts", "dev"):
+        target = rootfs / sub
+        if os.path.ismount(target):
+            subprocess.run(["umount", "-l", str(target)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def build_base(client, suite: str, tag: str, out: Output, mirror: Optional[str] = None) -> None:
     """debootstrap SUITE into a temp dir and import it as ``tag``."""
     if shutil.which("debootstrap") is None:
@@ -115,10 +126,17 @@ def build_base(client, suite: str, tag: str, out: Output, mirror: Optional[str] 
     with tempfile.TemporaryDirectory(prefix=f"skiff-rootfs-{suite}-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         cmd = ["debootstrap", "--variant=minbase", "--include=" + ",".join(BASE_PACKAGES), suite, str(rootfs), mirror]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if proc.returncode != 0:
-            tail = proc.stdout.strip().splitlines()[-5:]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        tail: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            tail = (tail + [line])[-8:]
+            if line.startswith(MILESTONES):
+                out.info(line)
+        if proc.wait() != 0:
             out.lines(tail)
+            _unmount_all(rootfs)
             raise SkiffError(f"debootstrap of {suite} failed (exit {proc.returncode})")
         out.info(f"rootfs ready in {time.monotonic() - t0:.1f}s")
         out.step(f"Importing the rootfs as {tag}")
