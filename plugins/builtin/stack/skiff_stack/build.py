@@ -29,6 +29,7 @@ STACK_VERSION = "1"
 APP_UID = 1000
 MILESTONES = ("I: Retrieving Release", "I: Installing core packages", "I: Unpacking the base system",
               "I: Configuring the base system", "I: Base system installed", "E:", "W: Failure")
+BUILD_NOISE = re.compile(r"^( ---> [0-9a-f]{12}$| ---> Running in |Removing intermediate container )")
 SUITE_RE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
 # nodejs/npm do not configure inside debootstrap: they are installed in the Dockerfile step.
@@ -167,7 +168,7 @@ def _build_from_dockerfile(client, dockerfile: str, tag: str, out: Output) -> No
                                   pull=False, decode=True):
         if "stream" in chunk:
             for line in chunk["stream"].splitlines():
-                if line.strip():
+                if line.strip() and not BUILD_NOISE.match(line):
                     out.info(line)
         if "error" in chunk:
             error = chunk["error"]
