@@ -98,7 +98,14 @@ def apply(settings: Settings, files: dict[Path, Optional[str]], output: Output, 
             for path in changed:
                 _put(path, old[path])
             raise NginxError(f"nginx rejected the new config of {what}, the old one stays: {message}")
-        return reload(settings, output)
+        try:
+            return reload(settings, output)
+        except NginxError:
+            # nginx -t passed but the master could not load it (a port another program holds):
+            # it keeps serving the old config; put the old files back so disk matches.
+            for path in changed:
+                _put(path, old[path])
+            raise
 
 
 def reload(settings: Settings, output: Output, only_if_needed: bool = False) -> bool:
@@ -121,8 +128,8 @@ def reload(settings: Settings, output: Output, only_if_needed: bool = False) -> 
         if now - before and all(_retired(pid) for pid in before & now):
             return True
         time.sleep(0.01)
-    output.warn("nginx did not start new workers after the reload; see its error log")
-    return True
+    raise NginxError("nginx did not load the new config (no new workers after the reload; "
+                     "see nginx's error log, e.g. a bind() failure); it keeps serving the old one")
 
 
 def master_pid(settings: Settings) -> Optional[int]:

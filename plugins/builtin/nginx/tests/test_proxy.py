@@ -273,3 +273,25 @@ def test_certs_add_takes_a_tarball_on_stdin(env, tmp_path):
     proc = subprocess.run([skiff, "certs:add", "catmeow"], input=b"not a tar", capture_output=True,
                           env={**os.environ, "SKIFF_ROOT": str(h.root)})
     assert proc.returncode == 1 and proc.stderr.decode().startswith("!     ")
+
+
+def test_a_config_nginx_cannot_load_is_rolled_back(env, monkeypatch):
+    import socket
+
+    import skiff_nginx.control as control
+
+    h = env
+    monkeypatch.setattr(control, "RELOAD_WAIT", 2.0)
+    h.invoke("domains:set-global", GLOBAL)
+    h.deploy("catmeow", "cats")
+    conf = Path(h.root, "nginx/conf.d/app-catmeow.conf")
+    before = conf.read_text()
+    with socket.socket() as holder:  # nginx -t passes, the reload cannot bind
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        h.state.set_property("nginx", "ports", [f"http:{h.nginx.http_port}:5000", f"http:{port}:5000"], app="catmeow")
+        r = h.invoke("proxy:build-config", "catmeow")
+    assert r.exit_code == 1 and "did not load the new config" in r.stderr
+    assert conf.read_text() == before
+    assert body(h, f"catmeow.{GLOBAL}") == "200 cats"
