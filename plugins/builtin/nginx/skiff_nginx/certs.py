@@ -5,11 +5,9 @@ Keys never appear in argument lists or output: openssl reads them from
 """
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,6 +60,8 @@ def check_pair(crt: Path, key: Path) -> None:
 
 def read_tarball(stream: BinaryIO) -> tuple[bytes, bytes]:
     """``server.crt`` and ``server.key`` (or one ``*.crt`` and one ``*.key``) from a tar stream."""
+    import tarfile  # lazily: it pulls in the compression modules
+
     found: dict[str, bytes] = {}
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as tar:
@@ -156,10 +156,3 @@ def describe(crt: Path) -> dict[str, Any]:
             info["names"] = [part.strip().split(":", 1)[-1] for part in lines[index + 1].split(",")]
     info["self_signed"] = info.get("subject") == info.get("issuer")
     return info
-
-
-def pem_bytes(stream: io.BufferedReader) -> bytes:
-    data = stream.read(MAX_PEM + 1)
-    if len(data) > MAX_PEM:
-        raise ValidationError("input too large")
-    return data
