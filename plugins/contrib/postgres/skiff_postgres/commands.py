@@ -74,6 +74,13 @@ def pg_create(context: Context, name: str, image: Optional[str], password: Optio
     context.output.info(f"Link it to an app with: postgres:link {name} APP")
 
 
+def _refuse_if_linked(context: Context, service: Service) -> None:
+    """Refuse while apps are linked; links to apps that no longer exist are dropped."""
+    live = [app for app in sorted(service.links) if context.state.app_exists(app)]
+    if live:
+        raise SkiffError(f"postgres {service.name} is linked to {', '.join(live)}; unlink it first")
+
+
 def remove_data(context: Context, c: Any, service: Service) -> None:
     """Delete the service's data directory (the server's files belong to its uid)."""
     path = sv.data_dir(context, service.name)
@@ -96,9 +103,7 @@ def remove_data(context: Context, c: Any, service: Service) -> None:
 @pass_context
 def pg_destroy(context: Context, name: str, force: bool) -> None:
     """Destroy service NAME and its data (refused while apps are linked)."""
-    service = sv.load(context, name)
-    if service.links:
-        raise SkiffError(f"postgres {name} is linked to {', '.join(sorted(service.links))}; unlink it first")
+    _refuse_if_linked(context, sv.load(context, name))
     if not force:
         if context.via_ssh and not sys.stdin.isatty():
             raise SkiffError("destroying needs confirmation: pass --force, or run it with a terminal (ssh -t)")
@@ -108,8 +113,7 @@ def pg_destroy(context: Context, name: str, force: bool) -> None:
             raise SkiffError("confirmation did not match the service name; nothing was destroyed")
     with sv.service_lock(context, name):
         service = sv.load(context, name)
-        if service.links:
-            raise SkiffError(f"postgres {name} is linked to {', '.join(sorted(service.links))}; unlink it first")
+        _refuse_if_linked(context, service)
         c = ct.client()
         context.output.step(f"Destroying postgres {name}")
         ct.remove(c, service, graceful=False)
@@ -248,7 +252,15 @@ def pg_link(context: Context, name: str, app: str, alias: Optional[str], no_rest
 @pass_context
 def pg_unlink(context: Context, name: str, app: str, no_restart: bool) -> None:
     """Unlink service NAME from APP: unset its URL and release."""
-    sv.load(context, name)
+    service = sv.load(context, name)
+    if app in service.links and not context.state.app_exists(app):
+        # a link left behind by an app destroyed while this plugin was disabled
+        with sv.service_lock(context, name):
+            service = sv.load(context, name)
+            service.links.pop(app, None)
+            sv.save(context, service)
+        context.output.step(f"Removed the stale link of postgres {name} to {app} (the app no longer exists)")
+        return
     context.state.require_app(app)
     with lifecycle.app_lock(context, app), sv.service_lock(context, name):
         service = sv.load(context, name)

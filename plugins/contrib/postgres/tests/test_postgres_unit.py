@@ -146,3 +146,13 @@ def test_app_without_release_is_not_redeployed(skiff):
     assert r.exit_code == 0, r.output
     assert h.state.current_release("fresh") is None
     assert "DATABASE_URL" in h.state.get_config("fresh")
+
+
+def test_stale_links_do_not_block(linked):
+    """A link to an app destroyed while the plugin was disabled can be removed."""
+    h = linked
+    assert h.invoke("postgres:link", "db", "web", "--no-restart").exit_code == 0
+    h.state.destroy_app("web")  # as if apps:destroy ran without this plugin
+    r = h.invoke("postgres:unlink", "db", "web")
+    assert r.exit_code == 0 and "stale link" in r.stdout
+    assert sv.load(h.context, "db").links == {}
