@@ -27,7 +27,7 @@ stack: docker venv
 	$(VENV)/bin/skiff stack:build
 
 test: deps docker venv stack
-	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+	SKIFF_TEST_RESTART_ENGINE=1 $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 bench: docker venv
 	$(VENV)/bin/python bench/run.py $(BENCH)
