@@ -10,7 +10,7 @@ deploy had switched it), ``skiff_app_destroyed``, ``skiff_app_renamed`` and
 from __future__ import annotations
 
 import shutil
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -55,9 +55,9 @@ def skiff_deploy_failed(deploy: Deploy, phase: str, error: BaseException) -> Non
         return
     from . import proxy
 
+    # The failed release never became current: rebuilding from the current one goes back.
     deploy.output.step("Pointing nginx back at the previous release")
-    previous: Optional[dict[str, Any]] = dict(deploy.previous.meta) if deploy.previous else None
-    proxy.rebuild(deploy.context, [deploy.app], metas={deploy.app: previous} if previous else None)
+    proxy.rebuild(deploy.context, [deploy.app])
 
 
 @hookimpl

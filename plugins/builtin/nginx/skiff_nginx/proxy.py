@@ -160,12 +160,15 @@ def build(context: Context, app: str, meta: dict[str, Any], settings: Settings) 
 
 
 def config_text(context: Context, app: str, meta: Optional[dict[str, Any]], settings: Settings,
-                output: Optional[Output] = None) -> Optional[str]:
+                output: Optional[Output] = None, custom: Optional[str] = None) -> Optional[str]:
+    """The app's config file for a release with ``meta``; ``None``: the app gets no file."""
     if meta is None:
         return None
     proxy = build(context, app, meta, settings)
     if proxy is None:
         return None
+    if custom is not None:
+        proxy.custom = custom
     text = render.render(proxy)
     for warning in proxy.warnings:
         (output or context.output).warn(warning)
@@ -186,14 +189,7 @@ def rebuild(context: Context, apps: Iterable[str], metas: Optional[dict[str, dic
     apps = list(apps)
     for app in apps:
         meta = (metas or {}).get(app) or current_meta(context, app)
-        if custom and app in custom:
-            meta = meta or {}
-            proxy = build(context, app, meta, settings)
-            if proxy is not None:
-                proxy.custom = custom[app]
-                files[settings.app_file(app)] = render.render(proxy)
-                continue
-        files[settings.app_file(app)] = config_text(context, app, meta, settings)
+        files[settings.app_file(app)] = config_text(context, app, meta, settings, custom=(custom or {}).get(app))
     what = apps[0] if len(apps) == 1 else f"{len(apps)} apps"
     return control.apply(settings, files, context.output, what)
 
