@@ -97,3 +97,11 @@ def test_urls():
     assert render.urls([], [Mapping("http", 10001, 5000)], False, "host") == ["http://host:10001"]
     tls = [Mapping("http", 80, 5000), Mapping("https", 8443, 5000)]
     assert render.urls(["a.com"], tls, True, "h") == ["https://a.com:8443"]
+
+
+def test_container_port_from_scheduler_then_expose_then_default():
+    from skiff_nginx.proxy import container_port
+
+    assert container_port({"container_port": 3000, "exposed_ports": [8000]}) == 3000
+    assert container_port({"exposed_ports": [8080, 8000]}) == 8000
+    assert container_port({}) == 5000
