@@ -185,6 +185,24 @@ def _code_tar(source: Path, exclude: Iterable[str], extra: dict[str, bytes], uid
     return buf.getvalue()
 
 
+def _engine_errors() -> tuple[type, ...]:
+    import docker.errors
+    import requests.exceptions
+    import urllib3.exceptions
+
+    return (docker.errors.APIError, requests.exceptions.RequestException, urllib3.exceptions.HTTPError)
+
+
+def engine_error(exc: BaseException) -> SkiffError:
+    """One clear line for a Docker engine failure in the middle of a build."""
+    import docker.errors
+
+    if isinstance(exc, docker.errors.APIError):
+        return SkiffError(f"the Docker engine refused: {exc.explanation or exc}")
+    return SkiffError(f"lost the connection to the Docker engine during the build ({type(exc).__name__}); "
+                      "is dockerd running?")
+
+
 def cache_volume(app: str) -> str:
     """The Docker volume holding ``app``'s package cache (pip, npm)."""
     return f"skiff-cache-{app}"
@@ -291,6 +309,8 @@ class Runner:
                     raise SkiffError(f"{what} failed (exit {code})")
             image_obj = container.commit(repository=repository, tag=tag, changes=changes)
             return image_obj.id
+        except _engine_errors() as exc:
+            raise engine_error(exc) from exc
         finally:
             if container is not None:
                 try:

@@ -80,14 +80,21 @@ def skiff_build(deploy: Deploy) -> Optional[str]:
     labels = {**extra.pop("labels", {}), "skiff.app": deploy.app, "skiff.build": tag, "skiff.builder": PLUGIN}
     t0 = time.monotonic()
     error = None
-    for chunk in client.api.build(path=str(deploy.workdir), dockerfile=rel, tag=ref, rm=True, forcerm=True,
-                                  pull=False, decode=True, buildargs=args or None, labels=labels, **extra):
-        if "stream" in chunk:
-            for line in chunk["stream"].splitlines():
-                if line.strip() and not NOISE.match(line):
-                    out.info(line)
-        if "error" in chunk:
-            error = chunk["error"].strip()
+    import requests.exceptions
+    import urllib3.exceptions
+
+    try:
+        for chunk in client.api.build(path=str(deploy.workdir), dockerfile=rel, tag=ref, rm=True, forcerm=True,
+                                      pull=False, decode=True, buildargs=args or None, labels=labels, **extra):
+            if "stream" in chunk:
+                for line in chunk["stream"].splitlines():
+                    if line.strip() and not NOISE.match(line):
+                        out.info(line)
+            if "error" in chunk:
+                error = chunk["error"].strip()
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+        raise SkiffError(f"lost the connection to the Docker engine during the build ({type(exc).__name__}); "
+                         "is dockerd running?") from exc
     if error:
         raise SkiffError(f"docker build failed: {error.splitlines()[0] if error else 'unknown error'}")
     image = client.images.get(ref)

@@ -163,15 +163,22 @@ def _build_from_dockerfile(client, dockerfile: str, tag: str, out: Output) -> No
         info.size = len(data)
         tf.addfile(info, io.BytesIO(data))
     context.seek(0)
+    import requests.exceptions
+    import urllib3.exceptions
+
     error = None
-    for chunk in client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
-                                  pull=False, decode=True):
-        if "stream" in chunk:
-            for line in chunk["stream"].splitlines():
-                if line.strip() and not BUILD_NOISE.match(line):
-                    out.info(line)
-        if "error" in chunk:
-            error = chunk["error"]
+    try:
+        for chunk in client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
+                                      pull=False, decode=True):
+            if "stream" in chunk:
+                for line in chunk["stream"].splitlines():
+                    if line.strip() and not BUILD_NOISE.match(line):
+                        out.info(line)
+            if "error" in chunk:
+                error = chunk["error"]
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+        raise SkiffError(f"lost the connection to the Docker engine while building {tag} "
+                         f"({type(exc).__name__}); is dockerd running? Run stack:build again") from exc
     if error:
         raise SkiffError(f"building {tag} failed: {error.strip()}")
 
