@@ -30,6 +30,7 @@ PLUGIN = "dockerfile"
 PROPS = "builder"  # the shared property namespace
 BUILDERS = ("buildpacks", "dockerfile")
 KEYS = ("selected", "dockerfile-path", "build-args")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 NOISE = re.compile(r"^( ---> [0-9a-f]{12}$| ---> Running in |Removing intermediate container )")
 
 
@@ -87,7 +88,7 @@ def skiff_build(deploy: Deploy) -> Optional[str]:
         for chunk in client.api.build(path=str(deploy.workdir), dockerfile=rel, tag=ref, rm=True, forcerm=True,
                                       pull=False, decode=True, buildargs=args or None, labels=labels, **extra):
             if "stream" in chunk:
-                for line in chunk["stream"].splitlines():
+                for line in ANSI.sub("", chunk["stream"]).splitlines():
                     if line.strip() and not NOISE.match(line):
                         out.info(line)
             if "error" in chunk:

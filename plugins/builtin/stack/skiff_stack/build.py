@@ -29,6 +29,7 @@ STACK_VERSION = "1"
 APP_UID = 1000
 MILESTONES = ("I: Retrieving Release", "I: Installing core packages", "I: Unpacking the base system",
               "I: Configuring the base system", "I: Base system installed", "E:", "W: Failure")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BUILD_NOISE = re.compile(r"^( ---> [0-9a-f]{12}$| ---> Running in |Removing intermediate container )")
 SUITE_RE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
@@ -171,7 +172,7 @@ def _build_from_dockerfile(client, dockerfile: str, tag: str, out: Output) -> No
         for chunk in client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
                                       pull=False, decode=True):
             if "stream" in chunk:
-                for line in chunk["stream"].splitlines():
+                for line in ANSI.sub("", chunk["stream"]).splitlines():
                     if line.strip() and not BUILD_NOISE.match(line):
                         out.info(line)
             if "error" in chunk:
