@@ -27,7 +27,20 @@ def pg_image(docker_client) -> str:
         proc = subprocess.run([sys.executable, "-m", "skiff", "postgres:build-image"], env=cli_env(None),
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+    _remove_orphans(docker_client)
     return sv.LOCAL_IMAGE
+
+
+def _remove_orphans(docker_client) -> None:
+    """Remove service containers of earlier test runs whose temp SKIFF_ROOT is gone.
+
+    They outlive a run whose cleanup could not reach the engine (restart policy
+    ``always``); only containers labelled with a vanished pytest temp root go.
+    """
+    for c in docker_client.containers.list(all=True, filters={"label": f"{sv.LABEL}=postgres"}):
+        root = c.labels.get(sv.ROOT_LABEL, "")
+        if root.startswith("/tmp/pytest-of-") and not Path(root).exists():
+            c.remove(force=True)
 
 
 def cli_env(root: Optional[Path], **extra: str) -> dict[str, str]:
