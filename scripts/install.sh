@@ -120,24 +120,31 @@ if [ -z "${SKIFF_SKIP_STACK:-}" ]; then
   /usr/local/bin/skiff stack:build
 fi
 
-# -- boot: restore the apps' containers and nginx config ------------------------------------
-cat > /etc/systemd/system/skiff-restore.service.new <<EOF
+# -- boot: restore the apps' containers (the docker plugin's unit template) ---------------
+unit=/etc/systemd/system/skiff-restore.service
+template="$top/plugins/builtin/docker/skiff_docker/skiff-restore.service"
+mkdir -p /etc/systemd/system
+if [ -f "$template" ]; then
+  # the wrapper runs skiff as the skiff user
+  sed -e "s|@SKIFF@|/usr/local/bin/skiff|g" -e "s|@ROOT@|$root|g" "$template" > "$unit.new"
+else
+  cat > "$unit.new" <<EOF
 [Unit]
-Description=Skiff: restore apps after boot
-After=docker.service nginx.service network-online.target
-Wants=docker.service nginx.service
+Description=Skiff: start every app that should be running (skiff ps:restore)
+After=docker.service network-online.target
+Wants=docker.service network-online.target
 
 [Service]
 Type=oneshot
-User=$user
 Environment=SKIFF_ROOT=$root
-ExecStart=$venv/bin/skiff ps:restore
+ExecStart=/usr/local/bin/skiff ps:restore
+RemainAfterExit=yes
 
 [Install]
 WantedBy=multi-user.target
 EOF
-mkdir -p /etc/systemd/system
-mv /etc/systemd/system/skiff-restore.service.new /etc/systemd/system/skiff-restore.service
+fi
+mv "$unit.new" "$unit"
 if has_systemd; then
   systemctl daemon-reload
   systemctl enable skiff-restore.service >/dev/null
