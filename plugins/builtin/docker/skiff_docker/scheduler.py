@@ -29,6 +29,7 @@ DEFAULT_PORT = 5000
 PROCESS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$")
 CANONICAL = re.compile(r"^(?P<app>[a-z][a-z0-9-]*)\.(?P<process>[A-Za-z0-9_-]+)\.(?P<index>[0-9]+)$")
 LOG_LINES = 20
+PORT_TAKEN = re.compile(r"port is already allocated|address already in use", re.I)
 
 
 @dataclass
@@ -160,7 +161,9 @@ def deploy(d: Deploy) -> bool:
     c = engine.client()
     state = d.context.state
     engine.ensure_network(c)
-    for entry in stray_containers(c, d.app):
+    leftovers = stray_containers(c, d.app)  # of a killed deploy or run
+    leftovers += [e for e in engine.list_containers(c, d.app, role="oneoff") if e.get("State") == "exited"]
+    for entry in leftovers:
         engine.remove_container(c, entry["Id"])
 
     table = process_table(d.processes)
@@ -191,19 +194,33 @@ def deploy(d: Deploy) -> bool:
         return True
 
     extra = settings.docker_options(state, d.app).get("deploy", [])
+    limits = {process: settings.resources_for(state, d.app, process) for process in table}  # no db in threads
 
-    def start(inst: Instance) -> None:
-        kwargs = create_kwargs(
+    from docker.errors import APIError
+
+    def kwargs_for(inst: Instance) -> dict[str, Any]:
+        return create_kwargs(
             c, app=d.app, image=d.image, name=inst.name, process=inst.process, index=inst.index,
             release=d.release.version, command=command_of(table[inst.process]),
             env=process_env(d.config, inst.process, inst.index, port, d.revision), port=port,
-            host_port=inst.host_port, limits=settings.resources_for(state, d.app, inst.process),
-            extra=extra,
+            host_port=inst.host_port, limits=limits[inst.process], extra=extra,
         )
-        container = c.containers.create(**kwargs)
-        inst.id = container.id
-        scratch["new"].append(inst.id)
-        container.start()
+
+    def start(inst: Instance) -> None:
+        kwargs = kwargs_for(inst)
+        for attempt in range(3):
+            container = c.containers.create(**kwargs)
+            inst.id = container.id
+            scratch["new"].append(inst.id)
+            try:
+                container.start()
+                return
+            except APIError as exc:  # the port was taken since we picked it: pick another
+                if not inst.host_port or attempt == 2 or not PORT_TAKEN.search(str(exc)):
+                    raise
+            engine.remove_container(c, inst.id)
+            inst.host_port = engine.allocate_ports(c, 1)[0]
+            kwargs = kwargs_for(inst)
 
     def check(inst: Instance) -> None:
         mode = settings.check_mode(check_settings, inst.process)
