@@ -203,6 +203,15 @@ def engine_error(exc: BaseException) -> SkiffError:
                       "is dockerd running?")
 
 
+def remove_leftover_build_containers(client, app: str) -> None:
+    """Remove build containers of ``app`` left by a killed build (the app lock is held: none is live)."""
+    for container in client.containers.list(all=True, filters={"label": f"{BUILD_LABEL}={app}"}, sparse=True):
+        try:
+            container.remove(force=True, v=True)
+        except Exception:
+            pass
+
+
 def cache_volume(app: str) -> str:
     """The Docker volume holding ``app``'s package cache (pip, npm)."""
     return f"skiff-cache-{app}"

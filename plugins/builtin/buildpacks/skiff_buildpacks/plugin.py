@@ -131,6 +131,7 @@ def skiff_build(deploy: Deploy) -> Optional[str]:
     assert deploy.workdir is not None
     t_start = time.monotonic()
     client = docker_client()
+    b.remove_leftover_build_containers(client, deploy.app)
     stack = stack_from_image(context, client, configured_image(context))
     config = deploy.state.effective_config(deploy.app)
     build = b.Build(app=deploy.app, source=deploy.workdir, config=config, stack=stack, stacks=[stack], output=out)
@@ -264,6 +265,19 @@ def _prune_deps(client, app: str, keep: str) -> None:
                 pass
 
 
+def remove_build_containers(client, app: str) -> int:
+    from .build import BUILD_LABEL
+
+    removed = 0
+    for container in client.containers.list(all=True, filters={"label": f"{BUILD_LABEL}={app}"}, sparse=True):
+        try:
+            container.remove(force=True, v=True)
+            removed += 1
+        except Exception:
+            pass
+    return removed
+
+
 def remove_cache_volume(client, app: str) -> bool:
     import docker.errors
     from .build import cache_volume
@@ -296,6 +310,7 @@ def skiff_app_destroyed(context: Context, app: str) -> None:
         client = docker_client()
     except SkiffError:
         return
+    remove_build_containers(client, app)
     remove_app_images(client, app)
     remove_cache_volume(client, app)
 
