@@ -1,11 +1,11 @@
 """A shared real stack for the reliability suite: SKIFF_ROOT, private nginx, private sshd.
 
-``rstack`` (module scope) is one server that every test of a module pushes to with
-real ``git push`` over SSH: every installed plugin is loaded (python buildpack,
-docker scheduler, nginx). ``flask_app`` (module scope) is the Flask sample app
-(tests/apps/flask) pushed once to it; tests push further commits to the same app,
-so the dependency layer is built once per module and every other build is a
-code-only one.
+``rstack`` (session scope) is one server that the real-stack tests push to with real
+``git push`` over SSH: every installed plugin is loaded (python buildpack, docker
+scheduler, nginx). ``flask_app`` (session scope) is the Flask sample app
+(tests/apps/flask) pushed once to it; tests push further commits to the same app, so
+the dependency layer is built once and every other build is a code-only one. Each
+test leaves the app serving (``flask_app.answer`` is what nginx answers).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Any, Iterator, Optional
 import pytest
 
 from skiff.state import State
-from skiff.testing.docker import new_app_name
+from skiff.testing.docker import DockerCleanup, new_app_name
 from skiff.testing.nginx import PrivateNginx, get
 from skiff.testing.sshd import CommandResult, SshServer, add_key, commit_files, git_push, init_repo, skiff_executable
 
@@ -114,7 +114,7 @@ class Stack:
         return result.stdout.split()[0] if result.stdout.strip() else None
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rstack(tmp_path_factory, nginx_factory, sshd_factory, sshd_client_key, docker_client, stack_image) -> Stack:
     base = tmp_path_factory.mktemp("reliability")
     root = base / "skiff-root"
@@ -138,10 +138,11 @@ class PushedApp:
     versions: list[str] = field(default_factory=list)
 
 
-@pytest.fixture(scope="module")
-def flask_app(rstack: Stack, docker_cleanup_module, tmp_path_factory) -> Iterator[PushedApp]:
+@pytest.fixture(scope="session")
+def flask_app(rstack: Stack, docker_client, tmp_path_factory) -> Iterator[PushedApp]:
     """The Flask sample app, pushed once and answering ``v1`` through nginx."""
-    name = docker_cleanup_module.app(new_app_name("rel"))
+    cleanup = DockerCleanup(docker_client)
+    name = cleanup.app(new_app_name("rel"))
     repo = init_repo(tmp_path_factory.mktemp("repo") / name, flask_files("v1"))
     try:
         pushed = rstack.push(repo, name)
@@ -150,6 +151,7 @@ def flask_app(rstack: Stack, docker_cleanup_module, tmp_path_factory) -> Iterato
         yield PushedApp(name, repo, "v1")
     finally:
         rstack.skiff("apps:destroy", name, "--force")  # also its build cache volume
+        cleanup.cleanup()
 
 
 def push_good(stack: Stack, app: PushedApp, answer: str) -> CommandResult:
