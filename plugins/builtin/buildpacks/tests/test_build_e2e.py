@@ -199,3 +199,11 @@ def test_repo_purge_cache(env, flask_build):
     with pytest.raises(docker.errors.NotFound):
         env.client.volumes.get(f"skiff-cache-{app}")
     assert not bp.deps_images(env.client, app)
+
+
+def test_a_killed_build_leaves_no_container_behind_the_next_build(env, docker_client):
+    app = env.new_app()
+    # what a SIGKILLed build leaves: a stopped build container labelled for the app
+    stale = docker_client.containers.create("skiff/stack:trixie", ["true"], labels={"skiff.build-for": app})
+    env.deploy(app, APPS / "static")
+    assert not docker_client.containers.list(all=True, filters={"id": stale.id})
