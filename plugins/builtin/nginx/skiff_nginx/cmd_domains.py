@@ -31,6 +31,11 @@ def changing(context: Context, apps: list[str], keys: list[tuple[str, str]], cha
 
 
 def _set_own(context: Context, app: str, domains: list[str]) -> None:
+    for other in context.state.list_apps():
+        if other != app:
+            taken = set(domains) & set(proxy.app_domains(context, other))
+            if taken:
+                raise SkiffError(f"{', '.join(sorted(taken))} already belongs to app {other}")
     changing(context, [app], [("domains", app)],
              lambda: context.state.set_property(PLUGIN, "domains", domains, app=app))
 

@@ -80,6 +80,9 @@ def test_deploy_proxies_by_host_and_prints_urls(env, capsys):
     assert r.exit_code == 0, r.output
     assert body(h, "cats.example.com") == "200 Cat dreams meow.."
     assert body(h, f"catmeow.{GLOBAL}") == "200 Cat dreams meow.."
+    h.create_app("dogwoof")
+    r = h.invoke("domains:add", "dogwoof", "cats.example.com")
+    assert r.exit_code == 1 and "already belongs to app catmeow" in r.stderr
     assert h.invoke("domains:remove", "catmeow", "cats.example.com").exit_code == 0
     assert h.nginx.request(host="cats.example.com").status == 404
 
