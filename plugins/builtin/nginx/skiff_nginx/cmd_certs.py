@@ -11,7 +11,7 @@ from skiff.context import Context
 from skiff.errors import SkiffError
 
 from . import certs, names, proxy
-from .cmd_domains import print_fields
+from .cmd_domains import check_unique, print_fields
 from .settings import PLUGIN, load
 
 
@@ -20,6 +20,8 @@ def install(context: Context, app: str, pair: Optional[tuple[bytes, bytes]], ext
     settings = load(context)
     old = certs.current(settings, app)
     old_domains = proxy.own_domains(context, app)
+    if extra_domain:
+        check_unique(context, app, [extra_domain])
     certs.store(settings, app, pair)
     if extra_domain and extra_domain not in old_domains and extra_domain not in proxy.app_domains(context, app):
         context.state.set_property(PLUGIN, "domains", old_domains + [extra_domain], app=app)

@@ -30,12 +30,17 @@ def changing(context: Context, apps: list[str], keys: list[tuple[str, str]], cha
         raise
 
 
-def _set_own(context: Context, app: str, domains: list[str]) -> None:
+def check_unique(context: Context, app: str, domains: list[str]) -> None:
+    """Refuse names another app answers to (nginx would silently ignore the second)."""
     for other in context.state.list_apps():
         if other != app:
             taken = set(domains) & set(proxy.app_domains(context, other))
             if taken:
                 raise SkiffError(f"{', '.join(sorted(taken))} already belongs to app {other}")
+
+
+def _set_own(context: Context, app: str, domains: list[str]) -> None:
+    check_unique(context, app, domains)
     changing(context, [app], [("domains", app)],
              lambda: context.state.set_property(PLUGIN, "domains", domains, app=app))
 
