@@ -130,6 +130,19 @@ def ps_restore(context: Context, app: Optional[str]) -> None:
         context.output.step(f"{name}: {result}")
 
 
+@click.command("ps:retire")
+@click.argument("app", required=False)
+@pass_context
+def ps_retire(context: Context, app: Optional[str]) -> None:
+    """Remove retiring containers now (and leftovers of killed deploys and runs)."""
+    from . import lifecycle_ops
+
+    if app:
+        context.state.require_app(app)
+    lifecycle_ops.cleanup(context, app)
+    context.output.step("Retired old containers" + (f" of {app}" if app else ""))
+
+
 @click.command("ps:report")
 @click.argument("app", required=False)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
@@ -215,5 +228,5 @@ def _image_exists(image: str) -> bool:
     return True
 
 
-COMMANDS = [ps_scale, ps_stop, ps_start, ps_restart, ps_rebuild, ps_restore, ps_report, releases,
+COMMANDS = [ps_scale, ps_stop, ps_start, ps_restart, ps_rebuild, ps_restore, ps_retire, ps_report, releases,
             releases_rollback, logs, run, enter, *SETTINGS_COMMANDS]

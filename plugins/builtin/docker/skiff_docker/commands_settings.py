@@ -9,7 +9,7 @@ import click
 
 from skiff.cli import pass_context
 from skiff.context import Context
-from skiff.errors import ValidationError
+from skiff.errors import SkiffError, ValidationError
 from skiff.state import GLOBAL
 
 from . import options, settings
@@ -100,6 +100,44 @@ def checks_report(context: Context, app: str, fmt: str) -> None:
     data["disabled"] = ", ".join(data["disabled"]) or "none"
     data["skipped"] = ", ".join(data["skipped"]) or "none"
     _banner_fields(context, f"{app} checks information", data)
+
+
+@click.command("checks:run")
+@click.argument("app")
+@click.argument("process", required=False)
+@pass_context
+def checks_run(context: Context, app: str, process: Optional[str]) -> None:
+    """Run the checks against APP's running containers (or PROCESS's)."""
+    from . import engine
+    from .checks import CheckFailed, checks_for, run_check
+    from .engine import LABEL_PORT, LABEL_PROCESS
+    from .scheduler import alive_probe, running_instances
+
+    state = context.state
+    state.require_app(app)
+    release = state.current_release(app)
+    if release is None:
+        raise SkiffError(f"app {app} has not been deployed yet: push it first")
+    check_settings = settings.checks(state, app)
+    app_json = release.meta.get("app_json") or {}
+    c = engine.client()
+    failures = 0
+    for entry in running_instances(c, app):
+        labels = entry["Labels"]
+        if process and labels.get(LABEL_PROCESS) != process:
+            continue
+        name = engine.name_of(entry)
+        port = int(labels[LABEL_PORT]) if labels.get(LABEL_PORT) else None
+        try:
+            for chk in checks_for(app_json, labels.get(LABEL_PROCESS, ""), check_settings):
+                run_check(chk, port, alive_probe(c, entry["Id"]), float(check_settings["timeout"]))
+        except CheckFailed as exc:
+            failures += 1
+            context.output.warn(f"{name}: {exc}")
+        else:
+            context.output.step(f"{name}: checks passed")
+    if failures:
+        raise SkiffError(f"{failures} container{'s' if failures > 1 else ''} of {app} failed the checks")
 
 
 # -- resources -------------------------------------------------------------------
@@ -254,6 +292,6 @@ def ps_set(context: Context, target: str, key: str, value: Optional[str]) -> Non
     context.output.step(f"Set {key} to {value}")
 
 
-SETTINGS_COMMANDS = [checks_enable, checks_disable, checks_skip, checks_set, checks_report, resource_limit,
+SETTINGS_COMMANDS = [checks_enable, checks_disable, checks_skip, checks_set, checks_report, checks_run, resource_limit,
                      resource_limit_clear, resource_report, docker_options_add, docker_options_remove,
                      docker_options_clear, docker_options_report, ps_set]

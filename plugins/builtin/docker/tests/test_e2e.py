@@ -108,7 +108,7 @@ def test_scale_config_rollback(harness, proxy, tmp_path, capsys):
     assert "Scale web=3" in listing and "Set GREETING" in listing and "Rollback to v3" in listing
 
 
-def test_zero_downtime_under_load(harness, proxy, tmp_path):
+def test_zero_downtime_under_load(harness, proxy, tmp_path, docker_client):
     h = harness
     push(h, tmp_path, "v0")
     wait_answer(proxy.port)
@@ -117,6 +117,9 @@ def test_zero_downtime_under_load(harness, proxy, tmp_path):
             push(h, tmp_path, f"v{i}")
         assert h.invoke("ps:restart", h.app).exit_code == 0
         time.sleep(1.5)  # requests keep flowing while the last old container retires
+    assert h.invoke("ps:retire", h.app).exit_code == 0
+    names = [c.name for c in docker_client.containers.list(all=True, filters={"label": f"skiff.app={h.app}"})]
+    assert names == [f"{h.app}.web.1"]
     assert load.failures == [], load.failures[:5]
     assert load.ok > 50
     assert {"v0 - web.1", "v5 - web.1"} <= load.bodies
@@ -138,6 +141,8 @@ def test_failing_check_is_rejected_and_old_release_keeps_serving(harness, proxy,
     names = [c.name for c in docker_client.containers.list(all=True, filters={"label": f"skiff.app={h.app}"})]
     assert names == [f"{h.app}.web.1"]
     assert h.state.releases(h.app)[-1].status == "failed"
+    checked = h.invoke("checks:run", h.app)
+    assert checked.exit_code == 0 and f"{h.app}.web.1: checks passed" in checked.stdout
 
 
 def test_crash_restart_stop_start_prune_destroy(harness, proxy, tmp_path, docker_client):
@@ -160,7 +165,12 @@ def test_crash_restart_stop_start_prune_destroy(harness, proxy, tmp_path, docker
     assert h.invoke("ps:start", h.app).exit_code == 0
     assert wait_answer(port)[1].startswith("one")  # same container, same port
 
+    assert h.invoke("resource:limit", h.app, "--memory", "256m", "--process", "web").exit_code == 0
+    assert h.invoke("docker-options:add", h.app, "deploy", "--add-host", "db.internal:10.9.8.7").exit_code == 0
     second = push(h, tmp_path, "two")
+    web = docker_client.containers.get(f"{h.app}.web.1")
+    assert web.attrs["HostConfig"]["Memory"] == 256 * 1024 * 1024
+    assert "db.internal:10.9.8.7" in web.attrs["HostConfig"]["ExtraHosts"]
     push(h, tmp_path, "three")  # the detached retirement prunes v1's image (keep-releases 1)
 
     def tags() -> set[str]:
