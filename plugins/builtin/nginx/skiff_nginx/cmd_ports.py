@@ -34,7 +34,7 @@ def _check_free(context: Context, new: list[Mapping]) -> None:
         if context.via_ssh and m.host_port < 1024 and m.host_port not in (settings.http_port, settings.https_port):
             raise SkiffError(f"host port {m.host_port} is privileged; over SSH only {settings.http_port}, "
                              f"{settings.https_port} and ports from 1024 up may be mapped")
-        if m.host_port not in used and not proxy._port_free(settings.listen_address, m.host_port):
+        if m.host_port not in used and not proxy._port_free(settings.listen_addresses[0], m.host_port):
             raise SkiffError(f"port {m.host_port} is in use by another program; choose another host port")
 
 

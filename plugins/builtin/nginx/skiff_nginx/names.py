@@ -108,3 +108,12 @@ def address(value: str) -> str:
     if value and not ADDRESS.match(value):
         raise ValidationError(f"invalid listen address {value!r}: expected an IP address or nothing")
     return value
+
+
+def addresses(value: str) -> str:
+    """Comma-separated listen addresses (each as :func:`address`)."""
+    for part in (value or "").split(","):
+        if value and not part.strip():
+            raise ValidationError(f"invalid listen addresses {value!r}")
+        address(part.strip())
+    return value

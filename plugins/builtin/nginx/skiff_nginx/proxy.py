@@ -86,7 +86,7 @@ def auto_port(context: Context, app: str, settings: Settings) -> int:
         return int(port)
     taken = {prop(context, "auto-port", other) for other in context.state.list_apps()}
     for candidate in AUTO_PORT_RANGE:
-        if candidate not in taken and _port_free(settings.listen_address, candidate):
+        if candidate not in taken and _port_free(settings.listen_addresses[0], candidate):
             set_prop(context, "auto-port", candidate, app)
             return candidate
     raise SkiffError("no free port left for an app without a domain; add a domain (domains:add)")
@@ -150,7 +150,7 @@ def build(context: Context, app: str, meta: dict[str, Any], settings: Settings) 
         domains=app_domains(context, app),
         mappings=mappings(context, app, meta, settings, cert is not None),
         upstreams=upstreams,
-        listen_address=settings.listen_address,
+        listen_addresses=settings.listen_addresses,
         cert=cert,
         options=app_options(context, app),
         access_log=settings.log_file(app, "access"),
@@ -202,7 +202,7 @@ def urls(context: Context, app: str, meta: Optional[dict[str, Any]], settings: O
     cert = cert_paths(settings, app)
     domains = app_domains(context, app)
     maps = mappings(context, app, meta, settings, cert is not None, allocate=False)
-    host = settings.public_host or settings.listen_address or socket.getfqdn()
+    host = settings.public_host or next((a for a in settings.listen_addresses if a), "") or socket.getfqdn()
     return render.urls(domains, maps, cert is not None, host)
 
 

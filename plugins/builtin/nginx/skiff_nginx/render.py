@@ -28,7 +28,7 @@ class AppProxy:
     domains: list[str]
     mappings: list[Mapping]
     upstreams: list[str]
-    listen_address: str = ""
+    listen_addresses: list[str] = field(default_factory=lambda: [""])
     cert: Optional[tuple[Path, Path]] = None
     options: dict[str, str] = field(default_factory=dict)
     access_log: Optional[Path] = None
@@ -51,7 +51,7 @@ def _listen(address: str, port: int, tls: bool) -> str:
 
 
 def _server_head(p: AppProxy, port: int, tls: bool) -> list[str]:
-    lines = ["server {", _listen(p.listen_address, port, tls)]
+    lines = ["server {"] + [_listen(address, port, tls) for address in p.listen_addresses]
     if p.domains:
         lines.append(f"    server_name {' '.join(p.domains)};")
     if p.access_log:
@@ -107,7 +107,8 @@ def render(p: AppProxy) -> str:
         names.upstream(address)
     for name in p.domains:
         names.domain(name)
-    names.address(p.listen_address)
+    for address in p.listen_addresses:
+        names.address(address)
     keepalive = int(p.options.get("keepalive", "16"))
     out = [f"# Written by skiff for app {p.app}; do not edit (nginx:show-config {p.app}).",
            f"upstream {p.upstream_name} {{"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -56,7 +57,8 @@ GLOBAL_SETTINGS: dict[str, tuple[str, str, Callable[[str], str], str]] = {
              "run nginx -t / -s reload through 'sudo -n' (auto: when not root)"),
     "http-port": ("SKIFF_NGINX_HTTP_PORT", "80", _port, "the port of http vhosts"),
     "https-port": ("SKIFF_NGINX_HTTPS_PORT", "443", _port, "the port of https vhosts"),
-    "listen-address": ("SKIFF_NGINX_LISTEN", "", names.address, "the address servers listen on (empty: all)"),
+    "listen-address": ("SKIFF_NGINX_LISTEN", "", names.addresses,
+                       "comma-separated addresses servers listen on (empty: all, IPv4 and IPv6)"),
     "public-host": ("SKIFF_NGINX_PUBLIC_HOST", "", _host, "host name in URLs of apps without a domain"),
 }
 
@@ -106,8 +108,15 @@ class Settings:
     sudo: str
     http_port: int
     https_port: int
-    listen_address: str
+    listen_address: str  # the setting as given: "" or comma-separated addresses
     public_host: str
+
+    @property
+    def listen_addresses(self) -> list[str]:
+        """Addresses of the ``listen`` lines ("" = every IPv4 address, "[::]" = every IPv6 one)."""
+        if self.listen_address:
+            return [a.strip() for a in self.listen_address.split(",") if a.strip()]
+        return ["", "[::]"] if ipv6_available() else [""]
 
     @property
     def conf_dir(self) -> Path:
@@ -142,6 +151,10 @@ class Settings:
         if self.sudo == "always" or (self.sudo == "auto" and os.geteuid() != 0):
             cmd = ["sudo", "-n", *cmd]
         return cmd
+
+
+def ipv6_available() -> bool:
+    return socket.has_ipv6 and os.path.exists("/proc/net/if_inet6")
 
 
 def load(context: Context) -> Settings:

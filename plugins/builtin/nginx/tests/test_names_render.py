@@ -40,6 +40,9 @@ def test_values():
         names.upstream("127.0.0.1:80; }")
     with pytest.raises(ValidationError):
         names.address("0.0.0.0:80")
+    assert names.addresses("127.0.0.1,[::1]") == "127.0.0.1,[::1]"
+    with pytest.raises(ValidationError):
+        names.addresses("127.0.0.1,,")
 
 
 def _proxy(**kw):
@@ -56,6 +59,7 @@ def test_render_http():
     assert "server 127.0.0.1:32768;" in text and "server 127.0.0.1:32769;" in text
     assert "keepalive 8;" in text
     assert "listen 80;" in text and "server_name catmeow.example.com;" in text
+    assert "listen [::]:80;" in render.render(_proxy(listen_addresses=["", "[::]"]))
     assert "proxy_pass http://skiff-catmeow;" in text
     for header in ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Request-Start", "Upgrade"):
         assert f"proxy_set_header {header}" in text
@@ -66,7 +70,7 @@ def test_render_http():
 
 def test_render_tls_redirects_http():
     p = _proxy(mappings=[Mapping("http", 80, 5000), Mapping("https", 443, 5000)],
-               cert=(Path("/c/server.crt"), Path("/c/server.key")), listen_address="127.0.0.1")
+               cert=(Path("/c/server.crt"), Path("/c/server.key")), listen_addresses=["127.0.0.1"])
     text = render.render(p)
     assert "listen 127.0.0.1:443 ssl http2;" in text
     assert "ssl_certificate /c/server.crt;" in text
