@@ -110,6 +110,14 @@ def create_kwargs(
     return kwargs
 
 
+def create(c, kwargs: dict[str, Any]) -> str:
+    """``containers.create`` without the inspect that follows it; return the id."""
+    from docker.models.containers import _create_container_args
+
+    args = _create_container_args(dict(kwargs, version=c.api._version))
+    return c.api.create_container(**args)["Id"]
+
+
 def alive_probe(c, ident: str) -> Callable[[], Optional[str]]:
     def alive() -> Optional[str]:
         try:
@@ -132,19 +140,22 @@ def _pool(n: int) -> ThreadPoolExecutor:
 # -- listing --------------------------------------------------------------------
 
 
-def running_instances(c, app: str) -> list[dict[str, Any]]:
+def running_instances(c, app: str, entries: Optional[list[dict[str, Any]]] = None) -> list[dict[str, Any]]:
     """The app's containers with plain names ``<app>.<process>.<n>`` (any state)."""
     result = []
-    for entry in engine.list_containers(c, app):
+    for entry in engine.list_containers(c, app) if entries is None else entries:
+        if (entry.get("Labels") or {}).get(LABEL_ROLE) != "process":
+            continue
         match = CANONICAL.match(engine.name_of(entry))
         if match and match["app"] == app:
             result.append(entry)
     return sorted(result, key=lambda e: (e["Labels"].get(LABEL_PROCESS, ""), int(e["Labels"].get(LABEL_INDEX, 0) or 0)))
 
 
-def stray_containers(c, app: str) -> list[dict[str, Any]]:
+def stray_containers(c, app: str, entries: Optional[list[dict[str, Any]]] = None) -> list[dict[str, Any]]:
     """Containers of ``app`` left by an interrupted deploy (temporary names)."""
-    return [e for e in engine.list_containers(c, app) if re.search(r"\.v[0-9]+$", engine.name_of(e))]
+    return [e for e in (engine.list_containers(c, app) if entries is None else entries)
+            if (e.get("Labels") or {}).get(LABEL_ROLE) == "process" and re.search(r"\.v[0-9]+$", engine.name_of(e))]
 
 
 def retiring_containers(c, app: Optional[str] = None) -> list[dict[str, Any]]:
@@ -161,8 +172,9 @@ def deploy(d: Deploy) -> bool:
     c = engine.client()
     state = d.context.state
     engine.ensure_network(c)
-    leftovers = stray_containers(c, d.app)  # of a killed deploy or run
-    leftovers += [e for e in engine.list_containers(c, d.app, role="oneoff") if e.get("State") == "exited"]
+    entries = engine.list_containers(c, d.app, role=None)
+    leftovers = stray_containers(c, d.app, entries)  # of a killed deploy or run
+    leftovers += [e for e in entries if e["Labels"].get(LABEL_ROLE) == "oneoff" and e.get("State") == "exited"]
     for entry in leftovers:
         engine.remove_container(c, entry["Id"])
 
@@ -175,12 +187,14 @@ def deploy(d: Deploy) -> bool:
     scratch = d.scratch_for(SCRATCH)
     scratch["new"] = []
 
-    old = running_instances(c, d.app)
-    for entry in old:  # checks disabled: stop old containers first, like Dokku (downtime)
+    old = []
+    for entry in running_instances(c, d.app, entries):
         process = entry["Labels"].get(LABEL_PROCESS, "")
         if settings.check_mode(check_settings, process) == "disabled":
-            engine.remove_container(c, entry["Id"])
-    scratch["old"] = [e["Id"] for e in running_instances(c, d.app)]
+            engine.remove_container(c, entry["Id"])  # checks disabled: old ones go first (downtime)
+        else:
+            old.append(entry["Id"])
+    scratch["old"] = old
 
     instances = [Instance(process, i, f"{d.app}.{process}.{i}.v{d.release.version}")
                  for process, count in scale.items() for i in range(1, count + 1)]
@@ -209,11 +223,10 @@ def deploy(d: Deploy) -> bool:
     def start(inst: Instance) -> None:
         kwargs = kwargs_for(inst)
         for attempt in range(3):
-            container = c.containers.create(**kwargs)
-            inst.id = container.id
+            inst.id = create(c, kwargs)
             scratch["new"].append(inst.id)
             try:
-                container.start()
+                c.api.start(inst.id)
                 return
             except APIError as exc:  # the port was taken since we picked it: pick another
                 if not inst.host_port or attempt == 2 or not PORT_TAKEN.search(str(exc)):
@@ -265,16 +278,21 @@ def switch(d: Deploy) -> None:
     c = engine.client()
     renamed: list[tuple[str, str]] = []  # (id, name to restore on failure)
     scratch["renamed"] = renamed
-    for ident in scratch.get("old", []):
+
+    def retire_name(ident: str) -> None:
         try:
-            entry = c.api.inspect_container(ident)
+            name = c.api.inspect_container(ident)["Name"].lstrip("/")
         except Exception:
-            continue
-        name = entry["Name"].lstrip("/")
+            return
         c.api.rename(ident, f"{name}.old-{ident[:12]}")
         renamed.append((ident, name))
-    for ident, _temp, final in scratch["instances"]:
-        c.api.rename(ident, final)
+
+    old = scratch.get("old", [])
+    with _pool(len(old)) as pool:
+        list(pool.map(retire_name, old))
+    new = scratch["instances"]
+    with _pool(len(new)) as pool:
+        list(pool.map(lambda item: c.api.rename(item[0], item[2]), new))
     scratch["switched"] = True
 
 
