@@ -37,7 +37,9 @@ class Deploy:
     Plugins read and fill it: ``skiff_receive`` fills ``workdir`` and
     ``revision``; ``skiff_pre_build`` sets ``processes`` and ``app_json``;
     ``skiff_build`` returns the ``image``; the core sets ``release``;
-    ``skiff_deploy`` starts processes. ``meta`` is stored with the release
+    ``skiff_deploy`` starts processes. Variables that plugins put in ``config``
+    before the release phase (e.g. ``GIT_REV``) are layered over the app's
+    config and kept for redeploys of the same image. ``meta`` is stored with the release
     (JSON values only; e.g. ports, the release command), ``scratch`` is a
     per-plugin scratch space that is not stored: ``deploy.scratch["myplugin"]``.
     """

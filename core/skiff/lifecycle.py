@@ -183,10 +183,18 @@ def _build(d: Deploy) -> None:
 
 def _release(d: Deploy) -> None:
     state = d.context.state
+    # Variables plugins set on deploy.config before the release (e.g. GIT_REV)
+    # belong to this image: they are layered over the app's config and kept
+    # for every redeploy of it. A rollback brings its whole config along.
+    if d.kind == "deploy":
+        release_env = dict(d.config)
+    else:
+        release_env = dict(d.meta.get("release_env", {}))
     if d.kind == "deploy" or not d.config:
-        d.config = state.effective_config(d.app)
+        d.config = {**state.effective_config(d.app), **release_env}
     meta: dict[str, Any] = dict(d.meta)
     meta["app_json"] = d.app_json
+    meta["release_env"] = release_env
     d.meta = meta
     d.release = state.create_release(
         d.app,

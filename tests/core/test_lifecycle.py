@@ -170,3 +170,22 @@ def test_lock_timeout_is_configurable(skiff, source, monkeypatch):
         other = skiff(("receiver", DirReceiver()), ("builder", StubBuilder()), ("scheduler", StubScheduler()))
         with pytest.raises(SkiffError, match="timed out after 0.2s"):
             lifecycle.deploy(other.context, "web", dir_source(source))
+
+
+class RevisionEnv:
+    @hookimpl
+    def skiff_pre_build(self, deploy):
+        deploy.config["GIT_REV"] = deploy.revision
+
+
+def test_release_env_from_plugins_survives_redeploys_not_rollbacks(skiff, source):
+    h, _ = _harness(skiff, ("builder", StubBuilder()), ("scheduler", StubScheduler()), ("rev", RevisionEnv()))
+    h.state.set_config("web", {"GIT_REV": "user value loses", "A": "1"})
+    first = lifecycle.deploy(h.context, "web", dir_source(source, "rev1"))
+    assert first.config == {"GIT_REV": "rev1", "A": "1"}
+    lifecycle.deploy(h.context, "web", dir_source(source, "rev2"))
+    h.state.set_config("web", {"B": "2"})
+    redeployed = lifecycle.redeploy(h.context, "web", "Set B")
+    assert redeployed.config["GIT_REV"] == "rev2" and redeployed.config["B"] == "2"
+    rolled = lifecycle.redeploy(h.context, "web", "Rollback", base=first, use_base_config=True)
+    assert rolled.config == {"GIT_REV": "rev1", "A": "1"}

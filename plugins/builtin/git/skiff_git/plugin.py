@@ -40,6 +40,7 @@ def skiff_receive(deploy: Deploy) -> Optional[bool]:
     sha = checkout(Path(source.location), revision, deploy.workdir, output=deploy.output,
                    keep_git_dir=keep, branch=branch)
     deploy.revision = sha
+    deploy.config["GIT_REV"] = sha  # release env: kept for redeploys of this image, like Dokku's GIT_REV
     deploy.meta["git"] = {"ref": source.ref, "revision": sha}
     return True
 
