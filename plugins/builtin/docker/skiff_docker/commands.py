@@ -64,7 +64,7 @@ def ps_scale(context: Context, skip_deploy: bool, app: str, pairs: tuple[str, ..
     description = "Scale " + " ".join(f"{p}={n}" for p, n in changes.items())
     context.output.step(description)
     if current is None or skip_deploy or settings.is_stopped(state, app):
-        context.output.info("stored; it applies on the next deploy")
+        context.output.info("stored; it applies on the next ps:start or deploy")
         return
     lifecycle.redeploy(context, app, description)
 

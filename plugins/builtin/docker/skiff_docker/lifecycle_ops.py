@@ -30,10 +30,12 @@ def stop(context: Context, app: str) -> int:
 
 
 def expected(context: Context, app: str) -> dict[str, int]:
+    """The formation the current release should run with now (ps:scale changes included)."""
     release = context.state.current_release(app)
     if release is None:
         return {}
-    return dict(release.meta.get("formation") or {})
+    table = scheduler.process_table(release.processes)
+    return settings.formation(context.state, app, table, release.meta.get("app_json") or {})
 
 
 def healthy_as_recorded(context: Context, app: str, c) -> tuple[bool, list[dict[str, Any]]]:
@@ -174,7 +176,7 @@ def report(context: Context, app: str) -> dict[str, Any]:
 def ps_summary(context: Context, app: str) -> dict[str, Any]:
     try:
         data = report(context, app)
-    except SkiffError as exc:
+    except Exception as exc:  # the engine is down: the rest of apps:report still works
         return {"error": str(exc)}
     return {
         "formation": data["formation"],

@@ -31,11 +31,6 @@ def skiff_commands(cli: click.Group) -> None:
 def skiff_release(deploy: Deploy) -> None:
     from . import scheduler
 
-    if deploy.source is not None:
-        source = deploy.source
-        deploy.context.state.set_property(settings.PLUGIN, "source", {
-            "kind": source.kind, "location": source.location, "revision": source.revision, "ref": source.ref,
-        }, app=deploy.app)
     tasks = []
     predeploy = scheduler.app_json_script(deploy.app_json, "predeploy")
     if predeploy:
@@ -62,7 +57,13 @@ def skiff_post_deploy(deploy: Deploy) -> None:
     postdeploy = scheduler.app_json_script(deploy.app_json, "postdeploy")
     if postdeploy:
         scheduler.run_task(deploy, "postdeploy", postdeploy)
-    settings.set_stopped(deploy.context.state, deploy.app, False)
+    state = deploy.context.state
+    settings.set_stopped(state, deploy.app, False)
+    if deploy.source is not None:  # for ps:rebuild
+        source = deploy.source
+        state.set_property(settings.PLUGIN, "source", {
+            "kind": source.kind, "location": source.location, "revision": source.revision, "ref": source.ref,
+        }, app=deploy.app)
     scheduler.retire_later(deploy)
 
 

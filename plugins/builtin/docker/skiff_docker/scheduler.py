@@ -77,7 +77,7 @@ def command_of(line: str) -> Optional[list[str]]:
 
 def process_env(config: dict[str, str], process: str, index: int, port: int, revision: Optional[str]) -> dict[str, str]:
     env = dict(config)
-    env.setdefault("PORT", str(port))
+    env["PORT"] = str(port)  # the port Skiff publishes and checks; not taken from the config
     env["DYNO"] = f"{process}.{index}"
     if revision:
         env.setdefault("GIT_REV", revision)

@@ -164,6 +164,12 @@ def test_crash_restart_stop_start_prune_destroy(harness, proxy, tmp_path, docker
     assert ps(h)["running"] == 0 and ps(h)["stopped"]
     assert h.invoke("ps:start", h.app).exit_code == 0
     assert wait_answer(port)[1].startswith("one")  # same container, same port
+    assert h.invoke("ps:stop", h.app).exit_code == 0
+    assert h.invoke("ps:scale", h.app, "web=2").exit_code == 0  # stopped: stored only
+    assert ps(h)["running"] == 0
+    assert h.invoke("ps:start", h.app).exit_code == 0  # a new release with the new scale
+    assert sorted(answers(h)) == ["one - web.1", "one - web.2"]
+    assert h.state.current_release(h.app).description == "Start"
 
     assert h.invoke("resource:limit", h.app, "--memory", "256m", "--process", "web").exit_code == 0
     assert h.invoke("docker-options:add", h.app, "deploy", "--add-host", "db.internal:10.9.8.7").exit_code == 0

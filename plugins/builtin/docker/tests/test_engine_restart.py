@@ -44,10 +44,26 @@ def dockerd_pid() -> int:
 def restart_engine() -> None:
     pid = dockerd_pid()
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 60
+    wait_exit(pid, 120)
+    ensure_engine()
+
+
+def wait_exit(pid: int, timeout: float) -> None:
+    """Wait until dockerd exited (it stops every container first); SIGKILL it after ``timeout``."""
+    deadline = time.monotonic() + timeout
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
         time.sleep(0.2)
-    subprocess.run([str(ROOT / "scripts" / "ensure-docker.sh")], check=True, timeout=120)
+    if os.path.exists(f"/proc/{pid}"):
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(1)
+
+
+def ensure_engine() -> None:
+    """Start dockerd again (scripts/ensure-docker.sh), retrying while the old one is still going away."""
+    for _ in range(3):
+        if subprocess.run([str(ROOT / "scripts" / "ensure-docker.sh")], timeout=120).returncode == 0:
+            return
+        time.sleep(2)
 
 
 def test_app_comes_back_after_dockerd_restart(skiff, stack_base_image, scheduler_app, tmp_path):
@@ -65,7 +81,7 @@ def test_app_comes_back_after_dockerd_restart(skiff, stack_base_image, scheduler
     try:
         restart_engine()
     finally:
-        subprocess.run([str(ROOT / "scripts" / "ensure-docker.sh")], timeout=120)
+        ensure_engine()
         engine.reset_client()
     status, body = wait_answer(before["port"], timeout=60)
     assert (status, body.split()[0]) == (200, "survivor")

@@ -54,7 +54,7 @@ def test_process_table_and_env():
     with pytest.raises(ValidationError):
         scheduler.process_table({"we b": "x"})
     env = scheduler.process_env({"A": "1", "PORT": "9"}, "web", 2, 5000, "abc")
-    assert env["PORT"] == "9" and env["DYNO"] == "web.2" and env["GIT_REV"] == "abc"
+    assert env["PORT"] == "5000" and env["A"] == "1" and env["DYNO"] == "web.2" and env["GIT_REV"] == "abc"
     assert scheduler.container_port({"exposed_ports": [8080]}) == 8080
     assert scheduler.container_port({}) == 5000
     assert scheduler.command_of("gunicorn app:app") == ["/bin/sh", "-c", "gunicorn app:app"]
