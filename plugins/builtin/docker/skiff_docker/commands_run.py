@@ -90,6 +90,15 @@ def _interactive() -> bool:
         return False
 
 
+def _real_stdin() -> bool:
+    """stdin is a file descriptor (a pipe, a file, ssh's channel) that a container can read."""
+    try:
+        sys.stdin.fileno()
+        return True
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 @click.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("app")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
@@ -98,7 +107,9 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     """Run COMMAND in a one-off container of APP's current release, then remove it.
 
     With a single argument the command runs under /bin/sh -c (like a Procfile
-    line); with several, they are the program and its arguments.
+    line); with several, they are the program and its arguments. stdin is
+    passed on; with a terminal (ssh -t) the container gets one too. The exit
+    status is the command's.
     """
     from .scheduler import oneoff_kwargs, release_env_of, run_oneoff
 
@@ -111,19 +122,18 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     engine.ensure_network(c)
     argv = ["/bin/sh", "-c", command[0]] if len(command) == 1 else list(command)
     tty = _interactive()
+    docker_cli = shutil.which("docker")
+    attach = docker_cli is not None and (tty or _real_stdin())
     kwargs = oneoff_kwargs(
         c, app=app, image=release.image, command=argv, env=release_env_of(release), role_process="run",
         release=release.version, extra=settings.docker_options(state, app).get("run", []),
-        limits=settings.resources_for(state, app, "run"), tty=tty,
+        limits=settings.resources_for(state, app, "run"), tty=tty, stdin=attach,
     )
-    if not tty:
+    if not attach:  # no stdin to pass on (e.g. in-process): stream the output through the API
         return run_oneoff(c, kwargs, click.echo)
     kwargs["auto_remove"] = True
+    kwargs["detach"] = False  # attach stdout/stderr (and stdin, once) like `docker create`
     container = c.containers.create(**kwargs)
-    docker_cli = shutil.which("docker")
-    if not docker_cli:
-        engine.remove_container(c, container.id)
-        raise SkiffError("the docker command line is needed for an interactive run")
     # the environment went through the API; the command line holds only the container id
     return subprocess.call([docker_cli, "start", "--attach", "--interactive", container.id])
 

@@ -369,7 +369,7 @@ def failed(d: Deploy, phase: str) -> None:
 
 def oneoff_kwargs(
     c, *, app: str, image: str, command: Optional[list[str]], env: dict[str, str], role_process: str,
-    release: Optional[int], extra: list[str], limits: dict[str, str], tty: bool = False,
+    release: Optional[int], extra: list[str], limits: dict[str, str], tty: bool = False, stdin: bool = False,
 ) -> dict[str, Any]:
     kwargs: dict[str, Any] = options.run_kwargs(extra)
     labels = dict(kwargs.pop("labels", {}))
@@ -380,7 +380,7 @@ def oneoff_kwargs(
     if limits.get("cpu"):
         kwargs["nano_cpus"] = int(float(limits["cpu"]) * 1e9)
     kwargs.update(image=image, command=command, environment=env, labels=labels, init=True,
-                  network=NETWORK, detach=True, tty=tty, stdin_open=tty)
+                  network=NETWORK, detach=True, tty=tty, stdin_open=tty or stdin)
     return kwargs
 
 
