@@ -298,3 +298,22 @@ def test_a_config_nginx_cannot_load_is_rolled_back(env, monkeypatch):
     assert r.exit_code == 1 and "did not load the new config" in r.stderr
     assert conf.read_text() == before
     assert body(h, f"catmeow.{GLOBAL}") == "200 cats"
+
+
+def test_logs_proxy_disable_and_domains_disable(env):
+    h = env
+    h.invoke("domains:set-global", GLOBAL)
+    h.deploy("catmeow", "cats")
+    assert h.nginx.request("/logged", host=f"catmeow.{GLOBAL}").status == 200
+    assert "GET /logged" in h.invoke("nginx:access-logs", "catmeow", "-n", "5").stdout
+    assert h.invoke("proxy:disable", "catmeow").exit_code == 0
+    assert h.nginx.request(host=f"catmeow.{GLOBAL}").status == 404
+    assert h.invoke("nginx:show-config", "catmeow").exit_code == 1
+    assert h.invoke("proxy:enable", "catmeow").exit_code == 0
+    assert body(h, f"catmeow.{GLOBAL}") == "200 cats"
+    assert h.invoke("domains:disable", "catmeow").exit_code == 0
+    assert h.nginx.request(host=f"catmeow.{GLOBAL}").status == 404
+    ports = __import__("json").loads(h.invoke("ports:report", "catmeow", "--format", "json").stdout)
+    assert get(int(ports["map"][0].split(":")[1])).body == "cats"
+    assert h.invoke("domains:enable", "catmeow").exit_code == 0
+    assert body(h, f"catmeow.{GLOBAL}") == "200 cats"
