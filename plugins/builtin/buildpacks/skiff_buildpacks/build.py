@@ -348,6 +348,39 @@ def hash_key(build: Build, pack_versions: list[tuple[str, str]], files: list[str
     return h.hexdigest()
 
 
+MAX_DEPS_DEPTH = 3  # dependency layers stacked by additive installs before a fresh one
+MAX_LINES_LABEL = 32 * 1024
+
+
+def previous_layer(client, app: str, compat: str, lines: dict[str, list[str]]) -> Optional[Any]:
+    """The app's newest dependency layer that the new one may build on (additions only)."""
+    images = sorted(client.images.list(filters={"label": f"{DEPS_LABEL}={app}"}),
+                    key=lambda i: i.attrs.get("Created", ""), reverse=True)
+    if not images:
+        return None
+    labels = images[0].labels or {}
+    if labels.get("skiff.deps.compat") != compat:
+        return None
+    try:
+        depth = int(labels.get("skiff.deps.depth", "0"))
+        old = json.loads(labels.get("skiff.deps.lines") or "null")
+    except ValueError:
+        return None
+    if not isinstance(old, dict) or depth + 1 >= MAX_DEPS_DEPTH or set(old) != set(lines):
+        return None
+    if all(set(old[pack]) <= set(lines[pack]) for pack in lines):
+        return images[0]
+    return None
+
+
+def deps_labels(app: str, key: str, compat: str, lines: Optional[dict[str, list[str]]], depth: int) -> list[str]:
+    text = json.dumps(lines, sort_keys=True) if lines is not None else ""
+    if len(text) > MAX_LINES_LABEL:
+        text = ""
+    return [f"LABEL {DEPS_LABEL}={dockerfile_value(app)} skiff.deps.key={key} skiff.deps.compat={compat} "
+            f"skiff.deps.depth={depth} skiff.deps.lines={dockerfile_value(text)}"]
+
+
 def dockerfile_value(value: str) -> str:
     """A value quoted for an ENV/LABEL instruction given to ``docker commit``."""
     return json.dumps(value)
@@ -359,7 +392,7 @@ def final_changes(app: str, bid: str, env: dict[str, str], user: str, web: Optio
     changes += ["WORKDIR /app", f"USER {user}",
                 f"LABEL skiff.app={dockerfile_value(app)} skiff.build={dockerfile_value(bid)} "
                 f"skiff.builder=buildpacks skiff.buildpacks={dockerfile_value(','.join(packs))} {DEPS_LABEL}=\"\" "
-                f"{BUILD_LABEL}=\"\""]
+                f"{BUILD_LABEL}=\"\" skiff.deps.lines=\"\""]
     if web:
         changes.append("CMD " + json.dumps(["/bin/sh", "-c", web]))
     return changes

@@ -42,7 +42,11 @@ def skiff_buildpack_dependencies(pack: str, build: Any) -> Optional[dict[str, An
     "exclude": [relative paths left out of the code layer]}``. The layer is
     keyed by a hash of ``files``, ``generated``, ``steps``, the stack image and
     the pack version, and reused while the key is unchanged. ``files`` and
-    ``generated`` are placed under /app before the steps run. Raise
+    ``generated`` are placed under /app before the steps run. A pack whose
+    install only adds to what is there (pip) may return ``"additive_lines"``
+    (its normalised requirement lines): when the previous layer's lines are a
+    subset of the new ones, the steps run on top of the previous layer and
+    install only what was added. Raise
     ``SkiffError`` for an unusable source (e.g. two package managers).
     """
 

@@ -149,6 +149,7 @@ def skiff_build(deploy: Deploy) -> Optional[str]:
     runtime_env: dict[str, str] = {}
     path_prefix: list[str] = []
     exclude: list[str] = []
+    lines: Optional[dict[str, list[str]]] = {}
     for name in packs:
         deps = hook.skiff_buildpack_dependencies(pack=name, build=build) or {}
         out.step(f"{deps.get('label') or described[name].get('label') or name.capitalize() + ' app'} detected")
@@ -161,6 +162,11 @@ def skiff_build(deploy: Deploy) -> Optional[str]:
         runtime_env.update(deps.get("runtime_env", {}))
         path_prefix += [p for p in deps.get("path", []) if p not in path_prefix]
         exclude += deps.get("exclude", [])
+        if deps.get("steps"):
+            if lines is not None and deps.get("additive_lines") is not None:
+                lines[name] = list(deps["additive_lines"])
+            else:
+                lines = None
     path = ":".join(path_prefix + [build.stack.path])
     env = {"PATH": path, **build_env}
     runner = b.Runner(client, build, settings(context, deploy.app))
@@ -178,9 +184,16 @@ def skiff_build(deploy: Deploy) -> Optional[str]:
             deps_id = existing.id
         else:
             t0 = time.monotonic()
+            compat = b.hash_key(build, versions, [], {}, steps, env)[:32]
+            previous = b.previous_layer(client, deploy.app, compat, lines) if lines else None
+            depth = 0
+            start_from = build.stack.image
+            if previous is not None:
+                depth = int(previous.labels.get("skiff.deps.depth", "0")) + 1
+                start_from = previous.id
+                out.step("Dependencies were only added: installing them on top of the previous layer")
             archive = b._code_tar(deploy.workdir, (), generated, runner.uid, runner.gid, only=files)
-            deps_id = runner.run(build.stack.image, steps, env, archive,
-                                 [f"LABEL {b.DEPS_LABEL}={b.dockerfile_value(deploy.app)} skiff.deps.key={key}"],
+            deps_id = runner.run(start_from, steps, env, archive, b.deps_labels(deploy.app, key, compat, lines, depth),
                                  f"skiff/{deploy.app}", deps_tag)
             out.step(f"Dependency layer ready in {time.monotonic() - t0:.1f}s")
         base = deps_ref

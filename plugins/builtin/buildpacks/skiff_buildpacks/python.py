@@ -98,6 +98,8 @@ def skiff_buildpack_dependencies(pack: str, build) -> Optional[dict[str, Any]]:
     if manager == "requirements.txt":
         files = requirement_files(build, "requirements.txt")
         result["files"] = files
+        result["additive_lines"] = sorted({line.split(" #", 1)[0].strip() for f in files for line in build.read(f).splitlines()
+                                           if line.strip() and not line.strip().startswith("#")})
         install = [*pip, "-r", "requirements.txt"]
         tool = "pip"
     else:
@@ -110,6 +112,7 @@ def skiff_buildpack_dependencies(pack: str, build) -> Optional[dict[str, Any]]:
             reqs, tool = poetry_requirements(text), "pip (from poetry.lock)"
         result["files"] = [manager]
         result["generated"] = {GENERATED: ("".join(r + "\n" for r in reqs)).encode()}
+        result["additive_lines"] = sorted(set(reqs))
         install = [*pip, "-r", GENERATED]
     result["steps"] = [{"title": f"Installing dependencies with {tool}", "run": [venv, install, compile_all],
                         "env": {**env, **stack_path}}]

@@ -144,6 +144,21 @@ def test_code_only_change_reuses_the_dependency_layer(env, flask_build):
     assert answer(env, second.image) == (200, "hello again\n")
 
 
+def test_an_added_dependency_installs_on_top_of_the_previous_layer(env, flask_build):
+    app, source, first, _ = flask_build
+    previous = env.client.images.get(first.meta["deps_image"])
+    (source / "requirements.txt").write_text((source / "requirements.txt").read_text() + "six==1.17.0\n")
+    release, output = env.deploy(app, source)
+    assert "Dependencies were only added" in output
+    assert "Requirement already satisfied: flask==3.1.1" in output and "Successfully installed six-1.17.0" in output
+    deps = env.client.images.get(release.meta["deps_image"])
+    old_layers = previous.attrs["RootFS"]["Layers"]
+    assert deps.attrs["RootFS"]["Layers"][: len(old_layers)] == old_layers
+    assert deps.labels["skiff.deps.depth"] == "1"
+    found = env.client.containers.run(release.image, ["python", "-c", "import six, flask; print('ok')"], remove=True)
+    assert found.decode().strip() == "ok"
+
+
 def test_two_package_managers_fail_with_a_clear_message(env):
     app = env.new_app()
     with pytest.raises(DeployError) as info:

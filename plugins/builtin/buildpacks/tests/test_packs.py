@@ -296,3 +296,31 @@ def test_buildpacks_set_settings(h):
     r = h.invoke("buildpacks:set", "--global", "trust-host-ca", "maybe")
     assert r.exit_code == 1 and "must be true or false" in r.stderr
     assert "python" in h.invoke("buildpacks:list").stdout
+
+
+class FakeImage:
+    def __init__(self, labels, created="2026"):
+        self.labels, self.attrs, self.id = labels, {"Created": created}, "sha256:prev"
+
+
+class FakeClient:
+    def __init__(self, images):
+        self.images = self
+        self._images = images
+
+    def list(self, filters=None):
+        return self._images
+
+
+@pytest.mark.parametrize("old, new, depth, expected", [
+    (["flask"], ["flask", "six"], "0", True),       # added: build on top
+    (["flask"], ["flask"], "0", True),              # only comments/order changed
+    (["flask", "six"], ["flask"], "0", False),      # removed: fresh layer
+    (["flask==3.1"], ["flask==3.2"], "0", False),   # changed pin: fresh layer
+    (["flask"], ["flask", "six"], "2", False),      # deep enough: fresh layer
+])
+def test_previous_layer_only_for_additions(old, new, depth, expected):
+    labels = {"skiff.deps.compat": "c", "skiff.deps.depth": depth, "skiff.deps.lines": json.dumps({"python": old})}
+    client = FakeClient([FakeImage(labels)])
+    assert (b.previous_layer(client, "demo", "c", {"python": new}) is not None) is expected
+    assert b.previous_layer(client, "demo", "other-stack-or-steps", {"python": new}) is None
