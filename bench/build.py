@@ -147,9 +147,27 @@ class Skiff:
                         client.images.remove(image.id, force=True)
                     except Exception:
                         pass
+            for volume in client.volumes.list(filters={"label": f"skiff.cache={app}"}):
+                volume.remove(force=True)
+
+
+def wait_for_engine(timeout: float = 120) -> None:
+    """Other suites may restart dockerd on this machine: wait until it answers."""
+    import docker
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            docker.from_env().ping()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 def main() -> None:
+    wait_for_engine()
     n = runs(3)
     with tempfile.TemporaryDirectory(prefix="skiff-bench-build-") as tmp:
         plain, ours = Plain(Path(tmp)), Skiff(Path(tmp))

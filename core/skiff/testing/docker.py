@@ -10,9 +10,9 @@ Fixtures:
     ``skiff stack:build`` once (a no-op when the tag exists) and returns it.
 ``docker_cleanup`` / ``docker_cleanup_module``
     a :class:`DockerCleanup` that removes, at the end of the test (module),
-    the containers and images carrying the labels registered with it:
+    the containers, images and volumes carrying the labels registered with it:
     ``cleanup.app(name)`` registers ``skiff.app=name`` (and the builders'
-    ``skiff.deps`` / ``skiff.build-for`` labels for that app).
+    ``skiff.deps`` / ``skiff.build-for`` / ``skiff.cache`` labels for that app).
 
 Helpers: :func:`new_app_name`, :func:`run_image` (``docker run`` an image with
 ``PORT`` published on 127.0.0.1), :func:`http_get` (retry until it answers).
@@ -31,7 +31,7 @@ from typing import Any, Iterator, Optional
 import pytest
 
 STACK_IMAGE = "skiff/stack:trixie"
-APP_LABELS = ("skiff.app", "skiff.deps", "skiff.build-for")
+APP_LABELS = ("skiff.app", "skiff.deps", "skiff.build-for", "skiff.cache")
 TEST_LABEL = "skiff.test"
 
 
@@ -89,6 +89,12 @@ class DockerCleanup:
                 pass
             except Exception:
                 pass
+        for label in self.labels:
+            for volume in self.client.volumes.list(filters={"label": label}):
+                try:
+                    volume.remove(force=True)
+                except Exception:
+                    pass
 
 
 @pytest.fixture(scope="session")
