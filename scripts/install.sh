@@ -47,6 +47,8 @@ code=$(cd "$top" && find setup.cfg pyproject.toml core plugins -type f \( -name 
         -not -path '*/tests/*' -not -path '*/build/*' -not -path '*.egg-info/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 if [ ! -f "$venv/.skiff-code" ] || [ "$(cat "$venv/.skiff-code")" != "$code" ]; then
   rm -f "$venv/.skiff-stamp"
+  # pip builds in the source tree; a stale build/lib would bring back deleted modules
+  rm -rf "$top/build" "$top"/plugins/*/*/build
   mkdir -p "$(dirname "$venv")"
   "$top/scripts/venv.sh" "$venv" copy
   echo "$code" > "$venv/.skiff-code"
