@@ -62,9 +62,16 @@ class Build:
     source: Path
     config: dict[str, str]
     stack: Stack
-    stacks: list[Stack]
+    stacks: Optional[list[Stack]]
     output: Output
     packs: list[str] = field(default_factory=list)
+    stacks_loader: Optional[Callable[[], list[Stack]]] = None
+
+    def available_stacks(self) -> list[Stack]:
+        """Every stack image present, the configured one first (listed on first use: it costs engine calls)."""
+        if self.stacks is None:
+            self.stacks = self.stacks_loader() if self.stacks_loader else [self.stack]
+        return self.stacks
 
     def has(self, relpath: str) -> bool:
         path = self.source / relpath

@@ -3,7 +3,7 @@
 A pack implements these hooks and answers only when ``pack`` is its own name
 (return ``None`` otherwise), like pytest's collectors. ``build`` is the
 :class:`skiff_buildpacks.build.Build` of the current build (read-only for
-packs except ``build.use_stack``); see docs/builders.md.
+packs except ``build.use_stack``; ``build.available_stacks()`` lists the stacks); see docs/builders.md.
 
 Steps are plain dicts run by the in-container driver, never by a shell::
 

@@ -134,8 +134,8 @@ def skiff_build(deploy: Deploy) -> Optional[str]:
     b.remove_leftover_build_containers(client, deploy.app)
     stack = stack_from_image(context, client, configured_image(context))
     config = deploy.state.effective_config(deploy.app)
-    build = b.Build(app=deploy.app, source=deploy.workdir, config=config, stack=stack, stacks=[stack], output=out)
-    build.stacks = all_stacks(context, client, stack)
+    build = b.Build(app=deploy.app, source=deploy.workdir, config=config, stack=stack, stacks=None, output=out,
+                    stacks_loader=lambda: all_stacks(context, client, stack))
     packs = select_packs(context, deploy, build)
     build.packs = packs
     hook = context.hook
@@ -174,6 +174,7 @@ def skiff_build(deploy: Deploy) -> Optional[str]:
     base = build.stack.image
     deps_id = build.stack.id
     key = ""
+    built_deps = False
     if steps:
         key = b.hash_key(build, versions, files, generated, steps, env)
         deps_tag = f"deps-{key[:16]}"
@@ -195,6 +196,7 @@ def skiff_build(deploy: Deploy) -> Optional[str]:
             archive = b._code_tar(deploy.workdir, (), generated, runner.uid, runner.gid, only=files)
             deps_id = runner.run(start_from, steps, env, archive, b.deps_labels(deploy.app, key, compat, lines, depth),
                                  f"skiff/{deploy.app}", deps_tag)
+            built_deps = True
             out.step(f"Dependency layer ready in {time.monotonic() - t0:.1f}s")
         base = deps_ref
 
@@ -234,7 +236,7 @@ def skiff_build(deploy: Deploy) -> Optional[str]:
         "deps_image": deps_id,
         "image_id": image_id,
     })
-    if steps:
+    if built_deps:
         _prune_deps(client, deploy.app, keep=deps_id)
     out.step(f"Built {ref} in {time.monotonic() - t_start:.1f}s (code layer {time.monotonic() - t0:.1f}s)")
     return ref
@@ -246,8 +248,7 @@ def docker_client():
     except ImportError as exc:  # pragma: no cover
         raise SkiffError("the docker Python package is not installed") from exc
     try:
-        client = docker.from_env(timeout=900)
-        client.ping()
+        client = docker.from_env(timeout=900)  # asks the engine its API version: fails when it is down
     except Exception as exc:
         raise SkiffError(f"cannot reach the Docker engine ({exc}); is dockerd running?") from exc
     return client

@@ -70,12 +70,14 @@ def all_stacks(context: Context, client, current: Stack) -> list[Stack]:
     """
     stacks = [current]
     seen = {current.image}
-    for image in client.images.list(filters={"label": "skiff.stack.python"}):
-        labels = image.labels or {}
-        for tag in sorted(image.tags or []):
-            if tag.startswith("skiff/stack:") and tag not in seen:
+    # the low-level call lists without inspecting every image; only skiff/stack tags count
+    for row in client.api.images(filters={"reference": "skiff/stack"}):
+        labels = row.get("Labels") or {}
+        for tag in sorted(row.get("RepoTags") or []):
+            if tag.startswith("skiff/stack:") and tag not in seen and labels.get("skiff.stack.python"):
                 seen.add(tag)
-                stacks.append(Stack(image=tag, id=image.id, python=labels.get("skiff.stack.python", ""),
+                image = client.images.get(row["Id"])
+                stacks.append(Stack(image=tag, id=row["Id"], python=labels.get("skiff.stack.python", ""),
                                     node=labels.get("skiff.stack.node", ""),
                                     user=labels.get("skiff.stack.user") or DEFAULT_USER, path=_path_of(image.attrs)))
     return stacks
