@@ -175,7 +175,16 @@ def main() -> None:
 
         def case(name: str, runner):
             def run() -> float:
-                for key, value in runner.round().items():
+                for attempt in range(3):
+                    try:
+                        values = runner.round()
+                        break
+                    except Exception as exc:  # e.g. another suite restarted dockerd mid-round
+                        print(f"  ({name} round failed: {type(exc).__name__}: {str(exc)[:120]}; retrying)", flush=True)
+                        wait_for_engine()
+                else:
+                    raise RuntimeError(f"{name}: three failed rounds in a row")
+                for key, value in values.items():
                     results[name].setdefault(key, []).append(value)
                 return 0.0
             return run
@@ -183,6 +192,7 @@ def main() -> None:
         try:
             interleave({"plain": case("plain", plain), "skiff": case("skiff", ours)}, n)
         finally:
+            wait_for_engine()
             plain.cleanup()
             ours.cleanup()
     labels = {"cold": "cold build", "code": "code-only rebuild", "deps": "dependency-change rebuild"}
