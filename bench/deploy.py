@@ -158,11 +158,22 @@ def flask_files(greeting_prefix: str = "") -> dict[str, str]:
 
 
 def skiff_round(server: SkiffServer, work: Path) -> dict[str, float]:
-    from skiff.testing.sshd import commit_files, init_repo
-
     app = f"bench{secrets.token_hex(3)}"
     host = f"{app}.{DOMAIN}"
     result: dict[str, float] = {}
+    try:
+        _skiff_round(server, work, app, host, result)
+    finally:
+        try:
+            server.ssh("apps:destroy", app, "--force")
+        except RuntimeError as exc:
+            print(f"!     could not destroy {app}: {exc}", flush=True)
+    return result
+
+
+def _skiff_round(server: SkiffServer, work: Path, app: str, host: str, result: dict[str, float]) -> None:
+    from skiff.testing.sshd import commit_files, init_repo
+
     with Prober(server.nginx.http_port, host) as probe:
         repo = init_repo(work / app, flask_files())
         t0 = time.monotonic()
@@ -195,8 +206,6 @@ def skiff_round(server: SkiffServer, work: Path) -> dict[str, float]:
         for phase in ("build", "release", "deploy", "post_deploy"):
             if phase in release["timings"]:
                 PHASES.setdefault(f"{kind}: {phase}", []).append(release["timings"][phase])
-    server.ssh("apps:destroy", app, "--force")
-    return result
 
 
 # -- baseline: docker build + docker run ------------------------------------------------------

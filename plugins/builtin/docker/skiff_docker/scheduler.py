@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -235,12 +236,19 @@ def deploy(d: Deploy) -> bool:
             inst.host_port = engine.allocate_ports(c, 1)[0]
             kwargs = kwargs_for(inst)
 
+    abort = threading.Event()  # one failure stops the other checks: the deploy fails anyway
+
     def check(inst: Instance) -> None:
         mode = settings.check_mode(check_settings, inst.process)
         if mode == "skipped":
             return
+        probe = alive_probe(c, inst.id)
+
+        def alive() -> Optional[str]:
+            return "another container failed" if abort.is_set() else probe()
+
         for chk in checks_for(d.app_json, inst.process, check_settings):
-            run_check(chk, inst.host_port, alive_probe(c, inst.id), float(check_settings["timeout"]))
+            run_check(chk, inst.host_port, alive, float(check_settings["timeout"]))
 
     began = time.monotonic()
 
@@ -254,10 +262,12 @@ def deploy(d: Deploy) -> bool:
             inst.error = str(exc)
         except Exception as exc:
             inst.error = f"could not start: {exc}"
+        if inst.error:
+            abort.set()
 
     with _pool(len(instances)) as pool:
         list(pool.map(start_and_check, instances))
-    failed = [inst for inst in instances if inst.error]
+    failed = [inst for inst in instances if inst.error and "another container failed" not in inst.error]
     scratch["failed"] = [(inst.dyno, inst.id, inst.error) for inst in failed]
     if failed:
         names = ", ".join(inst.dyno for inst in failed)
