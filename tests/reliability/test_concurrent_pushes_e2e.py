@@ -28,9 +28,9 @@ def test_two_pushes_of_one_app_and_a_push_of_another_app_at_once(rstack, flask_a
     files = flask_files("first of two")
     files["requirements.txt"] += f"# {other}\n"  # the first build installs the dependencies again: seconds
     commit_files(flask_app.repo, files, "first")
-    second_repo = tmp_path / "second"
-    shutil.copytree(flask_app.repo, second_repo)
-    commit_files(second_repo, flask_files("second of two") | {"requirements.txt": files["requirements.txt"]},
+    first_repo = tmp_path / "first"
+    shutil.copytree(flask_app.repo, first_repo)
+    commit_files(flask_app.repo, flask_files("second of two") | {"requirements.txt": files["requirements.txt"]},
                  "second")  # a fast-forward of the first
     other_repo = init_repo(tmp_path / other, flask_files("the other app"))
 
@@ -39,14 +39,14 @@ def test_two_pushes_of_one_app_and_a_push_of_another_app_at_once(rstack, flask_a
     def push(key, repo, name):
         results[key] = rstack.push(repo, name)
 
-    first = subprocess.Popen(["git", "push", rstack.sshd.remote(app), "HEAD:main"], cwd=flask_app.repo,
+    first = subprocess.Popen(["git", "push", rstack.sshd.remote(app), "HEAD:main"], cwd=first_repo,
                              env=rstack.sshd.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
     for line in first.stdout:  # the first push holds the app's push lock once it is building
         seen.append(line)
         if "-----> Building" in line:
             break
-    threads = [threading.Thread(target=push, args=("second", second_repo, app)),
+    threads = [threading.Thread(target=push, args=("second", flask_app.repo, app)),
                threading.Thread(target=push, args=("other", other_repo, other))]
     try:
         for thread in threads:

@@ -52,5 +52,9 @@ def test_app_answers_through_nginx_after_dockerd_restarts(rstack, flask_app, doc
             time.sleep(0.5)
     report = rstack.ssh("ps:report", app)
     assert report.exit_code == 0 and "running" in report.stdout, report.output
+    # A retire that the restart interrupted leaves its old container (restarted by the engine);
+    # ps:restore (run at boot by skiff-restore.service) is the cleanup that removes it.
+    restored = rstack.skiff("ps:restore", app)
+    assert restored.exit_code == 0 and f"{app}: running" in restored.stdout, restored.output
     push_good(rstack, flask_app, "after dockerd restart")
     assert rstack.settled_containers(app) == [f"{app}.web.1"]
