@@ -73,9 +73,13 @@ def answers(h) -> list[str]:
 def test_scale_config_rollback(harness, proxy, tmp_path, capsys):
     h = harness
     h.invoke("ps:scale", h.app, "worker=1")  # stored before the first deploy
-    push(h, tmp_path, "v1")
+    app_json = {"scripts": {"dokku": {"predeploy": "echo predeploy saw $(cat /app/VERSION)",
+                                      "postdeploy": "echo postdeploy ran"}},
+                "healthchecks": {"web": [{"type": "startup", "path": "/", "content": "v1", "attempts": 3}]}}
+    push(h, tmp_path, "v1", app_json=app_json)
     out = capsys.readouterr().out
-    assert "release task ran for v1abcdef0" in out
+    assert out.index("predeploy saw v1") < out.index("release task ran for v1abcdef0") < out.index("Starting")
+    assert out.index("web.1: up") < out.index("postdeploy ran")
     assert wait_answer(proxy.port)[1].strip() == "v1 - web.1"
     report = ps(h)
     assert {r["name"] for r in report["processes"]} == {f"{h.app}.web.1", f"{h.app}.worker.1"}
@@ -143,6 +147,11 @@ def test_failing_check_is_rejected_and_old_release_keeps_serving(harness, proxy,
     assert h.state.releases(h.app)[-1].status == "failed"
     checked = h.invoke("checks:run", h.app)
     assert checked.exit_code == 0 and f"{h.app}.web.1: checks passed" in checked.stdout
+    with pytest.raises(DeployError, match="release failed: predeploy command failed with exit status 3"):
+        push(h, tmp_path, "worse", app_json={"scripts": {"dokku": {"predeploy": "exit 3"}}})
+    assert get(proxy.port)[1].strip() == "good - web.1"
+    names = [c.name for c in docker_client.containers.list(all=True, filters={"label": f"skiff.app={h.app}"})]
+    assert names == [f"{h.app}.web.1"]  # no one-off container left either
 
 
 def test_crash_restart_stop_start_prune_destroy(harness, proxy, tmp_path, docker_client):
@@ -187,6 +196,10 @@ def test_crash_restart_stop_start_prune_destroy(harness, proxy, tmp_path, docker
         time.sleep(0.3)
     assert first.image not in tags()
     assert {second.image, h.state.current_release(h.app).image} <= tags()  # rollback target and current stay
+    rebuilt = h.invoke("ps:rebuild", h.app)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert h.state.current_release(h.app).description == "Rebuild threeab"
+    assert set(answers(h)) == {"three - web.1", "three - web.2"}
     pruned = h.invoke("releases:rollback", h.app, "v1")
     assert pruned.exit_code == 1 and "pruned" in pruned.stderr
 
