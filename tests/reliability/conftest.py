@@ -145,6 +145,9 @@ def flask_app(rstack: Stack, docker_client, tmp_path_factory) -> Iterator[Pushed
     name = cleanup.app(new_app_name("rel"))
     repo = init_repo(tmp_path_factory.mktemp("repo") / name, flask_files("v1"))
     try:
+        # old containers retire 1 s after a switch (default 10 s), so tests see a settled app sooner
+        assert rstack.ssh("apps:create", name).exit_code == 0
+        assert rstack.ssh("checks:set", name, "wait-to-retire", "1").exit_code == 0
         pushed = rstack.push(repo, name)
         assert pushed.exit_code == 0, pushed.output
         rstack.wait_answer(name, "v1")
