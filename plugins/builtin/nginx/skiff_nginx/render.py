@@ -113,7 +113,9 @@ def render(p: AppProxy) -> str:
     out = [f"# Written by skiff for app {p.app}; do not edit (nginx:show-config {p.app}).",
            f"upstream {p.upstream_name} {{"]
     out += [f"    server {address};" for address in p.upstreams]
-    out += [f"    keepalive {keepalive};", "    keepalive_timeout 60s;", "}", ""]
+    # Idle upstream connections close before the app server's own keep-alive timeout
+    # (gunicorn: 2 s), so nginx never sends a request on a connection the app is closing.
+    out += [f"    keepalive {keepalive};", "    keepalive_timeout 1s;", "}", ""]
     https_port = p.https_port() if p.cert else None
     seen: set[tuple[str, int]] = set()
     for m in sorted(p.mappings, key=lambda m: (m.scheme, m.host_port)):
