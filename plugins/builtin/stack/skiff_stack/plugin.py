@@ -24,7 +24,11 @@ OWN_IMAGE_RE = re.compile(r"^skiff/stack:([a-z][a-z0-9-]{1,31})$")
 
 
 def stack_image(context: Context) -> str:
-    """The configured stack image name."""
+    """The configured stack image name (without creating a state database just to read it)."""
+    from skiff.state import State
+
+    if not (context.root / State.filename).exists():
+        return DEFAULT_IMAGE
     return context.state.get_property(PLUGIN, "image", default=None) or DEFAULT_IMAGE
 
 
