@@ -74,11 +74,28 @@ class Build:
         return self.stacks
 
     def has(self, relpath: str) -> bool:
-        path = self.source / relpath
-        return path.exists() and not path.is_symlink()
+        """True if ``relpath`` is a regular file or directory of the source, reached without symlinks.
+
+        A symlinked file or parent directory could point outside the source (at a host
+        file the build would then copy into the image), so it does not count.
+        """
+        parts = Path(relpath).parts
+        if not parts or Path(relpath).is_absolute() or ".." in parts:
+            return False
+        path = self.source
+        for part in parts:
+            path = path / part
+            if path.is_symlink():
+                return False
+        return path.exists()
 
     def read(self, relpath: str) -> str:
-        return (self.source / relpath).read_text(encoding="utf-8")
+        if not self.has(relpath):
+            raise SkiffError(f"{relpath} is missing or a symlink")
+        try:
+            return (self.source / relpath).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise SkiffError(f"{relpath} is not valid UTF-8")
 
     def use_stack(self, stack: Stack) -> None:
         """Switch this build to another stack (e.g. for a Python version)."""

@@ -324,3 +324,18 @@ def test_previous_layer_only_for_additions(old, new, depth, expected):
     client = FakeClient([FakeImage(labels)])
     assert (b.previous_layer(client, "demo", "c", {"python": new}) is not None) is expected
     assert b.previous_layer(client, "demo", "other-stack-or-steps", {"python": new}) is None
+
+
+def test_symlinks_never_lead_outside_the_source(tmp_path):
+    src = write(tmp_path / "src", {"requirements.txt": "-r reqs/secret\n"})
+    outside = write(tmp_path / "outside", {"secret": "host secret\n"})
+    (src / "reqs").symlink_to(outside)
+    build = make_build(src)
+    assert not build.has("reqs/secret")
+    with pytest.raises(SkiffError, match="requirements file reqs/secret is missing or outside the app"):
+        python.skiff_buildpack_dependencies("python", build)
+    (src / "requirements.txt").unlink()
+    (src / "requirements.txt").symlink_to(outside / "secret")
+    assert not build.has("requirements.txt")
+    with pytest.raises(SkiffError):
+        build.read("requirements.txt")
