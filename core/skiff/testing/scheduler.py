@@ -217,7 +217,20 @@ def remove_app_resources(client: Any, app: str) -> None:
 
 @pytest.fixture
 def scheduler_app(docker_client: Any) -> Iterator[str]:
-    """A fresh app name (``t<hex>``); its containers and images go afterwards."""
+    """A fresh app name (``t<hex>``); its containers and images go afterwards.
+
+    When the engine is away at teardown (another test restarted it), the
+    cleanup waits for it up to a minute, so nothing is left running.
+    """
     app = f"t{secrets.token_hex(4)}"
     yield app
-    remove_app_resources(docker_client, app)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            docker_client.ping()
+            remove_app_resources(docker_client, app)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
