@@ -339,3 +339,18 @@ def test_symlinks_never_lead_outside_the_source(tmp_path):
     assert not build.has("requirements.txt")
     with pytest.raises(SkiffError):
         build.read("requirements.txt")
+
+
+def test_host_ca_is_mounted_read_only_unless_turned_off(tmp_path):
+    build = make_build(APPS / "flask")
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    on = b.Runner(None, build, {"trust-host-ca": True, "ca-bundle": str(ca)})
+    mounts = {m["Target"]: m for m in on._mounts()}
+    assert mounts["/build/ca-certificates.crt"]["Source"] == str(ca)
+    assert mounts["/build/ca-certificates.crt"]["ReadOnly"] is True
+    assert mounts["/build/cache"]["Type"] == "volume" and mounts["/build/cache"]["Source"] == "skiff-cache-demo"
+    assert on._plan([], {})["ca"] == "/build/ca-certificates.crt"
+    off = b.Runner(None, build, {"trust-host-ca": False, "ca-bundle": str(ca)})
+    assert "/build/ca-certificates.crt" not in {m["Target"] for m in off._mounts()}
+    assert off._plan([], {})["ca"] is None

@@ -122,6 +122,9 @@ def build_base(client, suite: str, tag: str, out: Output, mirror: Optional[str] 
     """debootstrap SUITE into a temp dir and import it as ``tag``."""
     if shutil.which("debootstrap") is None:
         raise SkiffError("debootstrap is not installed (apt-get install debootstrap)")
+    if os.geteuid() != 0:
+        raise SkiffError(f"making the {suite} rootfs needs root (debootstrap): run 'skiff stack:build' as root, "
+                         "e.g. 'make stack'")
     mirror = mirror or find_mirror()
     out.step(f"Bootstrapping Debian {suite} from {mirror} (about a minute)")
     t0 = time.monotonic()
