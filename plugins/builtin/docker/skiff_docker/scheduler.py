@@ -239,8 +239,7 @@ def deploy(d: Deploy) -> bool:
     abort = threading.Event()  # one failure stops the other checks: the deploy fails anyway
 
     def check(inst: Instance) -> None:
-        mode = settings.check_mode(check_settings, inst.process)
-        if mode == "skipped":
+        if settings.check_mode(check_settings, inst.process) != "enabled":  # skipped or disabled
             return
         probe = alive_probe(c, inst.id)
 

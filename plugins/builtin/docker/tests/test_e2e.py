@@ -152,6 +152,10 @@ def test_failing_check_is_rejected_and_old_release_keeps_serving(harness, proxy,
     assert get(proxy.port)[1].strip() == "good - web.1"
     names = [c.name for c in docker_client.containers.list(all=True, filters={"label": f"skiff.app={h.app}"})]
     assert names == [f"{h.app}.web.1"]  # no one-off container left either
+    # checks:skip lets the 500 app through (zero-downtime start, no checks)
+    assert h.invoke("checks:skip", h.app, "web").exit_code == 0
+    push(h, tmp_path, "bad", fail=True)
+    assert wait_answer(proxy.port) == (500, "bad - web.1\n")  # switched without waiting for it
 
 
 def test_crash_restart_stop_start_prune_destroy(harness, proxy, tmp_path, docker_client):
