@@ -124,8 +124,11 @@ def test_code_only_change_reuses_the_dependency_layer(env, flask_build):
         "id -u > /app/build-uid\n"
         "if echo x >> /build/ca-certificates.crt 2>/dev/null; then echo 'CA is writable'; else echo 'CA is read-only'; fi\n"
         "if [ \"$APP_TOKEN\" = s3cret ] && [ \"$(cat \"$ENV_DIR/APP_TOKEN\")\" = s3cret ]; then echo 'config visible'; fi\n")
+    # manage.py without Django installed: the collectstatic step's check skips it
+    (source / "manage.py").write_text("raise SystemExit('not a Django app')\n")
     env.context.state.set_config(app, {"APP_TOKEN": "s3cret"})
     second, output = env.deploy(app, source)
+    assert "collectstatic" not in output
     assert "Reusing the dependency layer" in output
     assert "Installing dependencies" not in output
     assert "CA is read-only" in output and "CA is writable" not in output
