@@ -279,19 +279,6 @@ def _prune_deps(client, app: str, keep: str) -> None:
                 pass
 
 
-def remove_build_containers(client, app: str) -> int:
-    from .build import BUILD_LABEL
-
-    removed = 0
-    for container in client.containers.list(all=True, filters={"label": f"{BUILD_LABEL}={app}"}, sparse=True):
-        try:
-            container.remove(force=True, v=True)
-            removed += 1
-        except Exception:
-            pass
-    return removed
-
-
 def remove_cache_volume(client, app: str) -> bool:
     import docker.errors
     from .build import cache_volume
@@ -324,7 +311,9 @@ def skiff_app_destroyed(context: Context, app: str) -> None:
         client = docker_client()
     except SkiffError:
         return
-    remove_build_containers(client, app)
+    from .build import remove_leftover_build_containers
+
+    remove_leftover_build_containers(client, app)
     remove_app_images(client, app)
     remove_cache_volume(client, app)
 
