@@ -12,6 +12,8 @@ from typing import Any, Optional
 from skiff import hookimpl
 from skiff.errors import SkiffError
 
+from .versions import node_satisfies
+
 NAME = "node"
 VERSION = "1"
 LOCKS = ("package-lock.json", "npm-shrinkwrap.json")
@@ -58,14 +60,32 @@ def skiff_buildpack_dependencies(pack: str, build) -> Optional[dict[str, Any]]:
         raise SkiffError(f"{others[0]} found: only npm is supported; commit a package-lock.json instead")
     if len(locks) + len(others) > 1:
         raise SkiffError(f"more than one Node.js package manager file: {', '.join(locks + others)}; keep only one")
+    note = [n for n in [choose_stack(build)] if n]
     flags = ["--no-audit", "--no-fund", "--loglevel=warn"]
     install = ["npm", "ci", *flags] if locks else ["npm", "install", *flags]
-    note = [] if locks else ["no package-lock.json: using npm install (commit a lock file for repeatable builds)"]
+    if not locks:
+        note.append("no package-lock.json: using npm install (commit a lock file for repeatable builds)")
     steps = [{"title": f"Installing dependencies with {' '.join(install[:2])}",
               "run": [install], "env": {"npm_config_cache": "/build/cache/npm", "npm_config_update_notifier": "false"}}]
     return {"label": "Node.js app", "notes": note, "files": ["package.json", *locks], "steps": steps,
             "path": ["/app/node_modules/.bin"], "runtime_env": {"NODE_ENV": "production"},
             "exclude": ["node_modules"]}
+
+
+def choose_stack(build) -> Optional[str]:
+    """Honour ``engines.node``: keep the stack if its Node.js satisfies it, else use one that does."""
+    engines = package_json(build).get("engines") or {}
+    requested = engines.get("node") if isinstance(engines, dict) else None
+    if not isinstance(requested, str) or not requested.strip():
+        return None
+    if node_satisfies(build.stack.node, requested):
+        return f"Node.js {build.stack.node} (satisfies {requested!r} from engines.node)"
+    for stack in build.available_stacks():
+        if node_satisfies(stack.node, requested):
+            build.use_stack(stack)
+            return f"Node.js {stack.node} on stack {stack.image} (for {requested!r} from engines.node)"
+    available = ", ".join(f"{s.node} ({s.image})" for s in build.available_stacks() if s.node) or "none"
+    raise SkiffError(f"package.json engines.node requests {requested!r}, but no stack has it; available: {available}")
 
 
 @hookimpl

@@ -354,3 +354,22 @@ def test_host_ca_is_mounted_read_only_unless_turned_off(tmp_path):
     off = b.Runner(None, build, {"trust-host-ca": False, "ca-bundle": str(ca)})
     assert "/build/ca-certificates.crt" not in {m["Target"] for m in off._mounts()}
     assert off._plan([], {})["ca"] is None
+
+
+@pytest.mark.parametrize("requested, ok", [
+    ("20", True), ("20.x", True), (">=18", True), (">=18 <21", True), ("^20.1", True), ("~20.19", True),
+    ("20.19.2", True), ("18 || 20", True), ("*", True), (">=22", False), ("^18", False), ("~20.18", False),
+    ("<20", False), ("18.x", False)])
+def test_node_engine_ranges(requested, ok):
+    from skiff_buildpacks.versions import node_satisfies
+
+    assert node_satisfies("20.19.2", requested) is ok
+
+
+def test_node_engines_pick_a_stack_or_fail(tmp_path):
+    write(tmp_path, {"package.json": json.dumps({"engines": {"node": "18.x"}}), "package-lock.json": "{}"})
+    build = make_build(tmp_path, stacks=(TRIXIE, BOOKWORM))
+    deps = node.skiff_buildpack_dependencies("node", build)
+    assert build.stack is BOOKWORM and "18.19.0" in deps["notes"][0]
+    with pytest.raises(SkiffError, match=r"engines.node requests '18.x', but no stack has it; available: 20.19.2"):
+        node.skiff_buildpack_dependencies("node", make_build(tmp_path))
