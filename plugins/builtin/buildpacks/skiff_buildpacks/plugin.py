@@ -41,7 +41,8 @@ def skiff_addhooks(pm) -> None:
 
 @hookimpl
 def skiff_commands(cli: click.Group) -> None:
-    for command in (buildpacks_list, buildpacks_set, buildpacks_report, repo_purge_cache):
+    for command in (buildpacks_list, buildpacks_set, buildpacks_add, buildpacks_remove, buildpacks_clear,
+                    buildpacks_report, repo_purge_cache):
         cli.add_command(command)
 
 
@@ -81,8 +82,9 @@ def explicit_packs(context: Context, deploy: Deploy, config: dict[str, str]) -> 
     prop = context.state.get_property(PLUGIN, "packs", app=deploy.app, default="")
     if prop:
         return [_pack_name(p) for p in prop.split(",") if p.strip()], "buildpacks:set"
-    if config.get("BUILDPACK"):
-        return [_pack_name(p) for p in config["BUILDPACK"].split(",") if p.strip()], "BUILDPACK"
+    for var in ("BUILDPACK", "BUILDPACK_URL"):  # BUILDPACK_URL: Dokku's and Heroku's name
+        if config.get(var):
+            return [_pack_name(p) for p in config[var].split(",") if p.strip()], var
     listing = deploy.workdir / ".buildpacks"
     if listing.is_file() and not listing.is_symlink():
         names = [_pack_name(line) for line in listing.read_text().splitlines()
@@ -343,12 +345,73 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
 
 
 @click.command("buildpacks:list")
+@click.argument("app", required=False)
 @pass_context
-def buildpacks_list(context: Context) -> None:
-    """List the installed language packs and what each looks for."""
+def buildpacks_list(context: Context, app: Optional[str]) -> None:
+    """List the installed language packs (or the packs APP is set to)."""
+    if app:
+        context.state.require_app(app)
+        context.output.banner(f"{app} buildpacks urls")
+        for name in _app_packs(context, app):
+            click.echo(name)
+        return
     context.output.banner("Buildpacks (tried in this order)")
     for d in describe_packs(context):
         click.echo(f"{d['name']:<10} v{d.get('version', '?'):<4} {d.get('looks_for', '')}")
+
+
+def _app_packs(context: Context, app: str) -> list[str]:
+    value = context.state.get_property(PLUGIN, "packs", app=app, default="") or ""
+    return [p for p in value.split(",") if p]
+
+
+def _store_packs(context: Context, app: str, names: list[str]) -> None:
+    known = {d["name"] for d in describe_packs(context)}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValidationError(f"unknown buildpack {unknown[0]!r}; installed: {', '.join(sorted(known))}")
+    if names:
+        context.state.set_property(PLUGIN, "packs", ",".join(names), app=app)
+    else:
+        context.state.delete_property(PLUGIN, "packs", app=app)
+    context.output.step(f"Buildpacks of {app}: {', '.join(names) or '(detected)'}")
+
+
+@click.command("buildpacks:add")
+@click.argument("app")
+@click.argument("pack")
+@pass_context
+def buildpacks_add(context: Context, app: str, pack: str) -> None:
+    """Add a pack (name, or a heroku-buildpack-NAME URL) to APP's explicit packs."""
+    context.state.require_app(app)
+    names = _app_packs(context, app)
+    name = _pack_name(pack)
+    if name in names:
+        raise ValidationError(f"{app} already uses the {name} buildpack")
+    _store_packs(context, app, names + [name])
+
+
+@click.command("buildpacks:remove")
+@click.argument("app")
+@click.argument("pack")
+@pass_context
+def buildpacks_remove(context: Context, app: str, pack: str) -> None:
+    """Remove a pack from APP's explicit packs."""
+    context.state.require_app(app)
+    names = _app_packs(context, app)
+    name = _pack_name(pack)
+    if name not in names:
+        raise ValidationError(f"{app} does not use the {name} buildpack")
+    _store_packs(context, app, [n for n in names if n != name])
+
+
+@click.command("buildpacks:clear")
+@click.argument("app")
+@pass_context
+def buildpacks_clear(context: Context, app: str) -> None:
+    """Forget APP's explicit packs: detection picks again."""
+    context.state.require_app(app)
+    _store_packs(context, app, [])
 
 
 def _parse_bool(key: str, value: str) -> bool:
@@ -365,10 +428,11 @@ def _parse_bool(key: str, value: str) -> bool:
 @click.argument("args", nargs=-1, required=True)
 @pass_context
 def buildpacks_set(context: Context, is_global: bool, args: tuple[str, ...]) -> None:
-    """Set a build property: buildpacks:set (--global | APP) KEY [VALUE].
+    """Set a build property: buildpacks:set (--global | APP) KEY [VALUE], or buildpacks:set APP PACK.
 
     Keys: trust-host-ca true|false, ca-bundle PATH (global only, local only),
-    packs NAME[,NAME] (app only). No VALUE resets the key.
+    packs NAME[,NAME] (app only). No VALUE resets the key. With a pack name
+    (or a heroku-buildpack-NAME URL) instead of a key, APP uses that pack only.
     """
     if is_global:
         scope, rest = GLOBAL, list(args)
@@ -379,6 +443,9 @@ def buildpacks_set(context: Context, is_global: bool, args: tuple[str, ...]) -> 
     if not rest or len(rest) > 2:
         raise click.UsageError("usage: buildpacks:set (--global | APP) KEY [VALUE]")
     key, value = rest[0], (rest[1] if len(rest) > 1 else "")
+    if scope != GLOBAL and key not in SETTINGS and len(rest) == 1:  # Dokku's form: buildpacks:set APP PACK
+        _store_packs(context, scope, [_pack_name(key)])
+        return
     if key not in SETTINGS:
         raise ValidationError(f"unknown buildpacks property {key!r}; known: {', '.join(SETTINGS)}")
     scopes = SETTINGS[key][1]

@@ -373,3 +373,22 @@ def test_node_engines_pick_a_stack_or_fail(tmp_path):
     assert build.stack is BOOKWORM and "18.19.0" in deps["notes"][0]
     with pytest.raises(SkiffError, match=r"engines.node requests '18.x', but no stack has it; available: 20.19.2"):
         node.skiff_buildpack_dependencies("node", make_build(tmp_path))
+
+
+def test_dokku_style_pack_commands(h, tmp_path):
+    assert h.invoke("buildpacks:set", "demo", "https://github.com/heroku/heroku-buildpack-nodejs.git").exit_code == 0
+    assert h.invoke("buildpacks:list", "demo").stdout.split()[-1] == "node"
+    assert h.invoke("buildpacks:add", "demo", "python").exit_code == 0
+    r = h.invoke("buildpacks:add", "demo", "python")
+    assert r.exit_code == 1 and "already uses the python buildpack" in r.stderr
+    assert h.state.get_property("buildpacks", "packs", app="demo") == "node,python"
+    assert h.invoke("buildpacks:remove", "demo", "node").exit_code == 0
+    assert h.state.get_property("buildpacks", "packs", app="demo") == "python"
+    r = h.invoke("buildpacks:add", "demo", "cobol")
+    assert r.exit_code == 1 and "unknown buildpack 'cobol'" in r.stderr
+    assert h.invoke("buildpacks:clear", "demo").exit_code == 0
+    assert h.state.get_property("buildpacks", "packs", app="demo") is None
+    write(tmp_path, {"index.html": "x"})
+    deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True),
+                    workdir=tmp_path)
+    assert bp.select_packs(h.context, deploy, make_build(tmp_path, {"BUILDPACK_URL": "python"})) == ["python"]
