@@ -122,15 +122,50 @@ def destroy(context: Context, app: str) -> None:
 
 
 def renamed(context: Context, old: str, new: str) -> None:
-    """Containers carry the app in their labels: the old ones go, ``ps:start NEW`` runs the new ones."""
+    """Run the current release under the new name, then retire the old containers.
+
+    Called under both apps' locks, after the state moved to ``new``: the new
+    containers start and pass their checks, the release's upstreams are
+    updated, ``skiff_post_deploy`` lets the proxy switch, and the old ones
+    retire after wait-to-retire. It never raises (the rename is done): a
+    failure says to run ``ps:restart NEW``.
+    """
     try:
         c = engine.client()
     except SkiffError:
         return
+    try:
+        _run_renamed(context, c, old, new)
+    except Exception as exc:
+        context.output.warn(f"docker: could not start {new}'s containers ({exc}); run 'ps:restart {new}'")
+
+
+def _run_renamed(context: Context, c, old: str, new: str) -> None:
+    from skiff.deploy import Deploy
+
+    state = context.state
     entries = engine.list_containers(c, old, role=None)
-    _parallel(entries, lambda e: engine.remove_container(c, e["Id"]))
-    if entries and context.state.current_release(new) is not None:
-        context.output.warn(f"the containers of {old} were removed; run 'ps:start {new}' to run it as {new}")
+    release = state.current_release(new)
+    running = [e for e in scheduler.running_instances(c, old, entries) if e.get("State") == "running"]
+    if release is None or not release.image or settings.is_stopped(state, new) or not running:
+        _parallel(entries, lambda e: engine.remove_container(c, e["Id"]))
+        return
+    context.output.step(f"Starting {old}'s release v{release.version} as {new}")
+    d = Deploy(context=context, app=new, kind="redeploy", description=f"Rename {old} to {new}",
+               output=context.output, revision=release.revision, image=release.image,
+               processes=dict(release.processes), app_json=dict(release.meta.get("app_json") or {}),
+               config=dict(release.config), meta=dict(release.meta), release=release)
+    try:
+        scheduler.deploy(d)
+    except BaseException:
+        scheduler.failed(d, "deploy")
+        raise
+    release.meta = d.meta
+    state.finish_release(release, "succeeded", release.timings)  # same release, new upstreams
+    context.hook.skiff_post_deploy(deploy=d)
+    check_settings = settings.checks(state, new)
+    scheduler.spawn_retire(old, [e["Id"] for e in entries], [], wait=float(check_settings["wait-to-retire"]),
+                           stop_timeout=int(check_settings["stop-timeout"]))
 
 
 def instance_rows(c, app: str) -> list[dict[str, Any]]:

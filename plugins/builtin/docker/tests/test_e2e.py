@@ -192,8 +192,8 @@ def test_crash_restart_stop_start_prune_destroy(harness, proxy, tmp_path, docker
     assert "db.internal:10.9.8.7" in web.attrs["HostConfig"]["ExtraHosts"]
     push(h, tmp_path, "three")  # the detached retirement prunes v1's image (keep-releases 1)
 
-    def tags() -> set[str]:
-        return {t for i in docker_client.images.list(filters={"label": f"skiff.app={h.app}"}) for t in i.tags}
+    def tags() -> set[str]:  # one API call: images may vanish while we look
+        return {t for i in docker_client.api.images(filters={"label": f"skiff.app={h.app}"}) for t in i["RepoTags"] or []}
 
     deadline = time.monotonic() + 30
     while first.image in tags() and time.monotonic() < deadline:
@@ -210,3 +210,28 @@ def test_crash_restart_stop_start_prune_destroy(harness, proxy, tmp_path, docker
     assert h.invoke("apps:destroy", h.app, "--force").exit_code == 0
     assert docker_client.containers.list(all=True, filters={"label": f"skiff.app={h.app}"}) == []
     assert docker_client.images.list(filters={"label": f"skiff.app={h.app}"}) == []
+
+
+def test_rename_keeps_serving(harness, proxy, tmp_path, docker_client):
+    from skiff.testing.scheduler import remove_app_resources
+
+    h = harness
+    new = f"{h.app}-renamed"
+    push(h, tmp_path, "named")
+    wait_answer(proxy.port)
+    try:
+        with Load(proxy.port, threads=2, limit=120) as load:
+            result = h.invoke("apps:rename", h.app, new)
+            assert result.exit_code == 0, result.output
+            time.sleep(2)  # the old container retires after 1 s (wait-to-retire)
+        assert load.failures == [] and load.ok > 10 and load.bodies == {"named - web.1"}
+        report = json.loads(h.invoke("ps:report", new, "--format", "json").stdout)
+        assert [r["name"] for r in report["processes"]] == [f"{new}.web.1"]
+        port = report["processes"][0]["port"]
+        assert h.state.current_release(new).meta["upstreams"] == [f"127.0.0.1:{port}"]
+        deadline = time.monotonic() + 30
+        while docker_client.containers.list(all=True, filters={"label": f"skiff.app={h.app}"}):
+            assert time.monotonic() < deadline, "the old app's containers did not retire"
+            time.sleep(0.3)
+    finally:
+        remove_app_resources(docker_client, new)
