@@ -1,11 +1,7 @@
 """logs, run, enter."""
 from __future__ import annotations
 
-import queue
-import shutil
-import subprocess
 import sys
-import threading
 from typing import Any, Optional
 
 import click
@@ -63,6 +59,9 @@ def logs(context: Context, app: str, follow: bool, num: int, process: Optional[s
         show(ts, prefix, text)
     if not follow or not entries:
         return
+    import queue
+    import threading
+
     lines: "queue.Queue[tuple[str, str, str]]" = queue.Queue()
 
     def pump(entry: dict[str, Any]) -> None:
@@ -121,6 +120,9 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     c = engine.client()
     engine.ensure_network(c)
     argv = ["/bin/sh", "-c", command[0]] if len(command) == 1 else list(command)
+    import shutil
+    import subprocess
+
     tty = _interactive()
     docker_cli = shutil.which("docker")
     attach = docker_cli is not None and (tty or _real_stdin())
@@ -165,6 +167,9 @@ def enter(context: Context, app: str, target: Optional[str], command: tuple[str,
         argv = ["/bin/sh", "-c", "command -v bash >/dev/null && exec bash || exec sh"]
     ident = chosen[0]["Id"]
     if _interactive():
+        import shutil
+        import subprocess
+
         docker_cli = shutil.which("docker")
         if not docker_cli:
             raise SkiffError("the docker command line is needed for an interactive shell")
