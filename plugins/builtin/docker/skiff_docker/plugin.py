@@ -31,6 +31,10 @@ def skiff_commands(cli: click.Group) -> None:
 def skiff_release(deploy: Deploy) -> None:
     from . import scheduler
 
+    previous = deploy.previous
+    if (deploy.kind == "redeploy" and previous is not None and previous.image == deploy.image
+            and previous.config == deploy.config):
+        return  # same image, same config (scale, restart, start): nothing for release tasks to do
     tasks = []
     predeploy = scheduler.app_json_script(deploy.app_json, "predeploy")
     if predeploy:

@@ -85,11 +85,13 @@ def test_scale_config_rollback(harness, proxy, tmp_path, capsys):
     assert {r["name"] for r in report["processes"]} == {f"{h.app}.web.1", f"{h.app}.worker.1"}
     assert all(r["status"] == "running" for r in report["processes"])
 
-    assert h.invoke("ps:scale", h.app, "web=3").exit_code == 0
+    scaled = h.invoke("ps:scale", h.app, "web=3")
+    assert scaled.exit_code == 0 and "Running release" not in scaled.stdout  # same image and config
     assert sorted(answers(h)) == ["v1 - web.1", "v1 - web.2", "v1 - web.3"]
     assert len(proxy.upstreams) == 3
 
-    assert h.invoke("config:set", h.app, "GREETING=meow").exit_code == 0
+    configured = h.invoke("config:set", h.app, "GREETING=meow")
+    assert configured.exit_code == 0 and "Running release: echo release task" in configured.stdout
     assert sorted(answers(h)) == ["v1 meow web.1", "v1 meow web.2", "v1 meow web.3"]
 
     push(h, tmp_path, "v2")
