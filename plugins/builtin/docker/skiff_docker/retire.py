@@ -12,13 +12,31 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 
-def retire(app: str, containers: list[str], images: list[str], wait: float, stop_timeout: int) -> None:
+RETRY_FOR = 600.0  # seconds to keep trying while the engine is away (restarting)
+
+
+def connect(stop_timeout: int):
+    """A docker client, retrying while the engine does not answer (for up to RETRY_FOR)."""
     import docker
+
+    deadline = time.monotonic() + RETRY_FOR
+    while True:
+        try:
+            c = docker.from_env(timeout=max(60, stop_timeout + 30))
+            c.ping()
+            return c
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(5)
+
+
+def retire(app: str, containers: list[str], images: list[str], wait: float, stop_timeout: int) -> None:
     from docker.errors import APIError, NotFound
 
     if wait > 0:
         time.sleep(wait)
-    c = docker.from_env(timeout=max(60, stop_timeout + 30))
+    c = connect(stop_timeout)
 
     def stop_and_remove(ident: str) -> None:
         try:
