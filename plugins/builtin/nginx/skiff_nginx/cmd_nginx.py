@@ -121,7 +121,8 @@ def nginx_set(context: Context, is_global: bool, args: tuple[str, ...]) -> None:
         if len(args) not in (1, 2):
             raise click.UsageError("usage: nginx:set --global KEY [VALUE]")
         key, value = args[0], (args[1] if len(args) == 2 else None)
-        settings_mod.check(key, value or GLOBAL_SETTINGS.get(key, ("", "", str, ""))[1], True)
+        settings_mod.check(key, value if value is not None else GLOBAL_SETTINGS[key][1]
+                           if key in GLOBAL_SETTINGS else "", True)
         changing(context, context.state.list_apps(), [(key, "")],
                  lambda: settings_mod.set_value(context, key, value))
         context.output.step(f"Set global nginx {key} to {value or '(default)'}")
@@ -130,7 +131,8 @@ def nginx_set(context: Context, is_global: bool, args: tuple[str, ...]) -> None:
         raise click.UsageError("usage: nginx:set APP KEY [VALUE]")
     app = context.state.require_app(args[0])
     key, value = args[1], (args[2] if len(args) == 3 else None)
-    settings_mod.check(key, value or APP_SETTINGS.get(key, ("1", str, ""))[0], False)
+    settings_mod.check(key, value if value is not None else APP_SETTINGS[key][0]
+                       if key in APP_SETTINGS else "", False)
     context.output.step(f"Setting nginx {key} of {app} to {value or '(default)'}")
     changing(context, [app], [(key, app)], lambda: settings_mod.set_value(context, key, value, app))
 

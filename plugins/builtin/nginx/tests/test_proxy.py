@@ -204,6 +204,12 @@ def test_settings_reach_the_config_validated(env):
     r = h.invoke("nginx:set", "catmeow", "client-max-body-size", "1m; }")
     assert r.exit_code == 1 and "invalid size" in r.stderr
     assert h.invoke("nginx:set", "catmeow", "no-such-key", "1").exit_code == 1
+    assert h.invoke("nginx:set", "catmeow", "client-max-body-size").exit_code == 0  # reset
+    assert "client_max_body_size 1m;" in h.invoke("nginx:show-config", "catmeow").stdout
+    r = h.invoke("nginx:set", "--global", "https-port", "443;")
+    assert r.exit_code == 1 and "invalid port" in r.stderr
+    assert h.invoke("nginx:set", "--global", "public-host", "cats.example.com").exit_code == 0
+    assert h.invoke("nginx:set", "--global", "public-host").exit_code == 0
     assert h.invoke("nginx:validate-config", "catmeow").exit_code == 0
     h.context.via_ssh = True
     r = h.invoke("nginx:report", "catmeow", "--format", "json")
