@@ -39,14 +39,26 @@ def retire(app: str, containers: list[str], images: list[str], wait: float, stop
     c = connect(stop_timeout)
 
     def stop_and_remove(ident: str) -> None:
-        try:
-            c.api.stop(ident, timeout=stop_timeout)
-        except (NotFound, APIError):
-            pass
-        try:
-            c.api.remove_container(ident, force=True, v=True)
-        except (NotFound, APIError):
-            pass
+        client = c
+        deadline = time.monotonic() + RETRY_FOR
+        while True:
+            try:
+                try:
+                    client.api.stop(ident, timeout=stop_timeout)
+                except APIError:  # already stopped, or being removed
+                    pass
+                client.api.remove_container(ident, force=True, v=True)
+                return
+            except APIError:  # gone, or being removed by someone else
+                return
+            except Exception:  # the engine went away (restart): try again when it is back
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(5)
+                try:
+                    client = connect(stop_timeout)
+                except Exception:
+                    return
 
     if containers:
         with ThreadPoolExecutor(max_workers=min(8, len(containers))) as pool:
@@ -56,7 +68,7 @@ def retire(app: str, containers: list[str], images: list[str], wait: float, stop
             labels = c.api.inspect_image(image).get("Config", {}).get("Labels") or {}
             if labels.get("skiff.app") == app:
                 c.api.remove_image(image)  # no force: an image in use stays
-        except (NotFound, APIError):
+        except Exception:  # in use, gone, or the engine is away: a later prune gets it
             pass
 
 
