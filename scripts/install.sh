@@ -91,6 +91,25 @@ else
   $nginx_bin
 fi
 
+# per-app nginx logs: rotated daily where logrotate runs (nginx reopens them on USR1)
+if [ -d /etc/logrotate.d ]; then
+  cat > /etc/logrotate.d/skiff-nginx <<EOF
+# installed by skiff's make install
+$root/nginx/logs/*.log {
+    daily
+    rotate 14
+    missingok
+    notifempty
+    compress
+    delaycompress
+    sharedscripts
+    postrotate
+        [ -s /run/nginx.pid ] && kill -USR1 "\$(cat /run/nginx.pid)" || true
+    endscript
+}
+EOF
+fi
+
 # -- sshd --------------------------------------------------------------------------------
 # The skiff user logs in with keys only; its authorized_keys lines force `skiff ssh-command`.
 mkdir -p /etc/ssh/sshd_config.d
