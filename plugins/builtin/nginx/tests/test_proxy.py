@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -311,7 +312,11 @@ def test_logs_proxy_disable_and_domains_disable(env):
     h.invoke("domains:set-global", GLOBAL)
     h.deploy("catmeow", "cats")
     assert h.nginx.request("/logged", host=f"catmeow.{GLOBAL}").status == 200
-    assert "GET /logged" in h.invoke("nginx:access-logs", "catmeow", "-n", "5").stdout
+    # nginx writes the log line after it sent the answer: give it a moment
+    deadline = time.monotonic() + 5
+    while "GET /logged" not in h.invoke("nginx:access-logs", "catmeow", "-n", "5").stdout:
+        assert time.monotonic() < deadline, "the request never reached the app's access log"
+        time.sleep(0.05)
     assert h.invoke("proxy:disable", "catmeow").exit_code == 0
     assert h.nginx.request(host=f"catmeow.{GLOBAL}").status == 404
     assert h.invoke("nginx:show-config", "catmeow").exit_code == 1
