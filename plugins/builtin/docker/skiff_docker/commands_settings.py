@@ -158,9 +158,9 @@ def resource_limit(context: Context, app: str, memory: Optional[str], cpu: Optio
         _processes(process)
     if memory is None and cpu is None:
         raise click.UsageError("give --memory and/or --cpu")
-    if memory is not None and not MEMORY.match(memory):
+    if memory is not None and not MEMORY.fullmatch(memory):
         raise ValidationError(f"invalid memory {memory!r}: use a number with b, k, m or g")
-    if cpu is not None and (not CPU.match(cpu) or float(cpu) <= 0):
+    if cpu is not None and (not CPU.fullmatch(cpu) or float(cpu) <= 0):
         raise ValidationError(f"invalid cpu {cpu!r}: use a positive number like 0.5")
     table = settings.resources(state, app)
     entry = dict(table.get(process, {}))

@@ -61,15 +61,15 @@ def normalise(phase: str, words: list[str]) -> str:
 
 
 def _check_value(flag: str, value: str) -> None:
-    if not VALUE.match(value):
+    if not VALUE.fullmatch(value):
         raise ValidationError(f"invalid value for {flag}: {value!r}")
-    if flag in ("--cap-add", "--cap-drop") and not CAP.match(value):
+    if flag in ("--cap-add", "--cap-drop") and not CAP.fullmatch(value):
         raise ValidationError(f"invalid capability {value!r}")
-    if flag == "--shm-size" and not SIZE.match(value):
+    if flag == "--shm-size" and not SIZE.fullmatch(value):
         raise ValidationError(f"invalid size {value!r}")
-    if flag == "--ulimit" and not ULIMIT.match(value):
+    if flag == "--ulimit" and not ULIMIT.fullmatch(value):
         raise ValidationError(f"invalid ulimit {value!r}: use name=soft[:hard]")
-    if flag in ("--label", "--log-opt", "--build-arg") and not KEYVALUE.match(value):
+    if flag in ("--label", "--log-opt", "--build-arg") and not KEYVALUE.fullmatch(value):
         raise ValidationError(f"invalid {flag} {value!r}: use key=value")
     if flag == "--label" and value.startswith("skiff."):
         raise ValidationError("labels starting with skiff. are reserved")

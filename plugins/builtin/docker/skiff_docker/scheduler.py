@@ -51,7 +51,7 @@ class Instance:
 
 
 def validate_process(name: str) -> str:
-    if not PROCESS_NAME.match(name or ""):
+    if not PROCESS_NAME.fullmatch(name or ""):
         raise ValidationError(f"invalid process type {name!r}: use letters, digits, '-' and '_'")
     return name
 

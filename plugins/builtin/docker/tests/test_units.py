@@ -27,6 +27,7 @@ def test_options_allow_list_and_normalisation():
         ("build", ["--volume=/a:/b"]),
         ("nope", ["--dns=1.1.1.1"]),
         ("deploy", ["--dns=1.1.1.1", "--dns=8.8.8.8"]),
+        ("deploy", ["--shm-size=64m\n"]),
     ]:
         with pytest.raises(ValidationError):
             options.normalise(phase, words)
@@ -51,8 +52,9 @@ def test_formation_defaults_app_json_and_scale(tmp_path):
 
 def test_process_table_and_env():
     assert scheduler.process_table({}) == {"web": ""}
-    with pytest.raises(ValidationError):
-        scheduler.process_table({"we b": "x"})
+    for bad in ("we b", "web\n", "-web", "a" * 31):
+        with pytest.raises(ValidationError):
+            scheduler.process_table({bad: "x"})
     env = scheduler.process_env({"A": "1", "PORT": "9"}, "web", 2, 5000, "abc")
     assert env["PORT"] == "5000" and env["A"] == "1" and env["DYNO"] == "web.2" and env["GIT_REV"] == "abc"
     assert scheduler.container_port({"exposed_ports": [8080]}) == 8080
