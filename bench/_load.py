@@ -102,5 +102,6 @@ class Load:
             window = [(t, ok) for t, ok in self.samples[mode] if start <= t <= end]
         ok_times = [t for t, ok in window if ok]
         points = [start] + ok_times + [end]
-        gap = max(b - a for a, b in zip(points, points[1:]))
-        return {"requests": len(window), "failed": sum(1 for _, ok in window if not ok), "gap": gap}
+        gap, gap_end = max((b - a, b) for a, b in zip(points, points[1:]))
+        return {"requests": len(window), "failed": sum(1 for _, ok in window if not ok), "gap": gap,
+                "gap_end": gap_end}

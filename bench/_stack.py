@@ -104,12 +104,13 @@ class Server:
     def wait_for(self, app: str, text: str, timeout: float = 60) -> float:
         """Poll through nginx until ``text`` is served; return when it was."""
         deadline = time.monotonic() + timeout
+        status, body = 0, ""
         while time.monotonic() < deadline:
             status, body = self.get(app)
             if status == 200 and body == text:
                 return time.monotonic()
             time.sleep(0.005)
-        raise RuntimeError(f"{app} never answered {text!r}")
+        raise RuntimeError(f"{app} never answered {text!r} (last answer: {status} {body[:80]!r})")
 
     def nginx_reload(self) -> None:
         """A plain ``nginx -s reload`` of the private nginx (config unchanged)."""
@@ -118,13 +119,27 @@ class Server:
             raise RuntimeError(proc.stderr)
 
     def close(self) -> None:
+        wait_for_engine()
         for app in self.apps:
             self.local("apps:destroy", app, "--force", check=False)
         self.sshd.stop()
         self.nginx.stop()
-        remove_labelled(self.apps)
+        try:
+            remove_labelled(self.apps)
+        except Exception as exc:  # noqa: BLE001 - report, keep cleaning up
+            print(f" !     could not remove the containers of {', '.join(self.apps)}: {exc}", flush=True)
         shutil.rmtree(self.nginx.prefix, ignore_errors=True)
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+def wait_for_engine(timeout: float = 120) -> bool:
+    """Wait until dockerd answers (another user of this machine may be restarting it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+            return True
+        time.sleep(1)
+    return False
 
 
 def remove_labelled(apps: list[str]) -> None:
