@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -135,7 +135,6 @@ class PushedApp:
     name: str
     repo: Path
     answer: str
-    versions: list[str] = field(default_factory=list)
 
 
 @pytest.fixture(scope="session")

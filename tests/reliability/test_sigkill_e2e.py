@@ -109,12 +109,14 @@ def test_sigkill_during_a_real_docker_build(rstack, flask_app):
 def test_sigkill_during_a_real_deploy(rstack, flask_app):
     app = flask_app.name
     before = current_version(rstack, app)
+    with rstack.state() as state:
+        new = state.releases(app)[-1].version + 1  # failed releases count too
     files = flask_files("killed mid-deploy")
     # the new web container takes a few seconds to answer, so the deploy is caught while checking it
     files["Procfile"] = "web: sleep 5 && exec gunicorn --bind 0.0.0.0:$PORT --workers 2 app:app\n"
     commit_files(flask_app.repo, files, "kill during deploy")
-    killed = push_and_kill_when(rstack, flask_app, lambda: running(rstack, app, name_suffix=f".v{before + 1}"),
+    killed = push_and_kill_when(rstack, flask_app, lambda: running(rstack, app, name_suffix=f".v{new}"),
                                 "the new release's container")
     with rstack.state() as state:  # killed mid-deploy: the release is left pending until the next deploy
-        assert state.get_release(app, before + 1).status == "pending"
+        assert state.get_release(app, new).status == "pending"
     check_recovery(rstack, flask_app, before, killed, "deploy")
