@@ -41,6 +41,7 @@ def harness(skiff, proxy, stack_base_image, scheduler_app):
     h.create_app(scheduler_app)
     h.app = scheduler_app
     assert h.invoke("checks:set", scheduler_app, "wait-to-retire", "1").exit_code == 0
+    assert h.invoke("checks:set", scheduler_app, "uptime", "0.5").exit_code == 0  # keeps the suite lean
     return h
 
 
