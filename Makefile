@@ -23,8 +23,10 @@ venv:
 unit: venv
 	$(VENV)/bin/python -m pytest -q -m "not e2e" $(PYTEST_ARGS)
 
+# The stack image is a docker image, not state: build it with a throwaway SKIFF_ROOT so that
+# running this as root never touches a server's /var/lib/skiff.
 stack: docker venv
-	$(VENV)/bin/skiff stack:build
+	@root=$$(mktemp -d) && SKIFF_ROOT=$$root $(VENV)/bin/skiff stack:build; rc=$$?; rm -rf $$root; exit $$rc
 
 test: deps docker venv stack
 	SKIFF_TEST_RESTART_ENGINE=1 $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
