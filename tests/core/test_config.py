@@ -2,7 +2,6 @@ import subprocess
 import sys
 import os
 
-import pytest
 
 from skiff import lifecycle
 from skiff.testing import DirReceiver, StubBuilder, StubScheduler, dir_source, stub_env

@@ -35,16 +35,17 @@ import dataclasses
 import os
 import re
 import shlex
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence
 
 import pytest
+
+from ..executable import skiff_executable
+from . import Result as CommandResult
 
 SSHD = "/usr/sbin/sshd"
 HOST = "127.0.0.1"
@@ -65,19 +66,6 @@ GIT_IDENTITY = {
     "GIT_COMMITTER_NAME": "Skiff Test",
     "GIT_COMMITTER_EMAIL": "test@skiff.invalid",
 }
-
-
-@dataclass
-class CommandResult:
-    """Exit code and output of ``ssh`` or ``git`` run by a test."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
 
 
 @dataclass
@@ -246,17 +234,6 @@ def make_key(path: Path, comment: str = "skiff-test") -> Path:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
                    check=True, stdin=subprocess.DEVNULL)
     return path
-
-
-def skiff_executable() -> str:
-    """The ``skiff`` script of the running Python environment."""
-    candidate = Path(sys.executable).parent / "skiff"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("skiff")
-    if not found:
-        raise RuntimeError("cannot find the skiff executable")
-    return found
 
 
 def _check_root_account() -> None:

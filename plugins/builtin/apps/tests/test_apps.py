@@ -1,4 +1,3 @@
-import json
 
 import skiff_apps.plugin as apps_plugin
 

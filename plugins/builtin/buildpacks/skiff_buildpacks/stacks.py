@@ -1,7 +1,6 @@
 """Find the stack images present and what they hold (from their labels, or a probe)."""
 from __future__ import annotations
 
-from typing import Optional
 
 from skiff.context import Context
 from skiff.errors import SkiffError

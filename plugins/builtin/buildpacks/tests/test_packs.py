@@ -1,7 +1,6 @@
 """Unit tests of the packs and the builder's pure parts (no Docker)."""
 import io
 import json
-import shutil
 import tarfile
 from pathlib import Path
 

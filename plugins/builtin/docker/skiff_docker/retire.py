@@ -32,7 +32,7 @@ def connect(stop_timeout: int):
 
 
 def retire(app: str, containers: list[str], images: list[str], wait: float, stop_timeout: int) -> None:
-    from docker.errors import APIError, NotFound
+    from docker.errors import APIError
 
     if wait > 0:
         time.sleep(wait)

@@ -10,16 +10,15 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from skiff import validate
 from skiff.context import Context
+from skiff.executable import skiff_executable
 from skiff.errors import SkiffError, ValidationError
 
 PLUGIN = "git"
-EXECUTABLE_ENV = "SKIFF_EXECUTABLE"
 ZERO = "0" * 40
 HOOK_MARKER = "# Written by skiff (git plugin)"
 # Variables git sets for a hook that must not leak into git calls on other repositories.
@@ -72,22 +71,6 @@ def revision_arg(rev: str) -> str:
     if not REVISION.fullmatch(rev or "") or ".." in rev:
         raise ValidationError(f"invalid revision {rev!r}")
     return rev
-
-
-def skiff_executable() -> str:
-    """Absolute path of the ``skiff`` script of the running installation."""
-    override = os.environ.get(EXECUTABLE_ENV)
-    if override:
-        return override
-    candidate = Path(sys.executable).parent / "skiff"
-    if candidate.exists():
-        return str(candidate)
-    if Path(sys.argv[0]).name == "skiff" and Path(sys.argv[0]).exists():
-        return str(Path(sys.argv[0]).resolve())
-    found = shutil.which("skiff")
-    if found:
-        return str(Path(found).resolve())
-    raise SkiffError("cannot find the skiff executable; set SKIFF_EXECUTABLE")
 
 
 # -- running git -------------------------------------------------------------------

@@ -17,18 +17,16 @@ import os
 import pwd
 import re
 import shlex
-import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from skiff.executable import skiff_executable
 from skiff.errors import SkiffError, ValidationError
 
 AUTHORIZED_KEYS_ENV = "SKIFF_AUTHORIZED_KEYS"
-EXECUTABLE_ENV = "SKIFF_EXECUTABLE"
 DEFAULT_USER = "skiff"
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 KEY_TYPE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9-]+@openssh\.com)$")
@@ -91,22 +89,6 @@ def parse_public_key(text: str) -> PublicKey:
     if proc.returncode != 0 or len(parts) < 2 or not FINGERPRINT.fullmatch(parts[1]):
         raise ValidationError("not a valid public key (ssh-keygen -l rejects it)")
     return PublicKey(key_type, blob, parts[1])
-
-
-def skiff_executable() -> str:
-    """Absolute path of the ``skiff`` script of the running installation."""
-    override = os.environ.get(EXECUTABLE_ENV)
-    if override:
-        return override
-    candidate = Path(sys.executable).parent / "skiff"
-    if candidate.exists():
-        return str(candidate)
-    if Path(sys.argv[0]).name == "skiff" and Path(sys.argv[0]).exists():
-        return str(Path(sys.argv[0]).resolve())
-    found = shutil.which("skiff")
-    if found:
-        return str(Path(found).resolve())
-    raise SkiffError("cannot find the skiff executable; set SKIFF_EXECUTABLE")
 
 
 def _safe_for_command(value: str, what: str) -> str:

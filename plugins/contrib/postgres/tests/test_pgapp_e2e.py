@@ -7,7 +7,6 @@ The server side is the real ``skiff`` process with the installed plugins, less t
 this test does not need (nginx: the test talks to the web container's loopback port).
 """
 import json
-import shutil
 import subprocess
 import urllib.request
 from importlib import metadata
