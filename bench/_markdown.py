@@ -22,6 +22,9 @@ def fmt(value: float, unit: str) -> str:
 def table(name: str, entry: dict) -> str:
     unit = entry.get("unit", "s")
     rows = entry["rows"]
+    base = entry.get("baseline")
+    if base in rows:  # results.json sorts the rows: the baseline goes first again
+        rows = {base: rows[base], **{k: v for k, v in rows.items() if k != base}}
     n = max(r.get("n", 0) for r in rows.values())
     lines = [f"**{name}** ({entry.get('when', '')}, n={n})", ""]
     if all("median" in r for r in rows.values()):

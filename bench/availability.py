@@ -94,8 +94,8 @@ def main() -> None:
         report("availability: failed requests", rows["failed"], unit="")
         report("availability: longest gap without an answer", rows["gap"], unit="s",
                baseline=f"{RELOADS}, new conn")
+        rows["requests"]["keep-alive requests retried (whole run)"] = [retries["keepalive"]]
         report("availability: requests sent in the window", rows["requests"], unit="")
-        print(f"  keep-alive requests retried on a new connection (whole run): {retries['keepalive']}")
         for mode, sample in errors.items():
             if sample:
                 print(f"  first {MODES[mode]} errors: {sample}")
