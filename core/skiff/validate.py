@@ -7,13 +7,20 @@ APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,47}$")
 CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PLUGIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 MAX_CONFIG_VALUE = 64 * 1024
+SHOWN = 60  # characters of a refused input repeated in an error message
+
+
+def shown(value: object) -> str:
+    """``repr`` of a refused input, cut short so a huge value never floods the error line."""
+    text = repr(value)
+    return text if len(text) <= SHOWN else text[: SHOWN - 5] + "...'" + f" ({len(str(value))} chars)"
 
 
 def app_name(name: str) -> str:
     """Return ``name`` if it is a valid app name, else raise ValidationError."""
     if not isinstance(name, str) or not APP_NAME.fullmatch(name) or name.endswith("-"):
         raise ValidationError(
-            f"invalid app name {name!r}: use lowercase letters, digits and dashes, "
+            f"invalid app name {shown(name)}: use lowercase letters, digits and dashes, "
             "start with a letter, at most 48 characters, no trailing dash"
         )
     return name
@@ -23,7 +30,7 @@ def config_key(key: str) -> str:
     """Return ``key`` if it is a valid environment variable name."""
     if not isinstance(key, str) or not CONFIG_KEY.fullmatch(key):
         raise ValidationError(
-            f"invalid config key {key!r}: use letters, digits and underscores, not starting with a digit"
+            f"invalid config key {shown(key)}: use letters, digits and underscores, not starting with a digit"
         )
     return key
 
@@ -40,5 +47,5 @@ def config_value(key: str, value: str) -> str:
 def plugin_name(name: str) -> str:
     """Return ``name`` if it is a plausible plugin (entry point) name."""
     if not PLUGIN_NAME.fullmatch(name or ""):
-        raise ValidationError(f"invalid plugin name {name!r}")
+        raise ValidationError(f"invalid plugin name {shown(name)}")
     return name

@@ -66,3 +66,9 @@ def test_ssh_command_never_runs_a_shell(run_skiff, tmp_path):
                     f"apps:create `touch {marker}`"]:
         run_skiff("ssh-command", env={"SSH_ORIGINAL_COMMAND": command})
     assert not marker.exists()
+
+
+def test_oversized_input_is_not_echoed_in_full(run_skiff):
+    result = run_skiff("apps:create", "a" * 5000)
+    assert result.returncode == 1
+    assert len(result.stderr) < 300 and "(5000 chars)" in result.stderr

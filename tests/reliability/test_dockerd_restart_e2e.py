@@ -18,7 +18,11 @@ import pytest
 
 from .conftest import REPO_ROOT, push_good
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(os.environ.get("SKIFF_TEST_RESTART_ENGINE") != "1",
+                       reason="restarts dockerd; set SKIFF_TEST_RESTART_ENGINE=1 (make test does)"),
+]
 
 ENSURE_DOCKER = REPO_ROOT / "scripts" / "ensure-docker.sh"
 

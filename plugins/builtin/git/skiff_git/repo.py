@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from skiff.validate import shown
 from skiff import validate
 from skiff.context import Context
 from skiff.executable import skiff_executable
@@ -48,7 +49,7 @@ def app_from_path(arg: str) -> str:
     try:
         return validate.app_name(name)
     except ValidationError:
-        raise ValidationError(f"invalid repository name {arg!r}: use 'APP' where APP is a valid app name")
+        raise ValidationError(f"invalid repository name {shown(arg)}: use 'APP' where APP is a valid app name")
 
 
 def repos_dir(context: Context) -> Path:
@@ -62,14 +63,14 @@ def repo_path(context: Context, app: str) -> Path:
 def branch_name(name: str) -> str:
     """Validate a branch name (for deploy-branch)."""
     if not REF_NAME.fullmatch(name or "") or ".." in name or name.endswith((".lock", "/", ".")) or "//" in name:
-        raise ValidationError(f"invalid branch name {name!r}")
+        raise ValidationError(f"invalid branch name {shown(name)}")
     return name
 
 
 def revision_arg(rev: str) -> str:
     """Validate a revision given on the command line (a sha, branch or tag)."""
     if not REVISION.fullmatch(rev or "") or ".." in rev:
-        raise ValidationError(f"invalid revision {rev!r}")
+        raise ValidationError(f"invalid revision {shown(rev)}")
     return rev
 
 
@@ -134,7 +135,7 @@ def parse_bool(value: str) -> bool:
         return True
     if value.lower() in ("0", "false", "no", "off"):
         return False
-    raise ValidationError(f"expected true or false, got {value!r}")
+    raise ValidationError(f"expected true or false, got {shown(value)}")
 
 
 def auto_create(context: Context) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from skiff.validate import shown
 from skiff.errors import ValidationError
 
 LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -22,7 +23,7 @@ SCHEMES = ("http", "https")
 def domain(name: str) -> str:
     """Return ``name`` lowercased if it is a DNS name (RFC 1123, optional ``*.`` prefix)."""
     if not isinstance(name, str):
-        raise ValidationError(f"invalid domain {name!r}")
+        raise ValidationError(f"invalid domain {shown(name)}")
     value = name.lower()
     if value.endswith(".") and not value.endswith(".."):
         value = value[:-1]
@@ -30,11 +31,11 @@ def domain(name: str) -> str:
     if labels and labels[0] == "*":
         labels = labels[1:]
         if len(labels) < 2:
-            raise ValidationError(f"invalid domain {name!r}: a wildcard needs at least two labels after '*.'")
+            raise ValidationError(f"invalid domain {shown(name)}: a wildcard needs at least two labels after '*.'")
     ok = bool(labels) and len(value) <= 253 and all(LABEL.match(label) for label in labels)
     if not ok:
         raise ValidationError(
-            f"invalid domain {name!r}: use DNS names (letters, digits, dashes and dots, "
+            f"invalid domain {shown(name)}: use DNS names (letters, digits, dashes and dots, "
             "labels of at most 63 characters, optional '*.' wildcard prefix)"
         )
     return value
@@ -54,9 +55,9 @@ def port(value: str | int, what: str = "port") -> int:
     try:
         number = int(str(value), 10)
     except ValueError:
-        raise ValidationError(f"invalid {what} {value!r}: expected a number from 1 to 65535")
+        raise ValidationError(f"invalid {what} {shown(value)}: expected a number from 1 to 65535")
     if not 1 <= number <= 65535 or str(value).strip() != str(value):
-        raise ValidationError(f"invalid {what} {value!r}: expected a number from 1 to 65535")
+        raise ValidationError(f"invalid {what} {shown(value)}: expected a number from 1 to 65535")
     return number
 
 
@@ -76,7 +77,7 @@ def mapping(text: str) -> Mapping:
     """Parse ``http:80:5000``; refuse anything else."""
     parts = text.split(":") if isinstance(text, str) else []
     if len(parts) != 3 or parts[0] not in SCHEMES:
-        raise ValidationError(f"invalid port mapping {text!r}: expected SCHEME:HOST_PORT:CONTAINER_PORT "
+        raise ValidationError(f"invalid port mapping {shown(text)}: expected SCHEME:HOST_PORT:CONTAINER_PORT "
                               "with SCHEME http or https, e.g. http:80:5000")
     return Mapping(parts[0], port(parts[1], "host port"), port(parts[2], "container port"))
 
@@ -85,28 +86,28 @@ def upstream(address: str) -> str:
     """An upstream ``host:port`` as the scheduler reports it."""
     match = UPSTREAM.match(address) if isinstance(address, str) else None
     if not match or not 1 <= int(match.group(1)) <= 65535:
-        raise ValidationError(f"invalid upstream address {address!r} (expected HOST:PORT)")
+        raise ValidationError(f"invalid upstream address {shown(address)} (expected HOST:PORT)")
     return address
 
 
 def size(value: str) -> str:
     """An nginx size (``1m``, ``512k``, ``0`` for unlimited)."""
     if not SIZE.match(value or ""):
-        raise ValidationError(f"invalid size {value!r}: expected a number with an optional k, m or g suffix")
+        raise ValidationError(f"invalid size {shown(value)}: expected a number with an optional k, m or g suffix")
     return value
 
 
 def duration(value: str) -> str:
     """An nginx time (``60s``, ``500ms``, ``2m``)."""
     if not DURATION.match(value or ""):
-        raise ValidationError(f"invalid duration {value!r}: expected a number with an optional ms, s, m or h suffix")
+        raise ValidationError(f"invalid duration {shown(value)}: expected a number with an optional ms, s, m or h suffix")
     return value
 
 
 def address(value: str) -> str:
     """A listen address: empty (all addresses), an IPv4 address or a bracketed IPv6 one."""
     if value and not ADDRESS.match(value):
-        raise ValidationError(f"invalid listen address {value!r}: expected an IP address or nothing")
+        raise ValidationError(f"invalid listen address {shown(value)}: expected an IP address or nothing")
     return value
 
 
@@ -114,6 +115,6 @@ def addresses(value: str) -> str:
     """Comma-separated listen addresses (each as :func:`address`)."""
     for part in (value or "").split(","):
         if value and not part.strip():
-            raise ValidationError(f"invalid listen addresses {value!r}")
+            raise ValidationError(f"invalid listen addresses {shown(value)}")
         address(part.strip())
     return value
