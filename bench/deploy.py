@@ -7,6 +7,8 @@ BENCH_RUNS rounds (default 5), each on a fresh app:
 - cold deploy: ``git push`` of a new app until nginx serves it;
 - code-only redeploy: push a commit that changes app.py until the new text is served;
 - config change: ``ssh ... config:set`` until the new value is served;
+- ``ps:scale web=1->3`` until it returns (every new container checked, nginx switched) and
+  ``releases:rollback APP 2`` until the old code is served (no hand-rolled baseline for these two);
 - for each redeploy, the longest gap without a successful answer, seen by a prober that
   sends a GET on a fresh connection every 10 ms, and the number of failed probes from the
   start of the code-only redeploy on.
@@ -195,14 +197,25 @@ def _skiff_round(server: SkiffServer, work: Path, app: str, host: str, result: d
         result["config:set"] = t1 - t0
         time.sleep(0.3)
         result["config:set gap"] = probe.longest_gap(t0, time.monotonic())
+        # ps:scale returns once every new container passed its checks and nginx switched.
+        t0 = time.monotonic()
+        server.ssh("ps:scale", app, "web=3")
+        result["ps:scale web=1->3"] = time.monotonic() - t0
+        # Roll back to v2 (the code-only push, before GREETING was set).
+        t0 = time.monotonic()
+        server.ssh("releases:rollback", app, "2")
+        result["releases:rollback"] = probe.wait_for("v2 hello from flask", t0) - t0
+        time.sleep(0.3)
         result["failed probes"] = float(probe.failures(t_code))
         if os.environ.get("BENCH_DEBUG"):
             print([(round(t - t_first, 3), b) for t, b in probe.samples if t > t_first and b is None],
                   "code", round(t_code - t_first, 3), "config", round(t0 - t_first, 3), flush=True)
     releases = json.loads(server.sshd.ssh(["releases", app, "--format", "json"]).stdout)
-    for release in releases:  # newest first: config:set, code-only, cold
-        kind = {"Set GREETING": "config:set"}.get(release["description"], "")
-        kind = kind or ("code-only redeploy" if release["version"] == 2 else "cold deploy")
+    kinds = {1: "cold deploy", 2: "code-only redeploy", 3: "config:set", 4: "ps:scale", 5: "releases:rollback"}
+    for release in releases:
+        kind = kinds.get(release["version"])
+        if kind is None:
+            continue
         for phase in ("build", "release", "deploy", "post_deploy"):
             if phase in release["timings"]:
                 PHASES.setdefault(f"{kind}: {phase}", []).append(release["timings"][phase])
@@ -312,6 +325,7 @@ def main() -> None:
     if not samples["skiff"] or not samples["docker build + run"]:
         raise RuntimeError("no round succeeded")
     targets = {"cold deploy": 5.0, "code-only redeploy": 2.0, "config:set": 1.5,
+               "ps:scale web=1->3": None, "releases:rollback": None,
                "code-only gap": 0.0, "config:set gap": 0.0, "failed probes": 0.0}
     done = min(len(v) for v in samples["skiff"].values())
     print(f"\ndeploy (Flask sample app, medians of {done} runs ({failed} failed rounds); "
@@ -319,15 +333,21 @@ def main() -> None:
     print(f"  {'case':<22} {'skiff':>9} {'baseline':>9} {'ratio':>7} {'target':>8}")
     table = {}
     for key, target in targets.items():
-        if key not in samples["skiff"] or key not in samples["docker build + run"]:
+        if key not in samples["skiff"]:
             continue
         ours = statistics.median(samples["skiff"][key])
-        base = statistics.median(samples["docker build + run"][key])
-        ratio = ours / base if base else float("nan")
         unit = "" if key == "failed probes" else "s"
-        print(f"  {key:<22} {ours:>8.2f}{unit:1} {base:>8.2f}{unit:1} {ratio:>6.2f}x {target:>7.1f}{unit:1}")
-        table[key] = {"skiff": {"median": ours, "min": min(samples['skiff'][key]), "max": max(samples['skiff'][key])},
-                      "baseline": {"median": base}, "ratio": round(ratio, 3), "target": target, "n": n}
+        row = {"skiff": {"median": ours, "min": min(samples['skiff'][key]), "max": max(samples['skiff'][key])},
+               "target": target, "n": n}
+        shown_target = f"{target:>7.1f}{unit:1}" if target is not None else f"{'-':>8}"
+        if key in samples["docker build + run"]:  # scale and rollback have no hand-rolled baseline
+            base = statistics.median(samples["docker build + run"][key])
+            ratio = ours / base if base else float("nan")
+            row.update(baseline={"median": base}, ratio=round(ratio, 3))
+            print(f"  {key:<22} {ours:>8.2f}{unit:1} {base:>8.2f}{unit:1} {ratio:>6.2f}x {shown_target}")
+        else:
+            print(f"  {key:<22} {ours:>8.2f}{unit:1} {'-':>9} {'-':>7} {shown_target}")
+        table[key] = row
     print("\n  skiff phase timings (medians, from the releases):")
     for key, values in PHASES.items():
         print(f"    {key:<34} {statistics.median(values):>6.2f}s")
