@@ -101,6 +101,19 @@ class Build:
         """Switch this build to another stack (e.g. for a Python version)."""
         self.stack = stack
 
+    def switch_to_stack_where(self, fits: Callable[[Stack], bool]) -> Optional[Stack]:
+        """Keep the stack if ``fits`` it, else switch to the first available one that does.
+
+        Returns the stack the build now uses, or ``None`` (unchanged) when none fits.
+        """
+        if fits(self.stack):
+            return self.stack
+        for stack in self.available_stacks():
+            if fits(stack):
+                self.use_stack(stack)
+                return stack
+        return None
+
 
 def build_id() -> str:
     return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)

@@ -78,12 +78,12 @@ def choose_stack(build) -> Optional[str]:
     requested = engines.get("node") if isinstance(engines, dict) else None
     if not isinstance(requested, str) or not requested.strip():
         return None
-    if node_satisfies(build.stack.node, requested):
-        return f"Node.js {build.stack.node} (satisfies {requested!r} from engines.node)"
-    for stack in build.available_stacks():
-        if node_satisfies(stack.node, requested):
-            build.use_stack(stack)
-            return f"Node.js {stack.node} on stack {stack.image} (for {requested!r} from engines.node)"
+    configured = build.stack
+    stack = build.switch_to_stack_where(lambda s: node_satisfies(s.node, requested))
+    if stack is configured:
+        return f"Node.js {stack.node} (satisfies {requested!r} from engines.node)"
+    if stack is not None:
+        return f"Node.js {stack.node} on stack {stack.image} (for {requested!r} from engines.node)"
     available = ", ".join(f"{s.node} ({s.image})" for s in build.available_stacks() if s.node) or "none"
     raise SkiffError(f"package.json engines.node requests {requested!r}, but no stack has it; available: {available}")
 

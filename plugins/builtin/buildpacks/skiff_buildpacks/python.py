@@ -56,12 +56,12 @@ def choose_stack(build) -> Optional[str]:
     requested, where = requested_version(build)
     if not requested:
         return None
-    if version_satisfies(build.stack.python, requested):
-        return f"Python {build.stack.python} (satisfies {requested} from {where})"
-    for stack in build.available_stacks():
-        if version_satisfies(stack.python, requested):
-            build.use_stack(stack)
-            return f"Python {stack.python} on stack {stack.image} (for {requested} from {where})"
+    configured = build.stack
+    stack = build.switch_to_stack_where(lambda s: version_satisfies(s.python, requested))
+    if stack is configured:
+        return f"Python {stack.python} (satisfies {requested} from {where})"
+    if stack is not None:
+        return f"Python {stack.python} on stack {stack.image} (for {requested} from {where})"
     available = ", ".join(f"{s.python} ({s.image})" for s in build.available_stacks() if s.python) or "none"
     raise SkiffError(f"{where} requests Python {requested}, but no stack has it; available: {available}; "
                      "build another stack (e.g. 'skiff stack:build bookworm' for 3.11) or change " + where)
