@@ -5,8 +5,9 @@ Every write is flushed so a ``git push`` shows it live as ``remote:`` lines.
 """
 from __future__ import annotations
 
+import json
 import sys
-from typing import IO, Iterable, Optional
+from typing import IO, Any, Iterable, Mapping, Optional
 
 INDENT = "       "
 
@@ -54,6 +55,22 @@ class Output:
     def error(self, message: str) -> None:
         """One error line: ``!     message`` on stderr."""
         self._write(f"!     {message}", self.err)
+
+    def fields(self, title: str, fields: Mapping[str, Any]) -> None:
+        """A report section: ``=====> title`` and one aligned ``Label: value`` line per field.
+
+        Keys become labels (``deploy_branch`` -> ``Deploy branch``); lists are joined with
+        spaces, dicts shown as JSON, ``None`` as nothing. Every ``*:report`` command uses it.
+        """
+        self.banner(title)
+        labels = {key: key.replace("_", " ").replace("-", " ").capitalize() + ":" for key in fields}
+        width = max((len(label) for label in labels.values()), default=0)
+        for key, value in fields.items():
+            if isinstance(value, (list, tuple)):
+                value = " ".join(str(v) for v in value)
+            elif isinstance(value, dict):
+                value = json.dumps(value, sort_keys=True)
+            self._write(f"{INDENT}{labels[key]:<{width}} {'' if value is None else value}")
 
     def banner(self, message: str) -> None:
         if not self.quiet:

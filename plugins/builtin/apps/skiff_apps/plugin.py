@@ -80,7 +80,7 @@ def apps_destroy(context: Context, app: str, force: bool) -> None:
         if not sys.stdin.isatty() and context.via_ssh:
             raise SkiffError("destroying needs confirmation: pass --force, or run it with a terminal (ssh -t)")
         context.output.warn(f"This will destroy {app} and everything that belongs to it.")
-        answer = click.prompt(f"To proceed, type the app name", default="", show_default=False)
+        answer = click.prompt("To proceed, type the app name", default="", show_default=False)
         if answer.strip() != app:
             raise SkiffError("confirmation did not match the app name; nothing was destroyed")
     with app_lock(context, app):
@@ -122,8 +122,4 @@ def apps_report(context: Context, app: str, fmt: str) -> None:
         click.echo(json.dumps(sections, indent=2, sort_keys=True, default=str))
         return
     for name, fields in sections.items():
-        context.output.banner(f"{app} {name} information")
-        width = max((len(k) for k in fields), default=0) + 2
-        for key, value in fields.items():
-            shown = json.dumps(value) if isinstance(value, (dict, list)) else ("" if value is None else value)
-            click.echo(f"       {(key.replace('_', ' ').capitalize() + ':'):<{width + 1}} {shown}")
+        context.output.fields(f"{app} {name} information", fields)

@@ -482,9 +482,7 @@ def buildpacks_report(context: Context, app: str) -> None:
     """Show the build settings of APP."""
     context.state.require_app(app)
     report = skiff_report(context, app)["buildpacks"]
-    context.output.banner(f"{app} buildpacks information")
-    for key, value in report.items():
-        click.echo(f"{key + ':':<18} {value if value is not None else ''}")
+    context.output.fields(f"{app} buildpacks information", report)
 
 
 @click.command("repo:purge-cache")

@@ -27,11 +27,7 @@ def _processes(value: Optional[str]) -> list[str]:
 
 
 def _banner_fields(context: Context, title: str, fields: dict) -> None:
-    context.output.banner(title)
-    width = max((len(k) for k in fields), default=0) + 2
-    for key, value in fields.items():
-        shown = json.dumps(value) if isinstance(value, (dict, list)) else value
-        click.echo(f"       {key + ':':<{width}} {shown}")
+    context.output.fields(title, fields)
 
 
 # -- checks ----------------------------------------------------------------------

@@ -210,6 +210,4 @@ def builder_set(context: Context, app: str, key: str, value: Optional[str]) -> N
 def builder_report(context: Context, app: str) -> None:
     """Show APP's builder settings."""
     context.state.require_app(app)
-    context.output.banner(f"{app} builder information")
-    for key, value in skiff_report(context, app)["builder"].items():
-        click.echo(f"{key + ':':<18} {value}")
+    context.output.fields(f"{app} builder information", skiff_report(context, app)["builder"])

@@ -148,10 +148,7 @@ def git_report(context: Context, app: str, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(fields, indent=2, sort_keys=True))
         return
-    context.output.banner(f"{app} git information")
-    for key, value in fields.items():
-        label = key.replace("_", " ").capitalize() + ":"
-        click.echo(f"       {label:<22} {'' if value is None else value}")
+    context.output.fields(f"{app} git information", fields)
 
 
 @click.command("git:set")

@@ -197,12 +197,7 @@ def print_fields(context: Context, title: str, fields: dict[str, Any], fmt: str)
     if fmt == "json":
         click.echo(json.dumps(fields, indent=2, sort_keys=True, default=str))
         return
-    context.output.banner(title)
-    width = max((len(k) for k in fields), default=0) + 2
-    for key, value in fields.items():
-        shown = " ".join(str(v) for v in value) if isinstance(value, list) else value
-        shown = json.dumps(shown) if isinstance(shown, dict) else ("" if shown is None else shown)
-        click.echo(f"       {(key.replace('_', ' ').capitalize() + ':'):<{width + 1}} {shown}")
+    context.output.fields(title, fields)
 
 
 COMMANDS = (domains_add, domains_set, domains_remove, domains_clear, domains_enable, domains_disable,

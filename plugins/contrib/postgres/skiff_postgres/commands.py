@@ -203,10 +203,7 @@ def pg_info(context: Context, name: str, field: Optional[str]) -> None:
     if field:
         click.echo(info[field])
         return
-    context.output.banner(f"{name} postgres service information")
-    for key in INFO_FIELDS:
-        label = key.replace("-", " ").capitalize() + ":"
-        click.echo(f"       {label:<15} {info[key]}")
+    context.output.fields(f"{name} postgres service information", {key: info[key] for key in INFO_FIELDS})
 
 
 # -- links ------------------------------------------------------------------------
