@@ -4,7 +4,7 @@
 #
 # Settings (environment): SKIFF_DEMO_DOMAIN (skiff.localhost: only used in the Host header,
 # no DNS needed), SKIFF_DEMO_DIR (/var/tmp/skiff-demo: the demo key and work tree),
-# SKIFF_DEMO_SSH_PORT (22), SKIFF_DEMO_HTTP_PORT (80).
+# SKIFF_DEMO_SSH_PORT (22), SKIFF_DEMO_HTTP_PORT (80), SKIFF_USER (skiff: the account to push to).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,6 +12,7 @@ domain=${SKIFF_DEMO_DOMAIN:-skiff.localhost}
 demo=${SKIFF_DEMO_DIR:-/var/tmp/skiff-demo}
 ssh_port=${SKIFF_DEMO_SSH_PORT:-22}
 http_port=${SKIFF_DEMO_HTTP_PORT:-80}
+user=${SKIFF_USER:-skiff}
 app=catmeow
 
 step() { echo "-----> $*"; }
@@ -45,10 +46,10 @@ git -C "$work" add -A
 git -C "$work" commit -q --allow-empty -m "demo deploy $(date -u +%FT%TZ)"
 
 # -- git push over SSH -----------------------------------------------------------------------
-step "git push skiff@127.0.0.1:$app main"
+step "git push $user@127.0.0.1:$app main"
 export GIT_SSH_COMMAND="ssh -p $ssh_port -i $key -o IdentitiesOnly=yes -o IdentityAgent=none \
 -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=$demo/known_hosts -o BatchMode=yes"
-git -C "$work" push "ssh://skiff@127.0.0.1:$ssh_port/$app" HEAD:main
+git -C "$work" push "ssh://$user@127.0.0.1:$ssh_port/$app" HEAD:main
 
 # -- through nginx ---------------------------------------------------------------------------
 host="$app.$domain"

@@ -1,27 +1,46 @@
 #!/usr/bin/env bash
-# Install Skiff on this server (Debian/Ubuntu, as root). Idempotent: run it again to update.
+# Install Skiff on this server (Debian/Ubuntu, as root). Idempotent: run it again to update;
+# an update keeps every app running and every key, setting, release and service.
 #
 #   system packages, a running dockerd, the `skiff` user (in the docker group, key login
 #   allowed), SKIFF_ROOT=/var/lib/skiff, skiff's venv in /opt/skiff/venv with every builtin
 #   plugin and contrib postgres, /usr/local/bin/skiff, sshd, nginx including skiff's
-#   per-app configs, a sudoers rule for `nginx -t` / `nginx -s reload`, the stack image and
-#   (where systemd runs) a unit that restores the apps at boot.
+#   per-app configs, a sudoers rule for `nginx -t` / `nginx -s reload`, the state store's
+#   migrations, the stack image and (where systemd runs) a unit that restores the apps at boot.
 #
-# Settings (environment): SKIFF_USER (skiff), SKIFF_ROOT (/var/lib/skiff),
-# SKIFF_VENV (/opt/skiff/venv), SKIFF_SKIP_STACK=1 to skip building the stack image.
+# Settings (environment), so that a test can install into a temp prefix beside the server's own:
+#   SKIFF_USER (skiff)                the service account
+#   SKIFF_ROOT (/var/lib/skiff)       the state root
+#   SKIFF_VENV (/opt/skiff/venv)      skiff's virtualenv
+#   SKIFF_BIN (/usr/local/bin/skiff)  the wrapper
+#   SKIFF_ETC (/etc)                  where the sshd, nginx, sudoers, logrotate and systemd snippets go
+#   SKIFF_SERVICES (system)           system: start or reload the host's nginx and sshd;
+#                                     none: only write their snippets (the caller runs its own)
+#   SKIFF_SKIP_STACK=1                do not build the stack image
+#   DOCKER_HOST                       the engine to use (default: the local socket)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 user=${SKIFF_USER:-skiff}
 root=${SKIFF_ROOT:-/var/lib/skiff}
 venv=${SKIFF_VENV:-/opt/skiff/venv}
+bin=${SKIFF_BIN:-/usr/local/bin/skiff}
+etc=${SKIFF_ETC:-/etc}
+services=${SKIFF_SERVICES:-system}
 nginx_bin=/usr/sbin/nginx
 
 step() { echo "-----> $*"; }
 die() { echo "!     $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "make install must run as root"
-has_systemd() { [ -d /run/systemd/system ]; }
+case "$services" in system|none) ;; *) die "SKIFF_SERVICES must be 'system' or 'none', not '$services'" ;; esac
+[[ "$user" =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || die "invalid SKIFF_USER '$user'"
+for path in "$root" "$venv" "$bin" "$etc"; do
+  [[ "$path" =~ ^/[A-Za-z0-9._/+-]*$ ]] || die "invalid path '$path': expected an absolute path of plain characters"
+done
+has_systemd() { [ "$services" = system ] && [ -d /run/systemd/system ]; }
+# run as the service account, with the state root (and engine) of this install
+as_user() { runuser -u "$user" -- env SKIFF_ROOT="$root" ${DOCKER_HOST:+DOCKER_HOST="$DOCKER_HOST"} "$@"; }
 
 # -- packages and docker ---------------------------------------------------------
 "$top/scripts/system-deps.sh"
@@ -55,45 +74,55 @@ if [ ! -f "$venv/.skiff-code" ] || [ "$(cat "$venv/.skiff-code")" != "$code" ]; 
 fi
 chmod -R go+rX "$(dirname "$venv")"
 
-cat > /usr/local/bin/skiff.new <<EOF
-#!/bin/sh
-# skiff, installed by make install: runs as the $user user (root switches to it).
-export SKIFF_ROOT="\${SKIFF_ROOT:-$root}"
-if [ "\$(id -u)" = 0 ]; then
-  cd / && exec runuser -u $user -- $venv/bin/skiff "\$@"
-fi
-exec $venv/bin/skiff "\$@"
-EOF
-chmod 0755 /usr/local/bin/skiff.new
-mv /usr/local/bin/skiff.new /usr/local/bin/skiff
+# Root runs every command as $user except those that need root (stack:build, plugin:install,
+# plugin:uninstall): skiff itself switches user once it knows the command (SKIFF_USER).
+mkdir -p "$(dirname "$bin")"
+{
+  echo '#!/bin/sh'
+  echo "# skiff, installed by make install: root's commands run as the $user user, except those"
+  echo "# that need root (skiff decides; see docs/install.md)."
+  echo "export SKIFF_ROOT=\"\${SKIFF_ROOT:-$root}\" SKIFF_USER=$user"
+  [ -n "${DOCKER_HOST:-}" ] && echo "export DOCKER_HOST=\"\${DOCKER_HOST:-$DOCKER_HOST}\""
+  echo "exec $venv/bin/skiff \"\$@\""
+} > "$bin.new"
+chmod 0755 "$bin.new"
+mv "$bin.new" "$bin"
+
+# -- the state store: bring it to this version's schema, say what changed ---------------
+as_user "$venv/bin/skiff" state:migrate
 
 # -- sudo: the skiff user may test and reload nginx, nothing else ----------------------
-cat > /etc/sudoers.d/skiff.new <<EOF
+mkdir -p "$etc/sudoers.d"
+cat > "$etc/sudoers.d/skiff.new" <<EOF
 # installed by skiff's make install
 $user ALL=(root) NOPASSWD: $nginx_bin -t -q, $nginx_bin -s reload
 EOF
-chmod 0440 /etc/sudoers.d/skiff.new
-visudo -cqf /etc/sudoers.d/skiff.new || die "the sudoers rule does not parse"
-mv /etc/sudoers.d/skiff.new /etc/sudoers.d/skiff
+chmod 0440 "$etc/sudoers.d/skiff.new"
+visudo -cqf "$etc/sudoers.d/skiff.new" || die "the sudoers rule does not parse"
+mv "$etc/sudoers.d/skiff.new" "$etc/sudoers.d/skiff"
 
 # -- nginx -------------------------------------------------------------------------------
 step "Wiring nginx to $root/nginx/conf.d"
+mkdir -p "$etc/nginx/conf.d"
 echo "# installed by skiff's make install: every app's config
-include $root/nginx/conf.d/*.conf;" > /etc/nginx/conf.d/skiff.conf
-runuser -u "$user" -- env SKIFF_ROOT="$root" "$venv/bin/skiff" proxy:build-config --all >/dev/null
-$nginx_bin -t -q || die "nginx -t fails; see the messages above"
-if $nginx_bin -s reload 2>/dev/null; then
-  :
-elif has_systemd; then
-  systemctl enable --now nginx
-else
-  step "Starting nginx"
-  $nginx_bin
+include $root/nginx/conf.d/*.conf;" > "$etc/nginx/conf.d/skiff.conf"
+if [ "$services" = system ]; then
+  as_user "$venv/bin/skiff" proxy:build-config --all >/dev/null
+  $nginx_bin -t -q || die "nginx -t fails; see the messages above"
+  if $nginx_bin -s reload 2>/dev/null; then
+    :
+  elif has_systemd; then
+    systemctl enable --now nginx
+  else
+    step "Starting nginx"
+    $nginx_bin
+  fi
 fi
 
 # per-app nginx logs: rotated daily where logrotate runs (nginx reopens them on USR1)
-if [ -d /etc/logrotate.d ]; then
-  cat > /etc/logrotate.d/skiff-nginx <<EOF
+if [ -d "$etc/logrotate.d" ] || [ "$etc" != /etc ]; then
+  mkdir -p "$etc/logrotate.d"
+  cat > "$etc/logrotate.d/skiff-nginx" <<EOF
 # installed by skiff's make install
 $root/nginx/logs/*.log {
     daily
@@ -112,8 +141,8 @@ fi
 
 # -- sshd --------------------------------------------------------------------------------
 # The skiff user logs in with keys only; its authorized_keys lines force `skiff ssh-command`.
-mkdir -p /etc/ssh/sshd_config.d
-cat > /etc/ssh/sshd_config.d/skiff.conf <<EOF
+mkdir -p "$etc/ssh/sshd_config.d"
+cat > "$etc/ssh/sshd_config.d/skiff.conf" <<EOF
 # installed by skiff's make install
 Match User $user
     PasswordAuthentication no
@@ -123,52 +152,41 @@ Match User $user
     X11Forwarding no
     PermitTunnel no
 EOF
-ssh-keygen -A >/dev/null
-mkdir -p /run/sshd && chmod 0755 /run/sshd
-/usr/sbin/sshd -t || die "sshd -t fails; see the messages above"
-if [ -f /run/sshd.pid ] && kill -0 "$(cat /run/sshd.pid)" 2>/dev/null; then
-  kill -HUP "$(cat /run/sshd.pid)"
-elif has_systemd; then
-  systemctl enable --now ssh
-  systemctl reload ssh
-else
-  step "Starting sshd"
-  /usr/sbin/sshd
+if [ "$services" = system ]; then
+  ssh-keygen -A >/dev/null
+  mkdir -p /run/sshd && chmod 0755 /run/sshd
+  /usr/sbin/sshd -t || die "sshd -t fails; see the messages above"
+  if [ -f /run/sshd.pid ] && kill -0 "$(cat /run/sshd.pid)" 2>/dev/null; then
+    kill -HUP "$(cat /run/sshd.pid)"
+  elif has_systemd; then
+    systemctl enable --now ssh
+    systemctl reload ssh
+  else
+    step "Starting sshd"
+    /usr/sbin/sshd
+  fi
 fi
 
-# -- the stack image ---------------------------------------------------------------------
+# -- the stack image (root: debootstrap; the wrapper keeps root for stack:build) -----------
 if [ -z "${SKIFF_SKIP_STACK:-}" ]; then
-  /usr/local/bin/skiff stack:build
+  "$bin" stack:build
 fi
 
 # -- boot: restore the apps' containers (the docker plugin's unit template) ---------------
-unit=/etc/systemd/system/skiff-restore.service
+unit="$etc/systemd/system/skiff-restore.service"
 template="$top/plugins/builtin/docker/skiff_docker/skiff-restore.service"
-mkdir -p /etc/systemd/system
-if [ -f "$template" ]; then
-  # the wrapper runs skiff as the skiff user
-  sed -e "s|@SKIFF@|/usr/local/bin/skiff|g" -e "s|@ROOT@|$root|g" "$template" > "$unit.new"
-else
-  cat > "$unit.new" <<EOF
-[Unit]
-Description=Skiff: start every app that should be running (skiff ps:restore)
-After=docker.service network-online.target
-Wants=docker.service network-online.target
-
-[Service]
-Type=oneshot
-Environment=SKIFF_ROOT=$root
-ExecStart=/usr/local/bin/skiff ps:restore
-RemainAfterExit=yes
-
-[Install]
-WantedBy=multi-user.target
-EOF
-fi
+mkdir -p "$(dirname "$unit")"
+# the wrapper runs skiff as the skiff user
+sed -e "s|@SKIFF@|$bin|g" -e "s|@ROOT@|$root|g" "$template" > "$unit.new"
 mv "$unit.new" "$unit"
 if has_systemd; then
   systemctl daemon-reload
   systemctl enable skiff-restore.service >/dev/null
 fi
 
-step "Skiff is installed: $(/usr/local/bin/skiff version)"
+# -- an update: start what should run (containers of the previous install keep running) ---
+if [ -f "$root/skiff.db" ]; then
+  as_user "$venv/bin/skiff" ps:restore >/dev/null || echo "!     ps:restore failed: see 'skiff ps:report'" >&2
+fi
+
+step "Skiff is installed: $("$bin" version)"

@@ -23,6 +23,7 @@ from .context import Context, root_from_env
 from .errors import SkiffError
 from .output import Output
 from .plugins import SkiffPluginManager, build_plugin_manager
+from .privileges import settle
 
 TRACE_ENV = "SKIFF_TRACE"
 
@@ -37,15 +38,22 @@ def is_local_only(command: Optional[click.Command]) -> bool:
     return bool(getattr(command, "skiff_local_only", False))
 
 
+def unknown_command_message(group: click.Group, ctx: click.Context, name: str, over_ssh: bool = False) -> str:
+    """``unknown command 'apps:lst'; did you mean apps:list?`` (only names the caller may run)."""
+    names = [n for n in group.list_commands(ctx)
+             if not (over_ssh and is_local_only(group.get_command(ctx, n)))]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else "; run 'skiff help' for the list"
+    return f"unknown command {name!r}{hint}"
+
+
 class SkiffGroup(click.Group):
     """A click group that suggests the nearest command for a typo."""
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
         name = args[0] if args else ""
         if name and self.get_command(ctx, name) is None and not name.startswith("-"):
-            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]}?" if close else "; run 'skiff help' for the list"
-            raise click.UsageError(f"unknown command {name!r}{hint}", ctx)
+            raise click.UsageError(unknown_command_message(self, ctx, name), ctx)
         return super().resolve_command(ctx, args)
 
 
@@ -106,9 +114,20 @@ def ssh_arguments(cli: click.Group, context: Context, command: str) -> list[str]
         return ["help"]
     with click.Context(cli, obj=context) as ctx:
         target = cli.get_command(ctx, args[0])
-    if target is None or is_local_only(target):
-        raise SkiffError(f"command {args[0]!r} is not available over SSH; try 'help'")
+        if target is None:
+            raise SkiffError(unknown_command_message(cli, ctx, args[0], over_ssh=True))
+    if is_local_only(target):
+        raise SkiffError(f"{args[0]} is not available over SSH: run it in a shell on the server")
     return args
+
+
+def _settle_user(cli: click.Group, context: Context, args: Sequence[str]) -> None:
+    """Drop from root to the service account unless the command needs root."""
+    if not args or args[0].startswith("-"):
+        settle(None, "")
+        return
+    with click.Context(cli, obj=context) as ctx:
+        settle(cli.get_command(ctx, args[0]), args[0])
 
 
 def run(cli: click.Group, context: Context, args: Sequence[str]) -> int:
@@ -119,6 +138,7 @@ def run(cli: click.Group, context: Context, args: Sequence[str]) -> int:
             context.via_ssh = True
             context.ssh_key_name = os.environ.get("SKIFF_KEY_NAME")
             args = ssh_arguments(cli, context, os.environ.get("SSH_ORIGINAL_COMMAND", ""))
+        _settle_user(cli, context, args)
         result = cli.main(list(args), prog_name="skiff", standalone_mode=False, obj=context)
         return result if isinstance(result, int) else 0
     except SkiffError as exc:

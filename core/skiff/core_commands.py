@@ -9,6 +9,7 @@ import click
 
 from . import __version__
 from .cli import local_only, pass_context
+from .privileges import needs_root
 from .context import Context
 from .errors import NotFound, SkiffError
 from .plugins import PluginInfo
@@ -17,7 +18,7 @@ from . import validate
 
 def add_core_commands(cli: click.Group) -> None:
     for command in (version, help_command, plugin_list, plugin_install, plugin_uninstall,
-                    plugin_enable, plugin_disable, state_backup):
+                    plugin_enable, plugin_disable, state_backup, state_migrate):
         cli.add_command(command)
 
 
@@ -82,11 +83,35 @@ def _plugins_by_process() -> dict[str, dict]:
 
 
 def _pip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+    return subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", *args],
                           capture_output=True, text=True, check=False)
 
 
-@local_only
+# pip's own framing around a failed build step: never the line that says what went wrong
+_PIP_NOISE = ("note:", "hint:", "error: subprocess-exited-with-error", "error: metadata-generation-failed",
+              "[end of output]", "full command:", "cwd:", "See above for output", "×", "╰─>", "│")
+
+
+def pip_error(proc: subprocess.CompletedProcess) -> str:
+    """The line of pip's output that says what went wrong.
+
+    pip ends a failed build with boilerplate (``note: This error originates
+    from a subprocess ...``); the real message is the last line of the build
+    backend's own output, or pip's last ``ERROR:`` line.
+    """
+    lines = [line.strip() for line in (proc.stderr or proc.stdout or "").splitlines()]
+    lines = [line for line in lines if line]
+    errors = [line for line in lines if line.startswith("ERROR:")]
+    candidates = [line for line in lines if not line.startswith(_PIP_NOISE) and not line.startswith("ERROR:")
+                  and not line.startswith(("WARNING:", "DEPRECATION:"))]
+    if any(line.startswith("error: subprocess-exited-with-error") for line in lines) and candidates:
+        return candidates[-1]
+    if errors:
+        return errors[-1].removeprefix("ERROR:").strip()
+    return candidates[-1] if candidates else f"pip exited with status {proc.returncode}"
+
+
+@needs_root
 @click.command("plugin:install")
 @click.argument("spec")
 @pass_context
@@ -99,7 +124,7 @@ def plugin_install(context: Context, spec: str) -> None:
     out.step(f"Installing {spec}")
     proc = _pip("install", "--quiet", spec)
     if proc.returncode != 0:
-        raise SkiffError(f"pip could not install {spec}: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+        raise SkiffError(f"pip could not install {spec}: {pip_error(proc)}")
     after = _plugins_by_process()
     new = [row for name, row in after.items() if name not in before]
     broken = [row for row in new if row["status"] == "broken"]
@@ -115,7 +140,7 @@ def plugin_install(context: Context, spec: str) -> None:
         out.info(f"{row['name']} {row['version']}: hooks {', '.join(row['hooks']) or '(none)'}")
 
 
-@local_only
+@needs_root
 @click.command("plugin:uninstall")
 @click.argument("name")
 @pass_context
@@ -126,7 +151,7 @@ def plugin_uninstall(context: Context, name: str) -> None:
         raise SkiffError(f"plugin {name} is part of skiff itself; use plugin:disable")
     proc = _pip("uninstall", "--yes", info.distribution)
     if proc.returncode != 0:
-        raise SkiffError(f"pip could not uninstall {info.distribution}: {proc.stderr.strip()[-200:]}")
+        raise SkiffError(f"pip could not uninstall {info.distribution}: {pip_error(proc)}")
     context.output.step(f"Uninstalled {info.distribution} (plugin {name})")
 
 
@@ -171,3 +196,25 @@ def state_backup(context: Context, destination: str) -> None:
     """
     context.state.backup(destination)
     context.output.step(f"State database copied to {destination}")
+
+
+@local_only
+@click.command("state:migrate")
+@pass_context
+def state_migrate(context: Context) -> None:
+    """Bring the state store to this version's schema and say what changed (make install runs it)."""
+    from .state import SCHEMA_VERSION
+
+    state = context.state
+    version = state.schema_version
+    if version > SCHEMA_VERSION:
+        context.output.warn(f"State store {state.path}: schema {version} is newer than this skiff's "
+                            f"({SCHEMA_VERSION}); was skiff downgraded? Nothing changed")
+        return
+    if not state.migrated:
+        context.output.step(f"State store {state.path}: schema {version}, up to date")
+        return
+    first = state.migrated[0][0] - 1
+    context.output.step(f"State store {state.path}: migrated schema {first} -> {version}")
+    for number, description in state.migrated:
+        context.output.info(f"{number}: {description}")

@@ -22,9 +22,11 @@ from . import validate
 
 GLOBAL = ""  # the ``app`` column value of global config and global properties
 
+# Each entry brings the schema from version N to N + 1; its first line is a ``--`` comment that
+# ``state:migrate`` (run by ``make install``) prints. Never edit a released entry: append one.
 MIGRATIONS: list[str] = [
-    # version 1
     """
+    -- version 1: apps, config, properties, releases, disabled plugins
     CREATE TABLE apps (
         name TEXT PRIMARY KEY,
         created REAL NOT NULL,
@@ -63,6 +65,16 @@ MIGRATIONS: list[str] = [
 ]
 
 RELEASE_STATUSES = ("pending", "succeeded", "failed")
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migration_description(index: int) -> str:
+    """The ``-- version N: ...`` comment of ``MIGRATIONS[index]``, without the marker."""
+    for line in MIGRATIONS[index].splitlines():
+        line = line.strip()
+        if line.startswith("--"):
+            return line.lstrip("- ").partition(": ")[2] or line.lstrip("- ")
+    return f"version {index + 1}"
 
 
 @dataclass
@@ -126,6 +138,8 @@ class State:
         self.root = Path(root)
         self.path = self.root / self.filename
         self._conn: Optional[sqlite3.Connection] = None
+        #: ``(version, description)`` of each migration this process applied
+        self.migrated: list[tuple[int, str]] = []
 
     # -- connection -----------------------------------------------------
     @property
@@ -159,9 +173,11 @@ class State:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={number + 1}")
+                self.migrated.append((number + 1, migration_description(number)))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            self.migrated = []
             raise
 
     @property

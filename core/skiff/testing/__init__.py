@@ -211,6 +211,8 @@ def skiff_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     root = tmp_path / "skiff-root"
     root.mkdir()
     monkeypatch.setenv("SKIFF_ROOT", str(root))
+    # an installed server's wrapper sets SKIFF_USER; in a test, root must stay root
+    monkeypatch.delenv("SKIFF_USER", raising=False)
     yield root
 
 

@@ -86,6 +86,8 @@ class PrivateNginx:
     https_port: int = field(default_factory=free_port)
     binary: str = field(default_factory=lambda: nginx_binary() or "nginx")
     workers: str = "1"
+    #: run the master as this account (as an installed server's service account drives it)
+    user: Optional[str] = None
 
     @property
     def conf(self) -> Path:
@@ -123,13 +125,18 @@ class PrivateNginx:
         return {f"SKIFF_NGINX_{names[k]}": v for k, v in self.settings.items()}
 
     def _run(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([self.binary, "-p", str(self.prefix), "-c", str(self.conf), *args],
-                              capture_output=True, text=True, check=False, timeout=30)
+        command = [self.binary, "-p", str(self.prefix), "-c", str(self.conf), *args]
+        if self.user:
+            command = ["runuser", "-u", self.user, "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, check=False, timeout=30)
 
     def start(self) -> "PrivateNginx":
         (self.prefix / "tmp").mkdir(parents=True, exist_ok=True)
         self.conf.write_text(MAIN_CONF.format(prefix=self.prefix, include=self.include, http_port=self.http_port,
                                              workers=self.workers))
+        if self.user:
+            shutil.chown(self.prefix, self.user)
+            shutil.chown(self.prefix / "tmp", self.user)
         proc = self._run()
         if proc.returncode != 0:
             raise RuntimeError(f"private nginx did not start: {proc.stderr.strip()}")

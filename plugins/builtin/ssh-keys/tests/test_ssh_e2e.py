@@ -81,10 +81,20 @@ def test_a_known_key_gets_no_shell(sshd):
         results = list(pool.map(lambda a: sshd.ssh(a[0], options=a[1]), attempts))
     for (command, _), result in zip(attempts, results):
         assert result.exit_code != 0, command
-        assert "is not available over SSH" in result.output, (command, result.output)
+        expected = "is not available over SSH" if ":" in command or "hook" in command else "unknown command"
+        assert expected in result.output, (command, result.output)
         assert "uid=" not in result.output
     result = sshd.ssh("")
     assert result.exit_code == 0 and "Commands:" in result.stdout and "apps:list" in result.stdout
+
+
+def test_an_unknown_command_over_ssh_is_named_with_a_suggestion(sshd):
+    result = sshd.ssh("apps:lst")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1].endswith("unknown command 'apps:lst'; did you mean apps:list?")
+    # a near name that only a root shell may run is not suggested over SSH
+    result = sshd.ssh("plugin:instal x")
+    assert result.exit_code == 1 and "plugin:install" not in result.stderr
 
 
 def test_a_known_key_gets_no_port_forwarding(sshd, listener):

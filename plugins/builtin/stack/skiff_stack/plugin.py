@@ -16,6 +16,7 @@ from skiff import hookimpl
 from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
+from skiff.privileges import needs_root
 
 PLUGIN = "stack"
 DEFAULT_IMAGE = "skiff/stack:trixie"
@@ -38,7 +39,7 @@ def skiff_commands(cli: click.Group) -> None:
         cli.add_command(command)
 
 
-@local_only
+@needs_root
 @click.command("stack:build")
 @click.argument("suite", required=False)
 @pass_context

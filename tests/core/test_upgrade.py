@@ -1,0 +1,74 @@
+"""Upgrades keep what users have: a store written by an earlier schema opens, migrates, keeps all.
+
+``fixtures/state-vN.sql`` are dumps of stores that earlier versions wrote with their real
+commands; ``fixtures/authorized_keys-vN`` the key lines they wrote. A new migration must keep
+every assertion here passing.
+"""
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from skiff.state import SCHEMA_VERSION, State
+
+FIXTURES = Path(__file__).parent / "fixtures"
+STORES = sorted(FIXTURES.glob("state-v*.sql"))
+
+
+def _load(sql: Path, root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    db = root / State.filename
+    conn = sqlite3.connect(db)
+    conn.executescript(sql.read_text())
+    conn.close()
+    return db
+
+
+@pytest.mark.parametrize("fixture", STORES, ids=[p.stem for p in STORES])
+def test_an_earlier_store_migrates_and_keeps_everything(fixture, skiff_root, run_skiff):
+    _load(fixture, skiff_root)
+    old_version = int(fixture.stem.removeprefix("state-v"))
+    result = run_skiff("state:migrate")
+    assert result.returncode == 0, result.stderr
+    if old_version < SCHEMA_VERSION:
+        assert f"migrated schema {old_version} -> {SCHEMA_VERSION}" in result.stdout
+    else:
+        assert f"schema {SCHEMA_VERSION}, up to date" in result.stdout
+    state = State(skiff_root)
+    try:
+        assert state.schema_version == SCHEMA_VERSION
+        assert state.list_apps() == ["catmeow", "pgapp"]
+        assert state.get_config("catmeow") == {"GREETING": "meow", "SECRET_KEY": "s3cr=t"}
+        assert state.get_config() == {"TZ": "UTC"}
+        assert state.get_config("pgapp")["DATABASE_URL"].startswith("postgres://postgres:pw-0123456789@")
+        assert [(r.version, r.status) for r in state.releases("catmeow")] == [(2, "failed"), (1, "succeeded")] \
+            or [(r.version, r.status) for r in state.releases("catmeow")] == [(1, "succeeded"), (2, "failed")]
+        assert state.current_release("catmeow").image == "skiff/catmeow:1"
+        assert state.get_property("git", "deploy-branch", app="catmeow") == "production"
+        assert state.get_property("nginx", "domains", app="catmeow") == ["www.catmeow.org"]
+        assert state.get_property("docker", "formation", app="catmeow") == {"web": 2}
+        assert state.get_property("postgres", "service:db")["password"] == "pw-0123456789"
+        assert "postgres" in state.disabled_plugins()
+    finally:
+        state.close()
+    # a second run has nothing to do
+    again = run_skiff("state:migrate")
+    assert again.returncode == 0 and "up to date" in again.stdout
+
+
+def test_keys_written_earlier_are_read(skiff_root, run_skiff, tmp_path):
+    keys = tmp_path / "authorized_keys"
+    keys.write_text((FIXTURES / "authorized_keys-v1").read_text())
+    result = run_skiff("ssh-keys:list", env={"SKIFF_AUTHORIZED_KEYS": str(keys)})
+    assert result.returncode == 0, result.stderr
+    assert "alice" in result.stdout and "SHA256:PWvlF443CkGn5CFg3wMkh35JwoTJYEoe11vqLuZ2grg" in result.stdout
+
+
+def test_a_store_newer_than_this_version_is_left_alone(skiff_root, run_skiff):
+    db = _load(STORES[-1], skiff_root)
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 5}")
+    conn.close()
+    result = run_skiff("state:migrate")
+    assert result.returncode == 0
+    assert f"schema {SCHEMA_VERSION + 5} is newer than this skiff's ({SCHEMA_VERSION})" in result.stderr
