@@ -4,7 +4,6 @@ from __future__ import annotations
 import shlex
 
 import pytest
-
 import skiff_apps.plugin as apps_plugin
 import skiff_docker.plugin as docker_plugin
 from skiff.deploy import Deploy
@@ -157,8 +156,8 @@ def test_release_tasks_and_containers_get_only_checked_options(h, monkeypatch):
     d.image = "stub:cat-1"
     scheduler.run_task(d, "release", "true")
     assert "volumes" not in seen[0] and seen[0]["labels"]["team"] == "cats"
-    assert warned == ["docker-options: --volume=/:/host is not applied: host-reaching options need root's "
-                      "confirmation (docker-options:add from a root shell)"]
+    assert warned == [("docker-options: --volume=/:/host is not applied: host-reaching options need root's "
+                      "confirmation (docker-options:add from a root shell)")]
 
     assert h.invoke("docker-options:confirm", "cat", "deploy").exit_code == 0
     scheduler.run_task(d, "release", "true")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import secrets
 
 import pytest
-
 import skiff_apps.plugin as apps_plugin
 import skiff_config.plugin as config_plugin
 import skiff_docker.plugin as docker_plugin

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from skiff_docker.hostreach import host_reaching_reason, split_tokens
 
 HOST_REACHING = [
