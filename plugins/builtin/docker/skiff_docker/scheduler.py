@@ -104,10 +104,11 @@ def create_kwargs(
         kwargs["nano_cpus"] = int(float(limits["cpu"]) * 1e9)
     kwargs.update(
         image=image, command=command, name=name, environment=env, labels=labels, init=True,
-        restart_policy={"Name": "unless-stopped"}, network=NETWORK,
-        networking_config={NETWORK: c.api.create_endpoint_config(aliases=[f"{app}.{process}"])},
-        detach=True,
+        restart_policy={"Name": "unless-stopped"}, detach=True,
     )
+    if "network_mode" not in kwargs:  # root's --network replaces the skiff network
+        kwargs.update(network=NETWORK,
+                      networking_config={NETWORK: c.api.create_endpoint_config(aliases=[f"{app}.{process}"])})
     return kwargs
 
 
@@ -208,7 +209,7 @@ def deploy(d: Deploy) -> bool:
         d.meta["upstreams"] = []
         return True
 
-    extra = settings.docker_options(state, d.app).get("deploy", [])
+    extra = settings.applied_docker_options(state, d.app, "deploy", d.output.warn)
     limits = {process: settings.resources_for(state, d.app, process) for process in table}  # no db in threads
 
     from docker.errors import APIError
@@ -389,7 +390,9 @@ def oneoff_kwargs(
     if limits.get("cpu"):
         kwargs["nano_cpus"] = int(float(limits["cpu"]) * 1e9)
     kwargs.update(image=image, command=command, environment=env, labels=labels, init=True,
-                  network=NETWORK, detach=True, tty=tty, stdin_open=tty or stdin)
+                  detach=True, tty=tty, stdin_open=tty or stdin)
+    if "network_mode" not in kwargs:  # root's --network replaces the skiff network
+        kwargs["network"] = NETWORK
     return kwargs
 
 
@@ -436,7 +439,7 @@ def run_task(d: Deploy, label: str, line: str) -> None:
     kwargs = oneoff_kwargs(
         c, app=d.app, image=d.image or "", command=command_of(line), env=release_env(d), role_process=label,
         release=d.release.version if d.release else None,
-        extra=settings.docker_options(state, d.app).get("deploy", []),
+        extra=settings.applied_docker_options(state, d.app, "deploy", d.output.warn),
         limits=settings.resources_for(state, d.app, label),
     )
     code = run_oneoff(c, kwargs, d.output.info)
