@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from typing import Optional
 
@@ -203,8 +202,8 @@ def resource_report(context: Context, app: str) -> None:
 
 
 def is_root_shell(context: Context) -> bool:
-    """Root in a shell on the server: not over SSH (whatever the key) and uid 0."""
-    return not context.via_ssh and os.geteuid() == 0
+    """Root in a shell on the server: not over SSH (whatever the key), started as root."""
+    return context.from_root_shell
 
 
 def _phases(value: str) -> list[str]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -462,7 +461,7 @@ def parse_bind(target: Optional[str]) -> tuple[str, Optional[int]]:
 def pg_expose(context: Context, name: str, target: Optional[str]) -> None:
     """Publish NAME's port 5432 on the host: on 127.0.0.1 unless an address is given."""
     host, port = parse_bind(target)
-    root = not context.via_ssh and os.geteuid() == 0
+    root = context.from_root_shell
     if not ct.is_loopback(host) and not root:
         raise SkiffError(f"{host} is not a loopback address and reaches the host's network: only root on the server "
                          "may expose a service on it (postgres:expose from a root shell)")
