@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import tarfile
+import socket
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -16,7 +18,8 @@ import pytest
 import skiff_apps.plugin as apps_plugin
 import skiff_git.plugin as git_plugin
 from skiff import hookimpl
-from skiff.errors import ValidationError
+from skiff.errors import SkiffError, ValidationError
+from skiff.output import Output
 from skiff.testing import StubBuilder, StubScheduler
 from skiff.testing.sshd import STUB_ENV, commit_files, init_repo, skiff_executable
 from skiff_git import repo as repos
@@ -119,11 +122,38 @@ def test_deploy_command_redeploys_and_keep_git_dir(h, tmp_path):
     assert [r.version for r in h.state.releases("web")] == [1, 2, 3]
 
 
-def test_submodules_are_checked_out(h, tmp_path):
-    sub = init_repo(tmp_path / "sub", {"lib.py": "LIB = 1\n"})
-    work = init_repo(tmp_path / "w", {"app.py": "1"})
+@pytest.fixture
+def git_daemon(tmp_path):
+    """``git daemon`` on a loopback port serving ``tmp_path/served``; yield (dir, base URL)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(["git", "daemon", "--listen=127.0.0.1", f"--port={port}", "--export-all",
+                             "--reuseaddr", f"--base-path={served}", str(served)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as client:
+            if client.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield served, f"git://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _add_submodule(work: Path, url: str, path: str) -> None:
     subprocess.run(["git", "-C", str(work), "-c", "protocol.file.allow=always", "submodule", "add", "-q",
-                    str(sub), "vendor/lib"], check=True, capture_output=True)
+                    url, path], check=True, capture_output=True)
+
+
+def test_submodules_are_checked_out(h, tmp_path, git_daemon):
+    served, base = git_daemon
+    sub = init_repo(served / "sub", {"lib.py": "LIB = 1\n"})
+    work = init_repo(tmp_path / "w", {"app.py": "1"})
+    _add_submodule(work, f"{base}/sub", "vendor/lib")
     commit_files(work, {}, "add submodule")
     commit_files(sub, {"lib.py": "LIB = 2\n"})  # not the recorded commit
     load(h, "web", work)
@@ -131,6 +161,49 @@ def test_submodules_are_checked_out(h, tmp_path):
     assert result.exit_code == 0, result.output
     assert "vendor/lib/lib.py" in h.trees[-1]["files"]
     assert h.trees[-1]["contents"]["vendor/lib/lib.py"] == "LIB = 1\n"
+
+
+@pytest.mark.parametrize("form, refused", [
+    ("file://{sub}", "the file transport"),
+    ("{sub}", "a local path"),
+    ("ext::sh -c touch% {flag}", "the ext transport"),
+    ("http://127.0.0.1:9/sub", "the http transport"),
+])
+def test_submodules_from_other_transports_are_refused(h, tmp_path, form, refused):
+    sub = init_repo(tmp_path / "sub", {"lib.py": "LIB = 1\n"})
+    work = init_repo(tmp_path / "w", {"app.py": "1"})
+    _add_submodule(work, str(sub), "vendor/lib")
+    url = form.format(sub=sub, flag=tmp_path / "flag")
+    subprocess.run(["git", "-C", str(work), "config", "--file", ".gitmodules", "submodule.vendor/lib.url", url],
+                   check=True)
+    commit_files(work, {}, "add submodule")
+    load(h, "web", work)
+    result = h.invoke("deploy", "web")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("!") and refused in lines[0], result.stderr
+    assert "submodule vendor/lib" in lines[0]
+    assert h.trees == [] and h.state.releases("web") == []  # refused in receive: nothing built
+    assert not (tmp_path / "flag").exists()
+
+
+def test_git_itself_refuses_file_submodules_and_its_error_is_shown(tmp_path, monkeypatch):
+    """Behind the URL check, git's protocol guard holds too (nested submodules are not checked by us)."""
+    from skiff_git import checkout as checkouts
+
+    sub = init_repo(tmp_path / "sub", {"lib.py": "LIB = 1\n"})
+    work = init_repo(tmp_path / "w", {"app.py": "1"})
+    _add_submodule(work, str(sub), "vendor/lib")
+    commit_files(work, {}, "add submodule")
+    bare = tmp_path / "bare.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    monkeypatch.setattr(checkouts, "check_submodule_url", lambda path, url: None)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(SkiffError) as caught:
+        checkouts.checkout(bare, "main", out, output=Output())
+    assert "transport 'file' not allowed" in str(caught.value), caught.value
+    assert not (out / "vendor" / "lib" / "lib.py").exists()
 
 
 def test_settings_and_report(h, tmp_path):
