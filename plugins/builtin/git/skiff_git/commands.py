@@ -207,24 +207,48 @@ def _parse_setting(key: str, value: str) -> Any:
 @click.option("--build", is_flag=True, help="Deploy what was fetched (the branch moves only if it succeeds).")
 @pass_context
 def git_sync(context: Context, app: str, url: str, ref: Optional[str], build: bool) -> None:
-    """Fetch REF (default: the remote's HEAD) of a git URL into APP's repository."""
+    """Fetch REF (default: the remote's HEAD) of a git URL into APP's repository.
+
+    Over SSH only http(s), ssh and git URLs are accepted (no local paths, no file://).
+    """
     validate.app_name(app)
-    if not url or url.startswith("-") or url.lower().startswith(("ext::", "fd::")) or "\n" in url:
-        raise ValidationError(f"invalid repository URL {url!r}")
+    check_sync_url(context, url)
     if ref is not None:
         repos.revision_arg(ref)
+    shown_url = repos.redact(url)
+    fetch_url, credentials = repos.credential_env(url)
+    env = repos.clean_env(credentials)
+    if context.via_ssh:
+        env["GIT_ALLOW_PROTOCOL"] = ":".join(repos.REMOTE_PROTOCOLS)
     with _app_for(context, app), push_lock(context, app):
         repo = repos.ensure_repo(context, app)
-        context.output.step(f"Fetching {ref or 'HEAD'} from {url}")
-        repos.git(["fetch", "--quiet", "--no-tags", "--", url, ref or "HEAD"], git_dir=repo)
+        context.output.step(f"Fetching {ref or 'HEAD'} from {shown_url}")
+        try:
+            repos.git(["fetch", "--quiet", "--no-tags", "--", fetch_url, ref or "HEAD"], git_dir=repo, env=env)
+        except SkiffError as exc:
+            raise SkiffError(repos.redact_text(str(exc), url))
         sha = repos.resolve(repo, "FETCH_HEAD")
         if sha is None:
-            raise SkiffError(f"{ref or 'HEAD'} of {url} is not a commit")
+            raise SkiffError(f"{ref or 'HEAD'} of {shown_url} is not a commit")
         if build:
-            _deploy_and_move(context, app, sha, f"Deploy {sha[:7]} from {url}")
+            _deploy_and_move(context, app, sha, f"Deploy {sha[:7]} from {shown_url}")
         else:
             _move_branch(repo, repos.deploy_branch(context, app), sha)
             context.output.step(f"{app} is at {sha[:7]}; deploy it with: deploy {app}")
+
+
+def check_sync_url(context: Context, url: str) -> str:
+    """Refuse option-like URLs, the ext/fd transports, and (over SSH) anything but remote ones."""
+    if not url or url.startswith("-") or "\n" in url or "\x00" in url:
+        raise ValidationError(f"invalid repository URL {repos.redact(url)!r}")
+    kind = repos.transport(url)
+    if kind in ("ext", "fd"):
+        raise ValidationError(f"invalid repository URL {repos.redact(url)!r}: the {kind} transport is refused")
+    if context.via_ssh and kind not in repos.REMOTE_PROTOCOLS:
+        what = "a local path" if kind == "local" else f"the {kind} transport"
+        raise ValidationError(f"git:sync from {what} is refused over SSH: give an http(s), ssh or git URL "
+                              "(root on the server may sync from local paths)")
+    return url
 
 
 @click.command("git:from-archive")

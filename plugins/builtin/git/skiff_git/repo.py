@@ -151,10 +151,13 @@ def credential_env(url: str) -> tuple[str, dict[str, str]]:
     configured with ``GIT_CONFIG_COUNT`` (environment only, never argv).
     Other URLs are returned unchanged, with an empty environment.
     """
-    if transport(url) not in ("http", "https"):
-        return url, {}
     bare, user, password = _split_credentials(url)
     if user is None:
+        return url, {}
+    if transport(url) == "ssh":  # ssh takes no password from a URL: keep only the user name
+        scheme, _, rest = bare.partition("://")
+        return f"{scheme}://{urllib.parse.quote(user, safe='')}@{rest}", {}
+    if transport(url) not in ("http", "https"):
         return url, {}
     parts = urllib.parse.urlsplit(bare)
     helper = ('!f() { test "$1" = get || return 0; '
@@ -199,8 +202,10 @@ def git(
     if git_dir is not None:
         cmd.append(f"--git-dir={git_dir}")
     cmd += list(args)
+    # calls on a bare repository alone write only into it (FETCH_HEAD, ...): owner only
+    private = git_dir is not None and "--work-tree" not in args
     proc = subprocess.run(cmd, cwd=cwd, env=dict(env) if env is not None else clean_env(),
-                          input=input, capture_output=True)
+                          input=input, capture_output=True, umask=0o077 if private else -1)
     if check and proc.returncode != 0:
         raise SkiffError(f"git {_subcommand(args)} failed: {error_line(proc.stderr, proc.returncode)}")
     return proc.stdout.decode(errors="replace")
@@ -367,10 +372,11 @@ def ensure_repo(context: Context, app: str) -> Path:
     if not (repo / "objects").is_dir():
         tmp = repos_dir(context) / f".{app}.git.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        git(["init", "--quiet", "--bare", f"--initial-branch={configured_branch(context, app) or 'main'}", str(tmp)])
+        # --shared=0600 (core.sharedRepository): files 0600, objects 0400, directories 0700, whatever
+        # the umask of this or a later git call
+        git(["init", "--quiet", "--bare", "--shared=0600",
+             f"--initial-branch={configured_branch(context, app) or 'main'}", str(tmp)])
         make_private(tmp)
-        # files 0600 (objects 0400), directories 0700, whatever the umask of a later git call
-        git(["config", "core.sharedRepository", "0600"], git_dir=tmp)
         git(["config", "receive.denyNonFastForwards", "false"], git_dir=tmp)
         git(["config", "receive.denyDeletes", "false"], git_dir=tmp)
         git(["config", "gc.auto", "0"], git_dir=tmp)
