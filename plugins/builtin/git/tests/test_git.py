@@ -10,9 +10,7 @@ import shlex
 import stat
 import subprocess
 import tarfile
-import socket
 import threading
-import time
 import zipfile
 from pathlib import Path
 
@@ -123,28 +121,6 @@ def test_deploy_command_redeploys_and_keep_git_dir(h, tmp_path):
         result = h.invoke("deploy", "web", bad)
         assert result.exit_code != 0, bad
     assert [r.version for r in h.state.releases("web")] == [1, 2, 3]
-
-
-@pytest.fixture
-def git_daemon(tmp_path):
-    """``git daemon`` on a loopback port serving ``tmp_path/served``; yield (dir, base URL)."""
-    served = tmp_path / "served"
-    served.mkdir()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen(["git", "daemon", "--listen=127.0.0.1", f"--port={port}", "--export-all",
-                             "--reuseaddr", f"--base-path={served}", str(served)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as client:
-            if client.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    yield served, f"git://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def _add_submodule(work: Path, url: str, path: str) -> None:
