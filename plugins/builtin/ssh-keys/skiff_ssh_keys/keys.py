@@ -128,7 +128,9 @@ def line_blobs(line: str) -> set[str]:
 # -- the file -------------------------------------------------------------------
 
 
-def default_path(user: str = DEFAULT_USER) -> Path:
+def default_path(user: Optional[str] = None) -> Path:
+    """``~ACCOUNT/.ssh/authorized_keys`` of the service account (``$SKIFF_USER``, default ``skiff``)."""
+    user = user or os.environ.get("SKIFF_USER") or DEFAULT_USER
     try:
         home = pwd.getpwnam(user).pw_dir
     except KeyError:
