@@ -1,10 +1,11 @@
 """A small static file server for the static buildpack: $PORT, no listings, no dotfiles.
 
-It runs inside the app's image with the stack's python3, so it uses the standard
-library only. A request path is refused (404) when, once percent-decoded as many
-times as it takes (``%252e`` is ``%2e`` is ``.``), any of its segments starts
-with a dot (``.env``, ``.git/config``, ``..``), or it holds a NUL, a backslash or
-another control character. The checked path is the one served.
+It runs inside the app's image with the stack's python3 (any suite's), so it uses the
+standard library only and no syntax newer than Python 3.8. A request path is refused
+(404) when, once percent-decoded as many times as it takes (``%252e`` is ``%2e`` is
+``.``), any of its segments starts with a dot (``.env``, ``.git/config``, ``..``), or
+it holds a NUL, a backslash or another control character. The checked path is the one
+served.
 """
 import http.server
 import os

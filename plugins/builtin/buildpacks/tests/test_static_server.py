@@ -5,11 +5,10 @@ import functools
 import http.server
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from skiff_buildpacks import static_server
 
 REFUSED = [
