@@ -14,8 +14,8 @@ from skiff.state import GLOBAL
 
 from . import options, settings
 
-MEMORY = re.compile(r"^[0-9]+[bkmgBKMG]?$")
-CPU = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+MEMORY = re.compile(r"\A[0-9]+[bkmgBKMG]?\Z")
+CPU = re.compile(r"\A[0-9]+(\.[0-9]+)?\Z")
 
 
 def _processes(value: Optional[str]) -> list[str]:

@@ -133,7 +133,7 @@ def docker_build_options(deploy: Deploy) -> dict[str, Any]:
             host, _, address = value.partition(":")
             result.setdefault("extra_hosts", {})[host] = address
         elif flag == "--shm-size":
-            match = re.match(r"^([0-9]+)([bkmgBKMG]?)$", value)
+            match = re.fullmatch(r"([0-9]+)([bkmgBKMG]?)", value)
             if match:
                 result["shmsize"] = int(match.group(1)) * SIZE_UNITS[match.group(2).lower()]
         else:
