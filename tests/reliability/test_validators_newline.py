@@ -17,15 +17,18 @@ from typing import Any
 import pytest
 import skiff_apps.plugin as apps_plugin
 import skiff_config.plugin as config_plugin
+import skiff_docker.plugin as docker_plugin
 import skiff_nginx.plugin as nginx_plugin
 import skiff_ssh_keys.plugin as keys_plugin
 from skiff import validate
 from skiff.errors import ValidationError
 from skiff_buildpacks import plugin as buildpacks
 from skiff_docker import commands_settings, options, scheduler
+from skiff_docker import settings as docker_settings
 from skiff_git import repo as git_repo
 from skiff_nginx import names
 from skiff_nginx import settings as nginx_settings
+from skiff_postgres import commands as postgres_commands
 from skiff_postgres import service
 from skiff_procfile import parse
 from skiff_ssh_keys import keys
@@ -202,3 +205,33 @@ def test_ssh_keys_add_refuses_a_name_with_a_trailing_line_break(h, tmp_path, pub
     authorized = tmp_path / "authorized_keys"
     assert not authorized.exists() or "alice" not in authorized.read_text()
 
+
+
+# -- numbers: ASCII digits only ('²'.isdigit() is true, int('²') raises), finite ---------
+
+
+@pytest.fixture
+def hd(skiff):
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    h.create_app("cat")
+    return h
+
+
+@pytest.mark.parametrize("args, what", [
+    (("ps:scale", "cat", "web=\u00b2"), "expected PROCESS=QUANTITY"),
+    (("ps:scale", "cat", "web=2\n"), "expected PROCESS=QUANTITY"),
+    (("ps:set", "cat", "keep-releases", "\u00b3"), "keep-releases must be a number"),
+    (("checks:set", "cat", "timeout", "nan"), "timeout must be between 0 and 86400"),
+    (("releases:rollback", "cat", "v\u00b9"), "invalid version"),
+])
+def test_docker_numbers_are_refused_in_one_line(hd, args: tuple[str, ...], what: str) -> None:
+    assert_refused(hd.invoke(*args), what)
+    assert docker_settings.scale_overrides(hd.state, "cat") == {}
+    assert "timeout" not in (hd.state.get_property(docker_settings.PLUGIN, "checks", app="cat") or {})
+    assert hd.state.get_property(docker_settings.PLUGIN, "keep-releases", app="cat") is None
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1:\u00b2", "127.0.0.1:5432\n", "\u0665\u0664\u0663\u0662"])
+def test_postgres_expose_port_is_ascii(target: str) -> None:
+    with pytest.raises(ValidationError):
+        postgres_commands.parse_bind(target)

@@ -27,7 +27,7 @@ def parse_requested(text: str) -> Optional[str]:
 def _parts(text: str) -> list[int]:
     out = []
     for piece in text.split(".")[:3]:
-        if not piece.isdigit():
+        if not (piece.isascii() and piece.isdigit()):
             break
         out.append(int(piece))
     return out
