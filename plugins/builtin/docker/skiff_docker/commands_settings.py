@@ -14,8 +14,8 @@ from skiff.state import GLOBAL
 
 from . import hostreach, options, settings
 
-MEMORY = re.compile(r"^[0-9]+[bkmgBKMG]?$")
-CPU = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+MEMORY = re.compile(r"\A[0-9]+[bkmgBKMG]?\Z")
+CPU = re.compile(r"\A[0-9]+(\.[0-9]+)?\Z")
 
 
 def _processes(value: Optional[str]) -> list[str]:
@@ -72,7 +72,7 @@ def checks_set(context: Context, app: str, key: str, value: Optional[str]) -> No
             number = float(value)
         except ValueError:
             raise ValidationError(f"{key} must be a number of seconds (or a count), got {value!r}")
-        if number < 0 or number > 86400:
+        if not 0 <= number <= 86400:  # also refuses nan
             raise ValidationError(f"{key} must be between 0 and 86400")
     settings.set_check(context.state, app, key, number)
     shown = f"{number:g}" if number is not None else f"default ({settings.CHECK_DEFAULTS[key]:g})"
@@ -354,7 +354,7 @@ def ps_set(context: Context, target: str, key: str, value: Optional[str]) -> Non
         context.state.delete_property(settings.PLUGIN, key, app=scope)
         context.output.step(f"Reset {key}")
         return
-    if not value.isdigit() or not 1 <= int(value) <= 1000:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 1000:
         raise ValidationError("keep-releases must be a number from 1 to 1000")
     context.state.set_property(settings.PLUGIN, key, int(value), app=scope)
     context.output.step(f"Set {key} to {value}")

@@ -16,11 +16,11 @@ from typing import Any
 from skiff.errors import ValidationError
 
 PHASES = ("build", "deploy", "run")
-VALUE = re.compile(r"^[A-Za-z0-9_./:=,@+%-]{1,512}$")
-CAP = re.compile(r"^[A-Z_]{2,40}$")
-SIZE = re.compile(r"^[0-9]+[bkmgBKMG]?$")
-ULIMIT = re.compile(r"^[a-z]+=-?[0-9]+(:-?[0-9]+)?$")
-KEYVALUE = re.compile(r"^[A-Za-z0-9_.-]+=[A-Za-z0-9_./:,@+%-]*$")
+VALUE = re.compile(r"\A[A-Za-z0-9_./:=,@+%-]{1,512}\Z")
+CAP = re.compile(r"\A[A-Z_]{2,40}\Z")
+SIZE = re.compile(r"\A[0-9]+[bkmgBKMG]?\Z")
+ULIMIT = re.compile(r"\A[a-z]+=-?[0-9]+(:-?[0-9]+)?\Z")
+KEYVALUE = re.compile(r"\A[A-Za-z0-9_.-]+=[A-Za-z0-9_./:,@+%-]*\Z")
 
 ALIASES = {"-v": "--volume", "-u": "--user", "--net": "--network"}
 #: flags allowed in the deploy and run phases (host-reaching ones only from root: hostreach)

@@ -27,8 +27,8 @@ from .engine import (LABEL_APP, LABEL_INDEX, LABEL_PORT, LABEL_PROCESS, LABEL_RE
 
 SCRATCH = "docker"
 DEFAULT_PORT = 5000
-PROCESS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$")
-CANONICAL = re.compile(r"^(?P<app>[a-z][a-z0-9-]*)\.(?P<process>[A-Za-z0-9_-]+)\.(?P<index>[0-9]+)$")
+PROCESS_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,29}\Z")
+CANONICAL = re.compile(r"\A(?P<app>[a-z][a-z0-9-]*)\.(?P<process>[A-Za-z0-9_-]+)\.(?P<index>[0-9]+)\Z")
 LOG_LINES = 20
 PORT_TAKEN = re.compile(r"port is already allocated|address already in use", re.I)
 
@@ -148,7 +148,7 @@ def running_instances(c, app: str, entries: Optional[list[dict[str, Any]]] = Non
     for entry in engine.list_containers(c, app) if entries is None else entries:
         if (entry.get("Labels") or {}).get(LABEL_ROLE) != "process":
             continue
-        match = CANONICAL.match(engine.name_of(entry))
+        match = CANONICAL.fullmatch(engine.name_of(entry))
         if match and match["app"] == app:
             result.append(entry)
     return sorted(result, key=lambda e: (e["Labels"].get(LABEL_PROCESS, ""), int(e["Labels"].get(LABEL_INDEX, 0) or 0)))
@@ -157,7 +157,7 @@ def running_instances(c, app: str, entries: Optional[list[dict[str, Any]]] = Non
 def stray_containers(c, app: str, entries: Optional[list[dict[str, Any]]] = None) -> list[dict[str, Any]]:
     """Containers of ``app`` left by an interrupted deploy (temporary names)."""
     return [e for e in (engine.list_containers(c, app) if entries is None else entries)
-            if (e.get("Labels") or {}).get(LABEL_ROLE) == "process" and re.search(r"\.v[0-9]+$", engine.name_of(e))]
+            if (e.get("Labels") or {}).get(LABEL_ROLE) == "process" and re.search(r"\.v[0-9]+\Z", engine.name_of(e))]
 
 
 def retiring_containers(c, app: Optional[str] = None) -> list[dict[str, Any]]:

@@ -449,7 +449,7 @@ def parse_bind(target: Optional[str]) -> tuple[str, Optional[int]]:
         ipaddress.ip_address(host)
     except ValueError:
         raise ValidationError(f"invalid address {host!r}: give an IP address such as 127.0.0.1")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
         raise ValidationError(f"invalid port {port_text!r}: give a number from 1 to 65535")
     return host, int(port_text)
 
