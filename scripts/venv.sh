@@ -16,7 +16,7 @@ for d in "$top"/plugins/builtin/*/ "$top"/plugins/contrib/*/; do
   [ -f "$d/setup.cfg" ] && dists+=("${d%/}")
 done
 stamp="$venv/.skiff-stamp"
-want=$(cd "$top" && { echo "$mode $*"; find setup.cfg pyproject.toml plugins -name setup.cfg -o -name pyproject.toml | sort | xargs cat; } | sha256sum | cut -d' ' -f1)
+want=$(cd "$top" && { echo "$mode $*"; find setup.cfg pyproject.toml VERSION plugins -name setup.cfg -o -name pyproject.toml -o -name VERSION | sort | xargs cat; } | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi

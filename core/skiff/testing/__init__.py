@@ -1,4 +1,4 @@
-"""pytest helpers for plugin authors (a pytest plugin, loaded automatically).
+"""pytest helpers for plugin authors (an opt-in pytest plugin: `pytest_plugins = ["skiff.testing"]`).
 
 Fixtures:
 
