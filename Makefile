@@ -3,13 +3,14 @@ SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
 PYTEST_ARGS ?=
 
-.PHONY: help deps docker venv stack test unit install demo bench clean
+.PHONY: help deps docker venv stack test unit lint install demo bench clean
 
 help:
 	@echo "make demo     install everything and deploy examples/catmeow by git push"
 	@echo "make test     install what the tests need and run the whole suite"
 	@echo "make install  install skiff on this server (root)"
 	@echo "make bench    run the benchmarks under bench/"
+	@echo "make lint     ruff check, ruff format --check and mypy over core and plugins"
 
 deps:
 	@scripts/system-deps.sh
@@ -18,10 +19,22 @@ docker: deps
 	@scripts/ensure-docker.sh
 
 venv:
-	@scripts/venv.sh $(VENV) editable pytest
+	@scripts/venv.sh $(VENV) editable pytest ruff mypy
 
 unit: venv
 	$(VENV)/bin/python -m pytest -q -m "not e2e" $(PYTEST_ARGS)
+
+# Settings in pyproject.toml ([tool.ruff], [tool.mypy]: strict for core/skiff). Runs all three
+# and fails if any of them found something; not part of `make test` (yet).
+LINT_PATHS ?= core plugins
+MYPY_PATHS ?= core/skiff $(patsubst %/__init__.py,%,$(wildcard plugins/*/*/skiff_*/__init__.py))
+
+lint: venv
+	@rc=0; \
+	echo "-----> ruff check"; $(VENV)/bin/ruff check $(LINT_PATHS) || rc=1; \
+	echo "-----> ruff format --check"; $(VENV)/bin/ruff format --check $(LINT_PATHS) || rc=1; \
+	echo "-----> mypy"; $(VENV)/bin/mypy $(MYPY_PATHS) || rc=1; \
+	exit $$rc
 
 # The stack image is a docker image, not state: build it with a throwaway SKIFF_ROOT so that
 # running this as root never touches a server's /var/lib/skiff.

@@ -6,6 +6,7 @@ first line of its docstring (the docstring is the one source of the hook's text)
 "Who implements what" table in docs/hooks.md names, for every hook, the builtin plugins that
 implement it and their tryfirst/trylast/wrapper marker, as the live plugin manager sees them.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -17,8 +18,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import skiff_buildpacks.hookspecs as buildpack_hookspecs
 
+import skiff_buildpacks.hookspecs as buildpack_hookspecs
 from skiff import hookspecs
 from skiff.plugins import build_plugin_manager
 from skiff.testing import LIFECYCLE_HOOKS
@@ -40,7 +41,7 @@ def _sections(doc: Path) -> dict[str, tuple[list[str], str, str]]:
     matches = list(HEADING.finditer(text))
     for match in matches:
         end = re.compile(r"^#{1,4} ", re.M).search(text, match.end())
-        body = text[match.end():end.start() if end else len(text)]
+        body = text[match.end() : end.start() if end else len(text)]
         params = [p.strip() for p in match.group(2).split(",") if p.strip()]
         assert match.group(1) not in found, f"{doc.name}: {match.group(1)} documented twice"
         found[match.group(1)] = (params, match.group(3) or "", body)
@@ -85,7 +86,7 @@ def _builtin_plugin_names() -> set[str]:
 def _table() -> dict[str, set[tuple[str, str]]]:
     """``{hook: {(plugin, marker)}}`` from the "Who implements what" table of docs/hooks.md."""
     text = HOOKS_MD.read_text()
-    table = text[text.index("### Who implements what"):]
+    table = text[text.index("### Who implements what") :]
     rows: dict[str, set[tuple[str, str]]] = {}
     for line in table.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -124,7 +125,7 @@ def test_phase_plugin_table_matches_the_live_plugin_manager(skiff_root: Path) ->
 
 def test_the_lifecycle_diagram_names_every_lifecycle_hook() -> None:
     text = HOOKS_MD.read_text()
-    diagram = text[text.index("```mermaid"):]
-    diagram = diagram[:diagram.index("\n```\n")]
+    diagram = text[text.index("```mermaid") :]
+    diagram = diagram[: diagram.index("\n```\n")]
     for name in [*LIFECYCLE_HOOKS, "skiff_deploy_failed"]:
         assert f'"{name}<br>' in diagram, name

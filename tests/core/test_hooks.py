@@ -79,7 +79,9 @@ def _tested_hooks(path: Path) -> set[str]:
     """Hooks that some test function of ``path`` both triggers and checks."""
     tree = ast.parse(path.read_text())
     classes = {
-        node.name: {item.name for item in node.body if isinstance(item, ast.FunctionDef) and item.name.startswith("skiff_")}
+        node.name: {
+            item.name for item in node.body if isinstance(item, ast.FunctionDef) and item.name.startswith("skiff_")
+        }
         for node in ast.walk(tree)
         if isinstance(node, ast.ClassDef)
     }

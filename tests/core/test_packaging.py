@@ -1,11 +1,12 @@
 """Packaging: one version, each distribution declares exactly what it imports, py.typed, opt-in testing."""
+
 from __future__ import annotations
 
 import ast
 import configparser
 import re
 import sys
-from functools import lru_cache
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _distributions_by_module() -> dict[str, list[str]]:
     return dict(metadata.packages_distributions())
 
@@ -99,7 +100,7 @@ def test_every_package_ships_py_typed():
 
 def test_skiff_testing_is_opt_in():
     assert not [ep for ep in metadata.distribution("skiff").entry_points if ep.group == "pytest11"]
-    assert "pytest11" not in _cfg(ROOT / "setup.cfg").sections() + list(_cfg(ROOT / "setup.cfg")["options.entry_points"])
+    assert "pytest11" not in _cfg(ROOT / "setup.cfg")["options.entry_points"]
     conftest = ast.parse((ROOT / "conftest.py").read_text())
     assigned = {
         target.id: ast.literal_eval(node.value)
