@@ -62,7 +62,7 @@ install -d -o "$user" -g "$user" -m 0700 "$root/nginx/certs"
 
 # -- skiff itself ------------------------------------------------------------------
 # venv.sh reinstalls when the packaging changes; this stamp also catches code changes.
-code=$(cd "$top" && find setup.cfg pyproject.toml core plugins -type f \( -name '*.py' -o -name '*.cfg' -o -name '*.toml' \) \
+code=$(cd "$top" && find setup.cfg pyproject.toml VERSION core plugins -type f \( -name '*.py' -o -name '*.cfg' -o -name '*.toml' -o -name VERSION \) \
         -not -path '*/tests/*' -not -path '*/build/*' -not -path '*.egg-info/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 if [ ! -f "$venv/.skiff-code" ] || [ "$(cat "$venv/.skiff-code")" != "$code" ]; then
   rm -f "$venv/.skiff-stamp"
