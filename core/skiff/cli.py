@@ -87,7 +87,7 @@ def _disabled_in_state(root) -> set[str]:
 
     if not (root / State.filename).exists():
         return set()
-    state = State(root)
+    state = State(root, migrate=False)
     try:
         return state.disabled_plugins()
     except Exception:

@@ -148,8 +148,10 @@ class State:
 
     filename = "skiff.db"
 
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, migrate: bool = True):
         self.root = Path(root)
+        #: ``False``: read as it is (start-up reads the disabled plugins before ``state:migrate`` may run)
+        self.migrate = migrate
         self.path = self.root / self.filename
         self._conn: Optional[sqlite3.Connection] = None
         #: ``(version, description)`` of each migration this process applied
@@ -172,7 +174,8 @@ class State:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA busy_timeout=60000")
         conn.execute("PRAGMA synchronous=NORMAL")
-        self._migrate(conn)
+        if self.migrate:
+            self._migrate(conn)
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
