@@ -32,7 +32,14 @@ class Context:
         self.output = output or Output()
         self.via_ssh = False
         self.ssh_key_name: Optional[str] = None
+        # before the CLI drops from root to the service account (skiff.privileges)
+        self.started_as_root = os.geteuid() == 0
         self._state: Optional["State"] = None
+
+    @property
+    def from_root_shell(self) -> bool:
+        """True when root on the server runs this command (not over SSH): host-reaching options are allowed."""
+        return self.started_as_root and not self.via_ssh
 
     @property
     def state(self) -> "State":

@@ -54,29 +54,55 @@ class SkiffPluginManager(pluggy.PluginManager):
         except pluggy.PluginValidationError as exc:
             if self.get_plugin(name) is not None:
                 self.unregister(name=name)
-            info.status, info.error = "broken", f"{exc}"
+            info.status, info.error = "broken", one_line(f"{exc}")
         else:
             info.hooks = sorted(c.name for c in self.get_hookcallers(plugin) or [])
         self.infos[name] = info
 
     def drop_unknown_hooks(self) -> None:
-        """Mark plugins whose hooks no spec declares as broken and unregister them."""
+        """Mark plugins whose hooks no spec declares as broken and unregister them.
+
+        That is any hook name, ``skiff_``-prefixed (a typo, a missing plugin) or not
+        (not a Skiff hook at all): pluggy's ``check_pending`` would otherwise raise
+        and stop every command.
+        """
         for hook_name, caller in list(vars(self.hook).items()):
-            if not hook_name.startswith(f"{PROJECT}_") or caller.has_spec():
+            if not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
                 continue
             for impl in caller.get_hookimpls():
-                if impl.optionalhook:
-                    continue
-                name = self.get_name(impl.plugin)
-                if name is None:
-                    continue
-                self.unregister(impl.plugin)
-                info = self.infos.get(name)
-                if info:
-                    info.status = "broken"
-                    info.error = f"implements unknown hook {hook_name} (misspelled, or its plugin is missing)"
-                    info.hooks = []
-        self.check_pending()
+                if not impl.optionalhook:
+                    self.mark_broken(impl.plugin, unknown_hook_reason(hook_name))
+        self._check_pending()
+
+    def mark_broken(self, plugin: object, reason: str) -> bool:
+        """Unregister a registered ``plugin`` and record it as broken; False if it was not registered."""
+        name = self.get_name(plugin)
+        if name is None:
+            return False
+        self.unregister(plugin)
+        info = self.infos.setdefault(name, PluginInfo(name=name, status="broken"))
+        info.status, info.error, info.hooks = "broken", reason, []
+        return True
+
+    def _check_pending(self) -> None:
+        """pluggy's ``check_pending``, turning whatever it still refuses into broken plugins."""
+        while True:
+            try:
+                self.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                if not self.mark_broken(exc.plugin, one_line(str(exc))):
+                    raise
+
+
+def unknown_hook_reason(hook_name: str) -> str:
+    if hook_name.startswith(f"{PROJECT}_"):
+        return f"implements unknown hook {hook_name} (misspelled, or its plugin is missing)"
+    return f"implements hook {hook_name}, which is not a Skiff hook (Skiff hooks are named {PROJECT}_*)"
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def disabled_from_env() -> set[str]:

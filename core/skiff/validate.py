@@ -3,9 +3,9 @@ import re
 
 from .errors import ValidationError
 
-APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,47}$")
-CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-PLUGIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+APP_NAME = re.compile(r"\A[a-z][a-z0-9-]{0,47}\Z")
+CONFIG_KEY = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+PLUGIN_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
 MAX_CONFIG_VALUE = 64 * 1024
 SHOWN = 60  # characters of a refused input repeated in an error message
 

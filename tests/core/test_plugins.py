@@ -38,6 +38,40 @@ def test_misspelled_hook_marks_the_plugin_broken():
     assert pm.get_plugin("typo") is None
 
 
+@pytest.mark.parametrize("hook_name", ["pytest_configure", "deploy", "Skiff_post_deploy"])
+def test_a_hook_that_is_not_a_skiff_hook_marks_the_plugin_broken(hook_name):
+    class Alien:
+        @hookimpl(specname=hook_name)
+        def anything(self):
+            pass
+
+    class Fine:
+        @hookimpl
+        def skiff_post_deploy(self, deploy):
+            pass
+
+    pm = make_plugin_manager(("alien", Alien()), ("fine", Fine()))
+    assert pm.infos["alien"].status == "broken" and pm.get_plugin("alien") is None
+    expected = f"implements hook {hook_name}, which is not a Skiff hook (Skiff hooks are named skiff_*)"
+    assert pm.infos["alien"].error == expected
+    assert pm.infos["fine"].status == "enabled" and pm.infos["fine"].hooks == ["skiff_post_deploy"]
+    pm.check_pending()  # nothing left for pluggy to refuse
+
+
+def test_a_third_party_plugin_with_a_non_skiff_hook_does_not_stop_commands(run_skiff, fake_distribution):
+    source = "from skiff import hookimpl\n\n\n@hookimpl\ndef on_deploy(deploy):\n    pass\n"
+    env = fake_distribution("alien", source)
+    assert run_skiff("apps:create", "catmeow", env=env).returncode == 0
+    result = run_skiff("apps:list", env=env)
+    assert result.returncode == 0 and "catmeow" in result.stdout
+    assert "Traceback" not in result.stderr and "PluginValidationError" not in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "alien" in line]
+    assert len(warnings) == 1 and "on_deploy, which is not a Skiff hook" in warnings[0]
+    listed = {row["name"]: row for row in json.loads(run_skiff("plugin:list", "--format", "json", env=env).stdout)}
+    assert listed["alien"]["status"] == "broken" and "on_deploy" in listed["alien"]["error"]
+    assert listed["apps"]["status"] == "enabled"
+
+
 def test_wrong_hook_arguments_mark_the_plugin_broken():
     class Wrong:
         @hookimpl

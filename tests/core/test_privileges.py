@@ -1,8 +1,11 @@
 """Which user a command runs as: root-only commands, the drop to SKIFF_USER, pip's real error."""
 import os
 import pwd
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -34,26 +37,36 @@ def _skiff_as_root(args, root, **env):
                           env={**os.environ, "SKIFF_ROOT": str(root), **env})
 
 
-def test_root_drops_to_skiff_user_for_ordinary_commands(skiff_root, nobody):
+@pytest.fixture
+def open_root():
+    """A state root the account can reach (pytest's temp dirs are root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="skf-priv-", dir="/tmp"))
+    os.chmod(path, 0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_root_drops_to_skiff_user_for_ordinary_commands(open_root, nobody):
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    os.chmod(skiff_root, 0o777)
-    os.chmod(skiff_root.parent, 0o755)
-    result = _skiff_as_root(["apps:create", "dropped"], skiff_root, SKIFF_USER="nobody")
+    result = _skiff_as_root(["apps:create", "dropped"], open_root, SKIFF_USER="nobody")
     assert result.returncode == 0, result.stderr
-    assert (skiff_root / "skiff.db").stat().st_uid == nobody.pw_uid
+    assert (open_root / "skiff.db").stat().st_uid == nobody.pw_uid
+    # root reading that store (plugin list, root-only commands) leaves nothing root-owned behind
+    listed = _skiff_as_root(["apps:list"], open_root, SKIFF_USER="nobody")
+    assert listed.returncode == 0 and "dropped" in listed.stdout
+    assert all(p.stat().st_uid == nobody.pw_uid for p in open_root.glob("skiff.db*"))
     # without SKIFF_USER root stays root (the development venv, make stack)
-    other = skiff_root / "other"
+    other = open_root / "other"
     result = _skiff_as_root(["apps:create", "kept"], other)
     assert result.returncode == 0 and (other / "skiff.db").stat().st_uid == 0
 
 
-def test_a_root_only_command_refused_to_the_service_account(skiff_root, nobody):
+def test_a_root_only_command_refused_to_the_service_account(open_root, nobody):
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    os.chmod(skiff_root, 0o777)
     proc = subprocess.run(["runuser", "-u", "nobody", "--", sys.executable, "-m", "skiff", "stack:build"],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "SKIFF_ROOT": str(skiff_root)})
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "SKIFF_ROOT": str(open_root)})
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == \
         "!     stack:build needs root: run it as root on the server (e.g. sudo skiff stack:build)"

@@ -151,6 +151,10 @@ def test_root_runs_commands_as_the_service_account_and_root_only_ones_as_root(in
     assert whoami.returncode == 0, whoami.stderr
     state_files = list(installed.root.glob("skiff.db*"))
     assert state_files and all(p.stat().st_uid == _uid(installed.user) for p in state_files)
+    # root through the wrapper is still root on the server for host-reaching options, after the drop
+    added = installed.skiff("docker-options:add", "catmeow", "run", "--privileged")
+    assert added.returncode == 0, added.stderr
+    assert installed.skiff("docker-options:remove", "catmeow", "run", "--privileged").returncode == 0
     # a root-only command refused to the service account with one line
     as_account = subprocess.run(["runuser", "-u", installed.user, "--", str(installed.bin), "plugin:install", "x"],
                                 capture_output=True, text=True, env=installed.env, check=False)

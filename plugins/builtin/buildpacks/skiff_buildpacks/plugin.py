@@ -30,7 +30,7 @@ SETTINGS = {  # key: (default, scopes)
     "ca-bundle": ("/etc/ssl/certs/ca-certificates.crt", ("global",)),
     "packs": ("", ("app",)),
 }
-PACK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+PACK_NAME = re.compile(r"\A[a-z][a-z0-9_-]{0,39}\Z")
 PACK_ALIASES = {"nodejs": "node", "python3": "python"}
 KEEP_DEPS_IMAGES = 2
 
@@ -68,11 +68,11 @@ def describe_packs(context: Context) -> list[dict[str, Any]]:
 
 def _pack_name(raw: str) -> str:
     name = raw.strip().rstrip("/")
-    match = re.search(r"heroku-buildpack-([a-z0-9]+)(?:\.git)?(?:#.*)?$", name)
+    match = re.search(r"heroku-buildpack-([a-z0-9]+)(?:\.git)?(?:#.*)?\Z", name)
     if match:
         name = match.group(1)
     name = PACK_ALIASES.get(name.lower(), name.lower())
-    if not PACK_NAME.match(name):
+    if not PACK_NAME.fullmatch(name):
         raise ValidationError(f"invalid buildpack name {raw!r}")
     return name
 

@@ -150,7 +150,7 @@ def _toml(text: str, name: str) -> dict[str, Any]:
 
 
 def _pin(name: str, version: str, marker: Optional[str] = None) -> str:
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name) or not re.match(r"^[A-Za-z0-9.+!_-]+$", version):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or not re.fullmatch(r"[A-Za-z0-9.+!_-]+", version):
         raise SkiffError(f"unsupported lock entry {name!r} {version!r}")
     line = f"{name}=={version}"
     if marker:

@@ -1,6 +1,7 @@
 """Find the stack images present and what they hold (from their labels, or a probe)."""
 from __future__ import annotations
 
+import re
 
 from skiff.context import Context
 from skiff.errors import SkiffError
@@ -9,6 +10,7 @@ from .build import DEFAULT_PATH, DEFAULT_USER, Stack
 from .versions import parse_requested, version_satisfies  # noqa: F401 (re-exported)
 
 DEFAULT_IMAGE = "skiff/stack:trixie"
+VERSION = re.compile(r"\A[0-9]+(?:\.[0-9]+){1,2}[A-Za-z0-9.+-]*\Z")  # 3.13.5, 3.14.0rc1, 20.19.2
 PROBE = (
     "import platform, shutil, subprocess\n"
     "node = shutil.which('node')\n"
@@ -46,19 +48,32 @@ def stack_from_image(context: Context, client, ref: str) -> Stack:
 
 
 def _probe(context: Context, client, image_id: str) -> tuple[str, str]:
-    """Versions of an unlabelled (e.g. registry) stack image; cached per image id."""
+    """Versions of an unlabelled (e.g. registry) stack image; cached per image id.
+
+    Only a probe that found Python is cached: a failed one (the engine busy, the
+    image without python3) is tried again on the next build. A cached entry
+    without a Python version (a failure cached by older versions) is ignored.
+    """
     key = f"probe-{image_id.split(':')[-1][:32]}"
     cached = context.state.get_property("buildpacks", key)
-    if cached:
+    if cached and cached[0]:
         return cached[0], cached[1]
+    result = _run_probe(client, image_id)
+    if result[0]:
+        context.state.set_property("buildpacks", key, list(result))
+    return result
+
+
+def _run_probe(client, image_id: str) -> tuple[str, str]:
+    """``(python, node)`` versions printed by the probe; ``("", "")`` when it fails."""
     try:
         raw = client.containers.run(image_id, ["python3", "-c", PROBE], remove=True, network_disabled=True)
-        python, _, node = raw.decode().strip().partition(" ")
     except Exception:
-        python, node = "", "-"
-    result = (python, "" if node == "-" else node)
-    context.state.set_property("buildpacks", key, list(result))
-    return result
+        return "", ""
+    python, _, node = raw.decode("utf-8", "replace").strip().partition(" ")
+    if not VERSION.fullmatch(python) or not (node == "-" or VERSION.fullmatch(node)):
+        return "", ""
+    return python, "" if node == "-" else node
 
 
 def all_stacks(context: Context, client, current: Stack) -> list[Stack]:

@@ -12,14 +12,14 @@ def version_satisfies(available: str, requested: str) -> bool:
     return bool(want) and len(want) <= len(have) and have[: len(want)] == want
 
 
-VERSION_RE = re.compile(r"^(?:python-?)?(\d+(?:\.\d+){0,2}(?:\.[x*])?)$")
+VERSION_RE = re.compile(r"\A(?:python-?)?([0-9]+(?:\.[0-9]+){0,2}(?:\.[x*])?)\Z")
 
 
 def parse_requested(text: str) -> Optional[str]:
     for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
-            match = VERSION_RE.match(line)
+            match = VERSION_RE.fullmatch(line)
             return match.group(1) if match else line
     return None
 
@@ -27,7 +27,7 @@ def parse_requested(text: str) -> Optional[str]:
 def _parts(text: str) -> list[int]:
     out = []
     for piece in text.split(".")[:3]:
-        if not piece.isdigit():
+        if not (piece.isascii() and piece.isdigit()):
             break
         out.append(int(piece))
     return out

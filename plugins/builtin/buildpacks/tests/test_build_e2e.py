@@ -4,6 +4,7 @@ One cold build per sample app (module-scoped); the Flask app is then rebuilt
 after a code-only change to prove the dependency layer is reused.
 """
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -192,16 +193,43 @@ def test_node_app_runs_its_build_script_and_npm_start(env):
     assert answer(env, release.image) == (200, "hello from node (built)\n")
 
 
+DOTFILE_PATHS = ["/.env", "/%2Eenv", "/%2F.env", "//.env", "/a/../.env", "/%252eenv", "/sub/.secret",
+                 "/sub/%2e%73ecret", "/sub%2F.secret", "/.git/config", "/%2egit%2fconfig", "/sub%5C.secret",
+                 "/.env%00", "/.static", "/%2e%2e/.static"]
+
+
+def raw_get(port: int, path: str) -> tuple[int, str]:
+    """GET ``path`` sent byte for byte (no client-side normalisation) to 127.0.0.1:``port``."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode("latin-1"))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode("utf-8", "replace")
+
+
 def test_static_site_is_served_without_dotfiles(env):
     app = env.new_app()
-    release, output = env.deploy(app, APPS / "static")
+    source = env.copy("static")
+    (source / "public" / ".env").write_text("SECRET=env\n")
+    (source / "public" / ".git").mkdir()
+    (source / "public" / ".git" / "config").write_text("SECRET=git\n")
+    (source / "public" / "sub").mkdir()
+    (source / "public" / "sub" / ".secret").write_text("SECRET=sub\n")
+    (source / "public" / "sub" / "page.html").write_text("a page\n")
+    release, output = env.deploy(app, source)
     assert "-----> Static site detected" in output
     status, body = answer(env, release.image)
     assert status == 200 and "hello from a static site" in body
     container, port = run_image(env.client, release.image, env.cleanup)
     try:
         assert http_get(f"http://127.0.0.1:{port}/style.css", container=container)[0] == 200
-        assert http_get(f"http://127.0.0.1:{port}/.static", container=container)[0] == 404
+        assert raw_get(port, "/sub/page.html") == (200, "a page\n")
+        assert raw_get(port, "/sub/%70age.html") == (200, "a page\n")
+        for path in DOTFILE_PATHS:
+            status, body = raw_get(port, path)
+            assert status == 404 and "SECRET" not in body, path
     finally:
         container.remove(force=True)
 

@@ -24,7 +24,7 @@ def _scale_args(pairs: tuple[str, ...]) -> dict[str, int]:
     changes: dict[str, int] = {}
     for pair in pairs:
         process, sep, value = pair.partition("=")
-        if not sep or not value.isdigit():
+        if not sep or not (value.isascii() and value.isdigit()):  # '²'.isdigit() but int('²') fails
             raise ValidationError(f"expected PROCESS=QUANTITY, got {pair!r}")
         validate_process(process)
         if int(value) > 100:
@@ -217,7 +217,7 @@ def releases_rollback(context: Context, app: str, version: Optional[str]) -> Non
     number: Optional[int] = None
     if version is not None:
         text = version[1:] if version.startswith("v") else version
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise ValidationError(f"invalid version {version!r}: use a number like 3 or v3")
         number = int(text)
     target = lifecycle.rollback_target(context, app, number)

@@ -131,7 +131,7 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     attach = docker_cli is not None and (tty or _real_stdin())
     kwargs = oneoff_kwargs(
         c, app=app, image=release.image, command=argv, env=release_env_of(release), role_process="run",
-        release=release.version, extra=settings.docker_options(state, app).get("run", []),
+        release=release.version, extra=settings.applied_docker_options(state, app, "run", context.output.warn),
         limits=settings.resources_for(state, app, "run"), tty=tty, stdin=attach,
     )
     if not attach:  # no stdin to pass on (e.g. in-process): stream the output through the API

@@ -13,10 +13,10 @@ from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
 from skiff.state import GLOBAL
 
-from . import options, settings
+from . import hostreach, options, settings
 
-MEMORY = re.compile(r"^[0-9]+[bkmgBKMG]?$")
-CPU = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+MEMORY = re.compile(r"\A[0-9]+[bkmgBKMG]?\Z")
+CPU = re.compile(r"\A[0-9]+(\.[0-9]+)?\Z")
 
 
 def _processes(value: Optional[str]) -> list[str]:
@@ -75,7 +75,7 @@ def checks_set(context: Context, app: str, key: str, value: Optional[str]) -> No
             number = float(value)
         except ValueError:
             raise ValidationError(f"{key} must be a number of seconds (or a count), got {value!r}")
-        if number < 0 or number > 86400:
+        if not 0 <= number <= 86400:  # also refuses nan
             raise ValidationError(f"{key} must be between 0 and 86400")
     settings.set_check(context.state, app, key, number)
     shown = f"{number:g}" if number is not None else f"default ({settings.CHECK_DEFAULTS[key]:g})"
@@ -209,6 +209,28 @@ def resource_report(context: Context, app: str) -> None:
 # -- docker options ---------------------------------------------------------------
 
 
+def is_root_shell(context: Context) -> bool:
+    """Root in a shell on the server: not over SSH (whatever the key), started as root."""
+    return context.from_root_shell
+
+
+def _phases(value: str) -> list[str]:
+    phases = value.split(",")
+    for phase in phases:
+        if phase not in options.PHASES:
+            raise ValidationError(f"unknown phase {phase!r}: use build, deploy or run")
+    return phases
+
+
+def _refuse_host_reaching(context: Context, app: str, normal: str) -> str | None:
+    """The (normalised) option's host-reaching reason, if any; refused unless from a root shell."""
+    reason = hostreach.host_reaching_reason([normal], app)
+    if reason and not is_root_shell(context):
+        raise SkiffError(f"{normal} reaches the host ({reason}): only root on the server may set it "
+                         f"(docker-options:add from a root shell)")
+    return reason
+
+
 @access.app_command()
 @click.command("docker-options:add", context_settings={"ignore_unknown_options": True})
 @click.argument("app")
@@ -216,17 +238,56 @@ def resource_report(context: Context, app: str) -> None:
 @click.argument("option", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_context
 def docker_options_add(context: Context, app: str, phases: str, option: tuple[str, ...]) -> None:
-    """Add a docker option for PHASES (build,deploy,run): docker-options:add APP deploy --add-host=db:10.0.0.2"""
+    """Add a docker option for PHASES (build,deploy,run): docker-options:add APP deploy --add-host=db:10.0.0.2
+
+    Host-reaching options (host paths, --privileged, --cap-add, root, host
+    namespaces, ...) only from a root shell on the server; adding one there
+    also confirms it for APP.
+    """
     state = context.state
     state.require_app(app)
+    normals = [(phase, options.normalise(phase, list(option))) for phase in _phases(phases)]  # all or nothing
+    reasons = {normal: _refuse_host_reaching(context, app, normal) for _, normal in normals}
     table = settings.docker_options(state, app)
-    for phase in phases.split(","):
-        normal = options.normalise(phase, list(option))
+    confirmed = settings.root_confirmed(state, app)
+    for phase, normal in normals:
         entries = table.setdefault(phase, [])
         if normal not in entries:
             entries.append(normal)
-        context.output.step(f"Added {normal} to the {phase} options of {app}")
+        if reasons[normal]:
+            confirmed.setdefault(phase, {})[normal] = app
+        context.output.step(f"Added {normal} to the {phase} options of {app}"
+                            + (" (host-reaching: confirmed by root)" if reasons[normal] else ""))
     state.set_property(settings.PLUGIN, "docker-options", table, app=app)
+    settings.set_root_confirmed(state, app, confirmed)
+
+
+@access.root_command
+@click.command("docker-options:confirm")
+@click.argument("app")
+@click.argument("phases")
+@pass_context
+def docker_options_confirm(context: Context, app: str, phases: str) -> None:
+    """Root only: confirm the host-reaching options stored for APP's PHASES so they apply (e.g. after an upgrade)."""
+    state = context.state
+    state.require_app(app)
+    names = _phases(phases)
+    if not is_root_shell(context):
+        raise SkiffError("only root on the server may confirm host-reaching options "
+                         "(docker-options:confirm from a root shell)")
+    table = settings.docker_options(state, app)
+    confirmed = settings.root_confirmed(state, app)
+    count = 0
+    for phase in names:
+        for option in table.get(phase, []):
+            if isinstance(option, str) and hostreach.host_reaching_reason([option], app):
+                options.normalise(phase, [option])
+                confirmed.setdefault(phase, {})[option] = app
+                context.output.step(f"Confirmed {option} for the {phase} phase of {app}")
+                count += 1
+    settings.set_root_confirmed(state, app, confirmed)
+    if not count:
+        context.output.info(f"{app} has no host-reaching options in {phases}")
 
 
 @access.app_command()
@@ -239,15 +300,18 @@ def docker_options_remove(context: Context, app: str, phases: str, option: tuple
     """Remove a docker option: docker-options:remove APP PHASES OPTION"""
     state = context.state
     state.require_app(app)
+    normals = [(phase, options.normalise(phase, list(option))) for phase in _phases(phases)]
     table = settings.docker_options(state, app)
-    for phase in phases.split(","):
-        normal = options.normalise(phase, list(option))
+    confirmed = settings.root_confirmed(state, app)
+    for phase, normal in normals:
+        confirmed.get(phase, {}).pop(normal, None)
         if normal in table.get(phase, []):
             table[phase].remove(normal)
             context.output.step(f"Removed {normal} from the {phase} options of {app}")
         else:
             context.output.warn(f"{normal} was not set for {phase}")
     state.set_property(settings.PLUGIN, "docker-options", table, app=app)
+    settings.set_root_confirmed(state, app, confirmed)
 
 
 @access.app_command()
@@ -260,12 +324,19 @@ def docker_options_clear(context: Context, app: str, phases: Optional[str]) -> N
     state = context.state
     state.require_app(app)
     table = settings.docker_options(state, app)
-    for phase in (phases.split(",") if phases else list(options.PHASES)):
-        if phase not in options.PHASES:
-            raise ValidationError(f"unknown phase {phase!r}: use build, deploy or run")
+    confirmed = settings.root_confirmed(state, app)
+    for phase in (_phases(phases) if phases else list(options.PHASES)):
         table.pop(phase, None)
+        confirmed.pop(phase, None)
     state.set_property(settings.PLUGIN, "docker-options", table, app=app)
+    settings.set_root_confirmed(state, app, confirmed)
     context.output.step(f"Cleared docker options of {app}")
+
+
+def _shown(app: str, phase: str, option: str, confirmed: dict[str, dict[str, str]]) -> str:
+    if hostreach.host_reaching_reason([option], app) and not settings.is_confirmed(confirmed, app, phase, option):
+        return f"{option} (not applied: needs root's confirmation)"
+    return option
 
 
 @access.app_command()
@@ -273,11 +344,13 @@ def docker_options_clear(context: Context, app: str, phases: Optional[str]) -> N
 @click.argument("app")
 @pass_context
 def docker_options_report(context: Context, app: str) -> None:
-    """Show APP's docker options per phase."""
+    """Show APP's docker options per phase (host-reaching ones root has not confirmed are marked)."""
     context.state.require_app(app)
     table = settings.docker_options(context.state, app)
+    confirmed = settings.root_confirmed(context.state, app)
     _banner_fields(context, f"{app} docker options information",
-                   {phase: " ".join(table.get(phase, [])) for phase in options.PHASES})
+                   {phase: " ".join(_shown(app, phase, str(o), confirmed) for o in table.get(phase, []))
+                    for phase in options.PHASES})
 
 
 @access.app_command(app="target")
@@ -295,12 +368,12 @@ def ps_set(context: Context, target: str, key: str, value: Optional[str]) -> Non
         context.state.delete_property(settings.PLUGIN, key, app=scope)
         context.output.step(f"Reset {key}")
         return
-    if not value.isdigit() or not 1 <= int(value) <= 1000:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 1000:
         raise ValidationError("keep-releases must be a number from 1 to 1000")
     context.state.set_property(settings.PLUGIN, key, int(value), app=scope)
     context.output.step(f"Set {key} to {value}")
 
 
 SETTINGS_COMMANDS = [checks_enable, checks_disable, checks_skip, checks_set, checks_report, checks_run, resource_limit,
-                     resource_limit_clear, resource_report, docker_options_add, docker_options_remove,
+                     resource_limit_clear, resource_report, docker_options_add, docker_options_confirm, docker_options_remove,
                      docker_options_clear, docker_options_report, ps_set]

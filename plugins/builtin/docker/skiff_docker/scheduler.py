@@ -27,8 +27,8 @@ from .engine import (LABEL_APP, LABEL_INDEX, LABEL_PORT, LABEL_PROCESS, LABEL_RE
 
 SCRATCH = "docker"
 DEFAULT_PORT = 5000
-PROCESS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$")
-CANONICAL = re.compile(r"^(?P<app>[a-z][a-z0-9-]*)\.(?P<process>[A-Za-z0-9_-]+)\.(?P<index>[0-9]+)$")
+PROCESS_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,29}\Z")
+CANONICAL = re.compile(r"\A(?P<app>[a-z][a-z0-9-]*)\.(?P<process>[A-Za-z0-9_-]+)\.(?P<index>[0-9]+)\Z")
 LOG_LINES = 20
 PORT_TAKEN = re.compile(r"port is already allocated|address already in use", re.I)
 
@@ -104,10 +104,11 @@ def create_kwargs(
         kwargs["nano_cpus"] = int(float(limits["cpu"]) * 1e9)
     kwargs.update(
         image=image, command=command, name=name, environment=env, labels=labels, init=True,
-        restart_policy={"Name": "unless-stopped"}, network=NETWORK,
-        networking_config={NETWORK: c.api.create_endpoint_config(aliases=[f"{app}.{process}"])},
-        detach=True,
+        restart_policy={"Name": "unless-stopped"}, detach=True,
     )
+    if "network_mode" not in kwargs:  # root's --network replaces the skiff network
+        kwargs.update(network=NETWORK,
+                      networking_config={NETWORK: c.api.create_endpoint_config(aliases=[f"{app}.{process}"])})
     return kwargs
 
 
@@ -147,7 +148,7 @@ def running_instances(c, app: str, entries: Optional[list[dict[str, Any]]] = Non
     for entry in engine.list_containers(c, app) if entries is None else entries:
         if (entry.get("Labels") or {}).get(LABEL_ROLE) != "process":
             continue
-        match = CANONICAL.match(engine.name_of(entry))
+        match = CANONICAL.fullmatch(engine.name_of(entry))
         if match and match["app"] == app:
             result.append(entry)
     return sorted(result, key=lambda e: (e["Labels"].get(LABEL_PROCESS, ""), int(e["Labels"].get(LABEL_INDEX, 0) or 0)))
@@ -156,7 +157,7 @@ def running_instances(c, app: str, entries: Optional[list[dict[str, Any]]] = Non
 def stray_containers(c, app: str, entries: Optional[list[dict[str, Any]]] = None) -> list[dict[str, Any]]:
     """Containers of ``app`` left by an interrupted deploy (temporary names)."""
     return [e for e in (engine.list_containers(c, app) if entries is None else entries)
-            if (e.get("Labels") or {}).get(LABEL_ROLE) == "process" and re.search(r"\.v[0-9]+$", engine.name_of(e))]
+            if (e.get("Labels") or {}).get(LABEL_ROLE) == "process" and re.search(r"\.v[0-9]+\Z", engine.name_of(e))]
 
 
 def retiring_containers(c, app: Optional[str] = None) -> list[dict[str, Any]]:
@@ -208,7 +209,7 @@ def deploy(d: Deploy) -> bool:
         d.meta["upstreams"] = []
         return True
 
-    extra = settings.docker_options(state, d.app).get("deploy", [])
+    extra = settings.applied_docker_options(state, d.app, "deploy", d.output.warn)
     limits = {process: settings.resources_for(state, d.app, process) for process in table}  # no db in threads
 
     from docker.errors import APIError
@@ -389,7 +390,9 @@ def oneoff_kwargs(
     if limits.get("cpu"):
         kwargs["nano_cpus"] = int(float(limits["cpu"]) * 1e9)
     kwargs.update(image=image, command=command, environment=env, labels=labels, init=True,
-                  network=NETWORK, detach=True, tty=tty, stdin_open=tty or stdin)
+                  detach=True, tty=tty, stdin_open=tty or stdin)
+    if "network_mode" not in kwargs:  # root's --network replaces the skiff network
+        kwargs["network"] = NETWORK
     return kwargs
 
 
@@ -436,7 +439,7 @@ def run_task(d: Deploy, label: str, line: str) -> None:
     kwargs = oneoff_kwargs(
         c, app=d.app, image=d.image or "", command=command_of(line), env=release_env(d), role_process=label,
         release=d.release.version if d.release else None,
-        extra=settings.docker_options(state, d.app).get("deploy", []),
+        extra=settings.applied_docker_options(state, d.app, "deploy", d.output.warn),
         limits=settings.resources_for(state, d.app, label),
     )
     code = run_oneoff(c, kwargs, d.output.info)

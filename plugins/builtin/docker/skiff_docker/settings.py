@@ -3,11 +3,13 @@
 Per app: ``formation`` ({process: quantity} set by ``ps:scale``), ``checks``
 (wait-to-retire, stop-timeout, ...; disabled / skipped processes),
 ``resources`` ({process or ``_default``: {memory, cpu}}), ``docker-options``
-({phase: [option, ...]}), ``stopped`` (``ps:stop`` was run), ``source`` (the
+({phase: [option, ...]}), ``docker-options-root`` ({phase: {option: app}}:
+the host-reaching options root confirmed, and for which app), ``stopped`` (``ps:stop`` was run), ``source`` (the
 last deployed source, for ``ps:rebuild``). Global: ``keep-releases``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Optional
 
 from skiff.errors import ValidationError
@@ -127,7 +129,60 @@ def resources_for(state: State, app: str, process: str) -> dict[str, str]:
 
 
 def docker_options(state: State, app: str) -> dict[str, list[str]]:
+    """The stored options, as typed (checked or not): for the docker-options commands only."""
     return dict(state.get_property(PLUGIN, "docker-options", app=app, default={}) or {})
+
+
+def root_confirmed(state: State, app: str) -> dict[str, dict[str, str]]:
+    """``{phase: {option: app}}``: host-reaching options root confirmed, and the app it confirmed them for.
+
+    A value stored without this mark (by the code before it existed, by a clone of
+    another app, by any other path) is unconfirmed: that is the upgrade migration.
+    """
+    stored = state.get_property(PLUGIN, "docker-options-root", app=app, default={}) or {}
+    if not isinstance(stored, dict):
+        return {}
+    return {phase: dict(entries) for phase, entries in stored.items() if isinstance(entries, dict)}
+
+
+def set_root_confirmed(state: State, app: str, table: dict[str, dict[str, str]]) -> None:
+    table = {phase: entries for phase, entries in table.items() if entries}
+    if table:
+        state.set_property(PLUGIN, "docker-options-root", table, app=app)
+    else:
+        state.delete_property(PLUGIN, "docker-options-root", app=app)
+
+
+def is_confirmed(confirmed: dict[str, dict[str, str]], app: str, phase: str, option: str) -> bool:
+    return confirmed.get(phase, {}).get(option) == app
+
+
+def applied_docker_options(state: State, app: str, phase: str, warn: Callable[[str], None]) -> list[str]:
+    """The options of ``phase`` that may be applied to a container of ``app``, checked now.
+
+    Every path that creates a container or a build reads its options here: an
+    option that does not pass the allow-list, or that reaches the host and root
+    did not confirm for this app, is left out with a warning.
+    """
+    from . import hostreach, options
+
+    confirmed = root_confirmed(state, app)
+    result = []
+    for option in docker_options(state, app).get(phase, []) or []:
+        if not isinstance(option, str):
+            warn(f"docker-options: {option!r} is not applied: not an option")
+            continue
+        try:
+            options.normalise(phase, [option])
+        except ValidationError as exc:
+            warn(f"docker-options: {option} is not applied: {exc}")
+            continue
+        if hostreach.host_reaching_reason([option], app) and not is_confirmed(confirmed, app, phase, option):
+            warn(f"docker-options: {option} is not applied: host-reaching options need root's confirmation "
+                 f"(docker-options:add from a root shell)")
+            continue
+        result.append(option)
+    return result
 
 
 # -- misc -------------------------------------------------------------------------

@@ -19,7 +19,9 @@ def test_options_allow_list_and_normalisation():
     assert options.normalise("build", ["--build-arg=FOO=bar"]) == "--build-arg=FOO=bar"
     assert options.normalise("deploy", ["--read-only"]) == "--read-only"
     for phase, words in [
-        ("deploy", ["--privileged"]),
+        ("deploy", ["--privileged=yes"]),
+        ("build", ["--privileged"]),
+        ("deploy", ["--mount=type=bind,source=/a,target=/b/../../etc"]),
         ("deploy", ["--add-host=db:1.2.3.4; rm -rf /"]),
         ("deploy", ["--volume=/a:/b/../../etc"]),
         ("deploy", ["--label=skiff.app=other"]),
@@ -133,7 +135,7 @@ def test_settings_commands_validate_input(skiff):
     assert h.invoke("docker-options:add", "cat", "deploy,run", "--add-host=db:10.0.0.2").exit_code == 0
     assert settings.docker_options(h.state, "cat") == {"deploy": ["--add-host=db:10.0.0.2"],
                                                        "run": ["--add-host=db:10.0.0.2"]}
-    refused = h.invoke("docker-options:add", "cat", "deploy", "--privileged")
+    refused = h.invoke("docker-options:add", "cat", "deploy", "--pid-limit=5")
     assert refused.exit_code == 1 and "not allowed" in refused.stderr and len(refused.stderr.splitlines()) == 1
     assert h.invoke("docker-options:clear", "cat").exit_code == 0
     assert settings.docker_options(h.state, "cat") == {}

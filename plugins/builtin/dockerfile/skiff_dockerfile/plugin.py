@@ -119,7 +119,14 @@ SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 
 
 def docker_build_options(deploy: Deploy) -> dict[str, Any]:
-    """SDK arguments from the docker plugin's ``docker-options`` (phase ``build``, validated there)."""
+    """SDK arguments from the docker plugin's ``docker-options`` (phase ``build``, validated there).
+
+    A minimal rule of its own (this plugin does not import the docker plugin):
+    only ``--build-arg``, ``--label``, ``--add-host`` and ``--shm-size`` are
+    applied, none of which reaches the host; anything else in the stored value
+    (``--network=host``, a volume, ...; written by any path) is ignored with a
+    warning. See docs/security.md, "Host-reaching options".
+    """
     options = deploy.state.get_property("docker", "docker-options", app=deploy.app, default=None) or {}
     result: dict[str, Any] = {}
     for option in options.get("build", []) if isinstance(options, dict) else []:
@@ -134,11 +141,11 @@ def docker_build_options(deploy: Deploy) -> dict[str, Any]:
             host, _, address = value.partition(":")
             result.setdefault("extra_hosts", {})[host] = address
         elif flag == "--shm-size":
-            match = re.match(r"^([0-9]+)([bkmgBKMG]?)$", value)
+            match = re.fullmatch(r"([0-9]+)([bkmgBKMG]?)", value)
             if match:
                 result["shmsize"] = int(match.group(1)) * SIZE_UNITS[match.group(2).lower()]
         else:
-            deploy.output.warn(f"docker option {flag} is not supported by the Dockerfile builder; ignored")
+            deploy.output.warn(f"docker option {flag} is not applied by the Dockerfile builder; ignored")
     return result
 
 

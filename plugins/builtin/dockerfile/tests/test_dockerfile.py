@@ -97,3 +97,18 @@ def test_docker_options_of_the_build_phase_become_sdk_arguments(h):
     deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True))
     assert df.docker_build_options(deploy) == {"buildargs": {"VERSION": "1.2"}, "labels": {"team": "cats"},
                                                "extra_hosts": {"db": "10.0.0.2"}, "shmsize": 64 * 1024 ** 2}
+
+
+def test_host_reaching_build_options_are_never_applied(h):
+    from skiff.deploy import Deploy
+    from skiff.output import Output
+
+    h.create_app("demo")
+    h.state.set_property("docker", "docker-options", {"build": [
+        "--network=host", "--volume=/:/host", "--privileged", "--shm-size=64m\n", "--label=ok=1"]}, app="demo")
+    out = Output(quiet=True)
+    warned: list[str] = []
+    out.warn = warned.append
+    deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=out)
+    assert df.docker_build_options(deploy) == {"labels": {"ok": "1"}}
+    assert len(warned) == 3 and all("not applied" in w for w in warned)

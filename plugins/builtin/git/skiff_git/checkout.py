@@ -16,7 +16,20 @@ from pathlib import Path
 from skiff.errors import SkiffError
 from skiff.output import Output
 
-from .repo import clean_env, git, resolve
+from .repo import SUBMODULE_PROTOCOLS, clean_env, git, redact, redact_text, resolve, transport
+
+#: git's own guard, for nested submodules too (GIT_ALLOW_PROTOCOL is set as well).
+PROTOCOL_ARGS = ("-c", "protocol.allow=never",
+                 *(arg for name in SUBMODULE_PROTOCOLS for arg in ("-c", f"protocol.{name}.allow=always")))
+
+
+def check_submodule_url(path: str, url: str) -> None:
+    """Only https, ssh and git transports: no file://, local paths, ext:: or other helpers."""
+    kind = transport(url)
+    if kind not in SUBMODULE_PROTOCOLS:
+        what = "a local path" if kind == "local" else f"the {kind} transport"
+        raise SkiffError(f"submodule {path} uses {what} ({redact(url)}), which is refused: "
+                         f"use an {', '.join(SUBMODULE_PROTOCOLS[:-1])} or {SUBMODULE_PROTOCOLS[-1]} URL")
 
 
 def checkout(
@@ -88,12 +101,18 @@ def _submodules(repo: Path, sha: str, workdir: Path, output: Output, keep_git_di
         if not url or url.startswith("-"):
             raise SkiffError(f"submodule {path} has no usable url")
         if url.startswith(("./", "../")):
-            raise SkiffError(f"submodule {path} has a relative url ({url}); use an absolute one")
+            raise SkiffError(f"submodule {path} has a relative url ({redact(url)}); use an absolute one")
+        check_submodule_url(path, url)
         output.step(f"Fetching submodule {path} ({commit[:7]})")
         target.mkdir(parents=True, exist_ok=True)
-        git(["clone", "--quiet", "--no-checkout", "--", url, str(target)], env=env)
-        git(["checkout", "--quiet", "--detach", commit], cwd=target, env=env)
-        git(["submodule", "update", "--init", "--recursive", "--quiet"], cwd=target, env=env)
+        clone_env = {**env, "GIT_ALLOW_PROTOCOL": ":".join(SUBMODULE_PROTOCOLS)}
+        try:
+            git([*PROTOCOL_ARGS, "clone", "--quiet", "--no-checkout", "--", url, str(target)], env=clone_env)
+            git(["checkout", "--quiet", "--detach", commit], cwd=target, env=clone_env)
+            git([*PROTOCOL_ARGS, "submodule", "update", "--init", "--recursive", "--quiet"], cwd=target,
+                env=clone_env)
+        except SkiffError as exc:
+            raise SkiffError(f"submodule {path}: {redact_text(str(exc), url)}")
         if not keep_git_dir:
             _remove_git_dirs(target)
 

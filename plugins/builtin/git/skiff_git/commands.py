@@ -21,8 +21,9 @@ from skiff.errors import DeployError, NotFound, SkiffError, ValidationError
 from . import push
 from . import repo as repos
 
-SETTINGS = ("deploy-branch", "keep-git-dir", "auto-create")
-GLOBAL_ONLY = ("auto-create",)
+SETTINGS = ("deploy-branch", "keep-git-dir", "auto-create", "archive-max-size", "archive-max-members",
+            "max-push-size")
+GLOBAL_ONLY = ("auto-create", "archive-max-size", "archive-max-members", "max-push-size")
 COMMITTER = {
     "GIT_AUTHOR_NAME": "skiff",
     "GIT_AUTHOR_EMAIL": "skiff@localhost",
@@ -137,6 +138,7 @@ def report(context: Context, app: str) -> dict[str, Any]:
         "auto_create": repos.auto_create(context),
         "repository": str(repo) if exists else None,
         "last_pushed": (repos.resolve(repo, f"refs/heads/{branch}") if exists else None),
+        **{key.replace("-", "_"): repos.limit(context, key) for key in repos.LIMITS},
     }
 
 
@@ -163,7 +165,8 @@ def git_report(context: Context, app: str, fmt: str) -> None:
 def git_set(context: Context, is_global: bool, args: tuple[str, ...]) -> None:
     """Set a git setting: git:set [--global] [APP] KEY [VALUE] (no VALUE: back to the default).
 
-    Keys: deploy-branch NAME, keep-git-dir true|false, auto-create true|false (global).
+    Keys: deploy-branch NAME, keep-git-dir true|false, auto-create true|false (global),
+    archive-max-size SIZE, archive-max-members N, max-push-size SIZE (global; SIZE as 500M, 1G).
     """
     rest = list(args)
     app = ""
@@ -177,20 +180,26 @@ def git_set(context: Context, is_global: bool, args: tuple[str, ...]) -> None:
     if key not in SETTINGS:
         raise ValidationError(f"unknown git setting {key!r}; use one of {', '.join(SETTINGS)}")
     if key in GLOBAL_ONLY and not is_global:
-        raise ValidationError(f"{key} is a global setting: git:set --global {key} true|false")
+        raise ValidationError(f"{key} is a global setting: git:set --global {key} VALUE")
     if value is None:
         context.state.delete_property(repos.PLUGIN, key, app=app)
         context.output.step(f"Unset {key}{' of ' + app if app else ''}")
         return
-    stored: Any = value
-    if key == "deploy-branch":
-        stored = repos.branch_name(value)
-    else:
-        stored = repos.parse_bool(value)
+    stored = _parse_setting(key, value)
     context.state.set_property(repos.PLUGIN, key, stored, app=app)
     if key == "deploy-branch" and app and (repos.repo_path(context, app) / "objects").is_dir():
         repos.set_head(repos.repo_path(context, app), value)
     context.output.step(f"Set {key} to {json.dumps(stored)}{' for ' + app if app else ' for every app'}")
+
+
+def _parse_setting(key: str, value: str) -> Any:
+    if key == "deploy-branch":
+        return repos.branch_name(value)
+    if key in ("archive-max-size", "max-push-size"):
+        return repos.parse_size(value)
+    if key == "archive-max-members":
+        return repos.parse_count(value)
+    return repos.parse_bool(value)
 
 
 # -- git:sync / git:from-archive / deploy ------------------------------------------------
@@ -204,24 +213,48 @@ def git_set(context: Context, is_global: bool, args: tuple[str, ...]) -> None:
 @click.option("--build", is_flag=True, help="Deploy what was fetched (the branch moves only if it succeeds).")
 @pass_context
 def git_sync(context: Context, app: str, url: str, ref: Optional[str], build: bool) -> None:
-    """Fetch REF (default: the remote's HEAD) of a git URL into APP's repository."""
+    """Fetch REF (default: the remote's HEAD) of a git URL into APP's repository.
+
+    Over SSH only http(s), ssh and git URLs are accepted (no local paths, no file://).
+    """
     validate.app_name(app)
-    if not url or url.startswith("-") or url.lower().startswith(("ext::", "fd::")) or "\n" in url:
-        raise ValidationError(f"invalid repository URL {url!r}")
+    check_sync_url(context, url)
     if ref is not None:
         repos.revision_arg(ref)
+    shown_url = repos.redact(url)
+    fetch_url, credentials = repos.credential_env(url)
+    env = repos.clean_env(credentials)
+    if context.via_ssh:
+        env["GIT_ALLOW_PROTOCOL"] = ":".join(repos.REMOTE_PROTOCOLS)
     with _app_for(context, app), push_lock(context, app):
         repo = repos.ensure_repo(context, app)
-        context.output.step(f"Fetching {ref or 'HEAD'} from {url}")
-        repos.git(["fetch", "--quiet", "--no-tags", "--", url, ref or "HEAD"], git_dir=repo)
+        context.output.step(f"Fetching {ref or 'HEAD'} from {shown_url}")
+        try:
+            repos.git(["fetch", "--quiet", "--no-tags", "--", fetch_url, ref or "HEAD"], git_dir=repo, env=env)
+        except SkiffError as exc:
+            raise SkiffError(repos.redact_text(str(exc), url))
         sha = repos.resolve(repo, "FETCH_HEAD")
         if sha is None:
-            raise SkiffError(f"{ref or 'HEAD'} of {url} is not a commit")
+            raise SkiffError(f"{ref or 'HEAD'} of {shown_url} is not a commit")
         if build:
-            _deploy_and_move(context, app, sha, f"Deploy {sha[:7]} from {url}")
+            _deploy_and_move(context, app, sha, f"Deploy {sha[:7]} from {shown_url}")
         else:
             _move_branch(repo, repos.deploy_branch(context, app), sha)
             context.output.step(f"{app} is at {sha[:7]}; deploy it with: deploy {app}")
+
+
+def check_sync_url(context: Context, url: str) -> str:
+    """Refuse option-like URLs, the ext/fd transports, and (over SSH) anything but remote ones."""
+    if not url or url.startswith("-") or "\n" in url or "\x00" in url:
+        raise ValidationError(f"invalid repository URL {repos.redact(url)!r}")
+    kind = repos.transport(url)
+    if kind in ("ext", "fd"):
+        raise ValidationError(f"invalid repository URL {repos.redact(url)!r}: the {kind} transport is refused")
+    if context.via_ssh and kind not in repos.REMOTE_PROTOCOLS:
+        what = "a local path" if kind == "local" else f"the {kind} transport"
+        raise ValidationError(f"git:sync from {what} is refused over SSH: give an http(s), ssh or git URL "
+                              "(root on the server may sync from local paths)")
+    return url
 
 
 @access.app_command(app="app", creates=True)
@@ -235,12 +268,14 @@ def git_from_archive(context: Context, app: str, source: str) -> None:
 
     validate.app_name(app)
     archive.check_source(source)
+    shown_source = "(stdin)" if source == "-" else repos.redact(source)
+    limits = archive.Limits(max_size=repos.limit(context, "archive-max-size"),
+                            max_members=repos.limit(context, "archive-max-members"))
     with tempfile.TemporaryDirectory(prefix="archive-", dir=_tmp(context)) as tmp:
         saved, tree = Path(tmp) / "archive", Path(tmp) / "tree"
-        tree.mkdir()
-        context.output.step(f"Reading the archive from {'stdin' if source == '-' else source}")
-        archive.fetch(source, saved)
-        root = archive.extract(saved, tree)
+        context.output.step(f"Reading the archive from {'stdin' if source == '-' else shown_source}")
+        archive.fetch(source, saved, limits.max_size)
+        root = archive.extract(saved, tree, limits)
         with _app_for(context, app), push_lock(context, app):
             repo = repos.ensure_repo(context, app)
             branch = repos.deploy_branch(context, app)
@@ -248,7 +283,7 @@ def git_from_archive(context: Context, app: str, source: str) -> None:
             repos.git(["--work-tree", str(root), "add", "--all", "--force", "."], git_dir=repo, cwd=root, env=env)
             tree_sha = repos.git(["write-tree"], git_dir=repo, env=env).strip()
             parent = repos.resolve(repo, f"refs/heads/{branch}")
-            message = f"Deploy from archive {source if source != '-' else '(stdin)'}"
+            message = f"Deploy from archive {shown_source}"
             sha = repos.git(["commit-tree", tree_sha, *(["-p", parent] if parent else []), "-m", message],
                             git_dir=repo, env=env).strip()
             _deploy_and_move(context, app, sha, f"Deploy {sha[:7]} from an archive")

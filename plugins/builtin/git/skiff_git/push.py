@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from skiff import lifecycle
@@ -96,9 +97,15 @@ def receive_pack(context: Context, path_arg: str) -> None:
         if not context.state.app_exists(app):
             _create_app(context, app)
         repo = repos.ensure_repo(context, app)
+    max_size = repos.limit(context, "max-push-size")
     context.close()
     # The lock fd stays open (inheritable): git receive-pack holds the lock until it exits.
-    os.execvpe("git", ["git", "receive-pack", str(repo)], repos.clean_env({LOCK_FD_ENV: str(fd)}))
+    os.execvpe("git", receive_pack_argv(repo, max_size), repos.clean_env({LOCK_FD_ENV: str(fd)}))
+
+
+def receive_pack_argv(repo: Path, max_size: int) -> list[str]:
+    """``git receive-pack`` of ``repo``, refusing a pack larger than ``max_size`` bytes."""
+    return ["git", "-c", f"receive.maxInputSize={int(max_size)}", "receive-pack", str(repo)]
 
 
 def upload_pack(context: Context, path_arg: str) -> None:

@@ -10,6 +10,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import urllib.parse
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
@@ -28,6 +29,13 @@ REPO_ENV = (
     "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH", "GIT_PUSH_OPTION_COUNT",
     "GIT_COMMON_DIR", "GIT_PREFIX", "GIT_NAMESPACE",
 )
+#: Transports a submodule URL may use (git's own names; GIT_ALLOW_PROTOCOL syntax).
+SUBMODULE_PROTOCOLS = ("https", "ssh", "git")
+#: What ``git:sync`` may fetch from when the command came over SSH.
+REMOTE_PROTOCOLS = ("http", "https", "ssh", "git")
+SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://.*", re.DOTALL)
+HELPER = re.compile(r"([A-Za-z0-9][A-Za-z0-9+.-]*)::.*", re.DOTALL)
+SSH_ALIASES = {"git+ssh": "ssh", "ssh+git": "ssh"}
 REF_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/^~@{}-]{0,199}$")
 
@@ -74,6 +82,98 @@ def revision_arg(rev: str) -> str:
     return rev
 
 
+# -- URLs ------------------------------------------------------------------------------
+
+
+def transport(url: str) -> str:
+    """The transport git would use for ``url``, as git names it.
+
+    ``https``, ``ssh``, ``git``, ``file``, ... for ``SCHEME://`` URLs, the helper
+    name for ``HELPER::ADDRESS`` (``ext``, ``fd``, ...), ``ssh`` for scp-like
+    ``[user@]host:path`` and ``local`` for a path on this host.
+    """
+    match = SCHEME.fullmatch(url)
+    if match:
+        scheme = match.group(1).lower()
+        return SSH_ALIASES.get(scheme, scheme)
+    match = HELPER.fullmatch(url)
+    if match:
+        return match.group(1).lower()
+    # git's rule: a colon before any slash makes it scp-like ssh (host:path)
+    colon, slash = url.find(":"), url.find("/")
+    if colon > 0 and (slash < 0 or colon < slash):
+        return "ssh"
+    return "local"
+
+
+def _split_credentials(url: str) -> tuple[str, Optional[str], Optional[str]]:
+    """``(url without userinfo, user, password)`` for ``SCHEME://`` URLs with userinfo."""
+    if not SCHEME.fullmatch(url):
+        return url, None, None
+    parts = urllib.parse.urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None, None
+    user, colon, password = userinfo.partition(":")
+    bare = urllib.parse.urlunsplit(parts._replace(netloc=host))
+    return bare, urllib.parse.unquote(user), (urllib.parse.unquote(password) if colon else None)
+
+
+def redact(url: str) -> str:
+    """``url`` fit to print and store: ``https://user:token@host/x`` -> ``https://***@host/x``.
+
+    For ssh URLs the user name stays (it is not a secret), a password does not.
+    """
+    bare, user, password = _split_credentials(url)
+    if user is None:
+        return url
+    scheme, _, rest = bare.partition("://")
+    if transport(url) == "ssh" and password is None:
+        return url
+    shown_user = f"{user}:***" if transport(url) == "ssh" else "***"
+    return f"{scheme}://{urllib.parse.quote(shown_user, safe=':*')}@{rest}"
+
+
+def redact_text(text: str, url: str) -> str:
+    """``text`` with the credentials of ``url`` (if any) replaced by ``***``."""
+    _, user, password = _split_credentials(url)
+    for secret in (password, user if transport(url) != "ssh" else None):
+        if secret:
+            text = text.replace(secret, "***").replace(urllib.parse.quote(secret, safe=""), "***")
+    return text
+
+
+def credential_env(url: str) -> tuple[str, dict[str, str]]:
+    """Split the credentials off an http(s) ``url`` for a git call.
+
+    Returns the URL to put on git's command line (no userinfo) and the
+    environment that hands the credentials to git through a credential helper
+    configured with ``GIT_CONFIG_COUNT`` (environment only, never argv).
+    Other URLs are returned unchanged, with an empty environment.
+    """
+    bare, user, password = _split_credentials(url)
+    if user is None:
+        return url, {}
+    if transport(url) == "ssh":  # ssh takes no password from a URL: keep only the user name
+        scheme, _, rest = bare.partition("://")
+        return f"{scheme}://{urllib.parse.quote(user, safe='')}@{rest}", {}
+    if transport(url) not in ("http", "https"):
+        return url, {}
+    parts = urllib.parse.urlsplit(bare)
+    helper = ('!f() { test "$1" = get || return 0; '
+              'printf "username=%s\\npassword=%s\\n" "$SKIFF_GIT_USERNAME" "$SKIFF_GIT_PASSWORD"; }; f')
+    env = {
+        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_KEY_0": "credential.helper",
+        "GIT_CONFIG_VALUE_0": "",
+        "GIT_CONFIG_KEY_1": f"credential.{parts.scheme}://{parts.netloc}.helper",
+        "GIT_CONFIG_VALUE_1": helper,
+        "SKIFF_GIT_USERNAME": user,
+        "SKIFF_GIT_PASSWORD": password or "",
+    }
+    return bare, env
+
+
 # -- running git -------------------------------------------------------------------
 
 
@@ -102,12 +202,31 @@ def git(
     if git_dir is not None:
         cmd.append(f"--git-dir={git_dir}")
     cmd += list(args)
+    # calls on a bare repository alone write only into it (FETCH_HEAD, ...): owner only
+    private = git_dir is not None and "--work-tree" not in args
     proc = subprocess.run(cmd, cwd=cwd, env=dict(env) if env is not None else clean_env(),
-                          input=input, capture_output=True)
+                          input=input, capture_output=True, umask=0o077 if private else -1)
     if check and proc.returncode != 0:
-        message = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise SkiffError(f"git {args[0]} failed: {message[-1] if message else 'exit ' + str(proc.returncode)}")
+        raise SkiffError(f"git {_subcommand(args)} failed: {error_line(proc.stderr, proc.returncode)}")
     return proc.stdout.decode(errors="replace")
+
+
+def _subcommand(args: Sequence[str]) -> str:
+    """The git subcommand in ``args`` (after ``--work-tree DIR`` / ``-c KEY=VALUE``)."""
+    rest = list(args)
+    while len(rest) > 1 and rest[0] in ("--work-tree", "-c", "-C"):
+        rest = rest[2:]
+    return rest[0] if rest else "?"
+
+
+def error_line(stderr: bytes, returncode: int) -> str:
+    """git's own reason: its first ``fatal:``/``error:`` line, else its last line."""
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    for line in lines:
+        for prefix in ("fatal: ", "error: "):
+            if line.startswith(prefix):
+                return line[len(prefix):]
+    return lines[-1] if lines else f"exit {returncode}"
 
 
 def resolve(repo: Path, rev: str, env: Optional[Mapping[str, str]] = None) -> Optional[str]:
@@ -136,6 +255,40 @@ def parse_bool(value: str) -> bool:
     if value.lower() in ("0", "false", "no", "off"):
         return False
     raise ValidationError(f"expected true or false, got {shown(value)}")
+
+
+SIZE = re.compile(r"([0-9]{1,15})([KMGT]?)(i?B)?", re.IGNORECASE)
+UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
+#: Global limits (key -> default): sizes in bytes, counts.
+LIMITS = {
+    "archive-max-size": UNITS["G"],
+    "archive-max-members": 100_000,
+    "max-push-size": UNITS["G"],
+}
+
+
+def parse_size(value: str) -> int:
+    """``1G``, ``500M``, ``64k``, ``1048576`` (bytes; 1024-based units) -> bytes, at least 1."""
+    match = SIZE.fullmatch(value.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValidationError(f"invalid size {shown(value)}: use a number of bytes or e.g. 500M, 1G")
+    return int(match.group(1)) * UNITS[match.group(2).upper()]
+
+
+def parse_count(value: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,9}", value.strip()) or int(value) == 0:
+        raise ValidationError(f"invalid count {shown(value)}: use a positive whole number")
+    return int(value)
+
+
+def limit(context: Context, key: str) -> int:
+    """A global limit from :data:`LIMITS` (stored by ``git:set --global KEY VALUE``)."""
+    value = context.state.get_property(PLUGIN, key)
+    try:
+        number = int(value) if value is not None else LIMITS[key]
+    except (TypeError, ValueError):
+        number = LIMITS[key]
+    return number if number > 0 else LIMITS[key]
 
 
 def auto_create(context: Context) -> bool:
@@ -191,7 +344,7 @@ def hook_script(context: Context, app: str) -> str:
 
 def write_hook(context: Context, app: str, repo: Path) -> None:
     hooks = repo / "hooks"
-    hooks.mkdir(exist_ok=True)
+    hooks.mkdir(mode=0o700, exist_ok=True)
     path = hooks / "pre-receive"
     script = hook_script(context, app)
     try:
@@ -201,18 +354,29 @@ def write_hook(context: Context, app: str, repo: Path) -> None:
         pass
     tmp = hooks / ".pre-receive.tmp"
     tmp.write_text(script)
-    tmp.chmod(0o755)
+    tmp.chmod(0o700)
     os.replace(tmp, path)
+
+
+def make_private(path: Path) -> None:
+    """Make a directory readable by its owner (the skiff user) only."""
+    if path.stat().st_mode & 0o777 != 0o700:
+        path.chmod(0o700)
 
 
 def ensure_repo(context: Context, app: str) -> Path:
     """Create the app's bare repository if missing; (re)write its pre-receive hook."""
     repo = repo_path(context, app)
+    repos_dir(context).mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private(repos_dir(context))
     if not (repo / "objects").is_dir():
-        repos_dir(context).mkdir(parents=True, exist_ok=True)
         tmp = repos_dir(context) / f".{app}.git.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        git(["init", "--quiet", "--bare", f"--initial-branch={configured_branch(context, app) or 'main'}", str(tmp)])
+        # --shared=0600 (core.sharedRepository): files 0600, objects 0400, directories 0700, whatever
+        # the umask of this or a later git call
+        git(["init", "--quiet", "--bare", "--shared=0600",
+             f"--initial-branch={configured_branch(context, app) or 'main'}", str(tmp)])
+        make_private(tmp)
         git(["config", "receive.denyNonFastForwards", "false"], git_dir=tmp)
         git(["config", "receive.denyDeletes", "false"], git_dir=tmp)
         git(["config", "gc.auto", "0"], git_dir=tmp)
@@ -222,5 +386,6 @@ def ensure_repo(context: Context, app: str) -> Path:
             os.rename(tmp, repo)
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)  # another process made it first
+    make_private(repo)
     write_hook(context, app, repo)
     return repo

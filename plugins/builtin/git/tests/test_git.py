@@ -1,10 +1,13 @@
 """The git plugin in-process (harness), with real git repositories and stub build/run."""
 from __future__ import annotations
 
+import base64
 import http.server
 import io
 import json
 import os
+import shlex
+import stat
 import subprocess
 import tarfile
 import threading
@@ -16,7 +19,8 @@ import pytest
 import skiff_apps.plugin as apps_plugin
 import skiff_git.plugin as git_plugin
 from skiff import hookimpl
-from skiff.errors import ValidationError
+from skiff.errors import SkiffError, ValidationError
+from skiff.output import Output
 from skiff.testing import StubBuilder, StubScheduler
 from skiff.testing.sshd import STUB_ENV, commit_files, init_repo, skiff_executable
 from skiff_git import repo as repos
@@ -119,11 +123,16 @@ def test_deploy_command_redeploys_and_keep_git_dir(h, tmp_path):
     assert [r.version for r in h.state.releases("web")] == [1, 2, 3]
 
 
-def test_submodules_are_checked_out(h, tmp_path):
-    sub = init_repo(tmp_path / "sub", {"lib.py": "LIB = 1\n"})
-    work = init_repo(tmp_path / "w", {"app.py": "1"})
+def _add_submodule(work: Path, url: str, path: str) -> None:
     subprocess.run(["git", "-C", str(work), "-c", "protocol.file.allow=always", "submodule", "add", "-q",
-                    str(sub), "vendor/lib"], check=True, capture_output=True)
+                    url, path], check=True, capture_output=True)
+
+
+def test_submodules_are_checked_out(h, tmp_path, git_daemon):
+    served, base = git_daemon
+    sub = init_repo(served / "sub", {"lib.py": "LIB = 1\n"})
+    work = init_repo(tmp_path / "w", {"app.py": "1"})
+    _add_submodule(work, f"{base}/sub", "vendor/lib")
     commit_files(work, {}, "add submodule")
     commit_files(sub, {"lib.py": "LIB = 2\n"})  # not the recorded commit
     load(h, "web", work)
@@ -131,6 +140,49 @@ def test_submodules_are_checked_out(h, tmp_path):
     assert result.exit_code == 0, result.output
     assert "vendor/lib/lib.py" in h.trees[-1]["files"]
     assert h.trees[-1]["contents"]["vendor/lib/lib.py"] == "LIB = 1\n"
+
+
+@pytest.mark.parametrize("form, refused", [
+    ("file://{sub}", "the file transport"),
+    ("{sub}", "a local path"),
+    ("ext::sh -c touch% {flag}", "the ext transport"),
+    ("http://127.0.0.1:9/sub", "the http transport"),
+])
+def test_submodules_from_other_transports_are_refused(h, tmp_path, form, refused):
+    sub = init_repo(tmp_path / "sub", {"lib.py": "LIB = 1\n"})
+    work = init_repo(tmp_path / "w", {"app.py": "1"})
+    _add_submodule(work, str(sub), "vendor/lib")
+    url = form.format(sub=sub, flag=tmp_path / "flag")
+    subprocess.run(["git", "-C", str(work), "config", "--file", ".gitmodules", "submodule.vendor/lib.url", url],
+                   check=True)
+    commit_files(work, {}, "add submodule")
+    load(h, "web", work)
+    result = h.invoke("deploy", "web")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("!") and refused in lines[0], result.stderr
+    assert "submodule vendor/lib" in lines[0]
+    assert h.trees == [] and h.state.releases("web") == []  # refused in receive: nothing built
+    assert not (tmp_path / "flag").exists()
+
+
+def test_git_itself_refuses_file_submodules_and_its_error_is_shown(tmp_path, monkeypatch):
+    """Behind the URL check, git's protocol guard holds too (nested submodules are not checked by us)."""
+    from skiff_git import checkout as checkouts
+
+    sub = init_repo(tmp_path / "sub", {"lib.py": "LIB = 1\n"})
+    work = init_repo(tmp_path / "w", {"app.py": "1"})
+    _add_submodule(work, str(sub), "vendor/lib")
+    commit_files(work, {}, "add submodule")
+    bare = tmp_path / "bare.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    monkeypatch.setattr(checkouts, "check_submodule_url", lambda path, url: None)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(SkiffError) as caught:
+        checkouts.checkout(bare, "main", out, output=Output())
+    assert "transport 'file' not allowed" in str(caught.value), caught.value
+    assert not (out / "vendor" / "lib" / "lib.py").exists()
 
 
 def test_settings_and_report(h, tmp_path):
@@ -262,3 +314,190 @@ def test_from_archive_on_stdin_in_a_real_process(skiff_root, tmp_path):
                           capture_output=True)
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"Releasing web v1" in proc.stdout
+
+
+# -- credentials, transports over SSH, private repositories, push size ------------------
+
+SECRET = "s3cret-token-4711"
+
+
+@pytest.fixture
+def auth_http(tmp_path):
+    """Serve ``tmp_path/auth-www`` on a loopback port to ``alice:SECRET`` only (Basic auth)."""
+    root = tmp_path / "auth-www"
+    root.mkdir()
+    expected = "Basic " + base64.b64encode(f"alice:{SECRET}".encode()).decode()
+    seen: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(root), **k)
+
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            seen.append(self.headers.get("Authorization") or "")
+            if self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="test"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+
+
+@pytest.fixture
+def argv_log(monkeypatch):
+    """Every argument list the git plugin hands to subprocess.run."""
+    calls: list[list[str]] = []
+    real = subprocess.run
+
+    def recording(cmd, *args, **kwargs):
+        calls.append([str(c) for c in cmd])
+        return real(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(repos.subprocess, "run", recording)
+    return calls
+
+
+def _dumb_http_repo(www: Path, work: Path) -> None:
+    bare = www / "repo.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    subprocess.run(["git", f"--git-dir={bare}", "update-server-info"], check=True)
+
+
+def test_sync_credentials_stay_out_of_argv_descriptions_and_output(h, tmp_path, auth_http, argv_log):
+    www, host, seen = auth_http
+    work = init_repo(tmp_path / "w", {"app.py": "1"})
+    sha = commit_files(work, {"x": "x"})
+    _dumb_http_repo(www, work)
+    url = f"http://alice:{SECRET}@{host}/repo.git"
+    result = h.invoke("git:sync", "--build", "web", url)
+    assert result.exit_code == 0, result.output
+    assert h.trees[-1]["revision"] == sha  # the credentials did reach the server
+    assert any(header.startswith("Basic ") for header in seen)
+    assert SECRET not in result.output and f"http://***@{host}/repo.git" in result.output
+    assert h.state.releases("web")[-1].description == f"Deploy {sha[:7]} from http://***@{host}/repo.git"
+    fetches = [cmd for cmd in argv_log if "fetch" in cmd]
+    assert fetches and all(SECRET not in " ".join(cmd) and "alice" not in " ".join(cmd) for cmd in argv_log)
+    bare = h.root / "repos" / "web.git"
+    assert SECRET not in (bare / "config").read_text()
+    assert SECRET not in (bare / "FETCH_HEAD").read_text()
+    wrong = h.invoke("git:sync", "web", f"http://alice:wrong-{SECRET}@{host}/repo.git")
+    assert wrong.exit_code == 1 and "git fetch failed" in wrong.stderr, wrong.output
+    assert SECRET not in wrong.output and len(wrong.stderr.strip().splitlines()) == 1
+
+
+def test_from_archive_credentials_stay_out_of_commit_and_description(h, tmp_path, auth_http):
+    www, host, seen = auth_http
+    (www / "app.tgz").write_bytes(_tarball([("app.py", "file", "print(1)\n")]))
+    url = f"http://alice:{SECRET}@{host}/app.tgz"
+    result = h.invoke("git:from-archive", "web", url)
+    assert result.exit_code == 0, result.output
+    assert h.trees[-1]["files"] == ["app.py"]
+    assert SECRET not in result.output
+    bare = h.root / "repos" / "web.git"
+    log = subprocess.run(["git", f"--git-dir={bare}", "log", "--format=%B", "main"], capture_output=True,
+                         text=True, check=True).stdout
+    assert log.strip() == f"Deploy from archive http://***@{host}/app.tgz"
+    assert all(SECRET not in r.description for r in h.state.releases("web"))
+    wrong = h.invoke("git:from-archive", "web", f"http://alice:nope@{host}/app.tgz")
+    assert wrong.exit_code == 1 and "401" in wrong.stderr and "nope" not in wrong.output
+
+
+@pytest.mark.parametrize("url, shown_url, argv_url", [
+    ("https://u:tok@example.com/r.git", "https://***@example.com/r.git", "https://example.com/r.git"),
+    ("https://tok@example.com:8443/r.git", "https://***@example.com:8443/r.git", "https://example.com:8443/r.git"),
+    ("ssh://git@example.com/r.git", "ssh://git@example.com/r.git", "ssh://git@example.com/r.git"),
+    ("ssh://git:pw@example.com/r.git", "ssh://git:***@example.com/r.git", "ssh://git@example.com/r.git"),
+    ("git@example.com:r.git", "git@example.com:r.git", "git@example.com:r.git"),
+    ("/srv/r.git", "/srv/r.git", "/srv/r.git"),
+])
+def test_redaction(url, shown_url, argv_url):
+    assert repos.redact(url) == shown_url
+    assert repos.credential_env(url)[0] == argv_url
+    assert "tok" not in repos.redact(url) and "pw" not in repos.redact(url)
+
+
+@pytest.mark.parametrize("url, kind", [
+    ("https://h/r", "https"), ("HTTP://h/r", "http"), ("ssh://h/r", "ssh"), ("git+ssh://h/r", "ssh"),
+    ("git://h/r", "git"), ("file:///srv/r", "file"), ("ext::sh -c x", "ext"), ("fd::3", "fd"),
+    ("user@host:r.git", "ssh"), ("host:r", "ssh"), ("/srv/r", "local"), ("./r", "local"), ("r", "local"),
+    ("dir/with:colon", "local"),
+])
+def test_transport(url, kind):
+    assert repos.transport(url) == kind
+
+
+def test_sync_from_local_paths_is_refused_over_ssh(h, tmp_path, monkeypatch):
+    work = init_repo(tmp_path / "w", {"app.py": "1"})
+    for url in (str(work), f"file://{work}", "../w", f"file::{work}"):
+        monkeypatch.setenv("SSH_ORIGINAL_COMMAND", f"git:sync web {shlex.quote(url)}")
+        result = h.invoke("ssh-command")
+        assert result.exit_code == 1 and "refused over SSH" in result.stderr, (url, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not h.state.app_exists("web") and not (h.root / "repos" / "web.git").exists()
+    # from a root shell on the server, the same sources are fine
+    assert h.invoke("git:sync", "web", str(work)).exit_code == 0
+    assert h.invoke("git:sync", "web", f"file://{work}").exit_code == 0
+
+
+def test_repositories_are_private(h, tmp_path):
+    work = init_repo(tmp_path / "w", {"app.py": "1"})
+    old_umask = os.umask(0o022)
+    try:
+        assert h.invoke("git:sync", "web", str(work)).exit_code == 0
+    finally:
+        os.umask(old_umask)
+    bare = h.root / "repos" / "web.git"
+    assert stat.S_IMODE(bare.stat().st_mode) == 0o700
+    assert stat.S_IMODE((h.root / "repos").stat().st_mode) == 0o700
+    assert repos.git(["config", "core.sharedRepository"], git_dir=bare).strip() == "0600"
+    loose = [p for p in bare.rglob("*") if not p.is_symlink() and p.stat().st_mode & 0o077]
+    assert loose == []
+    bare.chmod(0o755)  # an older repository: tightened on its next use
+    repos.ensure_repo(h.context, "web")
+    assert stat.S_IMODE(bare.stat().st_mode) == 0o700
+
+
+def test_max_push_size_setting_reaches_receive_pack(h):
+    assert h.invoke("git:set", "--global", "max-push-size", "2M").exit_code == 0
+    assert repos.limit(h.context, "max-push-size") == 2 * 1024 * 1024
+    for bad in ("0", "1X", "1G; rm", "lots", "1.5G"):
+        result = h.invoke("git:set", "--global", "max-push-size", bad)
+        assert result.exit_code == 1 and "invalid size" in result.stderr, bad
+    assert h.invoke("git:set", "web", "max-push-size", "1M").exit_code != 0  # global only
+    from skiff_git import push
+
+    assert push.receive_pack_argv(Path("/r.git"), 2 * 1024 * 1024) == [
+        "git", "-c", "receive.maxInputSize=2097152", "receive-pack", "/r.git"]
+    h.create_app("web")
+    report = json.loads(h.invoke("git:report", "web", "--format", "json").stdout)
+    assert report["max_push_size"] == 2 * 1024 * 1024 and report["archive_max_members"] == 100_000
+
+
+def test_a_push_over_max_push_size_is_refused(skiff_root, tmp_path):
+    """A real ``git push`` whose receive-pack is ``skiff git-receive-pack``: git refuses the pack."""
+    env = {**os.environ, **STUB_ENV, "SKIFF_ROOT": str(skiff_root)}
+    skiff = skiff_executable()
+    subprocess.run([skiff, "git:set", "--global", "max-push-size", "64K"], env=env, check=True, capture_output=True)
+    work = init_repo(tmp_path / "w", {"big.bin": os.urandom(256 * 1024)})
+    receive = f"{shlex.quote(skiff)} git-receive-pack"
+    proc = subprocess.run(["git", "-C", str(work), "push", f"--receive-pack={receive}", "web", "main"],
+                          env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "pack exceeds maximum allowed size" in proc.stderr, proc.stderr
+    bare = skiff_root / "repos" / "web.git"
+    assert repos.resolve(bare, "refs/heads/main") is None
+    subprocess.run([skiff, "git:set", "--global", "max-push-size", "1M"], env=env, check=True, capture_output=True)
+    proc = subprocess.run(["git", "-C", str(work), "push", f"--receive-pack={receive}", "web", "main"],
+                          env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert repos.resolve(bare, "refs/heads/main") is not None

@@ -234,13 +234,14 @@ def test_auto_create_off_refuses_unknown_apps(sshd, tmp_path, skiff_root):
     assert result.exit_code == 0, result.output
 
 
-def test_push_with_submodule_and_keep_git_dir(sshd, tmp_path, skiff_root):
-    """Checkout from git's quarantine: submodules and the kept .git, in the real hook."""
-    sub = init_repo(tmp_path / "sub", {"lib.py": "LIB = 1\n"})
+def test_push_with_submodule_and_keep_git_dir(sshd, tmp_path, skiff_root, git_daemon):
+    """Checkout from git's quarantine: submodules (git://) and the kept .git, in the real hook."""
+    served, base = git_daemon
+    sub = init_repo(served / "sub", {"lib.py": "LIB = 1\n"})
     probe = tmp_path / "probe.json"
     repo = init_repo(tmp_path / "app", {"app.py": "1\n", "PROBE": str(probe)})
-    subprocess.run(["git", "-C", str(repo), "-c", "protocol.file.allow=always", "submodule", "add", "-q",
-                    str(sub), "vendor/lib"], check=True, capture_output=True)
+    subprocess.run(["git", "-C", str(repo), "submodule", "add", "-q", f"{base}/sub", "vendor/lib"],
+                   check=True, capture_output=True)
     sha = commit_files(repo, {}, "add submodule")
     assert sshd.ssh("apps:create sub").exit_code == 0
     assert sshd.ssh("git:set sub keep-git-dir true").exit_code == 0
@@ -250,3 +251,12 @@ def test_push_with_submodule_and_keep_git_dir(sshd, tmp_path, skiff_root):
     assert "vendor/lib/lib.py" in report["files"]
     assert report["head"] == sha and report["status"] == ""
     assert report["push_lock_fds"] == []  # the hook closed its copy; receive-pack holds the lock
+
+    # a submodule on the server's own disk is refused: the push is rejected, the branch stays
+    subprocess.run(["git", "-C", str(repo), "config", "--file", ".gitmodules", "submodule.vendor/lib.url",
+                    f"file://{sub}"], check=True)
+    commit_files(repo, {}, "file submodule")
+    result = git_push(repo, "sub", sshd)
+    assert result.exit_code != 0
+    assert "submodule vendor/lib uses the file transport" in result.output, result.output
+    assert ls_remote(sshd, "sub")["refs/heads/main"] == sha

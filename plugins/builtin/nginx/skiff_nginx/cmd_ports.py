@@ -104,7 +104,7 @@ def ports_remove(context: Context, app: str, mappings: tuple[str, ...]) -> None:
     current = proxy.explicit_mappings(context, app)
     keep = list(current)
     for text in mappings:
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             port = names.port(text)
             gone = [m for m in keep if m.host_port == port]
         else:

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from skiff.validate import shown
 from skiff.errors import ValidationError
 
-LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-UPSTREAM = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3}){3}|[a-z0-9][a-z0-9.-]{0,252}|\[[0-9a-f:]+\]):(\d{1,5})$")
-SIZE = re.compile(r"^\d{1,9}[kKmMgG]?$")
-DURATION = re.compile(r"^\d{1,7}(?:ms|s|m|h)?$")
-ADDRESS = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:]+\])$")
+LABEL = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+UPSTREAM = re.compile(r"\A(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[a-z0-9][a-z0-9.-]{0,252}|\[[0-9a-f:]+\]):([0-9]{1,5})\Z")
+SIZE = re.compile(r"\A[0-9]{1,9}[kKmMgG]?\Z")
+DURATION = re.compile(r"\A[0-9]{1,7}(?:ms|s|m|h)?\Z")
+ADDRESS = re.compile(r"\A(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|\[[0-9a-f:]+\])\Z")
 SCHEMES = ("http", "https")
 
 
@@ -32,7 +32,7 @@ def domain(name: str) -> str:
         labels = labels[1:]
         if len(labels) < 2:
             raise ValidationError(f"invalid domain {shown(name)}: a wildcard needs at least two labels after '*.'")
-    ok = bool(labels) and len(value) <= 253 and all(LABEL.match(label) for label in labels)
+    ok = bool(labels) and len(value) <= 253 and all(LABEL.fullmatch(label) for label in labels)
     if not ok:
         raise ValidationError(
             f"invalid domain {shown(name)}: use DNS names (letters, digits, dashes and dots, "
@@ -84,7 +84,7 @@ def mapping(text: str) -> Mapping:
 
 def upstream(address: str) -> str:
     """An upstream ``host:port`` as the scheduler reports it."""
-    match = UPSTREAM.match(address) if isinstance(address, str) else None
+    match = UPSTREAM.fullmatch(address) if isinstance(address, str) else None
     if not match or not 1 <= int(match.group(1)) <= 65535:
         raise ValidationError(f"invalid upstream address {shown(address)} (expected HOST:PORT)")
     return address
@@ -92,21 +92,21 @@ def upstream(address: str) -> str:
 
 def size(value: str) -> str:
     """An nginx size (``1m``, ``512k``, ``0`` for unlimited)."""
-    if not SIZE.match(value or ""):
+    if not SIZE.fullmatch(value or ""):
         raise ValidationError(f"invalid size {shown(value)}: expected a number with an optional k, m or g suffix")
     return value
 
 
 def duration(value: str) -> str:
     """An nginx time (``60s``, ``500ms``, ``2m``)."""
-    if not DURATION.match(value or ""):
+    if not DURATION.fullmatch(value or ""):
         raise ValidationError(f"invalid duration {shown(value)}: expected a number with an optional ms, s, m or h suffix")
     return value
 
 
 def address(value: str) -> str:
     """A listen address: empty (all addresses), an IPv4 address or a bracketed IPv6 one."""
-    if value and not ADDRESS.match(value):
+    if value and not ADDRESS.fullmatch(value):
         raise ValidationError(f"invalid listen address {shown(value)}: expected an IP address or nothing")
     return value
 
@@ -114,7 +114,7 @@ def address(value: str) -> str:
 def addresses(value: str) -> str:
     """Comma-separated listen addresses (each as :func:`address`)."""
     for part in (value or "").split(","):
-        if value and not part.strip():
+        if value and not part.strip(" "):
             raise ValidationError(f"invalid listen addresses {shown(value)}")
-        address(part.strip())
+        address(part.strip(" "))  # spaces around commas only: a line break is refused
     return value

@@ -32,7 +32,7 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 
 
 def _path(value: str) -> str:
-    if value and (not os.path.isabs(value) or "\n" in value or "\x00" in value):
+    if value and (not os.path.isabs(value) or any(c in value for c in "\n\r\x00")):
         raise ValidationError(f"invalid path {value!r}: expected an absolute path")
     return value
 

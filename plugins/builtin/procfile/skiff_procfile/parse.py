@@ -8,7 +8,7 @@ from typing import Any, Optional
 from skiff import validate
 from skiff.errors import ValidationError
 
-PROCESS_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+PROCESS_NAME = re.compile(r"\A[A-Za-z0-9_-]+\Z")
 MAX_PROCESS_NAME = 63
 RELEASE = "release"
 
@@ -31,7 +31,7 @@ def parse_procfile(text: str, filename: str = "Procfile") -> tuple[dict[str, str
         where = f"{filename} line {number}"
         if not sep:
             raise ValidationError(f"{where}: expected 'name: command', got {_short(line)!r}")
-        if not PROCESS_NAME.match(name) or len(name) > MAX_PROCESS_NAME:
+        if not PROCESS_NAME.fullmatch(name) or len(name) > MAX_PROCESS_NAME:
             raise ValidationError(
                 f"{where}: invalid process name {_short(name)!r} (letters, digits, '_' and '-', at most {MAX_PROCESS_NAME})")
         if not command:
@@ -110,7 +110,7 @@ def parse_app_json(text: str, filename: str = "app.json") -> dict[str, Any]:
 
 
 def _process_name(name: str, where: str) -> None:
-    if not PROCESS_NAME.match(name):
+    if not PROCESS_NAME.fullmatch(name):
         raise ValidationError(f"app.json: {where}: invalid process name {_short(name)!r}")
 
 

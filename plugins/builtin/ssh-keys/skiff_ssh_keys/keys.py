@@ -28,12 +28,12 @@ from skiff.errors import SkiffError, ValidationError
 
 AUTHORIZED_KEYS_ENV = "SKIFF_AUTHORIZED_KEYS"
 DEFAULT_USER = "skiff"
-KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-KEY_TYPE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9-]+@openssh\.com)$")
-KEY_BLOB = re.compile(r"^[A-Za-z0-9+/]+={0,3}$")
-FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]+=*$")
+KEY_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
+KEY_TYPE = re.compile(r"\A(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9-]+@openssh\.com)\Z")
+KEY_BLOB = re.compile(r"\A[A-Za-z0-9+/]+={0,3}\Z")
+FINGERPRINT = re.compile(r"\ASHA256:[A-Za-z0-9+/]+=*\Z")
 SKIFF_LINE = re.compile(
-    r'^command="SKIFF_KEY_NAME=(?P<name>\S+) SKIFF_KEY_FINGERPRINT=(?P<fingerprint>\S+) [^"]*",'
+    r'\Acommand="SKIFF_KEY_NAME=(?P<name>\S+) SKIFF_KEY_FINGERPRINT=(?P<fingerprint>\S+) [^"]*",'
     r"(?P<options>[a-z,-]+) (?P<type>\S+) (?P<blob>\S+)"
 )
 DEFAULT_OPTIONS = "restrict,pty"
@@ -128,7 +128,9 @@ def line_blobs(line: str) -> set[str]:
 # -- the file -------------------------------------------------------------------
 
 
-def default_path(user: str = DEFAULT_USER) -> Path:
+def default_path(user: Optional[str] = None) -> Path:
+    """``~ACCOUNT/.ssh/authorized_keys`` of the service account (``$SKIFF_USER``, default ``skiff``)."""
+    user = user or os.environ.get("SKIFF_USER") or DEFAULT_USER
     try:
         home = pwd.getpwnam(user).pw_dir
     except KeyError:

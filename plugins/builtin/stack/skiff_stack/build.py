@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from skiff.errors import SkiffError
+from skiff.errors import SkiffError, ValidationError
 from skiff.output import Output
 
 DEFAULT_SUITE = "trixie"
@@ -31,7 +31,7 @@ MILESTONES = ("I: Retrieving Release", "I: Installing core packages", "I: Unpack
               "I: Configuring the base system", "I: Base system installed", "E:", "W: Failure")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BUILD_NOISE = re.compile(r"^( ---> [0-9a-f]{12}$| ---> Running in |Removing intermediate container )")
-SUITE_RE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
+SUITE_RE = re.compile(r"\A[a-z][a-z0-9-]{1,31}\Z")
 BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
 # nodejs/npm do not configure inside debootstrap: they are installed in the Dockerfile step.
 STACK_PACKAGES = (
@@ -56,8 +56,8 @@ LABEL skiff.stack={suite} skiff.stack.version={version} skiff.stack.user={uid}:{
 
 
 def validate_suite(suite: str) -> str:
-    if not SUITE_RE.match(suite or ""):
-        raise SkiffError(f"invalid Debian suite name {suite!r}")
+    if not SUITE_RE.fullmatch(suite or ""):
+        raise ValidationError(f"invalid Debian suite name {suite!r}")
     return suite
 
 
@@ -105,7 +105,7 @@ def find_mirror(sources_dir: Path = Path("/etc/apt/sources.list.d"), sources_lis
                 if len(parts) >= 2:
                     candidates.append(parts[1])
     for uri in candidates:
-        if re.match(r"^https?://[^ ]+/debian/?$", uri):
+        if re.fullmatch(r"https?://[^ ]+/debian/?", uri):
             return uri.rstrip("/")
     return DEFAULT_MIRROR
 

@@ -21,8 +21,15 @@ from skiff.privileges import needs_root
 
 PLUGIN = "stack"
 DEFAULT_IMAGE = "skiff/stack:trixie"
-IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]{0,254}$")
-OWN_IMAGE_RE = re.compile(r"^skiff/stack:([a-z][a-z0-9-]{1,31})$")
+IMAGE_RE = re.compile(r"\A[a-z0-9][a-z0-9._/:@-]{0,254}\Z")
+OWN_IMAGE_RE = re.compile(r"\Askiff/stack:([a-z][a-z0-9-]{1,31})\Z")
+
+
+def image_name(value: str) -> str:
+    """Return ``value`` if it is a plausible docker image reference, else raise ValidationError."""
+    if not isinstance(value, str) or not IMAGE_RE.fullmatch(value):
+        raise ValidationError(f"invalid image name {value!r}")
+    return value
 
 
 def stack_image(context: Context) -> str:
@@ -57,7 +64,7 @@ def stack_build(context: Context, suite: Optional[str]) -> None:
         tag = f"skiff/stack:{suite}"
     else:
         tag = stack_image(context)
-        match = OWN_IMAGE_RE.match(tag)
+        match = OWN_IMAGE_RE.fullmatch(tag)
         if not match:
             client = build.docker_client()
             if build.image_exists(client, tag):
@@ -119,9 +126,7 @@ def stack_set(context: Context, is_global: bool, key: str, value: Optional[str])
         context.state.delete_property(PLUGIN, "image")
         context.output.step(f"Stack image reset to {DEFAULT_IMAGE}")
         return
-    if not IMAGE_RE.match(value):
-        raise ValidationError(f"invalid image name {value!r}")
-    context.state.set_property(PLUGIN, "image", value)
+    context.state.set_property(PLUGIN, "image", image_name(value))
     context.output.step(f"Stack image set to {value}; new builds use it")
 
 

@@ -465,7 +465,7 @@ def parse_bind(target: Optional[str]) -> tuple[str, Optional[int]]:
         ipaddress.ip_address(host)
     except ValueError:
         raise ValidationError(f"invalid address {host!r}: give an IP address such as 127.0.0.1")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
         raise ValidationError(f"invalid port {port_text!r}: give a number from 1 to 65535")
     return host, int(port_text)
 
@@ -478,11 +478,17 @@ def parse_bind(target: Optional[str]) -> tuple[str, Optional[int]]:
 def pg_expose(context: Context, name: str, target: Optional[str]) -> None:
     """Publish NAME's port 5432 on the host: on 127.0.0.1 unless an address is given."""
     host, port = parse_bind(target)
+    root = context.from_root_shell
+    if not ct.is_loopback(host) and not root:
+        raise SkiffError(f"{host} is not a loopback address and reaches the host's network: only root on the server "
+                         "may expose a service on it (postgres:expose from a root shell)")
     with sv.service_lock(context, name):
         service = sv.load(context, name)
         c = ct.client()
         previous = service.expose
         service.expose = {"host": host, "port": port}
+        if not ct.is_loopback(host):
+            service.expose["root"] = True  # root stored it: applied at container creation
         context.output.step(f"Exposing postgres {name} on {host}:{port or '(any free port)'}")
         try:
             running = recreate(context, c, service)

@@ -6,6 +6,7 @@ through a command line, so they do not show in ``ps`` on the host.
 from __future__ import annotations
 
 import io
+import ipaddress
 import os
 import tarfile
 import time
@@ -138,6 +139,23 @@ def get(c: "docker.DockerClient", service: Service) -> Optional["Container"]:
         return None
 
 
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def expose_address(context: Context, service: Service) -> str:
+    """The address to publish on, checked now: a non-loopback one only when root stored it."""
+    address = str((service.expose or {}).get("host") or "127.0.0.1")
+    if is_loopback(address) or (service.expose or {}).get("root") is True:
+        return address
+    context.output.warn(f"postgres {service.name}: exposing on {address} is not applied (127.0.0.1 instead): "
+                        "a non-loopback address needs root's confirmation (postgres:expose from a root shell)")
+    return "127.0.0.1"
+
+
 def run(context: Context, c: "docker.DockerClient", service: Service) -> "Container":
     """Start the service's container (data dir, network alias, restart always)."""
     ensure_network(c)
@@ -146,7 +164,7 @@ def run(context: Context, c: "docker.DockerClient", service: Service) -> "Contai
     os.chmod(data.parent, 0o700)
     ports: dict[str, Any] = {}
     if service.expose:
-        ports[f"{PORT}/tcp"] = (service.expose["host"], service.expose.get("port"))
+        ports[f"{PORT}/tcp"] = (expose_address(context, service), service.expose.get("port"))
     return c.containers.run(
         service.image,
         name=service.container,

@@ -30,13 +30,13 @@ PORT = 5432
 DATA_MOUNT = "/var/lib/postgresql/data"
 LOCAL_IMAGE = "skiff/postgres:trixie"
 REGISTRY_IMAGE = "postgres:17"
-ALIAS_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,62}$")
+ALIAS_RE = re.compile(r"\A[A-Z][A-Z0-9_]{0,62}\Z")
 LOCK_TIMEOUT = 300.0
 
 
 def service_name(name: str) -> str:
     """Return ``name`` if it is a valid service name (the app-name rules)."""
-    if not isinstance(name, str) or not validate.APP_NAME.match(name) or name.endswith("-"):
+    if not isinstance(name, str) or not validate.APP_NAME.fullmatch(name) or name.endswith("-"):
         raise ValidationError(
             f"invalid service name {name!r}: use lowercase letters, digits and dashes, "
             "start with a letter, at most 48 characters, no trailing dash"
@@ -62,7 +62,7 @@ def alias_key(alias: str) -> str:
     alias = alias.upper()
     if alias.endswith("_URL"):
         alias = alias[:-4]
-    if not ALIAS_RE.match(alias):
+    if not ALIAS_RE.fullmatch(alias):
         raise ValidationError(f"invalid alias {alias!r}: use letters, digits and underscores, starting with a letter")
     return f"{alias}_URL"
 

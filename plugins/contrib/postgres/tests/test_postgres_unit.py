@@ -156,3 +156,32 @@ def test_stale_links_do_not_block(linked):
     r = h.invoke("postgres:unlink", "db", "web")
     assert r.exit_code == 0 and "stale link" in r.stdout
     assert sv.load(h.context, "db").links == {}
+
+
+def test_non_loopback_expose_is_refused_over_ssh_before_anything_changes(linked, monkeypatch):
+    from skiff_postgres import container as ct
+
+    monkeypatch.setattr(ct, "client", lambda: pytest.fail("the engine must not be touched"))
+    for target in ("0.0.0.0:6000", "[::]:6000", "10.0.0.5:6000"):
+        monkeypatch.setenv("SSH_ORIGINAL_COMMAND", f"postgres:expose db {target}")
+        r = linked.invoke("ssh-command")
+        assert r.exit_code == 1 and len(r.stderr.splitlines()) == 1
+        assert "not a loopback address" in r.stderr and "only root on the server" in r.stderr
+        assert sv.load(linked.context, "db").expose is None
+
+
+def test_expose_address_is_checked_when_the_container_is_created(linked):
+    from skiff.output import Output
+    from skiff_postgres import container as ct
+
+    warned: list[str] = []
+    out = Output(quiet=True)
+    out.warn = warned.append
+    linked.context.output = out
+    service = sv.Service(name="db", image="img", password="secretpassword1", expose={"host": "127.0.0.1", "port": 1})
+    assert ct.expose_address(linked.context, service) == "127.0.0.1" and not warned
+    service.expose = {"host": "0.0.0.0", "port": 6000}  # stored before this check existed, or by any other path
+    assert ct.expose_address(linked.context, service) == "127.0.0.1"
+    assert len(warned) == 1 and "needs root's confirmation" in warned[0]
+    service.expose["root"] = True  # what postgres:expose from a root shell stores
+    assert ct.expose_address(linked.context, service) == "0.0.0.0"
