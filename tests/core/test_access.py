@@ -321,3 +321,44 @@ def test_harmless_assignments_are_logged_as_they_are():
 def test_the_migration_adds_the_events_table(skiff_root, run_skiff):
     result = run_skiff("state:migrate")
     assert result.returncode == 0 and "2: events (the audit log)" in result.stdout
+
+
+def test_variadic_and_target_app_parameters_are_checked(skiff, keys_file, tmp_path):
+    h = skiff(entry_points=True)  # docker and nginx loaded: the checks run before they touch anything
+    assert h.invoke("ssh-keys:add", "bob", str(_keygen(tmp_path / "bob"))).exit_code == 0
+    h.create_app("web")
+    h.create_app("other")
+    h.invoke("acl:add", "web", "bob")
+    refused(ssh(h, "bob", "ps:set --global keep-releases 3"), "key 'bob' (deployer) may not run ps:set --global")
+    refused(ssh(h, "bob", "ps:set other keep-releases 3"), "key 'bob' (deployer) may not run ps:set on app 'other'")
+    refused(ssh(h, "bob", "ps:scale other web=2"), "key 'bob' (deployer) may not run ps:scale on app 'other'")
+    refused(ssh(h, "bob", "config:set web --global A=1"), "key 'bob' (deployer) may not run config:set --global")
+    refused(ssh(h, "bob", "config:set -- --global A=1"), "key 'bob' (deployer) may not run config:set --global")
+    refused(ssh(h, "bob", "nginx:set other bind-address 0.0.0.0"),
+            "key 'bob' (deployer) may not run nginx:set on app 'other'")
+    refused(ssh(h, "bob", "domains:set-global evil.example"), "key 'bob' (deployer) may not run domains:set-global")
+    refused(ssh(h, "bob", "ps:report"), "key 'bob' (deployer) may not run ps:report without an app")
+    refused(ssh(h, "bob", "run other -- cat /etc/passwd"), "key 'bob' (deployer) may not run run on app 'other'")
+    scaled = ssh(h, "bob", "ps:scale --skip-deploy web web=2")
+    assert scaled.exit_code == 0, scaled.output
+    assert h.state.get_property("docker", "keep-releases") is None
+    assert h.state.get_property("docker", "keep-releases", app="other") is None
+
+
+def test_events_tail_follows_new_events(skiff_root, run_skiff):
+    import os
+    import sys
+    import time
+
+    assert run_skiff("ssh-command", env={"SSH_ORIGINAL_COMMAND": "version", "SKIFF_KEY_NAME": "bob"}).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "skiff", "events", "-t"], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "SKIFF_ROOT": str(skiff_root)})
+    try:
+        assert proc.stdout.readline().endswith("bob  ssh  ok  version\n")
+        assert run_skiff("ssh-command", env={"SSH_ORIGINAL_COMMAND": "nope", "SKIFF_KEY_NAME": "carol"}).returncode == 1
+        started = time.monotonic()
+        line = proc.stdout.readline()
+        assert line.endswith("carol  ssh  exit 1  nope\n") and time.monotonic() - started < 10
+    finally:
+        proc.kill()
+        proc.wait()
