@@ -262,7 +262,7 @@ def docker_options_add(context: Context, app: str, phases: str, option: tuple[st
     settings.set_root_confirmed(state, app, confirmed)
 
 
-@access.root_command
+@access.admin_command  # the command itself refuses anything but a root shell
 @click.command("docker-options:confirm")
 @click.argument("app")
 @click.argument("phases")
