@@ -175,9 +175,8 @@ def authorize(cli: click.Group, context: Any, args: Sequence[str]) -> None:
     decl = effective(command)
     if decl.level == PUBLIC:
         return
-    request = Request(key, role, args[0], command, {}, args[1:])
     if decl.level != APP:
-        raise request.refuse()
+        raise Request(key, role, args[0], command, {}, args[1:]).refuse()
     params = parse_params(cli, context, command, args[0], args[1:])
     request = Request(key, role, args[0], command, params, args[1:])
     _check_global(request)

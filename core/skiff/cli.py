@@ -4,8 +4,10 @@
 commands through ``skiff_commands``), and turns every error into one
 ``!     message`` line with exit status 1 (``SKIFF_TRACE=1`` shows the
 traceback). ``skiff ssh-command`` is the entry point of SSH logins: it
-splits ``SSH_ORIGINAL_COMMAND`` with shlex and dispatches it, never to a
-shell.
+records the (redacted) command in the event log, splits
+``SSH_ORIGINAL_COMMAND`` with shlex, refuses root-only commands, checks the
+key's role and access list (:func:`skiff.access.authorize`) and dispatches
+it, never to a shell.
 """
 from __future__ import annotations
 
