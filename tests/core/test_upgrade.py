@@ -4,6 +4,7 @@
 commands; ``fixtures/authorized_keys-vN`` the key lines they wrote. A new migration must keep
 every assertion here passing.
 """
+import json
 import sqlite3
 from pathlib import Path
 
@@ -62,6 +63,21 @@ def test_keys_written_earlier_are_read(skiff_root, run_skiff, tmp_path):
     result = run_skiff("ssh-keys:list", env={"SKIFF_AUTHORIZED_KEYS": str(keys)})
     assert result.returncode == 0, result.stderr
     assert "alice" in result.stdout and "SHA256:PWvlF443CkGn5CFg3wMkh35JwoTJYEoe11vqLuZ2grg" in result.stdout
+
+
+def test_keys_written_before_roles_existed_are_admins(skiff_root, run_skiff, tmp_path):
+    """The roles migration: a v1 store and a v1 key line; the key keeps every right (admin)."""
+    _load(STORES[0], skiff_root)
+    keys = tmp_path / "authorized_keys"
+    keys.write_text((FIXTURES / "authorized_keys-v1").read_text())
+    env = {"SKIFF_AUTHORIZED_KEYS": str(keys)}
+    listed = run_skiff("ssh-keys:list", "--format", "json", env=env)
+    assert [(k["name"], k["role"]) for k in json.loads(listed.stdout)] == [("alice", "admin")]
+    ssh = {**env, "SKIFF_KEY_NAME": "alice"}
+    assert run_skiff("ssh-command", env={**ssh, "SSH_ORIGINAL_COMMAND": "apps:list"}).returncode == 0
+    result = run_skiff("ssh-command", env={**ssh, "SSH_ORIGINAL_COMMAND": "config:show --global"})
+    assert result.returncode == 0 and "TZ" in result.stdout
+    assert "alice  ssh  ok  config:show --global" in run_skiff("events").stdout
 
 
 def test_a_store_newer_than_this_version_is_left_alone(skiff_root, run_skiff):

@@ -94,11 +94,12 @@ class SkiffHarness:
         os.environ.update(env or {})
         old_stdin = sys.stdin
         sys.stdin = io.StringIO(input or "")
-        self.context.via_ssh = False
+        self.context.via_ssh, self.context.ssh_key_name = False, None
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 code = run(self.cli, self.context, list(args))
         finally:
+            self.context.via_ssh, self.context.ssh_key_name = False, None  # each invocation is a new process
             sys.stdin = old_stdin
             for key, value in old_env.items():
                 if value is None:
