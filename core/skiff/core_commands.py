@@ -216,11 +216,16 @@ def state_migrate(context: Context) -> None:
         return
     if not state.migrated:
         context.output.step(f"State store {state.path}: schema {version}, up to date")
-        return
-    first = state.migrated[0][0] - 1
-    context.output.step(f"State store {state.path}: migrated schema {first} -> {version}")
-    for number, description in state.migrated:
-        context.output.info(f"{number}: {description}")
+    else:
+        first = state.migrated[0][0] - 1
+        context.output.step(f"State store {state.path}: migrated schema {first} -> {version}")
+        for number, description in state.migrated:
+            context.output.info(f"{number}: {description}")
+    changes = [line for lines in context.hook.skiff_upgrade(context=context) if lines for line in lines]
+    if changes:
+        context.output.step("Brought forward what earlier versions stored")
+        for line in changes:
+            context.output.info(line)
 
 
 @access.admin_command

@@ -176,6 +176,17 @@ def skiff_app_renamed(context: "Context", old: str, new: str) -> None:
 
 
 @hookspec
+def skiff_upgrade(context: "Context") -> Optional[list[str]]:
+    """Bring forward what this plugin stored under an earlier version.
+
+    Called for every plugin by ``state:migrate`` (which ``make install`` runs on
+    every install and update), as the service account, after the state store's
+    schema migrations. Must be idempotent: a second call changes nothing. Return
+    one line per change made (``state:migrate`` prints them), or ``None``.
+    """
+
+
+@hookspec
 def skiff_report(context: "Context", app: str) -> Optional[dict[str, dict[str, Any]]]:
     """Return report sections for ``apps:report``: ``{section: {field: value}}``.
 

@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from .errors import NotFound, SkiffError
 from . import validate
@@ -395,6 +395,15 @@ class State:
             (app,),
         ).fetchone()
         return None if row is None else _release_from_row(row)
+
+    def rewrite_release_descriptions(self, transform: Callable[[str], str]) -> int:
+        """Replace every release description ``d`` by ``transform(d)``; return how many changed."""
+        with self.transaction() as conn:
+            rows = conn.execute("SELECT app, version, description FROM releases").fetchall()
+            changed = [(transform(r["description"]), r["app"], r["version"]) for r in rows
+                       if transform(r["description"]) != r["description"]]
+            conn.executemany("UPDATE releases SET description=? WHERE app=? AND version=?", changed)
+        return len(changed)
 
     def releases(self, app: str, status: Optional[str] = None) -> list[Release]:
         if status:
