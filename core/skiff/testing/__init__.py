@@ -108,8 +108,23 @@ class SkiffHarness:
                     os.environ[key] = value
         return Result(code, out.getvalue(), err.getvalue())
 
+    def ssh(self, command: str, key: str = "test") -> Result:
+        """Run ``command`` the way an SSH login of key ``key`` does (``skiff ssh-command``)."""
+        return self.invoke("ssh-command", env={"SSH_ORIGINAL_COMMAND": command, "SKIFF_KEY_NAME": key})
+
     def create_app(self, app: str) -> None:
         self.context.create_app(app)
+
+
+class KeyRole:
+    """Answers ``skiff_key_role`` with one role for every key (instead of stored roles)."""
+
+    def __init__(self, role: str = "deployer"):
+        self.role = role
+
+    @hookimpl
+    def skiff_key_role(self, context: Context, key: str) -> str:
+        return self.role
 
 
 class DirReceiver:

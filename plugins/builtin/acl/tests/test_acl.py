@@ -4,20 +4,16 @@ import json
 import skiff_acl.plugin as acl_plugin
 import skiff_apps.plugin as apps_plugin
 from skiff import hookimpl
+from skiff.testing import KeyRole
 
-
-class Deployers:
-    @hookimpl
-    def skiff_key_role(self, context, key):
-        return "deployer"
 
 
 def _ssh(h, command, key="bob"):
-    return h.invoke("ssh-command", env={"SSH_ORIGINAL_COMMAND": command, "SKIFF_KEY_NAME": key})
+    return h.ssh(command, key=key)
 
 
 def test_lists_answer_skiff_app_access(skiff):
-    h = skiff(apps_plugin, acl_plugin, Deployers())
+    h = skiff(apps_plugin, acl_plugin, KeyRole())
     h.create_app("web")
     access = h.context.hook.skiff_app_access
     assert access(context=h.context, key="bob", app="web", creating=False) is False
@@ -52,7 +48,7 @@ def test_another_plugin_may_answer_first(skiff):
         def skiff_app_access(self, context, key, app, creating):
             return True
 
-    h = skiff(apps_plugin, acl_plugin, Deployers(), Everyone())
+    h = skiff(apps_plugin, acl_plugin, KeyRole(), Everyone())
     h.create_app("web")
     assert _ssh(h, "apps:exists web").exit_code == 0
     assert _ssh(h, "apps:list").exit_code == 1  # admin commands stay admin

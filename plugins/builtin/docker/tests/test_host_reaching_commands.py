@@ -44,8 +44,7 @@ def h(skiff):
 
 
 def over_ssh(h, monkeypatch, command: str):
-    monkeypatch.setenv("SSH_ORIGINAL_COMMAND", command)
-    return h.invoke("ssh-command", env={"SKIFF_KEY_NAME": "admin"})
+    return h.ssh(command, key="admin")
 
 
 def warnings_of(h, phase: str, app: str = "cat") -> tuple[list[str], list[str]]:

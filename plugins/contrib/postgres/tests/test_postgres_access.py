@@ -2,24 +2,17 @@
 import skiff_acl.plugin as acl_plugin
 import skiff_apps.plugin as apps_plugin
 import skiff_postgres.plugin as pg_plugin
-from skiff import hookimpl
+from skiff.testing import KeyRole
 from skiff_postgres import service as sv
 
 
-class Deployers:
-    """Every key is a deployer (instead of the ssh-keys plugin's stored roles)."""
-
-    @hookimpl
-    def skiff_key_role(self, context, key):
-        return "deployer"
-
 
 def _ssh(h, command, key="bob"):
-    return h.invoke("ssh-command", env={"SSH_ORIGINAL_COMMAND": command, "SKIFF_KEY_NAME": key})
+    return h.ssh(command, key=key)
 
 
 def _harness(skiff):
-    h = skiff(apps_plugin, acl_plugin, pg_plugin, Deployers())
+    h = skiff(apps_plugin, acl_plugin, pg_plugin, KeyRole())
     for app in ("web", "api", "other"):
         h.create_app(app)
     h.invoke("acl:add", "web", "bob")
