@@ -28,7 +28,7 @@ if [ ! -f "$key" ]; then
   skiff ssh-keys:remove demo >/dev/null 2>&1 || true
 fi
 if ! skiff ssh-keys:list --format json | grep -q '"name": "demo"'; then
-  skiff ssh-keys:add demo - < "$key.pub"
+  skiff ssh-keys:add demo - --role admin < "$key.pub"
 fi
 
 skiff domains:set-global "$domain"

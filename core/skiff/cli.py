@@ -4,11 +4,14 @@
 commands through ``skiff_commands``), and turns every error into one
 ``!     message`` line with exit status 1 (``SKIFF_TRACE=1`` shows the
 traceback). ``skiff ssh-command`` is the entry point of SSH logins: it
-splits ``SSH_ORIGINAL_COMMAND`` with shlex and dispatches it, never to a
-shell.
+records the (redacted) command in the event log, splits
+``SSH_ORIGINAL_COMMAND`` with shlex, refuses root-only commands, checks the
+key's role and access list (:func:`skiff.access.authorize`) and dispatches
+it, never to a shell.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import shlex
@@ -18,7 +21,7 @@ from typing import Any, Optional, Sequence
 
 import click
 
-from . import __version__
+from . import __version__, access, events
 from .context import Context, root_from_env
 from .errors import SkiffError
 from .output import Output
@@ -86,7 +89,7 @@ def _disabled_in_state(root) -> set[str]:
 
     if not (root / State.filename).exists():
         return set()
-    state = State(root)
+    state = State(root, migrate=False)
     try:
         return state.disabled_plugins()
     except Exception:
@@ -130,14 +133,43 @@ def _settle_user(cli: click.Group, context: Context, args: Sequence[str]) -> Non
         settle(cli.get_command(ctx, args[0]), args[0])
 
 
+def _log_ssh_command(cli: click.Group, context: Context, command: str) -> int:
+    """Record the SSH command (redacted) in the event log; return the event's id."""
+    try:
+        args = shlex.split(command)
+    except ValueError:
+        return events.start(context, "ssh", "(a command that does not parse)")
+    target = None
+    if args:
+        with click.Context(cli, obj=context) as ctx:
+            target = cli.get_command(ctx, args[0])
+    declared = access.declaration(target)
+    return events.start(context, "ssh", events.command_line(args, bool(declared and declared.log_assignments)))
+
+
 def run(cli: click.Group, context: Context, args: Sequence[str]) -> int:
-    """Invoke the CLI with ``args``; return the exit status."""
+    """Invoke the CLI with ``args``; return the exit status (SSH commands go to the event log)."""
+    logged: list[int] = []
+    try:
+        status = _invoke(cli, context, args, logged)
+        for event_id in logged:
+            with contextlib.suppress(Exception):
+                events.finish(context, event_id, status)
+        return status
+    finally:
+        context.close()
+
+
+def _invoke(cli: click.Group, context: Context, args: Sequence[str], logged: list[int]) -> int:
     out = context.output
     try:
         if args and args[0] == "ssh-command":
             context.via_ssh = True
             context.ssh_key_name = os.environ.get("SKIFF_KEY_NAME")
-            args = ssh_arguments(cli, context, os.environ.get("SSH_ORIGINAL_COMMAND", ""))
+            command = os.environ.get("SSH_ORIGINAL_COMMAND", "")
+            logged.append(_log_ssh_command(cli, context, command))
+            args = ssh_arguments(cli, context, command)
+            access.authorize(cli, context, args)
         _settle_user(cli, context, args)
         result = cli.main(list(args), prog_name="skiff", standalone_mode=False, obj=context)
         return result if isinstance(result, int) else 0
@@ -167,8 +199,6 @@ def run(cli: click.Group, context: Context, args: Sequence[str]) -> int:
         _trace()
         out.error(f"unexpected error: {type(exc).__name__}: {exc} (SKIFF_TRACE=1 shows the traceback)")
         return 1
-    finally:
-        context.close()
 
 
 def _trace() -> None:

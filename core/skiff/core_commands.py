@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from . import __version__
+from . import __version__, access, events as event_log
 from .cli import local_only, pass_context
 from .privileges import needs_root
 from .context import Context
@@ -18,16 +18,18 @@ from . import validate
 
 def add_core_commands(cli: click.Group) -> None:
     for command in (version, help_command, plugin_list, plugin_install, plugin_uninstall,
-                    plugin_enable, plugin_disable, state_backup, state_migrate):
+                    plugin_enable, plugin_disable, state_backup, state_migrate, events_command):
         cli.add_command(command)
 
 
+@access.public_command
 @click.command("version")
 def version() -> None:
     """Show Skiff's version."""
     click.echo(f"skiff {__version__}")
 
 
+@access.public_command
 @click.command("help")
 @click.argument("command", required=False)
 @click.pass_context
@@ -56,6 +58,7 @@ def _plugin_row(info: PluginInfo) -> dict:
     }
 
 
+@access.admin_command
 @click.command("plugin:list")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @pass_context
@@ -213,8 +216,36 @@ def state_migrate(context: Context) -> None:
         return
     if not state.migrated:
         context.output.step(f"State store {state.path}: schema {version}, up to date")
-        return
-    first = state.migrated[0][0] - 1
-    context.output.step(f"State store {state.path}: migrated schema {first} -> {version}")
-    for number, description in state.migrated:
-        context.output.info(f"{number}: {description}")
+    else:
+        first = state.migrated[0][0] - 1
+        context.output.step(f"State store {state.path}: migrated schema {first} -> {version}")
+        for number, description in state.migrated:
+            context.output.info(f"{number}: {description}")
+    changes = [line for lines in context.hook.skiff_upgrade(context=context) if lines for line in lines]
+    if changes:
+        context.output.step("Brought forward what earlier versions stored")
+        for line in changes:
+            context.output.info(line)
+
+
+@access.admin_command
+@click.command("events")
+@click.option("-n", "--num", type=click.IntRange(1, 100000), default=50, show_default=True,
+              help="How many of the last events.")
+@click.option("-t", "--tail", "follow", is_flag=True, help="Keep printing new events.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_context
+def events_command(context: Context, num: int, follow: bool, fmt: str) -> None:
+    """Show the event log: every SSH command and deploy, with key, time and result."""
+    import time
+
+    last = 0
+    while True:
+        for event in context.state.events(limit=num, after=last):
+            last = event["id"]
+            click.echo(json.dumps(event, sort_keys=True) if fmt == "json" else event_log.format_event(event))
+        if not follow:
+            return
+        sys.stdout.flush()
+        num = 100000
+        time.sleep(0.5)

@@ -176,10 +176,60 @@ def skiff_app_renamed(context: "Context", old: str, new: str) -> None:
 
 
 @hookspec
+def skiff_upgrade(context: "Context") -> Optional[list[str]]:
+    """Bring forward what this plugin stored under an earlier version.
+
+    Called for every plugin by ``state:migrate`` (which ``make install`` runs on
+    every install and update), as the service account, after the state store's
+    schema migrations. Must be idempotent: a second call changes nothing. Return
+    one line per change made (``state:migrate`` prints them), or ``None``.
+    """
+
+
+@hookspec
 def skiff_report(context: "Context", app: str) -> Optional[dict[str, dict[str, Any]]]:
     """Return report sections for ``apps:report``: ``{section: {field: value}}``.
 
     Called for every plugin; the results are merged in plugin order. Values
     must be JSON-serialisable and must not contain secrets. Return ``None``
     to add nothing.
+    """
+
+
+# -- access control (see skiff.access and docs/security.md) -------------------------
+
+
+@hookspec(firstresult=True)
+def skiff_key_role(context: "Context", key: str) -> Optional[str]:
+    """Return the role of the SSH key named ``key``: ``"admin"`` or ``"deployer"``.
+
+    Called by ``skiff ssh-command`` for every SSH command of a key (the name
+    comes from ``SKIFF_KEY_NAME`` in the key's forced command), before the
+    command runs. The plugin that manages keys (ssh-keys) answers; keys added
+    before roles existed are ``"admin"``. First result wins; if no plugin
+    answers, or the answer is not a role, the key is a deployer (fail closed).
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_app_access(context: "Context", key: str, app: str, creating: bool) -> Optional[bool]:
+    """Return whether the deployer key ``key`` may act on ``app``.
+
+    Called by ``skiff ssh-command`` for an app-level command of a deployer key
+    (admin keys are not asked about). ``creating`` is ``True`` when the command
+    would create ``app`` (a first push, ``apps:create``): the answer then says
+    whether deployers may create apps at all. The access-list plugin (acl)
+    answers. First result wins; no answer (or ``None``/``False``) refuses.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_service_apps(context: "Context", kind: str, service: str) -> Optional[list[str]]:
+    """Return the apps the service ``service`` of ``kind`` (e.g. ``"postgres"``) is linked to.
+
+    Called by ``skiff ssh-command`` for a service command of a deployer key
+    (declared with ``access.service_command``): the deployer may run it only
+    if the service is linked to at least one app and every one of them is in
+    its access list. The plugin that owns ``kind`` answers; ``None`` (no such
+    service, or not my kind) refuses. First result wins.
     """

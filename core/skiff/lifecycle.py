@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+from . import events
 from .context import Context
 from .deploy import PHASES, REDEPLOY_PHASES, Deploy, Source
 from .errors import DeployError, NotFound, SkiffError
@@ -117,6 +118,18 @@ def _describe_source(source: Source) -> str:
 
 
 def _run(d: Deploy, phases: tuple[str, ...]) -> Release:
+    """Run ``phases``, recorded in the event log as one ``deploy`` event of the app."""
+    event_id = events.start(d.context, d.kind, d.description, d.app)
+    status = 1
+    try:
+        release = _run_phases(d, phases)
+        status = 0
+        return release
+    finally:
+        events.finish(d.context, event_id, status)
+
+
+def _run_phases(d: Deploy, phases: tuple[str, ...]) -> Release:
     state = d.context.state
     d.previous = state.current_release(d.app)
     started = time.monotonic()

@@ -49,7 +49,7 @@ def drop_to(user: str) -> None:
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
-        raise SkiffError(f"the service account {user!r} ({USER_ENV}) does not exist; run make install")
+        raise SkiffError(f"the service account {user!r} ({USER_ENV}) does not exist; run make install") from None
     os.initgroups(user, entry.pw_gid)
     os.setgid(entry.pw_gid)
     os.setuid(entry.pw_uid)

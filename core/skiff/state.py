@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from .errors import NotFound, SkiffError
 from . import validate
@@ -61,6 +61,20 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (app, version)
     );
     CREATE TABLE disabled_plugins (name TEXT PRIMARY KEY);
+    """,
+    """
+    -- version 2: events (the audit log)
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time REAL NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        app TEXT,
+        command TEXT NOT NULL,
+        status INTEGER,
+        finished REAL
+    );
+    CREATE INDEX events_time ON events (time);
     """,
 ]
 
@@ -134,8 +148,10 @@ class State:
 
     filename = "skiff.db"
 
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, migrate: bool = True):
         self.root = Path(root)
+        #: ``False``: read as it is (start-up reads the disabled plugins before ``state:migrate`` may run)
+        self.migrate = migrate
         self.path = self.root / self.filename
         self._conn: Optional[sqlite3.Connection] = None
         #: ``(version, description)`` of each migration this process applied
@@ -158,7 +174,8 @@ class State:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA busy_timeout=60000")
         conn.execute("PRAGMA synchronous=NORMAL")
-        self._migrate(conn)
+        if self.migrate:
+            self._migrate(conn)
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
@@ -379,6 +396,15 @@ class State:
         ).fetchone()
         return None if row is None else _release_from_row(row)
 
+    def rewrite_release_descriptions(self, transform: Callable[[str], str]) -> int:
+        """Replace every release description ``d`` by ``transform(d)``; return how many changed."""
+        with self.transaction() as conn:
+            rows = conn.execute("SELECT app, version, description FROM releases").fetchall()
+            changed = [(transform(r["description"]), r["app"], r["version"]) for r in rows
+                       if transform(r["description"]) != r["description"]]
+            conn.executemany("UPDATE releases SET description=? WHERE app=? AND version=?", changed)
+        return len(changed)
+
     def releases(self, app: str, status: Optional[str] = None) -> list[Release]:
         if status:
             rows = self.conn.execute(
@@ -386,6 +412,23 @@ class State:
         else:
             rows = self.conn.execute("SELECT * FROM releases WHERE app=? ORDER BY version", (app,))
         return [_release_from_row(r) for r in rows]
+
+    # -- events (the audit log; commands arrive already redacted) ----------
+    def add_event(self, key: str, kind: str, command: str, app: Optional[str] = None) -> int:
+        """Record the start of a command or deploy; return its id (``finish_event`` sets the result)."""
+        with self.transaction() as conn:
+            cur = conn.execute("INSERT INTO events (time, key, kind, app, command) VALUES (?, ?, ?, ?, ?)",
+                               (time.time(), key, kind, app, command))
+        return int(cur.lastrowid or 0)
+
+    def finish_event(self, event_id: int, status: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE events SET status=?, finished=? WHERE id=?", (status, time.time(), event_id))
+
+    def events(self, limit: int = 50, after: int = 0) -> list[dict[str, Any]]:
+        """The last ``limit`` events with an id above ``after``, oldest first."""
+        rows = self.conn.execute("SELECT * FROM events WHERE id>? ORDER BY id DESC LIMIT ?", (after, limit))
+        return [dict(row) for row in reversed(rows.fetchall())]
 
     # -- backup ---------------------------------------------------------
     def backup(self, destination: Path | str) -> None:

@@ -4,6 +4,7 @@
 commands; ``fixtures/authorized_keys-vN`` the key lines they wrote. A new migration must keep
 every assertion here passing.
 """
+import json
 import sqlite3
 from pathlib import Path
 
@@ -64,6 +65,21 @@ def test_keys_written_earlier_are_read(skiff_root, run_skiff, tmp_path):
     assert "alice" in result.stdout and "SHA256:PWvlF443CkGn5CFg3wMkh35JwoTJYEoe11vqLuZ2grg" in result.stdout
 
 
+def test_keys_written_before_roles_existed_are_admins(skiff_root, run_skiff, tmp_path):
+    """The roles migration: a v1 store and a v1 key line; the key keeps every right (admin)."""
+    _load(STORES[0], skiff_root)
+    keys = tmp_path / "authorized_keys"
+    keys.write_text((FIXTURES / "authorized_keys-v1").read_text())
+    env = {"SKIFF_AUTHORIZED_KEYS": str(keys)}
+    listed = run_skiff("ssh-keys:list", "--format", "json", env=env)
+    assert [(k["name"], k["role"]) for k in json.loads(listed.stdout)] == [("alice", "admin")]
+    ssh = {**env, "SKIFF_KEY_NAME": "alice"}
+    assert run_skiff("ssh-command", env={**ssh, "SSH_ORIGINAL_COMMAND": "apps:list"}).returncode == 0
+    result = run_skiff("ssh-command", env={**ssh, "SSH_ORIGINAL_COMMAND": "config:show --global"})
+    assert result.returncode == 0 and "TZ" in result.stdout
+    assert "alice  ssh  ok  config:show --global" in run_skiff("events").stdout
+
+
 def test_a_store_newer_than_this_version_is_left_alone(skiff_root, run_skiff):
     db = _load(STORES[-1], skiff_root)
     conn = sqlite3.connect(db)
@@ -72,3 +88,32 @@ def test_a_store_newer_than_this_version_is_left_alone(skiff_root, run_skiff):
     result = run_skiff("state:migrate")
     assert result.returncode == 0
     assert f"schema {SCHEMA_VERSION + 5} is newer than this skiff's ({SCHEMA_VERSION})" in result.stderr
+
+
+def test_skiff_upgrade_makes_old_repositories_private_and_removes_stored_credentials(skiff_root, run_skiff):
+    """The layout of an earlier version: world-readable repositories, a token in a release description."""
+    _load(STORES[0], skiff_root)
+    repo = skiff_root / "repos" / "catmeow.git"
+    (repo / "objects").mkdir(parents=True)
+    (skiff_root / "repos").chmod(0o755)
+    repo.chmod(0o755)
+    conn = sqlite3.connect(skiff_root / State.filename)
+    conn.execute("UPDATE releases SET description='git:sync https://bob:t0ken-s3cret@git.example.com/cat.git main' "
+                 "WHERE app='catmeow' AND version=1")
+    conn.commit()
+    conn.close()
+    result = run_skiff("state:migrate")
+    assert result.returncode == 0, result.stderr
+    assert "made repos private (0700)" in result.stdout and "made catmeow.git private (0700)" in result.stdout
+    assert "removed URL credentials from 1 release description(s)" in result.stdout
+    assert (skiff_root / "repos").stat().st_mode & 0o777 == 0o700 and repo.stat().st_mode & 0o777 == 0o700
+    state = State(skiff_root)
+    try:
+        description = state.get_release("catmeow", 1).description
+    finally:
+        state.close()
+    assert description == "git:sync https://***@git.example.com/cat.git main"
+    assert b"t0ken-s3cret" not in (skiff_root / State.filename).read_bytes()
+    # skiff_upgrade is idempotent: a second run has nothing to bring forward
+    again = run_skiff("state:migrate")
+    assert again.returncode == 0 and "Brought forward" not in again.stdout

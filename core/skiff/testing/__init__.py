@@ -94,11 +94,12 @@ class SkiffHarness:
         os.environ.update(env or {})
         old_stdin = sys.stdin
         sys.stdin = io.StringIO(input or "")
-        self.context.via_ssh = False
+        self.context.via_ssh, self.context.ssh_key_name = False, None
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 code = run(self.cli, self.context, list(args))
         finally:
+            self.context.via_ssh, self.context.ssh_key_name = False, None  # each invocation is a new process
             sys.stdin = old_stdin
             for key, value in old_env.items():
                 if value is None:
@@ -107,8 +108,23 @@ class SkiffHarness:
                     os.environ[key] = value
         return Result(code, out.getvalue(), err.getvalue())
 
+    def ssh(self, command: str, key: str = "test") -> Result:
+        """Run ``command`` the way an SSH login of key ``key`` does (``skiff ssh-command``)."""
+        return self.invoke("ssh-command", env={"SSH_ORIGINAL_COMMAND": command, "SKIFF_KEY_NAME": key})
+
     def create_app(self, app: str) -> None:
         self.context.create_app(app)
+
+
+class KeyRole:
+    """Answers ``skiff_key_role`` with one role for every key (instead of stored roles)."""
+
+    def __init__(self, role: str = "deployer"):
+        self.role = role
+
+    @hookimpl
+    def skiff_key_role(self, context: Context, key: str) -> str:
+        return self.role
 
 
 class DirReceiver:

@@ -373,10 +373,11 @@ def sshd_skiff_env() -> dict[str, str]:
     return {}
 
 
-def add_key(name: str, public_key: Path, env: Optional[Mapping[str, str]] = None) -> CommandResult:
-    """Run the real ``skiff ssh-keys:add NAME PUBFILE``."""
-    proc = subprocess.run([skiff_executable(), "ssh-keys:add", name, str(public_key)], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})})
+def add_key(name: str, public_key: Path, env: Optional[Mapping[str, str]] = None,
+            role: str = "admin") -> CommandResult:
+    """Run the real ``skiff ssh-keys:add NAME PUBFILE --role ROLE`` (the test key is an admin)."""
+    proc = subprocess.run([skiff_executable(), "ssh-keys:add", name, str(public_key), "--role", role],
+                          capture_output=True, text=True, env={**os.environ, **(env or {})})
     return CommandResult(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -389,7 +390,7 @@ def sshd(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[SshServer]:
-    """A running sshd for this test; the test key is added as ``test`` with ``skiff ssh-keys:add``."""
+    """A running sshd for this test; the test key is added as admin ``test`` with ``skiff ssh-keys:add``."""
     authorized_keys = tmp_path / "authorized_keys"
     monkeypatch.setenv("SKIFF_AUTHORIZED_KEYS", str(authorized_keys))
     env = {"SKIFF_ROOT": str(skiff_root), "SKIFF_AUTHORIZED_KEYS": str(authorized_keys), **sshd_skiff_env}

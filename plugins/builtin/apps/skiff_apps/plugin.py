@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from skiff import hookimpl
+from skiff import access
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import NotFound, SkiffError
@@ -39,6 +40,7 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
     }
 
 
+@access.app_command(app="app", creates=True)
 @click.command("apps:create")
 @click.argument("app")
 @pass_context
@@ -49,6 +51,7 @@ def apps_create(context: Context, app: str) -> None:
     context.output.step(f"Creating {app}... done")
 
 
+@access.admin_command
 @click.command("apps:list")
 @pass_context
 def apps_list(context: Context) -> None:
@@ -58,6 +61,7 @@ def apps_list(context: Context) -> None:
         click.echo(app)
 
 
+@access.app_command()
 @click.command("apps:exists")
 @click.argument("app")
 @pass_context
@@ -69,6 +73,7 @@ def apps_exists(context: Context, app: str) -> None:
     click.echo(f"app {app} exists")
 
 
+@access.app_command()
 @click.command("apps:destroy")
 @click.argument("app")
 @click.option("--force", is_flag=True, help="Do not ask for the app name.")
@@ -90,6 +95,7 @@ def apps_destroy(context: Context, app: str, force: bool) -> None:
     context.output.step(f"Destroyed {app}")
 
 
+@access.app_command(app="old")
 @click.command("apps:rename")
 @click.argument("old")
 @click.argument("new")
@@ -106,6 +112,7 @@ def apps_rename(context: Context, old: str, new: str) -> None:
     context.output.step(f"Renamed {old} to {new}")
 
 
+@access.app_command()
 @click.command("apps:report")
 @click.argument("app")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")

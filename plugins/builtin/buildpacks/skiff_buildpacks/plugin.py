@@ -15,6 +15,7 @@ from typing import Any, Optional
 import click
 
 from skiff import hookimpl
+from skiff import access
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.deploy import Deploy
@@ -344,6 +345,7 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
 # -- commands --------------------------------------------------------------
 
 
+@access.app_command()
 @click.command("buildpacks:list")
 @click.argument("app", required=False)
 @pass_context
@@ -377,6 +379,7 @@ def _store_packs(context: Context, app: str, names: list[str]) -> None:
     context.output.step(f"Buildpacks of {app}: {', '.join(names) or '(detected)'}")
 
 
+@access.app_command()
 @click.command("buildpacks:add")
 @click.argument("app")
 @click.argument("pack")
@@ -391,6 +394,7 @@ def buildpacks_add(context: Context, app: str, pack: str) -> None:
     _store_packs(context, app, names + [name])
 
 
+@access.app_command()
 @click.command("buildpacks:remove")
 @click.argument("app")
 @click.argument("pack")
@@ -405,6 +409,7 @@ def buildpacks_remove(context: Context, app: str, pack: str) -> None:
     _store_packs(context, app, [n for n in names if n != name])
 
 
+@access.app_command()
 @click.command("buildpacks:clear")
 @click.argument("app")
 @pass_context
@@ -423,6 +428,7 @@ def _parse_bool(key: str, value: str) -> bool:
     raise ValidationError(f"{key} must be true or false, got {value!r}")
 
 
+@access.app_command(app="args")
 @click.command("buildpacks:set")
 @click.option("--global", "is_global", is_flag=True, help="Set the global default.")
 @click.argument("args", nargs=-1, required=True)
@@ -475,6 +481,7 @@ def buildpacks_set(context: Context, is_global: bool, args: tuple[str, ...]) -> 
     context.output.step(f"Set {key} to {stored} ({label})")
 
 
+@access.app_command()
 @click.command("buildpacks:report")
 @click.argument("app")
 @pass_context
@@ -485,6 +492,7 @@ def buildpacks_report(context: Context, app: str) -> None:
     context.output.fields(f"{app} buildpacks information", report)
 
 
+@access.app_command()
 @click.command("repo:purge-cache")
 @click.argument("app")
 @pass_context

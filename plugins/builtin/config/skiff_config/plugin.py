@@ -15,6 +15,7 @@ from typing import Optional
 import click
 
 from skiff import hookimpl, lifecycle, validate
+from skiff import access
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
@@ -76,6 +77,7 @@ def _apply(context: Context, scope: str, description: str, no_restart: bool) -> 
     lifecycle.redeploy(context, scope, description)
 
 
+@access.app_command(app="args")
 @click.command("config:set", context_settings={"ignore_unknown_options": True})
 @global_option
 @no_restart_option
@@ -94,6 +96,7 @@ def config_set(context: Context, is_global: bool, no_restart: bool, encoded: boo
         _apply(context, scope, "Set " + ", ".join(sorted(changed)), no_restart)
 
 
+@access.app_command(app="args")
 @click.command("config:unset")
 @global_option
 @no_restart_option
@@ -114,6 +117,7 @@ def config_unset(context: Context, is_global: bool, no_restart: bool, args: tupl
         _apply(context, scope, "Unset " + ", ".join(sorted(removed)), no_restart)
 
 
+@access.app_command()
 @click.command("config:clear")
 @global_option
 @no_restart_option
@@ -128,6 +132,7 @@ def config_clear(context: Context, is_global: bool, no_restart: bool, app: Optio
         _apply(context, scope, "Clear config", no_restart)
 
 
+@access.app_command(app="args")
 @click.command("config:get")
 @global_option
 @click.option("--quoted", is_flag=True, help="Shell-quote the value.")
@@ -145,6 +150,7 @@ def config_get(context: Context, is_global: bool, quoted: bool, args: tuple[str,
     click.echo(shlex.quote(config[key]) if quoted else config[key])
 
 
+@access.app_command()
 @click.command("config:show")
 @global_option
 @click.argument("app", required=False)
@@ -159,6 +165,7 @@ def config_show(context: Context, is_global: bool, app: Optional[str]) -> None:
         click.echo(f"{key + ':':<{width}}  {value}")
 
 
+@access.app_command()
 @click.command("config:keys")
 @global_option
 @click.argument("app", required=False)
@@ -170,6 +177,7 @@ def config_keys(context: Context, is_global: bool, app: Optional[str]) -> None:
         click.echo(key)
 
 
+@access.app_command()
 @click.command("config:export")
 @global_option
 @click.option("--format", "fmt", type=click.Choice(["exports", "envfile", "json", "shell"]), default="exports")

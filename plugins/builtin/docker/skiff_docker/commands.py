@@ -8,6 +8,7 @@ from typing import Optional
 import click
 
 from skiff import lifecycle
+from skiff import access
 from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
@@ -32,6 +33,7 @@ def _scale_args(pairs: tuple[str, ...]) -> dict[str, int]:
     return changes
 
 
+@access.app_command(app="app", log_assignments=True)
 @click.command("ps:scale")
 @click.option("--skip-deploy", is_flag=True, help="Store the scale; apply it on the next deploy.")
 @click.argument("app")
@@ -69,6 +71,7 @@ def ps_scale(context: Context, skip_deploy: bool, app: str, pairs: tuple[str, ..
     lifecycle.redeploy(context, app, description)
 
 
+@access.app_command()
 @click.command("ps:stop")
 @click.argument("app")
 @pass_context
@@ -81,6 +84,7 @@ def ps_stop(context: Context, app: str) -> None:
     context.output.step(f"Stopped {count} containers of {app}")
 
 
+@access.app_command()
 @click.command("ps:start")
 @click.argument("app")
 @pass_context
@@ -93,6 +97,7 @@ def ps_start(context: Context, app: str) -> None:
     context.output.step(f"{app}: {result}")
 
 
+@access.app_command()
 @click.command("ps:restart")
 @click.argument("app")
 @pass_context
@@ -102,6 +107,7 @@ def ps_restart(context: Context, app: str) -> None:
     lifecycle.redeploy(context, app, "Restart")
 
 
+@access.app_command()
 @click.command("ps:rebuild")
 @click.argument("app")
 @pass_context
@@ -130,6 +136,7 @@ def ps_restore(context: Context, app: Optional[str]) -> None:
         context.output.step(f"{name}: {result}")
 
 
+@access.app_command()
 @click.command("ps:retire")
 @click.argument("app", required=False)
 @pass_context
@@ -143,6 +150,7 @@ def ps_retire(context: Context, app: Optional[str]) -> None:
     context.output.step("Retired old containers" + (f" of {app}" if app else ""))
 
 
+@access.app_command()
 @click.command("ps:report")
 @click.argument("app", required=False)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
@@ -174,6 +182,7 @@ def _when(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
+@access.app_command()
 @click.command("releases")
 @click.argument("app")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
@@ -197,6 +206,7 @@ def releases(context: Context, app: str, fmt: str, limit: int) -> None:
         click.echo(f"{mark} v{r.version:<4} {_when(r.created)}  {rev:<7}  {r.description}{status}")
 
 
+@access.app_command()
 @click.command("releases:rollback")
 @click.argument("app")
 @click.argument("version", required=False)

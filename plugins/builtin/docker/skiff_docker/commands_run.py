@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import click
 
+from skiff import access
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import NotFound, SkiffError
@@ -28,6 +29,7 @@ def _split(raw: bytes) -> list[tuple[str, str]]:
     return pairs
 
 
+@access.app_command()
 @click.command("logs")
 @click.argument("app")
 @click.option("-t", "--tail", "follow", is_flag=True, help="Keep following the logs.")
@@ -98,6 +100,7 @@ def _real_stdin() -> bool:
         return False
 
 
+@access.app_command()
 @click.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("app")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
@@ -140,6 +143,7 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     return subprocess.call([docker_cli, "start", "--attach", "--interactive", container.id])
 
 
+@access.app_command()
 @click.command("enter", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("app")
 @click.argument("target", required=False)

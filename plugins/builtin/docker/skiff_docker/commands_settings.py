@@ -7,6 +7,7 @@ from typing import Optional
 
 import click
 
+from skiff import access
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
@@ -34,6 +35,7 @@ def _banner_fields(context: Context, title: str, fields: dict) -> None:
 
 
 def _check_mode_command(name: str, mode: str, doc: str) -> click.Command:
+    @access.app_command()
     @click.command(name, help=doc)
     @click.argument("app")
     @click.argument("processes", required=False)
@@ -58,6 +60,7 @@ checks_skip = _check_mode_command(
     "Keep zero-downtime starts but skip the checks: checks:skip APP [PROCESS,...]")
 
 
+@access.app_command()
 @click.command("checks:set")
 @click.argument("app")
 @click.argument("key")
@@ -79,6 +82,7 @@ def checks_set(context: Context, app: str, key: str, value: Optional[str]) -> No
     context.output.step(f"Set {key} of {app} to {shown}")
 
 
+@access.app_command()
 @click.command("checks:report")
 @click.argument("app")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
@@ -98,6 +102,7 @@ def checks_report(context: Context, app: str, fmt: str) -> None:
     _banner_fields(context, f"{app} checks information", data)
 
 
+@access.app_command()
 @click.command("checks:run")
 @click.argument("app")
 @click.argument("process", required=False)
@@ -139,6 +144,7 @@ def checks_run(context: Context, app: str, process: Optional[str]) -> None:
 # -- resources -------------------------------------------------------------------
 
 
+@access.app_command()
 @click.command("resource:limit")
 @click.argument("app")
 @click.option("--memory", help="Memory limit, e.g. 512m or 1g.")
@@ -170,6 +176,7 @@ def resource_limit(context: Context, app: str, memory: Optional[str], cpu: Optio
                         + ", ".join(f"{k}={v}" for k, v in entry.items()) + "; run ps:restart to apply")
 
 
+@access.app_command()
 @click.command("resource:limit-clear")
 @click.argument("app")
 @click.option("--process", "process", default=None, help="Clear only this process type's limits.")
@@ -187,6 +194,7 @@ def resource_limit_clear(context: Context, app: str, process: Optional[str]) -> 
     context.output.step(f"Cleared limits of {app}; run ps:restart to apply")
 
 
+@access.app_command()
 @click.command("resource:report")
 @click.argument("app")
 @pass_context
@@ -223,6 +231,7 @@ def _refuse_host_reaching(context: Context, app: str, normal: str) -> str | None
     return reason
 
 
+@access.app_command()
 @click.command("docker-options:add", context_settings={"ignore_unknown_options": True})
 @click.argument("app")
 @click.argument("phases")
@@ -253,6 +262,7 @@ def docker_options_add(context: Context, app: str, phases: str, option: tuple[st
     settings.set_root_confirmed(state, app, confirmed)
 
 
+@access.admin_command  # the command itself refuses anything but a root shell
 @click.command("docker-options:confirm")
 @click.argument("app")
 @click.argument("phases")
@@ -280,6 +290,7 @@ def docker_options_confirm(context: Context, app: str, phases: str) -> None:
         context.output.info(f"{app} has no host-reaching options in {phases}")
 
 
+@access.app_command()
 @click.command("docker-options:remove", context_settings={"ignore_unknown_options": True})
 @click.argument("app")
 @click.argument("phases")
@@ -303,6 +314,7 @@ def docker_options_remove(context: Context, app: str, phases: str, option: tuple
     settings.set_root_confirmed(state, app, confirmed)
 
 
+@access.app_command()
 @click.command("docker-options:clear")
 @click.argument("app")
 @click.argument("phases", required=False)
@@ -327,6 +339,7 @@ def _shown(app: str, phase: str, option: str, confirmed: dict[str, dict[str, str
     return option
 
 
+@access.app_command()
 @click.command("docker-options:report")
 @click.argument("app")
 @pass_context
@@ -340,6 +353,7 @@ def docker_options_report(context: Context, app: str) -> None:
                     for phase in options.PHASES})
 
 
+@access.app_command(app="target")
 @click.command("ps:set", context_settings={"ignore_unknown_options": True})
 @click.argument("target")
 @click.argument("key")

@@ -6,6 +6,7 @@ import shlex
 import pytest
 import skiff_apps.plugin as apps_plugin
 import skiff_docker.plugin as docker_plugin
+import skiff_ssh_keys.plugin as ssh_keys_plugin  # answers skiff_key_role: a key without a stored role is an admin
 from skiff.deploy import Deploy
 from skiff.output import Output
 from skiff_docker import engine, scheduler, settings
@@ -36,15 +37,14 @@ HOST_REACHING = [
 
 @pytest.fixture
 def h(skiff):
-    harness = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    harness = skiff(("apps", apps_plugin), ("docker", docker_plugin), ("ssh-keys", ssh_keys_plugin))
     harness.create_app("cat")
     harness.create_app("dog")
     return harness
 
 
 def over_ssh(h, monkeypatch, command: str):
-    monkeypatch.setenv("SSH_ORIGINAL_COMMAND", command)
-    return h.invoke("ssh-command", env={"SKIFF_KEY_NAME": "admin"})
+    return h.ssh(command, key="admin")
 
 
 def warnings_of(h, phase: str, app: str = "cat") -> tuple[list[str], list[str]]:

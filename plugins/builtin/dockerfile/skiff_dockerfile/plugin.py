@@ -21,6 +21,7 @@ from typing import Any, Optional
 import click
 
 from skiff import hookimpl, validate
+from skiff import access
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.deploy import Deploy
@@ -181,6 +182,7 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
                         "build-args": props.get("build-args") or ""}}
 
 
+@access.app_command()
 @click.command("builder:set")
 @click.argument("app")
 @click.argument("key")
@@ -211,6 +213,7 @@ def builder_set(context: Context, app: str, key: str, value: Optional[str]) -> N
     context.output.step(f"Set {key} of {app} to {value}")
 
 
+@access.app_command()
 @click.command("builder:report")
 @click.argument("app")
 @pass_context

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import os
+import posixpath
 import shutil
 import stat
 import sys
@@ -36,7 +37,7 @@ import urllib.request
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Optional
 
 from skiff.errors import SkiffError, ValidationError
@@ -198,7 +199,20 @@ class _Extractor:
             raise ValidationError(f"the archive is larger than {_size(self.limits.max_size)} uncompressed "
                                   f"(at {name}; setting archive-max-size)")
 
+    def _refuse_writes_through_links(self, name: str) -> None:
+        """A member under a link of the archive (links are made last, so it would be a folder)."""
+        pending = dict(self.links)
+        parent = posixpath.dirname(name)
+        while parent:
+            if parent in pending:
+                target = pending[parent]
+                if _climbs_out(parent, target):
+                    raise ValidationError(f"the archive has a link that leaves its tree: {parent} -> {target}")
+                raise ValidationError(f"the archive writes through a link: {name!r} (under its link {parent!r})")
+            parent = posixpath.dirname(parent)
+
     def directory(self, name: str) -> None:
+        self._refuse_writes_through_links(name)
         _check_parents(self.root, name)
         path = self.root / name
         if path.is_dir():
@@ -209,6 +223,7 @@ class _Extractor:
             raise ValidationError(f"the archive has {name!r} twice")
 
     def file(self, name: str, data: BinaryIO, mode: int) -> None:
+        self._refuse_writes_through_links(name)
         _check_parents(self.root, name)
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -252,6 +267,22 @@ class _Extractor:
 
     def special(self, name: str) -> None:
         raise ValidationError(f"the archive has a special file (device or fifo): {name}")
+
+
+def _climbs_out(name: str, target: str) -> bool:
+    """Whether the leading ``..`` of ``target`` climb above the tree from the link's folder.
+
+    The folders of a link are real directories (a link under a link is refused), so leading
+    ``..`` are plain text; what follows them may go through other links and is resolved step
+    by step in :meth:`_Extractor.finish`.
+    """
+    ups = 0
+    for part in target.split("/"):
+        if part == "..":
+            ups += 1
+        elif part not in ("", "."):
+            break
+    return ups > len(PurePosixPath(name).parent.parts)
 
 
 def _extract_tar(path: Path, ex: _Extractor) -> None:

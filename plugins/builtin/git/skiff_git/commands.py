@@ -12,6 +12,7 @@ from typing import Any, Iterator, Optional
 import click
 
 from skiff import lifecycle, validate
+from skiff import access
 from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.deploy import Source
@@ -38,6 +39,7 @@ def all_commands() -> list[click.Command]:
 # -- SSH and hook entry points (hidden) -------------------------------------------------
 
 
+@access.app_command(app="path", creates=True, resolve=repos.app_from_path)
 @click.command("git-receive-pack", hidden=True)
 @click.argument("path")
 @pass_context
@@ -46,6 +48,7 @@ def receive_pack(context: Context, path: str) -> None:
     push.receive_pack(context, path)
 
 
+@access.app_command(app="path", resolve=repos.app_from_path)
 @click.command("git-upload-pack", hidden=True)
 @click.argument("path")
 @pass_context
@@ -139,6 +142,7 @@ def report(context: Context, app: str) -> dict[str, Any]:
     }
 
 
+@access.app_command()
 @click.command("git:report")
 @click.argument("app")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
@@ -153,6 +157,7 @@ def git_report(context: Context, app: str, fmt: str) -> None:
     context.output.fields(f"{app} git information", fields)
 
 
+@access.app_command(app="args")
 @click.command("git:set")
 @click.option("--global", "is_global", is_flag=True, help="Set the default for every app.")
 @click.argument("args", nargs=-1, required=True)
@@ -200,6 +205,7 @@ def _parse_setting(key: str, value: str) -> Any:
 # -- git:sync / git:from-archive / deploy ------------------------------------------------
 
 
+@access.admin_command
 @click.command("git:sync")
 @click.argument("app")
 @click.argument("url")
@@ -251,6 +257,7 @@ def check_sync_url(context: Context, url: str) -> str:
     return url
 
 
+@access.app_command(app="app", creates=True)
 @click.command("git:from-archive")
 @click.argument("app")
 @click.argument("source")
@@ -282,6 +289,7 @@ def git_from_archive(context: Context, app: str, source: str) -> None:
             _deploy_and_move(context, app, sha, f"Deploy {sha[:7]} from an archive")
 
 
+@access.app_command()
 @click.command("deploy")
 @click.argument("app")
 @click.argument("rev", required=False)

@@ -59,6 +59,16 @@ def skiff_app_renamed(context: Context, old: str, new: str) -> None:
 
 
 @hookimpl
+def skiff_upgrade(context: Context) -> list[str]:
+    """Earlier versions left repositories world-readable and credentials in release descriptions."""
+    changes = [f"made {path.name} private (0700)" for path in repos.make_repositories_private(context)]
+    redacted = context.state.rewrite_release_descriptions(repos.redact_urls)
+    if redacted:
+        changes.append(f"removed URL credentials from {redacted} release description(s)")
+    return changes
+
+
+@hookimpl
 def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
     from .commands import report
 

@@ -134,6 +134,27 @@ def redact(url: str) -> str:
     return f"{scheme}://{urllib.parse.quote(shown_user, safe=':*')}@{rest}"
 
 
+URL_WITH_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/@]+@[^\s]*")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the credentials of every URL in it redacted (see :func:`redact`)."""
+    return URL_WITH_USERINFO.sub(lambda m: redact(m.group(0)), text)
+
+
+def make_repositories_private(context: Context) -> list[Path]:
+    """``repos/`` and every ``APP.git`` 0700 (earlier versions made them world-readable)."""
+    base = repos_dir(context)
+    if not base.is_dir():
+        return []
+    changed = []
+    for path in (base, *sorted(p for p in base.iterdir() if p.is_dir())):
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+            changed.append(path)
+    return changed
+
+
 def redact_text(text: str, url: str) -> str:
     """``text`` with the credentials of ``url`` (if any) replaced by ``***``."""
     _, user, password = _split_credentials(url)

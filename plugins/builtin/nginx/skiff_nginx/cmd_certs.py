@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import click
 
+from skiff import access
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError
@@ -33,6 +34,7 @@ def install(context: Context, app: str, pair: Optional[tuple[bytes, bytes]], ext
         raise
 
 
+@access.app_command()
 @click.command("certs:add")
 @click.argument("app")
 @click.argument("crt", required=False)
@@ -56,6 +58,7 @@ def certs_add(context: Context, app: str, crt: Optional[str], key: Optional[str]
     install(context, app, pair)
 
 
+@access.app_command()
 @click.command("certs:update")
 @click.argument("app")
 @click.argument("crt", required=False)
@@ -66,6 +69,7 @@ def certs_update(ctx: click.Context, app: str, crt: Optional[str], key: Optional
     ctx.invoke(certs_add, app=app, crt=crt, key=key)
 
 
+@access.app_command()
 @click.command("certs:generate")
 @click.argument("app")
 @click.argument("domain")
@@ -79,6 +83,7 @@ def certs_generate(context: Context, app: str, domain: str) -> None:
     install(context, app, pair, extra_domain=domain)
 
 
+@access.app_command()
 @click.command("certs:remove")
 @click.argument("app")
 @pass_context
@@ -91,6 +96,7 @@ def certs_remove(context: Context, app: str) -> None:
     install(context, app, None)
 
 
+@access.app_command()
 @click.command("certs:show")
 @click.argument("app")
 @pass_context
@@ -111,6 +117,7 @@ def report_fields(context: Context, app: str) -> dict[str, Any]:
     return {"enabled": True, **certs.describe(paths[0])}
 
 
+@access.app_command()
 @click.command("certs:report")
 @click.argument("app")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")

@@ -6,6 +6,7 @@ from typing import Any, Callable, Optional
 
 import click
 
+from skiff import access
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError
@@ -50,6 +51,7 @@ def _set_global(context: Context, domains: list[str]) -> None:
              lambda: context.state.set_property(PLUGIN, "global-domains", domains))
 
 
+@access.app_command()
 @click.command("domains:add")
 @click.argument("app")
 @click.argument("domains", nargs=-1, required=True)
@@ -63,6 +65,7 @@ def domains_add(context: Context, app: str, domains: tuple[str, ...]) -> None:
     _set_own(context, app, current + [d for d in new if d not in current])
 
 
+@access.app_command()
 @click.command("domains:set")
 @click.argument("app")
 @click.argument("domains", nargs=-1, required=True)
@@ -75,6 +78,7 @@ def domains_set(context: Context, app: str, domains: tuple[str, ...]) -> None:
     _set_own(context, app, new)
 
 
+@access.app_command()
 @click.command("domains:remove")
 @click.argument("app")
 @click.argument("domains", nargs=-1, required=True)
@@ -91,6 +95,7 @@ def domains_remove(context: Context, app: str, domains: tuple[str, ...]) -> None
     _set_own(context, app, [d for d in current if d not in gone])
 
 
+@access.app_command()
 @click.command("domains:clear")
 @click.argument("app")
 @pass_context
@@ -108,6 +113,7 @@ def _vhosts(context: Context, app: str, enabled: bool) -> None:
              lambda: context.state.set_property(PLUGIN, "vhosts", enabled, app=app))
 
 
+@access.app_command()
 @click.command("domains:enable")
 @click.argument("app")
 @pass_context
@@ -116,6 +122,7 @@ def domains_enable(context: Context, app: str) -> None:
     _vhosts(context, app, True)
 
 
+@access.app_command()
 @click.command("domains:disable")
 @click.argument("app")
 @pass_context
@@ -124,6 +131,7 @@ def domains_disable(context: Context, app: str) -> None:
     _vhosts(context, app, False)
 
 
+@access.admin_command
 @click.command("domains:add-global")
 @click.argument("domains", nargs=-1, required=True)
 @pass_context
@@ -135,6 +143,7 @@ def domains_add_global(context: Context, domains: tuple[str, ...]) -> None:
     _set_global(context, current + [d for d in new if d not in current])
 
 
+@access.admin_command
 @click.command("domains:set-global")
 @click.argument("domains", nargs=-1, required=True)
 @pass_context
@@ -145,6 +154,7 @@ def domains_set_global(context: Context, domains: tuple[str, ...]) -> None:
     _set_global(context, new)
 
 
+@access.admin_command
 @click.command("domains:remove-global")
 @click.argument("domains", nargs=-1, required=True)
 @pass_context
@@ -159,6 +169,7 @@ def domains_remove_global(context: Context, domains: tuple[str, ...]) -> None:
     _set_global(context, [d for d in current if d not in gone])
 
 
+@access.admin_command
 @click.command("domains:clear-global")
 @pass_context
 def domains_clear_global(context: Context) -> None:
@@ -176,6 +187,7 @@ def domains_report_fields(context: Context, app: str) -> dict[str, Any]:
     }
 
 
+@access.app_command()
 @click.command("domains:report")
 @click.argument("app", required=False)
 @click.option("--global", "is_global", is_flag=True, help="Only the global domains.")

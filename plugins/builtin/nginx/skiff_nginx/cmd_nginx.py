@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import click
 
+from skiff import access
 from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
@@ -20,6 +21,7 @@ from .settings import APP_SETTINGS, GLOBAL_SETTINGS, PLUGIN, load
 MAX_CUSTOM = 16 * 1024
 
 
+@access.app_command()
 @click.command("nginx:show-config")
 @click.argument("app")
 @pass_context
@@ -32,6 +34,7 @@ def nginx_show_config(context: Context, app: str) -> None:
     click.echo(path.read_text().rstrip())
 
 
+@access.app_command()
 @click.command("nginx:validate-config")
 @click.argument("app", required=False)
 @pass_context
@@ -51,6 +54,7 @@ def nginx_validate_config(context: Context, app: Optional[str]) -> None:
     context.output.step("nginx config is valid")
 
 
+@access.admin_command
 @click.command("nginx:reload")
 @pass_context
 def nginx_reload(context: Context) -> None:
@@ -87,6 +91,7 @@ def _show_log(path: Path, tail: bool, lines: int) -> None:
 
 
 def _logs_command(kind: str) -> click.Command:
+    @access.app_command()
     @click.command(f"nginx:{kind}-logs")
     @click.argument("app")
     @click.option("-t", "--tail", is_flag=True, help="Keep printing new lines.")
@@ -104,6 +109,7 @@ nginx_access_logs = _logs_command("access")
 nginx_error_logs = _logs_command("error")
 
 
+@access.app_command(app="args")
 @click.command("nginx:set")
 @click.option("--global", "is_global", is_flag=True, help="A global setting (refused over SSH).")
 @click.argument("args", nargs=-1, required=True)
@@ -185,6 +191,7 @@ def nginx_report_fields(context: Context, app: Optional[str]) -> dict[str, Any]:
     return fields
 
 
+@access.app_command()
 @click.command("nginx:report")
 @click.argument("app", required=False)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
@@ -203,6 +210,7 @@ def _proxy_enabled(context: Context, app: str, enabled: bool) -> None:
              lambda: context.state.set_property(PLUGIN, "proxy", enabled, app=app))
 
 
+@access.app_command()
 @click.command("proxy:enable")
 @click.argument("app")
 @pass_context
@@ -211,6 +219,7 @@ def proxy_enable(context: Context, app: str) -> None:
     _proxy_enabled(context, app, True)
 
 
+@access.app_command()
 @click.command("proxy:disable")
 @click.argument("app")
 @pass_context
@@ -219,6 +228,7 @@ def proxy_disable(context: Context, app: str) -> None:
     _proxy_enabled(context, app, False)
 
 
+@access.admin_command
 @click.command("proxy:build-config")
 @click.argument("app", required=False)
 @click.option("--all", "all_apps", is_flag=True, help="Every app.")
@@ -231,6 +241,7 @@ def proxy_build_config(context: Context, app: Optional[str], all_apps: bool) -> 
     proxy.apply_change(context, apps)
 
 
+@access.app_command()
 @click.command("proxy:report")
 @click.argument("app")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")

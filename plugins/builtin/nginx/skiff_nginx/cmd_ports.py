@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from skiff import access
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
@@ -52,6 +53,7 @@ def _store(context: Context, app: str, maps: list[Mapping]) -> None:
              lambda: context.state.set_property(PLUGIN, "ports", values, app=app))
 
 
+@access.app_command()
 @click.command("ports:list")
 @click.argument("app")
 @pass_context
@@ -64,6 +66,7 @@ def ports_list(context: Context, app: str) -> None:
         click.echo(f"{m.scheme:<8} {m.host_port:<10} {m.container_port}")
 
 
+@access.app_command()
 @click.command("ports:add")
 @click.argument("app")
 @click.argument("mappings", nargs=-1, required=True)
@@ -77,6 +80,7 @@ def ports_add(context: Context, app: str, mappings: tuple[str, ...]) -> None:
     _store(context, app, current + new)
 
 
+@access.app_command()
 @click.command("ports:set")
 @click.argument("app")
 @click.argument("mappings", nargs=-1, required=True)
@@ -89,6 +93,7 @@ def ports_set(context: Context, app: str, mappings: tuple[str, ...]) -> None:
     _store(context, app, new)
 
 
+@access.app_command()
 @click.command("ports:remove")
 @click.argument("app")
 @click.argument("mappings", nargs=-1, required=True)
@@ -112,6 +117,7 @@ def ports_remove(context: Context, app: str, mappings: tuple[str, ...]) -> None:
     _store(context, app, keep)
 
 
+@access.app_command()
 @click.command("ports:clear")
 @click.argument("app")
 @pass_context
@@ -131,6 +137,7 @@ def report_fields(context: Context, app: str) -> dict[str, Any]:
     }
 
 
+@access.app_command()
 @click.command("ports:report")
 @click.argument("app")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")

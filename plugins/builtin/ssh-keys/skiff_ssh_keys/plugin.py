@@ -1,7 +1,13 @@
-"""ssh-keys:add, ssh-keys:list, ssh-keys:remove, ssh-keys:set.
+"""ssh-keys:add, ssh-keys:list, ssh-keys:remove, ssh-keys:set, ssh-keys:set-role.
 
-Adding, removing and the settings are for a local admin (``local_only``):
-``skiff ssh-command`` refuses them over SSH. Listing works over SSH too.
+Adding, removing, roles and the settings are for a root shell on the server
+(``local_only``): ``skiff ssh-command`` refuses them over SSH. Listing works
+over SSH for admin keys.
+
+Each key has a role, ``admin`` or ``deployer`` (the default of ``ssh-keys:add``),
+kept in the state store as the property ``role:NAME`` of this plugin. A key
+without a stored role was added before roles existed and keeps full rights:
+it is an admin.
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from typing import Optional
 
 import click
 
-from skiff import hookimpl
+from skiff import access, hookimpl
 from skiff.cli import local_only, pass_context
 from skiff.context import DEFAULT_ROOT, Context
 from skiff.errors import NotFound, SkiffError
@@ -23,12 +29,33 @@ from . import keys
 
 PLUGIN = "ssh-keys"
 PATH_PROPERTY = "authorized-keys-file"
+DEFAULT_ROLE = "deployer"
+LEGACY_ROLE = "admin"  # keys added before roles existed
+role_option = click.option("--role", type=click.Choice(access.ROLES), default=DEFAULT_ROLE, show_default=True,
+                           help="admin: every SSH command; deployer: only the apps whose access list names it.")
 
 
 @hookimpl
 def skiff_commands(cli: click.Group) -> None:
-    for command in (keys_add, keys_list, keys_remove, keys_set):
+    for command in (keys_add, keys_list, keys_remove, keys_set, keys_set_role):
         cli.add_command(command)
+
+
+def _role_property(name: str) -> str:
+    return f"role:{name}"
+
+
+def stored_role(context: Context, name: str) -> str:
+    """The key's role; a key without one (added before roles existed) is an admin."""
+    if not (context.root / "skiff.db").exists():
+        return LEGACY_ROLE
+    role = context.state.get_property(PLUGIN, _role_property(name))
+    return role if role in access.ROLES else LEGACY_ROLE
+
+
+@hookimpl(trylast=True)
+def skiff_key_role(context: Context, key: str) -> Optional[str]:
+    return stored_role(context, key)
 
 
 def authorized_keys_path(context: Context) -> Path:
@@ -58,9 +85,15 @@ def _root_for_keys(context: Context) -> Optional[Path]:
 @click.argument("name")
 @click.argument("keyfile", required=False)
 @click.option("--no-pty", is_flag=True, help="Do not allow a terminal for this key (ssh -t).")
+@role_option
 @pass_context
-def keys_add(context: Context, name: str, keyfile: Optional[str], no_pty: bool) -> None:
-    """Allow a public key to push and run commands: ssh-keys:add NAME [KEYFILE|-]."""
+def keys_add(context: Context, name: str, keyfile: Optional[str], no_pty: bool, role: str) -> None:
+    """Allow a public key to push and run commands: ssh-keys:add NAME [KEYFILE|-] [--role admin|deployer].
+
+    A deployer (the default) may push to and run app commands on the apps
+    whose access list names it (acl:add APP NAME); an admin may run every
+    SSH command.
+    """
     keys.validate_name(name)
     if keyfile in (None, "-"):
         if keyfile is None and sys.stdin.isatty():
@@ -85,27 +118,35 @@ def keys_add(context: Context, name: str, keyfile: Optional[str], no_pty: bool) 
         for other in lines:
             if keys.parse_line(other) is None and key.blob in keys.line_blobs(other):
                 raise SkiffError(f"this key is already in {path} on a line Skiff did not write; remove it there first")
-        keys.write_lines(path, [*lines, line])
-    context.output.step(f"Added key {name} ({key.fingerprint})")
+        # the role first: a key line without a stored role would be an admin
+        context.state.set_property(PLUGIN, _role_property(name), role)
+        try:
+            keys.write_lines(path, [*lines, line])
+        except BaseException:
+            context.state.delete_property(PLUGIN, _role_property(name))
+            raise
+    context.output.step(f"Added key {name} ({key.fingerprint}) as {role}")
 
 
+@access.admin_command
 @click.command("ssh-keys:list")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @pass_context
 def keys_list(context: Context, fmt: str) -> None:
-    """List the keys Skiff manages: name and fingerprint."""
+    """List the keys Skiff manages: name, role and fingerprint."""
     found = keys.skiff_keys(keys.read_lines(authorized_keys_path(context)))
+    roles = {k.name: stored_role(context, k.name) for k in found}
     if fmt == "json":
-        click.echo(json.dumps([{"name": k.name, "fingerprint": k.fingerprint, "type": k.type} for k in found],
-                              indent=2))
+        click.echo(json.dumps([{"name": k.name, "role": roles[k.name], "fingerprint": k.fingerprint,
+                                "type": k.type} for k in found], indent=2))
         return
     if not found:
         context.output.info("no keys; add one with ssh-keys:add NAME KEYFILE")
         return
     width = max(len(k.name) for k in found)
-    click.echo(f"{'NAME':<{width}}  FINGERPRINT")
+    click.echo(f"{'NAME':<{width}}  {'ROLE':<8}  FINGERPRINT")
     for k in found:
-        click.echo(f"{k.name:<{width}}  {k.fingerprint}")
+        click.echo(f"{k.name:<{width}}  {roles[k.name]:<8}  {k.fingerprint}")
 
 
 @local_only
@@ -122,7 +163,23 @@ def keys_remove(context: Context, name: str) -> None:
         if len(kept) == len(lines):
             raise NotFound(f"no key named {name}; see ssh-keys:list")
         keys.write_lines(path, kept)
+        context.state.delete_property(PLUGIN, _role_property(name))
     context.output.step(f"Removed key {name}")
+
+
+@local_only
+@click.command("ssh-keys:set-role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(access.ROLES))
+@pass_context
+def keys_set_role(context: Context, name: str, role: str) -> None:
+    """Make the key NAME an admin or a deployer: ssh-keys:set-role NAME admin|deployer."""
+    keys.validate_name(name)
+    with _lock(context):
+        if not any(k.name == name for k in keys.skiff_keys(keys.read_lines(authorized_keys_path(context)))):
+            raise NotFound(f"no key named {name}; see ssh-keys:list")
+        context.state.set_property(PLUGIN, _role_property(name), role)
+    context.output.step(f"Key {name} is now {'an' if role == 'admin' else 'a'} {role}")
 
 
 def _is_named(line: str, name: str) -> bool:

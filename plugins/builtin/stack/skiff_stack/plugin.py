@@ -13,6 +13,7 @@ from typing import Any, Optional
 import click
 
 from skiff import hookimpl
+from skiff import access
 from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
@@ -88,6 +89,7 @@ def _stacks(client) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["image"])
 
 
+@access.admin_command
 @click.command("stack:report")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @pass_context

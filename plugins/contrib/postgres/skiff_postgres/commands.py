@@ -11,6 +11,7 @@ from typing import IO, Any, Optional
 import click
 
 from skiff import lifecycle
+from skiff import access
 from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.errors import NotFound, SkiffError, ValidationError
@@ -28,6 +29,7 @@ def all_commands() -> list[click.Command]:
 # -- create / destroy -------------------------------------------------------
 
 
+@access.admin_command
 @click.command("postgres:create")
 @click.argument("name")
 @click.option("--image", help="Image with the official postgres image's interface (default: postgres:17 "
@@ -97,6 +99,7 @@ def remove_data(context: Context, c: Any, service: Service) -> None:
     shutil.rmtree(path)
 
 
+@access.admin_command
 @click.command("postgres:destroy")
 @click.argument("name")
 @click.option("--force", "-f", is_flag=True, help="Do not ask for the service name.")
@@ -136,6 +139,7 @@ def _exposed(service: Service) -> str:
     return f"{host}:{port}->{sv.PORT}" if ":" not in host else f"[{host}]:{port}->{sv.PORT}"
 
 
+@access.admin_command
 @click.command("postgres:list")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @pass_context
@@ -155,6 +159,7 @@ def pg_list(context: Context, fmt: str) -> None:
                    f"{', '.join(r['links']) or '-'}")
 
 
+@access.service_command(service="name", kind="postgres")
 @click.command("postgres:exists")
 @click.argument("name")
 @pass_context
@@ -175,6 +180,7 @@ def _info_options(f):
     return f
 
 
+@access.service_command(service="name", kind="postgres")
 @click.command("postgres:info")
 @click.argument("name")
 @_info_options
@@ -219,6 +225,7 @@ def _redeploy(context: Context, app: str, description: str, no_restart: bool) ->
         lifecycle.redeploy(context, app, description)
 
 
+@access.service_command(service="name", kind="postgres", app="app")
 @click.command("postgres:link")
 @click.argument("name")
 @click.argument("app")
@@ -242,6 +249,7 @@ def pg_link(context: Context, name: str, app: str, alias: Optional[str], no_rest
     _redeploy(context, app, f"Link postgres {name}", no_restart)
 
 
+@access.service_command(service="name", kind="postgres", app="app")
 @click.command("postgres:unlink")
 @click.argument("name")
 @click.argument("app")
@@ -270,6 +278,7 @@ def pg_unlink(context: Context, name: str, app: str, no_restart: bool) -> None:
     _redeploy(context, app, f"Unlink postgres {name}", no_restart)
 
 
+@access.service_command(service="name", kind="postgres")
 @click.command("postgres:links")
 @click.argument("name")
 @pass_context
@@ -297,6 +306,7 @@ def _binary(stream: IO[Any], what: str) -> IO[bytes]:
     return buffer
 
 
+@access.service_command(service="name", kind="postgres")
 @click.command("postgres:connect")
 @click.argument("name")
 @pass_context
@@ -310,6 +320,7 @@ def pg_connect(context: Context, name: str) -> None:
         raise click.exceptions.Exit(code)
 
 
+@access.service_command(service="name", kind="postgres")
 @click.command("postgres:export")
 @click.argument("name")
 @pass_context
@@ -329,6 +340,7 @@ def pg_export(context: Context, name: str) -> None:
         raise SkiffError(f"pg_dump failed: {err.splitlines()[-1] if err else 'exit ' + str(proc.returncode)}")
 
 
+@access.service_command(service="name", kind="postgres")
 @click.command("postgres:import")
 @click.argument("name")
 @pass_context
@@ -359,6 +371,7 @@ def pg_import(context: Context, name: str) -> None:
     context.output.step(f"Imported the dump into postgres {name}")
 
 
+@access.service_command(service="name", kind="postgres")
 @click.command("postgres:logs")
 @click.argument("name")
 @click.option("--tail", "-t", "follow", is_flag=True, help="Keep following the log.")
@@ -390,6 +403,7 @@ def recreate(context: Context, c: Any, service: Service) -> Any:
     return running
 
 
+@access.service_command(service="name", kind="postgres")
 @click.command("postgres:start")
 @click.argument("name")
 @pass_context
@@ -409,6 +423,7 @@ def pg_start(context: Context, name: str) -> None:
     context.output.step(f"Postgres {name} is running")
 
 
+@access.service_command(service="name", kind="postgres")
 @click.command("postgres:stop")
 @click.argument("name")
 @pass_context
@@ -422,6 +437,7 @@ def pg_stop(context: Context, name: str) -> None:
     context.output.step(f"Postgres {name} stopped")
 
 
+@access.service_command(service="name", kind="postgres")
 @click.command("postgres:restart")
 @click.argument("name")
 @pass_context
@@ -454,6 +470,7 @@ def parse_bind(target: Optional[str]) -> tuple[str, Optional[int]]:
     return host, int(port_text)
 
 
+@access.admin_command
 @click.command("postgres:expose")
 @click.argument("name")
 @click.argument("target", required=False, metavar="[[ADDR:]PORT]")
@@ -486,6 +503,7 @@ def pg_expose(context: Context, name: str, target: Optional[str]) -> None:
     context.output.info(f"Exposed on {_exposed(service)}")
 
 
+@access.admin_command
 @click.command("postgres:unexpose")
 @click.argument("name")
 @pass_context

@@ -12,6 +12,7 @@ import click
 
 from skiff import hookimpl
 from skiff.context import Context
+from skiff.errors import ValidationError
 
 from . import service as sv
 
@@ -33,6 +34,20 @@ def _update_links(context: Context, app: str, change) -> None:
             if app in fresh.links:
                 change(fresh)
                 sv.save(context, fresh)
+
+
+@hookimpl(trylast=True)
+def skiff_service_apps(context: Context, kind: str, service: str) -> Optional[list[str]]:
+    """The apps a postgres service is linked to (for access checks); ``None``: no such service."""
+    if kind != "postgres":
+        return None
+    try:
+        sv.service_name(service)
+    except ValidationError:
+        return None
+    if not sv.exists(context, service):
+        return None
+    return sorted(sv.load(context, service).links)
 
 
 @hookimpl

@@ -1,0 +1,88 @@
+"""The event log: every SSH command and every deploy, with the key that ran it.
+
+Commands are redacted before they are written: the value of every
+``KEY=VALUE`` argument becomes ``***`` (unless the command declares its
+assignments harmless, like ``ps:scale web=2``), credentials in URLs become
+``scheme://***@host``, and the value of any option whose name says password,
+secret or token is dropped. Nothing else is stored; the table is in the
+state database (0600).
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import shlex
+from typing import Any, Optional, Sequence
+
+MASK = "***"
+KEY_NAME_ENV = "SKIFF_KEY_NAME"
+ASSIGNMENT = re.compile(r"(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)=(?P<value>.*)", re.DOTALL)
+URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+SECRET_OPTION = re.compile(r"--?[A-Za-z0-9-]*(password|passwd|secret|token)[A-Za-z0-9-]*", re.IGNORECASE)
+
+
+def redact_arg(arg: str, log_assignments: bool = False) -> str:
+    arg = URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{MASK}@", arg)
+    option, eq, _ = arg.partition("=")
+    if eq and SECRET_OPTION.fullmatch(option):
+        return f"{option}={MASK}"
+    match = ASSIGNMENT.fullmatch(arg)
+    if match and not log_assignments and not arg.startswith("-"):
+        return f"{match['key']}={MASK}"
+    return arg
+
+
+def redact(args: Sequence[str], log_assignments: bool = False) -> list[str]:
+    """``args`` with every secret replaced by ``***``."""
+    out: list[str] = []
+    hide_next = False
+    for arg in args:
+        if hide_next:
+            out.append(MASK)
+            hide_next = False
+            continue
+        if SECRET_OPTION.fullmatch(arg):
+            hide_next = True
+        out.append(redact_arg(arg, log_assignments))
+    return out
+
+
+PLAIN = re.compile(r"[\w@%+=:,./*-]+")
+
+
+def _quote(arg: str) -> str:
+    return arg if PLAIN.fullmatch(arg) else shlex.quote(arg)
+
+
+def command_line(args: Sequence[str], log_assignments: bool = False) -> str:
+    """The redacted command as one line, quoted like a shell would need (``*`` left bare)."""
+    return " ".join(_quote(arg) for arg in redact(args, log_assignments))
+
+
+def who(context: Any) -> str:
+    """The key of this session (or of the push whose hook runs), else ``local:USER``."""
+    key = getattr(context, "ssh_key_name", None) or os.environ.get(KEY_NAME_ENV)
+    if key:
+        return key
+    try:
+        return f"local:{getpass.getuser()}"
+    except Exception:
+        return f"local:{os.geteuid()}"
+
+
+def start(context: Any, kind: str, command: str, app: Optional[str] = None) -> int:
+    return context.state.add_event(who(context), kind, command, app)
+
+
+def finish(context: Any, event_id: int, status: int) -> None:
+    context.state.finish_event(event_id, status)
+
+
+def format_event(event: dict[str, Any]) -> str:
+    import datetime
+
+    when = datetime.datetime.fromtimestamp(event["time"], datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status = event["status"]
+    result = "started" if status is None else ("ok" if status == 0 else f"exit {status}")
+    return f"{when}  {event['key']}  {event['kind']}  {result}  {event['command']}"

@@ -1,0 +1,1 @@
+"""Skiff builtin plugin: access lists (acl:*) of deployer keys, per app."""
