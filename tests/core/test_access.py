@@ -45,7 +45,7 @@ def h(skiff, keys_file, tmp_path):
 
 
 def ssh(h, key: str, command: str):
-    return h.invoke("ssh-command", env={"SSH_ORIGINAL_COMMAND": command, "SKIFF_KEY_NAME": key})
+    return h.ssh(command, key=key)
 
 
 def refused(result, line: str) -> None:
@@ -118,6 +118,15 @@ def test_a_command_without_a_declaration_is_refused_to_deployers(skiff, keys_fil
 
 
 # -- deployers --------------------------------------------------------------------------------
+
+
+def test_the_builtin_plugins_answer_the_access_hooks(h):
+    hook = h.context.hook
+    assert hook.skiff_key_role(context=h.context, key="bob") == "deployer"
+    assert hook.skiff_key_role(context=h.context, key="alice") == "admin"
+    assert hook.skiff_app_access(context=h.context, key="bob", app="web", creating=False) is True
+    assert not hook.skiff_app_access(context=h.context, key="bob", app="other", creating=False)
+    assert not hook.skiff_app_access(context=h.context, key="bob", app="new", creating=True)
 
 
 def test_a_deployer_works_on_its_own_app(h):

@@ -27,6 +27,10 @@ DRIVERS = {
     "skiff_app_renamed": {"invoke", "run_skiff"},
     "skiff_report": {"invoke", "run_skiff"},
     "skiff_addhooks": {"make_plugin_manager", "build_plugin_manager"},
+    "skiff_upgrade": {"invoke", "run_skiff"},  # state:migrate
+    # asked by the SSH dispatch (skiff ssh-command) before a command runs
+    **{name: {"invoke", "run_skiff", "ssh", "_ssh", "over_ssh"}
+       for name in ("skiff_key_role", "skiff_app_access", "skiff_service_apps")},
 }
 
 

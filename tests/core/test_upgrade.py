@@ -91,7 +91,8 @@ def test_a_store_newer_than_this_version_is_left_alone(skiff_root, run_skiff):
 
 
 def test_skiff_upgrade_makes_old_repositories_private_and_removes_stored_credentials(skiff_root, run_skiff):
-    """The layout of an earlier version: world-readable repositories, a token in a release description."""
+    """skiff_upgrade brings forward the layout of an earlier version: world-readable
+    repositories, a token in a release description."""
     _load(STORES[0], skiff_root)
     repo = skiff_root / "repos" / "catmeow.git"
     (repo / "objects").mkdir(parents=True)

@@ -27,8 +27,8 @@ def _harness(skiff):
 
 def test_service_apps_hook_answers_for_postgres_only(skiff):
     h = _harness(skiff)
+    assert h.context.hook.skiff_service_apps(context=h.context, kind="postgres", service="mine") == ["api", "web"]
     hook = h.context.hook.skiff_service_apps
-    assert hook(context=h.context, kind="postgres", service="mine") == ["api", "web"]
     assert hook(context=h.context, kind="postgres", service="loose") == []
     assert hook(context=h.context, kind="postgres", service="nope") is None
     assert hook(context=h.context, kind="postgres", service="Bad/Name") is None
