@@ -245,16 +245,14 @@ def skiff_build(deploy: Deploy) -> Optional[str]:
     return ref
 
 
+DOCKER_TIMEOUT = 900  # seconds per API call: build containers run for long
+
+
 def docker_client():
-    try:
-        import docker
-    except ImportError as exc:  # pragma: no cover
-        raise SkiffError("the docker Python package is not installed") from exc
-    try:
-        client = docker.from_env(timeout=900)  # asks the engine its API version: fails when it is down
-    except Exception as exc:
-        raise SkiffError(f"cannot reach the Docker engine ({exc}); is dockerd running?") from exc
-    return client
+    from skiff import dockerclient
+
+    # connecting asks the engine its API version, which fails when it is down: no ping on top
+    return dockerclient.client(DOCKER_TIMEOUT, ping=False)
 
 
 def _image(client, ref: str):

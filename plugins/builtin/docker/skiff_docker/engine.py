@@ -16,29 +16,21 @@ LABEL_PORT = "skiff.port"
 LABEL_ROLE = "skiff.role"  # "process" for long-running containers, "oneoff" for run/release tasks
 PORT_RANGE = (20000, 30000)
 
-_client = None
+CLIENT_TIMEOUT = 120  # seconds per API call
 
 
 def client():
-    """A docker client for the local engine (one per process)."""
-    global _client
-    if _client is None:
-        import docker
-        from docker.errors import DockerException
+    """A docker client for the local engine (one per process, :func:`skiff.dockerclient.shared`)."""
+    from skiff import dockerclient
 
-        try:
-            _client = docker.from_env(timeout=120)
-            _client.api.ping()
-        except DockerException as exc:
-            _client = None
-            raise SkiffError(f"cannot reach the docker engine: {exc}") from None
-    return _client
+    return dockerclient.shared(CLIENT_TIMEOUT)
 
 
 def reset_client() -> None:
     """Forget the cached client (after the engine restarted)."""
-    global _client
-    _client = None
+    from skiff import dockerclient
+
+    dockerclient.reset()
 
 
 def ensure_network(c) -> None:

@@ -7,14 +7,14 @@ from skiff import lifecycle
 from skiff.context import Context
 from skiff.errors import SkiffError
 
-from . import engine, scheduler, settings
+from . import engine, rollout, scheduler, settings
 from .engine import LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE
 
 
 def _parallel(items: list[Any], fn) -> None:
     if not items:
         return
-    with scheduler._pool(len(items)) as pool:
+    with scheduler.pool(len(items)) as pool:
         list(pool.map(fn, items))
 
 
@@ -156,16 +156,15 @@ def _run_renamed(context: Context, c, old: str, new: str) -> None:
                processes=dict(release.processes), app_json=dict(release.meta.get("app_json") or {}),
                config=dict(release.config), meta=dict(release.meta), release=release)
     try:
-        scheduler.deploy(d)
+        rollout.deploy(d)
     except BaseException:
-        scheduler.failed(d, "deploy")
+        rollout.failed(d, "deploy")
         raise
     release.meta = d.meta
     state.finish_release(release, "succeeded", release.timings)  # same release, new upstreams
     context.hook.skiff_post_deploy(deploy=d)
-    check_settings = settings.checks(state, new)
-    scheduler.spawn_retire(old, [e["Id"] for e in entries], [], wait=float(check_settings["wait-to-retire"]),
-                           stop_timeout=int(check_settings["stop-timeout"]))
+    wait, stop_timeout = rollout.retire_timing(d)
+    scheduler.spawn_retire(old, [e["Id"] for e in entries], [], wait=wait, stop_timeout=stop_timeout)
 
 
 def instance_rows(c, app: str) -> list[dict[str, Any]]:

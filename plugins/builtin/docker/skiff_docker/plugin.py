@@ -48,16 +48,16 @@ def skiff_release(deploy: Deploy) -> None:
 
 @hookimpl(trylast=True)
 def skiff_deploy(deploy: Deploy) -> Optional[bool]:
-    from . import scheduler
+    from . import rollout
 
-    return scheduler.deploy(deploy)
+    return rollout.deploy(deploy)
 
 
 @hookimpl(trylast=True)
 def skiff_post_deploy(deploy: Deploy) -> None:
-    from . import scheduler
+    from . import rollout, scheduler
 
-    scheduler.switch(deploy)
+    rollout.switch(deploy)
     postdeploy = scheduler.app_json_script(deploy.app_json, "postdeploy")
     if postdeploy:
         scheduler.run_task(deploy, "postdeploy", postdeploy)
@@ -68,14 +68,14 @@ def skiff_post_deploy(deploy: Deploy) -> None:
         state.set_property(settings.PLUGIN, "source", {
             "kind": source.kind, "location": source.location, "revision": source.revision, "ref": source.ref,
         }, app=deploy.app)
-    scheduler.retire_later(deploy)
+    rollout.retire_later(deploy)
 
 
 @hookimpl
 def skiff_deploy_failed(deploy: Deploy, phase: str, error: BaseException) -> None:
-    from . import scheduler
+    from . import rollout
 
-    scheduler.failed(deploy, phase)
+    rollout.failed(deploy, phase)
 
 
 @hookimpl

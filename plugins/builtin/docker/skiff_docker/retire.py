@@ -17,14 +17,12 @@ RETRY_FOR = 600.0  # seconds to keep trying while the engine is away (restarting
 
 def connect(stop_timeout: int):
     """A docker client, retrying while the engine does not answer (for up to RETRY_FOR)."""
-    import docker
+    from skiff import dockerclient
 
     deadline = time.monotonic() + RETRY_FOR
     while True:
         try:
-            c = docker.from_env(timeout=max(60, stop_timeout + 30))
-            c.ping()
-            return c
+            return dockerclient.client(max(60, stop_timeout + 30))
         except Exception:
             if time.monotonic() > deadline:
                 raise

@@ -1,4 +1,4 @@
-"""Running a release: start new containers next to the old ones, check, switch, retire.
+"""Containers of a release: names, environment, create arguments, listing, retirement, one-offs.
 
 Naming: the running containers of an app are ``<app>.<process>.<n>``. A
 deploy starts the new ones as ``<app>.<process>.<n>.v<version>`` next to
@@ -6,23 +6,20 @@ them; once they pass their checks and the proxy switched, the old ones are
 renamed ``<app>.<process>.<n>.old-<id>`` and the new ones take the plain
 names. A detached helper (:mod:`skiff_docker.retire`) stops the old ones
 after ``wait-to-retire`` and prunes old images, so the deploy returns at once.
+The deploy itself, step by step, is :mod:`skiff_docker.rollout`.
 """
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError, ValidationError
 
 from . import engine, options, settings
-from .checks import CheckFailed, checks_for, run_check
 from .engine import (LABEL_APP, LABEL_INDEX, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE, LABEL_ROLE, NETWORK)
 
 SCRATCH = "docker"
@@ -31,23 +28,6 @@ PROCESS_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,29}\Z")
 CANONICAL = re.compile(r"\A(?P<app>[a-z][a-z0-9-]*)\.(?P<process>[A-Za-z0-9_-]+)\.(?P<index>[0-9]+)\Z")
 LOG_LINES = 20
 PORT_TAKEN = re.compile(r"port is already allocated|address already in use", re.I)
-
-
-@dataclass
-class Instance:
-    """One new process container of a deploy."""
-
-    process: str
-    index: int
-    name: str
-    host_port: Optional[int] = None
-    id: str = ""
-    error: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def dyno(self) -> str:
-        return f"{self.process}.{self.index}"
 
 
 def validate_process(name: str) -> str:
@@ -112,14 +92,6 @@ def create_kwargs(
     return kwargs
 
 
-def create(c, kwargs: dict[str, Any]) -> str:
-    """``containers.create`` without the inspect that follows it; return the id."""
-    from docker.models.containers import _create_container_args
-
-    args = _create_container_args(dict(kwargs, version=c.api._version))
-    return c.api.create_container(**args)["Id"]
-
-
 def alive_probe(c, ident: str) -> Callable[[], Optional[str]]:
     def alive() -> Optional[str]:
         try:
@@ -135,7 +107,8 @@ def alive_probe(c, ident: str) -> Callable[[], Optional[str]]:
     return alive
 
 
-def _pool(n: int) -> ThreadPoolExecutor:
+def pool(n: int) -> ThreadPoolExecutor:
+    """Threads for ``n`` parallel engine calls (at most 8)."""
     return ThreadPoolExecutor(max_workers=max(1, min(8, n)))
 
 
@@ -164,161 +137,7 @@ def retiring_containers(c, app: Optional[str] = None) -> list[dict[str, Any]]:
     return [e for e in engine.list_containers(c, app) if ".old-" in engine.name_of(e)]
 
 
-# -- deploy -------------------------------------------------------------------------
-
-
-def deploy(d: Deploy) -> bool:
-    """``skiff_deploy``: start the release's containers and check them."""
-    if not d.image or d.release is None:
-        raise SkiffError("nothing to run: the release has no image")
-    c = engine.client()
-    state = d.context.state
-    engine.ensure_network(c)
-    entries = engine.list_containers(c, d.app, role=None)
-    leftovers = stray_containers(c, d.app, entries)  # of a killed deploy or run
-    leftovers += [e for e in entries if e["Labels"].get(LABEL_ROLE) == "oneoff" and e.get("State") == "exited"]
-    for entry in leftovers:
-        engine.remove_container(c, entry["Id"])
-
-    table = process_table(d.processes)
-    scale = settings.formation(state, d.app, table, d.app_json)
-    check_settings = settings.checks(state, d.app)
-    port = container_port(d.meta)
-    d.meta["formation"] = scale
-    d.meta["container_port"] = port
-    scratch = d.scratch_for(SCRATCH)
-    scratch["new"] = []
-
-    old = []
-    for entry in running_instances(c, d.app, entries):
-        process = entry["Labels"].get(LABEL_PROCESS, "")
-        if settings.check_mode(check_settings, process) == "disabled":
-            engine.remove_container(c, entry["Id"])  # checks disabled: old ones go first (downtime)
-        else:
-            old.append(entry["Id"])
-    scratch["old"] = old
-
-    instances = [Instance(process, i, f"{d.app}.{process}.{i}.v{d.release.version}")
-                 for process, count in scale.items() for i in range(1, count + 1)]
-    web = [inst for inst in instances if inst.process == "web"]
-    for inst, host_port in zip(web, engine.allocate_ports(c, len(web)) if web else []):
-        inst.host_port = host_port
-    summary = ", ".join(f"{p}={n}" for p, n in scale.items())
-    d.output.step(f"Starting {d.app} v{d.release.version} ({summary or 'no processes'})")
-    if not instances:
-        d.meta["upstreams"] = []
-        return True
-
-    extra = settings.applied_docker_options(state, d.app, "deploy", d.output.warn)
-    limits = {process: settings.resources_for(state, d.app, process) for process in table}  # no db in threads
-
-    from docker.errors import APIError
-
-    def kwargs_for(inst: Instance) -> dict[str, Any]:
-        return create_kwargs(
-            c, app=d.app, image=d.image, name=inst.name, process=inst.process, index=inst.index,
-            release=d.release.version, command=command_of(table[inst.process]),
-            env=process_env(d.config, inst.process, inst.index, port, d.revision), port=port,
-            host_port=inst.host_port, limits=limits[inst.process], extra=extra,
-        )
-
-    def start(inst: Instance) -> None:
-        kwargs = kwargs_for(inst)
-        for attempt in range(3):
-            inst.id = create(c, kwargs)
-            scratch["new"].append(inst.id)
-            try:
-                c.api.start(inst.id)
-                return
-            except APIError as exc:  # the port was taken since we picked it: pick another
-                if not inst.host_port or attempt == 2 or not PORT_TAKEN.search(str(exc)):
-                    raise
-            engine.remove_container(c, inst.id)
-            inst.host_port = engine.allocate_ports(c, 1)[0]
-            kwargs = kwargs_for(inst)
-
-    abort = threading.Event()  # one failure stops the other checks: the deploy fails anyway
-
-    def check(inst: Instance) -> None:
-        if settings.check_mode(check_settings, inst.process) != "enabled":  # skipped or disabled
-            return
-        probe = alive_probe(c, inst.id)
-
-        def alive() -> Optional[str]:
-            return "another container failed" if abort.is_set() else probe()
-
-        for chk in checks_for(d.app_json, inst.process, check_settings):
-            run_check(chk, inst.host_port, alive, float(check_settings["timeout"]))
-
-    began = time.monotonic()
-
-    def start_and_check(inst: Instance) -> None:
-        try:
-            start(inst)
-            inst.extra["started"] = time.monotonic() - began
-            check(inst)
-            inst.extra["ready"] = time.monotonic() - began
-        except CheckFailed as exc:
-            inst.error = str(exc)
-        except Exception as exc:
-            inst.error = f"could not start: {exc}"
-        if inst.error:
-            abort.set()
-
-    with _pool(len(instances)) as pool:
-        list(pool.map(start_and_check, instances))
-    failed = [inst for inst in instances if inst.error and "another container failed" not in inst.error]
-    scratch["failed"] = [(inst.dyno, inst.id, inst.error) for inst in failed]
-    if failed:
-        names = ", ".join(inst.dyno for inst in failed)
-        raise SkiffError(f"{names} failed {'its' if len(failed) == 1 else 'their'} checks: {failed[0].error}")
-    for inst in instances:
-        d.output.info(f"{inst.dyno}: up" + (f" on 127.0.0.1:{inst.host_port}" if inst.host_port else "")
-                      + f" (started in {inst.extra['started']:.2f}s, checked in {inst.extra['ready']:.2f}s)")
-    d.meta["upstreams"] = [f"127.0.0.1:{inst.host_port}" for inst in web]
-    scratch["instances"] = [(inst.id, inst.name, f"{d.app}.{inst.process}.{inst.index}") for inst in instances]
-    return True
-
-
-def switch(d: Deploy) -> None:
-    """Give the new containers the plain names; the old ones get ``.old-<id>``."""
-    scratch = d.scratch.get(SCRATCH)
-    if not scratch or "instances" not in scratch:
-        return
-    c = engine.client()
-    renamed: list[tuple[str, str]] = []  # (id, name to restore on failure)
-    scratch["renamed"] = renamed
-
-    def retire_name(ident: str) -> None:
-        try:
-            name = c.api.inspect_container(ident)["Name"].lstrip("/")
-        except Exception:
-            return
-        c.api.rename(ident, f"{name}.old-{ident[:12]}")
-        renamed.append((ident, name))
-
-    old = scratch.get("old", [])
-    with _pool(len(old)) as pool:
-        list(pool.map(retire_name, old))
-    new = scratch["instances"]
-    with _pool(len(new)) as pool:
-        list(pool.map(lambda item: c.api.rename(item[0], item[2]), new))
-    scratch["switched"] = True
-
-
-def retire_later(d: Deploy) -> None:
-    """Stop the old containers after wait-to-retire, then prune old images (detached)."""
-    scratch = d.scratch.get(SCRATCH) or {}
-    check_settings = settings.checks(d.context.state, d.app)
-    spawn_retire(
-        d.app,
-        scratch.get("old", []),
-        prunable_images(d),
-        wait=float(check_settings["wait-to-retire"]),
-        stop_timeout=int(check_settings["stop-timeout"]),
-    )
-    if scratch.get("old"):
-        d.output.info(f"old containers retire in {check_settings['wait-to-retire']:g}s")
+# -- retirement -------------------------------------------------------------------
 
 
 def spawn_retire(app: str, containers: list[str], images: list[str], wait: float, stop_timeout: int) -> None:
@@ -348,30 +167,6 @@ def prunable_images(d: Deploy) -> list[str]:
     if d.previous is not None:
         keep.add(d.previous.image)
     return sorted({r.image for r in releases if r.image and r.image not in keep})
-
-
-def failed(d: Deploy, phase: str) -> None:
-    """``skiff_deploy_failed``: show the failing containers' logs, remove the new ones."""
-    scratch = d.scratch.get(SCRATCH)
-    if not scratch:
-        return
-    c = engine.client()
-    for dyno, ident, _error in scratch.get("failed", []):
-        if not ident:
-            continue
-        lines = engine.tail_logs(c, ident, LOG_LINES)
-        d.output.warn(f"last {len(lines)} log lines of {dyno}:" if lines else f"{dyno} wrote no log lines")
-        for line in lines:
-            d.output.warn(f"  {line}")
-    new = scratch.get("new", [])
-    with _pool(len(new)) as pool:
-        list(pool.map(lambda ident: engine.remove_container(c, ident), new))
-    for ident, name in scratch.get("renamed", []):
-        try:
-            c.api.rename(ident, name)
-        except Exception as exc:
-            d.output.warn(f"could not give {name} its name back: {exc}")
-    scratch["new"] = []
 
 
 # -- one-off containers -----------------------------------------------------------

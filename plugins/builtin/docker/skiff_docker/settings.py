@@ -122,7 +122,11 @@ def resources(state: State, app: str) -> dict[str, dict[str, str]]:
 
 
 def resources_for(state: State, app: str, process: str) -> dict[str, str]:
-    table = resources(state, app)
+    return merge_resources(resources(state, app), process)
+
+
+def merge_resources(table: dict[str, dict[str, str]], process: str) -> dict[str, str]:
+    """The limits of ``process`` in a ``resources`` table: its own over the ``_default`` ones."""
     merged = dict(table.get(DEFAULT_PROCESS, {}))
     merged.update(table.get(process, {}))
     return merged

@@ -157,15 +157,13 @@ def build_args(deploy: Deploy) -> dict[str, str]:
     return {k: config[k] for k in allowed.split(",") if k in config}
 
 
-def _client():
-    try:
-        import docker
+DOCKER_TIMEOUT = 900  # seconds per API call: a build streams for long
 
-        client = docker.from_env(timeout=900)
-        client.ping()
-        return client
-    except Exception as exc:
-        raise SkiffError(f"cannot reach the Docker engine ({exc}); is dockerd running?") from exc
+
+def _client():
+    from skiff import dockerclient
+
+    return dockerclient.client(DOCKER_TIMEOUT)
 
 
 @hookimpl

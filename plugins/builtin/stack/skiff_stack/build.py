@@ -61,18 +61,14 @@ def validate_suite(suite: str) -> str:
     return suite
 
 
+DOCKER_TIMEOUT = 600  # seconds per API call: an import of a stack rootfs is slow
+
+
 def docker_client():
-    """A Docker SDK client, or a clear error when no engine answers."""
-    try:
-        import docker
-    except ImportError as exc:  # pragma: no cover
-        raise SkiffError("the docker Python package is not installed") from exc
-    try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-    except Exception as exc:
-        raise SkiffError(f"cannot reach the Docker engine ({exc}); is dockerd running?") from exc
-    return client
+    """A Docker SDK client (:mod:`skiff.dockerclient`), or a clear error when no engine answers."""
+    from skiff import dockerclient
+
+    return dockerclient.client(DOCKER_TIMEOUT)
 
 
 def image_exists(client, ref: str) -> bool:

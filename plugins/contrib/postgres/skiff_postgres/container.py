@@ -27,15 +27,13 @@ STACK_DEFAULT = "skiff/stack:trixie"
 STACK_FALLBACK = "skiff/stack-base:trixie"
 
 
-def client() -> "docker.DockerClient":
-    import docker
+DOCKER_TIMEOUT = 300  # seconds per API call: pg_dump / pg_restore streams
 
-    try:
-        c = docker.from_env(timeout=300)
-        c.ping()
-    except Exception as exc:
-        raise SkiffError(f"cannot talk to the docker engine: {exc}")
-    return c
+
+def client() -> "docker.DockerClient":
+    from skiff import dockerclient
+
+    return dockerclient.client(DOCKER_TIMEOUT)
 
 
 def image_exists(c: "docker.DockerClient", ref: str) -> bool:

@@ -1,0 +1,311 @@
+"""The rollout's steps against a fake engine: settings read once, start, check, switch, fail, retire."""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+from docker.errors import APIError
+
+import skiff_apps.plugin as apps_plugin
+import skiff_docker.plugin as docker_plugin
+from skiff.deploy import Deploy
+from skiff.errors import SkiffError
+from skiff.output import Output
+from skiff.state import Release
+from skiff_docker import engine, rollout, settings
+from skiff_docker.checks import CheckFailed
+
+OLD_WEB = "0ld0000000web1ffffffff"
+
+
+class FakeEngine:
+    """Just enough of a docker client for the rollout: one event log of every call."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, ...]] = []
+        self.created: dict[str, dict[str, Any]] = {}
+        self.names: dict[str, str] = {}
+        self.start_errors: list[Exception] = []
+        self.entries: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.api = FakeAPI(self)
+        self.containers = FakeContainers(self)
+
+    def add_running(self, ident: str, name: str, process: str, index: int) -> None:
+        self.names[ident] = name
+        self.entries.append({"Id": ident, "Names": [f"/{name}"], "State": "running", "Labels": {
+            "skiff.app": "cat", "skiff.role": "process", "skiff.process": process, "skiff.index": str(index)}})
+
+    def log(self, *event: str) -> None:
+        with self.lock:
+            self.events.append(event)
+
+
+class FakeContainers:
+    def __init__(self, eng: FakeEngine) -> None:
+        self.eng = eng
+
+    def create(self, **kwargs: Any) -> Any:
+        with self.eng.lock:
+            ident = f"new{len(self.eng.created):04d}" + "f" * 20
+            self.eng.created[ident] = kwargs
+            self.eng.names[ident] = kwargs["name"]
+        self.eng.log("create", kwargs["name"])
+        return type("Container", (), {"id": ident})()
+
+
+class FakeAPI:
+    def __init__(self, eng: FakeEngine) -> None:
+        self.eng = eng
+
+    def create_endpoint_config(self, **kwargs: Any) -> dict[str, Any]:
+        return kwargs
+
+    def containers(self, all: bool, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(self.eng.entries)
+
+    def start(self, ident: str) -> None:
+        self.eng.log("start", self.eng.names[ident])
+        with self.eng.lock:
+            error = self.eng.start_errors.pop(0) if self.eng.start_errors else None
+        if error:
+            raise error
+
+    def inspect_container(self, ident: str) -> dict[str, Any]:
+        return {"Name": f"/{self.eng.names[ident]}", "State": {"Running": True, "RestartCount": 0}}
+
+    def rename(self, ident: str, name: str) -> None:
+        self.eng.log("rename", self.eng.names[ident], name)
+        self.eng.names[ident] = name
+
+    def remove_container(self, ident: str, force: bool = False, v: bool = False) -> None:
+        self.eng.log("remove", self.eng.names.get(ident, ident))
+
+    def logs(self, ident: str, **kwargs: Any) -> bytes:
+        return b"Traceback (most recent call last):\nValueError: meow\n"
+
+
+class Recorder(Output):
+    def __init__(self) -> None:
+        super().__init__(quiet=True)
+        self.lines: list[tuple[str, str]] = []
+
+    def step(self, message: str) -> None:
+        self.lines.append(("step", message))
+
+    def info(self, message: str) -> None:
+        self.lines.append(("info", message))
+
+    def warn(self, message: str) -> None:
+        self.lines.append(("warn", message))
+
+    def of(self, kind: str) -> list[str]:
+        return [text for k, text in self.lines if k == kind]
+
+
+@pytest.fixture
+def h(skiff):
+    harness = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    harness.create_app("cat")
+    return harness
+
+
+@pytest.fixture
+def eng(monkeypatch) -> FakeEngine:
+    fake = FakeEngine()
+    ports = iter(range(20001, 20100))
+    monkeypatch.setattr(engine, "client", lambda: fake)
+    monkeypatch.setattr(engine, "ensure_network", lambda c: None)
+    monkeypatch.setattr(engine, "allocate_ports", lambda c, n: [next(ports) for _ in range(n)])
+    return fake
+
+
+@pytest.fixture
+def checks_run(monkeypatch) -> list[tuple[str, Optional[int]]]:
+    """Checks pass at once; each (check name, port) is recorded."""
+    seen: list[tuple[str, Optional[int]]] = []
+    monkeypatch.setattr(rollout, "run_check", lambda check, port, alive, timeout: seen.append((check.name, port)))
+    return seen
+
+
+def make_deploy(h, processes: Optional[dict[str, str]] = None, **meta: Any) -> Deploy:
+    processes = {"web": "gunicorn app:app", "worker": "celery"} if processes is None else processes
+    release = Release(app="cat", version=3, status="pending", description="Deploy", image="skiff/cat:3",
+                      revision="abc1234", config={"GREETING": "meow"}, processes=processes)
+    return Deploy(context=h.context, app="cat", kind="deploy", description="Deploy", output=Recorder(),
+                  image="skiff/cat:3", revision="abc1234", processes=processes, config={"GREETING": "meow"},
+                  meta=dict(meta), release=release)
+
+
+def test_settings_are_read_once_into_a_snapshot(h, monkeypatch):
+    settings.set_scale(h.state, "cat", {"worker": 2})
+    settings.set_check(h.state, "cat", "timeout", 30)
+    settings.set_check_mode(h.state, "cat", ["worker"], "skipped")
+    h.state.set_property("docker", "resources", {"_default": {"memory": "256m"}, "web": {"cpu": "0.5"}}, app="cat")
+    h.state.set_property("docker", "docker-options", {"deploy": ["--label=team=cats", "--volume=/:/host"]}, app="cat")
+    reads: collections.Counter[str] = collections.Counter()
+    get_property = h.state.get_property
+
+    def counting(plugin: str, key: str, **kwargs: Any) -> Any:
+        reads[f"{plugin}/{key}"] += 1
+        return get_property(plugin, key, **kwargs)
+
+    monkeypatch.setattr(h.state, "get_property", counting)
+    warned: list[str] = []
+    snapshot = rollout.read_settings(h.state, "cat", {"web": "x", "worker": "y"}, {}, {"exposed_ports": [8080]},
+                                     warned.append)
+    assert reads and set(reads.values()) == {1}  # every setting fetched once
+    assert snapshot.formation == {"web": 1, "worker": 2}
+    assert snapshot.start_timeout == 30.0 and snapshot.wait_to_retire == 10.0 and snapshot.stop_timeout == 10
+    assert snapshot.check_mode("worker") == "skipped" and snapshot.check_mode("web") == "enabled"
+    assert snapshot.resources == {"web": {"memory": "256m", "cpu": "0.5"}, "worker": {"memory": "256m"}}
+    assert snapshot.docker_options == ("--label=team=cats",)  # host-reaching and unconfirmed: checked, left out
+    assert len(warned) == 1 and "--volume=/:/host is not applied" in warned[0]
+    assert snapshot.container_port == 8080
+    settings.set_scale(h.state, "cat", {"web": 5})
+    assert snapshot.formation == {"web": 1, "worker": 2}
+
+
+def test_deploy_starts_checks_and_publishes(h, eng, checks_run):
+    settings.set_scale(h.state, "cat", {"worker": 1})
+    eng.add_running(OLD_WEB, "cat.web.1", "web", 1)
+    d = make_deploy(h)
+    assert rollout.deploy(d) is True
+    ran = rollout.rollout_of(d)
+    assert ran is not None and list(d.scratch["docker"]) == ["rollout"]
+    assert [inst.name for inst in ran.instances] == ["cat.web.1.v3", "cat.worker.1.v3"]
+    assert ran.old == [OLD_WEB] and ran.checked and not ran.switched
+    assert d.meta["formation"] == {"web": 1, "worker": 1} and d.meta["container_port"] == 5000
+    assert d.meta["upstreams"] == ["127.0.0.1:20001"]
+    web_kwargs = eng.created[ran.instances[0].id]
+    assert web_kwargs["ports"] == {"5000/tcp": ("127.0.0.1", 20001)} and web_kwargs["labels"]["skiff.port"] == "20001"
+    assert web_kwargs["environment"]["PORT"] == "5000" and web_kwargs["environment"]["GREETING"] == "meow"
+    assert web_kwargs["command"] == ["/bin/sh", "-c", "gunicorn app:app"] and web_kwargs["network"] == "skiff"
+    assert "ports" not in eng.created[ran.instances[1].id]
+    assert sorted(checks_run) == [("default uptime check", None), ("default web check", 20001)]
+    assert d.output.of("step") == ["Starting cat v3 (web=1, worker=1)"]
+    assert [line.split(" (")[0] for line in d.output.of("info")] == ["web.1: up on 127.0.0.1:20001", "worker.1: up"]
+    assert ("remove", "cat.web.1") not in eng.events  # the old one keeps serving until the switch
+
+
+def test_disabled_checks_remove_the_old_containers_first(h, eng, checks_run):
+    settings.set_check_mode(h.state, "cat", ["web"], "disabled")
+    eng.add_running(OLD_WEB, "cat.web.1", "web", 1)
+    d = make_deploy(h, {"web": "gunicorn app:app"})
+    rollout.deploy(d)
+    assert eng.events.index(("remove", "cat.web.1")) < eng.events.index(("create", "cat.web.1.v3"))
+    assert rollout.rollout_of(d).old == [] and checks_run == []
+
+
+def test_a_taken_port_is_replaced(h, eng, checks_run):
+    eng.start_errors.append(APIError("driver failed: Bind for 127.0.0.1:20001 failed: port is already allocated"))
+    d = make_deploy(h, {"web": "gunicorn app:app"})
+    rollout.deploy(d)
+    ran = rollout.rollout_of(d)
+    assert ("remove", "cat.web.1.v3") in eng.events and len(ran.created) == 2
+    assert d.meta["upstreams"] == ["127.0.0.1:20002"] and checks_run == [("default web check", 20002)]
+
+
+def test_a_start_error_fails_the_deploy(h, eng, checks_run):
+    eng.start_errors.append(APIError("no such image"))
+    d = make_deploy(h, {"web": "gunicorn app:app"})
+    with pytest.raises(SkiffError, match=r"\Aweb\.1 failed its checks: could not start: .*no such image"):
+        rollout.deploy(d)
+    assert "upstreams" not in d.meta and checks_run == []
+
+
+def test_one_failure_stops_the_others_and_only_it_is_named(h, eng, monkeypatch):
+    settings.set_scale(h.state, "cat", {"web": 2, "worker": 1})
+
+    def run_check(check, port, alive, timeout):
+        if port == 20001:
+            raise CheckFailed("default web check: GET / gave HTTP 500 (5 attempts)")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            reason = alive()
+            if reason:
+                raise CheckFailed(f"{check.name}: {reason}")
+            time.sleep(0.01)
+
+    monkeypatch.setattr(rollout, "run_check", run_check)
+    eng.add_running(OLD_WEB, "cat.web.1", "web", 1)
+    d = make_deploy(h)
+    began = time.monotonic()
+    with pytest.raises(SkiffError) as info:
+        rollout.deploy(d)
+    assert time.monotonic() - began < 4  # the others stopped at once, not after their own checks
+    assert str(info.value) == "web.1 failed its checks: default web check: GET / gave HTTP 500 (5 attempts)"
+    ran = rollout.rollout_of(d)
+    assert [inst.dyno for inst in ran.failures] == ["web.1"]
+    assert all(rollout.ANOTHER_FAILED in inst.error for inst in ran.instances[1:])
+    rollout.switch(d)  # not checked: nothing is renamed
+    assert not [e for e in eng.events if e[0] == "rename"]
+
+    rollout.failed(d, "deploy")
+    assert d.output.of("warn") == ["last 2 log lines of web.1:", "  Traceback (most recent call last):",
+                                   "  ValueError: meow"]
+    removed = {e[1] for e in eng.events if e[0] == "remove"}
+    assert removed == {"cat.web.1.v3", "cat.web.2.v3", "cat.worker.1.v3"} and ran.created == []
+
+
+def test_switch_renames_and_a_later_failure_gives_the_names_back(h, eng, checks_run):
+    eng.add_running(OLD_WEB, "cat.web.1", "web", 1)
+    d = make_deploy(h, {"web": "gunicorn app:app"})
+    rollout.deploy(d)
+    rollout.switch(d)
+    ran = rollout.rollout_of(d)
+    assert ran.switched and eng.names[OLD_WEB] == f"cat.web.1.old-{OLD_WEB[:12]}"
+    assert eng.names[ran.instances[0].id] == "cat.web.1"
+    assert eng.events.index(("rename", "cat.web.1", f"cat.web.1.old-{OLD_WEB[:12]}")) < eng.events.index(
+        ("rename", "cat.web.1.v3", "cat.web.1"))
+
+    rollout.failed(d, "post_deploy")  # e.g. postdeploy failed: the old one is back under its name
+    assert eng.names[OLD_WEB] == "cat.web.1" and ("remove", "cat.web.1") in eng.events
+
+
+def test_retire_uses_the_rollouts_settings(h, eng, checks_run, monkeypatch):
+    spawned: list[tuple[str, list[str], float, int]] = []
+    monkeypatch.setattr(rollout, "spawn_retire",
+                        lambda app, containers, images, wait, stop_timeout: spawned.append(
+                            (app, containers, wait, stop_timeout)))
+    settings.set_check(h.state, "cat", "wait-to-retire", 3)
+    eng.add_running(OLD_WEB, "cat.web.1", "web", 1)
+    d = make_deploy(h, {"web": "gunicorn app:app"})
+    rollout.deploy(d)
+    settings.set_check(h.state, "cat", "wait-to-retire", 99)  # changed meanwhile: this rollout keeps its own
+    rollout.retire_later(d)
+    assert spawned == [("cat", [OLD_WEB], 3.0, 10)] and d.output.of("info")[-1] == "old containers retire in 3s"
+
+    other = make_deploy(h)  # another scheduler ran this one: nothing of ours to retire, the app's settings
+    rollout.retire_later(other)
+    assert spawned[-1] == ("cat", [], 99.0, 10)
+
+
+def test_no_processes_retire_the_old_ones_without_a_switch(h, eng, checks_run):
+    settings.set_scale(h.state, "cat", {"web": 0})
+    eng.add_running(OLD_WEB, "cat.web.1", "web", 1)
+    d = make_deploy(h, {"web": "gunicorn app:app"})
+    rollout.deploy(d)
+    assert d.meta["upstreams"] == [] and not eng.created and d.output.of("step") == ["Starting cat v3 (web=0)"]
+    rollout.switch(d)
+    assert rollout.rollout_of(d).old == [OLD_WEB] and not [e for e in eng.events if e[0] == "rename"]
+
+
+def test_a_release_without_an_image_does_not_reach_the_engine(h, monkeypatch):
+    monkeypatch.setattr(engine, "client", lambda: pytest.fail("the engine was asked"))
+    d = make_deploy(h)
+    d.image = None
+    with pytest.raises(SkiffError, match="nothing to run"):
+        rollout.deploy(d)
+    assert rollout.rollout_of(d) is None
+    rollout.failed(d, "deploy")  # nothing began: nothing to undo, the engine is not asked
+
+
+def test_the_scheduler_uses_no_private_docker_py_api():
+    sources = Path(rollout.__file__).parent.glob("*.py")
+    text = "\n".join(p.read_text() for p in sources)
+    assert "_create_container_args" not in text and "._version" not in text
