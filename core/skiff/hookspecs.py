@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import click
     import pluggy
 
+    from .builders import BuilderInfo
     from .context import Context
     from .deploy import Deploy
 
@@ -60,10 +61,31 @@ def skiff_pre_build(deploy: "Deploy") -> None:
 def skiff_build(deploy: "Deploy") -> Optional[str]:
     """Build the image for ``deploy`` and return its reference (tag or id).
 
-    Called after ``skiff_pre_build``. The builder chosen for the source
-    (buildpacks, dockerfile, ...) builds from ``deploy.workdir`` and returns
-    the image; others return ``None``. First result wins; the core stores it
-    in ``deploy.image``. If no plugin returns an image, the deploy fails.
+    Called after ``skiff_pre_build``, only in full deploys. ``deploy.builder``
+    names the builder the core chose (see :func:`skiff_builders`); the plugin
+    whose builder it names builds from ``deploy.workdir`` and returns the
+    image, every other implementation returns ``None``. First result wins;
+    the core stores it in ``deploy.image`` and ``deploy.meta["builder"]``. If
+    no plugin returns an image, the deploy fails ("no builder could build
+    this app").
+    """
+
+
+@hookspec
+def skiff_builders() -> Optional[list["BuilderInfo"]]:
+    """Declare the builders this plugin provides: a list of :class:`skiff.builders.BuilderInfo`.
+
+    Called for every plugin (not first-result; the lists are merged) whenever
+    the core needs the installed builders: at the start of the ``pre_build``
+    phase of every full deploy, to choose ``deploy.builder``, and by
+    ``builder:set`` / ``builder:report``. ``BuilderInfo(name, order, detect,
+    description)``: the forced builder (``builder:set APP selected NAME``)
+    wins, else the first by ascending ``order`` whose ``detect(deploy)``
+    returns true (dockerfile 100, buildpacks 1000). ``detect`` sees
+    ``deploy.workdir`` after ``skiff_receive`` and before any
+    ``skiff_pre_build``; it must be cheap and side-effect free. Return
+    ``None`` or ``[]`` to declare nothing. When two plugins declare one name,
+    the implementation pluggy calls first wins (builtins are ``trylast``).
     """
 
 

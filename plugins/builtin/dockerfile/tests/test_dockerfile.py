@@ -38,7 +38,9 @@ def test_dockerfile_path_must_stay_inside_the_app(h, value):
 def test_builder_set_validates(h):
     h.create_app("demo")
     r = h.invoke("builder:set", "demo", "selected", "herokuish")
-    assert r.exit_code == 1 and "selected must be one of buildpacks, dockerfile" in r.stderr
+    assert r.exit_code == 1 and "unknown builder 'herokuish'; installed: dockerfile, buildpacks" in r.stderr
+    assert r.stderr.startswith("!     ") and r.stderr.count("\n") == 1
+    assert h.state.get_property("builder", "selected", app="demo") is None
     assert h.invoke("builder:set", "demo", "build-args", "VERSION, FLAVOUR").exit_code == 0
     assert h.state.get_property("builder", "build-args", app="demo") == "VERSION,FLAVOUR"
     assert "VERSION,FLAVOUR" in h.invoke("builder:report", "demo").stdout
