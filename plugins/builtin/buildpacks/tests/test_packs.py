@@ -289,6 +289,24 @@ def test_code_tar_is_a_temporary_file_the_driver_entries_are_appended_to(tmp_pat
     assert plan == {"steps": []}
 
 
+def test_code_tar_of_a_large_source_does_not_sit_in_memory(tmp_path):
+    import tracemalloc
+
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "big.bin", "wb") as f:
+        f.truncate(64 * 1024 ** 2)  # sparse: 64 MiB of zeros
+    tracemalloc.start()
+    try:
+        with b.code_tar(src, (), {}, 1000, 1000, tmpdir=tmp_path) as archive:
+            size = b.archive_size(archive)
+            _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert size > 64 * 1024 ** 2
+    assert peak < 8 * 1024 ** 2, peak
+
+
 def test_progress_turns_markers_into_steps_and_indents_output():
     out = io.StringIO()
     p = Progress(Output(stream=out))
