@@ -8,7 +8,10 @@ order for one deploy, all receiving the same :class:`skiff.deploy.Deploy`::
     (any exception: skiff_deploy_failed(deploy, phase, error))
 
 A redeploy (config change, scale, restart, rollback) runs from
-``skiff_release`` on with the image of an existing release.
+``skiff_release`` on with the image of an existing release. The core
+chooses ``deploy.builder`` (see :func:`skiff_builders`) at the start of the
+``pre_build`` phase. Each docstring says when the hook is called, what it
+receives and returns, and whether the first non-``None`` result wins.
 
 Builtin default implementations are marked ``trylast=True`` so any plugin
 can override them.
@@ -50,7 +53,9 @@ def skiff_receive(deploy: "Deploy") -> Optional[bool]:
 def skiff_pre_build(deploy: "Deploy") -> None:
     """Inspect and validate the received source before the build.
 
-    Called for every plugin after ``skiff_receive``. Plugins read files such
+    Called for every plugin (not first-result) after ``skiff_receive``, once
+    the core has set ``deploy.builder``, so a builder can check here that the
+    source suits it. Plugins read files such
     as the Procfile or app.json, validate them (raise :class:`SkiffError` with
     a clear message to stop the deploy), and fill ``deploy.processes``,
     ``deploy.app_json`` and ``deploy.meta``. Return value ignored.
@@ -93,7 +98,8 @@ def skiff_builders() -> Optional[list["BuilderInfo"]]:
 def skiff_release(deploy: "Deploy") -> None:
     """Run release tasks for a new release.
 
-    Called for a deploy and for every redeploy, after the core recorded
+    Called for every plugin (not first-result), in a deploy and in every
+    redeploy, after the core recorded
     ``deploy.release`` (status ``pending``: image, config, processes, meta).
     Plugins run release tasks (Procfile ``release:``, app.json
     ``predeploy``) before any new process starts; raising stops the deploy
@@ -154,9 +160,10 @@ def skiff_addhooks(pm: "pluggy.PluginManager") -> None:
 
 @hookspec
 def skiff_commands(cli: "click.Group") -> None:
-    """Add click commands to the ``skiff`` command group.
+    """Add click commands to the ``skiff`` command group ``cli``.
 
-    Called once when the CLI is built, after every plugin is registered.
+    Called for every plugin (not first-result), once when the CLI is built,
+    after every plugin is registered.
     Command names follow Dokku's (``apps:create``, ``config:set``); the
     command reads the :class:`skiff.context.Context` from ``click``'s
     ``ctx.obj``. Keep this cheap: import heavy libraries inside commands,
@@ -199,9 +206,10 @@ def skiff_app_renamed(context: "Context", old: str, new: str) -> None:
 
 @hookspec
 def skiff_report(context: "Context", app: str) -> Optional[dict[str, dict[str, Any]]]:
-    """Return report sections for ``apps:report``: ``{section: {field: value}}``.
+    """Return report sections for ``apps:report APP``: ``{section: {field: value}}``.
 
-    Called for every plugin; the results are merged in plugin order. Values
+    Called for every plugin (not first-result) with the context and the app
+    name; the results are merged in plugin order. Values
     must be JSON-serialisable and must not contain secrets. Return ``None``
     to add nothing.
     """
