@@ -36,7 +36,9 @@ class Deploy:
 
     Plugins read and fill it: ``skiff_receive`` fills ``workdir`` and
     ``revision``; ``skiff_pre_build`` sets ``processes`` and ``app_json``;
-    ``skiff_build`` returns the ``image``; the core sets ``release``;
+    the core chooses ``builder`` (the name of the builder that builds it: see
+    :mod:`skiff.builders`) before ``skiff_pre_build``; ``skiff_build``
+    returns the ``image``; the core sets ``release``;
     ``skiff_deploy`` starts processes. Variables that plugins put in ``config``
     before the release phase (e.g. ``GIT_REV``) are layered over the app's
     config and kept for redeploys of the same image. ``meta`` is stored with the release
@@ -52,6 +54,7 @@ class Deploy:
     source: Optional[Source] = None
     workdir: Optional[Path] = None
     revision: Optional[str] = None
+    builder: Optional[str] = None
     image: Optional[str] = None
     processes: dict[str, str] = field(default_factory=dict)
     app_json: dict[str, Any] = field(default_factory=dict)

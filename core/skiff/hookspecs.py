@@ -8,7 +8,10 @@ order for one deploy, all receiving the same :class:`skiff.deploy.Deploy`::
     (any exception: skiff_deploy_failed(deploy, phase, error))
 
 A redeploy (config change, scale, restart, rollback) runs from
-``skiff_release`` on with the image of an existing release.
+``skiff_release`` on with the image of an existing release. The core
+chooses ``deploy.builder`` (see :func:`skiff_builders`) at the start of the
+``pre_build`` phase. Each docstring says when the hook is called, what it
+receives and returns, and whether the first non-``None`` result wins.
 
 Builtin default implementations are marked ``trylast=True`` so any plugin
 can override them.
@@ -23,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import click
     import pluggy
 
+    from .builders import BuilderInfo
     from .context import Context
     from .deploy import Deploy
 
@@ -49,7 +53,9 @@ def skiff_receive(deploy: "Deploy") -> Optional[bool]:
 def skiff_pre_build(deploy: "Deploy") -> None:
     """Inspect and validate the received source before the build.
 
-    Called for every plugin after ``skiff_receive``. Plugins read files such
+    Called for every plugin (not first-result) after ``skiff_receive``, once
+    the core has set ``deploy.builder``, so a builder can check here that the
+    source suits it. Plugins read files such
     as the Procfile or app.json, validate them (raise :class:`SkiffError` with
     a clear message to stop the deploy), and fill ``deploy.processes``,
     ``deploy.app_json`` and ``deploy.meta``. Return value ignored.
@@ -60,10 +66,31 @@ def skiff_pre_build(deploy: "Deploy") -> None:
 def skiff_build(deploy: "Deploy") -> Optional[str]:
     """Build the image for ``deploy`` and return its reference (tag or id).
 
-    Called after ``skiff_pre_build``. The builder chosen for the source
-    (buildpacks, dockerfile, ...) builds from ``deploy.workdir`` and returns
-    the image; others return ``None``. First result wins; the core stores it
-    in ``deploy.image``. If no plugin returns an image, the deploy fails.
+    Called after ``skiff_pre_build``, only in full deploys. ``deploy.builder``
+    names the builder the core chose (see :func:`skiff_builders`); the plugin
+    whose builder it names builds from ``deploy.workdir`` and returns the
+    image, every other implementation returns ``None``. First result wins;
+    the core stores it in ``deploy.image`` and ``deploy.meta["builder"]``. If
+    no plugin returns an image, the deploy fails ("no builder could build
+    this app").
+    """
+
+
+@hookspec
+def skiff_builders() -> Optional[list[BuilderInfo]]:
+    """Declare the builders this plugin provides: a list of :class:`skiff.builders.BuilderInfo`.
+
+    Called for every plugin (not first-result; the lists are merged) whenever
+    the core needs the installed builders: at the start of the ``pre_build``
+    phase of every full deploy, to choose ``deploy.builder``, and by
+    ``builder:set`` / ``builder:report``. ``BuilderInfo(name, order, detect,
+    description)``: the forced builder (``builder:set APP selected NAME``)
+    wins, else the first by ascending ``order`` whose ``detect(deploy)``
+    returns true (dockerfile 100, buildpacks 1000). ``detect`` sees
+    ``deploy.workdir`` after ``skiff_receive`` and before any
+    ``skiff_pre_build``; it must be cheap and side-effect free. Return
+    ``None`` or ``[]`` to declare nothing. When two plugins declare one name,
+    the implementation pluggy calls first wins (builtins are ``trylast``).
     """
 
 
@@ -71,7 +98,8 @@ def skiff_build(deploy: "Deploy") -> Optional[str]:
 def skiff_release(deploy: "Deploy") -> None:
     """Run release tasks for a new release.
 
-    Called for a deploy and for every redeploy, after the core recorded
+    Called for every plugin (not first-result), in a deploy and in every
+    redeploy, after the core recorded
     ``deploy.release`` (status ``pending``: image, config, processes, meta).
     Plugins run release tasks (Procfile ``release:``, app.json
     ``predeploy``) before any new process starts; raising stops the deploy
@@ -132,9 +160,10 @@ def skiff_addhooks(pm: "pluggy.PluginManager") -> None:
 
 @hookspec
 def skiff_commands(cli: "click.Group") -> None:
-    """Add click commands to the ``skiff`` command group.
+    """Add click commands to the ``skiff`` command group ``cli``.
 
-    Called once when the CLI is built, after every plugin is registered.
+    Called for every plugin (not first-result), once when the CLI is built,
+    after every plugin is registered.
     Command names follow Dokku's (``apps:create``, ``config:set``); the
     command reads the :class:`skiff.context.Context` from ``click``'s
     ``ctx.obj``. Keep this cheap: import heavy libraries inside commands,
@@ -188,9 +217,10 @@ def skiff_upgrade(context: "Context") -> Optional[list[str]]:
 
 @hookspec
 def skiff_report(context: "Context", app: str) -> Optional[dict[str, dict[str, Any]]]:
-    """Return report sections for ``apps:report``: ``{section: {field: value}}``.
+    """Return report sections for ``apps:report APP``: ``{section: {field: value}}``.
 
-    Called for every plugin; the results are merged in plugin order. Values
+    Called for every plugin (not first-result) with the context and the app
+    name; the results are merged in plugin order. Values
     must be JSON-serialisable and must not contain secrets. Return ``None``
     to add nothing.
     """

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from . import events
+from . import builders, events
 from .context import Context
 from .deploy import PHASES, REDEPLOY_PHASES, Deploy, Source
 from .errors import DeployError, NotFound, SkiffError
@@ -95,6 +95,7 @@ def redeploy(
             description=description,
             output=context.output,
             revision=base.revision,
+            builder=base.meta.get("builder"),
             image=base.image,
             processes=dict(base.processes),
             app_json=dict(base.meta.get("app_json", {})),
@@ -183,6 +184,7 @@ def _receive(d: Deploy) -> None:
 
 
 def _pre_build(d: Deploy) -> None:
+    d.builder = builders.choose(d)
     d.context.hook.skiff_pre_build(deploy=d)
 
 
@@ -190,8 +192,12 @@ def _build(d: Deploy) -> None:
     d.output.step(f"Building {d.app}" + (f" from {d.revision[:7]}" if d.revision else ""))
     image = d.context.hook.skiff_build(deploy=d)
     if not image:
+        if d.builder:
+            raise SkiffError(f"the {d.builder} builder returned no image")
         raise SkiffError("no builder could build this app")
     d.image = image
+    if d.builder:
+        d.meta["builder"] = d.builder
 
 
 def _release(d: Deploy) -> None:

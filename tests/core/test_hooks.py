@@ -28,6 +28,7 @@ DRIVERS = {
     "skiff_report": {"invoke", "run_skiff"},
     "skiff_addhooks": {"make_plugin_manager", "build_plugin_manager"},
     "skiff_upgrade": {"invoke", "run_skiff"},  # state:migrate
+    "skiff_builders": {*LIFECYCLE_DRIVERS, "invoke", "run_skiff", "installed_builders", "choose"},
     # asked by the SSH dispatch (skiff ssh-command) before a command runs
     **{name: {"invoke", "run_skiff", "ssh", "_ssh", "over_ssh"}
        for name in ("skiff_key_role", "skiff_app_access", "skiff_service_apps")},

@@ -23,10 +23,12 @@ import os
 import secrets
 import stat
 import tarfile
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Optional
 
 from skiff.errors import SkiffError
 from skiff.output import Output
@@ -167,59 +169,81 @@ class Progress:
 # -- containers ------------------------------------------------------------
 
 
-def _code_tar(source: Path, exclude: Iterable[str], extra: dict[str, bytes], uid: int, gid: int,
-              only: Optional[Iterable[str]] = None) -> bytes:
-    """A tar of ``source`` under ``app/`` (owned by uid:gid), plus ``extra`` files."""
-    excluded = set(ALWAYS_EXCLUDED) | {e.strip("/") for e in exclude}
-    buf = io.BytesIO()
+@contextmanager
+def code_tar(source: Path, exclude: Iterable[str], extra: dict[str, bytes], uid: int, gid: int,
+             only: Optional[Iterable[str]] = None, tmpdir: Optional[Path] = None) -> Iterator[BinaryIO]:
+    """A tar of ``source`` under ``app/`` (owned by uid:gid), plus ``extra`` files, in a temporary file.
 
-    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.uid, info.gid, info.uname, info.gname = uid, gid, "", ""
+    The tar is written to disk (in ``tmpdir``) and streamed to the engine from there, so a large
+    source never sits in memory. The file is positioned at its start and deleted on exit.
+    """
+    with tempfile.TemporaryFile(dir=tmpdir, prefix="skiff-code-", suffix=".tar") as fileobj:
+        with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            _CodeTar(tf, source, uid, gid).add_all(exclude, extra, only)
+        fileobj.seek(0)
+        yield fileobj
+
+
+def archive_size(fileobj: BinaryIO) -> int:
+    """The size in bytes of an archive file from :func:`code_tar`."""
+    return os.fstat(fileobj.fileno()).st_size
+
+
+class _CodeTar:
+    """Writes the entries of :func:`code_tar` into an open tarfile."""
+
+    def __init__(self, tf: tarfile.TarFile, source: Path, uid: int, gid: int):
+        self.tf, self.source, self.uid, self.gid = tf, source, uid, gid
+        self.dirs_added = {"app"}
+
+    def owned(self, info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid, info.gid, info.uname, info.gname = self.uid, self.gid, "", ""
         info.mode |= 0o600 if not info.isdir() else 0o700
         return info
 
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+    def add_all(self, exclude: Iterable[str], extra: dict[str, bytes], only: Optional[Iterable[str]]) -> None:
         root = tarfile.TarInfo("app")
         root.type, root.mode = tarfile.DIRTYPE, 0o755
-        tf.addfile(owned(root))
-        dirs_added = {"app"}
-
-        def add_dirs(rel: str) -> None:
-            parts = Path(rel).parts[:-1]
-            for i in range(1, len(parts) + 1):
-                name = "app/" + "/".join(parts[:i])
-                if name not in dirs_added:
-                    info = tarfile.TarInfo(name)
-                    info.type, info.mode = tarfile.DIRTYPE, 0o755
-                    tf.addfile(owned(info))
-                    dirs_added.add(name)
-
+        self.tf.addfile(self.owned(root))
         if only is not None:
             for rel in only:
-                add_dirs(rel)
-                tf.add(source / rel, arcname=f"app/{rel}", recursive=False, filter=owned)
+                self.add_dirs(rel)
+                self.tf.add(self.source / rel, arcname=f"app/{rel}", recursive=False, filter=self.owned)
         else:
-            for dirpath, dirnames, filenames in os.walk(source):
-                rel_dir = os.path.relpath(dirpath, source)
-                rel_dir = "" if rel_dir == "." else rel_dir
-                dirnames[:] = sorted(d for d in dirnames if os.path.join(rel_dir, d) not in excluded)
-                for name in sorted(dirnames) + sorted(filenames):
-                    rel = os.path.join(rel_dir, name)
-                    if rel in excluded:
-                        continue
-                    path = os.path.join(dirpath, name)
-                    mode = os.lstat(path).st_mode
-                    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
-                        continue
-                    tf.add(path, arcname=f"app/{rel}", recursive=False, filter=owned)
-                    if stat.S_ISDIR(mode):
-                        dirs_added.add(f"app/{rel}")
+            self.add_tree(set(ALWAYS_EXCLUDED) | {e.strip("/") for e in exclude})
         for rel, data in sorted(extra.items()):
-            add_dirs(rel)
+            self.add_dirs(rel)
             info = tarfile.TarInfo(f"app/{rel}")
             info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-            tf.addfile(owned(info), io.BytesIO(data))
-    return buf.getvalue()
+            self.tf.addfile(self.owned(info), io.BytesIO(data))
+
+    def add_dirs(self, rel: str) -> None:
+        parts = Path(rel).parts[:-1]
+        for i in range(1, len(parts) + 1):
+            name = "app/" + "/".join(parts[:i])
+            if name not in self.dirs_added:
+                info = tarfile.TarInfo(name)
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                self.tf.addfile(self.owned(info))
+                self.dirs_added.add(name)
+
+    def add_tree(self, excluded: set[str]) -> None:
+        """Regular files, directories and symlinks of the source, sorted, without ``excluded`` paths."""
+        for dirpath, dirnames, filenames in os.walk(self.source):
+            rel_dir = os.path.relpath(dirpath, self.source)
+            rel_dir = "" if rel_dir == "." else rel_dir
+            dirnames[:] = sorted(d for d in dirnames if os.path.join(rel_dir, d) not in excluded)
+            for name in sorted(dirnames) + sorted(filenames):
+                rel = os.path.join(rel_dir, name)
+                if rel in excluded:
+                    continue
+                path = os.path.join(dirpath, name)
+                mode = os.lstat(path).st_mode
+                if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+                    continue
+                self.tf.add(path, arcname=f"app/{rel}", recursive=False, filter=self.owned)
+                if stat.S_ISDIR(mode):
+                    self.dirs_added.add(f"app/{rel}")
 
 
 def _engine_errors() -> tuple[type, ...]:
@@ -277,16 +301,17 @@ def driver_archive(plan: dict[str, Any], uid: int, gid: int) -> list[tuple[tarfi
     return entries
 
 
-def with_entries(archive: bytes, entries: list[tuple[tarfile.TarInfo, Optional[bytes]]]) -> bytes:
-    """``archive`` (an uncompressed tar) with ``entries`` appended."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as out:
+def with_entries(archive: BinaryIO, entries: list[tuple[tarfile.TarInfo, Optional[bytes]]]) -> BinaryIO:
+    """Append ``entries`` to ``archive`` (an uncompressed tar file from :func:`code_tar`), in place.
+
+    Returns the same file, positioned at its start.
+    """
+    archive.seek(0)
+    with tarfile.open(fileobj=archive, mode="a", format=tarfile.PAX_FORMAT) as out:
         for info, data in entries:
             out.addfile(info, io.BytesIO(data) if data is not None else None)
-        with tarfile.open(fileobj=io.BytesIO(archive)) as src:
-            for member in src.getmembers():
-                out.addfile(member, src.extractfile(member) if member.isfile() else None)
-    return buf.getvalue()
+    archive.seek(0)
+    return archive
 
 
 class Runner:
@@ -325,9 +350,12 @@ class Runner:
             mounts.append(Mount("/build/ca-certificates.crt", ca, type="bind", read_only=True))
         return mounts
 
-    def run(self, image: str, steps: list[dict[str, Any]], env: dict[str, str], archive: bytes,
+    def run(self, image: str, steps: list[dict[str, Any]], env: dict[str, str], archive: BinaryIO,
             changes: list[str], repository: str, tag: str) -> str:
-        """Run ``steps`` in a container of ``image`` holding ``archive``; commit it; return the image id."""
+        """Run ``steps`` in a container of ``image`` holding ``archive`` (a tar file, streamed); commit it.
+
+        Returns the image id. With steps, the driver and its plan are appended to ``archive``.
+        """
         container = None
         try:
             kwargs: dict[str, Any] = dict(user=self.build.stack.user, working_dir="/app",
@@ -337,11 +365,12 @@ class Runner:
                 # ENV_DIR lives in memory: a tmpfs is never part of a commit
                 kwargs["tmpfs"] = {"/build/env": f"size=4m,mode=0700,uid={self.uid},gid={self.gid}"}
                 command = ["python3", "/build/skiff/driver.py"]
-                archive = with_entries(archive, driver_archive(self._plan(steps, env), self.uid, self.gid))
+                with_entries(archive, driver_archive(self._plan(steps, env), self.uid, self.gid))
             else:
                 command = ["true"]
                 kwargs["network_disabled"] = True
             container = self.client.containers.create(image, command, **kwargs)
+            archive.seek(0)
             container.put_archive("/", archive)
             if steps:
                 container.start()

@@ -8,7 +8,6 @@ declares in :mod:`skiff_buildpacks.hookspecs`. Commands: ``buildpacks:list``,
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -16,6 +15,7 @@ import click
 
 from skiff import hookimpl
 from skiff import access
+from skiff.builders import BuilderInfo
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.deploy import Deploy
@@ -115,134 +115,24 @@ def select_packs(context: Context, deploy: Deploy, build) -> list[str]:
 # -- the build -------------------------------------------------------------
 
 
-def claimed_by_other_builder(deploy: Deploy) -> bool:
-    selected = deploy.state.get_property("builder", "selected", app=deploy.app, default="") or ""
-    if selected and selected != PLUGIN:
-        return True
-    claimed = deploy.meta.get("builder")
-    return bool(claimed and claimed != PLUGIN)
+ORDER = 1000  # detection: last, the catch-all (the dockerfile builder is 100)
+
+
+@hookimpl(trylast=True)
+def skiff_builders() -> list[BuilderInfo]:
+    """The ``buildpacks`` builder detects every source: whether a pack fits is checked in the build."""
+    return [BuilderInfo(PLUGIN, order=ORDER, detect=lambda deploy: True,
+                        description="language packs: a cached dependency layer and a code layer")]
 
 
 @hookimpl(trylast=True)
 def skiff_build(deploy: Deploy) -> Optional[str]:
-    if claimed_by_other_builder(deploy):
+    """Build with the packs when ``deploy.builder`` is ``buildpacks`` (see :mod:`skiff_buildpacks.pipeline`)."""
+    if deploy.builder != PLUGIN:
         return None
-    from . import build as b
-    from .stacks import all_stacks, configured_image, stack_from_image
+    from .pipeline import build_image
 
-    context, out = deploy.context, deploy.output
-    assert deploy.workdir is not None
-    t_start = time.monotonic()
-    client = docker_client()
-    b.remove_leftover_build_containers(client, deploy.app)
-    stack = stack_from_image(context, client, configured_image(context))
-    config = deploy.state.effective_config(deploy.app)
-    build = b.Build(app=deploy.app, source=deploy.workdir, config=config, stack=stack, stacks=None, output=out,
-                    stacks_loader=lambda: all_stacks(context, client, stack))
-    packs = select_packs(context, deploy, build)
-    build.packs = packs
-    hook = context.hook
-    described = {d["name"]: d for d in describe_packs(context)}
-
-    # 1. dependencies
-    files: list[str] = []
-    generated: dict[str, bytes] = {}
-    steps: list[dict[str, Any]] = []
-    build_env: dict[str, str] = {}
-    runtime_env: dict[str, str] = {}
-    path_prefix: list[str] = []
-    exclude: list[str] = []
-    lines: Optional[dict[str, list[str]]] = {}
-    for name in packs:
-        deps = hook.skiff_buildpack_dependencies(pack=name, build=build) or {}
-        out.step(f"{deps.get('label') or described[name].get('label') or name.capitalize() + ' app'} detected")
-        for line in deps.get("notes", []):
-            out.info(line)
-        files += [f for f in deps.get("files", []) if f not in files]
-        generated.update(deps.get("generated", {}))
-        steps += deps.get("steps", [])
-        build_env.update(deps.get("env", {}))
-        runtime_env.update(deps.get("runtime_env", {}))
-        path_prefix += [p for p in deps.get("path", []) if p not in path_prefix]
-        exclude += deps.get("exclude", [])
-        if deps.get("steps"):
-            if lines is not None and deps.get("additive_lines") is not None:
-                lines[name] = list(deps["additive_lines"])
-            else:
-                lines = None
-    path = ":".join(path_prefix + [build.stack.path])
-    env = {"PATH": path, **build_env}
-    runner = b.Runner(client, build, settings(context, deploy.app))
-    versions = [(n, str(described[n].get("version", "0"))) for n in packs]
-    base = build.stack.image
-    deps_id = build.stack.id
-    key = ""
-    built_deps = False
-    if steps:
-        key = b.hash_key(build, versions, files, generated, steps, env)
-        deps_tag = f"deps-{key[:16]}"
-        deps_ref = b.image_tag(deploy.app, deps_tag)
-        existing = _image(client, deps_ref)
-        if existing is not None:
-            out.step(f"Reusing the dependency layer (unchanged: {', '.join(files) or 'none'})")
-            deps_id = existing.id
-        else:
-            t0 = time.monotonic()
-            compat = b.hash_key(build, versions, [], {}, steps, env)[:32]
-            previous = b.previous_layer(client, deploy.app, compat, lines) if lines else None
-            depth = 0
-            start_from = build.stack.image
-            if previous is not None:
-                depth = int(previous.labels.get("skiff.deps.depth", "0")) + 1
-                start_from = previous.id
-                out.step("Dependencies were only added: installing them on top of the previous layer")
-            archive = b._code_tar(deploy.workdir, (), generated, runner.uid, runner.gid, only=files)
-            deps_id = runner.run(start_from, steps, env, archive, b.deps_labels(deploy.app, key, compat, lines, depth),
-                                 f"skiff/{deploy.app}", deps_tag)
-            built_deps = True
-            out.step(f"Dependency layer ready in {time.monotonic() - t0:.1f}s")
-        base = deps_ref
-
-    # 2. code (+ compile steps)
-    compile_steps: list[dict[str, Any]] = []
-    extra: dict[str, bytes] = {}
-    for name in packs:
-        result = hook.skiff_buildpack_compile(pack=name, build=build) or {}
-        compile_steps += result.get("steps", [])
-        extra.update(result.get("files", {}))
-    defaults: dict[str, str] = {}
-    for name in packs:
-        for ptype, command in (hook.skiff_buildpack_processes(pack=name, build=build) or {}).items():
-            defaults.setdefault(ptype, command)
-    for ptype, command in defaults.items():
-        if ptype not in deploy.processes:
-            deploy.processes[ptype] = command
-            out.info(f"default process type {ptype}: {command}")
-    if not deploy.processes:
-        out.warn("no Procfile and no default process type: nothing will run (add a Procfile)")
-    bid = b.build_id()
-    t0 = time.monotonic()
-    archive = b._code_tar(deploy.workdir, exclude, extra, runner.uid, runner.gid)
-    if not compile_steps:
-        out.step(f"Adding the code ({len(archive) // 1024} KiB)")
-    else:
-        out.step(f"Adding the code ({len(archive) // 1024} KiB) and compiling")
-    image_env = {"PATH": path, **build_env, **runtime_env, "PORT": "5000"}
-    changes = b.final_changes(deploy.app, bid, image_env, build.stack.user, deploy.processes.get("web"), packs)
-    image_id = runner.run(base, compile_steps, env, archive, changes, f"skiff/{deploy.app}", bid)
-    ref = b.image_tag(deploy.app, bid)
-    deploy.meta.update({
-        "builder": PLUGIN,
-        "buildpacks": packs,
-        "stack": build.stack.image,
-        "deps_key": key[:16],
-        "deps_image": deps_id,
-        "image_id": image_id,
-    })
-    if built_deps:
-        _prune_deps(client, deploy.app, keep=deps_id)
-    out.step(f"Built {ref} in {time.monotonic() - t_start:.1f}s (code layer {time.monotonic() - t0:.1f}s)")
-    return ref
+    return build_image(deploy)
 
 
 DOCKER_TIMEOUT = 900  # seconds per API call: build containers run for long

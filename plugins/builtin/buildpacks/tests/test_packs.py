@@ -264,12 +264,47 @@ def test_dependency_key_changes_with_dependency_files_only(tmp_path):
 
 def test_code_tar_is_owned_by_the_app_user_and_skips_git(tmp_path):
     src = write(tmp_path, {"app.py": "x", ".git/HEAD": "ref", "node_modules/x/index.js": "", "lib/a.py": ""})
-    data = b._code_tar(src, ["node_modules"], {".skiff/extra.py": b"print()"}, 1000, 1000)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-        members = {m.name: m for m in tf.getmembers()}
+    with b.code_tar(src, ["node_modules"], {".skiff/extra.py": b"print()"}, 1000, 1000, tmpdir=tmp_path) as archive:
+        with tarfile.open(fileobj=archive) as tf:
+            members = {m.name: m for m in tf.getmembers()}
     assert "app/app.py" in members and "app/lib/a.py" in members and "app/.skiff/extra.py" in members
     assert not any(n.startswith("app/.git") or n.startswith("app/node_modules") for n in members)
     assert all(m.uid == 1000 and m.gid == 1000 for m in members.values())
+
+
+def test_code_tar_is_a_temporary_file_the_driver_entries_are_appended_to(tmp_path):
+    src = write(tmp_path / "src", {"app.py": "x" * 5000, "requirements.txt": "flask\n"})
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    with b.code_tar(src, (), {}, 1000, 1000, only=["requirements.txt"], tmpdir=spool) as archive:
+        assert not isinstance(archive, io.BytesIO) and archive.tell() == 0
+        assert list(spool.iterdir()) == []  # unlinked at once: nothing left behind if the build dies
+        b.with_entries(archive, b.driver_archive({"steps": []}, 1000, 1000))
+        assert archive.tell() == 0 and b.archive_size(archive) % 512 == 0
+        with tarfile.open(fileobj=archive) as tf:
+            names = tf.getnames()
+            plan = json.loads(tf.extractfile("build/skiff/plan.json").read())
+    assert names[:2] == ["app", "app/requirements.txt"] and "app/app.py" not in names
+    assert {"build", "build/skiff", "build/skiff/driver.py", "build/skiff/plan.json"} <= set(names)
+    assert plan == {"steps": []}
+
+
+def test_code_tar_of_a_large_source_does_not_sit_in_memory(tmp_path):
+    import tracemalloc
+
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "big.bin", "wb") as f:
+        f.truncate(64 * 1024 ** 2)  # sparse: 64 MiB of zeros
+    tracemalloc.start()
+    try:
+        with b.code_tar(src, (), {}, 1000, 1000, tmpdir=tmp_path) as archive:
+            size = b.archive_size(archive)
+            _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert size > 64 * 1024 ** 2
+    assert peak < 8 * 1024 ** 2, peak
 
 
 def test_progress_turns_markers_into_steps_and_indents_output():

@@ -2,8 +2,9 @@
 
 An app with a ``Dockerfile`` at its root (or at ``builder:set APP
 dockerfile-path PATH``) is built with the Docker SDK (``docker build``, the
-engine's layer cache, no pulls). ``builder:set APP selected dockerfile`` or
-``buildpacks`` forces a builder. Build args come only from the config keys
+engine's layer cache, no pulls): the builder ``dockerfile`` (detection order
+100, before buildpacks). ``builder:set APP selected NAME`` forces any
+installed builder (:mod:`skiff.builders`). Build args come only from the config keys
 the operator lists with ``builder:set APP build-args KEY,KEY`` (build args
 are visible in ``docker history``, so nothing is passed by default).
 
@@ -20,8 +21,8 @@ from typing import Any, Optional
 
 import click
 
-from skiff import hookimpl, validate
-from skiff import access
+from skiff import access, builders, hookimpl, validate
+from skiff.builders import BuilderInfo
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.deploy import Deploy
@@ -29,7 +30,7 @@ from skiff.errors import SkiffError, ValidationError
 
 PLUGIN = "dockerfile"
 PROPS = "builder"  # the shared property namespace
-BUILDERS = ("buildpacks", "dockerfile")
+ORDER = 100  # detection: before buildpacks (1000)
 KEYS = ("selected", "dockerfile-path", "build-args")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 NOISE = re.compile(r"^( ---> [0-9a-f]{12}$| ---> Running in |Removing intermediate container )")
@@ -47,27 +48,36 @@ def validate_path(value: str) -> str:
     return str(path)
 
 
-@hookimpl
-def skiff_pre_build(deploy: Deploy) -> None:
-    """Claim the build (``deploy.meta["builder"] = "dockerfile"``) when this builder applies."""
+def dockerfile_in_source(deploy: Deploy) -> Optional[str]:
+    """The Dockerfile's relative path when it is a regular file of the source, else ``None``."""
     assert deploy.workdir is not None
-    selected = deploy.state.get_property(PROPS, "selected", app=deploy.app, default="") or ""
-    if selected and selected != PLUGIN:
-        return
     rel = validate_path(dockerfile_path(deploy, deploy.app))
     path = deploy.workdir / rel
-    present = path.is_file() and not path.is_symlink()
-    if selected == PLUGIN and not present:
-        raise SkiffError(f"builder is set to dockerfile but {rel} is missing from the source")
-    if present:
-        deploy.meta["builder"] = PLUGIN
-        deploy.scratch_for(PLUGIN)["dockerfile"] = rel
+    return rel if path.is_file() and not path.is_symlink() else None
+
+
+@hookimpl(trylast=True)
+def skiff_builders() -> list[BuilderInfo]:
+    return [BuilderInfo(PLUGIN, order=ORDER, detect=lambda deploy: dockerfile_in_source(deploy) is not None,
+                        description="docker build of the app's Dockerfile")]
+
+
+@hookimpl
+def skiff_pre_build(deploy: Deploy) -> None:
+    """Check the Dockerfile is there when this builder was chosen (e.g. forced with ``builder:set``)."""
+    if deploy.builder != PLUGIN:
+        return
+    rel = dockerfile_in_source(deploy)
+    if rel is None:
+        missing = validate_path(dockerfile_path(deploy, deploy.app))
+        raise SkiffError(f"builder is set to dockerfile but {missing} is missing from the source")
+    deploy.scratch_for(PLUGIN)["dockerfile"] = rel
 
 
 @hookimpl(trylast=True)
 def skiff_build(deploy: Deploy) -> Optional[str]:
     rel = deploy.scratch_for(PLUGIN).get("dockerfile")
-    if deploy.meta.get("builder") != PLUGIN or not rel:
+    if deploy.builder != PLUGIN or not rel:
         return None
     out = deploy.output
     client = _client()
@@ -175,7 +185,10 @@ def skiff_commands(cli: click.Group) -> None:
 @hookimpl
 def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
     props = context.state.properties(PROPS, app=app)
+    release = context.state.current_release(app)
     return {"builder": {"selected": props.get("selected") or "(detected)",
+                        "installed": builders.listing(builders.installed(context)),
+                        "last-build": (release.meta.get("builder") if release else None) or None,
                         "dockerfile-path": props.get("dockerfile-path") or "Dockerfile",
                         "build-args": props.get("build-args") or ""}}
 
@@ -187,7 +200,7 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
 @click.argument("value", required=False)
 @pass_context
 def builder_set(context: Context, app: str, key: str, value: Optional[str]) -> None:
-    """Set a builder property of APP: selected buildpacks|dockerfile, dockerfile-path PATH,
+    """Set a builder property of APP: selected NAME (any installed builder), dockerfile-path PATH,
     build-args KEY[,KEY] (config keys passed as docker build args). No VALUE resets it."""
     context.state.require_app(app)
     if key not in KEYS:
@@ -198,8 +211,8 @@ def builder_set(context: Context, app: str, key: str, value: Optional[str]) -> N
         context.state.delete_property(PROPS, key, app=app)
         context.output.step(f"Reset {key} of {app}")
         return
-    if key == "selected" and value not in BUILDERS:
-        raise ValidationError(f"selected must be one of {', '.join(BUILDERS)}, got {value!r}")
+    if key == "selected":
+        value = builders.validate_name(context, value)
     if key == "dockerfile-path":
         value = validate_path(value)
     if key == "build-args":

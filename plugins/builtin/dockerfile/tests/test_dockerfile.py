@@ -7,7 +7,8 @@ import skiff_buildpacks.plugin as bp
 import skiff_buildpacks.python as python
 import skiff_dockerfile.plugin as df
 import skiff_procfile.plugin as procfile
-from skiff import lifecycle
+from skiff import hookimpl, lifecycle
+from skiff.builders import BuilderInfo
 from skiff.errors import DeployError
 from skiff.testing import DirReceiver, StubScheduler, dir_source
 from skiff.testing.docker import http_get, new_app_name, run_image
@@ -38,10 +39,46 @@ def test_dockerfile_path_must_stay_inside_the_app(h, value):
 def test_builder_set_validates(h):
     h.create_app("demo")
     r = h.invoke("builder:set", "demo", "selected", "herokuish")
-    assert r.exit_code == 1 and "selected must be one of buildpacks, dockerfile" in r.stderr
+    assert r.exit_code == 1 and "unknown builder 'herokuish'; installed: dockerfile, buildpacks" in r.stderr
+    assert r.stderr.startswith("!     ") and r.stderr.count("\n") == 1
+    assert h.state.get_property("builder", "selected", app="demo") is None
     assert h.invoke("builder:set", "demo", "build-args", "VERSION, FLAVOUR").exit_code == 0
     assert h.state.get_property("builder", "build-args", app="demo") == "VERSION,FLAVOUR"
     assert "VERSION,FLAVOUR" in h.invoke("builder:report", "demo").stdout
+
+
+def test_builder_set_accepts_any_installed_builder(skiff):
+    class Tiny:
+        @hookimpl
+        def skiff_builders(self):
+            return [BuilderInfo("tiny", order=50)]
+
+    h = skiff(("dockerfile", df), ("buildpacks", bp), ("tiny", Tiny()))
+    h.create_app("demo")
+    r = h.invoke("builder:set", "demo", "selected", "tiny")
+    assert r.exit_code == 0, r.output
+    assert h.state.get_property("builder", "selected", app="demo") == "tiny"
+    report = h.invoke("builder:report", "demo").stdout
+    assert "tiny" in report and "tiny, dockerfile, buildpacks" in report
+    r = h.invoke("builder:set", "demo", "selected", "herokuish")
+    assert r.stderr == "!     unknown builder 'herokuish'; installed: tiny, dockerfile, buildpacks\n"
+    assert h.state.get_property("builder", "selected", app="demo") == "tiny"
+
+
+def test_detection_prefers_the_dockerfile(h, tmp_path):
+    from skiff import builders
+    from skiff.deploy import Deploy
+    from skiff.output import Output
+
+    h.create_app("demo")
+    (tmp_path / "requirements.txt").write_text("flask\n")
+    deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True),
+                    workdir=tmp_path)
+    assert builders.choose(deploy) == "buildpacks"
+    (tmp_path / "Dockerfile").write_text("FROM skiff/stack:trixie\n")
+    assert builders.choose(deploy) == "dockerfile"
+    assert h.invoke("builder:set", "demo", "selected", "buildpacks").exit_code == 0
+    assert builders.choose(deploy) == "buildpacks"
 
 
 def test_selected_dockerfile_without_dockerfile_fails(h, tmp_path):

@@ -1,0 +1,192 @@
+"""The buildpacks build, step by step: packs, plan, dependency layer, code layer, record.
+
+:func:`build_image` is what the plugin's ``skiff_build`` runs when
+``deploy.builder`` is ``buildpacks``; each step is a small function over a
+:class:`Session` (the build's engine client, packs and runner) and the
+merged :class:`~skiff_buildpacks.plan.PackPlan`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from skiff.deploy import Deploy
+
+from . import build as b
+from .plan import PackPlan
+from .plugin import PLUGIN, _image, _prune_deps, describe_packs, docker_client, select_packs, settings
+
+
+@dataclass
+class Session:
+    """One buildpacks build: the deploy, the engine client, the packs' view and the container runner."""
+
+    deploy: Deploy
+    client: Any
+    build: b.Build
+    described: dict[str, dict[str, Any]]
+
+    @cached_property
+    def runner(self) -> b.Runner:
+        """Made on first use, after the packs chose the stack (its user owns the files)."""
+        return b.Runner(self.client, self.build, settings(self.deploy.context, self.deploy.app))
+
+    @property
+    def hook(self):
+        return self.deploy.context.hook
+
+    @property
+    def packs(self) -> list[str]:
+        return self.build.packs
+
+
+@dataclass
+class DepsLayer:
+    """The image the code layer starts from, and what the dependency step did."""
+
+    base: str  # image reference (the stack image, or skiff/<app>:deps-<key>)
+    image_id: str
+    key: str = ""
+    built: bool = False
+
+
+def build_image(deploy: Deploy) -> str:
+    """Build ``deploy.workdir`` with the packs; return the image reference."""
+    started = time.monotonic()
+    session = start(deploy)
+    plan = plan_dependencies(session)
+    layer = dependency_layer(session, plan)
+    plan_code(session, plan)
+    fill_default_processes(deploy, plan)
+    t0 = time.monotonic()
+    bid = b.build_id()
+    image_id = code_layer(session, plan, layer, bid)
+    ref = b.image_tag(deploy.app, bid)
+    record(session, layer, image_id)
+    if layer.built:
+        _prune_deps(session.client, deploy.app, keep=layer.image_id)
+    deploy.output.step(f"Built {ref} in {time.monotonic() - started:.1f}s (code layer {time.monotonic() - t0:.1f}s)")
+    return ref
+
+
+def start(deploy: Deploy) -> Session:
+    """Reach the engine, find the stack, choose the packs."""
+    from .stacks import all_stacks, configured_image, stack_from_image
+
+    context = deploy.context
+    assert deploy.workdir is not None
+    client = docker_client()
+    b.remove_leftover_build_containers(client, deploy.app)
+    stack = stack_from_image(context, client, configured_image(context))
+    config = deploy.state.effective_config(deploy.app)
+    build = b.Build(app=deploy.app, source=deploy.workdir, config=config, stack=stack, stacks=None,
+                    output=deploy.output, stacks_loader=lambda: all_stacks(context, client, stack))
+    build.packs = select_packs(context, deploy, build)
+    described = {d["name"]: d for d in describe_packs(context)}
+    return Session(deploy, client, build, described)
+
+
+def plan_dependencies(session: Session) -> PackPlan:
+    """Ask each pack for its dependencies; print its detection line and notes."""
+    plan = PackPlan(packs=list(session.packs))
+    out = session.deploy.output
+    for name in session.packs:
+        deps = session.hook.skiff_buildpack_dependencies(pack=name, build=session.build) or {}
+        label = deps.get("label") or session.described[name].get("label") or name.capitalize() + " app"
+        out.step(f"{label} detected")
+        for line in deps.get("notes", []):
+            out.info(line)
+        plan.add_dependencies(name, deps)
+    return plan
+
+
+def _versions(session: Session) -> list[tuple[str, str]]:
+    return [(n, str(session.described[n].get("version", "0"))) for n in session.packs]
+
+
+def dependency_layer(session: Session, plan: PackPlan) -> DepsLayer:
+    """Reuse or build the dependency layer; without install steps the stack image is the base."""
+    stack = session.build.stack
+    if not plan.steps:
+        return DepsLayer(base=stack.image, image_id=stack.id)
+    env = plan.env(stack.path)
+    key = b.hash_key(session.build, _versions(session), plan.files, plan.generated, plan.steps, env)
+    tag = f"deps-{key[:16]}"
+    ref = b.image_tag(session.deploy.app, tag)
+    existing = _image(session.client, ref)
+    if existing is not None:
+        session.deploy.output.step(f"Reusing the dependency layer (unchanged: {', '.join(plan.files) or 'none'})")
+        return DepsLayer(base=ref, image_id=existing.id, key=key)
+    image_id = install_dependencies(session, plan, key, tag)
+    return DepsLayer(base=ref, image_id=image_id, key=key, built=True)
+
+
+def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -> str:
+    """Run the install steps on the stack image, or on top of the previous layer when requirements were only added."""
+    deploy, out = session.deploy, session.deploy.output
+    assert deploy.workdir is not None
+    t0 = time.monotonic()
+    env = plan.env(session.build.stack.path)
+    compat = b.hash_key(session.build, _versions(session), [], {}, plan.steps, env)[:32]
+    lines = plan.additive_lines
+    previous = b.previous_layer(session.client, deploy.app, compat, lines) if lines else None
+    depth, start_from = 0, session.build.stack.image
+    if previous is not None:
+        depth = int(previous.labels.get("skiff.deps.depth", "0")) + 1
+        start_from = previous.id
+        out.step("Dependencies were only added: installing them on top of the previous layer")
+    runner = session.runner
+    with b.code_tar(deploy.workdir, (), plan.generated, runner.uid, runner.gid, only=plan.files,
+                    tmpdir=deploy.workdir.parent) as archive:
+        image_id = runner.run(start_from, plan.steps, env, archive, b.deps_labels(deploy.app, key, compat, lines, depth),
+                              f"skiff/{deploy.app}", tag)
+    out.step(f"Dependency layer ready in {time.monotonic() - t0:.1f}s")
+    return image_id
+
+
+def plan_code(session: Session, plan: PackPlan) -> None:
+    """Ask each pack for its compile steps, extra files and default process types."""
+    for name in session.packs:
+        plan.add_compile(session.hook.skiff_buildpack_compile(pack=name, build=session.build) or {})
+    for name in session.packs:
+        plan.add_processes(session.hook.skiff_buildpack_processes(pack=name, build=session.build) or {})
+
+
+def fill_default_processes(deploy: Deploy, plan: PackPlan) -> None:
+    """Packs' default process types fill the types the Procfile does not name."""
+    out = deploy.output
+    for ptype, command in plan.processes.items():
+        if ptype not in deploy.processes:
+            deploy.processes[ptype] = command
+            out.info(f"default process type {ptype}: {command}")
+    if not deploy.processes:
+        out.warn("no Procfile and no default process type: nothing will run (add a Procfile)")
+
+
+def code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str) -> str:
+    """Add the code to the dependency image, run the compile steps, commit with the runtime settings."""
+    deploy, stack, runner = session.deploy, session.build.stack, session.runner
+    assert deploy.workdir is not None
+    with b.code_tar(deploy.workdir, plan.exclude, plan.compile_files, runner.uid, runner.gid,
+                    tmpdir=deploy.workdir.parent) as archive:
+        size = b.archive_size(archive)
+        deploy.output.step(f"Adding the code ({size // 1024} KiB)" + (" and compiling" if plan.compile_steps else ""))
+        changes = b.final_changes(deploy.app, bid, plan.image_env(stack.path), stack.user, deploy.processes.get("web"),
+                                  plan.packs)
+        return runner.run(layer.base, plan.compile_steps, plan.env(stack.path), archive, changes,
+                          f"skiff/{deploy.app}", bid)
+
+
+def record(session: Session, layer: DepsLayer, image_id: str) -> None:
+    """What the build made, stored with the release (docs/contracts.md)."""
+    session.deploy.meta.update({
+        "builder": PLUGIN,
+        "buildpacks": session.packs,
+        "stack": session.build.stack.image,
+        "deps_key": layer.key[:16],
+        "deps_image": layer.image_id,
+        "image_id": image_id,
+    })
+
