@@ -238,3 +238,52 @@ def test_rename_keeps_serving(harness, proxy, tmp_path, docker_client):
             time.sleep(0.3)
     finally:
         remove_app_resources(docker_client, new)
+
+
+class ProcessListWatch:
+    """Samples every process's command line (``/proc/*/cmdline``) in a thread, for secrets."""
+
+    def __init__(self, secret: str):
+        import threading
+
+        self.secret = secret.encode()
+        self.samples = 0
+        self.seen: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "ProcessListWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            self.samples += 1
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    data = cmdline.read_bytes()
+                except OSError:
+                    continue
+                if self.secret in data:
+                    self.seen.append(data.replace(b"\0", b" "))
+
+
+def test_config_values_never_reach_the_hosts_process_list(harness, proxy, tmp_path):
+    """config:set K=s3cret and the deploy it starts (containers, release task, retirement): the
+    value is in the containers' environment, never in a command line on the host."""
+    h = harness
+    push(h, tmp_path, "v1")
+    secret = "s3cret-" + h.app
+    with ProcessListWatch(secret) as watch:
+        result = h.invoke("config:set", h.app, f"K={secret}")
+        assert result.exit_code == 0, result.output
+        ran = h.invoke("run", h.app, "printenv K")
+        time.sleep(0.5)
+    assert ran.exit_code == 0 and secret in ran.stdout  # the app does get it
+    assert watch.samples > 10
+    assert watch.seen == []
+    assert secret not in result.output
