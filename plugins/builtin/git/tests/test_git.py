@@ -408,8 +408,12 @@ def test_from_archive_credentials_stay_out_of_commit_and_description(h, tmp_path
                          text=True, check=True).stdout
     assert log.strip() == f"Deploy from archive http://***@{host}/app.tgz"
     assert all(SECRET not in r.description for r in h.state.releases("web"))
-    wrong = h.invoke("git:from-archive", "web", f"http://alice:nope@{host}/app.tgz")
-    assert wrong.exit_code == 1 and "401" in wrong.stderr and "nope" not in wrong.output
+    for _ in range(3):  # a loaded machine may reset a loopback connection now and then
+        wrong = h.invoke("git:from-archive", "web", f"http://alice:nope@{host}/app.tgz")
+        assert wrong.exit_code == 1 and "nope" not in wrong.output
+        if "Connection reset" not in wrong.stderr:
+            break
+    assert "401" in wrong.stderr, wrong.stderr
 
 
 @pytest.mark.parametrize("url, shown_url, argv_url", [
