@@ -76,17 +76,20 @@ def test_every_command_of_every_plugin_declares_its_level(skiff):
             assert decl.level != access.PUBLIC, name
 
 
+class Undeclared:
+    """A plugin command that declares no access level."""
+
+    @hookimpl
+    def skiff_commands(self, cli):
+        @click.command("thing:do")
+        @click.argument("app")
+        def thing(app):
+            click.echo(f"did {app}")
+
+        cli.add_command(thing)
+
+
 def test_the_walk_would_catch_a_command_without_a_declaration(skiff, keys_file):
-    class Undeclared:
-        @hookimpl
-        def skiff_commands(self, cli):
-            @click.command("thing:do")
-            @click.argument("app")
-            def thing(app):
-                click.echo(f"did {app}")
-
-            cli.add_command(thing)
-
     h = skiff(Undeclared())
     command = h.cli.commands["thing:do"]
     assert access.declaration(command) is None
@@ -94,16 +97,6 @@ def test_the_walk_would_catch_a_command_without_a_declaration(skiff, keys_file):
 
 
 def test_a_command_without_a_declaration_is_refused_to_deployers(skiff, keys_file, tmp_path):
-    class Undeclared:
-        @hookimpl
-        def skiff_commands(self, cli):
-            @click.command("thing:do")
-            @click.argument("app")
-            def thing(app):
-                click.echo(f"did {app}")
-
-            cli.add_command(thing)
-
     import skiff_acl.plugin
     import skiff_apps.plugin
     import skiff_ssh_keys.plugin
