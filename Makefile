@@ -26,7 +26,7 @@ unit: venv
 
 # Settings in pyproject.toml ([tool.ruff], [tool.mypy]: strict for core/skiff). Runs all three
 # and fails if any of them found something; not part of `make test` (yet).
-LINT_PATHS ?= core plugins
+LINT_PATHS ?= core plugins tests bench examples
 MYPY_PATHS ?= core/skiff $(patsubst %/__init__.py,%,$(wildcard plugins/*/*/skiff_*/__init__.py))
 
 lint: venv

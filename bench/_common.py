@@ -1,4 +1,5 @@
 """Helpers shared by the benchmarks: timing, medians, one printed table, results.json."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,9 @@ import os
 import statistics
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 RESULTS = Path(__file__).with_name("results.json")
 

@@ -14,17 +14,18 @@ Every request's end time and outcome is kept, so :meth:`Load.stats` can give,
 for a window, the requests, the failures and the longest time without a
 successful answer ("gap").
 """
+
 from __future__ import annotations
 
 import http.client
 import threading
 import time
-from typing import Optional
 
 
 class Load:
-    def __init__(self, port: int, host: str, new: int = 2, keepalive: int = 2, pause: float = 0.005,
-                 limit: float = 300.0):
+    def __init__(
+        self, port: int, host: str, new: int = 2, keepalive: int = 2, pause: float = 0.005, limit: float = 300.0
+    ):
         self.port, self.host, self.pause, self.limit = port, host, pause, limit
         self.counts = {"new": new, "keepalive": keepalive}
         self.samples: dict[str, list[tuple[float, bool]]] = {"new": [], "keepalive": []}
@@ -34,7 +35,7 @@ class Load:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         deadline = time.monotonic() + self.limit
         for mode, count in self.counts.items():
             for _ in range(count):
@@ -48,7 +49,7 @@ class Load:
         for thread in self._threads:
             thread.join(30)
 
-    def _record(self, mode: str, ok: bool, error: Optional[str] = None) -> None:
+    def _record(self, mode: str, ok: bool, error: str | None = None) -> None:
         with self._lock:
             self.samples[mode].append((time.monotonic(), ok))
             if error:
@@ -66,7 +67,7 @@ class Load:
         return response.status, body
 
     def _run(self, mode: str, deadline: float) -> None:
-        conn: Optional[http.client.HTTPConnection] = None
+        conn: http.client.HTTPConnection | None = None
         while not self._stop.is_set() and time.monotonic() < deadline:
             reused = conn is not None and conn.sock is not None
             if conn is None or conn.sock is None:
@@ -103,5 +104,4 @@ class Load:
         ok_times = [t for t, ok in window if ok]
         points = [start] + ok_times + [end]
         gap, gap_end = max((b - a, b) for a, b in zip(points, points[1:]))
-        return {"requests": len(window), "failed": sum(1 for _, ok in window if not ok), "gap": gap,
-                "gap_end": gap_end}
+        return {"requests": len(window), "failed": sum(1 for _, ok in window if not ok), "gap": gap, "gap_end": gap_end}

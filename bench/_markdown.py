@@ -1,7 +1,8 @@
 """Print bench/results.json as Markdown tables (for docs/performance.md).
 
-    .venv/bin/python bench/_markdown.py [BENCH ...]
+.venv/bin/python bench/_markdown.py [BENCH ...]
 """
+
 from __future__ import annotations
 
 import json
@@ -31,12 +32,15 @@ def table(name: str, entry: dict) -> str:
         lines += ["| case | median | min | max | ratio |", "|---|---:|---:|---:|---:|"]
         for case, row in rows.items():
             ratio = f"{row['ratio']:.2f}x" if "ratio" in row else ""
-            lines.append(f"| {case} | {fmt(row['median'], unit)} | {fmt(row['min'], unit)} | "
-                         f"{fmt(row['max'], unit)} | {ratio} |")
+            lines.append(
+                f"| {case} | {fmt(row['median'], unit)} | {fmt(row['min'], unit)} | {fmt(row['max'], unit)} | {ratio} |"
+            )
         return "\n".join(lines)
     # skiff vs baseline rows (bench/deploy.py): {"skiff": {...}, "baseline": {...}, "ratio", "target"}
-    lines += ["| case | skiff median | min | max | baseline median | ratio | target |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "| case | skiff median | min | max | baseline median | ratio | target |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for case, row in rows.items():
         mine, base = row.get("skiff", {}), row.get("baseline", {})
         u = "" if any(w in case for w in ("failed", "probes")) else unit

@@ -5,6 +5,7 @@ is loaded (real buildpacks, docker scheduler, nginx); traffic goes to 127.0.0.1 
 Apps the benchmarks create are destroyed by :meth:`Server.close`, which also
 removes every container and image labelled with their names.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,6 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 FLASK = ROOT / "tests" / "apps" / "flask"
@@ -75,7 +75,7 @@ class Server:
             raise RuntimeError(f"ssh {' '.join(args)} failed: {result.output[-2000:]}")
         return result.stdout
 
-    def repo(self, app: str, files: Optional[dict[str, str]] = None) -> Path:
+    def repo(self, app: str, files: dict[str, str] | None = None) -> Path:
         from skiff.testing.sshd import init_repo
 
         return init_repo(self.work / "repos" / app, files or flask_files())

@@ -14,6 +14,7 @@ request whose idle connection nginx closed is retried once on a new connection, 
 browsers do, and counted apart as a retry) and the longest time without a successful
 answer. Target: 0 failed requests on new connections.
 """
+
 from __future__ import annotations
 
 import os
@@ -83,8 +84,11 @@ def main() -> None:
                         stats = load.stats(mode, start, end)
                         if os.environ.get("BENCH_DEBUG"):
                             before = [what for t, what in EVENTS if t <= stats["gap_end"]][-1:]
-                            print(f"  {scenario}, {label}: longest gap {stats['gap']:.3f}s ending "
-                                  f"{stats['gap_end'] - start:.2f}s into the window, during {before}", flush=True)
+                            print(
+                                f"  {scenario}, {label}: longest gap {stats['gap']:.3f}s ending "
+                                f"{stats['gap_end'] - start:.2f}s into the window, during {before}",
+                                flush=True,
+                            )
                         for key in rows:  # failed, gap, requests
                             rows[key].setdefault(f"{scenario}, {label}", []).append(stats[key])
             retries = dict(load.retries)
@@ -92,8 +96,7 @@ def main() -> None:
         if not rows["failed"]:
             raise RuntimeError("no round succeeded")
         report("availability: failed requests", rows["failed"], unit="")
-        report("availability: longest gap without an answer", rows["gap"], unit="s",
-               baseline=f"{RELOADS}, new conn")
+        report("availability: longest gap without an answer", rows["gap"], unit="s", baseline=f"{RELOADS}, new conn")
         rows["requests"]["keep-alive requests retried (whole run)"] = [retries["keepalive"]]
         report("availability: requests sent in the window", rows["requests"], unit="")
         for mode, sample in errors.items():

@@ -14,6 +14,7 @@ access to PyPI (with the host CA bundle).
 
     .venv/bin/python bench/build.py          # BENCH_RUNS rounds (default 3)
 """
+
 from __future__ import annotations
 
 import os
@@ -75,7 +76,11 @@ class Plain:
         shutil.copyfile(CA, src / "ca.crt")
         tag = f"skiff-bench/plain:{secrets.token_hex(4)}"
         self.tags.append(tag)
-        argv = ["docker", "build", "-q", "-t", tag, "--label", "skiff.bench=1"] + (["--no-cache"] if no_cache else []) + [str(src)]
+        argv = (
+            ["docker", "build", "-q", "-t", tag, "--label", "skiff.bench=1"]
+            + (["--no-cache"] if no_cache else [])
+            + [str(src)]
+        )
         start = time.perf_counter()
         subprocess.run(argv, env={**os.environ, "DOCKER_BUILDKIT": "0"}, check=True, stdout=subprocess.DEVNULL)
         return time.perf_counter() - start
@@ -113,8 +118,15 @@ class Skiff:
         from skiff.testing import DirReceiver, StubScheduler, dir_source, make_plugin_manager
 
         root = Path(tempfile.mkdtemp(prefix="root-", dir=self.tmp))
-        pm = make_plugin_manager(DirReceiver(), ("procfile", procfile), ("buildpacks", bp), ("buildpack-python", python),
-                                 ("buildpack-node", node), ("buildpack-static", static), StubScheduler())
+        pm = make_plugin_manager(
+            DirReceiver(),
+            ("procfile", procfile),
+            ("buildpacks", bp),
+            ("buildpack-python", python),
+            ("buildpack-node", node),
+            ("buildpack-static", static),
+            StubScheduler(),
+        )
         context = Context(pm, root=root, output=Output(quiet=True))
         app = f"bench{secrets.token_hex(3)}"
         self.apps.append(app)
@@ -140,8 +152,9 @@ class Skiff:
         client = docker.from_env()
         for app in self.apps:
             for label in (f"skiff.app={app}", f"skiff.deps={app}"):
-                images = sorted(client.images.list(filters={"label": label}), key=lambda i: i.attrs["Created"],
-                                reverse=True)
+                images = sorted(
+                    client.images.list(filters={"label": label}), key=lambda i: i.attrs["Created"], reverse=True
+                )
                 for image in images:
                     try:
                         client.images.remove(image.id, force=True)
@@ -175,7 +188,7 @@ def main() -> None:
 
         def case(name: str, runner):
             def run() -> float:
-                for attempt in range(3):
+                for _attempt in range(3):
                     try:
                         values = runner.round()
                         break
@@ -187,6 +200,7 @@ def main() -> None:
                 for key, value in values.items():
                     results[name].setdefault(key, []).append(value)
                 return 0.0
+
             return run
 
         try:
@@ -197,10 +211,14 @@ def main() -> None:
             ours.cleanup()
     labels = {"cold": "cold build", "code": "code-only rebuild", "deps": "dependency-change rebuild"}
     for key, label in labels.items():
-        report(f"build: {label} (Flask app)", {
-            f"plain Dockerfile, {label}": results["plain"][key],
-            f"skiff buildpacks, {label}": results["skiff"][key],
-        }, baseline=f"plain Dockerfile, {label}")
+        report(
+            f"build: {label} (Flask app)",
+            {
+                f"plain Dockerfile, {label}": results["plain"][key],
+                f"skiff buildpacks, {label}": results["skiff"][key],
+            },
+            baseline=f"plain Dockerfile, {label}",
+        )
     cold = sorted(results["skiff"]["cold"])[len(results["skiff"]["cold"]) // 2]
     plain_cold = sorted(results["plain"]["cold"])[len(results["plain"]["cold"]) // 2]
     code = sorted(results["skiff"]["code"])[len(results["skiff"]["code"]) // 2]

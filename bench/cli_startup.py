@@ -3,6 +3,7 @@
 Every case runs interleaved in the same process, N rounds (BENCH_RUNS, default 20).
 Target: `skiff --help` median under 250 ms with every builtin plugin installed.
 """
+
 from __future__ import annotations
 
 import os

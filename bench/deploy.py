@@ -20,6 +20,7 @@ of a Dockerfile doing the same pip install, then ``docker rm -f`` the old contai
 Targets (issue 5): cold at most 5 s, code-only at most 2 s, config change at most 1.5 s,
 zero downtime.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -33,12 +34,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, runs  # noqa: E402
-
 import json  # noqa: E402
+
+from _common import RESULTS, runs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FLASK = ROOT / "tests" / "apps" / "flask"
@@ -53,13 +53,13 @@ PHASES: dict[str, list[float]] = {}  # Skiff's own phase timings, from the relea
 class Prober:
     """GETs 127.0.0.1:port (Host header) every 10 ms; records (time, body or None)."""
 
-    def __init__(self, port: int, host: Optional[str] = None):
+    def __init__(self, port: int, host: str | None = None):
         self.port, self.host = port, host
-        self.samples: list[tuple[float, Optional[str]]] = []
+        self.samples: list[tuple[float, str | None]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "Prober":
+    def __enter__(self) -> Prober:
         self._thread.start()
         return self
 
@@ -69,7 +69,7 @@ class Prober:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            body: Optional[str] = None
+            body: str | None = None
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 conn.request("GET", "/", headers={"Host": self.host} if self.host else {})
@@ -132,8 +132,13 @@ class SkiffServer:
         self.local("domains:set-global", DOMAIN)
 
     def local(self, *args: str) -> None:
-        subprocess.run([self.skiff, *args], env={**os.environ, **self.env}, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [self.skiff, *args],
+            env={**os.environ, **self.env},
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def ssh(self, *args: str) -> None:
         result = self.sshd.ssh(list(args), timeout=300)
@@ -208,8 +213,14 @@ def _skiff_round(server: SkiffServer, work: Path, app: str, host: str, result: d
         time.sleep(0.3)
         result["failed probes"] = float(probe.failures(t_code))
         if os.environ.get("BENCH_DEBUG"):
-            print([(round(t - t_first, 3), b) for t, b in probe.samples if t > t_first and b is None],
-                  "code", round(t_code - t_first, 3), "config", round(t0 - t_first, 3), flush=True)
+            print(
+                [(round(t - t_first, 3), b) for t, b in probe.samples if t > t_first and b is None],
+                "code",
+                round(t_code - t_first, 3),
+                "config",
+                round(t0 - t_first, 3),
+                flush=True,
+            )
     releases = json.loads(server.sshd.ssh(["releases", app, "--format", "json"]).stdout)
     kinds = {1: "cold deploy", 2: "code-only redeploy", 3: "config:set", 4: "ps:scale", 5: "releases:rollback"}
     for release in releases:
@@ -248,13 +259,36 @@ def baseline_round(work: Path, port: int) -> dict[str, float]:
         shutil.copy(CA_BUNDLE, src / "ca.crt")
 
     def build(no_cache: bool) -> None:
-        subprocess.run(["docker", "build", "-q", *(["--no-cache"] if no_cache else []), "--label",
-                        "skiff.bench=1", "-t", tag, str(src)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                "docker",
+                "build",
+                "-q",
+                *(["--no-cache"] if no_cache else []),
+                "--label",
+                "skiff.bench=1",
+                "-t",
+                tag,
+                str(src),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
     def replace(env: dict[str, str]) -> None:
         subprocess.run(["docker", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        args = ["docker", "run", "-d", "--init", "--name", name, "--label", "skiff.bench=1",
-                "-p", f"127.0.0.1:{port}:5000"]
+        args = [
+            "docker",
+            "run",
+            "-d",
+            "--init",
+            "--name",
+            name,
+            "--label",
+            "skiff.bench=1",
+            "-p",
+            f"127.0.0.1:{port}:5000",
+        ]
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
         subprocess.run([*args, tag], check=True, stdout=subprocess.DEVNULL)
@@ -308,8 +342,10 @@ def main() -> None:
     failed = 0
     try:
         for i in range(n):
-            for label, fn in (("skiff", lambda: skiff_round(server, work)),
-                              ("docker build + run", lambda: baseline_round(work, free_port()))):
+            for label, fn in (
+                ("skiff", lambda: skiff_round(server, work)),
+                ("docker build + run", lambda: baseline_round(work, free_port())),
+            ):
                 try:
                     values = fn()
                 except Exception as exc:  # e.g. the shared engine restarted under us: skip the round
@@ -324,12 +360,21 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     if not samples["skiff"] or not samples["docker build + run"]:
         raise RuntimeError("no round succeeded")
-    targets = {"cold deploy": 5.0, "code-only redeploy": 2.0, "config:set": 1.5,
-               "ps:scale web=1->3": None, "releases:rollback": None,
-               "code-only gap": 0.0, "config:set gap": 0.0, "failed probes": 0.0}
+    targets = {
+        "cold deploy": 5.0,
+        "code-only redeploy": 2.0,
+        "config:set": 1.5,
+        "ps:scale web=1->3": None,
+        "releases:rollback": None,
+        "code-only gap": 0.0,
+        "config:set gap": 0.0,
+        "failed probes": 0.0,
+    }
     done = min(len(v) for v in samples["skiff"].values())
-    print(f"\ndeploy (Flask sample app, medians of {done} runs ({failed} failed rounds); "
-          "gaps = longest time without a 200)")
+    print(
+        f"\ndeploy (Flask sample app, medians of {done} runs ({failed} failed rounds); "
+        "gaps = longest time without a 200)"
+    )
     print(f"  {'case':<22} {'skiff':>9} {'baseline':>9} {'ratio':>7} {'target':>8}")
     table = {}
     for key, target in targets.items():
@@ -337,8 +382,11 @@ def main() -> None:
             continue
         ours = statistics.median(samples["skiff"][key])
         unit = "" if key == "failed probes" else "s"
-        row = {"skiff": {"median": ours, "min": min(samples['skiff'][key]), "max": max(samples['skiff'][key])},
-               "target": target, "n": n}
+        row = {
+            "skiff": {"median": ours, "min": min(samples["skiff"][key]), "max": max(samples["skiff"][key])},
+            "target": target,
+            "n": n,
+        }
         shown_target = f"{target:>7.1f}{unit:1}" if target is not None else f"{'-':>8}"
         if key in samples["docker build + run"]:  # scale and rollback have no hand-rolled baseline
             base = statistics.median(samples["docker build + run"][key])
@@ -352,8 +400,12 @@ def main() -> None:
     for key, values in PHASES.items():
         print(f"    {key:<34} {statistics.median(values):>6.2f}s")
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["deploy"] = {"unit": "s", "baseline": "docker build + docker run", "rows": table,
-                         "when": time.strftime("%Y-%m-%d %H:%M")}
+    results["deploy"] = {
+        "unit": "s",
+        "baseline": "docker build + docker run",
+        "rows": table,
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+    }
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True))
 
 

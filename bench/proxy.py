@@ -1,14 +1,16 @@
 """Proxy overhead: requests/s and p50/p99 latency through nginx next to direct to the container.
 
 examples/catmeow is deployed with the installed plugins (python buildpack, docker
-scheduler, nginx plugin) on a temp SKIFF_ROOT, behind a private nginx on a free
-loopback port (worker_processes auto, as Debian's). wrk (keep-alive) then hits the container's published port directly and nginx with the
-app's Host header, interleaved, BENCH_RUNS rounds (default 3): latency (p50/p99) with one
-connection, so queueing in the app server does not hide the proxy's hop, and requests/s
-with BENCH_CONNECTIONS (default 16); BENCH_SECONDS (default 5) each.
+scheduler, nginx plugin) on a temp SKIFF_ROOT, behind a private nginx on a free loopback
+port (worker_processes auto, as Debian's). wrk (keep-alive) then hits the container's
+published port directly and nginx with the app's Host header, interleaved, BENCH_RUNS
+rounds (default 3): latency (p50/p99) with one connection, so queueing in the app server
+does not hide the proxy's hop, and requests/s with BENCH_CONNECTIONS (default 16);
+BENCH_SECONDS (default 5) each.
 
 Targets: p50 overhead under 0.5 ms; at least 80% of the direct throughput.
 """
+
 from __future__ import annotations
 
 import os
@@ -65,9 +67,9 @@ def deploy(root: Path) -> int:
 
 
 def cleanup(root: Path) -> None:
-    from skiff.testing.docker import DockerCleanup
-
     import docker
+
+    from skiff.testing.docker import DockerCleanup
 
     client = docker.from_env()
     c = DockerCleanup(client)

@@ -6,6 +6,7 @@
 
 Each benchmark measures its own baseline in the same run; results merge into bench/results.json.
 """
+
 from __future__ import annotations
 
 import runpy

@@ -17,6 +17,7 @@ docker scheduler and nginx plugin):
    `skiff config:set`, next to `skiff --help` and `python -c "import click"` (3 rounds).
    The containers, dockerd and the short-lived git processes are not counted.
 """
+
 from __future__ import annotations
 
 import os
@@ -71,9 +72,15 @@ def register_proxied_apps(server: Server, template_app: str, count: int) -> list
         for i in range(count):
             app = new_app(f"p{i:02d}x")
             server.local("apps:create", app)
-            release = state.create_release(app, description="bench: copy of app 1", image=template.image,
-                                           revision=template.revision, config={}, processes=template.processes,
-                                           meta=template.meta)
+            release = state.create_release(
+                app,
+                description="bench: copy of app 1",
+                image=template.image,
+                revision=template.revision,
+                config={},
+                processes=template.processes,
+                meta=template.meta,
+            )
             state.finish_release(release, "succeeded", {})
             names.append(app)
     finally:
@@ -114,10 +121,14 @@ def main() -> None:
         deployed = deploy_apps(server)
         times = [t for _, t in deployed]
         last = f"apps {APPS - 2}-{APPS} ({APPS - 3}+ apps running)"
-        report("scale: deploy of the Nth app (push -> served)", {
-            "apps 1-3 (first on the host)": times[:3],
-            last: times[-3:],
-        }, baseline="apps 1-3 (first on the host)")
+        report(
+            "scale: deploy of the Nth app (push -> served)",
+            {
+                "apps 1-3 (first on the host)": times[:3],
+                last: times[-3:],
+            },
+            baseline="apps 1-3 (first on the host)",
+        )
 
         first = deployed[0][0]
         register_proxied_apps(server, first, TOTAL - APPS)
@@ -135,27 +146,37 @@ def main() -> None:
         cases = {
             "nginx -t && nginx -s reload (baseline)": plain_reload,
             "skiff apps:list (CLI start-up, for scale)": lambda: time_command([server.skiff, "apps:list"], env),
-            f"proxy:build-config --all ({TOTAL} apps)":
-                lambda: time_command([server.skiff, "proxy:build-config", "--all"], env),
-            f"proxy:build-config APP (1 of {TOTAL})":
-                lambda: time_command([server.skiff, "proxy:build-config", first], env),
+            f"proxy:build-config --all ({TOTAL} apps)": lambda: time_command(
+                [server.skiff, "proxy:build-config", "--all"], env
+            ),
+            f"proxy:build-config APP (1 of {TOTAL})": lambda: time_command(
+                [server.skiff, "proxy:build-config", first], env
+            ),
         }
         samples = interleave(cases, runs(5))
         files = list((server.root / "nginx" / "conf.d").glob("*.conf"))
         assert len(files) >= TOTAL, f"only {len(files)} nginx files"
-        report(f"scale: nginx config rebuild + reload, {TOTAL} apps", samples,
-               baseline="nginx -t && nginx -s reload (baseline)")
+        report(
+            f"scale: nginx config rebuild + reload, {TOTAL} apps",
+            samples,
+            baseline="nginx -t && nginx -s reload (baseline)",
+        )
 
         python = sys.executable
         memory = {
             'python -c "import click" (floor)': lambda: peak_rss_mb([python, "-c", "import click"], env),
             "skiff --help": lambda: peak_rss_mb([server.skiff, "--help"], env),
-            "skiff config:set APP (redeploy)":
-                lambda: peak_rss_mb([server.skiff, "config:set", first, f"N={time.time()}"], env),
+            "skiff config:set APP (redeploy)": lambda: peak_rss_mb(
+                [server.skiff, "config:set", first, f"N={time.time()}"], env
+            ),
             "skiff deploy APP (build + deploy)": lambda: peak_rss_mb([server.skiff, "deploy", first], env),
         }
-        report("scale: skiff peak memory (max RSS)", interleave(memory, 3), unit="MB",
-               baseline='python -c "import click" (floor)')
+        report(
+            "scale: skiff peak memory (max RSS)",
+            interleave(memory, 3),
+            unit="MB",
+            baseline='python -c "import click" (floor)',
+        )
     finally:
         server.close()
 

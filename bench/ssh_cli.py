@@ -6,6 +6,7 @@ with the same client and options; the floor's key has the forced command
 on top of an SSH session. `skiff apps:list` run locally is shown for reference.
 Interleaved, BENCH_RUNS rounds (default 20).
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -40,8 +41,9 @@ def main() -> None:
         # Sanity: the floor really runs /bin/true, apps:list really lists the apps.
         listed = subprocess.run(ssh + ["apps:list"], env=env, capture_output=True, text=True, check=True).stdout
         assert "three" in listed, listed
-        assert subprocess.run(floor_ssh + ["apps:list"], env=env, capture_output=True, text=True,
-                              check=True).stdout == ""
+        assert (
+            subprocess.run(floor_ssh + ["apps:list"], env=env, capture_output=True, text=True, check=True).stdout == ""
+        )
         cases = {
             "ssh ... true (floor)": lambda: time_command(floor_ssh + ["true"], env),
             "ssh skiff@127.0.0.1 apps:list": lambda: time_command(ssh + ["apps:list"], env),

@@ -4,6 +4,7 @@ Plugins mark their hook implementations with :data:`hookimpl`; plugins that
 declare hooks of their own (through ``skiff_addhooks``) mark them with
 :data:`hookspec`.
 """
+
 import os
 
 import pluggy

@@ -26,10 +26,12 @@ resolved. Admin keys (and forced commands without ``SKIFF_KEY_NAME``, which
 only root can write by hand) may run every SSH command; a deployer is
 checked against the declaration. A refusal is one line and changes nothing.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable
 
 import click
 
@@ -48,11 +50,11 @@ class Declaration:
     """What a command acts on, and so who may run it."""
 
     level: str
-    app: Optional[str] = None
-    service: Optional[str] = None
-    kind: Optional[str] = None
+    app: str | None = None
+    service: str | None = None
+    kind: str | None = None
     creates: bool = False
-    resolve: Optional[Callable[[str], str]] = None
+    resolve: Callable[[str], str] | None = None
     #: ``KEY=VALUE`` arguments are logged as they are (``ps:scale web=2``), not as ``KEY=***``
     log_assignments: bool = False
 
@@ -73,14 +75,20 @@ def _declare(declaration: Declaration) -> Callable[[click.Command], click.Comman
     return mark
 
 
-def app_command(app: str = "app", *, creates: bool = False, resolve: Optional[Callable[[str], str]] = None,
-                log_assignments: bool = False) -> Callable[[click.Command], click.Command]:
+def app_command(
+    app: str = "app",
+    *,
+    creates: bool = False,
+    resolve: Callable[[str], str] | None = None,
+    log_assignments: bool = False,
+) -> Callable[[click.Command], click.Command]:
     """Declare an app-level command whose parameter ``app`` names the app."""
     return _declare(Declaration(APP, app=app, creates=creates, resolve=resolve, log_assignments=log_assignments))
 
 
-def service_command(service: str = "name", *, kind: str, app: Optional[str] = None
-                    ) -> Callable[[click.Command], click.Command]:
+def service_command(
+    service: str = "name", *, kind: str, app: str | None = None
+) -> Callable[[click.Command], click.Command]:
     """Declare a command on a service of ``kind`` (the plugin's name) named by parameter ``service``."""
     return _declare(Declaration(APP, app=app, service=service, kind=kind))
 
@@ -100,7 +108,7 @@ def root_command(command: click.Command) -> click.Command:
     return _declare(Declaration(ROOT))(command)
 
 
-def declaration(command: Optional[click.Command]) -> Optional[Declaration]:
+def declaration(command: click.Command | None) -> Declaration | None:
     """The command's declaration; ``local_only``/``needs_root`` commands are ``root``."""
     if command is None:
         return None
@@ -109,7 +117,7 @@ def declaration(command: Optional[click.Command]) -> Optional[Declaration]:
     return getattr(command, ATTR, None)
 
 
-def effective(command: Optional[click.Command]) -> Declaration:
+def effective(command: click.Command | None) -> Declaration:
     """The declaration, or ``admin`` for a command that declares nothing."""
     return declaration(command) or Declaration(ADMIN)
 
@@ -117,7 +125,7 @@ def effective(command: Optional[click.Command]) -> Declaration:
 # -- roles and lists (answered by plugins) -----------------------------------------------
 
 
-def key_role(context: Any, key: Optional[str]) -> str:
+def key_role(context: Any, key: str | None) -> str:
     """``admin`` or ``deployer``. No key name: a hand-written forced command (admin).
 
     No plugin answering ``skiff_key_role`` means ``deployer``: fail closed.
@@ -132,7 +140,7 @@ def may_access(context: Any, key: str, app: str, creating: bool = False) -> bool
     return bool(context.hook.skiff_app_access(context=context, key=key, app=app, creating=creating))
 
 
-def service_apps(context: Any, kind: str, service: str) -> Optional[list[str]]:
+def service_apps(context: Any, kind: str, service: str) -> list[str] | None:
     return context.hook.skiff_service_apps(context=context, kind=kind, service=service)
 
 
@@ -154,8 +162,9 @@ class Request:
         return AccessDenied(f"key {self.key!r} ({self.role}) may not run {self.name}{what}")
 
 
-def parse_params(cli: click.Group, context: Any, command: click.Command, name: str,
-                 args: Sequence[str]) -> dict[str, Any]:
+def parse_params(
+    cli: click.Group, context: Any, command: click.Command, name: str, args: Sequence[str]
+) -> dict[str, Any]:
     """The command's parameters as click would pass them (no callbacks, prompts or help)."""
     with click.Context(cli, obj=context, info_name="skiff") as parent:
         with command.make_context(name, list(args), parent=parent, resilient_parsing=True) as ctx:
@@ -191,7 +200,7 @@ def authorize(cli: click.Group, context: Any, args: Sequence[str]) -> None:
         raise request.refuse(" without an app")
 
 
-def app_of(decl: Declaration, params: Mapping[str, Any]) -> Optional[str]:
+def app_of(decl: Declaration, params: Mapping[str, Any]) -> str | None:
     """The app a parsed command acts on (``--global`` for the global scope)."""
     if not decl.app:
         return None
@@ -230,5 +239,5 @@ def _check_service(context: Any, request: Request, decl: Declaration) -> None:
 
 def _asks_for_help(command: click.Command, args: Sequence[str]) -> bool:
     names = command.get_help_option_names(click.Context(command))
-    before = list(args)[:list(args).index("--")] if "--" in args else list(args)
+    before = list(args)[: list(args).index("--")] if "--" in args else list(args)
     return any(arg in names for arg in before)

@@ -15,11 +15,12 @@ Builders declare themselves with the ``skiff_builders`` hook (a list of
 ``skiff_build`` implementations build only when ``deploy.builder`` names
 them. See docs/builders.md and docs/hooks.md.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable
 
 from .errors import SkiffError, ValidationError
 
@@ -46,7 +47,7 @@ class BuilderInfo:
 
     name: str
     order: int = DEFAULT_ORDER
-    detect: Optional[Callable[["Deploy"], bool]] = None
+    detect: Callable[[Deploy], bool] | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -54,7 +55,7 @@ class BuilderInfo:
             raise ValueError(f"invalid builder name {self.name!r}")
 
 
-def installed(context: "Context") -> dict[str, BuilderInfo]:
+def installed(context: Context) -> dict[str, BuilderInfo]:
     """Every declared builder by name, in detection order.
 
     When two plugins declare the same name, the one pluggy calls first wins
@@ -71,7 +72,7 @@ def listing(builders: dict[str, BuilderInfo]) -> str:
     return ", ".join(builders) or "none"
 
 
-def validate_name(context: "Context", name: str) -> str:
+def validate_name(context: Context, name: str) -> str:
     """``name`` if it is an installed builder, else a :class:`ValidationError` listing them."""
     builders = installed(context)
     if name not in builders:
@@ -79,19 +80,21 @@ def validate_name(context: "Context", name: str) -> str:
     return name
 
 
-def selected(context: "Context", app: str) -> str:
+def selected(context: Context, app: str) -> str:
     """The builder forced for ``app`` with ``builder:set``, or ``""``."""
     return context.state.get_property(PROPS, SELECTED, app=app, default="") or ""
 
 
-def choose(deploy: "Deploy") -> Optional[str]:
+def choose(deploy: Deploy) -> str | None:
     """The builder for ``deploy``: the forced one, else the first that detects the source."""
     builders = installed(deploy.context)
     forced = selected(deploy.context, deploy.app)
     if forced:
         if forced not in builders:
-            raise SkiffError(f"builder {forced!r} is selected for {deploy.app} (builder:set) but is not installed; "
-                             f"installed: {listing(builders)}")
+            raise SkiffError(
+                f"builder {forced!r} is selected for {deploy.app} (builder:set) but is not installed; "
+                f"installed: {listing(builders)}"
+            )
         return forced
     for info in builders.values():
         if info.detect is not None and info.detect(deploy):

@@ -9,6 +9,7 @@ records the (redacted) command in the event log, splits
 key's role and access list (:func:`skiff.access.authorize`) and dispatches
 it, never to a shell.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,7 +18,8 @@ import os
 import shlex
 import sys
 import traceback
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -37,14 +39,13 @@ def local_only(command: click.Command) -> click.Command:
     return command
 
 
-def is_local_only(command: Optional[click.Command]) -> bool:
+def is_local_only(command: click.Command | None) -> bool:
     return bool(getattr(command, "skiff_local_only", False))
 
 
 def unknown_command_message(group: click.Group, ctx: click.Context, name: str, over_ssh: bool = False) -> str:
     """``unknown command 'apps:lst'; did you mean apps:list?`` (only names the caller may run)."""
-    names = [n for n in group.list_commands(ctx)
-             if not (over_ssh and is_local_only(group.get_command(ctx, n)))]
+    names = [n for n in group.list_commands(ctx) if not (over_ssh and is_local_only(group.get_command(ctx, n)))]
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]}?" if close else "; run 'skiff help' for the list"
     return f"unknown command {name!r}{hint}"
@@ -98,7 +99,7 @@ def _disabled_in_state(root) -> set[str]:
         state.close()
 
 
-def make_context(pm: Optional[SkiffPluginManager] = None, output: Optional[Output] = None) -> Context:
+def make_context(pm: SkiffPluginManager | None = None, output: Output | None = None) -> Context:
     root = root_from_env()
     if pm is None:
         pm = build_plugin_manager(disabled=_disabled_in_state(root))
@@ -112,7 +113,7 @@ def ssh_arguments(cli: click.Group, context: Context, command: str) -> list[str]
     try:
         args = shlex.split(command)
     except ValueError as exc:
-        raise SkiffError(f"cannot parse the command: {exc}")
+        raise SkiffError(f"cannot parse the command: {exc}") from exc
     if not args:
         return ["help"]
     with click.Context(cli, obj=context) as ctx:
@@ -206,7 +207,7 @@ def _trace() -> None:
         traceback.print_exc()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point of ``skiff``."""
     os.umask(0o022)
     context = make_context()

@@ -1,9 +1,10 @@
 """The context of one ``skiff`` invocation: root, plugin manager, state, output."""
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from .output import Output
 
@@ -25,16 +26,16 @@ class Context:
     touches it.
     """
 
-    def __init__(self, pm: "SkiffPluginManager", root: Optional[Path] = None, output: Optional[Output] = None):
+    def __init__(self, pm: SkiffPluginManager, root: Path | None = None, output: Output | None = None):
         self.pm = pm
         self.hook = pm.hook
         self.root = Path(root) if root else root_from_env()
         self.output = output or Output()
         self.via_ssh = False
-        self.ssh_key_name: Optional[str] = None
+        self.ssh_key_name: str | None = None
         # before the CLI drops from root to the service account (skiff.privileges)
         self.started_as_root = os.geteuid() == 0
-        self._state: Optional["State"] = None
+        self._state: State | None = None
 
     @property
     def from_root_shell(self) -> bool:
@@ -42,7 +43,7 @@ class Context:
         return self.started_as_root and not self.via_ssh
 
     @property
-    def state(self) -> "State":
+    def state(self) -> State:
         if self._state is None:
             from .state import State
 

@@ -1,4 +1,5 @@
 """Commands of the core itself: ``version``, ``help`` and ``plugin:*``."""
+
 from __future__ import annotations
 
 import json
@@ -7,18 +8,28 @@ import sys
 
 import click
 
-from . import __version__, access, events as event_log
+from . import __version__, access, validate
+from . import events as event_log
 from .cli import local_only, pass_context
-from .privileges import needs_root
 from .context import Context
 from .errors import NotFound, SkiffError
 from .plugins import PluginInfo
-from . import validate
+from .privileges import needs_root
 
 
 def add_core_commands(cli: click.Group) -> None:
-    for command in (version, help_command, plugin_list, plugin_install, plugin_uninstall,
-                    plugin_enable, plugin_disable, state_backup, state_migrate, events_command):
+    for command in (
+        version,
+        help_command,
+        plugin_list,
+        plugin_install,
+        plugin_uninstall,
+        plugin_enable,
+        plugin_disable,
+        state_backup,
+        state_migrate,
+        events_command,
+    ):
         cli.add_command(command)
 
 
@@ -78,7 +89,9 @@ def _plugins_by_process() -> dict[str, dict]:
     """Ask a fresh skiff process for its plugin list (after a pip change)."""
     proc = subprocess.run(
         [sys.executable, "-m", "skiff", "plugin:list", "--format", "json"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise SkiffError(f"skiff does not start after the change: {proc.stderr.strip()[-300:]}")
@@ -86,13 +99,28 @@ def _plugins_by_process() -> dict[str, dict]:
 
 
 def _pip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", *args],
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 # pip's own framing around a failed build step: never the line that says what went wrong
-_PIP_NOISE = ("note:", "hint:", "error: subprocess-exited-with-error", "error: metadata-generation-failed",
-              "[end of output]", "full command:", "cwd:", "See above for output", "×", "╰─>", "│")
+_PIP_NOISE = (
+    "note:",
+    "hint:",
+    "error: subprocess-exited-with-error",
+    "error: metadata-generation-failed",
+    "[end of output]",
+    "full command:",
+    "cwd:",
+    "See above for output",
+    "×",
+    "╰─>",
+    "│",
+)
 
 
 def pip_error(proc: subprocess.CompletedProcess) -> str:
@@ -105,8 +133,13 @@ def pip_error(proc: subprocess.CompletedProcess) -> str:
     lines = [line.strip() for line in (proc.stderr or proc.stdout or "").splitlines()]
     lines = [line for line in lines if line]
     errors = [line for line in lines if line.startswith("ERROR:")]
-    candidates = [line for line in lines if not line.startswith(_PIP_NOISE) and not line.startswith("ERROR:")
-                  and not line.startswith(("WARNING:", "DEPRECATION:"))]
+    candidates = [
+        line
+        for line in lines
+        if not line.startswith(_PIP_NOISE)
+        and not line.startswith("ERROR:")
+        and not line.startswith(("WARNING:", "DEPRECATION:"))
+    ]
     if any(line.startswith("error: subprocess-exited-with-error") for line in lines) and candidates:
         return candidates[-1]
     if errors:
@@ -211,8 +244,10 @@ def state_migrate(context: Context) -> None:
     state = context.state
     version = state.schema_version
     if version > SCHEMA_VERSION:
-        context.output.warn(f"State store {state.path}: schema {version} is newer than this skiff's "
-                            f"({SCHEMA_VERSION}); was skiff downgraded? Nothing changed")
+        context.output.warn(
+            f"State store {state.path}: schema {version} is newer than this skiff's "
+            f"({SCHEMA_VERSION}); was skiff downgraded? Nothing changed"
+        )
         return
     if not state.migrated:
         context.output.step(f"State store {state.path}: schema {version}, up to date")
@@ -230,8 +265,9 @@ def state_migrate(context: Context) -> None:
 
 @access.admin_command
 @click.command("events")
-@click.option("-n", "--num", type=click.IntRange(1, 100000), default=50, show_default=True,
-              help="How many of the last events.")
+@click.option(
+    "-n", "--num", type=click.IntRange(1, 100000), default=50, show_default=True, help="How many of the last events."
+)
 @click.option("-t", "--tail", "follow", is_flag=True, help="Keep printing new events.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @pass_context

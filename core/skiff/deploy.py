@@ -1,9 +1,10 @@
 """The deploy object passed to every lifecycle hook, and the source it deploys."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import Context
@@ -25,8 +26,8 @@ class Source:
 
     kind: str
     location: str
-    revision: Optional[str] = None
-    ref: Optional[str] = None
+    revision: str | None = None
+    ref: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -46,26 +47,26 @@ class Deploy:
     per-plugin scratch space that is not stored: ``deploy.scratch["myplugin"]``.
     """
 
-    context: "Context"
+    context: Context
     app: str
     kind: str  # "deploy" (full pipeline) or "redeploy" (from release on)
     description: str
-    output: "Output"
-    source: Optional[Source] = None
-    workdir: Optional[Path] = None
-    revision: Optional[str] = None
-    builder: Optional[str] = None
-    image: Optional[str] = None
+    output: Output
+    source: Source | None = None
+    workdir: Path | None = None
+    revision: str | None = None
+    builder: str | None = None
+    image: str | None = None
     processes: dict[str, str] = field(default_factory=dict)
     app_json: dict[str, Any] = field(default_factory=dict)
     config: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
-    release: Optional["Release"] = None
-    previous: Optional["Release"] = None
+    release: Release | None = None
+    previous: Release | None = None
     urls: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     scratch: dict[str, dict[str, Any]] = field(default_factory=dict)
-    phase: Optional[str] = None
+    phase: str | None = None
 
     def scratch_for(self, plugin: str) -> dict[str, Any]:
         """The scratch dict of one plugin, created on first use."""

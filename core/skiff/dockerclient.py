@@ -14,6 +14,7 @@ Docker engine"). The engine is found as the docker CLI finds it
 Both fail with one :class:`~skiff.errors.SkiffError` line when the package is
 missing or no engine answers.
 """
+
 from __future__ import annotations
 
 import threading
@@ -26,11 +27,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT_TIMEOUT = 120  # seconds per API call
 
-_shared: dict[int, "docker.DockerClient"] = {}
+_shared: dict[int, docker.DockerClient] = {}
 _lock = threading.Lock()
 
 
-def client(timeout: int = DEFAULT_TIMEOUT, *, ping: bool = True) -> "docker.DockerClient":
+def client(timeout: int = DEFAULT_TIMEOUT, *, ping: bool = True) -> docker.DockerClient:
     """A new client whose API calls time out after ``timeout`` seconds.
 
     The SDK asks the engine its API version when it connects; ``ping`` asks
@@ -49,7 +50,7 @@ def client(timeout: int = DEFAULT_TIMEOUT, *, ping: bool = True) -> "docker.Dock
     return c
 
 
-def shared(timeout: int = DEFAULT_TIMEOUT) -> "docker.DockerClient":
+def shared(timeout: int = DEFAULT_TIMEOUT) -> docker.DockerClient:
     """The process's client for ``timeout``, made (and pinged) on first use."""
     with _lock:
         found = _shared.get(timeout)

@@ -7,13 +7,15 @@ assignments harmless, like ``ps:scale web=2``), credentials in URLs become
 secret or token is dropped. Nothing else is stored; the table is in the
 state database (0600).
 """
+
 from __future__ import annotations
 
 import getpass
 import os
 import re
 import shlex
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 MASK = "***"
 KEY_NAME_ENV = "SKIFF_KEY_NAME"
@@ -71,7 +73,7 @@ def who(context: Any) -> str:
         return f"local:{os.geteuid()}"
 
 
-def start(context: Any, kind: str, command: str, app: Optional[str] = None) -> int:
+def start(context: Any, kind: str, command: str, app: str | None = None) -> int:
     return context.state.add_event(who(context), kind, command, app)
 
 

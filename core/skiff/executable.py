@@ -1,4 +1,5 @@
 """Where the running installation's ``skiff`` script is (for hooks, keys, subprocesses)."""
+
 from __future__ import annotations
 
 import os

@@ -16,9 +16,10 @@ receives and returns, and whether the first non-``None`` result wins.
 Builtin default implementations are marked ``trylast=True`` so any plugin
 can override them.
 """
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from . import hookspec
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @hookspec(firstresult=True)
-def skiff_receive(deploy: "Deploy") -> Optional[bool]:
+def skiff_receive(deploy: Deploy) -> bool | None:
     """Put the source tree of ``deploy.source`` into ``deploy.workdir``.
 
     Called first in a full deploy, under the app's lock. ``deploy.workdir`` is
@@ -50,7 +51,7 @@ def skiff_receive(deploy: "Deploy") -> Optional[bool]:
 
 
 @hookspec
-def skiff_pre_build(deploy: "Deploy") -> None:
+def skiff_pre_build(deploy: Deploy) -> None:
     """Inspect and validate the received source before the build.
 
     Called for every plugin (not first-result) after ``skiff_receive``, once
@@ -63,7 +64,7 @@ def skiff_pre_build(deploy: "Deploy") -> None:
 
 
 @hookspec(firstresult=True)
-def skiff_build(deploy: "Deploy") -> Optional[str]:
+def skiff_build(deploy: Deploy) -> str | None:
     """Build the image for ``deploy`` and return its reference (tag or id).
 
     Called after ``skiff_pre_build``, only in full deploys. ``deploy.builder``
@@ -77,7 +78,7 @@ def skiff_build(deploy: "Deploy") -> Optional[str]:
 
 
 @hookspec
-def skiff_builders() -> Optional[list[BuilderInfo]]:
+def skiff_builders() -> list[BuilderInfo] | None:
     """Declare the builders this plugin provides: a list of :class:`skiff.builders.BuilderInfo`.
 
     Called for every plugin (not first-result; the lists are merged) whenever
@@ -95,7 +96,7 @@ def skiff_builders() -> Optional[list[BuilderInfo]]:
 
 
 @hookspec
-def skiff_release(deploy: "Deploy") -> None:
+def skiff_release(deploy: Deploy) -> None:
     """Run release tasks for a new release.
 
     Called for every plugin (not first-result), in a deploy and in every
@@ -108,7 +109,7 @@ def skiff_release(deploy: "Deploy") -> None:
 
 
 @hookspec(firstresult=True)
-def skiff_deploy(deploy: "Deploy") -> Optional[bool]:
+def skiff_deploy(deploy: Deploy) -> bool | None:
     """Start the processes of ``deploy.release`` and check they are healthy.
 
     Called after ``skiff_release``. The scheduler (docker, ...) starts new
@@ -120,7 +121,7 @@ def skiff_deploy(deploy: "Deploy") -> Optional[bool]:
 
 
 @hookspec
-def skiff_post_deploy(deploy: "Deploy") -> None:
+def skiff_post_deploy(deploy: Deploy) -> None:
     """Switch traffic to the new release and retire the old one.
 
     Called for every plugin after ``skiff_deploy`` succeeded. The proxy
@@ -132,7 +133,7 @@ def skiff_post_deploy(deploy: "Deploy") -> None:
 
 
 @hookspec
-def skiff_deploy_failed(deploy: "Deploy", phase: str, error: BaseException) -> None:
+def skiff_deploy_failed(deploy: Deploy, phase: str, error: BaseException) -> None:
     """Undo the partial work of a failed deploy.
 
     Called for every plugin when any phase raised, with the name of the phase
@@ -148,7 +149,7 @@ def skiff_deploy_failed(deploy: "Deploy", phase: str, error: BaseException) -> N
 
 
 @hookspec(historic=True)
-def skiff_addhooks(pm: "pluggy.PluginManager") -> None:
+def skiff_addhooks(pm: pluggy.PluginManager) -> None:
     """Add a plugin's own hookspecs with ``pm.add_hookspecs(module)``.
 
     Historic: called for every plugin as it is registered, even after the
@@ -159,7 +160,7 @@ def skiff_addhooks(pm: "pluggy.PluginManager") -> None:
 
 
 @hookspec
-def skiff_commands(cli: "click.Group") -> None:
+def skiff_commands(cli: click.Group) -> None:
     """Add click commands to the ``skiff`` command group ``cli``.
 
     Called for every plugin (not first-result), once when the CLI is built,
@@ -175,7 +176,7 @@ def skiff_commands(cli: "click.Group") -> None:
 
 
 @hookspec
-def skiff_app_created(context: "Context", app: str) -> None:
+def skiff_app_created(context: Context, app: str) -> None:
     """Called for every plugin after ``app`` was created in the state store.
 
     Plugins create per-app resources (a repository, a network alias, default
@@ -184,7 +185,7 @@ def skiff_app_created(context: "Context", app: str) -> None:
 
 
 @hookspec
-def skiff_app_destroyed(context: "Context", app: str) -> None:
+def skiff_app_destroyed(context: Context, app: str) -> None:
     """Called for every plugin while ``app`` is being destroyed.
 
     Called under the app's lock, before the core deletes the app's state
@@ -195,7 +196,7 @@ def skiff_app_destroyed(context: "Context", app: str) -> None:
 
 
 @hookspec
-def skiff_app_renamed(context: "Context", old: str, new: str) -> None:
+def skiff_app_renamed(context: Context, old: str, new: str) -> None:
     """Called for every plugin after app ``old`` was renamed to ``new``.
 
     The state store already holds the app, its config, properties and
@@ -205,7 +206,7 @@ def skiff_app_renamed(context: "Context", old: str, new: str) -> None:
 
 
 @hookspec
-def skiff_upgrade(context: "Context") -> Optional[list[str]]:
+def skiff_upgrade(context: Context) -> list[str] | None:
     """Bring forward what this plugin stored under an earlier version.
 
     Called for every plugin by ``state:migrate`` (which ``make install`` runs on
@@ -216,7 +217,7 @@ def skiff_upgrade(context: "Context") -> Optional[list[str]]:
 
 
 @hookspec
-def skiff_report(context: "Context", app: str) -> Optional[dict[str, dict[str, Any]]]:
+def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]] | None:
     """Return report sections for ``apps:report APP``: ``{section: {field: value}}``.
 
     Called for every plugin (not first-result) with the context and the app
@@ -230,7 +231,7 @@ def skiff_report(context: "Context", app: str) -> Optional[dict[str, dict[str, A
 
 
 @hookspec(firstresult=True)
-def skiff_key_role(context: "Context", key: str) -> Optional[str]:
+def skiff_key_role(context: Context, key: str) -> str | None:
     """Return the role of the SSH key named ``key``: ``"admin"`` or ``"deployer"``.
 
     Called by ``skiff ssh-command`` for every SSH command of a key (the name
@@ -242,7 +243,7 @@ def skiff_key_role(context: "Context", key: str) -> Optional[str]:
 
 
 @hookspec(firstresult=True)
-def skiff_app_access(context: "Context", key: str, app: str, creating: bool) -> Optional[bool]:
+def skiff_app_access(context: Context, key: str, app: str, creating: bool) -> bool | None:
     """Return whether the deployer key ``key`` may act on ``app``.
 
     Called by ``skiff ssh-command`` for an app-level command of a deployer key
@@ -254,7 +255,7 @@ def skiff_app_access(context: "Context", key: str, app: str, creating: bool) -> 
 
 
 @hookspec(firstresult=True)
-def skiff_service_apps(context: "Context", kind: str, service: str) -> Optional[list[str]]:
+def skiff_service_apps(context: Context, kind: str, service: str) -> list[str] | None:
     """Return the apps the service ``service`` of ``kind`` (e.g. ``"postgres"``) is linked to.
 
     Called by ``skiff ssh-command`` for a service command of a deployer key

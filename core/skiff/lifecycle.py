@@ -6,15 +6,17 @@ hold the app's file lock, time each phase, record the release, and on any
 error call ``skiff_deploy_failed`` and raise :class:`DeployError`; the
 app's current release is then unchanged.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from . import builders, events
 from .context import Context
@@ -47,7 +49,7 @@ def app_lock(context: Context, app: str) -> Iterator[None]:
         yield
 
 
-def deploy(context: Context, app: str, source: Source, description: Optional[str] = None) -> Release:
+def deploy(context: Context, app: str, source: Source, description: str | None = None) -> Release:
     """Run the whole pipeline for ``source``; return the new current release."""
     context.state.require_app(app)
     with app_lock(context, app):
@@ -73,7 +75,7 @@ def redeploy(
     app: str,
     description: str,
     *,
-    base: Optional[Release] = None,
+    base: Release | None = None,
     use_base_config: bool = False,
 ) -> Release:
     """Make a new release of an existing image and run it (release phase on).
@@ -258,7 +260,7 @@ def _report_success(d: Deploy) -> None:
             out.info(url)
 
 
-def rollback_target(context: Context, app: str, version: Optional[int]) -> Release:
+def rollback_target(context: Context, app: str, version: int | None) -> Release:
     """The release to roll back to: ``version``, or the one before the current."""
     state = context.state
     if version is not None:

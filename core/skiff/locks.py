@@ -3,14 +3,16 @@
 ``flock`` locks die with their process, so a deploy killed with SIGKILL never
 leaves a stale lock behind.
 """
+
 from __future__ import annotations
 
 import fcntl
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable
 
 from .errors import LockTimeout
 
@@ -25,7 +27,7 @@ def lock_path(root: Path, name: str) -> Path:
 def file_lock(
     path: Path,
     timeout: float,
-    on_wait: Optional[Callable[[], None]] = None,
+    on_wait: Callable[[], None] | None = None,
     poll: float = 0.05,
 ) -> Iterator[None]:
     """Hold an exclusive lock on ``path``; call ``on_wait`` once if it is busy."""
@@ -43,7 +45,7 @@ def file_lock(
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
-                        raise LockTimeout(f"timed out after {timeout:g}s waiting for the lock {path.name}")
+                        raise LockTimeout(f"timed out after {timeout:g}s waiting for the lock {path.name}") from None
                     time.sleep(poll)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())

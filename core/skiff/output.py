@@ -3,11 +3,13 @@
 ``-----> step``, indented detail lines, `` !     warning`` and ``=====> banner``.
 Every write is flushed so a ``git push`` shows it live as ``remote:`` lines.
 """
+
 from __future__ import annotations
 
 import json
 import sys
-from typing import IO, Any, Iterable, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import IO, Any
 
 INDENT = "       "
 
@@ -15,7 +17,7 @@ INDENT = "       "
 class Output:
     """Writes progress lines to a stream (stdout by default)."""
 
-    def __init__(self, stream: Optional[IO[str]] = None, err: Optional[IO[str]] = None, quiet: bool = False):
+    def __init__(self, stream: IO[str] | None = None, err: IO[str] | None = None, quiet: bool = False):
         self._stream = stream
         self._err = err
         self.quiet = quiet
@@ -28,7 +30,7 @@ class Output:
     def err(self) -> IO[str]:
         return self._err or sys.stderr
 
-    def _write(self, text: str, stream: Optional[IO[str]] = None) -> None:
+    def _write(self, text: str, stream: IO[str] | None = None) -> None:
         stream = stream or self.stream
         stream.write(text + "\n")
         stream.flush()

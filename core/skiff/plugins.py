@@ -5,14 +5,15 @@ Entry points load in name order. A plugin that fails to import, or that
 implements a hook nobody declared, is recorded as *broken* with a one-line
 reason and unregistered; every other plugin keeps working.
 """
+
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import Iterable, Optional
 
 import pluggy
 
@@ -46,7 +47,7 @@ class SkiffPluginManager(pluggy.PluginManager):
     def broken(self) -> list[PluginInfo]:
         return [i for i in self.infos.values() if i.status == "broken"]
 
-    def register_plugin(self, plugin: object, name: str, info: Optional[PluginInfo] = None) -> None:
+    def register_plugin(self, plugin: object, name: str, info: PluginInfo | None = None) -> None:
         """Register ``plugin`` as ``name``; a validation error marks it broken."""
         info = info or PluginInfo(name=name, status="enabled", module=getattr(plugin, "__name__", repr(plugin)))
         try:
@@ -170,8 +171,12 @@ def build_plugin_manager(
             try:
                 plugin = module_plugin(plugin)
             except Exception as exc:
-                pm.infos[name] = PluginInfo(name=name, status="broken", module=str(plugin),
-                                            error=f"failed to import {plugin}: {type(exc).__name__}: {exc}")
+                pm.infos[name] = PluginInfo(
+                    name=name,
+                    status="broken",
+                    module=str(plugin),
+                    error=f"failed to import {plugin}: {type(exc).__name__}: {exc}",
+                )
                 continue
         pm.register_plugin(plugin, name)
     pm.drop_unknown_hooks()

@@ -8,10 +8,10 @@ image with debootstrap, installing plugins into the root-owned venv); those
 are marked :func:`needs_root` and stay root. Over SSH every command already
 runs as the service account, and ``needs_root`` commands are refused there.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import click
 
@@ -27,11 +27,11 @@ def needs_root(command: click.Command) -> click.Command:
     return command
 
 
-def is_root_command(command: Optional[click.Command]) -> bool:
+def is_root_command(command: click.Command | None) -> bool:
     return bool(getattr(command, "skiff_needs_root", False))
 
 
-def settle(command: Optional[click.Command], name: str) -> None:
+def settle(command: click.Command | None, name: str) -> None:
     """Run ``command`` as the right user: keep root for root commands, else drop to ``SKIFF_USER``."""
     if is_root_command(command):
         if os.geteuid() != 0:

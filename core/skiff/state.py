@@ -6,19 +6,21 @@ mode; the schema version is SQLite's ``user_version`` and ``MIGRATIONS``
 brings an older database forward. Writes that must not interleave use
 ``BEGIN IMMEDIATE`` so concurrent ``skiff`` processes never lose an update.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable
 
-from .errors import NotFound, SkiffError
 from . import validate
+from .errors import NotFound, SkiffError
 
 GLOBAL = ""  # the ``app`` column value of global config and global properties
 
@@ -99,14 +101,14 @@ class Release:
     version: int
     status: str
     description: str
-    image: Optional[str]
-    revision: Optional[str]
+    image: str | None
+    revision: str | None
     config: dict[str, str]
     processes: dict[str, str]
     meta: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     created: float = 0.0
-    finished: Optional[float] = None
+    finished: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly view, without the config values (they may be secrets)."""
@@ -153,7 +155,7 @@ class State:
         #: ``False``: read as it is (start-up reads the disabled plugins before ``state:migrate`` may run)
         self.migrate = migrate
         self.path = self.root / self.filename
-        self._conn: Optional[sqlite3.Connection] = None
+        self._conn: sqlite3.Connection | None = None
         #: ``(version, description)`` of each migration this process applied
         self.migrated: list[tuple[int, str]] = []
 
@@ -339,8 +341,8 @@ class State:
         app: str,
         *,
         description: str,
-        image: Optional[str],
-        revision: Optional[str],
+        image: str | None,
+        revision: str | None,
         config: dict[str, str],
         processes: dict[str, str],
         meta: dict[str, Any],
@@ -353,11 +355,21 @@ class State:
             conn.execute(
                 "INSERT INTO releases (app, version, status, description, image, revision, config,"
                 " processes, meta, timings, created) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, '{}', ?)",
-                (app, version, description, image, revision, json.dumps(config),
-                 json.dumps(processes), json.dumps(meta), now),
+                (
+                    app,
+                    version,
+                    description,
+                    image,
+                    revision,
+                    json.dumps(config),
+                    json.dumps(processes),
+                    json.dumps(meta),
+                    now,
+                ),
             )
-        return Release(app, version, "pending", description, image, revision, dict(config),
-                       dict(processes), dict(meta), {}, now)
+        return Release(
+            app, version, "pending", description, image, revision, dict(config), dict(processes), dict(meta), {}, now
+        )
 
     def finish_release(self, release: Release, status: str, timings: dict[str, float]) -> None:
         """Mark a release succeeded (it becomes current) or failed."""
@@ -367,8 +379,15 @@ class State:
         with self.transaction() as conn:
             conn.execute(
                 "UPDATE releases SET status=?, timings=?, meta=?, image=?, finished=? WHERE app=? AND version=?",
-                (status, json.dumps(timings), json.dumps(release.meta), release.image, now,
-                 release.app, release.version),
+                (
+                    status,
+                    json.dumps(timings),
+                    json.dumps(release.meta),
+                    release.image,
+                    now,
+                    release.app,
+                    release.version,
+                ),
             )
             if status == "succeeded":
                 conn.execute("UPDATE apps SET current_release=? WHERE name=?", (release.version, release.app))
@@ -389,7 +408,7 @@ class State:
             raise NotFound(f"app {app} has no release v{version}")
         return _release_from_row(row)
 
-    def current_release(self, app: str) -> Optional[Release]:
+    def current_release(self, app: str) -> Release | None:
         row = self.conn.execute(
             "SELECT r.* FROM releases r JOIN apps a ON a.name=r.app AND a.current_release=r.version WHERE a.name=?",
             (app,),
@@ -400,25 +419,29 @@ class State:
         """Replace every release description ``d`` by ``transform(d)``; return how many changed."""
         with self.transaction() as conn:
             rows = conn.execute("SELECT app, version, description FROM releases").fetchall()
-            changed = [(transform(r["description"]), r["app"], r["version"]) for r in rows
-                       if transform(r["description"]) != r["description"]]
+            changed = [
+                (transform(r["description"]), r["app"], r["version"])
+                for r in rows
+                if transform(r["description"]) != r["description"]
+            ]
             conn.executemany("UPDATE releases SET description=? WHERE app=? AND version=?", changed)
         return len(changed)
 
-    def releases(self, app: str, status: Optional[str] = None) -> list[Release]:
+    def releases(self, app: str, status: str | None = None) -> list[Release]:
         if status:
-            rows = self.conn.execute(
-                "SELECT * FROM releases WHERE app=? AND status=? ORDER BY version", (app, status))
+            rows = self.conn.execute("SELECT * FROM releases WHERE app=? AND status=? ORDER BY version", (app, status))
         else:
             rows = self.conn.execute("SELECT * FROM releases WHERE app=? ORDER BY version", (app,))
         return [_release_from_row(r) for r in rows]
 
     # -- events (the audit log; commands arrive already redacted) ----------
-    def add_event(self, key: str, kind: str, command: str, app: Optional[str] = None) -> int:
+    def add_event(self, key: str, kind: str, command: str, app: str | None = None) -> int:
         """Record the start of a command or deploy; return its id (``finish_event`` sets the result)."""
         with self.transaction() as conn:
-            cur = conn.execute("INSERT INTO events (time, key, kind, app, command) VALUES (?, ?, ?, ?, ?)",
-                               (time.time(), key, kind, app, command))
+            cur = conn.execute(
+                "INSERT INTO events (time, key, kind, app, command) VALUES (?, ?, ?, ?, ?)",
+                (time.time(), key, kind, app, command),
+            )
         return int(cur.lastrowid or 0)
 
     def finish_event(self, event_id: int, status: int) -> None:

@@ -1,4 +1,5 @@
 """Validation of names that reach paths, databases and other programs."""
+
 import re
 
 from .errors import ValidationError

@@ -1,4 +1,5 @@
 """A third-party Skiff plugin in one module: a command and a post-deploy hook."""
+
 import click
 
 from skiff import hookimpl

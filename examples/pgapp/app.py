@@ -1,9 +1,10 @@
 """pgapp: a tiny Flask app that keeps notes in the postgres database at DATABASE_URL.
 
-    GET  /        "pgapp: N notes" ("pgapp: no database linked" before a link)
-    POST /notes   body = the note; returns its id
-    GET  /notes   every note, one per line
+GET  /        "pgapp: N notes" ("pgapp: no database linked" before a link)
+POST /notes   body = the note; returns its id
+GET  /notes   every note, one per line
 """
+
 import os
 
 import psycopg

@@ -6,6 +6,7 @@ GET with one fixed text: the first line of ``tiny.txt`` in the source (or
 the dockerfile and buildpacks builders) and can be forced with
 ``builder:set APP selected tiny``.
 """
+
 from __future__ import annotations
 
 import io
@@ -13,7 +14,6 @@ import json
 import secrets
 import tarfile
 import time
-from typing import Optional
 
 from skiff import hookimpl
 from skiff.builders import BuilderInfo
@@ -22,7 +22,7 @@ from skiff.errors import SkiffError
 NAME = "tiny"
 MARKER = "tiny.txt"
 DEFAULT_TEXT = "hello from tiny"
-SERVER = '''\
+SERVER = """\
 import http.server, os
 BODY = open("/tiny/answer.txt", "rb").read()
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -35,7 +35,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "5000"))), Handler).serve_forever()
-'''
+"""
 
 
 def _detect(deploy) -> bool:
@@ -58,8 +58,10 @@ def answer(deploy) -> str:
 
 def context_tar(stack: str, text: str) -> io.BytesIO:
     """A small build context: the Dockerfile, the server and the answer."""
-    dockerfile = (f"FROM {stack}\nCOPY server.py answer.txt /tiny/\nUSER 1000:1000\nENV PORT=5000\n"
-                  f"CMD {json.dumps(['python3', '/tiny/server.py'])}\n")
+    dockerfile = (
+        f"FROM {stack}\nCOPY server.py answer.txt /tiny/\nUSER 1000:1000\nENV PORT=5000\n"
+        f"CMD {json.dumps(['python3', '/tiny/server.py'])}\n"
+    )
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
         for name, data in (("Dockerfile", dockerfile), ("server.py", SERVER), ("answer.txt", text + "\n")):
@@ -72,7 +74,7 @@ def context_tar(stack: str, text: str) -> io.BytesIO:
 
 
 @hookimpl
-def skiff_build(deploy) -> Optional[str]:
+def skiff_build(deploy) -> str | None:
     if deploy.builder != NAME:
         return None
     import docker
@@ -85,9 +87,15 @@ def skiff_build(deploy) -> Optional[str]:
     deploy.output.step(f"Tiny app detected: it will answer {text!r}")
     try:
         client = docker.from_env(timeout=300)
-        image, _ = client.images.build(fileobj=context_tar(stack, text), custom_context=True, tag=ref, pull=False,
-                                       rm=True, forcerm=True,
-                                       labels={"skiff.app": deploy.app, "skiff.build": tag, "skiff.builder": NAME})
+        image, _ = client.images.build(
+            fileobj=context_tar(stack, text),
+            custom_context=True,
+            tag=ref,
+            pull=False,
+            rm=True,
+            forcerm=True,
+            labels={"skiff.app": deploy.app, "skiff.build": tag, "skiff.builder": NAME},
+        )
     except docker.errors.DockerException as exc:
         raise SkiffError(f"tiny build failed: {exc}") from exc
     deploy.meta["image_id"] = image.id

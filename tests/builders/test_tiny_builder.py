@@ -1,4 +1,5 @@
 """The example third-party builder, without Docker: what it declares, when it answers, what it builds."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -30,8 +31,15 @@ def h(skiff, tiny):
 
 
 def make_deploy(h, workdir: Path, builder=None) -> Deploy:
-    return Deploy(context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True),
-                  workdir=workdir, builder=builder)
+    return Deploy(
+        context=h.context,
+        app="demo",
+        kind="deploy",
+        description="",
+        output=Output(quiet=True),
+        workdir=workdir,
+        builder=builder,
+    )
 
 
 def test_declares_tiny_and_detects_tiny_txt(h, tmp_path):

@@ -2,6 +2,7 @@
 directory the server-side skiff loads, chosen with ``builder:set APP selected tiny``, deploys a
 real ``git push`` over the test sshd; its answer comes through a private nginx (127.0.0.1).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,24 @@ GLOBAL = "skiff.test"
 def tiny_site(tmp_path_factory) -> Path:
     """``pip install --target``: the distribution lives only in this temp dir (removed with it)."""
     site = tmp_path_factory.mktemp("tiny-site")
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                           "--no-deps", "--target", str(site), str(TINY)],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path_factory.getbasetemp())
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(TINY),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path_factory.getbasetemp(),
+    )
     assert proc.returncode == 0, proc.stderr
     assert (site / "skiff_tiny_builder.py").is_file()
     assert list(site.glob("skiff_tiny_builder-1.0.0.dist-info/entry_points.txt"))
@@ -46,8 +62,9 @@ def test_the_tiny_builder_is_not_installed_in_the_test_venv():
     assert proc.returncode != 0  # hermetic: only the server side (PYTHONPATH) sees it
 
 
-def test_a_third_party_builder_deploys_a_git_push(stack_image, docker_cleanup, docker_client, private_nginx, sshd,
-                                                  tmp_path):
+def test_a_third_party_builder_deploys_a_git_push(
+    stack_image, docker_cleanup, docker_client, private_nginx, sshd, tmp_path
+):
     app = docker_cleanup.app(new_app_name("tiny"))
     host = f"{app}.{GLOBAL}"
     assert sshd.ssh(["domains:set-global", GLOBAL]).exit_code == 0
@@ -61,8 +78,11 @@ def test_a_third_party_builder_deploys_a_git_push(stack_image, docker_cleanup, d
     assert "Selected: tiny Installed: tiny, dockerfile, buildpacks" in _report(sshd, app)
 
     # requirements.txt would make buildpacks take it, a Dockerfile the dockerfile builder: the forced one wins
-    files = {"tiny.txt": "meow from a third-party builder\n", "requirements.txt": "flask\n",
-             "Dockerfile": "FROM scratch-does-not-exist\n"}
+    files = {
+        "tiny.txt": "meow from a third-party builder\n",
+        "requirements.txt": "flask\n",
+        "Dockerfile": "FROM scratch-does-not-exist\n",
+    }
     pushed = git_push(init_repo(tmp_path / app, files), app, sshd)
     assert pushed.exit_code == 0, pushed.output
     assert "Tiny app detected: it will answer 'meow from a third-party builder'" in pushed.output

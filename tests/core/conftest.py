@@ -11,8 +11,15 @@ def run_skiff(skiff_root):
 
     def run(*args, input=None, env=None, **kwargs):
         full_env = {**os.environ, "SKIFF_ROOT": str(skiff_root), **(env or {})}
-        return subprocess.run([sys.executable, "-m", "skiff", *args], input=input, env=full_env,
-                              capture_output=True, text=True, timeout=120, **kwargs)
+        return subprocess.run(
+            [sys.executable, "-m", "skiff", *args],
+            input=input,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            **kwargs,
+        )
 
     return run
 

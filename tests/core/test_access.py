@@ -1,4 +1,5 @@
 """Access control over SSH: command levels, key roles, access lists, the event log."""
+
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ import click
 import pytest
 
 from skiff import access, events, hookimpl
+from skiff.errors import SkiffError
 from skiff.testing import DirReceiver, StubBuilder, StubScheduler, dir_source
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -19,8 +21,11 @@ OFFLINE = ("docker", "nginx", "buildpacks", "dockerfile", "postgres", "stack")
 
 
 def _keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)],
-                   check=True, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
     return path.with_suffix(".pub")
 
 
@@ -36,8 +41,7 @@ def h(skiff, keys_file, tmp_path):
     """All entry-point plugins but the docker-bound ones; bob is a deployer on web, alice an admin."""
     harness = skiff(entry_points=True, disabled=OFFLINE)
     assert harness.invoke("ssh-keys:add", "bob", str(_keygen(tmp_path / "bob"))).exit_code == 0
-    assert harness.invoke("ssh-keys:add", "alice", str(_keygen(tmp_path / "alice")),
-                          "--role", "admin").exit_code == 0
+    assert harness.invoke("ssh-keys:add", "alice", str(_keygen(tmp_path / "alice")), "--role", "admin").exit_code == 0
     for app in ("web", "other"):
         harness.create_app(app)
     assert harness.invoke("acl:add", "web", "bob").exit_code == 0
@@ -135,13 +139,14 @@ def test_a_deployer_is_refused_other_apps_in_one_line_and_nothing_changes(h):
     h.state.set_config("other", {"A": "1"})
     refused(ssh(h, "bob", "config:show other"), "key 'bob' (deployer) may not run config:show on app 'other'")
     refused(ssh(h, "bob", "config:set other A=2"), "key 'bob' (deployer) may not run config:set on app 'other'")
-    refused(ssh(h, "bob", "apps:destroy other --force"),
-            "key 'bob' (deployer) may not run apps:destroy on app 'other'")
+    refused(ssh(h, "bob", "apps:destroy other --force"), "key 'bob' (deployer) may not run apps:destroy on app 'other'")
     refused(ssh(h, "bob", "apps:rename other mine"), "key 'bob' (deployer) may not run apps:rename on app 'other'")
-    refused(ssh(h, "bob", "git-upload-pack '/other.git'"),
-            "key 'bob' (deployer) may not run git-upload-pack on app 'other'")
-    refused(ssh(h, "bob", "git-receive-pack 'other'"),
-            "key 'bob' (deployer) may not run git-receive-pack on app 'other'")
+    refused(
+        ssh(h, "bob", "git-upload-pack '/other.git'"), "key 'bob' (deployer) may not run git-upload-pack on app 'other'"
+    )
+    refused(
+        ssh(h, "bob", "git-receive-pack 'other'"), "key 'bob' (deployer) may not run git-receive-pack on app 'other'"
+    )
     assert h.state.get_config("other") == {"A": "1"}
     assert h.state.list_apps() == ["other", "web"]
 
@@ -150,8 +155,7 @@ def test_a_deployer_is_refused_global_and_admin_commands(h):
     refused(ssh(h, "bob", "config:set --global A=1"), "key 'bob' (deployer) may not run config:set --global")
     refused(ssh(h, "bob", "config:show --global"), "key 'bob' (deployer) may not run config:show --global")
     refused(ssh(h, "bob", "git:set --global auto-create true"), "key 'bob' (deployer) may not run git:set --global")
-    refused(ssh(h, "bob", "acl:set --global deployer-create-apps true"),
-            "key 'bob' (deployer) may not run acl:set")
+    refused(ssh(h, "bob", "acl:set --global deployer-create-apps true"), "key 'bob' (deployer) may not run acl:set")
     for command in ("apps:list", "events", "ssh-keys:list", "plugin:list", "acl:add web eve", "git:sync web /x"):
         refused(ssh(h, "bob", command), f"key 'bob' (deployer) may not run {command.split()[0]}")
     refused(ssh(h, "bob", "config:show"), "key 'bob' (deployer) may not run config:show without an app")
@@ -175,8 +179,9 @@ def test_root_commands_stay_refused_for_admins(h):
 
 def test_creating_apps_is_off_for_deployers_until_the_setting_is_on(h):
     refused(ssh(h, "bob", "apps:create fresh"), "key 'bob' (deployer) may not run apps:create on app 'fresh'")
-    refused(ssh(h, "bob", "git-receive-pack 'fresh'"),
-            "key 'bob' (deployer) may not run git-receive-pack on app 'fresh'")
+    refused(
+        ssh(h, "bob", "git-receive-pack 'fresh'"), "key 'bob' (deployer) may not run git-receive-pack on app 'fresh'"
+    )
     assert not h.state.app_exists("fresh")
     assert h.invoke("acl:set", "--global", "deployer-create-apps", "true").exit_code == 0
     assert ssh(h, "bob", "apps:create fresh").exit_code == 0
@@ -240,8 +245,9 @@ def test_keys_added_before_roles_existed_are_admins(skiff, keys_file):
     h = skiff(entry_points=True, disabled=OFFLINE)
     h.create_app("web")
     listed = json.loads(h.invoke("ssh-keys:list", "--format", "json").stdout)
-    assert listed == [{"name": "alice", "role": "admin", "fingerprint": listed[0]["fingerprint"],
-                       "type": "ssh-ed25519"}]
+    assert listed == [
+        {"name": "alice", "role": "admin", "fingerprint": listed[0]["fingerprint"], "type": "ssh-ed25519"}
+    ]
     assert ssh(h, "alice", "apps:list").exit_code == 0
     assert ssh(h, "alice", "config:set --global --no-restart A=1").exit_code == 0
 
@@ -283,7 +289,7 @@ def test_deploys_are_logged(skiff, monkeypatch, tmp_path):
     monkeypatch.setenv("SKIFF_KEY_NAME", "bob")
     lifecycle.deploy(h.context, "web", dir_source(tmp_path / "src"), "Deploy abc1234 by bob")
     monkeypatch.delenv("SKIFF_KEY_NAME")
-    with pytest.raises(Exception):
+    with pytest.raises(SkiffError):
         lifecycle.redeploy(h.context, "missing", "nothing")
     (event,) = h.state.events()
     assert (event["key"], event["kind"], event["app"], event["status"]) == ("bob", "deploy", "web", 0)
@@ -298,20 +304,23 @@ def test_a_failed_deploy_is_logged_as_failed(skiff, tmp_path):
     (tmp_path / "src").mkdir()
     from skiff import lifecycle
 
-    with pytest.raises(Exception):
+    with pytest.raises(SkiffError):
         lifecycle.deploy(h.context, "web", dir_source(tmp_path / "src"))
     (event,) = h.state.events()
     assert event["status"] == 1 and event["key"].startswith("local:")
 
 
-@pytest.mark.parametrize("args, logged", [
-    (["config:set", "web", "K=s3cret"], "config:set web K=***"),
-    (["ps:scale", "web", "web=2"], "ps:scale web web=***"),
-    (["git:sync", "web", "https://user:pw@example.com/r.git"], "git:sync web https://***@example.com/r.git"),
-    (["postgres:create", "db", "--password", "hunter22"], "postgres:create db --password ***"),
-    (["postgres:create", "db", "--password=hunter22"], "postgres:create db --password=***"),
-    (["logs", "web", "-n", "5"], "logs web -n 5"),
-])
+@pytest.mark.parametrize(
+    "args, logged",
+    [
+        (["config:set", "web", "K=s3cret"], "config:set web K=***"),
+        (["ps:scale", "web", "web=2"], "ps:scale web web=***"),
+        (["git:sync", "web", "https://user:pw@example.com/r.git"], "git:sync web https://***@example.com/r.git"),
+        (["postgres:create", "db", "--password", "hunter22"], "postgres:create db --password ***"),
+        (["postgres:create", "db", "--password=hunter22"], "postgres:create db --password=***"),
+        (["logs", "web", "-n", "5"], "logs web -n 5"),
+    ],
+)
 def test_redaction(args, logged):
     assert events.command_line(args) == logged
 
@@ -336,8 +345,10 @@ def test_variadic_and_target_app_parameters_are_checked(skiff, keys_file, tmp_pa
     refused(ssh(h, "bob", "ps:scale other web=2"), "key 'bob' (deployer) may not run ps:scale on app 'other'")
     refused(ssh(h, "bob", "config:set web --global A=1"), "key 'bob' (deployer) may not run config:set --global")
     refused(ssh(h, "bob", "config:set -- --global A=1"), "key 'bob' (deployer) may not run config:set --global")
-    refused(ssh(h, "bob", "nginx:set other bind-address 0.0.0.0"),
-            "key 'bob' (deployer) may not run nginx:set on app 'other'")
+    refused(
+        ssh(h, "bob", "nginx:set other bind-address 0.0.0.0"),
+        "key 'bob' (deployer) may not run nginx:set on app 'other'",
+    )
     refused(ssh(h, "bob", "domains:set-global evil.example"), "key 'bob' (deployer) may not run domains:set-global")
     refused(ssh(h, "bob", "ps:report"), "key 'bob' (deployer) may not run ps:report without an app")
     refused(ssh(h, "bob", "run other -- cat /etc/passwd"), "key 'bob' (deployer) may not run run on app 'other'")
@@ -353,8 +364,12 @@ def test_events_tail_follows_new_events(skiff_root, run_skiff):
     import time
 
     assert run_skiff("ssh-command", env={"SSH_ORIGINAL_COMMAND": "version", "SKIFF_KEY_NAME": "bob"}).returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "skiff", "events", "-t"], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "SKIFF_ROOT": str(skiff_root)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skiff", "events", "-t"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SKIFF_ROOT": str(skiff_root)},
+    )
     try:
         assert proc.stdout.readline().endswith("bob  ssh  ok  version\n")
         assert run_skiff("ssh-command", env={"SSH_ORIGINAL_COMMAND": "nope", "SKIFF_KEY_NAME": "carol"}).returncode == 1

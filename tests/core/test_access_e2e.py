@@ -4,6 +4,7 @@ The stub pipeline (STUB_ENV) builds and runs nothing, so no docker is needed. A 
 sshd on the same SKIFF_ROOT and authorized_keys loads the docker plugin too, for
 ``ps:scale`` (which is refused, or only stores the scale: nothing reaches the engine).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ def sshd_skiff_env():
 def _refused(result, line: str) -> None:
     assert result.exit_code != 0, result.output
     assert f"!     {line}" in result.stderr.splitlines(), result.output
-    assert sum(l.startswith("!") for l in result.stderr.splitlines()) == 1, result.output
+    assert sum(shown.startswith("!") for shown in result.stderr.splitlines()) == 1, result.output
 
 
 def _events(root: Path) -> list[dict]:
@@ -42,9 +43,10 @@ def test_a_deployer_key_works_on_its_apps_only(sshd, sshd_factory, skiff_root, t
     added = add_key("bob", bob_key.with_suffix(".pub"), sshd.skiff_env, role="deployer")
     assert added.exit_code == 0 and "as deployer" in added.output
     bob = sshd.for_key(bob_key)
-    with_docker = {**sshd.skiff_env,
-                   "SKIFF_DISABLED_PLUGINS": ",".join(p for p in STUB_ENV["SKIFF_DISABLED_PLUGINS"].split(",")
-                                                      if p != "docker")}
+    with_docker = {
+        **sshd.skiff_env,
+        "SKIFF_DISABLED_PLUGINS": ",".join(p for p in STUB_ENV["SKIFF_DISABLED_PLUGINS"].split(",") if p != "docker"),
+    }
     admin_docker = sshd_factory(sshd.authorized_keys, with_docker, tmp_path / "sshd-docker")
     bob_docker = admin_docker.for_key(bob_key)
 
@@ -62,8 +64,9 @@ def test_a_deployer_key_works_on_its_apps_only(sshd, sshd_factory, skiff_root, t
     _refused(bob_docker.ssh("ps:scale other web=2"), "key 'bob' (deployer) may not run ps:scale on app 'other'")
     _refused(bob.ssh("apps:destroy other --force"), "key 'bob' (deployer) may not run apps:destroy on app 'other'")
     commit_files(repo, {"evil.py": "1"})
-    _refused(bob.git_push(repo, "other", force=True),
-             "key 'bob' (deployer) may not run git-receive-pack on app 'other'")
+    _refused(
+        bob.git_push(repo, "other", force=True), "key 'bob' (deployer) may not run git-receive-pack on app 'other'"
+    )
     clone = bob.git("clone", bob.remote("other"), str(tmp_path / "stolen"))
     _refused(clone, "key 'bob' (deployer) may not run git-upload-pack on app 'other'")
     assert not (tmp_path / "stolen" / "app.py").exists()

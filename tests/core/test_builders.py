@@ -1,4 +1,5 @@
 """Builder choice: skiff_builders, the forced builder, detection order, deploy.builder."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,9 +33,18 @@ class NamedBuilder:
 
 @pytest.fixture
 def setup(skiff, tmp_path):
-    early, late, manual = NamedBuilder("early", 10, "EARLY"), NamedBuilder("late", 900, "LATE"), NamedBuilder("manual", 1)
-    h = skiff(("receiver", DirReceiver()), ("late", late), ("manual", manual), ("early", early),
-              ("scheduler", StubScheduler()))
+    early, late, manual = (
+        NamedBuilder("early", 10, "EARLY"),
+        NamedBuilder("late", 900, "LATE"),
+        NamedBuilder("manual", 1),
+    )
+    h = skiff(
+        ("receiver", DirReceiver()),
+        ("late", late),
+        ("manual", manual),
+        ("early", early),
+        ("scheduler", StubScheduler()),
+    )
     h.create_app("web")
     src = tmp_path / "src"
     src.mkdir()
@@ -81,8 +91,9 @@ def test_unknown_names_are_refused_listing_installed_ones(setup):
 def test_a_forced_builder_that_is_no_longer_installed_fails_the_deploy(setup):
     h, src, _ = setup
     h.state.set_property("builder", "selected", "gone", app="web")
-    with pytest.raises(DeployError, match="pre-build failed: builder 'gone' is selected for web .* "
-                                          "installed: manual, early, late"):
+    with pytest.raises(
+        DeployError, match="pre-build failed: builder 'gone' is selected for web .* installed: manual, early, late"
+    ):
         deploy(h, src)
 
 

@@ -62,8 +62,12 @@ def test_ssh_command_dispatches_and_refuses(run_skiff):
 
 def test_ssh_command_never_runs_a_shell(run_skiff, tmp_path):
     marker = tmp_path / "pwned"
-    for command in [f"apps:list; touch {marker}", f"apps:list && touch {marker}", f"$(touch {marker})",
-                    f"apps:create `touch {marker}`"]:
+    for command in [
+        f"apps:list; touch {marker}",
+        f"apps:list && touch {marker}",
+        f"$(touch {marker})",
+        f"apps:create `touch {marker}`",
+    ]:
         run_skiff("ssh-command", env={"SSH_ORIGINAL_COMMAND": command})
     assert not marker.exists()
 

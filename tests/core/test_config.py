@@ -1,7 +1,6 @@
+import os
 import subprocess
 import sys
-import os
-
 
 from skiff import lifecycle
 from skiff.testing import DirReceiver, StubBuilder, StubScheduler, dir_source, stub_env
@@ -44,9 +43,16 @@ def test_eight_concurrent_config_sets_lose_no_key(skiff, skiff_root, tmp_path):
     lifecycle.deploy(h.context, "web", dir_source(src))
     h.context.close()
     env = {**os.environ, "SKIFF_ROOT": str(skiff_root), **stub_env("apps", "config")}
-    procs = [subprocess.Popen([sys.executable, "-m", "skiff", "config:set", "web", f"KEY_{i}=value {i}"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(8)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "skiff", "config:set", "web", f"KEY_{i}=value {i}"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(8)
+    ]
     results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
     assert [code for _, _, code in results] == [0] * 8, results
     config = h.state.get_config("web")

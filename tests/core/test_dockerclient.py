@@ -1,4 +1,5 @@
 """skiff.dockerclient: the one docker client helper (docker imported lazily, one-line errors)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -89,6 +90,9 @@ def test_every_plugin_gets_its_client_from_the_helper():
     root = Path(__file__).resolve().parents[2] / "plugins"
     sources = [p for p in root.glob("*/*/skiff_*/**/*.py")]
     assert len(sources) > 20  # the plugins are there to scan
-    offenders = [str(p.relative_to(root)) for p in sources
-                 if "docker.from_env" in p.read_text() or "DockerClient(" in p.read_text()]
+    offenders = [
+        str(p.relative_to(root))
+        for p in sources
+        if "docker.from_env" in p.read_text() or "DockerClient(" in p.read_text()
+    ]
     assert offenders == []

@@ -1,4 +1,5 @@
 """A third-party plugin installed with plugin:install adds a command and a deploy hook."""
+
 import importlib
 import json
 import subprocess
@@ -38,8 +39,10 @@ def test_install_list_use_and_deploy_hook(run_skiff, hello_installed, skiff_root
     assert run_skiff("hello", "Alice").stdout == "Hello, Alice!\n"
 
     others = [n for n in rows if n != "hello"]
-    pm = build_plugin_manager(disabled=others, plugins=[("receiver", DirReceiver()), ("builder", StubBuilder()),
-                                                        ("scheduler", StubScheduler())])
+    pm = build_plugin_manager(
+        disabled=others,
+        plugins=[("receiver", DirReceiver()), ("builder", StubBuilder()), ("scheduler", StubScheduler())],
+    )
     context = Context(pm, root=skiff_root)
     context.create_app("web")
     src = tmp_path / "src"
@@ -55,7 +58,8 @@ def test_broken_plugin_is_uninstalled_again(run_skiff, tmp_path):
     (pkg / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
         '[project]\nname = "skiff-broken-example"\nversion = "0.1"\n'
-        '[project.entry-points.skiff]\nbroken-example = "skiff_broken_example"\n')
+        '[project.entry-points.skiff]\nbroken-example = "skiff_broken_example"\n'
+    )
     (pkg / "skiff_broken_example.py").write_text("raise ImportError('missing dependency xyz')\n")
     result = run_skiff("plugin:install", str(pkg))
     assert result.returncode == 1

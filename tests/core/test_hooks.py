@@ -1,13 +1,14 @@
 """Every core hook is exercised by a test (docs/hooks.md is checked in test_hook_docs.py)."""
+
 import ast
 import re
 from pathlib import Path
 
 import click
 
+import skiff_apps.plugin as apps_plugin
 from skiff import hookimpl, hookspecs
 from skiff.testing import LIFECYCLE_HOOKS
-import skiff_apps.plugin as apps_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,8 +31,10 @@ DRIVERS = {
     "skiff_upgrade": {"invoke", "run_skiff"},  # state:migrate
     "skiff_builders": {*LIFECYCLE_DRIVERS, "invoke", "run_skiff", "installed_builders", "choose"},
     # asked by the SSH dispatch (skiff ssh-command) before a command runs
-    **{name: {"invoke", "run_skiff", "ssh", "_ssh", "over_ssh"}
-       for name in ("skiff_key_role", "skiff_app_access", "skiff_service_apps")},
+    **{
+        name: {"invoke", "run_skiff", "ssh", "_ssh", "over_ssh"}
+        for name in ("skiff_key_role", "skiff_app_access", "skiff_service_apps")
+    },
 }
 
 

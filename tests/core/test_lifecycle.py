@@ -67,8 +67,9 @@ class BrokenCleanup:
 
 
 def test_deploy_failure_after_release_marks_it_failed(skiff, source, capsys):
-    h, recorder = _harness(skiff, ("builder", StubBuilder()), ("scheduler", FailingScheduler()),
-                           ("broken", BrokenCleanup()))
+    h, recorder = _harness(
+        skiff, ("builder", StubBuilder()), ("scheduler", FailingScheduler()), ("broken", BrokenCleanup())
+    )
     with pytest.raises(DeployError) as info:
         lifecycle.deploy(h.context, "web", dir_source(source))
     assert info.value.phase == "deploy"
@@ -140,8 +141,10 @@ class SlowScheduler:
 def test_second_deploy_waits_for_the_lock_and_says_so(skiff, source, capsys):
     scheduler = SlowScheduler()
     h, _ = _harness(skiff, ("builder", StubBuilder()), ("scheduler", scheduler))
-    contexts = [h.context, skiff(("receiver", DirReceiver()), ("builder", StubBuilder()),
-                                  ("scheduler", scheduler)).context]
+    contexts = [
+        h.context,
+        skiff(("receiver", DirReceiver()), ("builder", StubBuilder()), ("scheduler", scheduler)).context,
+    ]
     errors = []
 
     def run(ctx):

@@ -1,4 +1,5 @@
 """Which user a command runs as: root-only commands, the drop to SKIFF_USER, pip's real error."""
+
 import os
 import pwd
 import shutil
@@ -33,8 +34,13 @@ def nobody():
 
 
 def _skiff_as_root(args, root, **env):
-    return subprocess.run([sys.executable, "-m", "skiff", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "SKIFF_ROOT": str(root), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "skiff", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SKIFF_ROOT": str(root), **env},
+    )
 
 
 @pytest.fixture
@@ -65,11 +71,18 @@ def test_root_drops_to_skiff_user_for_ordinary_commands(open_root, nobody):
 def test_a_root_only_command_refused_to_the_service_account(open_root, nobody):
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    proc = subprocess.run(["runuser", "-u", "nobody", "--", sys.executable, "-m", "skiff", "stack:build"],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "SKIFF_ROOT": str(open_root)})
+    proc = subprocess.run(
+        ["runuser", "-u", "nobody", "--", sys.executable, "-m", "skiff", "stack:build"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SKIFF_ROOT": str(open_root)},
+    )
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == \
-        "!     stack:build needs root: run it as root on the server (e.g. sudo skiff stack:build)"
+    assert (
+        proc.stderr.strip().splitlines()[-1]
+        == "!     stack:build needs root: run it as root on the server (e.g. sudo skiff stack:build)"
+    )
 
 
 def test_an_unknown_service_account_is_one_line(skiff_root):
@@ -78,7 +91,8 @@ def test_an_unknown_service_account_is_one_line(skiff_root):
     result = _skiff_as_root(["apps:list"], skiff_root, SKIFF_USER="no-such-account-x")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "!     the service account 'no-such-account-x' (SKIFF_USER) does not exist; run make install"]
+        "!     the service account 'no-such-account-x' (SKIFF_USER) does not exist; run make install"
+    ]
 
 
 def _failed(stderr):
@@ -108,8 +122,10 @@ hint: See above for details.
 
 
 def test_pip_error_is_pips_last_error_line():
-    stderr = ("ERROR: Could not find a version that satisfies the requirement nope (from versions: none)\n"
-              "ERROR: No matching distribution found for nope\n")
+    stderr = (
+        "ERROR: Could not find a version that satisfies the requirement nope (from versions: none)\n"
+        "ERROR: No matching distribution found for nope\n"
+    )
     assert pip_error(_failed(stderr)) == "No matching distribution found for nope"
     assert pip_error(_failed("")) == "pip exited with status 1"
 

@@ -6,7 +6,7 @@ import pytest
 from skiff.errors import NotFound, SkiffError, ValidationError
 from skiff.state import GLOBAL, MIGRATIONS, State
 
-TRICKY = ["line1\nline2", "it's \"quoted\"", "a=b=c", "ünïcødé ☕", "$(id) `id` ${HOME}", "", " spaced "]
+TRICKY = ["line1\nline2", 'it\'s "quoted"', "a=b=c", "ünïcødé ☕", "$(id) `id` ${HOME}", "", " spaced "]
 
 
 @pytest.fixture
@@ -73,11 +73,11 @@ def test_destroy_removes_all_rows(state):
 
 def test_release_versions_and_current(state):
     state.create_app("web")
-    first = state.create_release("web", description="one", image="a", revision=None, config={"A": "1"},
-                                 processes={"web": "x"}, meta={"k": [1]})
+    first = state.create_release(
+        "web", description="one", image="a", revision=None, config={"A": "1"}, processes={"web": "x"}, meta={"k": [1]}
+    )
     state.finish_release(first, "succeeded", {"build": 1.0})
-    second = state.create_release("web", description="two", image="b", revision=None, config={}, processes={},
-                                  meta={})
+    second = state.create_release("web", description="two", image="b", revision=None, config={}, processes={}, meta={})
     state.finish_release(second, "failed", {})
     assert [r.version for r in state.releases("web")] == [1, 2]
     current = state.current_release("web")

@@ -4,6 +4,7 @@
 commands; ``fixtures/authorized_keys-vN`` the key lines they wrote. A new migration must keep
 every assertion here passing.
 """
+
 import json
 import sqlite3
 from pathlib import Path
@@ -42,8 +43,9 @@ def test_an_earlier_store_migrates_and_keeps_everything(fixture, skiff_root, run
         assert state.get_config("catmeow") == {"GREETING": "meow", "SECRET_KEY": "s3cr=t"}
         assert state.get_config() == {"TZ": "UTC"}
         assert state.get_config("pgapp")["DATABASE_URL"].startswith("postgres://postgres:pw-0123456789@")
-        assert [(r.version, r.status) for r in state.releases("catmeow")] == [(2, "failed"), (1, "succeeded")] \
-            or [(r.version, r.status) for r in state.releases("catmeow")] == [(1, "succeeded"), (2, "failed")]
+        assert [(r.version, r.status) for r in state.releases("catmeow")] == [(2, "failed"), (1, "succeeded")] or [
+            (r.version, r.status) for r in state.releases("catmeow")
+        ] == [(1, "succeeded"), (2, "failed")]
         assert state.current_release("catmeow").image == "skiff/catmeow:1"
         assert state.get_property("git", "deploy-branch", app="catmeow") == "production"
         assert state.get_property("nginx", "domains", app="catmeow") == ["www.catmeow.org"]
@@ -99,8 +101,10 @@ def test_skiff_upgrade_makes_old_repositories_private_and_removes_stored_credent
     (skiff_root / "repos").chmod(0o755)
     repo.chmod(0o755)
     conn = sqlite3.connect(skiff_root / State.filename)
-    conn.execute("UPDATE releases SET description='git:sync https://bob:t0ken-s3cret@git.example.com/cat.git main' "
-                 "WHERE app='catmeow' AND version=1")
+    conn.execute(
+        "UPDATE releases SET description='git:sync https://bob:t0ken-s3cret@git.example.com/cat.git main' "
+        "WHERE app='catmeow' AND version=1"
+    )
     conn.commit()
     conn.close()
     result = run_skiff("state:migrate")

@@ -14,6 +14,7 @@ pip into the root-owned venv refuse). Then, on the installed layout:
 
 About four minutes, most of it the stack build (debootstrap, then Node.js and compilers).
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,8 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -78,26 +79,44 @@ class Install:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SKIFF_", "DOCKER_"))}
-        env.update(SKIFF_USER=self.user, SKIFF_ROOT=str(self.root), SKIFF_VENV=str(self.prefix / "opt/venv"),
-                   SKIFF_BIN=str(self.bin), SKIFF_ETC=str(self.prefix / "etc"), SKIFF_SERVICES="none",
-                   DOCKER_HOST=self.engine.host, PATH=f"{self.bin.parent}:{env.get('PATH', '/usr/bin:/bin')}")
+        env.update(
+            SKIFF_USER=self.user,
+            SKIFF_ROOT=str(self.root),
+            SKIFF_VENV=str(self.prefix / "opt/venv"),
+            SKIFF_BIN=str(self.bin),
+            SKIFF_ETC=str(self.prefix / "etc"),
+            SKIFF_SERVICES="none",
+            DOCKER_HOST=self.engine.host,
+            PATH=f"{self.bin.parent}:{env.get('PATH', '/usr/bin:/bin')}",
+        )
         if self.nginx is not None:
             env.update(self.nginx.env)
             env["SKIFF_NGINX_SUDO"] = "never"
         return env
 
     def run(self, *args: str, input: str | None = None, timeout: float = 1200) -> subprocess.CompletedProcess:
-        return subprocess.run(list(args), input=input, capture_output=True, text=True, env=self.env,
-                              timeout=timeout, check=False)
+        return subprocess.run(
+            list(args), input=input, capture_output=True, text=True, env=self.env, timeout=timeout, check=False
+        )
 
     def install(self) -> subprocess.CompletedProcess:
         return self.run(str(TOP / "scripts/install.sh"))
 
     def demo_push(self) -> subprocess.CompletedProcess:
-        env_extra = {"SKIFF_DEMO_NO_INSTALL": "1", "SKIFF_DEMO_DIR": str(self.demo),
-                     "SKIFF_DEMO_SSH_PORT": str(self.sshd_port), "SKIFF_DEMO_HTTP_PORT": str(self.nginx.http_port)}
-        return subprocess.run([str(TOP / "scripts/demo.sh")], capture_output=True, text=True, timeout=900,
-                              env={**self.env, **env_extra}, check=False)
+        env_extra = {
+            "SKIFF_DEMO_NO_INSTALL": "1",
+            "SKIFF_DEMO_DIR": str(self.demo),
+            "SKIFF_DEMO_SSH_PORT": str(self.sshd_port),
+            "SKIFF_DEMO_HTTP_PORT": str(self.nginx.http_port),
+        }
+        return subprocess.run(
+            [str(TOP / "scripts/demo.sh")],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**self.env, **env_extra},
+            check=False,
+        )
 
     def skiff(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
         return self.run(str(self.bin), *args, input=input, timeout=600)
@@ -129,8 +148,14 @@ def installed(prefix: Path, account: str, engine: PrivateEngine) -> Iterator[Ins
     keys.mkdir()
     host_key = make_key(keys / "host_ed25519", "skiff-fresh-host")
     client_key = make_key(keys / "client_ed25519", "skiff-fresh-client")
-    sshd = start_sshd(prefix / "sshd", host_key, client_key, _home(account) / ".ssh/authorized_keys",
-                      {"DOCKER_HOST": engine.host, **layout.nginx.env, "SKIFF_NGINX_SUDO": "never"}, user=account)
+    sshd = start_sshd(
+        prefix / "sshd",
+        host_key,
+        client_key,
+        _home(account) / ".ssh/authorized_keys",
+        {"DOCKER_HOST": engine.host, **layout.nginx.env, "SKIFF_NGINX_SUDO": "never"},
+        user=account,
+    )
     layout.sshd_port = sshd.port
     yield layout
     sshd.stop()
@@ -156,11 +181,18 @@ def test_root_runs_commands_as_the_service_account_and_root_only_ones_as_root(in
     assert added.returncode == 0, added.stderr
     assert installed.skiff("docker-options:remove", "catmeow", "run", "--privileged").returncode == 0
     # a root-only command refused to the service account with one line
-    as_account = subprocess.run(["runuser", "-u", installed.user, "--", str(installed.bin), "plugin:install", "x"],
-                                capture_output=True, text=True, env=installed.env, check=False)
+    as_account = subprocess.run(
+        ["runuser", "-u", installed.user, "--", str(installed.bin), "plugin:install", "x"],
+        capture_output=True,
+        text=True,
+        env=installed.env,
+        check=False,
+    )
     assert as_account.returncode == 1
-    assert as_account.stderr.strip().splitlines()[-1] == \
-        "!     plugin:install needs root: run it as root on the server (e.g. sudo skiff plugin:install)"
+    assert (
+        as_account.stderr.strip().splitlines()[-1]
+        == "!     plugin:install needs root: run it as root on the server (e.g. sudo skiff plugin:install)"
+    )
 
 
 def test_plugin_install_on_the_installed_layout_fires_on_a_real_push(installed: Install, tmp_path: Path):

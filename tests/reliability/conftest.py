@@ -7,6 +7,7 @@ scheduler, nginx). ``flask_app`` (session scope) is the Flask sample app
 the dependency layer is built once and every other build is a code-only one. Each
 test leaves the app serving (``flask_app.answer`` is what nginx answers).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,9 +15,10 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import pytest
 
@@ -29,8 +31,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 FLASK = REPO_ROOT / "tests" / "apps" / "flask"
 DOMAIN = "skiff.rel"
 #: A quick, bounded health check: a failing check fails in about a second.
-APP_JSON = {"healthchecks": {"web": [{"type": "startup", "name": "answers", "path": "/", "attempts": 4,
-                                      "wait": 0.25, "timeout": 3}]}}
+APP_JSON = {
+    "healthchecks": {
+        "web": [{"type": "startup", "name": "answers", "path": "/", "attempts": 4, "wait": 0.25, "timeout": 3}]
+    }
+}
 
 
 def flask_files(answer: str) -> dict[str, str]:
@@ -50,13 +55,19 @@ class Stack:
     env: dict[str, str]
     docker: Any
 
-    def skiff(self, *args: str, input: Optional[str] = None, timeout: float = 300) -> CommandResult:
+    def skiff(self, *args: str, input: str | None = None, timeout: float = 300) -> CommandResult:
         """``skiff ARGS`` run locally on the server (a real process)."""
-        proc = subprocess.run([skiff_executable(), *args], input=input or "", capture_output=True, text=True,
-                              env={**os.environ, **self.env}, timeout=timeout)
+        proc = subprocess.run(
+            [skiff_executable(), *args],
+            input=input or "",
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.env},
+            timeout=timeout,
+        )
         return CommandResult(proc.returncode, proc.stdout, proc.stderr)
 
-    def ssh(self, *args: str, input: Optional[str] = None, timeout: float = 300) -> CommandResult:
+    def ssh(self, *args: str, input: str | None = None, timeout: float = 300) -> CommandResult:
         return self.sshd.ssh(list(args), input=input, timeout=timeout)
 
     def push(self, repo: Path, app: str, timeout: float = 300) -> CommandResult:
@@ -108,7 +119,7 @@ class Stack:
                 return names
             time.sleep(0.5)
 
-    def remote_head(self, app: str) -> Optional[str]:
+    def remote_head(self, app: str) -> str | None:
         result = self.sshd.git("ls-remote", self.sshd.remote(app), "refs/heads/main")
         assert result.exit_code == 0, result.output
         return result.stdout.split()[0] if result.stdout.strip() else None

@@ -6,6 +6,7 @@ git:from-archive APP -`` process. Every refused archive must leave nothing
 behind (no destination, no staging directory) and a sentinel directory
 outside the tree untouched.
 """
+
 from __future__ import annotations
 
 import io
@@ -14,14 +15,16 @@ import stat
 import subprocess
 import tarfile
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 import pytest
 
 from skiff.errors import ValidationError
 from skiff.testing.sshd import STUB_ENV, skiff_executable
 from skiff_git.archive import Limits, extract
+
+DEFAULT_LIMITS = Limits()
 
 SENTINEL_TEXT = "untouched\n"
 
@@ -42,8 +45,14 @@ def tar_bytes(members: Iterable[Member], mode: str = "w:gz") -> bytes:
                 info.size = len(data.encode())
                 tar.addfile(info, io.BytesIO(data.encode()))
                 continue
-            info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,
-                         "chr": tarfile.CHRTYPE, "blk": tarfile.BLKTYPE, "fifo": tarfile.FIFOTYPE}[kind]
+            info.type = {
+                "dir": tarfile.DIRTYPE,
+                "symlink": tarfile.SYMTYPE,
+                "hardlink": tarfile.LNKTYPE,
+                "chr": tarfile.CHRTYPE,
+                "blk": tarfile.BLKTYPE,
+                "fifo": tarfile.FIFOTYPE,
+            }[kind]
             info.linkname = data
             tar.addfile(info)
     return buffer.getvalue()
@@ -54,8 +63,13 @@ def zip_bytes(members: Iterable[Member]) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, kind, data, *rest in members:
             info = zipfile.ZipInfo(name + ("/" if kind == "dir" and not name.endswith("/") else ""))
-            file_type = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK,
-                         "chr": stat.S_IFCHR, "fifo": stat.S_IFIFO}[kind]
+            file_type = {
+                "file": stat.S_IFREG,
+                "dir": stat.S_IFDIR,
+                "symlink": stat.S_IFLNK,
+                "chr": stat.S_IFCHR,
+                "fifo": stat.S_IFIFO,
+            }[kind]
             info.external_attr = (file_type | (rest[0] if rest else 0o644)) << 16
             archive.writestr(info, data)
     return buffer.getvalue()
@@ -72,9 +86,9 @@ def box(tmp_path):
     return work, outside
 
 
-def snapshot(path: Path) -> dict[str, Optional[str]]:
+def snapshot(path: Path) -> dict[str, str | None]:
     """Every entry under ``path`` (links as their target, files as their text)."""
-    seen: dict[str, Optional[str]] = {}
+    seen: dict[str, str | None] = {}
     for entry in sorted(path.rglob("*")):
         rel = str(entry.relative_to(path))
         if entry.is_symlink():
@@ -86,7 +100,7 @@ def snapshot(path: Path) -> dict[str, Optional[str]]:
     return seen
 
 
-def refuse(box, data: bytes, message: str, limits: Limits = Limits()) -> str:
+def refuse(box, data: bytes, message: str, limits: Limits = DEFAULT_LIMITS) -> str:
     """Extract ``data``; it must be refused with ``message``, with nothing written anywhere."""
     work, outside = box
     before = snapshot(outside)
@@ -102,7 +116,7 @@ def refuse(box, data: bytes, message: str, limits: Limits = Limits()) -> str:
     return str(caught.value)
 
 
-def accept(box, data: bytes, limits: Limits = Limits()) -> dict[str, Optional[str]]:
+def accept(box, data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, str | None]:
     work, outside = box
     saved = work / "archive"
     saved.write_bytes(data)
@@ -116,15 +130,31 @@ def accept(box, data: bytes, limits: Limits = Limits()) -> dict[str, Optional[st
 
 
 def test_a_good_archive_keeps_its_links_inside(box):
-    files = accept(box, tar_bytes([
-        ("proj-1/", "dir", ""), ("proj-1/app.py", "file", "print(1)\n", 0o755),
-        ("proj-1/lib/", "dir", ""), ("proj-1/lib/util.py", "file", "X = 1\n"),
-        ("proj-1/alias.py", "symlink", "lib/../app.py"), ("proj-1/here", "symlink", "."),
-        ("proj-1/up", "symlink", "lib/.."), ("proj-1/copy.py", "hardlink", "proj-1/lib/util.py"),
-        ("proj-1/.git/config", "file", "[core]\n"),
-    ]))
-    assert files == {"alias.py": "-> lib/../app.py", "app.py": "print(1)\n", "copy.py": "X = 1\n",
-                     "here": "-> .", "lib": None, "lib/util.py": "X = 1\n", "up": "-> lib/.."}
+    files = accept(
+        box,
+        tar_bytes(
+            [
+                ("proj-1/", "dir", ""),
+                ("proj-1/app.py", "file", "print(1)\n", 0o755),
+                ("proj-1/lib/", "dir", ""),
+                ("proj-1/lib/util.py", "file", "X = 1\n"),
+                ("proj-1/alias.py", "symlink", "lib/../app.py"),
+                ("proj-1/here", "symlink", "."),
+                ("proj-1/up", "symlink", "lib/.."),
+                ("proj-1/copy.py", "hardlink", "proj-1/lib/util.py"),
+                ("proj-1/.git/config", "file", "[core]\n"),
+            ]
+        ),
+    )
+    assert files == {
+        "alias.py": "-> lib/../app.py",
+        "app.py": "print(1)\n",
+        "copy.py": "X = 1\n",
+        "here": "-> .",
+        "lib": None,
+        "lib/util.py": "X = 1\n",
+        "up": "-> lib/..",
+    }
 
 
 @pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
@@ -154,16 +184,26 @@ def test_writes_through_a_symlinked_parent_are_refused(box):
 def test_symlink_chains_are_followed_step_by_step(box):
     # a -> . makes a/a/a/... the tree itself: lexically inside, really outside after the '..'
     refuse(box, tar_bytes([("a", "symlink", "."), ("b", "symlink", "a/a/a/..")]), "leaves its tree: b -> a/a/a/..")
-    refuse(box, tar_bytes([("a", "symlink", "."), ("deep", "symlink", "a/" * 30 + "../outside/sentinel")]),
-           "leaves its tree")
+    refuse(
+        box,
+        tar_bytes([("a", "symlink", "."), ("deep", "symlink", "a/" * 30 + "../outside/sentinel")]),
+        "leaves its tree",
+    )
     refuse(box, tar_bytes([("a", "symlink", "."), ("a/a/a/a/x", "file", "x")]), "a")
     # order does not matter: the escape is found once every link exists
-    refuse(box, tar_bytes([("x", "symlink", "s/.."), ("sub/", "dir", ""), ("s", "symlink", "sub/..")]),
-           "leaves its tree: x -> s/..")
+    refuse(
+        box,
+        tar_bytes([("x", "symlink", "s/.."), ("sub/", "dir", ""), ("s", "symlink", "sub/..")]),
+        "leaves its tree: x -> s/..",
+    )
     refuse(box, tar_bytes([("p", "symlink", "q"), ("q", "symlink", "p")]), "link loop")
     # a chain that stays inside is fine
-    assert accept(box, tar_bytes([("sub/deeper/", "dir", ""), ("d", "symlink", "sub/deeper"),
-                                  ("up", "symlink", "d/../..")]))["up"] == "-> d/../.."
+    assert (
+        accept(
+            box, tar_bytes([("sub/deeper/", "dir", ""), ("d", "symlink", "sub/deeper"), ("up", "symlink", "d/../..")])
+        )["up"]
+        == "-> d/../.."
+    )
 
 
 def test_hard_links_outside_or_through_links_are_refused(box):
@@ -191,10 +231,8 @@ def test_size_and_member_count_are_bounded(box):
     refuse(box, tar_bytes([("big", "file", "x" * 2000)]), "larger than 1 KiB uncompressed", Limits(max_size=1024))
     # hard links copy their data: they count again
     refuse(box, tar_bytes([("f", "file", "x" * 600), ("h", "hardlink", "f")]), "at h", Limits(max_size=1024))
-    refuse(box, tar_bytes([(f"f{i}", "file", "") for i in range(11)]), "more than 10 members",
-           Limits(max_members=10))
-    refuse(box, tar_bytes([(f"d{i}/", "dir", "") for i in range(11)]), "more than 10 members",
-           Limits(max_members=10))
+    refuse(box, tar_bytes([(f"f{i}", "file", "") for i in range(11)]), "more than 10 members", Limits(max_members=10))
+    refuse(box, tar_bytes([(f"d{i}/", "dir", "") for i in range(11)]), "more than 10 members", Limits(max_members=10))
     assert len(accept(box, tar_bytes([(f"f{i}", "file", "") for i in range(10)]), Limits(max_members=10))) == 10
 
 
@@ -208,8 +246,17 @@ def test_damaged_and_foreign_archives_are_refused(box):
 
 
 def test_zip_good_archive(box):
-    files = accept(box, zip_bytes([("app.py", "file", "print(2)\n"), ("lib/", "dir", ""),
-                                   ("lib/u.py", "file", "U\n"), ("alias", "symlink", "lib/u.py")]))
+    files = accept(
+        box,
+        zip_bytes(
+            [
+                ("app.py", "file", "print(2)\n"),
+                ("lib/", "dir", ""),
+                ("lib/u.py", "file", "U\n"),
+                ("alias", "symlink", "lib/u.py"),
+            ]
+        ),
+    )
     assert files == {"alias": "-> lib/u.py", "app.py": "print(2)\n", "lib": None, "lib/u.py": "U\n"}
 
 
@@ -236,20 +283,29 @@ def test_zip_size_and_member_count_are_bounded(box):
 def run_from_archive(root: Path, data: bytes, *settings: tuple[str, str]) -> subprocess.CompletedProcess:
     env = {**os.environ, **STUB_ENV, "SKIFF_ROOT": str(root)}
     for key, value in settings:
-        subprocess.run([skiff_executable(), "git:set", "--global", key, value], env=env, check=True,
-                       capture_output=True)
-    return subprocess.run([skiff_executable(), "git:from-archive", "web", "-"], input=data, env=env,
-                          capture_output=True)
+        subprocess.run(
+            [skiff_executable(), "git:set", "--global", key, value], env=env, check=True, capture_output=True
+        )
+    return subprocess.run(
+        [skiff_executable(), "git:from-archive", "web", "-"], input=data, env=env, capture_output=True
+    )
 
 
-@pytest.mark.parametrize("data, message", [
-    (tar_bytes([("Procfile", "file", "web: x\n"), ("a", "symlink", "."), ("b", "symlink", "a/a/../outside")]),
-     "b -> a/a/../outside"),
-    (tar_bytes([("Procfile", "file", "web: x\n"), ("out", "symlink", "../.."), ("out/x", "file", "owned")]),
-     "out"),
-    (zip_bytes([("Procfile", "file", "web: x\n"), ("../../x", "file", "owned")]), "../../x"),
-    (tar_bytes([("Procfile", "file", "web: x\n"), ("f2", "file", "x"), ("f3", "file", "x")]), "more than 2 members"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (
+            tar_bytes([("Procfile", "file", "web: x\n"), ("a", "symlink", "."), ("b", "symlink", "a/a/../outside")]),
+            "b -> a/a/../outside",
+        ),
+        (tar_bytes([("Procfile", "file", "web: x\n"), ("out", "symlink", "../.."), ("out/x", "file", "owned")]), "out"),
+        (zip_bytes([("Procfile", "file", "web: x\n"), ("../../x", "file", "owned")]), "../../x"),
+        (
+            tar_bytes([("Procfile", "file", "web: x\n"), ("f2", "file", "x"), ("f3", "file", "x")]),
+            "more than 2 members",
+        ),
+    ],
+)
 def test_from_archive_refuses_and_creates_nothing(skiff_root, tmp_path, data, message):
     settings = [("archive-max-members", "2")] if "members" in message else []
     proc = run_from_archive(skiff_root, data, *settings)
@@ -258,9 +314,12 @@ def test_from_archive_refuses_and_creates_nothing(skiff_root, tmp_path, data, me
     error_lines = [line for line in err.splitlines() if line.startswith("!")]
     assert len(error_lines) == 1 and message in error_lines[0], err
     assert not (skiff_root / "repos" / "web.git").exists()
-    listing = subprocess.run([skiff_executable(), "apps:list"], env={**os.environ, **STUB_ENV,
-                                                                  "SKIFF_ROOT": str(skiff_root)},
-                             capture_output=True, text=True)
+    listing = subprocess.run(
+        [skiff_executable(), "apps:list"],
+        env={**os.environ, **STUB_ENV, "SKIFF_ROOT": str(skiff_root)},
+        capture_output=True,
+        text=True,
+    )
     assert "web" not in listing.stdout
     assert not any((skiff_root / "tmp").glob("*"))  # no archive, tree or staging directory left
 

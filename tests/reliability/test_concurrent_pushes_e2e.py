@@ -7,6 +7,7 @@ test_pushes_of_two_apps_overlap). This test adds what only the real parts can br
 two real builds and deploys at the same time (docker, host port allocation, nginx files
 and reloads) end with each app served its own latest code through nginx.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -30,8 +31,9 @@ def test_two_pushes_of_one_app_and_a_push_of_another_app_at_once(rstack, flask_a
     commit_files(flask_app.repo, files, "first")
     first_repo = tmp_path / "first"
     shutil.copytree(flask_app.repo, first_repo)
-    commit_files(flask_app.repo, flask_files("second of two") | {"requirements.txt": files["requirements.txt"]},
-                 "second")  # a fast-forward of the first
+    commit_files(
+        flask_app.repo, flask_files("second of two") | {"requirements.txt": files["requirements.txt"]}, "second"
+    )  # a fast-forward of the first
     other_repo = init_repo(tmp_path / other, flask_files("the other app"))
 
     results: dict = {}
@@ -39,15 +41,23 @@ def test_two_pushes_of_one_app_and_a_push_of_another_app_at_once(rstack, flask_a
     def push(key, repo, name):
         results[key] = rstack.push(repo, name)
 
-    first = subprocess.Popen(["git", "push", rstack.sshd.remote(app), "HEAD:main"], cwd=first_repo,
-                             env=rstack.sshd.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        ["git", "push", rstack.sshd.remote(app), "HEAD:main"],
+        cwd=first_repo,
+        env=rstack.sshd.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     seen = []
     for line in first.stdout:  # the first push holds the app's push lock once it is building
         seen.append(line)
         if "-----> Building" in line:
             break
-    threads = [threading.Thread(target=push, args=("second", flask_app.repo, app)),
-               threading.Thread(target=push, args=("other", other_repo, other))]
+    threads = [
+        threading.Thread(target=push, args=("second", flask_app.repo, app)),
+        threading.Thread(target=push, args=("other", other_repo, other)),
+    ]
     try:
         for thread in threads:
             thread.start()

@@ -7,6 +7,7 @@ name, answers through nginx after the engine restarts (no skiff command run), an
 next push works. It stops the engine for a few seconds; the engine is started again with
 scripts/ensure-docker.sh even when the test fails.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,10 @@ from .conftest import REPO_ROOT, push_good
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(os.environ.get("SKIFF_TEST_RESTART_ENGINE") != "1",
-                       reason="restarts dockerd; set SKIFF_TEST_RESTART_ENGINE=1 (make test does)"),
+    pytest.mark.skipif(
+        os.environ.get("SKIFF_TEST_RESTART_ENGINE") != "1",
+        reason="restarts dockerd; set SKIFF_TEST_RESTART_ENGINE=1 (make test does)",
+    ),
 ]
 
 ENSURE_DOCKER = REPO_ROOT / "scripts" / "ensure-docker.sh"

@@ -10,6 +10,7 @@ files under SKIFF_ROOT are exactly as before, and no file appeared outside it.
 Bad repository names in ``git push``/``git-receive-pack`` are covered by
 plugins/builtin/git/tests/test_push_e2e.py::test_bad_app_names_over_ssh_create_nothing.
 """
+
 from __future__ import annotations
 
 import io
@@ -38,14 +39,20 @@ def sshd_skiff_env(private_nginx):
 
 
 def run_local(sshd, args: list[str], input: bytes = b"") -> tuple[int, str]:
-    proc = subprocess.run([skiff_executable(), *args], input=input, capture_output=True,
-                          env={**os.environ, **sshd.skiff_env}, timeout=60)
+    proc = subprocess.run(
+        [skiff_executable(), *args], input=input, capture_output=True, env={**os.environ, **sshd.skiff_env}, timeout=60
+    )
     return proc.returncode, proc.stderr.decode(errors="replace")
 
 
 def run_ssh(sshd, args: list[str], input: bytes = b"") -> tuple[int, str]:
-    proc = subprocess.run(sshd.ssh_args() + [sshd.alias, "--", shlex.join(args)], input=input,
-                          capture_output=True, env=sshd.env, timeout=60)
+    proc = subprocess.run(
+        sshd.ssh_args() + [sshd.alias, "--", shlex.join(args)],
+        input=input,
+        capture_output=True,
+        env=sshd.env,
+        timeout=60,
+    )
     return proc.returncode, proc.stderr.decode(errors="replace")
 
 
@@ -57,14 +64,20 @@ def snapshot(root: Path) -> dict:
     conn = sqlite3.connect(root / "skiff.db")
     try:
         # the audit log (events) records every attempt, refused ones too: that is its job
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-                  if r[0] not in ("events", "sqlite_sequence")]
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            if r[0] not in ("events", "sqlite_sequence")
+        ]
         rows = {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}"))) for t in tables}  # noqa: S608
     finally:
         conn.close()
     # files, not directories: an empty scratch directory (tmp/) may appear, a repository may not
-    files = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")
-             if p.is_file() and not p.name.startswith("skiff.db") and "locks" not in p.parts}
+    files = {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith("skiff.db") and "locks" not in p.parts
+    }
     return {"rows": rows, "files": files}
 
 
@@ -120,8 +133,16 @@ def bad_inputs(marker: Path) -> list[tuple[list[str], bytes, str]]:
         # archive members
         (["git:from-archive", APP, "-"], tar_of([("../evil.py", "file", "x")]), "outside its tree"),
         (["git:from-archive", APP, "-"], tar_of([("/tmp/evil.py", "file", "x")]), "unsafe member"),
-        (["git:from-archive", APP, "-"], tar_of([("ok.py", "file", "x"), ("link", "symlink", "/etc")]), "leaves its tree"),
-        (["git:from-archive", APP, "-"], tar_of([("link", "symlink", "../.."), ("link/x", "file", "x")]), "leaves its tree"),
+        (
+            ["git:from-archive", APP, "-"],
+            tar_of([("ok.py", "file", "x"), ("link", "symlink", "/etc")]),
+            "leaves its tree",
+        ),
+        (
+            ["git:from-archive", APP, "-"],
+            tar_of([("link", "symlink", "../.."), ("link/x", "file", "x")]),
+            "leaves its tree",
+        ),
         (["git:from-archive", APP, "-"], tar_of([("hard", "hardlink", "/etc/passwd")]), "leaves its tree"),
         (["git:from-archive", "../x", "-"], safe, "invalid app name"),
     ]

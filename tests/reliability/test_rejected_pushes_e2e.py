@@ -6,6 +6,7 @@ old branch tip, nginx keeps serving the old answer, and nothing is half-written:
 pending release, the current release unchanged, the app's nginx file unchanged, no
 leftover containers. Then a good push still works.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,13 +27,17 @@ def _app_json(**web_check) -> str:
 
 FAILURES = {
     # a real docker build whose pip step fails (an invalid requirement line)
-    "build": ({"requirements.txt": "flask==3.1.1\ngunicorn==23.0.0\nnot a requirement ===\n"},
-              "build failed"),
+    "build": ({"requirements.txt": "flask==3.1.1\ngunicorn==23.0.0\nnot a requirement ===\n"}, "build failed"),
     # the new container answers, but not what its app.json check wants
     "check": ({"app.json": _app_json(content="this text is never served")}, "failed its checks"),
     # the Procfile release task exits 3 before any new process starts
-    "release-task": ({"Procfile": "web: gunicorn --bind 0.0.0.0:$PORT --workers 2 app:app\n"
-                                  "release: python -c 'import sys; sys.exit(3)'\n"}, "release"),
+    "release-task": (
+        {
+            "Procfile": "web: gunicorn --bind 0.0.0.0:$PORT --workers 2 app:app\n"
+            "release: python -c 'import sys; sys.exit(3)'\n"
+        },
+        "release",
+    ),
     # two web lines
     "procfile": ({"Procfile": "web: gunicorn app:app\nweb: python app.py\n"}, "duplicate process type web"),
 }
@@ -72,8 +77,8 @@ def test_failed_push_is_rejected_and_old_release_keeps_serving(rstack, flask_app
     after = snapshot(rstack, app)
     for key in ("current", "image", "nginx", "head"):
         assert after[key] == before[key], key
-    new = after["releases"][len(before["releases"]):]
-    assert after["releases"][:len(before["releases"])] == before["releases"]
+    new = after["releases"][len(before["releases"]) :]
+    assert after["releases"][: len(before["releases"])] == before["releases"]
     assert all(status == "failed" for _, status in new), new  # nothing pending, nothing succeeded
     if kind in ("build", "procfile"):
         assert new == []  # it failed before a release was recorded

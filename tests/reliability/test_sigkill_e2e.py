@@ -7,6 +7,7 @@ rejected, the old release keeps serving through nginx, and the next push works (
 lock), after which no leftover containers remain and no release is left pending.
 The lifecycle-level version of this (stub pipeline) is test_state_resilience.py.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import pytest
 
@@ -41,9 +42,15 @@ def hook_pids(app: str) -> list[int]:
 
 
 def push_and_kill_when(rstack, flask_app, ready: Callable[[], bool], what: str) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen(["git", "push", rstack.sshd.remote(flask_app.name), "HEAD:main"], cwd=flask_app.repo,
-                            env=rstack.sshd.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    killed: Optional[int] = None
+    proc = subprocess.Popen(
+        ["git", "push", rstack.sshd.remote(flask_app.name), "HEAD:main"],
+        cwd=flask_app.repo,
+        env=rstack.sshd.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    killed: int | None = None
     deadline = time.monotonic() + 180
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -62,7 +69,7 @@ def push_and_kill_when(rstack, flask_app, ready: Callable[[], bool], what: str) 
     return subprocess.CompletedProcess(proc.args, proc.returncode, output)
 
 
-def running(rstack, app: str, label: Optional[str] = None, name_suffix: Optional[str] = None) -> bool:
+def running(rstack, app: str, label: str | None = None, name_suffix: str | None = None) -> bool:
     filters = {"label": label or f"skiff.app={app}", "status": "running"}
     for c in rstack.docker.containers.list(filters=filters, sparse=True):
         name = c.attrs.get("Names", [""])[0].lstrip("/")
@@ -101,8 +108,9 @@ def test_sigkill_during_a_real_docker_build(rstack, flask_app):
     # a changed requirements file makes the build install the dependencies again (a few seconds)
     files["requirements.txt"] += f"# rebuild {time.time()}\n"
     commit_files(flask_app.repo, files, "kill during build")
-    killed = push_and_kill_when(rstack, flask_app, lambda: running(rstack, app, label=f"skiff.build-for={app}"),
-                                "the build container")
+    killed = push_and_kill_when(
+        rstack, flask_app, lambda: running(rstack, app, label=f"skiff.build-for={app}"), "the build container"
+    )
     check_recovery(rstack, flask_app, before, killed, "build")
 
 
@@ -115,8 +123,9 @@ def test_sigkill_during_a_real_deploy(rstack, flask_app):
     # the new web container takes a few seconds to answer, so the deploy is caught while checking it
     files["Procfile"] = "web: sleep 5 && exec gunicorn --bind 0.0.0.0:$PORT --workers 2 app:app\n"
     commit_files(flask_app.repo, files, "kill during deploy")
-    killed = push_and_kill_when(rstack, flask_app, lambda: running(rstack, app, name_suffix=f".v{new}"),
-                                "the new release's container")
+    killed = push_and_kill_when(
+        rstack, flask_app, lambda: running(rstack, app, name_suffix=f".v{new}"), "the new release's container"
+    )
     with rstack.state() as state:  # killed mid-deploy: the release is left pending until the next deploy
         assert state.get_release(app, new).status == "pending"
     check_recovery(rstack, flask_app, before, killed, "deploy")

@@ -1,4 +1,5 @@
 """The state store survives killed deploys and can be backed up while deploys run."""
+
 import os
 import signal
 import subprocess
@@ -43,8 +44,12 @@ def test_sigkill_mid_phase_leaves_no_stale_lock(skiff, skiff_root, tmp_path, pha
     h.context.close()
     script = tmp_path / "driver.py"
     script.write_text(DRIVER % {"phase": phase})
-    proc = subprocess.Popen([sys.executable, str(script), str(src)], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "SKIFF_ROOT": str(skiff_root)})
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(src)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SKIFF_ROOT": str(skiff_root)},
+    )
     for line in proc.stdout:  # progress lines come first
         if line.strip() == "in-phase":
             break

@@ -5,6 +5,7 @@ with a good value (accepted) and the same value plus ``\\n``, ``\\r\\n`` or ``\\
 (refused with a ValidationError). The CLI cases go through the harness and check
 for exit code 1, one ``!`` line and nothing stored.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 import skiff_apps.plugin as apps_plugin
 import skiff_config.plugin as config_plugin
 import skiff_docker.plugin as docker_plugin
@@ -140,8 +142,9 @@ def test_validator_refuses_a_leading_line_break(check: Callable[[str], Any], goo
 
 @pytest.mark.parametrize("pattern, good", [(p, g) for _, p, g in PATTERNS], ids=[i for i, _, _ in PATTERNS])
 @pytest.mark.parametrize("ending", ENDINGS, ids=repr)
-def test_pattern_refuses_a_trailing_line_break_even_with_match(pattern: re.Pattern[str], good: str,
-                                                               ending: str) -> None:
+def test_pattern_refuses_a_trailing_line_break_even_with_match(
+    pattern: re.Pattern[str], good: str, ending: str
+) -> None:
     assert pattern.fullmatch(good)
     assert pattern.match(good + ending) is None
     assert pattern.fullmatch(good + ending) is None
@@ -206,7 +209,6 @@ def test_ssh_keys_add_refuses_a_name_with_a_trailing_line_break(h, tmp_path, pub
     assert not authorized.exists() or "alice" not in authorized.read_text()
 
 
-
 # -- numbers: ASCII digits only ('²'.isdigit() is true, int('²') raises), finite ---------
 
 
@@ -217,13 +219,16 @@ def hd(skiff):
     return h
 
 
-@pytest.mark.parametrize("args, what", [
-    (("ps:scale", "cat", "web=\u00b2"), "expected PROCESS=QUANTITY"),
-    (("ps:scale", "cat", "web=2\n"), "expected PROCESS=QUANTITY"),
-    (("ps:set", "cat", "keep-releases", "\u00b3"), "keep-releases must be a number"),
-    (("checks:set", "cat", "timeout", "nan"), "timeout must be between 0 and 86400"),
-    (("releases:rollback", "cat", "v\u00b9"), "invalid version"),
-])
+@pytest.mark.parametrize(
+    "args, what",
+    [
+        (("ps:scale", "cat", "web=\u00b2"), "expected PROCESS=QUANTITY"),
+        (("ps:scale", "cat", "web=2\n"), "expected PROCESS=QUANTITY"),
+        (("ps:set", "cat", "keep-releases", "\u00b3"), "keep-releases must be a number"),
+        (("checks:set", "cat", "timeout", "nan"), "timeout must be between 0 and 86400"),
+        (("releases:rollback", "cat", "v\u00b9"), "invalid version"),
+    ],
+)
 def test_docker_numbers_are_refused_in_one_line(hd, args: tuple[str, ...], what: str) -> None:
     assert_refused(hd.invoke(*args), what)
     assert docker_settings.scale_overrides(hd.state, "cat") == {}

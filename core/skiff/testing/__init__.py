@@ -13,6 +13,7 @@ Helper plugins to drive the lifecycle without Docker: :class:`DirReceiver`
 (source kind ``dir``), :class:`StubBuilder`, :class:`StubScheduler` and
 :class:`HookRecorder`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,9 +21,10 @@ import io
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import pytest
 
@@ -59,7 +61,9 @@ class Result:
         return self.stdout + self.stderr
 
 
-def make_plugin_manager(*plugins: Any, entry_points: bool = False, disabled: tuple[str, ...] = ()) -> SkiffPluginManager:
+def make_plugin_manager(
+    *plugins: Any, entry_points: bool = False, disabled: tuple[str, ...] = ()
+) -> SkiffPluginManager:
     """A plugin manager with the core hookspecs and ``plugins``.
 
     Each plugin is a module, an object, or a ``(name, plugin)`` pair.
@@ -87,7 +91,7 @@ class SkiffHarness:
     def state(self):
         return self.context.state
 
-    def invoke(self, *args: str, input: Optional[str] = None, env: Optional[dict[str, str]] = None) -> Result:
+    def invoke(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
         """Run ``skiff ARGS`` in-process; capture stdout and stderr."""
         out, err = io.StringIO(), io.StringIO()
         old_env = {k: os.environ.get(k) for k in (env or {})}
@@ -131,7 +135,7 @@ class DirReceiver:
     """Receives ``Source(kind="dir", location=PATH)`` by copying the directory."""
 
     @hookimpl
-    def skiff_receive(self, deploy: Deploy) -> Optional[bool]:
+    def skiff_receive(self, deploy: Deploy) -> bool | None:
         if deploy.source is None or deploy.source.kind != "dir":
             return None
         assert deploy.workdir is not None
@@ -218,7 +222,7 @@ def stub_env(*keep: str) -> dict[str, str]:
     return {"SKIFF_DISABLED_PLUGINS": ",".join(disabled), "SKIFF_PLUGINS": "skiff.testing.stubs"}
 
 
-def dir_source(path: Path | str, revision: Optional[str] = None) -> Source:
+def dir_source(path: Path | str, revision: str | None = None) -> Source:
     return Source(kind="dir", location=str(path), revision=revision)
 
 

@@ -17,6 +17,7 @@ Fixtures:
 Helpers: :func:`new_app_name`, :func:`run_image` (``docker run`` an image with
 ``PORT`` published on 127.0.0.1), :func:`http_get` (retry until it answers).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -107,8 +109,9 @@ def docker_client() -> Iterator[Any]:
         client = docker.from_env(timeout=300)
         client.ping()
     except Exception as exc:
-        pytest.fail(f"no Docker engine answers ({exc}); start one with 'make docker' "
-                    "(scripts/ensure-docker.sh)", pytrace=False)
+        pytest.fail(
+            f"no Docker engine answers ({exc}); start one with 'make docker' (scripts/ensure-docker.sh)", pytrace=False
+        )
     yield client
     client.close()
 
@@ -125,8 +128,14 @@ def stack_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) ->
         pass
     root = tmp_path_factory.mktemp("stack-root")
     env = {**os.environ, "SKIFF_ROOT": str(root)}
-    proc = subprocess.run([sys.executable, "-m", "skiff", "stack:build"], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-m", "skiff", "stack:build"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=1800,
+    )
     if proc.returncode != 0:
         tail = "\n".join(proc.stdout.splitlines()[-15:])
         pytest.fail(f"skiff stack:build failed (exit {proc.returncode}):\n{tail}", pytrace=False)
@@ -147,12 +156,25 @@ def docker_cleanup_module(docker_client: Any) -> Iterator[DockerCleanup]:
     cleanup.cleanup()
 
 
-def run_image(client: Any, image: str, cleanup: Optional[DockerCleanup] = None, *, port: int = 5000,
-              env: Optional[dict[str, str]] = None, command: Any = None) -> tuple[Any, int]:
+def run_image(
+    client: Any,
+    image: str,
+    cleanup: DockerCleanup | None = None,
+    *,
+    port: int = 5000,
+    env: dict[str, str] | None = None,
+    command: Any = None,
+) -> tuple[Any, int]:
     """``docker run -d`` ``image`` with ``PORT`` published on 127.0.0.1; return (container, host port)."""
     container = client.containers.run(
-        image, command, detach=True, environment={"PORT": str(port), **(env or {})},
-        ports={f"{port}/tcp": ("127.0.0.1", None)}, labels={TEST_LABEL: "1"}, init=True)
+        image,
+        command,
+        detach=True,
+        environment={"PORT": str(port), **(env or {})},
+        ports={f"{port}/tcp": ("127.0.0.1", None)},
+        labels={TEST_LABEL: "1"},
+        init=True,
+    )
     if cleanup is not None:
         cleanup.container(container.id)
     deadline = time.monotonic() + 10

@@ -8,6 +8,7 @@ containers need to reach out (masquerade, forward) are added for its range only 
 by :meth:`PrivateEngine.stop`, which also stops its containers and deletes its files.
 Published ports work as usual on 127.0.0.1 (docker-proxy).
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
 
 #: The address range of private engines (bridge and user-defined networks).
 RANGE = "10.212.0.0/15"
@@ -52,8 +52,9 @@ class PrivateEngine:
         return self.directory / "dockerd.log"
 
     def docker(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", "-H", self.host, *args], capture_output=True, text=True, check=False,
-                              timeout=120)
+        return subprocess.run(
+            ["docker", "-H", self.host, *args], capture_output=True, text=True, check=False, timeout=120
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -94,20 +95,41 @@ def start_private_engine(timeout: float = 60) -> PrivateEngine:
     directory = Path(tempfile.mkdtemp(prefix="skf-engine-", dir="/tmp"))
     os.chmod(directory, 0o755)  # the service account reaches the socket (group docker)
     bridge = "skf" + secrets.token_hex(2)
-    for args in (("ip", "link", "add", bridge, "type", "bridge"), ("ip", "addr", "add", BRIDGE_CIDR, "dev", bridge),
-                 ("ip", "link", "set", bridge, "up")):
+    for args in (
+        ("ip", "link", "add", bridge, "type", "bridge"),
+        ("ip", "addr", "add", BRIDGE_CIDR, "dev", bridge),
+        ("ip", "link", "set", bridge, "up"),
+    ):
         result = _run(*args)
         if result.returncode != 0:
             _run("ip", "link", "del", bridge)
             shutil.rmtree(directory, ignore_errors=True)
             raise RuntimeError(f"{' '.join(args)}: {result.stderr.strip()}")
-    command = ["dockerd", "--data-root", str(directory / "data"), "--exec-root", str(directory / "exec"),
-               "-H", f"unix://{directory / 'docker.sock'}", "--pidfile", str(directory / "docker.pid"),
-               "--bridge", bridge, "--iptables=false", "--ip-masq=false", "--default-address-pool", POOL,
-               "--storage-driver", "overlay2", "--group", "docker"]
+    command = [
+        "dockerd",
+        "--data-root",
+        str(directory / "data"),
+        "--exec-root",
+        str(directory / "exec"),
+        "-H",
+        f"unix://{directory / 'docker.sock'}",
+        "--pidfile",
+        str(directory / "docker.pid"),
+        "--bridge",
+        bridge,
+        "--iptables=false",
+        "--ip-masq=false",
+        "--default-address-pool",
+        POOL,
+        "--storage-driver",
+        "overlay2",
+        "--group",
+        "docker",
+    ]
     log = open(directory / "dockerd.log", "w")
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     engine = PrivateEngine(directory, bridge, process)
     try:
         _add_rule(engine, "-t", "nat", "-I", "POSTROUTING", "-s", RANGE, "!", "-d", RANGE, "-j", "MASQUERADE")

@@ -19,6 +19,7 @@
     port answering every GET with ``text`` (and the request headers as JSON
     at ``/headers``); returns ``"127.0.0.1:PORT"``.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -32,9 +33,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable
 
 import pytest
 
@@ -65,7 +67,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def nginx_binary() -> Optional[str]:
+def nginx_binary() -> str | None:
     return shutil.which("nginx") or (os.path.exists("/usr/sbin/nginx") and "/usr/sbin/nginx") or None
 
 
@@ -87,7 +89,7 @@ class PrivateNginx:
     binary: str = field(default_factory=lambda: nginx_binary() or "nginx")
     workers: str = "1"
     #: run the master as this account (as an installed server's service account drives it)
-    user: Optional[str] = None
+    user: str | None = None
 
     @property
     def conf(self) -> Path:
@@ -119,9 +121,17 @@ class PrivateNginx:
     @property
     def env(self) -> dict[str, str]:
         """The same settings as ``SKIFF_NGINX_*`` environment variables."""
-        names = {"bin": "BIN", "conf": "CONF", "prefix": "PREFIX", "pid-file": "PID", "sudo": "SUDO",
-                 "http-port": "HTTP_PORT", "https-port": "HTTPS_PORT", "listen-address": "LISTEN",
-                 "public-host": "PUBLIC_HOST"}
+        names = {
+            "bin": "BIN",
+            "conf": "CONF",
+            "prefix": "PREFIX",
+            "pid-file": "PID",
+            "sudo": "SUDO",
+            "http-port": "HTTP_PORT",
+            "https-port": "HTTPS_PORT",
+            "listen-address": "LISTEN",
+            "public-host": "PUBLIC_HOST",
+        }
         return {f"SKIFF_NGINX_{names[k]}": v for k, v in self.settings.items()}
 
     def _run(self, *args: str) -> subprocess.CompletedProcess:
@@ -130,10 +140,11 @@ class PrivateNginx:
             command = ["runuser", "-u", self.user, "--", *command]
         return subprocess.run(command, capture_output=True, text=True, check=False, timeout=30)
 
-    def start(self) -> "PrivateNginx":
+    def start(self) -> PrivateNginx:
         (self.prefix / "tmp").mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(MAIN_CONF.format(prefix=self.prefix, include=self.include, http_port=self.http_port,
-                                             workers=self.workers))
+        self.conf.write_text(
+            MAIN_CONF.format(prefix=self.prefix, include=self.include, http_port=self.http_port, workers=self.workers)
+        )
         if self.user:
             shutil.chown(self.prefix, self.user)
             shutil.chown(self.prefix / "tmp", self.user)
@@ -155,7 +166,7 @@ class PrivateNginx:
             return False
 
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         try:
             return int(self.pid_file.read_text().split()[0])
         except (OSError, ValueError, IndexError):
@@ -172,12 +183,20 @@ class PrivateNginx:
                 return
             time.sleep(0.02)
 
-    def request(self, path: str = "/", host: Optional[str] = None, https: bool = False,
-                port: Optional[int] = None, timeout: float = 10, cafile: Optional[str] = None,
-                server_hostname: Optional[str] = None) -> Response:
+    def request(
+        self,
+        path: str = "/",
+        host: str | None = None,
+        https: bool = False,
+        port: int | None = None,
+        timeout: float = 10,
+        cafile: str | None = None,
+        server_hostname: str | None = None,
+    ) -> Response:
         """One GET through this nginx (127.0.0.1) with ``Host: host``."""
-        return get(port or (self.https_port if https else self.http_port), path, host, https, timeout,
-                   cafile, server_hostname)
+        return get(
+            port or (self.https_port if https else self.http_port), path, host, https, timeout, cafile, server_hostname
+        )
 
 
 def _alive(pid: int) -> bool:
@@ -189,21 +208,28 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def get(port: int, path: str = "/", host: Optional[str] = None, https: bool = False, timeout: float = 10,
-        cafile: Optional[str] = None, server_hostname: Optional[str] = None) -> Response:
+def get(
+    port: int,
+    path: str = "/",
+    host: str | None = None,
+    https: bool = False,
+    timeout: float = 10,
+    cafile: str | None = None,
+    server_hostname: str | None = None,
+) -> Response:
     """One GET to 127.0.0.1:PORT; with ``https`` the TLS server name is ``host`` (SNI)."""
     headers = {"Host": host} if host else {}
     if https:
         context = ssl.create_default_context(cafile=cafile) if cafile else ssl._create_unverified_context()
-        conn: http.client.HTTPConnection = _SNIConnection("127.0.0.1", port, timeout=timeout, context=context,
-                                                         sni=server_hostname or host)
+        conn: http.client.HTTPConnection = _SNIConnection(
+            "127.0.0.1", port, timeout=timeout, context=context, sni=server_hostname or host
+        )
     else:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
-        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()},
-                        resp.read().decode(errors="replace"))
+        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read().decode(errors="replace"))
     finally:
         conn.close()
 
@@ -211,7 +237,7 @@ def get(port: int, path: str = "/", host: Optional[str] = None, https: bool = Fa
 class _SNIConnection(http.client.HTTPSConnection):
     """HTTPS to an IP address with another TLS server name (SNI and certificate check)."""
 
-    def __init__(self, *args, sni: Optional[str] = None, **kwargs):
+    def __init__(self, *args, sni: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self._sni = sni
 
@@ -309,8 +335,9 @@ class HostLoad:
     non-200 answer is a failure. ``bodies`` counts each distinct answer.
     """
 
-    def __init__(self, port: int, host: str, threads: int = 4, limit: float = 300.0, pause: float = 0.002,
-                 path: str = "/"):
+    def __init__(
+        self, port: int, host: str, threads: int = 4, limit: float = 300.0, pause: float = 0.002, path: str = "/"
+    ):
         self.port, self.host, self.threads, self.limit, self.pause, self.path = port, host, threads, limit, pause, path
         self.ok = 0
         self.stale_retries = 0
@@ -320,7 +347,7 @@ class HostLoad:
         self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    def __enter__(self) -> "HostLoad":
+    def __enter__(self) -> HostLoad:
         deadline = time.monotonic() + self.limit
         for _ in range(self.threads):
             worker = threading.Thread(target=self._run, args=(deadline,), daemon=True)
@@ -333,7 +360,7 @@ class HostLoad:
         for worker in self._workers:
             worker.join(30)
 
-    def _record(self, failure: Optional[str] = None, body: Optional[str] = None, stale: bool = False) -> None:
+    def _record(self, failure: str | None = None, body: str | None = None, stale: bool = False) -> None:
         with self._lock:
             if stale:
                 self.stale_retries += 1
@@ -344,7 +371,7 @@ class HostLoad:
                 self.bodies[body or ""] = self.bodies.get(body or "", 0) + 1
 
     def _run(self, deadline: float) -> None:
-        conn: Optional[http.client.HTTPConnection] = None
+        conn: http.client.HTTPConnection | None = None
         while not self._stop.is_set() and time.monotonic() < deadline:
             reused = conn is not None
             if conn is None:

@@ -16,6 +16,7 @@ Fixtures (``docker_client`` comes from ``skiff.testing.docker``):
 missing), ``scheduler_app`` (a fresh app name whose containers and images are
 removed afterwards).
 """
+
 from __future__ import annotations
 
 import http.client
@@ -24,7 +25,8 @@ import secrets
 import socket
 import threading
 import time
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -41,15 +43,20 @@ class ImageBuilder:
         self.builds = 0
 
     @hookimpl(trylast=True)
-    def skiff_build(self, deploy: Deploy) -> Optional[str]:
+    def skiff_build(self, deploy: Deploy) -> str | None:
         import docker
 
         assert deploy.workdir is not None
         self.builds += 1
         tag = f"skiff-test/{deploy.app}:{self.builds}-{secrets.token_hex(3)}"
         client = docker.from_env()
-        client.images.build(path=str(deploy.workdir), tag=tag, rm=True, forcerm=True,
-                            labels={"skiff.app": deploy.app, "skiff.test": "1"})
+        client.images.build(
+            path=str(deploy.workdir),
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            labels={"skiff.app": deploy.app, "skiff.test": "1"},
+        )
         return tag
 
 
@@ -161,7 +168,7 @@ class Load:
         self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         deadline = time.monotonic() + self.limit
         for _ in range(self.threads):
             t = threading.Thread(target=self._run, args=(deadline,), daemon=True)

@@ -29,6 +29,7 @@ Fixtures: ``sshd_host_key`` and ``sshd_client_key`` (session), ``sshd_factory``
 and ``sshd`` (function). Helpers: :func:`init_repo`, :func:`commit_files`,
 :func:`git_push`, :meth:`SshServer.ssh`, :meth:`SshServer.git`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,9 +39,9 @@ import shlex
 import socket
 import subprocess
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Optional, Sequence
 
 import pytest
 
@@ -106,7 +107,7 @@ class SshServer:
         """``ssh://skiff-test/APP``: git sends ``git-receive-pack '/APP'``."""
         return f"ssh://{self.alias}/{app}"
 
-    def for_key(self, key: Path) -> "SshServer":
+    def for_key(self, key: Path) -> SshServer:
         """The same server, reached with another client key (e.g. an unknown one)."""
         config = self.ssh_config.with_name(f"ssh_config.{key.name}")
         config.write_text(re.sub(r"(?m)^    IdentityFile .*$", f"    IdentityFile {key}", self.ssh_config.read_text()))
@@ -120,7 +121,7 @@ class SshServer:
         self,
         command: str | Sequence[str] = "",
         *,
-        input: Optional[str] = None,
+        input: str | None = None,
         options: Sequence[str] = (),
         timeout: float = 120,
     ) -> CommandResult:
@@ -134,14 +135,19 @@ class SshServer:
         args = self.ssh_args(options) + [self.alias]
         if command:
             args += ["--", command]
-        proc = subprocess.run(args, input=input if input is not None else "", capture_output=True,
-                              text=True, env=self.env, timeout=timeout)
+        proc = subprocess.run(
+            args,
+            input=input if input is not None else "",
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+        )
         return CommandResult(proc.returncode, proc.stdout, proc.stderr)
 
-    def git(self, *args: str, cwd: Optional[Path] = None, timeout: float = 300) -> CommandResult:
+    def git(self, *args: str, cwd: Path | None = None, timeout: float = 300) -> CommandResult:
         """Run ``git ARGS`` with this server's ssh settings (ls-remote, clone, push)."""
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                              env=self.env, timeout=timeout)
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=self.env, timeout=timeout)
         return CommandResult(proc.returncode, proc.stdout, proc.stderr)
 
     def git_push(self, repo_dir: Path | str, app: str, **kwargs) -> CommandResult:
@@ -207,7 +213,7 @@ def git_push(
     *,
     refspec: str = "HEAD:main",
     force: bool = False,
-    url: Optional[str] = None,
+    url: str | None = None,
     args: Sequence[str] = (),
     timeout: float = 600,
 ) -> CommandResult:
@@ -231,8 +237,11 @@ def free_port() -> int:
 
 def make_key(path: Path, comment: str = "skiff-test") -> Path:
     """Make an ed25519 key pair at ``path`` / ``path.pub``; return the private key."""
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
-                   check=True, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
     return path
 
 
@@ -248,7 +257,7 @@ def _check_root_account() -> None:
 
 
 def _quote_setenv(name: str, value: str) -> str:
-    if any(c in value for c in "\"\\\n"):
+    if any(c in value for c in '"\\\n'):
         raise ValueError(f"cannot pass {name} through SetEnv: {value!r}")
     return f'"{name}={value}"'
 
@@ -277,7 +286,7 @@ def start_sshd(
 Port {port}
 ListenAddress {HOST}
 HostKey {host_key}
-PidFile {directory / 'sshd.pid'}
+PidFile {directory / "sshd.pid"}
 AuthorizedKeysFile {authorized_keys}
 AllowUsers {user}
 PermitRootLogin forced-commands-only
@@ -294,7 +303,7 @@ PrintMotd no
 PrintLastLog no
 LogLevel VERBOSE
 MaxStartups 50
-{'SetEnv ' + setenv if setenv else ''}
+{"SetEnv " + setenv if setenv else ""}
 """
     )
     known_hosts = directory / "known_hosts"
@@ -318,8 +327,12 @@ MaxStartups 50
 """
     )
     log = directory / "sshd.log"
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    proc = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "w"),
+    )
     deadline = time.monotonic() + 10
     while True:
         if proc.poll() is not None:
@@ -330,8 +343,7 @@ MaxStartups 50
             proc.kill()
             raise RuntimeError(f"sshd did not start: {log.read_text()[-2000:]}")
         time.sleep(0.005)
-    return SshServer(HOST, port, user, client_key, authorized_keys, ssh_config, config, log,
-                     dict(env), proc)
+    return SshServer(HOST, port, user, client_key, authorized_keys, ssh_config, config, log, dict(env), proc)
 
 
 @pytest.fixture(scope="session")
@@ -356,9 +368,10 @@ def sshd_factory(sshd_host_key: Path, sshd_client_key: Path, tmp_path_factory: p
     """``factory(authorized_keys, env, directory=None) -> SshServer``; all stop at session end."""
     servers: list[SshServer] = []
 
-    def factory(authorized_keys: Path, env: Mapping[str, str], directory: Optional[Path] = None) -> SshServer:
-        server = start_sshd(directory or tmp_path_factory.mktemp("sshd"), sshd_host_key, sshd_client_key,
-                            authorized_keys, env)
+    def factory(authorized_keys: Path, env: Mapping[str, str], directory: Path | None = None) -> SshServer:
+        server = start_sshd(
+            directory or tmp_path_factory.mktemp("sshd"), sshd_host_key, sshd_client_key, authorized_keys, env
+        )
         servers.append(server)
         return server
 
@@ -373,11 +386,14 @@ def sshd_skiff_env() -> dict[str, str]:
     return {}
 
 
-def add_key(name: str, public_key: Path, env: Optional[Mapping[str, str]] = None,
-            role: str = "admin") -> CommandResult:
+def add_key(name: str, public_key: Path, env: Mapping[str, str] | None = None, role: str = "admin") -> CommandResult:
     """Run the real ``skiff ssh-keys:add NAME PUBFILE --role ROLE`` (the test key is an admin)."""
-    proc = subprocess.run([skiff_executable(), "ssh-keys:add", name, str(public_key), "--role", role],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [skiff_executable(), "ssh-keys:add", name, str(public_key), "--role", role],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     return CommandResult(proc.returncode, proc.stdout, proc.stderr)
 
 

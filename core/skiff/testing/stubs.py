@@ -7,13 +7,14 @@ one JSON line in ``$SKIFF_ROOT/stub-calls.jsonl``: hook, app, phase data, the
 revision and the workdir's file list at build time. A source tree that holds
 a file named ``FAIL_BUILD`` fails the build.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from .. import hookimpl
 from ..deploy import Deploy
@@ -22,8 +23,15 @@ CALLS_FILE = "stub-calls.jsonl"
 
 
 def _record(deploy: Deploy, hook: str, **extra: Any) -> None:
-    entry = {"hook": hook, "app": deploy.app, "deploy": id(deploy), "pid": os.getpid(),
-             "revision": deploy.revision, "time": time.time(), **extra}
+    entry = {
+        "hook": hook,
+        "app": deploy.app,
+        "deploy": id(deploy),
+        "pid": os.getpid(),
+        "revision": deploy.revision,
+        "time": time.time(),
+        **extra,
+    }
     with open(deploy.context.path(CALLS_FILE), "a") as f:
         f.write(json.dumps(entry) + "\n")
 
@@ -47,10 +55,11 @@ def skiff_pre_build(deploy: Deploy) -> None:
 
 
 @hookimpl(trylast=True)
-def skiff_build(deploy: Deploy) -> Optional[str]:
+def skiff_build(deploy: Deploy) -> str | None:
     assert deploy.workdir is not None
-    files = sorted(str(p.relative_to(deploy.workdir)) for p in deploy.workdir.rglob("*") if p.is_file()
-                   and ".git" not in p.parts)
+    files = sorted(
+        str(p.relative_to(deploy.workdir)) for p in deploy.workdir.rglob("*") if p.is_file() and ".git" not in p.parts
+    )
     _record(deploy, "skiff_build", files=files)
     if (deploy.workdir / "FAIL_BUILD").exists():
         raise RuntimeError("the source asked the stub builder to fail (FAIL_BUILD)")

@@ -9,11 +9,12 @@ creating key then joins the new app's list.
 
 Admin keys are never asked about: the lists only limit deployers.
 """
+
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -61,7 +62,7 @@ def deployers_create_apps(context: Context) -> bool:
 
 
 @hookimpl(trylast=True)
-def skiff_app_access(context: Context, key: str, app: str, creating: bool) -> Optional[bool]:
+def skiff_app_access(context: Context, key: str, app: str, creating: bool) -> bool | None:
     if creating:
         return deployers_create_apps(context)
     return key in app_keys(context, app)
@@ -139,7 +140,7 @@ def acl_list(context: Context, app: str, fmt: str) -> None:
 @click.argument("key", type=click.Choice(SETTINGS))
 @click.argument("value", required=False)
 @pass_context
-def acl_set(context: Context, is_global: bool, key: str, value: Optional[str]) -> None:
+def acl_set(context: Context, is_global: bool, key: str, value: str | None) -> None:
     """Set an acl setting: acl:set --global deployer-create-apps true|false (no VALUE: default, false)."""
     if not is_global:
         raise click.UsageError("acl settings are global: acl:set --global KEY [VALUE]")

@@ -1,11 +1,11 @@
 """The acl plugin: access lists, the create setting and its answers to skiff_app_access."""
+
 import json
 
 import skiff_acl.plugin as acl_plugin
 import skiff_apps.plugin as apps_plugin
 from skiff import hookimpl
 from skiff.testing import KeyRole
-
 
 
 def _ssh(h, command, key="bob"):
@@ -31,9 +31,14 @@ def test_lists_answer_skiff_app_access(skiff):
 def test_acl_commands_validate_and_report(skiff):
     h = skiff(apps_plugin, acl_plugin)
     h.create_app("web")
-    for args in (("acl:add", "nope", "bob"), ("acl:add", "web", "-x"), ("acl:add", "web", "a b"),
-                 ("acl:set", "deployer-create-apps", "true"), ("acl:set", "--global", "deployer-create-apps", "maybe"),
-                 ("acl:list", "nope")):
+    for args in (
+        ("acl:add", "nope", "bob"),
+        ("acl:add", "web", "-x"),
+        ("acl:add", "web", "a b"),
+        ("acl:set", "deployer-create-apps", "true"),
+        ("acl:set", "--global", "deployer-create-apps", "maybe"),
+        ("acl:list", "nope"),
+    ):
         result = h.invoke(*args)
         assert result.exit_code != 0 and len(result.stderr.splitlines()) == 1, args
     assert h.state.get_property("acl", "deployer-create-apps") is None

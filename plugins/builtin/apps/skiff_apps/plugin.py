@@ -1,4 +1,5 @@
 """apps:create, apps:list, apps:exists, apps:destroy, apps:rename, apps:report."""
+
 from __future__ import annotations
 
 import datetime
@@ -8,13 +9,11 @@ from typing import Any
 
 import click
 
-from skiff import hookimpl
-from skiff import access
+from skiff import access, hookimpl, validate
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import NotFound, SkiffError
 from skiff.lifecycle import app_lock
-from skiff import validate
 
 
 @hookimpl

@@ -1,4 +1,3 @@
-
 import skiff_apps.plugin as apps_plugin
 
 

@@ -14,6 +14,7 @@ steps as the stack's non-root user and is committed (``docker commit``).
    collectstatic); it is committed as ``skiff/<app>:<build id>`` with the
    runtime env, ``USER``, ``WORKDIR`` and ``CMD``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,10 +26,11 @@ import stat
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, Optional
+from typing import Any, BinaryIO, Callable
 
 from skiff.errors import SkiffError
 from skiff.output import Output
@@ -64,10 +66,10 @@ class Build:
     source: Path
     config: dict[str, str]
     stack: Stack
-    stacks: Optional[list[Stack]]
+    stacks: list[Stack] | None
     output: Output
     packs: list[str] = field(default_factory=list)
-    stacks_loader: Optional[Callable[[], list[Stack]]] = None
+    stacks_loader: Callable[[], list[Stack]] | None = None
 
     def available_stacks(self) -> list[Stack]:
         """Every stack image present, the configured one first (listed on first use: it costs engine calls)."""
@@ -97,13 +99,13 @@ class Build:
         try:
             return (self.source / relpath).read_text(encoding="utf-8")
         except UnicodeDecodeError:
-            raise SkiffError(f"{relpath} is not valid UTF-8")
+            raise SkiffError(f"{relpath} is not valid UTF-8") from None
 
     def use_stack(self, stack: Stack) -> None:
         """Switch this build to another stack (e.g. for a Python version)."""
         self.stack = stack
 
-    def switch_to_stack_where(self, fits: Callable[[Stack], bool]) -> Optional[Stack]:
+    def switch_to_stack_where(self, fits: Callable[[Stack], bool]) -> Stack | None:
         """Keep the stack if ``fits`` it, else switch to the first available one that does.
 
         Returns the stack the build now uses, or ``None`` (unchanged) when none fits.
@@ -133,7 +135,7 @@ class Progress:
 
     def __init__(self, out: Output):
         self.out = out
-        self.failed: Optional[tuple[str, int]] = None
+        self.failed: tuple[str, int] | None = None
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> None:
@@ -170,8 +172,15 @@ class Progress:
 
 
 @contextmanager
-def code_tar(source: Path, exclude: Iterable[str], extra: dict[str, bytes], uid: int, gid: int,
-             only: Optional[Iterable[str]] = None, tmpdir: Optional[Path] = None) -> Iterator[BinaryIO]:
+def code_tar(
+    source: Path,
+    exclude: Iterable[str],
+    extra: dict[str, bytes],
+    uid: int,
+    gid: int,
+    only: Iterable[str] | None = None,
+    tmpdir: Path | None = None,
+) -> Iterator[BinaryIO]:
     """A tar of ``source`` under ``app/`` (owned by uid:gid), plus ``extra`` files, in a temporary file.
 
     The tar is written to disk (in ``tmpdir``) and streamed to the engine from there, so a large
@@ -201,7 +210,7 @@ class _CodeTar:
         info.mode |= 0o600 if not info.isdir() else 0o700
         return info
 
-    def add_all(self, exclude: Iterable[str], extra: dict[str, bytes], only: Optional[Iterable[str]]) -> None:
+    def add_all(self, exclude: Iterable[str], extra: dict[str, bytes], only: Iterable[str] | None) -> None:
         root = tarfile.TarInfo("app")
         root.type, root.mode = tarfile.DIRTYPE, 0o755
         self.tf.addfile(self.owned(root))
@@ -260,8 +269,9 @@ def engine_error(exc: BaseException) -> SkiffError:
 
     if isinstance(exc, docker.errors.APIError):
         return SkiffError(f"the Docker engine refused: {exc.explanation or exc}")
-    return SkiffError(f"lost the connection to the Docker engine during the build ({type(exc).__name__}); "
-                      "is dockerd running?")
+    return SkiffError(
+        f"lost the connection to the Docker engine during the build ({type(exc).__name__}); is dockerd running?"
+    )
 
 
 def remove_leftover_build_containers(client, app: str) -> None:
@@ -284,24 +294,26 @@ def _file_entry(name: str, data: bytes, uid: int, gid: int, mode: int) -> tuple[
     return info, data
 
 
-def driver_archive(plan: dict[str, Any], uid: int, gid: int) -> list[tuple[tarfile.TarInfo, Optional[bytes]]]:
+def driver_archive(plan: dict[str, Any], uid: int, gid: int) -> list[tuple[tarfile.TarInfo, bytes | None]]:
     """Tar entries for /build/skiff: the driver and its plan (which holds the app's config).
 
     They go into the container's own layer with ``put_archive`` (no host file the build
     user must be able to read) and the driver deletes them before any step runs, so they
     never reach the committed image.
     """
-    entries: list[tuple[tarfile.TarInfo, Optional[bytes]]] = []
+    entries: list[tuple[tarfile.TarInfo, bytes | None]] = []
     for name in ("build", "build/skiff"):
         info = tarfile.TarInfo(name)
         info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o700 if name == "build/skiff" else 0o755, uid, gid
         entries.append((info, None))
-    entries.append(_file_entry("build/skiff/driver.py", Path(__file__).with_name("driver.py").read_bytes(), uid, gid, 0o400))
+    entries.append(
+        _file_entry("build/skiff/driver.py", Path(__file__).with_name("driver.py").read_bytes(), uid, gid, 0o400)
+    )
     entries.append(_file_entry("build/skiff/plan.json", json.dumps(plan).encode(), uid, gid, 0o400))
     return entries
 
 
-def with_entries(archive: BinaryIO, entries: list[tuple[tarfile.TarInfo, Optional[bytes]]]) -> BinaryIO:
+def with_entries(archive: BinaryIO, entries: list[tuple[tarfile.TarInfo, bytes | None]]) -> BinaryIO:
     """Append ``entries`` to ``archive`` (an uncompressed tar file from :func:`code_tar`), in place.
 
     Returns the same file, positioned at its start.
@@ -325,11 +337,16 @@ class Runner:
         self.uid, self.gid = int(uid), int(gid or uid)
 
     def _plan(self, steps: list[dict[str, Any]], env: dict[str, str]) -> dict[str, Any]:
-        return {"steps": steps, "env": env, "path": env.get("PATH") or self.build.stack.path,
-                "env_dir": "/build/env", "config": self.build.config,
-                "ca": "/build/ca-certificates.crt" if self._ca() else None}
+        return {
+            "steps": steps,
+            "env": env,
+            "path": env.get("PATH") or self.build.stack.path,
+            "env_dir": "/build/env",
+            "config": self.build.config,
+            "ca": "/build/ca-certificates.crt" if self._ca() else None,
+        }
 
-    def _ca(self) -> Optional[str]:
+    def _ca(self) -> str | None:
         if not self.settings.get("trust-host-ca", True):
             return None
         bundle = self.settings.get("ca-bundle") or DEFAULT_CA
@@ -343,23 +360,33 @@ class Runner:
 
         # A named volume (under Docker's root-only data dir) rather than a host directory:
         # no host user can read or poison the cache, and skiff needs no chown.
-        mounts = [Mount("/build/cache", cache_volume(self.build.app), type="volume",
-                        labels={CACHE_LABEL: self.build.app})]
+        mounts = [
+            Mount("/build/cache", cache_volume(self.build.app), type="volume", labels={CACHE_LABEL: self.build.app})
+        ]
         ca = self._ca()
         if ca:
             mounts.append(Mount("/build/ca-certificates.crt", ca, type="bind", read_only=True))
         return mounts
 
-    def run(self, image: str, steps: list[dict[str, Any]], env: dict[str, str], archive: BinaryIO,
-            changes: list[str], repository: str, tag: str) -> str:
+    def run(
+        self,
+        image: str,
+        steps: list[dict[str, Any]],
+        env: dict[str, str],
+        archive: BinaryIO,
+        changes: list[str],
+        repository: str,
+        tag: str,
+    ) -> str:
         """Run ``steps`` in a container of ``image`` holding ``archive`` (a tar file, streamed); commit it.
 
         Returns the image id. With steps, the driver and its plan are appended to ``archive``.
         """
         container = None
         try:
-            kwargs: dict[str, Any] = dict(user=self.build.stack.user, working_dir="/app",
-                                          labels={BUILD_LABEL: self.build.app}, detach=True)
+            kwargs: dict[str, Any] = dict(
+                user=self.build.stack.user, working_dir="/app", labels={BUILD_LABEL: self.build.app}, detach=True
+            )
             if steps:
                 kwargs["mounts"] = self._mounts()
                 # ENV_DIR lives in memory: a tmpfs is never part of a commit
@@ -394,8 +421,14 @@ class Runner:
                     pass
 
 
-def hash_key(build: Build, pack_versions: list[tuple[str, str]], files: list[str], generated: dict[str, bytes],
-             steps: list[dict[str, Any]], env: dict[str, str]) -> str:
+def hash_key(
+    build: Build,
+    pack_versions: list[tuple[str, str]],
+    files: list[str],
+    generated: dict[str, bytes],
+    steps: list[dict[str, Any]],
+    env: dict[str, str],
+) -> str:
     """The dependency layer's key."""
     h = hashlib.sha256()
 
@@ -403,8 +436,16 @@ def hash_key(build: Build, pack_versions: list[tuple[str, str]], files: list[str
         h.update(json.dumps(data, sort_keys=True).encode())
         h.update(b"\0")
 
-    put({"builder": BUILDER_VERSION, "stack": build.stack.id, "packs": pack_versions, "steps": steps, "env": env,
-         "config": {k: v for k, v in sorted(build.config.items()) if k.startswith(KEY_CONFIG_PREFIXES)}})
+    put(
+        {
+            "builder": BUILDER_VERSION,
+            "stack": build.stack.id,
+            "packs": pack_versions,
+            "steps": steps,
+            "env": env,
+            "config": {k: v for k, v in sorted(build.config.items()) if k.startswith(KEY_CONFIG_PREFIXES)},
+        }
+    )
     for rel in sorted(files):
         put(rel)
         h.update(hashlib.sha256((build.source / rel).read_bytes()).digest())
@@ -418,10 +459,13 @@ MAX_DEPS_DEPTH = 3  # dependency layers stacked by additive installs before a fr
 MAX_LINES_LABEL = 32 * 1024
 
 
-def previous_layer(client, app: str, compat: str, lines: dict[str, list[str]]) -> Optional[Any]:
+def previous_layer(client, app: str, compat: str, lines: dict[str, list[str]]) -> Any | None:
     """The app's newest dependency layer that the new one may build on (additions only)."""
-    images = sorted(client.images.list(filters={"label": f"{DEPS_LABEL}={app}"}),
-                    key=lambda i: i.attrs.get("Created", ""), reverse=True)
+    images = sorted(
+        client.images.list(filters={"label": f"{DEPS_LABEL}={app}"}),
+        key=lambda i: i.attrs.get("Created", ""),
+        reverse=True,
+    )
     if not images:
         return None
     labels = images[0].labels or {}
@@ -439,12 +483,14 @@ def previous_layer(client, app: str, compat: str, lines: dict[str, list[str]]) -
     return None
 
 
-def deps_labels(app: str, key: str, compat: str, lines: Optional[dict[str, list[str]]], depth: int) -> list[str]:
+def deps_labels(app: str, key: str, compat: str, lines: dict[str, list[str]] | None, depth: int) -> list[str]:
     text = json.dumps(lines, sort_keys=True) if lines is not None else ""
     if len(text) > MAX_LINES_LABEL:
         text = ""
-    return [f"LABEL {DEPS_LABEL}={dockerfile_value(app)} skiff.deps.key={key} skiff.deps.compat={compat} "
-            f"skiff.deps.depth={depth} skiff.deps.lines={dockerfile_value(text)}"]
+    return [
+        f"LABEL {DEPS_LABEL}={dockerfile_value(app)} skiff.deps.key={key} skiff.deps.compat={compat} "
+        f"skiff.deps.depth={depth} skiff.deps.lines={dockerfile_value(text)}"
+    ]
 
 
 def dockerfile_value(value: str) -> str:
@@ -452,13 +498,15 @@ def dockerfile_value(value: str) -> str:
     return json.dumps(value)
 
 
-def final_changes(app: str, bid: str, env: dict[str, str], user: str, web: Optional[str],
-                  packs: list[str]) -> list[str]:
+def final_changes(app: str, bid: str, env: dict[str, str], user: str, web: str | None, packs: list[str]) -> list[str]:
     changes = [f"ENV {k}={dockerfile_value(v)}" for k, v in env.items()]
-    changes += ["WORKDIR /app", f"USER {user}",
-                f"LABEL skiff.app={dockerfile_value(app)} skiff.build={dockerfile_value(bid)} "
-                f"skiff.builder=buildpacks skiff.buildpacks={dockerfile_value(','.join(packs))} {DEPS_LABEL}=\"\" "
-                f"{BUILD_LABEL}=\"\" skiff.deps.lines=\"\""]
+    changes += [
+        "WORKDIR /app",
+        f"USER {user}",
+        f"LABEL skiff.app={dockerfile_value(app)} skiff.build={dockerfile_value(bid)} "
+        f'skiff.builder=buildpacks skiff.buildpacks={dockerfile_value(",".join(packs))} {DEPS_LABEL}="" '
+        f'{BUILD_LABEL}="" skiff.deps.lines=""',
+    ]
     if web:
         changes.append("CMD " + json.dumps(["/bin/sh", "-c", web]))
     return changes

@@ -9,6 +9,7 @@ a list of argument lists. Progress goes to stdout as marker lines that start
 with \\x1e followed by JSON; everything else is the tools' own output, which
 the host indents.
 """
+
 import json
 import os
 import shutil
@@ -63,7 +64,7 @@ def cache_paths(env):
     if os.access("/build/cache", os.W_OK):
         return env
     fallback = "/tmp/skiff-cache"
-    return {k: fallback + v[len("/build/cache"):] if v.startswith("/build/cache/") else v for k, v in env.items()}
+    return {k: fallback + v[len("/build/cache") :] if v.startswith("/build/cache/") else v for k, v in env.items()}
 
 
 def run_step(step, env):
@@ -82,8 +83,9 @@ def run_step(step, env):
         mark(step=title)
     for argv in step.get("run") or []:
         try:
-            code = subprocess.run(argv, cwd=cwd, env=step_env, stdin=subprocess.DEVNULL,
-                                  stderr=subprocess.STDOUT).returncode
+            code = subprocess.run(
+                argv, cwd=cwd, env=step_env, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT
+            ).returncode
         except OSError as exc:
             print(f"cannot run {argv[0]}: {exc}", flush=True)
             code = 127

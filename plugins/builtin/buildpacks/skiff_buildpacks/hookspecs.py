@@ -12,15 +12,16 @@ Steps are plain dicts run by the in-container driver, never by a shell::
      "env": {"KEY": "value"},                        # extra environment
      "check": ["python", "-c", "import django"]}     # run the step only if this exits 0
 """
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from skiff import hookspec
 
 
 @hookspec
-def skiff_buildpack_describe() -> Optional[dict[str, Any]]:
+def skiff_buildpack_describe() -> dict[str, Any] | None:
     """Describe a pack: ``{"name", "version", "looks_for", "order"}``.
 
     ``looks_for`` is shown when nothing is detected ("requirements.txt,
@@ -29,12 +30,12 @@ def skiff_buildpack_describe() -> Optional[dict[str, Any]]:
 
 
 @hookspec(firstresult=True)
-def skiff_buildpack_detect(pack: str, build: Any) -> Optional[bool]:
+def skiff_buildpack_detect(pack: str, build: Any) -> bool | None:
     """Pack ``pack``: return True if it can build ``build.source``, False if not."""
 
 
 @hookspec(firstresult=True)
-def skiff_buildpack_dependencies(pack: str, build: Any) -> Optional[dict[str, Any]]:
+def skiff_buildpack_dependencies(pack: str, build: Any) -> dict[str, Any] | None:
     """Pack ``pack``: how to install the dependencies (the cached layer).
 
     Return ``{"label": "Python app", "files": [relative paths], "generated":
@@ -52,7 +53,7 @@ def skiff_buildpack_dependencies(pack: str, build: Any) -> Optional[dict[str, An
 
 
 @hookspec(firstresult=True)
-def skiff_buildpack_compile(pack: str, build: Any) -> Optional[dict[str, Any]]:
+def skiff_buildpack_compile(pack: str, build: Any) -> dict[str, Any] | None:
     """Pack ``pack``: steps run with the code in /app, and extra files.
 
     Return ``{"steps": [...], "files": {relative path: bytes}}``; runs on
@@ -61,7 +62,7 @@ def skiff_buildpack_compile(pack: str, build: Any) -> Optional[dict[str, Any]]:
 
 
 @hookspec(firstresult=True)
-def skiff_buildpack_processes(pack: str, build: Any) -> Optional[dict[str, str]]:
+def skiff_buildpack_processes(pack: str, build: Any) -> dict[str, str] | None:
     """Pack ``pack``: default process types (``{"web": "npm start"}``).
 
     A Procfile's types win; defaults only fill the types it does not name.

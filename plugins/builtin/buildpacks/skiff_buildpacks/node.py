@@ -4,10 +4,11 @@ node_modules lives in /app/node_modules in the dependency layer (keyed by
 package.json and the lock file); the ``build`` script, when present, runs on
 every build with the code in place. Default web process: ``npm start``.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 from skiff import hookimpl
 from skiff.errors import SkiffError
@@ -26,7 +27,7 @@ def skiff_buildpack_describe() -> dict[str, Any]:
 
 
 @hookimpl
-def skiff_buildpack_detect(pack: str, build) -> Optional[bool]:
+def skiff_buildpack_detect(pack: str, build) -> bool | None:
     if pack != NAME:
         return None
     return build.has("package.json")
@@ -38,7 +39,7 @@ def package_json(build) -> dict[str, Any]:
     try:
         data = json.loads(build.read("package.json"))
     except ValueError as exc:
-        raise SkiffError(f"package.json is not valid JSON: {exc}")
+        raise SkiffError(f"package.json is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise SkiffError("package.json must be a JSON object")
     return data
@@ -50,7 +51,7 @@ def scripts(build) -> dict[str, Any]:
 
 
 @hookimpl
-def skiff_buildpack_dependencies(pack: str, build) -> Optional[dict[str, Any]]:
+def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
     if pack != NAME:
         return None
     package_json(build)
@@ -65,14 +66,25 @@ def skiff_buildpack_dependencies(pack: str, build) -> Optional[dict[str, Any]]:
     install = ["npm", "ci", *flags] if locks else ["npm", "install", *flags]
     if not locks:
         note.append("no package-lock.json: using npm install (commit a lock file for repeatable builds)")
-    steps = [{"title": f"Installing dependencies with {' '.join(install[:2])}",
-              "run": [install], "env": {"npm_config_cache": "/build/cache/npm", "npm_config_update_notifier": "false"}}]
-    return {"label": "Node.js app", "notes": note, "files": ["package.json", *locks], "steps": steps,
-            "path": ["/app/node_modules/.bin"], "runtime_env": {"NODE_ENV": "production"},
-            "exclude": ["node_modules"]}
+    steps = [
+        {
+            "title": f"Installing dependencies with {' '.join(install[:2])}",
+            "run": [install],
+            "env": {"npm_config_cache": "/build/cache/npm", "npm_config_update_notifier": "false"},
+        }
+    ]
+    return {
+        "label": "Node.js app",
+        "notes": note,
+        "files": ["package.json", *locks],
+        "steps": steps,
+        "path": ["/app/node_modules/.bin"],
+        "runtime_env": {"NODE_ENV": "production"},
+        "exclude": ["node_modules"],
+    }
 
 
-def choose_stack(build) -> Optional[str]:
+def choose_stack(build) -> str | None:
     """Honour ``engines.node``: keep the stack if its Node.js satisfies it, else use one that does."""
     engines = package_json(build).get("engines") or {}
     requested = engines.get("node") if isinstance(engines, dict) else None
@@ -89,17 +101,24 @@ def choose_stack(build) -> Optional[str]:
 
 
 @hookimpl
-def skiff_buildpack_compile(pack: str, build) -> Optional[dict[str, Any]]:
+def skiff_buildpack_compile(pack: str, build) -> dict[str, Any] | None:
     if pack != NAME:
         return None
     if "build" not in scripts(build):
         return {"steps": []}
-    return {"steps": [{"title": "Running npm run build", "run": [["npm", "run", "build"]],
-                       "env": {"npm_config_cache": "/build/cache/npm", "npm_config_update_notifier": "false"}}]}
+    return {
+        "steps": [
+            {
+                "title": "Running npm run build",
+                "run": [["npm", "run", "build"]],
+                "env": {"npm_config_cache": "/build/cache/npm", "npm_config_update_notifier": "false"},
+            }
+        ]
+    }
 
 
 @hookimpl
-def skiff_buildpack_processes(pack: str, build) -> Optional[dict[str, str]]:
+def skiff_buildpack_processes(pack: str, build) -> dict[str, str] | None:
     if pack != NAME:
         return None
     if "start" in scripts(build) or build.has("server.js"):

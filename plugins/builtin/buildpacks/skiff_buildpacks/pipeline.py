@@ -5,6 +5,7 @@
 :class:`Session` (the build's engine client, packs and runner) and the
 merged :class:`~skiff_buildpacks.plan.PackPlan`.
 """
+
 from __future__ import annotations
 
 import time
@@ -81,8 +82,15 @@ def start(deploy: Deploy) -> Session:
     b.remove_leftover_build_containers(client, deploy.app)
     stack = stack_from_image(context, client, configured_image(context))
     config = deploy.state.effective_config(deploy.app)
-    build = b.Build(app=deploy.app, source=deploy.workdir, config=config, stack=stack, stacks=None,
-                    output=deploy.output, stacks_loader=lambda: all_stacks(context, client, stack))
+    build = b.Build(
+        app=deploy.app,
+        source=deploy.workdir,
+        config=config,
+        stack=stack,
+        stacks=None,
+        output=deploy.output,
+        stacks_loader=lambda: all_stacks(context, client, stack),
+    )
     build.packs = select_packs(context, deploy, build)
     described = {d["name"]: d for d in describe_packs(context)}
     return Session(deploy, client, build, described)
@@ -138,10 +146,18 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -
         start_from = previous.id
         out.step("Dependencies were only added: installing them on top of the previous layer")
     runner = session.runner
-    with b.code_tar(deploy.workdir, (), plan.generated, runner.uid, runner.gid, only=plan.files,
-                    tmpdir=deploy.workdir.parent) as archive:
-        image_id = runner.run(start_from, plan.steps, env, archive, b.deps_labels(deploy.app, key, compat, lines, depth),
-                              f"skiff/{deploy.app}", tag)
+    with b.code_tar(
+        deploy.workdir, (), plan.generated, runner.uid, runner.gid, only=plan.files, tmpdir=deploy.workdir.parent
+    ) as archive:
+        image_id = runner.run(
+            start_from,
+            plan.steps,
+            env,
+            archive,
+            b.deps_labels(deploy.app, key, compat, lines, depth),
+            f"skiff/{deploy.app}",
+            tag,
+        )
     out.step(f"Dependency layer ready in {time.monotonic() - t0:.1f}s")
     return image_id
 
@@ -169,24 +185,28 @@ def code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str) -> 
     """Add the code to the dependency image, run the compile steps, commit with the runtime settings."""
     deploy, stack, runner = session.deploy, session.build.stack, session.runner
     assert deploy.workdir is not None
-    with b.code_tar(deploy.workdir, plan.exclude, plan.compile_files, runner.uid, runner.gid,
-                    tmpdir=deploy.workdir.parent) as archive:
+    with b.code_tar(
+        deploy.workdir, plan.exclude, plan.compile_files, runner.uid, runner.gid, tmpdir=deploy.workdir.parent
+    ) as archive:
         size = b.archive_size(archive)
         deploy.output.step(f"Adding the code ({size // 1024} KiB)" + (" and compiling" if plan.compile_steps else ""))
-        changes = b.final_changes(deploy.app, bid, plan.image_env(stack.path), stack.user, deploy.processes.get("web"),
-                                  plan.packs)
-        return runner.run(layer.base, plan.compile_steps, plan.env(stack.path), archive, changes,
-                          f"skiff/{deploy.app}", bid)
+        changes = b.final_changes(
+            deploy.app, bid, plan.image_env(stack.path), stack.user, deploy.processes.get("web"), plan.packs
+        )
+        return runner.run(
+            layer.base, plan.compile_steps, plan.env(stack.path), archive, changes, f"skiff/{deploy.app}", bid
+        )
 
 
 def record(session: Session, layer: DepsLayer, image_id: str) -> None:
     """What the build made, stored with the release (docs/contracts.md)."""
-    session.deploy.meta.update({
-        "builder": PLUGIN,
-        "buildpacks": session.packs,
-        "stack": session.build.stack.image,
-        "deps_key": layer.key[:16],
-        "deps_image": layer.image_id,
-        "image_id": image_id,
-    })
-
+    session.deploy.meta.update(
+        {
+            "builder": PLUGIN,
+            "buildpacks": session.packs,
+            "stack": session.build.stack.image,
+            "deps_key": layer.key[:16],
+            "deps_image": layer.image_id,
+            "image_id": image_id,
+        }
+    )

@@ -4,10 +4,11 @@ Each pack's hook results (plain dicts, see :mod:`skiff_buildpacks.hookspecs`)
 are merged into one :class:`PackPlan`; the builder then reads typed fields
 instead of juggling the dicts.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 Step = dict[str, Any]
 
@@ -33,7 +34,7 @@ class PackPlan:
     runtime_env: dict[str, str] = field(default_factory=dict)
     path_prefix: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
-    additive_lines: Optional[dict[str, list[str]]] = field(default_factory=dict)
+    additive_lines: dict[str, list[str]] | None = field(default_factory=dict)
     compile_steps: list[Step] = field(default_factory=list)
     compile_files: dict[str, bytes] = field(default_factory=dict)
     processes: dict[str, str] = field(default_factory=dict)
@@ -50,7 +51,7 @@ class PackPlan:
         if deps.get("steps"):
             self._add_lines(pack, deps.get("additive_lines"))
 
-    def _add_lines(self, pack: str, lines: Optional[list[str]]) -> None:
+    def _add_lines(self, pack: str, lines: list[str] | None) -> None:
         if self.additive_lines is not None and lines is not None:
             self.additive_lines[pack] = list(lines)
         else:

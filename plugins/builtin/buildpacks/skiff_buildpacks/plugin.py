@@ -5,16 +5,16 @@ Language packs are plugins of their own (``buildpack-python``,
 declares in :mod:`skiff_buildpacks.hookspecs`. Commands: ``buildpacks:list``,
 ``buildpacks:set``, ``buildpacks:report``, ``repo:purge-cache``.
 """
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import click
 
-from skiff import hookimpl
-from skiff import access
+from skiff import access, hookimpl
 from skiff.builders import BuilderInfo
 from skiff.cli import pass_context
 from skiff.context import Context
@@ -42,8 +42,15 @@ def skiff_addhooks(pm) -> None:
 
 @hookimpl
 def skiff_commands(cli: click.Group) -> None:
-    for command in (buildpacks_list, buildpacks_set, buildpacks_add, buildpacks_remove, buildpacks_clear,
-                    buildpacks_report, repo_purge_cache):
+    for command in (
+        buildpacks_list,
+        buildpacks_set,
+        buildpacks_add,
+        buildpacks_remove,
+        buildpacks_clear,
+        buildpacks_report,
+        repo_purge_cache,
+    ):
         cli.add_command(command)
 
 
@@ -88,8 +95,11 @@ def explicit_packs(context: Context, deploy: Deploy, config: dict[str, str]) -> 
             return [_pack_name(p) for p in config[var].split(",") if p.strip()], var
     listing = deploy.workdir / ".buildpacks"
     if listing.is_file() and not listing.is_symlink():
-        names = [_pack_name(line) for line in listing.read_text().splitlines()
-                 if line.strip() and not line.strip().startswith("#")]
+        names = [
+            _pack_name(line)
+            for line in listing.read_text().splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        ]
         if names:
             return names, ".buildpacks"
     return [], ""
@@ -108,8 +118,10 @@ def select_packs(context: Context, deploy: Deploy, build) -> list[str]:
         if hook.skiff_buildpack_detect(pack=name, build=build):
             return [name]
     looks = "; ".join(f"{d['name']}: {d.get('looks_for', '?')}" for d in known.values())
-    raise SkiffError(f"no buildpack detected this app (looked for {looks}); "
-                     "add one of these files, a Dockerfile, or choose packs with .buildpacks")
+    raise SkiffError(
+        f"no buildpack detected this app (looked for {looks}); "
+        "add one of these files, a Dockerfile, or choose packs with .buildpacks"
+    )
 
 
 # -- the build -------------------------------------------------------------
@@ -121,12 +133,18 @@ ORDER = 1000  # detection: last, the catch-all (the dockerfile builder is 100)
 @hookimpl(trylast=True)
 def skiff_builders() -> list[BuilderInfo]:
     """The ``buildpacks`` builder detects every source: whether a pack fits is checked in the build."""
-    return [BuilderInfo(PLUGIN, order=ORDER, detect=lambda deploy: True,
-                        description="language packs: a cached dependency layer and a code layer")]
+    return [
+        BuilderInfo(
+            PLUGIN,
+            order=ORDER,
+            detect=lambda deploy: True,
+            description="language packs: a cached dependency layer and a code layer",
+        )
+    ]
 
 
 @hookimpl(trylast=True)
-def skiff_build(deploy: Deploy) -> Optional[str]:
+def skiff_build(deploy: Deploy) -> str | None:
     """Build with the packs when ``deploy.builder`` is ``buildpacks`` (see :mod:`skiff_buildpacks.pipeline`)."""
     if deploy.builder != PLUGIN:
         return None
@@ -162,7 +180,7 @@ def _prune_deps(client, app: str, keep: str) -> None:
     """Untag all but the newest dependency layers of ``app`` (images in use keep their layers)."""
     images = sorted(deps_images(client, app), key=lambda i: i.attrs.get("Created", ""), reverse=True)
     others = [i for i in images if i.id != keep]
-    for image in others[KEEP_DEPS_IMAGES - 1:]:
+    for image in others[KEEP_DEPS_IMAGES - 1 :]:
         for tag in image.tags or []:
             try:
                 client.images.remove(tag)
@@ -172,6 +190,7 @@ def _prune_deps(client, app: str, keep: str) -> None:
 
 def remove_cache_volume(client, app: str) -> bool:
     import docker.errors
+
     from .build import cache_volume
 
     try:
@@ -225,9 +244,14 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
     s = settings(context, app)
     release = context.state.current_release(app)
     meta = release.meta if release else {}
-    return {"buildpacks": {"packs": s["packs"] or "(detected)", "trust-host-ca": s["trust-host-ca"],
-                           "last-build": ",".join(meta.get("buildpacks", [])) or None,
-                           "stack": meta.get("stack")}}
+    return {
+        "buildpacks": {
+            "packs": s["packs"] or "(detected)",
+            "trust-host-ca": s["trust-host-ca"],
+            "last-build": ",".join(meta.get("buildpacks", [])) or None,
+            "stack": meta.get("stack"),
+        }
+    }
 
 
 # -- commands --------------------------------------------------------------
@@ -237,7 +261,7 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
 @click.command("buildpacks:list")
 @click.argument("app", required=False)
 @pass_context
-def buildpacks_list(context: Context, app: Optional[str]) -> None:
+def buildpacks_list(context: Context, app: str | None) -> None:
     """List the installed language packs (or the packs APP is set to)."""
     if app:
         context.state.require_app(app)
@@ -390,6 +414,8 @@ def repo_purge_cache(context: Context, app: str) -> None:
     client = docker_client()
     had_volume = remove_cache_volume(client, app)
     removed = remove_app_images(client, app)
-    context.output.step(f"Purged the build cache of {app}"
-                        + ("" if had_volume or removed else " (it was empty)")
-                        + (f": {removed} dependency layer(s) removed" if removed else ""))
+    context.output.step(
+        f"Purged the build cache of {app}"
+        + ("" if had_volume or removed else " (it was empty)")
+        + (f": {removed} dependency layer(s) removed" if removed else "")
+    )

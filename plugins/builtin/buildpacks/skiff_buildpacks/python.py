@@ -5,11 +5,12 @@ the stack's own pip (``pip --python VENV install``), which skips the seconds
 ``venv`` spends bootstrapping pip. Lock files are turned into a pinned
 requirements file (``.skiff/requirements.txt``) of the default/main group.
 """
+
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Optional
+from typing import Any
 
 from skiff import hookimpl
 from skiff.errors import SkiffError
@@ -31,7 +32,7 @@ def skiff_buildpack_describe() -> dict[str, Any]:
 
 
 @hookimpl
-def skiff_buildpack_detect(pack: str, build) -> Optional[bool]:
+def skiff_buildpack_detect(pack: str, build) -> bool | None:
     if pack != NAME:
         return None
     return any(build.has(f) for f in (*MANAGERS, "Pipfile", "pyproject.toml", "setup.py"))
@@ -44,14 +45,14 @@ def managers(build) -> list[str]:
     return found
 
 
-def requested_version(build) -> tuple[Optional[str], str]:
+def requested_version(build) -> tuple[str | None, str]:
     for name in (".python-version", "runtime.txt"):
         if build.has(name):
             return parse_requested(build.read(name)), name
     return None, ""
 
 
-def choose_stack(build) -> Optional[str]:
+def choose_stack(build) -> str | None:
     """Use a stack whose Python satisfies .python-version / runtime.txt; return a note."""
     requested, where = requested_version(build)
     if not requested:
@@ -63,12 +64,14 @@ def choose_stack(build) -> Optional[str]:
     if stack is not None:
         return f"Python {stack.python} on stack {stack.image} (for {requested} from {where})"
     available = ", ".join(f"{s.python} ({s.image})" for s in build.available_stacks() if s.python) or "none"
-    raise SkiffError(f"{where} requests Python {requested}, but no stack has it; available: {available}; "
-                     "build another stack (e.g. 'skiff stack:build bookworm' for 3.11) or change " + where)
+    raise SkiffError(
+        f"{where} requests Python {requested}, but no stack has it; available: {available}; "
+        "build another stack (e.g. 'skiff stack:build bookworm' for 3.11) or change " + where
+    )
 
 
 @hookimpl
-def skiff_buildpack_dependencies(pack: str, build) -> Optional[dict[str, Any]]:
+def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
     if pack != NAME:
         return None
     found = managers(build)
@@ -76,15 +79,33 @@ def skiff_buildpack_dependencies(pack: str, build) -> Optional[dict[str, Any]]:
         raise SkiffError(f"more than one Python package manager file: {', '.join(found)}; keep only one")
     notes = [n for n in [choose_stack(build)] if n]
     venv = ["python3", "-m", "venv", "--without-pip", VENV]
-    pip = ["python3", "-m", "pip", "--python", f"{VENV}/bin/python", "install", "--disable-pip-version-check",
-           "--no-input", "--progress-bar", "off", "--no-warn-script-location", "--no-compile"]
+    pip = [
+        "python3",
+        "-m",
+        "pip",
+        "--python",
+        f"{VENV}/bin/python",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        "--no-warn-script-location",
+        "--no-compile",
+    ]
     # pip compiles one file at a time; compileall -j 0 uses every core
     compile_all = [f"{VENV}/bin/python", "-m", "compileall", "-q", "-j", "0", f"{VENV}/lib"]
     env = {"PIP_CACHE_DIR": "/build/cache/pip", "PIP_ROOT_USER_ACTION": "ignore"}
     stack_path = {"PATH": build.stack.path}  # the stack's python3, not the venv's (it has no pip)
-    result: dict[str, Any] = {"label": "Python app", "notes": notes, "path": [f"{VENV}/bin"],
-                              "runtime_env": {"PYTHONUNBUFFERED": "1", "VIRTUAL_ENV": VENV},
-                              "exclude": [".venv"], "files": [], "generated": {}}
+    result: dict[str, Any] = {
+        "label": "Python app",
+        "notes": notes,
+        "path": [f"{VENV}/bin"],
+        "runtime_env": {"PYTHONUNBUFFERED": "1", "VIRTUAL_ENV": VENV},
+        "exclude": [".venv"],
+        "files": [],
+        "generated": {},
+    }
     if not found:
         if build.has("pyproject.toml"):
             raise SkiffError("pyproject.toml without uv.lock or poetry.lock: commit a lock file or a requirements.txt")
@@ -98,8 +119,14 @@ def skiff_buildpack_dependencies(pack: str, build) -> Optional[dict[str, Any]]:
     if manager == "requirements.txt":
         files = requirement_files(build, "requirements.txt")
         result["files"] = files
-        result["additive_lines"] = sorted({line.split(" #", 1)[0].strip() for f in files for line in build.read(f).splitlines()
-                                           if line.strip() and not line.strip().startswith("#")})
+        result["additive_lines"] = sorted(
+            {
+                line.split(" #", 1)[0].strip()
+                for f in files
+                for line in build.read(f).splitlines()
+                if line.strip() and not line.strip().startswith("#")
+            }
+        )
         install = [*pip, "-r", "requirements.txt"]
         tool = "pip"
     else:
@@ -114,8 +141,13 @@ def skiff_buildpack_dependencies(pack: str, build) -> Optional[dict[str, Any]]:
         result["generated"] = {GENERATED: ("".join(r + "\n" for r in reqs)).encode()}
         result["additive_lines"] = sorted(set(reqs))
         install = [*pip, "-r", GENERATED]
-    result["steps"] = [{"title": f"Installing dependencies with {tool}", "run": [venv, install, compile_all],
-                        "env": {**env, **stack_path}}]
+    result["steps"] = [
+        {
+            "title": f"Installing dependencies with {tool}",
+            "run": [venv, install, compile_all],
+            "env": {**env, **stack_path},
+        }
+    ]
     return result
 
 
@@ -146,10 +178,10 @@ def _toml(text: str, name: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except Exception as exc:
-        raise SkiffError(f"{name} is not valid TOML: {exc}")
+        raise SkiffError(f"{name} is not valid TOML: {exc}") from exc
 
 
-def _pin(name: str, version: str, marker: Optional[str] = None) -> str:
+def _pin(name: str, version: str, marker: str | None = None) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or not re.fullmatch(r"[A-Za-z0-9.+!_-]+", version):
         raise SkiffError(f"unsupported lock entry {name!r} {version!r}")
     line = f"{name}=={version}"
@@ -164,12 +196,14 @@ def pipfile_requirements(text: str) -> list[str]:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise SkiffError(f"Pipfile.lock is not valid JSON: {exc}")
+        raise SkiffError(f"Pipfile.lock is not valid JSON: {exc}") from exc
     reqs = []
     for name, spec in sorted((data.get("default") or {}).items()):
         version = (spec or {}).get("version", "")
         if not version.startswith("=="):
-            raise SkiffError(f"Pipfile.lock: {name} is not pinned to a registry version (git/path sources are not supported)")
+            raise SkiffError(
+                f"Pipfile.lock: {name} is not pinned to a registry version (git/path sources are not supported)"
+            )
         reqs.append(_pin(name, version[2:], spec.get("markers")))
     return reqs
 
@@ -185,7 +219,9 @@ def poetry_requirements(text: str) -> list[str]:
         if source.get("type") not in (None, "legacy"):
             raise SkiffError(f"poetry.lock: {pkg.get('name')} comes from a {source.get('type')} source (not supported)")
         markers = pkg.get("markers")
-        marker = markers if isinstance(markers, str) else (markers or {}).get("main") if isinstance(markers, dict) else None
+        marker = (
+            markers if isinstance(markers, str) else (markers or {}).get("main") if isinstance(markers, dict) else None
+        )
         reqs.append(_pin(pkg["name"], pkg["version"], marker))
     return sorted(reqs)
 
@@ -200,8 +236,8 @@ def uv_requirements(text: str) -> list[str]:
     roots = [p for p in packages if "editable" in (p.get("source") or {}) or "virtual" in (p.get("source") or {})]
     roots = [r for r in roots if (r.get("source") or {}).get("editable", (r.get("source") or {}).get("virtual")) == "."]
     if not roots:
-        raise SkiffError("uv.lock has no project package (source = \".\")")
-    wanted: dict[tuple[str, str], Optional[str]] = {}
+        raise SkiffError('uv.lock has no project package (source = ".")')
+    wanted: dict[tuple[str, str], str | None] = {}
     todo = [(dep, None) for dep in roots[0].get("dependencies", [])]
     while todo:
         dep, _ = todo.pop()
@@ -225,21 +261,25 @@ def uv_requirements(text: str) -> list[str]:
 
 
 @hookimpl
-def skiff_buildpack_compile(pack: str, build) -> Optional[dict[str, Any]]:
+def skiff_buildpack_compile(pack: str, build) -> dict[str, Any] | None:
     if pack != NAME:
         return None
     steps = []
     if build.has("bin/post_compile"):
         steps.append({"title": "Running bin/post_compile", "run": [["bash", "bin/post_compile"]]})
     if build.has("manage.py") and build.config.get("DISABLE_COLLECTSTATIC", "") not in ("1", "true"):
-        steps.append({"title": "Running manage.py collectstatic --noinput",
-                      "check": [f"{VENV}/bin/python", "-c", "import django"],
-                      "run": [[f"{VENV}/bin/python", "manage.py", "collectstatic", "--noinput"]]})
+        steps.append(
+            {
+                "title": "Running manage.py collectstatic --noinput",
+                "check": [f"{VENV}/bin/python", "-c", "import django"],
+                "run": [[f"{VENV}/bin/python", "manage.py", "collectstatic", "--noinput"]],
+            }
+        )
     return {"steps": steps}
 
 
 @hookimpl
-def skiff_buildpack_processes(pack: str, build) -> Optional[dict[str, str]]:
+def skiff_buildpack_processes(pack: str, build) -> dict[str, str] | None:
     if pack != NAME:
         return None
     return {}

@@ -1,4 +1,5 @@
 """Find the stack images present and what they hold (from their labels, or a probe)."""
+
 from __future__ import annotations
 
 import re
@@ -14,7 +15,8 @@ VERSION = re.compile(r"\A[0-9]+(?:\.[0-9]+){1,2}[A-Za-z0-9.+-]*\Z")  # 3.13.5, 3
 PROBE = (
     "import platform, shutil, subprocess\n"
     "node = shutil.which('node')\n"
-    "v = subprocess.run([node, '--version'], capture_output=True, text=True).stdout.strip().lstrip('v') if node else ''\n"
+    "v = subprocess.run([node, '--version'], capture_output=True, text=True).stdout if node else ''\n"
+    "v = v.strip().lstrip('v')\n"
     "print(platform.python_version() + ' ' + (v or '-'))\n"
 )
 
@@ -38,13 +40,19 @@ def stack_from_image(context: Context, client, ref: str) -> Stack:
         image = client.images.get(ref)
     except docker.errors.ImageNotFound:
         hint = "run 'skiff stack:build'" if ref.startswith("skiff/stack:") else f"pull or load {ref}"
-        raise SkiffError(f"the stack image {ref} is missing: {hint}")
+        raise SkiffError(f"the stack image {ref} is missing: {hint}") from None
     labels = image.labels or {}
     python, node = labels.get("skiff.stack.python"), labels.get("skiff.stack.node")
     if python is None:
         python, node = _probe(context, client, image.id)
-    return Stack(image=ref, id=image.id, python=python or "", node=node or "",
-                 user=labels.get("skiff.stack.user") or DEFAULT_USER, path=_path_of(image.attrs))
+    return Stack(
+        image=ref,
+        id=image.id,
+        python=python or "",
+        node=node or "",
+        user=labels.get("skiff.stack.user") or DEFAULT_USER,
+        path=_path_of(image.attrs),
+    )
 
 
 def _probe(context: Context, client, image_id: str) -> tuple[str, str]:
@@ -91,7 +99,14 @@ def all_stacks(context: Context, client, current: Stack) -> list[Stack]:
             if tag.startswith("skiff/stack:") and tag not in seen and labels.get("skiff.stack.python"):
                 seen.add(tag)
                 image = client.images.get(row["Id"])
-                stacks.append(Stack(image=tag, id=row["Id"], python=labels.get("skiff.stack.python", ""),
-                                    node=labels.get("skiff.stack.node", ""),
-                                    user=labels.get("skiff.stack.user") or DEFAULT_USER, path=_path_of(image.attrs)))
+                stacks.append(
+                    Stack(
+                        image=tag,
+                        id=row["Id"],
+                        python=labels.get("skiff.stack.python", ""),
+                        node=labels.get("skiff.stack.node", ""),
+                        user=labels.get("skiff.stack.user") or DEFAULT_USER,
+                        path=_path_of(image.attrs),
+                    )
+                )
     return stacks

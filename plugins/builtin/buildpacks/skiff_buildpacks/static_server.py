@@ -7,6 +7,7 @@ standard library only and no syntax newer than Python 3.8. A request path is ref
 it holds a NUL, a backslash or another control character. The checked path is the one
 served.
 """
+
 import http.server
 import os
 import sys

@@ -1,8 +1,8 @@
 """Python version requests (.python-version, runtime.txt) against a stack's version."""
+
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 
 def version_satisfies(available: str, requested: str) -> bool:
@@ -15,7 +15,7 @@ def version_satisfies(available: str, requested: str) -> bool:
 VERSION_RE = re.compile(r"\A(?:python-?)?([0-9]+(?:\.[0-9]+){0,2}(?:\.[x*])?)\Z")
 
 
-def parse_requested(text: str) -> Optional[str]:
+def parse_requested(text: str) -> str | None:
     for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
@@ -37,7 +37,7 @@ def _comparator(available: list[int], spec: str) -> bool:
     """One npm-style comparator: ``>=18``, ``<21``, ``^20.1``, ``~20.19``, ``20.x``, ``20``, ``20.19.2``."""
     for op in (">=", "<=", ">", "<", "=", "^", "~"):
         if spec.startswith(op):
-            rest = spec[len(op):].lstrip("v")
+            rest = spec[len(op) :].lstrip("v")
             break
     else:
         op, rest = "", spec.lstrip("v")

@@ -3,6 +3,7 @@
 One cold build per sample app (module-scoped); the Flask app is then rebuilt
 after a code-only change to prove the dependency layer is reused.
 """
+
 import shutil
 import socket
 from pathlib import Path
@@ -45,8 +46,15 @@ class Captured(Output):
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, stack_image, docker_client, docker_cleanup_module):
     root = tmp_path_factory.mktemp("skiff-root")
-    pm = make_plugin_manager(DirReceiver(), ("procfile", procfile), ("buildpacks", bp), ("buildpack-python", python),
-                             ("buildpack-node", node), ("buildpack-static", static), StubScheduler())
+    pm = make_plugin_manager(
+        DirReceiver(),
+        ("procfile", procfile),
+        ("buildpacks", bp),
+        ("buildpack-python", python),
+        ("buildpack-node", node),
+        ("buildpack-static", static),
+        StubScheduler(),
+    )
     out = Captured()
     context = Context(pm, root=root, output=out)
 
@@ -109,8 +117,13 @@ def test_flask_app_builds_and_answers_on_port(env, flask_build):
 
 def test_build_ran_as_the_app_user_and_kept_a_package_cache(env, flask_build):
     app, _, release, _ = flask_build
-    owners = env.client.containers.run(release.image, ["stat", "-c", "%u", "/app/.venv/bin/python", "/app/.venv"],
-                                       remove=True).decode().split()
+    owners = (
+        env.client.containers.run(
+            release.image, ["stat", "-c", "%u", "/app/.venv/bin/python", "/app/.venv"], remove=True
+        )
+        .decode()
+        .split()
+    )
     assert owners == ["1000", "1000"]
     volume = env.client.volumes.get(f"skiff-cache-{app}")  # the per-app package cache
     assert volume.attrs["Labels"]["skiff.cache"] == app
@@ -123,8 +136,10 @@ def test_code_only_change_reuses_the_dependency_layer(env, flask_build):
     (source / "bin").mkdir()
     (source / "bin" / "post_compile").write_text(
         "id -u > /app/build-uid\n"
-        "if echo x >> /build/ca-certificates.crt 2>/dev/null; then echo 'CA is writable'; else echo 'CA is read-only'; fi\n"
-        "if [ \"$APP_TOKEN\" = s3cret ] && [ \"$(cat \"$ENV_DIR/APP_TOKEN\")\" = s3cret ]; then echo 'config visible'; fi\n")
+        "if echo x >> /build/ca-certificates.crt 2>/dev/null; then echo 'CA is writable';"
+        " else echo 'CA is read-only'; fi\n"
+        'if [ "$APP_TOKEN" = s3cret ] && [ "$(cat "$ENV_DIR/APP_TOKEN")" = s3cret ]; then echo \'config visible\'; fi\n'
+    )
     # manage.py without Django installed: the collectstatic step's check skips it
     (source / "manage.py").write_text("raise SystemExit('not a Django app')\n")
     env.context.state.set_config(app, {"APP_TOKEN": "s3cret"})
@@ -136,8 +151,9 @@ def test_code_only_change_reuses_the_dependency_layer(env, flask_build):
     assert "config visible" in output  # config reaches the build (env and ENV_DIR) ...
     image = env.client.images.get(second.image)
     assert "s3cret" not in str(image.attrs["Config"])  # ... but not the image
-    listing = env.client.containers.run(second.image, ["sh", "-c", "ls -A /build; ls -A /build/env | wc -l"],
-                                        remove=True).decode()
+    listing = env.client.containers.run(
+        second.image, ["sh", "-c", "ls -A /build; ls -A /build/env | wc -l"], remove=True
+    ).decode()
     assert "skiff" not in listing.split() and listing.split()[-1] == "0"
     assert second.meta["deps_image"] == first.meta["deps_image"]
     old_layers = env.client.images.get(first.image).attrs["RootFS"]["Layers"]
@@ -187,15 +203,33 @@ def test_node_app_runs_its_build_script_and_npm_start(env):
     assert "-----> Installing dependencies with npm ci" in output
     assert "-----> Running npm run build" in output
     assert release.processes == {"web": "npm start"}
-    cached = env.client.containers.run(release.image, ["ls", "/build/cache/npm"], remove=True,
-                                       volumes={f"skiff-cache-{app}": {"bind": "/build/cache", "mode": "ro"}})
+    cached = env.client.containers.run(
+        release.image,
+        ["ls", "/build/cache/npm"],
+        remove=True,
+        volumes={f"skiff-cache-{app}": {"bind": "/build/cache", "mode": "ro"}},
+    )
     assert cached.split()  # npm's cache survives the build in the app's cache volume
     assert answer(env, release.image) == (200, "hello from node (built)\n")
 
 
-DOTFILE_PATHS = ["/.env", "/%2Eenv", "/%2F.env", "//.env", "/a/../.env", "/%252eenv", "/sub/.secret",
-                 "/sub/%2e%73ecret", "/sub%2F.secret", "/.git/config", "/%2egit%2fconfig", "/sub%5C.secret",
-                 "/.env%00", "/.static", "/%2e%2e/.static"]
+DOTFILE_PATHS = [
+    "/.env",
+    "/%2Eenv",
+    "/%2F.env",
+    "//.env",
+    "/a/../.env",
+    "/%252eenv",
+    "/sub/.secret",
+    "/sub/%2e%73ecret",
+    "/sub%2F.secret",
+    "/.git/config",
+    "/%2egit%2fconfig",
+    "/sub%5C.secret",
+    "/.env%00",
+    "/.static",
+    "/%2e%2e/.static",
+]
 
 
 def raw_get(port: int, path: str) -> tuple[int, str]:

@@ -1,4 +1,5 @@
 """Unit tests of the packs and the builder's pure parts (no Docker)."""
+
 import io
 import json
 import tarfile
@@ -23,8 +24,14 @@ BOOKWORM = Stack(image="skiff/stack:bookworm", id="sha256:bbb", python="3.11.2",
 
 
 def make_build(source: Path, config=None, stacks=(TRIXIE,)) -> Build:
-    return Build(app="demo", source=source, config=dict(config or {}), stack=stacks[0], stacks=list(stacks),
-                 output=Output(quiet=True))
+    return Build(
+        app="demo",
+        source=source,
+        config=dict(config or {}),
+        stack=stacks[0],
+        stacks=list(stacks),
+        output=Output(quiet=True),
+    )
 
 
 def write(root: Path, files: dict) -> Path:
@@ -37,8 +44,9 @@ def write(root: Path, files: dict) -> Path:
 
 @pytest.fixture
 def h(skiff):
-    harness = skiff(("buildpacks", bp), ("buildpack-python", python), ("buildpack-node", node),
-                    ("buildpack-static", static))
+    harness = skiff(
+        ("buildpacks", bp), ("buildpack-python", python), ("buildpack-node", node), ("buildpack-static", static)
+    )
     harness.create_app("demo")
     return harness
 
@@ -49,18 +57,21 @@ def test_packs_declare_their_hooks_through_addhooks(h):
     assert not h.pm.broken()
 
 
-@pytest.mark.parametrize("app, pack", [("flask", "python"), ("node", "node"), ("static", "static"),
-                                       ("two-managers", "python")])
+@pytest.mark.parametrize(
+    "app, pack", [("flask", "python"), ("node", "node"), ("static", "static"), ("two-managers", "python")]
+)
 def test_detection(h, app, pack):
-    deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True),
-                    workdir=APPS / app)
+    deploy = Deploy(
+        context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True), workdir=APPS / app
+    )
     assert bp.select_packs(h.context, deploy, make_build(APPS / app)) == [pack]
 
 
 def test_nothing_detected_lists_what_each_pack_looks_for(h, tmp_path):
     write(tmp_path, {"README": "nothing to build"})
-    deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True),
-                    workdir=tmp_path)
+    deploy = Deploy(
+        context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True), workdir=tmp_path
+    )
     with pytest.raises(SkiffError) as info:
         bp.select_packs(h.context, deploy, make_build(tmp_path))
     message = str(info.value)
@@ -69,10 +80,12 @@ def test_nothing_detected_lists_what_each_pack_looks_for(h, tmp_path):
 
 
 def test_explicit_packs_from_dotbuildpacks_config_and_property(h, tmp_path):
-    write(tmp_path, {".buildpacks": "https://github.com/heroku/heroku-buildpack-nodejs.git\npython\n",
-                     "index.html": "x"})
-    deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True),
-                    workdir=tmp_path)
+    write(
+        tmp_path, {".buildpacks": "https://github.com/heroku/heroku-buildpack-nodejs.git\npython\n", "index.html": "x"}
+    )
+    deploy = Deploy(
+        context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True), workdir=tmp_path
+    )
     assert bp.select_packs(h.context, deploy, make_build(tmp_path)) == ["node", "python"]
     assert bp.select_packs(h.context, deploy, make_build(tmp_path, {"BUILDPACK": "static"})) == ["static"]
     assert h.invoke("buildpacks:set", "demo", "packs", "python").exit_code == 0
@@ -103,14 +116,22 @@ def test_requirements_steps_use_venv_without_pip_and_the_stack_pip():
 
 
 def test_included_requirement_files_are_part_of_the_key(tmp_path):
-    write(tmp_path, {"requirements.txt": "-r requirements/base.txt\n", "requirements/base.txt": "-c constraints.txt\nflask\n",
-                     "requirements/constraints.txt": "flask<4\n"})
+    write(
+        tmp_path,
+        {
+            "requirements.txt": "-r requirements/base.txt\n",
+            "requirements/base.txt": "-c constraints.txt\nflask\n",
+            "requirements/constraints.txt": "flask<4\n",
+        },
+    )
     deps = python.skiff_buildpack_dependencies("python", make_build(tmp_path))
     assert sorted(deps["files"]) == ["requirements.txt", "requirements/base.txt", "requirements/constraints.txt"]
 
 
-@pytest.mark.parametrize("requested, ok", [("3", True), ("3.13", True), ("3.13.5", True), ("3.13.x", True),
-                                           ("3.12", False), ("3.13.4", False), ("4", False)])
+@pytest.mark.parametrize(
+    "requested, ok",
+    [("3", True), ("3.13", True), ("3.13.5", True), ("3.13.x", True), ("3.12", False), ("3.13.4", False), ("4", False)],
+)
 def test_version_satisfies(requested, ok):
     assert version_satisfies("3.13.5", requested) is ok
 
@@ -132,8 +153,15 @@ def test_python_version_picks_a_stack_or_fails_naming_both(tmp_path):
 
 
 def test_pipfile_lock_to_requirements():
-    text = json.dumps({"default": {"flask": {"version": "==3.1.1"}, "colorama": {"version": "==0.4.6",
-                                   "markers": "sys_platform == 'win32'"}}, "develop": {"pytest": {"version": "==8"}}})
+    text = json.dumps(
+        {
+            "default": {
+                "flask": {"version": "==3.1.1"},
+                "colorama": {"version": "==0.4.6", "markers": "sys_platform == 'win32'"},
+            },
+            "develop": {"pytest": {"version": "==8"}},
+        }
+    )
     assert python.pipfile_requirements(text) == ["colorama==0.4.6 ; sys_platform == 'win32'", "flask==3.1.1"]
 
 
@@ -192,13 +220,17 @@ name = "pytest"
 version = "8.0.0"
 source = { registry = "https://pypi.org/simple" }
 """
-    assert python.uv_requirements(text) == ["click==8.1.8", "colorama==0.4.6 ; sys_platform == 'win32'",
-                                            "flask==3.1.1"]
+    assert python.uv_requirements(text) == ["click==8.1.8", "colorama==0.4.6 ; sys_platform == 'win32'", "flask==3.1.1"]
 
 
 def test_lockfile_deps_use_a_generated_requirements_file(tmp_path):
-    write(tmp_path, {"pyproject.toml": "[project]\nname='demo'\n", "poetry.lock":
-                     '[[package]]\nname = "flask"\nversion = "3.1.1"\ngroups = ["main"]\n'})
+    write(
+        tmp_path,
+        {
+            "pyproject.toml": "[project]\nname='demo'\n",
+            "poetry.lock": '[[package]]\nname = "flask"\nversion = "3.1.1"\ngroups = ["main"]\n',
+        },
+    )
     deps = python.skiff_buildpack_dependencies("python", make_build(tmp_path))
     assert deps["files"] == ["poetry.lock"]
     assert deps["generated"] == {".skiff/requirements.txt": b"flask==3.1.1\n"}
@@ -226,7 +258,9 @@ def test_node_pack(tmp_path):
     deps = node.skiff_buildpack_dependencies("node", make_build(APPS / "node"))
     assert deps["files"] == ["package.json", "package-lock.json"]
     assert deps["steps"][0]["run"][0][:2] == ["npm", "ci"]
-    assert node.skiff_buildpack_compile("node", make_build(APPS / "node"))["steps"][0]["run"] == [["npm", "run", "build"]]
+    assert node.skiff_buildpack_compile("node", make_build(APPS / "node"))["steps"][0]["run"] == [
+        ["npm", "run", "build"]
+    ]
     assert node.skiff_buildpack_processes("node", make_build(APPS / "node")) == {"web": "npm start"}
     write(tmp_path, {"package.json": "{}", "yarn.lock": ""})
     with pytest.raises(SkiffError, match="yarn.lock found: only npm is supported"):
@@ -295,7 +329,7 @@ def test_code_tar_of_a_large_source_does_not_sit_in_memory(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     with open(src / "big.bin", "wb") as f:
-        f.truncate(64 * 1024 ** 2)  # sparse: 64 MiB of zeros
+        f.truncate(64 * 1024**2)  # sparse: 64 MiB of zeros
     tracemalloc.start()
     try:
         with b.code_tar(src, (), {}, 1000, 1000, tmpdir=tmp_path) as archive:
@@ -303,8 +337,8 @@ def test_code_tar_of_a_large_source_does_not_sit_in_memory(tmp_path):
             _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert size > 64 * 1024 ** 2
-    assert peak < 8 * 1024 ** 2, peak
+    assert size > 64 * 1024**2
+    assert peak < 8 * 1024**2, peak
 
 
 def test_progress_turns_markers_into_steps_and_indents_output():
@@ -313,8 +347,12 @@ def test_progress_turns_markers_into_steps_and_indents_output():
     p.feed(b'\x1e{"step": "Installing dependencies with pip"}\nCollecting flask\n')
     p.feed(b'Downloading 10%\r50%\r100%\n\x1e{"done": "x", "seconds": 1.234}\n\x1e{"fail": "y", "code": 2}\n')
     p.close()
-    assert out.getvalue().splitlines() == ["-----> Installing dependencies with pip", "       Collecting flask",
-                                           "       100%", "       done in 1.2s"]
+    assert out.getvalue().splitlines() == [
+        "-----> Installing dependencies with pip",
+        "       Collecting flask",
+        "       100%",
+        "       done in 1.2s",
+    ]
     assert p.failed == ("y", 2)
 
 
@@ -346,13 +384,16 @@ class FakeClient:
         return self._images
 
 
-@pytest.mark.parametrize("old, new, depth, expected", [
-    (["flask"], ["flask", "six"], "0", True),       # added: build on top
-    (["flask"], ["flask"], "0", True),              # only comments/order changed
-    (["flask", "six"], ["flask"], "0", False),      # removed: fresh layer
-    (["flask==3.1"], ["flask==3.2"], "0", False),   # changed pin: fresh layer
-    (["flask"], ["flask", "six"], "2", False),      # deep enough: fresh layer
-])
+@pytest.mark.parametrize(
+    "old, new, depth, expected",
+    [
+        (["flask"], ["flask", "six"], "0", True),  # added: build on top
+        (["flask"], ["flask"], "0", True),  # only comments/order changed
+        (["flask", "six"], ["flask"], "0", False),  # removed: fresh layer
+        (["flask==3.1"], ["flask==3.2"], "0", False),  # changed pin: fresh layer
+        (["flask"], ["flask", "six"], "2", False),  # deep enough: fresh layer
+    ],
+)
 def test_previous_layer_only_for_additions(old, new, depth, expected):
     labels = {"skiff.deps.compat": "c", "skiff.deps.depth": depth, "skiff.deps.lines": json.dumps({"python": old})}
     client = FakeClient([FakeImage(labels)])
@@ -390,10 +431,25 @@ def test_host_ca_is_mounted_read_only_unless_turned_off(tmp_path):
     assert off._plan([], {})["ca"] is None
 
 
-@pytest.mark.parametrize("requested, ok", [
-    ("20", True), ("20.x", True), (">=18", True), (">=18 <21", True), ("^20.1", True), ("~20.19", True),
-    ("20.19.2", True), ("18 || 20", True), ("*", True), (">=22", False), ("^18", False), ("~20.18", False),
-    ("<20", False), ("18.x", False)])
+@pytest.mark.parametrize(
+    "requested, ok",
+    [
+        ("20", True),
+        ("20.x", True),
+        (">=18", True),
+        (">=18 <21", True),
+        ("^20.1", True),
+        ("~20.19", True),
+        ("20.19.2", True),
+        ("18 || 20", True),
+        ("*", True),
+        (">=22", False),
+        ("^18", False),
+        ("~20.18", False),
+        ("<20", False),
+        ("18.x", False),
+    ],
+)
 def test_node_engine_ranges(requested, ok):
     from skiff_buildpacks.versions import node_satisfies
 
@@ -423,6 +479,7 @@ def test_dokku_style_pack_commands(h, tmp_path):
     assert h.invoke("buildpacks:clear", "demo").exit_code == 0
     assert h.state.get_property("buildpacks", "packs", app="demo") is None
     write(tmp_path, {"index.html": "x"})
-    deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True),
-                    workdir=tmp_path)
+    deploy = Deploy(
+        context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True), workdir=tmp_path
+    )
     assert bp.select_packs(h.context, deploy, make_build(tmp_path, {"BUILDPACK_URL": "python"})) == ["python"]

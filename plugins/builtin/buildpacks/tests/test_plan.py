@@ -1,11 +1,24 @@
 """The pack plan merges the packs' hook results in pack order."""
+
 from skiff_buildpacks.plan import PackPlan
 
-PIP = {"files": ["requirements.txt"], "generated": {".skiff/a": b"1"}, "steps": [{"run": [["pip"]]}],
-       "env": {"A": "1", "SHARED": "python"}, "runtime_env": {"R": "1"}, "path": ["/app/.venv/bin"],
-       "exclude": [".venv"], "additive_lines": ["flask"]}
-NPM = {"files": ["package.json", "requirements.txt"], "steps": [{"run": [["npm", "ci"]]}],
-       "env": {"SHARED": "node"}, "path": ["/app/node_modules/.bin", "/app/.venv/bin"], "exclude": ["node_modules"]}
+PIP = {
+    "files": ["requirements.txt"],
+    "generated": {".skiff/a": b"1"},
+    "steps": [{"run": [["pip"]]}],
+    "env": {"A": "1", "SHARED": "python"},
+    "runtime_env": {"R": "1"},
+    "path": ["/app/.venv/bin"],
+    "exclude": [".venv"],
+    "additive_lines": ["flask"],
+}
+NPM = {
+    "files": ["package.json", "requirements.txt"],
+    "steps": [{"run": [["npm", "ci"]]}],
+    "env": {"SHARED": "node"},
+    "path": ["/app/node_modules/.bin", "/app/.venv/bin"],
+    "exclude": ["node_modules"],
+}
 
 
 def test_dependencies_merge_in_pack_order_without_duplicates():
@@ -18,7 +31,11 @@ def test_dependencies_merge_in_pack_order_without_duplicates():
     assert plan.exclude == [".venv", "node_modules"]
     assert plan.build_env == {"A": "1", "SHARED": "node"}  # a later pack's value wins
     assert plan.generated == {".skiff/a": b"1"}
-    assert plan.env("/usr/bin") == {"PATH": "/app/.venv/bin:/app/node_modules/.bin:/usr/bin", "A": "1", "SHARED": "node"}
+    assert plan.env("/usr/bin") == {
+        "PATH": "/app/.venv/bin:/app/node_modules/.bin:/usr/bin",
+        "A": "1",
+        "SHARED": "node",
+    }
     assert plan.image_env("/usr/bin") == {**plan.env("/usr/bin"), "R": "1", "PORT": "5000"}
 
 

@@ -1,4 +1,5 @@
 """Stack probes with a fake Docker client: a failed probe is not cached."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -50,8 +51,11 @@ def context(skiff):
     return skiff().context
 
 
-@pytest.mark.parametrize("failure", [RuntimeError("engine busy"), b"", b"python3: not found\n", b"\xff\xfe junk"],
-                         ids=["raises", "empty", "no-python", "garbage"])
+@pytest.mark.parametrize(
+    "failure",
+    [RuntimeError("engine busy"), b"", b"python3: not found\n", b"\xff\xfe junk"],
+    ids=["raises", "empty", "no-python", "garbage"],
+)
 def test_a_failed_probe_is_not_cached(context, failure: Outcome) -> None:
     client = FakeClient(failure, b"3.13.5 20.19.2\n")
     first = stacks.stack_from_image(context, client, "debian-python:13")

@@ -2,6 +2,7 @@
 static pack, run by the docker scheduler and asked through a private nginx (127.0.0.1)
 for its dotfiles under every spelling: none of them answers.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,9 +17,27 @@ pytestmark = pytest.mark.e2e
 STATIC = Path(__file__).resolve().parents[4] / "tests" / "apps" / "static"
 GLOBAL = "skiff.test"
 SECRETS = {"public/.env": "SECRET=env\n", "public/sub/.secret": "SECRET=sub\n", "public/.htpasswd": "SECRET=pw\n"}
-REFUSED = ["/.env", "/%2Eenv", "/%2e%65nv", "/%2F.env", "/%2f.env", "//.env", "/sub/../.env", "/%252eenv",
-           "/%25252eenv", "/sub/.secret", "/sub/%2e%73ecret", "/sub%2F.secret", "/sub%5C.secret", "/.htpasswd",
-           "/%2Ehtpasswd", "/.env%00", "/.static", "/%2e%2e/.static", "/sub/%2E%2E/%2E%2E/.static"]
+REFUSED = [
+    "/.env",
+    "/%2Eenv",
+    "/%2e%65nv",
+    "/%2F.env",
+    "/%2f.env",
+    "//.env",
+    "/sub/../.env",
+    "/%252eenv",
+    "/%25252eenv",
+    "/sub/.secret",
+    "/sub/%2e%73ecret",
+    "/sub%2F.secret",
+    "/sub%5C.secret",
+    "/.htpasswd",
+    "/%2Ehtpasswd",
+    "/.env%00",
+    "/.static",
+    "/%2e%2e/.static",
+    "/sub/%2E%2E/%2E%2E/.static",
+]
 
 
 @pytest.fixture

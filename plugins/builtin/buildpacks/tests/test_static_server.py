@@ -1,4 +1,5 @@
 """The static pack's file server against a temp dir: dotfiles stay hidden however the path is spelt."""
+
 from __future__ import annotations
 
 import functools
@@ -9,17 +10,56 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from skiff_buildpacks import static_server
 
 REFUSED = [
-    "/.env", "/%2Eenv", "/%2eenv", "/%2F.env", "/%2f.env", "//.env", "///.env", "/./.env", "/a/../.env",
-    "/sub/../.env", "/%2e%2e/.env", "/sub/.secret", "/sub/%2e%73ecret", "/sub%2F.secret", "/sub/%252esecret",
-    "/%252eenv", "/%25252eenv", "/%252e%2520env", "/.git/config", "/%2egit/config", "/.git%2Fconfig",
-    "/%2E%67it/config", "/sub%5C.secret", "/sub\\.secret", "/%5C.env", "/.env%00", "/index.html%00.env",
-    "/%00", "/.env?x=1", "/.env#frag", "/.", "/..", "/%2e", "/%2e%2e", "/%0a.env", "/sub/%2E%2E/.env",
+    "/.env",
+    "/%2Eenv",
+    "/%2eenv",
+    "/%2F.env",
+    "/%2f.env",
+    "//.env",
+    "///.env",
+    "/./.env",
+    "/a/../.env",
+    "/sub/../.env",
+    "/%2e%2e/.env",
+    "/sub/.secret",
+    "/sub/%2e%73ecret",
+    "/sub%2F.secret",
+    "/sub/%252esecret",
+    "/%252eenv",
+    "/%25252eenv",
+    "/%252e%2520env",
+    "/.git/config",
+    "/%2egit/config",
+    "/.git%2Fconfig",
+    "/%2E%67it/config",
+    "/sub%5C.secret",
+    "/sub\\.secret",
+    "/%5C.env",
+    "/.env%00",
+    "/index.html%00.env",
+    "/%00",
+    "/.env?x=1",
+    "/.env#frag",
+    "/.",
+    "/..",
+    "/%2e",
+    "/%2e%2e",
+    "/%0a.env",
+    "/sub/%2E%2E/.env",
 ]
-SERVED = {"/": "home", "/index.html": "home", "/sub/page.html": "page", "/sub/": "sub index",
-          "/sub/%70age.html": "page", "//index.html": "home", "/index.html?x=.env": "home"}
+SERVED = {
+    "/": "home",
+    "/index.html": "home",
+    "/sub/page.html": "page",
+    "/sub/": "sub index",
+    "/sub/%70age.html": "page",
+    "//index.html": "home",
+    "/index.html?x=.env": "home",
+}
 
 
 @pytest.fixture(scope="module")

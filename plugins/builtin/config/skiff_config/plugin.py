@@ -4,18 +4,17 @@ Values are stored verbatim. A change to an app that has a release makes a
 new release (``lifecycle.redeploy``) unless ``--no-restart`` is given.
 ``--global`` works on the config every app inherits.
 """
+
 from __future__ import annotations
 
 import base64
 import binascii
 import json
 import shlex
-from typing import Optional
 
 import click
 
-from skiff import hookimpl, lifecycle, validate
-from skiff import access
+from skiff import access, hookimpl, lifecycle, validate
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
@@ -60,7 +59,7 @@ def parse_assignments(pairs: list[str], encoded: bool = False) -> dict[str, str]
             try:
                 value = base64.b64decode(value, validate=True).decode("utf-8")
             except (binascii.Error, UnicodeDecodeError):
-                raise ValidationError(f"value of {key} is not valid base64-encoded UTF-8")
+                raise ValidationError(f"value of {key} is not valid base64-encoded UTF-8") from None
         values[key] = validate.config_value(key, value)
     return values
 
@@ -123,7 +122,7 @@ def config_unset(context: Context, is_global: bool, no_restart: bool, args: tupl
 @no_restart_option
 @click.argument("app", required=False)
 @pass_context
-def config_clear(context: Context, is_global: bool, no_restart: bool, app: Optional[str]) -> None:
+def config_clear(context: Context, is_global: bool, no_restart: bool, app: str | None) -> None:
     """Remove every config var of APP (or --global)."""
     scope, _ = _target(context, is_global, (app,) if app else ())
     removed = context.state.clear_config(scope)
@@ -155,7 +154,7 @@ def config_get(context: Context, is_global: bool, quoted: bool, args: tuple[str,
 @global_option
 @click.argument("app", required=False)
 @pass_context
-def config_show(context: Context, is_global: bool, app: Optional[str]) -> None:
+def config_show(context: Context, is_global: bool, app: str | None) -> None:
     """Show the config vars of APP (or --global)."""
     scope, _ = _target(context, is_global, (app,) if app else ())
     config = context.state.get_config(scope)
@@ -170,7 +169,7 @@ def config_show(context: Context, is_global: bool, app: Optional[str]) -> None:
 @global_option
 @click.argument("app", required=False)
 @pass_context
-def config_keys(context: Context, is_global: bool, app: Optional[str]) -> None:
+def config_keys(context: Context, is_global: bool, app: str | None) -> None:
     """List the keys of APP's config (or --global)."""
     scope, _ = _target(context, is_global, (app,) if app else ())
     for key in context.state.get_config(scope):
@@ -183,7 +182,7 @@ def config_keys(context: Context, is_global: bool, app: Optional[str]) -> None:
 @click.option("--format", "fmt", type=click.Choice(["exports", "envfile", "json", "shell"]), default="exports")
 @click.argument("app", required=False)
 @pass_context
-def config_export(context: Context, is_global: bool, fmt: str, app: Optional[str]) -> None:
+def config_export(context: Context, is_global: bool, fmt: str, app: str | None) -> None:
     """Print APP's config for a shell (shell-quoted), an env file or JSON."""
     scope, _ = _target(context, is_global, (app,) if app else ())
     config = context.state.get_config(scope) if scope == GLOBAL else context.state.effective_config(scope)

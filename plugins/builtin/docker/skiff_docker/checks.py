@@ -9,12 +9,13 @@ answer holding ``content``; each wrong answer is one attempt, ``wait``
 seconds apart. Without any check, a web process must answer ``/`` with a
 status below 500, and every other process must stay up ``uptime`` seconds.
 """
+
 from __future__ import annotations
 
 import http.client
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 POLL = 0.02
 ALIVE_EVERY = 0.25
@@ -27,8 +28,8 @@ class CheckFailed(Exception):
 @dataclass
 class Check:
     name: str
-    path: Optional[str] = None
-    content: Optional[str] = None
+    path: str | None = None
+    content: str | None = None
     attempts: int = 5
     timeout: float = 5.0
     wait: float = 1.0
@@ -56,16 +57,18 @@ def checks_for(app_json: dict[str, Any], process: str, settings: dict[str, Any])
             if entry.get("type") in ("liveness",):  # only startup/readiness checks gate a deploy
                 continue
             path = entry.get("path")
-            result.append(Check(
-                name=str(entry.get("name") or f"{process} check {i + 1}"),
-                path=path if isinstance(path, str) and path.startswith("/") else None,
-                content=entry.get("content") if isinstance(entry.get("content"), str) else None,
-                attempts=max(1, int(_number(entry, "attempts", attempts))),
-                timeout=_number(entry, "timeout", 5.0),
-                wait=_number(entry, "wait", 1.0),
-                initial_delay=_number(entry, "initialDelay", 0.0),
-                uptime=_number(entry, "uptime", 0.0),
-            ))
+            result.append(
+                Check(
+                    name=str(entry.get("name") or f"{process} check {i + 1}"),
+                    path=path if isinstance(path, str) and path.startswith("/") else None,
+                    content=entry.get("content") if isinstance(entry.get("content"), str) else None,
+                    attempts=max(1, int(_number(entry, "attempts", attempts))),
+                    timeout=_number(entry, "timeout", 5.0),
+                    wait=_number(entry, "wait", 1.0),
+                    initial_delay=_number(entry, "initialDelay", 0.0),
+                    uptime=_number(entry, "uptime", 0.0),
+                )
+            )
         if result:
             return result
     if process == "web":
@@ -86,8 +89,8 @@ def http_get(port: int, path: str, timeout: float) -> tuple[int, str]:
 
 def run_check(
     check: Check,
-    port: Optional[int],
-    alive: Callable[[], Optional[str]],
+    port: int | None,
+    alive: Callable[[], str | None],
     start_timeout: float,
 ) -> None:
     """Run one check; raise :class:`CheckFailed`.
@@ -112,7 +115,7 @@ def run_check(
             raise CheckFailed(f"{check.name}: {reason}")
 
 
-def _http_check(check: Check, port: int, alive: Callable[[], Optional[str]], start_timeout: float) -> None:
+def _http_check(check: Check, port: int, alive: Callable[[], str | None], start_timeout: float) -> None:
     deadline = time.monotonic() + start_timeout
     next_alive = 0.0
     failures = 0
@@ -124,11 +127,13 @@ def _http_check(check: Check, port: int, alive: Callable[[], Optional[str]], sta
             # not listening yet (docker-proxy accepts, then resets): no attempt used
             now = time.monotonic()
             if now >= deadline:
-                raise CheckFailed(f"{check.name}: no HTTP answer on {check.path} within {start_timeout:g}s ({exc})")
+                raise CheckFailed(
+                    f"{check.name}: no HTTP answer on {check.path} within {start_timeout:g}s ({exc})"
+                ) from exc
             if now >= next_alive:
                 reason = alive()
                 if reason:
-                    raise CheckFailed(f"{check.name}: {reason} before answering HTTP")
+                    raise CheckFailed(f"{check.name}: {reason} before answering HTTP") from exc
                 next_alive = now + ALIVE_EVERY
             time.sleep(POLL)
             continue

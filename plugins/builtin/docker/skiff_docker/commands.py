@@ -1,14 +1,13 @@
 """ps:*, releases, releases:rollback: the commands about running processes."""
+
 from __future__ import annotations
 
 import datetime
 import json
-from typing import Optional
 
 import click
 
-from skiff import lifecycle
-from skiff import access
+from skiff import access, lifecycle
 from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
@@ -60,8 +59,10 @@ def ps_scale(context: Context, skip_deploy: bool, app: str, pairs: tuple[str, ..
 
         unknown = sorted(set(changes) - set(process_table(current.processes)))
         if unknown:
-            raise ValidationError(f"{app} has no process type {', '.join(unknown)} (Procfile: "
-                                  f"{', '.join(process_table(current.processes))})")
+            raise ValidationError(
+                f"{app} has no process type {', '.join(unknown)} (Procfile: "
+                f"{', '.join(process_table(current.processes))})"
+            )
     settings.set_scale(state, app, changes)
     description = "Scale " + " ".join(f"{p}={n}" for p, n in changes.items())
     context.output.step(description)
@@ -127,7 +128,7 @@ def ps_rebuild(context: Context, app: str) -> None:
 @click.command("ps:restore")
 @click.argument("app", required=False)
 @pass_context
-def ps_restore(context: Context, app: Optional[str]) -> None:
+def ps_restore(context: Context, app: str | None) -> None:
     """Start every app that should be running (run at boot by skiff-restore.service)."""
     from . import lifecycle_ops
 
@@ -140,7 +141,7 @@ def ps_restore(context: Context, app: Optional[str]) -> None:
 @click.command("ps:retire")
 @click.argument("app", required=False)
 @pass_context
-def ps_retire(context: Context, app: Optional[str]) -> None:
+def ps_retire(context: Context, app: str | None) -> None:
     """Remove retiring containers now (and leftovers of killed deploys and runs)."""
     from . import lifecycle_ops
 
@@ -155,7 +156,7 @@ def ps_retire(context: Context, app: Optional[str]) -> None:
 @click.argument("app", required=False)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @pass_context
-def ps_report(context: Context, app: Optional[str], fmt: str) -> None:
+def ps_report(context: Context, app: str | None, fmt: str) -> None:
     """Show APP's (or every app's) containers: status, restarts, ports."""
     from . import lifecycle_ops
 
@@ -166,16 +167,22 @@ def ps_report(context: Context, app: Optional[str], fmt: str) -> None:
         return
     for data in reports:
         context.output.banner(f"{data['app']} ps information")
-        click.echo(f"       Deployed:   {'true' if data['deployed'] else 'false'}"
-                   + (f" (v{data['release']})" if data["release"] else ""))
-        click.echo(f"       Running:    {data['running']} of {sum(data['formation'].values())}"
-                   + ("  (stopped by ps:stop)" if data["stopped"] else ""))
+        click.echo(
+            f"       Deployed:   {'true' if data['deployed'] else 'false'}"
+            + (f" (v{data['release']})" if data["release"] else "")
+        )
+        click.echo(
+            f"       Running:    {data['running']} of {sum(data['formation'].values())}"
+            + ("  (stopped by ps:stop)" if data["stopped"] else "")
+        )
         click.echo(f"       Formation:  {' '.join(f'{p}={n}' for p, n in data['formation'].items())}")
         click.echo(f"       Restarts:   {data['restarts']}")
         for row in data["processes"]:
             port = f"127.0.0.1:{row['port']}" if row["port"] else "-"
-            click.echo(f"       {row['name']:<28} {row['status']:<11} v{row['release']:<4} "
-                       f"restarts={row['restarts']:<3} {port}")
+            click.echo(
+                f"       {row['name']:<28} {row['status']:<11} v{row['release']:<4} "
+                f"restarts={row['restarts']:<3} {port}"
+            )
 
 
 def _when(ts: float) -> str:
@@ -195,8 +202,11 @@ def releases(context: Context, app: str, fmt: str, limit: int) -> None:
     current = state.current_release(app)
     rows = list(reversed(state.releases(app)))[:limit]
     if fmt == "json":
-        click.echo(json.dumps([r.as_dict() | {"current": bool(current and r.version == current.version)}
-                               for r in rows], indent=2))
+        click.echo(
+            json.dumps(
+                [r.as_dict() | {"current": bool(current and r.version == current.version)} for r in rows], indent=2
+            )
+        )
         return
     context.output.banner(f"{app} releases")
     for r in rows:
@@ -211,10 +221,10 @@ def releases(context: Context, app: str, fmt: str, limit: int) -> None:
 @click.argument("app")
 @click.argument("version", required=False)
 @pass_context
-def releases_rollback(context: Context, app: str, version: Optional[str]) -> None:
+def releases_rollback(context: Context, app: str, version: str | None) -> None:
     """Make a new release with the image and config of VERSION (default: the previous one)."""
     context.state.require_app(app)
-    number: Optional[int] = None
+    number: int | None = None
     if version is not None:
         text = version[1:] if version.startswith("v") else version
         if not (text.isascii() and text.isdigit()):
@@ -238,5 +248,19 @@ def _image_exists(image: str) -> bool:
     return True
 
 
-COMMANDS = [ps_scale, ps_stop, ps_start, ps_restart, ps_rebuild, ps_restore, ps_retire, ps_report, releases,
-            releases_rollback, logs, run, enter, *SETTINGS_COMMANDS]
+COMMANDS = [
+    ps_scale,
+    ps_stop,
+    ps_start,
+    ps_restart,
+    ps_rebuild,
+    ps_restore,
+    ps_retire,
+    ps_report,
+    releases,
+    releases_rollback,
+    logs,
+    run,
+    enter,
+    *SETTINGS_COMMANDS,
+]

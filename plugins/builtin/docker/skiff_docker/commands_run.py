@@ -1,8 +1,9 @@
 """logs, run, enter."""
+
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -37,7 +38,7 @@ def _split(raw: bytes) -> list[tuple[str, str]]:
 @click.option("-p", "--ps", "process", help="Only this process type (or PROCESS.N).")
 @click.option("-q", "--quiet", is_flag=True, help="Lines only, without time and container prefix.")
 @pass_context
-def logs(context: Context, app: str, follow: bool, num: int, process: Optional[str], quiet: bool) -> None:
+def logs(context: Context, app: str, follow: bool, num: int, process: str | None, quiet: bool) -> None:
     """Show APP's logs: every container interleaved by time, prefixed by process.n."""
     from .scheduler import running_instances
 
@@ -45,8 +46,12 @@ def logs(context: Context, app: str, follow: bool, num: int, process: Optional[s
     c = engine.client()
     entries = running_instances(c, app)
     if process:
-        entries = [e for e in entries if process in (e["Labels"].get(LABEL_PROCESS),
-                                                      f"{e['Labels'].get(LABEL_PROCESS)}.{e['Labels'].get(LABEL_INDEX)}")]
+        entries = [
+            e
+            for e in entries
+            if process
+            in (e["Labels"].get(LABEL_PROCESS), f"{e['Labels'].get(LABEL_PROCESS)}.{e['Labels'].get(LABEL_INDEX)}")
+        ]
         if not entries:
             raise NotFound(f"{app} has no container of process {process}")
 
@@ -64,7 +69,7 @@ def logs(context: Context, app: str, follow: bool, num: int, process: Optional[s
     import queue
     import threading
 
-    lines: "queue.Queue[tuple[str, str, str]]" = queue.Queue()
+    lines: queue.Queue[tuple[str, str, str]] = queue.Queue()
 
     def pump(entry: dict[str, Any]) -> None:
         buffer = b""
@@ -130,9 +135,17 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     docker_cli = shutil.which("docker")
     attach = docker_cli is not None and (tty or _real_stdin())
     kwargs = oneoff_kwargs(
-        c, app=app, image=release.image, command=argv, env=release_env_of(release), role_process="run",
-        release=release.version, extra=settings.applied_docker_options(state, app, "run", context.output.warn),
-        limits=settings.resources_for(state, app, "run"), tty=tty, stdin=attach,
+        c,
+        app=app,
+        image=release.image,
+        command=argv,
+        env=release_env_of(release),
+        role_process="run",
+        release=release.version,
+        extra=settings.applied_docker_options(state, app, "run", context.output.warn),
+        limits=settings.resources_for(state, app, "run"),
+        tty=tty,
+        stdin=attach,
     )
     if not attach:  # no stdin to pass on (e.g. in-process): stream the output through the API
         return run_oneoff(c, kwargs, click.echo)
@@ -149,7 +162,7 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
 @click.argument("target", required=False)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @pass_context
-def enter(context: Context, app: str, target: Optional[str], command: tuple[str, ...]) -> int:
+def enter(context: Context, app: str, target: str | None, command: tuple[str, ...]) -> int:
     """Run a shell (or COMMAND) inside a running container: enter APP [PROCESS.N [COMMAND...]]"""
     from .scheduler import running_instances
 

@@ -1,9 +1,9 @@
 """checks:*, resource:*, docker-options:*, ps:set."""
+
 from __future__ import annotations
 
 import json
 import re
-from typing import Optional
 
 import click
 
@@ -19,7 +19,7 @@ MEMORY = re.compile(r"\A[0-9]+[bkmgBKMG]?\Z")
 CPU = re.compile(r"\A[0-9]+(\.[0-9]+)?\Z")
 
 
-def _processes(value: Optional[str]) -> list[str]:
+def _processes(value: str | None) -> list[str]:
     from .scheduler import validate_process
 
     if not value:
@@ -40,7 +40,7 @@ def _check_mode_command(name: str, mode: str, doc: str) -> click.Command:
     @click.argument("app")
     @click.argument("processes", required=False)
     @pass_context
-    def command(context: Context, app: str, processes: Optional[str]) -> None:
+    def command(context: Context, app: str, processes: str | None) -> None:
         context.state.require_app(app)
         names = _processes(processes)
         settings.set_check_mode(context.state, app, names, mode)
@@ -50,14 +50,15 @@ def _check_mode_command(name: str, mode: str, doc: str) -> click.Command:
     return command
 
 
-checks_enable = _check_mode_command("checks:enable", "enabled",
-                                    "Run the checks again: checks:enable APP [PROCESS,...]")
+checks_enable = _check_mode_command("checks:enable", "enabled", "Run the checks again: checks:enable APP [PROCESS,...]")
 checks_disable = _check_mode_command(
-    "checks:disable", "disabled",
-    "Stop old containers before starting new ones, without checks (downtime): checks:disable APP [PROCESS,...]")
+    "checks:disable",
+    "disabled",
+    "Stop old containers before starting new ones, without checks (downtime): checks:disable APP [PROCESS,...]",
+)
 checks_skip = _check_mode_command(
-    "checks:skip", "skipped",
-    "Keep zero-downtime starts but skip the checks: checks:skip APP [PROCESS,...]")
+    "checks:skip", "skipped", "Keep zero-downtime starts but skip the checks: checks:skip APP [PROCESS,...]"
+)
 
 
 @access.app_command()
@@ -66,15 +67,15 @@ checks_skip = _check_mode_command(
 @click.argument("key")
 @click.argument("value", required=False)
 @pass_context
-def checks_set(context: Context, app: str, key: str, value: Optional[str]) -> None:
+def checks_set(context: Context, app: str, key: str, value: str | None) -> None:
     """Set a check setting (wait-to-retire, stop-timeout, timeout, uptime, attempts); no VALUE resets it."""
     context.state.require_app(app)
-    number: Optional[float] = None
+    number: float | None = None
     if value not in (None, ""):
         try:
             number = float(value)
         except ValueError:
-            raise ValidationError(f"{key} must be a number of seconds (or a count), got {value!r}")
+            raise ValidationError(f"{key} must be a number of seconds (or a count), got {value!r}") from None
         if not 0 <= number <= 86400:  # also refuses nan
             raise ValidationError(f"{key} must be between 0 and 86400")
     settings.set_check(context.state, app, key, number)
@@ -107,7 +108,7 @@ def checks_report(context: Context, app: str, fmt: str) -> None:
 @click.argument("app")
 @click.argument("process", required=False)
 @pass_context
-def checks_run(context: Context, app: str, process: Optional[str]) -> None:
+def checks_run(context: Context, app: str, process: str | None) -> None:
     """Run the checks against APP's running containers (or PROCESS's)."""
     from . import engine
     from .checks import CheckFailed, checks_for, run_check
@@ -149,10 +150,15 @@ def checks_run(context: Context, app: str, process: Optional[str]) -> None:
 @click.argument("app")
 @click.option("--memory", help="Memory limit, e.g. 512m or 1g.")
 @click.option("--cpu", help="CPUs, e.g. 0.5 or 2.")
-@click.option("--process", "process", default=settings.DEFAULT_PROCESS, show_default="every process",
-              help="Limit only this process type.")
+@click.option(
+    "--process",
+    "process",
+    default=settings.DEFAULT_PROCESS,
+    show_default="every process",
+    help="Limit only this process type.",
+)
 @pass_context
-def resource_limit(context: Context, app: str, memory: Optional[str], cpu: Optional[str], process: str) -> None:
+def resource_limit(context: Context, app: str, memory: str | None, cpu: str | None, process: str) -> None:
     """Set memory / CPU limits of APP's containers (applies on the next deploy)."""
     state = context.state
     state.require_app(app)
@@ -172,8 +178,11 @@ def resource_limit(context: Context, app: str, memory: Optional[str], cpu: Optio
         entry["cpu"] = cpu
     table[process] = entry
     state.set_property(settings.PLUGIN, "resources", table, app=app)
-    context.output.step(f"Limits of {app} ({'all processes' if process == settings.DEFAULT_PROCESS else process}): "
-                        + ", ".join(f"{k}={v}" for k, v in entry.items()) + "; run ps:restart to apply")
+    context.output.step(
+        f"Limits of {app} ({'all processes' if process == settings.DEFAULT_PROCESS else process}): "
+        + ", ".join(f"{k}={v}" for k, v in entry.items())
+        + "; run ps:restart to apply"
+    )
 
 
 @access.app_command()
@@ -181,7 +190,7 @@ def resource_limit(context: Context, app: str, memory: Optional[str], cpu: Optio
 @click.argument("app")
 @click.option("--process", "process", default=None, help="Clear only this process type's limits.")
 @pass_context
-def resource_limit_clear(context: Context, app: str, process: Optional[str]) -> None:
+def resource_limit_clear(context: Context, app: str, process: str | None) -> None:
     """Remove APP's resource limits."""
     state = context.state
     state.require_app(app)
@@ -226,8 +235,10 @@ def _refuse_host_reaching(context: Context, app: str, normal: str) -> str | None
     """The (normalised) option's host-reaching reason, if any; refused unless from a root shell."""
     reason = hostreach.host_reaching_reason([normal], app)
     if reason and not is_root_shell(context):
-        raise SkiffError(f"{normal} reaches the host ({reason}): only root on the server may set it "
-                         f"(docker-options:add from a root shell)")
+        raise SkiffError(
+            f"{normal} reaches the host ({reason}): only root on the server may set it "
+            f"(docker-options:add from a root shell)"
+        )
     return reason
 
 
@@ -256,8 +267,10 @@ def docker_options_add(context: Context, app: str, phases: str, option: tuple[st
             entries.append(normal)
         if reasons[normal]:
             confirmed.setdefault(phase, {})[normal] = app
-        context.output.step(f"Added {normal} to the {phase} options of {app}"
-                            + (" (host-reaching: confirmed by root)" if reasons[normal] else ""))
+        context.output.step(
+            f"Added {normal} to the {phase} options of {app}"
+            + (" (host-reaching: confirmed by root)" if reasons[normal] else "")
+        )
     state.set_property(settings.PLUGIN, "docker-options", table, app=app)
     settings.set_root_confirmed(state, app, confirmed)
 
@@ -273,8 +286,9 @@ def docker_options_confirm(context: Context, app: str, phases: str) -> None:
     state.require_app(app)
     names = _phases(phases)
     if not is_root_shell(context):
-        raise SkiffError("only root on the server may confirm host-reaching options "
-                         "(docker-options:confirm from a root shell)")
+        raise SkiffError(
+            "only root on the server may confirm host-reaching options (docker-options:confirm from a root shell)"
+        )
     table = settings.docker_options(state, app)
     confirmed = settings.root_confirmed(state, app)
     count = 0
@@ -319,13 +333,13 @@ def docker_options_remove(context: Context, app: str, phases: str, option: tuple
 @click.argument("app")
 @click.argument("phases", required=False)
 @pass_context
-def docker_options_clear(context: Context, app: str, phases: Optional[str]) -> None:
+def docker_options_clear(context: Context, app: str, phases: str | None) -> None:
     """Remove every docker option of APP (or of PHASES)."""
     state = context.state
     state.require_app(app)
     table = settings.docker_options(state, app)
     confirmed = settings.root_confirmed(state, app)
-    for phase in (_phases(phases) if phases else list(options.PHASES)):
+    for phase in _phases(phases) if phases else list(options.PHASES):
         table.pop(phase, None)
         confirmed.pop(phase, None)
     state.set_property(settings.PLUGIN, "docker-options", table, app=app)
@@ -348,9 +362,14 @@ def docker_options_report(context: Context, app: str) -> None:
     context.state.require_app(app)
     table = settings.docker_options(context.state, app)
     confirmed = settings.root_confirmed(context.state, app)
-    _banner_fields(context, f"{app} docker options information",
-                   {phase: " ".join(_shown(app, phase, str(o), confirmed) for o in table.get(phase, []))
-                    for phase in options.PHASES})
+    _banner_fields(
+        context,
+        f"{app} docker options information",
+        {
+            phase: " ".join(_shown(app, phase, str(o), confirmed) for o in table.get(phase, []))
+            for phase in options.PHASES
+        },
+    )
 
 
 @access.app_command(app="target")
@@ -359,7 +378,7 @@ def docker_options_report(context: Context, app: str) -> None:
 @click.argument("key")
 @click.argument("value", required=False)
 @pass_context
-def ps_set(context: Context, target: str, key: str, value: Optional[str]) -> None:
+def ps_set(context: Context, target: str, key: str, value: str | None) -> None:
     """Set a ps property of APP (or --global): keep-releases N (images kept for rollback)."""
     scope = GLOBAL if target == "--global" else context.state.require_app(target)
     if key != "keep-releases":
@@ -374,6 +393,20 @@ def ps_set(context: Context, target: str, key: str, value: Optional[str]) -> Non
     context.output.step(f"Set {key} to {value}")
 
 
-SETTINGS_COMMANDS = [checks_enable, checks_disable, checks_skip, checks_set, checks_report, checks_run, resource_limit,
-                     resource_limit_clear, resource_report, docker_options_add, docker_options_confirm, docker_options_remove,
-                     docker_options_clear, docker_options_report, ps_set]
+SETTINGS_COMMANDS = [
+    checks_enable,
+    checks_disable,
+    checks_skip,
+    checks_set,
+    checks_report,
+    checks_run,
+    resource_limit,
+    resource_limit_clear,
+    resource_report,
+    docker_options_add,
+    docker_options_confirm,
+    docker_options_remove,
+    docker_options_clear,
+    docker_options_report,
+    ps_set,
+]

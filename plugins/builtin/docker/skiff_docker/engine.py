@@ -1,9 +1,10 @@
 """Thin helpers over the docker SDK (imported lazily): client, network, listing, ports."""
+
 from __future__ import annotations
 
 import random
 import socket
-from typing import Any, Optional
+from typing import Any
 
 from skiff.errors import SkiffError
 
@@ -49,7 +50,7 @@ def ensure_network(c) -> None:
             raise
 
 
-def list_containers(c, app: Optional[str] = None, role: Optional[str] = "process", all: bool = True) -> list[dict[str, Any]]:
+def list_containers(c, app: str | None = None, role: str | None = "process", all: bool = True) -> list[dict[str, Any]]:
     """Containers Skiff started (list entries: Id, Names, Labels, State, Status, Ports)."""
     filters = [f"{LABEL_APP}={app}" if app else LABEL_APP]
     if role:
@@ -101,7 +102,7 @@ def allocate_ports(c, count: int) -> list[int]:
 
 
 def remove_container(c, ident: str) -> None:
-    from docker.errors import NotFound, APIError
+    from docker.errors import APIError, NotFound
 
     try:
         c.api.remove_container(ident, force=True, v=True)

@@ -12,18 +12,38 @@ them (``["--volume=/:/host"]``, ``["-v", "/:/host"]``, ``["-v/:/host"]``,
 Unknown or unparseable input is never declared safe by this module: its
 callers also run the allow-list, and a parse error here is a reason.
 """
+
 from __future__ import annotations
 
 import re
 import shlex
 
 #: short option -> long option (docker run's short forms that take a value)
-SHORT = {"-v": "--volume", "-u": "--user", "-p": "--publish", "-e": "--env", "-l": "--label", "-w": "--workdir",
-         "-h": "--hostname", "-m": "--memory", "-c": "--cpu-shares"}
+SHORT = {
+    "-v": "--volume",
+    "-u": "--user",
+    "-p": "--publish",
+    "-e": "--env",
+    "-l": "--label",
+    "-w": "--workdir",
+    "-h": "--hostname",
+    "-m": "--memory",
+    "-c": "--cpu-shares",
+}
 NO_VALUE_SHORT = {"-P": "--publish-all", "-t": "--tty", "-i": "--interactive", "-d": "--detach"}
 #: options that take no value (a following token is the next option, not a value)
-NO_VALUE = {"--privileged", "--publish-all", "--oom-kill-disable", "--read-only", "--init", "--tty", "--interactive",
-            "--detach", "--rm", "--no-healthcheck"}
+NO_VALUE = {
+    "--privileged",
+    "--publish-all",
+    "--oom-kill-disable",
+    "--read-only",
+    "--init",
+    "--tty",
+    "--interactive",
+    "--detach",
+    "--rm",
+    "--no-healthcheck",
+}
 ALWAYS = {
     "--privileged": "gives the container every capability and the host's devices",
     "--cap-add": "adds a kernel capability (host-level privileges)",

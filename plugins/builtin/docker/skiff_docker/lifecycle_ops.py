@@ -1,4 +1,5 @@
 """App-level operations: stop, start, restore, destroy, rename, report."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -151,10 +152,20 @@ def _run_renamed(context: Context, c, old: str, new: str) -> None:
         _parallel(entries, lambda e: engine.remove_container(c, e["Id"]))
         return
     context.output.step(f"Starting {old}'s release v{release.version} as {new}")
-    d = Deploy(context=context, app=new, kind="redeploy", description=f"Rename {old} to {new}",
-               output=context.output, revision=release.revision, image=release.image,
-               processes=dict(release.processes), app_json=dict(release.meta.get("app_json") or {}),
-               config=dict(release.config), meta=dict(release.meta), release=release)
+    d = Deploy(
+        context=context,
+        app=new,
+        kind="redeploy",
+        description=f"Rename {old} to {new}",
+        output=context.output,
+        revision=release.revision,
+        image=release.image,
+        processes=dict(release.processes),
+        app_json=dict(release.meta.get("app_json") or {}),
+        config=dict(release.config),
+        meta=dict(release.meta),
+        release=release,
+    )
     try:
         rollout.deploy(d)
     except BaseException:
@@ -176,16 +187,18 @@ def instance_rows(c, app: str) -> list[dict[str, Any]]:
             continue
         state = info["State"]
         labels = entry["Labels"]
-        rows.append({
-            "name": engine.name_of(entry),
-            "process": labels.get(LABEL_PROCESS),
-            "release": int(labels.get(LABEL_RELEASE) or 0),
-            "status": "restarting" if state.get("Restarting") else state.get("Status"),
-            "started": state.get("StartedAt"),
-            "restarts": info.get("RestartCount", 0),
-            "port": int(labels[LABEL_PORT]) if labels.get(LABEL_PORT) else None,
-            "id": entry["Id"][:12],
-        })
+        rows.append(
+            {
+                "name": engine.name_of(entry),
+                "process": labels.get(LABEL_PROCESS),
+                "release": int(labels.get(LABEL_RELEASE) or 0),
+                "status": "restarting" if state.get("Restarting") else state.get("Status"),
+                "started": state.get("StartedAt"),
+                "restarts": info.get("RestartCount", 0),
+                "port": int(labels[LABEL_PORT]) if labels.get(LABEL_PORT) else None,
+                "id": entry["Id"][:12],
+            }
+        )
     return rows
 
 

@@ -8,6 +8,7 @@ Some allowed options reach the host (:mod:`skiff_docker.hostreach`): only root
 on the server may store them, and they are applied only when root confirmed
 them for the app (:func:`skiff_docker.settings.applied_docker_options`).
 """
+
 from __future__ import annotations
 
 import re
@@ -25,23 +26,60 @@ KEYVALUE = re.compile(r"\A[A-Za-z0-9_.-]+=[A-Za-z0-9_./:,@+%-]*\Z")
 ALIASES = {"-v": "--volume", "-u": "--user", "--net": "--network"}
 #: flags allowed in the deploy and run phases (host-reaching ones only from root: hostreach)
 RUN_FLAGS = {
-    "--add-host", "--volume", "--cap-add", "--cap-drop", "--shm-size", "--ulimit", "--dns",
-    "--tmpfs", "--log-driver", "--log-opt", "--label", "--user", "--workdir", "--hostname",
+    "--add-host",
+    "--volume",
+    "--cap-add",
+    "--cap-drop",
+    "--shm-size",
+    "--ulimit",
+    "--dns",
+    "--tmpfs",
+    "--log-driver",
+    "--log-opt",
+    "--label",
+    "--user",
+    "--workdir",
+    "--hostname",
     "--read-only",
     # host-reaching: root on the server only
-    "--privileged", "--device", "--network", "--pid", "--ipc", "--uts", "--userns", "--cgroupns",
-    "--security-opt", "--sysctl", "--group-add", "--mount",
+    "--privileged",
+    "--device",
+    "--network",
+    "--pid",
+    "--ipc",
+    "--uts",
+    "--userns",
+    "--cgroupns",
+    "--security-opt",
+    "--sysctl",
+    "--group-add",
+    "--mount",
 }
 #: the build phase: nothing host-reaching (builders apply only these)
 BUILD_FLAGS = {"--build-arg", "--add-host", "--label", "--shm-size", "--ulimit"}
 NO_VALUE = {"--read-only", "--privileged"}
 #: flag -> SDK keyword of a single value
-SINGLE = {"--shm-size": "shm_size", "--user": "user", "--workdir": "working_dir", "--hostname": "hostname",
-          "--network": "network_mode", "--pid": "pid_mode", "--ipc": "ipc_mode", "--uts": "uts_mode",
-          "--userns": "userns_mode", "--cgroupns": "cgroupns"}
+SINGLE = {
+    "--shm-size": "shm_size",
+    "--user": "user",
+    "--workdir": "working_dir",
+    "--hostname": "hostname",
+    "--network": "network_mode",
+    "--pid": "pid_mode",
+    "--ipc": "ipc_mode",
+    "--uts": "uts_mode",
+    "--userns": "userns_mode",
+    "--cgroupns": "cgroupns",
+}
 #: flag -> SDK keyword of a list
-LISTS = {"--cap-add": "cap_add", "--cap-drop": "cap_drop", "--dns": "dns", "--device": "devices",
-         "--security-opt": "security_opt", "--group-add": "group_add"}
+LISTS = {
+    "--cap-add": "cap_add",
+    "--cap-drop": "cap_drop",
+    "--dns": "dns",
+    "--device": "devices",
+    "--security-opt": "security_opt",
+    "--group-add": "group_add",
+}
 
 
 def allowed(phase: str) -> set[str]:
@@ -92,7 +130,11 @@ def _check_value(flag: str, value: str) -> None:
         raise ValidationError(f"invalid --add-host {value!r}: use host:ip")
     if flag == "--volume":
         parts = value.split(":")
-        if len(parts) not in (2, 3) or not parts[1].startswith("/") or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+        if (
+            len(parts) not in (2, 3)
+            or not parts[1].startswith("/")
+            or (len(parts) == 3 and parts[2] not in ("ro", "rw"))
+        ):
             raise ValidationError(f"invalid volume {value!r}: use SOURCE:/container/path[:ro]")
         if ".." in parts[0].split("/") or ".." in parts[1].split("/"):
             raise ValidationError(f"invalid volume {value!r}: no '..'")
@@ -129,8 +171,9 @@ def run_kwargs(options: list[str]) -> dict[str, Any]:
     if "log_config" in kwargs:
         from docker.types import LogConfig
 
-        kwargs["log_config"] = LogConfig(type=kwargs["log_config"].get("Type", "json-file"),
-                                         config=kwargs["log_config"].get("Config", {}))
+        kwargs["log_config"] = LogConfig(
+            type=kwargs["log_config"].get("Type", "json-file"), config=kwargs["log_config"].get("Config", {})
+        )
     return kwargs
 
 

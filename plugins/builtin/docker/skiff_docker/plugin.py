@@ -6,9 +6,10 @@ Lifecycle: ``skiff_release`` runs release tasks in one-off containers,
 ones, ``skiff_deploy_failed`` removes the new ones. Commands live in
 :mod:`skiff_docker.commands`.
 """
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -32,8 +33,12 @@ def skiff_release(deploy: Deploy) -> None:
     from . import scheduler
 
     previous = deploy.previous
-    if (deploy.kind == "redeploy" and previous is not None and previous.image == deploy.image
-            and previous.config == deploy.config):
+    if (
+        deploy.kind == "redeploy"
+        and previous is not None
+        and previous.image == deploy.image
+        and previous.config == deploy.config
+    ):
         return  # same image, same config (scale, restart, start): nothing for release tasks to do
     tasks = []
     predeploy = scheduler.app_json_script(deploy.app_json, "predeploy")
@@ -47,7 +52,7 @@ def skiff_release(deploy: Deploy) -> None:
 
 
 @hookimpl(trylast=True)
-def skiff_deploy(deploy: Deploy) -> Optional[bool]:
+def skiff_deploy(deploy: Deploy) -> bool | None:
     from . import rollout
 
     return rollout.deploy(deploy)
@@ -65,9 +70,17 @@ def skiff_post_deploy(deploy: Deploy) -> None:
     settings.set_stopped(state, deploy.app, False)
     if deploy.source is not None:  # for ps:rebuild
         source = deploy.source
-        state.set_property(settings.PLUGIN, "source", {
-            "kind": source.kind, "location": source.location, "revision": source.revision, "ref": source.ref,
-        }, app=deploy.app)
+        state.set_property(
+            settings.PLUGIN,
+            "source",
+            {
+                "kind": source.kind,
+                "location": source.location,
+                "revision": source.revision,
+                "ref": source.ref,
+            },
+            app=deploy.app,
+        )
     rollout.retire_later(deploy)
 
 
@@ -93,7 +106,7 @@ def skiff_app_renamed(context: Context, old: str, new: str) -> None:
 
 
 @hookimpl
-def skiff_report(context: Context, app: str) -> Optional[dict[str, dict[str, Any]]]:
+def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]] | None:
     from . import lifecycle_ops
 
     return {"ps": lifecycle_ops.ps_summary(context, app)}

@@ -5,12 +5,12 @@ returns at once: sleeps ``wait`` seconds (wait-to-retire), stops the old
 containers (SIGTERM, SIGKILL after ``stop-timeout``), removes them, then
 removes the given images when they belong to the app and nothing uses them.
 """
+
 from __future__ import annotations
 
 import argparse
 import time
 from concurrent.futures import ThreadPoolExecutor
-
 
 RETRY_FOR = 600.0  # seconds to keep trying while the engine is away (restarting)
 

@@ -14,12 +14,13 @@ The rollout lives in the deploy's scratch space (``deploy.scratch["docker"]
 :class:`RolloutSettings`, and the steps work from it alone (the container
 starts run in threads, which must not touch the store).
 """
+
 from __future__ import annotations
 
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError
@@ -30,8 +31,20 @@ from . import engine, settings
 from .checks import CheckFailed, checks_for, run_check
 from .engine import LABEL_PROCESS, LABEL_ROLE
 from .scheduler import (
-    LOG_LINES, PORT_TAKEN, SCRATCH, alive_probe, command_of, container_port, create_kwargs, pool, prunable_images,
-    process_env, process_table, running_instances, spawn_retire, stray_containers,
+    LOG_LINES,
+    PORT_TAKEN,
+    SCRATCH,
+    alive_probe,
+    command_of,
+    container_port,
+    create_kwargs,
+    pool,
+    process_env,
+    process_table,
+    prunable_images,
+    running_instances,
+    spawn_retire,
+    stray_containers,
 )
 
 ANOTHER_FAILED = "another container failed"
@@ -64,8 +77,14 @@ class RolloutSettings:
         return settings.check_mode(self.checks, process)
 
 
-def read_settings(state: State, app: str, table: dict[str, str], app_json: dict[str, Any], meta: dict[str, Any],
-                  warn: Callable[[str], None]) -> RolloutSettings:
+def read_settings(
+    state: State,
+    app: str,
+    table: dict[str, str],
+    app_json: dict[str, Any],
+    meta: dict[str, Any],
+    warn: Callable[[str], None],
+) -> RolloutSettings:
     """Everything the rollout of ``app`` reads from the store, in one place."""
     table_resources = settings.resources(state, app)
     return RolloutSettings(
@@ -85,7 +104,7 @@ class Instance:
     index: int
     name: str  # the temporary name, <app>.<process>.<n>.v<version>
     final_name: str  # the plain name it takes at the switch, <app>.<process>.<n>
-    host_port: Optional[int] = None
+    host_port: int | None = None
     id: str = ""
     error: str = ""
     started: float = 0.0  # seconds from the start of the rollout
@@ -105,7 +124,7 @@ class Rollout:
     image: str
     table: dict[str, str]  # {process: Procfile line}
     config: dict[str, str]
-    revision: Optional[str]
+    revision: str | None
     app_json: dict[str, Any]
     settings: RolloutSettings
     old: list[str] = field(default_factory=list)  # ids of the running containers it replaces
@@ -134,15 +153,23 @@ class Rollout:
     def create_kwargs(self, c: Any, inst: Instance) -> dict[str, Any]:
         port = self.settings.container_port
         return create_kwargs(
-            c, app=self.app, image=self.image, name=inst.name, process=inst.process, index=inst.index,
-            release=self.version, command=command_of(self.table[inst.process]),
-            env=process_env(self.config, inst.process, inst.index, port, self.revision), port=port,
-            host_port=inst.host_port, limits=self.settings.resources.get(inst.process, {}),
+            c,
+            app=self.app,
+            image=self.image,
+            name=inst.name,
+            process=inst.process,
+            index=inst.index,
+            release=self.version,
+            command=command_of(self.table[inst.process]),
+            env=process_env(self.config, inst.process, inst.index, port, self.revision),
+            port=port,
+            host_port=inst.host_port,
+            limits=self.settings.resources.get(inst.process, {}),
             extra=list(self.settings.docker_options),
         )
 
 
-def rollout_of(d: Deploy) -> Optional[Rollout]:
+def rollout_of(d: Deploy) -> Rollout | None:
     """The rollout :func:`deploy` began for ``d``, if any."""
     found = (d.scratch.get(SCRATCH) or {}).get("rollout")
     return found if isinstance(found, Rollout) else None
@@ -191,8 +218,13 @@ def begin(d: Deploy) -> Rollout:
     image, version = runnable(d)
     table = process_table(d.processes)
     rollout = Rollout(
-        app=d.app, version=version, image=image, table=table, config=dict(d.config),
-        revision=d.revision, app_json=d.app_json,
+        app=d.app,
+        version=version,
+        image=image,
+        table=table,
+        config=dict(d.config),
+        revision=d.revision,
+        app_json=d.app_json,
         settings=read_settings(d.context.state, d.app, table, d.app_json, d.meta, d.output.warn),
     )
     d.meta["formation"] = dict(rollout.settings.formation)
@@ -216,7 +248,8 @@ def plan(c: Any, rollout: Rollout) -> None:
     app, version = rollout.app, rollout.version
     rollout.instances = [
         Instance(process, i, f"{app}.{process}.{i}.v{version}", engine.container_name(app, process, i))
-        for process, count in rollout.settings.formation.items() for i in range(1, count + 1)
+        for process, count in rollout.settings.formation.items()
+        for i in range(1, count + 1)
     ]
     web = rollout.web
     for inst, host_port in zip(web, engine.allocate_ports(c, len(web)) if web else []):
@@ -246,7 +279,7 @@ def check_instance(c: Any, rollout: Rollout, inst: Instance, abort: threading.Ev
         return
     probe = alive_probe(c, inst.id)
 
-    def alive() -> Optional[str]:
+    def alive() -> str | None:
         return ANOTHER_FAILED if abort.is_set() else probe()
 
     for check in checks_for(rollout.app_json, inst.process, rollout.settings.checks):

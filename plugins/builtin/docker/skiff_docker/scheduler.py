@@ -8,19 +8,20 @@ names. A detached helper (:mod:`skiff_docker.retire`) stops the old ones
 after ``wait-to-retire`` and prunes old images, so the deploy returns at once.
 The deploy itself, step by step, is :mod:`skiff_docker.rollout`.
 """
+
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError, ValidationError
 
 from . import engine, options, settings
-from .engine import (LABEL_APP, LABEL_INDEX, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE, LABEL_ROLE, NETWORK)
+from .engine import LABEL_APP, LABEL_INDEX, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE, LABEL_ROLE, NETWORK
 
 SCRATCH = "docker"
 DEFAULT_PORT = 5000
@@ -51,12 +52,12 @@ def container_port(meta: dict[str, Any]) -> int:
     return DEFAULT_PORT
 
 
-def command_of(line: str) -> Optional[list[str]]:
+def command_of(line: str) -> list[str] | None:
     """A Procfile command runs under ``/bin/sh -c`` (after the image's ENTRYPOINT, if any)."""
     return ["/bin/sh", "-c", line] if line and line.strip() else None
 
 
-def process_env(config: dict[str, str], process: str, index: int, port: int, revision: Optional[str]) -> dict[str, str]:
+def process_env(config: dict[str, str], process: str, index: int, port: int, revision: str | None) -> dict[str, str]:
     env = dict(config)
     env["PORT"] = str(port)  # the port Skiff publishes and checks; not taken from the config
     env["DYNO"] = f"{process}.{index}"
@@ -68,13 +69,32 @@ def process_env(config: dict[str, str], process: str, index: int, port: int, rev
 
 
 def create_kwargs(
-    c, *, app: str, image: str, name: str, process: str, index: int, release: int, command: Optional[list[str]],
-    env: dict[str, str], port: int, host_port: Optional[int], limits: dict[str, str], extra: list[str],
+    c,
+    *,
+    app: str,
+    image: str,
+    name: str,
+    process: str,
+    index: int,
+    release: int,
+    command: list[str] | None,
+    env: dict[str, str],
+    port: int,
+    host_port: int | None,
+    limits: dict[str, str],
+    extra: list[str],
 ) -> dict[str, Any]:
     kwargs: dict[str, Any] = options.run_kwargs(extra)
     labels = dict(kwargs.pop("labels", {}))
-    labels.update({LABEL_APP: app, LABEL_PROCESS: process, LABEL_RELEASE: str(release),
-                   LABEL_INDEX: str(index), LABEL_ROLE: "process"})
+    labels.update(
+        {
+            LABEL_APP: app,
+            LABEL_PROCESS: process,
+            LABEL_RELEASE: str(release),
+            LABEL_INDEX: str(index),
+            LABEL_ROLE: "process",
+        }
+    )
     if host_port:
         labels[LABEL_PORT] = str(host_port)
         kwargs["ports"] = {f"{port}/tcp": ("127.0.0.1", host_port)}
@@ -83,17 +103,24 @@ def create_kwargs(
     if limits.get("cpu"):
         kwargs["nano_cpus"] = int(float(limits["cpu"]) * 1e9)
     kwargs.update(
-        image=image, command=command, name=name, environment=env, labels=labels, init=True,
-        restart_policy={"Name": "unless-stopped"}, detach=True,
+        image=image,
+        command=command,
+        name=name,
+        environment=env,
+        labels=labels,
+        init=True,
+        restart_policy={"Name": "unless-stopped"},
+        detach=True,
     )
     if "network_mode" not in kwargs:  # root's --network replaces the skiff network
-        kwargs.update(network=NETWORK,
-                      networking_config={NETWORK: c.api.create_endpoint_config(aliases=[f"{app}.{process}"])})
+        kwargs.update(
+            network=NETWORK, networking_config={NETWORK: c.api.create_endpoint_config(aliases=[f"{app}.{process}"])}
+        )
     return kwargs
 
 
-def alive_probe(c, ident: str) -> Callable[[], Optional[str]]:
-    def alive() -> Optional[str]:
+def alive_probe(c, ident: str) -> Callable[[], str | None]:
+    def alive() -> str | None:
         try:
             state = c.api.inspect_container(ident)["State"]
         except Exception as exc:  # removed under us
@@ -115,7 +142,7 @@ def pool(n: int) -> ThreadPoolExecutor:
 # -- listing --------------------------------------------------------------------
 
 
-def running_instances(c, app: str, entries: Optional[list[dict[str, Any]]] = None) -> list[dict[str, Any]]:
+def running_instances(c, app: str, entries: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The app's containers with plain names ``<app>.<process>.<n>`` (any state)."""
     result = []
     for entry in engine.list_containers(c, app) if entries is None else entries:
@@ -127,13 +154,16 @@ def running_instances(c, app: str, entries: Optional[list[dict[str, Any]]] = Non
     return sorted(result, key=lambda e: (e["Labels"].get(LABEL_PROCESS, ""), int(e["Labels"].get(LABEL_INDEX, 0) or 0)))
 
 
-def stray_containers(c, app: str, entries: Optional[list[dict[str, Any]]] = None) -> list[dict[str, Any]]:
+def stray_containers(c, app: str, entries: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Containers of ``app`` left by an interrupted deploy (temporary names)."""
-    return [e for e in (engine.list_containers(c, app) if entries is None else entries)
-            if (e.get("Labels") or {}).get(LABEL_ROLE) == "process" and re.search(r"\.v[0-9]+\Z", engine.name_of(e))]
+    return [
+        e
+        for e in (engine.list_containers(c, app) if entries is None else entries)
+        if (e.get("Labels") or {}).get(LABEL_ROLE) == "process" and re.search(r"\.v[0-9]+\Z", engine.name_of(e))
+    ]
 
 
-def retiring_containers(c, app: Optional[str] = None) -> list[dict[str, Any]]:
+def retiring_containers(c, app: str | None = None) -> list[dict[str, Any]]:
     return [e for e in engine.list_containers(c, app) if ".old-" in engine.name_of(e)]
 
 
@@ -143,14 +173,29 @@ def retiring_containers(c, app: Optional[str] = None) -> list[dict[str, Any]]:
 def spawn_retire(app: str, containers: list[str], images: list[str], wait: float, stop_timeout: int) -> None:
     if not containers and not images:
         return
-    args = [sys.executable, "-m", "skiff_docker.retire", "--app", app, "--wait", str(wait),
-            "--stop-timeout", str(stop_timeout)]
+    args = [
+        sys.executable,
+        "-m",
+        "skiff_docker.retire",
+        "--app",
+        app,
+        "--wait",
+        str(wait),
+        "--stop-timeout",
+        str(stop_timeout),
+    ]
     for ident in containers:
         args += ["--container", ident]
     for image in images:
         args += ["--image", image]
-    subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                     start_new_session=True, close_fds=True)
+    subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
 
 
 def prunable_images(d: Deploy) -> list[str]:
@@ -173,19 +218,38 @@ def prunable_images(d: Deploy) -> list[str]:
 
 
 def oneoff_kwargs(
-    c, *, app: str, image: str, command: Optional[list[str]], env: dict[str, str], role_process: str,
-    release: Optional[int], extra: list[str], limits: dict[str, str], tty: bool = False, stdin: bool = False,
+    c,
+    *,
+    app: str,
+    image: str,
+    command: list[str] | None,
+    env: dict[str, str],
+    role_process: str,
+    release: int | None,
+    extra: list[str],
+    limits: dict[str, str],
+    tty: bool = False,
+    stdin: bool = False,
 ) -> dict[str, Any]:
     kwargs: dict[str, Any] = options.run_kwargs(extra)
     labels = dict(kwargs.pop("labels", {}))
-    labels.update({LABEL_APP: app, LABEL_PROCESS: role_process, LABEL_ROLE: "oneoff",
-                   LABEL_RELEASE: str(release or "")})
+    labels.update(
+        {LABEL_APP: app, LABEL_PROCESS: role_process, LABEL_ROLE: "oneoff", LABEL_RELEASE: str(release or "")}
+    )
     if limits.get("memory"):
         kwargs["mem_limit"] = limits["memory"]
     if limits.get("cpu"):
         kwargs["nano_cpus"] = int(float(limits["cpu"]) * 1e9)
-    kwargs.update(image=image, command=command, environment=env, labels=labels, init=True,
-                  detach=True, tty=tty, stdin_open=tty or stdin)
+    kwargs.update(
+        image=image,
+        command=command,
+        environment=env,
+        labels=labels,
+        init=True,
+        detach=True,
+        tty=tty,
+        stdin_open=tty or stdin,
+    )
     if "network_mode" not in kwargs:  # root's --network replaces the skiff network
         kwargs["network"] = NETWORK
     return kwargs
@@ -217,7 +281,7 @@ def release_env_of(release) -> dict[str, str]:
     return _oneoff_env(release.config, release.revision)
 
 
-def _oneoff_env(config: dict[str, str], revision: Optional[str]) -> dict[str, str]:
+def _oneoff_env(config: dict[str, str], revision: str | None) -> dict[str, str]:
     env = dict(config)
     if revision:
         env.setdefault("GIT_REV", revision)
@@ -232,7 +296,12 @@ def run_task(d: Deploy, label: str, line: str) -> None:
     state = d.context.state
     d.output.step(f"Running {label}: {line}")
     kwargs = oneoff_kwargs(
-        c, app=d.app, image=d.image or "", command=command_of(line), env=release_env(d), role_process=label,
+        c,
+        app=d.app,
+        image=d.image or "",
+        command=command_of(line),
+        env=release_env(d),
+        role_process=label,
         release=d.release.version if d.release else None,
         extra=settings.applied_docker_options(state, d.app, "deploy", d.output.warn),
         limits=settings.resources_for(state, d.app, label),
@@ -242,7 +311,7 @@ def run_task(d: Deploy, label: str, line: str) -> None:
         raise SkiffError(f"{label} command failed with exit status {code}")
 
 
-def app_json_script(app_json: dict[str, Any], name: str) -> Optional[str]:
+def app_json_script(app_json: dict[str, Any], name: str) -> str | None:
     scripts = (app_json or {}).get("scripts") if isinstance(app_json, dict) else None
     dokku = scripts.get("dokku") if isinstance(scripts, dict) else None
     value = dokku.get(name) if isinstance(dokku, dict) else None

@@ -7,10 +7,11 @@ Per app: ``formation`` ({process: quantity} set by ``ps:scale``), ``checks``
 the host-reaching options root confirmed, and for which app), ``stopped`` (``ps:stop`` was run), ``source`` (the
 last deployed source, for ``ps:rebuild``). Global: ``keep-releases``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 from skiff.errors import ValidationError
 from skiff.state import GLOBAL, State
@@ -77,7 +78,7 @@ def checks(state: State, app: str) -> dict[str, Any]:
     return merged
 
 
-def set_check(state: State, app: str, key: str, value: Optional[float]) -> None:
+def set_check(state: State, app: str, key: str, value: float | None) -> None:
     if key not in CHECK_DEFAULTS:
         raise ValidationError(f"unknown check setting {key!r}; use one of {', '.join(CHECK_DEFAULTS)}")
     stored = dict(state.get_property(PLUGIN, "checks", app=app, default={}) or {})
@@ -182,8 +183,10 @@ def applied_docker_options(state: State, app: str, phase: str, warn: Callable[[s
             warn(f"docker-options: {option} is not applied: {exc}")
             continue
         if hostreach.host_reaching_reason([option], app) and not is_confirmed(confirmed, app, phase, option):
-            warn(f"docker-options: {option} is not applied: host-reaching options need root's confirmation "
-                 f"(docker-options:add from a root shell)")
+            warn(
+                f"docker-options: {option} is not applied: host-reaching options need root's confirmation "
+                f"(docker-options:add from a root shell)"
+            )
             continue
         result.append(option)
     return result

@@ -4,6 +4,7 @@ The app (tests/app) is a stdlib-only web server and worker on
 ``skiff/stack-base:trixie``, built by ``skiff.testing.scheduler.ImageBuilder``;
 ``TestProxy`` stands in for nginx and switches in ``skiff_post_deploy``.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,15 @@ def proxy():
 
 @pytest.fixture
 def harness(skiff, proxy, stack_base_image, scheduler_app):
-    h = skiff(("apps", apps_plugin), ("config", config_plugin), ("procfile", procfile_plugin),
-              ("docker", docker_plugin), ("dir", DirReceiver()), ("builder", ImageBuilder()), ("proxy", proxy))
+    h = skiff(
+        ("apps", apps_plugin),
+        ("config", config_plugin),
+        ("procfile", procfile_plugin),
+        ("docker", docker_plugin),
+        ("dir", DirReceiver()),
+        ("builder", ImageBuilder()),
+        ("proxy", proxy),
+    )
     h.create_app(scheduler_app)
     h.app = scheduler_app
     assert h.invoke("checks:set", scheduler_app, "wait-to-retire", "1").exit_code == 0
@@ -74,9 +82,12 @@ def answers(h) -> list[str]:
 def test_scale_config_rollback(harness, proxy, tmp_path, capsys):
     h = harness
     h.invoke("ps:scale", h.app, "worker=1")  # stored before the first deploy
-    app_json = {"scripts": {"dokku": {"predeploy": "echo predeploy saw $(cat /app/VERSION)",
-                                      "postdeploy": "echo postdeploy ran"}},
-                "healthchecks": {"web": [{"type": "startup", "path": "/", "content": "v1", "attempts": 3}]}}
+    app_json = {
+        "scripts": {
+            "dokku": {"predeploy": "echo predeploy saw $(cat /app/VERSION)", "postdeploy": "echo postdeploy ran"}
+        },
+        "healthchecks": {"web": [{"type": "startup", "path": "/", "content": "v1", "attempts": 3}]},
+    }
     push(h, tmp_path, "v1", app_json=app_json)
     out = capsys.readouterr().out
     assert out.index("predeploy saw v1") < out.index("release task ran for v1abcdef0") < out.index("Starting")
@@ -196,7 +207,9 @@ def test_crash_restart_stop_start_prune_destroy(harness, proxy, tmp_path, docker
     push(h, tmp_path, "three")  # the detached retirement prunes v1's image (keep-releases 1)
 
     def tags() -> set[str]:  # one API call: images may vanish while we look
-        return {t for i in docker_client.api.images(filters={"label": f"skiff.app={h.app}"}) for t in i["RepoTags"] or []}
+        return {
+            t for i in docker_client.api.images(filters={"label": f"skiff.app={h.app}"}) for t in i["RepoTags"] or []
+        }
 
     deadline = time.monotonic() + 30
     while first.image in tags() and time.monotonic() < deadline:
@@ -252,7 +265,7 @@ class ProcessListWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "ProcessListWatch":
+    def __enter__(self) -> ProcessListWatch:
         self._thread.start()
         return self
 

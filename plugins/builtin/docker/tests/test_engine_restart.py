@@ -5,6 +5,7 @@ started again with scripts/ensure-docker.sh even when the test fails. It runs
 only with ``SKIFF_TEST_RESTART_ENGINE=1`` (``make test`` sets it): on a machine
 where other test runs share the engine it would break them.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,10 @@ from skiff_docker import engine
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(os.environ.get("SKIFF_TEST_RESTART_ENGINE") != "1",
-                       reason="restarts dockerd; set SKIFF_TEST_RESTART_ENGINE=1 (make test does)"),
+    pytest.mark.skipif(
+        os.environ.get("SKIFF_TEST_RESTART_ENGINE") != "1",
+        reason="restarts dockerd; set SKIFF_TEST_RESTART_ENGINE=1 (make test does)",
+    ),
 ]
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -67,8 +70,13 @@ def ensure_engine() -> None:
 
 
 def test_app_comes_back_after_dockerd_restart(skiff, stack_base_image, scheduler_app, tmp_path):
-    h = skiff(("apps", apps_plugin), ("procfile", procfile_plugin), ("docker", docker_plugin),
-              ("dir", DirReceiver()), ("builder", ImageBuilder()))
+    h = skiff(
+        ("apps", apps_plugin),
+        ("procfile", procfile_plugin),
+        ("docker", docker_plugin),
+        ("dir", DirReceiver()),
+        ("builder", ImageBuilder()),
+    )
     h.create_app(scheduler_app)
     src = tmp_path / "src"
     import shutil

@@ -3,6 +3,7 @@
 Deploy Flask + a worker, scale web to 3 (all answer), config:set (new env),
 a code change, then releases:rollback serves the previous code.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,16 +35,23 @@ def flask_source(tmp_path: Path, prefix: str) -> Path:
     with open(path / "Procfile", "a") as f:
         f.write("worker: python -u worker.py\n")
     if prefix:
-        code = (path / "app.py").read_text().replace('return os.environ', f'return "{prefix} " + os.environ')
+        code = (path / "app.py").read_text().replace("return os.environ", f'return "{prefix} " + os.environ')
         (path / "app.py").write_text(code)
     return path
 
 
 def test_flask_with_worker_scale_config_rollback(skiff, stack_image, docker_cleanup, scheduler_app, tmp_path):
     proxy = TestProxy()
-    h = skiff(("apps", apps_plugin), ("config", config_plugin), ("procfile", procfile_plugin),
-              ("buildpacks", buildpacks_plugin), ("buildpack-python", python_pack), ("docker", docker_plugin),
-              ("dir", DirReceiver()), ("proxy", proxy))
+    h = skiff(
+        ("apps", apps_plugin),
+        ("config", config_plugin),
+        ("procfile", procfile_plugin),
+        ("buildpacks", buildpacks_plugin),
+        ("buildpack-python", python_pack),
+        ("docker", docker_plugin),
+        ("dir", DirReceiver()),
+        ("proxy", proxy),
+    )
     app = scheduler_app
     docker_cleanup.app(app)
     h.create_app(app)

@@ -1,9 +1,11 @@
 """docker-options over SSH vs from a root shell, and the check again at container creation."""
+
 from __future__ import annotations
 
 import shlex
 
 import pytest
+
 import skiff_apps.plugin as apps_plugin
 import skiff_docker.plugin as docker_plugin
 import skiff_ssh_keys.plugin as ssh_keys_plugin  # answers skiff_key_role: a key without a stored role is an admin
@@ -14,7 +16,11 @@ from skiff_docker import engine, scheduler, settings
 #: (phases, option as typed, stored form): every host-reaching option the allow-list knows
 HOST_REACHING = [
     ("run", "--volume=/:/host", "--volume=/:/host"),
-    ("deploy,run", "-v /var/run/docker.sock:/var/run/docker.sock", "--volume=/var/run/docker.sock:/var/run/docker.sock"),
+    (
+        "deploy,run",
+        "-v /var/run/docker.sock:/var/run/docker.sock",
+        "--volume=/var/run/docker.sock:/var/run/docker.sock",
+    ),
     ("deploy", "--volume=dog_data:/data", "--volume=dog_data:/data"),
     ("run", "--mount=type=bind,source=/,target=/host", "--mount=type=bind,source=/,target=/host"),
     ("run", "--user=0:0", "--user=0:0"),
@@ -75,8 +81,10 @@ def test_app_scoped_options_still_work_over_ssh(h, monkeypatch):
     for typed in ("--add-host=db:10.0.0.2", "--volume=cat_data:/data", "--user=1000:1000", "--cap-drop=ALL"):
         r = over_ssh(h, monkeypatch, f"docker-options:add cat deploy {typed}")
         assert r.exit_code == 0, r.stderr
-    assert warnings_of(h, "deploy") == (["--add-host=db:10.0.0.2", "--volume=cat_data:/data", "--user=1000:1000",
-                                         "--cap-drop=ALL"], [])
+    assert warnings_of(h, "deploy") == (
+        ["--add-host=db:10.0.0.2", "--volume=cat_data:/data", "--user=1000:1000", "--cap-drop=ALL"],
+        [],
+    )
 
 
 def test_a_non_root_local_shell_is_refused(h, monkeypatch):
@@ -95,13 +103,19 @@ def test_one_bad_phase_stores_nothing(h):
 def test_old_stored_values_are_not_applied_until_root_confirms(h, monkeypatch):
     # the way the code before this change stored docker-options (git show 2329b4f:.../commands_settings.py):
     # state.set_property("docker", "docker-options", {phase: ["--flag=value", ...]}, app=app)
-    h.state.set_property("docker", "docker-options",
-                         {"run": ["--volume=/:/host", "--user=0:0", "--add-host=db:10.0.0.2"]}, app="cat")
+    h.state.set_property(
+        "docker", "docker-options", {"run": ["--volume=/:/host", "--user=0:0", "--add-host=db:10.0.0.2"]}, app="cat"
+    )
     applied, warned = warnings_of(h, "run")
     assert applied == ["--add-host=db:10.0.0.2"]
-    assert warned == [f"docker-options: {o} is not applied: host-reaching options need root's confirmation "
-                      "(docker-options:add from a root shell)" for o in ("--volume=/:/host", "--user=0:0")]
-    assert "--volume=/:/host (not applied: needs root's confirmation)" in h.invoke("docker-options:report", "cat").stdout
+    assert warned == [
+        f"docker-options: {o} is not applied: host-reaching options need root's confirmation "
+        "(docker-options:add from a root shell)"
+        for o in ("--volume=/:/host", "--user=0:0")
+    ]
+    assert (
+        "--volume=/:/host (not applied: needs root's confirmation)" in h.invoke("docker-options:report", "cat").stdout
+    )
 
     refused = over_ssh(h, monkeypatch, "docker-options:confirm cat run")
     assert refused.exit_code == 1 and "only root on the server" in refused.stderr
@@ -127,8 +141,12 @@ def test_a_confirmation_for_another_app_does_not_count(h):
 
 
 def test_forged_values_that_fail_the_allow_list_are_not_applied(h):
-    h.state.set_property("docker", "docker-options", {"deploy": ["--volume=/a:/b;rm -rf /", {"x": 1}, "--pid-limit=5"],
-                                                      "build": ["--network=host"]}, app="cat")
+    h.state.set_property(
+        "docker",
+        "docker-options",
+        {"deploy": ["--volume=/a:/b;rm -rf /", {"x": 1}, "--pid-limit=5"], "build": ["--network=host"]},
+        app="cat",
+    )
     applied, warned = warnings_of(h, "deploy")
     assert applied == [] and len(warned) == 3
     assert warnings_of(h, "build")[0] == []
@@ -156,8 +174,12 @@ def test_release_tasks_and_containers_get_only_checked_options(h, monkeypatch):
     d.image = "stub:cat-1"
     scheduler.run_task(d, "release", "true")
     assert "volumes" not in seen[0] and seen[0]["labels"]["team"] == "cats"
-    assert warned == [("docker-options: --volume=/:/host is not applied: host-reaching options need root's "
-                      "confirmation (docker-options:add from a root shell)")]
+    assert warned == [
+        (
+            "docker-options: --volume=/:/host is not applied: host-reaching options need root's "
+            "confirmation (docker-options:add from a root shell)"
+        )
+    ]
 
     assert h.invoke("docker-options:confirm", "cat", "deploy").exit_code == 0
     scheduler.run_task(d, "release", "true")
@@ -168,13 +190,37 @@ def test_root_network_replaces_the_skiff_network():
     from skiff_docker import options
 
     kwargs = scheduler.create_kwargs(
-        FakeClient(), app="cat", image="i", name="cat.web.1", process="web", index=1, release=1, command=None,
-        env={}, port=5000, host_port=None, limits={}, extra=["--network=host", "--privileged", "--pid=host"])
+        FakeClient(),
+        app="cat",
+        image="i",
+        name="cat.web.1",
+        process="web",
+        index=1,
+        release=1,
+        command=None,
+        env={},
+        port=5000,
+        host_port=None,
+        limits={},
+        extra=["--network=host", "--privileged", "--pid=host"],
+    )
     assert kwargs["network_mode"] == "host" and "network" not in kwargs and kwargs["privileged"]
     assert kwargs["pid_mode"] == "host"
     plain = scheduler.create_kwargs(
-        FakeClient(), app="cat", image="i", name="cat.web.1", process="web", index=1, release=1, command=None,
-        env={}, port=5000, host_port=None, limits={}, extra=[])
+        FakeClient(),
+        app="cat",
+        image="i",
+        name="cat.web.1",
+        process="web",
+        index=1,
+        release=1,
+        command=None,
+        env={},
+        port=5000,
+        host_port=None,
+        limits={},
+        extra=[],
+    )
     assert plain["network"] == "skiff" and "network_mode" not in plain
     mount = options.run_kwargs(["--mount=type=bind,source=/srv,target=/data,readonly"])["mounts"][0]
     assert mount["Source"] == "/srv" and mount["Target"] == "/data" and mount["ReadOnly"] is True

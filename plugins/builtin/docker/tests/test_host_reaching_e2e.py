@@ -1,9 +1,11 @@
 """End to end over the real sshd: a key cannot mount the host into ``run``."""
+
 from __future__ import annotations
 
 import secrets
 
 import pytest
+
 import skiff_apps.plugin as apps_plugin
 import skiff_config.plugin as config_plugin
 import skiff_docker.plugin as docker_plugin
@@ -25,8 +27,15 @@ def sshd_skiff_env():
 def test_a_key_cannot_read_the_hosts_files_through_run(sshd, skiff, stack_base_image, scheduler_app, tmp_path):
     proxy = TestProxy()
     try:
-        h = skiff(("apps", apps_plugin), ("config", config_plugin), ("procfile", procfile_plugin),
-                  ("docker", docker_plugin), ("dir", DirReceiver()), ("builder", ImageBuilder()), ("proxy", proxy))
+        h = skiff(
+            ("apps", apps_plugin),
+            ("config", config_plugin),
+            ("procfile", procfile_plugin),
+            ("docker", docker_plugin),
+            ("dir", DirReceiver()),
+            ("builder", ImageBuilder()),
+            ("proxy", proxy),
+        )
         app = scheduler_app
         h.create_app(app)
         lifecycle.deploy(h.context, app, dir_source(source(tmp_path, "1"), "1abcdef0"))

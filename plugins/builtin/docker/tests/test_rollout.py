@@ -1,11 +1,12 @@
 """The rollout's steps against a fake engine: settings read once, start, check, switch, fail, retire."""
+
 from __future__ import annotations
 
 import collections
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 from docker.errors import APIError
@@ -37,8 +38,19 @@ class FakeEngine:
 
     def add_running(self, ident: str, name: str, process: str, index: int) -> None:
         self.names[ident] = name
-        self.entries.append({"Id": ident, "Names": [f"/{name}"], "State": "running", "Labels": {
-            "skiff.app": "cat", "skiff.role": "process", "skiff.process": process, "skiff.index": str(index)}})
+        self.entries.append(
+            {
+                "Id": ident,
+                "Names": [f"/{name}"],
+                "State": "running",
+                "Labels": {
+                    "skiff.app": "cat",
+                    "skiff.role": "process",
+                    "skiff.process": process,
+                    "skiff.index": str(index),
+                },
+            }
+        )
 
     def log(self, *event: str) -> None:
         with self.lock:
@@ -125,20 +137,38 @@ def eng(monkeypatch) -> FakeEngine:
 
 
 @pytest.fixture
-def checks_run(monkeypatch) -> list[tuple[str, Optional[int]]]:
+def checks_run(monkeypatch) -> list[tuple[str, int | None]]:
     """Checks pass at once; each (check name, port) is recorded."""
-    seen: list[tuple[str, Optional[int]]] = []
+    seen: list[tuple[str, int | None]] = []
     monkeypatch.setattr(rollout, "run_check", lambda check, port, alive, timeout: seen.append((check.name, port)))
     return seen
 
 
-def make_deploy(h, processes: Optional[dict[str, str]] = None, **meta: Any) -> Deploy:
+def make_deploy(h, processes: dict[str, str] | None = None, **meta: Any) -> Deploy:
     processes = {"web": "gunicorn app:app", "worker": "celery"} if processes is None else processes
-    release = Release(app="cat", version=3, status="pending", description="Deploy", image="skiff/cat:3",
-                      revision="abc1234", config={"GREETING": "meow"}, processes=processes)
-    return Deploy(context=h.context, app="cat", kind="deploy", description="Deploy", output=Recorder(),
-                  image="skiff/cat:3", revision="abc1234", processes=processes, config={"GREETING": "meow"},
-                  meta=dict(meta), release=release)
+    release = Release(
+        app="cat",
+        version=3,
+        status="pending",
+        description="Deploy",
+        image="skiff/cat:3",
+        revision="abc1234",
+        config={"GREETING": "meow"},
+        processes=processes,
+    )
+    return Deploy(
+        context=h.context,
+        app="cat",
+        kind="deploy",
+        description="Deploy",
+        output=Recorder(),
+        image="skiff/cat:3",
+        revision="abc1234",
+        processes=processes,
+        config={"GREETING": "meow"},
+        meta=dict(meta),
+        release=release,
+    )
 
 
 def test_settings_are_read_once_into_a_snapshot(h, monkeypatch):
@@ -156,8 +186,9 @@ def test_settings_are_read_once_into_a_snapshot(h, monkeypatch):
 
     monkeypatch.setattr(h.state, "get_property", counting)
     warned: list[str] = []
-    snapshot = rollout.read_settings(h.state, "cat", {"web": "x", "worker": "y"}, {}, {"exposed_ports": [8080]},
-                                     warned.append)
+    snapshot = rollout.read_settings(
+        h.state, "cat", {"web": "x", "worker": "y"}, {}, {"exposed_ports": [8080]}, warned.append
+    )
     assert reads and set(reads.values()) == {1}  # every setting fetched once
     assert snapshot.formation == {"web": 1, "worker": 2}
     assert snapshot.start_timeout == 30.0 and snapshot.wait_to_retire == 10.0 and snapshot.stop_timeout == 10
@@ -246,8 +277,11 @@ def test_one_failure_stops_the_others_and_only_it_is_named(h, eng, monkeypatch):
     assert not [e for e in eng.events if e[0] == "rename"]
 
     rollout.failed(d, "deploy")
-    assert d.output.of("warn") == ["last 2 log lines of web.1:", "  Traceback (most recent call last):",
-                                   "  ValueError: meow"]
+    assert d.output.of("warn") == [
+        "last 2 log lines of web.1:",
+        "  Traceback (most recent call last):",
+        "  ValueError: meow",
+    ]
     removed = {e[1] for e in eng.events if e[0] == "remove"}
     assert removed == {"cat.web.1.v3", "cat.web.2.v3", "cat.worker.1.v3"} and ran.created == []
 
@@ -261,7 +295,8 @@ def test_switch_renames_and_a_later_failure_gives_the_names_back(h, eng, checks_
     assert ran.switched and eng.names[OLD_WEB] == f"cat.web.1.old-{OLD_WEB[:12]}"
     assert eng.names[ran.instances[0].id] == "cat.web.1"
     assert eng.events.index(("rename", "cat.web.1", f"cat.web.1.old-{OLD_WEB[:12]}")) < eng.events.index(
-        ("rename", "cat.web.1.v3", "cat.web.1"))
+        ("rename", "cat.web.1.v3", "cat.web.1")
+    )
 
     rollout.failed(d, "post_deploy")  # e.g. postdeploy failed: the old one is back under its name
     assert eng.names[OLD_WEB] == "cat.web.1" and ("remove", "cat.web.1") in eng.events
@@ -269,9 +304,11 @@ def test_switch_renames_and_a_later_failure_gives_the_names_back(h, eng, checks_
 
 def test_retire_uses_the_rollouts_settings(h, eng, checks_run, monkeypatch):
     spawned: list[tuple[str, list[str], float, int]] = []
-    monkeypatch.setattr(rollout, "spawn_retire",
-                        lambda app, containers, images, wait, stop_timeout: spawned.append(
-                            (app, containers, wait, stop_timeout)))
+    monkeypatch.setattr(
+        rollout,
+        "spawn_retire",
+        lambda app, containers, images, wait, stop_timeout: spawned.append((app, containers, wait, stop_timeout)),
+    )
     settings.set_check(h.state, "cat", "wait-to-retire", 3)
     eng.add_running(OLD_WEB, "cat.web.1", "web", 1)
     d = make_deploy(h, {"web": "gunicorn app:app"})

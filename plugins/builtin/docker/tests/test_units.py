@@ -1,4 +1,5 @@
 """Unit tests of the docker scheduler's pieces that need no engine."""
+
 from __future__ import annotations
 
 import http.server
@@ -33,8 +34,9 @@ def test_options_allow_list_and_normalisation():
     ]:
         with pytest.raises(ValidationError):
             options.normalise(phase, words)
-    kwargs = options.run_kwargs(["--add-host=db:10.0.0.2", "--volume=/srv:/data:ro", "--cap-drop=NET_RAW",
-                                 "--label=team=a", "--read-only"])
+    kwargs = options.run_kwargs(
+        ["--add-host=db:10.0.0.2", "--volume=/srv:/data:ro", "--cap-drop=NET_RAW", "--label=team=a", "--read-only"]
+    )
     assert kwargs["extra_hosts"] == {"db": "10.0.0.2"}
     assert kwargs["volumes"] == {"/srv": {"bind": "/data", "mode": "ro"}}
     assert kwargs["cap_drop"] == ["NET_RAW"] and kwargs["labels"] == {"team": "a"} and kwargs["read_only"]
@@ -66,8 +68,13 @@ def test_process_table_and_env():
 
 
 def test_checks_from_app_json():
-    app_json = {"healthchecks": {"web": [{"type": "startup", "path": "/health", "content": "ok", "attempts": 2,
-                                          "wait": 0, "initialDelay": 0}]}}
+    app_json = {
+        "healthchecks": {
+            "web": [
+                {"type": "startup", "path": "/health", "content": "ok", "attempts": 2, "wait": 0, "initialDelay": 0}
+            ]
+        }
+    }
     (check,) = checks.checks_for(app_json, "web", settings.CHECK_DEFAULTS)
     assert (check.path, check.content, check.attempts, check.max_status) == ("/health", "ok", 2, 399)
     (default,) = checks.checks_for({}, "web", settings.CHECK_DEFAULTS)
@@ -133,8 +140,10 @@ def test_settings_commands_validate_input(skiff):
     assert h.invoke("resource:limit", "cat", "--memory", "lots").exit_code == 1
 
     assert h.invoke("docker-options:add", "cat", "deploy,run", "--add-host=db:10.0.0.2").exit_code == 0
-    assert settings.docker_options(h.state, "cat") == {"deploy": ["--add-host=db:10.0.0.2"],
-                                                       "run": ["--add-host=db:10.0.0.2"]}
+    assert settings.docker_options(h.state, "cat") == {
+        "deploy": ["--add-host=db:10.0.0.2"],
+        "run": ["--add-host=db:10.0.0.2"],
+    }
     refused = h.invoke("docker-options:add", "cat", "deploy", "--pid-limit=5")
     assert refused.exit_code == 1 and "not allowed" in refused.stderr and len(refused.stderr.splitlines()) == 1
     assert h.invoke("docker-options:clear", "cat").exit_code == 0

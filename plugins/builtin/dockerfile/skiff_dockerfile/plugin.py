@@ -11,13 +11,14 @@ are visible in ``docker history``, so nothing is passed by default).
 Shared properties (plugin ``builder``, per app): ``selected``,
 ``dockerfile-path``, ``build-args``.
 """
+
 from __future__ import annotations
 
 import re
 import secrets
 import time
 from pathlib import PurePosixPath
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -48,7 +49,7 @@ def validate_path(value: str) -> str:
     return str(path)
 
 
-def dockerfile_in_source(deploy: Deploy) -> Optional[str]:
+def dockerfile_in_source(deploy: Deploy) -> str | None:
     """The Dockerfile's relative path when it is a regular file of the source, else ``None``."""
     assert deploy.workdir is not None
     rel = validate_path(dockerfile_path(deploy, deploy.app))
@@ -58,8 +59,14 @@ def dockerfile_in_source(deploy: Deploy) -> Optional[str]:
 
 @hookimpl(trylast=True)
 def skiff_builders() -> list[BuilderInfo]:
-    return [BuilderInfo(PLUGIN, order=ORDER, detect=lambda deploy: dockerfile_in_source(deploy) is not None,
-                        description="docker build of the app's Dockerfile")]
+    return [
+        BuilderInfo(
+            PLUGIN,
+            order=ORDER,
+            detect=lambda deploy: dockerfile_in_source(deploy) is not None,
+            description="docker build of the app's Dockerfile",
+        )
+    ]
 
 
 @hookimpl
@@ -75,7 +82,7 @@ def skiff_pre_build(deploy: Deploy) -> None:
 
 
 @hookimpl(trylast=True)
-def skiff_build(deploy: Deploy) -> Optional[str]:
+def skiff_build(deploy: Deploy) -> str | None:
     rel = deploy.scratch_for(PLUGIN).get("dockerfile")
     if deploy.builder != PLUGIN or not rel:
         return None
@@ -96,8 +103,18 @@ def skiff_build(deploy: Deploy) -> Optional[str]:
     import urllib3.exceptions
 
     try:
-        for chunk in client.api.build(path=str(deploy.workdir), dockerfile=rel, tag=ref, rm=True, forcerm=True,
-                                      pull=False, decode=True, buildargs=args or None, labels=labels, **extra):
+        for chunk in client.api.build(
+            path=str(deploy.workdir),
+            dockerfile=rel,
+            tag=ref,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+            buildargs=args or None,
+            labels=labels,
+            **extra,
+        ):
             if "stream" in chunk:
                 for line in ANSI.sub("", chunk["stream"]).splitlines():
                     if line.strip() and not NOISE.match(line):
@@ -105,27 +122,30 @@ def skiff_build(deploy: Deploy) -> Optional[str]:
             if "error" in chunk:
                 error = chunk["error"].strip()
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
-        raise SkiffError(f"lost the connection to the Docker engine during the build ({type(exc).__name__}); "
-                         "is dockerd running?") from exc
+        raise SkiffError(
+            f"lost the connection to the Docker engine during the build ({type(exc).__name__}); is dockerd running?"
+        ) from exc
     if error:
         raise SkiffError(f"docker build failed: {error.splitlines()[0] if error else 'unknown error'}")
     image = client.images.get(ref)
     ports = exposed_ports(image.attrs)
     deploy.meta.update({"builder": PLUGIN, "exposed_ports": ports, "image_id": image.id, "dockerfile": rel})
-    out.step(f"Built {ref} in {time.monotonic() - t0:.1f}s" + (f" (exposes {', '.join(map(str, ports))})" if ports else ""))
+    out.step(
+        f"Built {ref} in {time.monotonic() - t0:.1f}s" + (f" (exposes {', '.join(map(str, ports))})" if ports else "")
+    )
     return ref
 
 
 def exposed_ports(attrs: dict[str, Any]) -> list[int]:
     ports = []
-    for spec in ((attrs.get("Config") or {}).get("ExposedPorts") or {}):
+    for spec in (attrs.get("Config") or {}).get("ExposedPorts") or {}:
         number, _, proto = spec.partition("/")
         if proto in ("", "tcp") and number.isdigit():
             ports.append(int(number))
     return sorted(ports)
 
 
-SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
 def docker_build_options(deploy: Deploy) -> dict[str, Any]:
@@ -186,11 +206,15 @@ def skiff_commands(cli: click.Group) -> None:
 def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
     props = context.state.properties(PROPS, app=app)
     release = context.state.current_release(app)
-    return {"builder": {"selected": props.get("selected") or "(detected)",
-                        "installed": builders.listing(builders.installed(context)),
-                        "last-build": (release.meta.get("builder") if release else None) or None,
-                        "dockerfile-path": props.get("dockerfile-path") or "Dockerfile",
-                        "build-args": props.get("build-args") or ""}}
+    return {
+        "builder": {
+            "selected": props.get("selected") or "(detected)",
+            "installed": builders.listing(builders.installed(context)),
+            "last-build": (release.meta.get("builder") if release else None) or None,
+            "dockerfile-path": props.get("dockerfile-path") or "Dockerfile",
+            "build-args": props.get("build-args") or "",
+        }
+    }
 
 
 @access.app_command()
@@ -199,7 +223,7 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
 @click.argument("key")
 @click.argument("value", required=False)
 @pass_context
-def builder_set(context: Context, app: str, key: str, value: Optional[str]) -> None:
+def builder_set(context: Context, app: str, key: str, value: str | None) -> None:
     """Set a builder property of APP: selected NAME (any installed builder), dockerfile-path PATH,
     build-args KEY[,KEY] (config keys passed as docker build args). No VALUE resets it."""
     context.state.require_app(app)

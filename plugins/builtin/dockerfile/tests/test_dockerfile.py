@@ -18,8 +18,14 @@ APPS = Path(__file__).resolve().parents[4] / "tests" / "apps"
 
 @pytest.fixture
 def h(skiff):
-    harness = skiff(DirReceiver(), ("procfile", procfile), ("buildpacks", bp), ("buildpack-python", python),
-                    ("dockerfile", df), StubScheduler())
+    harness = skiff(
+        DirReceiver(),
+        ("procfile", procfile),
+        ("buildpacks", bp),
+        ("buildpack-python", python),
+        ("dockerfile", df),
+        StubScheduler(),
+    )
     return harness
 
 
@@ -72,8 +78,9 @@ def test_detection_prefers_the_dockerfile(h, tmp_path):
 
     h.create_app("demo")
     (tmp_path / "requirements.txt").write_text("flask\n")
-    deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True),
-                    workdir=tmp_path)
+    deploy = Deploy(
+        context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True), workdir=tmp_path
+    )
     assert builders.choose(deploy) == "buildpacks"
     (tmp_path / "Dockerfile").write_text("FROM skiff/stack:trixie\n")
     assert builders.choose(deploy) == "dockerfile"
@@ -97,7 +104,9 @@ def test_dockerfile_app_builds_exposes_and_answers(h, stack_image, docker_client
     h.create_app(app)
     source = tmp_path / "src"
     shutil.copytree(APPS / "dockerfile", source)
-    (source / "Dockerfile").write_text((source / "Dockerfile").read_text() + "ARG GREETING=unset\nENV GREETING=$GREETING\n")
+    (source / "Dockerfile").write_text(
+        (source / "Dockerfile").read_text() + "ARG GREETING=unset\nENV GREETING=$GREETING\n"
+    )
     (source / "requirements.txt").write_text("flask\n")  # the Dockerfile wins over detection
     h.state.set_config(app, {"GREETING": "hello from a build arg", "SECRET": "s3cret"})
     assert h.invoke("builder:set", app, "build-args", "GREETING").exit_code == 0
@@ -128,12 +137,27 @@ def test_docker_options_of_the_build_phase_become_sdk_arguments(h):
     from skiff.output import Output
 
     h.create_app("demo")
-    h.state.set_property("docker", "docker-options", {"build": [
-        "--build-arg=VERSION=1.2", "--label=team=cats", "--add-host=db:10.0.0.2", "--shm-size=64m", "--ulimit=nofile=1024"]},
-        app="demo")
+    h.state.set_property(
+        "docker",
+        "docker-options",
+        {
+            "build": [
+                "--build-arg=VERSION=1.2",
+                "--label=team=cats",
+                "--add-host=db:10.0.0.2",
+                "--shm-size=64m",
+                "--ulimit=nofile=1024",
+            ]
+        },
+        app="demo",
+    )
     deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True))
-    assert df.docker_build_options(deploy) == {"buildargs": {"VERSION": "1.2"}, "labels": {"team": "cats"},
-                                               "extra_hosts": {"db": "10.0.0.2"}, "shmsize": 64 * 1024 ** 2}
+    assert df.docker_build_options(deploy) == {
+        "buildargs": {"VERSION": "1.2"},
+        "labels": {"team": "cats"},
+        "extra_hosts": {"db": "10.0.0.2"},
+        "shmsize": 64 * 1024**2,
+    }
 
 
 def test_host_reaching_build_options_are_never_applied(h):
@@ -141,8 +165,12 @@ def test_host_reaching_build_options_are_never_applied(h):
     from skiff.output import Output
 
     h.create_app("demo")
-    h.state.set_property("docker", "docker-options", {"build": [
-        "--network=host", "--volume=/:/host", "--privileged", "--shm-size=64m\n", "--label=ok=1"]}, app="demo")
+    h.state.set_property(
+        "docker",
+        "docker-options",
+        {"build": ["--network=host", "--volume=/:/host", "--privileged", "--shm-size=64m\n", "--label=ok=1"]},
+        app="demo",
+    )
     out = Output(quiet=True)
     warned: list[str] = []
     out.warn = warned.append

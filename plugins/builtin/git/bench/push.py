@@ -8,6 +8,7 @@ start) and a plain ``git push`` of the same commit to a local bare repository.
 
     .venv/bin/python plugins/builtin/git/bench/push.py [ROUNDS]
 """
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from skiff.testing.sshd import (STUB_ENV, add_key, commit_files, init_repo, make_key, start_sshd)
+from skiff.testing.sshd import STUB_ENV, add_key, commit_files, init_repo, make_key, start_sshd
 
 
 def timed(fn) -> float:
@@ -44,8 +45,9 @@ def main(rounds: int = 7) -> None:
             subprocess.run(["git", "init", "-q", "--bare", str(local)], check=True)
 
             def push(remote: str) -> None:
-                proc = subprocess.run(["git", "push", "-q", remote, "HEAD:main"], cwd=repo, env=server.env,
-                                      capture_output=True, text=True)
+                proc = subprocess.run(
+                    ["git", "push", "-q", remote, "HEAD:main"], cwd=repo, env=server.env, capture_output=True, text=True
+                )
                 assert proc.returncode == 0, proc.stderr
 
             push(server.remote("bench"))  # first push creates the app
@@ -59,8 +61,10 @@ def main(rounds: int = 7) -> None:
             print(f"rounds: {rounds}, source: {len(files)} files")
             print(f"ssh HOST version (baseline):   median {m_ssh * 1000:7.0f} ms")
             print(f"git push to a local bare repo: median {m_plain * 1000:7.0f} ms")
-            print(f"git push deploy over ssh:      median {m_deploy * 1000:7.0f} ms  "
-                  f"({m_deploy / m_ssh:.1f}x ssh+skiff, {m_deploy / m_plain:.1f}x plain push)")
+            print(
+                f"git push deploy over ssh:      median {m_deploy * 1000:7.0f} ms  "
+                f"({m_deploy / m_ssh:.1f}x ssh+skiff, {m_deploy / m_plain:.1f}x plain push)"
+            )
         finally:
             server.stop()
 

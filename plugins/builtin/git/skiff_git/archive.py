@@ -22,6 +22,7 @@ and the member count are bounded (settings ``archive-max-size`` and
 stripped, as GitHub tarballs have one; links are checked against the tree that
 is kept.
 """
+
 from __future__ import annotations
 
 import base64
@@ -38,7 +39,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Optional
+from typing import BinaryIO
 
 from skiff.errors import SkiffError, ValidationError
 
@@ -53,7 +54,7 @@ MAX_LINK_TARGET = 4096
 class Limits:
     """Bounds of one archive: uncompressed bytes and members (every kind)."""
 
-    max_size: int = 1024 ** 3
+    max_size: int = 1024**3
     max_members: int = 100_000
 
 
@@ -81,7 +82,7 @@ def fetch(source: str, dest: Path, max_size: int = Limits.max_size) -> None:
     try:
         stream = sys.stdin.buffer if source == "-" else _open_url(source)
     except Exception as exc:
-        raise SkiffError(f"cannot download {redact(source)}: {exc}")
+        raise SkiffError(f"cannot download {redact(source)}: {exc}") from exc
     total = 0
     try:
         with open(dest, "wb") as out:
@@ -106,7 +107,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _size(n: int) -> str:
-    for unit, factor in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
         if n >= factor and n % factor == 0:
             return f"{n // factor} {unit}"
     return f"{n} bytes"
@@ -115,7 +116,7 @@ def _size(n: int) -> str:
 # -- names and paths ---------------------------------------------------------------
 
 
-def _member_name(name: str) -> Optional[str]:
+def _member_name(name: str) -> str | None:
     """The normalised relative name, ``None`` for the root itself; raise if it leaves the tree."""
     if "\x00" in name or name.startswith("/") or "\\" in name:
         raise ValidationError(f"the archive has an unsafe member name: {name!r}")
@@ -189,15 +190,18 @@ class _Extractor:
         self.current = name
         self.members += 1
         if self.members > self.limits.max_members:
-            raise ValidationError(f"the archive has more than {self.limits.max_members} members "
-                                  "(setting archive-max-members)")
+            raise ValidationError(
+                f"the archive has more than {self.limits.max_members} members (setting archive-max-members)"
+            )
         self.add_size(name, size)
 
     def add_size(self, name: str, size: int) -> None:
         self.size += size
         if self.size > self.limits.max_size:
-            raise ValidationError(f"the archive is larger than {_size(self.limits.max_size)} uncompressed "
-                                  f"(at {name}; setting archive-max-size)")
+            raise ValidationError(
+                f"the archive is larger than {_size(self.limits.max_size)} uncompressed "
+                f"(at {name}; setting archive-max-size)"
+            )
 
     def _refuse_writes_through_links(self, name: str) -> None:
         """A member under a link of the archive (links are made last, so it would be a folder)."""
@@ -220,7 +224,7 @@ class _Extractor:
         try:
             path.mkdir(parents=True)
         except FileExistsError:
-            raise ValidationError(f"the archive has {name!r} twice")
+            raise ValidationError(f"the archive has {name!r} twice") from None
 
     def file(self, name: str, data: BinaryIO, mode: int) -> None:
         self._refuse_writes_through_links(name)
@@ -230,7 +234,7 @@ class _Extractor:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         except FileExistsError:
-            raise ValidationError(f"the archive has {name!r} twice")
+            raise ValidationError(f"the archive has {name!r} twice") from None
         with os.fdopen(fd, "wb") as out:
             shutil.copyfileobj(data, out, CHUNK)  # tarfile and zipfile stop at the declared size
         path.chmod(0o755 if mode & 0o111 else 0o644)
@@ -242,8 +246,10 @@ class _Extractor:
         except ValidationError:
             source = None
         if source is None or source not in self.files:
-            raise ValidationError(f"the archive has a hard link that leaves its tree "
-                                  f"or does not name a file before it: {name} -> {target}")
+            raise ValidationError(
+                f"the archive has a hard link that leaves its tree "
+                f"or does not name a file before it: {name} -> {target}"
+            )
         path = self.root / source
         self.add_size(name, path.stat().st_size)
         with open(path, "rb") as data:
@@ -263,7 +269,7 @@ class _Extractor:
             try:
                 os.symlink(target, path)
             except FileExistsError:
-                raise ValidationError(f"the archive has {name!r} twice")
+                raise ValidationError(f"the archive has {name!r} twice") from None
 
     def special(self, name: str) -> None:
         raise ValidationError(f"the archive has a special file (device or fifo): {name}")
@@ -289,13 +295,13 @@ def _extract_tar(path: Path, ex: _Extractor) -> None:
     try:
         archive = tarfile.open(path, "r:*")
     except tarfile.TarError:
-        raise ValidationError("the archive is neither a tar (plain, gz, bz2, xz) nor a zip archive")
+        raise ValidationError("the archive is neither a tar (plain, gz, bz2, xz) nor a zip archive") from None
     with archive:
         while True:
             try:
                 member = archive.next()
             except tarfile.TarError as exc:
-                raise ValidationError(f"the tar archive is damaged: {_one_line(exc)}")
+                raise ValidationError(f"the tar archive is damaged: {_one_line(exc)}") from exc
             if member is None:
                 break
             archive.members = []  # do not keep every header in memory
@@ -321,12 +327,13 @@ def _extract_zip(path: Path, ex: _Extractor) -> None:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ValidationError(f"not a zip archive: {_one_line(exc)}")
+        raise ValidationError(f"not a zip archive: {_one_line(exc)}") from exc
     with archive:
         infos = archive.infolist()
         if len(infos) > ex.limits.max_members:
-            raise ValidationError(f"the archive has more than {ex.limits.max_members} members "
-                                  "(setting archive-max-members)")
+            raise ValidationError(
+                f"the archive has more than {ex.limits.max_members} members (setting archive-max-members)"
+            )
         for info in infos:
             ex.count(info.filename, info.file_size)
             name = _member_name(info.filename)
@@ -361,7 +368,7 @@ def _check_links(tree: Path, links: list[tuple[str, str]], top: str) -> None:
         if top:
             if not name.startswith(f"{top}/"):
                 continue  # cannot happen: a single top-level directory holds everything
-            name = name[len(top) + 1:]
+            name = name[len(top) + 1 :]
         _resolve_inside(tree, name, target)
 
 
@@ -380,9 +387,9 @@ def extract(path: Path, dest: Path, limits: Limits = Limits()) -> Path:
                 _extract_tar(path, ex)
             ex.finish()
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
-            raise ValidationError(f"the archive is damaged: {_one_line(exc)}")
+            raise ValidationError(f"the archive is damaged: {_one_line(exc)}") from exc
         except OSError as exc:
-            raise ValidationError(f"cannot extract {ex.current!r} from the archive: {exc.strerror or exc}")
+            raise ValidationError(f"cannot extract {ex.current!r} from the archive: {exc.strerror or exc}") from exc
         tree = _kept_tree(staging)
         _check_links(tree, ex.links, tree.name if tree != staging else "")
         os.rename(staging, dest)

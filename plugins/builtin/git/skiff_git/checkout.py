@@ -7,20 +7,25 @@ repository (submodule clones, the kept ``.git``) get a clean environment.
 The checkout uses a temporary index (``read-tree`` + ``checkout-index``): the
 bare repository is never modified.
 """
+
 from __future__ import annotations
 
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
 from skiff.errors import SkiffError
 from skiff.output import Output
 
 from .repo import SUBMODULE_PROTOCOLS, clean_env, git, redact, redact_text, resolve, transport
 
 #: git's own guard, for nested submodules too (GIT_ALLOW_PROTOCOL is set as well).
-PROTOCOL_ARGS = ("-c", "protocol.allow=never",
-                 *(arg for name in SUBMODULE_PROTOCOLS for arg in ("-c", f"protocol.{name}.allow=always")))
+PROTOCOL_ARGS = (
+    "-c",
+    "protocol.allow=never",
+    *(arg for name in SUBMODULE_PROTOCOLS for arg in ("-c", f"protocol.{name}.allow=always")),
+)
 
 
 def check_submodule_url(path: str, url: str) -> None:
@@ -28,8 +33,10 @@ def check_submodule_url(path: str, url: str) -> None:
     kind = transport(url)
     if kind not in SUBMODULE_PROTOCOLS:
         what = "a local path" if kind == "local" else f"the {kind} transport"
-        raise SkiffError(f"submodule {path} uses {what} ({redact(url)}), which is refused: "
-                         f"use an {', '.join(SUBMODULE_PROTOCOLS[:-1])} or {SUBMODULE_PROTOCOLS[-1]} URL")
+        raise SkiffError(
+            f"submodule {path} uses {what} ({redact(url)}), which is refused: "
+            f"use an {', '.join(SUBMODULE_PROTOCOLS[:-1])} or {SUBMODULE_PROTOCOLS[-1]} URL"
+        )
 
 
 def checkout(
@@ -63,10 +70,19 @@ def _make_git_dir(repo: Path, sha: str, workdir: Path, branch: str, repo_env: di
     git(["init", "--quiet", str(workdir)], env=env)
     pack = subprocess.Popen(
         ["git", f"--git-dir={repo}", "pack-objects", "--revs", "--stdout", "--quiet"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=repo_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=repo_env,
     )
-    index = subprocess.Popen(["git", "index-pack", "--stdin"], cwd=workdir, stdin=pack.stdout,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    index = subprocess.Popen(
+        ["git", "index-pack", "--stdin"],
+        cwd=workdir,
+        stdin=pack.stdout,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     assert pack.stdin is not None and pack.stdout is not None
     pack.stdin.write(f"{sha}\n".encode())
     pack.stdin.close()
@@ -74,22 +90,24 @@ def _make_git_dir(repo: Path, sha: str, workdir: Path, branch: str, repo_env: di
     _, index_err = index.communicate()
     pack_err = pack.stderr.read() if pack.stderr else b""
     if pack.wait() != 0 or index.returncode != 0:
-        raise SkiffError(f"cannot copy the history into .git: {(pack_err or index_err).decode(errors='replace').strip()}")
+        raise SkiffError(
+            f"cannot copy the history into .git: {(pack_err or index_err).decode(errors='replace').strip()}"
+        )
     git(["update-ref", f"refs/heads/{branch}", sha], cwd=workdir, env=env)
     git(["symbolic-ref", "HEAD", f"refs/heads/{branch}"], cwd=workdir, env=env)
     git(["reset", "--quiet"], cwd=workdir, env=env)
 
 
-def _submodules(repo: Path, sha: str, workdir: Path, output: Output, keep_git_dir: bool,
-                repo_env: dict[str, str]) -> None:
+def _submodules(
+    repo: Path, sha: str, workdir: Path, output: Output, keep_git_dir: bool, repo_env: dict[str, str]
+) -> None:
     env = clean_env()
     modules = workdir / ".gitmodules"
     out = git(["config", "--file", str(modules), "--get-regexp", r"^submodule\..*\.path$"], env=env, check=False)
     for line in out.splitlines():
         key, _, path = line.partition(" ")
-        name = key[len("submodule."):-len(".path")]
-        url = git(["config", "--file", str(modules), "--get", f"submodule.{name}.url"], env=env,
-                  check=False).strip()
+        name = key[len("submodule.") : -len(".path")]
+        url = git(["config", "--file", str(modules), "--get", f"submodule.{name}.url"], env=env, check=False).strip()
         target = (workdir / path).resolve()
         if not path or path.startswith("/") or workdir.resolve() not in target.parents:
             raise SkiffError(f"submodule {name!r} has a path outside the tree: {path!r}")
@@ -109,10 +127,9 @@ def _submodules(repo: Path, sha: str, workdir: Path, output: Output, keep_git_di
         try:
             git([*PROTOCOL_ARGS, "clone", "--quiet", "--no-checkout", "--", url, str(target)], env=clone_env)
             git(["checkout", "--quiet", "--detach", commit], cwd=target, env=clone_env)
-            git([*PROTOCOL_ARGS, "submodule", "update", "--init", "--recursive", "--quiet"], cwd=target,
-                env=clone_env)
+            git([*PROTOCOL_ARGS, "submodule", "update", "--init", "--recursive", "--quiet"], cwd=target, env=clone_env)
         except SkiffError as exc:
-            raise SkiffError(f"submodule {path}: {redact_text(str(exc), url)}")
+            raise SkiffError(f"submodule {path}: {redact_text(str(exc), url)}") from exc
         if not keep_git_dir:
             _remove_git_dirs(target)
 
@@ -123,4 +140,3 @@ def _remove_git_dirs(tree: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
-

@@ -1,18 +1,19 @@
 """The git plugin's commands: git:*, deploy, and the hidden SSH/hook entry points."""
+
 from __future__ import annotations
 
 import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import click
 
-from skiff import lifecycle, validate
-from skiff import access
+from skiff import access, lifecycle, validate
 from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.deploy import Source
@@ -21,8 +22,7 @@ from skiff.errors import DeployError, NotFound, SkiffError, ValidationError
 from . import push
 from . import repo as repos
 
-SETTINGS = ("deploy-branch", "keep-git-dir", "auto-create", "archive-max-size", "archive-max-members",
-            "max-push-size")
+SETTINGS = ("deploy-branch", "keep-git-dir", "auto-create", "archive-max-size", "archive-max-members", "max-push-size")
 GLOBAL_ONLY = ("auto-create", "archive-max-size", "archive-max-members", "max-push-size")
 COMMITTER = {
     "GIT_AUTHOR_NAME": "skiff",
@@ -107,8 +107,9 @@ def _deploy_and_move(context: Context, app: str, sha: str, description: str) -> 
     """Deploy ``sha`` from the app's repository, then point the deploy branch at it."""
     repo = repos.repo_path(context, app)
     branch = repos.deploy_branch(context, app)
-    lifecycle.deploy(context, app, Source(kind="git", location=str(repo), revision=sha,
-                                          ref=f"refs/heads/{branch}"), description)
+    lifecycle.deploy(
+        context, app, Source(kind="git", location=str(repo), revision=sha, ref=f"refs/heads/{branch}"), description
+    )
     _move_branch(repo, branch, sha)
 
 
@@ -212,7 +213,7 @@ def _parse_setting(key: str, value: str) -> Any:
 @click.argument("ref", required=False)
 @click.option("--build", is_flag=True, help="Deploy what was fetched (the branch moves only if it succeeds).")
 @pass_context
-def git_sync(context: Context, app: str, url: str, ref: Optional[str], build: bool) -> None:
+def git_sync(context: Context, app: str, url: str, ref: str | None, build: bool) -> None:
     """Fetch REF (default: the remote's HEAD) of a git URL into APP's repository.
 
     Over SSH only http(s), ssh and git URLs are accepted (no local paths, no file://).
@@ -232,7 +233,7 @@ def git_sync(context: Context, app: str, url: str, ref: Optional[str], build: bo
         try:
             repos.git(["fetch", "--quiet", "--no-tags", "--", fetch_url, ref or "HEAD"], git_dir=repo, env=env)
         except SkiffError as exc:
-            raise SkiffError(repos.redact_text(str(exc), url))
+            raise SkiffError(repos.redact_text(str(exc), url)) from exc
         sha = repos.resolve(repo, "FETCH_HEAD")
         if sha is None:
             raise SkiffError(f"{ref or 'HEAD'} of {shown_url} is not a commit")
@@ -252,8 +253,10 @@ def check_sync_url(context: Context, url: str) -> str:
         raise ValidationError(f"invalid repository URL {repos.redact(url)!r}: the {kind} transport is refused")
     if context.via_ssh and kind not in repos.REMOTE_PROTOCOLS:
         what = "a local path" if kind == "local" else f"the {kind} transport"
-        raise ValidationError(f"git:sync from {what} is refused over SSH: give an http(s), ssh or git URL "
-                              "(root on the server may sync from local paths)")
+        raise ValidationError(
+            f"git:sync from {what} is refused over SSH: give an http(s), ssh or git URL "
+            "(root on the server may sync from local paths)"
+        )
     return url
 
 
@@ -269,8 +272,9 @@ def git_from_archive(context: Context, app: str, source: str) -> None:
     validate.app_name(app)
     archive.check_source(source)
     shown_source = "(stdin)" if source == "-" else repos.redact(source)
-    limits = archive.Limits(max_size=repos.limit(context, "archive-max-size"),
-                            max_members=repos.limit(context, "archive-max-members"))
+    limits = archive.Limits(
+        max_size=repos.limit(context, "archive-max-size"), max_members=repos.limit(context, "archive-max-members")
+    )
     with tempfile.TemporaryDirectory(prefix="archive-", dir=_tmp(context)) as tmp:
         saved, tree = Path(tmp) / "archive", Path(tmp) / "tree"
         context.output.step(f"Reading the archive from {'stdin' if source == '-' else shown_source}")
@@ -284,8 +288,9 @@ def git_from_archive(context: Context, app: str, source: str) -> None:
             tree_sha = repos.git(["write-tree"], git_dir=repo, env=env).strip()
             parent = repos.resolve(repo, f"refs/heads/{branch}")
             message = f"Deploy from archive {shown_source}"
-            sha = repos.git(["commit-tree", tree_sha, *(["-p", parent] if parent else []), "-m", message],
-                            git_dir=repo, env=env).strip()
+            sha = repos.git(
+                ["commit-tree", tree_sha, *(["-p", parent] if parent else []), "-m", message], git_dir=repo, env=env
+            ).strip()
             _deploy_and_move(context, app, sha, f"Deploy {sha[:7]} from an archive")
 
 
@@ -294,7 +299,7 @@ def git_from_archive(context: Context, app: str, source: str) -> None:
 @click.argument("app")
 @click.argument("rev", required=False)
 @pass_context
-def deploy_command(context: Context, app: str, rev: Optional[str]) -> None:
+def deploy_command(context: Context, app: str, rev: str | None) -> None:
     """Deploy again from APP's repository: the deploy branch, or REV (a sha, branch or tag)."""
     context.state.require_app(app)
     repo = repos.repo_path(context, app)
@@ -305,5 +310,9 @@ def deploy_command(context: Context, app: str, rev: Optional[str]) -> None:
     sha = repos.resolve(repo, wanted)
     if sha is None:
         raise NotFound(f"{rev or branch} is not in the repository of {app}")
-    lifecycle.deploy(context, app, Source(kind="git", location=str(repo), revision=sha, ref=f"refs/heads/{branch}"),
-                     f"Deploy {sha[:7]}" + (f" ({rev})" if rev else ""))
+    lifecycle.deploy(
+        context,
+        app,
+        Source(kind="git", location=str(repo), revision=sha, ref=f"refs/heads/{branch}"),
+        f"Deploy {sha[:7]}" + (f" ({rev})" if rev else ""),
+    )

@@ -1,9 +1,10 @@
 """Hooks of the git plugin: commands, the ``git`` source kind, app events, report."""
+
 from __future__ import annotations
 
 import os
 import shutil
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -23,7 +24,7 @@ def skiff_commands(cli: click.Group) -> None:
 
 
 @hookimpl(trylast=True)
-def skiff_receive(deploy: Deploy) -> Optional[bool]:
+def skiff_receive(deploy: Deploy) -> bool | None:
     """Check ``Source(kind="git", location=REPO, revision=SHA)`` out into the workdir."""
     source = deploy.source
     if source is None or source.kind != "git":
@@ -34,11 +35,14 @@ def skiff_receive(deploy: Deploy) -> Optional[bool]:
 
     assert deploy.workdir is not None
     ref = source.ref or ""
-    branch = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else repos.deploy_branch(deploy.context, deploy.app)
+    branch = (
+        ref[len("refs/heads/") :] if ref.startswith("refs/heads/") else repos.deploy_branch(deploy.context, deploy.app)
+    )
     revision = source.revision or ref or f"refs/heads/{branch}"
     keep = repos.keep_git_dir(deploy.context, deploy.app)
-    sha = checkout(Path(source.location), revision, deploy.workdir, output=deploy.output,
-                   keep_git_dir=keep, branch=branch)
+    sha = checkout(
+        Path(source.location), revision, deploy.workdir, output=deploy.output, keep_git_dir=keep, branch=branch
+    )
     deploy.revision = sha
     deploy.config["GIT_REV"] = sha  # release env: kept for redeploys of this image, like Dokku's GIT_REV
     deploy.meta["git"] = {"ref": source.ref, "revision": sha}

@@ -10,6 +10,7 @@ finished, hook and ref update included; pushes of other apps do not wait.
 While git speaks its protocol on stdout, everything Skiff prints here goes
 to stderr.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,8 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
 
 from skiff import lifecycle
 from skiff.context import Context
@@ -51,7 +52,7 @@ def acquire_push_lock(context: Context, app: str, output: Output) -> int:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     os.close(fd)
-                    raise LockTimeout(f"timed out waiting for another push of {app}")
+                    raise LockTimeout(f"timed out waiting for another push of {app}") from None
                 time.sleep(0.05)
     os.set_inheritable(fd, True)
     return fd
@@ -144,7 +145,7 @@ def _choose_branch(context: Context, app: str, updates: list[tuple[str, str, str
         return configured
     if repos.branches(repo):
         return repos.deploy_branch(context, app)
-    pushed = [ref[len("refs/heads/"):] for _, new, ref in updates if ref.startswith("refs/heads/") and new != ZERO]
+    pushed = [ref[len("refs/heads/") :] for _, new, ref in updates if ref.startswith("refs/heads/") and new != ZERO]
     if not pushed:
         return repos.deploy_branch(context, app)
     branch = next((b for b in ("main", "master") if b in pushed), pushed[0])
@@ -175,7 +176,7 @@ def run_hook(context: Context, app: str, lines: Iterable[str]) -> None:
     repo = repos.repo_path(context, app)
     updates = parse_updates(lines)
     branch = _choose_branch(context, app, updates)
-    target: Optional[tuple[str, str]] = None
+    target: tuple[str, str] | None = None
     for _old, new, ref in updates:
         if ref == f"refs/heads/{branch}":
             if new == ZERO:
@@ -184,7 +185,7 @@ def run_hook(context: Context, app: str, lines: Iterable[str]) -> None:
         elif ref.startswith("refs/tags/"):
             continue
         else:
-            short = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
+            short = ref[len("refs/heads/") :] if ref.startswith("refs/heads/") else ref
             raise SkiffError(
                 f"pushes to {short} are refused: the deploy branch of {app} is {branch} "
                 f"(git push REMOTE {short}:{branch}, or git:set {app} deploy-branch {short})"
@@ -194,6 +195,7 @@ def run_hook(context: Context, app: str, lines: Iterable[str]) -> None:
     new, ref = target
     who = os.environ.get("SKIFF_KEY_NAME", "")
     by = f" by {who}" if KEY_NAME.fullmatch(who) else ""
-    context.output.step(f"Received {app} {new[:7]} ({ref[len('refs/heads/'):]}){by}")
-    lifecycle.deploy(context, app, Source(kind="git", location=str(repo), revision=new, ref=ref),
-                     f"Deploy {new[:7]}{by}")
+    context.output.step(f"Received {app} {new[:7]} ({ref[len('refs/heads/') :]}){by}")
+    lifecycle.deploy(
+        context, app, Source(kind="git", location=str(repo), revision=new, ref=ref), f"Deploy {new[:7]}{by}"
+    )

@@ -3,6 +3,7 @@
 Every git call is an argument list (never a shell string). Names reach paths
 only after :func:`skiff.validate.app_name`.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,23 +12,30 @@ import shlex
 import shutil
 import subprocess
 import urllib.parse
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
 
-from skiff.validate import shown
 from skiff import validate
 from skiff.context import Context
-from skiff.executable import skiff_executable
 from skiff.errors import SkiffError, ValidationError
+from skiff.executable import skiff_executable
+from skiff.validate import shown
 
 PLUGIN = "git"
 ZERO = "0" * 40
 HOOK_MARKER = "# Written by skiff (git plugin)"
 # Variables git sets for a hook that must not leak into git calls on other repositories.
 REPO_ENV = (
-    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH", "GIT_PUSH_OPTION_COUNT",
-    "GIT_COMMON_DIR", "GIT_PREFIX", "GIT_NAMESPACE",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_QUARANTINE_PATH",
+    "GIT_PUSH_OPTION_COUNT",
+    "GIT_COMMON_DIR",
+    "GIT_PREFIX",
+    "GIT_NAMESPACE",
 )
 #: Transports a submodule URL may use (git's own names; GIT_ALLOW_PROTOCOL syntax).
 SUBMODULE_PROTOCOLS = ("https", "ssh", "git")
@@ -57,7 +65,9 @@ def app_from_path(arg: str) -> str:
     try:
         return validate.app_name(name)
     except ValidationError:
-        raise ValidationError(f"invalid repository name {shown(arg)}: use 'APP' where APP is a valid app name")
+        raise ValidationError(
+            f"invalid repository name {shown(arg)}: use 'APP' where APP is a valid app name"
+        ) from None
 
 
 def repos_dir(context: Context) -> Path:
@@ -106,7 +116,7 @@ def transport(url: str) -> str:
     return "local"
 
 
-def _split_credentials(url: str) -> tuple[str, Optional[str], Optional[str]]:
+def _split_credentials(url: str) -> tuple[str, str | None, str | None]:
     """``(url without userinfo, user, password)`` for ``SCHEME://`` URLs with userinfo."""
     if not SCHEME.fullmatch(url):
         return url, None, None
@@ -181,8 +191,10 @@ def credential_env(url: str) -> tuple[str, dict[str, str]]:
     if transport(url) not in ("http", "https"):
         return url, {}
     parts = urllib.parse.urlsplit(bare)
-    helper = ('!f() { test "$1" = get || return 0; '
-              'printf "username=%s\\npassword=%s\\n" "$SKIFF_GIT_USERNAME" "$SKIFF_GIT_PASSWORD"; }; f')
+    helper = (
+        '!f() { test "$1" = get || return 0; '
+        'printf "username=%s\\npassword=%s\\n" "$SKIFF_GIT_USERNAME" "$SKIFF_GIT_PASSWORD"; }; f'
+    )
     env = {
         "GIT_CONFIG_COUNT": "2",
         "GIT_CONFIG_KEY_0": "credential.helper",
@@ -198,7 +210,7 @@ def credential_env(url: str) -> tuple[str, dict[str, str]]:
 # -- running git -------------------------------------------------------------------
 
 
-def clean_env(extra: Optional[Mapping[str, str]] = None, keep_quarantine: bool = False) -> dict[str, str]:
+def clean_env(extra: Mapping[str, str] | None = None, keep_quarantine: bool = False) -> dict[str, str]:
     """The environment for a git call: hook variables removed unless ``keep_quarantine``."""
     env = dict(os.environ)
     drop = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX") if keep_quarantine else REPO_ENV
@@ -212,10 +224,10 @@ def clean_env(extra: Optional[Mapping[str, str]] = None, keep_quarantine: bool =
 def git(
     args: Sequence[str],
     *,
-    git_dir: Optional[Path] = None,
-    cwd: Optional[Path] = None,
-    env: Optional[Mapping[str, str]] = None,
-    input: Optional[bytes] = None,
+    git_dir: Path | None = None,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
     check: bool = True,
 ) -> str:
     """Run ``git ARGS``; return stdout (text); raise SkiffError with git's message."""
@@ -225,8 +237,14 @@ def git(
     cmd += list(args)
     # calls on a bare repository alone write only into it (FETCH_HEAD, ...): owner only
     private = git_dir is not None and "--work-tree" not in args
-    proc = subprocess.run(cmd, cwd=cwd, env=dict(env) if env is not None else clean_env(),
-                          input=input, capture_output=True, umask=0o077 if private else -1)
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=dict(env) if env is not None else clean_env(),
+        input=input,
+        capture_output=True,
+        umask=0o077 if private else -1,
+    )
     if check and proc.returncode != 0:
         raise SkiffError(f"git {_subcommand(args)} failed: {error_line(proc.stderr, proc.returncode)}")
     return proc.stdout.decode(errors="replace")
@@ -246,21 +264,25 @@ def error_line(stderr: bytes, returncode: int) -> str:
     for line in lines:
         for prefix in ("fatal: ", "error: "):
             if line.startswith(prefix):
-                return line[len(prefix):]
+                return line[len(prefix) :]
     return lines[-1] if lines else f"exit {returncode}"
 
 
-def resolve(repo: Path, rev: str, env: Optional[Mapping[str, str]] = None) -> Optional[str]:
+def resolve(repo: Path, rev: str, env: Mapping[str, str] | None = None) -> str | None:
     """The commit sha ``rev`` names in ``repo``, or ``None``."""
-    out = git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
-              git_dir=repo, env=env, check=False)
+    out = git(
+        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
+        git_dir=repo,
+        env=env,
+        check=False,
+    )
     sha = out.strip()
     return sha if re.fullmatch(r"[0-9a-f]{40}", sha) else None
 
 
 def branches(repo: Path) -> list[str]:
     out = git(["for-each-ref", "--format=%(refname)", "refs/heads/"], git_dir=repo)
-    return [line[len("refs/heads/"):] for line in out.splitlines() if line]
+    return [line[len("refs/heads/") :] for line in out.splitlines() if line]
 
 
 # -- settings ------------------------------------------------------------------------
@@ -279,7 +301,7 @@ def parse_bool(value: str) -> bool:
 
 
 SIZE = re.compile(r"([0-9]{1,15})([KMGT]?)(i?B)?", re.IGNORECASE)
-UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
+UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 #: Global limits (key -> default): sizes in bytes, counts.
 LIMITS = {
     "archive-max-size": UNITS["G"],
@@ -323,10 +345,13 @@ def keep_git_dir(context: Context, app: str) -> bool:
     return _truthy(value)
 
 
-def configured_branch(context: Context, app: str) -> Optional[str]:
+def configured_branch(context: Context, app: str) -> str | None:
     """The app's deploy branch, else the global one, else ``None`` (first push decides)."""
-    return (context.state.get_property(PLUGIN, "deploy-branch", app=app)
-            or context.state.get_property(PLUGIN, "deploy-branch") or None)
+    return (
+        context.state.get_property(PLUGIN, "deploy-branch", app=app)
+        or context.state.get_property(PLUGIN, "deploy-branch")
+        or None
+    )
 
 
 def deploy_branch(context: Context, app: str) -> str:
@@ -339,7 +364,7 @@ def deploy_branch(context: Context, app: str) -> str:
         target = (repo / "HEAD").read_text().strip()
     except OSError:
         return "main"
-    return target[len("ref: refs/heads/"):] if target.startswith("ref: refs/heads/") else "main"
+    return target[len("ref: refs/heads/") :] if target.startswith("ref: refs/heads/") else "main"
 
 
 def set_head(repo: Path, branch: str) -> None:
@@ -395,8 +420,16 @@ def ensure_repo(context: Context, app: str) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         # --shared=0600 (core.sharedRepository): files 0600, objects 0400, directories 0700, whatever
         # the umask of this or a later git call
-        git(["init", "--quiet", "--bare", "--shared=0600",
-             f"--initial-branch={configured_branch(context, app) or 'main'}", str(tmp)])
+        git(
+            [
+                "init",
+                "--quiet",
+                "--bare",
+                "--shared=0600",
+                f"--initial-branch={configured_branch(context, app) or 'main'}",
+                str(tmp),
+            ]
+        )
         make_private(tmp)
         git(["config", "receive.denyNonFastForwards", "false"], git_dir=tmp)
         git(["config", "receive.denyDeletes", "false"], git_dir=tmp)

@@ -9,6 +9,7 @@ touches ``announce`` when its build starts, prints a line, and waits until
 ``wait`` exists (at most 20 s, then the build fails). Loaded into the
 server-side skiff with ``SKIFF_PLUGINS`` and ``PYTHONPATH``.
 """
+
 import json
 import os
 import subprocess
@@ -32,8 +33,15 @@ def _probe(workdir: Path) -> None:
             locks.append(target)
     report = {"files": files, "head": None, "status": None, "push_lock_fds": locks}
     if (workdir / ".git").is_dir():
-        run = lambda *a: subprocess.run(["git", "-C", str(workdir), *a], capture_output=True, text=True,  # noqa: E731
-                                        env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")})
+
+        def run(*a):
+            return subprocess.run(
+                ["git", "-C", str(workdir), *a],
+                capture_output=True,
+                text=True,
+                env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+            )
+
         report["head"] = run("rev-parse", "HEAD").stdout.strip()
         report["status"] = run("status", "--porcelain").stdout
     Path((workdir / "PROBE").read_text().strip()).write_text(json.dumps(report))

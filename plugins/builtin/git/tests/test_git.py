@@ -1,4 +1,5 @@
 """The git plugin in-process (harness), with real git repositories and stub build/run."""
+
 from __future__ import annotations
 
 import base64
@@ -39,13 +40,21 @@ class TreeRecorder:
         files = sorted(str(p.relative_to(wd)) for p in wd.rglob("*") if p.is_file() and ".git" not in p.parts)
         git_head = None
         if (wd / ".git").is_dir():
-            git_head = subprocess.run(["git", "-C", str(wd), "rev-parse", "HEAD"], capture_output=True,
-                                      text=True).stdout.strip()
-            status = subprocess.run(["git", "-C", str(wd), "status", "--porcelain"], capture_output=True,
-                                    text=True).stdout
+            git_head = subprocess.run(
+                ["git", "-C", str(wd), "rev-parse", "HEAD"], capture_output=True, text=True
+            ).stdout.strip()
+            status = subprocess.run(
+                ["git", "-C", str(wd), "status", "--porcelain"], capture_output=True, text=True
+            ).stdout
             git_head = (git_head, status)
-        self.trees.append({"files": files, "revision": deploy.revision, "git": git_head,
-                           "contents": {f: (wd / f).read_text() for f in files if (wd / f).stat().st_size < 200}})
+        self.trees.append(
+            {
+                "files": files,
+                "revision": deploy.revision,
+                "git": git_head,
+                "contents": {f: (wd / f).read_text() for f in files if (wd / f).stat().st_size < 200},
+            }
+        )
 
 
 @pytest.fixture
@@ -64,14 +73,17 @@ def load(h, app: str, work: Path, branch: str = "main") -> Path:
     return bare
 
 
-@pytest.mark.parametrize("arg, app", [("web", "web"), ("/web", "web"), ("web.git", "web"),
-                                      ("/web.git", "web"), ("a-1", "a-1")])
+@pytest.mark.parametrize(
+    "arg, app", [("web", "web"), ("/web", "web"), ("web.git", "web"), ("/web.git", "web"), ("a-1", "a-1")]
+)
 def test_app_from_path_accepts(arg, app):
     assert repos.app_from_path(arg) == app
 
 
-@pytest.mark.parametrize("arg", ["../x", "a/b", "//x", "x.git.git", "'x'", "$(id)", "a;b", "", "/", "X",
-                                 "~/x", "x/", "/etc/passwd", "-x", "web\n"])
+@pytest.mark.parametrize(
+    "arg",
+    ["../x", "a/b", "//x", "x.git.git", "'x'", "$(id)", "a;b", "", "/", "X", "~/x", "x/", "/etc/passwd", "-x", "web\n"],
+)
 def test_app_from_path_refuses(arg):
     with pytest.raises(ValidationError):
         repos.app_from_path(arg)
@@ -124,8 +136,11 @@ def test_deploy_command_redeploys_and_keep_git_dir(h, tmp_path):
 
 
 def _add_submodule(work: Path, url: str, path: str) -> None:
-    subprocess.run(["git", "-C", str(work), "-c", "protocol.file.allow=always", "submodule", "add", "-q",
-                    url, path], check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(work), "-c", "protocol.file.allow=always", "submodule", "add", "-q", url, path],
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_submodules_are_checked_out(h, tmp_path, git_daemon):
@@ -142,19 +157,23 @@ def test_submodules_are_checked_out(h, tmp_path, git_daemon):
     assert h.trees[-1]["contents"]["vendor/lib/lib.py"] == "LIB = 1\n"
 
 
-@pytest.mark.parametrize("form, refused", [
-    ("file://{sub}", "the file transport"),
-    ("{sub}", "a local path"),
-    ("ext::sh -c touch% {flag}", "the ext transport"),
-    ("http://127.0.0.1:9/sub", "the http transport"),
-])
+@pytest.mark.parametrize(
+    "form, refused",
+    [
+        ("file://{sub}", "the file transport"),
+        ("{sub}", "a local path"),
+        ("ext::sh -c touch% {flag}", "the ext transport"),
+        ("http://127.0.0.1:9/sub", "the http transport"),
+    ],
+)
 def test_submodules_from_other_transports_are_refused(h, tmp_path, form, refused):
     sub = init_repo(tmp_path / "sub", {"lib.py": "LIB = 1\n"})
     work = init_repo(tmp_path / "w", {"app.py": "1"})
     _add_submodule(work, str(sub), "vendor/lib")
     url = form.format(sub=sub, flag=tmp_path / "flag")
-    subprocess.run(["git", "-C", str(work), "config", "--file", ".gitmodules", "submodule.vendor/lib.url", url],
-                   check=True)
+    subprocess.run(
+        ["git", "-C", str(work), "config", "--file", ".gitmodules", "submodule.vendor/lib.url", url], check=True
+    )
     commit_files(work, {}, "add submodule")
     load(h, "web", work)
     result = h.invoke("deploy", "web")
@@ -228,8 +247,12 @@ def test_sync(h, tmp_path):
     result = h.invoke("git:sync", "fresh", str(tmp_path / "nothere"))
     assert result.exit_code == 1 and "git fetch failed" in result.stderr
     assert not h.state.app_exists("fresh") and not (h.root / "repos" / "fresh.git").exists()
-    for bad in (["web", "--upload-pack=touch /tmp/x"], ["web", "ext::sh -c touch% /tmp/x"],
-                ["web", str(work), "-x"], ["../x", str(work)]):
+    for bad in (
+        ["web", "--upload-pack=touch /tmp/x"],
+        ["web", "ext::sh -c touch% /tmp/x"],
+        ["web", str(work), "-x"],
+        ["../x", str(work)],
+    ):
         assert h.invoke("git:sync", *bad).exit_code != 0, bad
 
 
@@ -265,8 +288,11 @@ def http_files(tmp_path):
 
 def test_from_archive_url(h, http_files):
     www, base = http_files
-    (www / "app.tgz").write_bytes(_tarball([("proj-1/", "dir", ""), ("proj-1/app.py", "file", "print(1)\n"),
-                                             ("proj-1/link", "symlink", "app.py")]))
+    (www / "app.tgz").write_bytes(
+        _tarball(
+            [("proj-1/", "dir", ""), ("proj-1/app.py", "file", "print(1)\n"), ("proj-1/link", "symlink", "app.py")]
+        )
+    )
     result = h.invoke("git:from-archive", "web", f"{base}/app.tgz")
     assert result.exit_code == 0, result.output
     assert h.trees[-1]["files"] == ["app.py", "link"]
@@ -277,19 +303,23 @@ def test_from_archive_url(h, http_files):
     assert h.invoke("git:from-archive", "web", f"{base}/app.zip").exit_code == 0
     assert h.trees[-1]["files"] == ["main.py"]
     bare = h.root / "repos" / "web.git"
-    log = subprocess.run(["git", f"--git-dir={bare}", "log", "--format=%s", "main"], capture_output=True,
-                         text=True).stdout.splitlines()
+    log = subprocess.run(
+        ["git", f"--git-dir={bare}", "log", "--format=%s", "main"], capture_output=True, text=True
+    ).stdout.splitlines()
     assert len(log) == 2 and log[0].startswith("Deploy from archive")
 
 
-@pytest.mark.parametrize("members, message", [
-    ([("../evil.py", "file", "x")], "outside its tree"),
-    ([("/etc/evil", "file", "x")], "unsafe member name"),
-    ([("ok.py", "file", "x"), ("out", "symlink", "../../etc/passwd")], "link that leaves its tree"),
-    ([("abs", "symlink", "/etc/passwd")], "link that leaves its tree"),
-    ([("d/x", "file", "x"), ("hard", "hardlink", "/etc/passwd")], "hard link"),
-    ([("dir", "symlink", "."), ("dir/../../x", "file", "x")], "outside its tree"),
-])
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        ([("../evil.py", "file", "x")], "outside its tree"),
+        ([("/etc/evil", "file", "x")], "unsafe member name"),
+        ([("ok.py", "file", "x"), ("out", "symlink", "../../etc/passwd")], "link that leaves its tree"),
+        ([("abs", "symlink", "/etc/passwd")], "link that leaves its tree"),
+        ([("d/x", "file", "x"), ("hard", "hardlink", "/etc/passwd")], "hard link"),
+        ([("dir", "symlink", "."), ("dir/../../x", "file", "x")], "outside its tree"),
+    ],
+)
 def test_from_archive_refuses_unsafe_archives(h, http_files, members, message):
     www, base = http_files
     (www / "evil.tgz").write_bytes(_tarball(members))
@@ -310,8 +340,9 @@ def test_from_archive_refuses_other_sources(h, tmp_path):
 def test_from_archive_on_stdin_in_a_real_process(skiff_root, tmp_path):
     data = _tarball([("Procfile", "file", "web: x\n")])
     env = {**os.environ, **STUB_ENV, "SKIFF_ROOT": str(skiff_root)}
-    proc = subprocess.run([skiff_executable(), "git:from-archive", "web", "-"], input=data, env=env,
-                          capture_output=True)
+    proc = subprocess.run(
+        [skiff_executable(), "git:from-archive", "web", "-"], input=data, env=env, capture_output=True
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"Releasing web v1" in proc.stdout
 
@@ -404,8 +435,9 @@ def test_from_archive_credentials_stay_out_of_commit_and_description(h, tmp_path
     assert h.trees[-1]["files"] == ["app.py"]
     assert SECRET not in result.output
     bare = h.root / "repos" / "web.git"
-    log = subprocess.run(["git", f"--git-dir={bare}", "log", "--format=%B", "main"], capture_output=True,
-                         text=True, check=True).stdout
+    log = subprocess.run(
+        ["git", f"--git-dir={bare}", "log", "--format=%B", "main"], capture_output=True, text=True, check=True
+    ).stdout
     assert log.strip() == f"Deploy from archive http://***@{host}/app.tgz"
     assert all(SECRET not in r.description for r in h.state.releases("web"))
     for _ in range(3):  # a loaded machine may reset a loopback connection now and then
@@ -416,26 +448,42 @@ def test_from_archive_credentials_stay_out_of_commit_and_description(h, tmp_path
     assert "401" in wrong.stderr, wrong.stderr
 
 
-@pytest.mark.parametrize("url, shown_url, argv_url", [
-    ("https://u:tok@example.com/r.git", "https://***@example.com/r.git", "https://example.com/r.git"),
-    ("https://tok@example.com:8443/r.git", "https://***@example.com:8443/r.git", "https://example.com:8443/r.git"),
-    ("ssh://git@example.com/r.git", "ssh://git@example.com/r.git", "ssh://git@example.com/r.git"),
-    ("ssh://git:pw@example.com/r.git", "ssh://git:***@example.com/r.git", "ssh://git@example.com/r.git"),
-    ("git@example.com:r.git", "git@example.com:r.git", "git@example.com:r.git"),
-    ("/srv/r.git", "/srv/r.git", "/srv/r.git"),
-])
+@pytest.mark.parametrize(
+    "url, shown_url, argv_url",
+    [
+        ("https://u:tok@example.com/r.git", "https://***@example.com/r.git", "https://example.com/r.git"),
+        ("https://tok@example.com:8443/r.git", "https://***@example.com:8443/r.git", "https://example.com:8443/r.git"),
+        ("ssh://git@example.com/r.git", "ssh://git@example.com/r.git", "ssh://git@example.com/r.git"),
+        ("ssh://git:pw@example.com/r.git", "ssh://git:***@example.com/r.git", "ssh://git@example.com/r.git"),
+        ("git@example.com:r.git", "git@example.com:r.git", "git@example.com:r.git"),
+        ("/srv/r.git", "/srv/r.git", "/srv/r.git"),
+    ],
+)
 def test_redaction(url, shown_url, argv_url):
     assert repos.redact(url) == shown_url
     assert repos.credential_env(url)[0] == argv_url
     assert "tok" not in repos.redact(url) and "pw" not in repos.redact(url)
 
 
-@pytest.mark.parametrize("url, kind", [
-    ("https://h/r", "https"), ("HTTP://h/r", "http"), ("ssh://h/r", "ssh"), ("git+ssh://h/r", "ssh"),
-    ("git://h/r", "git"), ("file:///srv/r", "file"), ("ext::sh -c x", "ext"), ("fd::3", "fd"),
-    ("user@host:r.git", "ssh"), ("host:r", "ssh"), ("/srv/r", "local"), ("./r", "local"), ("r", "local"),
-    ("dir/with:colon", "local"),
-])
+@pytest.mark.parametrize(
+    "url, kind",
+    [
+        ("https://h/r", "https"),
+        ("HTTP://h/r", "http"),
+        ("ssh://h/r", "ssh"),
+        ("git+ssh://h/r", "ssh"),
+        ("git://h/r", "git"),
+        ("file:///srv/r", "file"),
+        ("ext::sh -c x", "ext"),
+        ("fd::3", "fd"),
+        ("user@host:r.git", "ssh"),
+        ("host:r", "ssh"),
+        ("/srv/r", "local"),
+        ("./r", "local"),
+        ("r", "local"),
+        ("dir/with:colon", "local"),
+    ],
+)
 def test_transport(url, kind):
     assert repos.transport(url) == kind
 
@@ -481,7 +529,12 @@ def test_max_push_size_setting_reaches_receive_pack(h):
     from skiff_git import push
 
     assert push.receive_pack_argv(Path("/r.git"), 2 * 1024 * 1024) == [
-        "git", "-c", "receive.maxInputSize=2097152", "receive-pack", "/r.git"]
+        "git",
+        "-c",
+        "receive.maxInputSize=2097152",
+        "receive-pack",
+        "/r.git",
+    ]
     h.create_app("web")
     report = json.loads(h.invoke("git:report", "web", "--format", "json").stdout)
     assert report["max_push_size"] == 2 * 1024 * 1024 and report["archive_max_members"] == 100_000
@@ -494,14 +547,24 @@ def test_a_push_over_max_push_size_is_refused(skiff_root, tmp_path):
     subprocess.run([skiff, "git:set", "--global", "max-push-size", "64K"], env=env, check=True, capture_output=True)
     work = init_repo(tmp_path / "w", {"big.bin": os.urandom(256 * 1024)})
     receive = f"{shlex.quote(skiff)} git-receive-pack"
-    proc = subprocess.run(["git", "-C", str(work), "push", f"--receive-pack={receive}", "web", "main"],
-                          env=env, capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        ["git", "-C", str(work), "push", f"--receive-pack={receive}", "web", "main"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0
     assert "pack exceeds maximum allowed size" in proc.stderr, proc.stderr
     bare = skiff_root / "repos" / "web.git"
     assert repos.resolve(bare, "refs/heads/main") is None
     subprocess.run([skiff, "git:set", "--global", "max-push-size", "1M"], env=env, check=True, capture_output=True)
-    proc = subprocess.run(["git", "-C", str(work), "push", f"--receive-pack={receive}", "web", "main"],
-                          env=env, capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        ["git", "-C", str(work), "push", f"--receive-pack={receive}", "web", "main"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert repos.resolve(bare, "refs/heads/main") is not None

@@ -1,4 +1,5 @@
 """End to end: real sshd, real ssh and git, the real skiff process; stub builder and scheduler."""
+
 from __future__ import annotations
 
 import json
@@ -100,8 +101,14 @@ def test_output_streams_live_to_the_pusher(sshd, tmp_path, skiff_root):
     """The build waits until the test has *seen* its line; buffered output would hang it."""
     opened = tmp_path / "open"
     repo = init_repo(tmp_path / "app", {"GATE": json.dumps({"wait": str(opened)})})
-    proc = subprocess.Popen(["git", "push", sshd.remote("live"), "HEAD:main"], cwd=repo, env=sshd.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        ["git", "push", sshd.remote("live"), "HEAD:main"],
+        cwd=repo,
+        env=sshd.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     seen = []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -135,8 +142,14 @@ def test_two_pushes_of_one_app_run_one_after_the_other(sshd, tmp_path, skiff_roo
     results: dict = {}
     t1 = _push_in_thread(repo, "same", sshd, results, 1)
     _wait_for(building, t1)
-    proc = subprocess.Popen(["git", "push", sshd.remote("same"), "HEAD:main"], cwd=tmp_path / "two",
-                            env=sshd.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        ["git", "push", sshd.remote("same"), "HEAD:main"],
+        cwd=tmp_path / "two",
+        env=sshd.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     seen = []
     for line in proc.stdout:
@@ -157,8 +170,10 @@ def test_pushes_of_two_apps_overlap(sshd, tmp_path, skiff_root):
     repo_a = init_repo(tmp_path / "a", {"GATE": _gate(a_started, b_started)})
     repo_b = init_repo(tmp_path / "b", {"GATE": _gate(b_started, a_started)})
     results: dict = {}
-    threads = [_push_in_thread(repo_a, "app-a", sshd, results, "a"),
-               _push_in_thread(repo_b, "app-b", sshd, results, "b")]
+    threads = [
+        _push_in_thread(repo_a, "app-a", sshd, results, "a"),
+        _push_in_thread(repo_b, "app-b", sshd, results, "b"),
+    ]
     for thread in threads:
         thread.join(90)
     assert results["a"].exit_code == 0, results["a"].output
@@ -218,7 +233,7 @@ def test_bad_app_names_over_ssh_create_nothing(sshd, tmp_path, skiff_root):
     finally:
         state.close()
     repo = init_repo(tmp_path / "app", {"a": "a"})
-    result = git_push(repo, "x", sshd, url=f"ssh://root@127.0.0.1:{sshd.port}/../x")  # '/../x' 
+    result = git_push(repo, "x", sshd, url=f"ssh://root@127.0.0.1:{sshd.port}/../x")  # '/../x'
     assert result.exit_code != 0 and "invalid repository name" in result.output
     assert _tree(skiff_root) == before
 
@@ -240,8 +255,9 @@ def test_push_with_submodule_and_keep_git_dir(sshd, tmp_path, skiff_root, git_da
     sub = init_repo(served / "sub", {"lib.py": "LIB = 1\n"})
     probe = tmp_path / "probe.json"
     repo = init_repo(tmp_path / "app", {"app.py": "1\n", "PROBE": str(probe)})
-    subprocess.run(["git", "-C", str(repo), "submodule", "add", "-q", f"{base}/sub", "vendor/lib"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "submodule", "add", "-q", f"{base}/sub", "vendor/lib"], check=True, capture_output=True
+    )
     sha = commit_files(repo, {}, "add submodule")
     assert sshd.ssh("apps:create sub").exit_code == 0
     assert sshd.ssh("git:set sub keep-git-dir true").exit_code == 0
@@ -253,8 +269,10 @@ def test_push_with_submodule_and_keep_git_dir(sshd, tmp_path, skiff_root, git_da
     assert report["push_lock_fds"] == []  # the hook closed its copy; receive-pack holds the lock
 
     # a submodule on the server's own disk is refused: the push is rejected, the branch stays
-    subprocess.run(["git", "-C", str(repo), "config", "--file", ".gitmodules", "submodule.vendor/lib.url",
-                    f"file://{sub}"], check=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "config", "--file", ".gitmodules", "submodule.vendor/lib.url", f"file://{sub}"],
+        check=True,
+    )
     commit_files(repo, {}, "file submodule")
     result = git_push(repo, "sub", sshd)
     assert result.exit_code != 0

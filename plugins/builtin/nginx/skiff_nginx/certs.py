@@ -3,15 +3,17 @@
 Keys never appear in argument lists or output: openssl reads them from
 0600 files in a private temp directory next to where they are stored.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Optional
+from typing import Any, BinaryIO
 
 from skiff.errors import SkiffError, ValidationError
 
@@ -21,12 +23,18 @@ from .settings import Settings
 MAX_PEM = 256 * 1024
 
 
-def _openssl(*args: str, input: Optional[bytes] = None) -> subprocess.CompletedProcess:
+def _openssl(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(["openssl", *args], capture_output=True, input=input, timeout=120, check=False,
-                              **({} if input is not None else {"stdin": subprocess.DEVNULL}))
+        return subprocess.run(
+            ["openssl", *args],
+            capture_output=True,
+            input=input,
+            timeout=120,
+            check=False,
+            **({} if input is not None else {"stdin": subprocess.DEVNULL}),
+        )
     except FileNotFoundError:
-        raise SkiffError("openssl is not installed (apt-get install openssl)")
+        raise SkiffError("openssl is not installed (apt-get install openssl)") from None
 
 
 @contextmanager
@@ -77,7 +85,7 @@ def read_tarball(stream: BinaryIO) -> tuple[bytes, bytes]:
                         if extracted is not None:
                             found[suffix] = extracted.read()
     except tarfile.TarError as exc:
-        raise ValidationError(f"stdin is not a tar archive with server.crt and server.key ({exc})")
+        raise ValidationError(f"stdin is not a tar archive with server.crt and server.key ({exc})") from exc
     if ".crt" not in found or ".key" not in found:
         raise ValidationError("the tar archive must hold server.crt and server.key")
     return found[".crt"], found[".key"]
@@ -88,20 +96,20 @@ def read_file(path: str, what: str) -> bytes:
         with open(path, "rb") as f:
             data = f.read(MAX_PEM + 1)
     except OSError as exc:
-        raise ValidationError(f"cannot read the {what} {path}: {exc.strerror}")
+        raise ValidationError(f"cannot read the {what} {path}: {exc.strerror}") from exc
     if len(data) > MAX_PEM:
         raise ValidationError(f"the {what} {path} is too large")
     return data
 
 
-def current(settings: Settings, app: str) -> Optional[tuple[bytes, bytes]]:
+def current(settings: Settings, app: str) -> tuple[bytes, bytes] | None:
     crt, key = settings.cert_files(app)
     if crt.exists() and key.exists():
         return crt.read_bytes(), key.read_bytes()
     return None
 
 
-def store(settings: Settings, app: str, pair: Optional[tuple[bytes, bytes]]) -> None:
+def store(settings: Settings, app: str, pair: tuple[bytes, bytes] | None) -> None:
     """Check and install ``(crt, key)`` for ``app``; ``None`` removes them."""
     crt_path, key_path = settings.cert_files(app)
     if pair is None:
@@ -123,9 +131,24 @@ def generate(settings: Settings, domain: str, days: int = 365) -> tuple[bytes, b
     names.domain(domain)
     common_name = domain if len(domain) <= 64 else "skiff"
     with _private_dir(settings) as tmp:
-        proc = _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", str(days),
-                        "-keyout", str(tmp / "server.key"), "-out", str(tmp / "server.crt"),
-                        "-subj", f"/CN={common_name}", "-addext", f"subjectAltName=DNS:{domain}")
+        proc = _openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-sha256",
+            "-days",
+            str(days),
+            "-keyout",
+            str(tmp / "server.key"),
+            "-out",
+            str(tmp / "server.crt"),
+            "-subj",
+            f"/CN={common_name}",
+            "-addext",
+            f"subjectAltName=DNS:{domain}",
+        )
         if proc.returncode != 0:
             raise SkiffError(f"openssl could not generate a certificate: {proc.stderr.decode(errors='replace')[-300:]}")
         return (tmp / "server.crt").read_bytes(), (tmp / "server.key").read_bytes()
@@ -133,8 +156,22 @@ def generate(settings: Settings, domain: str, days: int = 365) -> tuple[bytes, b
 
 def describe(crt: Path) -> dict[str, Any]:
     """Subject, issuer, validity, names and fingerprint of a stored certificate."""
-    proc = _openssl("x509", "-in", str(crt), "-noout", "-subject", "-issuer", "-startdate", "-enddate",
-                    "-fingerprint", "-sha256", "-ext", "subjectAltName", "-nameopt", "RFC2253")
+    proc = _openssl(
+        "x509",
+        "-in",
+        str(crt),
+        "-noout",
+        "-subject",
+        "-issuer",
+        "-startdate",
+        "-enddate",
+        "-fingerprint",
+        "-sha256",
+        "-ext",
+        "subjectAltName",
+        "-nameopt",
+        "RFC2253",
+    )
     if proc.returncode != 0:
         return {"error": "cannot read the certificate"}
     info: dict[str, Any] = {}

@@ -1,8 +1,9 @@
 """certs:* commands: an app's TLS certificate (HTTP then redirects to HTTPS)."""
+
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -16,7 +17,7 @@ from .cmd_domains import check_unique, print_fields
 from .settings import PLUGIN, load
 
 
-def install(context: Context, app: str, pair: Optional[tuple[bytes, bytes]], extra_domain: Optional[str] = None) -> None:
+def install(context: Context, app: str, pair: tuple[bytes, bytes] | None, extra_domain: str | None = None) -> None:
     """Store (or remove) the pair, rebuild APP; put everything back if nginx refuses."""
     settings = load(context)
     old = certs.current(settings, app)
@@ -40,15 +41,17 @@ def install(context: Context, app: str, pair: Optional[tuple[bytes, bytes]], ext
 @click.argument("crt", required=False)
 @click.argument("key", required=False)
 @pass_context
-def certs_add(context: Context, app: str, crt: Optional[str], key: Optional[str]) -> None:
+def certs_add(context: Context, app: str, crt: str | None, key: str | None) -> None:
     """Add a certificate: certs:add APP CRT KEY, or a tar of server.crt + server.key on stdin."""
     context.state.require_app(app)
     if crt or key:
         if not (crt and key):
             raise click.UsageError("give both CRT and KEY, or neither (a tar archive on stdin)")
         if context.via_ssh:
-            raise SkiffError("over SSH, send the certificate as a tar archive on stdin: "
-                             "tar c server.crt server.key | ssh skiff@HOST certs:add APP")
+            raise SkiffError(
+                "over SSH, send the certificate as a tar archive on stdin: "
+                "tar c server.crt server.key | ssh skiff@HOST certs:add APP"
+            )
         pair = certs.read_file(crt, "certificate"), certs.read_file(key, "key")
     else:
         if sys.stdin.isatty():
@@ -64,7 +67,7 @@ def certs_add(context: Context, app: str, crt: Optional[str], key: Optional[str]
 @click.argument("crt", required=False)
 @click.argument("key", required=False)
 @click.pass_context
-def certs_update(ctx: click.Context, app: str, crt: Optional[str], key: Optional[str]) -> None:
+def certs_update(ctx: click.Context, app: str, crt: str | None, key: str | None) -> None:
     """Replace APP's certificate (same arguments as certs:add)."""
     ctx.invoke(certs_add, app=app, crt=crt, key=key)
 

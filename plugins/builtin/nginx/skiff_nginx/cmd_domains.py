@@ -1,8 +1,9 @@
 """domains:* commands (Dokku's names): an app's own names and the global ones."""
+
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import click
 
@@ -42,13 +43,18 @@ def check_unique(context: Context, app: str, domains: list[str]) -> None:
 
 def _set_own(context: Context, app: str, domains: list[str]) -> None:
     check_unique(context, app, domains)
-    changing(context, [app], [("domains", app)],
-             lambda: context.state.set_property(PLUGIN, "domains", domains, app=app))
+    changing(
+        context, [app], [("domains", app)], lambda: context.state.set_property(PLUGIN, "domains", domains, app=app)
+    )
 
 
 def _set_global(context: Context, domains: list[str]) -> None:
-    changing(context, context.state.list_apps(), [("global-domains", "")],
-             lambda: context.state.set_property(PLUGIN, "global-domains", domains))
+    changing(
+        context,
+        context.state.list_apps(),
+        [("global-domains", "")],
+        lambda: context.state.set_property(PLUGIN, "global-domains", domains),
+    )
 
 
 @access.app_command()
@@ -109,8 +115,7 @@ def domains_clear(context: Context, app: str) -> None:
 def _vhosts(context: Context, app: str, enabled: bool) -> None:
     context.state.require_app(app)
     context.output.step(f"{'Enabling' if enabled else 'Disabling'} domains of {app}")
-    changing(context, [app], [("vhosts", app)],
-             lambda: context.state.set_property(PLUGIN, "vhosts", enabled, app=app))
+    changing(context, [app], [("vhosts", app)], lambda: context.state.set_property(PLUGIN, "vhosts", enabled, app=app))
 
 
 @access.app_command()
@@ -193,7 +198,7 @@ def domains_report_fields(context: Context, app: str) -> dict[str, Any]:
 @click.option("--global", "is_global", is_flag=True, help="Only the global domains.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @pass_context
-def domains_report(context: Context, app: Optional[str], is_global: bool, fmt: str) -> None:
+def domains_report(context: Context, app: str | None, is_global: bool, fmt: str) -> None:
     """Show APP's domains (or the global ones)."""
     if is_global or not app:
         fields: dict[str, Any] = {"global_domains": proxy.global_domains(context)}
@@ -212,5 +217,16 @@ def print_fields(context: Context, title: str, fields: dict[str, Any], fmt: str)
     context.output.fields(title, fields)
 
 
-COMMANDS = (domains_add, domains_set, domains_remove, domains_clear, domains_enable, domains_disable,
-            domains_add_global, domains_set_global, domains_remove_global, domains_clear_global, domains_report)
+COMMANDS = (
+    domains_add,
+    domains_set,
+    domains_remove,
+    domains_clear,
+    domains_enable,
+    domains_disable,
+    domains_add_global,
+    domains_set_global,
+    domains_remove_global,
+    domains_clear_global,
+    domains_report,
+)

@@ -1,11 +1,12 @@
 """nginx:* and proxy:* commands."""
+
 from __future__ import annotations
 
 import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -14,7 +15,8 @@ from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
 
-from . import control, proxy, settings as settings_mod
+from . import control, proxy
+from . import settings as settings_mod
 from .cmd_domains import changing, print_fields
 from .settings import APP_SETTINGS, GLOBAL_SETTINGS, PLUGIN, load
 
@@ -38,7 +40,7 @@ def nginx_show_config(context: Context, app: str) -> None:
 @click.command("nginx:validate-config")
 @click.argument("app", required=False)
 @pass_context
-def nginx_validate_config(context: Context, app: Optional[str]) -> None:
+def nginx_validate_config(context: Context, app: str | None) -> None:
     """Check the whole nginx config with nginx -t (with APP: also that its file is current)."""
     settings = load(context)
     ok, message = control.test(settings)
@@ -73,7 +75,7 @@ def _show_log(path: Path, tail: bool, lines: int) -> None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
-    with open(path, "r", errors="replace") as f:
+    with open(path, errors="replace") as f:
         for line in deque(f, maxlen=lines):
             click.echo(line.rstrip("\n"))
         if not tail:
@@ -127,18 +129,17 @@ def nginx_set(context: Context, is_global: bool, args: tuple[str, ...]) -> None:
         if len(args) not in (1, 2):
             raise click.UsageError("usage: nginx:set --global KEY [VALUE]")
         key, value = args[0], (args[1] if len(args) == 2 else None)
-        settings_mod.check(key, value if value is not None else GLOBAL_SETTINGS[key][1]
-                           if key in GLOBAL_SETTINGS else "", True)
-        changing(context, context.state.list_apps(), [(key, "")],
-                 lambda: settings_mod.set_value(context, key, value))
+        settings_mod.check(
+            key, value if value is not None else GLOBAL_SETTINGS[key][1] if key in GLOBAL_SETTINGS else "", True
+        )
+        changing(context, context.state.list_apps(), [(key, "")], lambda: settings_mod.set_value(context, key, value))
         context.output.step(f"Set global nginx {key} to {value or '(default)'}")
         return
     if len(args) not in (2, 3):
         raise click.UsageError("usage: nginx:set APP KEY [VALUE]")
     app = context.state.require_app(args[0])
     key, value = args[1], (args[2] if len(args) == 3 else None)
-    settings_mod.check(key, value if value is not None else APP_SETTINGS[key][0]
-                       if key in APP_SETTINGS else "", False)
+    settings_mod.check(key, value if value is not None else APP_SETTINGS[key][0] if key in APP_SETTINGS else "", False)
     context.output.step(f"Setting nginx {key} of {app} to {value or '(default)'}")
     changing(context, [app], [(key, app)], lambda: settings_mod.set_value(context, key, value, app))
 
@@ -168,7 +169,7 @@ def nginx_custom_config(context: Context, app: str, clear: bool) -> None:
     context.output.step(f"Custom config of {app} {'cleared' if not text.strip() else 'stored'}")
 
 
-def nginx_report_fields(context: Context, app: Optional[str]) -> dict[str, Any]:
+def nginx_report_fields(context: Context, app: str | None) -> dict[str, Any]:
     settings = load(context)
     fields: dict[str, Any] = {
         "binary": settings.bin,
@@ -180,14 +181,16 @@ def nginx_report_fields(context: Context, app: Optional[str]) -> dict[str, Any]:
     }
     if app:
         path = settings.app_file(app)
-        fields.update({
-            "config_file": str(path) if path.exists() else None,
-            "access_log": str(settings.log_file(app, "access")),
-            "error_log": str(settings.log_file(app, "error")),
-            "proxy_enabled": bool(proxy.prop(context, "proxy", app, default=True)),
-            "custom_config": bool(proxy.prop(context, "custom-config", app, default="")),
-            **{key.replace("-", "_"): value for key, value in settings_mod.app_options(context, app).items()},
-        })
+        fields.update(
+            {
+                "config_file": str(path) if path.exists() else None,
+                "access_log": str(settings.log_file(app, "access")),
+                "error_log": str(settings.log_file(app, "error")),
+                "proxy_enabled": bool(proxy.prop(context, "proxy", app, default=True)),
+                "custom_config": bool(proxy.prop(context, "custom-config", app, default="")),
+                **{key.replace("-", "_"): value for key, value in settings_mod.app_options(context, app).items()},
+            }
+        )
     return fields
 
 
@@ -196,7 +199,7 @@ def nginx_report_fields(context: Context, app: Optional[str]) -> dict[str, Any]:
 @click.argument("app", required=False)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @pass_context
-def nginx_report(context: Context, app: Optional[str], fmt: str) -> None:
+def nginx_report(context: Context, app: str | None, fmt: str) -> None:
     """Show where nginx is, whether it runs, and APP's settings."""
     if app:
         context.state.require_app(app)
@@ -206,8 +209,7 @@ def nginx_report(context: Context, app: Optional[str], fmt: str) -> None:
 def _proxy_enabled(context: Context, app: str, enabled: bool) -> None:
     context.state.require_app(app)
     context.output.step(f"{'Enabling' if enabled else 'Disabling'} the proxy of {app}")
-    changing(context, [app], [("proxy", app)],
-             lambda: context.state.set_property(PLUGIN, "proxy", enabled, app=app))
+    changing(context, [app], [("proxy", app)], lambda: context.state.set_property(PLUGIN, "proxy", enabled, app=app))
 
 
 @access.app_command()
@@ -233,7 +235,7 @@ def proxy_disable(context: Context, app: str) -> None:
 @click.argument("app", required=False)
 @click.option("--all", "all_apps", is_flag=True, help="Every app.")
 @pass_context
-def proxy_build_config(context: Context, app: Optional[str], all_apps: bool) -> None:
+def proxy_build_config(context: Context, app: str | None, all_apps: bool) -> None:
     """Rewrite APP's nginx config from its current release and reload."""
     if not app and not all_apps:
         raise click.UsageError("give APP or --all")
@@ -259,6 +261,17 @@ def proxy_report(context: Context, app: str, fmt: str) -> None:
     print_fields(context, f"{app} proxy information", fields, fmt)
 
 
-COMMANDS = (nginx_show_config, nginx_validate_config, nginx_reload, nginx_access_logs, nginx_error_logs,
-            nginx_set, nginx_custom_config, nginx_report, proxy_enable, proxy_disable, proxy_build_config,
-            proxy_report)
+COMMANDS = (
+    nginx_show_config,
+    nginx_validate_config,
+    nginx_reload,
+    nginx_access_logs,
+    nginx_error_logs,
+    nginx_set,
+    nginx_custom_config,
+    nginx_report,
+    proxy_enable,
+    proxy_disable,
+    proxy_build_config,
+    proxy_report,
+)

@@ -1,4 +1,5 @@
 """ports:* commands: ``SCHEME:HOST_PORT:CONTAINER_PORT`` mappings of an app."""
+
 from __future__ import annotations
 
 import re
@@ -33,8 +34,10 @@ def _check_free(context: Context, new: list[Mapping]) -> None:
     used = nginx_ports(settings)
     for m in new:
         if context.via_ssh and m.host_port < 1024 and m.host_port not in (settings.http_port, settings.https_port):
-            raise SkiffError(f"host port {m.host_port} is privileged; over SSH only {settings.http_port}, "
-                             f"{settings.https_port} and ports from 1024 up may be mapped")
+            raise SkiffError(
+                f"host port {m.host_port} is privileged; over SSH only {settings.http_port}, "
+                f"{settings.https_port} and ports from 1024 up may be mapped"
+            )
         if m.host_port not in used and not proxy._port_free(settings.listen_addresses[0], m.host_port):
             raise SkiffError(f"port {m.host_port} is in use by another program; choose another host port")
 
@@ -42,15 +45,13 @@ def _check_free(context: Context, new: list[Mapping]) -> None:
 def effective(context: Context, app: str) -> list[Mapping]:
     settings = load(context)
     meta = proxy.current_meta(context, app) or {}
-    return proxy.mappings(context, app, meta, settings, proxy.cert_paths(settings, app) is not None,
-                          allocate=False)
+    return proxy.mappings(context, app, meta, settings, proxy.cert_paths(settings, app) is not None, allocate=False)
 
 
 def _store(context: Context, app: str, maps: list[Mapping]) -> None:
     _check_free(context, maps)
     values = [str(m) for m in sorted(set(maps))]
-    changing(context, [app], [("ports", app)],
-             lambda: context.state.set_property(PLUGIN, "ports", values, app=app))
+    changing(context, [app], [("ports", app)], lambda: context.state.set_property(PLUGIN, "ports", values, app=app))
 
 
 @access.app_command()

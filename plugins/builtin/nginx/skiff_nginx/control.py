@@ -5,13 +5,13 @@ it puts the new files in place, runs ``nginx -t`` on the whole config and
 either reloads nginx or puts every old file back, so a config nginx rejects
 never stays on disk and never reaches a running nginx.
 """
+
 from __future__ import annotations
 
 import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
 
 from skiff.errors import SkiffError
 from skiff.locks import file_lock, lock_path
@@ -30,16 +30,25 @@ class NginxError(SkiffError):
 
 def run(settings: Settings, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(settings.command(*args), capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, check=False)
+        return subprocess.run(
+            settings.command(*args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
     except FileNotFoundError as exc:
-        raise NginxError(f"cannot run nginx ({exc.filename}): install it or set SKIFF_NGINX_BIN")
+        raise NginxError(f"cannot run nginx ({exc.filename}): install it or set SKIFF_NGINX_BIN") from exc
 
 
 def _message(proc: subprocess.CompletedProcess) -> str:
     lines = [line.strip() for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
-    wanted = [line for line in lines if "[emerg]" in line or "[alert]" in line or "[crit]" in line
-              or "failed" in line or "sudo" in line]
+    wanted = [
+        line
+        for line in lines
+        if "[emerg]" in line or "[alert]" in line or "[crit]" in line or "failed" in line or "sudo" in line
+    ]
     return "; ".join(wanted or lines[-2:]) or f"exit status {proc.returncode}"
 
 
@@ -69,14 +78,14 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _put(path: Path, text: Optional[str]) -> None:
+def _put(path: Path, text: str | None) -> None:
     if text is None:
         path.unlink(missing_ok=True)
     else:
         _write(path, text)
 
 
-def apply(settings: Settings, files: dict[Path, Optional[str]], output: Output, what: str) -> bool:
+def apply(settings: Settings, files: dict[Path, str | None], output: Output, what: str) -> bool:
     """Write ``files`` (``None`` removes one), test, then reload or roll back.
 
     Returns ``True`` when nginx was reloaded, ``False`` when nginx is not
@@ -85,8 +94,11 @@ def apply(settings: Settings, files: dict[Path, Optional[str]], output: Output, 
     old files are then back in place.
     """
     ensure_layout(settings)
-    with file_lock(lock_path(settings.root.parent, "nginx"), LOCK_TIMEOUT,
-                   on_wait=lambda: output.step("Waiting for another nginx change to finish")):
+    with file_lock(
+        lock_path(settings.root.parent, "nginx"),
+        LOCK_TIMEOUT,
+        on_wait=lambda: output.step("Waiting for another nginx change to finish"),
+    ):
         old = {path: (path.read_text() if path.exists() else None) for path in files}
         changed = {path: text for path, text in files.items() if old[path] != text}
         if not changed:
@@ -128,11 +140,13 @@ def reload(settings: Settings, output: Output, only_if_needed: bool = False) -> 
         if now - before and all(_retired(pid) for pid in before & now):
             return True
         time.sleep(0.01)
-    raise NginxError("nginx did not load the new config (no new workers after the reload; "
-                     "see nginx's error log, e.g. a bind() failure); it keeps serving the old one")
+    raise NginxError(
+        "nginx did not load the new config (no new workers after the reload; "
+        "see nginx's error log, e.g. a bind() failure); it keeps serving the old one"
+    )
 
 
-def master_pid(settings: Settings) -> Optional[int]:
+def master_pid(settings: Settings) -> int | None:
     """The pid of the running nginx master for these settings, if any."""
     if settings.pid_file:
         try:

@@ -4,13 +4,14 @@ Nothing a user typed is written into a config unless it matched one of
 these patterns first: domains (RFC 1123 host names, ``*.`` wildcard),
 port mappings, upstream addresses and the values of per-app settings.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from skiff.validate import shown
 from skiff.errors import ValidationError
+from skiff.validate import shown
 
 LABEL = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 UPSTREAM = re.compile(r"\A(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[a-z0-9][a-z0-9.-]{0,252}|\[[0-9a-f:]+\]):([0-9]{1,5})\Z")
@@ -55,7 +56,7 @@ def port(value: str | int, what: str = "port") -> int:
     try:
         number = int(str(value), 10)
     except ValueError:
-        raise ValidationError(f"invalid {what} {shown(value)}: expected a number from 1 to 65535")
+        raise ValidationError(f"invalid {what} {shown(value)}: expected a number from 1 to 65535") from None
     if not 1 <= number <= 65535 or str(value).strip() != str(value):
         raise ValidationError(f"invalid {what} {shown(value)}: expected a number from 1 to 65535")
     return number
@@ -77,8 +78,10 @@ def mapping(text: str) -> Mapping:
     """Parse ``http:80:5000``; refuse anything else."""
     parts = text.split(":") if isinstance(text, str) else []
     if len(parts) != 3 or parts[0] not in SCHEMES:
-        raise ValidationError(f"invalid port mapping {shown(text)}: expected SCHEME:HOST_PORT:CONTAINER_PORT "
-                              "with SCHEME http or https, e.g. http:80:5000")
+        raise ValidationError(
+            f"invalid port mapping {shown(text)}: expected SCHEME:HOST_PORT:CONTAINER_PORT "
+            "with SCHEME http or https, e.g. http:80:5000"
+        )
     return Mapping(parts[0], port(parts[1], "host port"), port(parts[2], "container port"))
 
 
@@ -100,7 +103,9 @@ def size(value: str) -> str:
 def duration(value: str) -> str:
     """An nginx time (``60s``, ``500ms``, ``2m``)."""
     if not DURATION.fullmatch(value or ""):
-        raise ValidationError(f"invalid duration {shown(value)}: expected a number with an optional ms, s, m or h suffix")
+        raise ValidationError(
+            f"invalid duration {shown(value)}: expected a number with an optional ms, s, m or h suffix"
+        )
     return value
 
 

@@ -7,6 +7,7 @@ deploy had switched it), ``skiff_app_destroyed``, ``skiff_app_renamed`` and
 ``skiff_report``. Commands: ``domains:*``, ``ports:*``, ``certs:*``,
 ``nginx:*`` and ``proxy:*`` (Dokku's names). See docs/proxy.md.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -40,8 +41,11 @@ def skiff_post_deploy(deploy: Deploy) -> None:
     had_config = settings.app_file(deploy.app).exists()
     if not deploy.meta.get("upstreams") and not had_config:
         return
-    deploy.output.step("Switching nginx to the new release" if deploy.meta.get("upstreams")
-                       else "Removing the nginx config (no web process)")
+    deploy.output.step(
+        "Switching nginx to the new release"
+        if deploy.meta.get("upstreams")
+        else "Removing the nginx config (no web process)"
+    )
     proxy.rebuild(context, [deploy.app], metas={deploy.app: deploy.meta}, settings=settings)
     deploy.scratch_for(PLUGIN)["switched"] = True
     for url in proxy.urls(context, deploy.app, deploy.meta, settings):
@@ -82,8 +86,10 @@ def skiff_app_renamed(context: Context, old: str, new: str) -> None:
     settings = load(context)
     if (settings.certs_dir / old).exists():
         shutil.move(str(settings.certs_dir / old), str(settings.certs_dir / new))
-    files = {settings.app_file(old): None,
-             settings.app_file(new): proxy.config_text(context, new, proxy.current_meta(context, new), settings)}
+    files = {
+        settings.app_file(old): None,
+        settings.app_file(new): proxy.config_text(context, new, proxy.current_meta(context, new), settings),
+    }
     if any(path.exists() for path in files) or files[settings.app_file(new)]:
         control.apply(settings, files, context.output, new)
 

@@ -6,12 +6,14 @@ mappings; empty = defaults), ``auto-port`` (the port of an app without a
 domain), ``proxy`` (bool, default on), ``custom-config`` (text) and the per-app
 settings of :mod:`settings`. Global: ``global-domains`` (list).
 """
+
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 from skiff.context import Context
 from skiff.errors import SkiffError
@@ -102,15 +104,19 @@ def _port_free(address: str, port: int) -> bool:
     return True
 
 
-def mappings(context: Context, app: str, meta: dict[str, Any], settings: Settings,
-             has_cert: bool, allocate: bool = True) -> list[Mapping]:
+def mappings(
+    context: Context, app: str, meta: dict[str, Any], settings: Settings, has_cert: bool, allocate: bool = True
+) -> list[Mapping]:
     """The app's mappings: explicit ones, or defaults (80/443 with a domain, a port of its own without)."""
     explicit = explicit_mappings(context, app)
     if explicit:
         result = list(explicit)
         if has_cert and not any(m.scheme == "https" for m in result):
-            result += [Mapping("https", settings.https_port, m.container_port)
-                       for m in result if m.scheme == "http" and m.host_port == settings.http_port][:1]
+            result += [
+                Mapping("https", settings.https_port, m.container_port)
+                for m in result
+                if m.scheme == "http" and m.host_port == settings.http_port
+            ][:1]
         return result
     port = container_port(meta)
     if app_domains(context, app):
@@ -126,7 +132,7 @@ def mappings(context: Context, app: str, meta: dict[str, Any], settings: Setting
 # -- certificates ---------------------------------------------------------------
 
 
-def cert_paths(settings: Settings, app: str) -> Optional[tuple[Path, Path]]:
+def cert_paths(settings: Settings, app: str) -> tuple[Path, Path] | None:
     crt, key = settings.cert_files(app)
     return (crt, key) if crt.exists() and key.exists() else None
 
@@ -134,12 +140,12 @@ def cert_paths(settings: Settings, app: str) -> Optional[tuple[Path, Path]]:
 # -- building and applying ------------------------------------------------------
 
 
-def current_meta(context: Context, app: str) -> Optional[dict[str, Any]]:
+def current_meta(context: Context, app: str) -> dict[str, Any] | None:
     release = context.state.current_release(app)
     return dict(release.meta) if release is not None else None
 
 
-def build(context: Context, app: str, meta: dict[str, Any], settings: Settings) -> Optional[render.AppProxy]:
+def build(context: Context, app: str, meta: dict[str, Any], settings: Settings) -> render.AppProxy | None:
     """The proxy of ``app`` for a release with ``meta``; ``None`` when nothing is proxied."""
     upstreams = [names.upstream(u) for u in meta.get("upstreams") or []]
     if not upstreams or not prop(context, "proxy", app, default=True):
@@ -159,8 +165,14 @@ def build(context: Context, app: str, meta: dict[str, Any], settings: Settings) 
     )
 
 
-def config_text(context: Context, app: str, meta: Optional[dict[str, Any]], settings: Settings,
-                output: Optional[Output] = None, custom: Optional[str] = None) -> Optional[str]:
+def config_text(
+    context: Context,
+    app: str,
+    meta: dict[str, Any] | None,
+    settings: Settings,
+    output: Output | None = None,
+    custom: str | None = None,
+) -> str | None:
     """The app's config file for a release with ``meta``; ``None``: the app gets no file."""
     if meta is None:
         return None
@@ -175,8 +187,13 @@ def config_text(context: Context, app: str, meta: Optional[dict[str, Any]], sett
     return text
 
 
-def rebuild(context: Context, apps: Iterable[str], metas: Optional[dict[str, dict[str, Any]]] = None,
-            settings: Optional[Settings] = None, custom: Optional[dict[str, str]] = None) -> bool:
+def rebuild(
+    context: Context,
+    apps: Iterable[str],
+    metas: dict[str, dict[str, Any]] | None = None,
+    settings: Settings | None = None,
+    custom: dict[str, str] | None = None,
+) -> bool:
     """Render and safely apply the config of ``apps`` in one nginx test and reload.
 
     ``metas`` overrides the release meta an app is rendered from (a deploy in
@@ -185,7 +202,7 @@ def rebuild(context: Context, apps: Iterable[str], metas: Optional[dict[str, dic
     without web containers get no config file.
     """
     settings = settings or load(context)
-    files: dict[Path, Optional[str]] = {}
+    files: dict[Path, str | None] = {}
     apps = list(apps)
     for app in apps:
         meta = (metas or {}).get(app) or current_meta(context, app)
@@ -194,7 +211,7 @@ def rebuild(context: Context, apps: Iterable[str], metas: Optional[dict[str, dic
     return control.apply(settings, files, context.output, what)
 
 
-def urls(context: Context, app: str, meta: Optional[dict[str, Any]], settings: Optional[Settings] = None) -> list[str]:
+def urls(context: Context, app: str, meta: dict[str, Any] | None, settings: Settings | None = None) -> list[str]:
     """The URLs of ``app`` (empty when it has no web containers or no proxy)."""
     settings = settings or load(context)
     if meta is None or not meta.get("upstreams") or not prop(context, "proxy", app, default=True):

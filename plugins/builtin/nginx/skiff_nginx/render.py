@@ -1,9 +1,9 @@
 """Render an app's nginx config from validated parts (pure functions)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from . import names
 from .names import Mapping
@@ -29,10 +29,10 @@ class AppProxy:
     mappings: list[Mapping]
     upstreams: list[str]
     listen_addresses: list[str] = field(default_factory=lambda: [""])
-    cert: Optional[tuple[Path, Path]] = None
+    cert: tuple[Path, Path] | None = None
     options: dict[str, str] = field(default_factory=dict)
-    access_log: Optional[Path] = None
-    error_log: Optional[Path] = None
+    access_log: Path | None = None
+    error_log: Path | None = None
     custom: str = ""  # raw directives, set by the server's admin only (nginx:custom-config)
     warnings: list[str] = field(default_factory=list)
 
@@ -40,7 +40,7 @@ class AppProxy:
     def upstream_name(self) -> str:
         return f"skiff-{self.app}"
 
-    def https_port(self) -> Optional[int]:
+    def https_port(self) -> int | None:
         ports = sorted({m.host_port for m in self.mappings if m.scheme == "https"})
         return ports[0] if ports else None
 
@@ -110,8 +110,10 @@ def render(p: AppProxy) -> str:
     for address in p.listen_addresses:
         names.address(address)
     keepalive = int(p.options.get("keepalive", "16"))
-    out = [f"# Written by skiff for app {p.app}; do not edit (nginx:show-config {p.app}).",
-           f"upstream {p.upstream_name} {{"]
+    out = [
+        f"# Written by skiff for app {p.app}; do not edit (nginx:show-config {p.app}).",
+        f"upstream {p.upstream_name} {{",
+    ]
     out += [f"    server {address};" for address in p.upstreams]
     # Idle upstream connections close before the app server's own keep-alive timeout
     # (gunicorn: 2 s), so nginx never sends a request on a connection the app is closing.

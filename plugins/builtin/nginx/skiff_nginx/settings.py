@@ -4,6 +4,7 @@ Global settings are plugin properties (``nginx:set --global KEY VALUE``,
 refused over SSH) overridden by ``SKIFF_NGINX_*`` environment variables, so
 tests point the plugin at a private nginx and production at the system one.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from skiff.context import Context
 from skiff.errors import ValidationError
@@ -53,12 +54,20 @@ GLOBAL_SETTINGS: dict[str, tuple[str, str, Callable[[str], str], str]] = {
     "conf": ("SKIFF_NGINX_CONF", "", _path, "nginx's main config file (-c); empty: nginx's default"),
     "prefix": ("SKIFF_NGINX_PREFIX", "", _path, "nginx's prefix (-p); empty: nginx's default"),
     "pid-file": ("SKIFF_NGINX_PID", "", _path, "the master's pid file (default /run/nginx.pid)"),
-    "sudo": ("SKIFF_NGINX_SUDO", "auto", _choice("auto", "always", "never"),
-             "run nginx -t / -s reload through 'sudo -n' (auto: when not root)"),
+    "sudo": (
+        "SKIFF_NGINX_SUDO",
+        "auto",
+        _choice("auto", "always", "never"),
+        "run nginx -t / -s reload through 'sudo -n' (auto: when not root)",
+    ),
     "http-port": ("SKIFF_NGINX_HTTP_PORT", "80", _port, "the port of http vhosts"),
     "https-port": ("SKIFF_NGINX_HTTPS_PORT", "443", _port, "the port of https vhosts"),
-    "listen-address": ("SKIFF_NGINX_LISTEN", "", names.addresses,
-                       "comma-separated addresses servers listen on (empty: all, IPv4 and IPv6)"),
+    "listen-address": (
+        "SKIFF_NGINX_LISTEN",
+        "",
+        names.addresses,
+        "comma-separated addresses servers listen on (empty: all, IPv4 and IPv6)",
+    ),
     "public-host": ("SKIFF_NGINX_PUBLIC_HOST", "", _host, "host name in URLs of apps without a domain"),
 }
 
@@ -67,8 +76,11 @@ APP_SETTINGS: dict[str, tuple[str, Callable[[str], str], str]] = {
     "client-max-body-size": ("1m", names.size, "largest request body nginx accepts"),
     "proxy-read-timeout": ("60s", names.duration, "how long nginx waits for the app's response"),
     "proxy-connect-timeout": ("5s", names.duration, "how long nginx waits to connect to a container"),
-    "keepalive": ("16", lambda v: str(names.port(v, "keepalive connection count")),
-                  "idle keep-alive connections nginx keeps to the app's containers"),
+    "keepalive": (
+        "16",
+        lambda v: str(names.port(v, "keepalive connection count")),
+        "idle keep-alive connections nginx keeps to the app's containers",
+    ),
 }
 
 
@@ -90,8 +102,9 @@ def check(key: str, value: str, is_global: bool) -> str:
     """Validate ``value`` for ``key``; raise ValidationError naming the known keys."""
     table: dict[str, Any] = GLOBAL_SETTINGS if is_global else APP_SETTINGS
     if key not in table:
-        raise ValidationError(f"unknown {'global ' if is_global else ''}nginx setting {key!r}; "
-                              f"known: {', '.join(sorted(table))}")
+        raise ValidationError(
+            f"unknown {'global ' if is_global else ''}nginx setting {key!r}; known: {', '.join(sorted(table))}"
+        )
     validator = table[key][2] if is_global else table[key][1]
     return validator(value)
 
@@ -162,7 +175,9 @@ def load(context: Context) -> Settings:
         return global_value(context, key)
 
     # The system path first: the sudoers rule make install writes names /usr/sbin/nginx.
-    binary = get("bin") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else shutil.which("nginx")) or "nginx"
+    binary = (
+        get("bin") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else shutil.which("nginx")) or "nginx"
+    )
     return Settings(
         root=context.path("nginx"),
         bin=binary,
@@ -181,7 +196,7 @@ def app_options(context: Context, app: str) -> dict[str, str]:
     return {key: app_value(context, app, key) for key in APP_SETTINGS}
 
 
-def set_value(context: Context, key: str, value: Optional[str], app: str = GLOBAL) -> None:
+def set_value(context: Context, key: str, value: str | None, app: str = GLOBAL) -> None:
     """Store (or with ``None`` remove) a validated setting."""
     if value is None or value == "":
         context.state.delete_property(PLUGIN, key, app=app)

@@ -5,6 +5,7 @@ One app, one push, then everything through nginx: a second domain, a refused
 domain, zero failed requests across 5 redeploys under a steady keep-alive
 load, and TLS with an HTTP redirect.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,8 +32,7 @@ def example_files() -> dict[str, str]:
     return {p.name: p.read_text() for p in EXAMPLE.iterdir() if p.is_file()}
 
 
-def test_push_then_domains_zero_drop_redeploys_and_tls(stack_image, docker_cleanup, private_nginx, sshd,
-                                                      tmp_path):
+def test_push_then_domains_zero_drop_redeploys_and_tls(stack_image, docker_cleanup, private_nginx, sshd, tmp_path):
     nginx = private_nginx
     app = docker_cleanup.app(new_app_name("cat"))
     host = f"{app}.{GLOBAL}"

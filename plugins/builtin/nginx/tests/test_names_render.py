@@ -1,4 +1,5 @@
 """Validation and rendering, without nginx."""
+
 from pathlib import Path
 
 import pytest
@@ -8,15 +9,47 @@ from skiff_nginx import names, render
 from skiff_nginx.names import Mapping
 
 
-@pytest.mark.parametrize("good", ["example.com", "catmeow.skiff.localhost", "*.example.com", "a.b-c.d9",
-                                  "localhost", "127.0.0.1", "EXAMPLE.com", "x" * 63 + ".com", "example.com."])
+@pytest.mark.parametrize(
+    "good",
+    [
+        "example.com",
+        "catmeow.skiff.localhost",
+        "*.example.com",
+        "a.b-c.d9",
+        "localhost",
+        "127.0.0.1",
+        "EXAMPLE.com",
+        "x" * 63 + ".com",
+        "example.com.",
+    ],
+)
 def test_valid_domains(good):
     assert names.domain(good) == good.lower().rstrip(".")
 
 
-@pytest.mark.parametrize("bad", ["x;} server { listen 81; }", "a b", "", ".", "-a.com", "a-.com", "a..b",
-                                 "a_b.com", "*.com", "a.*.com", "x" * 64 + ".com", "ex\nample.com",
-                                 "exa$host.com", "a/b", " a.com", "a.com ", "a.com..", "*"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "x;} server { listen 81; }",
+        "a b",
+        "",
+        ".",
+        "-a.com",
+        "a-.com",
+        "a..b",
+        "a_b.com",
+        "*.com",
+        "a.*.com",
+        "x" * 64 + ".com",
+        "ex\nample.com",
+        "exa$host.com",
+        "a/b",
+        " a.com",
+        "a.com ",
+        "a.com..",
+        "*",
+    ],
+)
 def test_invalid_domains(bad):
     with pytest.raises(ValidationError):
         names.domain(bad)
@@ -25,8 +58,15 @@ def test_invalid_domains(bad):
 def test_mappings():
     assert names.mapping("http:80:5000") == Mapping("http", 80, 5000)
     assert str(names.mapping("https:443:8000")) == "https:443:8000"
-    for bad in ("http:80", "ftp:21:21", "http:0:5000", "http:80:70000", "http:80:5000;", "http: 80:5000",
-                "http:80:5000:1"):
+    for bad in (
+        "http:80",
+        "ftp:21:21",
+        "http:0:5000",
+        "http:80:70000",
+        "http:80:5000;",
+        "http: 80:5000",
+        "http:80:5000:1",
+    ):
         with pytest.raises(ValidationError):
             names.mapping(bad)
 
@@ -46,9 +86,13 @@ def test_values():
 
 
 def _proxy(**kw):
-    base = dict(app="catmeow", domains=["catmeow.example.com"], mappings=[Mapping("http", 80, 5000)],
-                upstreams=["127.0.0.1:32768", "127.0.0.1:32769"],
-                options={"client-max-body-size": "20m", "keepalive": "8"})
+    base = dict(
+        app="catmeow",
+        domains=["catmeow.example.com"],
+        mappings=[Mapping("http", 80, 5000)],
+        upstreams=["127.0.0.1:32768", "127.0.0.1:32769"],
+        options={"client-max-body-size": "20m", "keepalive": "8"},
+    )
     base.update(kw)
     return render.AppProxy(**base)
 
@@ -69,14 +113,19 @@ def test_render_http():
 
 
 def test_render_tls_redirects_http():
-    p = _proxy(mappings=[Mapping("http", 80, 5000), Mapping("https", 443, 5000)],
-               cert=(Path("/c/server.crt"), Path("/c/server.key")), listen_addresses=["127.0.0.1"])
+    p = _proxy(
+        mappings=[Mapping("http", 80, 5000), Mapping("https", 443, 5000)],
+        cert=(Path("/c/server.crt"), Path("/c/server.key")),
+        listen_addresses=["127.0.0.1"],
+    )
     text = render.render(p)
     assert "listen 127.0.0.1:443 ssl http2;" in text
     assert "ssl_certificate /c/server.crt;" in text
     assert "return 301 https://$host$request_uri;" in text
-    p = _proxy(mappings=[Mapping("http", 8080, 5000), Mapping("https", 8443, 5000)],
-               cert=(Path("/c/server.crt"), Path("/c/server.key")))
+    p = _proxy(
+        mappings=[Mapping("http", 8080, 5000), Mapping("https", 8443, 5000)],
+        cert=(Path("/c/server.crt"), Path("/c/server.key")),
+    )
     assert "return 301 https://$host:8443$request_uri;" in render.render(p)
 
 

@@ -1,10 +1,10 @@
 """The plugin against a private nginx, with fake HTTP backends as the app's containers."""
+
 from __future__ import annotations
 
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
@@ -23,7 +23,7 @@ class FakeScheduler:
     """Runs nothing: each deploy's upstream is ``self.upstream`` (a fake backend)."""
 
     def __init__(self) -> None:
-        self.upstream: Optional[str] = None
+        self.upstream: str | None = None
         self.seen_at_retire: list[str] = []
         self.probe = None
         self.fail_after_switch = False
@@ -157,8 +157,21 @@ def test_certs_generate_serves_https_and_redirects_http(env, tmp_path):
     assert "secure.example.com" in report and "expires" in report
     assert "https://secure.example.com" in h.invoke("proxy:report", "catmeow").stdout
     # HTTP/2 is offered through ALPN
-    proc = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{h.nginx.https_port}", "-alpn", "h2",
-                           "-servername", "secure.example.com"], input=b"", capture_output=True, timeout=20)
+    proc = subprocess.run(
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{h.nginx.https_port}",
+            "-alpn",
+            "h2",
+            "-servername",
+            "secure.example.com",
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=20,
+    )
     assert b"ALPN protocol: h2" in proc.stdout
     assert h.invoke("certs:remove", "catmeow").exit_code == 0
     assert h.nginx.request(host="secure.example.com").body == "secure cats"
@@ -169,9 +182,26 @@ def test_certs_add_checks_the_key(env, tmp_path):
     h.deploy("catmeow", "cats")
     keys = []
     for name in ("a", "b"):
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                        f"/CN={name}.example.com", "-keyout", str(tmp_path / f"{name}.key"),
-                        "-out", str(tmp_path / f"{name}.crt")], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                f"/CN={name}.example.com",
+                "-keyout",
+                str(tmp_path / f"{name}.key"),
+                "-out",
+                str(tmp_path / f"{name}.crt"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         keys.append(name)
     r = h.invoke("certs:add", "catmeow", str(tmp_path / "a.crt"), str(tmp_path / "b.key"))
     assert r.exit_code == 1 and "does not match" in r.stderr
@@ -268,20 +298,45 @@ def test_certs_add_takes_a_tarball_on_stdin(env, tmp_path):
 
     h = env
     h.create_app("catmeow")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                    "/CN=tar.example.com", "-keyout", str(tmp_path / "server.key"),
-                    "-out", str(tmp_path / "server.crt")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=tar.example.com",
+            "-keyout",
+            str(tmp_path / "server.key"),
+            "-out",
+            str(tmp_path / "server.crt"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name in ("server.crt", "server.key"):
             tar.add(tmp_path / name, arcname=name)
     skiff = os.path.join(os.path.dirname(sys.executable), "skiff")
-    proc = subprocess.run([skiff, "certs:add", "catmeow"], input=buf.getvalue(), capture_output=True,
-                          env={**os.environ, "SKIFF_ROOT": str(h.root)})
+    proc = subprocess.run(
+        [skiff, "certs:add", "catmeow"],
+        input=buf.getvalue(),
+        capture_output=True,
+        env={**os.environ, "SKIFF_ROOT": str(h.root)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "tar.example.com" in h.invoke("certs:report", "catmeow").stdout
-    proc = subprocess.run([skiff, "certs:add", "catmeow"], input=b"not a tar", capture_output=True,
-                          env={**os.environ, "SKIFF_ROOT": str(h.root)})
+    proc = subprocess.run(
+        [skiff, "certs:add", "catmeow"],
+        input=b"not a tar",
+        capture_output=True,
+        env={**os.environ, "SKIFF_ROOT": str(h.root)},
+    )
     assert proc.returncode == 1 and proc.stderr.decode().startswith("!     ")
 
 

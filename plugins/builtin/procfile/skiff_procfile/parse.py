@@ -1,9 +1,10 @@
 """Parse a Procfile and an app.json; every error names the file and the line."""
+
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Optional
+from typing import Any
 
 from skiff import validate
 from skiff.errors import ValidationError
@@ -13,7 +14,7 @@ MAX_PROCESS_NAME = 63
 RELEASE = "release"
 
 
-def parse_procfile(text: str, filename: str = "Procfile") -> tuple[dict[str, str], Optional[str]]:
+def parse_procfile(text: str, filename: str = "Procfile") -> tuple[dict[str, str], str | None]:
     """Return ``(processes, release_command)``.
 
     Lines are ``name: command``; blank lines and ``#`` comments are skipped.
@@ -21,7 +22,7 @@ def parse_procfile(text: str, filename: str = "Procfile") -> tuple[dict[str, str
     """
     processes: dict[str, str] = {}
     first_line: dict[str, int] = {}
-    release: Optional[str] = None
+    release: str | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -33,7 +34,9 @@ def parse_procfile(text: str, filename: str = "Procfile") -> tuple[dict[str, str
             raise ValidationError(f"{where}: expected 'name: command', got {_short(line)!r}")
         if not PROCESS_NAME.fullmatch(name) or len(name) > MAX_PROCESS_NAME:
             raise ValidationError(
-                f"{where}: invalid process name {_short(name)!r} (letters, digits, '_' and '-', at most {MAX_PROCESS_NAME})")
+                f"{where}: invalid process name {_short(name)!r}"
+                f" (letters, digits, '_' and '-', at most {MAX_PROCESS_NAME})"
+            )
         if not command:
             raise ValidationError(f"{where}: process {name} has an empty command")
         if "\x00" in command:
@@ -68,7 +71,7 @@ def parse_app_json(text: str, filename: str = "app.json") -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValidationError(f"{filename} line {exc.lineno}: invalid JSON: {exc.msg}")
+        raise ValidationError(f"{filename} line {exc.lineno}: invalid JSON: {exc.msg}") from exc
     _expect(data, dict, "the top level")
     result: dict[str, Any] = {}
     scripts = data.get("scripts")
@@ -121,7 +124,7 @@ def parse_env(env: dict[str, Any]) -> dict[str, dict[str, Any]]:
         try:
             validate.config_key(key)
         except ValidationError:
-            raise ValidationError(f"app.json: env: invalid config key {_short(key)!r}")
+            raise ValidationError(f"app.json: env: invalid config key {_short(key)!r}") from None
         if isinstance(spec, str):
             spec = {"value": spec}
         _expect(spec, dict, f"env.{key}")
@@ -134,7 +137,7 @@ def parse_env(env: dict[str, Any]) -> dict[str, dict[str, Any]]:
             item["description"] = _expect(spec["description"], str, f"env.{key}.description")
         if "generator" in spec:
             if spec["generator"] != "secret":
-                raise ValidationError(f"app.json: env.{key}.generator must be \"secret\"")
+                raise ValidationError(f'app.json: env.{key}.generator must be "secret"')
             item["generator"] = "secret"
         result[key] = item
     return result

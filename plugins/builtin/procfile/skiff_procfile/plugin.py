@@ -7,6 +7,7 @@ against the app's config: a missing required key stops the deploy, a
 ``"generator": "secret"`` key is generated once and stored in the config, a
 ``value`` is stored as the default when the key is unset.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -30,7 +31,7 @@ def _read(path: Path, name: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise ValidationError(f"{name} is not valid UTF-8")
+        raise ValidationError(f"{name} is not valid UTF-8") from None
 
 
 @hookimpl
@@ -76,7 +77,8 @@ def apply_env(deploy: Deploy, env: dict[str, dict[str, Any]]) -> None:
         keys = " ".join(f"{k}=..." for k in missing)
         raise ValidationError(
             f"app.json requires config {'vars' if len(missing) > 1 else 'var'} {', '.join(missing)}: "
-            f"set {'them' if len(missing) > 1 else 'it'} with 'config:set --no-restart {deploy.app} {keys}'")
+            f"set {'them' if len(missing) > 1 else 'it'} with 'config:set --no-restart {deploy.app} {keys}'"
+        )
     if to_set:
         deploy.state.set_config(deploy.app, to_set)
         for key in to_set:

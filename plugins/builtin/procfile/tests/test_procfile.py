@@ -13,7 +13,9 @@ APPS = Path(__file__).resolve().parents[4] / "tests" / "apps"
 
 
 def test_parse_procfile_processes_and_release():
-    text = "# comment\n\nweb: gunicorn app:app --bind 0.0.0.0:$PORT\nworker:python worker.py\nrelease: python migrate.py\n"
+    text = (
+        "# comment\n\nweb: gunicorn app:app --bind 0.0.0.0:$PORT\nworker:python worker.py\nrelease: python migrate.py\n"
+    )
     processes, release = parse_procfile(text)
     assert processes == {"web": "gunicorn app:app --bind 0.0.0.0:$PORT", "worker": "python worker.py"}
     assert release == "python migrate.py"
@@ -24,13 +26,16 @@ def test_command_may_contain_colons():
     assert processes["web"] == "sh -c 'echo a:b'"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("web: ok\nnot a process line\n", "Procfile line 2: expected 'name: command'"),
-    ("web: ok\n\nweb: again\n", "Procfile line 3: duplicate process type web (first defined on line 1)"),
-    ("web:\n", "Procfile line 1: process web has an empty command"),
-    ("we b: x\n", "Procfile line 1: invalid process name 'we b'"),
-    ("web.1: x\n", "Procfile line 1: invalid process name 'web.1'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("web: ok\nnot a process line\n", "Procfile line 2: expected 'name: command'"),
+        ("web: ok\n\nweb: again\n", "Procfile line 3: duplicate process type web (first defined on line 1)"),
+        ("web:\n", "Procfile line 1: process web has an empty command"),
+        ("we b: x\n", "Procfile line 1: invalid process name 'we b'"),
+        ("web.1: x\n", "Procfile line 1: invalid process name 'web.1'"),
+    ],
+)
 def test_procfile_errors_name_the_line(text, message):
     with pytest.raises(ValidationError) as info:
         parse_procfile(text)
@@ -38,13 +43,17 @@ def test_procfile_errors_name_the_line(text, message):
 
 
 def test_app_json_keeps_what_skiff_uses():
-    data = parse_app_json(json.dumps({
-        "name": "x",
-        "scripts": {"dokku": {"predeploy": "python manage.py migrate", "postdeploy": "echo done"}},
-        "healthchecks": {"web": [{"type": "startup", "path": "/health"}]},
-        "formation": {"web": {"quantity": 2}},
-        "env": {"SECRET_KEY": {"generator": "secret"}, "MODE": "prod", "OPTIONAL": {"required": False}},
-    }))
+    data = parse_app_json(
+        json.dumps(
+            {
+                "name": "x",
+                "scripts": {"dokku": {"predeploy": "python manage.py migrate", "postdeploy": "echo done"}},
+                "healthchecks": {"web": [{"type": "startup", "path": "/health"}]},
+                "formation": {"web": {"quantity": 2}},
+                "env": {"SECRET_KEY": {"generator": "secret"}, "MODE": "prod", "OPTIONAL": {"required": False}},
+            }
+        )
+    )
     assert data["scripts"] == {"dokku": {"predeploy": "python manage.py migrate", "postdeploy": "echo done"}}
     assert data["formation"] == {"web": {"quantity": 2}}
     assert data["healthchecks"]["web"][0]["path"] == "/health"
@@ -53,14 +62,17 @@ def test_app_json_keeps_what_skiff_uses():
     assert "name" not in data
 
 
-@pytest.mark.parametrize("text, message", [
-    ('{"formation": {"web": {"quantity": -1}}}', "formation.web.quantity must be a whole number"),
-    ('{"env": {"1BAD": "x"}}', "invalid config key"),
-    ('{"env": {"K": {"generator": "uuid"}}}', 'env.K.generator must be "secret"'),
-    ('{\n  "scripts": [\n}', "app.json line 3: invalid JSON"),
-    ('[]', "the top level must be an object"),
-    ('{"scripts": {"dokku": {"predeploy": 1}}}', "scripts.dokku.predeploy must be a string"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"formation": {"web": {"quantity": -1}}}', "formation.web.quantity must be a whole number"),
+        ('{"env": {"1BAD": "x"}}', "invalid config key"),
+        ('{"env": {"K": {"generator": "uuid"}}}', 'env.K.generator must be "secret"'),
+        ('{\n  "scripts": [\n}', "app.json line 3: invalid JSON"),
+        ("[]", "the top level must be an object"),
+        ('{"scripts": {"dokku": {"predeploy": 1}}}', "scripts.dokku.predeploy must be a string"),
+    ],
+)
 def test_app_json_errors(text, message):
     with pytest.raises(ValidationError) as info:
         parse_app_json(text)
@@ -83,11 +95,18 @@ def _source(tmp_path, files):
 
 
 def test_pre_build_fills_the_deploy(harness, tmp_path):
-    src = _source(tmp_path, {
-        "Procfile": "web: python app.py\nrelease: python migrate.py\n",
-        "app.json": json.dumps({"scripts": {"dokku": {"predeploy": "echo pre"}},
-                                "env": {"SECRET_KEY": {"generator": "secret"}, "MODE": {"value": "prod"}}}),
-    })
+    src = _source(
+        tmp_path,
+        {
+            "Procfile": "web: python app.py\nrelease: python migrate.py\n",
+            "app.json": json.dumps(
+                {
+                    "scripts": {"dokku": {"predeploy": "echo pre"}},
+                    "env": {"SECRET_KEY": {"generator": "secret"}, "MODE": {"value": "prod"}},
+                }
+            ),
+        },
+    )
     release = lifecycle.deploy(harness.context, "demo", src)
     assert release.processes == {"web": "python app.py"}
     assert release.meta["release_command"] == "python migrate.py"
@@ -102,8 +121,10 @@ def test_pre_build_fills_the_deploy(harness, tmp_path):
 
 
 def test_missing_required_env_stops_the_deploy_and_writes_nothing(harness, tmp_path):
-    src = _source(tmp_path, {"app.json": json.dumps({"env": {"SECRET_KEY": {"generator": "secret"},
-                                                              "DATABASE_URL": {"required": True}}})})
+    src = _source(
+        tmp_path,
+        {"app.json": json.dumps({"env": {"SECRET_KEY": {"generator": "secret"}, "DATABASE_URL": {"required": True}}})},
+    )
     with pytest.raises(DeployError) as info:
         lifecycle.deploy(harness.context, "demo", src)
     assert "app.json requires config var DATABASE_URL" in str(info.value)

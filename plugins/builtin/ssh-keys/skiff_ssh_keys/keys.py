@@ -10,6 +10,7 @@ asked for; the client's command is in ``SSH_ORIGINAL_COMMAND`` and ``skiff
 ssh-command`` splits it with shlex, never with a shell. Every other line of
 the file is kept as it is.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,10 +22,9 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
-from skiff.executable import skiff_executable
 from skiff.errors import SkiffError, ValidationError
+from skiff.executable import skiff_executable
 
 AUTHORIZED_KEYS_ENV = "SKIFF_AUTHORIZED_KEYS"
 DEFAULT_USER = "skiff"
@@ -83,8 +83,12 @@ def parse_public_key(text: str) -> PublicKey:
     with tempfile.TemporaryDirectory(prefix="skiff-key-") as tmp:
         path = Path(tmp) / "key.pub"
         path.write_text(f"{key_type} {blob}\n")
-        proc = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(path)],
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            ["ssh-keygen", "-l", "-E", "sha256", "-f", str(path)],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
     parts = proc.stdout.split()
     if proc.returncode != 0 or len(parts) < 2 or not FINGERPRINT.fullmatch(parts[1]):
         raise ValidationError("not a valid public key (ssh-keygen -l rejects it)")
@@ -97,7 +101,7 @@ def _safe_for_command(value: str, what: str) -> str:
     return shlex.quote(value)
 
 
-def forced_command(name: str, fingerprint: str, root: Optional[Path]) -> str:
+def forced_command(name: str, fingerprint: str, root: Path | None) -> str:
     """The ``command=`` value: key name and fingerprint in the environment, then skiff."""
     parts = [f"SKIFF_KEY_NAME={validate_name(name)}", f"SKIFF_KEY_FINGERPRINT={fingerprint}"]
     if root is not None:
@@ -106,13 +110,13 @@ def forced_command(name: str, fingerprint: str, root: Optional[Path]) -> str:
     return " ".join(parts)
 
 
-def key_line(name: str, key: PublicKey, root: Optional[Path], options: str = DEFAULT_OPTIONS) -> str:
+def key_line(name: str, key: PublicKey, root: Path | None, options: str = DEFAULT_OPTIONS) -> str:
     if not FINGERPRINT.fullmatch(key.fingerprint):
         raise ValidationError(f"bad fingerprint {key.fingerprint!r}")
     return f'command="{forced_command(name, key.fingerprint, root)}",{options} {key.type} {key.blob} {name}'
 
 
-def parse_line(line: str) -> Optional[SkiffKey]:
+def parse_line(line: str) -> SkiffKey | None:
     """The key of a line Skiff wrote, or ``None`` for any other line."""
     match = SKIFF_LINE.match(line)
     if not match:
@@ -128,7 +132,7 @@ def line_blobs(line: str) -> set[str]:
 # -- the file -------------------------------------------------------------------
 
 
-def default_path(user: Optional[str] = None) -> Path:
+def default_path(user: str | None = None) -> Path:
     """``~ACCOUNT/.ssh/authorized_keys`` of the service account (``$SKIFF_USER``, default ``skiff``)."""
     user = user or os.environ.get("SKIFF_USER") or DEFAULT_USER
     try:
@@ -137,7 +141,7 @@ def default_path(user: Optional[str] = None) -> Path:
         raise SkiffError(
             f"there is no {user!r} account to hold the keys: run make install, "
             f"or point {AUTHORIZED_KEYS_ENV} (or ssh-keys:set authorized-keys-file) at the file"
-        )
+        ) from None
     return Path(home) / ".ssh" / "authorized_keys"
 
 

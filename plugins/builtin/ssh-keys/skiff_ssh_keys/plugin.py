@@ -9,13 +9,13 @@ kept in the state store as the property ``role:NAME`` of this plugin. A key
 without a stored role was added before roles existed and keeps full rights:
 it is an admin.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import click
 
@@ -31,8 +31,13 @@ PLUGIN = "ssh-keys"
 PATH_PROPERTY = "authorized-keys-file"
 DEFAULT_ROLE = "deployer"
 LEGACY_ROLE = "admin"  # keys added before roles existed
-role_option = click.option("--role", type=click.Choice(access.ROLES), default=DEFAULT_ROLE, show_default=True,
-                           help="admin: every SSH command; deployer: only the apps whose access list names it.")
+role_option = click.option(
+    "--role",
+    type=click.Choice(access.ROLES),
+    default=DEFAULT_ROLE,
+    show_default=True,
+    help="admin: every SSH command; deployer: only the apps whose access list names it.",
+)
 
 
 @hookimpl
@@ -54,7 +59,7 @@ def stored_role(context: Context, name: str) -> str:
 
 
 @hookimpl(trylast=True)
-def skiff_key_role(context: Context, key: str) -> Optional[str]:
+def skiff_key_role(context: Context, key: str) -> str | None:
     return stored_role(context, key)
 
 
@@ -74,7 +79,7 @@ def _lock(context: Context):
     return file_lock(lock_path(context.root, "ssh-keys"), 60)
 
 
-def _root_for_keys(context: Context) -> Optional[Path]:
+def _root_for_keys(context: Context) -> Path | None:
     """Write ``SKIFF_ROOT`` into the forced command unless it is the default."""
     root = context.root.resolve()
     return None if str(root) == DEFAULT_ROOT else root
@@ -87,7 +92,7 @@ def _root_for_keys(context: Context) -> Optional[Path]:
 @click.option("--no-pty", is_flag=True, help="Do not allow a terminal for this key (ssh -t).")
 @role_option
 @pass_context
-def keys_add(context: Context, name: str, keyfile: Optional[str], no_pty: bool, role: str) -> None:
+def keys_add(context: Context, name: str, keyfile: str | None, no_pty: bool, role: str) -> None:
     """Allow a public key to push and run commands: ssh-keys:add NAME [KEYFILE|-] [--role admin|deployer].
 
     A deployer (the default) may push to and run app commands on the apps
@@ -103,7 +108,7 @@ def keys_add(context: Context, name: str, keyfile: Optional[str], no_pty: bool, 
         try:
             text = Path(keyfile).read_text()
         except (OSError, UnicodeDecodeError) as exc:
-            raise SkiffError(f"cannot read {keyfile}: {getattr(exc, 'strerror', None) or exc}")
+            raise SkiffError(f"cannot read {keyfile}: {getattr(exc, 'strerror', None) or exc}") from exc
     key = keys.parse_public_key(text)
     path = authorized_keys_path(context)
     options = "restrict" if no_pty else keys.DEFAULT_OPTIONS
@@ -137,8 +142,12 @@ def keys_list(context: Context, fmt: str) -> None:
     found = keys.skiff_keys(keys.read_lines(authorized_keys_path(context)))
     roles = {k.name: stored_role(context, k.name) for k in found}
     if fmt == "json":
-        click.echo(json.dumps([{"name": k.name, "role": roles[k.name], "fingerprint": k.fingerprint,
-                                "type": k.type} for k in found], indent=2))
+        click.echo(
+            json.dumps(
+                [{"name": k.name, "role": roles[k.name], "fingerprint": k.fingerprint, "type": k.type} for k in found],
+                indent=2,
+            )
+        )
         return
     if not found:
         context.output.info("no keys; add one with ssh-keys:add NAME KEYFILE")
@@ -192,7 +201,7 @@ def _is_named(line: str, name: str) -> bool:
 @click.argument("key", type=click.Choice([PATH_PROPERTY]))
 @click.argument("value", required=False)
 @pass_context
-def keys_set(context: Context, key: str, value: Optional[str]) -> None:
+def keys_set(context: Context, key: str, value: str | None) -> None:
     """Set where keys are written: ssh-keys:set authorized-keys-file [PATH] (no PATH: default)."""
     if value:
         path = Path(value)

@@ -1,4 +1,5 @@
 """End to end through a real sshd: who gets in, and what a key can (not) do."""
+
 from __future__ import annotations
 
 import socket
@@ -75,8 +76,15 @@ def test_unknown_key_can_neither_push_nor_run_commands(sshd, stranger, tmp_path,
 
 
 def test_a_known_key_gets_no_shell(sshd):
-    attempts = (("bash", ()), ("sh -c id", ()), ("sh", ("-tt",)), ("/bin/sh", ()),
-                ("ls; id", ()), ("ssh-keys:add x", ()), ("git-hook app", ()))
+    attempts = (
+        ("bash", ()),
+        ("sh -c id", ()),
+        ("sh", ("-tt",)),
+        ("/bin/sh", ()),
+        ("ls; id", ()),
+        ("ssh-keys:add x", ()),
+        ("git-hook app", ()),
+    )
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda a: sshd.ssh(a[0], options=a[1]), attempts))
     for (command, _), result in zip(attempts, results):
@@ -103,13 +111,20 @@ def test_a_known_key_gets_no_port_forwarding(sshd, listener):
     assert result.exit_code != 0 and "forwarding failed" in result.stderr
     assert "hello" not in result.stdout
     # remote forwarding (-R) is refused by the server
-    result = sshd.ssh("apps:list", options=("-o", "ExitOnForwardFailure=yes",
-                                            "-R", f"127.0.0.1:{free_port()}:127.0.0.1:{listener.port}"))
+    result = sshd.ssh(
+        "apps:list",
+        options=("-o", "ExitOnForwardFailure=yes", "-R", f"127.0.0.1:{free_port()}:127.0.0.1:{listener.port}"),
+    )
     assert result.exit_code != 0 and "forwarding failed" in result.stderr
     # local forwarding (-L): the client listens, the server refuses the channel
     local = free_port()
-    proc = subprocess.Popen(sshd.ssh_args(("-N", "-L", f"127.0.0.1:{local}:127.0.0.1:{listener.port}")) + [sshd.alias],
-                            env=sshd.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        sshd.ssh_args(("-N", "-L", f"127.0.0.1:{local}:127.0.0.1:{listener.port}")) + [sshd.alias],
+        env=sshd.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         data = _read_through(local, proc)
     finally:
@@ -152,8 +167,9 @@ def test_commands_over_ssh_and_key_removal(sshd, skiff_root):
     listed = sshd.ssh("ssh-keys:list")
     assert listed.exit_code == 0 and "test" in listed.stdout
     # removed keys are locked out at once
-    removed = subprocess.run([sshd.skiff_env.get("SKIFF_EXECUTABLE") or _skiff(), "ssh-keys:remove", "test"],
-                             capture_output=True, text=True)
+    removed = subprocess.run(
+        [sshd.skiff_env.get("SKIFF_EXECUTABLE") or _skiff(), "ssh-keys:remove", "test"], capture_output=True, text=True
+    )
     assert removed.returncode == 0, removed.stderr
     result = sshd.ssh("apps:list")
     assert result.exit_code == 255 and "Permission denied" in result.stderr

@@ -1,4 +1,5 @@
 """ssh-keys:* with the harness (in-process CLI), real ssh-keygen, a temp authorized_keys."""
+
 from __future__ import annotations
 
 import stat
@@ -16,8 +17,9 @@ def key_pair(tmp_path):
     def make(name: str, key_type: str = "ed25519") -> Path:
         path = tmp_path / f"{name}_key"
         bits = ["-b", "1024"] if key_type == "rsa" else []
-        subprocess.run(["ssh-keygen", "-q", "-t", key_type, *bits, "-N", "", "-C", f"{name}@laptop", "-f", str(path)],
-                       check=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", key_type, *bits, "-N", "", "-C", f"{name}@laptop", "-f", str(path)], check=True
+        )
         return path
 
     return make
@@ -36,8 +38,9 @@ def h(skiff):
 
 
 def fingerprint(pub: Path) -> str:
-    return subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(pub)], capture_output=True,
-                          text=True, check=True).stdout.split()[1]
+    return subprocess.run(
+        ["ssh-keygen", "-l", "-E", "sha256", "-f", str(pub)], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
 
 
 def test_add_writes_a_forced_command_line(h, ak, key_pair, skiff_root):
@@ -62,12 +65,15 @@ def test_add_from_stdin_rsa_and_no_pty(h, ak, key_pair):
     assert ",restrict ssh-rsa " in ak.read_text()
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "no public key given"),
-    ("hello world\n", "not an OpenSSH public key"),
-    ("ssh-ed25519 AAAAnotbase64really\n", "not a valid public key"),
-    ('command="sh" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH6 x\n', "not an OpenSSH public key"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "no public key given"),
+        ("hello world\n", "not an OpenSSH public key"),
+        ("ssh-ed25519 AAAAnotbase64really\n", "not a valid public key"),
+        ('command="sh" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH6 x\n', "not an OpenSSH public key"),
+    ],
+)
 def test_add_rejects_garbage(h, ak, text, message):
     result = h.invoke("ssh-keys:add", "eve", "-", input=text)
     assert result.exit_code == 1 and message in result.stderr

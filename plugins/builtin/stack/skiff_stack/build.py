@@ -5,6 +5,7 @@ minbase with python3, venv, pip and ca-certificates) and the stack
 ``skiff/stack:SUITE`` built on it (Node.js, npm, compilers and headers, the
 non-root ``app`` user, ``/app``). Each step is skipped when its tag exists.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,7 +18,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from skiff.errors import SkiffError, ValidationError
 from skiff.output import Output
@@ -27,16 +28,34 @@ DEFAULT_IMAGE = f"skiff/stack:{DEFAULT_SUITE}"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 STACK_VERSION = "1"
 APP_UID = 1000
-MILESTONES = ("I: Retrieving Release", "I: Installing core packages", "I: Unpacking the base system",
-              "I: Configuring the base system", "I: Base system installed", "E:", "W: Failure")
+MILESTONES = (
+    "I: Retrieving Release",
+    "I: Installing core packages",
+    "I: Unpacking the base system",
+    "I: Configuring the base system",
+    "I: Base system installed",
+    "E:",
+    "W: Failure",
+)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BUILD_NOISE = re.compile(r"^( ---> [0-9a-f]{12}$| ---> Running in |Removing intermediate container )")
 SUITE_RE = re.compile(r"\A[a-z][a-z0-9-]{1,31}\Z")
 BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
 # nodejs/npm do not configure inside debootstrap: they are installed in the Dockerfile step.
 STACK_PACKAGES = (
-    "nodejs", "npm", "git", "curl", "procps", "tzdata", "locales",
-    "build-essential", "python3-dev", "pkg-config", "libpq-dev", "libffi-dev", "libssl-dev",
+    "nodejs",
+    "npm",
+    "git",
+    "curl",
+    "procps",
+    "tzdata",
+    "locales",
+    "build-essential",
+    "python3-dev",
+    "pkg-config",
+    "libpq-dev",
+    "libffi-dev",
+    "libssl-dev",
 )
 
 DOCKERFILE = """\
@@ -81,7 +100,9 @@ def image_exists(client, ref: str) -> bool:
         return False
 
 
-def find_mirror(sources_dir: Path = Path("/etc/apt/sources.list.d"), sources_list: Path = Path("/etc/apt/sources.list")) -> str:
+def find_mirror(
+    sources_dir: Path = Path("/etc/apt/sources.list.d"), sources_list: Path = Path("/etc/apt/sources.list")
+) -> str:
     """The host's Debian mirror (not the security one), from its apt sources."""
     candidates: list[str] = []
     files = sorted(sources_dir.glob("*")) if sources_dir.is_dir() else []
@@ -114,13 +135,14 @@ def _unmount_all(rootfs: Path) -> None:
             subprocess.run(["umount", "-l", str(target)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def build_base(client, suite: str, tag: str, out: Output, mirror: Optional[str] = None) -> None:
+def build_base(client, suite: str, tag: str, out: Output, mirror: str | None = None) -> None:
     """debootstrap SUITE into a temp dir and import it as ``tag``."""
     if shutil.which("debootstrap") is None:
         raise SkiffError("debootstrap is not installed (apt-get install debootstrap)")
     if os.geteuid() != 0:
-        raise SkiffError(f"making the {suite} rootfs needs root (debootstrap): run 'skiff stack:build' as root, "
-                         "e.g. 'make stack'")
+        raise SkiffError(
+            f"making the {suite} rootfs needs root (debootstrap): run 'skiff stack:build' as root, e.g. 'make stack'"
+        )
     mirror = mirror or find_mirror()
     out.step(f"Bootstrapping Debian {suite} from {mirror} (about a minute)")
     t0 = time.monotonic()
@@ -168,8 +190,9 @@ def _build_from_dockerfile(client, dockerfile: str, tag: str, out: Output) -> No
 
     error = None
     try:
-        for chunk in client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
-                                      pull=False, decode=True):
+        for chunk in client.api.build(
+            fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True, pull=False, decode=True
+        ):
             if "stream" in chunk:
                 for line in ANSI.sub("", chunk["stream"]).splitlines():
                     if line.strip() and not BUILD_NOISE.match(line):
@@ -177,8 +200,10 @@ def _build_from_dockerfile(client, dockerfile: str, tag: str, out: Output) -> No
             if "error" in chunk:
                 error = chunk["error"]
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
-        raise SkiffError(f"lost the connection to the Docker engine while building {tag} "
-                         f"({type(exc).__name__}); is dockerd running? Run stack:build again") from exc
+        raise SkiffError(
+            f"lost the connection to the Docker engine while building {tag} "
+            f"({type(exc).__name__}); is dockerd running? Run stack:build again"
+        ) from exc
     if error:
         raise SkiffError(f"building {tag} failed: {error.strip()}")
 
@@ -188,7 +213,8 @@ def probe_versions(client, image: str) -> dict[str, str]:
     script = (
         "import platform, shutil, subprocess\n"
         "node = shutil.which('node')\n"
-        "v = subprocess.run([node, '--version'], capture_output=True, text=True).stdout.strip().lstrip('v') if node else ''\n"
+        "v = subprocess.run([node, '--version'], capture_output=True, text=True).stdout if node else ''\n"
+        "v = v.strip().lstrip('v')\n"
         "print(platform.python_version() + ' ' + (v or '-'))\n"
     )
     raw = client.containers.run(image, ["python3", "-c", script], remove=True, network_disabled=True)
@@ -196,7 +222,7 @@ def probe_versions(client, image: str) -> dict[str, str]:
     return {"python": python, "node": "" if node == "-" else node}
 
 
-def build_stack(client, suite: str, tag: str, out: Output, base: Optional[str] = None) -> dict[str, Any]:
+def build_stack(client, suite: str, tag: str, out: Output, base: str | None = None) -> dict[str, Any]:
     """Build the stack image ``tag`` for ``suite`` unless it exists; return its labels."""
     validate_suite(suite)
     if image_exists(client, tag):
@@ -210,8 +236,9 @@ def build_stack(client, suite: str, tag: str, out: Output, base: Optional[str] =
         build_base(client, suite, base, out)
     out.step(f"Building {tag} (Node.js, npm, build tools, the app user)")
     staging = f"skiff/stack-staging:{suite}"
-    dockerfile = DOCKERFILE.format(base=base, packages=" ".join(STACK_PACKAGES), uid=APP_UID,
-                                   suite=suite, version=STACK_VERSION)
+    dockerfile = DOCKERFILE.format(
+        base=base, packages=" ".join(STACK_PACKAGES), uid=APP_UID, suite=suite, version=STACK_VERSION
+    )
     _build_from_dockerfile(client, dockerfile, staging, out)
     versions = probe_versions(client, staging)
     labels = {"skiff.stack.python": versions["python"], "skiff.stack.node": versions["node"]}
@@ -221,6 +248,8 @@ def build_stack(client, suite: str, tag: str, out: Output, base: Optional[str] =
         client.images.remove(staging, noprune=True)
     except Exception:
         pass
-    out.step(f"Stack image {tag} ready in {time.monotonic() - t0:.1f}s "
-             f"(Python {versions['python']}, Node.js {versions['node'] or 'none'})")
+    out.step(
+        f"Stack image {tag} ready in {time.monotonic() - t0:.1f}s "
+        f"(Python {versions['python']}, Node.js {versions['node'] or 'none'})"
+    )
     return client.images.get(tag).labels or {}

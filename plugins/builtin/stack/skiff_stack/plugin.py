@@ -4,16 +4,16 @@ The stack image is the global property ``("stack", "image")``, default
 ``skiff/stack:trixie``. Other plugins read that property; they never import
 this package.
 """
+
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Optional
+from typing import Any
 
 import click
 
-from skiff import hookimpl
-from skiff import access
+from skiff import access, hookimpl
 from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
@@ -51,7 +51,7 @@ def skiff_commands(cli: click.Group) -> None:
 @click.command("stack:build")
 @click.argument("suite", required=False)
 @pass_context
-def stack_build(context: Context, suite: Optional[str]) -> None:
+def stack_build(context: Context, suite: str | None) -> None:
     """Build the stack image from Debian's packages (nothing if it exists).
 
     Without SUITE: the configured stack image (default skiff/stack:trixie).
@@ -70,8 +70,10 @@ def stack_build(context: Context, suite: Optional[str]) -> None:
             if build.image_exists(client, tag):
                 context.output.step(f"Stack image {tag} already exists; nothing to do")
                 return
-            raise SkiffError(f"the stack image {tag} is not a skiff/stack:SUITE image and is not present: "
-                             f"load or pull it (docker pull {tag}), or reset it with stack:set --global image")
+            raise SkiffError(
+                f"the stack image {tag} is not a skiff/stack:SUITE image and is not present: "
+                f"load or pull it (docker pull {tag}), or reset it with stack:set --global image"
+            )
         suite = match.group(1)
     client = build.docker_client()
     build.build_stack(client, suite, tag, context.output)
@@ -84,8 +86,15 @@ def _stacks(client) -> list[dict[str, Any]]:
         for tag in image.tags or []:
             if not tag.startswith("skiff/stack:"):
                 continue  # images built FROM a stack (apps, services) inherit its labels
-            rows.append({"image": tag, "id": image.short_id.split(":")[-1], "suite": labels.get("skiff.stack", ""),
-                         "python": labels.get("skiff.stack.python", ""), "node": labels.get("skiff.stack.node", "")})
+            rows.append(
+                {
+                    "image": tag,
+                    "id": image.short_id.split(":")[-1],
+                    "suite": labels.get("skiff.stack", ""),
+                    "python": labels.get("skiff.stack.python", ""),
+                    "node": labels.get("skiff.stack.node", ""),
+                }
+            )
     return sorted(rows, key=lambda r: r["image"])
 
 
@@ -116,7 +125,7 @@ def stack_report(context: Context, fmt: str) -> None:
 @click.argument("key")
 @click.argument("value", required=False)
 @pass_context
-def stack_set(context: Context, is_global: bool, key: str, value: Optional[str]) -> None:
+def stack_set(context: Context, is_global: bool, key: str, value: str | None) -> None:
     """Set a stack property: stack:set --global image NAME (no NAME: the default)."""
     if not is_global:
         raise click.UsageError("the stack is a global setting: use stack:set --global image NAME")

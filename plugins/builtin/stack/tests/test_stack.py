@@ -10,7 +10,8 @@ def test_find_mirror_reads_deb822_and_one_line_sources(tmp_path):
     d.mkdir()
     (d / "debian.sources").write_text(
         "Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n\n"
-        "Types: deb\nURIs: http://mirror.example.org/debian\nSuites: bookworm\n")
+        "Types: deb\nURIs: http://mirror.example.org/debian\nSuites: bookworm\n"
+    )
     (d / "other.list").write_text("deb https://packages.example.com/apt stable main\n")
     assert build.find_mirror(d, tmp_path / "missing") == "http://mirror.example.org/debian"
     (tmp_path / "sources.list").write_text("deb [arch=amd64] http://ftp.example.net/debian/ trixie main\n")
@@ -30,8 +31,9 @@ def test_invalid_suites(suite):
 
 
 def test_stack_dockerfile_installs_node_and_a_non_root_user():
-    text = build.DOCKERFILE.format(base="skiff/stack-base:trixie", packages=" ".join(build.STACK_PACKAGES),
-                                   uid=1000, suite="trixie", version="1")
+    text = build.DOCKERFILE.format(
+        base="skiff/stack-base:trixie", packages=" ".join(build.STACK_PACKAGES), uid=1000, suite="trixie", version="1"
+    )
     assert "nodejs" in text and "npm" in text and "useradd --uid 1000" in text
     assert "nodejs" not in build.BASE_PACKAGES  # npm does not configure inside debootstrap
 
@@ -57,8 +59,11 @@ def test_stack_image_has_python_node_and_the_app_user(stack_image, docker_client
     labels = image.labels
     assert labels["skiff.stack"] == "trixie" and labels["skiff.stack.python"].startswith("3.13")
     assert labels["skiff.stack.node"].split(".")[0] >= "18"
-    out = docker_client.containers.run(stack_image, ["sh", "-c", "id -u app; node --version; npm --version"],
-                                       remove=True).decode().split()
+    out = (
+        docker_client.containers.run(stack_image, ["sh", "-c", "id -u app; node --version; npm --version"], remove=True)
+        .decode()
+        .split()
+    )
     assert out[0] == "1000" and out[1].startswith("v")
 
 

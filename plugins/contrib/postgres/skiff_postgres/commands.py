@@ -1,4 +1,5 @@
 """The ``postgres:*`` commands (Dokku's postgres plugin names)."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -6,12 +7,11 @@ import json
 import shutil
 import subprocess
 import sys
-from typing import IO, Any, Optional
+from typing import IO, Any
 
 import click
 
-from skiff import lifecycle
-from skiff import access
+from skiff import access, lifecycle
 from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.errors import NotFound, SkiffError, ValidationError
@@ -22,8 +22,26 @@ from .service import Service
 
 
 def all_commands() -> list[click.Command]:
-    return [pg_create, pg_destroy, pg_list, pg_exists, pg_info, pg_link, pg_unlink, pg_links, pg_connect,
-            pg_export, pg_import, pg_logs, pg_start, pg_stop, pg_restart, pg_expose, pg_unexpose, pg_build_image]
+    return [
+        pg_create,
+        pg_destroy,
+        pg_list,
+        pg_exists,
+        pg_info,
+        pg_link,
+        pg_unlink,
+        pg_links,
+        pg_connect,
+        pg_export,
+        pg_import,
+        pg_logs,
+        pg_start,
+        pg_stop,
+        pg_restart,
+        pg_expose,
+        pg_unexpose,
+        pg_build_image,
+    ]
 
 
 # -- create / destroy -------------------------------------------------------
@@ -32,13 +50,15 @@ def all_commands() -> list[click.Command]:
 @access.admin_command
 @click.command("postgres:create")
 @click.argument("name")
-@click.option("--image", help="Image with the official postgres image's interface (default: postgres:17 "
-                              "if present, else the local skiff/postgres:trixie).")
+@click.option(
+    "--image",
+    help="Image with the official postgres image's interface (default: postgres:17 "
+    "if present, else the local skiff/postgres:trixie).",
+)
 @click.option("--password", help="Use this password (visible in ps while skiff runs; prefer --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @pass_context
-def pg_create(context: Context, name: str, image: Optional[str], password: Optional[str],
-              password_stdin: bool) -> None:
+def pg_create(context: Context, name: str, image: str | None, password: str | None, password_stdin: bool) -> None:
     """Create a postgres service NAME and wait until it accepts connections."""
     sv.service_name(name)
     if password and password_stdin:
@@ -93,9 +113,14 @@ def remove_data(context: Context, c: Any, service: Service) -> None:
         return
     except PermissionError:
         pass
-    c.containers.run(service.image, entrypoint=["rm", "-rf", "--one-file-system", "/service/data"],
-                     volumes={str(path): {"bind": "/service", "mode": "rw"}}, remove=True, user="0",
-                     labels={sv.LABEL: "postgres"})
+    c.containers.run(
+        service.image,
+        entrypoint=["rm", "-rf", "--one-file-system", "/service/data"],
+        volumes={str(path): {"bind": "/service", "mode": "rw"}},
+        remove=True,
+        user="0",
+        labels={sv.LABEL: "postgres"},
+    )
     shutil.rmtree(path)
 
 
@@ -147,16 +172,25 @@ def pg_list(context: Context, fmt: str) -> None:
     """List postgres services (never their passwords)."""
     services = sorted(sv.all_services(context), key=lambda s: s.name)
     c = ct.client() if services else None
-    rows = [{"name": s.name, "image": s.image, "status": _status(ct.get(c, s)), "exposed": _exposed(s),
-             "links": sorted(s.links)} for s in services]
+    rows = [
+        {
+            "name": s.name,
+            "image": s.image,
+            "status": _status(ct.get(c, s)),
+            "exposed": _exposed(s),
+            "links": sorted(s.links),
+        }
+        for s in services
+    ]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
     context.output.banner("Postgres services")
     click.echo(f"{'NAME':<20} {'IMAGE':<24} {'STATUS':<10} {'EXPOSED':<24} LINKS")
     for r in rows:
-        click.echo(f"{r['name']:<20} {r['image']:<24} {r['status']:<10} {r['exposed']:<24} "
-                   f"{', '.join(r['links']) or '-'}")
+        click.echo(
+            f"{r['name']:<20} {r['image']:<24} {r['status']:<10} {r['exposed']:<24} {', '.join(r['links']) or '-'}"
+        )
 
 
 @access.service_command(service="name", kind="postgres")
@@ -169,14 +203,28 @@ def pg_exists(context: Context, name: str) -> None:
     click.echo(f"postgres service {name} exists")
 
 
-INFO_FIELDS = ("dsn", "status", "version", "image", "id", "data-dir", "internal-ip", "hostname",
-               "exposed-ports", "links")
+INFO_FIELDS = (
+    "dsn",
+    "status",
+    "version",
+    "image",
+    "id",
+    "data-dir",
+    "internal-ip",
+    "hostname",
+    "exposed-ports",
+    "links",
+)
 
 
 def _info_options(f):
     for name in reversed(INFO_FIELDS):
-        f = click.option(f"--{name}", "field", flag_value=name, help=f"Print only the {name.replace('-', ' ')}"
-                         + (" (with the password)." if name == "dsn" else "."))(f)
+        f = click.option(
+            f"--{name}",
+            "field",
+            flag_value=name,
+            help=f"Print only the {name.replace('-', ' ')}" + (" (with the password)." if name == "dsn" else "."),
+        )(f)
     return f
 
 
@@ -185,7 +233,7 @@ def _info_options(f):
 @click.argument("name")
 @_info_options
 @pass_context
-def pg_info(context: Context, name: str, field: Optional[str]) -> None:
+def pg_info(context: Context, name: str, field: str | None) -> None:
     """Show service NAME: status, version, data dir, links. The password only with --dsn."""
     service = sv.load(context, name)
     if field == "dsn":
@@ -232,7 +280,7 @@ def _redeploy(context: Context, app: str, description: str, no_restart: bool) ->
 @click.option("--alias", "-a", help="Set <ALIAS>_URL instead of DATABASE_URL.")
 @no_restart_option
 @pass_context
-def pg_link(context: Context, name: str, app: str, alias: Optional[str], no_restart: bool) -> None:
+def pg_link(context: Context, name: str, app: str, alias: str | None, no_restart: bool) -> None:
     """Link service NAME to APP: set DATABASE_URL (or <ALIAS>_URL) and release."""
     sv.load(context, name)
     context.state.require_app(app)
@@ -314,8 +362,9 @@ def pg_connect(context: Context, name: str) -> None:
     """Open psql in the service's container (interactive)."""
     service, container = _running(context, name)
     tty = ["-t"] if sys.stdin.isatty() and sys.stdout.isatty() else []
-    code = subprocess.call(["docker", "exec", "-i", *tty, container.id, "psql", "-U", service.user,
-                            "-d", service.database])
+    code = subprocess.call(
+        ["docker", "exec", "-i", *tty, container.id, "psql", "-U", service.user, "-d", service.database]
+    )
     if code:
         raise click.exceptions.Exit(code)
 
@@ -330,8 +379,11 @@ def pg_export(context: Context, name: str) -> None:
     if sys.stdout.isatty():
         raise SkiffError("the dump is binary: redirect stdout to a file (postgres:export NAME > FILE)")
     out = _binary(sys.stdout, "export")
-    proc = subprocess.Popen(["docker", "exec", container.id, "pg_dump", "-Fc", "-U", service.user,
-                             "-d", service.database], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        ["docker", "exec", container.id, "pg_dump", "-Fc", "-U", service.user, "-d", service.database],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     shutil.copyfileobj(proc.stdout, out, 64 * 1024)
     out.flush()
@@ -350,10 +402,27 @@ def pg_import(context: Context, name: str) -> None:
     if sys.stdin.isatty():
         raise SkiffError("pipe a dump into postgres:import (postgres:import NAME < FILE)")
     source = _binary(sys.stdin, "import")
-    proc = subprocess.Popen(["docker", "exec", "-i", container.id, "pg_restore", "--clean", "--if-exists",
-                             "--no-owner", "--no-acl", "--single-transaction", "-U", service.user,
-                             "-d", service.database], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            "docker",
+            "exec",
+            "-i",
+            container.id,
+            "pg_restore",
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--no-acl",
+            "--single-transaction",
+            "-U",
+            service.user,
+            "-d",
+            service.database,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdin is not None and proc.stderr is not None
     try:
         shutil.copyfileobj(source, proc.stdin, 64 * 1024)
@@ -375,8 +444,7 @@ def pg_import(context: Context, name: str) -> None:
 @click.command("postgres:logs")
 @click.argument("name")
 @click.option("--tail", "-t", "follow", is_flag=True, help="Keep following the log.")
-@click.option("--num", "-n", type=click.IntRange(min=0), default=100, show_default=True,
-              help="Lines to show (0: all).")
+@click.option("--num", "-n", type=click.IntRange(min=0), default=100, show_default=True, help="Lines to show (0: all).")
 @pass_context
 def pg_logs(context: Context, name: str, follow: bool, num: int) -> None:
     """Show the server's log."""
@@ -455,7 +523,7 @@ def pg_restart(context: Context, name: str) -> None:
     context.output.step(f"Postgres {name} is running")
 
 
-def parse_bind(target: Optional[str]) -> tuple[str, Optional[int]]:
+def parse_bind(target: str | None) -> tuple[str, int | None]:
     """``None`` / ``PORT`` / ``ADDR:PORT`` / ``[ADDR6]:PORT`` -> (address, port or None)."""
     if not target:
         return "127.0.0.1", None
@@ -464,7 +532,7 @@ def parse_bind(target: Optional[str]) -> tuple[str, Optional[int]]:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise ValidationError(f"invalid address {host!r}: give an IP address such as 127.0.0.1")
+        raise ValidationError(f"invalid address {host!r}: give an IP address such as 127.0.0.1") from None
     if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
         raise ValidationError(f"invalid port {port_text!r}: give a number from 1 to 65535")
     return host, int(port_text)
@@ -475,13 +543,15 @@ def parse_bind(target: Optional[str]) -> tuple[str, Optional[int]]:
 @click.argument("name")
 @click.argument("target", required=False, metavar="[[ADDR:]PORT]")
 @pass_context
-def pg_expose(context: Context, name: str, target: Optional[str]) -> None:
+def pg_expose(context: Context, name: str, target: str | None) -> None:
     """Publish NAME's port 5432 on the host: on 127.0.0.1 unless an address is given."""
     host, port = parse_bind(target)
     root = context.from_root_shell
     if not ct.is_loopback(host) and not root:
-        raise SkiffError(f"{host} is not a loopback address and reaches the host's network: only root on the server "
-                         "may expose a service on it (postgres:expose from a root shell)")
+        raise SkiffError(
+            f"{host} is not a loopback address and reaches the host's network: only root on the server "
+            "may expose a service on it (postgres:expose from a root shell)"
+        )
     with sv.service_lock(context, name):
         service = sv.load(context, name)
         c = ct.client()
@@ -523,7 +593,7 @@ def pg_unexpose(context: Context, name: str) -> None:
 @click.command("postgres:build-image")
 @click.option("--base", help="Image to build FROM (default: the stack image).")
 @pass_context
-def pg_build_image(context: Context, base: Optional[str]) -> None:
+def pg_build_image(context: Context, base: str | None) -> None:
     """Build the local skiff/postgres:trixie image from the stack image and Debian's postgresql."""
     if base is not None and (not base.strip() or base.startswith("-")):
         raise ValidationError(f"invalid image {base!r}")

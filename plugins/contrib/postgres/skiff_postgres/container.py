@@ -3,6 +3,7 @@
 Secrets reach the container through the API (its environment), never
 through a command line, so they do not show in ``ps`` on the host.
 """
+
 from __future__ import annotations
 
 import io
@@ -11,12 +12,23 @@ import os
 import tarfile
 import time
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from skiff.context import Context
 from skiff.errors import SkiffError
 
-from .service import DATA_MOUNT, LABEL, LOCAL_IMAGE, NAME_LABEL, NETWORK, PORT, REGISTRY_IMAGE, ROOT_LABEL, Service, data_dir
+from .service import (
+    DATA_MOUNT,
+    LABEL,
+    LOCAL_IMAGE,
+    NAME_LABEL,
+    NETWORK,
+    PORT,
+    REGISTRY_IMAGE,
+    ROOT_LABEL,
+    Service,
+    data_dir,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker
@@ -30,13 +42,13 @@ STACK_FALLBACK = "skiff/stack-base:trixie"
 DOCKER_TIMEOUT = 300  # seconds per API call: pg_dump / pg_restore streams
 
 
-def client() -> "docker.DockerClient":
+def client() -> docker.DockerClient:
     from skiff import dockerclient
 
     return dockerclient.client(DOCKER_TIMEOUT)
 
 
-def image_exists(c: "docker.DockerClient", ref: str) -> bool:
+def image_exists(c: docker.DockerClient, ref: str) -> bool:
     import docker
 
     try:
@@ -46,7 +58,7 @@ def image_exists(c: "docker.DockerClient", ref: str) -> bool:
         return False
 
 
-def default_image(context: Context, c: "docker.DockerClient") -> str:
+def default_image(context: Context, c: docker.DockerClient) -> str:
     """The ``postgres`` property ``image``, else the official image if present, else the local one."""
     configured = context.state.get_property("postgres", "image")
     if configured:
@@ -56,7 +68,7 @@ def default_image(context: Context, c: "docker.DockerClient") -> str:
     return LOCAL_IMAGE
 
 
-def stack_image(context: Context, c: "docker.DockerClient") -> str:
+def stack_image(context: Context, c: docker.DockerClient) -> str:
     """The stack image to build FROM: the ``stack``/``image`` setting, else the raw base."""
     configured = context.state.get_property("stack", "image")
     if configured:
@@ -66,7 +78,7 @@ def stack_image(context: Context, c: "docker.DockerClient") -> str:
     return STACK_FALLBACK
 
 
-def build_image(context: Context, c: "docker.DockerClient", tag: str = LOCAL_IMAGE, base: Optional[str] = None) -> str:
+def build_image(context: Context, c: docker.DockerClient, tag: str = LOCAL_IMAGE, base: str | None = None) -> str:
     """Build the local postgres image FROM the stack image; stream the build's output."""
     base = base or stack_image(context, c)
     if not image_exists(c, base):
@@ -82,8 +94,16 @@ def build_image(context: Context, c: "docker.DockerClient", tag: str = LOCAL_IMA
             tar.addfile(info, io.BytesIO(data))
     buf.seek(0)
     image_id = None
-    for chunk in c.api.build(fileobj=buf, custom_context=True, tag=tag, buildargs={"BASE": base},
-                             labels={LABEL: "postgres"}, rm=True, forcerm=True, decode=True):
+    for chunk in c.api.build(
+        fileobj=buf,
+        custom_context=True,
+        tag=tag,
+        buildargs={"BASE": base},
+        labels={LABEL: "postgres"},
+        rm=True,
+        forcerm=True,
+        decode=True,
+    ):
         if "error" in chunk:
             raise SkiffError(f"building {tag} failed: {chunk['error'].strip()}")
         text = chunk.get("stream", "").rstrip()
@@ -97,7 +117,7 @@ def build_image(context: Context, c: "docker.DockerClient", tag: str = LOCAL_IMA
     return tag
 
 
-def ensure_image(context: Context, c: "docker.DockerClient", image: str) -> None:
+def ensure_image(context: Context, c: docker.DockerClient, image: str) -> None:
     if image_exists(c, image):
         return
     if image == LOCAL_IMAGE:
@@ -107,11 +127,13 @@ def ensure_image(context: Context, c: "docker.DockerClient", image: str) -> None
     try:
         c.images.pull(image)
     except Exception as exc:
-        raise SkiffError(f"image {image} is not here and cannot be pulled ({exc}); "
-                         f"run postgres:build-image and use the default {LOCAL_IMAGE}")
+        raise SkiffError(
+            f"image {image} is not here and cannot be pulled ({exc}); "
+            f"run postgres:build-image and use the default {LOCAL_IMAGE}"
+        ) from exc
 
 
-def ensure_network(c: "docker.DockerClient") -> None:
+def ensure_network(c: docker.DockerClient) -> None:
     import docker
 
     if _network_exists(c):
@@ -120,15 +142,15 @@ def ensure_network(c: "docker.DockerClient") -> None:
         c.networks.create(NETWORK, driver="bridge", check_duplicate=True, labels={"skiff.network": "1"})
     except docker.errors.APIError as exc:
         if not _network_exists(c):
-            raise SkiffError(f"cannot create the docker network {NETWORK}: {exc}")
+            raise SkiffError(f"cannot create the docker network {NETWORK}: {exc}") from exc
 
 
-def _network_exists(c: "docker.DockerClient") -> bool:
+def _network_exists(c: docker.DockerClient) -> bool:
     # the engine's name filter matches substrings
     return any(n.name == NETWORK for n in c.networks.list(names=[NETWORK]))
 
 
-def get(c: "docker.DockerClient", service: Service) -> Optional["Container"]:
+def get(c: docker.DockerClient, service: Service) -> Container | None:
     import docker
 
     try:
@@ -149,12 +171,14 @@ def expose_address(context: Context, service: Service) -> str:
     address = str((service.expose or {}).get("host") or "127.0.0.1")
     if is_loopback(address) or (service.expose or {}).get("root") is True:
         return address
-    context.output.warn(f"postgres {service.name}: exposing on {address} is not applied (127.0.0.1 instead): "
-                        "a non-loopback address needs root's confirmation (postgres:expose from a root shell)")
+    context.output.warn(
+        f"postgres {service.name}: exposing on {address} is not applied (127.0.0.1 instead): "
+        "a non-loopback address needs root's confirmation (postgres:expose from a root shell)"
+    )
     return "127.0.0.1"
 
 
-def run(context: Context, c: "docker.DockerClient", service: Service) -> "Container":
+def run(context: Context, c: docker.DockerClient, service: Service) -> Container:
     """Start the service's container (data dir, network alias, restart always)."""
     ensure_network(c)
     data = data_dir(context, service.name) / "data"
@@ -183,7 +207,7 @@ def run(context: Context, c: "docker.DockerClient", service: Service) -> "Contai
     )
 
 
-def remove(c: "docker.DockerClient", service: Service, graceful: bool = True) -> None:
+def remove(c: docker.DockerClient, service: Service, graceful: bool = True) -> None:
     """Remove the container; a running server gets a clean (fast) shutdown first."""
     container = get(c, service)
     if container is None:
@@ -193,12 +217,12 @@ def remove(c: "docker.DockerClient", service: Service, graceful: bool = True) ->
     container.remove(force=True)
 
 
-def exec_output(container: "Container", argv: list[str]) -> tuple[int, str]:
+def exec_output(container: Container, argv: list[str]) -> tuple[int, str]:
     code, output = container.exec_run(argv, user="postgres")
     return code, output.decode("utf-8", "replace").strip()
 
 
-def wait_ready(container: "Container", service: Service, timeout: Optional[float] = None) -> None:
+def wait_ready(container: Container, service: Service, timeout: float | None = None) -> None:
     """Wait until the server accepts TCP connections (pg_isready), or fail with its log."""
     timeout = timeout or float(os.environ.get(READY_TIMEOUT_ENV, "90"))
     deadline = time.monotonic() + timeout
@@ -212,17 +236,18 @@ def wait_ready(container: "Container", service: Service, timeout: Optional[float
             if code == 0:
                 return
         if time.monotonic() > deadline:
-            raise SkiffError(f"postgres {service.name} did not accept connections within {timeout:g}s: "
-                             f"{last_log(container)}")
+            raise SkiffError(
+                f"postgres {service.name} did not accept connections within {timeout:g}s: {last_log(container)}"
+            )
         time.sleep(0.2)
 
 
-def last_log(container: "Container") -> str:
+def last_log(container: Container) -> str:
     lines = container.logs(tail=3).decode("utf-8", "replace").strip().splitlines()
     return " | ".join(lines) or "(no log)"
 
 
-def host_port(container: "Container") -> Optional[tuple[str, int]]:
+def host_port(container: Container) -> tuple[str, int] | None:
     container.reload()
     bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{PORT}/tcp") or []
     for binding in bindings:
@@ -231,12 +256,13 @@ def host_port(container: "Container") -> Optional[tuple[str, int]]:
     return None
 
 
-def internal_ip(container: "Container") -> str:
+def internal_ip(container: Container) -> str:
     networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
     return (networks.get(NETWORK) or {}).get("IPAddress", "")
 
 
-def server_version(container: "Container", service: Service) -> str:
-    code, out = exec_output(container, ["psql", "-X", "-tA", "-U", service.user, "-d", service.database,
-                                        "-c", "SHOW server_version"])
+def server_version(container: Container, service: Service) -> str:
+    code, out = exec_output(
+        container, ["psql", "-X", "-tA", "-U", service.user, "-d", service.database, "-c", "SHOW server_version"]
+    )
     return out if code == 0 else ""

@@ -4,9 +4,10 @@ Commands are in :mod:`skiff_postgres.commands`; this module holds the hook
 implementations. Link records live in the plugin's properties, so an app
 that is destroyed is unlinked and an app that is renamed keeps its links.
 """
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -37,7 +38,7 @@ def _update_links(context: Context, app: str, change) -> None:
 
 
 @hookimpl(trylast=True)
-def skiff_service_apps(context: Context, kind: str, service: str) -> Optional[list[str]]:
+def skiff_service_apps(context: Context, kind: str, service: str) -> list[str] | None:
     """The apps a postgres service is linked to (for access checks); ``None``: no such service."""
     if kind != "postgres":
         return None
@@ -53,6 +54,7 @@ def skiff_service_apps(context: Context, kind: str, service: str) -> Optional[li
 @hookimpl
 def skiff_app_destroyed(context: Context, app: str) -> None:
     """Forget the app's links (the core deletes its config)."""
+
     def unlink(service: sv.Service) -> None:
         service.links.pop(app, None)
         context.output.info(f"Unlinked postgres {service.name}")
@@ -63,6 +65,7 @@ def skiff_app_destroyed(context: Context, app: str) -> None:
 @hookimpl
 def skiff_app_renamed(context: Context, old: str, new: str) -> None:
     """Keep the links: the config moved with the app, the records follow."""
+
     def rename(service: sv.Service) -> None:
         service.links[new] = service.links.pop(old)
 
@@ -70,7 +73,7 @@ def skiff_app_renamed(context: Context, old: str, new: str) -> None:
 
 
 @hookimpl
-def skiff_report(context: Context, app: str) -> Optional[dict[str, dict[str, Any]]]:
+def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]] | None:
     links = {s.name: s.links[app] for s in sv.all_services(context) if app in s.links}
     if not links:
         return None

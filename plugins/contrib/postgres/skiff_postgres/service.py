@@ -4,15 +4,17 @@ One record per service is a global property of the ``postgres`` plugin
 (key ``service:<name>``) in the state store, whose file is 0600. It holds
 the password, so it is never printed as a whole.
 """
+
 from __future__ import annotations
 
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 from urllib.parse import quote
 
 from skiff import validate
@@ -87,7 +89,7 @@ class Service:
     user: str = "postgres"
     database: str = ""
     created: float = field(default_factory=time.time)
-    expose: Optional[dict[str, Any]] = None  # {"host": "127.0.0.1", "port": 5999}
+    expose: dict[str, Any] | None = None  # {"host": "127.0.0.1", "port": 5999}
     links: dict[str, str] = field(default_factory=dict)  # app -> config key
 
     def __post_init__(self) -> None:
@@ -116,8 +118,11 @@ def data_dir(context: Context, name: str) -> Path:
 
 @contextmanager
 def service_lock(context: Context, name: str) -> Iterator[None]:
-    with file_lock(lock_path(context.root, f"postgres-{name}"), LOCK_TIMEOUT,
-                   on_wait=lambda: context.output.step(f"Waiting for another command on postgres {name}")):
+    with file_lock(
+        lock_path(context.root, f"postgres-{name}"),
+        LOCK_TIMEOUT,
+        on_wait=lambda: context.output.step(f"Waiting for another command on postgres {name}"),
+    ):
         yield
 
 
@@ -146,7 +151,7 @@ def all_services(context: Context) -> list[Service]:
     return [Service(**value) for key, value in props.items() if key.startswith(KEY_PREFIX)]
 
 
-def pick_key(service: Service, app_config: dict[str, str], alias: Optional[str]) -> str:
+def pick_key(service: Service, app_config: dict[str, str], alias: str | None) -> str:
     """The config key a link sets: DATABASE_URL, or <ALIAS>_URL when taken or asked for."""
     if alias:
         key = alias_key(alias)

@@ -1,4 +1,5 @@
 """Fixtures for the postgres plugin's end-to-end tests (real dockerd, real postgres)."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ import sys
 import uuid
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -24,8 +25,9 @@ def pg_image(docker_client) -> str:
     try:
         docker_client.images.get(sv.LOCAL_IMAGE)
     except docker.errors.ImageNotFound:
-        proc = subprocess.run([sys.executable, "-m", "skiff", "postgres:build-image"], env=cli_env(None),
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "skiff", "postgres:build-image"], env=cli_env(None), capture_output=True, text=True
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
     _remove_orphans(docker_client)
     return sv.LOCAL_IMAGE
@@ -43,7 +45,7 @@ def _remove_orphans(docker_client) -> None:
             c.remove(force=True)
 
 
-def cli_env(root: Optional[Path], **extra: str) -> dict[str, str]:
+def cli_env(root: Path | None, **extra: str) -> dict[str, str]:
     """Environment for a real ``skiff`` process with only apps, config and postgres enabled."""
     keep = {"apps", "config", "postgres"}
     others = {ep.name for ep in metadata.entry_points(group="skiff")} - keep
@@ -53,11 +55,19 @@ def cli_env(root: Optional[Path], **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(root: Path, *args: str, input: Optional[bytes] = None, stdout: Any = subprocess.PIPE,
-            stdin: Any = None) -> subprocess.CompletedProcess:
+def run_cli(
+    root: Path, *args: str, input: bytes | None = None, stdout: Any = subprocess.PIPE, stdin: Any = None
+) -> subprocess.CompletedProcess:
     """Run ``skiff ARGS`` as a separate process (binary stdout/stdin, like over SSH)."""
-    return subprocess.run([sys.executable, "-m", "skiff", *args], env=cli_env(root), input=input,
-                          stdout=stdout, stdin=stdin, stderr=subprocess.PIPE, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "skiff", *args],
+        env=cli_env(root),
+        input=input,
+        stdout=stdout,
+        stdin=stdin,
+        stderr=subprocess.PIPE,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -78,8 +88,13 @@ def cleanup(docker_client, skiff_root):
 def psql_client(docker_client, image: str, url: str, sql: str, *, network_mode: str = sv.NETWORK) -> tuple[int, str]:
     """Run a real psql client in a one-off container with DATABASE_URL in its environment."""
     container = docker_client.containers.run(
-        image, entrypoint=["sh", "-c", CLIENT_SCRIPT], environment={"DATABASE_URL": url, "SQL": sql},
-        network_mode=network_mode, labels={"skiff.test.client": "1", sv.LABEL: "postgres"}, detach=True)
+        image,
+        entrypoint=["sh", "-c", CLIENT_SCRIPT],
+        environment={"DATABASE_URL": url, "SQL": sql},
+        network_mode=network_mode,
+        labels={"skiff.test.client": "1", sv.LABEL: "postgres"},
+        detach=True,
+    )
     try:
         code = container.wait(timeout=120)["StatusCode"]
         return code, container.logs().decode("utf-8", "replace").strip()

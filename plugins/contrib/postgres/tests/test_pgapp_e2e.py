@@ -6,6 +6,7 @@ and of the app; a dump exported over SSH restores into a new service.
 The server side is the real ``skiff`` process with the installed plugins, less the ones
 this test does not need (nginx: the test talks to the web container's loopback port).
 """
+
 import json
 import subprocess
 import urllib.request
@@ -20,8 +21,18 @@ from skiff.testing.sshd import init_repo
 pytestmark = pytest.mark.e2e
 
 EXAMPLE = Path(__file__).resolve().parents[4] / "examples" / "pgapp"
-PLUGINS = {"apps", "config", "procfile", "stack", "buildpacks", "buildpack-python", "docker", "postgres",
-           "git", "ssh-keys"}
+PLUGINS = {
+    "apps",
+    "config",
+    "procfile",
+    "stack",
+    "buildpacks",
+    "buildpack-python",
+    "docker",
+    "postgres",
+    "git",
+    "ssh-keys",
+}
 NOTE = "written before the restarts"
 
 
@@ -38,8 +49,11 @@ def ok(result):
 
 def web_port(sshd, app: str) -> int:
     report = json.loads(ok(sshd.ssh(["ps:report", app, "--format", "json"])).stdout)
-    ports = [row["port"] for row in report["processes"]
-             if row["process"] == "web" and row["status"] == "running" and row["port"]]
+    ports = [
+        row["port"]
+        for row in report["processes"]
+        if row["process"] == "web" and row["status"] == "running" and row["port"]
+    ]
     assert ports, report
     return ports[0]
 
@@ -58,12 +72,14 @@ def post(port: int, path: str, body: str) -> tuple[int, str]:
 
 def ssh_binary(sshd, command: str, **kwargs) -> subprocess.CompletedProcess:
     """``ssh skiff-test COMMAND`` with binary stdin/stdout (export and import)."""
-    return subprocess.run(sshd.ssh_args() + [sshd.alias, "--", command], env=sshd.env,
-                          stderr=subprocess.PIPE, timeout=120, **kwargs)
+    return subprocess.run(
+        sshd.ssh_args() + [sshd.alias, "--", command], env=sshd.env, stderr=subprocess.PIPE, timeout=120, **kwargs
+    )
 
 
-def test_pushed_pgapp_keeps_its_row_across_restarts(sshd, stack_image, pg_image, docker_cleanup, cleanup,
-                                                    service_name, tmp_path):
+def test_pushed_pgapp_keeps_its_row_across_restarts(
+    sshd, stack_image, pg_image, docker_cleanup, cleanup, service_name, tmp_path
+):
     app = docker_cleanup.app(new_app_name("pg"))
     db, copy = service_name, service_name + "-copy"
     files = {p.name: p.read_text() for p in EXAMPLE.iterdir() if p.is_file()}
@@ -78,8 +94,13 @@ def test_pushed_pgapp_keeps_its_row_across_restarts(sshd, stack_image, pg_image,
     assert "DATABASE_URL" in ok(sshd.ssh(["config:keys", app])).stdout
     dsn = ok(sshd.ssh(["postgres:info", db, "--dsn"])).stdout.strip()
     password = dsn.split("://postgres:")[1].split("@")[0]
-    for shown in (linked, sshd.ssh(["postgres:info", db]), sshd.ssh(["postgres:list"]),
-                  sshd.ssh(["postgres:logs", db]), sshd.ssh(["apps:report", app])):
+    for shown in (
+        linked,
+        sshd.ssh(["postgres:info", db]),
+        sshd.ssh(["postgres:list"]),
+        sshd.ssh(["postgres:logs", db]),
+        sshd.ssh(["apps:report", app]),
+    ):
         assert password not in ok(shown).output
     port = web_port(sshd, app)
     assert get(port) == "pgapp: 0 notes\n"

@@ -1,10 +1,10 @@
 """Deployer keys and postgres services: a service is theirs when all its linked apps are (no docker)."""
+
 import skiff_acl.plugin as acl_plugin
 import skiff_apps.plugin as apps_plugin
 import skiff_postgres.plugin as pg_plugin
 from skiff.testing import KeyRole
 from skiff_postgres import service as sv
-
 
 
 def _ssh(h, command, key="bob"):
@@ -17,10 +17,16 @@ def _harness(skiff):
         h.create_app(app)
     h.invoke("acl:add", "web", "bob")
     h.invoke("acl:add", "api", "bob")
-    sv.save(h.context, sv.Service(name="mine", image="img", password="x" * 12,
-                                  links={"web": "DATABASE_URL", "api": "DATABASE_URL"}))
-    sv.save(h.context, sv.Service(name="shared", image="img", password="x" * 12,
-                                  links={"web": "DATABASE_URL", "other": "DATABASE_URL"}))
+    sv.save(
+        h.context,
+        sv.Service(name="mine", image="img", password="x" * 12, links={"web": "DATABASE_URL", "api": "DATABASE_URL"}),
+    )
+    sv.save(
+        h.context,
+        sv.Service(
+            name="shared", image="img", password="x" * 12, links={"web": "DATABASE_URL", "other": "DATABASE_URL"}
+        ),
+    )
     sv.save(h.context, sv.Service(name="loose", image="img", password="x" * 12))
     return h
 
@@ -44,7 +50,8 @@ def test_a_deployer_may_use_a_service_only_when_every_linked_app_is_its_own(skif
         result = _ssh(h, f"postgres:links {name}")
         assert result.exit_code == 1
         assert result.stderr.splitlines() == [
-            f"!     key 'bob' (deployer) may not run postgres:links on postgres service '{name}'"]
+            f"!     key 'bob' (deployer) may not run postgres:links on postgres service '{name}'"
+        ]
     result = _ssh(h, "postgres:unlink mine other")
     assert result.stderr.splitlines() == ["!     key 'bob' (deployer) may not run postgres:unlink on app 'other'"]
     for command in ("postgres:create db2", "postgres:list", "postgres:destroy mine -f", "postgres:expose mine"):

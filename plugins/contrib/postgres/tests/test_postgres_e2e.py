@@ -3,6 +3,7 @@
 Every container is labelled with the test's SKIFF_ROOT and removed afterwards;
 the local image skiff/postgres:trixie is built once if missing and kept.
 """
+
 import os
 import stat
 import subprocess
@@ -26,8 +27,10 @@ def h(skiff, pg_image, cleanup):
 def _sql(docker_client, name, sql):
     """Run SQL through psql inside the service container (local socket)."""
     container = docker_client.containers.get(sv.container_name(name))
-    code, out = container.exec_run(["psql", "-X", "-tA", "-v", "ON_ERROR_STOP=1", "-U", "postgres",
-                                    "-d", sv.database_name(name), "-c", sql], user="postgres")
+    code, out = container.exec_run(
+        ["psql", "-X", "-tA", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", sv.database_name(name), "-c", sql],
+        user="postgres",
+    )
     assert code == 0, out
     return out.decode().strip()
 
@@ -72,8 +75,13 @@ def test_create_info_list_and_secrets(h, docker_client, service_name, cli, psql,
     assert dsn == f"postgres://postgres:{password}@{sv.hostname(name)}:5432/{sv.database_name(name)}"
     logs = h.invoke("postgres:logs", name, "-n", "0")
     assert "ready to accept connections" in logs.stdout
-    for text in (listing.output, info.output, logs.output, h.invoke("postgres:list", "--format", "json").output,
-                 container.logs().decode()):
+    for text in (
+        listing.output,
+        info.output,
+        logs.output,
+        h.invoke("postgres:list", "--format", "json").output,
+        container.logs().decode(),
+    ):
         assert password not in text
 
     # the DSN works from another container on the skiff network; a wrong password does not
@@ -123,8 +131,12 @@ def test_restart_stop_start_recreate_and_expose(h, docker_client, service_name, 
 def test_export_destroy_create_import_round_trip(h, docker_client, service_name, cli, skiff_root, tmp_path):
     name = service_name
     assert cli("postgres:create", name).returncode == 0
-    _sql(docker_client, name, "CREATE TABLE pets (id serial primary key, name text);"
-                              "INSERT INTO pets (name) VALUES ('cat'), ('dog'), (E'\\u00e9mile')")
+    _sql(
+        docker_client,
+        name,
+        "CREATE TABLE pets (id serial primary key, name text);"
+        "INSERT INTO pets (name) VALUES ('cat'), ('dog'), (E'\\u00e9mile')",
+    )
     dump = tmp_path / "pets.dump"
     with open(dump, "wb") as f:
         r = cli("postgres:export", name, stdout=f)

@@ -4,6 +4,7 @@ The link tests store a service record directly and use the stub builder and
 scheduler from skiff.testing, so they check the config, the records and the
 redeploys without starting containers.
 """
+
 import pytest
 
 import skiff_apps.plugin as apps_plugin
@@ -62,8 +63,14 @@ def test_parse_bind():
 def linked(skiff, tmp_path):
     """A harness with a deployed app ``web`` (stub build/scheduler) and a service record ``db``."""
     scheduler = StubScheduler()
-    h = skiff(("apps", apps_plugin), ("config", config_plugin), ("postgres", pg_plugin),
-              DirReceiver(), StubBuilder(), scheduler)
+    h = skiff(
+        ("apps", apps_plugin),
+        ("config", config_plugin),
+        ("postgres", pg_plugin),
+        DirReceiver(),
+        StubBuilder(),
+        scheduler,
+    )
     h.scheduler = scheduler
     src = tmp_path / "src"
     src.mkdir()

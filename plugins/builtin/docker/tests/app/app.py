@@ -1,4 +1,5 @@
 """Test web app: answers 'VERSION GREETING DYNO' (or 500 when the FAIL file exists)."""
+
 import http.server
 import os
 import signal

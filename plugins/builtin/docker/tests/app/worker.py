@@ -1,4 +1,5 @@
 """Test worker: logs a line per second."""
+
 import os
 import time
 
