@@ -89,6 +89,11 @@ chmod 0755 "$bin.new"
 mv "$bin.new" "$bin"
 
 # -- the state store: bring it to this version's schema, say what changed ---------------
+# The store belongs to the account: a skiff run by root before the wrapper existed (or with
+# SKIFF_ROOT pointing here) may have left root-owned files that the account cannot open.
+for f in "$root"/skiff.db "$root"/skiff.db-wal "$root"/skiff.db-shm; do
+  [ -e "$f" ] && chown "$user:$user" "$f"
+done
 as_user "$venv/bin/skiff" state:migrate
 
 # -- sudo: the skiff user may test and reload nginx, nothing else ----------------------

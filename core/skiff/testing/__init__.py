@@ -248,3 +248,16 @@ def skiff(skiff_root: Path) -> Iterator[Any]:
     yield factory
     for harness in harnesses:
         harness.context.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point ``SKIFF_ROOT`` at a private folder for the whole run.
+
+    A test (or a process it starts) that forgets to pass its own root must never open the
+    server's state store: as root it would create a root-owned ``/var/lib/skiff/skiff.db``
+    that the skiff account cannot open. Tests that need the variable unset delete it.
+    """
+    if getattr(config, "workerinput", None) is None and "SKIFF_ROOT" not in os.environ:
+        import tempfile
+
+        os.environ["SKIFF_ROOT"] = tempfile.mkdtemp(prefix="skiff-test-root-")
