@@ -1,4 +1,4 @@
-"""The apps plugin's commands."""
+"""The apps plugin's commands: apps:create, apps:list, apps:exists, apps:destroy, apps:rename, apps:report."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The buildpacks plugin's commands."""
+"""The buildpacks plugin's commands: buildpacks:* and repo:purge-cache."""
 
 from __future__ import annotations
 

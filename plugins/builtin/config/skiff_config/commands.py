@@ -1,4 +1,4 @@
-"""The config plugin's commands."""
+"""The config plugin's commands: config:set, :unset, :clear, :get, :show, :keys, :export."""
 
 from __future__ import annotations
 

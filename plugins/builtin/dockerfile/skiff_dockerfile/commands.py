@@ -1,4 +1,4 @@
-"""The dockerfile plugin's commands."""
+"""The dockerfile plugin's commands: builder:set, builder:report."""
 
 from __future__ import annotations
 

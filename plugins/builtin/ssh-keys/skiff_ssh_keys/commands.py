@@ -1,4 +1,4 @@
-"""The ssh-keys plugin's commands."""
+"""The ssh-keys plugin's commands: ssh-keys:add, ssh-keys:list, ssh-keys:remove, ssh-keys:set-role, ssh-keys:set."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The stack plugin's commands."""
+"""The stack plugin's commands: stack:build, stack:report, stack:set."""
 
 from __future__ import annotations
 
