@@ -57,15 +57,42 @@ def command_of(line: str) -> list[str] | None:
     return ["/bin/sh", "-c", line] if line and line.strip() else None
 
 
-def process_env(config: dict[str, str], process: str, index: int, port: int, revision: str | None) -> dict[str, str]:
+def container_env(config: dict[str, str], *, dyno: str, port: int, revision: str | None) -> dict[str, str]:
+    """The environment of every container of a release, whatever its kind.
+
+    Web and worker processes, release tasks, app.json scripts and ``run``
+    containers all get it (``enter`` joins a running process container, so it
+    has that one's): the release's config, which holds every linked service's
+    URL (``postgres:link`` sets ``DATABASE_URL``), ``PORT``, ``GIT_REV`` and
+    Heroku's ``DYNO``. Only ``DYNO`` tells the kinds apart (docs/processes.md).
+    """
     env = dict(config)
     env["PORT"] = str(port)  # the port Skiff publishes and checks; not taken from the config
-    env["DYNO"] = f"{process}.{index}"
+    env["DYNO"] = dyno
     if revision:
         env.setdefault("GIT_REV", revision)
     # tini (--init) forwards SIGTERM to the whole process group, so `sh -c CMD` stops gracefully
     env["TINI_KILL_PROCESS_GROUP"] = "1"
     return env
+
+
+def process_env(config: dict[str, str], process: str, index: int, port: int, revision: str | None) -> dict[str, str]:
+    """A process container's environment: ``DYNO`` is ``<process>.<n>`` (``web.1``)."""
+    return container_env(config, dyno=f"{process}.{index}", port=port, revision=revision)
+
+
+def oneoff_dyno(kind: str, number: int | None = None) -> str:
+    """Heroku's ``DYNO`` of a one-off container: ``release.<n>``, ``run.<n>``, ``scheduler.<n>``.
+
+    Release tasks and app.json scripts pass the release's version; ``run``
+    (and a cron plugin's ``scheduler`` jobs) get a random four-digit number,
+    as on Heroku. Apps only test that ``DYNO`` is set, or its prefix.
+    """
+    if number is None:
+        import secrets
+
+        number = 1000 + secrets.randbelow(9000)
+    return f"{kind}.{number}"
 
 
 def create_kwargs(
@@ -274,19 +301,19 @@ def run_oneoff(c, kwargs: dict[str, Any], write: Callable[[str], None]) -> int:
 
 
 def release_env(d: Deploy) -> dict[str, str]:
-    return _oneoff_env(d.config, d.revision)
+    """A release task's or app.json script's environment: ``DYNO`` is ``release.<version>``."""
+    version = d.release.version if d.release is not None else None
+    return container_env(
+        d.config, dyno=oneoff_dyno("release", version), port=container_port(d.meta), revision=d.revision
+    )
 
 
-def release_env_of(release) -> dict[str, str]:
-    return _oneoff_env(release.config, release.revision)
-
-
-def _oneoff_env(config: dict[str, str], revision: str | None) -> dict[str, str]:
-    env = dict(config)
-    if revision:
-        env.setdefault("GIT_REV", revision)
-    env["TINI_KILL_PROCESS_GROUP"] = "1"
-    return env
+def release_env_of(release, kind: str = "run") -> dict[str, str]:
+    """A one-off container's environment for a stored release: ``run.<n>``, or ``scheduler.<n>``
+    for the jobs of a cron plugin (``release_env_of(release, "scheduler")``)."""
+    return container_env(
+        release.config, dyno=oneoff_dyno(kind), port=container_port(release.meta), revision=release.revision
+    )
 
 
 def run_task(d: Deploy, label: str, line: str) -> None:

@@ -8,6 +8,7 @@ The app (tests/app) is a stdlib-only web server and worker on
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -283,6 +284,73 @@ class ProcessListWatch:
                     continue
                 if self.secret in data:
                     self.seen.append(data.replace(b"\0", b" "))
+
+
+DUMP_ENV = "import json, os, sys; print('ENV', sys.argv[1], json.dumps(dict(os.environ), sort_keys=True))\n"
+#: what the engine or the shell sets per container, and the one key that tells the kinds apart
+PER_CONTAINER = {"DYNO", "HOSTNAME"}
+
+
+def test_every_kind_of_container_gets_the_same_environment(harness, proxy, tmp_path, capsys):
+    """Web and worker processes, predeploy, the release task, postdeploy, ``run`` and ``enter``:
+    one environment (the config, a linked database's URL, PORT, GIT_REV), each its own DYNO."""
+    h = harness
+    url = f"postgres://postgres:pw@skiff-postgres-{h.app}:5432/{h.app}"  # what postgres:link sets
+    assert h.invoke("config:set", h.app, "GREETING=meow", f"DATABASE_URL={url}", "--no-restart").exit_code == 0
+    assert h.invoke("ps:scale", h.app, "worker=1", "--skip-deploy").exit_code == 0
+    src = source(
+        tmp_path,
+        "v1",
+        app_json={
+            "scripts": {
+                "dokku": {
+                    "predeploy": "python3 /app/dumpenv.py predeploy",
+                    "postdeploy": "python3 /app/dumpenv.py postdeploy",
+                }
+            }
+        },
+    )
+    (src / "dumpenv.py").write_text(DUMP_ENV)
+    procfile = (
+        (src / "Procfile").read_text().replace("echo release task ran for $GIT_REV", "python3 /app/dumpenv.py release")
+    )
+    (src / "Procfile").write_text(procfile)
+    lifecycle.deploy(h.context, h.app, dir_source(src, "v1abcdef0"))
+    version = h.state.current_release(h.app).version
+
+    def dumped(text: str) -> dict[str, dict[str, str]]:
+        found = {}
+        for line in text.splitlines():
+            _, marker, rest = line.partition("ENV ")
+            if marker and not _.strip():
+                kind, _, payload = rest.partition(" ")
+                found[kind] = json.loads(payload)
+        return found
+
+    envs = dumped(capsys.readouterr().out)
+    web_port = next(row["port"] for row in ps(h)["processes"] if row["process"] == "web")
+    status, body = get(web_port, "/env")
+    assert status == 200, body
+    envs["web"] = json.loads(body)
+    for args in [
+        ("run", h.app, "python3 /app/dumpenv.py run"),
+        ("enter", h.app, "web.1", "sh", "-c", "python3 /app/dumpenv.py enter"),
+        ("enter", h.app, "worker.1", "sh", "-c", "python3 /app/dumpenv.py worker"),
+    ]:
+        result = h.invoke(*args)
+        assert result.exit_code == 0, result.output
+        envs.update(dumped(result.stdout))
+    assert sorted(envs) == ["enter", "postdeploy", "predeploy", "release", "run", "web", "worker"]
+
+    dynos = {kind: env["DYNO"] for kind, env in envs.items()}
+    assert dynos["web"] == dynos["enter"] == "web.1" and dynos["worker"] == "worker.1"
+    assert dynos["predeploy"] == dynos["release"] == dynos["postdeploy"] == f"release.{version}"
+    assert re.fullmatch(r"run\.[0-9]{4}", dynos["run"]), dynos
+    web = {k: v for k, v in envs["web"].items() if k not in PER_CONTAINER}
+    assert web["GREETING"] == "meow" and web["DATABASE_URL"] == url and web["PORT"] == "5000"
+    assert web["GIT_REV"] == "v1abcdef0"
+    for kind, env in envs.items():
+        assert {k: v for k, v in env.items() if k not in PER_CONTAINER} == web, kind
 
 
 def test_config_values_never_reach_the_hosts_process_list(harness, proxy, tmp_path):

@@ -67,6 +67,38 @@ def test_process_table_and_env():
     assert scheduler.command_of("") is None
 
 
+def test_every_container_kind_gets_the_same_environment_but_dyno():
+    """Process containers, release tasks and app.json scripts, ``run`` and cron one-offs:
+    one environment (config with the linked services' URLs, PORT, GIT_REV), their own DYNO."""
+    import re
+
+    from skiff.deploy import Deploy
+    from skiff.output import Output
+    from skiff.state import Release
+
+    config = {"DATABASE_URL": "postgres://postgres:pw@skiff-postgres-db:5432/db", "A": "1", "PORT": "9"}
+    meta = {"exposed_ports": [8080]}
+    release = Release("cat", 7, "succeeded", "", "stub:cat-7", "abc", dict(config), {}, meta=dict(meta))
+    d = Deploy(context=None, app="cat", kind="deploy", description="", output=Output(quiet=True))  # type: ignore[arg-type]
+    d.config, d.meta, d.revision, d.release = dict(config), dict(meta), "abc", release
+    web = scheduler.process_env(config, "web", 1, scheduler.container_port(meta), "abc")
+    kinds = {
+        "web.1": web,
+        "worker.2": scheduler.process_env(config, "worker", 2, scheduler.container_port(meta), "abc"),
+        "release.7": scheduler.release_env(d),
+        "run": scheduler.release_env_of(release),
+        "scheduler": scheduler.release_env_of(release, "scheduler"),
+    }
+    for name, env in kinds.items():
+        dyno = env.pop("DYNO")
+        assert dyno == name or re.fullmatch(rf"{name}\.[0-9]{{4}}", dyno), dyno
+        assert env == {k: v for k, v in web.items() if k != "DYNO"}
+    assert web["PORT"] == "8080" and web["GIT_REV"] == "abc" and web["DATABASE_URL"] == config["DATABASE_URL"]
+    d.release = None  # a task run outside a release (tests): still a release.<n>
+    assert re.fullmatch(r"release\.[0-9]{4}", scheduler.release_env(d)["DYNO"])
+    assert scheduler.oneoff_dyno("release", 3) == "release.3"
+
+
 def test_checks_from_app_json():
     app_json = {
         "healthchecks": {

@@ -1,6 +1,8 @@
-"""Test web app: answers 'VERSION GREETING DYNO' (or 500 when the FAIL file exists)."""
+"""Test web app: answers 'VERSION GREETING DYNO' (or 500 when the FAIL file exists);
+``/env`` answers its environment as JSON."""
 
 import http.server
+import json
 import os
 import signal
 import sys
@@ -14,6 +16,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         body = f"{VERSION} {os.environ.get('GREETING', '-')} {os.environ.get('DYNO')}\n".encode()
+        if self.path == "/env":
+            body = json.dumps(dict(os.environ), sort_keys=True).encode()
         self.send_response(STATUS)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
