@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from .context import Context
     from .output import Output
-    from .state import Release
+    from .state import Release, State
 
 PHASES = ("receive", "pre_build", "build", "release", "deploy", "post_deploy")
 REDEPLOY_PHASES = ("release", "deploy", "post_deploy")
@@ -73,5 +73,5 @@ class Deploy:
         return self.scratch.setdefault(plugin, {})
 
     @property
-    def state(self):
+    def state(self) -> State:
         return self.context.state

@@ -201,7 +201,8 @@ class State:
 
     @property
     def schema_version(self) -> int:
-        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+        version: int = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        return version
 
     def close(self) -> None:
         if self._conn is not None:
@@ -263,7 +264,8 @@ class State:
         row = self.conn.execute("SELECT created FROM apps WHERE name=?", (app,)).fetchone()
         if row is None:
             raise NotFound(f"app {app} does not exist")
-        return row[0]
+        created: float = row[0]
+        return created
 
     # -- config ---------------------------------------------------------
     def get_config(self, app: str = GLOBAL) -> dict[str, str]:

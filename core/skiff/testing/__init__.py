@@ -24,7 +24,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -34,6 +34,9 @@ from ..context import Context
 from ..deploy import Deploy, Source
 from ..output import Output
 from ..plugins import SkiffPluginManager, build_plugin_manager
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..state import State
 
 # End-to-end fixtures (real dockerd, sshd, nginx) live in submodules.
 pytest_plugins = ["skiff.testing.docker", "skiff.testing.sshd", "skiff.testing.nginx", "skiff.testing.scheduler"]
@@ -88,7 +91,7 @@ class SkiffHarness:
         self.cli = build_cli(self.context)
 
     @property
-    def state(self):
+    def state(self) -> State:
         return self.context.state
 
     def invoke(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:

@@ -255,7 +255,7 @@ class _CodeTar:
                     self.dirs_added.add(f"app/{rel}")
 
 
-def _engine_errors() -> tuple[type, ...]:
+def _engine_errors() -> tuple[type[Exception], ...]:
     import docker.errors
     import requests.exceptions
     import urllib3.exceptions

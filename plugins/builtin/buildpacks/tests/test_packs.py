@@ -483,3 +483,24 @@ def test_dokku_style_pack_commands(h, tmp_path):
         context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True), workdir=tmp_path
     )
     assert bp.select_packs(h.context, deploy, make_build(tmp_path, {"BUILDPACK_URL": "python"})) == ["python"]
+
+
+def test_every_buildpack_hook_answers_through_the_plugin_manager(h):
+    """Each hook of skiff_buildpacks.hookspecs, called as the plugin calls it: pm.hook.skiff_buildpack_*()."""
+    hook = h.context.hook
+    described = hook.skiff_buildpack_describe()
+    assert sorted(d["name"] for d in described) == ["node", "python", "static"]
+    assert all(d["looks_for"] and "version" in d for d in described)
+    node_app, flask_app = make_build(APPS / "node"), make_build(APPS / "flask")
+    assert hook.skiff_buildpack_detect(pack="node", build=node_app) is True
+    assert not hook.skiff_buildpack_detect(pack="python", build=node_app)
+    assert hook.skiff_buildpack_detect(pack="python", build=flask_app) is True
+    deps = hook.skiff_buildpack_dependencies(pack="node", build=node_app)
+    assert deps["files"] == ["package.json", "package-lock.json"]
+    assert hook.skiff_buildpack_dependencies(pack="python", build=flask_app)["files"] == ["requirements.txt"]
+    compiled = hook.skiff_buildpack_compile(pack="node", build=node_app)
+    assert compiled["steps"][0]["run"] == [["npm", "run", "build"]]
+    assert hook.skiff_buildpack_processes(pack="node", build=node_app) == {"web": "npm start"}
+    assert hook.skiff_buildpack_processes(pack="static", build=make_build(APPS / "static"))["web"].endswith(
+        " /app/public"
+    )

@@ -138,7 +138,9 @@ def http_app():
 
 
 def test_run_check_against_http(http_app):
-    alive = lambda: None  # noqa: E731
+    def alive() -> None:
+        pass
+
     checks.run_check(checks.Check("ok", path="/health", content="ok"), http_app, alive, 2)
     checks.run_check(checks.Check("default", path="/", max_status=499), http_app, alive, 2)  # 404 < 500
     with pytest.raises(checks.CheckFailed, match="HTTP 500"):

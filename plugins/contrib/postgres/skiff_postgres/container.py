@@ -88,7 +88,7 @@ def build_image(context: Context, c: docker.DockerClient, tag: str = LOCAL_IMAGE
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name in ("Dockerfile", "entrypoint.sh"):
-            data = resources.files("skiff_postgres").joinpath("image", name).read_bytes()
+            data = resources.files("skiff_postgres").joinpath("image").joinpath(name).read_bytes()
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o755 if name.endswith(".sh") else 0o644
             tar.addfile(info, io.BytesIO(data))
