@@ -13,14 +13,14 @@ from typing import Any
 
 import click
 
-from skiff import access, hookimpl
+from skiff import access, contracts, hookimpl
 from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
 from skiff.privileges import needs_root
 
 PLUGIN = "stack"
-DEFAULT_IMAGE = "skiff/stack:trixie"
+DEFAULT_IMAGE = contracts.DEFAULT_STACK_IMAGE
 IMAGE_RE = re.compile(r"\A[a-z0-9][a-z0-9._/:@-]{0,254}\Z")
 OWN_IMAGE_RE = re.compile(r"\Askiff/stack:([a-z][a-z0-9-]{1,31})\Z")
 
@@ -38,7 +38,7 @@ def stack_image(context: Context) -> str:
 
     if not (context.root / State.filename).exists():
         return DEFAULT_IMAGE
-    return context.state.get_property(PLUGIN, "image", default=None) or DEFAULT_IMAGE
+    return contracts.stack_image(context.state)
 
 
 @hookimpl
