@@ -182,3 +182,34 @@ def test_host_reaching_build_options_are_never_applied(h):
     assert df.docker_build_options(deploy) == {"labels": {"ok": "1"}}
     # the malformed --shm-size is warned about too now (the Dockerfile builder used to drop it silently)
     assert len(warned) == 4 and all("not applied" in w for w in warned)
+
+
+class DockerOptionsPublisher:
+    """The docker plugin's ``skiff_pre_build`` alone (no scheduler): publishes ``deploy.build_options``."""
+
+    @hookimpl
+    def skiff_pre_build(self, deploy):
+        docker_plugin.skiff_pre_build(deploy)
+
+
+@pytest.mark.e2e
+def test_build_options_published_by_the_docker_plugin_reach_the_build(
+    skiff, stack_image, docker_client, docker_cleanup, tmp_path
+):
+    h = skiff(DirReceiver(), ("procfile", procfile), ("dockerfile", df), DockerOptionsPublisher(), StubScheduler())
+    app = docker_cleanup.app(new_app_name("dfopt"))
+    h.create_app(app)
+    source = tmp_path / "src"
+    shutil.copytree(APPS / "dockerfile", source)
+    (source / "Dockerfile").write_text(
+        (source / "Dockerfile").read_text() + "ARG FLAVOUR=unset\nENV FLAVOUR=$FLAVOUR\n"
+    )
+    h.state.set_property(
+        "docker", "docker-options", {"build": ["--build-arg=FLAVOUR=tabby", "--label=team=cats"]}, app=app
+    )
+    release = lifecycle.deploy(h.context, app, dir_source(source))
+    image = docker_client.images.get(release.image)
+    assert image.labels["team"] == "cats" and image.labels["skiff.app"] == app
+    assert "FLAVOUR=tabby" in image.attrs["Config"]["Env"]
+    assert release.meta["dockerfile"] == "Dockerfile" and release.exposed_ports == [8080]
+    assert release.image_id == image.id
