@@ -207,6 +207,6 @@ def record(session: Session, layer: DepsLayer, image_id: str) -> None:
             "stack": session.build.stack.image,
             "deps_key": layer.key[:16],
             "deps_image": layer.image_id,
-            "image_id": image_id,
         }
     )
+    session.deploy.image_id = image_id

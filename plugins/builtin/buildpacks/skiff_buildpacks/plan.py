@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from skiff import contracts
+
 Step = dict[str, Any]
 
 
@@ -76,4 +78,4 @@ class PackPlan:
 
     def image_env(self, stack_path: str) -> dict[str, str]:
         """The environment the image runs with."""
-        return {**self.env(stack_path), **self.runtime_env, "PORT": "5000"}
+        return {**self.env(stack_path), **self.runtime_env, "PORT": str(contracts.DEFAULT_PORT)}

@@ -25,6 +25,7 @@ import click
 from skiff import builders, hookimpl
 from skiff.builders import BuilderInfo
 from skiff.context import Context
+from skiff.contracts import StashKey
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError, ValidationError
 
@@ -34,6 +35,7 @@ PROPS = "builder"  # the shared property namespace
 ORDER = 100  # detection: before buildpacks (1000)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 NOISE = re.compile(r"^( ---> [0-9a-f]{12}$| ---> Running in |Removing intermediate container )")
+DOCKERFILE: StashKey[str] = StashKey(PLUGIN, "dockerfile")  # the Dockerfile to build, from skiff_pre_build
 
 
 def dockerfile_path(deploy_or_context, app: str) -> str:
@@ -77,12 +79,12 @@ def skiff_pre_build(deploy: Deploy) -> None:
     if rel is None:
         missing = validate_path(dockerfile_path(deploy, deploy.app))
         raise SkiffError(f"builder is set to dockerfile but {missing} is missing from the source")
-    deploy.scratch_for(PLUGIN)["dockerfile"] = rel
+    deploy.stash[DOCKERFILE] = rel
 
 
 @hookimpl(trylast=True)
 def skiff_build(deploy: Deploy) -> str | None:
-    rel = deploy.scratch_for(PLUGIN).get("dockerfile")
+    rel = deploy.stash.get(DOCKERFILE)
     if deploy.builder != PLUGIN or not rel:
         return None
     out = deploy.output
@@ -128,7 +130,10 @@ def skiff_build(deploy: Deploy) -> str | None:
         raise SkiffError(f"docker build failed: {error.splitlines()[0] if error else 'unknown error'}")
     image = client.images.get(ref)
     ports = exposed_ports(image.attrs)
-    deploy.meta.update({"builder": PLUGIN, "exposed_ports": ports, "image_id": image.id, "dockerfile": rel})
+    deploy.meta["builder"] = PLUGIN
+    deploy.meta["dockerfile"] = rel
+    deploy.exposed_ports = ports
+    deploy.image_id = image.id
     out.step(
         f"Built {ref} in {time.monotonic() - t0:.1f}s" + (f" (exposes {', '.join(map(str, ports))})" if ports else "")
     )
@@ -144,37 +149,22 @@ def exposed_ports(attrs: dict[str, Any]) -> list[int]:
     return sorted(ports)
 
 
-SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+#: the ``deploy.build_options`` keys the SDK's ``docker build`` takes (as keyword arguments)
+SDK_BUILD_OPTIONS = ("buildargs", "labels", "extra_hosts", "shmsize")
 
 
 def docker_build_options(deploy: Deploy) -> dict[str, Any]:
-    """SDK arguments from the docker plugin's ``docker-options`` (phase ``build``, validated there).
+    """SDK arguments of ``docker build`` from ``deploy.build_options``.
 
-    A minimal rule of its own (this plugin does not import the docker plugin):
-    only ``--build-arg``, ``--label``, ``--add-host`` and ``--shm-size`` are
-    applied, none of which reaches the host; anything else in the stored value
-    (``--network=host``, a volume, ...; written by any path) is ignored with a
-    warning. See docs/security.md, "Host-reaching options".
+    The docker plugin publishes the app's ``build`` docker-options there,
+    checked against its allow-list (nothing host-reaching: docs/security.md,
+    "Host-reaching options"; docs/contracts.md). The SDK's build takes no
+    ulimits: those are left out with a warning.
     """
-    options = deploy.state.get_property("docker", "docker-options", app=deploy.app, default=None) or {}
-    result: dict[str, Any] = {}
-    for option in options.get("build", []) if isinstance(options, dict) else []:
-        flag, _, value = option.partition("=")
-        if flag == "--build-arg":
-            key, _, val = value.partition("=")
-            result.setdefault("buildargs", {})[key] = val
-        elif flag == "--label":
-            key, _, val = value.partition("=")
-            result.setdefault("labels", {})[key] = val
-        elif flag == "--add-host":
-            host, _, address = value.partition(":")
-            result.setdefault("extra_hosts", {})[host] = address
-        elif flag == "--shm-size":
-            match = re.fullmatch(r"([0-9]+)([bkmgBKMG]?)", value)
-            if match:
-                result["shmsize"] = int(match.group(1)) * SIZE_UNITS[match.group(2).lower()]
-        else:
-            deploy.output.warn(f"docker option {flag} is not applied by the Dockerfile builder; ignored")
+    published: dict[str, Any] = dict(deploy.build_options)
+    result = {key: published[key] for key in SDK_BUILD_OPTIONS if key in published}
+    if published.get("ulimits"):
+        deploy.output.warn("docker option --ulimit is not applied by the Dockerfile builder; ignored")
     return result
 
 

@@ -11,12 +11,10 @@ from typing import Any
 
 import click
 
-from skiff import hookimpl
+from skiff import contracts, hookimpl
 from skiff.context import Context
 
-from . import PLUGIN
-
-DEFAULT_IMAGE = "skiff/stack:trixie"
+DEFAULT_IMAGE = contracts.DEFAULT_STACK_IMAGE
 
 
 def stack_image(context: Context) -> str:
@@ -25,7 +23,7 @@ def stack_image(context: Context) -> str:
 
     if not (context.root / State.filename).exists():
         return DEFAULT_IMAGE
-    return context.state.get_property(PLUGIN, "image", default=None) or DEFAULT_IMAGE
+    return contracts.stack_image(context.state)
 
 
 @hookimpl

@@ -14,6 +14,7 @@ import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from skiff import contracts
 from skiff.context import Context
 from skiff.errors import SkiffError
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from docker.models.containers import Container
 
 READY_TIMEOUT_ENV = "SKIFF_POSTGRES_TIMEOUT"
-STACK_DEFAULT = "skiff/stack:trixie"
+STACK_DEFAULT = contracts.DEFAULT_STACK_IMAGE
 STACK_FALLBACK = "skiff/stack-base:trixie"
 
 
