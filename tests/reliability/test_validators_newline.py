@@ -25,8 +25,9 @@ import skiff_ssh_keys.plugin as keys_plugin
 from skiff import validate
 from skiff.errors import ValidationError
 from skiff_buildpacks import plugin as buildpacks
-from skiff_docker import commands_settings, options, scheduler
+from skiff_docker import options, scheduler
 from skiff_docker import settings as docker_settings
+from skiff_docker.commands import process_settings
 from skiff_git import repo as git_repo
 from skiff_nginx import names
 from skiff_nginx import settings as nginx_settings
@@ -35,7 +36,7 @@ from skiff_postgres import service
 from skiff_procfile import parse
 from skiff_ssh_keys import keys
 from skiff_stack import build as stack_build
-from skiff_stack import plugin as stack_plugin
+from skiff_stack import commands as stack_commands
 
 ENDINGS = ["\n", "\r\n", "\r", "\n\n", " \n"]
 
@@ -89,7 +90,7 @@ VALIDATORS: list[tuple[str, Callable[[str], Any], str]] = [
     ("procfile app.json process", _app_json_process, "web"),
     ("procfile app.json env key", _app_json_env, "SECRET_KEY"),
     ("stack suite", stack_build.validate_suite, "bookworm"),
-    ("stack image", stack_plugin.image_name, "skiff/stack:trixie"),
+    ("stack image", stack_commands.image_name, "skiff/stack:trixie"),
     ("postgres service name", service.service_name, "db"),
     ("postgres alias", service.alias_key, "BLUE_DB"),
     ("git branch name", git_repo.branch_name, "main"),
@@ -112,14 +113,14 @@ PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
     ("ssh-keys FINGERPRINT", keys.FINGERPRINT, "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"),
     ("docker PROCESS_NAME", scheduler.PROCESS_NAME, "web"),
     ("docker CANONICAL", scheduler.CANONICAL, "shop.web.1"),
-    ("docker MEMORY", commands_settings.MEMORY, "512m"),
-    ("docker CPU", commands_settings.CPU, "0.5"),
+    ("docker MEMORY", process_settings.MEMORY, "512m"),
+    ("docker CPU", process_settings.CPU, "0.5"),
     ("docker option VALUE", options.VALUE, "db:10.0.0.2"),
     ("docker option CAP", options.CAP, "NET_ADMIN"),
     ("docker option KEYVALUE", options.KEYVALUE, "a=b"),
     ("procfile PROCESS_NAME", parse.PROCESS_NAME, "web"),
-    ("stack IMAGE_RE", stack_plugin.IMAGE_RE, "skiff/stack:trixie"),
-    ("stack OWN_IMAGE_RE", stack_plugin.OWN_IMAGE_RE, "skiff/stack:trixie"),
+    ("stack IMAGE_RE", stack_commands.IMAGE_RE, "skiff/stack:trixie"),
+    ("stack OWN_IMAGE_RE", stack_commands.OWN_IMAGE_RE, "skiff/stack:trixie"),
     ("stack SUITE_RE", stack_build.SUITE_RE, "trixie"),
     ("buildpacks PACK_NAME", buildpacks.PACK_NAME, "python"),
     ("postgres ALIAS_RE", service.ALIAS_RE, "DATABASE"),

@@ -15,7 +15,7 @@ from typing import Any
 
 from skiff.deploy import Deploy
 
-from . import build as b
+from . import build as build_steps
 from .plan import PackPlan
 from .plugin import PLUGIN, _image, _prune_deps, describe_packs, docker_client, select_packs, settings
 
@@ -26,13 +26,13 @@ class Session:
 
     deploy: Deploy
     client: Any
-    build: b.Build
+    build: build_steps.Build
     described: dict[str, dict[str, Any]]
 
     @cached_property
-    def runner(self) -> b.Runner:
+    def runner(self) -> build_steps.Runner:
         """Made on first use, after the packs chose the stack (its user owns the files)."""
-        return b.Runner(self.client, self.build, settings(self.deploy.context, self.deploy.app))
+        return build_steps.Runner(self.client, self.build, settings(self.deploy.context, self.deploy.app))
 
     @property
     def hook(self):
@@ -62,9 +62,9 @@ def build_image(deploy: Deploy) -> str:
     plan_code(session, plan)
     fill_default_processes(deploy, plan)
     t0 = time.monotonic()
-    bid = b.build_id()
+    bid = build_steps.build_id()
     image_id = code_layer(session, plan, layer, bid)
-    ref = b.image_tag(deploy.app, bid)
+    ref = build_steps.image_tag(deploy.app, bid)
     record(session, layer, image_id)
     if layer.built:
         _prune_deps(session.client, deploy.app, keep=layer.image_id)
@@ -79,10 +79,10 @@ def start(deploy: Deploy) -> Session:
     context = deploy.context
     assert deploy.workdir is not None
     client = docker_client()
-    b.remove_leftover_build_containers(client, deploy.app)
+    build_steps.remove_leftover_build_containers(client, deploy.app)
     stack = stack_from_image(context, client, configured_image(context))
     config = deploy.state.effective_config(deploy.app)
-    build = b.Build(
+    build = build_steps.Build(
         app=deploy.app,
         source=deploy.workdir,
         config=config,
@@ -120,9 +120,9 @@ def dependency_layer(session: Session, plan: PackPlan) -> DepsLayer:
     if not plan.steps:
         return DepsLayer(base=stack.image, image_id=stack.id)
     env = plan.env(stack.path)
-    key = b.hash_key(session.build, _versions(session), plan.files, plan.generated, plan.steps, env)
+    key = build_steps.hash_key(session.build, _versions(session), plan.files, plan.generated, plan.steps, env)
     tag = f"deps-{key[:16]}"
-    ref = b.image_tag(session.deploy.app, tag)
+    ref = build_steps.image_tag(session.deploy.app, tag)
     existing = _image(session.client, ref)
     if existing is not None:
         session.deploy.output.step(f"Reusing the dependency layer (unchanged: {', '.join(plan.files) or 'none'})")
@@ -137,16 +137,16 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -
     assert deploy.workdir is not None
     t0 = time.monotonic()
     env = plan.env(session.build.stack.path)
-    compat = b.hash_key(session.build, _versions(session), [], {}, plan.steps, env)[:32]
+    compat = build_steps.hash_key(session.build, _versions(session), [], {}, plan.steps, env)[:32]
     lines = plan.additive_lines
-    previous = b.previous_layer(session.client, deploy.app, compat, lines) if lines else None
+    previous = build_steps.previous_layer(session.client, deploy.app, compat, lines) if lines else None
     depth, start_from = 0, session.build.stack.image
     if previous is not None:
         depth = int(previous.labels.get("skiff.deps.depth", "0")) + 1
         start_from = previous.id
         out.step("Dependencies were only added: installing them on top of the previous layer")
     runner = session.runner
-    with b.code_tar(
+    with build_steps.code_tar(
         deploy.workdir, (), plan.generated, runner.uid, runner.gid, only=plan.files, tmpdir=deploy.workdir.parent
     ) as archive:
         image_id = runner.run(
@@ -154,7 +154,7 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -
             plan.steps,
             env,
             archive,
-            b.deps_labels(deploy.app, key, compat, lines, depth),
+            build_steps.deps_labels(deploy.app, key, compat, lines, depth),
             f"skiff/{deploy.app}",
             tag,
         )
@@ -185,12 +185,12 @@ def code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str) -> 
     """Add the code to the dependency image, run the compile steps, commit with the runtime settings."""
     deploy, stack, runner = session.deploy, session.build.stack, session.runner
     assert deploy.workdir is not None
-    with b.code_tar(
+    with build_steps.code_tar(
         deploy.workdir, plan.exclude, plan.compile_files, runner.uid, runner.gid, tmpdir=deploy.workdir.parent
     ) as archive:
-        size = b.archive_size(archive)
+        size = build_steps.archive_size(archive)
         deploy.output.step(f"Adding the code ({size // 1024} KiB)" + (" and compiling" if plan.compile_steps else ""))
-        changes = b.final_changes(
+        changes = build_steps.final_changes(
             deploy.app, bid, plan.image_env(stack.path), stack.user, deploy.processes.get("web"), plan.packs
         )
         return runner.run(

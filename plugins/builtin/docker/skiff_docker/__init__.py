@@ -3,3 +3,5 @@
 The package is named ``skiff_docker`` so it never shadows the ``docker`` SDK,
 which is imported lazily inside functions (``skiff --help`` stays fast).
 """
+
+PLUGIN = "docker"  # the plugin's name: its entry point, properties and scratch key

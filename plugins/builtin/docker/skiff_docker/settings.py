@@ -16,7 +16,8 @@ from typing import Any
 from skiff.errors import ValidationError
 from skiff.state import GLOBAL, State
 
-PLUGIN = "docker"
+from . import PLUGIN
+
 ALL = "_all_"
 DEFAULT_PROCESS = "_default"
 

@@ -1,1 +1,3 @@
+"""Skiff builtin plugin: the dockerfile builder (builder:*)."""
 
+PLUGIN = "dockerfile"  # the plugin's name: its entry point, properties and scratch key

@@ -22,17 +22,16 @@ from typing import Any
 
 import click
 
-from skiff import access, builders, hookimpl, validate
+from skiff import builders, hookimpl
 from skiff.builders import BuilderInfo
-from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError, ValidationError
 
-PLUGIN = "dockerfile"
+from . import PLUGIN
+
 PROPS = "builder"  # the shared property namespace
 ORDER = 100  # detection: before buildpacks (1000)
-KEYS = ("selected", "dockerfile-path", "build-args")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 NOISE = re.compile(r"^( ---> [0-9a-f]{12}$| ---> Running in |Removing intermediate container )")
 
@@ -198,8 +197,10 @@ def _client():
 
 @hookimpl
 def skiff_commands(cli: click.Group) -> None:
-    cli.add_command(builder_set)
-    cli.add_command(builder_report)
+    from .commands import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
 
 
 @hookimpl
@@ -215,44 +216,3 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
             "build-args": props.get("build-args") or "",
         }
     }
-
-
-@access.app_command()
-@click.command("builder:set")
-@click.argument("app")
-@click.argument("key")
-@click.argument("value", required=False)
-@pass_context
-def builder_set(context: Context, app: str, key: str, value: str | None) -> None:
-    """Set a builder property of APP: selected NAME (any installed builder), dockerfile-path PATH,
-    build-args KEY[,KEY] (config keys passed as docker build args). No VALUE resets it."""
-    context.state.require_app(app)
-    if key not in KEYS:
-        raise ValidationError(f"unknown builder property {key!r}; known: {', '.join(KEYS)}")
-    if key == "build-args" and context.via_ssh:
-        raise SkiffError("build-args is an operator setting: set it on the server, not over SSH")
-    if not value:
-        context.state.delete_property(PROPS, key, app=app)
-        context.output.step(f"Reset {key} of {app}")
-        return
-    if key == "selected":
-        value = builders.validate_name(context, value)
-    if key == "dockerfile-path":
-        value = validate_path(value)
-    if key == "build-args":
-        keys = [k.strip() for k in value.split(",") if k.strip()]
-        for k in keys:
-            validate.config_key(k)
-        value = ",".join(keys)
-    context.state.set_property(PROPS, key, value, app=app)
-    context.output.step(f"Set {key} of {app} to {value}")
-
-
-@access.app_command()
-@click.command("builder:report")
-@click.argument("app")
-@pass_context
-def builder_report(context: Context, app: str) -> None:
-    """Show APP's builder settings."""
-    context.state.require_app(app)
-    context.output.fields(f"{app} builder information", skiff_report(context, app)["builder"])

@@ -32,10 +32,6 @@ COMMITTER = {
 }
 
 
-def all_commands() -> list[click.Command]:
-    return [receive_pack, upload_pack, git_hook, git_report, git_set, git_sync, git_from_archive, deploy_command]
-
-
 # -- SSH and hook entry points (hidden) -------------------------------------------------
 
 
@@ -43,7 +39,7 @@ def all_commands() -> list[click.Command]:
 @click.command("git-receive-pack", hidden=True)
 @click.argument("path")
 @pass_context
-def receive_pack(context: Context, path: str) -> None:
+def git_receive_pack(context: Context, path: str) -> None:
     """Receive a push (run by git over SSH)."""
     push.receive_pack(context, path)
 
@@ -52,7 +48,7 @@ def receive_pack(context: Context, path: str) -> None:
 @click.command("git-upload-pack", hidden=True)
 @click.argument("path")
 @pass_context
-def upload_pack(context: Context, path: str) -> None:
+def git_upload_pack(context: Context, path: str) -> None:
     """Serve a fetch or ls-remote (run by git over SSH)."""
     push.upload_pack(context, path)
 
@@ -299,7 +295,7 @@ def git_from_archive(context: Context, app: str, source: str) -> None:
 @click.argument("app")
 @click.argument("rev", required=False)
 @pass_context
-def deploy_command(context: Context, app: str, rev: str | None) -> None:
+def deploy(context: Context, app: str, rev: str | None) -> None:
     """Deploy again from APP's repository: the deploy branch, or REV (a sha, branch or tag)."""
     context.state.require_app(app)
     repo = repos.repo_path(context, app)
@@ -316,3 +312,15 @@ def deploy_command(context: Context, app: str, rev: str | None) -> None:
         Source(kind="git", location=str(repo), revision=sha, ref=f"refs/heads/{branch}"),
         f"Deploy {sha[:7]}" + (f" ({rev})" if rev else ""),
     )
+
+
+COMMANDS: list[click.Command] = [
+    git_receive_pack,
+    git_upload_pack,
+    git_hook,
+    git_report,
+    git_set,
+    git_sync,
+    git_from_archive,
+    deploy,
+]

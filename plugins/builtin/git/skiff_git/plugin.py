@@ -17,9 +17,9 @@ from . import repo as repos
 
 @hookimpl
 def skiff_commands(cli: click.Group) -> None:
-    from .commands import all_commands
+    from .commands import COMMANDS
 
-    for command in all_commands():
+    for command in COMMANDS:
         cli.add_command(command)
 
 

@@ -21,7 +21,8 @@ from skiff.errors import SkiffError, ValidationError
 from skiff.executable import skiff_executable
 from skiff.validate import shown
 
-PLUGIN = "git"
+from . import PLUGIN
+
 ZERO = "0" * 40
 HOOK_MARKER = "# Written by skiff (git plugin)"
 # Variables git sets for a hook that must not leak into git calls on other repositories.

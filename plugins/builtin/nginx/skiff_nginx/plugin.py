@@ -19,16 +19,15 @@ from skiff import hookimpl
 from skiff.context import Context
 from skiff.deploy import Deploy
 
-PLUGIN = "nginx"
+from . import PLUGIN
 
 
 @hookimpl
 def skiff_commands(cli: click.Group) -> None:
-    from . import cmd_certs, cmd_domains, cmd_nginx, cmd_ports
+    from .commands import COMMANDS
 
-    for module in (cmd_domains, cmd_ports, cmd_certs, cmd_nginx):
-        for command in module.COMMANDS:
-            cli.add_command(command)
+    for command in COMMANDS:
+        cli.add_command(command)
 
 
 @hookimpl(tryfirst=True)
@@ -96,13 +95,14 @@ def skiff_app_renamed(context: Context, old: str, new: str) -> None:
 
 @hookimpl
 def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
-    from . import cmd_certs, cmd_domains, cmd_nginx, cmd_ports, proxy
+    from . import proxy
+    from .commands import certs, domains, nginx, ports
 
     meta = proxy.current_meta(context, app) or {}
     return {
-        "domains": cmd_domains.domains_report_fields(context, app),
-        "ports": cmd_ports.report_fields(context, app),
-        "ssl": cmd_certs.report_fields(context, app),
+        "domains": domains.domains_report_fields(context, app),
+        "ports": ports.report_fields(context, app),
+        "ssl": certs.report_fields(context, app),
         "proxy": {"upstreams": list(meta.get("upstreams") or []), "urls": proxy.urls(context, app, meta)},
-        "nginx": cmd_nginx.nginx_report_fields(context, app),
+        "nginx": nginx.nginx_report_fields(context, app),
     }

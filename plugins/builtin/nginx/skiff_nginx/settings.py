@@ -18,9 +18,7 @@ from skiff.context import Context
 from skiff.errors import ValidationError
 from skiff.state import GLOBAL
 
-from . import names
-
-PLUGIN = "nginx"
+from . import PLUGIN, names
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:

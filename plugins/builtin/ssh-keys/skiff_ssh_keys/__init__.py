@@ -1,1 +1,3 @@
 """Skiff builtin plugin: SSH keys (ssh-keys:*) in the skiff account's authorized_keys."""
+
+PLUGIN = "ssh-keys"  # the plugin's name: its entry point, properties and scratch key

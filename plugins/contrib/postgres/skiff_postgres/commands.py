@@ -16,33 +16,9 @@ from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.errors import NotFound, SkiffError, ValidationError
 
-from . import container as ct
-from . import service as sv
+from . import container as pg_container
+from . import service as pg_service
 from .service import Service
-
-
-def all_commands() -> list[click.Command]:
-    return [
-        pg_create,
-        pg_destroy,
-        pg_list,
-        pg_exists,
-        pg_info,
-        pg_link,
-        pg_unlink,
-        pg_links,
-        pg_connect,
-        pg_export,
-        pg_import,
-        pg_logs,
-        pg_start,
-        pg_stop,
-        pg_restart,
-        pg_expose,
-        pg_unexpose,
-        pg_build_image,
-    ]
-
 
 # -- create / destroy -------------------------------------------------------
 
@@ -58,40 +34,40 @@ def all_commands() -> list[click.Command]:
 @click.option("--password", help="Use this password (visible in ps while skiff runs; prefer --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @pass_context
-def pg_create(context: Context, name: str, image: str | None, password: str | None, password_stdin: bool) -> None:
+def postgres_create(context: Context, name: str, image: str | None, password: str | None, password_stdin: bool) -> None:
     """Create a postgres service NAME and wait until it accepts connections."""
-    sv.service_name(name)
+    pg_service.service_name(name)
     if password and password_stdin:
         raise click.UsageError("give --password or --password-stdin, not both")
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     elif password:
         context.output.warn("--password is visible in process listings; --password-stdin is safer")
-    password = sv.check_password(password) if password else sv.new_password()
+    password = pg_service.check_password(password) if password else pg_service.new_password()
     if image is not None and (not image.strip() or image.startswith("-")):
         raise ValidationError(f"invalid image {image!r}")
-    with sv.service_lock(context, name):
-        if sv.exists(context, name):
+    with pg_service.service_lock(context, name):
+        if pg_service.exists(context, name):
             raise SkiffError(f"postgres service {name} already exists")
-        c = ct.client()
-        image = image or ct.default_image(context, c)
+        c = pg_container.client()
+        image = image or pg_container.default_image(context, c)
         service = Service(name=name, image=image, password=password)
-        if ct.get(c, service) is not None:
+        if pg_container.get(c, service) is not None:
             raise SkiffError(f"a container named {service.container} already exists; remove it first")
-        path = sv.data_dir(context, name)
+        path = pg_service.data_dir(context, name)
         if path.exists() and any(path.iterdir()):
             raise SkiffError(f"{path} already holds data; remove it or pick another name")
-        ct.ensure_image(context, c, image)
+        pg_container.ensure_image(context, c, image)
         context.output.step(f"Starting postgres {name} ({image})")
         try:
-            running = ct.run(context, c, service)
+            running = pg_container.run(context, c, service)
             context.output.info("Waiting for the server to accept connections")
-            ct.wait_ready(running, service)
+            pg_container.wait_ready(running, service)
         except BaseException:
-            ct.remove(c, service, graceful=False)
+            pg_container.remove(c, service, graceful=False)
             remove_data(context, c, service)
             raise
-        sv.save(context, service)
+        pg_service.save(context, service)
     context.output.banner(f"Postgres service created: {name}")
     context.output.info(f"Link it to an app with: postgres:link {name} APP")
 
@@ -105,7 +81,7 @@ def _refuse_if_linked(context: Context, service: Service) -> None:
 
 def remove_data(context: Context, c: Any, service: Service) -> None:
     """Delete the service's data directory (the server's files belong to its uid)."""
-    path = sv.data_dir(context, service.name)
+    path = pg_service.data_dir(context, service.name)
     if not path.exists():
         return
     try:
@@ -119,7 +95,7 @@ def remove_data(context: Context, c: Any, service: Service) -> None:
         volumes={str(path): {"bind": "/service", "mode": "rw"}},
         remove=True,
         user="0",
-        labels={sv.LABEL: "postgres"},
+        labels={pg_service.LABEL: "postgres"},
     )
     shutil.rmtree(path)
 
@@ -129,9 +105,9 @@ def remove_data(context: Context, c: Any, service: Service) -> None:
 @click.argument("name")
 @click.option("--force", "-f", is_flag=True, help="Do not ask for the service name.")
 @pass_context
-def pg_destroy(context: Context, name: str, force: bool) -> None:
+def postgres_destroy(context: Context, name: str, force: bool) -> None:
     """Destroy service NAME and its data (refused while apps are linked)."""
-    _refuse_if_linked(context, sv.load(context, name))
+    _refuse_if_linked(context, pg_service.load(context, name))
     if not force:
         if context.via_ssh and not sys.stdin.isatty():
             raise SkiffError("destroying needs confirmation: pass --force, or run it with a terminal (ssh -t)")
@@ -139,14 +115,14 @@ def pg_destroy(context: Context, name: str, force: bool) -> None:
         answer = click.prompt("To proceed, type the service name", default="", show_default=False)
         if answer.strip() != name:
             raise SkiffError("confirmation did not match the service name; nothing was destroyed")
-    with sv.service_lock(context, name):
-        service = sv.load(context, name)
+    with pg_service.service_lock(context, name):
+        service = pg_service.load(context, name)
         _refuse_if_linked(context, service)
-        c = ct.client()
+        c = pg_container.client()
         context.output.step(f"Destroying postgres {name}")
-        ct.remove(c, service, graceful=False)
+        pg_container.remove(c, service, graceful=False)
         remove_data(context, c, service)
-        sv.delete(context, name)
+        pg_service.delete(context, name)
     context.output.step(f"Destroyed postgres {name}")
 
 
@@ -161,22 +137,22 @@ def _exposed(service: Service) -> str:
     if not service.expose:
         return "-"
     host, port = service.expose["host"], service.expose.get("port")
-    return f"{host}:{port}->{sv.PORT}" if ":" not in host else f"[{host}]:{port}->{sv.PORT}"
+    return f"{host}:{port}->{pg_service.PORT}" if ":" not in host else f"[{host}]:{port}->{pg_service.PORT}"
 
 
 @access.admin_command
 @click.command("postgres:list")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @pass_context
-def pg_list(context: Context, fmt: str) -> None:
+def postgres_list(context: Context, fmt: str) -> None:
     """List postgres services (never their passwords)."""
-    services = sorted(sv.all_services(context), key=lambda s: s.name)
-    c = ct.client() if services else None
+    services = sorted(pg_service.all_services(context), key=lambda s: s.name)
+    c = pg_container.client() if services else None
     rows = [
         {
             "name": s.name,
             "image": s.image,
-            "status": _status(ct.get(c, s)),
+            "status": _status(pg_container.get(c, s)),
             "exposed": _exposed(s),
             "links": sorted(s.links),
         }
@@ -197,9 +173,9 @@ def pg_list(context: Context, fmt: str) -> None:
 @click.command("postgres:exists")
 @click.argument("name")
 @pass_context
-def pg_exists(context: Context, name: str) -> None:
+def postgres_exists(context: Context, name: str) -> None:
     """Exit 0 if service NAME exists, 1 if not."""
-    sv.load(context, name)
+    pg_service.load(context, name)
     click.echo(f"postgres service {name} exists")
 
 
@@ -233,22 +209,22 @@ def _info_options(f):
 @click.argument("name")
 @_info_options
 @pass_context
-def pg_info(context: Context, name: str, field: str | None) -> None:
+def postgres_info(context: Context, name: str, field: str | None) -> None:
     """Show service NAME: status, version, data dir, links. The password only with --dsn."""
-    service = sv.load(context, name)
+    service = pg_service.load(context, name)
     if field == "dsn":
         click.echo(service.dsn())
         return
-    c = ct.client()
-    container = ct.get(c, service)
+    c = pg_container.client()
+    container = pg_container.get(c, service)
     running = container is not None and container.status == "running"
     info = {
         "status": _status(container),
-        "version": ct.server_version(container, service) if running else "",
+        "version": pg_container.server_version(container, service) if running else "",
         "image": service.image,
         "id": container.id if container is not None else "",
-        "data-dir": str(sv.data_dir(context, name) / "data"),
-        "internal-ip": ct.internal_ip(container) if container is not None else "",
+        "data-dir": str(pg_service.data_dir(context, name) / "data"),
+        "internal-ip": pg_container.internal_ip(container) if container is not None else "",
         "hostname": service.host,
         "exposed-ports": _exposed(service),
         "links": " ".join(f"{app}:{key}" for app, key in sorted(service.links.items())) or "-",
@@ -280,19 +256,19 @@ def _redeploy(context: Context, app: str, description: str, no_restart: bool) ->
 @click.option("--alias", "-a", help="Set <ALIAS>_URL instead of DATABASE_URL.")
 @no_restart_option
 @pass_context
-def pg_link(context: Context, name: str, app: str, alias: str | None, no_restart: bool) -> None:
+def postgres_link(context: Context, name: str, app: str, alias: str | None, no_restart: bool) -> None:
     """Link service NAME to APP: set DATABASE_URL (or <ALIAS>_URL) and release."""
-    sv.load(context, name)
+    pg_service.load(context, name)
     context.state.require_app(app)
     # lock order: the app, then the service (as apps:destroy and apps:rename do)
-    with lifecycle.app_lock(context, app), sv.service_lock(context, name):
-        service = sv.load(context, name)
+    with lifecycle.app_lock(context, app), pg_service.service_lock(context, name):
+        service = pg_service.load(context, name)
         if app in service.links:
             raise SkiffError(f"postgres {name} is already linked to {app} as {service.links[app]}")
-        key = sv.pick_key(service, context.state.get_config(app), alias)
+        key = pg_service.pick_key(service, context.state.get_config(app), alias)
         context.state.set_config(app, {key: service.dsn()})
         service.links[app] = key
-        sv.save(context, service)
+        pg_service.save(context, service)
     context.output.step(f"Linked postgres {name} to {app} as {key}")
     _redeploy(context, app, f"Link postgres {name}", no_restart)
 
@@ -303,25 +279,25 @@ def pg_link(context: Context, name: str, app: str, alias: str | None, no_restart
 @click.argument("app")
 @no_restart_option
 @pass_context
-def pg_unlink(context: Context, name: str, app: str, no_restart: bool) -> None:
+def postgres_unlink(context: Context, name: str, app: str, no_restart: bool) -> None:
     """Unlink service NAME from APP: unset its URL and release."""
-    service = sv.load(context, name)
+    service = pg_service.load(context, name)
     if app in service.links and not context.state.app_exists(app):
         # a link left behind by an app destroyed while this plugin was disabled
-        with sv.service_lock(context, name):
-            service = sv.load(context, name)
+        with pg_service.service_lock(context, name):
+            service = pg_service.load(context, name)
             service.links.pop(app, None)
-            sv.save(context, service)
+            pg_service.save(context, service)
         context.output.step(f"Removed the stale link of postgres {name} to {app} (the app no longer exists)")
         return
     context.state.require_app(app)
-    with lifecycle.app_lock(context, app), sv.service_lock(context, name):
-        service = sv.load(context, name)
+    with lifecycle.app_lock(context, app), pg_service.service_lock(context, name):
+        service = pg_service.load(context, name)
         if app not in service.links:
             raise NotFound(f"postgres {name} is not linked to {app}")
         key = service.links.pop(app)
         context.state.unset_config(app, [key])
-        sv.save(context, service)
+        pg_service.save(context, service)
     context.output.step(f"Unlinked postgres {name} from {app} ({key} removed)")
     _redeploy(context, app, f"Unlink postgres {name}", no_restart)
 
@@ -330,9 +306,9 @@ def pg_unlink(context: Context, name: str, app: str, no_restart: bool) -> None:
 @click.command("postgres:links")
 @click.argument("name")
 @pass_context
-def pg_links(context: Context, name: str) -> None:
+def postgres_links(context: Context, name: str) -> None:
     """List the apps linked to service NAME (and the key each one has)."""
-    for app, key in sorted(sv.load(context, name).links.items()):
+    for app, key in sorted(pg_service.load(context, name).links.items()):
         click.echo(f"{app} {key}")
 
 
@@ -340,8 +316,8 @@ def pg_links(context: Context, name: str) -> None:
 
 
 def _running(context: Context, name: str) -> tuple[Service, Any]:
-    service = sv.load(context, name)
-    container = ct.get(ct.client(), service)
+    service = pg_service.load(context, name)
+    container = pg_container.get(pg_container.client(), service)
     if container is None or container.status != "running":
         raise SkiffError(f"postgres {name} is not running; start it with postgres:start {name}")
     return service, container
@@ -358,7 +334,7 @@ def _binary(stream: IO[Any], what: str) -> IO[bytes]:
 @click.command("postgres:connect")
 @click.argument("name")
 @pass_context
-def pg_connect(context: Context, name: str) -> None:
+def postgres_connect(context: Context, name: str) -> None:
     """Open psql in the service's container (interactive)."""
     service, container = _running(context, name)
     tty = ["-t"] if sys.stdin.isatty() and sys.stdout.isatty() else []
@@ -373,7 +349,7 @@ def pg_connect(context: Context, name: str) -> None:
 @click.command("postgres:export")
 @click.argument("name")
 @pass_context
-def pg_export(context: Context, name: str) -> None:
+def postgres_export(context: Context, name: str) -> None:
     """Write a pg_dump -Fc dump of NAME's database to stdout: postgres:export NAME > dump."""
     service, container = _running(context, name)
     if sys.stdout.isatty():
@@ -396,7 +372,7 @@ def pg_export(context: Context, name: str) -> None:
 @click.command("postgres:import")
 @click.argument("name")
 @pass_context
-def pg_import(context: Context, name: str) -> None:
+def postgres_import(context: Context, name: str) -> None:
     """Restore a pg_dump -Fc dump from stdin into NAME (one transaction): postgres:import NAME < dump."""
     service, container = _running(context, name)
     if sys.stdin.isatty():
@@ -446,10 +422,10 @@ def pg_import(context: Context, name: str) -> None:
 @click.option("--tail", "-t", "follow", is_flag=True, help="Keep following the log.")
 @click.option("--num", "-n", type=click.IntRange(min=0), default=100, show_default=True, help="Lines to show (0: all).")
 @pass_context
-def pg_logs(context: Context, name: str, follow: bool, num: int) -> None:
+def postgres_logs(context: Context, name: str, follow: bool, num: int) -> None:
     """Show the server's log."""
-    service = sv.load(context, name)
-    container = ct.get(ct.client(), service)
+    service = pg_service.load(context, name)
+    container = pg_container.get(pg_container.client(), service)
     if container is None:
         raise SkiffError(f"postgres {name} has no container; start it with postgres:start {name}")
     if follow:
@@ -465,9 +441,9 @@ def pg_logs(context: Context, name: str, follow: bool, num: int) -> None:
 
 def recreate(context: Context, c: Any, service: Service) -> Any:
     """Replace the container (same data, same password) with one built from ``service``."""
-    ct.remove(c, service)
-    running = ct.run(context, c, service)
-    ct.wait_ready(running, service)
+    pg_container.remove(c, service)
+    running = pg_container.run(context, c, service)
+    pg_container.wait_ready(running, service)
     return running
 
 
@@ -475,19 +451,19 @@ def recreate(context: Context, c: Any, service: Service) -> Any:
 @click.command("postgres:start")
 @click.argument("name")
 @pass_context
-def pg_start(context: Context, name: str) -> None:
+def postgres_start(context: Context, name: str) -> None:
     """Start service NAME (recreating its container from the data dir if it is gone)."""
-    with sv.service_lock(context, name):
-        service = sv.load(context, name)
-        c = ct.client()
-        container = ct.get(c, service)
+    with pg_service.service_lock(context, name):
+        service = pg_service.load(context, name)
+        c = pg_container.client()
+        container = pg_container.get(c, service)
         if container is None:
             context.output.step(f"Recreating the container of postgres {name}")
-            ct.ensure_image(context, c, service.image)
-            container = ct.run(context, c, service)
+            pg_container.ensure_image(context, c, service.image)
+            container = pg_container.run(context, c, service)
         elif container.status != "running":
             container.start()
-        ct.wait_ready(container, service)
+        pg_container.wait_ready(container, service)
     context.output.step(f"Postgres {name} is running")
 
 
@@ -495,11 +471,11 @@ def pg_start(context: Context, name: str) -> None:
 @click.command("postgres:stop")
 @click.argument("name")
 @pass_context
-def pg_stop(context: Context, name: str) -> None:
+def postgres_stop(context: Context, name: str) -> None:
     """Stop service NAME (a fast shutdown; linked apps lose their database)."""
-    with sv.service_lock(context, name):
-        service = sv.load(context, name)
-        container = ct.get(ct.client(), service)
+    with pg_service.service_lock(context, name):
+        service = pg_service.load(context, name)
+        container = pg_container.get(pg_container.client(), service)
         if container is not None:
             container.stop(timeout=30)
     context.output.step(f"Postgres {name} stopped")
@@ -509,17 +485,17 @@ def pg_stop(context: Context, name: str) -> None:
 @click.command("postgres:restart")
 @click.argument("name")
 @pass_context
-def pg_restart(context: Context, name: str) -> None:
+def postgres_restart(context: Context, name: str) -> None:
     """Restart service NAME and wait until it accepts connections."""
-    with sv.service_lock(context, name):
-        service = sv.load(context, name)
-        c = ct.client()
-        container = ct.get(c, service)
+    with pg_service.service_lock(context, name):
+        service = pg_service.load(context, name)
+        c = pg_container.client()
+        container = pg_container.get(c, service)
         if container is None:
             raise SkiffError(f"postgres {name} has no container; start it with postgres:start {name}")
         context.output.step(f"Restarting postgres {name}")
         container.restart(timeout=30)
-        ct.wait_ready(container, service)
+        pg_container.wait_ready(container, service)
     context.output.step(f"Postgres {name} is running")
 
 
@@ -543,21 +519,21 @@ def parse_bind(target: str | None) -> tuple[str, int | None]:
 @click.argument("name")
 @click.argument("target", required=False, metavar="[[ADDR:]PORT]")
 @pass_context
-def pg_expose(context: Context, name: str, target: str | None) -> None:
+def postgres_expose(context: Context, name: str, target: str | None) -> None:
     """Publish NAME's port 5432 on the host: on 127.0.0.1 unless an address is given."""
     host, port = parse_bind(target)
     root = context.from_root_shell
-    if not ct.is_loopback(host) and not root:
+    if not pg_container.is_loopback(host) and not root:
         raise SkiffError(
             f"{host} is not a loopback address and reaches the host's network: only root on the server "
             "may expose a service on it (postgres:expose from a root shell)"
         )
-    with sv.service_lock(context, name):
-        service = sv.load(context, name)
-        c = ct.client()
+    with pg_service.service_lock(context, name):
+        service = pg_service.load(context, name)
+        c = pg_container.client()
         previous = service.expose
         service.expose = {"host": host, "port": port}
-        if not ct.is_loopback(host):
+        if not pg_container.is_loopback(host):
             service.expose["root"] = True  # root stored it: applied at container creation
         context.output.step(f"Exposing postgres {name} on {host}:{port or '(any free port)'}")
         try:
@@ -566,10 +542,10 @@ def pg_expose(context: Context, name: str, target: str | None) -> None:
             service.expose = previous
             recreate(context, c, service)
             raise
-        bound = ct.host_port(running)
+        bound = pg_container.host_port(running)
         if bound:
             service.expose["port"] = bound[1]
-        sv.save(context, service)
+        pg_service.save(context, service)
     context.output.info(f"Exposed on {_exposed(service)}")
 
 
@@ -577,15 +553,15 @@ def pg_expose(context: Context, name: str, target: str | None) -> None:
 @click.command("postgres:unexpose")
 @click.argument("name")
 @pass_context
-def pg_unexpose(context: Context, name: str) -> None:
+def postgres_unexpose(context: Context, name: str) -> None:
     """Stop publishing NAME's port on the host."""
-    with sv.service_lock(context, name):
-        service = sv.load(context, name)
+    with pg_service.service_lock(context, name):
+        service = pg_service.load(context, name)
         if not service.expose:
             raise SkiffError(f"postgres {name} is not exposed")
         service.expose = None
-        recreate(context, ct.client(), service)
-        sv.save(context, service)
+        recreate(context, pg_container.client(), service)
+        pg_service.save(context, service)
     context.output.step(f"Postgres {name} is no longer exposed")
 
 
@@ -593,8 +569,30 @@ def pg_unexpose(context: Context, name: str) -> None:
 @click.command("postgres:build-image")
 @click.option("--base", help="Image to build FROM (default: the stack image).")
 @pass_context
-def pg_build_image(context: Context, base: str | None) -> None:
+def postgres_build_image(context: Context, base: str | None) -> None:
     """Build the local skiff/postgres:trixie image from the stack image and Debian's postgresql."""
     if base is not None and (not base.strip() or base.startswith("-")):
         raise ValidationError(f"invalid image {base!r}")
-    ct.build_image(context, ct.client(), base=base)
+    pg_container.build_image(context, pg_container.client(), base=base)
+
+
+COMMANDS: list[click.Command] = [
+    postgres_create,
+    postgres_destroy,
+    postgres_list,
+    postgres_exists,
+    postgres_info,
+    postgres_link,
+    postgres_unlink,
+    postgres_links,
+    postgres_connect,
+    postgres_export,
+    postgres_import,
+    postgres_logs,
+    postgres_start,
+    postgres_stop,
+    postgres_restart,
+    postgres_expose,
+    postgres_unexpose,
+    postgres_build_image,
+]

@@ -15,26 +15,26 @@ from skiff import hookimpl
 from skiff.context import Context
 from skiff.errors import ValidationError
 
-from . import service as sv
+from . import service as pg_service
 
 
 @hookimpl
 def skiff_commands(cli: click.Group) -> None:
-    from .commands import all_commands
+    from .commands import COMMANDS
 
-    for command in all_commands():
+    for command in COMMANDS:
         cli.add_command(command)
 
 
 def _update_links(context: Context, app: str, change) -> None:
-    for service in sv.all_services(context):
+    for service in pg_service.all_services(context):
         if app not in service.links:
             continue
-        with sv.service_lock(context, service.name):
-            fresh = sv.load(context, service.name)
+        with pg_service.service_lock(context, service.name):
+            fresh = pg_service.load(context, service.name)
             if app in fresh.links:
                 change(fresh)
-                sv.save(context, fresh)
+                pg_service.save(context, fresh)
 
 
 @hookimpl(trylast=True)
@@ -43,19 +43,19 @@ def skiff_service_apps(context: Context, kind: str, service: str) -> list[str] |
     if kind != "postgres":
         return None
     try:
-        sv.service_name(service)
+        pg_service.service_name(service)
     except ValidationError:
         return None
-    if not sv.exists(context, service):
+    if not pg_service.exists(context, service):
         return None
-    return sorted(sv.load(context, service).links)
+    return sorted(pg_service.load(context, service).links)
 
 
 @hookimpl
 def skiff_app_destroyed(context: Context, app: str) -> None:
     """Forget the app's links (the core deletes its config)."""
 
-    def unlink(service: sv.Service) -> None:
+    def unlink(service: pg_service.Service) -> None:
         service.links.pop(app, None)
         context.output.info(f"Unlinked postgres {service.name}")
 
@@ -66,7 +66,7 @@ def skiff_app_destroyed(context: Context, app: str) -> None:
 def skiff_app_renamed(context: Context, old: str, new: str) -> None:
     """Keep the links: the config moved with the app, the records follow."""
 
-    def rename(service: sv.Service) -> None:
+    def rename(service: pg_service.Service) -> None:
         service.links[new] = service.links.pop(old)
 
     _update_links(context, old, rename)
@@ -74,7 +74,7 @@ def skiff_app_renamed(context: Context, old: str, new: str) -> None:
 
 @hookimpl
 def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]] | None:
-    links = {s.name: s.links[app] for s in sv.all_services(context) if app in s.links}
+    links = {s.name: s.links[app] for s in pg_service.all_services(context) if app in s.links}
     if not links:
         return None
     return {"postgres": {"links": links}}

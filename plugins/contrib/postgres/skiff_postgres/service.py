@@ -22,7 +22,8 @@ from skiff.context import Context
 from skiff.errors import NotFound, SkiffError, ValidationError
 from skiff.locks import file_lock, lock_path
 
-PLUGIN = "postgres"
+from . import PLUGIN
+
 KEY_PREFIX = "service:"
 NETWORK = "skiff"
 LABEL = "skiff.service"

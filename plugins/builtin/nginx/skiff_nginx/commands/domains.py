@@ -12,8 +12,8 @@ from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError
 
-from . import names, proxy
-from .settings import PLUGIN
+from .. import names, proxy
+from ..settings import PLUGIN
 
 
 def changing(context: Context, apps: list[str], keys: list[tuple[str, str]], change: Callable[[], None]) -> None:
@@ -217,7 +217,7 @@ def print_fields(context: Context, title: str, fields: dict[str, Any], fmt: str)
     context.output.fields(title, fields)
 
 
-COMMANDS = (
+COMMANDS: list[click.Command] = [
     domains_add,
     domains_set,
     domains_remove,
@@ -229,4 +229,4 @@ COMMANDS = (
     domains_remove_global,
     domains_clear_global,
     domains_report,
-)
+]

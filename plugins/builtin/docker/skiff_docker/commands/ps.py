@@ -12,13 +12,11 @@ from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
 
-from . import settings
-from .commands_run import enter, logs, run
-from .commands_settings import SETTINGS_COMMANDS
+from .. import settings
 
 
 def _scale_args(pairs: tuple[str, ...]) -> dict[str, int]:
-    from .scheduler import validate_process
+    from ..scheduler import validate_process
 
     changes: dict[str, int] = {}
     for pair in pairs:
@@ -44,7 +42,7 @@ def ps_scale(context: Context, skip_deploy: bool, app: str, pairs: tuple[str, ..
     state.require_app(app)
     current = state.current_release(app)
     if not pairs:
-        from .scheduler import process_table
+        from ..scheduler import process_table
 
         table = process_table(current.processes) if current else {}
         scale = settings.formation(state, app, table, current.meta.get("app_json", {}) if current else {})
@@ -55,7 +53,7 @@ def ps_scale(context: Context, skip_deploy: bool, app: str, pairs: tuple[str, ..
         return
     changes = _scale_args(pairs)
     if current is not None:
-        from .scheduler import process_table
+        from ..scheduler import process_table
 
         unknown = sorted(set(changes) - set(process_table(current.processes)))
         if unknown:
@@ -78,7 +76,7 @@ def ps_scale(context: Context, skip_deploy: bool, app: str, pairs: tuple[str, ..
 @pass_context
 def ps_stop(context: Context, app: str) -> None:
     """Stop APP's containers (they stay stopped across reboots until ps:start)."""
-    from . import lifecycle_ops
+    from .. import lifecycle_ops
 
     context.state.require_app(app)
     count = lifecycle_ops.stop(context, app)
@@ -91,7 +89,7 @@ def ps_stop(context: Context, app: str) -> None:
 @pass_context
 def ps_start(context: Context, app: str) -> None:
     """Start APP's containers (a new release when some are missing)."""
-    from . import lifecycle_ops
+    from .. import lifecycle_ops
 
     context.state.require_app(app)
     result = lifecycle_ops.start(context, app)
@@ -130,7 +128,7 @@ def ps_rebuild(context: Context, app: str) -> None:
 @pass_context
 def ps_restore(context: Context, app: str | None) -> None:
     """Start every app that should be running (run at boot by skiff-restore.service)."""
-    from . import lifecycle_ops
+    from .. import lifecycle_ops
 
     apps = [context.state.require_app(app)] if app else context.state.list_apps()
     for name, result in lifecycle_ops.restore(context, apps).items():
@@ -143,7 +141,7 @@ def ps_restore(context: Context, app: str | None) -> None:
 @pass_context
 def ps_retire(context: Context, app: str | None) -> None:
     """Remove retiring containers now (and leftovers of killed deploys and runs)."""
-    from . import lifecycle_ops
+    from .. import lifecycle_ops
 
     if app:
         context.state.require_app(app)
@@ -158,7 +156,7 @@ def ps_retire(context: Context, app: str | None) -> None:
 @pass_context
 def ps_report(context: Context, app: str | None, fmt: str) -> None:
     """Show APP's (or every app's) containers: status, restarts, ports."""
-    from . import lifecycle_ops
+    from .. import lifecycle_ops
 
     apps = [context.state.require_app(app)] if app else context.state.list_apps()
     reports = [lifecycle_ops.report(context, name) for name in apps]
@@ -239,7 +237,7 @@ def releases_rollback(context: Context, app: str, version: str | None) -> None:
 def _image_exists(image: str) -> bool:
     from docker.errors import ImageNotFound
 
-    from . import engine
+    from .. import engine
 
     try:
         engine.client().api.inspect_image(image)
@@ -248,7 +246,7 @@ def _image_exists(image: str) -> bool:
     return True
 
 
-COMMANDS = [
+COMMANDS: list[click.Command] = [
     ps_scale,
     ps_stop,
     ps_start,
@@ -259,8 +257,4 @@ COMMANDS = [
     ps_report,
     releases,
     releases_rollback,
-    logs,
-    run,
-    enter,
-    *SETTINGS_COMMANDS,
 ]

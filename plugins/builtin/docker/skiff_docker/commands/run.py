@@ -12,8 +12,8 @@ from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import NotFound, SkiffError
 
-from . import engine, settings
-from .engine import LABEL_INDEX, LABEL_PROCESS
+from .. import engine, settings
+from ..engine import LABEL_INDEX, LABEL_PROCESS
 
 
 def _prefix(app: str, entry: dict[str, Any]) -> str:
@@ -40,7 +40,7 @@ def _split(raw: bytes) -> list[tuple[str, str]]:
 @pass_context
 def logs(context: Context, app: str, follow: bool, num: int, process: str | None, quiet: bool) -> None:
     """Show APP's logs: every container interleaved by time, prefixed by process.n."""
-    from .scheduler import running_instances
+    from ..scheduler import running_instances
 
     context.state.require_app(app)
     c = engine.client()
@@ -118,7 +118,7 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     passed on; with a terminal (ssh -t) the container gets one too. The exit
     status is the command's.
     """
-    from .scheduler import oneoff_kwargs, release_env_of, run_oneoff
+    from ..scheduler import oneoff_kwargs, release_env_of, run_oneoff
 
     state = context.state
     state.require_app(app)
@@ -164,7 +164,7 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
 @pass_context
 def enter(context: Context, app: str, target: str | None, command: tuple[str, ...]) -> int:
     """Run a shell (or COMMAND) inside a running container: enter APP [PROCESS.N [COMMAND...]]"""
-    from .scheduler import running_instances
+    from ..scheduler import running_instances
 
     context.state.require_app(app)
     c = engine.client()
@@ -195,3 +195,6 @@ def enter(context: Context, app: str, target: str | None, command: tuple[str, ..
     for chunk in c.api.exec_start(exec_id, stream=True):
         click.echo(chunk.decode("utf-8", "replace"), nl=False)
     return int(c.api.exec_inspect(exec_id).get("ExitCode") or 0)
+
+
+COMMANDS: list[click.Command] = [logs, run, enter]

@@ -15,10 +15,10 @@ from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
 
-from . import control, proxy
-from . import settings as settings_mod
-from .cmd_domains import changing, print_fields
-from .settings import APP_SETTINGS, GLOBAL_SETTINGS, PLUGIN, load
+from .. import control, proxy
+from .. import settings as nginx_settings
+from ..settings import APP_SETTINGS, GLOBAL_SETTINGS, PLUGIN, load
+from .domains import changing, print_fields
 
 MAX_CUSTOM = 16 * 1024
 
@@ -129,19 +129,21 @@ def nginx_set(context: Context, is_global: bool, args: tuple[str, ...]) -> None:
         if len(args) not in (1, 2):
             raise click.UsageError("usage: nginx:set --global KEY [VALUE]")
         key, value = args[0], (args[1] if len(args) == 2 else None)
-        settings_mod.check(
+        nginx_settings.check(
             key, value if value is not None else GLOBAL_SETTINGS[key][1] if key in GLOBAL_SETTINGS else "", True
         )
-        changing(context, context.state.list_apps(), [(key, "")], lambda: settings_mod.set_value(context, key, value))
+        changing(context, context.state.list_apps(), [(key, "")], lambda: nginx_settings.set_value(context, key, value))
         context.output.step(f"Set global nginx {key} to {value or '(default)'}")
         return
     if len(args) not in (2, 3):
         raise click.UsageError("usage: nginx:set APP KEY [VALUE]")
     app = context.state.require_app(args[0])
     key, value = args[1], (args[2] if len(args) == 3 else None)
-    settings_mod.check(key, value if value is not None else APP_SETTINGS[key][0] if key in APP_SETTINGS else "", False)
+    nginx_settings.check(
+        key, value if value is not None else APP_SETTINGS[key][0] if key in APP_SETTINGS else "", False
+    )
     context.output.step(f"Setting nginx {key} of {app} to {value or '(default)'}")
-    changing(context, [app], [(key, app)], lambda: settings_mod.set_value(context, key, value, app))
+    changing(context, [app], [(key, app)], lambda: nginx_settings.set_value(context, key, value, app))
 
 
 @local_only
@@ -188,7 +190,7 @@ def nginx_report_fields(context: Context, app: str | None) -> dict[str, Any]:
                 "error_log": str(settings.log_file(app, "error")),
                 "proxy_enabled": bool(proxy.prop(context, "proxy", app, default=True)),
                 "custom_config": bool(proxy.prop(context, "custom-config", app, default="")),
-                **{key.replace("-", "_"): value for key, value in settings_mod.app_options(context, app).items()},
+                **{key.replace("-", "_"): value for key, value in nginx_settings.app_options(context, app).items()},
             }
         )
     return fields
@@ -261,7 +263,7 @@ def proxy_report(context: Context, app: str, fmt: str) -> None:
     print_fields(context, f"{app} proxy information", fields, fmt)
 
 
-COMMANDS = (
+COMMANDS: list[click.Command] = [
     nginx_show_config,
     nginx_validate_config,
     nginx_reload,
@@ -274,4 +276,4 @@ COMMANDS = (
     proxy_disable,
     proxy_build_config,
     proxy_report,
-)
+]

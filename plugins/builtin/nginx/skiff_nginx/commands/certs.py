@@ -12,9 +12,9 @@ from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError
 
-from . import certs, names, proxy
-from .cmd_domains import check_unique, print_fields
-from .settings import PLUGIN, load
+from .. import certs, names, proxy
+from ..settings import PLUGIN, load
+from .domains import check_unique, print_fields
 
 
 def install(context: Context, app: str, pair: tuple[bytes, bytes] | None, extra_domain: str | None = None) -> None:
@@ -131,4 +131,4 @@ def certs_report(context: Context, app: str, fmt: str) -> None:
     print_fields(context, f"{app} ssl information", report_fields(context, app), fmt)
 
 
-COMMANDS = (certs_add, certs_update, certs_generate, certs_remove, certs_show, certs_report)
+COMMANDS: list[click.Command] = [certs_add, certs_update, certs_generate, certs_remove, certs_show, certs_report]

@@ -13,14 +13,14 @@ from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
 from skiff.state import GLOBAL
 
-from . import hostreach, options, settings
+from .. import hostreach, options, settings
 
 MEMORY = re.compile(r"\A[0-9]+[bkmgBKMG]?\Z")
 CPU = re.compile(r"\A[0-9]+(\.[0-9]+)?\Z")
 
 
 def _processes(value: str | None) -> list[str]:
-    from .scheduler import validate_process
+    from ..scheduler import validate_process
 
     if not value:
         return []
@@ -110,10 +110,10 @@ def checks_report(context: Context, app: str, fmt: str) -> None:
 @pass_context
 def checks_run(context: Context, app: str, process: str | None) -> None:
     """Run the checks against APP's running containers (or PROCESS's)."""
-    from . import engine
-    from .checks import CheckFailed, checks_for, run_check
-    from .engine import LABEL_PORT, LABEL_PROCESS
-    from .scheduler import alive_probe, running_instances
+    from .. import engine
+    from ..checks import CheckFailed, checks_for, run_check
+    from ..engine import LABEL_PORT, LABEL_PROCESS
+    from ..scheduler import alive_probe, running_instances
 
     state = context.state
     state.require_app(app)
@@ -393,7 +393,7 @@ def ps_set(context: Context, target: str, key: str, value: str | None) -> None:
     context.output.step(f"Set {key} to {value}")
 
 
-SETTINGS_COMMANDS = [
+COMMANDS: list[click.Command] = [
     checks_enable,
     checks_disable,
     checks_skip,

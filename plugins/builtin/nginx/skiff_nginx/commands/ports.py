@@ -12,10 +12,10 @@ from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
 
-from . import names, proxy
-from .cmd_domains import changing, print_fields
-from .names import Mapping
-from .settings import PLUGIN, Settings, load
+from .. import names, proxy
+from ..names import Mapping
+from ..settings import PLUGIN, Settings, load
+from .domains import changing, print_fields
 
 LISTEN = re.compile(r"^\s*listen\s+(?:\S+:)?(\d+)\b", re.MULTILINE)
 
@@ -149,4 +149,4 @@ def ports_report(context: Context, app: str, fmt: str) -> None:
     print_fields(context, f"{app} ports information", report_fields(context, app), fmt)
 
 
-COMMANDS = (ports_list, ports_add, ports_set, ports_remove, ports_clear, ports_report)
+COMMANDS: list[click.Command] = [ports_list, ports_add, ports_set, ports_remove, ports_clear, ports_report]

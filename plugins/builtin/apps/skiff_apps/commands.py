@@ -1,0 +1,110 @@
+"""The apps plugin's commands: apps:create, apps:list, apps:exists, apps:destroy, apps:rename, apps:report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from skiff import access, validate
+from skiff.cli import pass_context
+from skiff.context import Context
+from skiff.errors import NotFound, SkiffError
+from skiff.lifecycle import app_lock
+
+
+@access.app_command(app="app", creates=True)
+@click.command("apps:create")
+@click.argument("app")
+@pass_context
+def apps_create(context: Context, app: str) -> None:
+    """Create an app."""
+    validate.app_name(app)
+    context.create_app(app)
+    context.output.step(f"Creating {app}... done")
+
+
+@access.admin_command
+@click.command("apps:list")
+@pass_context
+def apps_list(context: Context) -> None:
+    """List apps."""
+    context.output.banner("My Apps")
+    for app in context.state.list_apps():
+        click.echo(app)
+
+
+@access.app_command()
+@click.command("apps:exists")
+@click.argument("app")
+@pass_context
+def apps_exists(context: Context, app: str) -> None:
+    """Exit 0 if APP exists, 1 if not."""
+    validate.app_name(app)
+    if not context.state.app_exists(app):
+        raise NotFound(f"app {app} does not exist")
+    click.echo(f"app {app} exists")
+
+
+@access.app_command()
+@click.command("apps:destroy")
+@click.argument("app")
+@click.option("--force", is_flag=True, help="Do not ask for the app name.")
+@pass_context
+def apps_destroy(context: Context, app: str, force: bool) -> None:
+    """Destroy APP: its processes, images, repository, config and releases."""
+    context.state.require_app(app)
+    if not force:
+        if not sys.stdin.isatty() and context.via_ssh:
+            raise SkiffError("destroying needs confirmation: pass --force, or run it with a terminal (ssh -t)")
+        context.output.warn(f"This will destroy {app} and everything that belongs to it.")
+        answer = click.prompt("To proceed, type the app name", default="", show_default=False)
+        if answer.strip() != app:
+            raise SkiffError("confirmation did not match the app name; nothing was destroyed")
+    with app_lock(context, app):
+        context.output.step(f"Destroying {app}")
+        context.hook.skiff_app_destroyed(context=context, app=app)
+        context.state.destroy_app(app)
+    context.output.step(f"Destroyed {app}")
+
+
+@access.app_command(app="old")
+@click.command("apps:rename")
+@click.argument("old")
+@click.argument("new")
+@pass_context
+def apps_rename(context: Context, old: str, new: str) -> None:
+    """Rename app OLD to NEW, keeping config, releases and links."""
+    context.state.require_app(old)
+    validate.app_name(new)
+    if context.state.app_exists(new):
+        raise SkiffError(f"app {new} already exists")
+    with app_lock(context, old), app_lock(context, new):
+        context.state.rename_app(old, new)
+        context.hook.skiff_app_renamed(context=context, old=old, new=new)
+    context.output.step(f"Renamed {old} to {new}")
+
+
+@access.app_command()
+@click.command("apps:report")
+@click.argument("app")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_context
+def apps_report(context: Context, app: str, fmt: str) -> None:
+    """Report everything plugins know about APP."""
+    context.state.require_app(app)
+    sections: dict[str, dict[str, Any]] = {}
+    for result in context.hook.skiff_report(context=context, app=app):
+        for name, fields in (result or {}).items():
+            sections.setdefault(name, {}).update(fields)
+    sections = dict(sorted(sections.items(), key=lambda item: (item[0] != "app", item[0])))
+    if fmt == "json":
+        click.echo(json.dumps(sections, indent=2, sort_keys=True, default=str))
+        return
+    for name, fields in sections.items():
+        context.output.fields(f"{app} {name} information", fields)
+
+
+COMMANDS: list[click.Command] = [apps_create, apps_list, apps_exists, apps_destroy, apps_rename, apps_report]
