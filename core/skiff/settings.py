@@ -155,7 +155,7 @@ class Setting:
             return parser(value)
         except ValidationError as exc:
             message = str(exc)
-            raise ValidationError(message if message.startswith(self.name) else f"{self.name} {message}") from None
+            raise ValidationError(f"{self.name} {message}" if message.startswith("must ") else message) from None
 
     def level_for(self, scope: str) -> str:
         """The level needed to change it in ``scope`` (an app, or :data:`GLOBAL`)."""
@@ -372,7 +372,7 @@ def set_command(namespace: Namespace) -> Any:
         if not is_global:
             if not any(s.per_app for s in namespace.settings):
                 raise click.UsageError(
-                    f"the {namespace.name} {namespace.noun}s are global: use {namespace.name}:set --global KEY VALUE"
+                    f"{namespace.name} settings are global: use {namespace.name}:set --global KEY VALUE"
                 )
             scope = context.state.require_app(rest.pop(0))
         if not rest or len(rest) > 2:
