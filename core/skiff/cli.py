@@ -87,9 +87,11 @@ def build_cli(context: Context) -> click.Group:
         """
 
     from .core_commands import add_core_commands
+    from .settings import add_commands
 
     add_core_commands(cli)
     context.hook.skiff_commands(cli=cli)
+    add_commands(context, cli)
     return cli
 
 

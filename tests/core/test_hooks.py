@@ -26,6 +26,7 @@ LIFECYCLE_DRIVERS = {"deploy", "redeploy"}  # skiff.lifecycle.deploy / redeploy
 DRIVERS = {
     **{name: LIFECYCLE_DRIVERS for name in (*LIFECYCLE_HOOKS, "skiff_deploy_failed")},
     "skiff_commands": {"invoke", "run_skiff", "build_cli"},
+    "skiff_settings": {"invoke", "run_skiff", "build_cli", "ssh", "namespaces"},
     "skiff_app_created": {"invoke", "run_skiff"},
     "skiff_app_destroyed": {"invoke", "run_skiff"},
     "skiff_app_renamed": {"invoke", "run_skiff"},

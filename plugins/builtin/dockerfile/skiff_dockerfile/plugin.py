@@ -9,7 +9,8 @@ the operator lists with ``builder:set APP build-args KEY,KEY`` (build args
 are visible in ``docker history``, so nothing is passed by default).
 
 Shared properties (plugin ``builder``, per app): ``selected``,
-``dockerfile-path``, ``build-args``.
+``dockerfile-path``, ``build-args``, declared as the settings :data:`SETTINGS`
+(``builder:set`` is generated from them; ``build-args`` is root's only).
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from typing import Any
 
 import click
 
-from skiff import builders, hookimpl
+from skiff import builders, hookimpl, validate
 from skiff.builders import BuilderInfo
 from skiff.context import Context
 from skiff.contracts import StashKey
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError, ValidationError
+from skiff.settings import Namespace, Setting
 
 from . import PLUGIN
 
@@ -38,16 +40,47 @@ NOISE = re.compile(r"^( ---> [0-9a-f]{12}$| ---> Running in |Removing intermedia
 DOCKERFILE: StashKey[str] = StashKey(PLUGIN, "dockerfile")  # the Dockerfile to build, from skiff_pre_build
 
 
-def dockerfile_path(deploy_or_context, app: str) -> str:
-    state = deploy_or_context.state
-    return state.get_property(PROPS, "dockerfile-path", app=app, default="") or "Dockerfile"
-
-
 def validate_path(value: str) -> str:
     path = PurePosixPath(value)
     if path.is_absolute() or ".." in path.parts or not value or "\x00" in value or len(value) > 255:
         raise ValidationError(f"dockerfile-path must be a relative path inside the app, got {value!r}")
     return str(path)
+
+
+def config_keys(value: str) -> str:
+    """``KEY[,KEY]``: config keys, comma-separated, blanks dropped."""
+    return ",".join(validate.config_key(k.strip()) for k in value.split(",") if k.strip())
+
+
+def _installed(context: Context, name: str) -> None:
+    builders.validate_name(context, name)
+
+
+SETTINGS = Namespace(
+    "builder",
+    (
+        Setting(
+            builders.SELECTED,
+            default="",
+            validate=lambda context, name: _installed(context, name),
+            help="force an installed builder (no VALUE: detect)",
+        ),
+        Setting("dockerfile-path", type=validate_path, default="Dockerfile", help="the Dockerfile, relative"),
+        Setting("build-args", type=config_keys, default="", level="root", help="config keys passed as build args"),
+    ),
+    store=PROPS,
+    noun="property",
+    commands=("set",),  # builder:report is the plugin's own: it adds the installed builders and the last build
+)
+
+
+@hookimpl
+def skiff_settings() -> list[Namespace]:
+    return [SETTINGS]
+
+
+def dockerfile_path(deploy_or_context, app: str) -> str:
+    return str(SETTINGS.get(deploy_or_context.state, "dockerfile-path", app=app))
 
 
 def dockerfile_in_source(deploy: Deploy) -> str | None:
@@ -169,7 +202,7 @@ def docker_build_options(deploy: Deploy) -> dict[str, Any]:
 
 
 def build_args(deploy: Deploy) -> dict[str, str]:
-    allowed = deploy.state.get_property(PROPS, "build-args", app=deploy.app, default="") or ""
+    allowed = str(SETTINGS.get(deploy.state, "build-args", app=deploy.app))
     if not allowed:
         return {}
     config = deploy.state.effective_config(deploy.app)
@@ -195,14 +228,14 @@ def skiff_commands(cli: click.Group) -> None:
 
 @hookimpl
 def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
-    props = context.state.properties(PROPS, app=app)
+    values = SETTINGS.values(context.state, app)
     release = context.state.current_release(app)
     return {
         "builder": {
-            "selected": props.get("selected") or "(detected)",
+            "selected": values["selected"] or "(detected)",
             "installed": builders.listing(builders.installed(context)),
             "last-build": (release.meta.get("builder") if release else None) or None,
-            "dockerfile-path": props.get("dockerfile-path") or "Dockerfile",
-            "build-args": props.get("build-args") or "",
+            "dockerfile-path": values["dockerfile-path"],
+            "build-args": values["build-args"],
         }
     }

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -22,8 +20,6 @@ from skiff.errors import DeployError, NotFound, SkiffError, ValidationError
 from . import push
 from . import repo as repos
 
-SETTINGS = ("deploy-branch", "keep-git-dir", "auto-create", "archive-max-size", "archive-max-members", "max-push-size")
-GLOBAL_ONLY = ("auto-create", "archive-max-size", "archive-max-members", "max-push-size")
 COMMITTER = {
     "GIT_AUTHOR_NAME": "skiff",
     "GIT_AUTHOR_EMAIL": "skiff@localhost",
@@ -119,84 +115,6 @@ def _tmp(context: Context) -> Path:
     path = context.path("tmp")
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-# -- git:report / git:set --------------------------------------------------------------
-
-
-def report(context: Context, app: str) -> dict[str, Any]:
-    repo = repos.repo_path(context, app)
-    exists = (repo / "objects").is_dir()
-    branch = repos.deploy_branch(context, app)
-    return {
-        "deploy_branch": branch,
-        "deploy_branch_set": repos.configured_branch(context, app) is not None,
-        "keep_git_dir": repos.keep_git_dir(context, app),
-        "auto_create": repos.auto_create(context),
-        "repository": str(repo) if exists else None,
-        "last_pushed": (repos.resolve(repo, f"refs/heads/{branch}") if exists else None),
-        **{key.replace("-", "_"): repos.limit(context, key) for key in repos.LIMITS},
-    }
-
-
-@access.app_command()
-@click.command("git:report")
-@click.argument("app")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@pass_context
-def git_report(context: Context, app: str, fmt: str) -> None:
-    """Show APP's git settings, repository and last pushed revision."""
-    context.state.require_app(app)
-    fields = report(context, app)
-    if fmt == "json":
-        click.echo(json.dumps(fields, indent=2, sort_keys=True))
-        return
-    context.output.fields(f"{app} git information", fields)
-
-
-@access.app_command(app="args")
-@click.command("git:set")
-@click.option("--global", "is_global", is_flag=True, help="Set the default for every app.")
-@click.argument("args", nargs=-1, required=True)
-@pass_context
-def git_set(context: Context, is_global: bool, args: tuple[str, ...]) -> None:
-    """Set a git setting: git:set [--global] [APP] KEY [VALUE] (no VALUE: back to the default).
-
-    Keys: deploy-branch NAME, keep-git-dir true|false, auto-create true|false (global),
-    archive-max-size SIZE, archive-max-members N, max-push-size SIZE (global; SIZE as 500M, 1G).
-    """
-    rest = list(args)
-    app = ""
-    if not is_global:
-        if not rest:
-            raise click.UsageError("missing APP (or --global)")
-        app = context.state.require_app(rest.pop(0))
-    if not rest or len(rest) > 2:
-        raise click.UsageError("give KEY [VALUE]")
-    key, value = rest[0], (rest[1] if len(rest) == 2 else None)
-    if key not in SETTINGS:
-        raise ValidationError(f"unknown git setting {key!r}; use one of {', '.join(SETTINGS)}")
-    if key in GLOBAL_ONLY and not is_global:
-        raise ValidationError(f"{key} is a global setting: git:set --global {key} VALUE")
-    if value is None:
-        context.state.delete_property(repos.PLUGIN, key, app=app)
-        context.output.step(f"Unset {key}{' of ' + app if app else ''}")
-        return
-    stored = _parse_setting(key, value)
-    context.state.set_property(repos.PLUGIN, key, stored, app=app)
-    if key == "deploy-branch" and app and (repos.repo_path(context, app) / "objects").is_dir():
-        repos.set_head(repos.repo_path(context, app), value)
-    context.output.step(f"Set {key} to {json.dumps(stored)}{' for ' + app if app else ' for every app'}")
-
-
-def _parse_setting(key: str, value: str) -> Any:
-    if key == "deploy-branch":
-        return repos.branch_name(value)
-    if key in ("archive-max-size", "max-push-size"):
-        return repos.parse_size(value)
-    if key == "archive-max-members":
-        return repos.parse_count(value)
-    return repos.parse_bool(value)
 
 
 # -- git:sync / git:from-archive / deploy ------------------------------------------------
@@ -318,8 +236,6 @@ COMMANDS: list[click.Command] = [
     git_receive_pack,
     git_upload_pack,
     git_hook,
-    git_report,
-    git_set,
     git_sync,
     git_from_archive,
     deploy,

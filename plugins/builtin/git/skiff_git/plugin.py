@@ -8,9 +8,10 @@ from typing import Any
 
 import click
 
-from skiff import hookimpl
+from skiff import hookimpl, settings
 from skiff.context import Context
 from skiff.deploy import Deploy
+from skiff.settings import Namespace
 
 from . import repo as repos
 
@@ -73,7 +74,10 @@ def skiff_upgrade(context: Context) -> list[str]:
 
 
 @hookimpl
-def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
-    from .commands import report
+def skiff_settings() -> list[Namespace]:
+    return [repos.SETTINGS]
 
-    return {"git": report(context, app)}
+
+@hookimpl
+def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
+    return {"git": settings.report_fields(context, repos.SETTINGS, app)}
