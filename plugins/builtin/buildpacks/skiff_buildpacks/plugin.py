@@ -1,7 +1,7 @@
 """The buildpacks builder: detect the language, install dependencies in a cached layer, add the code.
 
 Language packs are plugins of their own (``buildpack-python``,
-``buildpack-node``, ``buildpack-static``) implementing the hooks this plugin
+``buildpack-node``, ``buildpack-static``, ``buildpack-null``) implementing the hooks this plugin
 declares in :mod:`skiff_buildpacks.hookspecs`. Commands: ``buildpacks:list``,
 ``buildpacks:set``, ``buildpacks:report``, ``repo:purge-cache``.
 """
@@ -25,6 +25,7 @@ from . import PLUGIN, hookspecs
 
 PACK_NAME = re.compile(r"\A[a-z][a-z0-9_-]{0,39}\Z")
 PACK_ALIASES = {"nodejs": "node", "python3": "python"}
+NULL_BUILDPACK_URL = re.compile(r"(?:\A|/)null-buildpack(?:\.git)?(?:#.*)?\Z", re.IGNORECASE)
 KEEP_DEPS_IMAGES = 2
 
 
@@ -99,6 +100,8 @@ def pack_name(raw: str) -> str:
     match = re.search(r"heroku-buildpack-([a-z0-9]+)(?:\.git)?(?:#.*)?\Z", name)
     if match:
         name = match.group(1)
+    elif NULL_BUILDPACK_URL.search(name):  # Dokku's null buildpack (and its forks)
+        name = "null"
     name = PACK_ALIASES.get(name.lower(), name.lower())
     if not PACK_NAME.fullmatch(name):
         raise ValidationError(f"invalid buildpack name {raw!r}")
