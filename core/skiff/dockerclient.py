@@ -83,7 +83,6 @@ def has_image(client: docker.DockerClient, ref: str) -> bool:
 def pull(client: docker.DockerClient, ref: str) -> str | None:
     """Pull ``ref``; ``None`` when the engine then has it, else a few words why not (:func:`pull_reason`)."""
     import docker.errors
-    import requests.exceptions
 
     error = ""
     try:
@@ -92,7 +91,7 @@ def pull(client: docker.DockerClient, ref: str) -> str | None:
                 error = str(chunk["error"])
     except docker.errors.APIError as exc:
         error = str(exc.explanation or exc)
-    except requests.exceptions.RequestException as exc:
+    except OSError as exc:  # requests' errors are OSErrors
         error = f"lost the connection to the Docker engine ({type(exc).__name__})"
     if not error and has_image(client, ref):
         return None

@@ -12,8 +12,12 @@ saved tarball is a few hundred KiB and nothing is pulled.
 
 from __future__ import annotations
 
+import io
+import json
+import shlex
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -77,27 +81,53 @@ def tiny_server(tmp_path_factory) -> Path:
 
 
 def tiny_image(docker_client, docker_cleanup, tiny_server: Path, tmp_path: Path, tag: str, text: str) -> str:
-    """Build ``tag``: FROM scratch, the server, CMD answering ``text``; return its id."""
+    """Build ``tag``: FROM scratch, the server, CMD answering ``text``; return its id (removed after the test)."""
     context = tmp_path / f"ctx-{tag.replace('/', '-').replace(':', '-')}"
     context.mkdir()
     shutil.copy(tiny_server, context / "server")
     (context / "Dockerfile").write_text(f'FROM scratch\nCOPY server /server\nCMD ["/server", "{text}"]\n')
-    image, _ = docker_client.images.build(path=str(context), tag=tag, rm=True, pull=False)
-    docker_cleanup.image(image.id)
+    owner = new_app_name("tiny")  # cleanup by label removes the app's images (children) first, then these
+    image, _ = docker_client.images.build(
+        path=str(context), tag=tag, rm=True, pull=False, labels={"skiff.test-image": owner}
+    )
+    docker_cleanup.label("skiff.test-image", owner)
     return image.id
 
 
-def save(docker_client, ref: str, path: Path) -> Path:
-    with open(path, "wb") as out:
-        for chunk in docker_client.images.get(ref).save(named=True):
-            out.write(chunk)
+def save(path: Path, *refs: str) -> Path:
+    """``docker save -o PATH REF...`` (the CLI, as a user would; each ref becomes a RepoTag)."""
+    subprocess.run(["docker", "save", "-o", str(path), *refs], check=True, timeout=120)
     return path
+
+
+def retag_tarball(source: Path, dest: Path, tags: list[str]) -> Path:
+    """A copy of a saved tarball whose manifest.json names ``tags`` (as a hostile client would send)."""
+    with tarfile.open(source) as src, tarfile.open(dest, "w") as out:
+        for member in src.getmembers():
+            data = src.extractfile(member) if member.isreg() else None
+            if member.name == "manifest.json":
+                manifest = json.loads(data.read())
+                manifest[0]["RepoTags"] = tags
+                raw = json.dumps(manifest).encode()
+                member.size = len(raw)
+                data = io.BytesIO(raw)
+            elif member.name == "repositories":
+                raw = json.dumps({tag.split(":")[0]: {tag.split(":")[1]: "x"} for tag in tags}).encode()
+                member.size = len(raw)
+                data = io.BytesIO(raw)
+            out.addfile(member, data)
+    return dest
 
 
 def ssh_with_stdin(sshd, args: list[str], data: Path) -> subprocess.CompletedProcess:
     with open(data, "rb") as stdin:
         return subprocess.run(
-            [*sshd.ssh_args(), *args], stdin=stdin, capture_output=True, text=True, timeout=300, env=sshd.env
+            [*sshd.ssh_args(), sshd.alias, "--", shlex.join(args)],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=sshd.env,
         )
 
 
@@ -136,3 +166,58 @@ def test_missing_base_image_is_one_line_and_the_old_release_keeps_serving(
     )
     assert "dial tcp" not in second.output
     assert private_nginx.request(host=f"{app}.{GLOBAL}").body == "first\n"
+
+
+def test_load_image_deploys_a_saved_tarball_and_its_tags_never_land(
+    stack_image, docker_client, docker_cleanup, private_nginx, sshd, tiny_server, tmp_path
+):
+    app = docker_cleanup.app(new_app_name("load"))
+    assert sshd.ssh(["domains:set-global", GLOBAL]).exit_code == 0
+    local = f"skiff-test-local/{app}:v1"
+    tiny_image(docker_client, docker_cleanup, tiny_server, tmp_path, local, "loaded meow")
+    tarball = save(tmp_path / "image.tar", local)
+    docker_client.images.remove(local)  # the server has it only through the tarball
+
+    loaded = ssh_with_stdin(sshd, ["git:load-image", app, local], tarball)
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert private_nginx.request(host=f"{app}.{GLOBAL}").body == "loaded meow\n"
+    assert not docker_client.images.list(name=f"skiff-test-local/{app}")  # the tarball's tag did not land
+    (web,) = docker_client.containers.list(filters={"label": [f"skiff.app={app}", "skiff.process=web"]})
+    assert web.image.tags[0].startswith(f"skiff/{app}:") and web.image.labels["skiff.app"] == app
+
+    # a tarball whose tags name the stack image and another app's image changes neither
+    stack_before = docker_client.images.get(STACK).id
+    victim = f"skiff/{app}x:latest"  # stands for another app's image
+    victim_id = tiny_image(docker_client, docker_cleanup, tiny_server, tmp_path, victim, "the victim")
+    tiny_image(docker_client, docker_cleanup, tiny_server, tmp_path, f"skiff-test-local/{app}:v2", "hijacked")
+    plain = save(tmp_path / "v2.tar", f"skiff-test-local/{app}:v2")
+    docker_client.images.remove(f"skiff-test-local/{app}:v2")
+    hostile = retag_tarball(plain, tmp_path / "hostile.tar", [STACK, victim])
+    second = ssh_with_stdin(sshd, ["git:load-image", app, STACK], hostile)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert docker_client.images.get(STACK).id == stack_before
+    assert docker_client.images.get(victim).id == victim_id
+    assert "the tarball's tags are not loaded (skiff/stack:trixie, " in second.stdout
+    assert private_nginx.request(host=f"{app}.{GLOBAL}").body == "hijacked\n"  # deployed, as the app's own image
+
+
+def test_from_image_deploys_an_image_on_the_server(
+    stack_image, docker_client, docker_cleanup, private_nginx, sshd, tiny_server, tmp_path
+):
+    app = docker_cleanup.app(new_app_name("fimg"))
+    assert sshd.ssh(["domains:set-global", GLOBAL]).exit_code == 0
+    local = f"skiff-test-local/{app}:v1"
+    tiny_image(docker_client, docker_cleanup, tiny_server, tmp_path, local, "from an image")
+    deployed = sshd.ssh(["git:from-image", app, local])
+    assert deployed.exit_code == 0, deployed.output
+    assert private_nginx.request(host=f"{app}.{GLOBAL}").body == "from an image\n"
+    assert tags_of(docker_client, local) == [local]  # the source image keeps its tag and no other
+
+    missing = f"127.0.0.1:{free_port()}/nope/img:1"
+    refused = sshd.ssh(["git:from-image", app, missing])
+    assert refused.exit_code != 0
+    assert bang_lines(refused.stderr) == [
+        f'!     image "{missing}" is not on this server and could not be pulled (registry unreachable): '
+        f"load it with git:load-image {app}, or push it to a registry this server reaches"
+    ]
+    assert private_nginx.request(host=f"{app}.{GLOBAL}").body == "from an image\n"

@@ -307,6 +307,7 @@ LIMITS = {
     "archive-max-size": UNITS["G"],
     "archive-max-members": 100_000,
     "max-push-size": UNITS["G"],
+    "image-max-size": 4 * UNITS["G"],
 }
 
 
