@@ -15,6 +15,7 @@ Shared properties (plugin ``builder``, per app): ``selected``,
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -130,6 +131,7 @@ def skiff_build(deploy: Deploy) -> str | None:
         out.info(f"build args from config: {', '.join(sorted(args))}")
     extra = docker_build_options(deploy)
     args = {**extra.pop("buildargs", {}), **args}
+    ensure_base_images(deploy, client, rel, args)
     labels = {**extra.pop("labels", {}), "skiff.app": deploy.app, "skiff.build": tag, "skiff.builder": PLUGIN}
     t0 = time.monotonic()
     error = None
@@ -171,6 +173,32 @@ def skiff_build(deploy: Deploy) -> str | None:
         f"Built {ref} in {time.monotonic() - t0:.1f}s" + (f" (exposes {', '.join(map(str, ports))})" if ports else "")
     )
     return ref
+
+
+def ensure_base_images(deploy: Deploy, client: Any, rel: str, args: dict[str, str]) -> None:
+    """Check every base image is on the engine, pulling the missing ones first.
+
+    An image that is missing and cannot be pulled fails the build with one
+    line naming it and the remedies, instead of the engine's registry error
+    in the middle of the build.
+    """
+    from skiff import dockerclient
+
+    from . import froms
+
+    assert deploy.workdir is not None
+    with open(deploy.workdir / rel, encoding="utf-8", errors="replace") as handle:
+        text = handle.read(froms.MAX_DOCKERFILE)
+    for base in froms.base_images(text, args):
+        if dockerclient.has_image(client, base.reference):
+            continue
+        deploy.output.info(f"pulling base image {base.reference} (line {base.line})")
+        reason = dockerclient.pull(client, base.reference)
+        if reason is not None:
+            raise SkiffError(
+                f"base image {json.dumps(base.reference)} is not on this server and could not be pulled "
+                f"({reason}): load it with docker load, or change FROM"
+            )
 
 
 def exposed_ports(attrs: dict[str, Any]) -> list[int]:

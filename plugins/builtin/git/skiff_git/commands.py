@@ -208,6 +208,107 @@ def git_from_archive(context: Context, app: str, source: str) -> None:
             _deploy_and_move(context, app, sha, f"Deploy {sha[:7]} from an archive")
 
 
+@access.app_command(app="app", creates=True)
+@click.command("git:load-image")
+@click.argument("app")
+@click.argument("image", required=False)
+@pass_context
+def git_load_image(context: Context, app: str, image: str | None) -> None:
+    """Deploy a docker save tarball from stdin: docker image save IMAGE | ssh skiff@HOST git:load-image APP [IMAGE].
+
+    IMAGE picks one of the tarball's images by tag (needed when it holds several). The tarball's
+    own tags are never loaded: the app runs its own skiff/APP:BUILD image, nothing else is retagged.
+    """
+    from skiff import dockerclient
+
+    from . import images
+
+    validate.app_name(app)
+    if image is not None:
+        validate.image_reference(image)
+    limits = images.Limits(
+        max_size=repos.limit(context, "image-max-size"), max_members=repos.limit(context, "archive-max-members")
+    )
+    with tempfile.TemporaryDirectory(prefix="image-", dir=_tmp(context)) as tmp:
+        saved, clean = Path(tmp) / "saved.tar", Path(tmp) / "clean.tar"
+        context.output.step("Reading the image tarball from stdin")
+        images.read_stdin(saved, limits.max_size)
+        rewritten = images.rewrite(saved, clean, limits)
+        saved.unlink()
+        entry = rewritten.choose(image)
+        name = image or (entry.tags[0] if entry.tags else entry.image_id[:19])
+        if rewritten.dropped_tags:
+            context.output.info(f"the tarball's tags are not loaded ({', '.join(rewritten.dropped_tags)})")
+        client = dockerclient.client(900)
+        existed = dockerclient.has_image(client, entry.image_id)
+        images.load(client, clean)
+        if not dockerclient.has_image(client, entry.image_id):
+            raise SkiffError(f"the engine did not load image {entry.image_id[:19]} from the tarball")
+        context.output.step(f"Loaded {name} ({entry.image_id[:19]})")
+        try:
+            _deploy_image(context, app, entry.image_id, name, "load-image")
+        except BaseException:
+            if not existed:
+                _forget_image(client, entry.image_id)
+            raise
+
+
+@access.app_command(app="app", creates=True)
+@click.command("git:from-image")
+@click.argument("app")
+@click.argument("image")
+@pass_context
+def git_from_image(context: Context, app: str, image: str) -> None:
+    """Deploy IMAGE (on this server, else pulled from its registry) to APP as its own skiff/APP:BUILD image."""
+    from skiff import dockerclient
+
+    from . import images
+
+    validate.app_name(app)
+    if not validate.IMAGE_ID.fullmatch(image):
+        validate.image_reference(image)
+    client = dockerclient.client(900)
+    if not dockerclient.has_image(client, image):
+        context.output.step(f"Pulling {image}")
+        reason = dockerclient.pull(client, image)
+        if reason is not None:
+            raise SkiffError(
+                f"image {json.dumps(image)} is not on this server and could not be pulled ({reason}): "
+                f"load it with git:load-image {app}, or push it to a registry this server reaches"
+            )
+    found = client.images.get(image)
+    owner = images.other_app(found.attrs, found.tags, app, context.state.app_exists)
+    if owner is not None and not _may_use_app(context, owner):
+        raise access.AccessDenied(f"image {image} belongs to app {owner}: deploy it with access to {owner}")
+    _deploy_image(context, app, found.id, image, "from-image")
+
+
+def _may_use_app(context: Context, app: str) -> bool:
+    if not context.via_ssh:
+        return True
+    key = context.ssh_key_name
+    return access.key_role(context, key) == "admin" or (key is not None and access.may_access(context, key, app))
+
+
+def _deploy_image(context: Context, app: str, image_id: str, name: str, how: str) -> None:
+    with _app_for(context, app), push_lock(context, app):
+        lifecycle.deploy(
+            context,
+            app,
+            Source(kind="image", location=image_id, extra={"name": name, "how": how}),
+            f"Deploy image {name} (git:{how})",
+        )
+
+
+def _forget_image(client: Any, image_id: str) -> None:
+    """Remove an untagged image this command loaded and nothing uses (never an image that was there)."""
+    try:
+        if not client.images.get(image_id).tags:
+            client.images.remove(image_id, noprune=False)
+    except Exception:  # noqa: S110 (best effort; it is an untagged image)
+        pass
+
+
 @access.app_command()
 @click.command("deploy")
 @click.argument("app")
@@ -238,5 +339,7 @@ COMMANDS: list[click.Command] = [
     git_hook,
     git_sync,
     git_from_archive,
+    git_load_image,
+    git_from_image,
     deploy,
 ]

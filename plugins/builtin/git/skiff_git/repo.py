@@ -341,11 +341,12 @@ SETTINGS = Namespace(
         Setting("archive-max-size", type=parse_size, default=UNITS["G"], scope="global", help="git:from-archive"),
         Setting("archive-max-members", type=parse_count, default=100_000, scope="global", help="git:from-archive"),
         Setting("max-push-size", type=parse_size, default=UNITS["G"], scope="global", help="largest push"),
+        Setting("image-max-size", type=parse_size, default=4 * UNITS["G"], scope="global", help="git:load-image"),
     ),
     apply=_apply,
     report=_report,
 )
-LIMITS = ("archive-max-size", "archive-max-members", "max-push-size")
+LIMITS = ("archive-max-size", "archive-max-members", "max-push-size", "image-max-size")
 
 
 def limit(context: Context, key: str) -> int:
