@@ -29,6 +29,7 @@ SETTINGS = {  # key: (default, scopes)
     "trust-host-ca": (True, ("global", "app")),
     "ca-bundle": ("/etc/ssl/certs/ca-certificates.crt", ("global",)),
     "packs": ("", ("app",)),
+    "node-registry": ("https://registry.npmjs.org", ("global",)),
 }
 PACK_NAME = re.compile(r"\A[a-z][a-z0-9_-]{0,39}\Z")
 PACK_ALIASES = {"nodejs": "node", "python3": "python"}
@@ -349,6 +350,7 @@ def buildpacks_set(context: Context, is_global: bool, args: tuple[str, ...]) -> 
     """Set a build property: buildpacks:set (--global | APP) KEY [VALUE], or buildpacks:set APP PACK.
 
     Keys: trust-host-ca true|false, ca-bundle PATH (global only, local only),
+    node-registry URL (global only: where Node.js releases come from),
     packs NAME[,NAME] (app only). No VALUE resets the key. With a pack name
     (or a heroku-buildpack-NAME URL) instead of a key, APP uses that pack only.
     """
@@ -382,6 +384,12 @@ def buildpacks_set(context: Context, is_global: bool, args: tuple[str, ...]) -> 
     elif key == "ca-bundle":
         if not value.startswith("/") or not Path(value).is_file():
             raise ValidationError(f"ca-bundle must be an absolute path to a file on this server, got {value!r}")
+    elif key == "node-registry":
+        from .node_dist import REGISTRY_RE
+
+        if not REGISTRY_RE.fullmatch(value):
+            raise ValidationError(f"node-registry must be an http(s) URL without credentials, got {value!r}")
+        stored = value.rstrip("/")
     elif key == "packs":
         known = {d["name"] for d in describe_packs(context)}
         names = [_pack_name(p) for p in value.split(",") if p.strip()]
