@@ -8,6 +8,7 @@ every build with the code in place. Default web process: ``npm start``.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from skiff import hookimpl
@@ -97,6 +98,12 @@ def node_registry(build) -> str:
     return str(build.settings.get("node-registry") or DEFAULT_REGISTRY)
 
 
+def tls_verify(build) -> str | bool:
+    """The host's CA bundle when builds trust it (``trust-host-ca``, ``ca-bundle``), else requests' own."""
+    bundle = build.settings.get("ca-bundle") or "/etc/ssl/certs/ca-certificates.crt"
+    return bundle if build.settings.get("trust-host-ca", True) and os.path.isfile(bundle) else True
+
+
 def requested_node(build) -> tuple[str, str] | None:
     """``(where, text)`` of the app's Node.js request: engines.node, else .nvmrc, else .node-version."""
     engines = package_json(build).get("engines") or {}
@@ -141,7 +148,7 @@ def choose_node(build) -> tuple[list[str], dict[str, Any]]:
         return [f"Node.js {stack_node} from the stack (satisfies {what} {shown})"], {}
     if build.cache_dir is None:
         raise SkiffError("this build has no server cache directory for Node.js releases")
-    cache = NodeCache(build.cache_dir / "node", node_registry(build), host_arch())
+    cache = NodeCache(build.cache_dir / "node", node_registry(build), host_arch(), tls_verify(build))
     version, archive, lines = provide(cache, requested, what, shown)
     extra = {
         "archives": [{"path": str(archive), "key": f"{cache.package}@{version}"}],

@@ -114,12 +114,13 @@ def _sri_ok(data_hashes: dict[str, Any], integrity: str, shasum: str) -> bool:
 class NodeCache:
     """The server's cache of Node.js releases for one architecture, fed from one registry."""
 
-    def __init__(self, root: Path, registry: str, arch: str):
+    def __init__(self, root: Path, registry: str, arch: str, verify: str | bool = True):
         if not REGISTRY_RE.fullmatch(registry):
             raise SkiffError(f"the node-registry setting is not an http(s) URL: {registry!r}")
         self.dir = root / f"linux-{arch}"
         self.registry = registry.rstrip("/")
         self.package = f"node-linux-{arch}"
+        self.verify = verify  # requests' TLS verification: True, or a CA bundle (the host's)
 
     # -- what is here
 
@@ -159,7 +160,9 @@ class NodeCache:
         import requests
 
         try:
-            with requests.get(url, timeout=TIMEOUT, stream=True, headers={"Accept": "application/json"}) as resp:
+            with requests.get(
+                url, timeout=TIMEOUT, stream=True, headers={"Accept": "application/json"}, verify=self.verify
+            ) as resp:
                 if resp.status_code != 200:
                     raise RegistryUnreachable(f"HTTP {resp.status_code}")
                 return json.loads(_read_capped(resp.iter_content(65536), MAX_INDEX))
@@ -179,7 +182,7 @@ class NodeCache:
         size = 0
         with tempfile.TemporaryFile(dir=self.dir, prefix=".download-") as tgz:
             try:
-                with requests.get(url, timeout=TIMEOUT, stream=True) as resp:
+                with requests.get(url, timeout=TIMEOUT, stream=True, verify=self.verify) as resp:
                     if resp.status_code != 200:
                         raise RegistryUnreachable(f"HTTP {resp.status_code} for {self.package}@{version}")
                     for chunk in resp.iter_content(1024 * 1024):
