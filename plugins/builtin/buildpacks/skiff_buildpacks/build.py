@@ -70,6 +70,8 @@ class Build:
     output: Output
     packs: list[str] = field(default_factory=list)
     stacks_loader: Callable[[], list[Stack]] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # the buildpacks settings of the app
+    cache_dir: Path | None = None  # the server's download cache (SKIFF_ROOT/cache/buildpacks), skiff writes it
 
     def available_stacks(self) -> list[Stack]:
         """Every stack image present, the configured one first (listed on first use: it costs engine calls)."""
@@ -377,10 +379,12 @@ class Runner:
         changes: list[str],
         repository: str,
         tag: str,
+        archives: Iterable[str] = (),
     ) -> str:
         """Run ``steps`` in a container of ``image`` holding ``archive`` (a tar file, streamed); commit it.
 
         Returns the image id. With steps, the driver and its plan are appended to ``archive``.
+        ``archives`` are host paths of more tar files (from the server's cache) put in after it.
         """
         container = None
         try:
@@ -399,6 +403,9 @@ class Runner:
             container = self.client.containers.create(image, command, **kwargs)
             archive.seek(0)
             container.put_archive("/", archive)
+            for path in archives:
+                with open(path, "rb") as extra:
+                    container.put_archive("/", extra)
             if steps:
                 container.start()
                 progress = Progress(self.build.output)
@@ -428,24 +435,26 @@ def hash_key(
     generated: dict[str, bytes],
     steps: list[dict[str, Any]],
     env: dict[str, str],
+    archives: list[str] | None = None,
 ) -> str:
-    """The dependency layer's key."""
+    """The dependency layer's key (``archives``: the keys of the cached archives it gets, e.g. a Node.js release)."""
     h = hashlib.sha256()
 
     def put(data: Any) -> None:
         h.update(json.dumps(data, sort_keys=True).encode())
         h.update(b"\0")
 
-    put(
-        {
-            "builder": BUILDER_VERSION,
-            "stack": build.stack.id,
-            "packs": pack_versions,
-            "steps": steps,
-            "env": env,
-            "config": {k: v for k, v in sorted(build.config.items()) if k.startswith(KEY_CONFIG_PREFIXES)},
-        }
-    )
+    head: dict[str, Any] = {
+        "builder": BUILDER_VERSION,
+        "stack": build.stack.id,
+        "packs": pack_versions,
+        "steps": steps,
+        "env": env,
+        "config": {k: v for k, v in sorted(build.config.items()) if k.startswith(KEY_CONFIG_PREFIXES)},
+    }
+    if archives:
+        head["archives"] = archives
+    put(head)
     for rel in sorted(files):
         put(rel)
         h.update(hashlib.sha256((build.source / rel).read_bytes()).digest())

@@ -90,6 +90,8 @@ def start(deploy: Deploy) -> Session:
         stacks=None,
         output=deploy.output,
         stacks_loader=lambda: all_stacks(context, client, stack),
+        settings=settings(context, deploy.app),
+        cache_dir=context.path("cache", "buildpacks"),
     )
     build.packs = select_packs(context, deploy, build)
     described = {d["name"]: d for d in describe_packs(context)}
@@ -120,7 +122,9 @@ def dependency_layer(session: Session, plan: PackPlan) -> DepsLayer:
     if not plan.steps:
         return DepsLayer(base=stack.image, image_id=stack.id)
     env = plan.env(stack.path)
-    key = build_steps.hash_key(session.build, _versions(session), plan.files, plan.generated, plan.steps, env)
+    key = build_steps.hash_key(
+        session.build, _versions(session), plan.files, plan.generated, plan.steps, env, plan.archive_keys
+    )
     tag = f"deps-{key[:16]}"
     ref = build_steps.image_tag(session.deploy.app, tag)
     existing = _image(session.client, ref)
@@ -137,7 +141,7 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -
     assert deploy.workdir is not None
     t0 = time.monotonic()
     env = plan.env(session.build.stack.path)
-    compat = build_steps.hash_key(session.build, _versions(session), [], {}, plan.steps, env)[:32]
+    compat = build_steps.hash_key(session.build, _versions(session), [], {}, plan.steps, env, plan.archive_keys)[:32]
     lines = plan.additive_lines
     previous = build_steps.previous_layer(session.client, deploy.app, compat, lines) if lines else None
     depth, start_from = 0, session.build.stack.image
@@ -157,6 +161,7 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -
             build_steps.deps_labels(deploy.app, key, compat, lines, depth),
             f"skiff/{deploy.app}",
             tag,
+            plan.archive_paths,
         )
     out.step(f"Dependency layer ready in {time.monotonic() - t0:.1f}s")
     return image_id

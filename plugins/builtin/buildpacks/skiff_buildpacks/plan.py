@@ -36,6 +36,7 @@ class PackPlan:
     runtime_env: dict[str, str] = field(default_factory=dict)
     path_prefix: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
+    archives: list[dict[str, str]] = field(default_factory=list)
     additive_lines: dict[str, list[str]] | None = field(default_factory=dict)
     compile_steps: list[Step] = field(default_factory=list)
     compile_files: dict[str, bytes] = field(default_factory=dict)
@@ -50,6 +51,7 @@ class PackPlan:
         self.runtime_env.update(deps.get("runtime_env", {}))
         _extend_unique(self.path_prefix, deps.get("path", []))
         self.exclude += deps.get("exclude", [])
+        self.archives += deps.get("archives", [])
         if deps.get("steps"):
             self._add_lines(pack, deps.get("additive_lines"))
 
@@ -68,6 +70,14 @@ class PackPlan:
         """Merge one pack's default process types (an earlier pack's type wins)."""
         for ptype, command in processes.items():
             self.processes.setdefault(ptype, command)
+
+    @property
+    def archive_keys(self) -> list[str]:
+        return [a["key"] for a in self.archives]
+
+    @property
+    def archive_paths(self) -> list[str]:
+        return [a["path"] for a in self.archives]
 
     def path(self, stack_path: str) -> str:
         return ":".join(self.path_prefix + [stack_path])

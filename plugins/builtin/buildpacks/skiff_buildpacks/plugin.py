@@ -50,6 +50,14 @@ def _bundle_file(context: Context, value: str) -> None:
         raise ValidationError(f"ca-bundle must be an absolute path to a file on this server, got {value!r}")
 
 
+def _registry_url(value: str) -> str:
+    from .node_dist import REGISTRY_RE
+
+    if not REGISTRY_RE.fullmatch(value):
+        raise ValidationError(f"node-registry must be an http(s) URL without credentials, got {value!r}")
+    return value.rstrip("/")
+
+
 def _pack_names(value: str) -> str:
     return ",".join(pack_name(p) for p in value.split(",") if p.strip())
 
@@ -74,6 +82,14 @@ SETTINGS = Namespace(
             help="the CA bundle builds trust (a file on the server)",
         ),
         Setting("packs", type=_pack_names, default="", validate=_installed_packs, help="NAME[,NAME]: skip detection"),
+        Setting(
+            "node-registry",
+            type=_registry_url,
+            default="https://registry.npmjs.org",
+            scope="global",
+            level="admin",
+            help="the npm registry Node.js releases come from",
+        ),
     ),
     noun="property",
     commands=(),  # buildpacks:set APP PACK (Dokku's form) and buildpacks:report are the plugin's own

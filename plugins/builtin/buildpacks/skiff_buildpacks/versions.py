@@ -24,50 +24,8 @@ def parse_requested(text: str) -> str | None:
     return None
 
 
-def _parts(text: str) -> list[int]:
-    out = []
-    for piece in text.split(".")[:3]:
-        if not (piece.isascii() and piece.isdigit()):
-            break
-        out.append(int(piece))
-    return out
-
-
-def _comparator(available: list[int], spec: str) -> bool:
-    """One npm-style comparator: ``>=18``, ``<21``, ``^20.1``, ``~20.19``, ``20.x``, ``20``, ``20.19.2``."""
-    for op in (">=", "<=", ">", "<", "=", "^", "~"):
-        if spec.startswith(op):
-            rest = spec[len(op) :].lstrip("v")
-            break
-    else:
-        op, rest = "", spec.lstrip("v")
-    want = _parts(rest.replace("x", "").replace("*", "").rstrip("."))
-    if not want:
-        return op in ("", "=") and rest in ("", "x", "*")
-    have = (available + [0, 0, 0])[:3]
-    padded = (want + [0, 0, 0])[:3]
-    if op == ">=":
-        return have >= padded
-    if op == ">":
-        return have > padded
-    if op == "<=":
-        return have <= padded
-    if op == "<":
-        return have < padded
-    if op == "^":
-        return have >= padded and have[0] == padded[0]
-    if op == "~":
-        return have >= padded and have[: min(2, len(want))] == want[: min(2, len(want))]
-    return have[: len(want)] == want
-
-
 def node_satisfies(available: str, requested: str) -> bool:
-    """``engines.node`` ranges: ``||`` of space-separated comparators (``>=18 <21``, ``20.x``, ``^20``)."""
-    have = _parts(available)
-    if not have:
-        return False
-    for alternative in requested.split("||"):
-        specs = alternative.split()
-        if specs and all(_comparator(have, spec) for spec in specs):
-            return True
-    return False
+    """``engines.node`` ranges as npm reads them (``>=18 <21``, ``20.x``, ``^20``, ``18 || 20``)."""
+    from .semver import satisfies
+
+    return satisfies(available, requested)
