@@ -295,7 +295,7 @@ def add_outputs(archive: BinaryIO, outputs: BinaryIO, parent: str, uid: int, gid
     return archive
 
 
-def _engine_errors() -> tuple[type, ...]:
+def _engine_errors() -> tuple[type[BaseException], ...]:
     import docker.errors
     import requests.exceptions
     import urllib3.exceptions

@@ -199,7 +199,8 @@ def _remove_leftovers(client, name: str) -> None:
 
 def _follow(container, out: Output) -> tuple[str, list[str]]:
     """Show the milestones of the install; return the version line and the last lines."""
-    version, tail, buffer = "", [], b""
+    version, buffer = "", b""
+    tail: list[str] = []
     for chunk in container.logs(stream=True, follow=True):
         buffer += chunk
         while b"\n" in buffer:
