@@ -40,6 +40,7 @@ class PackPlan:
     additive_lines: dict[str, list[str]] | None = field(default_factory=dict)
     compile_steps: list[Step] = field(default_factory=list)
     compile_files: dict[str, bytes] = field(default_factory=dict)
+    stages: list[dict[str, Any]] = field(default_factory=list)
     processes: dict[str, str] = field(default_factory=dict)
 
     def add_dependencies(self, pack: str, deps: dict[str, Any]) -> None:
@@ -65,6 +66,8 @@ class PackPlan:
         """Merge one pack's ``skiff_buildpack_compile`` result."""
         self.compile_steps += result.get("steps", [])
         self.compile_files.update(result.get("files", {}))
+        if result.get("stage"):
+            self.stages.append(result["stage"])
 
     def add_processes(self, processes: dict[str, str]) -> None:
         """Merge one pack's default process types (an earlier pack's type wins)."""
