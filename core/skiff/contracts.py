@@ -38,6 +38,14 @@ class GitMeta(TypedDict):
     revision: str  # the commit's full SHA
 
 
+class ImageSourceMeta(TypedDict):
+    """``meta["image_source"]``: the image a release made by ``git:load-image`` / ``git:from-image`` runs."""
+
+    image: str  # the name given (or the image id when none was)
+    id: str  # the image id it was built FROM
+    how: str  # "load-image" or "from-image"
+
+
 class ReleaseMeta(TypedDict, total=False):
     """Every ``deploy.meta`` key more than one plugin reads (docs/contracts.md, "deploy.meta keys").
 
@@ -60,6 +68,7 @@ class ReleaseMeta(TypedDict, total=False):
     upstreams: list[str]  # docker: "127.0.0.1:HOSTPORT" of each healthy new web container
     formation: dict[str, int]  # docker: {process: quantity} the release runs with
     git: GitMeta  # git: ref and revision of a release made from git
+    image_source: ImageSourceMeta  # git: the image a release made from a prebuilt image runs
 
 
 #: The keys of :class:`ReleaseMeta`, for checks.

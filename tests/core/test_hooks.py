@@ -151,6 +151,7 @@ HOOK_TESTS: dict[str, list[str]] = {
         "tests/core/test_upgrade.py::test_skiff_upgrade_makes_old_repositories_private_and_removes_stored_credentials"
     ],
     "skiff_report": [APP_EVENTS],
+    "skiff_settings": ["tests/core/test_settings.py::test_set_and_report_for_free"],
     "skiff_key_role": ["tests/core/test_access.py::test_the_builtin_plugins_answer_the_access_hooks"],
     "skiff_app_access": [
         "tests/core/test_access.py::test_the_builtin_plugins_answer_the_access_hooks",

@@ -108,6 +108,7 @@ def test_values_resolve_app_then_env_then_global_then_default(h, monkeypatch):
 
 
 def test_set_and_report_for_free(h):
+    """What a plugin declares with ``skiff_settings`` gets ``NS:set`` and ``NS:report``."""
     assert h.invoke("demo:set", "web", "size", "7").exit_code == 0
     assert h.invoke("demo:set", "--global", "loud", "on").exit_code == 0
     assert report(h, "web") == {"colour": "blue", "size": 7, "loud": True, "limit": 100, "path": ""}

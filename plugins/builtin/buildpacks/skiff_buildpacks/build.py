@@ -426,7 +426,7 @@ class Runner:
         Returns the image id. With steps, the driver and its plan are appended to ``archive``.
         ``archives`` are host paths of more tar files (from the server's cache) put in after it.
         """
-        with self._container(image, steps, env, archive) as container:
+        with self._container(image, steps, env, archive, archives) as container:
             return container.commit(repository=repository, tag=tag, changes=changes).id
 
     def collect(
@@ -455,9 +455,17 @@ class Runner:
 
     @contextmanager
     def _container(
-        self, image: str, steps: list[dict[str, Any]], env: dict[str, str], archive: BinaryIO
+        self,
+        image: str,
+        steps: list[dict[str, Any]],
+        env: dict[str, str],
+        archive: BinaryIO,
+        archives: Iterable[str] = (),
     ) -> Iterator[Any]:
-        """A container of ``image`` with ``archive`` in it and ``steps`` run; removed on exit."""
+        """A container of ``image`` with ``archive`` (then the tar files at ``archives``) in it and ``steps`` run.
+
+        The container is removed on exit.
+        """
         container = None
         try:
             kwargs: dict[str, Any] = dict(

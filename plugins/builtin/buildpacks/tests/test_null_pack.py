@@ -123,7 +123,7 @@ def test_chosen_by_buildpack_url_or_buildpacks_set(h, tmp_path):
 )
 def test_other_urls_are_not_the_null_buildpack(raw):
     with pytest.raises(ValidationError, match="invalid buildpack name"):
-        bp._pack_name(raw)
+        bp.pack_name(raw)
 
 
 def test_answers_only_for_itself(tmp_path):
