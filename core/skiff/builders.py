@@ -74,13 +74,18 @@ def installed(context: Context) -> dict[str, BuilderInfo]:
     return {info.name: info for info in sorted(found.values(), key=lambda i: (i.order, i.name))}
 
 
+def selectable(context: Context) -> dict[str, BuilderInfo]:
+    """The builders ``builder:set`` may choose: every installed one but those that only build their own source kinds."""
+    return {name: info for name, info in installed(context).items() if not info.sources}
+
+
 def listing(builders: dict[str, BuilderInfo]) -> str:
     return ", ".join(builders) or "none"
 
 
 def validate_name(context: Context, name: str) -> str:
-    """``name`` if it is an installed builder, else a :class:`ValidationError` listing them."""
-    builders = installed(context)
+    """``name`` if it is a selectable builder, else a :class:`ValidationError` listing them."""
+    builders = selectable(context)
     if name not in builders:
         raise ValidationError(f"unknown builder {name!r}; installed: {listing(builders)}")
     return name

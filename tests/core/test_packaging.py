@@ -89,16 +89,21 @@ def test_each_distribution_declares_exactly_what_it_imports():
             extras = _names(cfg["options.extras_require"]["testing"])
             assert _imported_distributions(testing, {"skiff"}) - declared == extras
         else:
-            package_name = options["packages"].strip()
+            package_name = _top_package(options["packages"])
             files = sorted((path.parent / package_name).rglob("*.py"))
             assert files, path
             assert _imported_distributions(files, {package_name}) == declared, path
 
 
+def _top_package(packages: str) -> str:
+    """``skiff_nginx`` of ``packages = skiff_nginx, skiff_nginx.commands``."""
+    return packages.replace("\n", ",").split(",")[0].strip()
+
+
 def test_every_package_ships_py_typed():
     for path in SETUP_CFGS:
         cfg = _cfg(path)
-        package_name = "skiff" if path.parent == ROOT else cfg["options"]["packages"].strip()
+        package_name = "skiff" if path.parent == ROOT else _top_package(cfg["options"]["packages"])
         package_dir = ROOT / "core" / "skiff" if path.parent == ROOT else path.parent / package_name
         assert (package_dir / "py.typed").is_file(), package_dir
         data = [item.strip() for item in cfg["options.package_data"][package_name].split(",")]

@@ -142,3 +142,16 @@ def test_no_cryptic_module_aliases(dist: Path) -> None:
                     assert alias.asname is None or len(alias.asname) > 3, (
                         f"{module}: import {alias.name} as {alias.asname}"
                     )
+
+
+@pytest.mark.parametrize("dist", DISTRIBUTIONS, ids=lambda d: d.name)
+def test_every_subpackage_is_packaged(dist: Path) -> None:
+    """A non-editable install (make install) ships every package of the plugin, commands/ too."""
+    parser = configparser.ConfigParser()
+    parser.read(dist / "setup.cfg")
+    declared = {
+        name.strip() for name in parser.get("options", "packages").replace("\n", ",").split(",") if name.strip()
+    }
+    package = package_of(dist)
+    present = {".".join(init.parent.relative_to(dist).parts) for init in package.rglob("__init__.py")}
+    assert present <= declared, f"setup.cfg packages misses {sorted(present - declared)}"

@@ -261,7 +261,7 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
     return {
         "builder": {
             "selected": values["selected"] or "(detected)",
-            "installed": builders.listing(builders.installed(context)),
+            "installed": builders.listing(builders.selectable(context)),
             "last-build": (release.meta.get("builder") if release else None) or None,
             "dockerfile-path": values["dockerfile-path"],
             "build-args": values["build-args"],
