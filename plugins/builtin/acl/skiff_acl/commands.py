@@ -1,4 +1,4 @@
-"""The acl plugin's commands: acl:add, acl:remove, acl:list, acl:set."""
+"""The acl plugin's commands: acl:add, acl:remove, acl:list (acl:set comes from its declared settings)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,11 @@ import click
 from skiff import access
 from skiff.cli import pass_context
 from skiff.context import Context
-from skiff.errors import NotFound, SkiffError, ValidationError
+from skiff.errors import NotFound, ValidationError
 
-from . import PLUGIN
-from .plugin import CREATE_APPS, app_keys, store_keys
+from .plugin import app_keys, store_keys
 
-SETTINGS = (CREATE_APPS,)
 KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # the names ssh-keys accepts
-TRUE, FALSE = ("true", "on", "yes", "1"), ("false", "off", "no", "0")
 
 
 def key_name(name: str) -> str:
@@ -76,32 +73,4 @@ def acl_list(context: Context, app: str, fmt: str) -> None:
         click.echo(name)
 
 
-@access.admin_command
-@click.command("acl:set")
-@click.option("--global", "is_global", is_flag=True, help="The only scope of acl settings.")
-@click.argument("key", type=click.Choice(SETTINGS))
-@click.argument("value", required=False)
-@pass_context
-def acl_set(context: Context, is_global: bool, key: str, value: str | None) -> None:
-    """Set an acl setting: acl:set --global deployer-create-apps true|false (no VALUE: default, false)."""
-    if not is_global:
-        raise click.UsageError("acl settings are global: acl:set --global KEY [VALUE]")
-    if value is None:
-        context.state.delete_property(PLUGIN, key)
-        context.output.step(f"Unset {key} (deployers may not create apps)")
-        return
-    enabled = _parse_bool(value)
-    context.state.set_property(PLUGIN, key, enabled)
-    context.output.step(f"Set {key} to {json.dumps(enabled)}")
-
-
-def _parse_bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in TRUE:
-        return True
-    if lowered in FALSE:
-        return False
-    raise SkiffError(f"expected true or false, got {value!r}")
-
-
-COMMANDS: list[click.Command] = [acl_add, acl_remove, acl_list, acl_set]
+COMMANDS: list[click.Command] = [acl_add, acl_remove, acl_list]  # acl:set is generated (skiff_settings)

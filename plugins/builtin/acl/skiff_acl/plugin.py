@@ -18,6 +18,7 @@ import click
 
 from skiff import access, hookimpl
 from skiff.context import Context
+from skiff.settings import Namespace, Setting
 
 from . import PLUGIN
 
@@ -44,8 +45,29 @@ def store_keys(context: Context, app: str, names: list[str]) -> None:
         context.state.delete_property(PLUGIN, KEYS, app=app)
 
 
+SETTINGS = Namespace(
+    PLUGIN,
+    (
+        Setting(
+            CREATE_APPS,
+            type=bool,
+            default=False,
+            scope="global",
+            level="admin",
+            help="a deployer may create an app by pushing to it",
+        ),
+    ),
+    commands=("set",),  # the access lists are shown by acl:list and apps:report
+)
+
+
+@hookimpl
+def skiff_settings() -> list[Namespace]:
+    return [SETTINGS]
+
+
 def deployers_create_apps(context: Context) -> bool:
-    return bool(context.state.get_property(PLUGIN, CREATE_APPS, default=False))
+    return bool(SETTINGS.get(context.state, CREATE_APPS))
 
 
 # -- hooks ----------------------------------------------------------------------------------
