@@ -70,6 +70,7 @@ class Build:
     output: Output
     packs: list[str] = field(default_factory=list)
     stacks_loader: Callable[[], list[Stack]] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # the buildpacks settings of the app
 
     def available_stacks(self) -> list[Stack]:
         """Every stack image present, the configured one first (listed on first use: it costs engine calls)."""

@@ -145,7 +145,7 @@ def buildpacks_set(context: Context, is_global: bool, args: tuple[str, ...]) -> 
         context.output.step(f"Reset {key} ({label})")
         return
     stored: Any = value
-    if key == "trust-host-ca":
+    if isinstance(SETTINGS[key][0], bool):
         stored = _parse_bool(key, value)
     elif key == "ca-bundle":
         if not value.startswith("/") or not Path(value).is_file():

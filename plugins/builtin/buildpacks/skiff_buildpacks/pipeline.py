@@ -90,6 +90,7 @@ def start(deploy: Deploy) -> Session:
         stacks=None,
         output=deploy.output,
         stacks_loader=lambda: all_stacks(context, client, stack),
+        settings=settings(context, deploy.app),
     )
     build.packs = select_packs(context, deploy, build)
     described = {d["name"]: d for d in describe_packs(context)}
@@ -106,6 +107,8 @@ def plan_dependencies(session: Session) -> PackPlan:
         out.step(f"{label} detected")
         for line in deps.get("notes", []):
             out.info(line)
+        for line in deps.get("warnings", []):
+            out.warn(line)
         plan.add_dependencies(name, deps)
     return plan
 

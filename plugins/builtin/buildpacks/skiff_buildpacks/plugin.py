@@ -25,6 +25,7 @@ SETTINGS = {  # key: (default, scopes)
     "trust-host-ca": (True, ("global", "app")),
     "ca-bundle": ("/etc/ssl/certs/ca-certificates.crt", ("global",)),
     "packs": ("", ("app",)),
+    "python-accept-newer": (False, ("app",)),
 }
 PACK_NAME = re.compile(r"\A[a-z][a-z0-9_-]{0,39}\Z")
 PACK_ALIASES = {"nodejs": "node", "python3": "python"}
