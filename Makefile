@@ -7,10 +7,10 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make demo     install everything and deploy examples/catmeow by git push"
-	@echo "make test     install what the tests need and run the whole suite"
+	@echo "make test     lint, install what the tests need and run the whole suite"
 	@echo "make install  install skiff on this server (root)"
 	@echo "make bench    run the benchmarks under bench/"
-	@echo "make lint     ruff check, ruff format --check and mypy over core and plugins"
+	@echo "make lint     ruff check, ruff format --check and mypy (make test runs it first)"
 
 deps:
 	@scripts/system-deps.sh
@@ -25,7 +25,8 @@ unit: venv
 	$(VENV)/bin/python -m pytest -q -m "not e2e" $(PYTEST_ARGS)
 
 # Settings in pyproject.toml ([tool.ruff], [tool.mypy]: strict for core/skiff). Runs all three
-# and fails if any of them found something; not part of `make test` (yet).
+# and fails if any of them found something; `make test` runs it first (a few seconds) and stops
+# on a finding (tests/core/test_lint_config.py checks the dependency).
 LINT_PATHS ?= core plugins tests bench examples
 MYPY_PATHS ?= core/skiff $(patsubst %/__init__.py,%,$(wildcard plugins/*/*/skiff_*/__init__.py))
 
@@ -41,7 +42,8 @@ lint: venv
 stack: docker venv
 	@root=$$(mktemp -d) && SKIFF_ROOT=$$root $(VENV)/bin/skiff stack:build; rc=$$?; rm -rf $$root; exit $$rc
 
-test: deps docker venv stack
+# lint right after the Debian packages (python3-venv), before the engine and the stack image
+test: deps lint docker venv stack
 	SKIFF_TEST_RESTART_ENGINE=1 $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 bench: docker venv

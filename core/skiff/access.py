@@ -141,7 +141,8 @@ def may_access(context: Any, key: str, app: str, creating: bool = False) -> bool
 
 
 def service_apps(context: Any, kind: str, service: str) -> list[str] | None:
-    return context.hook.skiff_service_apps(context=context, kind=kind, service=service)
+    apps: list[str] | None = context.hook.skiff_service_apps(context=context, kind=kind, service=service)
+    return apps
 
 
 # -- the check ------------------------------------------------------------------------------

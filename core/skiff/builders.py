@@ -4,13 +4,16 @@ Builders declare themselves with the ``skiff_builders`` hook (a list of
 :class:`BuilderInfo`). At the start of the ``pre_build`` phase the core sets
 ``deploy.builder`` to the chosen one's name:
 
-1. the builder forced for the app with ``builder:set APP selected NAME``
+1. the builder that owns the deploy's source kind (``BuilderInfo.sources``:
+   the git plugin's ``image`` builder owns ``image`` sources, which have no
+   source tree to build), whatever is forced;
+2. the builder forced for the app with ``builder:set APP selected NAME``
    (the ``builder`` / ``selected`` property); it must be installed;
-2. otherwise the first builder, by ascending ``order`` (then name), whose
+3. otherwise the first builder, by ascending ``order`` (then name), whose
    ``detect(deploy)`` returns true: the dockerfile builder (order 100) when
    the source has a Dockerfile, then the buildpacks builder (order 1000, the
    catch-all);
-3. otherwise ``None``.
+4. otherwise ``None``.
 
 ``skiff_build`` implementations build only when ``deploy.builder`` names
 them. See docs/builders.md and docs/hooks.md.
@@ -42,13 +45,16 @@ class BuilderInfo:
     ``deploy.builder`` holds; ``order`` places it in detection (ascending:
     dockerfile is 100, buildpacks 1000); ``detect(deploy)`` says whether it
     should build this source when nothing is forced (``None``: only when
-    selected); ``description`` is shown by ``builder:report``.
+    selected); ``description`` is shown by ``builder:report``; ``sources``
+    names source kinds (:class:`skiff.deploy.Source`) this builder alone can
+    build: a deploy of one of them uses it even when another is forced.
     """
 
     name: str
     order: int = DEFAULT_ORDER
     detect: Callable[[Deploy], bool] | None = None
     description: str = ""
+    sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not NAME.fullmatch(self.name or ""):
@@ -86,8 +92,12 @@ def selected(context: Context, app: str) -> str:
 
 
 def choose(deploy: Deploy) -> str | None:
-    """The builder for ``deploy``: the forced one, else the first that detects the source."""
+    """The builder for ``deploy``: the source kind's own, else the forced one, else the first that detects it."""
     builders = installed(deploy.context)
+    kind = deploy.source.kind if deploy.source is not None else None
+    for info in builders.values():
+        if kind in info.sources:
+            return info.name
     forced = selected(deploy.context, deploy.app)
     if forced:
         if forced not in builders:

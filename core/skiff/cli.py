@@ -18,8 +18,9 @@ import os
 import shlex
 import sys
 import traceback
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -29,6 +30,13 @@ from .errors import SkiffError
 from .output import Output
 from .plugins import SkiffPluginManager, build_plugin_manager
 from .privileges import settle
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Concatenate, ParamSpec
+
+    P = ParamSpec("P")
+
+R = TypeVar("R")
 
 TRACE_ENV = "SKIFF_TRACE"
 
@@ -61,7 +69,7 @@ class SkiffGroup(click.Group):
         return super().resolve_command(ctx, args)
 
 
-def pass_context(f):
+def pass_context(f: Callable[Concatenate[Context, P], R]) -> Callable[P, R]:
     """Decorator: pass the :class:`Context` (click's ``obj``) as first argument."""
     return click.pass_obj(f)
 
@@ -79,13 +87,15 @@ def build_cli(context: Context) -> click.Group:
         """
 
     from .core_commands import add_core_commands
+    from .settings import add_commands
 
     add_core_commands(cli)
     context.hook.skiff_commands(cli=cli)
+    add_commands(context, cli)
     return cli
 
 
-def _disabled_in_state(root) -> set[str]:
+def _disabled_in_state(root: Path) -> set[str]:
     from .state import State
 
     if not (root / State.filename).exists():

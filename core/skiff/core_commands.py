@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import click
 
@@ -49,7 +50,8 @@ def help_command(ctx: click.Context, command: str | None) -> None:
     group = ctx.parent.command if ctx.parent else ctx.command
     parent = ctx.parent or ctx
     if command:
-        sub = group.get_command(parent, command)  # type: ignore[attr-defined]
+        assert isinstance(group, click.Group)  # help runs as a subcommand of the skiff group
+        sub = group.get_command(parent, command)
         if sub is None:
             raise SkiffError(f"unknown command {command!r}")
         with click.Context(sub, info_name=command, parent=parent) as sub_ctx:
@@ -58,7 +60,7 @@ def help_command(ctx: click.Context, command: str | None) -> None:
     click.echo(group.get_help(parent))
 
 
-def _plugin_row(info: PluginInfo) -> dict:
+def _plugin_row(info: PluginInfo) -> dict[str, Any]:
     return {
         "name": info.name,
         "version": info.version,
@@ -85,7 +87,7 @@ def plugin_list(context: Context, fmt: str) -> None:
         click.echo(f"{row['name']:<16} {row['version']:<9} {row['status']:<9} {row['distribution']:<22} {detail}")
 
 
-def _plugins_by_process() -> dict[str, dict]:
+def _plugins_by_process() -> dict[str, dict[str, Any]]:
     """Ask a fresh skiff process for its plugin list (after a pip change)."""
     proc = subprocess.run(
         [sys.executable, "-m", "skiff", "plugin:list", "--format", "json"],
@@ -98,7 +100,7 @@ def _plugins_by_process() -> dict[str, dict]:
     return {row["name"]: row for row in json.loads(proc.stdout)}
 
 
-def _pip(*args: str) -> subprocess.CompletedProcess:
+def _pip(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", *args],
         capture_output=True,
@@ -123,7 +125,7 @@ _PIP_NOISE = (
 )
 
 
-def pip_error(proc: subprocess.CompletedProcess) -> str:
+def pip_error(proc: subprocess.CompletedProcess[str]) -> str:
     """The line of pip's output that says what went wrong.
 
     pip ends a failed build with boilerplate (``note: This error originates

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .contracts import BuildOptions, MetaFields, ReleaseMeta, Stash
+
 if TYPE_CHECKING:  # pragma: no cover
     from .context import Context
     from .output import Output
-    from .state import Release
+    from .state import Release, State
 
 PHASES = ("receive", "pre_build", "build", "release", "deploy", "post_deploy")
 REDEPLOY_PHASES = ("release", "deploy", "post_deploy")
@@ -32,7 +34,7 @@ class Source:
 
 
 @dataclass
-class Deploy:
+class Deploy(MetaFields):
     """One deploy (or redeploy) of one app, shared by every phase.
 
     Plugins read and fill it: ``skiff_receive`` fills ``workdir`` and
@@ -43,8 +45,13 @@ class Deploy:
     ``skiff_deploy`` starts processes. Variables that plugins put in ``config``
     before the release phase (e.g. ``GIT_REV``) are layered over the app's
     config and kept for redeploys of the same image. ``meta`` is stored with the release
-    (JSON values only; e.g. ports, the release command), ``scratch`` is a
-    per-plugin scratch space that is not stored: ``deploy.scratch["myplugin"]``.
+    (JSON values only): a :class:`~skiff.contracts.ReleaseMeta`, whose most shared
+    keys are typed properties (``deploy.container_port``, ``deploy.upstreams``, ...:
+    :class:`~skiff.contracts.MetaFields`). ``build_options`` are the docker build
+    options builders may apply (the docker plugin fills them in ``skiff_pre_build``).
+    ``stash`` holds a plugin's private values for this deploy under typed keys
+    (:class:`~skiff.contracts.StashKey`); ``scratch`` / ``scratch_for(plugin)`` is
+    the same space, untyped.
     """
 
     context: Context
@@ -60,18 +67,24 @@ class Deploy:
     processes: dict[str, str] = field(default_factory=dict)
     app_json: dict[str, Any] = field(default_factory=dict)
     config: dict[str, str] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: ReleaseMeta = field(default_factory=lambda: ReleaseMeta())
     release: Release | None = None
     previous: Release | None = None
     urls: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     scratch: dict[str, dict[str, Any]] = field(default_factory=dict)
     phase: str | None = None
+    build_options: BuildOptions = field(default_factory=lambda: BuildOptions())
+
+    @property
+    def stash(self) -> Stash:
+        """This deploy's per-plugin values under typed keys: ``deploy.stash[KEY]`` (docs/contracts.md)."""
+        return Stash(self.scratch)
 
     def scratch_for(self, plugin: str) -> dict[str, Any]:
-        """The scratch dict of one plugin, created on first use."""
+        """The scratch dict of one plugin, created on first use (untyped; prefer :attr:`stash`)."""
         return self.scratch.setdefault(plugin, {})
 
     @property
-    def state(self):
+    def state(self) -> State:
         return self.context.state

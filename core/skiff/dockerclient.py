@@ -67,3 +67,49 @@ def reset() -> None:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def has_image(client: docker.DockerClient, ref: str) -> bool:
+    """Whether the engine has the image ``ref`` (a tag, a digest reference or an id)."""
+    import docker.errors
+
+    try:
+        client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def pull(client: docker.DockerClient, ref: str) -> str | None:
+    """Pull ``ref``; ``None`` when the engine then has it, else a few words why not (:func:`pull_reason`)."""
+    import docker.errors
+
+    error = ""
+    try:
+        for chunk in client.api.pull(ref, stream=True, decode=True):
+            if isinstance(chunk, dict) and chunk.get("error"):
+                error = str(chunk["error"])
+    except docker.errors.APIError as exc:
+        error = str(exc.explanation or exc)
+    except OSError as exc:  # requests' errors are OSErrors
+        error = f"lost the connection to the Docker engine ({type(exc).__name__})"
+    if not error and has_image(client, ref):
+        return None
+    return pull_reason(error or "the engine did not store it")
+
+
+UNREACHABLE = ("connection refused", "dial tcp", "no such host", "i/o timeout", "network is unreachable", "tls:")
+MISSING = ("not found", "manifest unknown", "does not exist", "pull access denied")
+
+
+def pull_reason(error: str) -> str:
+    """A few words for the engine's pull error: unreachable registry, unknown image, or its first line."""
+    lowered = error.lower()
+    if any(word in lowered for word in UNREACHABLE) or "http response to https client" in lowered:
+        return "registry unreachable"
+    if any(word in lowered for word in MISSING):
+        return "the registry does not have it"
+    if "unauthorized" in lowered or "denied" in lowered:
+        return "the registry refused access"
+    first = error.strip().splitlines()[0].strip() if error.strip() else "unknown error"
+    return first if len(first) <= 120 else first[:117] + "..."

@@ -15,7 +15,10 @@ import os
 import re
 import shlex
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .context import Context
 
 MASK = "***"
 KEY_NAME_ENV = "SKIFF_KEY_NAME"
@@ -73,11 +76,11 @@ def who(context: Any) -> str:
         return f"local:{os.geteuid()}"
 
 
-def start(context: Any, kind: str, command: str, app: str | None = None) -> int:
+def start(context: Context, kind: str, command: str, app: str | None = None) -> int:
     return context.state.add_event(who(context), kind, command, app)
 
 
-def finish(context: Any, event_id: int, status: int) -> None:
+def finish(context: Context, event_id: int, status: int) -> None:
     context.state.finish_event(event_id, status)
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .builders import BuilderInfo
     from .context import Context
     from .deploy import Deploy
+    from .settings import Namespace
 
 
 # -- lifecycle -------------------------------------------------------------
@@ -169,6 +170,24 @@ def skiff_commands(cli: click.Group) -> None:
     command reads the :class:`skiff.context.Context` from ``click``'s
     ``ctx.obj``. Keep this cheap: import heavy libraries inside commands,
     not here, so ``skiff --help`` stays fast. Return value ignored.
+    """
+
+
+@hookspec
+def skiff_settings() -> list[Namespace] | None:
+    """Declare this plugin's settings: a list of :class:`skiff.settings.Namespace`.
+
+    Called for every plugin (not first-result; the lists are merged) when the
+    CLI is built, after ``skiff_commands``, and whenever
+    :func:`skiff.settings.namespaces` is asked. For each namespace the core
+    adds ``NS:set [--global] [APP] KEY [VALUE]`` and ``NS:report [APP]
+    [--format text|json]`` (those in ``Namespace.commands``; a command a plugin
+    added itself under that name wins), checks each change against the
+    setting's parser, ``validate`` and ``level``, and stores it as a property of
+    ``Namespace.store``. The plugin reads values with ``Namespace.get(state,
+    name, app=APP)``. Must be cheap and side-effect free. Return ``None`` or
+    ``[]`` to declare nothing; when two plugins declare one namespace name, the
+    implementation pluggy calls first wins.
     """
 
 

@@ -16,10 +16,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from . import builders, events
 from .context import Context
+from .contracts import ReleaseMeta
 from .deploy import PHASES, REDEPLOY_PHASES, Deploy, Source
 from .errors import DeployError, NotFound, SkiffError
 from .locks import file_lock, lock_path
@@ -101,7 +102,7 @@ def redeploy(
             image=base.image,
             processes=dict(base.processes),
             app_json=dict(base.meta.get("app_json", {})),
-            meta=dict(base.meta),
+            meta=cast(ReleaseMeta, dict(base.meta)),
         )
         if use_base_config:
             d.config = dict(base.config)
@@ -210,13 +211,11 @@ def _release(d: Deploy) -> None:
     if d.kind == "deploy":
         release_env = dict(d.config)
     else:
-        release_env = dict(d.meta.get("release_env", {}))
+        release_env = d.release_env
     if d.kind == "deploy" or not d.config:
         d.config = {**state.effective_config(d.app), **release_env}
-    meta: dict[str, Any] = dict(d.meta)
-    meta["app_json"] = d.app_json
-    meta["release_env"] = release_env
-    d.meta = meta
+    d.meta["app_json"] = d.app_json
+    d.release_env = release_env
     d.release = state.create_release(
         d.app,
         description=d.description,
@@ -224,7 +223,7 @@ def _release(d: Deploy) -> None:
         revision=d.revision,
         config=d.config,
         processes=d.processes,
-        meta=meta,
+        meta=d.meta,
     )
     d.output.step(f"Releasing {d.app} v{d.release.version} ({d.description})")
     d.context.hook.skiff_release(deploy=d)

@@ -117,8 +117,10 @@ def extra_from_env() -> list[tuple[str, object]]:
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
-    eps = metadata.entry_points()
-    selected = eps.select(group=ENTRY_POINT_GROUP) if hasattr(eps, "select") else eps.get(ENTRY_POINT_GROUP, [])
+    if sys.version_info >= (3, 10):
+        selected: Iterable[metadata.EntryPoint] = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    else:  # a dict of groups before 3.10
+        selected = metadata.entry_points().get(ENTRY_POINT_GROUP, [])
     unique: dict[str, metadata.EntryPoint] = {}
     for ep in selected:
         unique.setdefault(ep.name, ep)

@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from . import validate
+from .contracts import MetaFields, ReleaseMeta
 from .errors import NotFound, SkiffError
 
 GLOBAL = ""  # the ``app`` column value of global config and global properties
@@ -94,8 +95,12 @@ def migration_description(index: int) -> str:
 
 
 @dataclass
-class Release:
-    """One entry of an app's release history."""
+class Release(MetaFields):
+    """One entry of an app's release history.
+
+    ``meta`` is what plugins stored with it (:class:`~skiff.contracts.ReleaseMeta`);
+    the most shared keys read as typed properties (``release.upstreams``, ...).
+    """
 
     app: str
     version: int
@@ -105,7 +110,7 @@ class Release:
     revision: str | None
     config: dict[str, str]
     processes: dict[str, str]
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: ReleaseMeta = field(default_factory=lambda: ReleaseMeta())
     timings: dict[str, float] = field(default_factory=dict)
     created: float = 0.0
     finished: float | None = None
@@ -201,7 +206,8 @@ class State:
 
     @property
     def schema_version(self) -> int:
-        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+        version: int = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        return version
 
     def close(self) -> None:
         if self._conn is not None:
@@ -263,7 +269,8 @@ class State:
         row = self.conn.execute("SELECT created FROM apps WHERE name=?", (app,)).fetchone()
         if row is None:
             raise NotFound(f"app {app} does not exist")
-        return row[0]
+        created: float = row[0]
+        return created
 
     # -- config ---------------------------------------------------------
     def get_config(self, app: str = GLOBAL) -> dict[str, str]:
@@ -345,7 +352,7 @@ class State:
         revision: str | None,
         config: dict[str, str],
         processes: dict[str, str],
-        meta: dict[str, Any],
+        meta: ReleaseMeta,
     ) -> Release:
         """Record a new pending release with the next version number."""
         with self.transaction() as conn:
@@ -368,7 +375,17 @@ class State:
                 ),
             )
         return Release(
-            app, version, "pending", description, image, revision, dict(config), dict(processes), dict(meta), {}, now
+            app,
+            version,
+            "pending",
+            description,
+            image,
+            revision,
+            dict(config),
+            dict(processes),
+            cast(ReleaseMeta, dict(meta)),
+            {},
+            now,
         )
 
     def finish_release(self, release: Release, status: str, timings: dict[str, float]) -> None:

@@ -15,7 +15,7 @@ import secrets
 import tarfile
 import time
 
-from skiff import hookimpl
+from skiff import contracts, hookimpl
 from skiff.builders import BuilderInfo
 from skiff.errors import SkiffError
 
@@ -80,7 +80,7 @@ def skiff_build(deploy) -> str | None:
     import docker
     import docker.errors
 
-    stack = deploy.state.get_property("stack", "image", default="") or "skiff/stack:trixie"
+    stack = contracts.stack_image(deploy.state)
     text = answer(deploy)
     tag = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
     ref = f"skiff/{deploy.app}:{tag}"
@@ -98,6 +98,6 @@ def skiff_build(deploy) -> str | None:
         )
     except docker.errors.DockerException as exc:
         raise SkiffError(f"tiny build failed: {exc}") from exc
-    deploy.meta["image_id"] = image.id
+    deploy.image_id = image.id
     deploy.output.step(f"Built {ref} with the tiny builder")
     return ref

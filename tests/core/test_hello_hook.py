@@ -52,6 +52,24 @@ def test_install_list_use_and_deploy_hook(run_skiff, hello_installed, skiff_root
     assert "-----> hello-hook: web v1 is live" in capsys.readouterr().out
 
 
+def test_the_declared_greeting_gets_set_and_report_for_free(skiff, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "examples" / "hello-hook"))
+    import skiff_hello
+
+    h = skiff(("hello", skiff_hello))
+    h.create_app("web")
+    assert h.invoke("hello", "Alice").stdout == "Hello, Alice!\n"
+    assert h.invoke("hello:set", "--global", "greeting", "Hi").exit_code == 0
+    assert h.invoke("hello", "Alice").stdout == "Hi, Alice!\n"
+    assert h.invoke("hello:set", "web", "greeting", "Howdy").exit_code == 0
+    assert json.loads(h.invoke("hello:report", "web", "--format", "json").stdout) == {"greeting": "Howdy"}
+    assert json.loads(h.invoke("hello:report", "--format", "json").stdout) == {"greeting": "Hi"}
+    assert skiff_hello.SETTINGS.get(h.state, "greeting", app="web") == "Howdy"
+    assert h.invoke("hello:set", "web", "greeting").exit_code == 0
+    assert "Hi" in h.invoke("hello:report", "web").stdout
+    assert 'click.command("hello:' not in (ROOT / "examples" / "hello-hook" / "skiff_hello.py").read_text()
+
+
 def test_broken_plugin_is_uninstalled_again(run_skiff, tmp_path):
     pkg = tmp_path / "broken"
     pkg.mkdir()

@@ -2,7 +2,8 @@
 
 docs/hooks.md documents every core hookspec (core/skiff/hookspecs.py), docs/builders.md every hook
 the buildpacks plugin declares, each with its exact parameters, its return annotation and the
-first line of its docstring (the docstring is the one source of the hook's text). The
+first line of its docstring (the docstring is the one source of the hook's text); every example
+``def skiff_X(...)`` the docs show takes only parameter names its hookspec has. The
 "Who implements what" table in docs/hooks.md names, for every hook, the builtin plugins that
 implement it and their tryfirst/trylast/wrapper marker, as the live plugin manager sees them.
 """
@@ -69,6 +70,32 @@ def test_every_hookspec_is_documented_with_its_signature_and_docstring(module: M
         first_line = (inspect.getdoc(spec) or "").splitlines()[0]
         assert first_line, f"{name} has no docstring"
         assert _one_line(first_line) in _one_line(body), f"{doc.name}: {name} lacks its docstring's first line"
+
+
+IMPL = re.compile(r"^\s*def (skiff_\w+)\(([^)]*)\)", re.M)
+DOCS_WITH_EXAMPLES = ("hooks.md", "builders.md", "plugins.md", "contracts.md")
+
+
+def _example_impls(doc: Path) -> list[tuple[str, list[str]]]:
+    """``(hook, parameter names)`` of every ``def skiff_X(...)`` a doc shows (``self`` dropped)."""
+    found = []
+    for match in IMPL.finditer(doc.read_text()):
+        names = [p.split(":")[0].split("=")[0].strip() for p in match.group(2).split(",") if p.strip()]
+        found.append((match.group(1), [n for n in names if n != "self"]))
+    return found
+
+
+def test_example_hookimpls_in_the_docs_use_the_specs_parameter_names() -> None:
+    """pluggy passes arguments by name: an example may take fewer, never other, parameters."""
+    specs = {**_specs(hookspecs), **_specs(buildpack_hookspecs)}
+    seen = 0
+    for doc in (ROOT / "docs" / name for name in DOCS_WITH_EXAMPLES):
+        for hook, names in _example_impls(doc):
+            assert hook in specs, f"{doc.name}: an example implements {hook}, which no hookspec declares"
+            allowed = list(inspect.signature(specs[hook]).parameters)
+            assert set(names) <= set(allowed), f"{doc.name}: {hook}({', '.join(names)}) vs the spec {allowed}"
+            seen += 1
+    assert seen >= len(_specs(buildpack_hookspecs)), "the example reader found no examples"
 
 
 def _builtin_plugin_names() -> set[str]:

@@ -1,20 +1,23 @@
-"""Every core hook is exercised by a test (docs/hooks.md is checked in test_hook_docs.py)."""
+"""Every hook has a test: HOOK_TESTS names, for each hookspec (core and buildpacks), the tests that
+call it and check its effect (docs/hooks.md is checked in test_hook_docs.py)."""
 
 import ast
 import re
 from pathlib import Path
 
 import click
+import pytest
 
 import skiff_apps.plugin as apps_plugin
+import skiff_buildpacks.hookspecs as buildpack_hookspecs
 from skiff import hookimpl, hookspecs
 from skiff.testing import LIFECYCLE_HOOKS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _hook_names() -> list[str]:
-    tree = ast.parse(Path(hookspecs.__file__).read_text())
+def _hook_names(path: Path = Path(hookspecs.__file__)) -> list[str]:
+    tree = ast.parse(path.read_text())
     return [node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("skiff_")]
 
 
@@ -23,13 +26,14 @@ LIFECYCLE_DRIVERS = {"deploy", "redeploy"}  # skiff.lifecycle.deploy / redeploy
 DRIVERS = {
     **{name: LIFECYCLE_DRIVERS for name in (*LIFECYCLE_HOOKS, "skiff_deploy_failed")},
     "skiff_commands": {"invoke", "run_skiff", "build_cli"},
+    "skiff_settings": {"invoke", "run_skiff", "build_cli", "ssh", "namespaces"},
     "skiff_app_created": {"invoke", "run_skiff"},
     "skiff_app_destroyed": {"invoke", "run_skiff"},
     "skiff_app_renamed": {"invoke", "run_skiff"},
     "skiff_report": {"invoke", "run_skiff"},
     "skiff_addhooks": {"make_plugin_manager", "build_plugin_manager"},
     "skiff_upgrade": {"invoke", "run_skiff"},  # state:migrate
-    "skiff_builders": {*LIFECYCLE_DRIVERS, "invoke", "run_skiff", "installed_builders", "choose"},
+    "skiff_builders": {*LIFECYCLE_DRIVERS, "invoke", "run_skiff", "installed_builders", "installed", "choose"},
     # asked by the SSH dispatch (skiff ssh-command) before a command runs
     **{
         name: {"invoke", "run_skiff", "ssh", "_ssh", "over_ssh"}
@@ -103,11 +107,126 @@ def _tested_hooks(path: Path) -> set[str]:
     return tested
 
 
-def test_every_hook_has_a_test():
-    """Each core hook is called by some test (directly, or through what calls it) that also names it and asserts."""
-    files = [*ROOT.glob("tests/**/test_*.py"), *ROOT.glob("plugins/*/*/tests/test_*.py")]
-    tested = set().union(*(_tested_hooks(path) for path in files))
-    assert [name for name in _hook_names() if name not in tested] == []
+LIFECYCLE = "tests/core/test_lifecycle.py"
+APP_EVENTS = "tests/core/test_hooks.py::test_app_event_hooks_and_report_and_commands"
+BUILDPACK_HOOKS = (
+    "plugins/builtin/buildpacks/tests/test_packs.py::test_every_buildpack_hook_answers_through_the_plugin_manager"
+)
+
+#: Every hook (core/skiff/hookspecs.py and skiff_buildpacks/hookspecs.py) -> the tests that call
+#: it and assert its effect. A new hook needs an entry (and a test) here.
+HOOK_TESTS: dict[str, list[str]] = {
+    "skiff_receive": [f"{LIFECYCLE}::test_hooks_run_in_order_on_one_deploy_object"],
+    "skiff_pre_build": [f"{LIFECYCLE}::test_hooks_run_in_order_on_one_deploy_object"],
+    "skiff_build": [
+        f"{LIFECYCLE}::test_hooks_run_in_order_on_one_deploy_object",
+        "tests/core/test_builders.py::test_a_chosen_builder_that_returns_nothing_is_named",
+    ],
+    "skiff_builders": [
+        "tests/core/test_builders.py::test_duplicate_names_first_implementation_wins",
+        "plugins/builtin/dockerfile/tests/test_dockerfile.py::test_builder_set_accepts_any_installed_builder",
+    ],
+    "skiff_release": [
+        f"{LIFECYCLE}::test_hooks_run_in_order_on_one_deploy_object",
+        f"{LIFECYCLE}::test_redeploy_runs_from_release_with_current_image",
+    ],
+    "skiff_deploy": [
+        f"{LIFECYCLE}::test_hooks_run_in_order_on_one_deploy_object",
+        f"{LIFECYCLE}::test_deploy_failure_after_release_marks_it_failed",
+    ],
+    "skiff_post_deploy": [
+        f"{LIFECYCLE}::test_hooks_run_in_order_on_one_deploy_object",
+        "tests/core/test_hello_hook.py::test_install_list_use_and_deploy_hook",
+    ],
+    "skiff_deploy_failed": [
+        f"{LIFECYCLE}::test_build_failure_calls_deploy_failed_and_keeps_current",
+        f"{LIFECYCLE}::test_deploy_failure_after_release_marks_it_failed",
+    ],
+    "skiff_addhooks": ["tests/core/test_plugins.py::test_addhooks_lets_plugins_declare_hooks_in_any_order"],
+    "skiff_commands": [APP_EVENTS],
+    "skiff_app_created": [APP_EVENTS],
+    "skiff_app_destroyed": [APP_EVENTS],
+    "skiff_app_renamed": [APP_EVENTS],
+    "skiff_upgrade": [
+        "tests/core/test_upgrade.py::test_skiff_upgrade_makes_old_repositories_private_and_removes_stored_credentials"
+    ],
+    "skiff_report": [APP_EVENTS],
+    "skiff_settings": ["tests/core/test_settings.py::test_set_and_report_for_free"],
+    "skiff_key_role": ["tests/core/test_access.py::test_the_builtin_plugins_answer_the_access_hooks"],
+    "skiff_app_access": [
+        "tests/core/test_access.py::test_the_builtin_plugins_answer_the_access_hooks",
+        "plugins/builtin/acl/tests/test_acl.py::test_lists_answer_skiff_app_access",
+    ],
+    "skiff_service_apps": [
+        "plugins/contrib/postgres/tests/test_postgres_access.py::test_service_apps_hook_answers_for_postgres_only"
+    ],
+    "skiff_buildpack_describe": [BUILDPACK_HOOKS],
+    "skiff_buildpack_detect": [BUILDPACK_HOOKS],
+    "skiff_buildpack_dependencies": [BUILDPACK_HOOKS],
+    "skiff_buildpack_compile": [BUILDPACK_HOOKS],
+    "skiff_buildpack_processes": [BUILDPACK_HOOKS],
+}
+
+
+def _all_hook_names() -> list[str]:
+    return _hook_names() + _hook_names(Path(buildpack_hookspecs.__file__))
+
+
+def _test_function(node_id: str) -> tuple[ast.FunctionDef, str, dict[str, set[str]]]:
+    """The test's function node (parsed, not imported), its source and the hookimpls of the file's classes."""
+    path, _, name = node_id.partition("::")
+    text = (ROOT / path).read_text()
+    tree = ast.parse(text)
+    found = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name]
+    assert found, f"{node_id}: no test function {name} in {path}"
+    return found[0], ast.get_source_segment(text, found[0]) or "", _hookimpl_classes(tree)
+
+
+def _hookimpl_classes(tree: ast.AST) -> dict[str, set[str]]:
+    return {
+        node.name: {
+            item.name for item in node.body if isinstance(item, ast.FunctionDef) and item.name.startswith("skiff_")
+        }
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+    }
+
+
+def _names_the_hook(hook: str, node: ast.FunctionDef, source: str, classes: dict[str, set[str]]) -> bool:
+    """The test names the hook, its phase (a lifecycle hook), or uses a class of its file implementing it."""
+    if hook in source:
+        return True
+    if hook in LIFECYCLE_HOOKS and ("LIFECYCLE_HOOKS" in source or f'"{hook.removeprefix("skiff_")}"' in source):
+        return True
+    return any(hook in classes.get(sub.id, ()) for sub in ast.walk(node) if isinstance(sub, ast.Name))
+
+
+def _triggers_the_hook(hook: str, node: ast.FunctionDef) -> bool:
+    """``pm.hook.<hook>(...)`` in the test, or a call of what calls it (a buildpack hook: only the former)."""
+    return hook in _direct_hook_calls(node) or bool(_called_names(node) & DRIVERS.get(hook, set()))
+
+
+def test_every_hook_has_a_test() -> None:
+    """Every hook is in HOOK_TESTS; every test named there exists, calls the hook, names it and asserts."""
+    assert sorted(HOOK_TESTS) == sorted(_all_hook_names()), "HOOK_TESTS needs exactly one entry per hookspec"
+    for hook, node_ids in HOOK_TESTS.items():
+        assert node_ids, f"{hook} has no test"
+        for node_id in node_ids:
+            node, source, classes = _test_function(node_id)
+            assert node.name.startswith("test_"), node_id
+            assert _asserts(node), f"{node_id} asserts nothing"
+            assert _names_the_hook(hook, node, source, classes), f"{node_id} does not name {hook}"
+            assert _triggers_the_hook(hook, node), f"{node_id} does not call {hook} (nor what calls it)"
+
+
+def test_the_hook_registry_check_refuses_a_test_that_does_not_call_the_hook() -> None:
+    named_only = f"{LIFECYCLE}::test_hooks_run_in_order_on_one_deploy_object"
+    node, source, classes = _test_function(named_only)
+    assert _names_the_hook("skiff_receive", node, source, classes)
+    assert not _triggers_the_hook("skiff_buildpack_detect", node)
+    assert not _names_the_hook("skiff_report", node, source, classes)
+    with pytest.raises(AssertionError, match="no test function"):
+        _test_function(f"{LIFECYCLE}::test_that_does_not_exist")
 
 
 def test_the_hook_test_finder_needs_a_call_and_an_assert(tmp_path):

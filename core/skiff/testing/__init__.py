@@ -11,7 +11,8 @@ Fixtures:
 
 Helper plugins to drive the lifecycle without Docker: :class:`DirReceiver`
 (source kind ``dir``), :class:`StubBuilder`, :class:`StubScheduler` and
-:class:`HookRecorder`.
+:class:`HookRecorder`; :class:`MetaRecorder` checks the ``deploy.meta`` keys plugins write
+against :class:`skiff.contracts.ReleaseMeta`.
 """
 
 from __future__ import annotations
@@ -24,16 +25,20 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from .. import hookimpl
 from ..cli import build_cli, run
 from ..context import Context
+from ..contracts import META_KEYS, ReleaseMeta
 from ..deploy import Deploy, Source
 from ..output import Output
 from ..plugins import SkiffPluginManager, build_plugin_manager
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..state import State
 
 # End-to-end fixtures (real dockerd, sshd, nginx) live in submodules.
 pytest_plugins = ["skiff.testing.docker", "skiff.testing.sshd", "skiff.testing.nginx", "skiff.testing.scheduler"]
@@ -88,7 +93,7 @@ class SkiffHarness:
         self.cli = build_cli(self.context)
 
     @property
-    def state(self):
+    def state(self) -> State:
         return self.context.state
 
     def invoke(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
@@ -208,6 +213,51 @@ class HookRecorder:
     @property
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
+
+
+class RecordingMeta(dict[str, Any]):
+    """A ``deploy.meta`` that adds the name of every key written to ``written``."""
+
+    def __init__(self, initial: dict[str, Any], written: set[str]) -> None:
+        super().__init__(initial)
+        self.written = written
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.written.add(key)
+        super().__setitem__(key, value)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        changes = dict(*args, **kwargs)
+        self.written.update(changes)
+        super().update(changes)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self.written.add(key)
+        return super().setdefault(key, default)
+
+
+class MetaRecorder:
+    """Records the ``deploy.meta`` keys plugins write (from ``skiff_receive``, or ``skiff_release``
+    in a redeploy); ``undocumented`` are those :class:`skiff.contracts.ReleaseMeta` does not name."""
+
+    def __init__(self) -> None:
+        self.written: set[str] = set()
+
+    def _wrap(self, deploy: Deploy) -> None:
+        if not isinstance(deploy.meta, RecordingMeta):
+            deploy.meta = cast(ReleaseMeta, RecordingMeta(dict(deploy.meta), self.written))
+
+    @hookimpl(tryfirst=True)
+    def skiff_receive(self, deploy: Deploy) -> None:
+        self._wrap(deploy)
+
+    @hookimpl(tryfirst=True)
+    def skiff_release(self, deploy: Deploy) -> None:
+        self._wrap(deploy)
+
+    @property
+    def undocumented(self) -> set[str]:
+        return self.written - META_KEYS
 
 
 def stub_env(*keep: str) -> dict[str, str]:

@@ -32,7 +32,9 @@ from typing import Any
 
 import pytest
 
-STACK_IMAGE = "skiff/stack:trixie"
+from skiff.contracts import DEFAULT_PORT, DEFAULT_STACK_IMAGE
+
+STACK_IMAGE = DEFAULT_STACK_IMAGE
 APP_LABELS = ("skiff.app", "skiff.deps", "skiff.build-for", "skiff.cache")
 TEST_LABEL = "skiff.test"
 
@@ -161,7 +163,7 @@ def run_image(
     image: str,
     cleanup: DockerCleanup | None = None,
     *,
-    port: int = 5000,
+    port: int = DEFAULT_PORT,
     env: dict[str, str] | None = None,
     command: Any = None,
 ) -> tuple[Any, int]:

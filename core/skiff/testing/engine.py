@@ -27,7 +27,7 @@ BRIDGE_CIDR = "10.212.255.1/24"
 POOL = "base=10.213.0.0/16,size=24"
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, check=False, timeout=60)
 
 
@@ -35,7 +35,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 class PrivateEngine:
     directory: Path
     bridge: str
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     rules: list[list[str]] = field(default_factory=list)
 
     @property
@@ -51,7 +51,7 @@ class PrivateEngine:
     def log(self) -> Path:
         return self.directory / "dockerd.log"
 
-    def docker(self, *args: str) -> subprocess.CompletedProcess:
+    def docker(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["docker", "-H", self.host, *args], capture_output=True, text=True, check=False, timeout=120
         )

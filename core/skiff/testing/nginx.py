@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -64,7 +64,8 @@ http {{
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def nginx_binary() -> str | None:
@@ -134,7 +135,7 @@ class PrivateNginx:
         }
         return {f"SKIFF_NGINX_{names[k]}": v for k, v in self.settings.items()}
 
-    def _run(self, *args: str) -> subprocess.CompletedProcess:
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         command = [self.binary, "-p", str(self.prefix), "-c", str(self.conf), *args]
         if self.user:
             command = ["runuser", "-u", self.user, "--", *command]
@@ -237,13 +238,16 @@ def get(
 class _SNIConnection(http.client.HTTPSConnection):
     """HTTPS to an IP address with another TLS server name (SNI and certificate check)."""
 
-    def __init__(self, *args, sni: str | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, host: str, port: int, *, timeout: float, context: ssl.SSLContext, sni: str | None = None
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._tls = context
         self._sni = sni
 
     def connect(self) -> None:
         http.client.HTTPConnection.connect(self)
-        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._sni or self.host)
+        self.sock = self._tls.wrap_socket(self.sock, server_hostname=self._sni or self.host)
 
 
 def _private_prefix() -> Path:
@@ -303,7 +307,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args) -> None:
+    def log_message(self, *args: Any) -> None:
         pass
 
 

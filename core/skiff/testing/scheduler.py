@@ -78,7 +78,7 @@ class TestProxy:
 
     @hookimpl(tryfirst=True)
     def skiff_post_deploy(self, deploy: Deploy) -> None:
-        self.switch(deploy.meta.get("upstreams") or [])
+        self.switch(deploy.upstreams)
 
     def switch(self, upstreams: list[str]) -> None:
         pairs = []

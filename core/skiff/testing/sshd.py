@@ -42,6 +42,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 
@@ -87,7 +88,7 @@ class SshServer:
     sshd_config: Path
     log: Path
     skiff_env: dict[str, str]
-    process: subprocess.Popen = field(repr=False)
+    process: subprocess.Popen[bytes] = field(repr=False)
     alias: str = ALIAS
 
     @property
@@ -150,7 +151,7 @@ class SshServer:
         proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=self.env, timeout=timeout)
         return CommandResult(proc.returncode, proc.stdout, proc.stderr)
 
-    def git_push(self, repo_dir: Path | str, app: str, **kwargs) -> CommandResult:
+    def git_push(self, repo_dir: Path | str, app: str, **kwargs: Any) -> CommandResult:
         return git_push(repo_dir, app, self, **kwargs)
 
     def stop(self) -> None:
@@ -229,10 +230,17 @@ def git_push(
 # -- sshd ---------------------------------------------------------------------
 
 
+class SshServerFactory(Protocol):
+    """What the ``sshd_factory`` fixture yields."""
+
+    def __call__(self, authorized_keys: Path, env: Mapping[str, str], directory: Path | None = None) -> SshServer: ...
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def make_key(path: Path, comment: str = "skiff-test") -> Path:
@@ -364,7 +372,9 @@ def sshd_client_key(sshd_keys_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def sshd_factory(sshd_host_key: Path, sshd_client_key: Path, tmp_path_factory: pytest.TempPathFactory):
+def sshd_factory(
+    sshd_host_key: Path, sshd_client_key: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SshServerFactory]:
     """``factory(authorized_keys, env, directory=None) -> SshServer``; all stop at session end."""
     servers: list[SshServer] = []
 
@@ -399,7 +409,7 @@ def add_key(name: str, public_key: Path, env: Mapping[str, str] | None = None, r
 
 @pytest.fixture
 def sshd(
-    sshd_factory,
+    sshd_factory: SshServerFactory,
     sshd_client_key: Path,
     sshd_skiff_env: dict[str, str],
     skiff_root: Path,

@@ -71,6 +71,8 @@ class Build:
     packs: list[str] = field(default_factory=list)
     stacks_loader: Callable[[], list[Stack]] | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # the buildpacks settings of the app
+    cache_dir: Path | None = None  # the server's download cache (SKIFF_ROOT/cache/buildpacks), skiff writes it
+    toolchain_loader: Callable[..., Any] | None = None
 
     def available_stacks(self) -> list[Stack]:
         """Every stack image present, the configured one first (listed on first use: it costs engine calls)."""
@@ -101,6 +103,16 @@ class Build:
             return (self.source / relpath).read_text(encoding="utf-8")
         except UnicodeDecodeError:
             raise SkiffError(f"{relpath} is not valid UTF-8") from None
+
+    def toolchain(self, name: str, packages: list[str], version_command: list[str]) -> Any:
+        """The build's stack with Debian ``packages`` added (``skiff/stack-NAME:SUITE``), made on first use.
+
+        Returns a :class:`skiff_buildpacks.toolchains.Toolchain` (``image``, ``version``: what
+        ``version_command`` printed). Compile in it with a ``stage`` (see the compile hook).
+        """
+        if self.toolchain_loader is None:
+            raise SkiffError(f"no Docker engine to build the {name} toolchain layer")
+        return self.toolchain_loader(self.stack, name, packages, version_command)
 
     def use_stack(self, stack: Stack) -> None:
         """Switch this build to another stack (e.g. for a Python version)."""
@@ -256,7 +268,36 @@ class _CodeTar:
                     self.dirs_added.add(f"app/{rel}")
 
 
-def _engine_errors() -> tuple[type, ...]:
+def add_outputs(archive: BinaryIO, outputs: BinaryIO, parent: str, uid: int, gid: int) -> BinaryIO:
+    """Append the regular files and directories of the tar ``outputs`` under ``app/<parent>/``.
+
+    ``outputs`` comes from a build container (:meth:`Runner.collect`): names that climb
+    out, links and devices are left out; modes keep their execute bits. Returns
+    ``archive`` at its start.
+    """
+    base = "/".join(["app", *Path(parent).parts[:-1]]) if parent else "app"
+    archive.seek(0)
+    with tarfile.open(fileobj=outputs, mode="r:") as src:
+        with tarfile.open(fileobj=archive, mode="a", format=tarfile.PAX_FORMAT) as out:
+            for member in src:
+                parts = Path(member.name).parts
+                if not parts or Path(member.name).is_absolute() or ".." in parts:
+                    continue
+                if not (member.isfile() or member.isdir()):
+                    continue
+                info = tarfile.TarInfo(f"{base}/{'/'.join(parts)}")
+                info.type, info.mtime, info.uid, info.gid = member.type, member.mtime, uid, gid
+                info.mode = (member.mode & 0o755) | (0o700 if member.isdir() else 0o600)
+                if member.isfile():
+                    info.size = member.size
+                    out.addfile(info, src.extractfile(member))
+                else:
+                    out.addfile(info)
+    archive.seek(0)
+    return archive
+
+
+def _engine_errors() -> tuple[type[BaseException], ...]:
     import docker.errors
     import requests.exceptions
     import urllib3.exceptions
@@ -378,10 +419,52 @@ class Runner:
         changes: list[str],
         repository: str,
         tag: str,
+        archives: Iterable[str] = (),
     ) -> str:
         """Run ``steps`` in a container of ``image`` holding ``archive`` (a tar file, streamed); commit it.
 
         Returns the image id. With steps, the driver and its plan are appended to ``archive``.
+        ``archives`` are host paths of more tar files (from the server's cache) put in after it.
+        """
+        with self._container(image, steps, env, archive, archives) as container:
+            return container.commit(repository=repository, tag=tag, changes=changes).id
+
+    def collect(
+        self, image: str, steps: list[dict[str, Any]], env: dict[str, str], archive: BinaryIO, paths: list[str]
+    ) -> list[BinaryIO]:
+        """Run ``steps`` like :meth:`run`, then return what they left at ``/app/<path>``, one tar file each.
+
+        The container is not committed; each tar (entries named after the path's last
+        element, as the engine's archive API gives them) is a temporary file at its start.
+        """
+        import docker.errors
+
+        results: list[BinaryIO] = []
+        with self._container(image, steps, env, archive) as container:
+            for rel in paths:
+                try:
+                    stream, _ = container.get_archive(f"/app/{rel}")
+                except docker.errors.NotFound:
+                    raise SkiffError(f"the build left no /app/{rel}") from None
+                fileobj = tempfile.TemporaryFile(prefix="skiff-out-", suffix=".tar")
+                for chunk in stream:
+                    fileobj.write(chunk)
+                fileobj.seek(0)
+                results.append(fileobj)
+        return results
+
+    @contextmanager
+    def _container(
+        self,
+        image: str,
+        steps: list[dict[str, Any]],
+        env: dict[str, str],
+        archive: BinaryIO,
+        archives: Iterable[str] = (),
+    ) -> Iterator[Any]:
+        """A container of ``image`` with ``archive`` (then the tar files at ``archives``) in it and ``steps`` run.
+
+        The container is removed on exit.
         """
         container = None
         try:
@@ -400,6 +483,9 @@ class Runner:
             container = self.client.containers.create(image, command, **kwargs)
             archive.seek(0)
             container.put_archive("/", archive)
+            for path in archives:
+                with open(path, "rb") as extra:
+                    container.put_archive("/", extra)
             if steps:
                 container.start()
                 progress = Progress(self.build.output)
@@ -410,8 +496,7 @@ class Runner:
                 if status != 0:
                     what, code = progress.failed or ("the build", status)
                     raise SkiffError(f"{what} failed (exit {code})")
-            image_obj = container.commit(repository=repository, tag=tag, changes=changes)
-            return image_obj.id
+            yield container
         except _engine_errors() as exc:
             raise engine_error(exc) from exc
         finally:
@@ -429,24 +514,26 @@ def hash_key(
     generated: dict[str, bytes],
     steps: list[dict[str, Any]],
     env: dict[str, str],
+    archives: list[str] | None = None,
 ) -> str:
-    """The dependency layer's key."""
+    """The dependency layer's key (``archives``: the keys of the cached archives it gets, e.g. a Node.js release)."""
     h = hashlib.sha256()
 
     def put(data: Any) -> None:
         h.update(json.dumps(data, sort_keys=True).encode())
         h.update(b"\0")
 
-    put(
-        {
-            "builder": BUILDER_VERSION,
-            "stack": build.stack.id,
-            "packs": pack_versions,
-            "steps": steps,
-            "env": env,
-            "config": {k: v for k, v in sorted(build.config.items()) if k.startswith(KEY_CONFIG_PREFIXES)},
-        }
-    )
+    head: dict[str, Any] = {
+        "builder": BUILDER_VERSION,
+        "stack": build.stack.id,
+        "packs": pack_versions,
+        "steps": steps,
+        "env": env,
+        "config": {k: v for k, v in sorted(build.config.items()) if k.startswith(KEY_CONFIG_PREFIXES)},
+    }
+    if archives:
+        head["archives"] = archives
+    put(head)
     for rel in sorted(files):
         put(rel)
         h.update(hashlib.sha256((build.source / rel).read_bytes()).digest())

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import click
 
-from skiff import access
+from skiff import access, settings
 from skiff.cli import pass_context
 from skiff.context import Context
-from skiff.errors import SkiffError, ValidationError
+from skiff.errors import ValidationError
 from skiff.state import GLOBAL
 
 from .plugin import (
-    PLUGIN,
     SETTINGS,
     describe_packs,
     docker_client,
@@ -43,19 +39,11 @@ def buildpacks_list(context: Context, app: str | None) -> None:
 
 
 def _app_packs(context: Context, app: str) -> list[str]:
-    value = context.state.get_property(PLUGIN, "packs", app=app, default="") or ""
-    return [p for p in value.split(",") if p]
+    return [p for p in str(SETTINGS.get(context.state, "packs", app=app)).split(",") if p]
 
 
 def _store_packs(context: Context, app: str, names: list[str]) -> None:
-    known = {d["name"] for d in describe_packs(context)}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValidationError(f"unknown buildpack {unknown[0]!r}; installed: {', '.join(sorted(known))}")
-    if names:
-        context.state.set_property(PLUGIN, "packs", ",".join(names), app=app)
-    else:
-        context.state.delete_property(PLUGIN, "packs", app=app)
+    SETTINGS.set(context, "packs", ",".join(names), app=app)
     context.output.step(f"Buildpacks of {app}: {', '.join(names) or '(detected)'}")
 
 
@@ -99,15 +87,6 @@ def buildpacks_clear(context: Context, app: str) -> None:
     _store_packs(context, app, [])
 
 
-def _parse_bool(key: str, value: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes", "on"):
-        return True
-    if lowered in ("false", "0", "no", "off"):
-        return False
-    raise ValidationError(f"{key} must be true or false, got {value!r}")
-
-
 @access.app_command(app="args")
 @click.command("buildpacks:set")
 @click.option("--global", "is_global", is_flag=True, help="Set the global default.")
@@ -117,7 +96,8 @@ def buildpacks_set(context: Context, is_global: bool, args: tuple[str, ...]) -> 
     """Set a build property: buildpacks:set (--global | APP) KEY [VALUE], or buildpacks:set APP PACK.
 
     Keys: trust-host-ca true|false, ca-bundle PATH (global only, local only),
-    packs NAME[,NAME] (app only). No VALUE resets the key. With a pack name
+    packs NAME[,NAME], python-accept-newer true|false, node-registry URL (global only).
+    No VALUE resets the key. With a pack name
     (or a heroku-buildpack-NAME URL) instead of a key, APP uses that pack only.
     """
     if is_global:
@@ -129,47 +109,25 @@ def buildpacks_set(context: Context, is_global: bool, args: tuple[str, ...]) -> 
     if not rest or len(rest) > 2:
         raise click.UsageError("usage: buildpacks:set (--global | APP) KEY [VALUE]")
     key, value = rest[0], (rest[1] if len(rest) > 1 else "")
-    if scope != GLOBAL and key not in SETTINGS and len(rest) == 1:  # Dokku's form: buildpacks:set APP PACK
+    if scope != GLOBAL and key not in SETTINGS.by_name and len(rest) == 1:  # Dokku's form: buildpacks:set APP PACK
         _store_packs(context, scope, [pack_name(key)])
         return
-    if key not in SETTINGS:
-        raise ValidationError(f"unknown buildpacks property {key!r}; known: {', '.join(SETTINGS)}")
-    scopes = SETTINGS[key][1]
-    if ("global" if scope == GLOBAL else "app") not in scopes:
-        raise ValidationError(f"{key} can only be set {'with --global' if 'global' in scopes else 'per app'}")
-    if key == "ca-bundle" and context.via_ssh:
-        raise SkiffError("ca-bundle names a file on the server: set it on the server, not over SSH")
+    setting = SETTINGS.setting(key, scope)
+    settings.require_level(context, SETTINGS, setting, scope)
+    stored = SETTINGS.set(context, key, value, app=scope)
     label = scope or "global"
-    if not value:
-        context.state.delete_property(PLUGIN, key, app=scope)
-        context.output.step(f"Reset {key} ({label})")
-        return
-    stored: Any = value
-    if isinstance(SETTINGS[key][0], bool):
-        stored = _parse_bool(key, value)
-    elif key == "ca-bundle":
-        if not value.startswith("/") or not Path(value).is_file():
-            raise ValidationError(f"ca-bundle must be an absolute path to a file on this server, got {value!r}")
-    elif key == "packs":
-        known = {d["name"] for d in describe_packs(context)}
-        names = [pack_name(p) for p in value.split(",") if p.strip()]
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise ValidationError(f"unknown buildpack {unknown[0]!r}; installed: {', '.join(sorted(known))}")
-        stored = ",".join(names)
-    context.state.set_property(PLUGIN, key, stored, app=scope)
-    context.output.step(f"Set {key} to {stored} ({label})")
+    context.output.step(f"Reset {key} ({label})" if stored is None else f"Set {key} to {stored} ({label})")
 
 
 @access.app_command()
 @click.command("buildpacks:report")
 @click.argument("app")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @pass_context
-def buildpacks_report(context: Context, app: str) -> None:
+def buildpacks_report(context: Context, app: str, fmt: str) -> None:
     """Show the build settings of APP."""
     context.state.require_app(app)
-    report = skiff_report(context, app)["buildpacks"]
-    context.output.fields(f"{app} buildpacks information", report)
+    settings.print_report(context, f"{app} buildpacks information", skiff_report(context, app)["buildpacks"], fmt)
 
 
 @access.app_command()

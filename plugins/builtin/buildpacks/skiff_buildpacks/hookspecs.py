@@ -57,7 +57,11 @@ def skiff_buildpack_compile(pack: str, build: Any) -> dict[str, Any] | None:
     """Pack ``pack``: steps run with the code in /app, and extra files.
 
     Return ``{"steps": [...], "files": {relative path: bytes}}``; runs on
-    every build, after the code layer is added.
+    every build, after the code layer is added. A compiling pack may add
+    ``"stage": {"image": ref, "steps": [...], "env": {...}, "outputs": ["bin"]}``:
+    the steps run first, in a container of ``image`` (e.g. a toolchain layer from
+    ``build.toolchain(...)``) holding the code, and only the ``outputs`` (paths
+    under /app) are copied into the app image, which stays on the stack.
     """
 
 

@@ -8,12 +8,11 @@ every build with the code in place. Default web process: ``npm start``.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from skiff import hookimpl
 from skiff.errors import SkiffError
-
-from .versions import node_satisfies
 
 NAME = "node"
 VERSION = "1"
@@ -61,15 +60,18 @@ def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
         raise SkiffError(f"{others[0]} found: only npm is supported; commit a package-lock.json instead")
     if len(locks) + len(others) > 1:
         raise SkiffError(f"more than one Node.js package manager file: {', '.join(locks + others)}; keep only one")
-    note = [n for n in [choose_stack(build)] if n]
+    note, node = choose_node(build)
     flags = ["--no-audit", "--no-fund", "--loglevel=warn"]
     install = ["npm", "ci", *flags] if locks else ["npm", "install", *flags]
+    # the stack's npm needs Node.js 14.17: for older releases the stack's Node.js runs npm itself
+    # (the scripts it runs still find the app's release first on PATH)
+    run = ["/usr/bin/node", "/usr/bin/npm", *install[1:]] if node.get("old_node") else install
     if not locks:
         note.append("no package-lock.json: using npm install (commit a lock file for repeatable builds)")
     steps = [
         {
             "title": f"Installing dependencies with {' '.join(install[:2])}",
-            "run": [install],
+            "run": [run],
             "env": {"npm_config_cache": "/build/cache/npm", "npm_config_update_notifier": "false"},
         }
     ]
@@ -78,26 +80,83 @@ def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
         "notes": note,
         "files": ["package.json", *locks],
         "steps": steps,
-        "path": ["/app/node_modules/.bin"],
+        "path": ["/app/node_modules/.bin", *node.get("path", [])],
+        "env": node.get("env", {}),
+        "archives": node.get("archives", []),
         "runtime_env": {"NODE_ENV": "production"},
-        "exclude": ["node_modules"],
+        "exclude": ["node_modules", *([".heroku/node"] if node else [])],
     }
 
 
-def choose_stack(build) -> str | None:
-    """Honour ``engines.node``: keep the stack if its Node.js satisfies it, else use one that does."""
+DEFAULT_REGISTRY = "https://registry.npmjs.org"
+VERSION_FILES = (".nvmrc", ".node-version")
+MAX_SHOWN = 80
+
+
+def node_registry(build) -> str:
+    """The registry Node.js releases come from: the global ``buildpacks:set --global node-registry URL``."""
+    return str(build.settings.get("node-registry") or DEFAULT_REGISTRY)
+
+
+def tls_verify(build) -> str | bool:
+    """The host's CA bundle when builds trust it (``trust-host-ca``, ``ca-bundle``), else requests' own."""
+    bundle = build.settings.get("ca-bundle") or "/etc/ssl/certs/ca-certificates.crt"
+    return bundle if build.settings.get("trust-host-ca", True) and os.path.isfile(bundle) else True
+
+
+def requested_node(build) -> tuple[str, str] | None:
+    """``(where, text)`` of the app's Node.js request: engines.node, else .nvmrc, else .node-version."""
     engines = package_json(build).get("engines") or {}
-    requested = engines.get("node") if isinstance(engines, dict) else None
-    if not isinstance(requested, str) or not requested.strip():
-        return None
-    configured = build.stack
-    stack = build.switch_to_stack_where(lambda s: node_satisfies(s.node, requested))
-    if stack is configured:
-        return f"Node.js {stack.node} (satisfies {requested!r} from engines.node)"
-    if stack is not None:
-        return f"Node.js {stack.node} on stack {stack.image} (for {requested!r} from engines.node)"
-    available = ", ".join(f"{s.node} ({s.image})" for s in build.available_stacks() if s.node) or "none"
-    raise SkiffError(f"package.json engines.node requests {requested!r}, but no stack has it; available: {available}")
+    value = engines.get("node") if isinstance(engines, dict) else None
+    if isinstance(value, str) and value.strip():
+        return "engines.node", value.strip()
+    for name in VERSION_FILES:
+        if build.has(name):
+            for line in build.read(name).splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    return (name, line) if line.lower() != "system" else None
+    return None
+
+
+def _shown(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
+
+
+def choose_node(build) -> tuple[list[str], dict[str, Any]]:
+    """Honour the app's Node.js request: the stack's Node.js when it satisfies it, else a registry release.
+
+    Returns the lines to print and what to add to the dependencies (the release's
+    archive, PATH, env); nothing to add when the stack's Node.js is used.
+    """
+    from .node_dist import HOME, NodeCache, host_arch, parse_request, provide
+    from .semver import InvalidRange, Version
+
+    request = requested_node(build)
+    if request is None:
+        return [], {}
+    what, text = request
+    requested, newest_meant = parse_request(text, what)
+    shown = _shown(text)
+    stack_node = build.stack.node
+    try:
+        fits = bool(stack_node) and not newest_meant and requested.test(Version.parse(stack_node))
+    except InvalidRange:
+        fits = False
+    if fits:
+        return [f"Node.js {stack_node} from the stack (satisfies {what} {shown})"], {}
+    if build.cache_dir is None:
+        raise SkiffError("this build has no server cache directory for Node.js releases")
+    cache = NodeCache(build.cache_dir / "node", node_registry(build), host_arch(), tls_verify(build))
+    version, archive, lines = provide(cache, requested, what, shown)
+    extra = {
+        "archives": [{"path": str(archive), "key": f"{cache.package}@{version}"}],
+        "path": [f"{HOME}/bin"],
+        "env": {"npm_config_nodedir": HOME},
+        "old_node": Version.parse(version) < Version(14, 17, 0),
+    }
+    return lines, extra
 
 
 @hookimpl

@@ -74,6 +74,7 @@ def build_image(deploy: Deploy) -> str:
 
 def start(deploy: Deploy) -> Session:
     """Reach the engine, find the stack, choose the packs."""
+    from . import toolchains
     from .stacks import all_stacks, configured_image, stack_from_image
 
     context = deploy.context
@@ -91,6 +92,10 @@ def start(deploy: Deploy) -> Session:
         output=deploy.output,
         stacks_loader=lambda: all_stacks(context, client, stack),
         settings=settings(context, deploy.app),
+        cache_dir=context.path("cache", "buildpacks"),
+        toolchain_loader=lambda on, name, packages, command: toolchains.ensure(
+            client, on, name, packages, command, deploy.output, lock_dir=context.root / "locks"
+        ),
     )
     build.packs = select_packs(context, deploy, build)
     described = {d["name"]: d for d in describe_packs(context)}
@@ -123,7 +128,9 @@ def dependency_layer(session: Session, plan: PackPlan) -> DepsLayer:
     if not plan.steps:
         return DepsLayer(base=stack.image, image_id=stack.id)
     env = plan.env(stack.path)
-    key = build_steps.hash_key(session.build, _versions(session), plan.files, plan.generated, plan.steps, env)
+    key = build_steps.hash_key(
+        session.build, _versions(session), plan.files, plan.generated, plan.steps, env, plan.archive_keys
+    )
     tag = f"deps-{key[:16]}"
     ref = build_steps.image_tag(session.deploy.app, tag)
     existing = _image(session.client, ref)
@@ -140,7 +147,7 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -
     assert deploy.workdir is not None
     t0 = time.monotonic()
     env = plan.env(session.build.stack.path)
-    compat = build_steps.hash_key(session.build, _versions(session), [], {}, plan.steps, env)[:32]
+    compat = build_steps.hash_key(session.build, _versions(session), [], {}, plan.steps, env, plan.archive_keys)[:32]
     lines = plan.additive_lines
     previous = build_steps.previous_layer(session.client, deploy.app, compat, lines) if lines else None
     depth, start_from = 0, session.build.stack.image
@@ -160,6 +167,7 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -
             build_steps.deps_labels(deploy.app, key, compat, lines, depth),
             f"skiff/{deploy.app}",
             tag,
+            plan.archive_paths,
         )
     out.step(f"Dependency layer ready in {time.monotonic() - t0:.1f}s")
     return image_id
@@ -184,13 +192,43 @@ def fill_default_processes(deploy: Deploy, plan: PackPlan) -> None:
         out.warn("no Procfile and no default process type: nothing will run (add a Procfile)")
 
 
+def run_stages(session: Session, plan: PackPlan) -> list[tuple[str, Any]]:
+    """Run the packs' stages (e.g. ``go build`` in the Go toolchain layer); return their outputs.
+
+    Each output is ``(path under /app, tar file)``; the caller closes the files.
+    """
+    deploy, stack, runner = session.deploy, session.build.stack, session.runner
+    assert deploy.workdir is not None
+    outputs: list[tuple[str, Any]] = []
+    for stage in plan.stages:
+        paths = list(stage.get("outputs", []))
+        env = {"PATH": stack.path, **stage.get("env", {})}
+        with build_steps.code_tar(
+            deploy.workdir, plan.exclude, plan.compile_files, runner.uid, runner.gid, tmpdir=deploy.workdir.parent
+        ) as archive:
+            files = runner.collect(stage["image"], stage.get("steps", []), env, archive, paths)
+        outputs += zip(paths, files)
+    return outputs
+
+
 def code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str) -> str:
-    """Add the code to the dependency image, run the compile steps, commit with the runtime settings."""
+    """Add the code (and the stages' outputs) to the dependency image, run the compile steps, commit."""
+    outputs = run_stages(session, plan)
+    try:
+        return _code_layer(session, plan, layer, bid, outputs)
+    finally:
+        for _, fileobj in outputs:
+            fileobj.close()
+
+
+def _code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str, outputs: list[tuple[str, Any]]) -> str:
     deploy, stack, runner = session.deploy, session.build.stack, session.runner
     assert deploy.workdir is not None
     with build_steps.code_tar(
         deploy.workdir, plan.exclude, plan.compile_files, runner.uid, runner.gid, tmpdir=deploy.workdir.parent
     ) as archive:
+        for rel, fileobj in outputs:
+            build_steps.add_outputs(archive, fileobj, rel, runner.uid, runner.gid)
         size = build_steps.archive_size(archive)
         deploy.output.step(f"Adding the code ({size // 1024} KiB)" + (" and compiling" if plan.compile_steps else ""))
         changes = build_steps.final_changes(
@@ -210,6 +248,6 @@ def record(session: Session, layer: DepsLayer, image_id: str) -> None:
             "stack": session.build.stack.image,
             "deps_key": layer.key[:16],
             "deps_image": layer.image_id,
-            "image_id": image_id,
         }
     )
+    session.deploy.image_id = image_id

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from skiff import contracts
+
 Step = dict[str, Any]
 
 
@@ -34,9 +36,11 @@ class PackPlan:
     runtime_env: dict[str, str] = field(default_factory=dict)
     path_prefix: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
+    archives: list[dict[str, str]] = field(default_factory=list)
     additive_lines: dict[str, list[str]] | None = field(default_factory=dict)
     compile_steps: list[Step] = field(default_factory=list)
     compile_files: dict[str, bytes] = field(default_factory=dict)
+    stages: list[dict[str, Any]] = field(default_factory=list)
     processes: dict[str, str] = field(default_factory=dict)
 
     def add_dependencies(self, pack: str, deps: dict[str, Any]) -> None:
@@ -48,6 +52,7 @@ class PackPlan:
         self.runtime_env.update(deps.get("runtime_env", {}))
         _extend_unique(self.path_prefix, deps.get("path", []))
         self.exclude += deps.get("exclude", [])
+        self.archives += deps.get("archives", [])
         if deps.get("steps"):
             self._add_lines(pack, deps.get("additive_lines"))
 
@@ -61,11 +66,21 @@ class PackPlan:
         """Merge one pack's ``skiff_buildpack_compile`` result."""
         self.compile_steps += result.get("steps", [])
         self.compile_files.update(result.get("files", {}))
+        if result.get("stage"):
+            self.stages.append(result["stage"])
 
     def add_processes(self, processes: dict[str, str]) -> None:
         """Merge one pack's default process types (an earlier pack's type wins)."""
         for ptype, command in processes.items():
             self.processes.setdefault(ptype, command)
+
+    @property
+    def archive_keys(self) -> list[str]:
+        return [a["key"] for a in self.archives]
+
+    @property
+    def archive_paths(self) -> list[str]:
+        return [a["path"] for a in self.archives]
 
     def path(self, stack_path: str) -> str:
         return ":".join(self.path_prefix + [stack_path])
@@ -76,4 +91,4 @@ class PackPlan:
 
     def image_env(self, stack_path: str) -> dict[str, str]:
         """The environment the image runs with."""
-        return {**self.env(stack_path), **self.runtime_env, "PORT": "5000"}
+        return {**self.env(stack_path), **self.runtime_env, "PORT": str(contracts.DEFAULT_PORT)}

@@ -1,7 +1,7 @@
 """The buildpacks builder: detect the language, install dependencies in a cached layer, add the code.
 
-Language packs are plugins of their own (``buildpack-python``,
-``buildpack-node``, ``buildpack-static``) implementing the hooks this plugin
+Language packs are plugins of their own (``buildpack-python``, ``buildpack-node``,
+``buildpack-go``, ``buildpack-static``, ``buildpack-null``) implementing the hooks this plugin
 declares in :mod:`skiff_buildpacks.hookspecs`. Commands: ``buildpacks:list``,
 ``buildpacks:set``, ``buildpacks:report``, ``repo:purge-cache``.
 """
@@ -9,6 +9,7 @@ declares in :mod:`skiff_buildpacks.hookspecs`. Commands: ``buildpacks:list``,
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,17 +19,13 @@ from skiff.builders import BuilderInfo
 from skiff.context import Context
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError, ValidationError
+from skiff.settings import Namespace, Setting
 
 from . import PLUGIN, hookspecs
 
-SETTINGS = {  # key: (default, scopes)
-    "trust-host-ca": (True, ("global", "app")),
-    "ca-bundle": ("/etc/ssl/certs/ca-certificates.crt", ("global",)),
-    "packs": ("", ("app",)),
-    "python-accept-newer": (False, ("app",)),
-}
 PACK_NAME = re.compile(r"\A[a-z][a-z0-9_-]{0,39}\Z")
 PACK_ALIASES = {"nodejs": "node", "python3": "python"}
+NULL_BUILDPACK_URL = re.compile(r"(?:\A|/)null-buildpack(?:\.git)?(?:#.*)?\Z", re.IGNORECASE)
 KEEP_DEPS_IMAGES = 2
 
 
@@ -48,15 +45,71 @@ def skiff_commands(cli: click.Group) -> None:
 # -- settings --------------------------------------------------------------
 
 
+def _bundle_file(context: Context, value: str) -> None:
+    if not value.startswith("/") or not Path(value).is_file():
+        raise ValidationError(f"ca-bundle must be an absolute path to a file on this server, got {value!r}")
+
+
+def _registry_url(value: str) -> str:
+    from .node_dist import REGISTRY_RE
+
+    if not REGISTRY_RE.fullmatch(value):
+        raise ValidationError(f"node-registry must be an http(s) URL without credentials, got {value!r}")
+    return value.rstrip("/")
+
+
+def _pack_names(value: str) -> str:
+    return ",".join(pack_name(p) for p in value.split(",") if p.strip())
+
+
+def _installed_packs(context: Context, value: str) -> None:
+    known = {d["name"] for d in describe_packs(context)}
+    unknown = [n for n in value.split(",") if n and n not in known]
+    if unknown:
+        raise ValidationError(f"unknown buildpack {unknown[0]!r}; installed: {', '.join(sorted(known))}")
+
+
+SETTINGS = Namespace(
+    PLUGIN,
+    (
+        Setting("trust-host-ca", type=bool, default=True, scope="both", help="mount the host's CA bundle in builds"),
+        Setting(
+            "ca-bundle",
+            default="/etc/ssl/certs/ca-certificates.crt",
+            scope="global",
+            level="root",
+            validate=_bundle_file,
+            help="the CA bundle builds trust (a file on the server)",
+        ),
+        Setting("packs", type=_pack_names, default="", validate=_installed_packs, help="NAME[,NAME]: skip detection"),
+        Setting(
+            "python-accept-newer",
+            type=bool,
+            default=False,
+            help="a Python minor no stack has: build on the nearest newer one (with a warning)",
+        ),
+        Setting(
+            "node-registry",
+            type=_registry_url,
+            default="https://registry.npmjs.org",
+            scope="global",
+            level="admin",
+            help="the npm registry Node.js releases come from",
+        ),
+    ),
+    noun="property",
+    commands=(),  # buildpacks:set APP PACK (Dokku's form) and buildpacks:report are the plugin's own
+)
+
+
+@hookimpl
+def skiff_settings() -> list[Namespace]:
+    return [SETTINGS]
+
+
 def settings(context: Context, app: str) -> dict[str, Any]:
-    state = context.state
-    result = {}
-    for key, (default, scopes) in SETTINGS.items():
-        value = state.get_property(PLUGIN, key, app=app, default=None) if "app" in scopes else None
-        if value is None and "global" in scopes:
-            value = state.get_property(PLUGIN, key, default=None)
-        result[key] = default if value is None else value
-    return result
+    """Every build setting of ``app``, resolved (:meth:`skiff.settings.Namespace.get`)."""
+    return SETTINGS.values(context.state, app)
 
 
 def describe_packs(context: Context) -> list[dict[str, Any]]:
@@ -69,6 +122,8 @@ def pack_name(raw: str) -> str:
     match = re.search(r"heroku-buildpack-([a-z0-9]+)(?:\.git)?(?:#.*)?\Z", name)
     if match:
         name = match.group(1)
+    elif NULL_BUILDPACK_URL.search(name):  # Dokku's null buildpack (and its forks)
+        name = "null"
     name = PACK_ALIASES.get(name.lower(), name.lower())
     if not PACK_NAME.fullmatch(name):
         raise ValidationError(f"invalid buildpack name {raw!r}")
@@ -78,7 +133,7 @@ def pack_name(raw: str) -> str:
 def explicit_packs(context: Context, deploy: Deploy, config: dict[str, str]) -> tuple[list[str], str]:
     """Packs chosen by the app (property), the BUILDPACK config var or a .buildpacks file."""
     assert deploy.workdir is not None
-    prop = context.state.get_property(PLUGIN, "packs", app=deploy.app, default="")
+    prop = SETTINGS.get(context.state, "packs", app=deploy.app)
     if prop:
         return [pack_name(p) for p in prop.split(",") if p.strip()], "buildpacks:set"
     for var in ("BUILDPACK", "BUILDPACK_URL"):  # BUILDPACK_URL: Dokku's and Heroku's name

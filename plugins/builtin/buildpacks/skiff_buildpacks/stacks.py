@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
+from skiff import contracts
 from skiff.context import Context
 from skiff.errors import SkiffError
 
 from .build import DEFAULT_PATH, DEFAULT_USER, Stack
 from .versions import parse_requested, version_satisfies  # noqa: F401 (re-exported)
 
-DEFAULT_IMAGE = "skiff/stack:trixie"
+DEFAULT_IMAGE = contracts.DEFAULT_STACK_IMAGE
 VERSION = re.compile(r"\A[0-9]+(?:\.[0-9]+){1,2}[A-Za-z0-9.+-]*\Z")  # 3.13.5, 3.14.0rc1, 20.19.2
 PROBE = (
     "import platform, shutil, subprocess\n"
@@ -23,7 +24,7 @@ PROBE = (
 
 def configured_image(context: Context) -> str:
     """The stack image (the ``stack`` plugin's global property ``image``)."""
-    return context.state.get_property("stack", "image", default=None) or DEFAULT_IMAGE
+    return contracts.stack_image(context.state)
 
 
 def _path_of(attrs: dict) -> str:

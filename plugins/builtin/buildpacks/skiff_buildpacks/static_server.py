@@ -8,6 +8,7 @@ it holds a NUL, a backslash or another control character. The checked path is th
 served.
 """
 
+import functools
 import http.server
 import os
 import sys
@@ -65,7 +66,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else "."
     port = int(os.environ.get("PORT", "5000"))
-    handler = lambda *a, **kw: Handler(*a, directory=root, **kw)  # noqa: E731
+    handler = functools.partial(Handler, directory=root)
     http.server.ThreadingHTTPServer(("0.0.0.0", port), handler).serve_forever()
 
 

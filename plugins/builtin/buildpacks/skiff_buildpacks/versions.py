@@ -141,12 +141,7 @@ def _comparator(available: list[int], spec: str) -> bool:
 
 
 def node_satisfies(available: str, requested: str) -> bool:
-    """``engines.node`` ranges: ``||`` of space-separated comparators (``>=18 <21``, ``20.x``, ``^20``)."""
-    have = _parts(available)
-    if not have:
-        return False
-    for alternative in requested.split("||"):
-        specs = alternative.split()
-        if specs and all(_comparator(have, spec) for spec in specs):
-            return True
-    return False
+    """``engines.node`` ranges as npm reads them (``>=18 <21``, ``20.x``, ``^20``, ``18 || 20``)."""
+    from .semver import satisfies
+
+    return satisfies(available, requested)

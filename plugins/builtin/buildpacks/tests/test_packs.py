@@ -456,13 +456,19 @@ def test_node_engine_ranges(requested, ok):
     assert node_satisfies("20.19.2", requested) is ok
 
 
-def test_node_engines_pick_a_stack_or_fail(tmp_path):
-    write(tmp_path, {"package.json": json.dumps({"engines": {"node": "18.x"}}), "package-lock.json": "{}"})
-    build = make_build(tmp_path, stacks=(TRIXIE, BOOKWORM))
+def test_node_engines_keep_the_stack_and_ask_the_registry(tmp_path):
+    """engines.node no longer switches stacks: a release from the registry is installed (test_node_versions.py)."""
+    write(tmp_path / "src", {"package.json": json.dumps({"engines": {"node": "18.x"}}), "package-lock.json": "{}"})
+    build = make_build(tmp_path / "src", stacks=(TRIXIE, BOOKWORM))
+    build.cache_dir, build.settings = tmp_path / "cache", {"node-registry": "http://127.0.0.1:9"}
+    with pytest.raises(
+        SkiffError, match=r'unreachable .* no Node.js cached on this server matches engines.node "18.x"'
+    ):
+        node.skiff_buildpack_dependencies("node", build)
+    assert build.stack is TRIXIE
+    write(tmp_path / "src", {"package.json": json.dumps({"engines": {"node": "20.x"}})})
     deps = node.skiff_buildpack_dependencies("node", build)
-    assert build.stack is BOOKWORM and "18.19.0" in deps["notes"][0]
-    with pytest.raises(SkiffError, match=r"engines.node requests '18.x', but no stack has it; available: 20.19.2"):
-        node.skiff_buildpack_dependencies("node", make_build(tmp_path))
+    assert build.stack is TRIXIE and "20.19.2 from the stack" in deps["notes"][0]
 
 
 def test_dokku_style_pack_commands(h, tmp_path):
@@ -561,3 +567,24 @@ def test_specifier_allows(spec, ok):
     from skiff_buildpacks.versions import specifier_allows
 
     assert specifier_allows(spec, "3.13.5") is ok
+
+
+def test_every_buildpack_hook_answers_through_the_plugin_manager(h):
+    """Each hook of skiff_buildpacks.hookspecs, called as the plugin calls it: pm.hook.skiff_buildpack_*()."""
+    hook = h.context.hook
+    described = hook.skiff_buildpack_describe()
+    assert sorted(d["name"] for d in described) == ["node", "python", "static"]
+    assert all(d["looks_for"] and "version" in d for d in described)
+    node_app, flask_app = make_build(APPS / "node"), make_build(APPS / "flask")
+    assert hook.skiff_buildpack_detect(pack="node", build=node_app) is True
+    assert not hook.skiff_buildpack_detect(pack="python", build=node_app)
+    assert hook.skiff_buildpack_detect(pack="python", build=flask_app) is True
+    deps = hook.skiff_buildpack_dependencies(pack="node", build=node_app)
+    assert deps["files"] == ["package.json", "package-lock.json"]
+    assert hook.skiff_buildpack_dependencies(pack="python", build=flask_app)["files"] == ["requirements.txt"]
+    compiled = hook.skiff_buildpack_compile(pack="node", build=node_app)
+    assert compiled["steps"][0]["run"] == [["npm", "run", "build"]]
+    assert hook.skiff_buildpack_processes(pack="node", build=node_app) == {"web": "npm start"}
+    assert hook.skiff_buildpack_processes(pack="static", build=make_build(APPS / "static"))["web"].endswith(
+        " /app/public"
+    )

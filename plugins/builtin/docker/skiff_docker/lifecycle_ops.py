@@ -6,6 +6,7 @@ from typing import Any
 
 from skiff import lifecycle
 from skiff.context import Context
+from skiff.contracts import ReleaseMeta
 from skiff.errors import SkiffError
 
 from . import engine, rollout, scheduler, settings
@@ -48,7 +49,7 @@ def healthy_as_recorded(context: Context, app: str, c) -> tuple[bool, list[dict[
     want = {f"{app}.{p}.{i}" for p, n in expected(context, app).items() for i in range(1, n + 1)}
     have = {engine.name_of(e): e for e in entries}
     ok = set(have) == want and all(e["Labels"].get(LABEL_RELEASE) == str(release.version) for e in entries)
-    upstreams = set(release.meta.get("upstreams") or [])
+    upstreams = set(release.upstreams)
     ports = {f"127.0.0.1:{e['Labels'][LABEL_PORT]}" for e in entries if e["Labels"].get(LABEL_PORT)}
     return ok and ports == upstreams, entries
 
@@ -163,7 +164,7 @@ def _run_renamed(context: Context, c, old: str, new: str) -> None:
         processes=dict(release.processes),
         app_json=dict(release.meta.get("app_json") or {}),
         config=dict(release.config),
-        meta=dict(release.meta),
+        meta=ReleaseMeta(**release.meta),
         release=release,
     )
     try:

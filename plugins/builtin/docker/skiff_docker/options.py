@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from skiff.contracts import BuildOptions
 from skiff.errors import ValidationError
 
 PHASES = ("build", "deploy", "run")
@@ -175,6 +176,36 @@ def run_kwargs(options: list[str]) -> dict[str, Any]:
             type=kwargs["log_config"].get("Type", "json-file"), config=kwargs["log_config"].get("Config", {})
         )
     return kwargs
+
+
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def build_options(options: list[str]) -> BuildOptions:
+    """The checked ``build`` options as :class:`skiff.contracts.BuildOptions` (``deploy.build_options``).
+
+    Callers pass only checked options (``settings.applied_docker_options(..., "build", ...)``).
+    """
+    result = BuildOptions()
+    for option in options:
+        flag, _, value = option.partition("=")
+        if flag == "--build-arg":
+            key, _, val = value.partition("=")
+            result.setdefault("buildargs", {})[key] = val
+        elif flag == "--label":
+            key, _, val = value.partition("=")
+            result.setdefault("labels", {})[key] = val
+        elif flag == "--add-host":
+            host, _, address = value.partition(":")
+            result.setdefault("extra_hosts", {})[host] = address
+        elif flag == "--shm-size":
+            number = value.rstrip("bkmgBKMG")
+            result["shmsize"] = int(number) * SIZE_UNITS[value[len(number) :].lower()]
+        elif flag == "--ulimit":
+            name, _, limits = value.partition("=")
+            soft, _, hard = limits.partition(":")
+            result.setdefault("ulimits", {})[name] = (int(soft), int(hard or soft))
+    return result
 
 
 def _special(kwargs: dict[str, Any], flag: str, value: str) -> None:

@@ -1,6 +1,7 @@
 """The docker scheduler's hook implementations (entry point ``docker``).
 
-Lifecycle: ``skiff_release`` runs release tasks in one-off containers,
+Lifecycle: ``skiff_pre_build`` publishes the checked ``build`` docker-options
+(``deploy.build_options``, docs/contracts.md), ``skiff_release`` runs release tasks in one-off containers,
 ``skiff_deploy`` starts and checks the new containers, ``skiff_post_deploy``
 (last) renames them into place, runs ``postdeploy`` and retires the old
 ones, ``skiff_deploy_failed`` removes the new ones. Commands live in
@@ -29,6 +30,15 @@ def skiff_commands(cli: click.Group) -> None:
 
 
 @hookimpl(trylast=True)
+def skiff_pre_build(deploy: Deploy) -> None:
+    """Publish the app's checked ``build`` docker-options as ``deploy.build_options`` for the builder."""
+    from . import options
+
+    checked = settings.applied_docker_options(deploy.state, deploy.app, "build", deploy.output.warn)
+    deploy.build_options = options.build_options(checked)
+
+
+@hookimpl(trylast=True)
 def skiff_release(deploy: Deploy) -> None:
     from . import scheduler
 
@@ -44,8 +54,8 @@ def skiff_release(deploy: Deploy) -> None:
     predeploy = scheduler.app_json_script(deploy.app_json, "predeploy")
     if predeploy:
         tasks.append(("predeploy", predeploy))
-    release_command = deploy.meta.get("release_command")
-    if isinstance(release_command, str) and release_command.strip():
+    release_command = deploy.release_command
+    if release_command:
         tasks.append(("release", release_command))
     for label, line in tasks:
         scheduler.run_task(deploy, label, line)

@@ -9,8 +9,8 @@
 :func:`retire_later`; ``skiff_deploy_failed`` -> :func:`failed`: the new
 containers go, the old ones keep (or get back) their names and keep serving.
 
-The rollout lives in the deploy's scratch space (``deploy.scratch["docker"]
-["rollout"]``) from :func:`begin` on; it reads the state store once, into
+The rollout lives in the deploy's stash (``deploy.stash[ROLLOUT]``, i.e.
+``deploy.scratch["docker"]["rollout"]``) from :func:`begin` on; it reads the state store once, into
 :class:`RolloutSettings`, and the steps work from it alone (the container
 starts run in threads, which must not touch the store).
 """
@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from skiff.contracts import ReleaseMeta, StashKey
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError
 from skiff.output import Output
@@ -82,7 +83,7 @@ def read_settings(
     app: str,
     table: dict[str, str],
     app_json: dict[str, Any],
-    meta: dict[str, Any],
+    meta: ReleaseMeta,
     warn: Callable[[str], None],
 ) -> RolloutSettings:
     """Everything the rollout of ``app`` reads from the store, in one place."""
@@ -169,9 +170,13 @@ class Rollout:
         )
 
 
+#: where :func:`begin` keeps the rollout: ``deploy.scratch["docker"]["rollout"]``
+ROLLOUT: StashKey[Rollout] = StashKey(SCRATCH, "rollout")
+
+
 def rollout_of(d: Deploy) -> Rollout | None:
     """The rollout :func:`deploy` began for ``d``, if any."""
-    found = (d.scratch.get(SCRATCH) or {}).get("rollout")
+    found = d.stash.get(ROLLOUT)
     return found if isinstance(found, Rollout) else None
 
 
@@ -194,7 +199,7 @@ def deploy(d: Deploy) -> bool:
         raise_if_failed(rollout)
         report_up(d.output, rollout)
         rollout.checked = True
-    d.meta["upstreams"] = rollout.upstreams
+    d.upstreams = rollout.upstreams
     return True
 
 
@@ -214,7 +219,7 @@ def runnable(d: Deploy) -> tuple[str, int]:
 
 
 def begin(d: Deploy) -> Rollout:
-    """Read the settings, record the formation and port in the release, keep the rollout in scratch."""
+    """Read the settings, record the formation and port in the release, keep the rollout in the stash."""
     image, version = runnable(d)
     table = process_table(d.processes)
     rollout = Rollout(
@@ -227,9 +232,9 @@ def begin(d: Deploy) -> Rollout:
         app_json=d.app_json,
         settings=read_settings(d.context.state, d.app, table, d.app_json, d.meta, d.output.warn),
     )
-    d.meta["formation"] = dict(rollout.settings.formation)
-    d.meta["container_port"] = rollout.settings.container_port
-    d.scratch_for(SCRATCH)["rollout"] = rollout
+    d.formation = rollout.settings.formation
+    d.container_port = rollout.settings.container_port
+    d.stash[ROLLOUT] = rollout
     return rollout
 
 

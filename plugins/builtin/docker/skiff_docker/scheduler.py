@@ -17,6 +17,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
+from skiff import contracts
+from skiff.contracts import ReleaseMeta
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError, ValidationError
 
@@ -24,7 +26,7 @@ from . import engine, options, settings
 from .engine import LABEL_APP, LABEL_INDEX, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE, LABEL_ROLE, NETWORK
 
 SCRATCH = "docker"
-DEFAULT_PORT = 5000
+DEFAULT_PORT = contracts.DEFAULT_PORT
 PROCESS_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,29}\Z")
 CANONICAL = re.compile(r"\A(?P<app>[a-z][a-z0-9-]*)\.(?P<process>[A-Za-z0-9_-]+)\.(?P<index>[0-9]+)\Z")
 LOG_LINES = 20
@@ -45,11 +47,9 @@ def process_table(processes: dict[str, str]) -> dict[str, str]:
     return table
 
 
-def container_port(meta: dict[str, Any]) -> int:
-    exposed = meta.get("exposed_ports") or []
-    if exposed and isinstance(exposed[0], int):
-        return exposed[0]
-    return DEFAULT_PORT
+def container_port(meta: ReleaseMeta) -> int:
+    """The web process's port for a release of this image: the core's rule (:func:`skiff.contracts.container_port`)."""
+    return contracts.container_port(meta.get("exposed_ports"))
 
 
 def command_of(line: str) -> list[str] | None:

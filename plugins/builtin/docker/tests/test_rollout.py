@@ -346,3 +346,17 @@ def test_the_scheduler_uses_no_private_docker_py_api():
     sources = Path(rollout.__file__).parent.glob("*.py")
     text = "\n".join(p.read_text() for p in sources)
     assert "_create_container_args" not in text and "._version" not in text
+
+
+def test_a_rollout_writes_only_documented_meta_keys(h, eng, checks_run):
+    from skiff.contracts import META_KEYS
+    from skiff.testing import RecordingMeta
+
+    written: set[str] = set()
+    d = make_deploy(h, exposed_ports=[8080, 3000])
+    d.meta = RecordingMeta(dict(d.meta), written)  # type: ignore[assignment]
+    assert rollout.deploy(d) is True
+    docker_plugin.skiff_post_deploy(d)
+    assert written == {"formation", "container_port", "upstreams"} and written <= META_KEYS
+    assert d.container_port == 3000  # the lowest exposed port: skiff.contracts.container_port
+    assert rollout.rollout_of(d) is d.stash[rollout.ROLLOUT]

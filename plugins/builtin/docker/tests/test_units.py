@@ -138,7 +138,9 @@ def http_app():
 
 
 def test_run_check_against_http(http_app):
-    alive = lambda: None  # noqa: E731
+    def alive() -> None:
+        pass
+
     checks.run_check(checks.Check("ok", path="/health", content="ok"), http_app, alive, 2)
     checks.run_check(checks.Check("default", path="/", max_status=499), http_app, alive, 2)  # 404 < 500
     with pytest.raises(checks.CheckFailed, match="HTTP 500"):
@@ -189,3 +191,28 @@ def test_settings_commands_validate_input(skiff):
     assert settings.keep_releases(h.state, "cat") == 3
     assert h.invoke("releases:rollback", "cat").exit_code == 1
     assert h.invoke("ps:rebuild", "cat").stderr.startswith("!     no source recorded")
+
+
+def test_build_options_are_published_typed_and_checked(skiff):
+    from skiff.deploy import Deploy
+    from skiff.output import Output
+
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    h.create_app("cat")
+    h.state.set_property(
+        "docker",
+        "docker-options",
+        {
+            "build": ["--build-arg=V=1", "--shm-size=2k", "--ulimit=nofile=10:20", "--privileged"],
+            "run": ["--label=a=b"],
+        },
+        app="cat",
+    )
+    out = Output(quiet=True)
+    warned: list[str] = []
+    out.warn = warned.append  # type: ignore[method-assign]
+    deploy = Deploy(context=h.context, app="cat", kind="deploy", description="", output=out)
+    docker_plugin.skiff_pre_build(deploy)
+    assert deploy.build_options == {"buildargs": {"V": "1"}, "shmsize": 2048, "ulimits": {"nofile": (10, 20)}}
+    assert len(warned) == 1 and "--privileged is not applied" in warned[0]
+    assert options.build_options([]) == {}

@@ -9,11 +9,13 @@ the operator lists with ``builder:set APP build-args KEY,KEY`` (build args
 are visible in ``docker history``, so nothing is passed by default).
 
 Shared properties (plugin ``builder``, per app): ``selected``,
-``dockerfile-path``, ``build-args``.
+``dockerfile-path``, ``build-args``, declared as the settings :data:`SETTINGS`
+(``builder:set`` is generated from them; ``build-args`` is root's only).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -22,11 +24,13 @@ from typing import Any
 
 import click
 
-from skiff import builders, hookimpl
+from skiff import builders, hookimpl, validate
 from skiff.builders import BuilderInfo
 from skiff.context import Context
+from skiff.contracts import StashKey
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError, ValidationError
+from skiff.settings import Namespace, Setting
 
 from . import PLUGIN
 
@@ -34,11 +38,7 @@ PROPS = "builder"  # the shared property namespace
 ORDER = 100  # detection: before buildpacks (1000)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 NOISE = re.compile(r"^( ---> [0-9a-f]{12}$| ---> Running in |Removing intermediate container )")
-
-
-def dockerfile_path(deploy_or_context, app: str) -> str:
-    state = deploy_or_context.state
-    return state.get_property(PROPS, "dockerfile-path", app=app, default="") or "Dockerfile"
+DOCKERFILE: StashKey[str] = StashKey(PLUGIN, "dockerfile")  # the Dockerfile to build, from skiff_pre_build
 
 
 def validate_path(value: str) -> str:
@@ -46,6 +46,42 @@ def validate_path(value: str) -> str:
     if path.is_absolute() or ".." in path.parts or not value or "\x00" in value or len(value) > 255:
         raise ValidationError(f"dockerfile-path must be a relative path inside the app, got {value!r}")
     return str(path)
+
+
+def config_keys(value: str) -> str:
+    """``KEY[,KEY]``: config keys, comma-separated, blanks dropped."""
+    return ",".join(validate.config_key(k.strip()) for k in value.split(",") if k.strip())
+
+
+def _installed(context: Context, name: str) -> None:
+    builders.validate_name(context, name)
+
+
+SETTINGS = Namespace(
+    "builder",
+    (
+        Setting(
+            builders.SELECTED,
+            default="",
+            validate=lambda context, name: _installed(context, name),
+            help="force an installed builder (no VALUE: detect)",
+        ),
+        Setting("dockerfile-path", type=validate_path, default="Dockerfile", help="the Dockerfile, relative"),
+        Setting("build-args", type=config_keys, default="", level="root", help="config keys passed as build args"),
+    ),
+    store=PROPS,
+    noun="property",
+    commands=("set",),  # builder:report is the plugin's own: it adds the installed builders and the last build
+)
+
+
+@hookimpl
+def skiff_settings() -> list[Namespace]:
+    return [SETTINGS]
+
+
+def dockerfile_path(deploy_or_context, app: str) -> str:
+    return str(SETTINGS.get(deploy_or_context.state, "dockerfile-path", app=app))
 
 
 def dockerfile_in_source(deploy: Deploy) -> str | None:
@@ -77,12 +113,12 @@ def skiff_pre_build(deploy: Deploy) -> None:
     if rel is None:
         missing = validate_path(dockerfile_path(deploy, deploy.app))
         raise SkiffError(f"builder is set to dockerfile but {missing} is missing from the source")
-    deploy.scratch_for(PLUGIN)["dockerfile"] = rel
+    deploy.stash[DOCKERFILE] = rel
 
 
 @hookimpl(trylast=True)
 def skiff_build(deploy: Deploy) -> str | None:
-    rel = deploy.scratch_for(PLUGIN).get("dockerfile")
+    rel = deploy.stash.get(DOCKERFILE)
     if deploy.builder != PLUGIN or not rel:
         return None
     out = deploy.output
@@ -95,6 +131,7 @@ def skiff_build(deploy: Deploy) -> str | None:
         out.info(f"build args from config: {', '.join(sorted(args))}")
     extra = docker_build_options(deploy)
     args = {**extra.pop("buildargs", {}), **args}
+    ensure_base_images(deploy, client, rel, args)
     labels = {**extra.pop("labels", {}), "skiff.app": deploy.app, "skiff.build": tag, "skiff.builder": PLUGIN}
     t0 = time.monotonic()
     error = None
@@ -128,11 +165,40 @@ def skiff_build(deploy: Deploy) -> str | None:
         raise SkiffError(f"docker build failed: {error.splitlines()[0] if error else 'unknown error'}")
     image = client.images.get(ref)
     ports = exposed_ports(image.attrs)
-    deploy.meta.update({"builder": PLUGIN, "exposed_ports": ports, "image_id": image.id, "dockerfile": rel})
+    deploy.meta["builder"] = PLUGIN
+    deploy.meta["dockerfile"] = rel
+    deploy.exposed_ports = ports
+    deploy.image_id = image.id
     out.step(
         f"Built {ref} in {time.monotonic() - t0:.1f}s" + (f" (exposes {', '.join(map(str, ports))})" if ports else "")
     )
     return ref
+
+
+def ensure_base_images(deploy: Deploy, client: Any, rel: str, args: dict[str, str]) -> None:
+    """Check every base image is on the engine, pulling the missing ones first.
+
+    An image that is missing and cannot be pulled fails the build with one
+    line naming it and the remedies, instead of the engine's registry error
+    in the middle of the build.
+    """
+    from skiff import dockerclient
+
+    from . import froms
+
+    assert deploy.workdir is not None
+    with open(deploy.workdir / rel, encoding="utf-8", errors="replace") as handle:
+        text = handle.read(froms.MAX_DOCKERFILE)
+    for base in froms.base_images(text, args):
+        if dockerclient.has_image(client, base.reference):
+            continue
+        deploy.output.info(f"pulling base image {base.reference} (line {base.line})")
+        reason = dockerclient.pull(client, base.reference)
+        if reason is not None:
+            raise SkiffError(
+                f"base image {json.dumps(base.reference)} is not on this server and could not be pulled "
+                f"({reason}): load it with docker load, or change FROM"
+            )
 
 
 def exposed_ports(attrs: dict[str, Any]) -> list[int]:
@@ -144,42 +210,27 @@ def exposed_ports(attrs: dict[str, Any]) -> list[int]:
     return sorted(ports)
 
 
-SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+#: the ``deploy.build_options`` keys the SDK's ``docker build`` takes (as keyword arguments)
+SDK_BUILD_OPTIONS = ("buildargs", "labels", "extra_hosts", "shmsize")
 
 
 def docker_build_options(deploy: Deploy) -> dict[str, Any]:
-    """SDK arguments from the docker plugin's ``docker-options`` (phase ``build``, validated there).
+    """SDK arguments of ``docker build`` from ``deploy.build_options``.
 
-    A minimal rule of its own (this plugin does not import the docker plugin):
-    only ``--build-arg``, ``--label``, ``--add-host`` and ``--shm-size`` are
-    applied, none of which reaches the host; anything else in the stored value
-    (``--network=host``, a volume, ...; written by any path) is ignored with a
-    warning. See docs/security.md, "Host-reaching options".
+    The docker plugin publishes the app's ``build`` docker-options there,
+    checked against its allow-list (nothing host-reaching: docs/security.md,
+    "Host-reaching options"; docs/contracts.md). The SDK's build takes no
+    ulimits: those are left out with a warning.
     """
-    options = deploy.state.get_property("docker", "docker-options", app=deploy.app, default=None) or {}
-    result: dict[str, Any] = {}
-    for option in options.get("build", []) if isinstance(options, dict) else []:
-        flag, _, value = option.partition("=")
-        if flag == "--build-arg":
-            key, _, val = value.partition("=")
-            result.setdefault("buildargs", {})[key] = val
-        elif flag == "--label":
-            key, _, val = value.partition("=")
-            result.setdefault("labels", {})[key] = val
-        elif flag == "--add-host":
-            host, _, address = value.partition(":")
-            result.setdefault("extra_hosts", {})[host] = address
-        elif flag == "--shm-size":
-            match = re.fullmatch(r"([0-9]+)([bkmgBKMG]?)", value)
-            if match:
-                result["shmsize"] = int(match.group(1)) * SIZE_UNITS[match.group(2).lower()]
-        else:
-            deploy.output.warn(f"docker option {flag} is not applied by the Dockerfile builder; ignored")
+    published: dict[str, Any] = dict(deploy.build_options)
+    result = {key: published[key] for key in SDK_BUILD_OPTIONS if key in published}
+    if published.get("ulimits"):
+        deploy.output.warn("docker option --ulimit is not applied by the Dockerfile builder; ignored")
     return result
 
 
 def build_args(deploy: Deploy) -> dict[str, str]:
-    allowed = deploy.state.get_property(PROPS, "build-args", app=deploy.app, default="") or ""
+    allowed = str(SETTINGS.get(deploy.state, "build-args", app=deploy.app))
     if not allowed:
         return {}
     config = deploy.state.effective_config(deploy.app)
@@ -205,14 +256,14 @@ def skiff_commands(cli: click.Group) -> None:
 
 @hookimpl
 def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
-    props = context.state.properties(PROPS, app=app)
+    values = SETTINGS.values(context.state, app)
     release = context.state.current_release(app)
     return {
         "builder": {
-            "selected": props.get("selected") or "(detected)",
+            "selected": values["selected"] or "(detected)",
             "installed": builders.listing(builders.installed(context)),
             "last-build": (release.meta.get("builder") if release else None) or None,
-            "dockerfile-path": props.get("dockerfile-path") or "Dockerfile",
-            "build-args": props.get("build-args") or "",
+            "dockerfile-path": values["dockerfile-path"],
+            "build-args": values["build-args"],
         }
     }

@@ -5,6 +5,7 @@ import pytest
 
 import skiff_buildpacks.plugin as bp
 import skiff_buildpacks.python as python
+import skiff_docker.plugin as docker_plugin
 import skiff_dockerfile.plugin as df
 import skiff_procfile.plugin as procfile
 from skiff import hookimpl, lifecycle
@@ -152,6 +153,8 @@ def test_docker_options_of_the_build_phase_become_sdk_arguments(h):
         app="demo",
     )
     deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=Output(quiet=True))
+    docker_plugin.skiff_pre_build(deploy)  # the docker plugin publishes them, checked: deploy.build_options
+    assert deploy.build_options["ulimits"] == {"nofile": (1024, 1024)}
     assert df.docker_build_options(deploy) == {
         "buildargs": {"VERSION": "1.2"},
         "labels": {"team": "cats"},
@@ -175,5 +178,38 @@ def test_host_reaching_build_options_are_never_applied(h):
     warned: list[str] = []
     out.warn = warned.append
     deploy = Deploy(context=h.context, app="demo", kind="deploy", description="", output=out)
+    docker_plugin.skiff_pre_build(deploy)  # the docker plugin checks them against its allow-list
     assert df.docker_build_options(deploy) == {"labels": {"ok": "1"}}
-    assert len(warned) == 3 and all("not applied" in w for w in warned)
+    # the malformed --shm-size is warned about too now (the Dockerfile builder used to drop it silently)
+    assert len(warned) == 4 and all("not applied" in w for w in warned)
+
+
+class DockerOptionsPublisher:
+    """The docker plugin's ``skiff_pre_build`` alone (no scheduler): publishes ``deploy.build_options``."""
+
+    @hookimpl
+    def skiff_pre_build(self, deploy):
+        docker_plugin.skiff_pre_build(deploy)
+
+
+@pytest.mark.e2e
+def test_build_options_published_by_the_docker_plugin_reach_the_build(
+    skiff, stack_image, docker_client, docker_cleanup, tmp_path
+):
+    h = skiff(DirReceiver(), ("procfile", procfile), ("dockerfile", df), DockerOptionsPublisher(), StubScheduler())
+    app = docker_cleanup.app(new_app_name("dfopt"))
+    h.create_app(app)
+    source = tmp_path / "src"
+    shutil.copytree(APPS / "dockerfile", source)
+    (source / "Dockerfile").write_text(
+        (source / "Dockerfile").read_text() + "ARG FLAVOUR=unset\nENV FLAVOUR=$FLAVOUR\n"
+    )
+    h.state.set_property(
+        "docker", "docker-options", {"build": ["--build-arg=FLAVOUR=tabby", "--label=team=cats"]}, app=app
+    )
+    release = lifecycle.deploy(h.context, app, dir_source(source))
+    image = docker_client.images.get(release.image)
+    assert image.labels["team"] == "cats" and image.labels["skiff.app"] == app
+    assert "FLAVOUR=tabby" in image.attrs["Config"]["Env"]
+    assert release.meta["dockerfile"] == "Dockerfile" and release.exposed_ports == [8080]
+    assert release.image_id == image.id

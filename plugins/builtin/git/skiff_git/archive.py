@@ -39,7 +39,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from skiff.errors import SkiffError, ValidationError
 
@@ -226,7 +226,7 @@ class _Extractor:
         except FileExistsError:
             raise ValidationError(f"the archive has {name!r} twice") from None
 
-    def file(self, name: str, data: BinaryIO, mode: int) -> None:
+    def file(self, name: str, data: IO[bytes], mode: int) -> None:
         self._refuse_writes_through_links(name)
         _check_parents(self.root, name)
         path = self.root / name
@@ -304,7 +304,7 @@ def _extract_tar(path: Path, ex: _Extractor) -> None:
                 raise ValidationError(f"the tar archive is damaged: {_one_line(exc)}") from exc
             if member is None:
                 break
-            archive.members = []  # do not keep every header in memory
+            archive.members = []  # type: ignore[attr-defined]  # (not in typeshed) keep no header in memory
             ex.count(member.name, member.size if member.isreg() else 0)
             name = _member_name(member.name)
             if name is None or _skipped(name):

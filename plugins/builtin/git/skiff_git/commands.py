@@ -22,8 +22,6 @@ from skiff.errors import DeployError, NotFound, SkiffError, ValidationError
 from . import push
 from . import repo as repos
 
-SETTINGS = ("deploy-branch", "keep-git-dir", "auto-create", "archive-max-size", "archive-max-members", "max-push-size")
-GLOBAL_ONLY = ("auto-create", "archive-max-size", "archive-max-members", "max-push-size")
 COMMITTER = {
     "GIT_AUTHOR_NAME": "skiff",
     "GIT_AUTHOR_EMAIL": "skiff@localhost",
@@ -121,84 +119,6 @@ def _tmp(context: Context) -> Path:
     return path
 
 
-# -- git:report / git:set --------------------------------------------------------------
-
-
-def report(context: Context, app: str) -> dict[str, Any]:
-    repo = repos.repo_path(context, app)
-    exists = (repo / "objects").is_dir()
-    branch = repos.deploy_branch(context, app)
-    return {
-        "deploy_branch": branch,
-        "deploy_branch_set": repos.configured_branch(context, app) is not None,
-        "keep_git_dir": repos.keep_git_dir(context, app),
-        "auto_create": repos.auto_create(context),
-        "repository": str(repo) if exists else None,
-        "last_pushed": (repos.resolve(repo, f"refs/heads/{branch}") if exists else None),
-        **{key.replace("-", "_"): repos.limit(context, key) for key in repos.LIMITS},
-    }
-
-
-@access.app_command()
-@click.command("git:report")
-@click.argument("app")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@pass_context
-def git_report(context: Context, app: str, fmt: str) -> None:
-    """Show APP's git settings, repository and last pushed revision."""
-    context.state.require_app(app)
-    fields = report(context, app)
-    if fmt == "json":
-        click.echo(json.dumps(fields, indent=2, sort_keys=True))
-        return
-    context.output.fields(f"{app} git information", fields)
-
-
-@access.app_command(app="args")
-@click.command("git:set")
-@click.option("--global", "is_global", is_flag=True, help="Set the default for every app.")
-@click.argument("args", nargs=-1, required=True)
-@pass_context
-def git_set(context: Context, is_global: bool, args: tuple[str, ...]) -> None:
-    """Set a git setting: git:set [--global] [APP] KEY [VALUE] (no VALUE: back to the default).
-
-    Keys: deploy-branch NAME, keep-git-dir true|false, auto-create true|false (global),
-    archive-max-size SIZE, archive-max-members N, max-push-size SIZE (global; SIZE as 500M, 1G).
-    """
-    rest = list(args)
-    app = ""
-    if not is_global:
-        if not rest:
-            raise click.UsageError("missing APP (or --global)")
-        app = context.state.require_app(rest.pop(0))
-    if not rest or len(rest) > 2:
-        raise click.UsageError("give KEY [VALUE]")
-    key, value = rest[0], (rest[1] if len(rest) == 2 else None)
-    if key not in SETTINGS:
-        raise ValidationError(f"unknown git setting {key!r}; use one of {', '.join(SETTINGS)}")
-    if key in GLOBAL_ONLY and not is_global:
-        raise ValidationError(f"{key} is a global setting: git:set --global {key} VALUE")
-    if value is None:
-        context.state.delete_property(repos.PLUGIN, key, app=app)
-        context.output.step(f"Unset {key}{' of ' + app if app else ''}")
-        return
-    stored = _parse_setting(key, value)
-    context.state.set_property(repos.PLUGIN, key, stored, app=app)
-    if key == "deploy-branch" and app and (repos.repo_path(context, app) / "objects").is_dir():
-        repos.set_head(repos.repo_path(context, app), value)
-    context.output.step(f"Set {key} to {json.dumps(stored)}{' for ' + app if app else ' for every app'}")
-
-
-def _parse_setting(key: str, value: str) -> Any:
-    if key == "deploy-branch":
-        return repos.branch_name(value)
-    if key in ("archive-max-size", "max-push-size"):
-        return repos.parse_size(value)
-    if key == "archive-max-members":
-        return repos.parse_count(value)
-    return repos.parse_bool(value)
-
-
 # -- git:sync / git:from-archive / deploy ------------------------------------------------
 
 
@@ -290,6 +210,107 @@ def git_from_archive(context: Context, app: str, source: str) -> None:
             _deploy_and_move(context, app, sha, f"Deploy {sha[:7]} from an archive")
 
 
+@access.app_command(app="app", creates=True)
+@click.command("git:load-image")
+@click.argument("app")
+@click.argument("image", required=False)
+@pass_context
+def git_load_image(context: Context, app: str, image: str | None) -> None:
+    """Deploy a docker save tarball from stdin: docker image save IMAGE | ssh skiff@HOST git:load-image APP [IMAGE].
+
+    IMAGE picks one of the tarball's images by tag (needed when it holds several). The tarball's
+    own tags are never loaded: the app runs its own skiff/APP:BUILD image, nothing else is retagged.
+    """
+    from skiff import dockerclient
+
+    from . import images
+
+    validate.app_name(app)
+    if image is not None:
+        validate.image_reference(image)
+    limits = images.Limits(
+        max_size=repos.limit(context, "image-max-size"), max_members=repos.limit(context, "archive-max-members")
+    )
+    with tempfile.TemporaryDirectory(prefix="image-", dir=_tmp(context)) as tmp:
+        saved, clean = Path(tmp) / "saved.tar", Path(tmp) / "clean.tar"
+        context.output.step("Reading the image tarball from stdin")
+        images.read_stdin(saved, limits.max_size)
+        rewritten = images.rewrite(saved, clean, limits)
+        saved.unlink()
+        entry = rewritten.choose(image)
+        name = image or (entry.tags[0] if entry.tags else entry.image_id[:19])
+        if rewritten.dropped_tags:
+            context.output.info(f"the tarball's tags are not loaded ({', '.join(rewritten.dropped_tags)})")
+        client = dockerclient.client(900)
+        existed = dockerclient.has_image(client, entry.image_id)
+        images.load(client, clean)
+        if not dockerclient.has_image(client, entry.image_id):
+            raise SkiffError(f"the engine did not load image {entry.image_id[:19]} from the tarball")
+        context.output.step(f"Loaded {name} ({entry.image_id[:19]})")
+        try:
+            _deploy_image(context, app, entry.image_id, name, "load-image")
+        except BaseException:
+            if not existed:
+                _forget_image(client, entry.image_id)
+            raise
+
+
+@access.app_command(app="app", creates=True)
+@click.command("git:from-image")
+@click.argument("app")
+@click.argument("image")
+@pass_context
+def git_from_image(context: Context, app: str, image: str) -> None:
+    """Deploy IMAGE (on this server, else pulled from its registry) to APP as its own skiff/APP:BUILD image."""
+    from skiff import dockerclient
+
+    from . import images
+
+    validate.app_name(app)
+    if not validate.IMAGE_ID.fullmatch(image):
+        validate.image_reference(image)
+    client = dockerclient.client(900)
+    if not dockerclient.has_image(client, image):
+        context.output.step(f"Pulling {image}")
+        reason = dockerclient.pull(client, image)
+        if reason is not None:
+            raise SkiffError(
+                f"image {json.dumps(image)} is not on this server and could not be pulled ({reason}): "
+                f"load it with git:load-image {app}, or push it to a registry this server reaches"
+            )
+    found = client.images.get(image)
+    owner = images.other_app(found.attrs, found.tags, app, context.state.app_exists)
+    if owner is not None and not _may_use_app(context, owner):
+        raise access.AccessDenied(f"image {image} belongs to app {owner}: deploy it with access to {owner}")
+    _deploy_image(context, app, found.id, image, "from-image")
+
+
+def _may_use_app(context: Context, app: str) -> bool:
+    if not context.via_ssh:
+        return True
+    key = context.ssh_key_name
+    return access.key_role(context, key) == "admin" or (key is not None and access.may_access(context, key, app))
+
+
+def _deploy_image(context: Context, app: str, image_id: str, name: str, how: str) -> None:
+    with _app_for(context, app), push_lock(context, app):
+        lifecycle.deploy(
+            context,
+            app,
+            Source(kind="image", location=image_id, extra={"name": name, "how": how}),
+            f"Deploy image {name} (git:{how})",
+        )
+
+
+def _forget_image(client: Any, image_id: str) -> None:
+    """Remove an untagged image this command loaded and nothing uses (never an image that was there)."""
+    try:
+        if not client.images.get(image_id).tags:
+            client.images.remove(image_id, noprune=False)
+    except Exception:  # noqa: S110 (best effort; it is an untagged image)
+        pass
+
+
 @access.app_command()
 @click.command("deploy")
 @click.argument("app")
@@ -318,9 +339,9 @@ COMMANDS: list[click.Command] = [
     git_receive_pack,
     git_upload_pack,
     git_hook,
-    git_report,
-    git_set,
     git_sync,
     git_from_archive,
+    git_load_image,
+    git_from_image,
     deploy,
 ]

@@ -8,9 +8,11 @@ from typing import Any
 
 import click
 
-from skiff import hookimpl
+from skiff import hookimpl, settings
+from skiff.builders import BuilderInfo
 from skiff.context import Context
 from skiff.deploy import Deploy
+from skiff.settings import Namespace
 
 from . import repo as repos
 
@@ -24,9 +26,34 @@ def skiff_commands(cli: click.Group) -> None:
 
 
 @hookimpl(trylast=True)
+def skiff_builders() -> list[BuilderInfo]:
+    """The ``image`` builder: it owns ``image`` sources (``git:load-image``, ``git:from-image``)."""
+    from .images import BUILDER
+
+    return [BuilderInfo(BUILDER, order=50, sources=("image",), description="a prebuilt image (git:*-image)")]
+
+
+@hookimpl(trylast=True)
+def skiff_build(deploy: Deploy) -> str | None:
+    """Tag the app's own image from an ``image`` source (a one-line ``FROM <id>`` build)."""
+    from .images import BUILDER, build
+
+    if deploy.builder != BUILDER or deploy.source is None or deploy.source.kind != "image":
+        return None
+    from skiff import dockerclient
+
+    return build(deploy, dockerclient.client(900))
+
+
+@hookimpl(trylast=True)
 def skiff_receive(deploy: Deploy) -> bool | None:
-    """Check ``Source(kind="git", location=REPO, revision=SHA)`` out into the workdir."""
+    """Check ``Source(kind="git", location=REPO, revision=SHA)`` out into the workdir.
+
+    ``Source(kind="image", location=IMAGE_ID)`` has no tree: the workdir stays empty.
+    """
     source = deploy.source
+    if source is not None and source.kind == "image":
+        return True
     if source is None or source.kind != "git":
         return None
     from pathlib import Path
@@ -73,7 +100,10 @@ def skiff_upgrade(context: Context) -> list[str]:
 
 
 @hookimpl
-def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
-    from .commands import report
+def skiff_settings() -> list[Namespace]:
+    return [repos.SETTINGS]
 
-    return {"git": report(context, app)}
+
+@hookimpl
+def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
+    return {"git": settings.report_fields(context, repos.SETTINGS, app)}

@@ -14,11 +14,13 @@ import subprocess
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, Callable
 
 from skiff import validate
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
 from skiff.executable import skiff_executable
+from skiff.settings import Namespace, Setting
 from skiff.validate import shown
 
 from . import PLUGIN
@@ -289,26 +291,8 @@ def branches(repo: Path) -> list[str]:
 # -- settings ------------------------------------------------------------------------
 
 
-def _truthy(value: object) -> bool:
-    return str(value).lower() in ("1", "true", "yes", "on")
-
-
-def parse_bool(value: str) -> bool:
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValidationError(f"expected true or false, got {shown(value)}")
-
-
 SIZE = re.compile(r"([0-9]{1,15})([KMGT]?)(i?B)?", re.IGNORECASE)
 UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-#: Global limits (key -> default): sizes in bytes, counts.
-LIMITS = {
-    "archive-max-size": UNITS["G"],
-    "archive-max-members": 100_000,
-    "max-push-size": UNITS["G"],
-}
 
 
 def parse_size(value: str) -> int:
@@ -325,34 +309,62 @@ def parse_count(value: str) -> int:
     return int(value)
 
 
+def _apply(context: Context, scope: str, setting: Setting, store: Callable[[], None]) -> None:
+    """Store the change; a new deploy branch of an app also becomes its repository's HEAD."""
+    store()
+    if setting.name == "deploy-branch" and scope and (repo_path(context, scope) / "objects").is_dir():
+        branch = SETTINGS.stored(context.state, "deploy-branch", app=scope)
+        if branch:
+            set_head(repo_path(context, scope), branch)
+
+
+def _report(context: Context, app: str | None) -> dict[str, Any]:
+    if not app:
+        return {}
+    repo = repo_path(context, app)
+    exists = (repo / "objects").is_dir()
+    branch = deploy_branch(context, app)
+    return {
+        "deploy_branch": branch,
+        "deploy_branch_set": configured_branch(context, app) is not None,
+        "repository": str(repo) if exists else None,
+        "last_pushed": (resolve(repo, f"refs/heads/{branch}") if exists else None),
+    }
+
+
+SETTINGS = Namespace(
+    PLUGIN,
+    (
+        Setting("deploy-branch", type=branch_name, default="", scope="both", help="the branch a push deploys"),
+        Setting("keep-git-dir", type=bool, default=False, scope="both", help="keep .git in the build's source"),
+        Setting("auto-create", type=bool, default=True, scope="global", help="a push to a new app creates it"),
+        Setting("archive-max-size", type=parse_size, default=UNITS["G"], scope="global", help="git:from-archive"),
+        Setting("archive-max-members", type=parse_count, default=100_000, scope="global", help="git:from-archive"),
+        Setting("max-push-size", type=parse_size, default=UNITS["G"], scope="global", help="largest push"),
+        Setting("image-max-size", type=parse_size, default=4 * UNITS["G"], scope="global", help="git:load-image"),
+    ),
+    apply=_apply,
+    report=_report,
+)
+LIMITS = ("archive-max-size", "archive-max-members", "max-push-size", "image-max-size")
+
+
 def limit(context: Context, key: str) -> int:
-    """A global limit from :data:`LIMITS` (stored by ``git:set --global KEY VALUE``)."""
-    value = context.state.get_property(PLUGIN, key)
-    try:
-        number = int(value) if value is not None else LIMITS[key]
-    except (TypeError, ValueError):
-        number = LIMITS[key]
-    return number if number > 0 else LIMITS[key]
+    """A global limit (``git:set --global KEY VALUE``): a size in bytes or a count."""
+    return int(SETTINGS.get(context.state, key))
 
 
 def auto_create(context: Context) -> bool:
-    return _truthy(context.state.get_property(PLUGIN, "auto-create", default=True))
+    return bool(SETTINGS.get(context.state, "auto-create"))
 
 
 def keep_git_dir(context: Context, app: str) -> bool:
-    value = context.state.get_property(PLUGIN, "keep-git-dir", app=app)
-    if value is None:
-        value = context.state.get_property(PLUGIN, "keep-git-dir", default=False)
-    return _truthy(value)
+    return bool(SETTINGS.get(context.state, "keep-git-dir", app=app))
 
 
 def configured_branch(context: Context, app: str) -> str | None:
     """The app's deploy branch, else the global one, else ``None`` (first push decides)."""
-    return (
-        context.state.get_property(PLUGIN, "deploy-branch", app=app)
-        or context.state.get_property(PLUGIN, "deploy-branch")
-        or None
-    )
+    return SETTINGS.get(context.state, "deploy-branch", app=app) or None
 
 
 def deploy_branch(context: Context, app: str) -> str:

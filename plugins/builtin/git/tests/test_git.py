@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import http.server
 import io
 import json
@@ -277,7 +278,7 @@ def http_files(tmp_path):
     """Serve ``tmp_path/www`` on a loopback port; yield the base URL."""
     root = tmp_path / "www"
     root.mkdir()
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)  # noqa: E731
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.socket.settimeout(1)  # accept() never blocks shutdown() for good
     thread = threading.Thread(target=server.serve_forever, daemon=True)

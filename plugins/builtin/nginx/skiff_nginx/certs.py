@@ -23,7 +23,7 @@ from .settings import Settings
 MAX_PEM = 256 * 1024
 
 
-def _openssl(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
+def _openssl(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     try:
         return subprocess.run(
             ["openssl", *args],
@@ -31,7 +31,7 @@ def _openssl(*args: str, input: bytes | None = None) -> subprocess.CompletedProc
             input=input,
             timeout=120,
             check=False,
-            **({} if input is not None else {"stdin": subprocess.DEVNULL}),
+            stdin=subprocess.DEVNULL if input is None else None,
         )
     except FileNotFoundError:
         raise SkiffError("openssl is not installed (apt-get install openssl)") from None

@@ -17,9 +17,12 @@ import click
 
 from skiff import hookimpl
 from skiff.context import Context
+from skiff.contracts import StashKey
 from skiff.deploy import Deploy
 
 from . import PLUGIN
+
+SWITCHED: StashKey[bool] = StashKey(PLUGIN, "switched")  # this deploy rewrote the app's nginx config
 
 
 @hookimpl
@@ -38,15 +41,13 @@ def skiff_post_deploy(deploy: Deploy) -> None:
     context = deploy.context
     settings = load(context)
     had_config = settings.app_file(deploy.app).exists()
-    if not deploy.meta.get("upstreams") and not had_config:
+    if not deploy.upstreams and not had_config:
         return
     deploy.output.step(
-        "Switching nginx to the new release"
-        if deploy.meta.get("upstreams")
-        else "Removing the nginx config (no web process)"
+        "Switching nginx to the new release" if deploy.upstreams else "Removing the nginx config (no web process)"
     )
     proxy.rebuild(context, [deploy.app], metas={deploy.app: deploy.meta}, settings=settings)
-    deploy.scratch_for(PLUGIN)["switched"] = True
+    deploy.stash[SWITCHED] = True
     for url in proxy.urls(context, deploy.app, deploy.meta, settings):
         if url not in deploy.urls:
             deploy.urls.append(url)
@@ -54,7 +55,7 @@ def skiff_post_deploy(deploy: Deploy) -> None:
 
 @hookimpl
 def skiff_deploy_failed(deploy: Deploy, phase: str, error: BaseException) -> None:
-    if not deploy.scratch_for(PLUGIN).get("switched"):
+    if not deploy.stash.get(SWITCHED):
         return
     from . import proxy
 

@@ -15,7 +15,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from skiff import contracts
 from skiff.context import Context
+from skiff.contracts import ReleaseMeta
 from skiff.errors import SkiffError
 from skiff.lifecycle import app_lock
 from skiff.output import Output
@@ -25,7 +27,7 @@ from . import control, names, render
 from .names import Mapping
 from .settings import PLUGIN, Settings, app_options, load
 
-DEFAULT_CONTAINER_PORT = 5000
+DEFAULT_CONTAINER_PORT = contracts.DEFAULT_PORT
 AUTO_PORT_RANGE = range(10000, 20000)
 
 
@@ -67,14 +69,9 @@ def app_domains(context: Context, app: str) -> list[str]:
 # -- ports --------------------------------------------------------------------
 
 
-def container_port(meta: dict[str, Any]) -> int:
-    """The web container's port: the scheduler's, else the first EXPOSE, else 5000."""
-    if meta.get("container_port"):
-        return int(meta["container_port"])
-    exposed = meta.get("exposed_ports") or []
-    if exposed:
-        return int(sorted(int(p) for p in exposed)[0])
-    return DEFAULT_CONTAINER_PORT
+def container_port(meta: ReleaseMeta) -> int:
+    """The web container's port: the scheduler's, else the lowest EXPOSE, else 5000 (one core rule)."""
+    return contracts.container_port(meta.get("exposed_ports"), meta.get("container_port"))
 
 
 def explicit_mappings(context: Context, app: str) -> list[Mapping]:
@@ -105,7 +102,7 @@ def _port_free(address: str, port: int) -> bool:
 
 
 def mappings(
-    context: Context, app: str, meta: dict[str, Any], settings: Settings, has_cert: bool, allocate: bool = True
+    context: Context, app: str, meta: ReleaseMeta, settings: Settings, has_cert: bool, allocate: bool = True
 ) -> list[Mapping]:
     """The app's mappings: explicit ones, or defaults (80/443 with a domain, a port of its own without)."""
     explicit = explicit_mappings(context, app)
@@ -140,12 +137,12 @@ def cert_paths(settings: Settings, app: str) -> tuple[Path, Path] | None:
 # -- building and applying ------------------------------------------------------
 
 
-def current_meta(context: Context, app: str) -> dict[str, Any] | None:
+def current_meta(context: Context, app: str) -> ReleaseMeta | None:
     release = context.state.current_release(app)
-    return dict(release.meta) if release is not None else None
+    return ReleaseMeta(**release.meta) if release is not None else None
 
 
-def build(context: Context, app: str, meta: dict[str, Any], settings: Settings) -> render.AppProxy | None:
+def build(context: Context, app: str, meta: ReleaseMeta, settings: Settings) -> render.AppProxy | None:
     """The proxy of ``app`` for a release with ``meta``; ``None`` when nothing is proxied."""
     upstreams = [names.upstream(u) for u in meta.get("upstreams") or []]
     if not upstreams or not prop(context, "proxy", app, default=True):
@@ -168,7 +165,7 @@ def build(context: Context, app: str, meta: dict[str, Any], settings: Settings) 
 def config_text(
     context: Context,
     app: str,
-    meta: dict[str, Any] | None,
+    meta: ReleaseMeta | None,
     settings: Settings,
     output: Output | None = None,
     custom: str | None = None,
@@ -190,7 +187,7 @@ def config_text(
 def rebuild(
     context: Context,
     apps: Iterable[str],
-    metas: dict[str, dict[str, Any]] | None = None,
+    metas: dict[str, ReleaseMeta] | None = None,
     settings: Settings | None = None,
     custom: dict[str, str] | None = None,
 ) -> bool:
@@ -211,7 +208,7 @@ def rebuild(
     return control.apply(settings, files, context.output, what)
 
 
-def urls(context: Context, app: str, meta: dict[str, Any] | None, settings: Settings | None = None) -> list[str]:
+def urls(context: Context, app: str, meta: ReleaseMeta | None, settings: Settings | None = None) -> list[str]:
     """The URLs of ``app`` (empty when it has no web containers or no proxy)."""
     settings = settings or load(context)
     if meta is None or not meta.get("upstreams") or not prop(context, "proxy", app, default=True):

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from skiff import validate
 from skiff.errors import ValidationError
 
+from . import jsonc
+
 PROCESS_NAME = re.compile(r"\A[A-Za-z0-9_-]+\Z")
 MAX_PROCESS_NAME = 63
 RELEASE = "release"
+LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def parse_procfile(text: str, filename: str = "Procfile") -> tuple[dict[str, str], str | None]:
     """Return ``(processes, release_command)``.
 
-    Lines are ``name: command``; blank lines and ``#`` comments are skipped.
-    ``release:`` is the release task, not a process.
+    Lines are ``name: command``; blank lines and ``#`` comments are skipped,
+    as are a leading UTF-8 BOM and the CR of CRLF line ends (a lone CR ends a
+    line too). ``release:`` is the release task, not a process.
     """
     processes: dict[str, str] = {}
     first_line: dict[str, int] = {}
     release: str | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
+    text = text.removeprefix(jsonc.BOM)
+    for number, raw in enumerate(LINE_END.split(text), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -65,13 +69,16 @@ def _expect(value: Any, kind: type, where: str) -> Any:
 def parse_app_json(text: str, filename: str = "app.json") -> dict[str, Any]:
     """Validate an app.json and return the parts Skiff uses.
 
-    Keys kept: ``scripts`` (``dokku.predeploy``, ``dokku.postdeploy``),
-    ``healthchecks``, ``formation``, ``env``, ``cron`` (others are dropped).
+    The text may have what Heroku and Dokku accept: ``//`` and ``/* */``
+    comments, trailing commas, CRLF line ends and a UTF-8 BOM (see
+    :mod:`skiff_procfile.jsonc`). Keys kept: ``scripts`` (``dokku.predeploy``,
+    ``dokku.postdeploy``), ``healthchecks``, ``formation``, ``env``, ``cron``
+    (others are dropped).
     """
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"{filename} line {exc.lineno}: invalid JSON: {exc.msg}") from exc
+        data = jsonc.loads(text)
+    except jsonc.JsoncError as exc:
+        raise ValidationError(f"{filename} line {exc.line}: invalid JSON: {exc}") from exc
     _expect(data, dict, "the top level")
     result: dict[str, Any] = {}
     scripts = data.get("scripts")

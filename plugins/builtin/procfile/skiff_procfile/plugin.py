@@ -2,7 +2,7 @@
 
 In ``skiff_pre_build`` this plugin reads ``Procfile`` and ``app.json`` from
 the received source and fills ``deploy.processes``, ``deploy.app_json`` and
-``deploy.meta["release_command"]``. ``app.json`` ``env`` entries are checked
+``deploy.release_command`` (``meta["release_command"]``). ``app.json`` ``env`` entries are checked
 against the app's config: a missing required key stops the deploy, a
 ``"generator": "secret"`` key is generated once and stored in the config, a
 ``value`` is stored as the default when the key is unset.
@@ -41,10 +41,7 @@ def skiff_pre_build(deploy: Deploy) -> None:
     if procfile.exists() or procfile.is_symlink():
         processes, release = parse_procfile(_read(procfile, "Procfile"))
         deploy.processes = processes
-        if release:
-            deploy.meta["release_command"] = release
-        else:
-            deploy.meta.pop("release_command", None)
+        deploy.release_command = release or None
         names = ", ".join(sorted(processes)) or "none"
         deploy.output.step(f"Procfile declares process types: {names}" + (" (and a release task)" if release else ""))
     app_json = deploy.workdir / "app.json"

@@ -20,11 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from skiff import contracts
 from skiff.errors import SkiffError, ValidationError
 from skiff.output import Output
 
 DEFAULT_SUITE = "trixie"
-DEFAULT_IMAGE = f"skiff/stack:{DEFAULT_SUITE}"
+DEFAULT_IMAGE = contracts.DEFAULT_STACK_IMAGE  # skiff/stack:<DEFAULT_SUITE>
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 STACK_VERSION = "1"
 APP_UID = 1000

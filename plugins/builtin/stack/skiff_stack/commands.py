@@ -1,4 +1,4 @@
-"""The stack plugin's commands: stack:build, stack:report, stack:set."""
+"""The stack plugin's commands: stack:build, stack:report (stack:set is generated from its settings)."""
 
 from __future__ import annotations
 
@@ -9,23 +9,15 @@ from typing import Any
 import click
 
 from skiff import access
-from skiff.cli import local_only, pass_context
+from skiff.cli import pass_context
 from skiff.context import Context
-from skiff.errors import SkiffError, ValidationError
+from skiff.errors import SkiffError
 from skiff.privileges import needs_root
 
-from . import PLUGIN
-from .plugin import DEFAULT_IMAGE, stack_image
+from .plugin import IMAGE_RE, image_name, stack_image
 
-IMAGE_RE = re.compile(r"\A[a-z0-9][a-z0-9._/:@-]{0,254}\Z")
+__all__ = ["COMMANDS", "IMAGE_RE", "image_name"]
 OWN_IMAGE_RE = re.compile(r"\Askiff/stack:([a-z][a-z0-9-]{1,31})\Z")
-
-
-def image_name(value: str) -> str:
-    """Return ``value`` if it is a plausible docker image reference, else raise ValidationError."""
-    if not isinstance(value, str) or not IMAGE_RE.fullmatch(value):
-        raise ValidationError(f"invalid image name {value!r}")
-    return value
 
 
 @needs_root
@@ -100,24 +92,4 @@ def stack_report(context: Context, fmt: str) -> None:
         click.echo(f"  {row['image']:<28} {row['id']}  python {row['python'] or '?'}  node {row['node'] or '-'}")
 
 
-@local_only
-@click.command("stack:set")
-@click.option("--global", "is_global", is_flag=True, help="Set the global stack (the only scope).")
-@click.argument("key")
-@click.argument("value", required=False)
-@pass_context
-def stack_set(context: Context, is_global: bool, key: str, value: str | None) -> None:
-    """Set a stack property: stack:set --global image NAME (no NAME: the default)."""
-    if not is_global:
-        raise click.UsageError("the stack is a global setting: use stack:set --global image NAME")
-    if key != "image":
-        raise ValidationError(f"unknown stack property {key!r}; the only one is 'image'")
-    if not value:
-        context.state.delete_property(PLUGIN, "image")
-        context.output.step(f"Stack image reset to {DEFAULT_IMAGE}")
-        return
-    context.state.set_property(PLUGIN, "image", image_name(value))
-    context.output.step(f"Stack image set to {value}; new builds use it")
-
-
-COMMANDS: list[click.Command] = [stack_build, stack_report, stack_set]
+COMMANDS: list[click.Command] = [stack_build, stack_report]

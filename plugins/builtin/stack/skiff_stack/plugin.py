@@ -1,22 +1,56 @@
 """stack:build, stack:report, stack:set: the image builds and apps run on.
 
-The stack image is the global property ``("stack", "image")``, default
-``skiff/stack:trixie``. Other plugins read that property; they never import
-this package.
+The stack image is the declared global setting ``image`` (the property
+``("stack", "image")``, set by root with ``stack:set --global image NAME``),
+default ``skiff/stack:trixie``. Other plugins read that property; they never
+import this package.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import click
 
-from skiff import hookimpl
+from skiff import contracts, hookimpl
 from skiff.context import Context
+from skiff.errors import ValidationError
+from skiff.settings import Namespace, Setting
 
 from . import PLUGIN
 
-DEFAULT_IMAGE = "skiff/stack:trixie"
+DEFAULT_IMAGE = contracts.DEFAULT_STACK_IMAGE
+IMAGE_RE = re.compile(r"\A[a-z0-9][a-z0-9._/:@-]{0,254}\Z")
+
+
+def image_name(value: str) -> str:
+    """Return ``value`` if it is a plausible docker image reference, else raise ValidationError."""
+    if not isinstance(value, str) or not IMAGE_RE.fullmatch(value):
+        raise ValidationError(f"invalid image name {value!r}")
+    return value
+
+
+SETTINGS = Namespace(
+    PLUGIN,
+    (
+        Setting(
+            "image",
+            type=image_name,
+            default=DEFAULT_IMAGE,
+            scope="global",
+            level="root",
+            help="the image builds and apps run on",
+        ),
+    ),
+    noun="property",
+    commands=("set",),  # stack:report is the plugin's own: it also lists the images present
+)
+
+
+@hookimpl
+def skiff_settings() -> list[Namespace]:
+    return [SETTINGS]
 
 
 def stack_image(context: Context) -> str:
@@ -25,7 +59,7 @@ def stack_image(context: Context) -> str:
 
     if not (context.root / State.filename).exists():
         return DEFAULT_IMAGE
-    return context.state.get_property(PLUGIN, "image", default=None) or DEFAULT_IMAGE
+    return str(SETTINGS.get(context.state, "image"))
 
 
 @hookimpl

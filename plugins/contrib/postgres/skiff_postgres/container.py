@@ -14,6 +14,7 @@ import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from skiff import contracts
 from skiff.context import Context
 from skiff.errors import SkiffError
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from docker.models.containers import Container
 
 READY_TIMEOUT_ENV = "SKIFF_POSTGRES_TIMEOUT"
-STACK_DEFAULT = "skiff/stack:trixie"
+STACK_DEFAULT = contracts.DEFAULT_STACK_IMAGE
 STACK_FALLBACK = "skiff/stack-base:trixie"
 
 
@@ -88,7 +89,7 @@ def build_image(context: Context, c: docker.DockerClient, tag: str = LOCAL_IMAGE
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name in ("Dockerfile", "entrypoint.sh"):
-            data = resources.files("skiff_postgres").joinpath("image", name).read_bytes()
+            data = resources.files("skiff_postgres").joinpath("image").joinpath(name).read_bytes()
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o755 if name.endswith(".sh") else 0o644
             tar.addfile(info, io.BytesIO(data))

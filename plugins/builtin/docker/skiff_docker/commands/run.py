@@ -149,6 +149,7 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     )
     if not attach:  # no stdin to pass on (e.g. in-process): stream the output through the API
         return run_oneoff(c, kwargs, click.echo)
+    assert docker_cli is not None  # attach implies it
     kwargs["auto_remove"] = True
     kwargs["detach"] = False  # attach stdout/stderr (and stdin, once) like `docker create`
     container = c.containers.create(**kwargs)

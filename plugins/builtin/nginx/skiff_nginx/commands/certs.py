@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import click
 
@@ -35,6 +35,11 @@ def install(context: Context, app: str, pair: tuple[bytes, bytes] | None, extra_
         raise
 
 
+def _binary_stdin() -> BinaryIO:
+    """The bytes of stdin (a stream without ``buffer``, as tests pass, is binary already)."""
+    return sys.stdin.buffer if hasattr(sys.stdin, "buffer") else cast(BinaryIO, sys.stdin)
+
+
 @access.app_command()
 @click.command("certs:add")
 @click.argument("app")
@@ -56,7 +61,7 @@ def certs_add(context: Context, app: str, crt: str | None, key: str | None) -> N
     else:
         if sys.stdin.isatty():
             raise click.UsageError("give CRT and KEY, or pipe a tar archive of server.crt and server.key")
-        pair = certs.read_tarball(getattr(sys.stdin, "buffer", sys.stdin))
+        pair = certs.read_tarball(_binary_stdin())
     context.output.step(f"Adding a certificate to {app}")
     install(context, app, pair)
 

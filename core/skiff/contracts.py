@@ -1,0 +1,274 @@
+"""What plugins share: the typed release meta, the defaults, the port rule, the stash.
+
+Plugins never import each other (docs/plugins.md); whatever more than one of
+them reads is named here, in the core, and listed in docs/contracts.md (a test
+compares the two):
+
+- :class:`ReleaseMeta`: the keys of ``deploy.meta`` / ``release.meta`` (stored
+  with the release as JSON, exactly as written). :class:`MetaFields` gives
+  :class:`~skiff.deploy.Deploy` and :class:`~skiff.state.Release` typed
+  properties over the most shared ones (``deploy.container_port``, ...);
+- :data:`DEFAULT_PORT` and :data:`DEFAULT_STACK_IMAGE`, and
+  :func:`stack_image` (the configured stack image);
+- :func:`container_port`: the one rule for the web process's port;
+- :class:`BuildOptions`: the docker build options a builder may apply
+  (``deploy.build_options``, published by the docker plugin);
+- :class:`StashKey` / :class:`Stash`: typed per-plugin data of one deploy, not
+  stored and not shared (``deploy.stash[KEY]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, cast, overload
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .state import State
+
+#: The port a web process listens on (``$PORT``) when its image exposes none (Dokku's 5000).
+DEFAULT_PORT = 5000
+#: The stack image builds and apps run on, unless the ``stack`` plugin's ``image`` says otherwise.
+DEFAULT_STACK_IMAGE = "skiff/stack:trixie"
+
+
+class GitMeta(TypedDict):
+    """``meta["git"]``: where a release made from git came from."""
+
+    ref: str | None  # "refs/heads/main"
+    revision: str  # the commit's full SHA
+
+
+class ImageSourceMeta(TypedDict):
+    """``meta["image_source"]``: the image a release made by ``git:load-image`` / ``git:from-image`` runs."""
+
+    image: str  # the name given (or the image id when none was)
+    id: str  # the image id it was built FROM
+    how: str  # "load-image" or "from-image"
+
+
+class ReleaseMeta(TypedDict, total=False):
+    """Every ``deploy.meta`` key more than one plugin reads (docs/contracts.md, "deploy.meta keys").
+
+    Stored with the release as JSON, so values are JSON values. A key not named
+    here is private to its plugin and belongs in its stash or its properties.
+    """
+
+    app_json: dict[str, Any]  # core: the parsed app.json (scripts, healthchecks, formation, env, cron)
+    release_env: dict[str, str]  # core: variables plugins set before the release (GIT_REV), kept for redeploys
+    release_command: str  # procfile: the Procfile's `release:` line
+    builder: str  # core: the builder that made the image (deploy.builder after the build)
+    buildpacks: list[str]  # buildpacks: the packs used
+    stack: str  # buildpacks: the stack image built on
+    deps_key: str  # buildpacks: the dependency layer's key (16 hex digits)
+    deps_image: str  # buildpacks: the dependency layer's image id
+    image_id: str  # builders: the image id behind deploy.image
+    dockerfile: str  # dockerfile: the Dockerfile's path in the source
+    exposed_ports: list[int]  # dockerfile: the image's EXPOSEd TCP ports, ascending
+    container_port: int  # docker: the port the web process listens on in its container
+    upstreams: list[str]  # docker: "127.0.0.1:HOSTPORT" of each healthy new web container
+    formation: dict[str, int]  # docker: {process: quantity} the release runs with
+    git: GitMeta  # git: ref and revision of a release made from git
+    image_source: ImageSourceMeta  # git: the image a release made from a prebuilt image runs
+
+
+#: The keys of :class:`ReleaseMeta`, for checks.
+META_KEYS = frozenset(ReleaseMeta.__annotations__)
+
+
+def container_port(exposed_ports: Iterable[Any] | None, configured: Any = None) -> int:
+    """The port the web process listens on inside its container.
+
+    The one rule of the scheduler and the proxy: the port already chosen for the
+    release (``configured``: ``meta["container_port"]``) when there is one, else
+    the lowest TCP port the image exposes, else :data:`DEFAULT_PORT`. Dokku takes
+    the first ``EXPOSE``; image metadata does not keep the Dockerfile's order, so
+    Skiff takes the lowest, which is the same port for the usual single ``EXPOSE``.
+    """
+    if isinstance(configured, int) and not isinstance(configured, bool) and 0 < configured < 65536:
+        return configured
+    ports = sorted(
+        int(p) for p in exposed_ports or () if isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536
+    )
+    return ports[0] if ports else DEFAULT_PORT
+
+
+def stack_image(state: State) -> str:
+    """The stack image: the ``stack`` plugin's global property ``image``, else :data:`DEFAULT_STACK_IMAGE`."""
+    value = state.get_property("stack", "image", default=None)
+    return value if isinstance(value, str) and value else DEFAULT_STACK_IMAGE
+
+
+class BuildOptions(TypedDict, total=False):
+    """``deploy.build_options``: the ``build`` phase docker options, validated, as docker SDK arguments.
+
+    Published by the docker plugin (from ``docker-options:add APP build ...``) in
+    ``skiff_pre_build``; a builder that runs ``docker build`` applies what it can.
+    Nothing here reaches the host.
+    """
+
+    buildargs: dict[str, str]  # --build-arg KEY=VALUE
+    labels: dict[str, str]  # --label KEY=VALUE
+    extra_hosts: dict[str, str]  # --add-host HOST:ADDRESS
+    shmsize: int  # --shm-size, in bytes
+    ulimits: dict[str, tuple[int, int]]  # --ulimit NAME=SOFT[:HARD]: {name: (soft, hard)}
+
+
+class MetaFields:
+    """Typed properties over ``self.meta`` (a :class:`ReleaseMeta`), for Deploy and Release.
+
+    Reading a key that is not there gives its empty value; setting ``None``
+    (or an empty value where empty means unset) removes the key, so the stored
+    JSON is exactly what plugins wrote with string keys before.
+    """
+
+    meta: ReleaseMeta
+
+    @property
+    def container_port(self) -> int | None:
+        """The port the web process listens on in its container (docker writes it in ``skiff_deploy``)."""
+        value = self.meta.get("container_port")
+        return int(value) if value else None
+
+    @container_port.setter
+    def container_port(self, value: int | None) -> None:
+        _put(self.meta, "container_port", value)
+
+    @property
+    def exposed_ports(self) -> list[int]:
+        """The image's exposed TCP ports (dockerfile); empty for buildpack images (they use $PORT)."""
+        return [int(p) for p in self.meta.get("exposed_ports") or []]
+
+    @exposed_ports.setter
+    def exposed_ports(self, value: list[int]) -> None:
+        self.meta["exposed_ports"] = sorted(int(p) for p in value)
+
+    @property
+    def upstreams(self) -> list[str]:
+        """``127.0.0.1:HOSTPORT`` of each healthy new web container (docker, for the proxy)."""
+        return list(self.meta.get("upstreams") or [])
+
+    @upstreams.setter
+    def upstreams(self, value: list[str]) -> None:
+        self.meta["upstreams"] = list(value)
+
+    @property
+    def formation(self) -> dict[str, int]:
+        """``{process: quantity}`` the release runs with (docker)."""
+        return dict(self.meta.get("formation") or {})
+
+    @formation.setter
+    def formation(self, value: dict[str, int]) -> None:
+        self.meta["formation"] = dict(value)
+
+    @property
+    def release_command(self) -> str | None:
+        """The Procfile's ``release:`` command (procfile), run before new processes start."""
+        value = self.meta.get("release_command")
+        return value if isinstance(value, str) and value.strip() else None
+
+    @release_command.setter
+    def release_command(self, value: str | None) -> None:
+        _put(self.meta, "release_command", value)
+
+    @property
+    def release_env(self) -> dict[str, str]:
+        """Variables set by plugins before the release (``GIT_REV``), kept for redeploys of the image."""
+        return dict(self.meta.get("release_env") or {})
+
+    @release_env.setter
+    def release_env(self, value: dict[str, str]) -> None:
+        self.meta["release_env"] = dict(value)
+
+    @property
+    def image_id(self) -> str | None:
+        """The id of the image the builder made."""
+        return self.meta.get("image_id") or None
+
+    @image_id.setter
+    def image_id(self, value: str | None) -> None:
+        _put(self.meta, "image_id", value)
+
+
+def _put(meta: ReleaseMeta, key: str, value: Any) -> None:
+    raw = cast(dict[str, Any], meta)
+    if value is None:
+        raw.pop(key, None)
+    else:
+        raw[key] = value
+
+
+T = TypeVar("T")
+D = TypeVar("D")
+
+
+class StashKey(Generic[T]):
+    """The key of one typed value in a deploy's :class:`Stash`, owned by one plugin.
+
+    ``ROLLOUT = StashKey[Rollout]("docker", "rollout")`` at module level, then
+    ``deploy.stash[ROLLOUT] = rollout`` and ``deploy.stash[ROLLOUT]`` (typed
+    ``Rollout``). The value lives in ``deploy.scratch[plugin][name]``, where
+    ``deploy.scratch_for(plugin)`` finds it too.
+    """
+
+    __slots__ = ("plugin", "name")
+
+    def __init__(self, plugin: str, name: str) -> None:
+        self.plugin = plugin
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"StashKey({self.plugin!r}, {self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StashKey) and (other.plugin, other.name) == (self.plugin, self.name)
+
+    def __hash__(self) -> int:
+        return hash((self.plugin, self.name))
+
+
+class Stash:
+    """Per-deploy, per-plugin values under typed keys; not stored with the release.
+
+    In the spirit of pytest's ``Stash``. It is a view of ``scratch``
+    (``{plugin: {name: value}}``), the untyped form older plugins use.
+    """
+
+    __slots__ = ("_scratch",)
+
+    def __init__(self, scratch: dict[str, dict[str, Any]] | None = None) -> None:
+        self._scratch = scratch if scratch is not None else {}
+
+    def __setitem__(self, key: StashKey[T], value: T) -> None:
+        self._scratch.setdefault(key.plugin, {})[key.name] = value
+
+    def __getitem__(self, key: StashKey[T]) -> T:
+        return cast(T, self._scratch[key.plugin][key.name])
+
+    @overload
+    def get(self, key: StashKey[T]) -> T | None: ...
+    @overload
+    def get(self, key: StashKey[T], default: D) -> T | D: ...
+    def get(self, key: StashKey[T], default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def setdefault(self, key: StashKey[T], default: T) -> T:
+        try:
+            return self[key]
+        except KeyError:
+            self[key] = default
+            return default
+
+    def __delitem__(self, key: StashKey[T]) -> None:
+        del self._scratch[key.plugin][key.name]
+
+    def __contains__(self, key: StashKey[T]) -> bool:
+        return key.name in self._scratch.get(key.plugin, {})
+
+    def __iter__(self) -> Iterator[StashKey[Any]]:
+        return iter([StashKey(plugin, name) for plugin, values in self._scratch.items() for name in values])
+
+    def __len__(self) -> int:
+        return sum(len(values) for values in self._scratch.values())
