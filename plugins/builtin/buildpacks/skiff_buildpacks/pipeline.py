@@ -112,6 +112,8 @@ def plan_dependencies(session: Session) -> PackPlan:
         out.step(f"{label} detected")
         for line in deps.get("notes", []):
             out.info(line)
+        for line in deps.get("warnings", []):
+            out.warn(line)
         plan.add_dependencies(name, deps)
     return plan
 

@@ -83,6 +83,12 @@ SETTINGS = Namespace(
         ),
         Setting("packs", type=_pack_names, default="", validate=_installed_packs, help="NAME[,NAME]: skip detection"),
         Setting(
+            "python-accept-newer",
+            type=bool,
+            default=False,
+            help="a Python minor no stack has: build on the nearest newer one (with a warning)",
+        ),
+        Setting(
             "node-registry",
             type=_registry_url,
             default="https://registry.npmjs.org",

@@ -11,12 +11,22 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from skiff import hookimpl
 from skiff.errors import SkiffError
 
-from .versions import parse_requested, version_satisfies
+from .versions import (
+    _parts,
+    minor_of,
+    parse_pin,
+    parse_python_version_file,
+    parse_runtime_txt,
+    parse_specifier,
+    specifier_allows,
+    version_satisfies,
+)
 
 NAME = "python"
 VERSION = "1"
@@ -46,29 +56,125 @@ def managers(build) -> list[str]:
     return found
 
 
+ACCEPT_NEWER = "python-accept-newer"
+
+
+def accept_newer(build) -> bool:
+    """The per-app setting ``buildpacks:set APP python-accept-newer true``."""
+    return bool((getattr(build, "settings", None) or {}).get(ACCEPT_NEWER))
+
+
+@dataclass
+class Request:
+    """One file's say on the Python version: a pin (``3.13``) or a PEP 440 specifier."""
+
+    where: str  # ".python-version", "runtime.txt", "Pipfile python_version", "pyproject.toml requires-python"
+    value: str
+    pin: bool = True
+
+    def label(self) -> str:
+        return f"{self.where} {self.value}"
+
+    def allows(self, version: str) -> bool:
+        return version_satisfies(version, self.value) if self.pin else specifier_allows(self.value, version, self.where)
+
+
+def python_requests(build) -> list[Request]:
+    """Every version request in the source, strongest first.
+
+    Precedence (Heroku's): ``.python-version``, then ``runtime.txt``, then the
+    ``Pipfile``'s ``[requires]`` (``python_full_version``, then
+    ``python_version``); ``pyproject.toml``'s ``requires-python`` is a
+    constraint, not a pin, and only decides when nothing pins.
+    """
+    found = []
+    if build.has(".python-version"):
+        found.append(Request(".python-version", parse_python_version_file(build.read(".python-version"))))
+    if build.has("runtime.txt"):
+        found.append(Request("runtime.txt", parse_runtime_txt(build.read("runtime.txt"))))
+    if build.has("Pipfile"):
+        requires = _toml(build.read("Pipfile"), "Pipfile").get("requires") or {}
+        for key in ("python_full_version", "python_version"):
+            value = requires.get(key) if isinstance(requires, dict) else None
+            if isinstance(value, str) and value.strip():
+                found.append(Request(f"Pipfile {key}", parse_pin(value, f"Pipfile {key}")))
+                break
+    if build.has("pyproject.toml"):
+        project = _toml(build.read("pyproject.toml"), "pyproject.toml").get("project") or {}
+        spec = project.get("requires-python") if isinstance(project, dict) else None
+        if isinstance(spec, str) and spec.strip():
+            parse_specifier(spec, "pyproject.toml requires-python")
+            found.append(Request("pyproject.toml requires-python", spec.strip(), pin=False))
+    return found
+
+
 def requested_version(build) -> tuple[str | None, str]:
-    for name in (".python-version", "runtime.txt"):
-        if build.has(name):
-            return parse_requested(build.read(name)), name
-    return None, ""
+    """The deciding request's value and file (``(None, "")`` without one)."""
+    found = python_requests(build)
+    return (found[0].value, found[0].where) if found else (None, "")
 
 
-def choose_stack(build) -> str | None:
-    """Use a stack whose Python satisfies .python-version / runtime.txt; return a note."""
-    requested, where = requested_version(build)
-    if not requested:
-        return None
+def choose_stack(build) -> tuple[str | None, list[str]]:
+    """Use the stack whose Python the app asks for; return the note and the warnings."""
+    found = python_requests(build)
+    if not found:
+        return None, []
+    decider = found[0]
+    stacks = [s for s in build.available_stacks() if s.python]
+    pythons = sorted({s.python for s in stacks}, key=_key)
+    warnings: list[str] = []
+    if decider.pin:
+        chosen = _version_for_pin(decider, stacks, warnings, accept_newer(build))
+    else:
+        fitting = [v for v in pythons if decider.allows(v)]
+        chosen = fitting[-1] if fitting else None
+        if chosen is None:
+            raise SkiffError(
+                f"{decider.where} {decider.value!r} allows no available Python; available: {_available(stacks)}; "
+                "change requires-python, or pin a version in .python-version"
+            )
     configured = build.stack
-    stack = build.switch_to_stack_where(lambda s: version_satisfies(s.python, requested))
-    if stack is configured:
-        return f"Python {stack.python} (satisfies {requested} from {where})"
-    if stack is not None:
-        return f"Python {stack.python} on stack {stack.image} (for {requested} from {where})"
-    available = ", ".join(f"{s.python} ({s.image})" for s in build.available_stacks() if s.python) or "none"
+    stack = build.switch_to_stack_where(lambda s: s.python == chosen)
+    assert stack is not None
+    for other in found[1:]:
+        if not other.allows(stack.python):
+            warnings.append(f"{other.label()} disagrees with {decider.label()}: using Python {stack.python}")
+    where = "" if stack is configured else f" on stack {stack.image}"
+    return f"Using Python {stack.python}{where} ({decider.label()})", warnings
+
+
+def _version_for_pin(request: Request, stacks: list, warnings: list[str], newer: bool) -> str:
+    pythons = sorted({s.python for s in stacks}, key=_key)
+    exact = [v for v in pythons if request.allows(v)]
+    if exact:
+        return exact[-1]
+    want = minor_of(request.value)
+    same_minor = [v for v in pythons if len(want) == 2 and minor_of(v) == want]
+    if same_minor:
+        warnings.append(
+            f"{request.label()}: no stack has Python {request.value}; using {same_minor[-1]} (same minor version)"
+        )
+        return same_minor[-1]
+    newer_ones = [v for v in pythons if minor_of(v) > want]
+    if newer and newer_ones:
+        warnings.append(
+            f"{request.label()}: no stack has Python {request.value}; using the nearest newer, {newer_ones[0]} "
+            f"({ACCEPT_NEWER} is set)"
+        )
+        return newer_ones[0]
+    hint = f"; set 'buildpacks:set APP {ACCEPT_NEWER} true' to use {newer_ones[0]}" if newer_ones else ""
     raise SkiffError(
-        f"{where} requests Python {requested}, but no stack has it; available: {available}; "
-        "build another stack (e.g. 'skiff stack:build bookworm' for 3.11) or change " + where
+        f"{request.where} requests Python {request.value}, but no stack has it; available: {_available(stacks)}{hint}"
+        f" or change {request.where}"
     )
+
+
+def _key(version: str) -> list[int]:
+    return _parts(version)
+
+
+def _available(stacks) -> str:
+    return ", ".join(f"{s.python} ({s.image})" for s in stacks) or "none"
 
 
 @hookimpl
@@ -78,7 +184,8 @@ def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
     found = managers(build)
     if len(found) > 1:
         raise SkiffError(f"more than one Python package manager file: {', '.join(found)}; keep only one")
-    notes = [n for n in [choose_stack(build)] if n]
+    note, warnings = choose_stack(build)
+    notes = [note] if note else []
     venv = ["python3", "-m", "venv", "--without-pip", VENV]
     pip = [
         "python3",
@@ -101,6 +208,7 @@ def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
     result: dict[str, Any] = {
         "label": "Python app",
         "notes": notes,
+        "warnings": warnings,
         "path": [f"{VENV}/bin"],
         "runtime_env": {"PYTHONUNBUFFERED": "1", "VIRTUAL_ENV": VENV},
         "exclude": [".venv"],

@@ -491,6 +491,84 @@ def test_dokku_style_pack_commands(h, tmp_path):
     assert bp.select_packs(h.context, deploy, make_build(tmp_path, {"BUILDPACK_URL": "python"})) == ["python"]
 
 
+@pytest.mark.parametrize(
+    "files, note",
+    [
+        ({".python-version": "3.13\n"}, "Using Python 3.13.5 (.python-version 3.13)"),
+        ({"runtime.txt": "python-3.13.x\n"}, "Using Python 3.13.5 (runtime.txt 3.13)"),
+        ({"Pipfile": '[requires]\npython_version = "3.13"\n'}, "Using Python 3.13.5 (Pipfile python_version 3.13)"),
+        ({"pyproject.toml": '[project]\nrequires-python = ">=3.10,<3.14"\n'}, "(pyproject.toml requires-python"),
+    ],
+)
+def test_python_version_files(tmp_path, files, note):
+    write(tmp_path, files)
+    chosen, warnings = python.choose_stack(make_build(tmp_path))
+    assert chosen is not None and note in chosen and warnings == []
+
+
+def test_requires_python_picks_the_newest_and_precedence_warns(tmp_path):
+    write(tmp_path, {"requirements.txt": "", "pyproject.toml": '[project]\nrequires-python = "~=3.11"\n'})
+    build = make_build(tmp_path, stacks=(BOOKWORM, TRIXIE))
+    python.skiff_buildpack_dependencies("python", build)
+    assert build.stack is TRIXIE
+    write(tmp_path, {".python-version": "3.11\n", "runtime.txt": "python-3.13.5\n"})
+    build = make_build(tmp_path, stacks=(TRIXIE, BOOKWORM))
+    deps = python.skiff_buildpack_dependencies("python", build)
+    assert build.stack is BOOKWORM and "(.python-version 3.11)" in deps["notes"][0]
+    assert any("runtime.txt 3.13.5 disagrees with .python-version 3.11" in w for w in deps["warnings"])
+
+
+def test_patch_pin_gets_the_same_minor_with_a_warning(tmp_path):
+    write(tmp_path, {"requirements.txt": "", "runtime.txt": "python-3.13.9\n"})
+    deps = python.skiff_buildpack_dependencies("python", make_build(tmp_path))
+    assert "Using Python 3.13.5" in deps["notes"][0] and "same minor" in deps["warnings"][0]
+
+
+def test_missing_minor_fails_unless_accept_newer(tmp_path):
+    write(tmp_path, {"requirements.txt": "", "runtime.txt": "python-3.12.0\n"})
+    with pytest.raises(SkiffError) as info:
+        python.skiff_buildpack_dependencies("python", make_build(tmp_path))
+    assert "runtime.txt requests Python 3.12.0, but no stack has it; available: 3.13.5" in str(info.value)
+    assert "python-accept-newer" in str(info.value) and "\n" not in str(info.value)
+    build = make_build(tmp_path)
+    build.settings = {"python-accept-newer": True}
+    deps = python.skiff_buildpack_dependencies("python", build)
+    assert "Using Python 3.13.5" in deps["notes"][0] and "nearest newer" in deps["warnings"][0]
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({".python-version": "garbage\n"}, ".python-version: 'garbage' is not a Python version"),
+        ({"runtime.txt": "ruby-3.2\n"}, "runtime.txt: 'ruby-3.2' is not a Python runtime"),
+        ({"pyproject.toml": '[project]\nrequires-python = "3.x"\n'}, "is not a version specifier"),
+    ],
+)
+def test_bad_python_version_input_is_one_clear_line(tmp_path, files, message):
+    write(tmp_path, {"requirements.txt": "", **files})
+    with pytest.raises(SkiffError) as info:
+        python.skiff_buildpack_dependencies("python", make_build(tmp_path))
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "spec, ok",
+    [
+        (">=3.11", True),
+        (">=3.10,<3.14", True),
+        ("~=3.11", True),
+        ("==3.13.*", True),
+        ("<3.13", False),
+        ("==3.12.*", False),
+        ("~=3.13.6", False),
+    ],
+)
+def test_specifier_allows(spec, ok):
+    from skiff_buildpacks.versions import specifier_allows
+
+    assert specifier_allows(spec, "3.13.5") is ok
+
+
 def test_every_buildpack_hook_answers_through_the_plugin_manager(h):
     """Each hook of skiff_buildpacks.hookspecs, called as the plugin calls it: pm.hook.skiff_buildpack_*()."""
     hook = h.context.hook
