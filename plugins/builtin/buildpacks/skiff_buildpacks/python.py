@@ -127,12 +127,12 @@ def choose_stack(build) -> tuple[str | None, list[str]]:
         chosen = _version_for_pin(decider, stacks, warnings, accept_newer(build))
     else:
         fitting = [v for v in pythons if decider.allows(v)]
-        chosen = fitting[-1] if fitting else None
-        if chosen is None:
+        if not fitting:
             raise SkiffError(
                 f"{decider.where} {decider.value!r} allows no available Python; available: {_available(stacks)}; "
                 "change requires-python, or pin a version in .python-version"
             )
+        chosen = fitting[-1]
     configured = build.stack
     stack = build.switch_to_stack_where(lambda s: s.python == chosen)
     assert stack is not None
