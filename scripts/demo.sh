@@ -49,7 +49,8 @@ git -C "$work" commit -q --allow-empty -m "demo deploy $(date -u +%FT%TZ)"
 step "git push $user@127.0.0.1:$app main"
 export GIT_SSH_COMMAND="ssh -p $ssh_port -i $key -o IdentitiesOnly=yes -o IdentityAgent=none \
 -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=$demo/known_hosts -o BatchMode=yes"
-git -C "$work" push "ssh://$user@127.0.0.1:$ssh_port/$app" HEAD:main
+# --force: the server may hold a demo pushed from another checkout (the demo is a throwaway repo)
+git -C "$work" push --force "ssh://$user@127.0.0.1:$ssh_port/$app" HEAD:main
 
 # -- through nginx ---------------------------------------------------------------------------
 host="$app.$domain"
