@@ -174,18 +174,36 @@ def _loaded(setting: Setting, value: Any) -> Any:
     return value
 
 
+def _unset(value: Any) -> bool:
+    return value is None or value == ""
+
+
+def _resolved(setting: Setting, own: Any, shared: Any) -> Any:
+    """The precedence of the module docstring, given the app's and the global stored values."""
+    for value in (
+        own if setting.per_app else None,
+        os.environ.get(setting.env) if setting.is_global and setting.env else None,
+        shared if setting.is_global else None,
+    ):
+        loaded = _loaded(setting, value)
+        if not _unset(loaded):
+            return loaded
+    return setting.default
+
+
 @dataclass(frozen=True)
 class Namespace:
     """The settings of one plugin, and what the core generates for them.
 
-    ``name`` is the command prefix (``hello`` -> ``hello:set``, ``hello:report``);
-    ``store`` the property namespace the values live in (default: ``name``).
-    ``commands``: which of ``set`` and ``report`` the core generates (a plugin with a
-    command of its own, e.g. ``buildpacks:set APP PACK``, leaves it out and stores
-    through :meth:`set`). ``apply(context, scope, setting, store)`` wraps each change:
-    it must call ``store()`` (e.g. inside a config rebuild that undoes it on failure).
-    ``report(context, app)`` adds fields to the generated report. ``noun`` names a
-    setting in errors ("unknown stack property 'colour'").
+        ``name`` is the command prefix (``hello`` -> ``hello:set``, ``hello:report``);
+        ``store`` the property namespace the values live in (default: ``name``).
+        ``commands``: which of ``set`` and ``report`` the core generates (a plugin with a
+        command of its own, e.g. ``buildpacks:set APP PACK``, leaves it out and stores
+        through :meth:`set`). ``apply(context, scope, setting, store)`` wraps each change:
+        it must call ``store()`` (e.g. inside a config rebuild that undoes it on failure).
+        ``report(context, app)`` adds fields to the generated report. ``noun`` names a
+        setting in errors ("unknown stack property 'colour'"), ``title`` the namespace there
+    and in report titles (default: ``name``).
     """
 
     name: str
@@ -213,7 +231,7 @@ class Namespace:
         found = self.by_name.get(name)
         if found is None:
             known = ", ".join(sorted(s.name for s in self.settings if scope is None or _fits(s, scope)))
-            raise ValidationError(f"unknown {self.name} {self.noun} {shown(name)}; known: {known}")
+            raise ValidationError(f"unknown {self.title or self.name} {self.noun} {shown(name)}; known: {known}")
         if scope is not None and not _fits(found, scope):
             where = "with --global" if scope != GLOBAL else "per app"
             usage = f"{self.name}:set --global {name}" if scope != GLOBAL else f"{self.name}:set APP {name}"
@@ -225,19 +243,9 @@ class Namespace:
     def get(self, state: Any, name: str, app: str = GLOBAL) -> Any:
         """The value of ``name`` for ``app`` (or the global one): see the module's precedence."""
         setting = self.setting(name)
-        if app and setting.per_app:
-            value = _loaded(setting, state.get_property(self.prop, name, app=app))
-            if value not in (None, ""):
-                return value
-        if setting.is_global:
-            if setting.env and os.environ.get(setting.env):
-                value = _loaded(setting, os.environ[setting.env])
-                if value not in (None, ""):
-                    return value
-            value = _loaded(setting, state.get_property(self.prop, name))
-            if value not in (None, ""):
-                return value
-        return setting.default
+        own = state.get_property(self.prop, name, app=app) if app and setting.per_app else None
+        shared = state.get_property(self.prop, name) if setting.is_global and _unset(_loaded(setting, own)) else None
+        return _resolved(setting, own, shared)
 
     def stored(self, state: Any, name: str, app: str = GLOBAL) -> Any:
         """The value stored for exactly ``app`` (or globally), ``None`` when unset."""
@@ -245,8 +253,17 @@ class Namespace:
         return None if value in (None, "") else value
 
     def values(self, state: Any, app: str = GLOBAL) -> dict[str, Any]:
-        """Every setting resolved for ``app`` (without an app: every global one) -> its value."""
-        return {s.name: self.get(state, s.name, app) for s in self.settings if app or s.is_global}
+        """Every setting resolved for ``app`` (without an app: every global one) -> its value.
+
+        Two reads of the store, whatever the number of settings: a snapshot.
+        """
+        own = state.properties(self.prop, app=app) if app else {}
+        shared = state.properties(self.prop)
+        return {
+            s.name: _resolved(s, own.get(s.name) if s.per_app else None, shared.get(s.name))
+            for s in self.settings
+            if app or s.is_global
+        }
 
     # -- changes -----------------------------------------------------------------------------
 

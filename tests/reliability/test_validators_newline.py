@@ -51,8 +51,8 @@ def _app_json_env(key: str) -> str:
     return key
 
 
-def _setting(key: str, is_global: bool = False) -> Callable[[str], str]:
-    return lambda value: nginx_settings.check(key, value, is_global)
+def _setting(key: str) -> Callable[[str], Any]:
+    return lambda value: nginx_settings.SETTINGS.setting(key).parse(value)
 
 
 def _docker_option(flag: str) -> Callable[[str], str]:
@@ -77,11 +77,11 @@ VALIDATORS: list[tuple[str, Callable[[str], Any], str]] = [
     ("nginx setting body size", _setting("client-max-body-size"), "10m"),
     ("nginx setting read timeout", _setting("proxy-read-timeout"), "30s"),
     ("nginx setting keepalive", _setting("keepalive"), "16"),
-    ("nginx global http-port", _setting("http-port", True), "8080"),
-    ("nginx global listen-address", _setting("listen-address", True), "127.0.0.1"),
-    ("nginx global public-host", _setting("public-host", True), "example.com"),
-    ("nginx global bin", _setting("bin", True), "/usr/sbin/nginx"),
-    ("nginx global sudo", _setting("sudo", True), "never"),
+    ("nginx global http-port", _setting("http-port"), "8080"),
+    ("nginx global listen-address", _setting("listen-address"), "127.0.0.1"),
+    ("nginx global public-host", _setting("public-host"), "example.com"),
+    ("nginx global bin", _setting("bin"), "/usr/sbin/nginx"),
+    ("nginx global sudo", _setting("sudo"), "never"),
     ("ssh-keys key name", keys.validate_name, "alice"),
     ("docker process name", scheduler.validate_process, "web"),
     ("docker option add-host", _docker_option("--add-host"), "db:10.0.0.2"),

@@ -17,6 +17,7 @@ import click
 from skiff import hookimpl
 from skiff.context import Context
 from skiff.deploy import Deploy
+from skiff.settings import Namespace
 
 from . import settings
 
@@ -27,6 +28,18 @@ def skiff_commands(cli: click.Group) -> None:
 
     for command in COMMANDS:
         cli.add_command(command)
+
+
+@hookimpl
+def skiff_settings() -> list[Namespace]:
+    return [settings.CHECKS, settings.PS]
+
+
+@hookimpl
+def skiff_upgrade(context: Context) -> list[str]:
+    """Check values were kept in one ``checks`` property before they were declared settings."""
+    moved = settings.move_check_values(context.state)
+    return [f"moved {moved} check value(s) to the declared checks settings"] if moved else []
 
 
 @hookimpl(trylast=True)

@@ -5,7 +5,11 @@ Per app: ``formation`` ({process: quantity} set by ``ps:scale``), ``checks``
 ``resources`` ({process or ``_default``: {memory, cpu}}), ``docker-options``
 ({phase: [option, ...]}), ``docker-options-root`` ({phase: {option: app}}:
 the host-reaching options root confirmed, and for which app), ``stopped`` (``ps:stop`` was run), ``source`` (the
-last deployed source, for ``ps:rebuild``). Global: ``keep-releases``.
+last deployed source, for ``ps:rebuild``), ``keep-releases`` (also global).
+
+Declared settings (the core generates their ``:set`` commands): :data:`CHECKS`
+(``checks:set [--global] [APP] KEY VALUE``, in their own ``checks`` namespace) and
+:data:`PS` (``ps:set [--global] [APP] keep-releases N``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from skiff.errors import ValidationError
-from skiff.state import GLOBAL, State
+from skiff.settings import Namespace, Setting
+from skiff.state import State
 
 from . import PLUGIN
 
@@ -29,7 +34,59 @@ CHECK_DEFAULTS: dict[str, float] = {
     "uptime": 2,  # non-web processes must stay up this long
     "attempts": 5,  # answers >= 500 (default check) or failed checks before giving up
 }
+CHECK_HELP = {
+    "wait-to-retire": "seconds old containers keep running after the switch",
+    "stop-timeout": "seconds between SIGTERM and SIGKILL",
+    "timeout": "seconds a new web container may take to answer HTTP at all",
+    "uptime": "seconds a non-web process must stay up",
+    "attempts": "failed checks (or answers >= 500) before giving up",
+}
 DEFAULT_KEEP_RELEASES = 5
+MAX_CHECK_SECONDS = 86400
+
+
+def _check_value(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValidationError(f"must be a number of seconds (or a count), got {value!r}") from None
+    if not 0 <= number <= MAX_CHECK_SECONDS:  # also refuses nan
+        raise ValidationError(f"must be between 0 and {MAX_CHECK_SECONDS}")
+    return number
+
+
+def _release_count(value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 1000:
+        raise ValidationError("must be a number from 1 to 1000")
+    return int(value)
+
+
+#: ``checks:set [--global] [APP] KEY [VALUE]`` (generated; ``checks:report`` is the plugin's own)
+CHECKS = Namespace(
+    "checks",
+    tuple(
+        Setting(name, type=_check_value, default=default, scope="both", help=CHECK_HELP[name])
+        for name, default in CHECK_DEFAULTS.items()
+    ),
+    commands=("set",),
+    title="check",
+)
+#: ``ps:set [--global] [APP] keep-releases N`` (generated; ``ps:report`` is the plugin's own)
+PS = Namespace(
+    "ps",
+    (
+        Setting(
+            "keep-releases",
+            type=_release_count,
+            default=DEFAULT_KEEP_RELEASES,
+            scope="both",
+            help="release images kept for rollback",
+        ),
+    ),
+    store=PLUGIN,
+    commands=("set",),
+    noun="property",
+)
 
 
 # -- formation --------------------------------------------------------------
@@ -71,23 +128,29 @@ def formation(state: State, app: str, processes: dict[str, Any], app_json: dict[
 
 
 def checks(state: State, app: str) -> dict[str, Any]:
-    stored = state.get_property(PLUGIN, "checks", app=app, default={}) or {}
-    merged: dict[str, Any] = dict(CHECK_DEFAULTS)
-    merged.update({k: v for k, v in stored.items() if k in CHECK_DEFAULTS})
-    merged["disabled"] = list(stored.get("disabled", []))
-    merged["skipped"] = list(stored.get("skipped", []))
+    """APP's check settings (:data:`CHECKS`) and its disabled / skipped processes."""
+    modes = state.get_property(PLUGIN, "checks", app=app, default={}) or {}
+    merged: dict[str, Any] = CHECKS.values(state, app)
+    merged["disabled"] = list(modes.get("disabled", []))
+    merged["skipped"] = list(modes.get("skipped", []))
     return merged
 
 
-def set_check(state: State, app: str, key: str, value: float | None) -> None:
-    if key not in CHECK_DEFAULTS:
-        raise ValidationError(f"unknown check setting {key!r}; use one of {', '.join(CHECK_DEFAULTS)}")
-    stored = dict(state.get_property(PLUGIN, "checks", app=app, default={}) or {})
-    if value is None:
-        stored.pop(key, None)
-    else:
-        stored[key] = value
-    state.set_property(PLUGIN, "checks", stored, app=app)
+def move_check_values(state: State) -> int:
+    """Move check values stored in the ``checks`` property (before they were declared) to :data:`CHECKS`."""
+    moved = 0
+    for app in state.list_apps():
+        stored = state.get_property(PLUGIN, "checks", app=app) or {}
+        if not isinstance(stored, dict):
+            continue
+        legacy = {k: v for k, v in stored.items() if k in CHECK_DEFAULTS and isinstance(v, (int, float))}
+        for key, value in legacy.items():
+            if CHECKS.stored(state, key, app) is None:
+                state.set_property(CHECKS.prop, key, float(value), app=app)
+            moved += 1
+        if legacy:
+            state.set_property(PLUGIN, "checks", {k: v for k, v in stored.items() if k not in legacy}, app=app)
+    return moved
 
 
 def set_check_mode(state: State, app: str, processes: list[str], mode: str) -> None:
@@ -197,10 +260,7 @@ def applied_docker_options(state: State, app: str, phase: str, warn: Callable[[s
 
 
 def keep_releases(state: State, app: str) -> int:
-    value = state.get_property(PLUGIN, "keep-releases", app=app)
-    if value is None:
-        value = state.get_property(PLUGIN, "keep-releases", app=GLOBAL, default=DEFAULT_KEEP_RELEASES)
-    return max(1, int(value))
+    return max(1, int(PS.get(state, "keep-releases", app)))
 
 
 def is_stopped(state: State, app: str) -> bool:

@@ -173,7 +173,7 @@ def make_deploy(h, processes: dict[str, str] | None = None, **meta: Any) -> Depl
 
 def test_settings_are_read_once_into_a_snapshot(h, monkeypatch):
     settings.set_scale(h.state, "cat", {"worker": 2})
-    settings.set_check(h.state, "cat", "timeout", 30)
+    settings.CHECKS.set(h.context, "timeout", "30", "cat")
     settings.set_check_mode(h.state, "cat", ["worker"], "skipped")
     h.state.set_property("docker", "resources", {"_default": {"memory": "256m"}, "web": {"cpu": "0.5"}}, app="cat")
     h.state.set_property("docker", "docker-options", {"deploy": ["--label=team=cats", "--volume=/:/host"]}, app="cat")
@@ -309,11 +309,11 @@ def test_retire_uses_the_rollouts_settings(h, eng, checks_run, monkeypatch):
         "spawn_retire",
         lambda app, containers, images, wait, stop_timeout: spawned.append((app, containers, wait, stop_timeout)),
     )
-    settings.set_check(h.state, "cat", "wait-to-retire", 3)
+    settings.CHECKS.set(h.context, "wait-to-retire", "3", "cat")
     eng.add_running(OLD_WEB, "cat.web.1", "web", 1)
     d = make_deploy(h, {"web": "gunicorn app:app"})
     rollout.deploy(d)
-    settings.set_check(h.state, "cat", "wait-to-retire", 99)  # changed meanwhile: this rollout keeps its own
+    settings.CHECKS.set(h.context, "wait-to-retire", "99", "cat")  # changed meanwhile: this rollout keeps its own
     rollout.retire_later(d)
     assert spawned == [("cat", [OLD_WEB], 3.0, 10)] and d.output.of("info")[-1] == "old containers retire in 3s"
 

@@ -216,3 +216,31 @@ def test_build_options_are_published_typed_and_checked(skiff):
     assert deploy.build_options == {"buildargs": {"V": "1"}, "shmsize": 2048, "ulimits": {"nofile": (10, 20)}}
     assert len(warned) == 1 and "--privileged is not applied" in warned[0]
     assert options.build_options([]) == {}
+
+
+def test_checks_and_ps_settings_are_declared_with_a_global_default(skiff):
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    h.create_app("cat")
+    h.create_app("dog")
+    assert h.invoke("checks:set", "--global", "wait-to-retire", "30").exit_code == 0
+    assert h.invoke("checks:set", "dog", "wait-to-retire", "2").exit_code == 0
+    assert settings.checks(h.state, "cat")["wait-to-retire"] == 30
+    assert settings.checks(h.state, "dog")["wait-to-retire"] == 2
+    assert h.invoke("checks:set", "dog", "wait-to-retire").exit_code == 0  # reset: the global value again
+    assert settings.checks(h.state, "dog")["wait-to-retire"] == 30
+    assert h.invoke("ps:set", "cat", "keep-releases", "7").exit_code == 0
+    assert h.invoke("ps:set", "--global", "keep-releases", "2").exit_code == 0
+    assert (settings.keep_releases(h.state, "cat"), settings.keep_releases(h.state, "dog")) == (7, 2)
+    bad = h.invoke("ps:set", "cat", "restart-policy", "always")
+    assert bad.exit_code == 1 and "unknown ps property 'restart-policy'" in bad.stderr
+
+
+def test_check_values_of_the_old_single_property_move_to_the_declared_settings(skiff):
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    h.create_app("cat")
+    h.state.set_property("docker", "checks", {"timeout": 30.0, "disabled": ["worker"], "skipped": []}, app="cat")
+    assert settings.move_check_values(h.state) == 1
+    assert h.state.get_property("docker", "checks", app="cat") == {"disabled": ["worker"], "skipped": []}
+    assert settings.checks(h.state, "cat")["timeout"] == 30.0
+    assert settings.check_mode(settings.checks(h.state, "cat"), "worker") == "disabled"
+    assert settings.move_check_values(h.state) == 0  # a second upgrade changes nothing

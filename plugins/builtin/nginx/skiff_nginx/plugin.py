@@ -19,6 +19,7 @@ from skiff import hookimpl
 from skiff.context import Context
 from skiff.contracts import StashKey
 from skiff.deploy import Deploy
+from skiff.settings import Namespace
 
 from . import PLUGIN
 
@@ -31,6 +32,13 @@ def skiff_commands(cli: click.Group) -> None:
 
     for command in COMMANDS:
         cli.add_command(command)
+
+
+@hookimpl
+def skiff_settings() -> list[Namespace]:
+    from .settings import SETTINGS
+
+    return [SETTINGS]
 
 
 @hookimpl(tryfirst=True)

@@ -1,8 +1,11 @@
 """Where nginx lives and how to drive it: global settings and per-app options.
 
-Global settings are plugin properties (``nginx:set --global KEY VALUE``,
-refused over SSH) overridden by ``SKIFF_NGINX_*`` environment variables, so
+Both kinds are declared settings (:data:`SETTINGS`; the core generates
+``nginx:set``). Global ones (``nginx:set --global KEY VALUE``) are root-level,
+refused over SSH, and overridden by ``SKIFF_NGINX_*`` environment variables, so
 tests point the plugin at a private nginx and production at the system one.
+Per-app ones (``nginx:set APP KEY VALUE``) a deployer of the app may change;
+every change rewrites the config and is undone if nginx refuses it.
 """
 
 from __future__ import annotations
@@ -16,18 +19,9 @@ from typing import Any, Callable
 
 from skiff.context import Context
 from skiff.errors import ValidationError
-from skiff.state import GLOBAL
+from skiff.settings import Namespace, Setting, choice
 
 from . import PLUGIN, names
-
-
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        if value not in allowed:
-            raise ValidationError(f"invalid value {value!r}: expected one of {', '.join(allowed)}")
-        return value
-
-    return check
 
 
 def _path(value: str) -> str:
@@ -36,75 +30,63 @@ def _path(value: str) -> str:
     return value
 
 
-def _port(value: str) -> str:
-    return str(names.port(value))
-
-
 def _host(value: str) -> str:
     if value:
         names.domain(value)
     return value.lower()
 
 
-# key: (env var, default, validator, description)
-GLOBAL_SETTINGS: dict[str, tuple[str, str, Callable[[str], str], str]] = {
-    "bin": ("SKIFF_NGINX_BIN", "", _path, "the nginx binary (default: nginx on PATH, /usr/sbin/nginx)"),
-    "conf": ("SKIFF_NGINX_CONF", "", _path, "nginx's main config file (-c); empty: nginx's default"),
-    "prefix": ("SKIFF_NGINX_PREFIX", "", _path, "nginx's prefix (-p); empty: nginx's default"),
-    "pid-file": ("SKIFF_NGINX_PID", "", _path, "the master's pid file (default /run/nginx.pid)"),
-    "sudo": (
+def _keepalive(value: str) -> str:
+    return str(names.port(value, "keepalive connection count"))
+
+
+def _global(name: str, env: str, default: Any, type: Any, help: str) -> Setting:
+    """A server-wide setting: root only (never over SSH), overridden by ``env``."""
+    return Setting(name, type=type, default=default, scope="global", env=env, level="root", help=help)
+
+
+GLOBAL_SETTINGS: tuple[Setting, ...] = (
+    _global("bin", "SKIFF_NGINX_BIN", "", _path, "the nginx binary (default: nginx on PATH, /usr/sbin/nginx)"),
+    _global("conf", "SKIFF_NGINX_CONF", "", _path, "nginx's main config file (-c); empty: nginx's default"),
+    _global("prefix", "SKIFF_NGINX_PREFIX", "", _path, "nginx's prefix (-p); empty: nginx's default"),
+    _global("pid-file", "SKIFF_NGINX_PID", "", _path, "the master's pid file (default /run/nginx.pid)"),
+    _global(
+        "sudo",
         "SKIFF_NGINX_SUDO",
         "auto",
-        _choice("auto", "always", "never"),
+        choice("auto", "always", "never"),
         "run nginx -t / -s reload through 'sudo -n' (auto: when not root)",
     ),
-    "http-port": ("SKIFF_NGINX_HTTP_PORT", "80", _port, "the port of http vhosts"),
-    "https-port": ("SKIFF_NGINX_HTTPS_PORT", "443", _port, "the port of https vhosts"),
-    "listen-address": (
+    _global("http-port", "SKIFF_NGINX_HTTP_PORT", 80, names.port, "the port of http vhosts"),
+    _global("https-port", "SKIFF_NGINX_HTTPS_PORT", 443, names.port, "the port of https vhosts"),
+    _global(
+        "listen-address",
         "SKIFF_NGINX_LISTEN",
         "",
         names.addresses,
         "comma-separated addresses servers listen on (empty: all, IPv4 and IPv6)",
     ),
-    "public-host": ("SKIFF_NGINX_PUBLIC_HOST", "", _host, "host name in URLs of apps without a domain"),
-}
+    _global("public-host", "SKIFF_NGINX_PUBLIC_HOST", "", _host, "host name in URLs of apps without a domain"),
+)
 
-# key: (default, validator, description)
-APP_SETTINGS: dict[str, tuple[str, Callable[[str], str], str]] = {
-    "client-max-body-size": ("1m", names.size, "largest request body nginx accepts"),
-    "proxy-read-timeout": ("60s", names.duration, "how long nginx waits for the app's response"),
-    "proxy-connect-timeout": ("5s", names.duration, "how long nginx waits to connect to a container"),
-    "keepalive": (
-        "16",
-        lambda v: str(names.port(v, "keepalive connection count")),
-        "idle keep-alive connections nginx keeps to the app's containers",
-    ),
-}
+APP_SETTINGS: tuple[Setting, ...] = (
+    Setting("client-max-body-size", type=names.size, default="1m", help="largest request body nginx accepts"),
+    Setting("proxy-read-timeout", type=names.duration, default="60s", help="how long nginx waits for the app"),
+    Setting("proxy-connect-timeout", type=names.duration, default="5s", help="how long nginx waits to connect"),
+    Setting("keepalive", type=_keepalive, default="16", help="idle keep-alive connections to the app's containers"),
+)
 
 
-def global_value(context: Context, key: str) -> str:
-    env, default, _, _ = GLOBAL_SETTINGS[key]
-    if os.environ.get(env):
-        return os.environ[env]
-    value = context.state.get_property(PLUGIN, key)
-    return default if value in (None, "") else str(value)
+def _apply(context: Context, scope: str, setting: Setting, store: Callable[[], None]) -> None:
+    """Rewrite the nginx config of the apps the change touches; undo the change if nginx refuses it."""
+    from .commands.domains import changing
+
+    apps = [scope] if scope else context.state.list_apps()
+    changing(context, apps, [(setting.name, scope)], store)
 
 
-def app_value(context: Context, app: str, key: str) -> str:
-    default, _, _ = APP_SETTINGS[key]
-    value = context.state.get_property(PLUGIN, key, app=app)
-    return default if value in (None, "") else str(value)
-
-
-def check(key: str, value: str, is_global: bool) -> str:
-    """Validate ``value`` for ``key``; raise ValidationError naming the known keys."""
-    table: dict[str, Any] = GLOBAL_SETTINGS if is_global else APP_SETTINGS
-    if key not in table:
-        raise ValidationError(
-            f"unknown {'global ' if is_global else ''}nginx setting {key!r}; known: {', '.join(sorted(table))}"
-        )
-    validator = table[key][2] if is_global else table[key][1]
-    return validator(value)
+#: ``nginx:set [--global] [APP] KEY [VALUE]`` is generated; ``nginx:report`` is the plugin's own.
+SETTINGS = Namespace(PLUGIN, GLOBAL_SETTINGS + APP_SETTINGS, commands=("set",), apply=_apply)
 
 
 @dataclass
@@ -169,8 +151,8 @@ def ipv6_available() -> bool:
 
 
 def load(context: Context) -> Settings:
-    def get(key: str) -> str:
-        return global_value(context, key)
+    def get(key: str) -> Any:
+        return SETTINGS.get(context.state, key)
 
     # The system path first: the sudoers rule make install writes names /usr/sbin/nginx.
     binary = (
@@ -191,12 +173,5 @@ def load(context: Context) -> Settings:
 
 
 def app_options(context: Context, app: str) -> dict[str, str]:
-    return {key: app_value(context, app, key) for key in APP_SETTINGS}
-
-
-def set_value(context: Context, key: str, value: str | None, app: str = GLOBAL) -> None:
-    """Store (or with ``None`` remove) a validated setting."""
-    if value is None or value == "":
-        context.state.delete_property(PLUGIN, key, app=app)
-    else:
-        context.state.set_property(PLUGIN, key, check(key, value, app == GLOBAL), app=app)
+    """APP's proxy options (client-max-body-size, timeouts, keepalive) as nginx writes them."""
+    return {s.name: str(SETTINGS.get(context.state, s.name, app=app)) for s in APP_SETTINGS}

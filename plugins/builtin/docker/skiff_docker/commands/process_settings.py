@@ -1,4 +1,4 @@
-"""checks:*, resource:*, docker-options:*, ps:set."""
+"""checks:*, resource:*, docker-options:* (checks:set and ps:set are generated from the declared settings)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from skiff import access
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
-from skiff.state import GLOBAL
 
 from .. import hostreach, options, settings
 
@@ -59,28 +58,6 @@ checks_disable = _check_mode_command(
 checks_skip = _check_mode_command(
     "checks:skip", "skipped", "Keep zero-downtime starts but skip the checks: checks:skip APP [PROCESS,...]"
 )
-
-
-@access.app_command()
-@click.command("checks:set")
-@click.argument("app")
-@click.argument("key")
-@click.argument("value", required=False)
-@pass_context
-def checks_set(context: Context, app: str, key: str, value: str | None) -> None:
-    """Set a check setting (wait-to-retire, stop-timeout, timeout, uptime, attempts); no VALUE resets it."""
-    context.state.require_app(app)
-    number: float | None = None
-    if value not in (None, ""):
-        try:
-            number = float(value)
-        except ValueError:
-            raise ValidationError(f"{key} must be a number of seconds (or a count), got {value!r}") from None
-        if not 0 <= number <= 86400:  # also refuses nan
-            raise ValidationError(f"{key} must be between 0 and 86400")
-    settings.set_check(context.state, app, key, number)
-    shown = f"{number:g}" if number is not None else f"default ({settings.CHECK_DEFAULTS[key]:g})"
-    context.output.step(f"Set {key} of {app} to {shown}")
 
 
 @access.app_command()
@@ -372,32 +349,10 @@ def docker_options_report(context: Context, app: str) -> None:
     )
 
 
-@access.app_command(app="target")
-@click.command("ps:set", context_settings={"ignore_unknown_options": True})
-@click.argument("target")
-@click.argument("key")
-@click.argument("value", required=False)
-@pass_context
-def ps_set(context: Context, target: str, key: str, value: str | None) -> None:
-    """Set a ps property of APP (or --global): keep-releases N (images kept for rollback)."""
-    scope = GLOBAL if target == "--global" else context.state.require_app(target)
-    if key != "keep-releases":
-        raise ValidationError(f"unknown ps property {key!r}; use keep-releases")
-    if value in (None, ""):
-        context.state.delete_property(settings.PLUGIN, key, app=scope)
-        context.output.step(f"Reset {key}")
-        return
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 1000:
-        raise ValidationError("keep-releases must be a number from 1 to 1000")
-    context.state.set_property(settings.PLUGIN, key, int(value), app=scope)
-    context.output.step(f"Set {key} to {value}")
-
-
 COMMANDS: list[click.Command] = [
     checks_enable,
     checks_disable,
     checks_skip,
-    checks_set,
     checks_report,
     checks_run,
     resource_limit,
@@ -408,5 +363,4 @@ COMMANDS: list[click.Command] = [
     docker_options_remove,
     docker_options_clear,
     docker_options_report,
-    ps_set,
 ]

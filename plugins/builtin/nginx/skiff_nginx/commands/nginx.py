@@ -1,4 +1,4 @@
-"""nginx:* and proxy:* commands."""
+"""nginx:* and proxy:* commands (nginx:set is generated from the declared settings)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from skiff.errors import SkiffError, ValidationError
 
 from .. import control, proxy
 from .. import settings as nginx_settings
-from ..settings import APP_SETTINGS, GLOBAL_SETTINGS, PLUGIN, load
+from ..settings import PLUGIN, load
 from .domains import changing, print_fields
 
 MAX_CUSTOM = 16 * 1024
@@ -109,41 +109,6 @@ def _logs_command(kind: str) -> click.Command:
 
 nginx_access_logs = _logs_command("access")
 nginx_error_logs = _logs_command("error")
-
-
-@access.app_command(app="args")
-@click.command("nginx:set")
-@click.option("--global", "is_global", is_flag=True, help="A global setting (refused over SSH).")
-@click.argument("args", nargs=-1, required=True)
-@pass_context
-def nginx_set(context: Context, is_global: bool, args: tuple[str, ...]) -> None:
-    """Set (or with no VALUE reset) a setting: nginx:set APP KEY [VALUE] or --global KEY [VALUE].
-
-    Per app: client-max-body-size, proxy-read-timeout, proxy-connect-timeout,
-    keepalive. Global: bin, conf, prefix, pid-file, sudo, http-port,
-    https-port, listen-address, public-host.
-    """
-    if is_global:
-        if context.via_ssh:
-            raise SkiffError("global nginx settings can only be changed on the server itself")
-        if len(args) not in (1, 2):
-            raise click.UsageError("usage: nginx:set --global KEY [VALUE]")
-        key, value = args[0], (args[1] if len(args) == 2 else None)
-        nginx_settings.check(
-            key, value if value is not None else GLOBAL_SETTINGS[key][1] if key in GLOBAL_SETTINGS else "", True
-        )
-        changing(context, context.state.list_apps(), [(key, "")], lambda: nginx_settings.set_value(context, key, value))
-        context.output.step(f"Set global nginx {key} to {value or '(default)'}")
-        return
-    if len(args) not in (2, 3):
-        raise click.UsageError("usage: nginx:set APP KEY [VALUE]")
-    app = context.state.require_app(args[0])
-    key, value = args[1], (args[2] if len(args) == 3 else None)
-    nginx_settings.check(
-        key, value if value is not None else APP_SETTINGS[key][0] if key in APP_SETTINGS else "", False
-    )
-    context.output.step(f"Setting nginx {key} of {app} to {value or '(default)'}")
-    changing(context, [app], [(key, app)], lambda: nginx_settings.set_value(context, key, value, app))
 
 
 @local_only
@@ -269,7 +234,6 @@ COMMANDS: list[click.Command] = [
     nginx_reload,
     nginx_access_logs,
     nginx_error_logs,
-    nginx_set,
     nginx_custom_config,
     nginx_report,
     proxy_enable,
