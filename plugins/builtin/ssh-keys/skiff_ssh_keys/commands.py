@@ -16,9 +16,8 @@ from skiff.errors import NotFound, SkiffError
 from skiff.locks import file_lock, lock_path
 
 from . import PLUGIN, keys
-from .plugin import role_property, stored_role
+from .plugin import PATH_PROPERTY, SETTINGS, role_property, stored_role
 
-PATH_PROPERTY = "authorized-keys-file"
 DEFAULT_ROLE = "deployer"
 
 
@@ -33,14 +32,9 @@ role_option = click.option(
 
 def authorized_keys_path(context: Context) -> Path:
     """``$SKIFF_AUTHORIZED_KEYS``, else the global setting, else ``~skiff/.ssh/authorized_keys``."""
-    from_env = os.environ.get(keys.AUTHORIZED_KEYS_ENV)
-    if from_env:
-        return Path(from_env)
-    if (context.root / "skiff.db").exists():
-        configured = context.state.get_property(PLUGIN, PATH_PROPERTY)
-        if configured:
-            return Path(configured)
-    return keys.default_path()
+    if not (context.root / "skiff.db").exists():  # nothing stored yet: do not create the store here
+        return Path(os.environ.get(keys.AUTHORIZED_KEYS_ENV) or keys.default_path())
+    return Path(SETTINGS.get(context.state, PATH_PROPERTY) or keys.default_path())
 
 
 def _lock(context: Context):
@@ -171,14 +165,10 @@ def _is_named(line: str, name: str) -> bool:
 @pass_context
 def ssh_keys_set(context: Context, key: str, value: str | None) -> None:
     """Set where keys are written: ssh-keys:set authorized-keys-file [PATH] (no PATH: default)."""
-    if value:
-        path = Path(value)
-        if not path.is_absolute():
-            raise SkiffError("give an absolute path")
-        context.state.set_property(PLUGIN, PATH_PROPERTY, str(path))
-        context.output.step(f"Keys are written to {path}")
+    stored = SETTINGS.set(context, key, value)
+    if stored:
+        context.output.step(f"Keys are written to {stored}")
     else:
-        context.state.delete_property(PLUGIN, PATH_PROPERTY)
         context.output.step("Keys are written to the default file (~skiff/.ssh/authorized_keys)")
 
 

@@ -12,14 +12,43 @@ it is an admin.
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from skiff import access, hookimpl
 from skiff.context import Context
+from skiff.errors import ValidationError
+from skiff.settings import Namespace, Setting
 
-from . import PLUGIN
+from . import PLUGIN, keys
 
 LEGACY_ROLE = "admin"  # keys added before roles existed
+PATH_PROPERTY = "authorized-keys-file"
+
+
+def _absolute(value: str) -> str:
+    if not os.path.isabs(value) or any(c in value for c in "\n\r\x00"):
+        raise ValidationError("give an absolute path")
+    return value
+
+
+#: ``ssh-keys:set authorized-keys-file PATH`` is the plugin's own command (no ``--global``: it has no other form)
+SETTINGS = Namespace(
+    PLUGIN,
+    (
+        Setting(
+            PATH_PROPERTY,
+            type=_absolute,
+            default="",
+            scope="global",
+            env=keys.AUTHORIZED_KEYS_ENV,
+            level="root",
+            help="the authorized_keys file keys are written to (default ~skiff/.ssh/authorized_keys)",
+        ),
+    ),
+    commands=(),
+)
 
 
 @hookimpl
@@ -40,6 +69,11 @@ def stored_role(context: Context, name: str) -> str:
         return LEGACY_ROLE
     role = context.state.get_property(PLUGIN, role_property(name))
     return role if role in access.ROLES else LEGACY_ROLE
+
+
+@hookimpl
+def skiff_settings() -> list[Namespace]:
+    return [SETTINGS]
 
 
 @hookimpl(trylast=True)

@@ -70,12 +70,10 @@ def default_image(context: Context, c: docker.DockerClient) -> str:
 
 
 def stack_image(context: Context, c: docker.DockerClient) -> str:
-    """The stack image to build FROM: the ``stack``/``image`` setting, else the raw base."""
-    configured = context.state.get_property("stack", "image")
-    if configured:
+    """The stack image to build FROM (``contracts.stack_image``), else, if only it exists, the raw base."""
+    configured = contracts.stack_image(context.state)
+    if configured != STACK_DEFAULT or image_exists(c, configured) or not image_exists(c, STACK_FALLBACK):
         return configured
-    if image_exists(c, STACK_DEFAULT) or not image_exists(c, STACK_FALLBACK):
-        return STACK_DEFAULT
     return STACK_FALLBACK
 
 
