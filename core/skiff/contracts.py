@@ -19,7 +19,7 @@ compares the two):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, cast, overload
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,6 +73,20 @@ class ReleaseMeta(TypedDict, total=False):
 
 #: The keys of :class:`ReleaseMeta`, for checks.
 META_KEYS = frozenset(ReleaseMeta.__annotations__)
+
+
+def image_exposed_ports(image_attrs: Mapping[str, Any]) -> list[int]:
+    """The TCP ports an image exposes (``docker image inspect``'s ``Config.ExposedPorts``), sorted.
+
+    What a builder that makes an image from a Dockerfile or a loaded image records as
+    ``meta["exposed_ports"]``.
+    """
+    ports = []
+    for spec in (image_attrs.get("Config") or {}).get("ExposedPorts") or {}:
+        number, _, proto = str(spec).partition("/")
+        if proto in ("", "tcp") and number.isdigit():
+            ports.append(int(number))
+    return sorted(ports)
 
 
 def container_port(exposed_ports: Iterable[Any] | None, configured: Any = None) -> int:

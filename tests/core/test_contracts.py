@@ -277,3 +277,9 @@ def test_stash_typed_keys_back_scratch(skiff) -> None:
     with pytest.raises(KeyError):
         d.stash[count]
     assert isinstance(Stash(), Stash) and len(Stash()) == 0
+
+
+def test_image_exposed_ports_are_the_tcp_ones_sorted():
+    attrs = {"Config": {"ExposedPorts": {"8080/tcp": {}, "53/udp": {}, "3000": {}}}}
+    assert contracts.image_exposed_ports(attrs) == [3000, 8080]
+    assert contracts.image_exposed_ports({"Config": {}}) == []

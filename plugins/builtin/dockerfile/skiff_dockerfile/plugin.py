@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-from skiff import builders, hookimpl, validate
+from skiff import builders, contracts, hookimpl, validate
 from skiff.builders import BuilderInfo
 from skiff.context import Context
 from skiff.contracts import StashKey
@@ -164,7 +164,7 @@ def skiff_build(deploy: Deploy) -> str | None:
     if error:
         raise SkiffError(f"docker build failed: {error.splitlines()[0] if error else 'unknown error'}")
     image = client.images.get(ref)
-    ports = exposed_ports(image.attrs)
+    ports = contracts.image_exposed_ports(image.attrs)
     deploy.meta["builder"] = PLUGIN
     deploy.meta["dockerfile"] = rel
     deploy.exposed_ports = ports
@@ -199,15 +199,6 @@ def ensure_base_images(deploy: Deploy, client: Any, rel: str, args: dict[str, st
                 f"base image {json.dumps(base.reference)} is not on this server and could not be pulled "
                 f"({reason}): load it with docker load, or change FROM"
             )
-
-
-def exposed_ports(attrs: dict[str, Any]) -> list[int]:
-    ports = []
-    for spec in (attrs.get("Config") or {}).get("ExposedPorts") or {}:
-        number, _, proto = spec.partition("/")
-        if proto in ("", "tcp") and number.isdigit():
-            ports.append(int(number))
-    return sorted(ports)
 
 
 #: the ``deploy.build_options`` keys the SDK's ``docker build`` takes (as keyword arguments)

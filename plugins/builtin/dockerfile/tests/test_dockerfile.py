@@ -30,12 +30,6 @@ def h(skiff):
     return harness
 
 
-def test_exposed_ports():
-    attrs = {"Config": {"ExposedPorts": {"8080/tcp": {}, "53/udp": {}, "3000": {}}}}
-    assert df.exposed_ports(attrs) == [3000, 8080]
-    assert df.exposed_ports({"Config": {}}) == []
-
-
 @pytest.mark.parametrize("value", ["/etc/Dockerfile", "../Dockerfile", "a/../../b"])
 def test_dockerfile_path_must_stay_inside_the_app(h, value):
     h.create_app("demo")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skiff import validate
+from skiff import contracts, validate
 from skiff.errors import SkiffError, ValidationError
 
 MAX_INDEX = 4 * 1024 * 1024  # manifest.json, index.json, repositories, each config
@@ -299,22 +299,13 @@ def build(deploy: Any, client: Any) -> str:
     built = client.images.get(ref)
     deploy.meta.update(
         {
-            "exposed_ports": exposed_ports(built.attrs),
+            "exposed_ports": contracts.image_exposed_ports(built.attrs),
             "image_id": built.id,
             "image_source": {"image": source.extra.get("name") or image.id, "id": image.id, "how": source.extra["how"]},
         }
     )
     deploy.output.step(f"Tagged {ref} from {source.extra.get('name') or image.id[:19]}")
     return ref
-
-
-def exposed_ports(attrs: dict[str, Any]) -> list[int]:
-    ports = []
-    for spec in (attrs.get("Config") or {}).get("ExposedPorts") or {}:
-        number, _, proto = spec.partition("/")
-        if proto in ("", "tcp") and number.isdigit():
-            ports.append(int(number))
-    return sorted(ports)
 
 
 def other_app(image_attrs: dict[str, Any], tags: list[str], app: str, is_app: Callable[[str], bool]) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Callable
 
@@ -112,10 +113,12 @@ def domains_clear(context: Context, app: str) -> None:
     _set_own(context, app, [])
 
 
-def _vhosts(context: Context, app: str, enabled: bool) -> None:
+def switch(context: Context, app: str, key: str, what: str, enabled: bool) -> None:
+    """Turn the app's boolean property ``key`` on or off and rebuild its config (undone if nginx refuses)."""
     context.state.require_app(app)
-    context.output.step(f"{'Enabling' if enabled else 'Disabling'} domains of {app}")
-    changing(context, [app], [("vhosts", app)], lambda: context.state.set_property(PLUGIN, "vhosts", enabled, app=app))
+    context.output.step(f"{'Enabling' if enabled else 'Disabling'} {what} of {app}")
+    store = functools.partial(context.state.set_property, PLUGIN, key, enabled, app=app)
+    changing(context, [app], [(key, app)], store)
 
 
 @access.app_command()
@@ -124,7 +127,7 @@ def _vhosts(context: Context, app: str, enabled: bool) -> None:
 @pass_context
 def domains_enable(context: Context, app: str) -> None:
     """Serve APP on its domains again."""
-    _vhosts(context, app, True)
+    switch(context, app, "vhosts", "domains", True)
 
 
 @access.app_command()
@@ -133,7 +136,7 @@ def domains_enable(context: Context, app: str) -> None:
 @pass_context
 def domains_disable(context: Context, app: str) -> None:
     """Serve APP on a port of its own instead of its domains."""
-    _vhosts(context, app, False)
+    switch(context, app, "vhosts", "domains", False)
 
 
 @access.admin_command

@@ -18,7 +18,7 @@ from skiff.errors import SkiffError, ValidationError
 from .. import control, proxy
 from .. import settings as nginx_settings
 from ..settings import PLUGIN, load
-from .domains import changing, print_fields
+from .domains import print_fields, switch
 
 MAX_CUSTOM = 16 * 1024
 
@@ -173,19 +173,13 @@ def nginx_report(context: Context, app: str | None, fmt: str) -> None:
     print_fields(context, f"{app + ' ' if app else ''}nginx information", nginx_report_fields(context, app), fmt)
 
 
-def _proxy_enabled(context: Context, app: str, enabled: bool) -> None:
-    context.state.require_app(app)
-    context.output.step(f"{'Enabling' if enabled else 'Disabling'} the proxy of {app}")
-    changing(context, [app], [("proxy", app)], lambda: context.state.set_property(PLUGIN, "proxy", enabled, app=app))
-
-
 @access.app_command()
 @click.command("proxy:enable")
 @click.argument("app")
 @pass_context
 def proxy_enable(context: Context, app: str) -> None:
     """Put APP behind nginx again."""
-    _proxy_enabled(context, app, True)
+    switch(context, app, "proxy", "the proxy", True)
 
 
 @access.app_command()
@@ -194,7 +188,7 @@ def proxy_enable(context: Context, app: str) -> None:
 @pass_context
 def proxy_disable(context: Context, app: str) -> None:
     """Take APP out of nginx (its containers keep running)."""
-    _proxy_enabled(context, app, False)
+    switch(context, app, "proxy", "the proxy", False)
 
 
 @access.admin_command
