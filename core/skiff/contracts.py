@@ -127,6 +127,49 @@ class BuildOptions(TypedDict, total=False):
     ulimits: dict[str, tuple[int, int]]  # --ulimit NAME=SOFT[:HARD]: {name: (soft, hard)}
 
 
+class ContainerOptions(TypedDict, total=False):
+    """What a plugin adds to a container Skiff creates for an app (``skiff_container_options``).
+
+    The scheduler merges the answers of every plugin, in plugin order, and applies
+    them to process containers, release tasks, ``run`` containers and scheduled
+    jobs alike. Plugins validate what they return: these values are trusted (they
+    are not checked against the host-reaching rules of ``docker-options``).
+    """
+
+    binds: list[str]  # "HOST_PATH:CONTAINER_PATH[:ro]", as docker run -v takes them
+    networks: list[str]  # networks to join besides the primary one, with the alias APP.PROCESS
+    network: str  # the primary network instead of ``skiff`` (the last plugin that says wins)
+    log_config: dict[str, Any]  # {"type": "json-file", "config": {"max-size": "10m"}}
+    labels: dict[str, str]
+
+
+CONTAINER_ROLES = ("process", "release", "run", "scheduler")
+
+
+def merge_container_options(answers: Iterable[ContainerOptions | None]) -> ContainerOptions:
+    """One :class:`ContainerOptions` of several plugins' answers: lists joined (without
+    repeats), dicts updated, ``network`` and ``log_config`` from the last answer that has them."""
+    merged: ContainerOptions = {}
+    for answer in answers:
+        answer = answer or {}
+        unknown = set(answer) - set(ContainerOptions.__annotations__)
+        if unknown:
+            raise ValueError(f"unknown container option {sorted(unknown)[0]!r}")
+        for name in ("binds", "networks"):
+            seen = cast("list[str]", merged.setdefault(name, []))  # type: ignore[misc]
+            seen.extend(item for item in cast("list[str]", answer.get(name, [])) if item not in seen)
+        if "labels" in answer:
+            merged.setdefault("labels", {}).update(answer["labels"])
+        if "network" in answer:
+            merged["network"] = answer["network"]
+        if "log_config" in answer:
+            merged["log_config"] = answer["log_config"]
+    for name in ("binds", "networks"):
+        if not merged.get(name):
+            merged.pop(name, None)  # type: ignore[misc]
+    return merged
+
+
 class MetaFields:
     """Typed properties over ``self.meta`` (a :class:`ReleaseMeta`), for Deploy and Release.
 

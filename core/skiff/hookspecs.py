@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .builders import BuilderInfo
     from .context import Context
+    from .contracts import ContainerOptions
     from .deploy import Deploy
     from .settings import Namespace
 
@@ -188,6 +189,22 @@ def skiff_settings() -> list[Namespace] | None:
     name, app=APP)``. Must be cheap and side-effect free. Return ``None`` or
     ``[]`` to declare nothing; when two plugins declare one namespace name, the
     implementation pluggy calls first wins.
+    """
+
+
+@hookspec
+def skiff_container_options(context: Context, app: str, process: str, role: str) -> ContainerOptions | None:
+    """Return what this plugin adds to a container of ``app``: mounts, networks, log options.
+
+    Called for every plugin (not first-result; the answers are merged by
+    :func:`skiff.contracts.merge_container_options`) by the scheduler before it
+    creates a container: ``role`` is ``"process"`` (a Procfile process; ``process``
+    is its name, e.g. ``web``), ``"release"`` (a release task or app.json script;
+    ``process`` is ``release``, ``predeploy`` or ``postdeploy``), ``"run"`` (a
+    one-off ``run`` container) or ``"scheduler"`` (a scheduled job). Called once per
+    process of a rollout, with the state of the store when the rollout began.
+    Return ``None`` to add nothing. The values are trusted: validate what a user
+    gave you (paths, names) before you return it.
     """
 
 

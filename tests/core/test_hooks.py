@@ -33,6 +33,7 @@ DRIVERS = {
     "skiff_report": {"invoke", "run_skiff"},
     "skiff_addhooks": {"make_plugin_manager", "build_plugin_manager"},
     "skiff_upgrade": {"invoke", "run_skiff"},  # state:migrate
+    "skiff_container_options": {"container_options"},  # skiff_docker.scheduler
     "skiff_builders": {*LIFECYCLE_DRIVERS, "invoke", "run_skiff", "installed_builders", "installed", "choose"},
     # asked by the SSH dispatch (skiff ssh-command) before a command runs
     **{
@@ -151,6 +152,9 @@ HOOK_TESTS: dict[str, list[str]] = {
         "tests/core/test_upgrade.py::test_skiff_upgrade_makes_old_repositories_private_and_removes_stored_credentials"
     ],
     "skiff_report": [APP_EVENTS],
+    "skiff_container_options": [
+        "plugins/builtin/docker/tests/test_units.py::test_skiff_container_options_reach_process_and_oneoff_containers"
+    ],
     "skiff_settings": ["tests/core/test_settings.py::test_set_and_report_for_free"],
     "skiff_key_role": ["tests/core/test_access.py::test_the_builtin_plugins_answer_the_access_hooks"],
     "skiff_app_access": [

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from skiff.contracts import ReleaseMeta, StashKey
+from skiff.contracts import ContainerOptions, ReleaseMeta, StashKey
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError
 from skiff.output import Output
@@ -37,6 +37,7 @@ from .scheduler import (
     SCRATCH,
     alive_probe,
     command_of,
+    container_options,
     container_port,
     create_kwargs,
     pool,
@@ -128,6 +129,8 @@ class Rollout:
     revision: str | None
     app_json: dict[str, Any]
     settings: RolloutSettings
+    #: what plugins add to each process's containers (skiff_container_options), read when it began
+    container_options: dict[str, ContainerOptions] = field(default_factory=dict)
     old: list[str] = field(default_factory=list)  # ids of the running containers it replaces
     instances: list[Instance] = field(default_factory=list)
     created: list[str] = field(default_factory=list)  # every container it created: removed when it fails
@@ -167,6 +170,7 @@ class Rollout:
             host_port=inst.host_port,
             limits=self.settings.resources.get(inst.process, {}),
             extra=list(self.settings.docker_options),
+            plugin_options=self.container_options.get(inst.process),
         )
 
 
@@ -232,6 +236,7 @@ def begin(d: Deploy) -> Rollout:
         app_json=d.app_json,
         settings=read_settings(d.context.state, d.app, table, d.app_json, d.meta, d.output.warn),
     )
+    rollout.container_options = {process: container_options(d.context, d.app, process, "process") for process in table}
     d.formation = rollout.settings.formation
     d.container_port = rollout.settings.container_port
     d.stash[ROLLOUT] = rollout

@@ -110,6 +110,7 @@ def create_kwargs(
     host_port: int | None,
     limits: dict[str, str],
     extra: list[str],
+    plugin_options: contracts.ContainerOptions | None = None,
 ) -> dict[str, Any]:
     kwargs: dict[str, Any] = options.run_kwargs(extra)
     labels = dict(kwargs.pop("labels", {}))
@@ -139,11 +140,37 @@ def create_kwargs(
         restart_policy={"Name": "unless-stopped"},
         detach=True,
     )
-    if "network_mode" not in kwargs:  # root's --network replaces the skiff network
-        kwargs.update(
-            network=NETWORK, networking_config={NETWORK: c.api.create_endpoint_config(aliases=[f"{app}.{process}"])}
-        )
+    apply_container_options(c, kwargs, plugin_options or {}, alias=f"{app}.{process}")
     return kwargs
+
+
+def container_options(context: Any, app: str, process: str, role: str) -> contracts.ContainerOptions:
+    """What the plugins add to a container of ``app`` (``skiff_container_options``), merged."""
+    answers = context.hook.skiff_container_options(context=context, app=app, process=process, role=role)
+    return contracts.merge_container_options(answers)
+
+
+def apply_container_options(
+    c: Any, kwargs: dict[str, Any], plugin_options: contracts.ContainerOptions, alias: str | None
+) -> None:
+    """Put the plugins' options and the networks into the ``containers.create`` arguments.
+
+    Root's ``--network`` (``network_mode``) replaces every network; otherwise the
+    container joins ``skiff`` (or the network a plugin chose) and the plugins'
+    extra networks, each with the alias ``APP.PROCESS`` when there is one."""
+    if plugin_options.get("binds"):
+        kwargs["volumes"] = list(kwargs.get("volumes") or []) + list(plugin_options["binds"])
+    if plugin_options.get("log_config"):
+        kwargs["log_config"] = plugin_options["log_config"]
+    if plugin_options.get("labels"):
+        kwargs["labels"] = {**plugin_options["labels"], **kwargs.get("labels", {})}
+    if "network_mode" in kwargs:
+        return
+    primary = plugin_options.get("network") or NETWORK
+    names = [primary] + [n for n in plugin_options.get("networks", []) if n != primary]
+    aliases = [alias] if alias else None
+    kwargs["network"] = primary
+    kwargs["networking_config"] = {name: c.api.create_endpoint_config(aliases=aliases) for name in names}
 
 
 def alive_probe(c, ident: str) -> Callable[[], str | None]:
@@ -257,6 +284,7 @@ def oneoff_kwargs(
     limits: dict[str, str],
     tty: bool = False,
     stdin: bool = False,
+    plugin_options: contracts.ContainerOptions | None = None,
 ) -> dict[str, Any]:
     kwargs: dict[str, Any] = options.run_kwargs(extra)
     labels = dict(kwargs.pop("labels", {}))
@@ -277,8 +305,7 @@ def oneoff_kwargs(
         tty=tty,
         stdin_open=tty or stdin,
     )
-    if "network_mode" not in kwargs:  # root's --network replaces the skiff network
-        kwargs["network"] = NETWORK
+    apply_container_options(c, kwargs, plugin_options or {}, alias=None)
     return kwargs
 
 
@@ -332,6 +359,7 @@ def run_task(d: Deploy, label: str, line: str) -> None:
         release=d.release.version if d.release else None,
         extra=settings.applied_docker_options(state, d.app, "deploy", d.output.warn),
         limits=settings.resources_for(state, d.app, label),
+        plugin_options=container_options(d.context, d.app, label, "release"),
     )
     code = run_oneoff(c, kwargs, d.output.info)
     if code != 0:

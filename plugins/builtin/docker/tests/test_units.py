@@ -9,6 +9,7 @@ import pytest
 
 import skiff_apps.plugin as apps_plugin
 import skiff_docker.plugin as docker_plugin
+from skiff import contracts, hookimpl
 from skiff.errors import ValidationError
 from skiff.state import State
 from skiff_docker import checks, options, scheduler, settings
@@ -244,3 +245,79 @@ def test_check_values_of_the_old_single_property_move_to_the_declared_settings(s
     assert settings.checks(h.state, "cat")["timeout"] == 30.0
     assert settings.check_mode(settings.checks(h.state, "cat"), "worker") == "disabled"
     assert settings.move_check_values(h.state) == 0  # a second upgrade changes nothing
+
+
+class _Mounts:
+    """A plugin adding a bind, a network and log options to the containers of ``cat``."""
+
+    @hookimpl
+    def skiff_container_options(self, context, app, process, role):
+        if app != "cat":
+            return None
+        return {"binds": [f"/srv/{app}:/data"], "networks": ["shared"], "labels": {"x": role}}
+
+
+class _Logs:
+    @hookimpl
+    def skiff_container_options(self, context, app, process, role):
+        return {"binds": ["/srv/cat:/data"], "log_config": {"type": "json-file", "config": {"max-size": "1m"}}}
+
+
+class _FakeApi:
+    def create_endpoint_config(self, aliases=None):
+        return {"Aliases": aliases}
+
+
+class _FakeClient:
+    api = _FakeApi()
+
+
+def test_skiff_container_options_reach_process_and_oneoff_containers(skiff):
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin), ("mounts", _Mounts()), ("logs", _Logs()))
+    merged = scheduler.container_options(h.context, "cat", "web", "process")
+    assert merged == {
+        "binds": ["/srv/cat:/data"],
+        "networks": ["shared"],
+        "labels": {"x": "process"},
+        "log_config": {"type": "json-file", "config": {"max-size": "1m"}},
+    }
+    kwargs = scheduler.create_kwargs(
+        _FakeClient(),
+        app="cat",
+        image="img",
+        name="cat.web.1",
+        process="web",
+        index=1,
+        release=3,
+        command=None,
+        env={},
+        port=5000,
+        host_port=None,
+        limits={},
+        extra=["--volume=/srv/cat-app:/x"],
+        plugin_options=merged,
+    )
+    assert kwargs["volumes"][-1] == "/srv/cat:/data" and len(kwargs["volumes"]) == 2
+    assert kwargs["network"] == "skiff" and set(kwargs["networking_config"]) == {"skiff", "shared"}
+    assert kwargs["networking_config"]["shared"] == {"Aliases": ["cat.web"]}
+    assert kwargs["log_config"]["config"] == {"max-size": "1m"}
+    assert kwargs["labels"]["x"] == "process" and kwargs["labels"]["skiff.app"] == "cat"
+    oneoff = scheduler.oneoff_kwargs(
+        _FakeClient(),
+        app="cat",
+        image="img",
+        command=["true"],
+        env={},
+        role_process="run",
+        release=3,
+        extra=["--network=host"],
+        limits={},
+        plugin_options=scheduler.container_options(h.context, "cat", "run", "run"),
+    )
+    assert oneoff["volumes"] == ["/srv/cat:/data"] and "networking_config" not in oneoff  # root's --network wins
+    assert scheduler.container_options(h.context, "dog", "web", "process") == {
+        "binds": ["/srv/cat:/data"],
+        "log_config": {"type": "json-file", "config": {"max-size": "1m"}},
+    }
+    with pytest.raises(ValueError, match="unknown container option"):
+        contracts.merge_container_options([{"volume": "x"}])  # type: ignore[typeddict-unknown-key]

@@ -118,7 +118,7 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     passed on; with a terminal (ssh -t) the container gets one too. The exit
     status is the command's.
     """
-    from ..scheduler import oneoff_kwargs, release_env_of, run_oneoff
+    from ..scheduler import container_options, oneoff_kwargs, release_env_of, run_oneoff
 
     state = context.state
     state.require_app(app)
@@ -144,6 +144,7 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
         release=release.version,
         extra=settings.applied_docker_options(state, app, "run", context.output.warn),
         limits=settings.resources_for(state, app, "run"),
+        plugin_options=container_options(context, app, "run", "run"),
         tty=tty,
         stdin=attach,
     )
