@@ -310,7 +310,11 @@ def build(deploy: Any, client: Any) -> str:
         {
             "exposed_ports": contracts.image_exposed_ports(built.attrs),
             "image_id": built.id,
-            "image_source": {"image": source.extra.get("name") or image.id, "id": image.id, "how": source.extra.get("how") or "image"},
+            "image_source": {
+                "image": source.extra.get("name") or image.id,
+                "id": image.id,
+                "how": source.extra.get("how") or "image",
+            },
         }
     )
     deploy.output.step(f"Tagged {ref} from {source.extra.get('name') or image.id[:19]}")
