@@ -94,7 +94,7 @@ SETTINGS = Namespace(
             default="https://registry.npmjs.org",
             scope="global",
             level="admin",
-            help="the npm registry Node.js releases come from",
+            help="the npm registry Node.js and package manager (npm, yarn, pnpm) releases come from",
         ),
     ),
     noun="property",
