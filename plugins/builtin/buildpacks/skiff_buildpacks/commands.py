@@ -147,6 +147,23 @@ def repo_purge_cache(context: Context, app: str) -> None:
     )
 
 
+@access.admin_command
+@click.command("buildpacks:purge-shared-cache")
+@pass_context
+def buildpacks_purge_shared_cache(context: Context) -> None:
+    """Delete the wheels every app's Python build shares (verified downloads; the next builds fetch them again)."""
+    from .wheels import WheelCache
+
+    cache = WheelCache(context.path("cache", "buildpacks"))
+    count, size = cache.stats()
+    removed = cache.purge()
+    context.output.step(
+        f"Purged the shared wheel cache: {removed} file(s), {size / 2**20:.1f} MiB"
+        if count
+        else "Purged the shared wheel cache (it was empty)"
+    )
+
+
 COMMANDS: list[click.Command] = [
     buildpacks_list,
     buildpacks_set,
@@ -155,4 +172,5 @@ COMMANDS: list[click.Command] = [
     buildpacks_clear,
     buildpacks_report,
     repo_purge_cache,
+    buildpacks_purge_shared_cache,
 ]
