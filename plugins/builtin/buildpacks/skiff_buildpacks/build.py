@@ -25,6 +25,7 @@ import secrets
 import stat
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -381,6 +382,7 @@ class Runner:
         uid, _, gid = build.stack.user.partition(":")
         self.uid, self.gid = int(uid), int(gid or uid)
         self.reports: dict[str, Any] = {}  # the driver's reports of the last run
+        self._removals: list[threading.Thread] = []
 
     def _plan(self, steps: list[dict[str, Any]], env: dict[str, str]) -> dict[str, Any]:
         return {
@@ -511,10 +513,26 @@ class Runner:
             raise engine_error(exc) from exc
         finally:
             if container is not None:
-                try:
-                    container.remove(force=True, v=True)
-                except Exception:
-                    pass
+                self._discard(container)
+
+    def _discard(self, container) -> None:
+        """Remove a finished build container in the background (:meth:`finish` waits for it)."""
+
+        def remove() -> None:
+            try:
+                container.remove(force=True, v=True)
+            except Exception:
+                pass  # a leftover is removed by the next build of the app
+
+        thread = threading.Thread(target=remove, name="skiff-remove-build-container", daemon=True)
+        thread.start()
+        self._removals.append(thread)
+
+    def finish(self) -> None:
+        """Wait for the build containers being removed."""
+        for thread in self._removals:
+            thread.join()
+        self._removals = []
 
 
 def hash_key(

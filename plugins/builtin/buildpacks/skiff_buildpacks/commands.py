@@ -96,7 +96,8 @@ def buildpacks_set(context: Context, is_global: bool, args: tuple[str, ...]) -> 
     """Set a build property: buildpacks:set (--global | APP) KEY [VALUE], or buildpacks:set APP PACK.
 
     Keys: trust-host-ca true|false, ca-bundle PATH (global only, local only),
-    packs NAME[,NAME], python-accept-newer true|false, node-registry URL (global only).
+    packs NAME[,NAME], python-accept-newer true|false, python-installer uv|pip,
+    node-registry URL, python-index URL (global only).
     No VALUE resets the key. With a pack name
     (or a heroku-buildpack-NAME URL) instead of a key, APP uses that pack only.
     """

@@ -59,20 +59,22 @@ def build_image(deploy: Deploy) -> str:
     """Build ``deploy.workdir`` with the packs; return the image reference."""
     started = time.monotonic()
     session = start(deploy)
-    plan = plan_dependencies(session)
-    layer = dependency_layer(session, plan)
-    plan_code(session, plan)
-    fill_default_processes(deploy, plan)
-    t0 = time.monotonic()
-    bid = build_steps.build_id()
     try:
-        image_id = code_layer(session, plan, layer, bid)
+        plan = plan_dependencies(session)
+        layer = dependency_layer(session, plan)
+        plan_code(session, plan)
+        fill_default_processes(deploy, plan)
+        t0 = time.monotonic()
+        bid = build_steps.build_id()
+        try:
+            image_id = code_layer(session, plan, layer, bid)
+        finally:
+            finish_after_install(deploy, layer)
     finally:
-        finish_after_install(deploy, layer)
+        if "runner" in session.__dict__:
+            session.runner.finish()
     ref = build_steps.image_tag(deploy.app, bid)
     record(session, layer, image_id)
-    if layer.built:
-        _prune_deps(session.client, deploy.app, keep=layer.image_id)
     deploy.output.step(f"Built {ref} in {time.monotonic() - started:.1f}s (code layer {time.monotonic() - t0:.1f}s)")
     return ref
 
@@ -144,13 +146,19 @@ def dependency_layer(session: Session, plan: PackPlan) -> DepsLayer:
         return DepsLayer(base=ref, image_id=existing.id, key=key)
     image_id = install_dependencies(session, plan, key, tag)
     layer = DepsLayer(base=ref, image_id=image_id, key=key, built=True)
-    if plan.after_install:
-        # e.g. promoting verified wheels into the shared cache: on the host, beside the code layer
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skiff-after-install")
-        reports = dict(session.runner.reports)
-        layer.after = [pool.submit(fn, reports) for fn in plan.after_install]
-        pool.shutdown(wait=False)
+    # beside the code layer, on the host: untag older layers, and the packs' after-install work
+    # (e.g. promoting verified wheels into the shared cache)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="skiff-after-install")
+    reports = dict(session.runner.reports)
+    layer.after = [pool.submit(_prune_quietly, session.client, session.deploy.app, image_id)]
+    layer.after += [pool.submit(fn, reports) for fn in plan.after_install]
+    pool.shutdown(wait=False)
     return layer
+
+
+def _prune_quietly(client: Any, app: str, keep: str) -> list[str]:
+    _prune_deps(client, app, keep=keep)
+    return []
 
 
 def finish_after_install(deploy: Deploy, layer: DepsLayer) -> None:
