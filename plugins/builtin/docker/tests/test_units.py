@@ -321,3 +321,32 @@ def test_skiff_container_options_reach_process_and_oneoff_containers(skiff):
     }
     with pytest.raises(ValueError, match="unknown container option"):
         contracts.merge_container_options([{"volume": "x"}])  # type: ignore[typeddict-unknown-key]
+
+
+def test_ps_rebuild_all_rebuilds_every_pushed_app_and_names_the_failures(skiff, monkeypatch):
+    from skiff import lifecycle
+    from skiff.errors import SkiffError
+
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    for app in ("a", "b", "c"):
+        h.create_app(app)
+    source = {"kind": "git", "location": "/repo", "revision": "1234567890", "ref": "refs/heads/main"}
+    h.state.set_property("docker", "source", source, app="a")
+    h.state.set_property("docker", "source", source, app="c")
+    rebuilt = []
+
+    def deploy(context, app, src, description=""):
+        rebuilt.append((app, src.revision, description))
+        if app == "c":
+            raise SkiffError("build failed")
+
+    monkeypatch.setattr(lifecycle, "deploy", deploy)
+    r = h.invoke("ps:rebuild", "--all")
+    assert rebuilt == [("a", "1234567890", "Rebuild 1234567"), ("c", "1234567890", "Rebuild 1234567")]
+    assert r.exit_code == 1 and r.stderr.strip().splitlines()[-1] == "!     rebuild failed for c"
+    assert "a: rebuilt" in r.stdout and "b: never pushed, skipped" in r.stdout
+    assert "c: rebuild failed (build failed); its running release is unchanged" in r.stderr + r.stdout
+    for args in ((), ("a", "--all")):
+        refused = h.invoke("ps:rebuild", *args)
+        assert refused.exit_code == 1 and refused.stderr.strip() == "!     name one app, or --all for every app"
+    assert len(rebuilt) == 2
