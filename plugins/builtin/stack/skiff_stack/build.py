@@ -28,7 +28,7 @@ DEFAULT_SUITE = "trixie"
 DEFAULT_IMAGE = contracts.DEFAULT_STACK_IMAGE  # skiff/stack:<DEFAULT_SUITE>
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 STACK_VERSION = "1"
-APP_UID = 1000
+APP_UID = contracts.APP_UID  # the user builds and processes run as
 MILESTONES = (
     "I: Retrieving Release",
     "I: Installing core packages",
