@@ -321,3 +321,16 @@ def test_skiff_container_options_reach_process_and_oneoff_containers(skiff):
     }
     with pytest.raises(ValueError, match="unknown container option"):
         contracts.merge_container_options([{"volume": "x"}])  # type: ignore[typeddict-unknown-key]
+
+
+def test_run_stop_takes_only_a_run_container_name_of_the_app(skiff):
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    h.create_app("cat")
+    for name in ("cat.web.1", "other;rm", "../x", "cat.run.12a"):
+        result = h.invoke("run:stop", "cat", name)
+        assert result.exit_code == 1
+        assert result.stderr.splitlines() == [
+            f"!     invalid run container name {name!r}: use the name run:list shows (APP.run.NNNN)"
+        ]
+    result = h.invoke("run:detached", "cat", "sleep 1")
+    assert result.stderr.splitlines() == ["!     app cat has not been deployed yet: push it first"]
