@@ -4,7 +4,7 @@
 #
 #   system packages, a running dockerd, the `skiff` user (in the docker group, key login
 #   allowed), SKIFF_ROOT=/var/lib/skiff, skiff's venv in /opt/skiff/venv with every builtin
-#   plugin and contrib postgres, /usr/local/bin/skiff, sshd, nginx including skiff's
+#   plugin and contrib postgres and storage, /usr/local/bin/skiff, sshd, nginx including skiff's
 #   per-app configs, a sudoers rule for `nginx -t` / `nginx -s reload`, the state store's
 #   migrations, the stack image and (where systemd runs) a unit that restores the apps at boot.
 #

@@ -8,7 +8,7 @@ compares the two):
   with the release as JSON, exactly as written). :class:`MetaFields` gives
   :class:`~skiff.deploy.Deploy` and :class:`~skiff.state.Release` typed
   properties over the most shared ones (``deploy.container_port``, ...);
-- :data:`DEFAULT_PORT` and :data:`DEFAULT_STACK_IMAGE`, and
+- :data:`DEFAULT_PORT`, :data:`DEFAULT_STACK_IMAGE` and :data:`APP_UID`, and
   :func:`stack_image` (the configured stack image);
 - :func:`container_port`: the one rule for the web process's port;
 - :class:`BuildOptions`: the docker build options a builder may apply
@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_PORT = 5000
 #: The stack image builds and apps run on, unless the ``stack`` plugin's ``image`` says otherwise.
 DEFAULT_STACK_IMAGE = "skiff/stack:trixie"
+#: The uid (and gid) of the stack's non-root user ``app``: builds and app processes run as it.
+APP_UID = 1000
 
 
 class GitMeta(TypedDict):

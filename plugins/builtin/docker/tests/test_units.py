@@ -350,3 +350,16 @@ def test_ps_rebuild_all_rebuilds_every_pushed_app_and_names_the_failures(skiff, 
         refused = h.invoke("ps:rebuild", *args)
         assert refused.exit_code == 1 and refused.stderr.strip() == "!     name one app, or --all for every app"
     assert len(rebuilt) == 2
+
+
+def test_run_stop_takes_only_a_run_container_name_of_the_app(skiff):
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    h.create_app("cat")
+    for name in ("cat.web.1", "other;rm", "../x", "cat.run.12a"):
+        result = h.invoke("run:stop", "cat", name)
+        assert result.exit_code == 1
+        assert result.stderr.splitlines() == [
+            f"!     invalid run container name {name!r}: use the name run:list shows (APP.run.NNNN)"
+        ]
+    result = h.invoke("run:detached", "cat", "sleep 1")
+    assert result.stderr.splitlines() == ["!     app cat has not been deployed yet: push it first"]
