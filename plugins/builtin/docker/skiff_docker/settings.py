@@ -282,7 +282,7 @@ UNLIMITED = "unlimited"
 
 
 def _log_size(value: str) -> str:
-    text = value.strip().lower()
+    text = value.lower()
     if text == UNLIMITED or LOG_SIZE.fullmatch(text):
         return text
     raise ValidationError(f"must be a size such as 100k, 10m or 1g (or {UNLIMITED}), got {value!r}")
@@ -291,8 +291,10 @@ def _log_size(value: str) -> str:
 def _cleanup_schedule(value: str) -> str:
     from skiff import validate
 
-    text = value.strip()
-    return "off" if text == "off" else validate.cron_schedule(text)
+    if value == "off":
+        return value
+    validate.cron_schedule(value)
+    return value
 
 
 def _logs_apply(context: Any, scope: str, setting: Setting, store: Callable[[], None]) -> None:
