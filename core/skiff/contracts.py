@@ -14,12 +14,16 @@ compares the two):
 - :class:`BuildOptions`: the docker build options a builder may apply
   (``deploy.build_options``, published by the docker plugin);
 - :class:`StashKey` / :class:`Stash`: typed per-plugin data of one deploy, not
-  stored and not shared (``deploy.stash[KEY]``).
+  stored and not shared (``deploy.stash[KEY]``);
+- :class:`PeriodicTask`: periodic work a plugin registers with the cron runner
+  (``skiff_periodic_tasks``); :class:`OneOff`: a one-off container of an app's
+  current release (``skiff_run_oneoff``, answered by the scheduler).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, cast, overload
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -170,6 +174,42 @@ def merge_container_options(answers: Iterable[ContainerOptions | None]) -> Conta
         if not merged.get(name):
             merged.pop(name, None)  # type: ignore[misc]
     return merged
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """Work the cron runner (``skiff cron:runner``) starts on a schedule (``skiff_periodic_tasks``).
+
+    ``name``: unique across plugins (``PLUGIN:WHAT``, e.g. ``docker:cleanup``);
+    ``schedule``: a cron expression (five fields or an @-macro, checked with
+    :func:`skiff.validate.cron_schedule`); ``argv``: the arguments of a ``skiff``
+    command the runner runs as the service account (``("cleanup",)``), never a
+    shell line. The runner never starts a task while its previous run is still
+    going.
+    """
+
+    name: str
+    schedule: str
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OneOff:
+    """A one-off container of ``app``'s current release, with its config (``skiff_run_oneoff``).
+
+    ``command``: the argv in the container (``("/bin/sh", "-c", LINE)`` runs a line like a
+    Procfile command); ``role``: a :data:`CONTAINER_ROLES` entry (``run`` or ``scheduler``),
+    passed to ``skiff_container_options``; ``name``: the container's name, when it must be
+    unique (a second one of that name is refused while the first runs); ``tag``: keep the
+    exited container until the next one of that name, so that ``logs APP`` shows its output
+    as ``APP[ROLE.TAG]`` (a scheduled job's last run).
+    """
+
+    app: str
+    command: tuple[str, ...]
+    role: str = "run"
+    name: str | None = None
+    tag: str | None = None
 
 
 class MetaFields:
