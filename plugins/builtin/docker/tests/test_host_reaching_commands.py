@@ -165,7 +165,7 @@ def test_release_tasks_and_containers_get_only_checked_options(h, monkeypatch):
     h.state.set_property("docker", "docker-options", {"deploy": ["--volume=/:/host", "--label=team=cats"]}, app="cat")
     seen: list[dict] = []
     monkeypatch.setattr(engine, "client", lambda: FakeClient())
-    monkeypatch.setattr(engine, "ensure_network", lambda c: None)
+    monkeypatch.setattr(engine, "ensure_app_network", lambda c, app: None)
     monkeypatch.setattr(scheduler, "run_oneoff", lambda c, kwargs, write: seen.append(kwargs) or 0)
     out = Output(quiet=True)
     warned: list[str] = []

@@ -121,6 +121,7 @@ def postgres_destroy(context: Context, name: str, force: bool) -> None:
         c = pg_container.client()
         context.output.step(f"Destroying postgres {name}")
         pg_container.remove(c, service, graceful=False)
+        pg_container.remove_network(c, service)
         remove_data(context, c, service)
         pg_service.delete(context, name)
     context.output.step(f"Destroyed postgres {name}")
@@ -224,7 +225,7 @@ def postgres_info(context: Context, name: str, field: str | None) -> None:
         "image": service.image,
         "id": container.id if container is not None else "",
         "data-dir": str(pg_service.data_dir(context, name) / "data"),
-        "internal-ip": pg_container.internal_ip(container) if container is not None else "",
+        "internal-ip": pg_container.internal_ip(container, service) if container is not None else "",
         "hostname": service.host,
         "exposed-ports": _exposed(service),
         "links": " ".join(f"{app}:{key}" for app, key in sorted(service.links.items())) or "-",
@@ -269,6 +270,7 @@ def postgres_link(context: Context, name: str, app: str, alias: str | None, no_r
         context.state.set_config(app, {key: service.dsn()})
         service.links[app] = key
         pg_service.save(context, service)
+        pg_container.attach(pg_container.client(), service, app)  # the app's network: only linked apps reach it
     context.output.step(f"Linked postgres {name} to {app} as {key}")
     _redeploy(context, app, f"Link postgres {name}", no_restart)
 
@@ -298,6 +300,7 @@ def postgres_unlink(context: Context, name: str, app: str, no_restart: bool) -> 
         key = service.links.pop(app)
         context.state.unset_config(app, [key])
         pg_service.save(context, service)
+        pg_container.detach(pg_container.client(), service, app)
     context.output.step(f"Unlinked postgres {name} from {app} ({key} removed)")
     _redeploy(context, app, f"Unlink postgres {name}", no_restart)
 

@@ -13,6 +13,7 @@ import click
 
 from skiff import hookimpl
 from skiff.context import Context
+from skiff.contracts import ContainerOptions
 from skiff.errors import ValidationError
 
 from . import service as pg_service
@@ -62,14 +63,35 @@ def skiff_app_destroyed(context: Context, app: str) -> None:
     _update_links(context, app, unlink)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def skiff_app_renamed(context: Context, old: str, new: str) -> None:
-    """Keep the links: the config moved with the app, the records follow."""
+    """Keep the links: the config moved with the app, the records follow, and the service joins
+    the new name's network before the scheduler starts the renamed containers (first)."""
 
     def rename(service: pg_service.Service) -> None:
         service.links[new] = service.links.pop(old)
 
     _update_links(context, old, rename)
+    _attach_linked(context, new)
+
+
+def _attach_linked(context: Context, app: str) -> None:
+    services = [s for s in pg_service.all_services(context) if app in s.links]
+    if not services:
+        return
+    from . import container as pg_container
+
+    c = pg_container.client()
+    for service in services:
+        pg_container.attach(c, service, app)
+
+
+@hookimpl
+def skiff_container_options(context: Context, app: str, process: str, role: str) -> ContainerOptions | None:
+    """A linked service is on the app's network before any container of the app is created
+    (links made before apps were isolated, a service container recreated by hand). Adds nothing."""
+    _attach_linked(context, app)
+    return None
 
 
 @hookimpl

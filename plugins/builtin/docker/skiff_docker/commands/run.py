@@ -118,7 +118,7 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     passed on; with a terminal (ssh -t) the container gets one too. The exit
     status is the command's.
     """
-    from ..scheduler import container_options, oneoff_kwargs, release_env_of, run_oneoff
+    from ..scheduler import container_options, create_container, oneoff_kwargs, release_env_of, run_oneoff
 
     state = context.state
     state.require_app(app)
@@ -126,7 +126,7 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     if release is None or not release.image:
         raise SkiffError(f"app {app} has not been deployed yet: push it first")
     c = engine.client()
-    engine.ensure_network(c)
+    engine.ensure_app_network(c, app)
     argv = ["/bin/sh", "-c", command[0]] if len(command) == 1 else list(command)
     import shutil
     import subprocess
@@ -153,7 +153,7 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     assert docker_cli is not None  # attach implies it
     kwargs["auto_remove"] = True
     kwargs["detach"] = False  # attach stdout/stderr (and stdin, once) like `docker create`
-    container = c.containers.create(**kwargs)
+    container = create_container(c, kwargs)
     # the environment went through the API; the command line holds only the container id
     return subprocess.call([docker_cli, "start", "--attach", "--interactive", container.id])
 
