@@ -8,8 +8,12 @@ its settings name; each service container (``skiff.KIND.NAME``, label
 ``skiff.service=KIND``) joins the networks of the apps it is linked to (the
 answer of ``skiff_service_apps``), with the aliases it had on ``skiff``; then
 all of them leave ``skiff``, and ``skiff`` is removed once nothing is on it.
-Containers of other state stores on the same engine are left alone. Running
-it again changes nothing.
+
+Containers of other state stores on the same engine are left alone: an app
+container counts only when it runs an image a release of that app in this
+store recorded (app names may repeat across stores, images do not), a service
+container only when its ``skiff.root`` label, if any, is this store's root and
+its plugin knows the service. Running it again changes nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ def migrate(context: Context) -> list[str]:
     legacy = networks.docker_network(c, LEGACY)
     if legacy is None:
         return []
-    apps = set(context.state.list_apps())
+    images = {app: {r.image for r in context.state.releases(app) if r.image} for app in context.state.list_apps()}
     moved_apps: list[str] = []
     moved_services: list[str] = []
     for ident in _on_legacy(c, legacy):
@@ -47,8 +51,12 @@ def migrate(context: Context) -> list[str]:
             continue
         labels = (attrs.get("Config") or {}).get("Labels") or {}
         name = str(attrs.get("Name", "")).lstrip("/")
-        app = labels.get(networks.LABEL_APP)
-        if app in apps and labels.get(networks.LABEL_ROLE) == "process" and ".old-" not in name:
+        if labels.get(networks.LABEL_ROOT, str(context.root)) != str(context.root):
+            continue
+        app = labels.get(networks.LABEL_APP) or ""
+        image = (attrs.get("Config") or {}).get("Image")
+        ours = image in images.get(app, ()) and labels.get(networks.LABEL_ROLE) == "process"
+        if ours and ".old-" not in name:
             entry = {"Id": ident, "Labels": labels}
             networks.attach_container(context, c, entry, networks.wanted(context, app), detach=False)
             networks.disconnect(c, ident, LEGACY)

@@ -63,8 +63,15 @@ class FakeApi:
         self.containers_[container]["Networks"].pop(name, None)
 
     # containers
-    def add(self, ident, name, labels, networks, mode=None):
-        self.containers_[ident] = {"Name": name, "Labels": labels, "Networks": dict(networks), "Mode": mode}
+    def add(self, ident, name, labels, networks, mode=None, image=None):
+        app = labels.get("skiff.app", "")
+        self.containers_[ident] = {
+            "Name": name,
+            "Labels": labels,
+            "Networks": dict(networks),
+            "Mode": mode,
+            "Image": image or f"skiff/{app}:1",
+        }
 
     def containers(self, all=True, filters=None):
         result = []
@@ -82,7 +89,7 @@ class FakeApi:
         return {
             "Id": ident,
             "Name": "/" + c["Name"],
-            "Config": {"Labels": c["Labels"]},
+            "Config": {"Labels": c["Labels"], "Image": c["Image"]},
             "HostConfig": {"NetworkMode": c["Mode"] or next(iter(c["Networks"]), "")},
             "NetworkSettings": {"Networks": {n: {"Aliases": a} for n, a in c["Networks"].items()}},
         }
@@ -262,6 +269,8 @@ def test_upgrade_moves_apps_and_services_off_skiff_live_and_is_idempotent(skiff,
     h = skiff(apps_plugin, network_plugin, docker_plugin, ("services", Services()))
     for app in ("api", "web"):
         h.create_app(app)
+        release = dict(description="v1", image=f"skiff/{app}:1", revision=None, config={}, processes={}, meta={})
+        h.state.create_release(app, **release)
     ok(h.invoke("network:create", "shared"))
     ok(h.invoke("network:set", "web", "attach-post-create", "shared"))
     engine.create_network("skiff", labels={"skiff.network": "1"})
@@ -271,6 +280,9 @@ def test_upgrade_moves_apps_and_services_off_skiff_live_and_is_idempotent(skiff,
     engine.add("db", "skiff.postgres.db", {"skiff.service": "postgres"}, {"skiff": ["skiff-postgres-db", "db"]})
     engine.add("lo", "skiff.postgres.lonely", {"skiff.service": "postgres"}, {"skiff": ["skiff-postgres-lonely"]})
     engine.add("x1", "stranger.web.1", process("stranger"), {"skiff": ["stranger.web"]})  # another store's
+    engine.add("x2", "api.web.1", process("api"), {"skiff": ["api.web"]}, image="skiff/api:elsewhere")  # same name
+    other_root = {"skiff.service": "postgres", "skiff.root": "/elsewhere"}
+    engine.add("x3", "skiff.postgres.db", other_root, {"skiff": ["skiff-postgres-db"]})
     ok(h.invoke("state:migrate"))
     nets = {cid: c["Networks"] for cid, c in engine.containers_.items()}
     assert nets["a1"] == {"skiff-app-api": ["api.web"]}
@@ -278,12 +290,14 @@ def test_upgrade_moves_apps_and_services_off_skiff_live_and_is_idempotent(skiff,
     assert nets["db"] == {"skiff-app-api": ["skiff-postgres-db"]}  # only its linked app's network
     assert nets["lo"] == {}
     assert nets["x1"] == {"skiff": ["stranger.web"]}  # not this store's: left on skiff
+    assert nets["x2"] == {"skiff": ["api.web"]} and nets["x3"] == {"skiff": ["skiff-postgres-db"]}
     assert "skiff" in engine.nets  # still in use by the stranger
     assert not [c for c in engine.calls if c[0] in ("create_container", "restart")]
     engine.calls.clear()
     assert migrate.migrate(h.context) == []  # a second run changes nothing
     assert engine.calls == []
-    del engine.containers_["x1"]
+    for stranger in ("x1", "x2", "x3"):
+        del engine.containers_[stranger]
     assert migrate.migrate(h.context) == [f"removed the shared network skiff: {migrate_tail()}"]
     assert "skiff" not in engine.nets and migrate.migrate(h.context) == []
 

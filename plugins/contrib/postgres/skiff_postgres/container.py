@@ -164,10 +164,11 @@ def detach(c: docker.DockerClient, service: Service, app: str) -> None:
     import docker
 
     container = get(c, service)
-    if container is None:
+    name = contracts.app_network(app)
+    if container is None or name not in (container.attrs.get("NetworkSettings", {}).get("Networks") or {}):
         return
     try:
-        c.api.disconnect_container_from_network(container.id, contracts.app_network(app), force=True)
+        c.api.disconnect_container_from_network(container.id, name, force=True)
     except (docker.errors.NotFound, docker.errors.APIError):
         pass  # not on it (or the network is gone)
 

@@ -75,22 +75,27 @@ def skiff_app_renamed(context: Context, old: str, new: str) -> None:
     _attach_linked(context, new)
 
 
-def _attach_linked(context: Context, app: str) -> None:
-    services = [s for s in pg_service.all_services(context) if app in s.links]
-    if not services:
+def _attach_linked(context: Context, app: str, *, detach_others: bool = False) -> None:
+    """Services linked to ``app`` on its network; with ``detach_others``, the others off it."""
+    services = pg_service.all_services(context)
+    if not any(app in s.links for s in services) and not (detach_others and services):
         return
     from . import container as pg_container
 
     c = pg_container.client()
     for service in services:
-        pg_container.attach(c, service, app)
+        if app in service.links:
+            pg_container.attach(c, service, app)
+        elif detach_others:
+            pg_container.detach(c, service, app)
 
 
 @hookimpl
 def skiff_container_options(context: Context, app: str, process: str, role: str) -> ContainerOptions | None:
-    """A linked service is on the app's network before any container of the app is created
-    (links made before apps were isolated, a service container recreated by hand). Adds nothing."""
-    _attach_linked(context, app)
+    """The links are the truth, applied before any container of the app is created: linked services
+    on the app's network (links made before apps were isolated, a container recreated), the others off
+    it (an unlink made while the engine was away). Adds nothing to the container."""
+    _attach_linked(context, app, detach_others=True)
     return None
 
 
