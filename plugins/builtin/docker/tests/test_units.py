@@ -264,12 +264,45 @@ class _Logs:
 
 
 class _FakeApi:
+    def __init__(self):
+        self.calls = []
+
     def create_endpoint_config(self, aliases=None):
         return {"Aliases": aliases}
 
+    def connect_container_to_network(self, container, net, aliases=None):
+        self.calls.append(("connect", container, net, aliases))
+        if net == "missing":
+            raise RuntimeError("network missing not found")
+
+    def remove_container(self, ident, force=False, v=False):
+        self.calls.append(("remove", ident))
+
+
+class _FakeContainers:
+    def __init__(self, api):
+        self.api = api
+
+    def create(self, **kwargs):
+        self.api.calls.append(("create", kwargs["network"]))
+        return type("C", (), {"id": "c1"})()
+
 
 class _FakeClient:
-    api = _FakeApi()
+    def __init__(self):
+        self.api = _FakeApi()
+        self.containers = _FakeContainers(self.api)
+
+
+def test_create_container_joins_the_other_networks_before_the_start_and_removes_it_on_failure():
+    c = _FakeClient()
+    kwargs = {"network": "skiff-app-cat", scheduler.CONNECT: [("shared", ["cat.web"])]}
+    assert scheduler.create_container(c, dict(kwargs)).id == "c1"
+    assert c.api.calls == [("create", "skiff-app-cat"), ("connect", "c1", "shared", ["cat.web"])]
+    c.api.calls.clear()
+    with pytest.raises(RuntimeError, match="missing"):
+        scheduler.create_container(c, {"network": "skiff-app-cat", scheduler.CONNECT: [("missing", None)]})
+    assert c.api.calls[-1] == ("remove", "c1")  # no half-made container is left
 
 
 def test_skiff_container_options_reach_process_and_oneoff_containers(skiff):
@@ -298,8 +331,11 @@ def test_skiff_container_options_reach_process_and_oneoff_containers(skiff):
         plugin_options=merged,
     )
     assert kwargs["volumes"][-1] == "/srv/cat:/data" and len(kwargs["volumes"]) == 2
-    assert kwargs["network"] == "skiff" and set(kwargs["networking_config"]) == {"skiff", "shared"}
-    assert kwargs["networking_config"]["shared"] == {"Aliases": ["cat.web"]}
+    # the app's own network first (isolation), the plugin's joined after the create with the alias
+    assert kwargs["network"] == "skiff-app-cat" and kwargs["networking_config"] == {
+        "skiff-app-cat": {"Aliases": ["cat.web"]}
+    }
+    assert kwargs[scheduler.CONNECT] == [("shared", ["cat.web"])]
     assert kwargs["log_config"]["config"] == {"max-size": "1m"}
     assert kwargs["labels"]["x"] == "process" and kwargs["labels"]["skiff.app"] == "cat"
     oneoff = scheduler.oneoff_kwargs(
@@ -315,6 +351,22 @@ def test_skiff_container_options_reach_process_and_oneoff_containers(skiff):
         plugin_options=scheduler.container_options(h.context, "cat", "run", "run"),
     )
     assert oneoff["volumes"] == ["/srv/cat:/data"] and "networking_config" not in oneoff  # root's --network wins
+    assert scheduler.CONNECT not in oneoff
+    initial = scheduler.oneoff_kwargs(
+        _FakeClient(),
+        app="cat",
+        image="img",
+        command=["true"],
+        env={},
+        role_process="run",
+        release=3,
+        extra=[],
+        limits={},
+        plugin_options={"network": "shared", "networks": ["other", "shared"]},
+    )
+    # a plugin's primary network (initial-network) replaces the app's own as primary; the app's own is still joined
+    assert initial["network"] == "shared" and initial["networking_config"] == {"shared": {"Aliases": None}}
+    assert initial[scheduler.CONNECT] == [("other", None), ("skiff-app-cat", None)]
     assert scheduler.container_options(h.context, "dog", "web", "process") == {
         "binds": ["/srv/cat:/data"],
         "log_config": {"type": "json-file", "config": {"max-size": "1m"}},

@@ -139,7 +139,7 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     import shutil
     import subprocess
 
-    from ..scheduler import run_oneoff
+    from ..scheduler import create_container, run_oneoff
 
     tty = _interactive()
     docker_cli = shutil.which("docker")
@@ -150,7 +150,7 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     assert docker_cli is not None  # attach implies it
     kwargs["auto_remove"] = True
     kwargs["detach"] = False  # attach stdout/stderr (and stdin, once) like `docker create`
-    container = c.containers.create(**kwargs)
+    container = create_container(c, kwargs)
     # the environment went through the API; the command line holds only the container id
     return subprocess.call([docker_cli, "start", "--attach", "--interactive", container.id])
 
@@ -166,10 +166,12 @@ def run_detached(context: Context, app: str, command: tuple[str, ...]) -> None:
     The container (``APP.run.NNNN``, like its DYNO) is removed when the command
     exits; run:list shows it while it runs, run:stop stops it.
     """
+    from ..scheduler import create_container
+
     c, kwargs = _oneoff(context, app, command)
     name = f"{app}.{kwargs['environment']['DYNO']}"
     kwargs.update(name=name, auto_remove=True)
-    container = c.containers.create(**kwargs)
+    container = create_container(c, kwargs)
     container.start()
     click.echo(name)
 
