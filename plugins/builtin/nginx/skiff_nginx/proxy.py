@@ -159,6 +159,7 @@ def build(context: Context, app: str, meta: ReleaseMeta, settings: Settings) -> 
         access_log=settings.log_file(app, "access"),
         error_log=settings.log_file(app, "error"),
         custom=prop(context, "custom-config", app, default="") or "",
+        challenge_dir=contracts.acme_challenge_dir(context.root),
     )
 
 
