@@ -425,10 +425,14 @@ def test_certificate_hooks_install_read_and_remove_like_certs_add(env, tmp_path)
     pem.write_bytes(crt)
     tls = h.nginx.request(host="hook.example.com", https=True, cafile=str(pem))
     assert (tls.status, tls.body) == (200, "hooked")
-    _, other_key = certs.generate(load(h.context), "hook.example.com")
+    # a replaced certificate is served at once (same file names, so nginx must reload to read it)
+    crt2, key2 = certs.generate(load(h.context), "hook.example.com")
+    assert h.context.hook.skiff_certificate_install(context=h.context, app="catmeow", certificate=crt2, key=key2)
+    pem.write_bytes(crt2)
+    assert h.nginx.request(host="hook.example.com", https=True, cafile=str(pem)).body == "hooked"
     with pytest.raises(SkiffError, match="does not match"):
-        h.context.hook.skiff_certificate_install(context=h.context, app="catmeow", certificate=crt, key=other_key)
-    assert h.context.hook.skiff_app_certificate(context=h.context, app="catmeow") == crt
+        h.context.hook.skiff_certificate_install(context=h.context, app="catmeow", certificate=crt, key=key2)
+    assert h.context.hook.skiff_app_certificate(context=h.context, app="catmeow") == crt2
     assert h.context.hook.skiff_certificate_install(context=h.context, app="catmeow", certificate=None, key=None)
     assert h.context.hook.skiff_app_certificate(context=h.context, app="catmeow") is None
     assert h.nginx.request(host="hook.example.com").body == "hooked"
