@@ -190,7 +190,9 @@ def issue(context: Context, app: str, why: str) -> store.Certificate:
     if context.state.current_release(app) is None:
         raise SkiffError(f"app {app} is not deployed: nginx cannot answer the challenges yet")
     domains = domains_of(context, app)
-    context.output.step(f"Getting a certificate for {app} from {SETTINGS.get(context.state, 'server', app=app)} ({why})")
+    context.output.step(
+        f"Getting a certificate for {app} from {SETTINGS.get(context.state, 'server', app=app)} ({why})"
+    )
     context.output.info(f"domains: {', '.join(domains)}")
     with app_lock(context, app):
         try:

@@ -46,7 +46,8 @@ def _self_signed(days: float, names: list[str]) -> store.Certificate:
     )
     pem = cert.public_bytes(serialization.Encoding.PEM)
     return store.Certificate(
-        pem, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        pem,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
 
 
@@ -111,9 +112,7 @@ def test_cron_job_turns_the_periodic_task_on_and_off(h):
 
 def test_enable_refuses_in_one_line_before_any_request(h):
     result = h.invoke("letsencrypt:enable", "web")
-    assert result.stderr.splitlines() == [
-        "!     app web is not deployed: nginx cannot answer the challenges yet"
-    ]
+    assert result.stderr.splitlines() == ["!     app web is not deployed: nginx cannot answer the challenges yet"]
     assert h.invoke("letsencrypt:enable", "nope").exit_code == 1
 
 
