@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from .settings import SETTINGS, directory_url
 USER_AGENT = "skiff-letsencrypt"
 TIMEOUT = 30  # seconds per ACME request
 DEADLINE = 120  # seconds for the server to validate and issue
+TOKEN = re.compile(r"[A-Za-z0-9_-]{16,256}")  # RFC 8555 8.3: at least 128 bits of base64url
 
 
 class IssueError(SkiffError):
@@ -146,6 +148,9 @@ def _problem(error: Any) -> str:
 
 
 def _write_challenge(root: Path, token: str, validation: str) -> Path:
+    """The token's file, world-readable; the token (from the server) names a file: base64url only."""
+    if not TOKEN.fullmatch(token):
+        raise IssueError("the ACME server sent a challenge token that is not base64url")
     directory = contracts.acme_challenge_dir(root)
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o755)  # nginx's workers read it
@@ -204,9 +209,13 @@ def issue(context: Context, app: str, why: str) -> store.Certificate:
             line = reason(exc)
             store.set_prop(context, "last-error", line, app)
             raise IssueError(f"could not get a certificate for {app}: {line}; the current one keeps serving") from None
-        installed = context.hook.skiff_certificate_install(
-            context=context, app=app, certificate=cert.fullchain, key=cert.key
-        )
+        try:
+            installed = context.hook.skiff_certificate_install(
+                context=context, app=app, certificate=cert.fullchain, key=cert.key
+            )
+        except SkiffError as exc:
+            store.set_prop(context, "last-error", str(exc), app)
+            raise IssueError(f"could not install the new certificate of {app}: {exc}") from None
         if not installed:
             raise SkiffError("no proxy plugin installs certificates (is the nginx plugin enabled?)")
         store.save(context, app, cert)

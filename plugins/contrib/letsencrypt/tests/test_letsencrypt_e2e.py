@@ -109,7 +109,7 @@ def test_enable_renew_by_expiry_and_forced_new_domains_failed_challenge_and_revo
     plain = h.nginx.request("/", host=HOST)
     assert plain.status == 301 and plain.headers["location"].startswith(f"https://{HOST}:")
     validations = challenge_requests(h)
-    assert validations and all(" 200 " in line for line in validations), validations
+    assert validations and all(" 200 " in line and "LetsEncrypt-Pebble-VA" in line for line in validations), validations
     assert h.invoke("letsencrypt:active", APP).stdout == "true\n"
     account_keys = list((h.root / "letsencrypt" / "accounts").glob("*/account.key"))
     assert len(account_keys) == 1 and account_keys[0].stat().st_mode & 0o777 == 0o600

@@ -176,3 +176,13 @@ def test_a_failed_order_is_one_line_and_recorded(h, monkeypatch):
     ]
     assert store.prop(h.context, "last-error", "web") == "too many\\ncertificates"
     assert not store.enabled(h.context, "web")
+
+
+def test_a_challenge_token_names_a_file_only_when_it_is_base64url(h):
+    path = issuer._write_challenge(h.root, "A" * 43, "A" * 43 + ".thumb")
+    assert path == h.root / "acme-challenge" / ("A" * 43)
+    assert path.stat().st_mode & 0o777 == 0o644 and path.parent.stat().st_mode & 0o777 == 0o755
+    for token in ("../../etc/passwd-xxxxxxxxxxxx", "short", "A" * 40 + "/x"):
+        with pytest.raises(issuer.IssueError, match="not base64url"):
+            issuer._write_challenge(h.root, token, "x")
+    assert sorted(p.name for p in (h.root / "acme-challenge").iterdir()) == ["A" * 43]
