@@ -31,6 +31,16 @@ def _ours(context: Context, app: str) -> bool:
     return cert is not None and served is not None and served.strip() == cert.fullchain.strip()
 
 
+def _stop(context: Context, app: str) -> None:
+    """Take this plugin's certificate out of the proxy (not one added by hand), forget it, stop renewing."""
+    if _ours(context, app):
+        context.output.step(f"Removing the Let's Encrypt certificate of {app}")
+        context.hook.skiff_certificate_install(context=context, app=app, certificate=None, key=None)
+    store.set_prop(context, "enabled", None, app)
+    store.set_prop(context, "last-error", None, app)
+    store.forget(context, app)
+
+
 def report_fields(context: Context, app: str) -> dict[str, Any]:
     cert = store.current(context, app)
     values = SETTINGS.values(context.state, app)
@@ -72,12 +82,7 @@ def letsencrypt_disable(context: Context, app: str) -> None:
     context.state.require_app(app)
     if not store.enabled(context, app) and store.current(context, app) is None:
         raise SkiffError(f"letsencrypt is not enabled for {app}")
-    if _ours(context, app):
-        context.output.step(f"Removing the Let's Encrypt certificate of {app}")
-        context.hook.skiff_certificate_install(context=context, app=app, certificate=None, key=None)
-    store.set_prop(context, "enabled", None, app)
-    store.set_prop(context, "last-error", None, app)
-    store.forget(context, app)
+    _stop(context, app)
     context.output.step(f"letsencrypt disabled for {app}")
 
 
@@ -192,10 +197,7 @@ def letsencrypt_revoke(context: Context, app: str) -> None:
     context.output.step(f"Revoking the Let's Encrypt certificate of {app}")
     cert = issuer.revoke(context, app)
     context.output.info(f"revoked serial {cert.serial}")
-    if _ours(context, app):
-        context.hook.skiff_certificate_install(context=context, app=app, certificate=None, key=None)
-    store.set_prop(context, "enabled", None, app)
-    store.forget(context, app)
+    _stop(context, app)
     context.output.info(f"{app} answers on HTTP again; letsencrypt:enable {app} gets a new certificate")
 
 

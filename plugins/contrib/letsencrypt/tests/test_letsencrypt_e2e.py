@@ -176,3 +176,21 @@ def test_a_wildcard_domain_is_refused_in_one_line(h):
         "remove it (domains:remove) or add a certificate yourself (certs:add)"
     ]
     assert h.nginx.request(host=HOST).body == "the shop"  # nothing changed
+
+
+def test_disable_removes_only_its_own_certificate(h, tmp_path):
+    assert h.invoke("letsencrypt:enable", APP).exit_code == 0
+    assert "Pebble Intermediate" in served(h, HOST).issuer.rfc4514_string()
+    disabled = h.invoke("letsencrypt:disable", APP)
+    assert disabled.exit_code == 0, disabled.output
+    assert h.nginx.request(host=HOST).body == "the shop"  # HTTP again, no redirect
+    assert h.invoke("letsencrypt:active", APP).stdout == "false\n"
+
+    # a certificate added by hand after enable stays when letsencrypt is disabled
+    assert h.invoke("letsencrypt:enable", APP).exit_code == 0
+    assert h.invoke("certs:generate", APP, HOST).exit_code == 0
+    assert h.invoke("letsencrypt:active", APP).stdout == "false\n"
+    assert h.invoke("letsencrypt:disable", APP).exit_code == 0
+    pem = tmp_path / "own.pem"
+    pem.write_text(h.invoke("certs:show", APP).stdout)
+    assert h.nginx.request(host=HOST, https=True, cafile=str(pem)).body == "the shop"
