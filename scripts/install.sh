@@ -4,7 +4,7 @@
 #
 #   system packages, a running dockerd, the `skiff` user (in the docker group, key login
 #   allowed), SKIFF_ROOT=/var/lib/skiff, skiff's venv in /opt/skiff/venv with every builtin
-#   plugin and contrib postgres, storage and cron, /usr/local/bin/skiff, sshd, nginx including skiff's
+#   plugin and contrib postgres, storage, cron and letsencrypt, /usr/local/bin/skiff, sshd, nginx including skiff's
 #   per-app configs, a sudoers rule for `nginx -t` / `nginx -s reload`, the state store's
 #   migrations, the stack image, (where systemd runs) a unit that restores the apps at boot, and
 #   the cron runner (contrib cron: a unit where systemd runs, else started detached with a pidfile).
@@ -59,6 +59,8 @@ home=$(getent passwd "$user" | cut -d: -f6)
 install -d -o "$user" -g "$user" -m 0700 "$home/.ssh"
 [ -f "$home/.ssh/authorized_keys" ] || install -o "$user" -g "$user" -m 0600 /dev/null "$home/.ssh/authorized_keys"
 install -d -o "$user" -g "$user" -m 0755 "$root" "$root/nginx" "$root/nginx/conf.d" "$root/nginx/logs"
+# ACME HTTP-01 challenge files (letsencrypt): nginx's workers read them, for every app
+install -d -o "$user" -g "$user" -m 0755 "$root/acme-challenge"
 install -d -o "$user" -g "$user" -m 0700 "$root/nginx/certs"
 
 # -- skiff itself ------------------------------------------------------------------

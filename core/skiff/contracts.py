@@ -20,12 +20,16 @@ compares the two):
 - :class:`PeriodicTask`: periodic work a plugin registers with the cron runner
   (``skiff_periodic_tasks``); :class:`OneOff`: a one-off container of an app's
   current release (``skiff_run_oneoff``, answered by the scheduler).
+- :data:`ACME_CHALLENGE_PATH` and :func:`acme_challenge_dir`: where the proxy
+  serves HTTP-01 challenge files from, for every app (the letsencrypt plugin
+  writes them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, cast, overload
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -134,6 +138,21 @@ def stack_image(state: State) -> str:
     """The stack image: the ``stack`` plugin's global property ``image``, else :data:`DEFAULT_STACK_IMAGE`."""
     value = state.get_property("stack", "image", default=None)
     return value if isinstance(value, str) and value else DEFAULT_STACK_IMAGE
+
+
+#: The URL path under which every app's proxy serves ACME HTTP-01 challenge files, always over HTTP.
+ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/"
+
+
+def acme_challenge_dir(root: Path) -> Path:
+    """The directory of ACME HTTP-01 challenge files under ``SKIFF_ROOT`` (``root``).
+
+    The proxy serves ``ACME_CHALLENGE_PATH + TOKEN`` from ``DIR/TOKEN`` on every
+    server block of every app (never from the app), also when HTTP redirects to
+    HTTPS; an ACME client writes ``DIR/TOKEN`` (world-readable: nginx's workers
+    read it) while the challenge is pending, and removes it afterwards.
+    """
+    return Path(root) / "acme-challenge"
 
 
 class BuildOptions(TypedDict, total=False):

@@ -242,6 +242,46 @@ def skiff_periodic_tasks(context: Context) -> list[PeriodicTask] | None:
     """
 
 
+# -- domains and certificates (answered by the proxy) -------------------------
+
+
+@hookspec(firstresult=True)
+def skiff_app_domains(context: Context, app: str) -> list[str] | None:
+    """Return the domain names ``app`` answers to on the proxy.
+
+    Called by plugins that need the app's names (the letsencrypt plugin, for
+    the names of a certificate). The proxy plugin (nginx) answers with the
+    app's own domains and ``APP.GLOBAL`` for each global domain, in that order
+    (an empty list when it has none, or vhosts are off). First result wins;
+    ``None``: no proxy plugin is installed.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_app_certificate(context: Context, app: str) -> bytes | None:
+    """Return the PEM certificate (chain) the proxy serves for ``app`` now.
+
+    Called by plugins that install certificates (letsencrypt), to tell theirs
+    from one added by hand. The proxy plugin (nginx) answers with the bytes
+    ``certs:add`` stored (never the key). First result wins; ``None``: no
+    certificate, or no proxy plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_certificate_install(context: Context, app: str, certificate: bytes | None, key: bytes | None) -> bool | None:
+    """Install ``certificate`` (PEM, leaf first, chain after) and ``key`` (PEM) for ``app``.
+
+    Called by plugins that obtain certificates (letsencrypt) to install them
+    the way ``certs:add`` does: the proxy plugin (nginx) checks that the key
+    matches, stores the pair (the key 0600), serves HTTPS with it, redirects
+    HTTP to HTTPS, reloads, and returns ``True``. ``certificate=None`` removes
+    the app's certificate (``certs:remove``). When the proxy refuses the pair
+    it raises :class:`SkiffError` (one line) and the certificate served before
+    stays. First result wins; ``None``: no proxy plugin installed.
+    """
+
+
 # -- app events -------------------------------------------------------------
 
 

@@ -120,6 +120,12 @@ BUILDPACK_HOOKS = (
 #: Every hook (core/skiff/hookspecs.py and skiff_buildpacks/hookspecs.py) -> the tests that call
 #: it and assert its effect. A new hook needs an entry (and a test) here.
 HOOK_TESTS: dict[str, list[str]] = {
+    **{
+        hook: [
+            "plugins/builtin/nginx/tests/test_proxy.py::test_certificate_hooks_install_read_and_remove_like_certs_add"
+        ]
+        for hook in ("skiff_app_domains", "skiff_app_certificate", "skiff_certificate_install")
+    },
     "skiff_receive": [f"{LIFECYCLE}::test_hooks_run_in_order_on_one_deploy_object"],
     "skiff_pre_build": [f"{LIFECYCLE}::test_hooks_run_in_order_on_one_deploy_object"],
     "skiff_build": [
