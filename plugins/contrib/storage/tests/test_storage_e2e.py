@@ -185,7 +185,7 @@ def test_mounted_data_survives_and_keys_cannot_reach_host_paths(
     commit_files(repo, _files("v3"), "v3")
     refused = git_push(repo, app, sshd)
     assert refused.exit_code != 0, refused.output
-    bangs = [line for line in refused.output.splitlines() if line.startswith("remote: !")]
+    bangs = [line.rstrip() for line in refused.output.splitlines() if line.startswith("remote: !")]
     assert bangs == [f"remote: !     app {app} is locked: deploys are refused until apps:unlock {app}"], refused.output
     assert sshd.git("ls-remote", sshd.remote(app), "refs/heads/main").stdout.split()[0] == v2
     assert get("/") == (200, "page v2")
