@@ -10,6 +10,7 @@ host after ``apps:destroy``. Host paths cannot be mounted over SSH by any key.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
@@ -173,6 +174,8 @@ def test_mounted_data_survives_and_keys_cannot_reach_host_paths(
     assert name.startswith(f"{app}.run.")
     listed = bob.ssh(["run:list", app])
     assert listed.exit_code == 0 and name in listed.stdout, listed.output
+    rows = json.loads(bob.ssh(["run:list", app, "--format", "json"]).stdout)
+    assert [row["name"] for row in rows] == [name] and rows[0]["state"] == "running"
     assert _wait_for(lambda: (data / "from-run.txt").exists() and (data / "from-run.txt").read_text() == token)
     stopped = bob.ssh(["run:stop", app, name], timeout=60)
     assert stopped.exit_code == 0, stopped.output
@@ -192,6 +195,8 @@ def test_mounted_data_survives_and_keys_cannot_reach_host_paths(
     _one_line_refusal(
         sshd.ssh(["config:set", app, "X=1"]), f"app {app} is locked: deploys are refused until apps:unlock {app}"
     )
+    assert bob.ssh(["ps:restart", app], timeout=180).exit_code == 0  # the same release again: allowed
+    assert get("/") == (200, "page v2") and get("/read") == (200, token)
     assert bob.ssh(["apps:unlock", app]).exit_code == 0
 
     # apps:clone: the same page at the clone's own name
