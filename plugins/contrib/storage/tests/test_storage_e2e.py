@@ -137,10 +137,11 @@ def test_mounted_data_survives_and_keys_cannot_reach_host_paths(
             server.ssh(["storage:mount", app, f"{data}/../..:/host"]),
             f"invalid host path '{data}/../..': '..' is not allowed",
         )
-    (data / "escape").symlink_to(sentinel)
+    (data / "escape").symlink_to(sentinel)  # what is inside is the app's: never a mount source
     _one_line_refusal(
         bob.ssh(["storage:mount", app, f"{data}/escape:/host"]),
-        f"{data}/escape leads out of its storage directory through a symlink",
+        f"{data}/escape is inside the storage directory {app}: mount the directory itself ({data}); "
+        "what is inside belongs to the app",
     )
     (data / "escape").unlink()
     assert bob.ssh(["storage:list", app]).stdout.split()[-1] == f"{data}:/storage"
