@@ -13,13 +13,20 @@ from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import NotFound, SkiffError
 
-from .. import engine, settings
-from ..engine import LABEL_INDEX, LABEL_PROCESS
+from .. import engine
+from ..engine import LABEL_INDEX, LABEL_JOB, LABEL_PROCESS
 
 
 def _prefix(app: str, entry: dict[str, Any]) -> str:
     labels = entry["Labels"]
+    if labels.get(LABEL_JOB):  # the last run of a scheduled job: app[scheduler.JOBID]
+        return f"{app}[{labels.get(LABEL_PROCESS)}.{labels[LABEL_JOB]}]"
     return f"{app}[{labels.get(LABEL_PROCESS)}.{labels.get(LABEL_INDEX)}]"
+
+
+def job_containers(c, app: str) -> list[dict[str, Any]]:
+    """The kept containers of the app's scheduled jobs (their last runs), any state."""
+    return [e for e in engine.list_containers(c, app, role="oneoff") if (e.get("Labels") or {}).get(LABEL_JOB)]
 
 
 def _split(raw: bytes) -> list[tuple[str, str]]:
@@ -40,19 +47,16 @@ def _split(raw: bytes) -> list[tuple[str, str]]:
 @click.option("-q", "--quiet", is_flag=True, help="Lines only, without time and container prefix.")
 @pass_context
 def logs(context: Context, app: str, follow: bool, num: int, process: str | None, quiet: bool) -> None:
-    """Show APP's logs: every container interleaved by time, prefixed by process.n."""
+    """Show APP's logs: every container interleaved by time, prefixed by process.n.
+
+    The last run of each scheduled job (cron) is there too, as ``scheduler.JOBID``."""
     from ..scheduler import running_instances
 
     context.state.require_app(app)
     c = engine.client()
-    entries = running_instances(c, app)
+    entries = running_instances(c, app) + job_containers(c, app)
     if process:
-        entries = [
-            e
-            for e in entries
-            if process
-            in (e["Labels"].get(LABEL_PROCESS), f"{e['Labels'].get(LABEL_PROCESS)}.{e['Labels'].get(LABEL_INDEX)}")
-        ]
+        entries = [e for e in entries if process in (e["Labels"].get(LABEL_PROCESS), _prefix("", e)[1:-1])]
         if not entries:
             raise NotFound(f"{app} has no container of process {process}")
 
@@ -110,30 +114,12 @@ def _oneoff(
     context: Context, app: str, command: tuple[str, ...], *, tty: bool = False, stdin: bool = False
 ) -> tuple[Any, dict[str, Any]]:
     """The engine and the create arguments of a one-off ``run`` container of APP's current release."""
-    from ..scheduler import container_options, oneoff_kwargs, release_env_of
+    from ..scheduler import release_oneoff_kwargs
 
-    state = context.state
-    state.require_app(app)
-    release = state.current_release(app)
-    if release is None or not release.image:
-        raise SkiffError(f"app {app} has not been deployed yet: push it first")
+    context.state.require_app(app)
     c = engine.client()
-    engine.ensure_network(c)
     argv = ["/bin/sh", "-c", command[0]] if len(command) == 1 else list(command)
-    kwargs = oneoff_kwargs(
-        c,
-        app=app,
-        image=release.image,
-        command=argv,
-        env=release_env_of(release),
-        role_process="run",
-        release=release.version,
-        extra=settings.applied_docker_options(state, app, "run", context.output.warn),
-        limits=settings.resources_for(state, app, "run"),
-        plugin_options=container_options(context, app, "run", "run"),
-        tty=tty,
-        stdin=stdin,
-    )
+    kwargs = release_oneoff_kwargs(context, c, app, argv, "run", "run", tty=tty, stdin=stdin)
     return c, kwargs
 
 
@@ -153,7 +139,7 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     import shutil
     import subprocess
 
-    from ..scheduler import run_oneoff
+    from ..scheduler import create_container, run_oneoff
 
     tty = _interactive()
     docker_cli = shutil.which("docker")
@@ -164,7 +150,7 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     assert docker_cli is not None  # attach implies it
     kwargs["auto_remove"] = True
     kwargs["detach"] = False  # attach stdout/stderr (and stdin, once) like `docker create`
-    container = c.containers.create(**kwargs)
+    container = create_container(c, kwargs)
     # the environment went through the API; the command line holds only the container id
     return subprocess.call([docker_cli, "start", "--attach", "--interactive", container.id])
 
@@ -180,10 +166,12 @@ def run_detached(context: Context, app: str, command: tuple[str, ...]) -> None:
     The container (``APP.run.NNNN``, like its DYNO) is removed when the command
     exits; run:list shows it while it runs, run:stop stops it.
     """
+    from ..scheduler import create_container
+
     c, kwargs = _oneoff(context, app, command)
     name = f"{app}.{kwargs['environment']['DYNO']}"
     kwargs.update(name=name, auto_remove=True)
-    container = c.containers.create(**kwargs)
+    container = create_container(c, kwargs)
     container.start()
     click.echo(name)
 
