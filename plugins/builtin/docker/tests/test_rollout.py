@@ -131,7 +131,7 @@ def eng(monkeypatch) -> FakeEngine:
     fake = FakeEngine()
     ports = iter(range(20001, 20100))
     monkeypatch.setattr(engine, "client", lambda: fake)
-    monkeypatch.setattr(engine, "ensure_network", lambda c: None)
+    monkeypatch.setattr(engine, "ensure_app_network", lambda c, app: None)
     monkeypatch.setattr(engine, "allocate_ports", lambda c, n: [next(ports) for _ in range(n)])
     return fake
 
