@@ -37,7 +37,7 @@ PACKAGES = ["ruby", "ruby-dev", "bundler", "ruby-rack", "puma"]
 VERSION_COMMAND = ["ruby", "-e", "print RUBY_VERSION"]
 GEM_HOME = "/app/vendor/bundle"
 CACHE_DIR = "vendor/cache"
-MAX_CACHE_FILES = 5000
+MAX_CACHE_FILES = 5_000
 PROBE_TIMEOUT = 5.0
 BUNDLE_ENV = {
     "GEM_HOME": GEM_HOME,

@@ -598,6 +598,7 @@ FORKY = Stack(image="skiff/stack:forky", id="sha256:fff", python="3.14.2", node=
 def build_with_buildable(source, stacks, built):
     """A build whose ensurer 'builds' a buildable stack (records it) and returns the built one."""
     build = make_build(source, stacks=stacks)
+    build.settings["python-installer"] = "pip"  # no server cache here for uv; the stack is what is tested
     made = []
 
     def ensurer(stack):

@@ -427,6 +427,9 @@ class _RunApi(_FakeApi):
     def inspect_network(self, name):
         return {"Name": name}
 
+    def networks(self, names=None):
+        return [{"Name": name, "Id": f"id-{name}"} for name in names or []]
+
     def inspect_container(self, name):
         from docker.errors import NotFound
 
