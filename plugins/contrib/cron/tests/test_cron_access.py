@@ -9,26 +9,17 @@ from skiff.testing import KeyRole
 from skiff_cron import jobs
 
 
-def _harness(skiff):
+def _harness(skiff, release):
     h = skiff(apps_plugin, acl_plugin, cron_plugin, docker_plugin, KeyRole())
     for app in ("web", "other"):
         h.create_app(app)
-        r = h.state.create_release(
-            app,
-            description="d",
-            image="i",
-            revision=None,
-            config={},
-            processes={},
-            meta={"app_json": {"cron": [{"command": "echo hi", "schedule": "@daily"}]}},
-        )
-        h.state.finish_release(r, "succeeded", {})
+        release(h, app, [{"command": "echo hi", "schedule": "@daily"}])
     h.invoke("acl:add", "web", "bob")
     return h
 
 
-def test_a_deployer_runs_the_cron_commands_of_its_own_apps_only(skiff):
-    h = _harness(skiff)
+def test_a_deployer_runs_the_cron_commands_of_its_own_apps_only(skiff, release):
+    h = _harness(skiff, release)
     assert h.ssh("cron:list web", key="bob").exit_code == 0
     assert h.ssh("cron:suspend web", key="bob").exit_code == 0 and jobs.is_suspended(h.state, "web")
     assert h.ssh("cron:resume web", key="bob").exit_code == 0
@@ -51,8 +42,8 @@ def test_a_deployer_runs_the_cron_commands_of_its_own_apps_only(skiff):
     assert h.ssh("logs:set web max-size 1m", key="bob").exit_code == 0  # its own app's setting
 
 
-def test_the_runner_is_never_reachable_over_ssh(skiff):
-    h = _harness(skiff)
+def test_the_runner_is_never_reachable_over_ssh(skiff, release):
+    h = _harness(skiff, release)
     for key in ("bob", "admin"):
         result = h.ssh("cron:runner", key=key)
         assert result.exit_code == 1
