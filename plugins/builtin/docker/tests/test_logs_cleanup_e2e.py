@@ -59,7 +59,10 @@ def test_a_chatty_apps_log_stays_bounded_and_cleanup_frees_what_it_says(
     assert pushed.exit_code == 0, pushed.output
 
     web = docker_client.containers.get(f"{app}.web.1")
-    assert web.attrs["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "2", "max-size": "100k"}}
+    assert web.attrs["HostConfig"]["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-file": "2", "max-size": "100k"},
+    }
     log_path = Path(web.attrs["LogPath"])
     seen = []
     deadline = time.monotonic() + 8
