@@ -150,6 +150,16 @@ def test_cron_jobs_run_on_schedule_in_the_apps_container(
     assert ran.exit_code == 0, ran.output
     assert "TICK HELLO" in ran.stdout and "in-app" in ran.stdout
 
+    # --detach: started in the background, its output in logs
+    never = job_rows(sshd, app)[NEVER]["id"]
+    detached = sshd.ssh(["cron:run", app, never, "--detach"])
+    assert detached.exit_code == 0 and "in the background" in detached.stdout, detached.output
+    wait_for(
+        lambda: f"{app}[scheduler.{never}]: never" in sshd.ssh(["logs", app, "-p", f"scheduler.{never}"]).stdout,
+        30,
+        what="the detached run's output",
+    )
+
     # suspended: the next minute starts nothing of this app
     assert sshd.ssh(["cron:suspend", app]).exit_code == 0
     suspended_log = len(cron_runner.read())
