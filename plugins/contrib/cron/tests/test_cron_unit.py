@@ -85,8 +85,11 @@ def test_invalid_schedules_say_why_in_one_line(schedule, says):
 
 
 def test_a_schedule_that_never_fires_is_refused():
-    with pytest.raises(ValidationError, match="names no time"):
-        jobs.check_schedule("0 0 31 2 *")
+    for schedule in ("0 0 31 2 *", "0 0 30,31 2 *", "0 0 31 4,6,9,11 *"):
+        with pytest.raises(ValidationError, match="no month of it has day 3"):
+            jobs.check_schedule(schedule)
+    assert jobs.check_schedule("0 0 29 2 *") == "0 0 29 2 *"  # leap years
+    assert jobs.check_schedule("0 0 31 2 mon") == "0 0 31 2 mon"  # day or weekday, as cron reads both
     assert jobs.check_schedule("@monthly") == "0 0 1 * *"
 
 
