@@ -8,11 +8,13 @@ compares the two):
   with the release as JSON, exactly as written). :class:`MetaFields` gives
   :class:`~skiff.deploy.Deploy` and :class:`~skiff.state.Release` typed
   properties over the most shared ones (``deploy.container_port``, ...);
-- :data:`DEFAULT_PORT` and :data:`DEFAULT_STACK_IMAGE`, and
+- :data:`DEFAULT_PORT`, :data:`DEFAULT_STACK_IMAGE` and :data:`APP_UID`, and
   :func:`stack_image` (the configured stack image);
 - :func:`container_port`: the one rule for the web process's port;
 - :class:`BuildOptions`: the docker build options a builder may apply
   (``deploy.build_options``, published by the docker plugin);
+- :func:`app_network`: the docker network of an app's own (isolation), which
+  the scheduler puts every container of the app on and a service joins when linked;
 - :class:`StashKey` / :class:`Stash`: typed per-plugin data of one deploy, not
   stored and not shared (``deploy.stash[KEY]``);
 - :class:`PeriodicTask`: periodic work a plugin registers with the cron runner
@@ -33,6 +35,24 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_PORT = 5000
 #: The stack image builds and apps run on, unless the ``stack`` plugin's ``image`` says otherwise.
 DEFAULT_STACK_IMAGE = "skiff/stack:trixie"
+#: The uid (and gid) of the stack's non-root user ``app``: builds and app processes run as it.
+APP_UID = 1000
+#: The one network every app and service shared before apps were isolated (upgrades move them off it).
+LEGACY_NETWORK = "skiff"
+#: Label of an app's own network: its value is the app.
+APP_NETWORK_LABEL = "skiff.network.app"
+APP_NETWORK_PREFIX = "skiff-app-"
+
+
+def app_network(app: str) -> str:
+    """The docker network of ``app``'s own: ``skiff-app-APP``.
+
+    Every container the scheduler creates for the app joins it (with the alias
+    ``APP.PROCESS``), and only those: apps are isolated from each other by
+    default. A service linked to the app joins it too (postgres does on
+    ``postgres:link``); ``network:*`` networks are shared on purpose.
+    """
+    return APP_NETWORK_PREFIX + app
 
 
 class GitMeta(TypedDict):
@@ -142,7 +162,7 @@ class ContainerOptions(TypedDict, total=False):
 
     binds: list[str]  # "HOST_PATH:CONTAINER_PATH[:ro]", as docker run -v takes them
     networks: list[str]  # networks to join besides the primary one, with the alias APP.PROCESS
-    network: str  # the primary network instead of ``skiff`` (the last plugin that says wins)
+    network: str  # the primary network instead of the app's own (the last plugin that says wins)
     log_config: dict[str, Any]  # {"type": "json-file", "config": {"max-size": "10m"}}
     labels: dict[str, str]
 

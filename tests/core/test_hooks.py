@@ -10,6 +10,7 @@ import pytest
 
 import skiff_apps.plugin as apps_plugin
 import skiff_buildpacks.hookspecs as buildpack_hookspecs
+import skiff_stack.hookspecs as stack_hookspecs
 from skiff import hookimpl, hookspecs
 from skiff.testing import LIFECYCLE_HOOKS
 
@@ -180,11 +181,15 @@ HOOK_TESTS: dict[str, list[str]] = {
     "skiff_buildpack_dependencies": [BUILDPACK_HOOKS],
     "skiff_buildpack_compile": [BUILDPACK_HOOKS],
     "skiff_buildpack_processes": [BUILDPACK_HOOKS],
+    "skiff_stack_suites": ["plugins/builtin/stack/tests/test_stack.py::test_skiff_stack_suites_lists_the_known_suites"],
+    "skiff_stack_ensure": [
+        "plugins/builtin/stack/tests/test_stack.py::test_skiff_stack_ensure_builds_a_missing_stack_once_for_two_pushes"
+    ],
 }
 
 
 def _all_hook_names() -> list[str]:
-    return _hook_names() + _hook_names(Path(buildpack_hookspecs.__file__))
+    return _hook_names() + _hook_names(Path(buildpack_hookspecs.__file__)) + _hook_names(Path(stack_hookspecs.__file__))
 
 
 def _test_function(node_id: str) -> tuple[ast.FunctionDef, str, dict[str, set[str]]]:

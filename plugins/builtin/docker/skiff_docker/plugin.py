@@ -107,6 +107,17 @@ def skiff_deploy(deploy: Deploy) -> bool | None:
     return rollout.deploy(deploy)
 
 
+def _json_safe(value: dict) -> dict:
+    """``value`` if it can be stored as JSON, else nothing (a source's extras are the receiver's own)."""
+    import json
+
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return {}
+    return dict(value)
+
+
 @hookimpl(trylast=True)
 def skiff_post_deploy(deploy: Deploy) -> None:
     from . import rollout, scheduler
@@ -127,6 +138,7 @@ def skiff_post_deploy(deploy: Deploy) -> None:
                 "location": source.location,
                 "revision": source.revision,
                 "ref": source.ref,
+                "extra": _json_safe(source.extra),  # e.g. the image name of git:load-image / git:from-image
             },
             app=deploy.app,
         )

@@ -264,12 +264,45 @@ class _Logs:
 
 
 class _FakeApi:
+    def __init__(self):
+        self.calls = []
+
     def create_endpoint_config(self, aliases=None):
         return {"Aliases": aliases}
 
+    def connect_container_to_network(self, container, net, aliases=None):
+        self.calls.append(("connect", container, net, aliases))
+        if net == "missing":
+            raise RuntimeError("network missing not found")
+
+    def remove_container(self, ident, force=False, v=False):
+        self.calls.append(("remove", ident))
+
+
+class _FakeContainers:
+    def __init__(self, api):
+        self.api = api
+
+    def create(self, **kwargs):
+        self.api.calls.append(("create", kwargs["network"]))
+        return type("C", (), {"id": "c1"})()
+
 
 class _FakeClient:
-    api = _FakeApi()
+    def __init__(self):
+        self.api = _FakeApi()
+        self.containers = _FakeContainers(self.api)
+
+
+def test_create_container_joins_the_other_networks_before_the_start_and_removes_it_on_failure():
+    c = _FakeClient()
+    kwargs = {"network": "skiff-app-cat", scheduler.CONNECT: [("shared", ["cat.web"])]}
+    assert scheduler.create_container(c, dict(kwargs)).id == "c1"
+    assert c.api.calls == [("create", "skiff-app-cat"), ("connect", "c1", "shared", ["cat.web"])]
+    c.api.calls.clear()
+    with pytest.raises(RuntimeError, match="missing"):
+        scheduler.create_container(c, {"network": "skiff-app-cat", scheduler.CONNECT: [("missing", None)]})
+    assert c.api.calls[-1] == ("remove", "c1")  # no half-made container is left
 
 
 def test_skiff_container_options_reach_process_and_oneoff_containers(skiff):
@@ -298,8 +331,11 @@ def test_skiff_container_options_reach_process_and_oneoff_containers(skiff):
         plugin_options=merged,
     )
     assert kwargs["volumes"][-1] == "/srv/cat:/data" and len(kwargs["volumes"]) == 2
-    assert kwargs["network"] == "skiff" and set(kwargs["networking_config"]) == {"skiff", "shared"}
-    assert kwargs["networking_config"]["shared"] == {"Aliases": ["cat.web"]}
+    # the app's own network first (isolation), the plugin's joined after the create with the alias
+    assert kwargs["network"] == "skiff-app-cat" and kwargs["networking_config"] == {
+        "skiff-app-cat": {"Aliases": ["cat.web"]}
+    }
+    assert kwargs[scheduler.CONNECT] == [("shared", ["cat.web"])]
     assert kwargs["log_config"]["config"] == {"max-size": "1m"}
     assert kwargs["labels"]["x"] == "process" and kwargs["labels"]["skiff.app"] == "cat"
     oneoff = scheduler.oneoff_kwargs(
@@ -315,12 +351,70 @@ def test_skiff_container_options_reach_process_and_oneoff_containers(skiff):
         plugin_options=scheduler.container_options(h.context, "cat", "run", "run"),
     )
     assert oneoff["volumes"] == ["/srv/cat:/data"] and "networking_config" not in oneoff  # root's --network wins
+    assert scheduler.CONNECT not in oneoff
+    initial = scheduler.oneoff_kwargs(
+        _FakeClient(),
+        app="cat",
+        image="img",
+        command=["true"],
+        env={},
+        role_process="run",
+        release=3,
+        extra=[],
+        limits={},
+        plugin_options={"network": "shared", "networks": ["other", "shared"]},
+    )
+    # a plugin's primary network (initial-network) replaces the app's own as primary; the app's own is still joined
+    assert initial["network"] == "shared" and initial["networking_config"] == {"shared": {"Aliases": None}}
+    assert initial[scheduler.CONNECT] == [("other", None), ("skiff-app-cat", None)]
     assert scheduler.container_options(h.context, "dog", "web", "process") == {
         "binds": ["/srv/cat:/data"],
         "log_config": {"type": "json-file", "config": {"max-size": "1m"}},
     }
     with pytest.raises(ValueError, match="unknown container option"):
         contracts.merge_container_options([{"volume": "x"}])  # type: ignore[typeddict-unknown-key]
+
+
+def test_ps_rebuild_all_rebuilds_every_pushed_app_and_names_the_failures(skiff, monkeypatch):
+    from skiff import lifecycle
+    from skiff.errors import SkiffError
+
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    for app in ("a", "b", "c"):
+        h.create_app(app)
+    source = {"kind": "git", "location": "/repo", "revision": "1234567890", "ref": "refs/heads/main"}
+    h.state.set_property("docker", "source", source, app="a")
+    h.state.set_property("docker", "source", source, app="c")
+    rebuilt = []
+
+    def deploy(context, app, src, description=""):
+        rebuilt.append((app, src.revision, description))
+        if app == "c":
+            raise SkiffError("build failed")
+
+    monkeypatch.setattr(lifecycle, "deploy", deploy)
+    r = h.invoke("ps:rebuild", "--all")
+    assert rebuilt == [("a", "1234567890", "Rebuild 1234567"), ("c", "1234567890", "Rebuild 1234567")]
+    assert r.exit_code == 1 and r.stderr.strip().splitlines()[-1] == "!     rebuild failed for c"
+    assert "a: rebuilt" in r.stdout and "b: never pushed, skipped" in r.stdout
+    assert "c: rebuild failed (build failed); its running release is unchanged" in r.stderr + r.stdout
+    for args in ((), ("a", "--all")):
+        refused = h.invoke("ps:rebuild", *args)
+        assert refused.exit_code == 1 and refused.stderr.strip() == "!     name one app, or --all for every app"
+    assert len(rebuilt) == 2
+
+
+def test_run_stop_takes_only_a_run_container_name_of_the_app(skiff):
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    h.create_app("cat")
+    for name in ("cat.web.1", "other;rm", "../x", "cat.run.12a"):
+        result = h.invoke("run:stop", "cat", name)
+        assert result.exit_code == 1
+        assert result.stderr.splitlines() == [
+            f"!     invalid run container name {name!r}: use the name run:list shows (APP.run.NNNN)"
+        ]
+    result = h.invoke("run:detached", "cat", "sleep 1")
+    assert result.stderr.splitlines() == ["!     app cat has not been deployed yet: push it first"]
 
 
 class _RunApi(_FakeApi):
@@ -332,6 +426,9 @@ class _RunApi(_FakeApi):
 
     def inspect_network(self, name):
         return {"Name": name}
+
+    def networks(self, names=None):
+        return [{"Name": name, "Id": f"id-{name}"} for name in names or []]
 
     def inspect_container(self, name):
         from docker.errors import NotFound

@@ -1,6 +1,6 @@
 """The docker plugin's commands, one module per group.
 
-``ps``: ps:*, releases, releases:rollback; ``run``: logs, run, enter;
+``ps``: ps:*, releases, releases:rollback; ``run``: logs, run, run:detached, run:list, run:stop, enter;
 ``process_settings``: checks:*, resource:*, docker-options:*, ps:set; ``cleanup``: cleanup.
 """
 
