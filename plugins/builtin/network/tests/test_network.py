@@ -298,7 +298,12 @@ def test_upgrade_moves_apps_and_services_off_skiff_live_and_is_idempotent(skiff,
     assert engine.calls == []
     for stranger in ("x1", "x2", "x3"):
         del engine.containers_[stranger]
-    assert migrate.migrate(h.context) == [f"removed the shared network skiff: {migrate_tail()}"]
+    assert migrate.migrate(h.context) == [] and "skiff" in engine.nets  # moved nothing: an empty skiff stays
+    engine.add("a2", "api.worker.1", process("api", "worker"), {"skiff": ["api.worker"]})
+    assert migrate.migrate(h.context) == [
+        "moved 1 app container(s) off the shared network skiff onto their own networks",
+        f"removed the shared network skiff: {migrate_tail()}",
+    ]
     assert "skiff" not in engine.nets and migrate.migrate(h.context) == []
 
 
