@@ -29,7 +29,7 @@ class FakeApi:
     def networks(self, names=None):
         return [n for n in self.nets.values() if not names or any(x in n["Name"] for x in names)]
 
-    def create_network(self, name, driver="bridge", check_duplicate=True, labels=None):
+    def create_network(self, name, driver="bridge", check_duplicate=True, labels=None, ipam=None):
         self.calls.append(("create_network", name))
         self.nets[name] = {"Id": f"id-{name}", "Name": name, "Labels": dict(labels or {}), "Driver": driver}
         return {"Id": f"id-{name}"}
