@@ -102,15 +102,20 @@ class DockerCleanup:
                     volume.remove(force=True)
                 except Exception:
                     pass
-        for app in self.apps:  # the app's own network (a service still on it is disconnected)
-            for network in self.client.networks.list(filters={"label": f"{APP_NETWORK_LABEL}={app}"}):
-                try:
-                    network.reload()
-                    for container in network.containers:
-                        network.disconnect(container, force=True)
-                    network.remove()
-                except Exception:
-                    pass
+        for app in self.apps:
+            remove_app_network(self.client, app)
+
+
+def remove_app_network(client: Any, app: str) -> None:
+    """Remove the app's own network ``skiff-app-APP`` (a service still on it is disconnected)."""
+    for network in client.networks.list(filters={"label": f"{APP_NETWORK_LABEL}={app}"}):
+        try:
+            network.reload()
+            for container in network.containers:
+                network.disconnect(container, force=True)
+            network.remove()
+        except Exception:
+            pass
 
 
 @pytest.fixture(scope="session")
