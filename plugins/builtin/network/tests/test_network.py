@@ -309,3 +309,16 @@ def test_upgrade_moves_apps_and_services_off_skiff_live_and_is_idempotent(skiff,
 
 def migrate_tail() -> str:
     return "apps reach each other only through network:* networks"
+
+
+def test_upgrade_without_an_engine_says_so_and_changes_nothing(skiff, monkeypatch):
+    from skiff.errors import SkiffError
+
+    def away():
+        raise SkiffError("cannot reach the Docker engine")
+
+    monkeypatch.setattr(networks, "client", away)
+    h = skiff(apps_plugin, network_plugin)
+    result = h.invoke("state:migrate")
+    assert result.exit_code == 0, result.output
+    assert "apps move off the shared network skiff at their next deploy" in result.stderr
