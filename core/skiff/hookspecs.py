@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Any
 from . import hookspec
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+
     import click
     import pluggy
 
     from .builders import BuilderInfo
     from .context import Context
-    from .contracts import ContainerOptions
+    from .contracts import ContainerOptions, OneOff, PeriodicTask
     from .deploy import Deploy
     from .settings import Namespace
 
@@ -208,6 +210,38 @@ def skiff_container_options(context: Context, app: str, process: str, role: str)
     is the answer's ``network``, else the app's own
     (:func:`skiff.contracts.app_network`); it joins the app's own network and every
     one of ``networks`` as well, so name networks that exist.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_run_oneoff(context: Context, oneoff: OneOff, write: Callable[[str], None]) -> int | None:
+    """Run ``oneoff`` (a :class:`skiff.contracts.OneOff`) to completion; return its exit status.
+
+    Called by plugins that run commands in an app's container without importing
+    the scheduler (the cron plugin's jobs). The scheduler runs ``oneoff.command``
+    in a one-off container of the app's current release with its config (``DYNO``
+    ``<role>.<n>``) and ``skiff_container_options`` for ``oneoff.role``, passes each
+    line of its output to ``write`` as it comes, and returns the exit status. It
+    raises :class:`SkiffError` when the app has no release, or when a container
+    named ``oneoff.name`` is still running. First result wins; the docker plugin
+    answers (trylast). ``None``: no scheduler.
+    """
+
+
+# -- periodic work ----------------------------------------------------------
+
+
+@hookspec
+def skiff_periodic_tasks(context: Context) -> list[PeriodicTask] | None:
+    """Declare periodic work: a list of :class:`skiff.contracts.PeriodicTask`.
+
+    Called for every plugin (not first-result; the lists are merged) by the cron
+    runner (``skiff cron:runner``) about once a minute, and by ``cron:report``, as the
+    service account. Read what is stored (app.json jobs of current releases,
+    certificates to renew, backup schedules): the runner starts each task's ``argv``
+    as a ``skiff`` command when its ``schedule`` says so, one run at a time per
+    ``name``. Must be cheap and side-effect free; return ``None`` or ``[]`` for none.
+    A task whose schedule does not parse is reported and skipped.
     """
 
 

@@ -25,6 +25,7 @@ import secrets
 import stat
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -56,6 +57,8 @@ class Stack:
     node: str = ""
     user: str = DEFAULT_USER
     path: str = DEFAULT_PATH
+    #: not built yet: the stack of a Debian suite the stack plugin builds on first use (``python`` is its minor)
+    buildable: bool = False
 
 
 @dataclass
@@ -73,6 +76,8 @@ class Build:
     settings: dict[str, Any] = field(default_factory=dict)  # the buildpacks settings of the app
     cache_dir: Path | None = None  # the server's download cache (SKIFF_ROOT/cache/buildpacks), skiff writes it
     toolchain_loader: Callable[..., Any] | None = None
+    #: make a stack current before it is used (build a buildable one, rebuild a stale one); returns it afresh
+    stack_ensurer: Callable[[Stack], Stack] | None = None
 
     def available_stacks(self) -> list[Stack]:
         """Every stack image present, the configured one first (listed on first use: it costs engine calls)."""
@@ -114,9 +119,21 @@ class Build:
             raise SkiffError(f"no Docker engine to build the {name} toolchain layer")
         return self.toolchain_loader(self.stack, name, packages, version_command)
 
-    def use_stack(self, stack: Stack) -> None:
-        """Switch this build to another stack (e.g. for a Python version)."""
+    def use_stack(self, stack: Stack) -> Stack:
+        """Switch this build to another stack (e.g. for a Python version); return it as it now is.
+
+        A stack not built yet (``buildable``) is built first, and a stale one rebuilt
+        (``stack_ensurer``); the list of available stacks then holds the built one.
+        """
+        if self.stack_ensurer is not None and (stack.buildable or stack is not self.stack):
+            ready = self.stack_ensurer(stack)
+            if self.stacks is not None:
+                self.stacks = [ready if s.image == stack.image else s for s in self.stacks]
+            stack = ready
+        elif stack.buildable:
+            raise SkiffError(f"the stack {stack.image} is not built: run 'skiff stack:build'")
         self.stack = stack
+        return stack
 
     def switch_to_stack_where(self, fits: Callable[[Stack], bool]) -> Stack | None:
         """Keep the stack if ``fits`` it, else switch to the first available one that does.
@@ -127,8 +144,7 @@ class Build:
             return self.stack
         for stack in self.available_stacks():
             if fits(stack):
-                self.use_stack(stack)
-                return stack
+                return self.use_stack(stack)
         return None
 
 
@@ -149,6 +165,7 @@ class Progress:
     def __init__(self, out: Output):
         self.out = out
         self.failed: tuple[str, int] | None = None
+        self.reports: dict[str, Any] = {}  # what the driver reported (``installed``: untrusted data)
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> None:
@@ -177,6 +194,8 @@ class Progress:
                 self.out.info(f"done in {data['seconds']:.1f}s")
             elif "fail" in data:
                 self.failed = (data["fail"], int(data.get("code", 1)))
+            elif "report" in data and isinstance(data["report"], str):
+                self.reports[data["report"]] = data.get("data")
             return
         self.out.info(text)
 
@@ -377,6 +396,8 @@ class Runner:
         self.settings = settings
         uid, _, gid = build.stack.user.partition(":")
         self.uid, self.gid = int(uid), int(gid or uid)
+        self.reports: dict[str, Any] = {}  # the driver's reports of the last run
+        self._removals: list[threading.Thread] = []
 
     def _plan(self, steps: list[dict[str, Any]], env: dict[str, str]) -> dict[str, Any]:
         return {
@@ -397,7 +418,7 @@ class Runner:
             return None
         return bundle
 
-    def _mounts(self) -> list:
+    def _mounts(self, read_only: dict[str, str] | None = None) -> list:
         from docker.types import Mount
 
         # A named volume (under Docker's root-only data dir) rather than a host directory:
@@ -408,6 +429,8 @@ class Runner:
         ca = self._ca()
         if ca:
             mounts.append(Mount("/build/ca-certificates.crt", ca, type="bind", read_only=True))
+        for target, source in sorted((read_only or {}).items()):  # server caches only Skiff writes
+            mounts.append(Mount(target, source, type="bind", read_only=True))
         return mounts
 
     def run(
@@ -420,13 +443,15 @@ class Runner:
         repository: str,
         tag: str,
         archives: Iterable[str] = (),
+        read_only: dict[str, str] | None = None,
     ) -> str:
         """Run ``steps`` in a container of ``image`` holding ``archive`` (a tar file, streamed); commit it.
 
         Returns the image id. With steps, the driver and its plan are appended to ``archive``.
-        ``archives`` are host paths of more tar files (from the server's cache) put in after it.
+        ``archives`` are host paths of more tar files (from the server's cache) put in after it;
+        ``read_only`` maps container paths to server directories bind-mounted read-only.
         """
-        with self._container(image, steps, env, archive, archives) as container:
+        with self._container(image, steps, env, archive, archives, read_only) as container:
             return container.commit(repository=repository, tag=tag, changes=changes).id
 
     def collect(
@@ -461,6 +486,7 @@ class Runner:
         env: dict[str, str],
         archive: BinaryIO,
         archives: Iterable[str] = (),
+        read_only: dict[str, str] | None = None,
     ) -> Iterator[Any]:
         """A container of ``image`` with ``archive`` (then the tar files at ``archives``) in it and ``steps`` run.
 
@@ -472,7 +498,7 @@ class Runner:
                 user=self.build.stack.user, working_dir="/app", labels={BUILD_LABEL: self.build.app}, detach=True
             )
             if steps:
-                kwargs["mounts"] = self._mounts()
+                kwargs["mounts"] = self._mounts(read_only)
                 # ENV_DIR lives in memory: a tmpfs is never part of a commit
                 kwargs["tmpfs"] = {"/build/env": f"size=4m,mode=0700,uid={self.uid},gid={self.gid}"}
                 command = ["python3", "/build/skiff/driver.py"]
@@ -492,6 +518,7 @@ class Runner:
                 for chunk in container.logs(stream=True, follow=True):
                     progress.feed(chunk)
                 progress.close()
+                self.reports = progress.reports
                 status = container.wait().get("StatusCode", 1)
                 if status != 0:
                     what, code = progress.failed or ("the build", status)
@@ -501,10 +528,26 @@ class Runner:
             raise engine_error(exc) from exc
         finally:
             if container is not None:
-                try:
-                    container.remove(force=True, v=True)
-                except Exception:
-                    pass
+                self._discard(container)
+
+    def _discard(self, container) -> None:
+        """Remove a finished build container in the background (:meth:`finish` waits for it)."""
+
+        def remove() -> None:
+            try:
+                container.remove(force=True, v=True)
+            except Exception:
+                pass  # a leftover is removed by the next build of the app
+
+        thread = threading.Thread(target=remove, name="skiff-remove-build-container", daemon=True)
+        thread.start()
+        self._removals.append(thread)
+
+    def finish(self) -> None:
+        """Wait for the build containers being removed."""
+        for thread in self._removals:
+            thread.join()
+        self._removals = []
 
 
 def hash_key(

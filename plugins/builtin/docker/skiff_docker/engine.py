@@ -14,6 +14,7 @@ LABEL_RELEASE = "skiff.release"
 LABEL_INDEX = "skiff.index"
 LABEL_PORT = "skiff.port"
 LABEL_ROLE = "skiff.role"  # "process" for long-running containers, "oneoff" for run/release tasks
+LABEL_JOB = "skiff.job"  # a scheduled job's id on its kept one-off container (the job's last run)
 PORT_RANGE = (20000, 30000)
 
 CLIENT_TIMEOUT = 120  # seconds per API call

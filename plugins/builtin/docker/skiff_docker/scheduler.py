@@ -23,7 +23,7 @@ from skiff.deploy import Deploy
 from skiff.errors import SkiffError, ValidationError
 
 from . import engine, options, settings
-from .engine import LABEL_APP, LABEL_INDEX, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE, LABEL_ROLE
+from .engine import LABEL_APP, LABEL_INDEX, LABEL_JOB, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE, LABEL_ROLE
 
 SCRATCH = "docker"
 DEFAULT_PORT = contracts.DEFAULT_PORT
@@ -165,7 +165,7 @@ def apply_container_options(
     others are joined by :func:`create_container` after the create, before the start."""
     if plugin_options.get("binds"):
         kwargs["volumes"] = list(kwargs.get("volumes") or []) + list(plugin_options["binds"])
-    if plugin_options.get("log_config"):
+    if plugin_options.get("log_config") and "log_config" not in kwargs:  # the app's --log-driver/--log-opt win
         kwargs["log_config"] = plugin_options["log_config"]
     if plugin_options.get("labels"):
         kwargs["labels"] = {**plugin_options["labels"], **kwargs.get("labels", {})}
@@ -339,8 +339,8 @@ def oneoff_kwargs(
     return kwargs
 
 
-def run_oneoff(c, kwargs: dict[str, Any], write: Callable[[str], None]) -> int:
-    """Run a container to completion, streaming its output line by line; remove it."""
+def run_oneoff(c, kwargs: dict[str, Any], write: Callable[[str], None], remove: bool = True) -> int:
+    """Run a container to completion, streaming its output line by line; remove it (unless not ``remove``)."""
     container = create_container(c, kwargs)
     try:
         container.start()
@@ -352,9 +352,77 @@ def run_oneoff(c, kwargs: dict[str, Any], write: Callable[[str], None]) -> int:
                 write(line.decode("utf-8", "replace"))
         if buffer:
             write(buffer.decode("utf-8", "replace"))
-        return int(container.wait().get("StatusCode", 1))
-    finally:
+        code = int(container.wait().get("StatusCode", 1))
+    except BaseException:
+        engine.remove_container(c, container.id)  # interrupted: nothing keeps running
+        raise
+    if remove:
         engine.remove_container(c, container.id)
+    return code
+
+
+def run_oneoff_of(context: Any, oneoff: contracts.OneOff, write: Callable[[str], None]) -> int:
+    """``skiff_run_oneoff``: ``oneoff.command`` in a one-off container of the app's current release.
+
+    The same environment, docker options (phase ``run``), resources and plugin options
+    as ``run``; ``DYNO`` is ``scheduler.<n>`` for the ``scheduler`` role. A named one
+    replaces an exited container of that name and is refused while one runs.
+    """
+    c = engine.client()
+    kind = "scheduler" if oneoff.role == "scheduler" else "run"
+    kwargs = release_oneoff_kwargs(context, c, oneoff.app, list(oneoff.command), kind, oneoff.role)
+    if oneoff.tag:
+        kwargs["labels"][LABEL_JOB] = oneoff.tag
+    if oneoff.name:
+        _replace_exited(c, oneoff.name)
+        kwargs["name"] = oneoff.name
+    return run_oneoff(c, kwargs, write, remove=not oneoff.tag)
+
+
+def release_oneoff_kwargs(
+    context: Any,
+    c,
+    app: str,
+    command: list[str],
+    kind: str,
+    role: str,
+    tty: bool = False,
+    stdin: bool = False,
+) -> dict[str, Any]:
+    """``containers.create`` arguments of a one-off container (``run``, a scheduled job) of
+    ``app``'s current release: its config, docker options of phase ``run``, resources of
+    ``kind``, the plugins' options for ``role``."""
+    state = context.state
+    release = state.current_release(app)
+    if release is None or not release.image:
+        raise SkiffError(f"app {app} has not been deployed yet: push it first")
+    engine.ensure_app_network(c, app)
+    return oneoff_kwargs(
+        c,
+        app=app,
+        image=release.image,
+        command=command,
+        env=release_env_of(release, kind),
+        role_process=kind,
+        release=release.version,
+        extra=settings.applied_docker_options(state, app, "run", context.output.warn),
+        limits=settings.resources_for(state, app, kind),
+        plugin_options=container_options(context, app, kind, role),
+        tty=tty,
+        stdin=stdin,
+    )
+
+
+def _replace_exited(c, name: str) -> None:
+    from docker.errors import NotFound
+
+    try:
+        found = c.api.inspect_container(name)
+    except NotFound:
+        return
+    if (found.get("State") or {}).get("Running"):
+        raise SkiffError(f"{name} is still running")
+    engine.remove_container(c, found["Id"])
 
 
 def release_env(d: Deploy) -> dict[str, str]:
