@@ -447,7 +447,7 @@ def build_stack(
     else:
         build_base(client, suite, base, out)
     out.step(f"Building {tag} (Node.js, npm, build tools, the app user)")
-    staging = f"skiff/stack-staging:{suite}"
+    staging = f"skiff/stack-staging:{suite}-{os.getpid()}"
     _build_from_dockerfile(client, dockerfile(suite, base), staging, out)
     versions = _label_and_tag(client, staging, tag, out)
     out.step(
@@ -491,7 +491,7 @@ def update_stack(client, suite: str, tag: str, out: Output) -> dict[str, Any]:
     if not is_current(labels):
         build_stack(client, suite, tag, out)
     out.step(f"Updating {tag} with Debian's current packages and security updates")
-    staging = f"skiff/stack-staging:{suite}"
+    staging = f"skiff/stack-staging:{suite}-{os.getpid()}"
     _build_from_dockerfile(
         client, update_dockerfile(suite, tag, find_mirror(), find_mirror(security=True)), staging, out
     )
