@@ -194,6 +194,9 @@ def engine(monkeypatch):
 
     monkeypatch.setattr(build, "build_stack", fake_build_stack)
     monkeypatch.setattr(build, "docker_client", lambda: fake)
+    from skiff import dockerclient
+
+    monkeypatch.setattr(dockerclient, "client", lambda *a, **k: fake)
     return fake
 
 
