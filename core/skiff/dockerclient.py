@@ -80,6 +80,33 @@ def has_image(client: docker.DockerClient, ref: str) -> bool:
     return True
 
 
+def ensure_network(client: docker.DockerClient, name: str, labels: dict[str, str] | None = None) -> str:
+    """Create the bridge network ``name`` when no network has exactly that name; return its id.
+
+    Idempotent and safe against a concurrent create (the engine's name filter
+    matches substrings, so the name is compared exactly).
+    """
+    import docker.errors
+
+    def find() -> str | None:
+        for net in client.api.networks(names=[name]):
+            if net.get("Name") == name:
+                return str(net["Id"])
+        return None
+
+    found = find()
+    if found:
+        return found
+    try:
+        created = client.api.create_network(name, driver="bridge", check_duplicate=True, labels=labels or {})
+        return str(created["Id"])
+    except docker.errors.APIError:
+        found = find()  # created meanwhile by another process
+        if found:
+            return found
+        raise
+
+
 def pull(client: docker.DockerClient, ref: str) -> str | None:
     """Pull ``ref``; ``None`` when the engine then has it, else a few words why not (:func:`pull_reason`)."""
     import docker.errors

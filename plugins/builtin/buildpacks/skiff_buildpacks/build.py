@@ -25,6 +25,7 @@ import secrets
 import stat
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -164,6 +165,7 @@ class Progress:
     def __init__(self, out: Output):
         self.out = out
         self.failed: tuple[str, int] | None = None
+        self.reports: dict[str, Any] = {}  # what the driver reported (``installed``: untrusted data)
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> None:
@@ -192,6 +194,8 @@ class Progress:
                 self.out.info(f"done in {data['seconds']:.1f}s")
             elif "fail" in data:
                 self.failed = (data["fail"], int(data.get("code", 1)))
+            elif "report" in data and isinstance(data["report"], str):
+                self.reports[data["report"]] = data.get("data")
             return
         self.out.info(text)
 
@@ -392,6 +396,8 @@ class Runner:
         self.settings = settings
         uid, _, gid = build.stack.user.partition(":")
         self.uid, self.gid = int(uid), int(gid or uid)
+        self.reports: dict[str, Any] = {}  # the driver's reports of the last run
+        self._removals: list[threading.Thread] = []
 
     def _plan(self, steps: list[dict[str, Any]], env: dict[str, str]) -> dict[str, Any]:
         return {
@@ -412,7 +418,7 @@ class Runner:
             return None
         return bundle
 
-    def _mounts(self) -> list:
+    def _mounts(self, read_only: dict[str, str] | None = None) -> list:
         from docker.types import Mount
 
         # A named volume (under Docker's root-only data dir) rather than a host directory:
@@ -423,6 +429,8 @@ class Runner:
         ca = self._ca()
         if ca:
             mounts.append(Mount("/build/ca-certificates.crt", ca, type="bind", read_only=True))
+        for target, source in sorted((read_only or {}).items()):  # server caches only Skiff writes
+            mounts.append(Mount(target, source, type="bind", read_only=True))
         return mounts
 
     def run(
@@ -435,13 +443,15 @@ class Runner:
         repository: str,
         tag: str,
         archives: Iterable[str] = (),
+        read_only: dict[str, str] | None = None,
     ) -> str:
         """Run ``steps`` in a container of ``image`` holding ``archive`` (a tar file, streamed); commit it.
 
         Returns the image id. With steps, the driver and its plan are appended to ``archive``.
-        ``archives`` are host paths of more tar files (from the server's cache) put in after it.
+        ``archives`` are host paths of more tar files (from the server's cache) put in after it;
+        ``read_only`` maps container paths to server directories bind-mounted read-only.
         """
-        with self._container(image, steps, env, archive, archives) as container:
+        with self._container(image, steps, env, archive, archives, read_only) as container:
             return container.commit(repository=repository, tag=tag, changes=changes).id
 
     def collect(
@@ -476,6 +486,7 @@ class Runner:
         env: dict[str, str],
         archive: BinaryIO,
         archives: Iterable[str] = (),
+        read_only: dict[str, str] | None = None,
     ) -> Iterator[Any]:
         """A container of ``image`` with ``archive`` (then the tar files at ``archives``) in it and ``steps`` run.
 
@@ -487,7 +498,7 @@ class Runner:
                 user=self.build.stack.user, working_dir="/app", labels={BUILD_LABEL: self.build.app}, detach=True
             )
             if steps:
-                kwargs["mounts"] = self._mounts()
+                kwargs["mounts"] = self._mounts(read_only)
                 # ENV_DIR lives in memory: a tmpfs is never part of a commit
                 kwargs["tmpfs"] = {"/build/env": f"size=4m,mode=0700,uid={self.uid},gid={self.gid}"}
                 command = ["python3", "/build/skiff/driver.py"]
@@ -507,6 +518,7 @@ class Runner:
                 for chunk in container.logs(stream=True, follow=True):
                     progress.feed(chunk)
                 progress.close()
+                self.reports = progress.reports
                 status = container.wait().get("StatusCode", 1)
                 if status != 0:
                     what, code = progress.failed or ("the build", status)
@@ -516,10 +528,26 @@ class Runner:
             raise engine_error(exc) from exc
         finally:
             if container is not None:
-                try:
-                    container.remove(force=True, v=True)
-                except Exception:
-                    pass
+                self._discard(container)
+
+    def _discard(self, container) -> None:
+        """Remove a finished build container in the background (:meth:`finish` waits for it)."""
+
+        def remove() -> None:
+            try:
+                container.remove(force=True, v=True)
+            except Exception:
+                pass  # a leftover is removed by the next build of the app
+
+        thread = threading.Thread(target=remove, name="skiff-remove-build-container", daemon=True)
+        thread.start()
+        self._removals.append(thread)
+
+    def finish(self) -> None:
+        """Wait for the build containers being removed."""
+        for thread in self._removals:
+            thread.join()
+        self._removals = []
 
 
 def hash_key(

@@ -96,7 +96,8 @@ def buildpacks_set(context: Context, is_global: bool, args: tuple[str, ...]) -> 
     """Set a build property: buildpacks:set (--global | APP) KEY [VALUE], or buildpacks:set APP PACK.
 
     Keys: trust-host-ca true|false, ca-bundle PATH (global only, local only),
-    packs NAME[,NAME], python-accept-newer true|false, node-registry URL (global only).
+    packs NAME[,NAME], python-accept-newer true|false, python-installer uv|pip,
+    node-registry URL, python-index URL (global only).
     No VALUE resets the key. With a pack name
     (or a heroku-buildpack-NAME URL) instead of a key, APP uses that pack only.
     """
@@ -147,6 +148,23 @@ def repo_purge_cache(context: Context, app: str) -> None:
     )
 
 
+@access.admin_command
+@click.command("buildpacks:purge-shared-cache")
+@pass_context
+def buildpacks_purge_shared_cache(context: Context) -> None:
+    """Delete the wheels every app's Python build shares (verified downloads; the next builds fetch them again)."""
+    from .wheels import WheelCache
+
+    cache = WheelCache(context.path("cache", "buildpacks"))
+    count, size = cache.stats()
+    removed = cache.purge()
+    context.output.step(
+        f"Purged the shared wheel cache: {removed} file(s), {size / 2**20:.1f} MiB"
+        if count
+        else "Purged the shared wheel cache (it was empty)"
+    )
+
+
 COMMANDS: list[click.Command] = [
     buildpacks_list,
     buildpacks_set,
@@ -155,4 +173,5 @@ COMMANDS: list[click.Command] = [
     buildpacks_clear,
     buildpacks_report,
     repo_purge_cache,
+    buildpacks_purge_shared_cache,
 ]

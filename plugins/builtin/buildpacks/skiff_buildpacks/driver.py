@@ -10,6 +10,7 @@ with \\x1e followed by JSON; everything else is the tools' own output, which
 the host indents.
 """
 
+import glob
 import json
 import os
 import shutil
@@ -67,6 +68,39 @@ def cache_paths(env):
     return {k: fallback + v[len("/build/cache") :] if v.startswith("/build/cache/") else v for k, v in env.items()}
 
 
+def installed(venv):
+    """(name, version, wheel tags) of every distribution in the venv's site-packages (for the host's cache)."""
+    found = []
+    for lib in glob.glob(os.path.join(venv, "lib", "python*", "site-packages", "*.dist-info")):
+        try:
+            with open(os.path.join(lib, "METADATA"), encoding="utf-8", errors="replace") as f:
+                head = f.read(8192)
+            with open(os.path.join(lib, "WHEEL"), encoding="utf-8", errors="replace") as f:
+                wheel = f.read(8192)
+        except OSError:
+            continue
+        meta = dict(
+            line.split(": ", 1) for line in head.split("\n\n", 1)[0].splitlines() if ": " in line and line[0] != " "
+        )
+        tags = [line[5:].strip() for line in wheel.splitlines() if line.startswith("Tag: ")]
+        if meta.get("Name") and meta.get("Version") and tags:
+            found.append({"name": meta["Name"].strip(), "version": meta["Version"].strip(), "tags": tags})
+    return found
+
+
+def run_logged(argv, cwd, env, needles):
+    """Run ``argv`` with its output passed through; return its exit code and whether a needle appeared."""
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    seen = False
+    for line in proc.stdout:
+        sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+        seen = seen or any(n.encode() in line for n in needles)
+    return proc.wait(), seen
+
+
 def run_step(step, env):
     step_env = dict(env)
     step_env.update(step.get("env") or {})
@@ -81,17 +115,28 @@ def run_step(step, env):
     started = time.monotonic()
     if title:
         mark(step=title)
+    fallback = step.get("fallback") or {}
     for argv in step.get("run") or []:
         try:
-            code = subprocess.run(
-                argv, cwd=cwd, env=step_env, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT
-            ).returncode
+            if fallback and argv == fallback.get("instead_of"):
+                code, seen = run_logged(argv, cwd, step_env, fallback.get("when") or [])
+                if code != 0 and seen:
+                    print(fallback.get("note") or "retrying", flush=True)
+                    code = subprocess.run(
+                        fallback["run"], cwd=cwd, env=step_env, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT
+                    ).returncode
+            else:
+                code = subprocess.run(
+                    argv, cwd=cwd, env=step_env, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT
+                ).returncode
         except OSError as exc:
             print(f"cannot run {argv[0]}: {exc}", flush=True)
             code = 127
         if code != 0:
             mark(fail=title or argv[0], code=code)
             return code
+    if step.get("report_installed"):
+        mark(report="installed", data=installed(step["report_installed"]))
     if title:
         mark(done=title, seconds=round(time.monotonic() - started, 2))
     return 0

@@ -9,7 +9,8 @@ merged :class:`~skiff_buildpacks.plan.PackPlan`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -51,23 +52,29 @@ class DepsLayer:
     image_id: str
     key: str = ""
     built: bool = False
+    after: list[Future] = field(default_factory=list)  # the packs' after-install work (e.g. cache promotion)
 
 
 def build_image(deploy: Deploy) -> str:
     """Build ``deploy.workdir`` with the packs; return the image reference."""
     started = time.monotonic()
     session = start(deploy)
-    plan = plan_dependencies(session)
-    layer = dependency_layer(session, plan)
-    plan_code(session, plan)
-    fill_default_processes(deploy, plan)
-    t0 = time.monotonic()
-    bid = build_steps.build_id()
-    image_id = code_layer(session, plan, layer, bid)
+    try:
+        plan = plan_dependencies(session)
+        layer = dependency_layer(session, plan)
+        plan_code(session, plan)
+        fill_default_processes(deploy, plan)
+        t0 = time.monotonic()
+        bid = build_steps.build_id()
+        try:
+            image_id = code_layer(session, plan, layer, bid)
+        finally:
+            finish_after_install(deploy, layer)
+    finally:
+        if "runner" in session.__dict__:
+            session.runner.finish()
     ref = build_steps.image_tag(deploy.app, bid)
     record(session, layer, image_id)
-    if layer.built:
-        _prune_deps(session.client, deploy.app, keep=layer.image_id)
     deploy.output.step(f"Built {ref} in {time.monotonic() - started:.1f}s (code layer {time.monotonic() - t0:.1f}s)")
     return ref
 
@@ -140,7 +147,30 @@ def dependency_layer(session: Session, plan: PackPlan) -> DepsLayer:
         session.deploy.output.step(f"Reusing the dependency layer (unchanged: {', '.join(plan.files) or 'none'})")
         return DepsLayer(base=ref, image_id=existing.id, key=key)
     image_id = install_dependencies(session, plan, key, tag)
-    return DepsLayer(base=ref, image_id=image_id, key=key, built=True)
+    layer = DepsLayer(base=ref, image_id=image_id, key=key, built=True)
+    # beside the code layer, on the host: untag older layers, and the packs' after-install work
+    # (e.g. promoting verified wheels into the shared cache)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="skiff-after-install")
+    reports = dict(session.runner.reports)
+    layer.after = [pool.submit(_prune_quietly, session.client, session.deploy.app, image_id)]
+    layer.after += [pool.submit(fn, reports) for fn in plan.after_install]
+    pool.shutdown(wait=False)
+    return layer
+
+
+def _prune_quietly(client: Any, app: str, keep: str) -> list[str]:
+    _prune_deps(client, app, keep=keep)
+    return []
+
+
+def finish_after_install(deploy: Deploy, layer: DepsLayer) -> None:
+    """Wait for the after-install work; print its lines. Its failures only warn: the build stands."""
+    for future in layer.after:
+        try:
+            for line in future.result():
+                deploy.output.info(line)
+        except Exception as exc:
+            deploy.output.warn(f"after the install: {type(exc).__name__}: {exc}")
 
 
 def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -> str:
@@ -170,6 +200,7 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -
             f"skiff/{deploy.app}",
             tag,
             plan.archive_paths,
+            plan.read_only,
         )
     out.step(f"Dependency layer ready in {time.monotonic() - t0:.1f}s")
     return image_id

@@ -8,7 +8,7 @@ instead of juggling the dicts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from skiff import contracts
 
@@ -37,6 +37,8 @@ class PackPlan:
     path_prefix: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     archives: list[dict[str, str]] = field(default_factory=list)
+    read_only: dict[str, str] = field(default_factory=dict)  # container path -> server cache dir (bind, ro)
+    after_install: list[Callable[[dict[str, Any]], list[str]]] = field(default_factory=list)
     additive_lines: dict[str, list[str]] | None = field(default_factory=dict)
     compile_steps: list[Step] = field(default_factory=list)
     compile_files: dict[str, bytes] = field(default_factory=dict)
@@ -53,6 +55,8 @@ class PackPlan:
         _extend_unique(self.path_prefix, deps.get("path", []))
         self.exclude += deps.get("exclude", [])
         self.archives += deps.get("archives", [])
+        self.read_only.update(deps.get("read_only", {}))
+        self.after_install += deps.get("after_install", [])
         if deps.get("steps"):
             self._add_lines(pack, deps.get("additive_lines"))
 

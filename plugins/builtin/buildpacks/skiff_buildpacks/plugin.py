@@ -1,8 +1,8 @@
 """The buildpacks builder: detect the language, install dependencies in a cached layer, add the code.
 
 Language packs are plugins of their own (``buildpack-python``, ``buildpack-node``,
-``buildpack-go``, ``buildpack-static``, ``buildpack-null``) implementing the hooks this plugin
-declares in :mod:`skiff_buildpacks.hookspecs`. Commands: ``buildpacks:list``,
+``buildpack-ruby``, ``buildpack-php``, ``buildpack-go``, ``buildpack-static``, ``buildpack-null``)
+implementing the hooks this plugin declares in :mod:`skiff_buildpacks.hookspecs`. Commands: ``buildpacks:list``,
 ``buildpacks:set``, ``buildpacks:report``, ``repo:purge-cache``.
 """
 
@@ -19,7 +19,7 @@ from skiff.builders import BuilderInfo
 from skiff.context import Context
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError, ValidationError
-from skiff.settings import Namespace, Setting
+from skiff.settings import Namespace, Setting, choice
 
 from . import PLUGIN, hookspecs
 
@@ -55,6 +55,14 @@ def _registry_url(value: str) -> str:
 
     if not REGISTRY_RE.fullmatch(value):
         raise ValidationError(f"node-registry must be an http(s) URL without credentials, got {value!r}")
+    return value.rstrip("/")
+
+
+def _index_url(value: str) -> str:
+    from .wheels import INDEX_RE
+
+    if not INDEX_RE.fullmatch(value):
+        raise ValidationError(f"python-index must be an http(s) URL without credentials, got {value!r}")
     return value.rstrip("/")
 
 
@@ -94,7 +102,21 @@ SETTINGS = Namespace(
             default="https://registry.npmjs.org",
             scope="global",
             level="admin",
-            help="the npm registry Node.js releases come from",
+            help="the npm registry Node.js and package manager (npm, yarn, pnpm) releases come from",
+        ),
+        Setting(
+            "python-installer",
+            type=choice("uv", "pip"),
+            default="uv",
+            help="what installs Python dependencies: uv (the server's shared wheel cache) or pip",
+        ),
+        Setting(
+            "python-index",
+            type=_index_url,
+            default="https://pypi.org/simple",
+            scope="global",
+            level="admin",
+            help="the package index of Python builds, of the uv download and of the shared wheel cache",
         ),
     ),
     noun="property",
@@ -294,6 +316,7 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
         "buildpacks": {
             "packs": s["packs"] or "(detected)",
             "trust-host-ca": s["trust-host-ca"],
+            "python-installer": s["python-installer"],
             "last-build": ",".join(meta.get("buildpacks", [])) or None,
             "stack": meta.get("stack"),
         }

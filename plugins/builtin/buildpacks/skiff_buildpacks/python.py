@@ -1,8 +1,10 @@
 """The Python pack: requirements.txt, Pipfile.lock, uv.lock or poetry.lock into /app/.venv.
 
-The virtualenv is made with ``python3 -m venv --without-pip`` and filled by
-the stack's own pip (``pip --python VENV install``), which skips the seconds
-``venv`` spends bootstrapping pip. Lock files are turned into a pinned
+uv (the server's verified copy, :mod:`skiff_buildpacks.wheels`) makes the
+virtualenv and installs into it, with the app's own cache read-write and the
+server's shared wheel cache read-only; ``buildpacks:set APP python-installer
+pip`` uses the stack's pip instead (``python3 -m venv --without-pip``, then
+``pip --python VENV install``). Lock files are turned into a pinned
 requirements file (``.skiff/requirements.txt``) of the default/main group.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 from skiff import hookimpl
 from skiff.errors import SkiffError
 
+from . import wheels
 from .versions import (
     _parts,
     minor_of,
@@ -212,24 +215,6 @@ def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
         raise SkiffError(f"more than one Python package manager file: {', '.join(found)}; keep only one")
     note, warnings = choose_stack(build)
     notes = [note] if note else []
-    venv = ["python3", "-m", "venv", "--without-pip", VENV]
-    pip = [
-        "python3",
-        "-m",
-        "pip",
-        "--python",
-        f"{VENV}/bin/python",
-        "install",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--progress-bar",
-        "off",
-        "--no-warn-script-location",
-        "--no-compile",
-    ]
-    # pip compiles one file at a time; compileall -j 0 uses every core
-    compile_all = [f"{VENV}/bin/python", "-m", "compileall", "-q", "-j", "0", f"{VENV}/lib"]
-    env = {"PIP_CACHE_DIR": "/build/cache/pip", "PIP_ROOT_USER_ACTION": "ignore"}
     stack_path = {"PATH": build.stack.path}  # the stack's python3, not the venv's (it has no pip)
     result: dict[str, Any] = {
         "label": "Python app",
@@ -246,7 +231,7 @@ def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
             raise SkiffError("pyproject.toml without uv.lock or poetry.lock: commit a lock file or a requirements.txt")
         if build.has("setup.py"):
             result["notes"].append("setup.py without requirements.txt: installing no dependencies")
-        result["steps"] = [{"title": "Creating the virtualenv", "run": [venv], "env": stack_path}]
+        result["steps"] = [{"title": "Creating the virtualenv", "run": [PIP_VENV], "env": stack_path}]
         return result
     manager = found[0]
     if manager == "Pipfile":
@@ -262,28 +247,165 @@ def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
                 if line.strip() and not line.strip().startswith("#")
             }
         )
-        install = [*pip, "-r", "requirements.txt"]
-        tool = "pip"
+        source, origin = "requirements.txt", ""
     else:
         text = build.read(manager)
         if manager == "Pipfile.lock":
-            reqs, tool = pipfile_requirements(text), "pip (from Pipfile.lock)"
+            reqs = pipfile_requirements(text)
         elif manager == "uv.lock":
-            reqs, tool = uv_requirements(text), "pip (from uv.lock)"
+            reqs = uv_requirements(text)
         else:
-            reqs, tool = poetry_requirements(text), "pip (from poetry.lock)"
+            reqs = poetry_requirements(text)
         result["files"] = [manager]
         result["generated"] = {GENERATED: ("".join(r + "\n" for r in reqs)).encode()}
         result["additive_lines"] = sorted(set(reqs))
-        install = [*pip, "-r", GENERATED]
-    result["steps"] = [
-        {
-            "title": f"Installing dependencies with {tool}",
-            "run": [venv, install, compile_all],
-            "env": {**env, **stack_path},
-        }
-    ]
+        source, origin = GENERATED, f" (from {manager})"
+    uv = uv_tool(build, result["warnings"]) if installer(build) == "uv" else None
+    if uv is None:
+        step = pip_step(source, origin)
+    else:
+        step = uv_step(build, uv, source, origin, result)
+    step["env"] = {**step["env"], **stack_path}
+    result["steps"] = [step]
     return result
+
+
+INSTALLER = "python-installer"
+UV_BIN_DIR = f"/build/uv-{wheels.UV_VERSION}"
+SHARED_WHEELS = "/build/wheels"
+PIP_VENV = ["python3", "-m", "venv", "--without-pip", VENV]
+# pip compiles one file at a time; compileall -j 0 uses every core
+COMPILE_ALL = [f"{VENV}/bin/python", "-m", "compileall", "-q", "-j", "0", f"{VENV}/lib"]
+# the app's own index settings: with any of them the shared cache (files of the server's index) is not used
+INDEX_VARS = (
+    "UV_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_INDEX",
+    "UV_EXTRA_INDEX_URL",
+    "UV_FIND_LINKS",
+    "UV_NO_INDEX",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS",
+    "PIP_NO_INDEX",
+)
+INDEX_OPTION = re.compile(r"\s*(?:-i|-f|--index-url|--extra-index-url|--find-links|--no-index|--index)(?:[\s=].*)?")
+NETWORK_FAILURES = ["error sending request", "tcp connect error", "dns error", "Could not connect", "timed out"]
+
+
+def installer(build) -> str:
+    """``buildpacks:set APP python-installer uv|pip`` (uv by default)."""
+    return str((getattr(build, "settings", None) or {}).get(INSTALLER) or "uv")
+
+
+def python_index(build) -> str:
+    return str((getattr(build, "settings", None) or {}).get("python-index") or wheels.DEFAULT_INDEX)
+
+
+def custom_index(build, files: list[str]) -> str | None:
+    """What makes the app use an index of its own (a config var or a requirements option), or None."""
+    for var in INDEX_VARS:
+        if build.config.get(var):
+            return f"config var {var}"
+    for rel in files:
+        if rel.endswith(".txt"):
+            for line in build.read(rel).splitlines():
+                if INDEX_OPTION.fullmatch(line):
+                    return f"{rel}: {line.split()[0]}"
+    return None
+
+
+def uv_tool(build, warnings: list[str]) -> str | None:
+    """The server's verified uv (fetched once); None (pip, with a warning) when it cannot be had."""
+    from .node import tls_verify
+
+    if build.cache_dir is None:
+        warnings.append("no server cache for uv: installing with pip")
+        return None
+    try:
+        directory, _ = wheels.ensure_uv(
+            build.cache_dir, wheels.Index(python_index(build), tls_verify(build)), wheels.host_arch()
+        )
+    except (wheels.IndexUnreachable, wheels.HashMismatch, SkiffError, OSError) as exc:
+        warnings.append(f"uv {wheels.UV_VERSION} is not on this server and could not be fetched ({exc}): using pip")
+        return None
+    return str(directory)
+
+
+def pip_step(source: str, origin: str) -> dict[str, Any]:
+    pip = [
+        "python3",
+        "-m",
+        "pip",
+        "--python",
+        f"{VENV}/bin/python",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        "--no-warn-script-location",
+        "--no-compile",
+        "-r",
+        source,
+    ]
+    return {
+        "title": f"Installing dependencies with pip{origin}",
+        "run": [PIP_VENV, pip, COMPILE_ALL],
+        "env": {"PIP_CACHE_DIR": "/build/cache/pip", "PIP_ROOT_USER_ACTION": "ignore"},
+    }
+
+
+def uv_step(build, uv_dir: str, source: str, origin: str, result: dict[str, Any]) -> dict[str, Any]:
+    """uv into the venv: the app's own cache read-write, the server's shared wheels read-only."""
+    uv = f"{UV_BIN_DIR}/uv"
+    env = {
+        "UV_CACHE_DIR": "/build/cache/uv",
+        "UV_LINK_MODE": "copy",  # the cache is another file system than /app
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_NO_PROGRESS": "1",
+    }
+    for pip_var, uv_var in (("PIP_INDEX_URL", "UV_INDEX_URL"), ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL")):
+        if build.config.get(pip_var) and not build.config.get(uv_var):
+            env[uv_var] = build.config[pip_var]  # Heroku-style pip settings keep working
+    install = [uv, "pip", "install", "--python", f"{VENV}/bin/python", "-r", source]
+    read_only = {UV_BIN_DIR: uv_dir}
+    step: dict[str, Any] = {"title": f"Installing dependencies with uv {wheels.UV_VERSION}{origin}", "env": env}
+    own = custom_index(build, result["files"])
+    if own or build.cache_dir is None:
+        if own:
+            result["notes"].append(f"a package index of the app's own ({own}): the shared wheel cache is not used")
+    else:
+        cache = wheels.WheelCache(build.cache_dir)
+        read_only[SHARED_WHEELS] = str(cache.ensure())
+        install += ["--default-index", python_index(build), "--find-links", SHARED_WHEELS]
+        step["report_installed"] = VENV
+        step["fallback"] = {
+            "instead_of": install,
+            "when": NETWORK_FAILURES,
+            "note": "the package index did not answer: installing from the caches (uv --offline)",
+            "run": [*install, "--offline"],
+        }
+        result["after_install"] = [lambda reports: promote(build, reports)]
+    result["read_only"] = read_only
+    venv = [uv, "venv", "--quiet", "--allow-existing", "--python", "python3", VENV]
+    step["run"] = [venv, install, COMPILE_ALL]
+    return step
+
+
+def promote(build, reports: dict[str, Any]) -> list[str]:
+    """After the build: add the index's own files of what it installed to the shared cache (verified)."""
+    from .node import tls_verify
+
+    installed = wheels.parse_report(reports.get("installed"))
+    if not installed or build.cache_dir is None:
+        return []
+    index = wheels.Index(python_index(build), tls_verify(build))
+    outcome = wheels.WheelCache(build.cache_dir).promote(installed, index)
+    lines = [outcome.summary()]
+    if outcome.errors:
+        lines.append(f"not cached: {'; '.join(outcome.errors[:3])}" + (" ..." if len(outcome.errors) > 3 else ""))
+    return lines
 
 
 def requirement_files(build, first: str) -> list[str]:

@@ -88,6 +88,8 @@ def env(tmp_path_factory, stack_image, docker_client, docker_cleanup_module):
 @pytest.fixture(scope="module")
 def flask_build(env):
     app = env.new_app()
+    # these tests read pip's own output (uv, the default, has test_uv_e2e.py)
+    bp.SETTINGS.set(env.context, "python-installer", "pip", app=app)
     source = env.copy("flask")
     release, output = env.deploy(app, source)
     return app, source, release, output

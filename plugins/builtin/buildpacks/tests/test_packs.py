@@ -262,10 +262,10 @@ def test_node_pack(tmp_path):
         ["npm", "run", "build"]
     ]
     assert node.skiff_buildpack_processes("node", make_build(APPS / "node")) == {"web": "npm start"}
-    write(tmp_path, {"package.json": "{}", "yarn.lock": ""})
-    with pytest.raises(SkiffError, match="yarn.lock found: only npm is supported"):
+    write(tmp_path, {"package.json": "{}", "bun.lockb": ""})
+    with pytest.raises(SkiffError, match="bun.lockb found: bun is not supported"):
         node.skiff_buildpack_dependencies("node", make_build(tmp_path))
-    (tmp_path / "yarn.lock").unlink()
+    (tmp_path / "bun.lockb").unlink()
     deps = node.skiff_buildpack_dependencies("node", make_build(tmp_path))
     assert deps["steps"][0]["run"][0][:2] == ["npm", "install"]
 
@@ -598,6 +598,7 @@ FORKY = Stack(image="skiff/stack:forky", id="sha256:fff", python="3.14.2", node=
 def build_with_buildable(source, stacks, built):
     """A build whose ensurer 'builds' a buildable stack (records it) and returns the built one."""
     build = make_build(source, stacks=stacks)
+    build.settings["python-installer"] = "pip"  # no server cache here for uv; the stack is what is tested
     made = []
 
     def ensurer(stack):

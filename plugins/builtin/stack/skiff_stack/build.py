@@ -45,7 +45,7 @@ STACK_VERSION = "1"
 VERSION_LABEL = "skiff.stack.version"
 UPDATED_LABEL = "skiff.stack.updated"
 BOOTSTRAP_LABEL = "skiff.stack-bootstrap"  # on the container that bootstraps a rootfs: the suite
-APP_UID = 1000
+APP_UID = contracts.APP_UID  # the user builds and processes run as
 MILESTONES = (
     "I: Retrieving Release",
     "I: Installing core packages",

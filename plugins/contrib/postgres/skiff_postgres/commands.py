@@ -121,6 +121,7 @@ def postgres_destroy(context: Context, name: str, force: bool) -> None:
         c = pg_container.client()
         context.output.step(f"Destroying postgres {name}")
         pg_container.remove(c, service, graceful=False)
+        pg_container.remove_network(c, service)
         remove_data(context, c, service)
         pg_service.delete(context, name)
     context.output.step(f"Destroyed postgres {name}")
@@ -224,7 +225,7 @@ def postgres_info(context: Context, name: str, field: str | None) -> None:
         "image": service.image,
         "id": container.id if container is not None else "",
         "data-dir": str(pg_service.data_dir(context, name) / "data"),
-        "internal-ip": pg_container.internal_ip(container) if container is not None else "",
+        "internal-ip": pg_container.internal_ip(container, service) if container is not None else "",
         "hostname": service.host,
         "exposed-ports": _exposed(service),
         "links": " ".join(f"{app}:{key}" for app, key in sorted(service.links.items())) or "-",
@@ -249,6 +250,16 @@ def _redeploy(context: Context, app: str, description: str, no_restart: bool) ->
         lifecycle.redeploy(context, app, description)
 
 
+def _on_network(context: Context, service: Service, app: str, change: Any) -> None:
+    """Attach the service to (or detach it from) the app's network; with the engine away, say when it happens."""
+    try:
+        change(pg_container.client(), service, app)
+    except SkiffError as exc:
+        context.output.warn(
+            f"postgres {service.name}: the network of {app} is not changed yet ({exc}); it is at {app}'s next deploy"
+        )
+
+
 @access.service_command(service="name", kind="postgres", app="app")
 @click.command("postgres:link")
 @click.argument("name")
@@ -269,6 +280,7 @@ def postgres_link(context: Context, name: str, app: str, alias: str | None, no_r
         context.state.set_config(app, {key: service.dsn()})
         service.links[app] = key
         pg_service.save(context, service)
+        _on_network(context, service, app, pg_container.attach)  # the app's network: only linked apps reach it
     context.output.step(f"Linked postgres {name} to {app} as {key}")
     _redeploy(context, app, f"Link postgres {name}", no_restart)
 
@@ -298,6 +310,7 @@ def postgres_unlink(context: Context, name: str, app: str, no_restart: bool) -> 
         key = service.links.pop(app)
         context.state.unset_config(app, [key])
         pg_service.save(context, service)
+        _on_network(context, service, app, pg_container.detach)
     context.output.step(f"Unlinked postgres {name} from {app} ({key} removed)")
     _redeploy(context, app, f"Unlink postgres {name}", no_restart)
 

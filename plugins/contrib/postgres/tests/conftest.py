@@ -85,8 +85,16 @@ def cleanup(docker_client, skiff_root):
         c.remove(force=True)
 
 
-def psql_client(docker_client, image: str, url: str, sql: str, *, network_mode: str = sv.NETWORK) -> tuple[int, str]:
-    """Run a real psql client in a one-off container with DATABASE_URL in its environment."""
+def service_network(url: str) -> str:
+    """The own network of the service a DSN names (``...@skiff-postgres-NAME:5432/...``)."""
+    host = url.rsplit("@", 1)[1].split(":", 1)[0]
+    return sv.network(host.removeprefix("skiff-postgres-"))
+
+
+def psql_client(docker_client, image: str, url: str, sql: str, *, network_mode: str | None = None) -> tuple[int, str]:
+    """Run a real psql client in a one-off container with DATABASE_URL in its environment,
+    on the service's own network unless ``network_mode`` says otherwise."""
+    network_mode = network_mode or service_network(url)
     container = docker_client.containers.run(
         image,
         entrypoint=["sh", "-c", CLIENT_SCRIPT],

@@ -1,0 +1,403 @@
+"""The server's shared wheel cache and the uv tool cache (Python builds).
+
+Both live under ``SKIFF_ROOT/cache/buildpacks/`` and only Skiff writes them, on
+the host, after checking every byte against a hash:
+
+- ``tools/uv-<version>-<arch>/uv``: the uv binary, from the pinned wheel
+  (:data:`UV_WHEELS`) on the package index; its sha256 is pinned here, so an
+  index cannot hand out another binary. Fetched once per server, bind-mounted
+  read-only into dependency build containers (never copied into a layer).
+- ``wheels/``: a flat directory of ``.whl`` files, bind-mounted read-only into
+  the dependency build of every app that uses the server's index (uv's
+  ``--find-links``). Builds never write it: after a build, the build reports the
+  distributions it installed (name, version, wheel tags), and Skiff downloads
+  the wheel file with exactly those tags **from the server's index itself** and
+  keeps it only when its sha256 is the one the index lists. A wheel built from
+  source has no such file on the index and stays in the app's own cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from skiff.errors import SkiffError
+
+DEFAULT_INDEX = "https://pypi.org/simple"
+INDEX_RE = re.compile(r"\Ahttps?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%-]+)*/?\Z")
+UV_VERSION = "0.13.8"
+# arch -> (wheel file on the index, its sha256): a static (musl) binary that runs on every stack
+UV_WHEELS = {
+    "x86_64": (
+        "uv-0.13.8-py3-none-musllinux_1_1_x86_64.whl",
+        "29451c60f5e8b07403e0a175d5229efc36b0289b34143ff4aaa499a5dd52553a",
+    ),
+    "aarch64": (
+        "uv-0.13.8-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64.musllinux_1_1_aarch64.whl",
+        "0b3e8b1a4f5e405e31e2ff33de8af4744831e9f7338539671efbd8c3c94e791d",
+    ),
+}
+ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+TIMEOUT = (10, 60)
+MAX_PAGE = 32 * 1024 * 1024
+MAX_WHEEL = 256 * 1024 * 1024
+MAX_REPORTED = 1000  # distributions one build may ask to promote
+PROMOTE_BUDGET = 120.0  # seconds for one build's promotion
+NAME_RE = re.compile(r"\A[A-Za-z0-9](?:[A-Za-z0-9._-]{0,198}[A-Za-z0-9])?\Z")
+VERSION_RE = re.compile(r"\A[A-Za-z0-9.+!_-]{1,64}\Z")
+TAG_RE = re.compile(r"\A[A-Za-z0-9_.]{1,64}-[A-Za-z0-9_.]{1,64}-[A-Za-z0-9_.]{1,200}\Z")
+WHEEL_RE = re.compile(
+    r"\A(?P<name>[A-Za-z0-9._]+)-(?P<version>[A-Za-z0-9.+!_]+)(?:-(?P<build>[0-9][A-Za-z0-9_.]*))?"
+    r"-(?P<py>[A-Za-z0-9_.]+)-(?P<abi>[A-Za-z0-9_.]+)-(?P<plat>[A-Za-z0-9_.]+)\.whl\Z"
+)
+SHA256_RE = re.compile(r"\A[0-9a-f]{64}\Z")
+
+
+class IndexUnreachable(Exception):
+    """The index did not answer usably (the reason is safe to print)."""
+
+
+def host_arch() -> str:
+    machine = platform.machine().lower()
+    if machine not in ARCHES:
+        raise SkiffError(f"no uv binary for this machine ({machine})")
+    return ARCHES[machine]
+
+
+def normalize(name: str) -> str:
+    """PEP 503's normalised project name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def parse_wheel(filename: str) -> tuple[str, str, frozenset[str]] | None:
+    """``(normalised name, version, expanded tags)`` of a wheel file name, or None."""
+    match = WHEEL_RE.fullmatch(filename)
+    if not match:
+        return None
+    tags = frozenset(
+        f"{py}-{abi}-{plat}"
+        for py in match["py"].split(".")
+        for abi in match["abi"].split(".")
+        for plat in match["plat"].split(".")
+    )
+    return normalize(match["name"]), match["version"], tags
+
+
+def same_version(a: str, b: str) -> bool:
+    return a.lower().replace("_", "-") == b.lower().replace("_", "-")
+
+
+# -- the index ----------------------------------------------------------------
+
+
+@dataclass
+class IndexFile:
+    filename: str
+    url: str
+    sha256: str
+
+
+class _Anchors(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []
+        self._href: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._href = dict(attrs).get("href") or ""
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href is not None:
+            self.links.append((self._href, "".join(self._text).strip()))
+            self._href = None
+
+
+def parse_project_page(body: bytes, content_type: str, page_url: str) -> list[IndexFile]:
+    """The files of a simple-API project page (PEP 691 JSON or PEP 503 HTML) that carry a sha256."""
+    files: list[IndexFile] = []
+    if "json" in content_type:
+        doc = json.loads(body)
+        for item in doc.get("files", []) if isinstance(doc, dict) else []:
+            if not isinstance(item, dict):
+                continue
+            sha = (item.get("hashes") or {}).get("sha256", "")
+            name, url = item.get("filename"), item.get("url")
+            if isinstance(name, str) and isinstance(url, str) and isinstance(sha, str) and SHA256_RE.fullmatch(sha):
+                files.append(IndexFile(name, urljoin(page_url, url), sha))
+        return files
+    parser = _Anchors()
+    parser.feed(body.decode("utf-8", "replace"))
+    for href, text in parser.links:
+        url, _, fragment = href.partition("#")
+        algo, _, sha = fragment.partition("=")
+        name = text or url.rsplit("/", 1)[-1]
+        if algo == "sha256" and SHA256_RE.fullmatch(sha):
+            files.append(IndexFile(name, urljoin(page_url, url), sha))
+    return files
+
+
+class Index:
+    """A package index's simple API, read by Skiff on the host (``requests``, the host's CA bundle)."""
+
+    def __init__(self, url: str, verify: str | bool = True):
+        if not INDEX_RE.fullmatch(url):
+            raise SkiffError(f"the python-index setting is not an http(s) URL: {url!r}")
+        self.url = url.rstrip("/")
+        self.verify = verify
+
+    def files(self, project: str) -> list[IndexFile]:
+        import requests
+
+        page = f"{self.url}/{normalize(project)}/"
+        headers = {"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"}
+        try:
+            with requests.get(page, timeout=TIMEOUT, stream=True, headers=headers, verify=self.verify) as resp:
+                if resp.status_code != 200:
+                    raise IndexUnreachable(f"HTTP {resp.status_code} for {page}")
+                body = _read_capped(resp.iter_content(65536), MAX_PAGE)
+                return parse_project_page(body, resp.headers.get("Content-Type", ""), resp.url or page)
+        except requests.RequestException as exc:
+            raise IndexUnreachable(f"{type(exc).__name__} reading {page}") from exc
+        except ValueError as exc:
+            raise IndexUnreachable(f"unreadable project page {page}") from exc
+
+    def download(self, file: IndexFile, directory: Path) -> Path:
+        """Download ``file`` into a temporary file in ``directory``; keep it only when its sha256 matches."""
+        import requests
+
+        if urlsplit(file.url).scheme not in ("http", "https"):
+            raise IndexUnreachable(f"not an http(s) file URL: {file.filename}")
+        digest = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".download-", suffix=".whl")
+        try:
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                with requests.get(file.url, timeout=TIMEOUT, stream=True, verify=self.verify) as resp:
+                    if resp.status_code != 200:
+                        raise IndexUnreachable(f"HTTP {resp.status_code} for {file.filename}")
+                    for chunk in resp.iter_content(1024 * 1024):
+                        size += len(chunk)
+                        if size > MAX_WHEEL:
+                            raise IndexUnreachable(f"{file.filename} is larger than {MAX_WHEEL >> 20} MiB")
+                        digest.update(chunk)
+                        out.write(chunk)
+            if digest.hexdigest() != file.sha256:
+                raise HashMismatch(f"{file.filename} does not match the index's sha256; not cached")
+            return Path(tmp)
+        except requests.RequestException as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise IndexUnreachable(f"{type(exc).__name__} downloading {file.filename}") from exc
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class HashMismatch(Exception):
+    """A download's sha256 is not the one the index lists."""
+
+
+def _read_capped(chunks: Iterable[bytes], limit: int) -> bytes:
+    data = bytearray()
+    for chunk in chunks:
+        data += chunk
+        if len(data) > limit:
+            raise ValueError("too large")
+    return bytes(data)
+
+
+# -- the uv tool --------------------------------------------------------------
+
+
+def uv_dir(cache_dir: Path, arch: str) -> Path:
+    return cache_dir / "tools" / f"uv-{UV_VERSION}-{arch}"
+
+
+def ensure_uv(cache_dir: Path, index: Index, arch: str) -> tuple[Path, bool]:
+    """The directory holding the verified uv binary (fetched once per server); and whether it was fetched now."""
+    target = uv_dir(cache_dir, arch)
+    if (target / "uv").is_file():
+        return target, False
+    filename, sha256 = UV_WHEELS[arch]
+    tools = target.parent
+    tools.mkdir(parents=True, exist_ok=True)
+    os.chmod(tools, 0o755)
+    listed = {f.filename: f for f in index.files("uv")}
+    if filename not in listed:
+        raise IndexUnreachable(f"the index lists no {filename}")
+    # the pinned hash decides, whatever the index lists
+    wheel = index.download(IndexFile(filename, listed[filename].url, sha256), tools)
+    staging = Path(tempfile.mkdtemp(dir=tools, prefix=".uv-"))
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            data = zf.read(f"uv-{UV_VERSION}.data/scripts/uv")
+        binary = staging / "uv"
+        binary.write_bytes(data)
+        os.chmod(binary, 0o755)
+        os.chmod(staging, 0o755)
+        try:
+            os.rename(staging, target)
+        except OSError:  # another build put it there first
+            if not (target / "uv").is_file():
+                raise
+    finally:
+        wheel.unlink(missing_ok=True)
+        if staging.exists():
+            for child in staging.iterdir():
+                child.unlink()
+            staging.rmdir()
+    return target, True
+
+
+# -- the shared wheel cache ---------------------------------------------------
+
+
+@dataclass
+class Installed:
+    """One distribution a build says it installed (untrusted: it only names what Skiff may fetch)."""
+
+    name: str
+    version: str
+    tags: frozenset[str]
+
+
+def parse_report(data: Any) -> list[Installed]:
+    """The driver's ``installed`` report, validated; bad entries are dropped."""
+    found: list[Installed] = []
+    if not isinstance(data, list):
+        return found
+    for item in data[:MAX_REPORTED]:
+        if not isinstance(item, dict):
+            continue
+        name, version, tags = item.get("name"), item.get("version"), item.get("tags")
+        if not (isinstance(name, str) and NAME_RE.fullmatch(name)):
+            continue
+        if not (isinstance(version, str) and VERSION_RE.fullmatch(version)):
+            continue
+        if not isinstance(tags, list) or not tags or not all(isinstance(t, str) and TAG_RE.fullmatch(t) for t in tags):
+            continue
+        found.append(Installed(normalize(name), version, frozenset(tags)))
+    return found
+
+
+@dataclass
+class Promotion:
+    """What one promotion did (for the build's output)."""
+
+    added: list[str] = field(default_factory=list)
+    present: int = 0
+    not_on_index: list[str] = field(default_factory=list)  # built from source, or another index's
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        parts = [f"{len(self.added)} wheel(s) verified against the index and added"]
+        if self.present:
+            parts.append(f"{self.present} already there")
+        if self.not_on_index:
+            parts.append(f"{len(self.not_on_index)} kept in the app's own cache (not on the index)")
+        return "Shared wheel cache: " + ", ".join(parts) + f" ({self.seconds:.1f}s)"
+
+
+class WheelCache:
+    """``SKIFF_ROOT/cache/buildpacks/wheels``: verified ``.whl`` files, shared by every app's build."""
+
+    def __init__(self, cache_dir: Path):
+        self.dir = cache_dir / "wheels"
+
+    def ensure(self) -> Path:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o755)  # read by the build user through a read-only bind mount
+        return self.dir
+
+    def wheels(self) -> dict[tuple[str, str, frozenset[str]], str]:
+        found: dict[tuple[str, str, frozenset[str]], str] = {}
+        if not self.dir.is_dir():
+            return found
+        for path in self.dir.glob("*.whl"):
+            parsed = parse_wheel(path.name)
+            if parsed is not None:
+                found[(parsed[0], parsed[1].lower(), parsed[2])] = path.name
+        return found
+
+    def stats(self) -> tuple[int, int]:
+        files = list(self.dir.glob("*.whl")) if self.dir.is_dir() else []
+        return len(files), sum(f.stat().st_size for f in files)
+
+    def purge(self) -> int:
+        removed = 0
+        if not self.dir.is_dir():
+            return 0
+        for path in self.dir.iterdir():
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+                removed += 1
+        return removed
+
+    def promote(self, installed: list[Installed], index: Index, budget: float = PROMOTE_BUDGET) -> Promotion:
+        """Fetch from ``index`` the wheel files ``installed`` names, verify them, add them."""
+        started = time.monotonic()
+        result = Promotion()
+        have = self.wheels()
+        todo = []
+        for dist in installed:
+            if (dist.name, dist.version.lower(), dist.tags) in have:
+                result.present += 1
+            else:
+                todo.append(dist)
+        if todo:
+            self.ensure()
+            deadline = started + budget
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                for dist, outcome in zip(todo, pool.map(lambda d: self._promote_one(d, index, deadline), todo)):
+                    label = f"{dist.name}=={dist.version}"
+                    if outcome == "added":
+                        result.added.append(label)
+                    elif outcome == "absent":
+                        result.not_on_index.append(label)
+                    else:
+                        result.errors.append(f"{label}: {outcome}")
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _promote_one(self, dist: Installed, index: Index, deadline: float) -> str:
+        if time.monotonic() > deadline:
+            return "out of time"
+        try:
+            files = index.files(dist.name)
+        except IndexUnreachable as exc:
+            return str(exc)
+        match = None
+        for file in files:
+            parsed = parse_wheel(file.filename)
+            if parsed and parsed[0] == dist.name and same_version(parsed[1], dist.version) and parsed[2] == dist.tags:
+                match = file
+                break
+        if match is None:
+            return "absent"
+        try:
+            tmp = index.download(match, self.dir)
+        except (IndexUnreachable, HashMismatch) as exc:
+            return str(exc)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.dir / match.filename)
+        return "added"

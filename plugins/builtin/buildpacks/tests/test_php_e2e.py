@@ -1,0 +1,106 @@
+"""End to end: PHP apps ``git push``ed over a real sshd, built by the php pack on the PHP
+toolchain layer (made on first use from Debian's php-fpm, composer and nginx), run by the
+docker scheduler (php-fpm behind nginx in the container) and asked through a private nginx.
+
+- tests/apps/php-composer: composer.json + composer.lock with acme/greeter committed in
+  vendor/ (and a package.json: still a PHP app), document root public/ from
+  composer.json extra.heroku; built offline, autoloader written by composer;
+- tests/apps/php-plain: an index.php and no composer.json;
+- a composer.json whose dependency is not vendored and whose registry does not answer:
+  one line, nothing built.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from skiff.testing.docker import new_app_name
+from skiff.testing.sshd import git_push, init_repo
+
+pytestmark = pytest.mark.e2e
+
+APPS = Path(__file__).resolve().parents[4] / "tests" / "apps"
+GLOBAL = "skiff.test"
+
+
+@pytest.fixture
+def sshd_skiff_env(private_nginx):
+    """The server-side skiff loads every installed plugin and drives the private nginx."""
+    return dict(private_nginx.env)
+
+
+def files_of(name: str) -> dict[str, str]:
+    root = APPS / name
+    return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
+
+
+def push(app: str, files: dict, sshd, tmp_path: Path):
+    t0 = time.monotonic()
+    pushed = git_push(init_repo(tmp_path / app, files), app, sshd)
+    print(f"{app}: pushed in {time.monotonic() - t0:.1f}s\n{pushed.output}")
+    return pushed
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once it is closed
+
+
+def test_composer_app_with_vendor_and_plain_index_php_answer_through_nginx(
+    stack_image, docker_cleanup, private_nginx, sshd, tmp_path
+):
+    assert sshd.ssh(["domains:set-global", GLOBAL]).exit_code == 0
+    app = docker_cleanup.app(new_app_name("phpc"))
+    pushed = push(app, files_of("php-composer"), sshd, tmp_path)
+    assert pushed.exit_code == 0, pushed.output
+    output = pushed.output
+    assert "PHP app detected" in output and "Node.js app detected" not in output
+    assert "vendor/ holds all 1 packages: building offline" in output
+    assert "Installing dependencies with composer" not in output  # nothing to download
+    assert "Writing the autoloader with composer" in output
+    assert "default process type web: heroku-php-nginx public/" in output
+    home = private_nginx.request(host=f"{app}.{GLOBAL}")
+    assert home.status == 200, home.body
+    assert "hello from the vendored acme/greeter to a composer app (php 8." in home.body
+    assert "fpm-fcgi, nginx" in home.body  # php-fpm behind the container's nginx
+    # the document root is public/: the app's other files are not served
+    assert private_nginx.request("/composer.json", host=f"{app}.{GLOBAL}").status == 404
+    # config vars reach PHP through php-fpm (clear_env = no), after a config-only release
+    assert sshd.ssh(["config:set", app, "GREETING=hello-from-config"]).exit_code == 0
+    env = private_nginx.request("/env", host=f"{app}.{GLOBAL}")
+    assert env.status == 200 and env.body.strip() == "hello-from-config"
+
+    plain = docker_cleanup.app(new_app_name("phpp"))
+    pushed = push(plain, files_of("php-plain"), sshd, tmp_path)
+    assert pushed.exit_code == 0, pushed.output
+    assert "no composer.json: serving the PHP files as they are" in pushed.output
+    assert "Building the php toolchain layer" not in pushed.output  # made once, reused
+    home = private_nginx.request(host=f"{plain}.{GLOBAL}")
+    assert home.status == 200 and "hello from a plain index.php (php 8." in home.body and "fpm-fcgi" in home.body
+    assert private_nginx.request("/teapot.php", host=f"{plain}.{GLOBAL}").status == 418
+    assert private_nginx.request("/.env", host=f"{plain}.{GLOBAL}").status == 403  # dotfiles are never served
+
+
+def test_composer_json_needing_an_unreachable_registry_is_one_line(
+    stack_image, docker_client, docker_cleanup, sshd, tmp_path
+):
+    app = docker_cleanup.app(new_app_name("phpbad"))
+    registry = f"http://127.0.0.1:{closed_port()}"
+    composer = (
+        '{"require": {"php": ">=8.1", "monolog/monolog": "^3.8"},\n'
+        f' "repositories": [{{"packagist.org": false}}, {{"type": "composer", "url": "{registry}"}}]}}\n'
+    )
+    pushed = push(app, {"composer.json": composer, "index.php": "<?php echo 1;\n"}, sshd, tmp_path)
+    assert pushed.exit_code != 0
+    line = (
+        f"composer needs monolog/monolog from {registry}, which this server cannot reach (connection failed); "
+        "commit vendor/ and composer.lock (composer install) to build offline"
+    )
+    assert line in pushed.output
+    assert "Installing dependencies with composer" not in pushed.output and "Traceback" not in pushed.output
+    assert docker_client.images.list(name=f"skiff/{app}") == []
