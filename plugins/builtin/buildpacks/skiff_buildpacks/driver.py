@@ -195,6 +195,11 @@ def run_step(step, env):
     started = time.monotonic()
     if title:
         mark(step=title)
+    if step.get("venv"):
+        # in this process: no second interpreter start (python3 -m venv) and no uv probe (uv venv)
+        import venv
+
+        venv.EnvBuilder(symlinks=True, with_pip=False).create(step["venv"])
     fallback = step.get("fallback") or {}
     for argv in step.get("run") or []:
         try:

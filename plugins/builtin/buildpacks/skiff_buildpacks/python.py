@@ -21,6 +21,7 @@ from skiff import hookimpl
 from skiff.errors import SkiffError
 
 from . import wheels
+from .build import BUILD_LABEL
 from .versions import (
     _parts,
     minor_of,
@@ -363,8 +364,8 @@ def uv_step(build, uv_dir: str, source: str, origin: str, result: dict[str, Any]
         }
         result["after_install"] = [lambda reports, client: promote(build, reports, client)]
     result["read_only"] = read_only
-    venv = [uv, "venv", "--quiet", "--allow-existing", "--python", "python3", VENV]
-    step["run"] = [venv, install]
+    step["venv"] = VENV  # made by the driver itself (the stack's venv module, without pip)
+    step["run"] = [install]
     # the shared cache's precompiled bytecode first, then compileall -j 0 for the rest
     step["compile"] = {"venv": VENV, "wheels": SHARED_WHEELS if SHARED_WHEELS in read_only else None}
     return step
@@ -389,7 +390,9 @@ def promote(build, reports: dict[str, Any], client: Any = None) -> list[str]:
         try:
             tag = wheels.pyc_tag(build.stack.python)
             todo = wheels.missing_bundles(cache, tag, outcome.files)
-            outcome.compiled = wheels.compile_bundles(client, build.stack.image, build.stack.user, cache, tag, todo)
+            outcome.compiled = wheels.compile_bundles(
+                client, build.stack.image, build.stack.user, cache, tag, todo, {BUILD_LABEL: build.app}
+            )
         except Exception as exc:  # the build stands; the next one compiles for itself
             outcome.errors.append(f"bytecode: {type(exc).__name__}: {exc}")
         outcome.seconds += time.monotonic() - started

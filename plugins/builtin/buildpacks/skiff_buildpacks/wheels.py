@@ -497,8 +497,19 @@ def missing_bundles(cache: WheelCache, tag: str, filenames: Iterable[str]) -> li
     return sorted({f for f in filenames if not (directory / f"{f}.tar").is_file() and (cache.dir / f).is_file()})
 
 
-def compile_bundles(client: Any, image: str, user: str, cache: WheelCache, tag: str, filenames: list[str]) -> int:
-    """Compile the bytecode of shared ``filenames`` in a container Skiff controls; keep the valid bundles."""
+def compile_bundles(
+    client: Any,
+    image: str,
+    user: str,
+    cache: WheelCache,
+    tag: str,
+    filenames: list[str],
+    labels: dict[str, str] | None = None,
+) -> int:
+    """Compile the bytecode of shared ``filenames`` in a container Skiff controls; keep the valid bundles.
+
+    ``labels`` go on the container (the build's, so a leftover is removed by the app's next build).
+    """
     import docker.types
 
     if not filenames:
@@ -509,7 +520,7 @@ def compile_bundles(client: Any, image: str, user: str, cache: WheelCache, tag: 
         user=user,
         network_disabled=True,
         mounts=[docker.types.Mount("/w", str(cache.dir), type="bind", read_only=True)],
-        labels={"skiff.pyc": tag},
+        labels={"skiff.pyc": tag, **(labels or {})},
     )
     try:
         container.start()

@@ -231,9 +231,9 @@ def test_uv_is_the_default_installer_with_the_shared_cache_read_only(cache):
     deps = python.skiff_buildpack_dependencies("python", make_build(APPS / "flask", cache))
     (step,) = deps["steps"]
     uv = f"/build/uv-{wheels.UV_VERSION}/uv"
-    venv, install = step["run"]
+    (install,) = step["run"]
     assert step["title"] == f"Installing dependencies with uv {wheels.UV_VERSION}"
-    assert venv[:2] == [uv, "venv"] and venv[-1] == "/app/.venv"
+    assert step["venv"] == "/app/.venv"
     assert install[:6] == [uv, "pip", "install", "--python", "/app/.venv/bin/python", "-r"]
     assert install[-4:] == ["--default-index", "https://pypi.org/simple", "--find-links", "/build/wheels"]
     assert step["compile"] == {"venv": "/app/.venv", "wheels": "/build/wheels"}
@@ -265,7 +265,7 @@ def test_lock_files_install_with_uv(cache, tmp_path):
     deps = python.skiff_buildpack_dependencies("python", make_build(src, cache))
     (step,) = deps["steps"]
     assert step["title"] == f"Installing dependencies with uv {wheels.UV_VERSION} (from poetry.lock)"
-    assert step["run"][1][5:7] == ["-r", ".skiff/requirements.txt"]
+    assert step["run"][0][5:7] == ["-r", ".skiff/requirements.txt"]
 
 
 @pytest.mark.parametrize(
@@ -284,7 +284,7 @@ def test_an_app_index_of_its_own_never_sees_the_shared_cache(cache, tmp_path, co
     deps = python.skiff_buildpack_dependencies("python", make_build(src, cache, config=config))
     (step,) = deps["steps"]
     assert "/build/wheels" not in deps["read_only"] and "after_install" not in deps
-    assert "--find-links" not in step["run"][1] and "report_installed" not in step
+    assert "--find-links" not in step["run"][0] and "report_installed" not in step
     assert any(why in note and "shared wheel cache is not used" in note for note in deps["notes"])
     if "PIP_EXTRA_INDEX_URL" in config:
         assert step["env"]["UV_EXTRA_INDEX_URL"] == config["PIP_EXTRA_INDEX_URL"]
@@ -474,3 +474,14 @@ def test_driver_compiles_only_what_has_no_bytecode(tmp_path, monkeypatch):
     assert driver.compile_missing(str(venv), str(tmp_path), dict(os.environ)) == 0
     assert (site / "__pycache__" / f"done.{tag}.pyc").read_bytes() == b"placed"
     assert (site / "__pycache__" / f"todo.{tag}.pyc").is_file()
+
+
+def test_driver_makes_the_venv_in_process(tmp_path):
+    target = tmp_path / "venv"
+    assert driver.run_step({"venv": str(target), "cwd": str(tmp_path), "run": []}, {"PATH": os.environ["PATH"]}) == 0
+    assert (target / "pyvenv.cfg").is_file() and (target / "bin" / "python").exists()
+    assert not list(target.glob("lib/python*/site-packages/pip"))
+    # again on top (an additive layer): kept
+    (target / "keep").write_text("x")
+    assert driver.run_step({"venv": str(target), "cwd": str(tmp_path), "run": []}, {"PATH": os.environ["PATH"]}) == 0
+    assert (target / "keep").is_file()
