@@ -270,7 +270,7 @@ def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
         warnings.append(".bundle/ is left out of the build (it holds one checkout's local bundler settings)")
     if bundle.cached:
         notes.append(f"{CACHE_DIR}/ found: installing offline with bundle install --local")
-        install = ["bundle", "install", "--local"]
+        install = ["bundle", "install", "--local", "--no-cache"]
     else:
         check_sources(build, bundle)
         install = ["bundle", "install"]

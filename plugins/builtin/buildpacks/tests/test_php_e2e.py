@@ -68,8 +68,9 @@ def test_composer_app_with_vendor_and_plain_index_php_answer_through_nginx(
     assert home.status == 200, home.body
     assert "hello from the vendored acme/greeter to a composer app (php 8." in home.body
     assert "fpm-fcgi, nginx" in home.body  # php-fpm behind the container's nginx
-    # the document root is public/: the app's other files are not served
-    assert private_nginx.request("/composer.json", host=f"{app}.{GLOBAL}").status == 404
+    # the document root is public/: the app's other files are not served (the front controller answers)
+    other = private_nginx.request("/composer.json", host=f"{app}.{GLOBAL}")
+    assert other.status == 200 and "skiff/php-hello" not in other.body and "acme/greeter to a" in other.body
     # config vars reach PHP through php-fpm (clear_env = no), after a config-only release
     assert sshd.ssh(["config:set", app, "GREETING=hello-from-config"]).exit_code == 0
     env = private_nginx.request("/env", host=f"{app}.{GLOBAL}")

@@ -105,7 +105,7 @@ def test_vendor_cache_installs_offline_on_the_ruby_toolchain_layer(tmp_path, unr
     deps = ruby.skiff_buildpack_dependencies("ruby", build)
     assert unreachable == []  # offline: no source is asked
     (step,) = deps["steps"]
-    assert step["run"] == [["bundle", "install", "--local"]]
+    assert step["run"] == [["bundle", "install", "--local", "--no-cache"]]
     assert step["env"]["BUNDLE_USER_CACHE"].startswith("/build/cache/")
     assert deps["files"] == ["Gemfile", "Gemfile.lock", "vendor/cache/puma-6.6.0.gem", "vendor/cache/rack-3.1.12.gem"]
     assert deps["env"]["GEM_HOME"] == "/app/vendor/bundle" and deps["env"]["BUNDLE_FROZEN"] == "true"
