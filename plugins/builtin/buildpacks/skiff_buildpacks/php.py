@@ -376,7 +376,12 @@ def skiff_buildpack_compile(pack: str, build) -> dict[str, Any] | None:
     if pack != NAME:
         return None
     script = Path(__file__).with_name("php_web.py").read_bytes()
-    steps: list[dict[str, Any]] = [{"run": [["chmod", "0755", f"/app/{WEB_SCRIPT}", f"/app/{ALIAS_SCRIPT}"]]}]
+    composer = inspect(build)
+    vendor_bin = f"/app/{composer.vendor_dir if composer else 'vendor'}/bin"
+    scripts = [f"/app/{WEB_SCRIPT}", f"/app/{ALIAS_SCRIPT}"]
+    # Procfiles written for Heroku name vendor/bin/heroku-php-nginx (its buildpack puts them there)
+    links = [["ln", "-sfn", path, f"{vendor_bin}/{path.rpartition('/')[2]}"] for path in scripts]
+    steps: list[dict[str, Any]] = [{"run": [["chmod", "0755", *scripts], ["mkdir", "-p", vendor_bin], *links]}]
     if build.has("composer.json"):
         dump = ["composer", "dump-autoload", "--no-dev", "--optimize", "--no-interaction"]
         steps.append({"title": "Writing the autoloader with composer", "run": [dump], "env": COMPOSER_ENV})

@@ -123,7 +123,13 @@ def test_vendored_app_builds_offline_on_the_php_toolchain_layer(unreachable):
     assert set(compiled["files"]) == {php.WEB_SCRIPT, php.ALIAS_SCRIPT}
     assert compiled["files"][php.WEB_SCRIPT] == Path(php.__file__).with_name("php_web.py").read_bytes()
     chmod, dump = compiled["steps"]
-    assert chmod["run"] == [["chmod", "0755", f"/app/{php.WEB_SCRIPT}", f"/app/{php.ALIAS_SCRIPT}"]]
+    scripts = [f"/app/{php.WEB_SCRIPT}", f"/app/{php.ALIAS_SCRIPT}"]
+    assert chmod["run"] == [
+        ["chmod", "0755", *scripts],
+        ["mkdir", "-p", "/app/vendor/bin"],
+        ["ln", "-sfn", scripts[0], "/app/vendor/bin/heroku-php-nginx"],  # Heroku's Procfiles name vendor/bin/...
+        ["ln", "-sfn", scripts[1], "/app/vendor/bin/heroku-php-apache2"],
+    ]
     assert dump["run"][0][:2] == ["composer", "dump-autoload"] and "--no-dev" in dump["run"][0]
     assert php.skiff_buildpack_processes("php", build) == {"web": "heroku-php-nginx public/"}
     assert deps["path"][0] == php.BIN

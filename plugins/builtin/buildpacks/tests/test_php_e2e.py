@@ -5,7 +5,8 @@ docker scheduler (php-fpm behind nginx in the container) and asked through a pri
 - tests/apps/php-composer: composer.json + composer.lock with acme/greeter committed in
   vendor/ (and a package.json: still a PHP app), document root public/ from
   composer.json extra.heroku; built offline, autoloader written by composer;
-- tests/apps/php-plain: an index.php and no composer.json;
+- tests/apps/php-plain: an index.php, no composer.json, and Heroku's Procfile line
+  ``web: vendor/bin/heroku-php-apache2`` (served by the same php-fpm + nginx);
 - a composer.json whose dependency is not vendored and whose registry does not answer:
   one line, nothing built.
 """
@@ -80,6 +81,7 @@ def test_composer_app_with_vendor_and_plain_index_php_answer_through_nginx(
     pushed = push(plain, files_of("php-plain"), sshd, tmp_path)
     assert pushed.exit_code == 0, pushed.output
     assert "no composer.json: serving the PHP files as they are" in pushed.output
+    assert "default process type web" not in pushed.output  # its Procfile, written for Heroku, says what runs
     assert "Building the php toolchain layer" not in pushed.output  # made once, reused
     home = private_nginx.request(host=f"{plain}.{GLOBAL}")
     assert home.status == 200 and "hello from a plain index.php (php 8." in home.body and "fpm-fcgi" in home.body
