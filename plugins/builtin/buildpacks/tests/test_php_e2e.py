@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from skiff.testing.docker import new_app_name
-from skiff.testing.sshd import git_push, init_repo
+from skiff.testing.sshd import commit_files, git_push, init_repo
 
 pytestmark = pytest.mark.e2e
 
@@ -107,3 +107,46 @@ def test_composer_json_needing_an_unreachable_registry_is_one_line(
     assert line in pushed.output
     assert "Installing dependencies with composer" not in pushed.output and "Traceback" not in pushed.output
     assert docker_client.images.list(name=f"skiff/{app}") == []
+
+
+def artifact_zip() -> bytes:
+    """acme/shout 1.0.0 as composer's artifact repository wants it: a zip with composer.json at its root."""
+    import io
+    import json
+    import zipfile
+
+    package = {"name": "acme/shout", "version": "1.0.0", "autoload": {"files": ["src/Shout.php"]}}
+    code = "<?php\nnamespace Acme\\Shout;\nfunction shout(string $s): string { return strtoupper($s) . '!'; }\n"
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as z:
+        z.writestr("composer.json", json.dumps(package))
+        z.writestr("src/Shout.php", code)
+    return data.getvalue()
+
+
+def test_composer_installs_from_a_repository_in_the_app_in_the_dependency_layer(
+    stack_image, docker_cleanup, private_nginx, sshd, tmp_path
+):
+    """The composer install path, offline: packagist disabled, acme/shout from an artifact repository."""
+    assert sshd.ssh(["domains:set-global", GLOBAL]).exit_code == 0
+    app = docker_cleanup.app(new_app_name("phpi"))
+    composer = (
+        '{"require": {"acme/shout": "^1.0"},\n'
+        ' "repositories": [{"packagist.org": false}, {"type": "artifact", "url": "artifacts/"}]}\n'
+    )
+    index = (
+        "<?php\nrequire __DIR__ . '/vendor/autoload.php';\necho Acme\\Shout\\shout('installed by composer'), \"\\n\";\n"
+    )
+    files = {"composer.json": composer, "index.php": index, "artifacts/acme-shout-1.0.0.zip": artifact_zip()}
+    pushed = push(app, files, sshd, tmp_path)
+    assert pushed.exit_code == 0, pushed.output
+    assert "no composer.lock: composer resolves the versions" in pushed.output
+    assert "Installing dependencies with composer" in pushed.output and "acme/shout (1.0.0)" in pushed.output
+    home = private_nginx.request(host=f"{app}.{GLOBAL}")
+    assert home.status == 200 and home.body.strip() == "INSTALLED BY COMPOSER!"
+    # a code-only push reuses the dependency layer
+    commit_files(tmp_path / app, {"index.php": index.replace("installed by composer", "reused layer")}, "code only")
+    pushed = git_push(tmp_path / app, app, sshd)
+    assert pushed.exit_code == 0, pushed.output
+    assert "Reusing the dependency layer" in pushed.output
+    assert private_nginx.request(host=f"{app}.{GLOBAL}").body.strip() == "REUSED LAYER!"
