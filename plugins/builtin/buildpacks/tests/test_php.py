@@ -123,7 +123,13 @@ def test_vendored_app_builds_offline_on_the_php_toolchain_layer(unreachable):
     assert set(compiled["files"]) == {php.WEB_SCRIPT, php.ALIAS_SCRIPT}
     assert compiled["files"][php.WEB_SCRIPT] == Path(php.__file__).with_name("php_web.py").read_bytes()
     chmod, dump = compiled["steps"]
-    assert chmod["run"] == [["chmod", "0755", f"/app/{php.WEB_SCRIPT}", f"/app/{php.ALIAS_SCRIPT}"]]
+    scripts = [f"/app/{php.WEB_SCRIPT}", f"/app/{php.ALIAS_SCRIPT}"]
+    assert chmod["run"] == [
+        ["chmod", "0755", *scripts],
+        ["mkdir", "-p", "/app/vendor/bin"],
+        ["ln", "-sfn", scripts[0], "/app/vendor/bin/heroku-php-nginx"],  # Heroku's Procfiles name vendor/bin/...
+        ["ln", "-sfn", scripts[1], "/app/vendor/bin/heroku-php-apache2"],
+    ]
     assert dump["run"][0][:2] == ["composer", "dump-autoload"] and "--no-dev" in dump["run"][0]
     assert php.skiff_buildpack_processes("php", build) == {"web": "heroku-php-nginx public/"}
     assert deps["path"][0] == php.BIN
@@ -185,6 +191,37 @@ def test_a_lock_newer_than_vendor_needs_the_registry(tmp_path, unreachable):
     assert unreachable == ["https://php.example.com"]  # packagist disabled: not asked
 
 
+def test_path_and_artifact_repositories_go_into_the_dependency_layer(tmp_path, unreachable):
+    composer = {
+        "require": {"acme/a": "*", "acme/b": "*"},
+        "repositories": [
+            {"packagist.org": False},
+            {"type": "path", "url": "packages/*"},
+            {"type": "artifact", "url": "dist/"},
+        ],
+    }
+    write(
+        tmp_path,
+        {
+            "composer.json": composer,
+            "packages/a/composer.json": "{}",
+            "packages/a/src/A.php": "<?php",
+            "packages/a/vendor/x.php": "<?php",
+            "dist/acme-b-1.0.0.zip": "zip",
+            "index.php": "<?php",
+        },
+    )
+    (tmp_path / "packages/a/link.php").symlink_to("/etc/passwd")
+    deps = php.skiff_buildpack_dependencies("php", make_build(tmp_path))
+    assert unreachable == []  # packagist disabled, no remote repository: nothing to ask
+    assert deps["files"] == [
+        "composer.json",
+        "dist/acme-b-1.0.0.zip",
+        "packages/a/composer.json",
+        "packages/a/src/A.php",
+    ]
+
+
 @pytest.mark.parametrize(
     "composer, message",
     [
@@ -198,6 +235,14 @@ def test_a_lock_newer_than_vendor_needs_the_registry(tmp_path, unreachable):
         ({"extra": {"heroku": {"document-root": "web; rm -rf /"}}}, "document-root must be a directory inside"),
         ({"config": {"vendor-dir": "../x"}}, "config.vendor-dir must be a directory inside the app"),
         ({"repositories": "x"}, "composer.json repositories must be a list or an object"),
+        (
+            {"repositories": [{"type": "path", "url": "/srv/lib"}]},
+            "the path repository '/srv/lib' must be inside the app",
+        ),
+        (
+            {"repositories": [{"type": "artifact", "url": "../x"}]},
+            "the artifact repository '../x' must be inside the app",
+        ),
         ({"require": {"php": "^9.0"}}, "composer.json requires php ^9.0, but the PHP from Debian is 8.4.11"),
         ({"require": {"php": "~7.4"}}, "composer.json requires php ~7.4, but the PHP from Debian is 8.4.11"),
         ({"require": {"php": "hello"}}, "composer.json require.php: cannot read the constraint 'hello'"),

@@ -105,7 +105,7 @@ def test_vendor_cache_installs_offline_on_the_ruby_toolchain_layer(tmp_path, unr
     deps = ruby.skiff_buildpack_dependencies("ruby", build)
     assert unreachable == []  # offline: no source is asked
     (step,) = deps["steps"]
-    assert step["run"] == [["bundle", "install", "--local"]]
+    assert step["run"] == [["bundle", "install", "--local", "--no-cache"]]
     assert step["env"]["BUNDLE_USER_CACHE"].startswith("/build/cache/")
     assert deps["files"] == ["Gemfile", "Gemfile.lock", "vendor/cache/puma-6.6.0.gem", "vendor/cache/rack-3.1.12.gem"]
     assert deps["env"]["GEM_HOME"] == "/app/vendor/bundle" and deps["env"]["BUNDLE_FROZEN"] == "true"
@@ -117,7 +117,7 @@ def test_vendor_cache_installs_offline_on_the_ruby_toolchain_layer(tmp_path, unr
     assert call[1] == "ruby" and {"ruby", "bundler"} <= set(call[2])
     assert build.stack.image == "skiff/stack-ruby:trixie" and build.stack.user == TRIXIE.user
     web = ruby.skiff_buildpack_processes("ruby", build)["web"]
-    assert web == "bundle exec puma -p ${PORT:-5000} -e ${RACK_ENV:-production} config.ru"
+    assert web == "bundle exec puma -p $PORT -e ${RACK_ENV:-production} config.ru"
 
 
 def test_no_vendor_cache_asks_the_gemfile_source_and_fails_in_one_line(tmp_path, unreachable):
@@ -137,7 +137,7 @@ def test_default_web_puma_config_rackup_or_none(tmp_path):
     assert ruby.skiff_buildpack_processes("ruby", build) == {"web": "bundle exec puma -C config/puma.rb"}
     write(tmp_path, {"Gemfile": 'gem "rack"\n'})
     web = ruby.skiff_buildpack_processes("ruby", build)["web"]
-    assert web.startswith("bundle exec rackup config.ru -p ${PORT:-5000} -o 0.0.0.0")
+    assert web.startswith("bundle exec rackup config.ru -p $PORT -o 0.0.0.0")
     write(tmp_path, {"Gemfile": 'gem "sinatra-ish"\n'})
     assert ruby.skiff_buildpack_processes("ruby", build) == {}
     (tmp_path / "config.ru").unlink()
