@@ -8,7 +8,9 @@ docker scheduler (php-fpm behind nginx in the container) and asked through a pri
 - tests/apps/php-plain: an index.php, no composer.json, and Heroku's Procfile line
   ``web: vendor/bin/heroku-php-apache2`` (served by the same php-fpm + nginx);
 - a composer.json whose dependency is not vendored and whose registry does not answer:
-  one line, nothing built.
+  one line, nothing built;
+- composer install in the dependency layer, offline: packagist disabled and the package from
+  an artifact repository (a zip the test makes) inside the app; a code-only push reuses it.
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ def test_no_vendor_cache_asks_the_gemfile_source_and_fails_in_one_line(tmp_path,
     with pytest.raises(SkiffError) as info:
         ruby.skiff_buildpack_dependencies("ruby", build)
     assert str(info.value) == (
-        "bundler needs the gems of Gemfile.lock from https://gems.example.com, which this server cannot reach "
+        "bundler needs the gems of the Gemfile from https://gems.example.com, which this server cannot reach "
         "(connection timed out); run 'bundle cache' and commit vendor/cache/ to build offline"
     )
     assert unreachable == ["https://gems.example.com"] and build.toolchain_loader.calls == []
