@@ -317,7 +317,7 @@ def reachable(url: str, verify: str | bool) -> str:
         infos = socket.getaddrinfo(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
     except (socket.gaierror, UnicodeError, ValueError):
         return "the name does not resolve"
-    if not all(ipaddress.ip_address(info[4][0].split("%", 1)[0]).is_global for info in infos):
+    if not all(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]).is_global for info in infos):
         return ""
     try:
         requests.head(url, timeout=PROBE_TIMEOUT, verify=verify, allow_redirects=False)

@@ -15,32 +15,14 @@ import skiff_buildpacks.ruby as ruby
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError
 from skiff.output import Output
-from skiff_buildpacks import toolchains
-from skiff_buildpacks.build import Build, Stack
+from skiff_buildpacks.build import Build
+from skiff_buildpacks.testing import TRIXIE, pack_build
 
 APPS = Path(__file__).resolve().parents[4] / "tests" / "apps"
-TRIXIE = Stack(image="skiff/stack:trixie", id="sha256:aaa", python="3.13.5", node="20.19.2")
-
-
-class FakeToolchains:
-    def __init__(self, version="8.4.11"):
-        self.version, self.calls = version, []
-
-    def __call__(self, stack, name, packages, command):
-        self.calls.append((stack.image, name, list(packages), list(command)))
-        return toolchains.Toolchain(name, f"skiff/stack-{name}:trixie", f"sha256:{name}", self.version)
 
 
 def make_build(source: Path, config=None, version="8.4.11") -> Build:
-    return Build(
-        app="demo",
-        source=source,
-        config=dict(config or {}),
-        stack=TRIXIE,
-        stacks=[TRIXIE],
-        output=Output(quiet=True),
-        toolchain_loader=FakeToolchains(version),
-    )
+    return pack_build(source, version, config)
 
 
 def write(root: Path, files: dict) -> Path:
