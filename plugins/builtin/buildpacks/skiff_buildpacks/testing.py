@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from skiff import contracts
 from skiff.output import Output
 
 from .build import Build, Stack
 from .toolchains import Toolchain
 
-TRIXIE = Stack(image="skiff/stack:trixie", id="sha256:aaa", python="3.13.5", node="20.19.2")
+TRIXIE = Stack(image=contracts.DEFAULT_STACK_IMAGE, id="sha256:aaa", python="3.13.5", node="20.19.2")
 
 
 class FakeToolchains:
