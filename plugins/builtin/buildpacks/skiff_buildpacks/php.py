@@ -299,19 +299,33 @@ def check_php(composer: Composer | None, version: str) -> None:
 
 
 def reachable(url: str, verify: str | bool) -> str:
-    """``""`` when ``url`` answers over HTTP(S) (any status), else why not, in a few words."""
+    """``""`` when ``url`` answers over HTTP(S) (any status), else why not, in a few words.
+
+    Only public addresses are asked from the server: a name that resolves to a loopback,
+    private or link-local address is not probed here (``""``; composer finds out from the
+    build container), so a composer.json can never make the server itself reach its own
+    loopback services or its private network.
+    """
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
     import requests
 
+    parts = urlsplit(url)
+    try:
+        infos = socket.getaddrinfo(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+    except (socket.gaierror, UnicodeError, ValueError):
+        return "the name does not resolve"
+    if not all(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]).is_global for info in infos):
+        return ""
     try:
         requests.head(url, timeout=PROBE_TIMEOUT, verify=verify, allow_redirects=False)
     except requests.exceptions.ConnectTimeout:
         return "connection timed out"
     except requests.exceptions.SSLError:
         return "TLS verification failed"
-    except requests.exceptions.ConnectionError as exc:
-        text = str(exc)
-        if "Name or service not known" in text or "NameResolution" in text or "resolve" in text:
-            return "the name does not resolve"
+    except requests.exceptions.ConnectionError:
         return "connection failed"
     except requests.exceptions.RequestException as exc:
         return type(exc).__name__

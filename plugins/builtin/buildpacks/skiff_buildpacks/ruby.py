@@ -233,11 +233,12 @@ def check_sources(build, bundle: Bundle) -> None:
     from .node import tls_verify
     from .php import reachable
 
+    what = "Gemfile.lock" if bundle.lock is not None else "the Gemfile"
     for url in bundle.sources:
         why = reachable(url, tls_verify(build))
         if why:
             raise SkiffError(
-                f"bundler needs the gems of Gemfile.lock from {url}, which this server cannot reach ({why}); "
+                f"bundler needs the gems of {what} from {url}, which this server cannot reach ({why}); "
                 f"run 'bundle cache' and commit {CACHE_DIR}/ to build offline"
             )
 

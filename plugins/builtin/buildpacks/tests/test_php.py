@@ -15,32 +15,14 @@ import skiff_buildpacks.ruby as ruby
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError
 from skiff.output import Output
-from skiff_buildpacks import toolchains
-from skiff_buildpacks.build import Build, Stack
+from skiff_buildpacks.build import Build
+from skiff_buildpacks.testing import TRIXIE, pack_build
 
 APPS = Path(__file__).resolve().parents[4] / "tests" / "apps"
-TRIXIE = Stack(image="skiff/stack:trixie", id="sha256:aaa", python="3.13.5", node="20.19.2")
-
-
-class FakeToolchains:
-    def __init__(self, version="8.4.11"):
-        self.version, self.calls = version, []
-
-    def __call__(self, stack, name, packages, command):
-        self.calls.append((stack.image, name, list(packages), list(command)))
-        return toolchains.Toolchain(name, f"skiff/stack-{name}:trixie", f"sha256:{name}", self.version)
 
 
 def make_build(source: Path, config=None, version="8.4.11") -> Build:
-    return Build(
-        app="demo",
-        source=source,
-        config=dict(config or {}),
-        stack=TRIXIE,
-        stacks=[TRIXIE],
-        output=Output(quiet=True),
-        toolchain_loader=FakeToolchains(version),
-    )
+    return pack_build(source, version, config)
 
 
 def write(root: Path, files: dict) -> Path:
@@ -279,16 +261,37 @@ def test_php_constraints_read_as_composer_reads_them(tmp_path, constraint, allow
             php.check_php(composer, "8.4.11")
 
 
-def test_reachable_names_the_failure_in_a_few_words(monkeypatch):
+def test_reachable_probes_public_addresses_only(monkeypatch):
+    import socket
+
     import requests
 
-    def refuse(url, **kwargs):
-        raise requests.exceptions.ConnectionError("Failed to resolve 'repo.packagist.org' (NameResolutionError)")
+    asked = []
+    addresses = {"repo.packagist.org": "203.0.113.9"}  # a documentation address stands for a public one
 
-    monkeypatch.setattr(requests, "head", refuse)
-    assert php.reachable("https://repo.packagist.org", True) == "the name does not resolve"
-    monkeypatch.setattr(requests, "head", lambda url, **kwargs: None)
-    assert php.reachable("https://repo.packagist.org", True) == ""
+    def getaddrinfo(host, port):
+        if host not in addresses:
+            raise socket.gaierror("Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (addresses[host], port))]
+
+    def head(url, **kwargs):
+        asked.append(url)
+        raise requests.exceptions.ConnectionError("refused")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(requests, "head", head)
+    assert php.reachable("https://nowhere.invalid", True) == "the name does not resolve"
+    # 203.0.113.0/24 is not global either: treat it as public for this test
+    monkeypatch.setattr("ipaddress.IPv4Address.is_global", property(lambda self: str(self) == "203.0.113.9"))
+    assert php.reachable("https://repo.packagist.org", True) == "connection failed"
+    assert asked == ["https://repo.packagist.org"]
+    monkeypatch.setattr(requests, "head", lambda url, **kwargs: asked.append(url))
+    assert php.reachable("https://repo.packagist.org/packages.json", True) == ""
+    # loopback, private and link-local registries are never asked from the server itself
+    for host, address in (("localhost", "127.0.0.1"), ("satis.corp", "10.1.2.3"), ("meta", "169.254.169.254")):
+        addresses[host] = address
+        assert php.reachable(f"http://{host}:8080/", True) == ""
+    assert len(asked) == 2
 
 
 # -- the web script ---------------------------------------------------------------

@@ -7,13 +7,14 @@ docker scheduler (php-fpm behind nginx in the container) and asked through a pri
   composer.json extra.heroku; built offline, autoloader written by composer;
 - tests/apps/php-plain: an index.php, no composer.json, and Heroku's Procfile line
   ``web: vendor/bin/heroku-php-apache2`` (served by the same php-fpm + nginx);
-- a composer.json whose dependency is not vendored and whose registry does not answer:
-  one line, nothing built.
+- a composer.json whose dependency is not vendored and whose registry cannot be reached:
+  one line, nothing built;
+- composer install in the dependency layer, offline: packagist disabled and the package from
+  an artifact repository (a zip the test makes) inside the app; a code-only push reuses it.
 """
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -44,12 +45,6 @@ def push(app: str, files: dict, sshd, tmp_path: Path):
     pushed = git_push(init_repo(tmp_path / app, files), app, sshd)
     print(f"{app}: pushed in {time.monotonic() - t0:.1f}s\n{pushed.output}")
     return pushed
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # nothing listens once it is closed
 
 
 def test_composer_app_with_vendor_and_plain_index_php_answer_through_nginx(
@@ -93,7 +88,7 @@ def test_composer_json_needing_an_unreachable_registry_is_one_line(
     stack_image, docker_client, docker_cleanup, sshd, tmp_path
 ):
     app = docker_cleanup.app(new_app_name("phpbad"))
-    registry = f"http://127.0.0.1:{closed_port()}"
+    registry = "https://registry.invalid"  # .invalid never resolves (RFC 2606): no connection is made
     composer = (
         '{"require": {"php": ">=8.1", "monolog/monolog": "^3.8"},\n'
         f' "repositories": [{{"packagist.org": false}}, {{"type": "composer", "url": "{registry}"}}]}}\n'
@@ -101,7 +96,7 @@ def test_composer_json_needing_an_unreachable_registry_is_one_line(
     pushed = push(app, {"composer.json": composer, "index.php": "<?php echo 1;\n"}, sshd, tmp_path)
     assert pushed.exit_code != 0
     line = (
-        f"composer needs monolog/monolog from {registry}, which this server cannot reach (connection failed); "
+        f"composer needs monolog/monolog from {registry}, which this server cannot reach (the name does not resolve); "
         "commit vendor/ and composer.lock (composer install) to build offline"
     )
     assert line in pushed.output

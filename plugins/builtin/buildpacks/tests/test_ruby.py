@@ -7,12 +7,10 @@ import pytest
 import skiff_buildpacks.php as php
 import skiff_buildpacks.ruby as ruby
 from skiff.errors import SkiffError
-from skiff.output import Output
-from skiff_buildpacks import toolchains
-from skiff_buildpacks.build import Build, Stack
+from skiff_buildpacks.build import Build
+from skiff_buildpacks.testing import TRIXIE, pack_build
 
 APPS = Path(__file__).resolve().parents[4] / "tests" / "apps"
-TRIXIE = Stack(image="skiff/stack:trixie", id="sha256:aaa", python="3.13.5", node="20.19.2")
 LOCK = """\
 GEM
   remote: https://rubygems.org/
@@ -37,25 +35,8 @@ BUNDLED WITH
 """
 
 
-class FakeToolchains:
-    def __init__(self, version="3.3.8"):
-        self.version, self.calls = version, []
-
-    def __call__(self, stack, name, packages, command):
-        self.calls.append((stack.image, name, list(packages), list(command)))
-        return toolchains.Toolchain(name, f"skiff/stack-{name}:trixie", f"sha256:{name}", self.version)
-
-
 def make_build(source: Path, version="3.3.8") -> Build:
-    return Build(
-        app="demo",
-        source=source,
-        config={},
-        stack=TRIXIE,
-        stacks=[TRIXIE],
-        output=Output(quiet=True),
-        toolchain_loader=FakeToolchains(version),
-    )
+    return pack_build(source, version)
 
 
 def write(root: Path, files: dict) -> Path:
@@ -126,7 +107,7 @@ def test_no_vendor_cache_asks_the_gemfile_source_and_fails_in_one_line(tmp_path,
     with pytest.raises(SkiffError) as info:
         ruby.skiff_buildpack_dependencies("ruby", build)
     assert str(info.value) == (
-        "bundler needs the gems of Gemfile.lock from https://gems.example.com, which this server cannot reach "
+        "bundler needs the gems of the Gemfile from https://gems.example.com, which this server cannot reach "
         "(connection timed out); run 'bundle cache' and commit vendor/cache/ to build offline"
     )
     assert unreachable == ["https://gems.example.com"] and build.toolchain_loader.calls == []
