@@ -82,8 +82,10 @@ def has_image(client: docker.DockerClient, ref: str) -> bool:
     return True
 
 
-#: where Skiff's networks (one per app, per service, the shared ones) take their /24 subnets from
-NETWORK_POOL = "172.28.0.0/14"
+#: where Skiff's networks (one per app, per service, the shared ones) take their /24 subnets from:
+#: outside Docker's default pools (172.17-31.x, 192.168.x), which other networks of the engine use
+NETWORK_POOL = "10.208.0.0/13"
+ROUTES = "/proc/net/route"
 NETWORK_POOL_ENV = "SKIFF_NETWORK_POOL"
 SUBNET_PREFIX = 24
 
@@ -93,16 +95,44 @@ def network_pool() -> str:
     return os.environ.get(NETWORK_POOL_ENV) or NETWORK_POOL
 
 
+def host_routes(path: str | None = None) -> list[str]:
+    """The host's IPv4 routes other than the default one (``10.0.0.0/24``, ...), from the kernel's
+    table: a LAN, a VPN or a VPC the host reaches must not be taken for a container network."""
+    import ipaddress
+    import socket
+    import struct
+
+    routes = []
+    try:
+        with open(path or ROUTES, encoding="ascii") as table:
+            lines = table.read().splitlines()[1:]
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        try:
+            destination = socket.inet_ntoa(struct.pack("<I", int(fields[1], 16)))
+            mask = bin(int(fields[7], 16)).count("1")
+            if mask:
+                routes.append(str(ipaddress.ip_network(f"{destination}/{mask}", strict=False)))
+        except (ValueError, struct.error):
+            continue
+    return routes
+
+
 def free_subnets(client: docker.DockerClient, pool: str | None = None) -> Iterator[str]:
-    """The ``/24`` subnets of the pool that no network of the engine overlaps, in order.
+    """The ``/24`` subnets of the pool that no network of the engine and no route of the host
+    overlaps, in order.
 
     Docker's own default pools hold about 30 networks; one network per app needs more,
-    so Skiff gives each of its networks a /24 of its own pool (1024 of them by default).
+    so Skiff gives each of its networks a /24 of its own pool (2048 of them by default).
     """
     import ipaddress
 
     network = ipaddress.ip_network(pool or network_pool(), strict=False)
-    used = []
+    used = [ipaddress.ip_network(route) for route in host_routes()]
     for net in client.api.networks():
         for config in (net.get("IPAM") or {}).get("Config") or []:
             try:

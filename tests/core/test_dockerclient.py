@@ -122,17 +122,33 @@ class NetworkApi:
         return {"Id": f"id-{name}"}
 
 
-def test_networks_get_a_free_slash_24_of_skiffs_pool(monkeypatch):
+ROUTES = """Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
+eth1\t0005D00A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+"""
+
+
+def test_host_routes_are_read_from_the_kernels_table(tmp_path):
+    table = tmp_path / "route"
+    table.write_text(ROUTES)
+    assert dockerclient.host_routes(str(table)) == ["10.208.5.0/24"]  # the default route is not one
+    assert dockerclient.host_routes(str(tmp_path / "missing")) == []
+
+
+def test_networks_get_a_free_slash_24_of_skiffs_pool(monkeypatch, tmp_path):
     monkeypatch.delenv(dockerclient.NETWORK_POOL_ENV, raising=False)
-    api = NetworkApi({"bridge": "172.17.0.0/16", "old": "172.28.0.0/24", "wide": "172.28.2.0/23", "host": ""})
+    table = tmp_path / "route"
+    table.write_text(ROUTES)  # the host reaches 10.208.5.0/24 (a LAN): never a container network
+    monkeypatch.setattr(dockerclient, "ROUTES", str(table))
+    api = NetworkApi({"bridge": "172.17.0.0/16", "old": "10.208.0.0/24", "wide": "10.208.2.0/23", "host": ""})
     client = types.SimpleNamespace(api=api)
     assert dockerclient.ensure_network(client, "skiff-app-a") == "id-skiff-app-a"
-    assert api.nets["skiff-app-a"] == "172.28.1.0/24"  # the first /24 nothing overlaps
+    assert api.nets["skiff-app-a"] == "10.208.1.0/24"  # the first /24 nothing overlaps
     assert dockerclient.ensure_network(client, "skiff-app-a") == "id-skiff-app-a"  # there: nothing made
     assert len(api.nets) == 5
-    api.taken = {"172.28.4.0/24"}  # another process took it between the listing and the create
+    api.taken = {"10.208.4.0/24"}  # another process took it between the listing and the create
     dockerclient.ensure_network(client, "skiff-app-b")
-    assert api.nets["skiff-app-b"] == "172.28.5.0/24"
+    assert api.nets["skiff-app-b"] == "10.208.6.0/24"  # 10.208.5.0/24 is the host's route
     monkeypatch.setenv(dockerclient.NETWORK_POOL_ENV, "10.99.0.0/23")
     dockerclient.ensure_network(client, "c")
     dockerclient.ensure_network(client, "d")
