@@ -102,7 +102,11 @@ class DockerCleanup:
                     volume.remove(force=True)
                 except Exception:
                     pass
-        for app in self.apps:
+        # the own network of every app a test named, by .app() or by its skiff.app label
+        apps = dict.fromkeys(
+            [*self.apps, *(label.split("=", 1)[1] for label in self.labels if label.startswith("skiff.app="))]
+        )
+        for app in apps:
             remove_app_network(self.client, app)
 
 
