@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
 PYTEST_ARGS ?=
 
-.PHONY: help deps docker venv stack test unit lint install demo bench clean
+.PHONY: help deps test-deps docker venv stack test unit lint install demo bench clean
 
 help:
 	@echo "make demo     install everything and deploy examples/catmeow by git push"
@@ -14,6 +14,10 @@ help:
 
 deps:
 	@scripts/system-deps.sh
+
+# what only the tests need on top (pebble for the letsencrypt end-to-end tests)
+test-deps:
+	@scripts/system-deps.sh --test
 
 docker: deps
 	@scripts/ensure-docker.sh
@@ -43,7 +47,7 @@ stack: docker venv
 	@root=$$(mktemp -d) && SKIFF_ROOT=$$root $(VENV)/bin/skiff stack:build; rc=$$?; rm -rf $$root; exit $$rc
 
 # lint right after the Debian packages (python3-venv), before the engine and the stack image
-test: deps lint docker venv stack
+test: deps test-deps lint docker venv stack
 	SKIFF_TEST_RESTART_ENGINE=1 $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 bench: docker venv

@@ -4,9 +4,10 @@
 #
 #   system packages, a running dockerd, the `skiff` user (in the docker group, key login
 #   allowed), SKIFF_ROOT=/var/lib/skiff, skiff's venv in /opt/skiff/venv with every builtin
-#   plugin and contrib postgres, /usr/local/bin/skiff, sshd, nginx including skiff's
+#   plugin and contrib postgres, storage, cron and letsencrypt, /usr/local/bin/skiff, sshd, nginx including skiff's
 #   per-app configs, a sudoers rule for `nginx -t` / `nginx -s reload`, the state store's
-#   migrations, the stack image and (where systemd runs) a unit that restores the apps at boot.
+#   migrations, the stack image, (where systemd runs) a unit that restores the apps at boot, and
+#   the cron runner (contrib cron: a unit where systemd runs, else started detached with a pidfile).
 #
 # Settings (environment), so that a test can install into a temp prefix beside the server's own:
 #   SKIFF_USER (skiff)                the service account
@@ -58,6 +59,8 @@ home=$(getent passwd "$user" | cut -d: -f6)
 install -d -o "$user" -g "$user" -m 0700 "$home/.ssh"
 [ -f "$home/.ssh/authorized_keys" ] || install -o "$user" -g "$user" -m 0600 /dev/null "$home/.ssh/authorized_keys"
 install -d -o "$user" -g "$user" -m 0755 "$root" "$root/nginx" "$root/nginx/conf.d" "$root/nginx/logs"
+# ACME HTTP-01 challenge files (letsencrypt): nginx's workers read them, for every app
+install -d -o "$user" -g "$user" -m 0755 "$root/acme-challenge"
 install -d -o "$user" -g "$user" -m 0700 "$root/nginx/certs"
 
 # -- skiff itself ------------------------------------------------------------------
@@ -192,6 +195,51 @@ fi
 # -- an update: start what should run (containers of the previous install keep running) ---
 if [ -f "$root/skiff.db" ]; then
   as_user "$venv/bin/skiff" ps:restore >/dev/null || echo "!     ps:restore failed: see 'skiff ps:report'" >&2
+fi
+
+# -- the cron runner (contrib cron): one process for every periodic task -------------------
+# app.json cron jobs, cleanup, renewals: the runner reads them from the store every minute, so
+# nothing of a job is written into a crontab or a unit. Where systemd runs, a unit keeps it
+# running and starts it at boot; elsewhere it is started detached with a pidfile, and every
+# install restarts it (so it runs the code just installed). SKIFF_SERVICES=none: the caller
+# runs its own.
+pidfile="$root/cron/runner.pid"
+runner_log="$root/cron/runner.log"
+if [ "$services" = system ] && as_user "$venv/bin/skiff" cron:runner --help >/dev/null 2>&1; then
+  install -d -o "$user" -g "$user" -m 0755 "$root/cron"
+  [ -f "$runner_log" ] || install -o "$user" -g "$user" -m 0640 /dev/null "$runner_log"
+  if has_systemd; then
+    cat > "$etc/systemd/system/skiff-cron.service.new" <<EOF
+# installed by skiff's make install: the cron runner (no job text here: it reads the store)
+[Unit]
+Description=Skiff cron runner
+After=docker.service
+
+[Service]
+User=$user
+Environment=SKIFF_ROOT=$root
+ExecStart=$venv/bin/skiff cron:runner --pidfile $pidfile
+Restart=always
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+EOF
+    mv "$etc/systemd/system/skiff-cron.service.new" "$etc/systemd/system/skiff-cron.service"
+    systemctl daemon-reload
+    systemctl enable skiff-cron.service >/dev/null
+    systemctl restart skiff-cron.service
+  else
+    old=$(cat "$pidfile" 2>/dev/null || true)
+    if [[ "$old" =~ ^[0-9]+$ ]] && grep -qa "cron:runner" "/proc/$old/cmdline" 2>/dev/null; then
+      step "Restarting the cron runner (pid $old)"
+      kill -TERM "$old" 2>/dev/null || true
+      for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+    else
+      step "Starting the cron runner"
+    fi
+    as_user setsid -f "$venv/bin/skiff" cron:runner --pidfile "$pidfile" >>"$runner_log" 2>&1 </dev/null
+  fi
 fi
 
 step "Skiff is installed: $("$bin" version)"

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages Skiff needs; does nothing when they are all there.
+# --test adds what only the test suite needs (`make test`): pebble, Let's Encrypt's ACME test
+# server, which the letsencrypt plugin's end-to-end tests start on loopback ports.
 set -euo pipefail
 packages=(docker.io debootstrap nginx openssh-server git python3 python3-venv curl ca-certificates openssl sudo wrk)
+if [ "${1:-}" = "--test" ]; then
+  packages+=(pebble)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -109,10 +109,14 @@ def _disabled_in_state(root: Path) -> set[str]:
         state.close()
 
 
+#: where a command keeps the installed entry points between starts (see plugins.installed_plugins)
+PLUGIN_CACHE = Path("cache") / "entry-points.json"
+
+
 def make_context(pm: SkiffPluginManager | None = None, output: Output | None = None) -> Context:
     root = root_from_env()
     if pm is None:
-        pm = build_plugin_manager(disabled=_disabled_in_state(root))
+        pm = build_plugin_manager(disabled=_disabled_in_state(root), cache=root / PLUGIN_CACHE)
     return Context(pm, root=root, output=output)
 
 

@@ -8,18 +8,28 @@ compares the two):
   with the release as JSON, exactly as written). :class:`MetaFields` gives
   :class:`~skiff.deploy.Deploy` and :class:`~skiff.state.Release` typed
   properties over the most shared ones (``deploy.container_port``, ...);
-- :data:`DEFAULT_PORT` and :data:`DEFAULT_STACK_IMAGE`, and
+- :data:`DEFAULT_PORT`, :data:`DEFAULT_STACK_IMAGE` and :data:`APP_UID`, and
   :func:`stack_image` (the configured stack image);
 - :func:`container_port`: the one rule for the web process's port;
 - :class:`BuildOptions`: the docker build options a builder may apply
   (``deploy.build_options``, published by the docker plugin);
+- :func:`app_network`: the docker network of an app's own (isolation), which
+  the scheduler puts every container of the app on and a service joins when linked;
 - :class:`StashKey` / :class:`Stash`: typed per-plugin data of one deploy, not
-  stored and not shared (``deploy.stash[KEY]``).
+  stored and not shared (``deploy.stash[KEY]``);
+- :class:`PeriodicTask`: periodic work a plugin registers with the cron runner
+  (``skiff_periodic_tasks``); :class:`OneOff`: a one-off container of an app's
+  current release (``skiff_run_oneoff``, answered by the scheduler).
+- :data:`ACME_CHALLENGE_PATH` and :func:`acme_challenge_dir`: where the proxy
+  serves HTTP-01 challenge files from, for every app (the letsencrypt plugin
+  writes them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, cast, overload
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,6 +39,24 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_PORT = 5000
 #: The stack image builds and apps run on, unless the ``stack`` plugin's ``image`` says otherwise.
 DEFAULT_STACK_IMAGE = "skiff/stack:trixie"
+#: The uid (and gid) of the stack's non-root user ``app``: builds and app processes run as it.
+APP_UID = 1000
+#: The one network every app and service shared before apps were isolated (upgrades move them off it).
+LEGACY_NETWORK = "skiff"
+#: Label of an app's own network: its value is the app.
+APP_NETWORK_LABEL = "skiff.network.app"
+APP_NETWORK_PREFIX = "skiff-app-"
+
+
+def app_network(app: str) -> str:
+    """The docker network of ``app``'s own: ``skiff-app-APP``.
+
+    Every container the scheduler creates for the app joins it (with the alias
+    ``APP.PROCESS``), and only those: apps are isolated from each other by
+    default. A service linked to the app joins it too (postgres does on
+    ``postgres:link``); ``network:*`` networks are shared on purpose.
+    """
+    return APP_NETWORK_PREFIX + app
 
 
 class GitMeta(TypedDict):
@@ -112,6 +140,21 @@ def stack_image(state: State) -> str:
     return value if isinstance(value, str) and value else DEFAULT_STACK_IMAGE
 
 
+#: The URL path under which every app's proxy serves ACME HTTP-01 challenge files, always over HTTP.
+ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/"
+
+
+def acme_challenge_dir(root: Path) -> Path:
+    """The directory of ACME HTTP-01 challenge files under ``SKIFF_ROOT`` (``root``).
+
+    The proxy serves ``ACME_CHALLENGE_PATH + TOKEN`` from ``DIR/TOKEN`` on every
+    server block of every app (never from the app), also when HTTP redirects to
+    HTTPS; an ACME client writes ``DIR/TOKEN`` (world-readable: nginx's workers
+    read it) while the challenge is pending, and removes it afterwards.
+    """
+    return Path(root) / "acme-challenge"
+
+
 class BuildOptions(TypedDict, total=False):
     """``deploy.build_options``: the ``build`` phase docker options, validated, as docker SDK arguments.
 
@@ -138,7 +181,7 @@ class ContainerOptions(TypedDict, total=False):
 
     binds: list[str]  # "HOST_PATH:CONTAINER_PATH[:ro]", as docker run -v takes them
     networks: list[str]  # networks to join besides the primary one, with the alias APP.PROCESS
-    network: str  # the primary network instead of ``skiff`` (the last plugin that says wins)
+    network: str  # the primary network instead of the app's own (the last plugin that says wins)
     log_config: dict[str, Any]  # {"type": "json-file", "config": {"max-size": "10m"}}
     labels: dict[str, str]
 
@@ -168,6 +211,42 @@ def merge_container_options(answers: Iterable[ContainerOptions | None]) -> Conta
         if not merged.get(name):
             merged.pop(name, None)  # type: ignore[misc]
     return merged
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """Work the cron runner (``skiff cron:runner``) starts on a schedule (``skiff_periodic_tasks``).
+
+    ``name``: unique across plugins (``PLUGIN:WHAT``, e.g. ``docker:cleanup``);
+    ``schedule``: a cron expression (five fields or an @-macro, checked with
+    :func:`skiff.validate.cron_schedule`); ``argv``: the arguments of a ``skiff``
+    command the runner runs as the service account (``("cleanup",)``), never a
+    shell line. The runner never starts a task while its previous run is still
+    going.
+    """
+
+    name: str
+    schedule: str
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OneOff:
+    """A one-off container of ``app``'s current release, with its config (``skiff_run_oneoff``).
+
+    ``command``: the argv in the container (``("/bin/sh", "-c", LINE)`` runs a line like a
+    Procfile command); ``role``: a :data:`CONTAINER_ROLES` entry (``run`` or ``scheduler``),
+    passed to ``skiff_container_options``; ``name``: the container's name, when it must be
+    unique (a second one of that name is refused while the first runs); ``tag``: keep the
+    exited container until the next one of that name, so that ``logs APP`` shows its output
+    as ``APP[ROLE.TAG]`` (a scheduled job's last run).
+    """
+
+    app: str
+    command: tuple[str, ...]
+    role: str = "run"
+    name: str | None = None
+    tag: str | None = None
 
 
 class MetaFields:

@@ -17,7 +17,9 @@ missing or no engine answers.
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .errors import SkiffError
@@ -78,6 +80,76 @@ def has_image(client: docker.DockerClient, ref: str) -> bool:
     except docker.errors.ImageNotFound:
         return False
     return True
+
+
+#: where Skiff's networks (one per app, per service, the shared ones) take their /24 subnets from
+NETWORK_POOL = "172.28.0.0/14"
+NETWORK_POOL_ENV = "SKIFF_NETWORK_POOL"
+SUBNET_PREFIX = 24
+
+
+def network_pool() -> str:
+    """The address range of Skiff's networks: ``SKIFF_NETWORK_POOL``, else :data:`NETWORK_POOL`."""
+    return os.environ.get(NETWORK_POOL_ENV) or NETWORK_POOL
+
+
+def free_subnets(client: docker.DockerClient, pool: str | None = None) -> Iterator[str]:
+    """The ``/24`` subnets of the pool that no network of the engine overlaps, in order.
+
+    Docker's own default pools hold about 30 networks; one network per app needs more,
+    so Skiff gives each of its networks a /24 of its own pool (1024 of them by default).
+    """
+    import ipaddress
+
+    network = ipaddress.ip_network(pool or network_pool(), strict=False)
+    used = []
+    for net in client.api.networks():
+        for config in (net.get("IPAM") or {}).get("Config") or []:
+            try:
+                used.append(ipaddress.ip_network(config.get("Subnet", ""), strict=False))
+            except ValueError:
+                continue
+    for subnet in network.subnets(new_prefix=max(SUBNET_PREFIX, network.prefixlen)):
+        if not any(subnet.overlaps(other) for other in used if other.version == subnet.version):
+            yield str(subnet)
+
+
+def ensure_network(client: docker.DockerClient, name: str, labels: dict[str, str] | None = None) -> str:
+    """Create the bridge network ``name`` when no network has exactly that name; return its id.
+
+    The network gets a free /24 of :func:`network_pool`. Idempotent and safe against a
+    concurrent create (the engine's name filter matches substrings, so the name is compared
+    exactly; a subnet taken meanwhile is skipped).
+    """
+    import docker.errors
+    import docker.types
+
+    def find() -> str | None:
+        for net in client.api.networks(names=[name]):
+            if net.get("Name") == name:
+                return str(net["Id"])
+        return None
+
+    found = find()
+    if found:
+        return found
+    for attempt, subnet in enumerate(free_subnets(client)):
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+        try:
+            created = client.api.create_network(
+                name, driver="bridge", check_duplicate=True, labels=labels or {}, ipam=ipam
+            )
+            return str(created["Id"])
+        except docker.errors.APIError as exc:
+            found = find()  # created meanwhile by another process
+            if found:
+                return found
+            if "overlap" not in str(exc).lower() or attempt >= 50:
+                raise SkiffError(f"cannot create the docker network {name}: {_one_line(exc)}") from exc
+    raise SkiffError(
+        f"cannot create the docker network {name}: no free /{SUBNET_PREFIX} left in {network_pool()} "
+        f"(set {NETWORK_POOL_ENV} to a larger private range)"
+    )
 
 
 def pull(client: docker.DockerClient, ref: str) -> str | None:

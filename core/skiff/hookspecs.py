@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Any
 from . import hookspec
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+
     import click
     import pluggy
 
     from .builders import BuilderInfo
     from .context import Context
-    from .contracts import ContainerOptions
+    from .contracts import ContainerOptions, OneOff, PeriodicTask
     from .deploy import Deploy
     from .settings import Namespace
 
@@ -204,7 +206,82 @@ def skiff_container_options(context: Context, app: str, process: str, role: str)
     one-off ``run`` container) or ``"scheduler"`` (a scheduled job). Called once per
     process of a rollout, with the state of the store when the rollout began.
     Return ``None`` to add nothing. The values are trusted: validate what a user
-    gave you (paths, names) before you return it.
+    gave you (paths, names) before you return it. The container's primary network
+    is the answer's ``network``, else the app's own
+    (:func:`skiff.contracts.app_network`); it joins the app's own network and every
+    one of ``networks`` as well, so name networks that exist.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_run_oneoff(context: Context, oneoff: OneOff, write: Callable[[str], None]) -> int | None:
+    """Run ``oneoff`` (a :class:`skiff.contracts.OneOff`) to completion; return its exit status.
+
+    Called by plugins that run commands in an app's container without importing
+    the scheduler (the cron plugin's jobs). The scheduler runs ``oneoff.command``
+    in a one-off container of the app's current release with its config (``DYNO``
+    ``<role>.<n>``) and ``skiff_container_options`` for ``oneoff.role``, passes each
+    line of its output to ``write`` as it comes, and returns the exit status. It
+    raises :class:`SkiffError` when the app has no release, or when a container
+    named ``oneoff.name`` is still running. First result wins; the docker plugin
+    answers (trylast). ``None``: no scheduler.
+    """
+
+
+# -- periodic work ----------------------------------------------------------
+
+
+@hookspec
+def skiff_periodic_tasks(context: Context) -> list[PeriodicTask] | None:
+    """Declare periodic work: a list of :class:`skiff.contracts.PeriodicTask`.
+
+    Called for every plugin (not first-result; the lists are merged) by the cron
+    runner (``skiff cron:runner``) about once a minute, and by ``cron:report``, as the
+    service account. Read what is stored (app.json jobs of current releases,
+    certificates to renew, backup schedules): the runner starts each task's ``argv``
+    as a ``skiff`` command when its ``schedule`` says so, one run at a time per
+    ``name``. Must be cheap and side-effect free; return ``None`` or ``[]`` for none.
+    A task whose schedule does not parse is reported and skipped.
+    """
+
+
+# -- domains and certificates (answered by the proxy) -------------------------
+
+
+@hookspec(firstresult=True)
+def skiff_app_domains(context: Context, app: str) -> list[str] | None:
+    """Return the domain names ``app`` answers to on the proxy.
+
+    Called by plugins that need the app's names (the letsencrypt plugin, for
+    the names of a certificate). The proxy plugin (nginx) answers with the
+    app's own domains and ``APP.GLOBAL`` for each global domain, in that order
+    (an empty list when it has none, or vhosts are off). First result wins;
+    ``None``: no proxy plugin is installed.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_app_certificate(context: Context, app: str) -> bytes | None:
+    """Return the PEM certificate (chain) the proxy serves for ``app`` now.
+
+    Called by plugins that install certificates (letsencrypt), to tell theirs
+    from one added by hand. The proxy plugin (nginx) answers with the bytes
+    ``certs:add`` stored (never the key). First result wins; ``None``: no
+    certificate, or no proxy plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_certificate_install(context: Context, app: str, certificate: bytes | None, key: bytes | None) -> bool | None:
+    """Install ``certificate`` (PEM, leaf first, chain after) and ``key`` (PEM) for ``app``.
+
+    Called by plugins that obtain certificates (letsencrypt) to install them
+    the way ``certs:add`` does: the proxy plugin (nginx) checks that the key
+    matches, stores the pair (the key 0600), serves HTTPS with it, redirects
+    HTTP to HTTPS, reloads, and returns ``True``. ``certificate=None`` removes
+    the app's certificate (``certs:remove``). When the proxy refuses the pair
+    it raises :class:`SkiffError` (one line) and the certificate served before
+    stays. First result wins; ``None``: no proxy plugin installed.
     """
 
 

@@ -2,6 +2,8 @@
 
 :func:`deploy` runs every phase of a push; :func:`redeploy` runs from
 ``release`` on for a config change, a scale, a restart or a rollback. Both
+refuse an app whose deploys ``apps:lock`` locked (one line, nothing recorded;
+a restart of the current release still runs),
 hold the app's file lock, time each phase, record the release, and on any
 error call ``skiff_deploy_failed`` and raise :class:`DeployError`; the
 app's current release is then unchanged.
@@ -27,6 +29,8 @@ from .locks import file_lock, lock_path
 from .state import Release
 
 LOCK_TIMEOUT_ENV = "SKIFF_LOCK_TIMEOUT"
+#: the property (namespace, key) of an app whose deploys are locked (``apps:lock``)
+DEPLOY_LOCK = ("lifecycle", "locked")
 DEFAULT_LOCK_TIMEOUT = 900.0
 
 
@@ -50,10 +54,31 @@ def app_lock(context: Context, app: str) -> Iterator[None]:
         yield
 
 
+def deploys_locked(context: Context, app: str) -> bool:
+    """Whether ``apps:lock`` locked the app's deploys (a property, so a rename moves it)."""
+    return bool(context.state.get_property(*DEPLOY_LOCK, app=app))
+
+
+def lock_deploys(context: Context, app: str, locked: bool) -> None:
+    """Lock (``apps:lock``) or unlock (``apps:unlock``) every deploy and redeploy of ``app``."""
+    if locked:
+        context.state.set_property(*DEPLOY_LOCK, True, app=app)
+    else:
+        context.state.delete_property(*DEPLOY_LOCK, app=app)
+
+
+def refuse_if_locked(context: Context, app: str) -> None:
+    """Raise one line when the app's deploys are locked: nothing starts, nothing is recorded."""
+    if deploys_locked(context, app):
+        raise SkiffError(f"app {app} is locked: deploys are refused until apps:unlock {app}")
+
+
 def deploy(context: Context, app: str, source: Source, description: str | None = None) -> Release:
     """Run the whole pipeline for ``source``; return the new current release."""
     context.state.require_app(app)
+    refuse_if_locked(context, app)
     with app_lock(context, app):
+        refuse_if_locked(context, app)
         d = Deploy(
             context=context,
             app=app,
@@ -78,15 +103,22 @@ def redeploy(
     *,
     base: Release | None = None,
     use_base_config: bool = False,
+    locked_ok: bool = False,
 ) -> Release:
     """Make a new release of an existing image and run it (release phase on).
 
     ``base`` is the release whose image, processes and meta are reused
     (default: the current one). The config is the app's config as stored now,
     unless ``use_base_config`` (rollback) takes the base release's config.
+    ``locked_ok``: the redeploy runs the current release again (a restart, a
+    scale, ``ps:start`` at boot), which ``apps:lock`` does not stop.
     """
     context.state.require_app(app)
+    if not locked_ok:
+        refuse_if_locked(context, app)
     with app_lock(context, app):
+        if not locked_ok:
+            refuse_if_locked(context, app)
         current = context.state.current_release(app)
         base = base or current
         if base is None or not base.image:

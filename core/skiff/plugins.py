@@ -8,16 +8,22 @@ reason and unregistered; every other plugin keeps working.
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from importlib import metadata
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import PROJECT, hookspecs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from importlib import metadata
 
 ENTRY_POINT_GROUP = "skiff"
 DISABLED_ENV = "SKIFF_DISABLED_PLUGINS"
@@ -116,14 +122,59 @@ def extra_from_env() -> list[tuple[str, object]]:
     return [(name, name) for name in names]
 
 
-def _entry_points() -> list[metadata.EntryPoint]:
+@dataclass(frozen=True)
+class InstalledPlugin:
+    """One entry point of the ``skiff`` group: what :func:`installed_plugins` finds (or cached)."""
+
+    name: str
+    value: str  # "module" or "module:attribute"
+    distribution: str = ""
+    version: str = ""
+
+    def load(self) -> object:
+        module, _, attribute = self.value.partition(":")
+        found: object = importlib.import_module(module.strip())
+        for part in filter(None, attribute.strip().split(".")):
+            found = getattr(found, part)
+        return found
+
+
+def installed_plugins(cache: Path | None = None) -> list[InstalledPlugin]:
+    """The ``skiff`` entry points of every installed distribution, one per name, in name order.
+
+    Scanning the installed distributions (and importing ``importlib.metadata``)
+    is most of what a command costs before it runs, so with ``cache`` the answer
+    is kept in that file together with a fingerprint of what it was read from:
+    every ``sys.path`` folder and each ``*.dist-info``/``*.egg-info`` folder's
+    ``entry_points.txt`` (their modification times). Installing, removing or
+    reinstalling a distribution changes the fingerprint, so the next command
+    scans again. Root never reads or writes the cache (it would trust a file
+    the service account can write).
+    """
+    use_cache = cache is not None and os.geteuid() != 0
+    fingerprint = _fingerprint() if use_cache else []
+    if use_cache and cache is not None:
+        cached = _read_cache(cache, fingerprint)
+        if cached is not None:
+            return cached
+    found = _scan_entry_points()
+    if use_cache and cache is not None:
+        _write_cache(cache, fingerprint, found)
+    return found
+
+
+def _scan_entry_points() -> list[InstalledPlugin]:
+    from importlib import metadata
+
     if sys.version_info >= (3, 10):
         selected: Iterable[metadata.EntryPoint] = metadata.entry_points(group=ENTRY_POINT_GROUP)
     else:  # a dict of groups before 3.10
         selected = metadata.entry_points().get(ENTRY_POINT_GROUP, [])
-    unique: dict[str, metadata.EntryPoint] = {}
+    unique: dict[str, InstalledPlugin] = {}
     for ep in selected:
-        unique.setdefault(ep.name, ep)
+        if ep.name not in unique:
+            dist, version = _dist_of(ep)
+            unique[ep.name] = InstalledPlugin(ep.name, ep.value, dist, version)
     return [unique[n] for n in sorted(unique)]
 
 
@@ -134,25 +185,67 @@ def _dist_of(ep: metadata.EntryPoint) -> tuple[str, str]:
     return dist.metadata["Name"] or "", dist.version or ""
 
 
+def _fingerprint() -> list[list[Any]]:
+    marks: list[list[Any]] = []
+    for entry in sys.path:
+        folder = entry or "."
+        try:
+            marks.append([folder, os.stat(folder).st_mtime_ns])
+            with os.scandir(folder) as children:
+                names = sorted(c.name for c in children if c.name.endswith((".dist-info", ".egg-info")))
+        except OSError:  # gone, or a zip file
+            continue
+        for name in names:
+            try:
+                marks.append([name, os.stat(os.path.join(folder, name, "entry_points.txt")).st_mtime_ns])
+            except OSError:
+                marks.append([name, None])
+    return marks
+
+
+def _read_cache(cache: Path, fingerprint: list[list[Any]]) -> list[InstalledPlugin] | None:
+    try:
+        data = json.loads(cache.read_text())
+        if data.get("fingerprint") != fingerprint:
+            return None
+        return [InstalledPlugin(**entry) for entry in data["plugins"]]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _write_cache(cache: Path, fingerprint: list[list[Any]], found: list[InstalledPlugin]) -> None:
+    text = json.dumps({"fingerprint": fingerprint, "plugins": [asdict(p) for p in found]})
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(f".{cache.name}.{os.getpid()}")
+        partial.write_text(text)
+        os.replace(partial, cache)
+    except OSError:  # a read-only root: scan every time
+        pass
+
+
 def build_plugin_manager(
     disabled: Iterable[str] = (),
     plugins: Iterable[tuple[str, object]] = (),
     load_entry_points: bool = True,
+    cache: Path | None = None,
 ) -> SkiffPluginManager:
     """Make a plugin manager with the core hookspecs and the given plugins.
 
     ``plugins`` are extra ``(name, module-or-object)`` pairs (tests use them);
     with ``load_entry_points`` every installed plugin of the ``skiff`` group is
-    loaded too, except those named in ``disabled`` or ``SKIFF_DISABLED_PLUGINS``.
+    loaded too, except those named in ``disabled`` or ``SKIFF_DISABLED_PLUGINS``;
+    ``cache`` is the file :func:`installed_plugins` may keep them in.
     """
     pm = SkiffPluginManager()
     pm.add_hookspecs(hookspecs)
     pm.hook.skiff_addhooks.call_historic(kwargs={"pm": pm})
     off = set(disabled) | disabled_from_env()
     if load_entry_points:
-        for ep in _entry_points():
-            dist, version = _dist_of(ep)
-            info = PluginInfo(name=ep.name, status="enabled", module=ep.value, distribution=dist, version=version)
+        for ep in installed_plugins(cache):
+            info = PluginInfo(
+                name=ep.name, status="enabled", module=ep.value, distribution=ep.distribution, version=ep.version
+            )
             if ep.name in off:
                 info.status = "disabled"
                 pm.infos[ep.name] = info

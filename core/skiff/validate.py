@@ -93,3 +93,112 @@ def image_name(ref: str) -> tuple[str, str]:
     if match.group("digest"):
         return match.group("name"), "@" + match.group("digest")
     return match.group("name"), match.group("tag") or "latest"
+
+
+# -- cron schedules (app.json ``cron``, periodic tasks) -------------------------------------
+
+#: Dokku's @-macros and the five fields they stand for.
+CRON_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+#: (name, lowest, highest, names for lowest.., in order) of the five fields
+_CRON_FIELDS = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 7, _DAYS),
+)
+_CRON_ITEM = re.compile(
+    r"\A(?:\*|(?P<a>[0-9]{1,2}|[a-z]{3})(?:-(?P<b>[0-9]{1,2}|[a-z]{3}))?)(?:/(?P<step>[0-9]{1,2}))?\Z"
+)
+MAX_CRON_SCHEDULE = 200
+
+
+def _cron_value(text: str, field: tuple[str, int, int, tuple[str, ...]]) -> int:
+    name, low, high, names = field
+    if text.isdigit():
+        value = int(text)
+    elif text in names:
+        value = names.index(text) + low
+    else:
+        raise ValidationError(f"{name}: {text!r} is not a number" + (" or a name" if names else ""))
+    if not low <= value <= high:
+        raise ValidationError(f"{name}: {value} is out of range {low}-{high}")
+    return value
+
+
+def cron_schedule(schedule: str) -> str:
+    """The five-field form of a cron ``schedule``, or :class:`ValidationError` saying what is wrong.
+
+    Five fields (minute, hour, day of month, month, day of week), each a comma list of
+    ``*``, ``N``, ``A-B``, optionally ``/STEP``; months and weekdays by number or by
+    three-letter name (any case); or one of :data:`CRON_MACROS` (``@daily``, ...).
+    """
+    if not isinstance(schedule, str) or len(schedule) > MAX_CRON_SCHEDULE:
+        raise ValidationError(f"invalid cron schedule {shown(schedule)}")
+    text = schedule.strip(" ").lower()
+    if text.startswith("@"):
+        if text not in CRON_MACROS:
+            raise ValidationError(f"invalid cron schedule {shown(schedule)}: use one of {', '.join(CRON_MACROS)}")
+        return CRON_MACROS[text]
+    if not re.fullmatch(r"[0-9a-z*/,-]+(?: +[0-9a-z*/,-]+){4}", text):
+        raise ValidationError(
+            f"invalid cron schedule {shown(schedule)}: give five fields (minute hour day month weekday) or a @-macro"
+        )
+    fields = text.split()
+    values = []
+    for part, field in zip(fields, _CRON_FIELDS):
+        try:
+            values.append(_cron_field(part, field))
+        except ValidationError as exc:
+            raise ValidationError(f"invalid cron schedule {shown(schedule)}: {exc}") from None
+    days, months = values[2], values[3]
+    if fields[4] == "*" and not any(min(days) <= _MONTH_DAYS[month - 1] for month in months):
+        raise ValidationError(f"invalid cron schedule {shown(schedule)}: no month of it has day {min(days)}")
+    return " ".join(fields)
+
+
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _cron_field(part: str, field: tuple[str, int, int, tuple[str, ...]]) -> set[int]:
+    """The values one field names (``A/STEP`` is ``A-HIGHEST/STEP``, as cronie reads it)."""
+    name, low, high, _ = field
+    found: set[int] = set()
+    for item in part.split(","):
+        match = _CRON_ITEM.fullmatch(item)
+        if match is None:
+            raise ValidationError(f"{name}: {item!r} is not *, N, A-B or one of them /STEP")
+        a, b = low, high
+        if match["a"] is not None:
+            a = _cron_value(match["a"], field)
+            b = _cron_value(match["b"], field) if match["b"] is not None else (high if match["step"] else a)
+            if b < a:
+                raise ValidationError(f"{name}: the range {item!r} runs backwards")
+        step = int(match["step"] or 1)
+        if not 1 <= step <= high:
+            raise ValidationError(f"{name}: the step in {item!r} must be 1 to {high}")
+        found.update(range(a, b + 1, step))
+    return found
+
+
+def cron_command(command: str, what: str = "cron command") -> str:
+    """Return ``command`` if it can be a job's command: one line of text, no NUL, bounded."""
+    if not isinstance(command, str) or not command.strip():
+        raise ValidationError(f"invalid {what}: it must be a non-empty string")
+    if "\x00" in command:
+        raise ValidationError(f"invalid {what} {shown(command)}: it holds a NUL byte")
+    if "\n" in command or "\r" in command:
+        raise ValidationError(f"invalid {what} {shown(command)}: it holds a line break (one line only)")
+    if len(command.encode("utf-8", "surrogateescape")) > MAX_CONFIG_VALUE:
+        raise ValidationError(f"invalid {what}: longer than {MAX_CONFIG_VALUE} bytes")
+    return command

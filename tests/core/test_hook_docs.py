@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import skiff_buildpacks.hookspecs as buildpack_hookspecs
+import skiff_stack.hookspecs as stack_hookspecs
 from skiff import hookspecs
 from skiff.plugins import build_plugin_manager
 from skiff.testing import LIFECYCLE_HOOKS
@@ -31,8 +32,13 @@ HEADING = re.compile(r"^#{3,4} `(skiff_\w+)\((.*?)\)(?: -> (.+?))?`$", re.M)
 MARKERS = ("tryfirst", "trylast", "wrapper")
 
 
-def _specs(module: ModuleType) -> dict[str, Callable[..., Any]]:
-    return {name: obj for name, obj in vars(module).items() if name.startswith("skiff_") and callable(obj)}
+def _specs(*modules: ModuleType) -> dict[str, Callable[..., Any]]:
+    return {
+        name: obj
+        for module in modules
+        for name, obj in vars(module).items()
+        if name.startswith("skiff_") and callable(obj)
+    }
 
 
 def _sections(doc: Path) -> dict[str, tuple[list[str], str, str]]:
@@ -54,14 +60,16 @@ def _one_line(text: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("module", "doc"),
-    [(hookspecs, HOOKS_MD), (buildpack_hookspecs, ROOT / "docs" / "builders.md")],
-    ids=["core", "buildpacks"],
+    ("modules", "doc"),
+    [((hookspecs,), HOOKS_MD), ((buildpack_hookspecs, stack_hookspecs), ROOT / "docs" / "builders.md")],
+    ids=["core", "buildpacks-and-stack"],
 )
-def test_every_hookspec_is_documented_with_its_signature_and_docstring(module: ModuleType, doc: Path) -> None:
-    specs = _specs(module)
+def test_every_hookspec_is_documented_with_its_signature_and_docstring(
+    modules: tuple[ModuleType, ...], doc: Path
+) -> None:
+    specs = _specs(*modules)
     sections = _sections(doc)
-    assert sorted(sections) == sorted(specs), f"{doc.name} headings differ from {module.__name__}"
+    assert sorted(sections) == sorted(specs), f"{doc.name} headings differ from {[m.__name__ for m in modules]}"
     for name, spec in specs.items():
         signature = inspect.signature(spec)
         params, returns, body = sections[name]
@@ -87,7 +95,7 @@ def _example_impls(doc: Path) -> list[tuple[str, list[str]]]:
 
 def test_example_hookimpls_in_the_docs_use_the_specs_parameter_names() -> None:
     """pluggy passes arguments by name: an example may take fewer, never other, parameters."""
-    specs = {**_specs(hookspecs), **_specs(buildpack_hookspecs)}
+    specs = _specs(hookspecs, buildpack_hookspecs, stack_hookspecs)
     seen = 0
     for doc in (ROOT / "docs" / name for name in DOCS_WITH_EXAMPLES):
         for hook, names in _example_impls(doc):

@@ -10,6 +10,7 @@ import pytest
 
 import skiff_apps.plugin as apps_plugin
 import skiff_buildpacks.hookspecs as buildpack_hookspecs
+import skiff_stack.hookspecs as stack_hookspecs
 from skiff import hookimpl, hookspecs
 from skiff.testing import LIFECYCLE_HOOKS
 
@@ -34,6 +35,8 @@ DRIVERS = {
     "skiff_addhooks": {"make_plugin_manager", "build_plugin_manager"},
     "skiff_upgrade": {"invoke", "run_skiff"},  # state:migrate
     "skiff_container_options": {"container_options"},  # skiff_docker.scheduler
+    "skiff_periodic_tasks": {"collect", "invoke"},  # skiff_cron.runner (the runner, cron:report)
+    "skiff_run_oneoff": {"invoke", "run_job"},  # skiff_cron.commands (cron:run)
     "skiff_builders": {*LIFECYCLE_DRIVERS, "invoke", "run_skiff", "installed_builders", "installed", "choose"},
     # asked by the SSH dispatch (skiff ssh-command) before a command runs
     **{
@@ -117,6 +120,12 @@ BUILDPACK_HOOKS = (
 #: Every hook (core/skiff/hookspecs.py and skiff_buildpacks/hookspecs.py) -> the tests that call
 #: it and assert its effect. A new hook needs an entry (and a test) here.
 HOOK_TESTS: dict[str, list[str]] = {
+    **{
+        hook: [
+            "plugins/builtin/nginx/tests/test_proxy.py::test_certificate_hooks_install_read_and_remove_like_certs_add"
+        ]
+        for hook in ("skiff_app_domains", "skiff_app_certificate", "skiff_certificate_install")
+    },
     "skiff_receive": [f"{LIFECYCLE}::test_hooks_run_in_order_on_one_deploy_object"],
     "skiff_pre_build": [f"{LIFECYCLE}::test_hooks_run_in_order_on_one_deploy_object"],
     "skiff_build": [
@@ -156,6 +165,15 @@ HOOK_TESTS: dict[str, list[str]] = {
         "plugins/builtin/docker/tests/test_units.py::test_skiff_container_options_reach_process_and_oneoff_containers"
     ],
     "skiff_settings": ["tests/core/test_settings.py::test_set_and_report_for_free"],
+    "skiff_periodic_tasks": [
+        "plugins/contrib/cron/tests/test_cron_unit.py::test_periodic_tasks_skip_suspended_apps_and_the_runner_starts_what_is_due",
+        "plugins/contrib/cron/tests/test_cron_unit.py::test_a_bad_periodic_task_is_reported_and_skipped",
+        "plugins/builtin/docker/tests/test_units.py::test_cleanup_is_a_periodic_task_on_its_schedule",
+    ],
+    "skiff_run_oneoff": [
+        "plugins/builtin/docker/tests/test_units.py::test_skiff_run_oneoff_runs_the_current_release_with_bounded_logs",
+        "plugins/contrib/cron/tests/test_cron_unit.py::test_cron_run_goes_through_skiff_run_oneoff_and_records_the_run",
+    ],
     "skiff_key_role": ["tests/core/test_access.py::test_the_builtin_plugins_answer_the_access_hooks"],
     "skiff_app_access": [
         "tests/core/test_access.py::test_the_builtin_plugins_answer_the_access_hooks",
@@ -169,11 +187,15 @@ HOOK_TESTS: dict[str, list[str]] = {
     "skiff_buildpack_dependencies": [BUILDPACK_HOOKS],
     "skiff_buildpack_compile": [BUILDPACK_HOOKS],
     "skiff_buildpack_processes": [BUILDPACK_HOOKS],
+    "skiff_stack_suites": ["plugins/builtin/stack/tests/test_stack.py::test_skiff_stack_suites_lists_the_known_suites"],
+    "skiff_stack_ensure": [
+        "plugins/builtin/stack/tests/test_stack.py::test_skiff_stack_ensure_builds_a_missing_stack_once_for_two_pushes"
+    ],
 }
 
 
 def _all_hook_names() -> list[str]:
-    return _hook_names() + _hook_names(Path(buildpack_hookspecs.__file__))
+    return _hook_names() + _hook_names(Path(buildpack_hookspecs.__file__)) + _hook_names(Path(stack_hookspecs.__file__))
 
 
 def _test_function(node_id: str) -> tuple[ast.FunctionDef, str, dict[str, set[str]]]:

@@ -140,3 +140,58 @@ def test_addhooks_lets_plugins_declare_hooks_in_any_order(order):
     pm = make_plugin_manager(*[plugins[o] for o in order])
     assert pm.infos["impl"].status == "enabled"
     assert pm.hook.skiff_example_detect(path="/src") == "seen /src"
+
+
+def test_the_entry_point_cache_serves_a_second_start_and_notices_installs(tmp_path, monkeypatch):
+    """installed_plugins keeps the scan in a file; a new, changed or removed distribution is seen at once."""
+    import importlib
+    import sys
+
+    from skiff import plugins
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    cache = tmp_path / "cache" / "entry-points.json"
+    scans: list[int] = []
+    real_scan = plugins._scan_entry_points
+    monkeypatch.setattr(plugins, "_scan_entry_points", lambda: scans.append(1) or real_scan())
+    monkeypatch.setattr(plugins.os, "geteuid", lambda: 1000)  # the cache is for the service account
+
+    first = plugins.installed_plugins(cache)
+    assert cache.exists() and len(scans) == 1 and {"apps", "config"} <= {p.name for p in first}
+    assert plugins.installed_plugins(cache) == first and len(scans) == 1  # served from the file
+
+    info = site / "skiff_cached-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: skiff-cached\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[skiff]\ncached = cached_plugin:PLUGIN\n")
+    (site / "cached_plugin.py").write_text("class Plugin:\n    pass\nPLUGIN = Plugin()\n")
+    importlib.invalidate_caches()
+    found = {p.name: p for p in plugins.installed_plugins(cache)}
+    assert len(scans) == 2 and found["cached"].distribution == "skiff-cached" and found["cached"].version == "1.0"
+    assert type(found["cached"].load()).__name__ == "Plugin"
+
+    entry_points = info / "entry_points.txt"
+    entry_points.write_text("[skiff]\nrenamed = cached_plugin:PLUGIN\n")
+    stat = entry_points.stat()
+    os_times = (stat.st_atime_ns, stat.st_mtime_ns + 1_000_000)
+    plugins.os.utime(entry_points, ns=os_times)  # same second on a coarse clock: still a new mtime
+    importlib.invalidate_caches()
+    names = {p.name for p in plugins.installed_plugins(cache)}
+    assert len(scans) == 3 and "renamed" in names and "cached" not in names
+
+    import shutil
+
+    shutil.rmtree(info)
+    importlib.invalidate_caches()
+    assert "renamed" not in {p.name for p in plugins.installed_plugins(cache)} and len(scans) == 4
+    sys.modules.pop("cached_plugin", None)
+
+    monkeypatch.setattr(plugins.os, "geteuid", lambda: 0)  # root scans and leaves the file alone
+    cache.write_text("{not json")
+    assert {"apps", "config"} <= {p.name for p in plugins.installed_plugins(cache)} and len(scans) == 5
+    assert cache.read_text() == "{not json"
+    monkeypatch.setattr(plugins.os, "geteuid", lambda: 1000)
+    assert plugins.installed_plugins(cache) and len(scans) == 6  # a damaged file is scanned over
+    assert json.loads(cache.read_text())["plugins"]

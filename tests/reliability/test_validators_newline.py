@@ -51,6 +51,15 @@ def _app_json_env(key: str) -> str:
     return key
 
 
+def _app_json_cron(field: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        job = {"command": "true", "schedule": "@daily", field: value}
+        parse.parse_app_json(json.dumps({"cron": [job]}))
+        return value
+
+    return check
+
+
 def _setting(key: str) -> Callable[[str], Any]:
     return lambda value: nginx_settings.SETTINGS.setting(key).parse(value)
 
@@ -64,6 +73,13 @@ VALIDATORS: list[tuple[str, Callable[[str], Any], str]] = [
     ("core app name", validate.app_name, "shop"),
     ("core config key", validate.config_key, "GREETING"),
     ("core plugin name", validate.plugin_name, "skiff-hello"),
+    ("core cron schedule", validate.cron_schedule, "*/5 * * * *"),
+    ("core cron macro", validate.cron_schedule, "@daily"),
+    ("core cron command", validate.cron_command, "echo tick | tr a-z A-Z"),
+    ("procfile app.json cron schedule", _app_json_cron("schedule"), "0 4 * * mon"),
+    ("procfile app.json cron command", _app_json_cron("command"), "echo $DYNO && date"),
+    ("docker logs max-size", lambda v: docker_settings.LOGS.setting("max-size").parse(v), "10m"),
+    ("docker cleanup schedule", lambda v: docker_settings.CLEANUP.setting("schedule").parse(v), "0 4 * * *"),
     ("nginx domain", names.domain, "shop.example.com"),
     ("nginx wildcard domain", names.domain, "*.example.com"),
     ("nginx domains", lambda v: names.domains([v]), "shop.example.com"),
@@ -114,6 +130,7 @@ PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
     ("docker PROCESS_NAME", scheduler.PROCESS_NAME, "web"),
     ("docker CANONICAL", scheduler.CANONICAL, "shop.web.1"),
     ("docker MEMORY", process_settings.MEMORY, "512m"),
+    ("docker LOG_SIZE", docker_settings.LOG_SIZE, "10m"),
     ("docker CPU", process_settings.CPU, "0.5"),
     ("docker option VALUE", options.VALUE, "db:10.0.0.2"),
     ("docker option CAP", options.CAP, "NET_ADMIN"),

@@ -266,9 +266,9 @@ def stub_env(*keep: str) -> dict[str, str]:
     Every installed entry-point plugin except those named in ``keep`` is
     disabled, and :mod:`skiff.testing.stubs` is loaded.
     """
-    from ..plugins import _entry_points
+    from ..plugins import installed_plugins
 
-    disabled = [ep.name for ep in _entry_points() if ep.name not in keep]
+    disabled = [ep.name for ep in installed_plugins() if ep.name not in keep]
     return {"SKIFF_DISABLED_PLUGINS": ",".join(disabled), "SKIFF_PLUGINS": "skiff.testing.stubs"}
 
 

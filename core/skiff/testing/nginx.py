@@ -12,6 +12,11 @@
     ``SKIFF_ROOT`` (end-to-end tests); ``instance.settings`` are the global
     settings to store with ``skiff nginx:set --global KEY VALUE`` when the
     skiff process does not inherit the test's environment (SSH).
+``served_skiff_root``
+    a ``SKIFF_ROOT`` whose files nginx's workers (``nobody``) can read, as on an
+    installed server (0755, not under pytest's 0700 temp dirs): for tests of
+    what nginx serves from under it (ACME challenge files). Override
+    ``skiff_root`` with it in a test module.
 ``HostLoad``
     a bounded keep-alive load through nginx that counts failures (see the class).
 ``http_backend``
@@ -273,6 +278,18 @@ def private_nginx(skiff_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     finally:
         instance.stop()
         shutil.rmtree(instance.prefix, ignore_errors=True)
+
+
+@pytest.fixture
+def served_skiff_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="skiff-root-"))
+    os.chmod(root, 0o755)
+    monkeypatch.setenv("SKIFF_ROOT", str(root))
+    monkeypatch.delenv("SKIFF_USER", raising=False)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""The apps plugin's commands: apps:create, apps:list, apps:exists, apps:destroy, apps:rename, apps:report."""
+"""The apps plugin's commands: apps:create, apps:list, apps:exists, apps:destroy, apps:rename, apps:report,
+apps:clone, apps:lock, apps:unlock, apps:locked."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from typing import Any
 
 import click
 
-from skiff import access, validate
+from skiff import access, lifecycle, validate
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import NotFound, SkiffError
 from skiff.lifecycle import app_lock
+
+from . import clone
 
 
 @access.app_command(app="app", creates=True)
@@ -107,4 +110,69 @@ def apps_report(context: Context, app: str, fmt: str) -> None:
         context.output.fields(f"{app} {name} information", fields)
 
 
-COMMANDS: list[click.Command] = [apps_create, apps_list, apps_exists, apps_destroy, apps_rename, apps_report]
+@access.app_command(app="old")
+@click.command("apps:clone")
+@click.argument("old")
+@click.argument("new")
+@click.option("--skip-deploy", is_flag=True, help="Copy config and settings only; do not deploy NEW.")
+@click.option("--ignore-existing", is_flag=True, help="Exit 0 without changing anything when NEW exists.")
+@pass_context
+def apps_clone(context: Context, old: str, new: str, skip_deploy: bool, ignore_existing: bool) -> None:
+    """Create NEW as a copy of OLD: its config, its settings, and its current image as a release, deployed."""
+    context.state.require_app(old)
+    validate.app_name(new)
+    if context.state.app_exists(new):
+        if ignore_existing:
+            context.output.warn(f"app {new} already exists; nothing was cloned (--ignore-existing)")
+            return
+        raise SkiffError(f"app {new} already exists")
+    clone.refuse_unless_may_create(context, new)
+    clone.clone_app(context, old, new, deploy=not skip_deploy)
+
+
+def _lock_command(name: str, locked: bool, doc: str) -> click.Command:
+    @access.app_command()
+    @click.command(name, help=doc)
+    @click.argument("app")
+    @pass_context
+    def command(context: Context, app: str) -> None:
+        context.state.require_app(app)
+        lifecycle.lock_deploys(context, app, locked)
+        if locked:
+            context.output.step(f"Locked {app}: pushes and every deploy are refused until apps:unlock {app}")
+        else:
+            context.output.step(f"Unlocked {app}: deploys go through again")
+
+    return command
+
+
+apps_lock = _lock_command(
+    "apps:lock", True, "Lock APP: refuse every deploy (push, deploy, ps:rebuild, config changes)."
+)
+apps_unlock = _lock_command("apps:unlock", False, "Unlock APP's deploys.")
+
+
+@access.app_command()
+@click.command("apps:locked")
+@click.argument("app")
+@pass_context
+def apps_locked(context: Context, app: str) -> None:
+    """Exit 0 when APP's deploys are locked, 1 when not."""
+    context.state.require_app(app)
+    if not lifecycle.deploys_locked(context, app):
+        raise SkiffError(f"app {app} is not locked")
+    click.echo(f"app {app} is locked")
+
+
+COMMANDS: list[click.Command] = [
+    apps_create,
+    apps_list,
+    apps_exists,
+    apps_destroy,
+    apps_rename,
+    apps_report,
+    apps_clone,
+    apps_lock,
+    apps_unlock,
+    apps_locked,
+]

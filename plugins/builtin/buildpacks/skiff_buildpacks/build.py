@@ -46,7 +46,19 @@ CACHE_LABEL = "skiff.cache"  # on package-cache volumes: the app
 ALWAYS_EXCLUDED = {".git"}
 BUILDER_VERSION = "1"
 # App config vars whose value changes how dependencies install: part of the layer key.
-KEY_CONFIG_PREFIXES = ("PIP_", "NPM_CONFIG_", "npm_config_", "NODE_", "PYTHON", "UV_", "POETRY_", "BUILD_")
+KEY_CONFIG_PREFIXES = (
+    "PIP_",
+    "NPM_CONFIG_",
+    "npm_config_",
+    "NODE_",
+    "PYTHON",
+    "UV_",
+    "POETRY_",
+    "BUILD_",
+    "COMPOSER",
+    "BUNDLE_",
+    "GEM_",
+)
 
 
 @dataclass
@@ -57,6 +69,8 @@ class Stack:
     node: str = ""
     user: str = DEFAULT_USER
     path: str = DEFAULT_PATH
+    #: not built yet: the stack of a Debian suite the stack plugin builds on first use (``python`` is its minor)
+    buildable: bool = False
 
 
 @dataclass
@@ -74,6 +88,8 @@ class Build:
     settings: dict[str, Any] = field(default_factory=dict)  # the buildpacks settings of the app
     cache_dir: Path | None = None  # the server's download cache (SKIFF_ROOT/cache/buildpacks), skiff writes it
     toolchain_loader: Callable[..., Any] | None = None
+    #: make a stack current before it is used (build a buildable one, rebuild a stale one); returns it afresh
+    stack_ensurer: Callable[[Stack], Stack] | None = None
 
     def available_stacks(self) -> list[Stack]:
         """Every stack image present, the configured one first (listed on first use: it costs engine calls)."""
@@ -115,9 +131,21 @@ class Build:
             raise SkiffError(f"no Docker engine to build the {name} toolchain layer")
         return self.toolchain_loader(self.stack, name, packages, version_command)
 
-    def use_stack(self, stack: Stack) -> None:
-        """Switch this build to another stack (e.g. for a Python version)."""
+    def use_stack(self, stack: Stack) -> Stack:
+        """Switch this build to another stack (e.g. for a Python version); return it as it now is.
+
+        A stack not built yet (``buildable``) is built first, and a stale one rebuilt
+        (``stack_ensurer``); the list of available stacks then holds the built one.
+        """
+        if self.stack_ensurer is not None and (stack.buildable or stack is not self.stack):
+            ready = self.stack_ensurer(stack)
+            if self.stacks is not None:
+                self.stacks = [ready if s.image == stack.image else s for s in self.stacks]
+            stack = ready
+        elif stack.buildable:
+            raise SkiffError(f"the stack {stack.image} is not built: run 'skiff stack:build'")
         self.stack = stack
+        return stack
 
     def switch_to_stack_where(self, fits: Callable[[Stack], bool]) -> Stack | None:
         """Keep the stack if ``fits`` it, else switch to the first available one that does.
@@ -128,8 +156,7 @@ class Build:
             return self.stack
         for stack in self.available_stacks():
             if fits(stack):
-                self.use_stack(stack)
-                return stack
+                return self.use_stack(stack)
         return None
 
 

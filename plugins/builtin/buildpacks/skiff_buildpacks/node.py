@@ -1,4 +1,4 @@
-"""The Node.js pack: package.json; ``npm ci`` with a lock file, ``npm install`` without.
+"""The Node.js pack: package.json; ``npm ci`` with a lock file, ``npm install`` without, or yarn / pnpm.
 
 node_modules lives in /app/node_modules in the dependency layer (keyed by
 package.json and the lock file); the ``build`` script, when present, runs on
@@ -16,8 +16,6 @@ from skiff.errors import SkiffError
 
 NAME = "node"
 VERSION = "1"
-LOCKS = ("package-lock.json", "npm-shrinkwrap.json")
-OTHER_MANAGERS = {"yarn.lock": "yarn", "pnpm-lock.yaml": "pnpm", "bun.lockb": "bun"}
 
 
 @hookimpl
@@ -53,38 +51,47 @@ def scripts(build) -> dict[str, Any]:
 def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
     if pack != NAME:
         return None
-    package_json(build)
-    locks = [f for f in LOCKS if build.has(f)]
-    others = [f for f in OTHER_MANAGERS if build.has(f)]
-    if others and not locks:
-        raise SkiffError(f"{others[0]} found: only npm is supported; commit a package-lock.json instead")
-    if len(locks) + len(others) > 1:
-        raise SkiffError(f"more than one Node.js package manager file: {', '.join(locks + others)}; keep only one")
+    from . import node_tools
+
+    pkg = package_json(build)
+    choice = node_tools.choose(build, pkg)
     note, node = choose_node(build)
-    flags = ["--no-audit", "--no-fund", "--loglevel=warn"]
-    install = ["npm", "ci", *flags] if locks else ["npm", "install", *flags]
+    tool: dict[str, Any] = {"notes": [], "archives": []}
+    if choice.tool is not None:
+        if build.cache_dir is None:
+            raise SkiffError("this build has no server cache directory for package manager releases")
+        node_version = node.get("version") or build.stack.node
+        tool = node_tools.provide_tool(
+            build, choice, node_version, build.cache_dir / "node", node_registry(build), tls_verify(build)
+        )
+    elif choice.yarn_path:
+        note.append(f"Using the app's own yarn release ({choice.what} {choice.yarn_path})")
+    note += tool["notes"]
+    step = node_tools.install_step(choice)
+    run = step["run"]
     # the stack's npm needs Node.js 14.17: for older releases the stack's Node.js runs npm itself
     # (the scripts it runs still find the app's release first on PATH)
-    run = ["/usr/bin/node", "/usr/bin/npm", *install[1:]] if node.get("old_node") else install
-    if not locks:
+    if choice.name == "npm" and choice.tool is None and node.get("old_node"):
+        run = ["/usr/bin/node", "/usr/bin/npm", *run[1:]]
+    if choice.name == "npm" and not choice.lock:
         note.append("no package-lock.json: using npm install (commit a lock file for repeatable builds)")
-    steps = [
-        {
-            "title": f"Installing dependencies with {' '.join(install[:2])}",
-            "run": [run],
-            "env": {"npm_config_cache": "/build/cache/npm", "npm_config_update_notifier": "false"},
-        }
-    ]
+    verb = "ci" if choice.name == "npm" and choice.lock else "install"
+    steps = [{"title": f"Installing dependencies with {choice.name} {verb}", "run": [run], "env": step["env"]}]
+    installed = [f".heroku/{choice.name}", ".heroku/bin"] if choice.tool is not None else []
     return {
         "label": "Node.js app",
         "notes": note,
-        "files": ["package.json", *locks],
+        "files": node_tools.dependency_files(build, choice),
         "steps": steps,
-        "path": ["/app/node_modules/.bin", *node.get("path", [])],
+        "path": [
+            "/app/node_modules/.bin",
+            *([node_tools.BIN_HOME] if choice.tool is not None else []),
+            *node.get("path", []),
+        ],
         "env": node.get("env", {}),
-        "archives": node.get("archives", []),
+        "archives": node.get("archives", []) + tool["archives"],
         "runtime_env": {"NODE_ENV": "production"},
-        "exclude": ["node_modules", *([".heroku/node"] if node else [])],
+        "exclude": ["node_modules", *([".heroku/node"] if node else []), *installed],
     }
 
 
@@ -155,6 +162,7 @@ def choose_node(build) -> tuple[list[str], dict[str, Any]]:
         "path": [f"{HOME}/bin"],
         "env": {"npm_config_nodedir": HOME},
         "old_node": Version.parse(version) < Version(14, 17, 0),
+        "version": version,
     }
     return lines, extra
 
@@ -165,12 +173,17 @@ def skiff_buildpack_compile(pack: str, build) -> dict[str, Any] | None:
         return None
     if "build" not in scripts(build):
         return {"steps": []}
+    from . import node_tools
+
+    choice = node_tools.choose(build, package_json(build))
+    step = node_tools.install_step(choice)
+    command = step["run"][: 2 if choice.yarn_path else 1]
     return {
         "steps": [
             {
-                "title": "Running npm run build",
-                "run": [["npm", "run", "build"]],
-                "env": {"npm_config_cache": "/build/cache/npm", "npm_config_update_notifier": "false"},
+                "title": f"Running {choice.name} run build",
+                "run": [[*command, "run", "build"]],
+                "env": step["env"],
             }
         ]
     }

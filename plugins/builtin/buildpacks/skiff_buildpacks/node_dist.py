@@ -111,15 +111,18 @@ def _sri_ok(data_hashes: dict[str, Any], integrity: str, shasum: str) -> bool:
     return False
 
 
-class NodeCache:
-    """The server's cache of Node.js releases for one architecture, fed from one registry."""
+class PackageCache:
+    """The server's cache of one registry package's releases (a tar per version, ready for the build)."""
 
-    def __init__(self, root: Path, registry: str, arch: str, verify: str | bool = True):
+    label = "package"
+    accept = "application/json"
+
+    def __init__(self, directory: Path, registry: str, package: str, verify: str | bool = True):
         if not REGISTRY_RE.fullmatch(registry):
             raise SkiffError(f"the node-registry setting is not an http(s) URL: {registry!r}")
-        self.dir = root / f"linux-{arch}"
+        self.dir = directory
         self.registry = registry.rstrip("/")
-        self.package = f"node-linux-{arch}"
+        self.package = package
         self.verify = verify  # requests' TLS verification: True, or a CA bundle (the host's)
 
     # -- what is here
@@ -131,16 +134,23 @@ class NodeCache:
 
     def archive(self, version: str) -> Path:
         if not RELEASE_RE.fullmatch(version):
-            raise SkiffError(f"not a Node.js release: {version!r}")
+            raise SkiffError(f"not a {self.label} release: {version!r}")
         return self.dir / f"{version}.tar"
 
     def _index_path(self) -> Path:
         return self.dir / f"index-{hashlib.sha256(self.registry.encode()).hexdigest()[:16]}.json"
 
+    def _tarball_url(self, version: str) -> str:
+        return f"{self.registry}/{self.package}/-/{self.package.rsplit('/', 1)[-1]}-{version}.tgz"
+
+    def repack(self, tgz, out, what: str) -> None:
+        """Write the build container's tar of the verified tarball ``tgz`` (a seekable file) to ``out``."""
+        raise NotImplementedError
+
     # -- the registry
 
     def releases(self) -> dict[str, dict[str, str]]:
-        """``{version: {"integrity", "shasum"}}`` of the registry (reused for INDEX_TTL seconds).
+        """``{version: {"integrity", "shasum"[, "node"]}}`` of the registry (reused for INDEX_TTL seconds).
 
         Raises :class:`RegistryUnreachable` when the registry does not answer usably.
         """
@@ -150,7 +160,7 @@ class NodeCache:
                 return json.loads(path.read_text())
         except (OSError, ValueError):
             pass
-        index = trim_packument(self._get_json(f"{self.registry}/{self.package}"))
+        index = trim_packument(self._get_json(f"{self.registry}/{self.package.replace('/', '%2f')}"))
         if not index:
             raise RegistryUnreachable(f"the registry lists no {self.package} releases")
         self._write_atomic(path, json.dumps(index).encode())
@@ -161,7 +171,7 @@ class NodeCache:
 
         try:
             with requests.get(
-                url, timeout=TIMEOUT, stream=True, headers={"Accept": "application/json"}, verify=self.verify
+                url, timeout=TIMEOUT, stream=True, headers={"Accept": self.accept}, verify=self.verify
             ) as resp:
                 if resp.status_code != 200:
                     raise RegistryUnreachable(f"HTTP {resp.status_code}")
@@ -176,7 +186,7 @@ class NodeCache:
         import requests
 
         target = self.archive(version)
-        url = f"{self.registry}/{self.package}/-/{self.package}-{version}.tgz"
+        url = self._tarball_url(version)
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         hashes = {name: hashlib.new(name) for name in ("sha512", "sha384", "sha256", "sha1")}
         size = 0
@@ -205,7 +215,7 @@ class NodeCache:
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".promote-", suffix=".tar")
         try:
             with os.fdopen(fd, "wb") as out:
-                repack(tgz, out, f"{self.package}@{version}")
+                self.repack(tgz, out, f"{self.package}@{version}")
             os.chmod(tmp, 0o644)
             os.replace(tmp, target)
         except BaseException:
@@ -222,6 +232,18 @@ class NodeCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+class NodeCache(PackageCache):
+    """The server's cache of Node.js releases for one architecture, fed from one registry."""
+
+    label = "Node.js"
+
+    def __init__(self, root: Path, registry: str, arch: str, verify: str | bool = True):
+        super().__init__(root / f"linux-{arch}", registry, f"node-linux-{arch}", verify)
+
+    def repack(self, tgz, out, what: str) -> None:
+        repack(tgz, out, what)
 
 
 class RegistryUnreachable(Exception):
@@ -248,7 +270,10 @@ def trim_packument(doc: Any) -> dict[str, dict[str, str]]:
         if not RELEASE_RE.fullmatch(version) or not isinstance(dist, dict):
             continue
         sums = {k: dist[k] for k in ("integrity", "shasum") if isinstance(dist.get(k), str)}
-        if sums:
+        engines = meta.get("engines")
+        if isinstance(engines, dict) and isinstance(engines.get("node"), str) and engines["node"].strip():
+            sums["node"] = engines["node"].strip()[:200]
+        if "integrity" in sums or "shasum" in sums:
             index[version] = sums
     return index
 
@@ -297,12 +322,26 @@ def _add_dir(dst: tarfile.TarFile, dirs: set[str], name: str) -> None:
     dirs.add(name)
 
 
-def provide(cache: NodeCache, requested: Range, what: str, text: str) -> tuple[str, Path, list[str]]:
+def runs_on(entry: dict[str, str], node: str | None) -> bool:
+    """Whether a release whose ``engines.node`` is ``entry["node"]`` runs on Node.js ``node`` (unknown: yes)."""
+    if not node or not entry.get("node"):
+        return True
+    try:
+        return Range.parse(entry["node"]).test(Version.parse(node))
+    except InvalidRange:
+        return True
+
+
+def provide(
+    cache: PackageCache, requested: Range, what: str, text: str, node: str | None = None
+) -> tuple[str, Path, list[str]]:
     """The newest release in ``requested``, in the cache (downloaded and verified when missing).
 
     Returns the version, its archive and the lines to print. ``what`` and ``text`` name
-    the request (``engines.node``, ``18.x``) in messages.
+    the request (``engines.node``, ``18.x``) in messages. ``node``: the Node.js version
+    a tool will run on; releases whose ``engines.node`` refuses it are left out.
     """
+    label = cache.label
     try:
         index = cache.releases()
     except RegistryUnreachable as exc:
@@ -311,20 +350,26 @@ def provide(cache: NodeCache, requested: Range, what: str, text: str) -> tuple[s
         if version is None:
             have = ", ".join(sorted(cached, key=Version.parse)) or "none"
             raise SkiffError(
-                f"the npm registry at {cache.registry} is unreachable ({exc}) and no Node.js cached on this server "
+                f"the npm registry at {cache.registry} is unreachable ({exc}) and no {label} cached on this server "
                 f'matches {what} "{text}" (cached: {have})'
             ) from None
         note = f"the npm registry at {cache.registry} is unreachable ({exc}): using the cached release"
-        return version, cache.archive(version), [f"Installing Node.js {version} ({what} {text})", note]
-    version = best_release(requested, index)
+        return version, cache.archive(version), [f"Installing {label} {version} ({what} {text})", note]
+    version = best_release(requested, [v for v, entry in index.items() if runs_on(entry, node)])
     if version is None:
-        raise SkiffError(f'{what} "{text}" matches no Node.js release; newest is {newest(index)}')
+        newest_in = best_release(requested, index)
+        if newest_in is not None:
+            raise SkiffError(
+                f'{what} "{text}": no {label} release in that range runs on Node.js {node} '
+                f"({label} {newest_in} needs node {index[newest_in]['node']})"
+            )
+        raise SkiffError(f'{what} "{text}" matches no {label} release; newest is {newest(index)}')
     archive = cache.archive(version)
     if archive.is_file():
-        return version, archive, [f"Installing Node.js {version} ({what} {text}), cached on this server"]
+        return version, archive, [f"Installing {label} {version} ({what} {text}), cached on this server"]
     _, size = cache.fetch(version, index[version])
     lines = [
-        f"Installing Node.js {version} ({what} {text})",
+        f"Installing {label} {version} ({what} {text})",
         f"downloaded {cache.package}@{version} ({size / 2**20:.1f} MiB), checksum verified, cached for the next builds",
     ]
     return version, archive, lines

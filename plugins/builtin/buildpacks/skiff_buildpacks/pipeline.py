@@ -87,12 +87,13 @@ def build_image(deploy: Deploy) -> str:
 def start(deploy: Deploy) -> Session:
     """Reach the engine, find the stack, choose the packs."""
     from . import toolchains
-    from .stacks import all_stacks, configured_image, stack_from_image
+    from .stacks import all_stacks, configured_image, ensure_stack, ready_stack, stack_from_image
 
     context = deploy.context
     assert deploy.workdir is not None
     client = docker_client()
     build_steps.remove_leftover_build_containers(client, deploy.app)
+    ensure_stack(context, client, configured_image(context), deploy.output)
     stack = stack_from_image(context, client, configured_image(context))
     config = deploy.state.effective_config(deploy.app)
     build = build_steps.Build(
@@ -105,6 +106,7 @@ def start(deploy: Deploy) -> Session:
         stacks_loader=lambda: all_stacks(context, client, stack),
         settings=settings(context, deploy.app),
         cache_dir=context.path("cache", "buildpacks"),
+        stack_ensurer=lambda chosen: ready_stack(context, client, chosen, deploy.output),
         toolchain_loader=lambda on, name, packages, command: toolchains.ensure(
             client, on, name, packages, command, deploy.output, lock_dir=context.root / "locks"
         ),

@@ -1,8 +1,8 @@
 """The buildpacks builder: detect the language, install dependencies in a cached layer, add the code.
 
 Language packs are plugins of their own (``buildpack-python``, ``buildpack-node``,
-``buildpack-go``, ``buildpack-static``, ``buildpack-null``) implementing the hooks this plugin
-declares in :mod:`skiff_buildpacks.hookspecs`. Commands: ``buildpacks:list``,
+``buildpack-ruby``, ``buildpack-php``, ``buildpack-go``, ``buildpack-static``, ``buildpack-null``)
+implementing the hooks this plugin declares in :mod:`skiff_buildpacks.hookspecs`. Commands: ``buildpacks:list``,
 ``buildpacks:set``, ``buildpacks:report``, ``repo:purge-cache``.
 """
 
@@ -102,7 +102,7 @@ SETTINGS = Namespace(
             default="https://registry.npmjs.org",
             scope="global",
             level="admin",
-            help="the npm registry Node.js releases come from",
+            help="the npm registry Node.js and package manager (npm, yarn, pnpm) releases come from",
         ),
         Setting(
             "python-installer",

@@ -120,27 +120,35 @@ def requested_version(build) -> tuple[str | None, str]:
 
 
 def choose_stack(build) -> tuple[str | None, list[str]]:
-    """Use the stack whose Python the app asks for; return the note and the warnings."""
+    """Use the stack whose Python the app asks for; return the note and the warnings.
+
+    Stacks built here are preferred; a known Debian suite's stack that is not
+    built yet (``buildable``) is chosen only when no built one fits, and is then
+    built by the stack plugin (``build.use_stack``).
+    """
     found = python_requests(build)
     if not found:
         return None, []
     decider = found[0]
     stacks = [s for s in build.available_stacks() if s.python]
-    pythons = sorted({s.python for s in stacks}, key=_key)
     warnings: list[str] = []
     if decider.pin:
-        chosen = _version_for_pin(decider, stacks, warnings, accept_newer(build))
+        pick, how = _stack_for_pin(decider, stacks, accept_newer(build))
     else:
-        fitting = [v for v in pythons if decider.allows(v)]
-        if not fitting:
-            raise SkiffError(
-                f"{decider.where} {decider.value!r} allows no available Python; available: {_available(stacks)}; "
-                "change requires-python, or pin a version in .python-version"
-            )
-        chosen = fitting[-1]
+        pick, how = _stack_for_specifier(decider, stacks), "exact"
     configured = build.stack
-    stack = build.switch_to_stack_where(lambda s: s.python == chosen)
-    assert stack is not None
+    if pick.python == configured.python and not pick.buildable:
+        pick = configured
+    stack = build.use_stack(pick) if pick is not configured else configured
+    if how == "minor" or (how == "exact" and not decider.allows(stack.python)):
+        warnings.append(
+            f"{decider.label()}: no stack has Python {decider.value}; using {stack.python} (same minor version)"
+        )
+    elif how == "newer":
+        warnings.append(
+            f"{decider.label()}: no stack has Python {decider.value}; using the nearest newer, {stack.python} "
+            f"({ACCEPT_NEWER} is set)"
+        )
     for other in found[1:]:
         if not other.allows(stack.python):
             warnings.append(f"{other.label()} disagrees with {decider.label()}: using Python {stack.python}")
@@ -148,29 +156,46 @@ def choose_stack(build) -> tuple[str | None, list[str]]:
     return f"Using Python {stack.python}{where} ({decider.label()})", warnings
 
 
-def _version_for_pin(request: Request, stacks: list, warnings: list[str], newer: bool) -> str:
-    pythons = sorted({s.python for s in stacks}, key=_key)
-    exact = [v for v in pythons if request.allows(v)]
+def _best(stacks: list) -> Any:
+    """The stack with the highest Python; a built one before a buildable one of the same version."""
+    return max(stacks, key=lambda s: (_key(s.python), not s.buildable))
+
+
+def _stack_for_pin(request: Request, stacks: list, newer: bool) -> tuple[Any, str]:
+    """The stack for a pin and how it fits: ``exact``, ``minor`` (same minor), ``newer`` (accept-newer)."""
+    built = [s for s in stacks if not s.buildable]
+    exact = [s for s in built if request.allows(s.python)]
     if exact:
-        return exact[-1]
+        return _best(exact), "exact"
     want = minor_of(request.value)
-    same_minor = [v for v in pythons if len(want) == 2 and minor_of(v) == want]
-    if same_minor:
-        warnings.append(
-            f"{request.label()}: no stack has Python {request.value}; using {same_minor[-1]} (same minor version)"
-        )
-        return same_minor[-1]
-    newer_ones = [v for v in pythons if minor_of(v) > want]
+    if len(want) == 2:
+        same = [s for s in built if minor_of(s.python) == want]
+        if same:
+            return _best(same), "minor"
+        later = [s for s in stacks if s.buildable and minor_of(s.python) == want]
+        if later:
+            return later[0], "exact"  # its patch is known once it is built
+    newer_ones = sorted(
+        (s for s in stacks if minor_of(s.python) > want), key=lambda s: (minor_of(s.python), s.buildable)
+    )
     if newer and newer_ones:
-        warnings.append(
-            f"{request.label()}: no stack has Python {request.value}; using the nearest newer, {newer_ones[0]} "
-            f"({ACCEPT_NEWER} is set)"
-        )
-        return newer_ones[0]
-    hint = f"; set 'buildpacks:set APP {ACCEPT_NEWER} true' to use {newer_ones[0]}" if newer_ones else ""
+        return newer_ones[0], "newer"
+    hint = f"; set 'buildpacks:set APP {ACCEPT_NEWER} true' to use {newer_ones[0].python}" if newer_ones else ""
     raise SkiffError(
         f"{request.where} requests Python {request.value}, but no stack has it; available: {_available(stacks)}{hint}"
         f" or change {request.where}"
+    )
+
+
+def _stack_for_specifier(request: Request, stacks: list) -> Any:
+    """The highest built Python the specifier allows, else the highest buildable one."""
+    for group in ([s for s in stacks if not s.buildable], [s for s in stacks if s.buildable]):
+        fitting = [s for s in group if request.allows(s.python)]
+        if fitting:
+            return _best(fitting)
+    raise SkiffError(
+        f"{request.where} {request.value!r} allows no available Python; available: {_available(stacks)}; "
+        "change requires-python, or pin a version in .python-version"
     )
 
 
@@ -179,7 +204,8 @@ def _key(version: str) -> list[int]:
 
 
 def _available(stacks) -> str:
-    return ", ".join(f"{s.python} ({s.image})" for s in stacks) or "none"
+    shown = [f"{s.python} ({s.image}{', built on first use' if s.buildable else ''})" for s in stacks]
+    return ", ".join(shown) or "none"
 
 
 @hookimpl

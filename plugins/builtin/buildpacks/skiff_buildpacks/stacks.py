@@ -85,8 +85,34 @@ def _run_probe(client, image_id: str) -> tuple[str, str]:
     return python, "" if node == "-" else node
 
 
+def ensure_stack(context: Context, client, ref: str, output) -> None:
+    """Let the stack plugin build ``ref`` if it is missing, or rebuild it if an earlier recipe made it."""
+    hook = getattr(context.hook, "skiff_stack_ensure", None)
+    if hook is not None:
+        hook(context=context, image=ref, output=output)
+
+
+def ready_stack(context: Context, client, stack: Stack, output) -> Stack:
+    """``stack`` built and current (see :func:`ensure_stack`), read afresh from the engine."""
+    ensure_stack(context, client, stack.image, output)
+    return stack_from_image(context, client, stack.image)
+
+
+def buildable_stacks(context: Context, present: list[Stack]) -> list[Stack]:
+    """The stacks of known Debian suites not built here yet (the stack plugin builds them on first use)."""
+    hook = getattr(context.hook, "skiff_stack_suites", None)
+    suites = (hook(context=context) if hook is not None else None) or []
+    seen = {s.image for s in present}
+    return [
+        Stack(image=row["image"], id="", python=row["python"], buildable=True)
+        for row in suites
+        if row.get("image") not in seen and VERSION.fullmatch(row.get("python") or "")
+    ]
+
+
 def all_stacks(context: Context, client, current: Stack) -> list[Stack]:
-    """The configured stack first, then the other local ``skiff/stack:*`` images (from their labels).
+    """The configured stack first, then the other local ``skiff/stack:*`` images (from their labels),
+    then the known suites' stacks not built yet (``buildable``).
 
     Images built FROM a stack (apps, services) inherit its labels, so only the
     ``skiff/stack`` repository counts.
@@ -110,4 +136,4 @@ def all_stacks(context: Context, client, current: Stack) -> list[Stack]:
                         path=_path_of(image.attrs),
                     )
                 )
-    return stacks
+    return stacks + buildable_stacks(context, stacks)

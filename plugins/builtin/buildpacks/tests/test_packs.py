@@ -262,10 +262,10 @@ def test_node_pack(tmp_path):
         ["npm", "run", "build"]
     ]
     assert node.skiff_buildpack_processes("node", make_build(APPS / "node")) == {"web": "npm start"}
-    write(tmp_path, {"package.json": "{}", "yarn.lock": ""})
-    with pytest.raises(SkiffError, match="yarn.lock found: only npm is supported"):
+    write(tmp_path, {"package.json": "{}", "bun.lockb": ""})
+    with pytest.raises(SkiffError, match="bun.lockb found: bun is not supported"):
         node.skiff_buildpack_dependencies("node", make_build(tmp_path))
-    (tmp_path / "yarn.lock").unlink()
+    (tmp_path / "bun.lockb").unlink()
     deps = node.skiff_buildpack_dependencies("node", make_build(tmp_path))
     assert deps["steps"][0]["run"][0][:2] == ["npm", "install"]
 
@@ -588,3 +588,80 @@ def test_every_buildpack_hook_answers_through_the_plugin_manager(h):
     assert hook.skiff_buildpack_processes(pack="static", build=make_build(APPS / "static"))["web"].endswith(
         " /app/public"
     )
+
+
+FORKY_LATER = Stack(image="skiff/stack:forky", id="", python="3.14", buildable=True)
+BOOKWORM_LATER = Stack(image="skiff/stack:bookworm", id="", python="3.11", buildable=True)
+FORKY = Stack(image="skiff/stack:forky", id="sha256:fff", python="3.14.2", node="20.19.2")
+
+
+def build_with_buildable(source, stacks, built):
+    """A build whose ensurer 'builds' a buildable stack (records it) and returns the built one."""
+    build = make_build(source, stacks=stacks)
+    build.settings["python-installer"] = "pip"  # no server cache here for uv; the stack is what is tested
+    made = []
+
+    def ensurer(stack):
+        made.append(stack.image)
+        return built[stack.image]
+
+    build.stack_ensurer = ensurer
+    return build, made
+
+
+@pytest.mark.parametrize(
+    ("files", "warning"),
+    [
+        ({".python-version": "3.14\n"}, None),
+        (
+            {"runtime.txt": "python-3.14.9\n"},
+            "runtime.txt 3.14.9: no stack has Python 3.14.9; using 3.14.2 (same minor version)",
+        ),
+    ],
+)
+def test_a_python_only_a_buildable_suite_has_builds_that_stack(tmp_path, files, warning):
+    write(tmp_path, {"requirements.txt": "", **files})
+    build, made = build_with_buildable(tmp_path, (TRIXIE, FORKY_LATER), {FORKY.image: FORKY})
+    deps = python.skiff_buildpack_dependencies("python", build)
+    assert made == ["skiff/stack:forky"] and build.stack is FORKY
+    assert deps["notes"][0].startswith("Using Python 3.14.2 on stack skiff/stack:forky")
+    assert deps.get("warnings", []) == ([] if warning is None else [warning])
+    assert build.available_stacks() == [TRIXIE, FORKY]  # the built stack replaces the buildable one
+
+
+def test_built_stacks_are_preferred_over_buildable_ones(tmp_path):
+    write(tmp_path, {"requirements.txt": "", "pyproject.toml": '[project]\nrequires-python = ">=3.11"\n'})
+    build, made = build_with_buildable(tmp_path, (TRIXIE, FORKY_LATER, BOOKWORM_LATER), {})
+    python.skiff_buildpack_dependencies("python", build)
+    assert made == [] and build.stack is TRIXIE  # a specifier never triggers a build when a built stack fits
+    write(tmp_path, {"pyproject.toml": '[project]\nrequires-python = ">=3.14"\n'})
+    build, made = build_with_buildable(tmp_path, (TRIXIE, FORKY_LATER), {FORKY.image: FORKY})
+    python.skiff_buildpack_dependencies("python", build)
+    assert made == ["skiff/stack:forky"] and build.stack is FORKY
+    # accept-newer for 3.12: the nearest newer minor is the built 3.13, not a build of 3.14
+    write(tmp_path, {"runtime.txt": "python-3.12.0\n"})
+    (tmp_path / "pyproject.toml").unlink()
+    build, made = build_with_buildable(tmp_path, (TRIXIE, FORKY_LATER), {})
+    build.settings = {python.ACCEPT_NEWER: True}
+    deps = python.skiff_buildpack_dependencies("python", build)
+    assert made == [] and build.stack is TRIXIE and "nearest newer, 3.13.5" in deps["warnings"][0]
+
+
+def test_a_minor_no_suite_has_lists_the_buildable_stacks(tmp_path):
+    write(tmp_path, {"requirements.txt": "", "runtime.txt": "python-3.12.0\n"})
+    build, made = build_with_buildable(tmp_path, (TRIXIE, BOOKWORM_LATER, FORKY_LATER), {})
+    with pytest.raises(SkiffError) as info:
+        python.skiff_buildpack_dependencies("python", build)
+    assert str(info.value).startswith(
+        "runtime.txt requests Python 3.12.0, but no stack has it; available: 3.13.5 (skiff/stack:trixie), "
+        "3.11 (skiff/stack:bookworm, built on first use), 3.14 (skiff/stack:forky, built on first use); "
+        "set 'buildpacks:set APP python-accept-newer true' to use 3.13.5"
+    )
+    assert made == []
+
+
+def test_a_buildable_stack_without_an_ensurer_is_one_line(tmp_path):
+    write(tmp_path, {"requirements.txt": "", ".python-version": "3.14\n"})
+    with pytest.raises(SkiffError) as info:
+        python.skiff_buildpack_dependencies("python", make_build(tmp_path, stacks=(TRIXIE, FORKY_LATER)))
+    assert str(info.value) == "the stack skiff/stack:forky is not built: run 'skiff stack:build'"

@@ -50,6 +50,12 @@ def parse_assignments(pairs: list[str], encoded: bool = False) -> dict[str, str]
     return values
 
 
+def _refuse_locked(context: Context, scope: str, no_restart: bool) -> None:
+    """A change that would redeploy a locked app (apps:lock) is refused before anything is stored."""
+    if scope != GLOBAL and not no_restart and context.state.current_release(scope) is not None:
+        lifecycle.refuse_if_locked(context, scope)
+
+
 def _apply(context: Context, scope: str, description: str, no_restart: bool) -> None:
     if scope == GLOBAL:
         context.output.step("Global config changed; apps see it on their next release")
@@ -73,6 +79,7 @@ def config_set(context: Context, is_global: bool, no_restart: bool, encoded: boo
     """Set config vars: config:set [--no-restart] APP KEY=VALUE..."""
     scope, pairs = _target(context, is_global, args)
     values = parse_assignments(pairs, encoded)
+    _refuse_locked(context, scope, no_restart)
     changed = context.state.set_config(scope, values)
     context.output.step("Setting config vars")
     for key in values:
@@ -94,6 +101,7 @@ def config_unset(context: Context, is_global: bool, no_restart: bool, args: tupl
         raise click.UsageError("give at least one KEY")
     for key in keys:
         validate.config_key(key)
+    _refuse_locked(context, scope, no_restart)
     removed = context.state.unset_config(scope, keys)
     context.output.step("Unsetting config vars")
     for key in keys:
@@ -111,6 +119,7 @@ def config_unset(context: Context, is_global: bool, no_restart: bool, args: tupl
 def config_clear(context: Context, is_global: bool, no_restart: bool, app: str | None) -> None:
     """Remove every config var of APP (or --global)."""
     scope, _ = _target(context, is_global, (app,) if app else ())
+    _refuse_locked(context, scope, no_restart)
     removed = context.state.clear_config(scope)
     context.output.step(f"Cleared {len(removed)} config vars")
     if removed:

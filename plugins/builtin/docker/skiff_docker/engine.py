@@ -8,13 +8,13 @@ from typing import Any
 
 from skiff.errors import SkiffError
 
-NETWORK = "skiff"
 LABEL_APP = "skiff.app"
 LABEL_PROCESS = "skiff.process"
 LABEL_RELEASE = "skiff.release"
 LABEL_INDEX = "skiff.index"
 LABEL_PORT = "skiff.port"
 LABEL_ROLE = "skiff.role"  # "process" for long-running containers, "oneoff" for run/release tasks
+LABEL_JOB = "skiff.job"  # a scheduled job's id on its kept one-off container (the job's last run)
 PORT_RANGE = (20000, 30000)
 
 CLIENT_TIMEOUT = 120  # seconds per API call
@@ -34,20 +34,47 @@ def reset_client() -> None:
     dockerclient.reset()
 
 
-def ensure_network(c) -> None:
-    """Create the user-defined network ``skiff`` when it is missing."""
+def ensure_app_network(c, app: str) -> str:
+    """Create the app's own network ``skiff-app-APP`` (:func:`skiff.contracts.app_network`) when missing."""
+    from skiff import contracts, dockerclient
+
+    return dockerclient.ensure_network(c, contracts.app_network(app), {contracts.APP_NETWORK_LABEL: app})
+
+
+def remove_app_network(c, app: str) -> bool:
+    """Remove the app's own network; what is still attached to it (a linked service) is disconnected.
+
+    ``False`` when containers of the app still use it (they retire later) or it is not there.
+    """
     from docker.errors import APIError, NotFound
 
+    from skiff import contracts
+
+    name = contracts.app_network(app)
     try:
-        c.api.inspect_network(NETWORK)
-        return
+        info = c.api.inspect_network(name)
     except NotFound:
-        pass
+        return False
+    if info.get("Name") != name or (info.get("Labels") or {}).get(contracts.APP_NETWORK_LABEL) != app:
+        return False
+    for ident in info.get("Containers") or {}:
+        try:
+            labels = c.api.inspect_container(ident)["Config"].get("Labels") or {}
+        except (NotFound, APIError):
+            continue
+        if labels.get(LABEL_APP) == app:
+            return False  # still running: the retirement removes the network after it
+        try:
+            c.api.disconnect_container_from_network(ident, info["Id"], force=True)
+        except (NotFound, APIError):
+            pass
     try:
-        c.api.create_network(NETWORK, driver="bridge", check_duplicate=True, labels={"skiff.network": "1"})
-    except APIError as exc:  # created concurrently
-        if "already exists" not in str(exc):
-            raise
+        c.api.remove_network(info["Id"])
+    except NotFound:
+        return False
+    except APIError:  # a container joined meanwhile
+        return False
+    return True
 
 
 def list_containers(c, app: str | None = None, role: str | None = "process", all: bool = True) -> list[dict[str, Any]]:

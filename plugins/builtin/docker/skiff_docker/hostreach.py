@@ -182,6 +182,9 @@ def _group_reason(value: str) -> str | None:
 
 
 def _namespace_reason(flag: str, value: str) -> str | None:
+    if flag == "--network" and value not in ("", "none"):
+        if value != "host" and not value.startswith("container:"):
+            return f"joins the docker network {value}, other apps' or services' containers (use network:set)"
     if value == "host":
         return f"shares the host's {flag[2:]} namespace"
     if value.startswith("container:"):

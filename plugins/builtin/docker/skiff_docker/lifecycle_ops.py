@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from skiff import lifecycle
+from skiff import contracts, lifecycle
 from skiff.context import Context
 from skiff.contracts import ReleaseMeta
 from skiff.errors import SkiffError
@@ -66,7 +66,7 @@ def start(context: Context, app: str, description: str = "Start") -> str:
             _parallel(stopped, lambda e: c.api.start(e["Id"]))
             settings.set_stopped(context.state, app, False)
             return f"started {len(stopped)} containers" if stopped else "running"
-    lifecycle.redeploy(context, app, description)  # takes the lock itself
+    lifecycle.redeploy(context, app, description, locked_ok=True)  # takes the lock itself
     return "redeployed"
 
 
@@ -121,6 +121,11 @@ def destroy(context: Context, app: str) -> None:
             pass
     if entries:
         context.output.info(f"removed {len(entries)} containers")
+    try:
+        if engine.remove_app_network(c, app):
+            context.output.info(f"removed the network {contracts.app_network(app)}")
+    except APIError as exc:
+        context.output.warn(f"docker: the network {contracts.app_network(app)} was not removed ({exc})")
 
 
 def renamed(context: Context, old: str, new: str) -> None:
@@ -151,6 +156,7 @@ def _run_renamed(context: Context, c, old: str, new: str) -> None:
     running = [e for e in scheduler.running_instances(c, old, entries) if e.get("State") == "running"]
     if release is None or not release.image or settings.is_stopped(state, new) or not running:
         _parallel(entries, lambda e: engine.remove_container(c, e["Id"]))
+        engine.remove_app_network(c, old)
         return
     context.output.step(f"Starting {old}'s release v{release.version} as {new}")
     d = Deploy(
@@ -176,7 +182,9 @@ def _run_renamed(context: Context, c, old: str, new: str) -> None:
     state.finish_release(release, "succeeded", release.timings)  # same release, new upstreams
     context.hook.skiff_post_deploy(deploy=d)
     wait, stop_timeout = rollout.retire_timing(d)
-    scheduler.spawn_retire(old, [e["Id"] for e in entries], [], wait=wait, stop_timeout=stop_timeout)
+    scheduler.spawn_retire(
+        old, [e["Id"] for e in entries], [], wait=wait, stop_timeout=stop_timeout, remove_network=True
+    )
 
 
 def instance_rows(c, app: str) -> list[dict[str, Any]]:

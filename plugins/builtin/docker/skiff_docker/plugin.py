@@ -10,12 +10,14 @@ ones, ``skiff_deploy_failed`` removes the new ones. Commands live in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from skiff import hookimpl
 from skiff.context import Context
+from skiff.contracts import ContainerOptions, OneOff, PeriodicTask
 from skiff.deploy import Deploy
 from skiff.settings import Namespace
 
@@ -32,7 +34,31 @@ def skiff_commands(cli: click.Group) -> None:
 
 @hookimpl
 def skiff_settings() -> list[Namespace]:
-    return [settings.CHECKS, settings.PS]
+    return [settings.CHECKS, settings.PS, settings.LOGS, settings.CLEANUP]
+
+
+@hookimpl(tryfirst=True)
+def skiff_container_options(context: Context, app: str, process: str, role: str) -> ContainerOptions:
+    """Every container's json-file log is bounded by ``logs:set`` (max-size, max-file).
+
+    ``tryfirst``: the merge keeps the last ``log_config``, so any other plugin's answer
+    overrides this default (and an app's own ``--log-driver``/``--log-opt`` docker options
+    override both)."""
+    return {"log_config": settings.log_config(context.state, app)}
+
+
+@hookimpl(trylast=True)
+def skiff_run_oneoff(context: Context, oneoff: OneOff, write: Callable[[str], None]) -> int:
+    from . import scheduler
+
+    return scheduler.run_oneoff_of(context, oneoff, write)
+
+
+@hookimpl
+def skiff_periodic_tasks(context: Context) -> list[PeriodicTask]:
+    """``cleanup`` on the ``cleanup:set --global schedule`` (default ``@daily``)."""
+    schedule = settings.CLEANUP.get(context.state, "schedule")
+    return [] if schedule == "off" else [PeriodicTask("docker:cleanup", schedule, ("cleanup",))]
 
 
 @hookimpl
@@ -81,6 +107,17 @@ def skiff_deploy(deploy: Deploy) -> bool | None:
     return rollout.deploy(deploy)
 
 
+def _json_safe(value: dict) -> dict:
+    """``value`` if it can be stored as JSON, else nothing (a source's extras are the receiver's own)."""
+    import json
+
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return {}
+    return dict(value)
+
+
 @hookimpl(trylast=True)
 def skiff_post_deploy(deploy: Deploy) -> None:
     from . import rollout, scheduler
@@ -101,6 +138,7 @@ def skiff_post_deploy(deploy: Deploy) -> None:
                 "location": source.location,
                 "revision": source.revision,
                 "ref": source.ref,
+                "extra": _json_safe(source.extra),  # e.g. the image name of git:load-image / git:from-image
             },
             app=deploy.app,
         )

@@ -3,7 +3,8 @@
 Started by a deploy (in its own session, output discarded) so the deploy
 returns at once: sleeps ``wait`` seconds (wait-to-retire), stops the old
 containers (SIGTERM, SIGKILL after ``stop-timeout``), removes them, then
-removes the given images when they belong to the app and nothing uses them.
+removes the given images when they belong to the app and nothing uses them,
+and with ``--remove-network`` the app's own network (a renamed app's old one).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ def connect(stop_timeout: int):
             time.sleep(5)
 
 
-def retire(app: str, containers: list[str], images: list[str], wait: float, stop_timeout: int) -> None:
+def retire(
+    app: str, containers: list[str], images: list[str], wait: float, stop_timeout: int, remove_network: bool = False
+) -> None:
     from docker.errors import APIError
 
     if wait > 0:
@@ -68,6 +71,13 @@ def retire(app: str, containers: list[str], images: list[str], wait: float, stop
                 c.api.remove_image(image)  # no force: an image in use stays
         except Exception:  # in use, gone, or the engine is away: a later prune gets it
             pass
+    if remove_network:
+        from .engine import remove_app_network
+
+        try:
+            remove_app_network(c, app)
+        except Exception:  # the engine is away: apps:destroy of the app's new name does not need it
+            pass
 
 
 def main() -> None:
@@ -77,8 +87,9 @@ def main() -> None:
     parser.add_argument("--stop-timeout", type=int, default=10)
     parser.add_argument("--container", action="append", default=[])
     parser.add_argument("--image", action="append", default=[])
+    parser.add_argument("--remove-network", action="store_true")
     args = parser.parse_args()
-    retire(args.app, args.container, args.image, args.wait, args.stop_timeout)
+    retire(args.app, args.container, args.image, args.wait, args.stop_timeout, args.remove_network)
 
 
 if __name__ == "__main__":

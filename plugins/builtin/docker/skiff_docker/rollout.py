@@ -39,6 +39,7 @@ from .scheduler import (
     command_of,
     container_options,
     container_port,
+    create_container,
     create_kwargs,
     pool,
     process_env,
@@ -191,7 +192,7 @@ def deploy(d: Deploy) -> bool:
     """``skiff_deploy``: start the release's containers next to the old ones and check them."""
     runnable(d)
     c = engine.client()
-    engine.ensure_network(c)
+    engine.ensure_app_network(c, d.app)
     entries = engine.list_containers(c, d.app, role=None)
     remove_leftovers(c, d.app, entries)
     rollout = begin(d)
@@ -271,7 +272,7 @@ def start_instance(c: Any, rollout: Rollout, inst: Instance, attempts: int = 3) 
     from docker.errors import APIError
 
     for attempt in range(attempts):
-        inst.id = c.containers.create(**rollout.create_kwargs(c, inst)).id
+        inst.id = create_container(c, rollout.create_kwargs(c, inst)).id
         rollout.created.append(inst.id)
         try:
             c.api.start(inst.id)

@@ -23,7 +23,7 @@ from skiff.deploy import Deploy
 from skiff.errors import SkiffError, ValidationError
 
 from . import engine, options, settings
-from .engine import LABEL_APP, LABEL_INDEX, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE, LABEL_ROLE, NETWORK
+from .engine import LABEL_APP, LABEL_INDEX, LABEL_JOB, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE, LABEL_ROLE
 
 SCRATCH = "docker"
 DEFAULT_PORT = contracts.DEFAULT_PORT
@@ -31,6 +31,8 @@ PROCESS_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,29}\Z")
 CANONICAL = re.compile(r"\A(?P<app>[a-z][a-z0-9-]*)\.(?P<process>[A-Za-z0-9_-]+)\.(?P<index>[0-9]+)\Z")
 LOG_LINES = 20
 PORT_TAKEN = re.compile(r"port is already allocated|address already in use", re.I)
+#: the ``containers.create`` argument :func:`create_container` takes out: networks to join before the start
+CONNECT = "skiff_connect"
 
 
 def validate_process(name: str) -> str:
@@ -140,7 +142,7 @@ def create_kwargs(
         restart_policy={"Name": "unless-stopped"},
         detach=True,
     )
-    apply_container_options(c, kwargs, plugin_options or {}, alias=f"{app}.{process}")
+    apply_container_options(c, kwargs, plugin_options or {}, app=app, alias=f"{app}.{process}")
     return kwargs
 
 
@@ -151,26 +153,48 @@ def container_options(context: Any, app: str, process: str, role: str) -> contra
 
 
 def apply_container_options(
-    c: Any, kwargs: dict[str, Any], plugin_options: contracts.ContainerOptions, alias: str | None
+    c: Any, kwargs: dict[str, Any], plugin_options: contracts.ContainerOptions, *, app: str, alias: str | None
 ) -> None:
     """Put the plugins' options and the networks into the ``containers.create`` arguments.
 
-    Root's ``--network`` (``network_mode``) replaces every network; otherwise the
-    container joins ``skiff`` (or the network a plugin chose) and the plugins'
-    extra networks, each with the alias ``APP.PROCESS`` when there is one."""
+    Root's ``--network`` (``network_mode``) replaces every network. Otherwise the
+    container's primary network is the app's own, ``skiff-app-APP`` (or the one a
+    plugin chose: ``network:set APP initial-network``), and it joins the app's own
+    network and the plugins' extra networks too, each with the alias ``APP.PROCESS``
+    when there is one. The engine (API < 1.44) takes one network at create: the
+    others are joined by :func:`create_container` after the create, before the start."""
     if plugin_options.get("binds"):
         kwargs["volumes"] = list(kwargs.get("volumes") or []) + list(plugin_options["binds"])
-    if plugin_options.get("log_config"):
+    if plugin_options.get("log_config") and "log_config" not in kwargs:  # the app's --log-driver/--log-opt win
         kwargs["log_config"] = plugin_options["log_config"]
     if plugin_options.get("labels"):
         kwargs["labels"] = {**plugin_options["labels"], **kwargs.get("labels", {})}
     if "network_mode" in kwargs:
         return
-    primary = plugin_options.get("network") or NETWORK
-    names = [primary] + [n for n in plugin_options.get("networks", []) if n != primary]
+    own = contracts.app_network(app)
+    primary = plugin_options.get("network") or own
+    names = [primary]
+    for name in [*plugin_options.get("networks", []), own]:
+        if name not in names:
+            names.append(name)
     aliases = [alias] if alias else None
     kwargs["network"] = primary
-    kwargs["networking_config"] = {name: c.api.create_endpoint_config(aliases=aliases) for name in names}
+    kwargs["networking_config"] = {primary: c.api.create_endpoint_config(aliases=aliases)}
+    kwargs[CONNECT] = [(name, aliases) for name in names[1:]]
+
+
+def create_container(c: Any, kwargs: dict[str, Any]) -> Any:
+    """``containers.create`` with the arguments of :func:`create_kwargs` or :func:`oneoff_kwargs`,
+    then joining the container's other networks (before it starts); a failure removes it."""
+    connect = kwargs.pop(CONNECT, [])
+    container = c.containers.create(**kwargs)
+    try:
+        for name, aliases in connect:
+            c.api.connect_container_to_network(container.id, name, aliases=aliases)
+    except BaseException:
+        engine.remove_container(c, container.id)
+        raise
+    return container
 
 
 def alive_probe(c, ident: str) -> Callable[[], str | None]:
@@ -224,7 +248,11 @@ def retiring_containers(c, app: str | None = None) -> list[dict[str, Any]]:
 # -- retirement -------------------------------------------------------------------
 
 
-def spawn_retire(app: str, containers: list[str], images: list[str], wait: float, stop_timeout: int) -> None:
+def spawn_retire(
+    app: str, containers: list[str], images: list[str], wait: float, stop_timeout: int, remove_network: bool = False
+) -> None:
+    """Retire ``containers`` and prune ``images`` in a detached helper; ``remove_network``: then
+    remove the app's own network too (the old name of a renamed app)."""
     if not containers and not images:
         return
     args = [
@@ -242,6 +270,8 @@ def spawn_retire(app: str, containers: list[str], images: list[str], wait: float
         args += ["--container", ident]
     for image in images:
         args += ["--image", image]
+    if remove_network:
+        args.append("--remove-network")
     subprocess.Popen(
         args,
         stdin=subprocess.DEVNULL,
@@ -305,13 +335,13 @@ def oneoff_kwargs(
         tty=tty,
         stdin_open=tty or stdin,
     )
-    apply_container_options(c, kwargs, plugin_options or {}, alias=None)
+    apply_container_options(c, kwargs, plugin_options or {}, app=app, alias=None)
     return kwargs
 
 
-def run_oneoff(c, kwargs: dict[str, Any], write: Callable[[str], None]) -> int:
-    """Run a container to completion, streaming its output line by line; remove it."""
-    container = c.containers.create(**kwargs)
+def run_oneoff(c, kwargs: dict[str, Any], write: Callable[[str], None], remove: bool = True) -> int:
+    """Run a container to completion, streaming its output line by line; remove it (unless not ``remove``)."""
+    container = create_container(c, kwargs)
     try:
         container.start()
         buffer = b""
@@ -322,9 +352,77 @@ def run_oneoff(c, kwargs: dict[str, Any], write: Callable[[str], None]) -> int:
                 write(line.decode("utf-8", "replace"))
         if buffer:
             write(buffer.decode("utf-8", "replace"))
-        return int(container.wait().get("StatusCode", 1))
-    finally:
+        code = int(container.wait().get("StatusCode", 1))
+    except BaseException:
+        engine.remove_container(c, container.id)  # interrupted: nothing keeps running
+        raise
+    if remove:
         engine.remove_container(c, container.id)
+    return code
+
+
+def run_oneoff_of(context: Any, oneoff: contracts.OneOff, write: Callable[[str], None]) -> int:
+    """``skiff_run_oneoff``: ``oneoff.command`` in a one-off container of the app's current release.
+
+    The same environment, docker options (phase ``run``), resources and plugin options
+    as ``run``; ``DYNO`` is ``scheduler.<n>`` for the ``scheduler`` role. A named one
+    replaces an exited container of that name and is refused while one runs.
+    """
+    c = engine.client()
+    kind = "scheduler" if oneoff.role == "scheduler" else "run"
+    kwargs = release_oneoff_kwargs(context, c, oneoff.app, list(oneoff.command), kind, oneoff.role)
+    if oneoff.tag:
+        kwargs["labels"][LABEL_JOB] = oneoff.tag
+    if oneoff.name:
+        _replace_exited(c, oneoff.name)
+        kwargs["name"] = oneoff.name
+    return run_oneoff(c, kwargs, write, remove=not oneoff.tag)
+
+
+def release_oneoff_kwargs(
+    context: Any,
+    c,
+    app: str,
+    command: list[str],
+    kind: str,
+    role: str,
+    tty: bool = False,
+    stdin: bool = False,
+) -> dict[str, Any]:
+    """``containers.create`` arguments of a one-off container (``run``, a scheduled job) of
+    ``app``'s current release: its config, docker options of phase ``run``, resources of
+    ``kind``, the plugins' options for ``role``."""
+    state = context.state
+    release = state.current_release(app)
+    if release is None or not release.image:
+        raise SkiffError(f"app {app} has not been deployed yet: push it first")
+    engine.ensure_app_network(c, app)
+    return oneoff_kwargs(
+        c,
+        app=app,
+        image=release.image,
+        command=command,
+        env=release_env_of(release, kind),
+        role_process=kind,
+        release=release.version,
+        extra=settings.applied_docker_options(state, app, "run", context.output.warn),
+        limits=settings.resources_for(state, app, kind),
+        plugin_options=container_options(context, app, kind, role),
+        tty=tty,
+        stdin=stdin,
+    )
+
+
+def _replace_exited(c, name: str) -> None:
+    from docker.errors import NotFound
+
+    try:
+        found = c.api.inspect_container(name)
+    except NotFound:
+        return
+    if (found.get("State") or {}).get("Running"):
+        raise SkiffError(f"{name} is still running")
+    engine.remove_container(c, found["Id"])
 
 
 def release_env(d: Deploy) -> dict[str, str]:
@@ -346,7 +444,7 @@ def release_env_of(release, kind: str = "run") -> dict[str, str]:
 def run_task(d: Deploy, label: str, line: str) -> None:
     """Run a release task (``release``, ``predeploy``, ``postdeploy``); raise if it fails."""
     c = engine.client()
-    engine.ensure_network(c)
+    engine.ensure_app_network(c, d.app)
     state = d.context.state
     d.output.step(f"Running {label}: {line}")
     kwargs = oneoff_kwargs(

@@ -14,11 +14,12 @@ Declared settings (the core generates their ``:set`` commands): :data:`CHECKS`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from skiff.errors import ValidationError
-from skiff.settings import Namespace, Setting
+from skiff.settings import Namespace, Setting, integer
 from skiff.state import State
 
 from . import PLUGIN
@@ -272,3 +273,78 @@ def set_stopped(state: State, app: str, stopped: bool) -> None:
         state.set_property(PLUGIN, "stopped", True, app=app)
     else:
         state.delete_property(PLUGIN, "stopped", app=app)
+
+
+# -- container logs and cleanup -----------------------------------------------------
+
+LOG_SIZE = re.compile(r"\A[1-9][0-9]{0,5}[kmg]\Z")
+UNLIMITED = "unlimited"
+
+
+def _log_size(value: str) -> str:
+    text = value.lower()
+    if text == UNLIMITED or LOG_SIZE.fullmatch(text):
+        return text
+    raise ValidationError(f"must be a size such as 100k, 10m or 1g (or {UNLIMITED}), got {value!r}")
+
+
+def _cleanup_schedule(value: str) -> str:
+    from skiff import validate
+
+    if value == "off":
+        return value
+    validate.cron_schedule(value)
+    return value
+
+
+def _logs_apply(context: Any, scope: str, setting: Setting, store: Callable[[], None]) -> None:
+    store()
+    which = "every app's" if not scope else f"{scope}'s"
+    context.output.info(f"{setting.name} applies to {which} containers from the next deploy or ps:restart on")
+
+
+#: ``logs:set [--global|APP] max-size|max-file VALUE`` and ``logs:report`` (generated):
+#: every container of an app writes Docker's json-file log with these bounds.
+LOGS = Namespace(
+    "logs",
+    (
+        Setting(
+            "max-size",
+            type=_log_size,
+            default="10m",
+            scope="both",
+            help="largest container log file before it rotates (100k, 10m, 1g, unlimited)",
+        ),
+        Setting(
+            "max-file",
+            type=integer(1, 100),
+            default=3,
+            scope="both",
+            help="rotated log files kept per container (with max-size)",
+        ),
+    ),
+    title="logs",
+    apply=_logs_apply,
+)
+#: ``cleanup:set --global schedule EXPR|off`` and ``cleanup:report``: when the cron runner runs ``cleanup``.
+CLEANUP = Namespace(
+    "cleanup",
+    (
+        Setting(
+            "schedule",
+            type=_cleanup_schedule,
+            default="@daily",
+            scope="global",
+            help="when the cron runner runs cleanup (a cron expression, or off)",
+        ),
+    ),
+    title="cleanup",
+)
+
+
+def log_config(state: State, app: str) -> dict[str, Any]:
+    """Docker's ``log_config`` for APP's containers: json-file, bounded by :data:`LOGS`."""
+    values = LOGS.values(state, app)
+    if values["max-size"] == UNLIMITED:
+        return {"type": "json-file", "config": {}}
+    return {"type": "json-file", "config": {"max-size": values["max-size"], "max-file": str(values["max-file"])}}

@@ -165,7 +165,7 @@ def test_release_tasks_and_containers_get_only_checked_options(h, monkeypatch):
     h.state.set_property("docker", "docker-options", {"deploy": ["--volume=/:/host", "--label=team=cats"]}, app="cat")
     seen: list[dict] = []
     monkeypatch.setattr(engine, "client", lambda: FakeClient())
-    monkeypatch.setattr(engine, "ensure_network", lambda c: None)
+    monkeypatch.setattr(engine, "ensure_app_network", lambda c, app: None)
     monkeypatch.setattr(scheduler, "run_oneoff", lambda c, kwargs, write: seen.append(kwargs) or 0)
     out = Output(quiet=True)
     warned: list[str] = []
@@ -186,7 +186,7 @@ def test_release_tasks_and_containers_get_only_checked_options(h, monkeypatch):
     assert seen[1]["volumes"] == {"/": {"bind": "/host", "mode": "rw"}}
 
 
-def test_root_network_replaces_the_skiff_network():
+def test_root_network_replaces_the_apps_own_network():
     from skiff_docker import options
 
     kwargs = scheduler.create_kwargs(
@@ -221,6 +221,6 @@ def test_root_network_replaces_the_skiff_network():
         limits={},
         extra=[],
     )
-    assert plain["network"] == "skiff" and "network_mode" not in plain
+    assert plain["network"] == "skiff-app-cat" and "network_mode" not in plain
     mount = options.run_kwargs(["--mount=type=bind,source=/srv,target=/data,readonly"])["mounts"][0]
     assert mount["Source"] == "/srv" and mount["Target"] == "/data" and mount["ReadOnly"] is True

@@ -79,6 +79,11 @@ HOST_REACHING = [
     ["--ipc=host"],
     ["--ipc=container:db"],
     ["--uts=host"],
+    # another app's network (isolation): only network:set attaches an app to a shared network
+    ["--network=skiff"],
+    ["--network=bridge"],
+    ["--network=skiff-app-dog"],
+    ["--net", "shared"],
     ["--userns=host"],
     ["--cgroupns=host"],
     # ports on the host, host files read or written by the client
@@ -127,9 +132,7 @@ APP_SCOPED = [
     ["--mount=type=volume,source=cat_data,target=/data"],
     ["--mount=type=volume,target=/data"],
     ["--mount=type=tmpfs,target=/tmp"],
-    ["--network=skiff"],
     ["--network=none"],
-    ["--network=bridge"],
     ["--ipc=private"],
     ["--ipc=shareable"],
     ["--pid="],

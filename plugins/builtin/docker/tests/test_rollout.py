@@ -131,7 +131,7 @@ def eng(monkeypatch) -> FakeEngine:
     fake = FakeEngine()
     ports = iter(range(20001, 20100))
     monkeypatch.setattr(engine, "client", lambda: fake)
-    monkeypatch.setattr(engine, "ensure_network", lambda c: None)
+    monkeypatch.setattr(engine, "ensure_app_network", lambda c, app: None)
     monkeypatch.setattr(engine, "allocate_ports", lambda c, n: [next(ports) for _ in range(n)])
     return fake
 
@@ -215,7 +215,7 @@ def test_deploy_starts_checks_and_publishes(h, eng, checks_run):
     web_kwargs = eng.created[ran.instances[0].id]
     assert web_kwargs["ports"] == {"5000/tcp": ("127.0.0.1", 20001)} and web_kwargs["labels"]["skiff.port"] == "20001"
     assert web_kwargs["environment"]["PORT"] == "5000" and web_kwargs["environment"]["GREETING"] == "meow"
-    assert web_kwargs["command"] == ["/bin/sh", "-c", "gunicorn app:app"] and web_kwargs["network"] == "skiff"
+    assert web_kwargs["command"] == ["/bin/sh", "-c", "gunicorn app:app"] and web_kwargs["network"] == "skiff-app-cat"
     assert "ports" not in eng.created[ran.instances[1].id]
     assert sorted(checks_run) == [("default uptime check", None), ("default web check", 20001)]
     assert d.output.of("step") == ["Starting cat v3 (web=1, worker=1)"]

@@ -264,12 +264,45 @@ class _Logs:
 
 
 class _FakeApi:
+    def __init__(self):
+        self.calls = []
+
     def create_endpoint_config(self, aliases=None):
         return {"Aliases": aliases}
 
+    def connect_container_to_network(self, container, net, aliases=None):
+        self.calls.append(("connect", container, net, aliases))
+        if net == "missing":
+            raise RuntimeError("network missing not found")
+
+    def remove_container(self, ident, force=False, v=False):
+        self.calls.append(("remove", ident))
+
+
+class _FakeContainers:
+    def __init__(self, api):
+        self.api = api
+
+    def create(self, **kwargs):
+        self.api.calls.append(("create", kwargs["network"]))
+        return type("C", (), {"id": "c1"})()
+
 
 class _FakeClient:
-    api = _FakeApi()
+    def __init__(self):
+        self.api = _FakeApi()
+        self.containers = _FakeContainers(self.api)
+
+
+def test_create_container_joins_the_other_networks_before_the_start_and_removes_it_on_failure():
+    c = _FakeClient()
+    kwargs = {"network": "skiff-app-cat", scheduler.CONNECT: [("shared", ["cat.web"])]}
+    assert scheduler.create_container(c, dict(kwargs)).id == "c1"
+    assert c.api.calls == [("create", "skiff-app-cat"), ("connect", "c1", "shared", ["cat.web"])]
+    c.api.calls.clear()
+    with pytest.raises(RuntimeError, match="missing"):
+        scheduler.create_container(c, {"network": "skiff-app-cat", scheduler.CONNECT: [("missing", None)]})
+    assert c.api.calls[-1] == ("remove", "c1")  # no half-made container is left
 
 
 def test_skiff_container_options_reach_process_and_oneoff_containers(skiff):
@@ -298,8 +331,11 @@ def test_skiff_container_options_reach_process_and_oneoff_containers(skiff):
         plugin_options=merged,
     )
     assert kwargs["volumes"][-1] == "/srv/cat:/data" and len(kwargs["volumes"]) == 2
-    assert kwargs["network"] == "skiff" and set(kwargs["networking_config"]) == {"skiff", "shared"}
-    assert kwargs["networking_config"]["shared"] == {"Aliases": ["cat.web"]}
+    # the app's own network first (isolation), the plugin's joined after the create with the alias
+    assert kwargs["network"] == "skiff-app-cat" and kwargs["networking_config"] == {
+        "skiff-app-cat": {"Aliases": ["cat.web"]}
+    }
+    assert kwargs[scheduler.CONNECT] == [("shared", ["cat.web"])]
     assert kwargs["log_config"]["config"] == {"max-size": "1m"}
     assert kwargs["labels"]["x"] == "process" and kwargs["labels"]["skiff.app"] == "cat"
     oneoff = scheduler.oneoff_kwargs(
@@ -315,9 +351,287 @@ def test_skiff_container_options_reach_process_and_oneoff_containers(skiff):
         plugin_options=scheduler.container_options(h.context, "cat", "run", "run"),
     )
     assert oneoff["volumes"] == ["/srv/cat:/data"] and "networking_config" not in oneoff  # root's --network wins
+    assert scheduler.CONNECT not in oneoff
+    initial = scheduler.oneoff_kwargs(
+        _FakeClient(),
+        app="cat",
+        image="img",
+        command=["true"],
+        env={},
+        role_process="run",
+        release=3,
+        extra=[],
+        limits={},
+        plugin_options={"network": "shared", "networks": ["other", "shared"]},
+    )
+    # a plugin's primary network (initial-network) replaces the app's own as primary; the app's own is still joined
+    assert initial["network"] == "shared" and initial["networking_config"] == {"shared": {"Aliases": None}}
+    assert initial[scheduler.CONNECT] == [("other", None), ("skiff-app-cat", None)]
     assert scheduler.container_options(h.context, "dog", "web", "process") == {
         "binds": ["/srv/cat:/data"],
         "log_config": {"type": "json-file", "config": {"max-size": "1m"}},
     }
     with pytest.raises(ValueError, match="unknown container option"):
         contracts.merge_container_options([{"volume": "x"}])  # type: ignore[typeddict-unknown-key]
+
+
+def test_ps_rebuild_all_rebuilds_every_pushed_app_and_names_the_failures(skiff, monkeypatch):
+    from skiff import lifecycle
+    from skiff.errors import SkiffError
+
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    for app in ("a", "b", "c"):
+        h.create_app(app)
+    source = {"kind": "git", "location": "/repo", "revision": "1234567890", "ref": "refs/heads/main"}
+    h.state.set_property("docker", "source", source, app="a")
+    h.state.set_property("docker", "source", source, app="c")
+    rebuilt = []
+
+    def deploy(context, app, src, description=""):
+        rebuilt.append((app, src.revision, description))
+        if app == "c":
+            raise SkiffError("build failed")
+
+    monkeypatch.setattr(lifecycle, "deploy", deploy)
+    r = h.invoke("ps:rebuild", "--all")
+    assert rebuilt == [("a", "1234567890", "Rebuild 1234567"), ("c", "1234567890", "Rebuild 1234567")]
+    assert r.exit_code == 1 and r.stderr.strip().splitlines()[-1] == "!     rebuild failed for c"
+    assert "a: rebuilt" in r.stdout and "b: never pushed, skipped" in r.stdout
+    assert "c: rebuild failed (build failed); its running release is unchanged" in r.stderr + r.stdout
+    for args in ((), ("a", "--all")):
+        refused = h.invoke("ps:rebuild", *args)
+        assert refused.exit_code == 1 and refused.stderr.strip() == "!     name one app, or --all for every app"
+    assert len(rebuilt) == 2
+
+
+def test_run_stop_takes_only_a_run_container_name_of_the_app(skiff):
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    h.create_app("cat")
+    for name in ("cat.web.1", "other;rm", "../x", "cat.run.12a"):
+        result = h.invoke("run:stop", "cat", name)
+        assert result.exit_code == 1
+        assert result.stderr.splitlines() == [
+            f"!     invalid run container name {name!r}: use the name run:list shows (APP.run.NNNN)"
+        ]
+    result = h.invoke("run:detached", "cat", "sleep 1")
+    assert result.stderr.splitlines() == ["!     app cat has not been deployed yet: push it first"]
+
+
+class _RunApi(_FakeApi):
+    """Just enough of the engine API for one one-off container."""
+
+    def __init__(self, existing: dict | None = None):
+        self.existing = existing
+        self.removed: list[str] = []
+
+    def inspect_network(self, name):
+        return {"Name": name}
+
+    def networks(self, names=None):
+        return [{"Name": name, "Id": f"id-{name}"} for name in names or []]
+
+    def inspect_container(self, name):
+        from docker.errors import NotFound
+
+        if self.existing is None:
+            raise NotFound("no such container")
+        return self.existing
+
+    def remove_container(self, ident, force=False, v=False):
+        self.removed.append(ident)
+
+    def logs(self, ident, **kwargs):
+        return iter([b"hello\nwor", b"ld\n"])
+
+
+class _RunContainer:
+    id = "new-container"
+
+    def start(self):
+        pass
+
+    def wait(self):
+        return {"StatusCode": 7}
+
+
+class _RunClient:
+    def __init__(self, existing=None):
+        self.api = _RunApi(existing)
+        self.created: list[dict] = []
+        client = self
+
+        class Containers:
+            def create(self, **kwargs):
+                client.created.append(kwargs)
+                return _RunContainer()
+
+        self.containers = Containers()
+
+
+def test_skiff_run_oneoff_runs_the_current_release_with_bounded_logs(skiff, monkeypatch):
+    from skiff.contracts import OneOff
+    from skiff.errors import SkiffError
+    from skiff_docker import engine
+
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    h.create_app("cat")
+    oneoff = OneOff("cat", ("/bin/sh", "-c", "echo hi | cat"), role="scheduler", name="cat.scheduler.abc", tag="abc")
+    with pytest.raises(SkiffError, match="has not been deployed yet"):
+        h.context.hook.skiff_run_oneoff(context=h.context, oneoff=oneoff, write=print)
+    r = h.state.create_release(
+        "cat", description="d", image="img:1", revision="abc1234", config={"A": "1"}, processes={}, meta={}
+    )
+    h.state.finish_release(r, "succeeded", {})
+    client = _RunClient()
+    monkeypatch.setattr(engine, "client", lambda: client)
+    lines: list[str] = []
+    assert h.context.hook.skiff_run_oneoff(context=h.context, oneoff=oneoff, write=lines.append) == 7
+    assert lines == ["hello", "world"]
+    created = client.created[0]
+    assert created["image"] == "img:1" and created["command"] == ["/bin/sh", "-c", "echo hi | cat"]
+    assert created["name"] == "cat.scheduler.abc"
+    assert created["environment"]["A"] == "1" and created["environment"]["DYNO"].startswith("scheduler.")
+    assert created["labels"]["skiff.job"] == "abc" and created["labels"]["skiff.process"] == "scheduler"
+    assert created["log_config"] == {"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}}
+    assert client.api.removed == []  # a tagged one-off stays (its log) until the next run
+    # logs:set bounds the logs of the app's containers; the next run replaces the exited one
+    assert h.invoke("logs:set", "cat", "max-size", "100k").exit_code == 0
+    assert h.invoke("logs:set", "--global", "max-file", "2").exit_code == 0
+    bad = h.invoke("logs:set", "cat", "max-size", "10 m")
+    assert bad.exit_code != 0 and "max-size must be a size" in bad.stderr
+    client = _RunClient(existing={"Id": "old-run", "State": {"Running": False}})
+    monkeypatch.setattr(engine, "client", lambda: client)
+    untagged = OneOff("cat", ("true",))
+    assert h.context.hook.skiff_run_oneoff(context=h.context, oneoff=untagged, write=lines.append) == 7
+    assert client.created[0]["log_config"]["config"] == {"max-size": "100k", "max-file": "2"}
+    assert client.created[0]["environment"]["DYNO"].startswith("run.") and "name" not in client.created[0]
+    assert client.api.removed == ["new-container"]  # untagged: removed after the run
+    assert h.context.hook.skiff_run_oneoff(context=h.context, oneoff=oneoff, write=lines.append) == 7
+    assert client.api.removed[-1] == "old-run"
+    client.api.existing = {"Id": "busy", "State": {"Running": True}}
+    with pytest.raises(SkiffError, match="cat.scheduler.abc is still running"):
+        h.context.hook.skiff_run_oneoff(context=h.context, oneoff=oneoff, write=lines.append)
+    # an app's own --log-opt (docker-options) wins over the logs settings
+    kwargs = scheduler.oneoff_kwargs(
+        _FakeClient(),
+        app="cat",
+        image="img",
+        command=None,
+        env={},
+        role_process="run",
+        release=1,
+        extra=["--log-opt=max-size=1k"],
+        limits={},
+        plugin_options=scheduler.container_options(h.context, "cat", "run", "run"),
+    )
+    assert kwargs["log_config"]["Config"] == {"max-size": "1k"}
+    unlimited = h.invoke("logs:set", "cat", "max-size", "unlimited")
+    assert unlimited.exit_code == 0 and settings.log_config(h.state, "cat") == {"type": "json-file", "config": {}}
+
+
+def test_cleanup_is_a_periodic_task_on_its_schedule(skiff):
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    tasks = [t for answer in h.context.hook.skiff_periodic_tasks(context=h.context) for t in answer or []]
+    assert tasks == [contracts.PeriodicTask("docker:cleanup", "@daily", ("cleanup",))]
+    assert h.invoke("cleanup:set", "--global", "schedule", "30 4 * * sun").exit_code == 0
+    tasks = [t for answer in h.context.hook.skiff_periodic_tasks(context=h.context) for t in answer or []]
+    assert tasks[0].schedule == "30 4 * * sun"
+    bad = h.invoke("cleanup:set", "--global", "schedule", "30 4 * *")
+    assert bad.exit_code != 0 and "invalid cron schedule" in bad.stderr
+    assert h.invoke("cleanup:set", "--global", "schedule", "off").exit_code == 0
+    assert h.context.hook.skiff_periodic_tasks(context=h.context) == [[]]
+
+
+class _CleanupApi:
+    def __init__(self):
+        self.removed_images: list[str] = []
+
+    def df(self):
+        return {
+            "Containers": [{"Id": "c-run", "SizeRw": 5_000_000}, {"Id": "c-old", "SizeRw": 1000}],
+            "Images": [
+                {"Id": "sha256:dangling000000", "Size": 9_000_000, "SharedSize": 1_000_000},
+                {"Id": "sha256:deps-old000000", "Size": 3_000_000, "SharedSize": 0},
+            ],
+        }
+
+    def containers(self, all=False, filters=None):
+        label = filters["label"]
+        if label == "skiff.app=cat":
+            common = {"Labels": {"skiff.app": "cat", "skiff.role": "oneoff"}, "State": "exited"}
+            return [
+                {**common, "Id": "c-run", "Names": ["/x"], "Created": 1},
+                {
+                    **common,
+                    "Id": "c-job-1",
+                    "Names": ["/cat.scheduler.j"],
+                    "Created": 1,
+                    "Labels": {**common["Labels"], "skiff.job": "j"},
+                },
+                {
+                    **common,
+                    "Id": "c-job-2",
+                    "Names": ["/cat.scheduler.j"],
+                    "Created": 2,
+                    "Labels": {**common["Labels"], "skiff.job": "j"},
+                },
+                {
+                    "Id": "c-stopped",
+                    "Names": ["/cat.web.1"],
+                    "State": "exited",
+                    "Labels": {"skiff.app": "cat", "skiff.role": "process"},
+                },
+                {
+                    "Id": "c-old",
+                    "Names": ["/cat.web.1.old-abc1"],
+                    "State": "exited",
+                    "Labels": {"skiff.app": "cat", "skiff.role": "process"},
+                },
+                {
+                    "Id": "c-live",
+                    "Names": ["/cat.web.1.v3"],
+                    "State": "running",
+                    "Labels": {"skiff.app": "cat", "skiff.role": "process"},
+                },
+            ]
+        return []
+
+    def images(self, filters=None):
+        if filters.get("dangling"):
+            return [{"Id": "sha256:dangling000000"}]
+        if filters["label"] == "skiff.deps=cat":
+            return [{"Id": "sha256:deps-old000000", "RepoTags": ["skiff/cat:deps-1"]}, {"Id": "sha256:deps-used"}]
+        return []
+
+    def remove_image(self, ident, force=False):
+        self.removed_images.append(ident)
+
+
+def test_cleanup_plans_exited_one_offs_leftovers_dangling_images_and_stale_layers(skiff):
+    from skiff_docker.commands import cleanup
+
+    h = skiff(("apps", apps_plugin), ("docker", docker_plugin))
+    h.create_app("cat")
+    r = h.state.create_release(
+        "cat",
+        description="d",
+        image="i",
+        revision=None,
+        config={},
+        processes={},
+        meta={"deps_image": "sha256:deps-used"},
+    )
+    h.state.finish_release(r, "succeeded", {})
+
+    class Client:
+        api = _CleanupApi()
+
+    found = cleanup.plan(h.context, Client(), ["cat"])
+    assert [(i["id"], i["size"]) for i in found["containers"]] == [
+        ("c-run", 5_000_000),
+        ("c-job-1", 0),
+        ("c-old", 1000),
+    ]
+    assert [(i["id"], i["size"]) for i in found["images"]] == [("sha256:dangling000000", 8_000_000)]
+    assert [(i["name"], i["size"]) for i in found["caches"]] == [("skiff/cat:deps-1", 3_000_000)]
+    assert cleanup.human(8_000_000) == "8.0 MB" and cleanup.human(512) == "512 B"

@@ -317,8 +317,24 @@ def _forget_image(client: Any, image_id: str) -> None:
 @click.argument("rev", required=False)
 @pass_context
 def deploy(context: Context, app: str, rev: str | None) -> None:
-    """Deploy again from APP's repository: the deploy branch, or REV (a sha, branch or tag)."""
+    """Deploy again from APP's repository: the deploy branch, or REV (a sha, branch or tag).
+
+    Without REV, an app whose current release came from git:load-image or git:from-image
+    is deployed again from that image.
+    """
     context.state.require_app(app)
+    if rev is None:
+        current = context.state.current_release(app)
+        image_source = (current.meta or {}).get("image_source") if current is not None else None
+        if isinstance(image_source, dict) and image_source.get("id"):
+            name = str(image_source.get("image") or image_source["id"])
+            source = Source(
+                kind="image",
+                location=str(image_source["id"]),
+                extra={"name": name, "how": str(image_source.get("how") or "image")},
+            )
+            lifecycle.deploy(context, app, source, f"Deploy image {name} again")
+            return
     repo = repos.repo_path(context, app)
     if not (repo / "objects").is_dir():
         raise NotFound(f"app {app} has no repository yet: push to it first")

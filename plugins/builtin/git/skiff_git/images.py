@@ -280,8 +280,17 @@ def build(deploy: Any, client: Any) -> str:
     import secrets
     import time
 
+    import docker.errors
+
     source = deploy.source
-    image = client.images.get(source.location)
+    name = source.extra.get("name") or source.location
+    try:
+        image = client.images.get(source.location)
+    except docker.errors.ImageNotFound:
+        raise SkiffError(
+            f"image {name} ({source.location[:19]}) that {deploy.app} was deployed from is no longer on this server: "
+            f"deploy it again with git:load-image {deploy.app} or git:from-image {deploy.app} IMAGE"
+        ) from None
     tag = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
     ref = f"skiff/{deploy.app}:{tag}"
     inherited = (image.attrs.get("Config") or {}).get("Labels") or {}
@@ -301,7 +310,11 @@ def build(deploy: Any, client: Any) -> str:
         {
             "exposed_ports": contracts.image_exposed_ports(built.attrs),
             "image_id": built.id,
-            "image_source": {"image": source.extra.get("name") or image.id, "id": image.id, "how": source.extra["how"]},
+            "image_source": {
+                "image": source.extra.get("name") or image.id,
+                "id": image.id,
+                "how": source.extra.get("how") or "image",
+            },
         }
     )
     deploy.output.step(f"Tagged {ref} from {source.extra.get('name') or image.id[:19]}")

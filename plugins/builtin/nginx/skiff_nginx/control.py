@@ -85,8 +85,11 @@ def _put(path: Path, text: str | None) -> None:
         _write(path, text)
 
 
-def apply(settings: Settings, files: dict[Path, str | None], output: Output, what: str) -> bool:
+def apply(settings: Settings, files: dict[Path, str | None], output: Output, what: str, force: bool = False) -> bool:
     """Write ``files`` (``None`` removes one), test, then reload or roll back.
+
+    ``force`` reloads even when no file changed (a certificate file did: nginx
+    reads certificates only when it loads its config).
 
     Returns ``True`` when nginx was reloaded, ``False`` when nginx is not
     running (the files are valid and in place; they apply when it starts).
@@ -101,7 +104,7 @@ def apply(settings: Settings, files: dict[Path, str | None], output: Output, wha
     ):
         old = {path: (path.read_text() if path.exists() else None) for path in files}
         changed = {path: text for path, text in files.items() if old[path] != text}
-        if not changed:
+        if not changed and not force:
             return reload(settings, output, only_if_needed=True)
         for path, text in changed.items():
             _put(path, text)

@@ -4,7 +4,11 @@ Hooks: ``skiff_post_deploy`` (tryfirst: switch traffic to the new containers
 before the scheduler retires the old ones, then add the app's URLs),
 ``skiff_deploy_failed`` (point nginx back at the previous release if this
 deploy had switched it), ``skiff_app_destroyed``, ``skiff_app_renamed`` and
-``skiff_report``. Commands: ``domains:*``, ``ports:*``, ``certs:*``,
+``skiff_report``; for plugins that obtain certificates (letsencrypt):
+``skiff_app_domains``, ``skiff_app_certificate`` and
+``skiff_certificate_install`` (the path ``certs:add`` takes). Every server
+block serves ACME HTTP-01 challenge files from
+``skiff.contracts.acme_challenge_dir``. Commands: ``domains:*``, ``ports:*``, ``certs:*``,
 ``nginx:*`` and ``proxy:*`` (Dokku's names). See docs/proxy.md.
 """
 
@@ -19,6 +23,7 @@ from skiff import hookimpl
 from skiff.context import Context
 from skiff.contracts import StashKey
 from skiff.deploy import Deploy
+from skiff.errors import SkiffError
 from skiff.settings import Namespace
 
 from . import PLUGIN
@@ -70,6 +75,32 @@ def skiff_deploy_failed(deploy: Deploy, phase: str, error: BaseException) -> Non
     # The failed release never became current: rebuilding from the current one goes back.
     deploy.output.step("Pointing nginx back at the previous release")
     proxy.rebuild(deploy.context, [deploy.app])
+
+
+@hookimpl(trylast=True)
+def skiff_app_domains(context: Context, app: str) -> list[str]:
+    from . import proxy
+
+    return proxy.app_domains(context, app)
+
+
+@hookimpl(trylast=True)
+def skiff_app_certificate(context: Context, app: str) -> bytes | None:
+    from . import certs
+    from .settings import load
+
+    pair = certs.current(load(context), app)
+    return pair[0] if pair else None
+
+
+@hookimpl(trylast=True)
+def skiff_certificate_install(context: Context, app: str, certificate: bytes | None, key: bytes | None) -> bool:
+    from .commands.certs import install
+
+    if certificate is not None and key is None:
+        raise SkiffError("a certificate needs its key")
+    install(context, app, None if certificate is None or key is None else (certificate, key))
+    return True
 
 
 @hookimpl

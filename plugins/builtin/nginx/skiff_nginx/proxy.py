@@ -159,6 +159,7 @@ def build(context: Context, app: str, meta: ReleaseMeta, settings: Settings) -> 
         access_log=settings.log_file(app, "access"),
         error_log=settings.log_file(app, "error"),
         custom=prop(context, "custom-config", app, default="") or "",
+        challenge_dir=contracts.acme_challenge_dir(context.root),
     )
 
 
@@ -190,13 +191,15 @@ def rebuild(
     metas: dict[str, ReleaseMeta] | None = None,
     settings: Settings | None = None,
     custom: dict[str, str] | None = None,
+    force: bool = False,
 ) -> bool:
     """Render and safely apply the config of ``apps`` in one nginx test and reload.
 
     ``metas`` overrides the release meta an app is rendered from (a deploy in
     progress); other apps use their current release. ``custom`` tries a
     custom-config value before it is stored. Apps without a release or
-    without web containers get no config file.
+    without web containers get no config file. ``force`` reloads even when no
+    file changed (a certificate was replaced).
     """
     settings = settings or load(context)
     files: dict[Path, str | None] = {}
@@ -205,7 +208,7 @@ def rebuild(
         meta = (metas or {}).get(app) or current_meta(context, app)
         files[settings.app_file(app)] = config_text(context, app, meta, settings, custom=(custom or {}).get(app))
     what = apps[0] if len(apps) == 1 else f"{len(apps)} apps"
-    return control.apply(settings, files, context.output, what)
+    return control.apply(settings, files, context.output, what, force=force)
 
 
 def urls(context: Context, app: str, meta: ReleaseMeta | None, settings: Settings | None = None) -> list[str]:
@@ -220,8 +223,8 @@ def urls(context: Context, app: str, meta: ReleaseMeta | None, settings: Setting
     return render.urls(domains, maps, cert is not None, host)
 
 
-def apply_change(context: Context, apps: Iterable[str]) -> None:
-    """After a settings change: rebuild the deployed ones of ``apps`` and say so."""
+def apply_change(context: Context, apps: Iterable[str], force: bool = False) -> None:
+    """After a settings change: rebuild the deployed ones of ``apps`` and say so (``force``: reload anyway)."""
     deployed = [app for app in apps if context.state.current_release(app) is not None]
     if not deployed:
         return
@@ -230,7 +233,7 @@ def apply_change(context: Context, apps: Iterable[str]) -> None:
         # A deploy in progress switches nginx itself; wait for it rather than race it.
         for app in sorted(deployed):
             stack.enter_context(app_lock(context, app))
-        rebuild(context, deployed)
+        rebuild(context, deployed, force=force)
     settings = load(context)
     for app in deployed:
         for url in urls(context, app, current_meta(context, app), settings):

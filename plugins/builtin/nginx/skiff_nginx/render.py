@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from skiff import contracts
+from skiff.errors import SkiffError
 
 from . import names
 from .names import Mapping
@@ -34,6 +38,7 @@ class AppProxy:
     access_log: Path | None = None
     error_log: Path | None = None
     custom: str = ""  # raw directives, set by the server's admin only (nginx:custom-config)
+    challenge_dir: Path | None = None  # ACME HTTP-01 files, served on every server block (contracts)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -59,6 +64,20 @@ def _server_head(p: AppProxy, port: int, tls: bool) -> list[str]:
     if p.error_log:
         lines.append(f"    error_log {p.error_log};")
     return lines
+
+
+def _challenge(p: AppProxy) -> list[str]:
+    """ACME HTTP-01 challenge files: answered by nginx from a directory, never by the app."""
+    if p.challenge_dir is None:
+        return []
+    if not re.fullmatch(r"/[A-Za-z0-9._/+-]*", str(p.challenge_dir)):
+        raise SkiffError(f"the ACME challenge directory {str(p.challenge_dir)!r} cannot go in an nginx config")
+    return [
+        f"    location ^~ {contracts.ACME_CHALLENGE_PATH} {{",
+        f"        alias {p.challenge_dir}/;",
+        "        default_type text/plain;",
+        "    }",
+    ]
 
 
 def _tls(p: AppProxy) -> list[str]:
@@ -128,12 +147,14 @@ def render(p: AppProxy) -> str:
             if not p.cert:
                 p.warnings.append(f"{m} needs a certificate (certs:add or certs:generate); skipped")
                 continue
-            out += _server_head(p, m.host_port, True) + _tls(p) + _proxy(p) + ["}", ""]
+            out += _server_head(p, m.host_port, True) + _tls(p) + _challenge(p) + _proxy(p) + ["}", ""]
         elif https_port:
+            # In a location, not at server level: a server-level return would answer the challenges too.
             target = "https://$host" + ("" if https_port == 443 else f":{https_port}") + "$request_uri"
-            out += _server_head(p, m.host_port, False) + [f"    return 301 {target};", "}", ""]
+            redirect = ["    location / {", f"        return 301 {target};", "    }"]
+            out += _server_head(p, m.host_port, False) + _challenge(p) + redirect + ["}", ""]
         else:
-            out += _server_head(p, m.host_port, False) + _proxy(p) + ["}", ""]
+            out += _server_head(p, m.host_port, False) + _challenge(p) + _proxy(p) + ["}", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

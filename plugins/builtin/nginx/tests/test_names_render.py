@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from skiff.errors import ValidationError
+from skiff.errors import SkiffError, ValidationError
 from skiff_nginx import names, render
 from skiff_nginx.names import Mapping
 
@@ -158,3 +158,23 @@ def test_container_port_from_scheduler_then_expose_then_default():
     assert container_port({"container_port": 3000, "exposed_ports": [8000]}) == 3000
     assert container_port({"exposed_ports": [8080, 8000]}) == 8000
     assert container_port({}) == 5000
+
+
+def test_render_serves_acme_challenges_on_every_server_block_and_redirects_the_rest():
+    p = _proxy(
+        mappings=[Mapping("http", 80, 5000), Mapping("https", 443, 5000)],
+        cert=(Path("/c/server.crt"), Path("/c/server.key")),
+        challenge_dir=Path("/var/lib/skiff/acme-challenge"),
+    )
+    text = render.render(p)
+    location = "location ^~ /.well-known/acme-challenge/ {\n        alias /var/lib/skiff/acme-challenge/;"
+    assert text.count(location) == 2  # the HTTP block (which redirects the rest) and the HTTPS one
+    http_block = text.split("server {")[1]
+    assert "proxy_pass" not in http_block
+    assert "    location / {\n        return 301 https://$host$request_uri;" in http_block
+    assert "\n    return 301" not in text  # a server-level return would answer the challenges too
+
+
+def test_render_refuses_a_challenge_dir_that_cannot_go_in_a_config():
+    with pytest.raises(SkiffError, match="cannot go in an nginx config"):
+        render.render(_proxy(challenge_dir=Path("/x; } server {")))

@@ -10,11 +10,13 @@ import pytest
 
 import skiff_apps.plugin as apps_plugin
 import skiff_nginx.plugin as nginx_plugin
-from skiff import hookimpl, lifecycle
+from skiff import contracts, hookimpl, lifecycle
 from skiff.deploy import Deploy
-from skiff.errors import DeployError
+from skiff.errors import DeployError, SkiffError
 from skiff.testing import DirReceiver, StubBuilder, dir_source
 from skiff.testing.nginx import get
+from skiff_nginx import certs
+from skiff_nginx.settings import load
 
 GLOBAL = "skiff.test"
 
@@ -40,6 +42,12 @@ class FakeScheduler:
             self.seen_at_retire.append(self.probe())
         if self.fail_after_switch:
             raise RuntimeError("post-deploy script failed")
+
+
+@pytest.fixture
+def skiff_root(served_skiff_root):
+    """nginx's workers read the ACME challenge files under it."""
+    return served_skiff_root
 
 
 @pytest.fixture
@@ -383,3 +391,48 @@ def test_logs_proxy_disable_and_domains_disable(env):
     assert get(int(ports["map"][0].split(":")[1])).body == "cats"
     assert h.invoke("domains:enable", "catmeow").exit_code == 0
     assert body(h, f"catmeow.{GLOBAL}") == "200 cats"
+
+
+def test_acme_challenges_are_answered_by_nginx_over_http_even_when_it_redirects(env, tmp_path):
+    h = env
+    h.invoke("domains:set-global", GLOBAL)
+    h.deploy("catmeow", "the app")
+    challenges = contracts.acme_challenge_dir(h.root)
+    challenges.mkdir(parents=True)
+    (challenges / "tok-en_1").write_text("tok-en_1.thumbprint")
+    host = f"catmeow.{GLOBAL}"
+    answer = h.nginx.request("/.well-known/acme-challenge/tok-en_1", host=host)
+    assert (answer.status, answer.body) == (200, "tok-en_1.thumbprint")
+    assert answer.headers["content-type"] == "text/plain"
+    missing = h.nginx.request("/.well-known/acme-challenge/nothing", host=host)
+    assert missing.status == 404 and missing.body != "the app"  # never passed to the app
+    assert h.invoke("certs:generate", "catmeow", host).exit_code == 0
+    assert h.nginx.request("/", host=host).status == 301
+    still = h.nginx.request("/.well-known/acme-challenge/tok-en_1", host=host)
+    assert (still.status, still.body) == (200, "tok-en_1.thumbprint")
+
+
+def test_certificate_hooks_install_read_and_remove_like_certs_add(env, tmp_path):
+    h = env
+    h.deploy("catmeow", "hooked")
+    h.invoke("domains:add", "catmeow", "hook.example.com")
+    assert h.context.hook.skiff_app_domains(context=h.context, app="catmeow") == ["hook.example.com"]
+    assert h.context.hook.skiff_app_certificate(context=h.context, app="catmeow") is None
+    crt, key = certs.generate(load(h.context), "hook.example.com")
+    assert h.context.hook.skiff_certificate_install(context=h.context, app="catmeow", certificate=crt, key=key)
+    assert h.context.hook.skiff_app_certificate(context=h.context, app="catmeow") == crt
+    pem = tmp_path / "crt.pem"
+    pem.write_bytes(crt)
+    tls = h.nginx.request(host="hook.example.com", https=True, cafile=str(pem))
+    assert (tls.status, tls.body) == (200, "hooked")
+    # a replaced certificate is served at once (same file names, so nginx must reload to read it)
+    crt2, key2 = certs.generate(load(h.context), "hook.example.com")
+    assert h.context.hook.skiff_certificate_install(context=h.context, app="catmeow", certificate=crt2, key=key2)
+    pem.write_bytes(crt2)
+    assert h.nginx.request(host="hook.example.com", https=True, cafile=str(pem)).body == "hooked"
+    with pytest.raises(SkiffError, match="does not match"):
+        h.context.hook.skiff_certificate_install(context=h.context, app="catmeow", certificate=crt, key=key2)
+    assert h.context.hook.skiff_app_certificate(context=h.context, app="catmeow") == crt2
+    assert h.context.hook.skiff_certificate_install(context=h.context, app="catmeow", certificate=None, key=None)
+    assert h.context.hook.skiff_app_certificate(context=h.context, app="catmeow") is None
+    assert h.nginx.request(host="hook.example.com").body == "hooked"

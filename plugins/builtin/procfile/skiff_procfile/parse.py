@@ -115,8 +115,38 @@ def parse_app_json(text: str, filename: str = "app.json") -> dict[str, Any]:
     if "env" in data:
         result["env"] = parse_env(_expect(data["env"], dict, "env"))
     if "cron" in data:
-        result["cron"] = _expect(data["cron"], list, "cron")
+        result["cron"] = parse_cron(_expect(data["cron"], list, "cron"))
     return result
+
+
+MAX_CRON_JOBS = 100
+
+
+def parse_cron(jobs: list[Any]) -> list[dict[str, str]]:
+    """Check app.json ``cron``: each entry ``{"command": LINE, "schedule": EXPR}`` (Dokku's form).
+
+    The command is one line (no line break, no NUL: it runs under ``/bin/sh -c`` in
+    the app's container, never on the host); the schedule five cron fields or an
+    @-macro (:func:`skiff.validate.cron_schedule`). Refused here, at push, before
+    anything is stored. Other keys of an entry are dropped.
+    """
+    if len(jobs) > MAX_CRON_JOBS:
+        raise ValidationError(f"app.json: cron holds {len(jobs)} jobs (at most {MAX_CRON_JOBS})")
+    kept = []
+    for index, job in enumerate(jobs):
+        where = f"cron[{index}]"
+        _expect(job, dict, where)
+        for key in ("command", "schedule"):
+            if key not in job:
+                raise ValidationError(f"app.json: {where} has no {key}")
+            _expect(job[key], str, f"{where}.{key}")
+        try:
+            validate.cron_command(job["command"])
+            validate.cron_schedule(job["schedule"])
+        except ValidationError as exc:
+            raise ValidationError(f"app.json: {where}: {exc}") from None
+        kept.append({"command": job["command"], "schedule": job["schedule"]})
+    return kept
 
 
 def _process_name(name: str, where: str) -> None:

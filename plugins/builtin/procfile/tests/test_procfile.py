@@ -143,3 +143,48 @@ def test_error_is_one_line(harness, tmp_path):
         lifecycle.deploy(harness.context, "demo", _source(tmp_path, {"Procfile": "web\n"}))
     assert str(info.value).startswith("pre-build failed: Procfile line 1: expected 'name: command'")
     assert "\n" not in str(info.value)
+
+
+def test_app_json_cron_keeps_command_and_schedule():
+    jobs = [
+        {"command": "echo tick | tr a-z A-Z && echo $DYNO", "schedule": "*/5 * * * *"},
+        {"command": "python3 manage.py clearsessions", "schedule": "@daily", "concurrency_policy": "forbid"},
+    ]
+    data = parse_app_json(json.dumps({"cron": jobs}))
+    assert data["cron"] == [jobs[0], {"command": "python3 manage.py clearsessions", "schedule": "@daily"}]
+
+
+@pytest.mark.parametrize(
+    "job, message",
+    [
+        ({"command": "echo a\necho b", "schedule": "* * * * *"}, "cron[0]: invalid cron command 'echo a\\necho b'"),
+        ({"command": "echo \x00", "schedule": "* * * * *"}, "holds a NUL byte"),
+        ({"command": "echo", "schedule": "* * * *"}, "cron[0]: invalid cron schedule '* * * *': give five fields"),
+        ({"command": "echo", "schedule": "60 * * * *"}, "minute: 60 is out of range 0-59"),
+        ({"command": "echo", "schedule": "0 0 31 2 *"}, "no month of it has day 31"),
+        ({"command": "echo", "schedule": "* * * * *\n* * * * * id"}, "invalid cron schedule"),
+        ({"command": "echo"}, "cron[0] has no schedule"),
+        ({"schedule": "@daily"}, "cron[0] has no command"),
+        ({"command": ["echo"], "schedule": "@daily"}, "cron[0].command must be a string"),
+        ("echo", "cron[0] must be an object"),
+    ],
+)
+def test_app_json_cron_errors(job, message):
+    with pytest.raises(ValidationError) as info:
+        parse_app_json(json.dumps({"cron": [job]}))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_bad_cron_job_stops_the_deploy_before_anything_is_written(harness, tmp_path):
+    src = _source(
+        tmp_path,
+        {
+            "app.json": json.dumps(
+                {"env": {"MODE": {"value": "prod"}}, "cron": [{"command": "echo\nid", "schedule": "@daily"}]}
+            )
+        },
+    )
+    with pytest.raises(DeployError) as info:
+        lifecycle.deploy(harness.context, "demo", src)
+    assert "cron[0]: invalid cron command" in str(info.value)
+    assert harness.state.get_config("demo") == {} and harness.state.current_release("demo") is None

@@ -1,9 +1,8 @@
-"""The stack plugin's commands: stack:build, stack:report (stack:set is generated from its settings)."""
+"""The stack plugin's commands: stack:build, stack:update, stack:report (stack:set is generated)."""
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import click
@@ -14,10 +13,10 @@ from skiff.context import Context
 from skiff.errors import SkiffError
 from skiff.privileges import needs_root
 
+from .ensure import OWN_IMAGE_RE, build_on_push, suite_lock
 from .plugin import IMAGE_RE, image_name, stack_image
 
 __all__ = ["COMMANDS", "IMAGE_RE", "image_name"]
-OWN_IMAGE_RE = re.compile(r"\Askiff/stack:([a-z][a-z0-9-]{1,31})\Z")
 
 
 @needs_root
@@ -25,10 +24,11 @@ OWN_IMAGE_RE = re.compile(r"\Askiff/stack:([a-z][a-z0-9-]{1,31})\Z")
 @click.argument("suite", required=False)
 @pass_context
 def stack_build(context: Context, suite: str | None) -> None:
-    """Build the stack image from Debian's packages (nothing if it exists).
+    """Build the stack image from Debian's packages (nothing if it exists with this recipe).
 
     Without SUITE: the configured stack image (default skiff/stack:trixie).
-    With SUITE (e.g. bookworm): skiff/stack:SUITE, an extra stack apps may pick.
+    With SUITE (e.g. bookworm, forky): skiff/stack:SUITE, an extra stack apps
+    pick by their Python version. A stack an earlier recipe made is rebuilt.
     """
     from . import build
 
@@ -49,7 +49,38 @@ def stack_build(context: Context, suite: str | None) -> None:
             )
         suite = match.group(1)
     client = build.docker_client()
-    build.build_stack(client, suite, tag, context.output)
+    with suite_lock(context, suite, context.output, tag):
+        build.build_stack(client, suite, tag, context.output)
+
+
+@needs_root
+@click.command("stack:update")
+@click.argument("suite", required=False)
+@pass_context
+def stack_update(context: Context, suite: str | None) -> None:
+    """Apply Debian's current security updates to the stacks (every skiff/stack:SUITE, or SUITE's).
+
+    Each stack gets a new image on top with the updated packages (a stack an
+    earlier recipe made is rebuilt first); the apps move to it when they are
+    built again: 'skiff ps:rebuild --all'.
+    """
+    from . import build
+
+    client = build.docker_client()
+    if suite:
+        build.validate_suite(suite)
+        suites = [suite]
+    else:
+        suites = sorted(
+            {r["suite"] for r in _stacks(client) if r["suite"] and r["image"] == f"skiff/stack:{r['suite']}"}
+        )
+        if not suites:
+            raise SkiffError("there is no skiff/stack:SUITE image to update: build one with 'skiff stack:build'")
+    for name in suites:
+        tag = f"skiff/stack:{name}"
+        with suite_lock(context, name, context.output, tag):
+            build.update_stack(client, name, tag, context.output)
+    context.output.step("Rebuild the apps on the updated stacks with: skiff ps:rebuild --all")
 
 
 def _stacks(client) -> list[dict[str, Any]]:
@@ -66,6 +97,8 @@ def _stacks(client) -> list[dict[str, Any]]:
                     "suite": labels.get("skiff.stack", ""),
                     "python": labels.get("skiff.stack.python", ""),
                     "node": labels.get("skiff.stack.node", ""),
+                    "recipe": labels.get("skiff.stack.version", ""),
+                    "updated": labels.get("skiff.stack.updated", ""),
                 }
             )
     return sorted(rows, key=lambda r: r["image"])
@@ -82,14 +115,24 @@ def stack_report(context: Context, fmt: str) -> None:
     configured = stack_image(context)
     client = build.docker_client()
     stacks = _stacks(client)
-    report = {"image": configured, "present": build.image_exists(client, configured), "stacks": stacks}
+    report = {
+        "image": configured,
+        "present": build.image_exists(client, configured),
+        "build-on-push": build_on_push(context),
+        "recipe": build.STACK_VERSION,
+        "stacks": stacks,
+    }
     if fmt == "json":
         click.echo(json.dumps(report, indent=2))
         return
     context.output.banner("stack report")
     click.echo(f"Stack image:        {configured}{'' if report['present'] else ' (missing: run stack:build)'}")
+    click.echo(f"Build on push:      {'yes' if build_on_push(context) else 'no'} (stack recipe {build.STACK_VERSION})")
     for row in stacks:
-        click.echo(f"  {row['image']:<28} {row['id']}  python {row['python'] or '?'}  node {row['node'] or '-'}")
+        stale = "" if row["recipe"] == build.STACK_VERSION else f"  (stale: recipe {row['recipe'] or 'none'})"
+        updated = f"  updated {row['updated']}" if row["updated"] else ""
+        versions = f"python {row['python'] or '?'}  node {row['node'] or '-'}"
+        click.echo(f"  {row['image']:<28} {row['id']}  {versions}{updated}{stale}")
 
 
-COMMANDS: list[click.Command] = [stack_build, stack_report]
+COMMANDS: list[click.Command] = [stack_build, stack_update, stack_report]

@@ -1,8 +1,12 @@
+import hashlib
+import threading
+import time
+
 import pytest
 
 import skiff_stack.plugin as stack_plugin
 from skiff.errors import SkiffError
-from skiff_stack import build
+from skiff_stack import build, ensure
 
 
 def test_find_mirror_reads_deb822_and_one_line_sources(tmp_path):
@@ -31,9 +35,7 @@ def test_invalid_suites(suite):
 
 
 def test_stack_dockerfile_installs_node_and_a_non_root_user():
-    text = build.DOCKERFILE.format(
-        base="skiff/stack-base:trixie", packages=" ".join(build.STACK_PACKAGES), uid=1000, suite="trixie", version="1"
-    )
+    text = build.dockerfile("trixie", "skiff/stack-base:trixie")
     assert "nodejs" in text and "npm" in text and "useradd --uid 1000" in text
     assert "nodejs" not in build.BASE_PACKAGES  # npm does not configure inside debootstrap
 
@@ -74,3 +76,237 @@ def test_stack_build_is_a_no_op_when_the_tag_exists(skiff, stack_image):
     assert r.exit_code == 0 and "already exists; nothing to do" in r.stdout
     report = h.invoke("stack:report", "--format", "json")
     assert report.exit_code == 0 and '"present": true' in report.stdout
+
+
+# What each suite's stack recipe renders to, for STACK_VERSION. A change here without a bump of
+# build.STACK_VERSION would keep servers on stacks of the old recipe forever: bump it, then update these.
+RECIPE_DIGESTS = {
+    "1": {
+        "bookworm": "106d9007dd054b210275a32d9286117f7b637ef023d57c758e5cb3b10b79902c",
+        "trixie": "7525e3ecc518ec4b1c735ad935735c2de35f3d4d321b18de6d2d8327f2535362",
+        "forky": "f3459af4850d87af0937101f0dae8feea4f9e00a84afbcd5f949747de697f2c9",
+    }
+}
+
+
+def _digest(suite):
+    return hashlib.sha256(build.dockerfile(suite, f"skiff/stack-base:{suite}").encode()).hexdigest()
+
+
+def test_a_changed_stack_recipe_needs_a_new_recipe_version():
+    pinned = RECIPE_DIGESTS.get(build.STACK_VERSION)
+    assert pinned, f"bump done: add the digests of recipe {build.STACK_VERSION} to RECIPE_DIGESTS"
+    assert {suite: _digest(suite) for suite in build.SUITES} == pinned, (
+        "the stack recipe changed: bump build.STACK_VERSION (servers rebuild their stacks) and record the digests"
+    )
+
+
+def test_known_suites_and_their_python():
+    assert {name: s.python for name, s in build.SUITES.items()} == {
+        "bookworm": "3.11",
+        "trixie": "3.13",
+        "forky": "3.14",
+    }
+    forky = build.dockerfile("forky", "skiff/stack-base:forky")
+    assert 'Acquire::Check-Valid-Until "false";' in forky  # the mirror's testing Release is past Valid-Until
+    assert "python3.14 python3.14-venv python3.14-dev" in forky
+    assert "ln -s /usr/bin/python3.14 /usr/local/bin/python3" in forky
+    bookworm = build.dockerfile("bookworm", "skiff/stack-base:bookworm")
+    assert "Check-Valid-Until" not in bookworm and "python3.1" not in bookworm.replace("python3-dev", "")
+    # the host's and the container's debootstrap have no forky script: sid's bootstraps testing too
+    assert build.debootstrap_args("forky", "/rootfs", "http://m/debian")[-1] == "/usr/share/debootstrap/scripts/sid"
+    assert build.debootstrap_args("bookworm", "/rootfs", "http://m/debian")[-3:] == [
+        "bookworm",
+        "/rootfs",
+        "http://m/debian",
+    ]
+
+
+def test_the_update_recipe_adds_security_suites_only_for_releases():
+    stable = build.update_dockerfile("bookworm", "skiff/stack:bookworm", "http://m/debian", "http://m/debian-security")
+    assert stable.startswith("FROM skiff/stack:bookworm\nRUN [")
+    assert '"stable", "bookworm", "http://m/debian-security", "http://m/debian"' in stable
+    rolling = build.update_dockerfile("forky", "skiff/stack:forky", "http://m/debian", "http://m/debian-security")
+    assert '"rolling", "forky"' in rolling
+    assert "apt-get upgrade" in build.UPDATE_SCRIPT and "$2-security" in build.UPDATE_SCRIPT
+
+
+def test_find_mirror_finds_the_security_mirror(tmp_path):
+    d = tmp_path / "sources.list.d"
+    d.mkdir()
+    (d / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example.org/debian\nSuites: bookworm\n\n"
+        "Types: deb\nURIs: http://sec.example.org/debian-security\nSuites: bookworm-security\n"
+    )
+    assert build.find_mirror(d, tmp_path / "none", security=True) == "http://sec.example.org/debian-security"
+    assert build.find_mirror(tmp_path / "x", tmp_path / "none", security=True) == build.DEFAULT_SECURITY_MIRROR
+
+
+class FakeImage:
+    def __init__(self, labels, tag=""):
+        self.labels = labels
+        self.tags = [tag] if tag else []
+        self.short_id = "sha256:0123456789"
+
+
+class FakeImages:
+    def __init__(self, store):
+        self.store = store
+
+    def get(self, ref):
+        import docker.errors
+
+        if ref not in self.store:
+            raise docker.errors.ImageNotFound(ref)
+        return FakeImage(self.store[ref])
+
+    def list(self, filters=None):
+        return [FakeImage(labels, tag) for tag, labels in self.store.items()]
+
+
+class FakeApi:
+    def __init__(self, store):
+        self.store = store
+
+    def images(self, filters=None):
+        return [{"RepoTags": [tag], "Labels": labels} for tag, labels in self.store.items()]
+
+
+class FakeEngine:
+    """Images by tag with their labels; build_stack is replaced by a slow fake that adds one."""
+
+    def __init__(self, store=None):
+        self.store = dict(store or {})
+        self.images = FakeImages(self.store)
+        self.api = FakeApi(self.store)
+        self.builds = []
+
+
+@pytest.fixture
+def engine(monkeypatch):
+    fake = FakeEngine()
+
+    def fake_build_stack(client, suite, tag, out, base=None, rebuild=False):
+        fake.builds.append(tag)
+        time.sleep(0.3)
+        client.store[tag] = {"skiff.stack": suite, "skiff.stack.version": build.STACK_VERSION}
+        return client.store[tag]
+
+    monkeypatch.setattr(build, "build_stack", fake_build_stack)
+    monkeypatch.setattr(build, "docker_client", lambda: fake)
+    from skiff import dockerclient
+
+    monkeypatch.setattr(dockerclient, "client", lambda *a, **k: fake)
+    return fake
+
+
+def test_skiff_stack_suites_lists_the_known_suites(skiff):
+    h = skiff(("stack", stack_plugin))
+    suites = h.pm.hook.skiff_stack_suites(context=h.context)
+    assert {"suite": "forky", "image": "skiff/stack:forky", "python": "3.14"} in suites
+    assert [s["suite"] for s in suites] == list(build.SUITES)
+
+
+def test_skiff_stack_ensure_builds_a_missing_stack_once_for_two_pushes(skiff, engine):
+    h = skiff(("stack", stack_plugin))
+    outputs = [RecordingOutput(), RecordingOutput()]
+    results = []
+
+    def push(out):
+        results.append(h.pm.hook.skiff_stack_ensure(context=h.context, image="skiff/stack:forky", output=out))
+
+    threads = [threading.Thread(target=push, args=(out,)) for out in outputs]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    assert engine.builds == ["skiff/stack:forky"]  # the per-suite lock: the second push waited, then used it
+    assert [r["skiff.stack"] for r in results] == ["forky", "forky"]
+    said = outputs[0].text + outputs[1].text
+    assert "No stack image skiff/stack:forky yet (Debian forky, Python 3.14): building it now" in said
+    assert "Waiting for another build of skiff/stack:forky" in said
+    assert "another push built meanwhile" in said
+    # current now: nothing more to do, no lock taken
+    assert h.pm.hook.skiff_stack_ensure(context=h.context, image="skiff/stack:forky", output=RecordingOutput())
+    assert engine.builds == ["skiff/stack:forky"]
+
+
+def test_skiff_stack_ensure_leaves_other_images_alone(skiff, engine):
+    h = skiff(("stack", stack_plugin))
+    assert h.pm.hook.skiff_stack_ensure(context=h.context, image="registry.example.com/stack:1", output=None) is None
+    assert engine.builds == []
+
+
+def test_build_on_push_off_gives_one_line_and_builds_nothing(skiff, engine, monkeypatch):
+    monkeypatch.delenv("SKIFF_STACK_BUILD_ON_PUSH", raising=False)
+    h = skiff(("stack", stack_plugin))
+    assert h.invoke("stack:set", "--global", "build-on-push", "false").exit_code == 0
+    with pytest.raises(SkiffError) as info:
+        ensure.ensure(h.context, "skiff/stack:bookworm", RecordingOutput())
+    assert str(info.value) == (
+        "the stack skiff/stack:bookworm (Debian bookworm, Python 3.11) is not built on this server and "
+        "build-on-push is off: build it with 'skiff stack:build bookworm' (or 'stack:set --global build-on-push true')"
+    )
+    assert engine.builds == []
+    r = h.invoke("stack:set", "--global", "build-on-push", "maybe")
+    assert r.exit_code == 1 and "must be true or false" in r.stderr
+
+
+def test_a_stale_stack_is_rebuilt_at_the_next_push_or_kept_with_a_warning(skiff, engine, monkeypatch):
+    engine.store["skiff/stack:bookworm"] = {"skiff.stack": "bookworm", "skiff.stack.version": "0"}
+    h = skiff(("stack", stack_plugin))
+    monkeypatch.setenv("SKIFF_STACK_BUILD_ON_PUSH", "false")
+    out = RecordingOutput()
+    assert ensure.ensure(h.context, "skiff/stack:bookworm", out)["skiff.stack.version"] == "0"
+    assert engine.builds == [] and "it was made by stack recipe 0, this skiff's is 1" in out.text
+    monkeypatch.setenv("SKIFF_STACK_BUILD_ON_PUSH", "true")
+    assert ensure.ensure(h.context, "skiff/stack:bookworm", RecordingOutput())["skiff.stack.version"] == "1"
+    assert engine.builds == ["skiff/stack:bookworm"]
+
+
+def test_state_migrate_names_stale_stacks(skiff, engine):
+    engine.store["skiff/stack:bookworm"] = {"skiff.stack": "bookworm", "skiff.stack.version": "0"}
+    engine.store["skiff/stack:trixie"] = {"skiff.stack": "trixie", "skiff.stack.version": build.STACK_VERSION}
+    h = skiff(("stack", stack_plugin))
+    r = h.invoke("state:migrate")
+    assert r.exit_code == 0
+    assert (
+        "stack skiff/stack:bookworm: it was made by stack recipe 0, this skiff's is 1; rebuilt at the next push "
+        "that uses it (or now: skiff stack:build bookworm)"
+    ) in r.stdout
+    assert "skiff/stack:trixie" not in r.stdout
+
+
+class RecordingOutput:
+    def __init__(self):
+        self.lines = []
+
+    @property
+    def text(self):
+        return "\n".join(self.lines)
+
+    def step(self, line):
+        self.lines.append(line)
+
+    info = warn = step
+
+
+def test_stack_update_updates_every_stack_present_then_says_to_rebuild_the_apps(skiff, engine, monkeypatch):
+    h = skiff(("stack", stack_plugin))
+    r = h.invoke("stack:update")
+    assert r.exit_code == 1 and r.stderr.strip() == (
+        "!     there is no skiff/stack:SUITE image to update: build one with 'skiff stack:build'"
+    )
+    for suite in ("bookworm", "forky"):
+        engine.store[f"skiff/stack:{suite}"] = {"skiff.stack": suite, "skiff.stack.version": build.STACK_VERSION}
+    engine.store["skiff/myapp:latest"] = {"skiff.stack": "trixie"}  # built FROM a stack: not a stack
+    updated = []
+    monkeypatch.setattr(build, "update_stack", lambda client, suite, tag, out: updated.append((suite, tag)))
+    r = h.invoke("stack:update")
+    assert r.exit_code == 0, r.stderr
+    assert updated == [("bookworm", "skiff/stack:bookworm"), ("forky", "skiff/stack:forky")]
+    assert "skiff ps:rebuild --all" in r.stdout
+    assert h.invoke("stack:update", "forky").exit_code == 0 and updated[-1] == ("forky", "skiff/stack:forky")
+    bad = h.invoke("stack:update", "../x")
+    assert bad.exit_code == 1 and "invalid Debian suite name" in bad.stderr

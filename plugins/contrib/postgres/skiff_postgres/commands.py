@@ -121,6 +121,7 @@ def postgres_destroy(context: Context, name: str, force: bool) -> None:
         c = pg_container.client()
         context.output.step(f"Destroying postgres {name}")
         pg_container.remove(c, service, graceful=False)
+        pg_container.remove_network(c, service)
         remove_data(context, c, service)
         pg_service.delete(context, name)
     context.output.step(f"Destroyed postgres {name}")
@@ -224,7 +225,7 @@ def postgres_info(context: Context, name: str, field: str | None) -> None:
         "image": service.image,
         "id": container.id if container is not None else "",
         "data-dir": str(pg_service.data_dir(context, name) / "data"),
-        "internal-ip": pg_container.internal_ip(container) if container is not None else "",
+        "internal-ip": pg_container.internal_ip(container, service) if container is not None else "",
         "hostname": service.host,
         "exposed-ports": _exposed(service),
         "links": " ".join(f"{app}:{key}" for app, key in sorted(service.links.items())) or "-",
@@ -242,11 +243,27 @@ def postgres_info(context: Context, name: str, field: str | None) -> None:
 no_restart_option = click.option("--no-restart", is_flag=True, help="Change the config without a new release.")
 
 
+def _refuse_locked(context: Context, app: str, no_restart: bool) -> None:
+    """A link change that would redeploy a locked app (apps:lock) is refused before it is stored."""
+    if not no_restart and context.state.current_release(app) is not None:
+        lifecycle.refuse_if_locked(context, app)
+
+
 def _redeploy(context: Context, app: str, description: str, no_restart: bool) -> None:
     if no_restart:
         context.output.info("The change applies on the app's next release (--no-restart)")
     elif context.state.current_release(app) is not None:
         lifecycle.redeploy(context, app, description)
+
+
+def _on_network(context: Context, service: Service, app: str, change: Any) -> None:
+    """Attach the service to (or detach it from) the app's network; with the engine away, say when it happens."""
+    try:
+        change(pg_container.client(), service, app)
+    except SkiffError as exc:
+        context.output.warn(
+            f"postgres {service.name}: the network of {app} is not changed yet ({exc}); it is at {app}'s next deploy"
+        )
 
 
 @access.service_command(service="name", kind="postgres", app="app")
@@ -260,6 +277,7 @@ def postgres_link(context: Context, name: str, app: str, alias: str | None, no_r
     """Link service NAME to APP: set DATABASE_URL (or <ALIAS>_URL) and release."""
     pg_service.load(context, name)
     context.state.require_app(app)
+    _refuse_locked(context, app, no_restart)
     # lock order: the app, then the service (as apps:destroy and apps:rename do)
     with lifecycle.app_lock(context, app), pg_service.service_lock(context, name):
         service = pg_service.load(context, name)
@@ -269,6 +287,7 @@ def postgres_link(context: Context, name: str, app: str, alias: str | None, no_r
         context.state.set_config(app, {key: service.dsn()})
         service.links[app] = key
         pg_service.save(context, service)
+        _on_network(context, service, app, pg_container.attach)  # the app's network: only linked apps reach it
     context.output.step(f"Linked postgres {name} to {app} as {key}")
     _redeploy(context, app, f"Link postgres {name}", no_restart)
 
@@ -291,6 +310,7 @@ def postgres_unlink(context: Context, name: str, app: str, no_restart: bool) -> 
         context.output.step(f"Removed the stale link of postgres {name} to {app} (the app no longer exists)")
         return
     context.state.require_app(app)
+    _refuse_locked(context, app, no_restart)
     with lifecycle.app_lock(context, app), pg_service.service_lock(context, name):
         service = pg_service.load(context, name)
         if app not in service.links:
@@ -298,6 +318,7 @@ def postgres_unlink(context: Context, name: str, app: str, no_restart: bool) -> 
         key = service.links.pop(app)
         context.state.unset_config(app, [key])
         pg_service.save(context, service)
+        _on_network(context, service, app, pg_container.detach)
     context.output.step(f"Unlinked postgres {name} from {app} ({key} removed)")
     _redeploy(context, app, f"Unlink postgres {name}", no_restart)
 

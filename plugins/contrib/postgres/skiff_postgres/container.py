@@ -23,7 +23,6 @@ from .service import (
     LABEL,
     LOCAL_IMAGE,
     NAME_LABEL,
-    NETWORK,
     PORT,
     REGISTRY_IMAGE,
     ROOT_LABEL,
@@ -132,21 +131,55 @@ def ensure_image(context: Context, c: docker.DockerClient, image: str) -> None:
         ) from exc
 
 
-def ensure_network(c: docker.DockerClient) -> None:
+def ensure_network(context: Context, c: docker.DockerClient, service: Service) -> None:
+    """The service's own network (:func:`skiff_postgres.service.network`)."""
+    from skiff import dockerclient
+
+    try:
+        dockerclient.ensure_network(c, service.network, {LABEL: "postgres", ROOT_LABEL: str(context.root)})
+    except Exception as exc:
+        raise SkiffError(f"cannot create the docker network {service.network}: {exc}") from exc
+
+
+def attach(c: docker.DockerClient, service: Service, app: str) -> bool:
+    """Put the service on ``app``'s own network (alias ``skiff-postgres-NAME``): the link's way in.
+
+    Idempotent; ``False`` when the service has no container (``postgres:start`` attaches it then).
+    """
+    from skiff import dockerclient
+
+    container = get(c, service)
+    if container is None:
+        return False
+    name = contracts.app_network(app)
+    if name in (container.attrs.get("NetworkSettings", {}).get("Networks") or {}):
+        return True
+    dockerclient.ensure_network(c, name, {contracts.APP_NETWORK_LABEL: app})
+    c.api.connect_container_to_network(container.id, name, aliases=[service.host])
+    return True
+
+
+def detach(c: docker.DockerClient, service: Service, app: str) -> None:
+    """Take the service off ``app``'s network (an unlink): the app no longer reaches it."""
     import docker
 
-    if _network_exists(c):
+    container = get(c, service)
+    name = contracts.app_network(app)
+    if container is None or name not in (container.attrs.get("NetworkSettings", {}).get("Networks") or {}):
         return
     try:
-        c.networks.create(NETWORK, driver="bridge", check_duplicate=True, labels={"skiff.network": "1"})
-    except docker.errors.APIError as exc:
-        if not _network_exists(c):
-            raise SkiffError(f"cannot create the docker network {NETWORK}: {exc}") from exc
+        c.api.disconnect_container_from_network(container.id, name, force=True)
+    except (docker.errors.NotFound, docker.errors.APIError):
+        pass  # not on it (or the network is gone)
 
 
-def _network_exists(c: docker.DockerClient) -> bool:
-    # the engine's name filter matches substrings
-    return any(n.name == NETWORK for n in c.networks.list(names=[NETWORK]))
+def remove_network(c: docker.DockerClient, service: Service) -> None:
+    import docker
+
+    try:
+        c.api.remove_network(service.network)
+    except (docker.errors.NotFound, docker.errors.APIError):
+        pass
 
 
 def get(c: docker.DockerClient, service: Service) -> Container | None:
@@ -178,18 +211,18 @@ def expose_address(context: Context, service: Service) -> str:
 
 
 def run(context: Context, c: docker.DockerClient, service: Service) -> Container:
-    """Start the service's container (data dir, network alias, restart always)."""
-    ensure_network(c)
+    """Start the service's container (data dir, restart always) on its own network, and on the
+    networks of the apps linked to it, with the alias ``skiff-postgres-NAME``."""
+    ensure_network(context, c, service)
     data = data_dir(context, service.name) / "data"
     data.mkdir(parents=True, exist_ok=True)
     os.chmod(data.parent, 0o700)
     ports: dict[str, Any] = {}
     if service.expose:
         ports[f"{PORT}/tcp"] = (expose_address(context, service), service.expose.get("port"))
-    return c.containers.run(
+    container = c.containers.create(
         service.image,
         name=service.container,
-        detach=True,
         environment={
             "POSTGRES_PASSWORD": service.password,
             "POSTGRES_USER": service.user,
@@ -199,11 +232,21 @@ def run(context: Context, c: docker.DockerClient, service: Service) -> Container
         volumes={str(data): {"bind": DATA_MOUNT, "mode": "rw"}},
         labels={LABEL: "postgres", NAME_LABEL: service.name, ROOT_LABEL: str(context.root)},
         restart_policy={"Name": "always"},
-        network=NETWORK,
-        networking_config={NETWORK: c.api.create_endpoint_config(aliases=[service.host])},
+        network=service.network,
+        networking_config={service.network: c.api.create_endpoint_config(aliases=[service.host])},
         ports=ports,
         shm_size="128m",
     )
+    try:
+        for app in sorted(service.links):
+            if context.state.app_exists(app):
+                attach(c, service, app)
+        container.start()
+    except BaseException:
+        container.remove(force=True)
+        raise
+    container.reload()
+    return container
 
 
 def remove(c: docker.DockerClient, service: Service, graceful: bool = True) -> None:
@@ -255,9 +298,9 @@ def host_port(container: Container) -> tuple[str, int] | None:
     return None
 
 
-def internal_ip(container: Container) -> str:
+def internal_ip(container: Container, service: Service) -> str:
     networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
-    return (networks.get(NETWORK) or {}).get("IPAddress", "")
+    return (networks.get(service.network) or {}).get("IPAddress", "")
 
 
 def server_version(container: Container, service: Service) -> str:

@@ -13,6 +13,7 @@ import click
 
 from skiff import hookimpl
 from skiff.context import Context
+from skiff.contracts import ContainerOptions
 from skiff.errors import ValidationError
 
 from . import service as pg_service
@@ -62,14 +63,40 @@ def skiff_app_destroyed(context: Context, app: str) -> None:
     _update_links(context, app, unlink)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def skiff_app_renamed(context: Context, old: str, new: str) -> None:
-    """Keep the links: the config moved with the app, the records follow."""
+    """Keep the links: the config moved with the app, the records follow, and the service joins
+    the new name's network before the scheduler starts the renamed containers (first)."""
 
     def rename(service: pg_service.Service) -> None:
         service.links[new] = service.links.pop(old)
 
     _update_links(context, old, rename)
+    _attach_linked(context, new)
+
+
+def _attach_linked(context: Context, app: str, *, detach_others: bool = False) -> None:
+    """Services linked to ``app`` on its network; with ``detach_others``, the others off it."""
+    services = pg_service.all_services(context)
+    if not any(app in s.links for s in services) and not (detach_others and services):
+        return
+    from . import container as pg_container
+
+    c = pg_container.client()
+    for service in services:
+        if app in service.links:
+            pg_container.attach(c, service, app)
+        elif detach_others:
+            pg_container.detach(c, service, app)
+
+
+@hookimpl
+def skiff_container_options(context: Context, app: str, process: str, role: str) -> ContainerOptions | None:
+    """The links are the truth, applied before any container of the app is created: linked services
+    on the app's network (links made before apps were isolated, a container recreated), the others off
+    it (an unlink made while the engine was away). Adds nothing to the container."""
+    _attach_linked(context, app, detach_others=True)
+    return None
 
 
 @hookimpl

@@ -25,7 +25,6 @@ from skiff.locks import file_lock, lock_path
 from . import PLUGIN
 
 KEY_PREFIX = "service:"
-NETWORK = "skiff"
 LABEL = "skiff.service"
 NAME_LABEL = "skiff.postgres.name"
 ROOT_LABEL = "skiff.root"
@@ -52,8 +51,17 @@ def container_name(name: str) -> str:
 
 
 def hostname(name: str) -> str:
-    """The DNS alias of the service on the ``skiff`` network."""
+    """The DNS alias of the service on its own network and on the networks of the apps linked to it."""
     return f"skiff-postgres-{name}"
+
+
+def network(name: str) -> str:
+    """The service's own docker network: its container is created on it, and only on it.
+
+    Apps are not on it: a link puts the service on the app's own network
+    (:func:`skiff.contracts.app_network`), so only linked apps reach it.
+    """
+    return f"skiff-service-postgres-{name}"
 
 
 def database_name(name: str) -> str:
@@ -103,6 +111,10 @@ class Service:
     @property
     def host(self) -> str:
         return hostname(self.name)
+
+    @property
+    def network(self) -> str:
+        return network(self.name)
 
     def dsn(self, masked: bool = False) -> str:
         password = "********" if masked else quote(self.password, safe="")

@@ -77,16 +77,26 @@ def service_name() -> str:
 
 @pytest.fixture
 def cleanup(docker_client, skiff_root):
-    """Remove every container this test's SKIFF_ROOT made (by label), afterwards."""
+    """Remove every container and network this test's SKIFF_ROOT made (by label), afterwards."""
     yield
     for c in docker_client.containers.list(all=True, filters={"label": f"{sv.ROOT_LABEL}={skiff_root}"}):
         c.remove(force=True)
     for c in docker_client.containers.list(all=True, filters={"label": "skiff.test.client"}):
         c.remove(force=True)
+    for network in docker_client.networks.list(filters={"label": f"{sv.ROOT_LABEL}={skiff_root}"}):
+        network.remove()  # the services' own networks
 
 
-def psql_client(docker_client, image: str, url: str, sql: str, *, network_mode: str = sv.NETWORK) -> tuple[int, str]:
-    """Run a real psql client in a one-off container with DATABASE_URL in its environment."""
+def service_network(url: str) -> str:
+    """The own network of the service a DSN names (``...@skiff-postgres-NAME:5432/...``)."""
+    host = url.rsplit("@", 1)[1].split(":", 1)[0]
+    return sv.network(host.removeprefix("skiff-postgres-"))
+
+
+def psql_client(docker_client, image: str, url: str, sql: str, *, network_mode: str | None = None) -> tuple[int, str]:
+    """Run a real psql client in a one-off container with DATABASE_URL in its environment,
+    on the service's own network unless ``network_mode`` says otherwise."""
+    network_mode = network_mode or service_network(url)
     container = docker_client.containers.run(
         image,
         entrypoint=["sh", "-c", CLIENT_SCRIPT],

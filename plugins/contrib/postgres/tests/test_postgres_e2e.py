@@ -60,7 +60,9 @@ def test_create_info_list_and_secrets(h, docker_client, service_name, cli, psql,
     assert container.status == "running"
     assert attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"
     assert container.labels[sv.LABEL] == "postgres"
-    assert sv.hostname(name) in attrs["NetworkSettings"]["Networks"]["skiff"]["Aliases"]
+    # on its own network only: no app reaches it until a link puts it on the app's network
+    assert set(attrs["NetworkSettings"]["Networks"]) == {sv.network(name)}
+    assert sv.hostname(name) in attrs["NetworkSettings"]["Networks"][sv.network(name)]["Aliases"]
     assert not attrs["HostConfig"]["PortBindings"]
     data = skiff_root / "services" / "postgres" / name
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
@@ -84,7 +86,7 @@ def test_create_info_list_and_secrets(h, docker_client, service_name, cli, psql,
     ):
         assert password not in text
 
-    # the DSN works from another container on the skiff network; a wrong password does not
+    # the DSN works from another container on the service's network; a wrong password does not
     assert psql(dsn, "SELECT current_user") == (0, "postgres")
     code, out = psql(dsn.replace(password, "wrong-password"), "SELECT 1")
     assert code != 0 and "password authentication failed" in out

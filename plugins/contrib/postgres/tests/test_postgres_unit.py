@@ -60,7 +60,19 @@ def test_parse_bind():
 
 
 @pytest.fixture
-def linked(skiff, tmp_path):
+def networks(monkeypatch):
+    """The engine side of links, recorded: ``[("attach"|"detach", service, app), ...]``."""
+    from skiff_postgres import container as ct
+
+    calls: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(ct, "client", lambda: "engine")
+    monkeypatch.setattr(ct, "attach", lambda c, service, app: calls.append(("attach", service.name, app)) or True)
+    monkeypatch.setattr(ct, "detach", lambda c, service, app: calls.append(("detach", service.name, app)))
+    return calls
+
+
+@pytest.fixture
+def linked(skiff, tmp_path, networks):
     """A harness with a deployed app ``web`` (stub build/scheduler) and a service record ``db``."""
     scheduler = StubScheduler()
     h = skiff(
@@ -72,6 +84,7 @@ def linked(skiff, tmp_path):
         scheduler,
     )
     h.scheduler = scheduler
+    h.networks = networks
     src = tmp_path / "src"
     src.mkdir()
     (src / "Procfile").write_text("web: run\n")
@@ -86,6 +99,7 @@ def test_link_sets_url_and_redeploys(linked):
     r = h.invoke("postgres:link", "db", "web")
     assert r.exit_code == 0, r.output
     assert "Linked postgres db to web as DATABASE_URL" in r.stdout
+    assert h.networks == [("attach", "db", "web")]  # the service joins the app's network: only it reaches it
     assert h.state.get_config("web")["DATABASE_URL"] == sv.load(h.context, "db").dsn()
     assert h.state.current_release("web").description == "Link postgres db"
     assert h.state.current_release("web").config["DATABASE_URL"].startswith("postgres://postgres:")
@@ -112,6 +126,7 @@ def test_link_sets_url_and_redeploys(linked):
     assert "DATABASE_URL" not in h.state.get_config("web")
     assert "DATABASE_URL" not in h.state.current_release("web").config
     assert h.state.current_release("web").description == "Unlink postgres db"
+    assert h.networks[-1] == ("detach", "db", "web")
     assert h.invoke("postgres:unlink", "db", "web").exit_code == 1
 
 
@@ -127,6 +142,20 @@ def test_link_errors(linked):
     assert "DATABASE_URL" not in h.state.get_config("web")
 
 
+def test_a_locked_app_is_neither_linked_nor_unlinked_unless_no_restart(linked):
+    h = linked
+    lifecycle.lock_deploys(h.context, "web", True)
+    line = "!     app web is locked: deploys are refused until apps:unlock web"
+    r = h.invoke("postgres:link", "db", "web")
+    assert (r.exit_code, r.stderr.splitlines()) == (1, [line])
+    assert sv.load(h.context, "db").links == {} and "DATABASE_URL" not in h.state.get_config("web")
+    assert h.invoke("postgres:link", "db", "web", "--no-restart").exit_code == 0
+    r = h.invoke("postgres:unlink", "db", "web")
+    assert (r.exit_code, r.stderr.splitlines()) == (1, [line])
+    assert sv.load(h.context, "db").links == {"web": "DATABASE_URL"}
+    assert [r.version for r in h.state.releases("web")] == [1]
+
+
 def test_destroy_refused_while_linked(linked):
     h = linked
     assert h.invoke("postgres:link", "db", "web", "--no-restart").exit_code == 0
@@ -140,12 +169,13 @@ def test_app_rename_keeps_links_and_destroy_unlinks(linked):
     assert h.invoke("postgres:link", "db", "web", "--no-restart").exit_code == 0
     assert h.invoke("apps:rename", "web", "site").exit_code == 0
     assert sv.load(h.context, "db").links == {"site": "DATABASE_URL"}
+    assert h.networks[-1] == ("attach", "db", "site")  # on the new name's network before it starts
     assert "DATABASE_URL" in h.state.get_config("site")
     assert h.invoke("apps:destroy", "site", "--force").exit_code == 0
     assert sv.load(h.context, "db").links == {}
 
 
-def test_app_without_release_is_not_redeployed(skiff):
+def test_app_without_release_is_not_redeployed(skiff, networks):
     h = skiff(("apps", apps_plugin), ("postgres", pg_plugin))
     h.create_app("fresh")
     sv.save(h.context, sv.Service(name="db", image="img", password="secretpassword1"))

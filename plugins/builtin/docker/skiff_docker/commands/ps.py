@@ -67,7 +67,7 @@ def ps_scale(context: Context, skip_deploy: bool, app: str, pairs: tuple[str, ..
     if current is None or skip_deploy or settings.is_stopped(state, app):
         context.output.info("stored; it applies on the next ps:start or deploy")
         return
-    lifecycle.redeploy(context, app, description)
+    lifecycle.redeploy(context, app, description, locked_ok=True)  # the same release, other counts
 
 
 @access.app_command()
@@ -103,23 +103,49 @@ def ps_start(context: Context, app: str) -> None:
 def ps_restart(context: Context, app: str) -> None:
     """Restart APP with zero downtime: new containers, checks, then the old ones retire."""
     context.state.require_app(app)
-    lifecycle.redeploy(context, app, "Restart")
+    lifecycle.redeploy(context, app, "Restart", locked_ok=True)
 
 
 @access.app_command()
 @click.command("ps:rebuild")
-@click.argument("app")
+@click.argument("app", required=False)
+@click.option("--all", "every", is_flag=True, help="Rebuild every app (admin keys only), e.g. after stack:update.")
 @pass_context
-def ps_rebuild(context: Context, app: str) -> None:
-    """Build APP again from the source of its last deploy, then deploy it."""
+def ps_rebuild(context: Context, app: str | None, every: bool) -> None:
+    """Build APP (or every app: --all) again from the source of its last deploy, then deploy it.
+
+    With --all, apps never pushed are skipped and a failed rebuild does not stop
+    the others: each keeps its running release, and the command exits 1 naming them.
+    """
+    if every == bool(app):
+        raise SkiffError("name one app, or --all for every app")
+    if app:
+        _rebuild(context, context.state.require_app(app), required=True)
+        return
+    failed = []
+    for name in context.state.list_apps():
+        try:
+            if _rebuild(context, name, required=False):
+                context.output.step(f"{name}: rebuilt")
+        except SkiffError as exc:
+            context.output.warn(f"{name}: rebuild failed ({exc}); its running release is unchanged")
+            failed.append(name)
+    if failed:
+        raise SkiffError(f"rebuild failed for {', '.join(failed)}")
+
+
+def _rebuild(context: Context, app: str, required: bool) -> bool:
     from skiff.deploy import Source
 
-    context.state.require_app(app)
     source = context.state.get_property(settings.PLUGIN, "source", app=app)
     if not source:
-        raise SkiffError(f"no source recorded for {app}: push it first")
+        if required:
+            raise SkiffError(f"no source recorded for {app}: push it first")
+        context.output.step(f"{app}: never pushed, skipped")
+        return False
     rev = (source.get("revision") or "")[:7]
     lifecycle.deploy(context, app, Source(**source), description=f"Rebuild {rev}".strip())
+    return True
 
 
 @local_only

@@ -1,7 +1,8 @@
-"""logs, run, enter."""
+"""logs, run, run:detached, run:list, run:stop, enter."""
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -12,13 +13,20 @@ from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import NotFound, SkiffError
 
-from .. import engine, settings
-from ..engine import LABEL_INDEX, LABEL_PROCESS
+from .. import engine
+from ..engine import LABEL_INDEX, LABEL_JOB, LABEL_PROCESS
 
 
 def _prefix(app: str, entry: dict[str, Any]) -> str:
     labels = entry["Labels"]
+    if labels.get(LABEL_JOB):  # the last run of a scheduled job: app[scheduler.JOBID]
+        return f"{app}[{labels.get(LABEL_PROCESS)}.{labels[LABEL_JOB]}]"
     return f"{app}[{labels.get(LABEL_PROCESS)}.{labels.get(LABEL_INDEX)}]"
+
+
+def job_containers(c, app: str) -> list[dict[str, Any]]:
+    """The kept containers of the app's scheduled jobs (their last runs), any state."""
+    return [e for e in engine.list_containers(c, app, role="oneoff") if (e.get("Labels") or {}).get(LABEL_JOB)]
 
 
 def _split(raw: bytes) -> list[tuple[str, str]]:
@@ -39,19 +47,16 @@ def _split(raw: bytes) -> list[tuple[str, str]]:
 @click.option("-q", "--quiet", is_flag=True, help="Lines only, without time and container prefix.")
 @pass_context
 def logs(context: Context, app: str, follow: bool, num: int, process: str | None, quiet: bool) -> None:
-    """Show APP's logs: every container interleaved by time, prefixed by process.n."""
+    """Show APP's logs: every container interleaved by time, prefixed by process.n.
+
+    The last run of each scheduled job (cron) is there too, as ``scheduler.JOBID``."""
     from ..scheduler import running_instances
 
     context.state.require_app(app)
     c = engine.client()
-    entries = running_instances(c, app)
+    entries = running_instances(c, app) + job_containers(c, app)
     if process:
-        entries = [
-            e
-            for e in entries
-            if process
-            in (e["Labels"].get(LABEL_PROCESS), f"{e['Labels'].get(LABEL_PROCESS)}.{e['Labels'].get(LABEL_INDEX)}")
-        ]
+        entries = [e for e in entries if process in (e["Labels"].get(LABEL_PROCESS), _prefix("", e)[1:-1])]
         if not entries:
             raise NotFound(f"{app} has no container of process {process}")
 
@@ -105,6 +110,19 @@ def _real_stdin() -> bool:
         return False
 
 
+def _oneoff(
+    context: Context, app: str, command: tuple[str, ...], *, tty: bool = False, stdin: bool = False
+) -> tuple[Any, dict[str, Any]]:
+    """The engine and the create arguments of a one-off ``run`` container of APP's current release."""
+    from ..scheduler import release_oneoff_kwargs
+
+    context.state.require_app(app)
+    c = engine.client()
+    argv = ["/bin/sh", "-c", command[0]] if len(command) == 1 else list(command)
+    kwargs = release_oneoff_kwargs(context, c, app, argv, "run", "run", tty=tty, stdin=stdin)
+    return c, kwargs
+
+
 @access.app_command()
 @click.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("app")
@@ -118,44 +136,94 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
     passed on; with a terminal (ssh -t) the container gets one too. The exit
     status is the command's.
     """
-    from ..scheduler import container_options, oneoff_kwargs, release_env_of, run_oneoff
-
-    state = context.state
-    state.require_app(app)
-    release = state.current_release(app)
-    if release is None or not release.image:
-        raise SkiffError(f"app {app} has not been deployed yet: push it first")
-    c = engine.client()
-    engine.ensure_network(c)
-    argv = ["/bin/sh", "-c", command[0]] if len(command) == 1 else list(command)
     import shutil
     import subprocess
+
+    from ..scheduler import create_container, run_oneoff
 
     tty = _interactive()
     docker_cli = shutil.which("docker")
     attach = docker_cli is not None and (tty or _real_stdin())
-    kwargs = oneoff_kwargs(
-        c,
-        app=app,
-        image=release.image,
-        command=argv,
-        env=release_env_of(release),
-        role_process="run",
-        release=release.version,
-        extra=settings.applied_docker_options(state, app, "run", context.output.warn),
-        limits=settings.resources_for(state, app, "run"),
-        plugin_options=container_options(context, app, "run", "run"),
-        tty=tty,
-        stdin=attach,
-    )
+    c, kwargs = _oneoff(context, app, command, tty=tty, stdin=attach)
     if not attach:  # no stdin to pass on (e.g. in-process): stream the output through the API
         return run_oneoff(c, kwargs, click.echo)
     assert docker_cli is not None  # attach implies it
     kwargs["auto_remove"] = True
     kwargs["detach"] = False  # attach stdout/stderr (and stdin, once) like `docker create`
-    container = c.containers.create(**kwargs)
+    container = create_container(c, kwargs)
     # the environment went through the API; the command line holds only the container id
     return subprocess.call([docker_cli, "start", "--attach", "--interactive", container.id])
+
+
+@access.app_command()
+@click.command("run:detached", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("app")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@pass_context
+def run_detached(context: Context, app: str, command: tuple[str, ...]) -> None:
+    """Start COMMAND in a one-off container of APP in the background; print its name.
+
+    The container (``APP.run.NNNN``, like its DYNO) is removed when the command
+    exits; run:list shows it while it runs, run:stop stops it.
+    """
+    from ..scheduler import create_container
+
+    c, kwargs = _oneoff(context, app, command)
+    name = f"{app}.{kwargs['environment']['DYNO']}"
+    kwargs.update(name=name, auto_remove=True)
+    container = create_container(c, kwargs)
+    container.start()
+    click.echo(name)
+
+
+def _run_containers(context: Context, app: str) -> list[dict[str, Any]]:
+    """APP's one-off ``run`` containers that have not exited (``run`` and ``run:detached``)."""
+    context.state.require_app(app)
+    entries = engine.list_containers(engine.client(), app, role="oneoff")
+    return [e for e in entries if e["Labels"].get(LABEL_PROCESS) == "run" and e.get("State") != "exited"]
+
+
+@access.app_command()
+@click.command("run:list")
+@click.argument("app")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_context
+def run_list(context: Context, app: str, fmt: str) -> None:
+    """List APP's running one-off containers: name, state, command."""
+    import json
+
+    rows = [
+        {
+            "name": engine.name_of(e),
+            "state": e.get("State"),
+            "status": e.get("Status"),
+            "command": e.get("Command"),
+            "created": e.get("Created"),
+        }
+        for e in sorted(_run_containers(context, app), key=lambda e: e.get("Created") or 0)
+    ]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    context.output.banner(f"{app} run containers")
+    for row in rows:
+        context.output.info(f"{row['name']}  {row['status']}  {row['command']}")
+
+
+@access.app_command()
+@click.command("run:stop")
+@click.argument("app")
+@click.argument("name")
+@pass_context
+def run_stop(context: Context, app: str, name: str) -> None:
+    """Stop APP's one-off container NAME (as run:list shows it)."""
+    if not re.fullmatch(r"[a-z][a-z0-9-]*\.run\.[0-9]{1,8}", name or ""):
+        raise SkiffError(f"invalid run container name {name!r}: use the name run:list shows (APP.run.NNNN)")
+    chosen = [e for e in _run_containers(context, app) if engine.name_of(e) == name]
+    if not chosen:
+        raise NotFound(f"{app} has no running one-off container {name}")
+    engine.client().api.stop(chosen[0]["Id"], timeout=10)
+    context.output.step(f"Stopped {name}")
 
 
 @access.app_command()
@@ -199,4 +267,4 @@ def enter(context: Context, app: str, target: str | None, command: tuple[str, ..
     return int(c.api.exec_inspect(exec_id).get("ExitCode") or 0)
 
 
-COMMANDS: list[click.Command] = [logs, run, enter]
+COMMANDS: list[click.Command] = [logs, run, run_detached, run_list, run_stop, enter]

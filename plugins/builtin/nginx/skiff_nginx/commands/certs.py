@@ -28,7 +28,8 @@ def install(context: Context, app: str, pair: tuple[bytes, bytes] | None, extra_
     if extra_domain and extra_domain not in old_domains and extra_domain not in proxy.app_domains(context, app):
         context.state.set_property(PLUGIN, "domains", old_domains + [extra_domain], app=app)
     try:
-        proxy.apply_change(context, [app])
+        # The file names stay when a certificate is replaced: reload so nginx reads the new one.
+        proxy.apply_change(context, [app], force=True)
     except BaseException:
         certs.store(settings, app, old)
         context.state.set_property(PLUGIN, "domains", old_domains, app=app)

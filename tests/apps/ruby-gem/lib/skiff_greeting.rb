@@ -1,0 +1,5 @@
+module SkiffGreeting
+  def self.hello(who)
+    "hello from the vendored skiff-greeting gem to #{who}"
+  end
+end
