@@ -56,6 +56,7 @@ MAX_PAGE = 32 * 1024 * 1024
 MAX_WHEEL = 256 * 1024 * 1024
 MAX_REPORTED = 1000  # distributions one build may ask to promote
 PROMOTE_BUDGET = 120.0  # seconds for one build's promotion
+PROMOTE_BYTES = 2 * 1024 * 1024 * 1024  # bytes one build's promotion may download
 NAME_RE = re.compile(r"\A[A-Za-z0-9](?:[A-Za-z0-9._-]{0,198}[A-Za-z0-9])?\Z")
 VERSION_RE = re.compile(r"\A[A-Za-z0-9.+!_-]{1,64}\Z")
 TAG_RE = re.compile(r"\A[A-Za-z0-9_.]{1,64}-[A-Za-z0-9_.]{1,64}-[A-Za-z0-9_.]{1,200}\Z")
@@ -341,6 +342,7 @@ class WheelCache:
 
     def __init__(self, cache_dir: Path):
         self.dir = cache_dir / "wheels"
+        self._downloaded = 0
 
     def ensure(self) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -390,6 +392,7 @@ class WheelCache:
         if todo:
             self.ensure()
             deadline = started + budget
+            self._downloaded = 0
             with ThreadPoolExecutor(max_workers=4) as pool:
                 for dist, outcome in zip(todo, pool.map(lambda d: self._promote_one(d, index, deadline), todo)):
                     label = f"{dist.name}=={dist.version}"
@@ -418,10 +421,13 @@ class WheelCache:
                 break
         if match is None:
             return "absent"
+        if self._downloaded > PROMOTE_BYTES:
+            return "over the download budget of one build"
         try:
             tmp = index.download(match, self.dir)
         except (IndexUnreachable, HashMismatch) as exc:
             return str(exc)
+        self._downloaded += tmp.stat().st_size  # a few threads: the budget is approximate
         os.chmod(tmp, 0o644)
         os.replace(tmp, self.dir / match.filename)
         return match.filename

@@ -485,3 +485,19 @@ def test_driver_makes_the_venv_in_process(tmp_path):
     (target / "keep").write_text("x")
     assert driver.run_step({"venv": str(target), "cwd": str(tmp_path), "run": []}, {"PATH": os.environ["PATH"]}) == 0
     assert (target / "keep").is_file()
+
+
+def test_one_build_cannot_make_skiff_download_without_bound(index, tmp_path, monkeypatch):
+    for n in range(3):
+        index.add_project(f"p{n}", [(f"p{n}-1.0-py3-none-any.whl", b"x" * 100, None)])
+    monkeypatch.setattr(wheels, "PROMOTE_BYTES", 150)
+    report = [{"name": f"p{n}", "version": "1.0", "tags": ["py3-none-any"]} for n in range(3)]
+    cache = wheels.WheelCache(tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(
+            wheels,
+            "ThreadPoolExecutor",
+            lambda max_workers: __import__("concurrent.futures").futures.ThreadPoolExecutor(1),
+        )
+        outcome = cache.promote(wheels.parse_report(report), wheels.Index(index.url))
+    assert len(outcome.added) == 2 and outcome.errors == ["p2==1.0: over the download budget of one build"]
