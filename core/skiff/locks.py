@@ -19,8 +19,23 @@ from .errors import LockTimeout
 
 def lock_path(root: Path, name: str) -> Path:
     directory = root / "locks"
-    directory.mkdir(parents=True, exist_ok=True)
+    if not directory.is_dir():
+        directory.mkdir(parents=True, exist_ok=True)
+        _owned_like(directory, root)
     return directory / f"{name}.lock"
+
+
+def _owned_like(path: Path, model: Path) -> None:
+    """Root (``stack:build``, ``plugin:install``) gives what it creates under ``SKIFF_ROOT`` to the
+    owner of ``model``, so the service account can take the same locks afterwards."""
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = os.stat(model)
+        if owner.st_uid != 0:
+            os.chown(path, owner.st_uid, owner.st_gid)
+    except OSError:
+        pass
 
 
 @contextmanager
@@ -31,7 +46,10 @@ def file_lock(
     poll: float = 0.05,
 ) -> Iterator[None]:
     """Hold an exclusive lock on ``path``; call ``on_wait`` once if it is busy."""
+    existed = os.path.exists(path)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    if not existed:
+        _owned_like(Path(path), Path(path).parent)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
