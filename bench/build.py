@@ -114,6 +114,7 @@ class Skiff:
 
         self.tmp = tmp
         self.apps: list[str] = []
+        self.background: list[float] = []  # waited for the shared-cache work before the second app
         self.tools = tmp / "tools-cache"
         start = time.perf_counter()
         verify = CA if os.path.isfile(CA) else True
@@ -166,6 +167,11 @@ class Skiff:
         code = deploy(app, src)
         dependency_change(src)
         deps = deploy(app, src)
+        from skiff_buildpacks.pipeline import wait_background
+
+        waited = time.perf_counter()
+        wait_background()  # the first app's shared-cache work, done beside its later builds
+        self.background.append(time.perf_counter() - waited)
         second = deploy(new_app(), fresh_source(self.tmp))
         context.close()
         return {"cold": cold, "code": code, "deps": deps, "second": second}
@@ -244,6 +250,8 @@ def main() -> None:
             },
             baseline=f"plain Dockerfile, {label}",
         )
+    if ours.background:
+        print(f"\n  waited {max(ours.background):.2f}s at most for background shared-cache work before a second app")
     report(
         "build: second app, same requirements (Flask app)",
         {"skiff buildpacks, second app (shared wheel cache)": results["skiff"]["second"]},

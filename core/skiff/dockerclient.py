@@ -17,7 +17,9 @@ missing or no engine answers.
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .errors import SkiffError
@@ -80,13 +82,77 @@ def has_image(client: docker.DockerClient, ref: str) -> bool:
     return True
 
 
+#: where Skiff's networks (one per app, per service, the shared ones) take their /24 subnets from:
+#: outside Docker's default pools (172.17-31.x, 192.168.x), which other networks of the engine use
+NETWORK_POOL = "10.208.0.0/13"
+ROUTES = "/proc/net/route"
+NETWORK_POOL_ENV = "SKIFF_NETWORK_POOL"
+SUBNET_PREFIX = 24
+
+
+def network_pool() -> str:
+    """The address range of Skiff's networks: ``SKIFF_NETWORK_POOL``, else :data:`NETWORK_POOL`."""
+    return os.environ.get(NETWORK_POOL_ENV) or NETWORK_POOL
+
+
+def host_routes(path: str | None = None) -> list[str]:
+    """The host's IPv4 routes other than the default one (``10.0.0.0/24``, ...), from the kernel's
+    table: a LAN, a VPN or a VPC the host reaches must not be taken for a container network."""
+    import ipaddress
+    import socket
+    import struct
+
+    routes = []
+    try:
+        with open(path or ROUTES, encoding="ascii") as table:
+            lines = table.read().splitlines()[1:]
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        try:
+            destination = socket.inet_ntoa(struct.pack("<I", int(fields[1], 16)))
+            mask = bin(int(fields[7], 16)).count("1")
+            if mask:
+                routes.append(str(ipaddress.ip_network(f"{destination}/{mask}", strict=False)))
+        except (ValueError, struct.error):
+            continue
+    return routes
+
+
+def free_subnets(client: docker.DockerClient, pool: str | None = None) -> Iterator[str]:
+    """The ``/24`` subnets of the pool that no network of the engine and no route of the host
+    overlaps, in order.
+
+    Docker's own default pools hold about 30 networks; one network per app needs more,
+    so Skiff gives each of its networks a /24 of its own pool (2048 of them by default).
+    """
+    import ipaddress
+
+    network = ipaddress.ip_network(pool or network_pool(), strict=False)
+    used = [ipaddress.ip_network(route) for route in host_routes()]
+    for net in client.api.networks():
+        for config in (net.get("IPAM") or {}).get("Config") or []:
+            try:
+                used.append(ipaddress.ip_network(config.get("Subnet", ""), strict=False))
+            except ValueError:
+                continue
+    for subnet in network.subnets(new_prefix=max(SUBNET_PREFIX, network.prefixlen)):
+        if not any(subnet.overlaps(other) for other in used if other.version == subnet.version):
+            yield str(subnet)
+
+
 def ensure_network(client: docker.DockerClient, name: str, labels: dict[str, str] | None = None) -> str:
     """Create the bridge network ``name`` when no network has exactly that name; return its id.
 
-    Idempotent and safe against a concurrent create (the engine's name filter
-    matches substrings, so the name is compared exactly).
+    The network gets a free /24 of :func:`network_pool`. Idempotent and safe against a
+    concurrent create (the engine's name filter matches substrings, so the name is compared
+    exactly; a subnet taken meanwhile is skipped).
     """
     import docker.errors
+    import docker.types
 
     def find() -> str | None:
         for net in client.api.networks(names=[name]):
@@ -97,14 +163,23 @@ def ensure_network(client: docker.DockerClient, name: str, labels: dict[str, str
     found = find()
     if found:
         return found
-    try:
-        created = client.api.create_network(name, driver="bridge", check_duplicate=True, labels=labels or {})
-        return str(created["Id"])
-    except docker.errors.APIError:
-        found = find()  # created meanwhile by another process
-        if found:
-            return found
-        raise
+    for attempt, subnet in enumerate(free_subnets(client)):
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+        try:
+            created = client.api.create_network(
+                name, driver="bridge", check_duplicate=True, labels=labels or {}, ipam=ipam
+            )
+            return str(created["Id"])
+        except docker.errors.APIError as exc:
+            found = find()  # created meanwhile by another process
+            if found:
+                return found
+            if "overlap" not in str(exc).lower() or attempt >= 50:
+                raise SkiffError(f"cannot create the docker network {name}: {_one_line(exc)}") from exc
+    raise SkiffError(
+        f"cannot create the docker network {name}: no free /{SUBNET_PREFIX} left in {network_pool()} "
+        f"(set {NETWORK_POOL_ENV} to a larger private range)"
+    )
 
 
 def pull(client: docker.DockerClient, ref: str) -> str | None:

@@ -206,7 +206,10 @@ def skiff_container_options(context: Context, app: str, process: str, role: str)
     one-off ``run`` container) or ``"scheduler"`` (a scheduled job). Called once per
     process of a rollout, with the state of the store when the rollout began.
     Return ``None`` to add nothing. The values are trusted: validate what a user
-    gave you (paths, names) before you return it.
+    gave you (paths, names) before you return it. The container's primary network
+    is the answer's ``network``, else the app's own
+    (:func:`skiff.contracts.app_network`); it joins the app's own network and every
+    one of ``networks`` as well, so name networks that exist.
     """
 
 

@@ -2,7 +2,8 @@
 
 :func:`deploy` runs every phase of a push; :func:`redeploy` runs from
 ``release`` on for a config change, a scale, a restart or a rollback. Both
-refuse an app whose deploys ``apps:lock`` locked (one line, nothing recorded),
+refuse an app whose deploys ``apps:lock`` locked (one line, nothing recorded;
+a restart of the current release still runs),
 hold the app's file lock, time each phase, record the release, and on any
 error call ``skiff_deploy_failed`` and raise :class:`DeployError`; the
 app's current release is then unchanged.
@@ -102,17 +103,22 @@ def redeploy(
     *,
     base: Release | None = None,
     use_base_config: bool = False,
+    locked_ok: bool = False,
 ) -> Release:
     """Make a new release of an existing image and run it (release phase on).
 
     ``base`` is the release whose image, processes and meta are reused
     (default: the current one). The config is the app's config as stored now,
     unless ``use_base_config`` (rollback) takes the base release's config.
+    ``locked_ok``: the redeploy runs the current release again (a restart, a
+    scale, ``ps:start`` at boot), which ``apps:lock`` does not stop.
     """
     context.state.require_app(app)
-    refuse_if_locked(context, app)
-    with app_lock(context, app):
+    if not locked_ok:
         refuse_if_locked(context, app)
+    with app_lock(context, app):
+        if not locked_ok:
+            refuse_if_locked(context, app)
         current = context.state.current_release(app)
         base = base or current
         if base is None or not base.image:

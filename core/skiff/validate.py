@@ -155,22 +155,40 @@ def cron_schedule(schedule: str) -> str:
             f"invalid cron schedule {shown(schedule)}: give five fields (minute hour day month weekday) or a @-macro"
         )
     fields = text.split()
+    values = []
     for part, field in zip(fields, _CRON_FIELDS):
-        for item in part.split(","):
-            match = _CRON_ITEM.fullmatch(item)
-            try:
-                if match is None:
-                    raise ValidationError(f"{field[0]}: {item!r} is not *, N, A-B or one of them /STEP")
-                if match["a"] is not None:
-                    a = _cron_value(match["a"], field)
-                    b = _cron_value(match["b"], field) if match["b"] is not None else a
-                    if b < a:
-                        raise ValidationError(f"{field[0]}: the range {item!r} runs backwards")
-                if match["step"] is not None and not 1 <= int(match["step"]) <= field[2]:
-                    raise ValidationError(f"{field[0]}: the step in {item!r} must be 1 to {field[2]}")
-            except ValidationError as exc:
-                raise ValidationError(f"invalid cron schedule {shown(schedule)}: {exc}") from None
+        try:
+            values.append(_cron_field(part, field))
+        except ValidationError as exc:
+            raise ValidationError(f"invalid cron schedule {shown(schedule)}: {exc}") from None
+    days, months = values[2], values[3]
+    if fields[4] == "*" and not any(min(days) <= _MONTH_DAYS[month - 1] for month in months):
+        raise ValidationError(f"invalid cron schedule {shown(schedule)}: no month of it has day {min(days)}")
     return " ".join(fields)
+
+
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _cron_field(part: str, field: tuple[str, int, int, tuple[str, ...]]) -> set[int]:
+    """The values one field names (``A/STEP`` is ``A-HIGHEST/STEP``, as cronie reads it)."""
+    name, low, high, _ = field
+    found: set[int] = set()
+    for item in part.split(","):
+        match = _CRON_ITEM.fullmatch(item)
+        if match is None:
+            raise ValidationError(f"{name}: {item!r} is not *, N, A-B or one of them /STEP")
+        a, b = low, high
+        if match["a"] is not None:
+            a = _cron_value(match["a"], field)
+            b = _cron_value(match["b"], field) if match["b"] is not None else (high if match["step"] else a)
+            if b < a:
+                raise ValidationError(f"{name}: the range {item!r} runs backwards")
+        step = int(match["step"] or 1)
+        if not 1 <= step <= high:
+            raise ValidationError(f"{name}: the step in {item!r} must be 1 to {high}")
+        found.update(range(a, b + 1, step))
+    return found
 
 
 def cron_command(command: str, what: str = "cron command") -> str:

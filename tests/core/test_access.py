@@ -351,6 +351,9 @@ def test_variadic_and_target_app_parameters_are_checked(skiff, keys_file, tmp_pa
     )
     refused(ssh(h, "bob", "domains:set-global evil.example"), "key 'bob' (deployer) may not run domains:set-global")
     refused(ssh(h, "bob", "ps:report"), "key 'bob' (deployer) may not run ps:report without an app")
+    refused(ssh(h, "bob", "ps:rebuild --all"), "key 'bob' (deployer) may not run ps:rebuild without an app")
+    refused(ssh(h, "bob", "stack:update"), "stack:update is not available over SSH: run it in a shell on the server")
+    refused(ssh(h, "bob", "stack:set --global build-on-push false"), "key 'bob' (deployer) may not run stack:set")
     refused(ssh(h, "bob", "run other -- cat /etc/passwd"), "key 'bob' (deployer) may not run run on app 'other'")
     scaled = ssh(h, "bob", "ps:scale --skip-deploy web web=2")
     assert scaled.exit_code == 0, scaled.output

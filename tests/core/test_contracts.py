@@ -231,12 +231,8 @@ def test_literal_defaults_live_only_in_the_core() -> None:
             if "tests" in rel.parts or "build" in rel.parts or path.name == "contracts.py":
                 continue
             offenders += [f"{rel}: {what}" for what in sorted(_literals(path))]
-    # the static file server and the PHP web process run inside app images (no skiff there):
-    # they read $PORT, default 5000
-    assert offenders == [
-        "plugins/builtin/buildpacks/skiff_buildpacks/php_web.py: port 5000",
-        "plugins/builtin/buildpacks/skiff_buildpacks/static_server.py: port 5000",
-    ]
+    # the static file server runs inside app images (no skiff there): it reads $PORT, default 5000
+    assert offenders == ["plugins/builtin/buildpacks/skiff_buildpacks/static_server.py: port 5000"]
 
 
 def test_meta_properties_read_and_write_the_json_keys(skiff) -> None:

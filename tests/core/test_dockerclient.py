@@ -96,3 +96,62 @@ def test_every_plugin_gets_its_client_from_the_helper():
         if "docker.from_env" in p.read_text() or "DockerClient(" in p.read_text()
     ]
     assert offenders == []
+
+
+class NetworkApi:
+    """Networks with subnets; ``taken`` subnets are refused as overlapping (made meanwhile elsewhere)."""
+
+    def __init__(self, existing: dict[str, str], taken: tuple[str, ...] = ()) -> None:
+        self.nets = {name: subnet for name, subnet in existing.items()}
+        self.taken = set(taken)
+
+    def networks(self, names=None):
+        return [
+            {"Name": n, "Id": f"id-{n}", "IPAM": {"Config": [{"Subnet": s}] if s else []}}
+            for n, s in self.nets.items()
+            if not names or any(x in n for x in names)
+        ]
+
+    def create_network(self, name, driver, check_duplicate, labels, ipam):
+        import docker.errors
+
+        subnet = ipam["Config"][0]["Subnet"]
+        if subnet in self.taken:
+            raise docker.errors.APIError("Pool overlaps with other one on this address space")
+        self.nets[name] = subnet
+        return {"Id": f"id-{name}"}
+
+
+ROUTES = """Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
+eth1\t0005D00A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+"""
+
+
+def test_host_routes_are_read_from_the_kernels_table(tmp_path):
+    table = tmp_path / "route"
+    table.write_text(ROUTES)
+    assert dockerclient.host_routes(str(table)) == ["10.208.5.0/24"]  # the default route is not one
+    assert dockerclient.host_routes(str(tmp_path / "missing")) == []
+
+
+def test_networks_get_a_free_slash_24_of_skiffs_pool(monkeypatch, tmp_path):
+    monkeypatch.delenv(dockerclient.NETWORK_POOL_ENV, raising=False)
+    table = tmp_path / "route"
+    table.write_text(ROUTES)  # the host reaches 10.208.5.0/24 (a LAN): never a container network
+    monkeypatch.setattr(dockerclient, "ROUTES", str(table))
+    api = NetworkApi({"bridge": "172.17.0.0/16", "old": "10.208.0.0/24", "wide": "10.208.2.0/23", "host": ""})
+    client = types.SimpleNamespace(api=api)
+    assert dockerclient.ensure_network(client, "skiff-app-a") == "id-skiff-app-a"
+    assert api.nets["skiff-app-a"] == "10.208.1.0/24"  # the first /24 nothing overlaps
+    assert dockerclient.ensure_network(client, "skiff-app-a") == "id-skiff-app-a"  # there: nothing made
+    assert len(api.nets) == 5
+    api.taken = {"10.208.4.0/24"}  # another process took it between the listing and the create
+    dockerclient.ensure_network(client, "skiff-app-b")
+    assert api.nets["skiff-app-b"] == "10.208.6.0/24"  # 10.208.5.0/24 is the host's route
+    monkeypatch.setenv(dockerclient.NETWORK_POOL_ENV, "10.99.0.0/23")
+    dockerclient.ensure_network(client, "c")
+    dockerclient.ensure_network(client, "d")
+    assert (api.nets["c"], api.nets["d"]) == ("10.99.0.0/24", "10.99.1.0/24")
+    with pytest.raises(SkiffError, match="no free /24 left in 10.99.0.0/23"):
+        dockerclient.ensure_network(client, "e")

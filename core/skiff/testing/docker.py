@@ -10,7 +10,8 @@ Fixtures:
     ``skiff stack:build`` once (a no-op when the tag exists) and returns it.
 ``docker_cleanup`` / ``docker_cleanup_module``
     a :class:`DockerCleanup` that removes, at the end of the test (module),
-    the containers, images and volumes carrying the labels registered with it:
+    the containers, images and volumes carrying the labels registered with it,
+    and the own networks of the apps registered:
     ``cleanup.app(name)`` registers ``skiff.app=name`` (and the builders'
     ``skiff.deps`` / ``skiff.build-for`` / ``skiff.cache`` labels for that app).
 
@@ -32,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from skiff.contracts import DEFAULT_PORT, DEFAULT_STACK_IMAGE
+from skiff.contracts import APP_NETWORK_LABEL, DEFAULT_PORT, DEFAULT_STACK_IMAGE
 
 STACK_IMAGE = DEFAULT_STACK_IMAGE
 APP_LABELS = ("skiff.app", "skiff.deps", "skiff.build-for", "skiff.cache")
@@ -52,10 +53,12 @@ class DockerCleanup:
         self.labels: list[str] = []
         self.containers: list[str] = []
         self.images: list[str] = []
+        self.apps: list[str] = []
 
     def app(self, name: str) -> str:
         for key in APP_LABELS:
             self.label(key, name)
+        self.apps.append(name)
         return name
 
     def label(self, key: str, value: str) -> None:
@@ -99,6 +102,24 @@ class DockerCleanup:
                     volume.remove(force=True)
                 except Exception:
                     pass
+        # the own network of every app a test named, by .app() or by its skiff.app label
+        apps = dict.fromkeys(
+            [*self.apps, *(label.split("=", 1)[1] for label in self.labels if label.startswith("skiff.app="))]
+        )
+        for app in apps:
+            remove_app_network(self.client, app)
+
+
+def remove_app_network(client: Any, app: str) -> None:
+    """Remove the app's own network ``skiff-app-APP`` (a service still on it is disconnected)."""
+    for network in client.networks.list(filters={"label": f"{APP_NETWORK_LABEL}={app}"}):
+        try:
+            network.reload()
+            for container in network.containers:
+                network.disconnect(container, force=True)
+            network.remove()
+        except Exception:
+            pass
 
 
 @pytest.fixture(scope="session")

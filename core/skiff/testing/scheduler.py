@@ -32,6 +32,7 @@ import pytest
 
 from .. import hookimpl
 from ..deploy import Deploy
+from .docker import remove_app_network
 
 STACK_BASE = "skiff/stack-base:trixie"
 
@@ -209,7 +210,7 @@ def stack_base_image(docker_client: Any) -> str:
 
 
 def remove_app_resources(client: Any, app: str) -> None:
-    """Remove every container and image labelled ``skiff.app=<app>``."""
+    """Remove every container and image labelled ``skiff.app=<app>``, and the app's own network."""
     for container in client.containers.list(all=True, filters={"label": f"skiff.app={app}"}, sparse=True):
         try:
             container.remove(force=True, v=True)
@@ -220,6 +221,7 @@ def remove_app_resources(client: Any, app: str) -> None:
             client.images.remove(image.id, force=True)
         except Exception:
             pass
+    remove_app_network(client, app)
 
 
 @pytest.fixture

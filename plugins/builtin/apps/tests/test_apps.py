@@ -46,19 +46,21 @@ def test_a_locked_app_refuses_every_deploy_in_one_line_and_records_nothing(skiff
     with pytest.raises(SkiffError, match="app cat is locked"):
         lifecycle.deploy(h.context, "cat", dir_source(_src(tmp_path)))
     with pytest.raises(SkiffError, match="app cat is locked"):
-        lifecycle.redeploy(h.context, "cat", "Restart")
+        lifecycle.redeploy(h.context, "cat", "Set A")
     refused = h.invoke("config:set", "cat", "A=1")
     assert (refused.exit_code, refused.stderr.splitlines()) == (1, [line])
     assert h.state.get_config("cat") == {}  # refused before anything was stored
     assert h.invoke("config:set", "--no-restart", "cat", "A=1").exit_code == 0
     assert [r.version for r in h.state.releases("cat")] == [1]
+    # running the current release again (restart, scale, ps:start at boot) is not a deploy
+    assert lifecycle.redeploy(h.context, "cat", "Restart", locked_ok=True).version == 2
     # the lock moves with a rename; unlock lets deploys through again
     assert h.invoke("apps:rename", "cat", "dog").exit_code == 0
     assert h.invoke("apps:locked", "dog").exit_code == 0
     assert h.invoke("apps:unlock", "dog").exit_code == 0
     assert h.invoke("apps:locked", "dog").exit_code == 1
     assert h.invoke("config:set", "dog", "B=2").exit_code == 0
-    assert [r.version for r in h.state.releases("dog")] == [1, 2]
+    assert [r.version for r in h.state.releases("dog")] == [1, 2, 3]
 
 
 class _Settings:

@@ -46,7 +46,19 @@ CACHE_LABEL = "skiff.cache"  # on package-cache volumes: the app
 ALWAYS_EXCLUDED = {".git"}
 BUILDER_VERSION = "1"
 # App config vars whose value changes how dependencies install: part of the layer key.
-KEY_CONFIG_PREFIXES = ("PIP_", "NPM_CONFIG_", "npm_config_", "NODE_", "PYTHON", "UV_", "POETRY_", "BUILD_")
+KEY_CONFIG_PREFIXES = (
+    "PIP_",
+    "NPM_CONFIG_",
+    "npm_config_",
+    "NODE_",
+    "PYTHON",
+    "UV_",
+    "POETRY_",
+    "BUILD_",
+    "COMPOSER",
+    "BUNDLE_",
+    "GEM_",
+)
 
 
 @dataclass

@@ -13,9 +13,11 @@ the host indents.
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 
 MARK = "\x1e"
@@ -88,6 +90,84 @@ def installed(venv):
     return found
 
 
+WHEEL = re.compile(
+    r"([A-Za-z0-9._]+)-([A-Za-z0-9.+!_]+)(?:-[0-9][A-Za-z0-9_.]*)?-([A-Za-z0-9_.]+)-([A-Za-z0-9_.]+)-([A-Za-z0-9_.]+)\.whl"
+)
+PYC_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def _norm(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def shared_wheels(directory):
+    """{(name, version, tags): file name} of the shared wheel cache."""
+    found = {}
+    for name in os.listdir(directory) if os.path.isdir(directory) else []:
+        m = WHEEL.fullmatch(name)
+        if m:
+            tags = frozenset(
+                f"{py}-{abi}-{plat}"
+                for py in m.group(3).split(".")
+                for abi in m.group(4).split(".")
+                for plat in m.group(5).split(".")
+            )
+            found[(_norm(m.group(1)), m.group(2).lower(), tags)] = name
+    return found
+
+
+def place_bytecode(venv, wheels_dir):
+    """Copy the shared cache's precompiled bytecode of the installed wheels into site-packages; return the count."""
+    tag = sys.implementation.cache_tag
+    bundles = os.path.join(wheels_dir, "pyc-" + tag)
+    sites = glob.glob(os.path.join(venv, "lib", "python*", "site-packages"))
+    if not os.path.isdir(bundles) or len(sites) != 1:
+        return 0
+    files = shared_wheels(wheels_dir)
+    placed = 0
+    for dist in installed(venv):
+        name = files.get((_norm(dist["name"]), dist["version"].lower(), frozenset(dist["tags"])))
+        path = os.path.join(bundles, (name or "") + ".tar")
+        if not name or not os.path.isfile(path):
+            continue
+        with tarfile.open(path, "r:") as bundle:
+            for member in bundle:
+                parts = member.name.split("/")
+                if not (member.isfile() and len(parts) >= 2 and parts[-2] == "__pycache__"):
+                    continue
+                if not (parts[-1].endswith("." + tag + ".pyc") and all(PYC_PART.fullmatch(p) for p in parts)):
+                    continue
+                source = os.path.join(sites[0], *parts[:-2], parts[-1][: -len(tag) - 5] + ".py")
+                if not os.path.isfile(source):
+                    continue
+                target = os.path.join(sites[0], *parts)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with open(target, "wb") as out:
+                    out.write(bundle.extractfile(member).read())
+                placed += 1
+    return placed
+
+
+def compile_missing(venv, cwd, env):
+    """Byte-compile the venv's .py files that have no .pyc yet (compileall -j 0); return its exit code."""
+    tag = sys.implementation.cache_tag
+    todo = []
+    for dirpath, dirnames, filenames in os.walk(os.path.join(venv, "lib")):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        for name in filenames:
+            if name.endswith(".py"):
+                pyc = os.path.join(dirpath, "__pycache__", name[:-3] + "." + tag + ".pyc")
+                if not os.path.exists(pyc):
+                    todo.append(os.path.join(dirpath, name))
+    if not todo:
+        return 0
+    listing = "/tmp/skiff-compile-list"
+    with open(listing, "w", encoding="utf-8", errors="surrogateescape") as f:
+        f.write("\n".join(todo) + "\n")
+    argv = [os.path.join(venv, "bin", "python"), "-m", "compileall", "-q", "-j", "0", "-i", listing]
+    return subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT).returncode
+
+
 def run_logged(argv, cwd, env, needles):
     """Run ``argv`` with its output passed through; return its exit code and whether a needle appeared."""
     proc = subprocess.Popen(
@@ -115,6 +195,11 @@ def run_step(step, env):
     started = time.monotonic()
     if title:
         mark(step=title)
+    if step.get("venv"):
+        # in this process: no second interpreter start (python3 -m venv) and no uv probe (uv venv)
+        import venv
+
+        venv.EnvBuilder(symlinks=True, with_pip=False).create(step["venv"])
     fallback = step.get("fallback") or {}
     for argv in step.get("run") or []:
         try:
@@ -134,6 +219,15 @@ def run_step(step, env):
             code = 127
         if code != 0:
             mark(fail=title or argv[0], code=code)
+            return code
+    compile_step = step.get("compile")
+    if compile_step:
+        placed = place_bytecode(compile_step["venv"], compile_step["wheels"]) if compile_step.get("wheels") else 0
+        if placed:
+            print(f"bytecode of {placed} files from the shared cache", flush=True)
+        code = compile_missing(compile_step["venv"], cwd, step_env)
+        if code != 0:
+            mark(fail=title or "compileall", code=code)
             return code
     if step.get("report_installed"):
         mark(report="installed", data=installed(step["report_installed"]))

@@ -47,7 +47,12 @@ def skiff_buildpack_dependencies(pack: str, build: Any) -> dict[str, Any] | None
     install only adds to what is there (pip) may return ``"additive_lines"``
     (its normalised requirement lines): when the previous layer's lines are a
     subset of the new ones, the steps run on top of the previous layer and
-    install only what was added. Raise
+    install only what was added. ``"read_only": {container path: server
+    directory}`` bind-mounts server caches that only Skiff writes (uv, the
+    shared wheels) read-only into the dependency build; ``"after_install":
+    [fn(reports, client) -> lines]`` runs on the host once the layer is
+    committed, beside the code layer (``reports``: what the driver's steps
+    reported, untrusted data). Raise
     ``SkiffError`` for an unusable source (e.g. two package managers).
     """
 

@@ -46,6 +46,7 @@ PACKAGES = [
     "php-sqlite3",
     "php-xml",
     "php-zip",
+    "unzip",  # composer extracts dists with it (php-zip alone works, slower, with a warning)
 ]
 VERSION_COMMAND = ["php", "-r", "echo PHP_VERSION;"]
 BIN = "/app/.skiff/php/bin"
@@ -64,6 +65,8 @@ PLATFORM = re.compile(
 PACKAGE_NAME = re.compile(r"\A[a-z0-9]([_.-]?[a-z0-9]+)*/[a-z0-9](([_.]|-{1,2})?[a-z0-9]+)*\Z")
 RELATIVE_DIR = re.compile(r"\A(?!/)(?:[A-Za-z0-9_][A-Za-z0-9._-]*)(?:/[A-Za-z0-9_][A-Za-z0-9._-]*)*/?\Z")
 URL = re.compile(r"\Ahttps?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[^\s@]*)?\Z")
+LOCAL_REPO = re.compile(r"\A(?!/)[A-Za-z0-9_*][A-Za-z0-9._*-]*(?:/[A-Za-z0-9_*][A-Za-z0-9._*-]*)*/?\Z")
+MAX_LOCAL_FILES = 20000
 REMOTE_TYPES = {"composer", "vcs", "git", "github", "gitlab", "bitbucket", "hg", "svn", "fossil"}
 
 
@@ -81,6 +84,7 @@ class Composer:
     vendor_dir: str = "vendor"
     document_root: str = ""
     registries: list[str] = field(default_factory=list)
+    local_files: list[str] = field(default_factory=list)  # files of path/artifact repositories
 
     @property
     def packages(self) -> list[str]:
@@ -164,6 +168,49 @@ def _registries(data: dict[str, Any]) -> list[str]:
     return urls + ([PACKAGIST] if packagist else [])
 
 
+def _local_repositories(build, data: dict[str, Any]) -> list[str]:
+    """The files of composer.json's ``path`` and ``artifact`` repositories (inside the app; wildcards allowed).
+
+    They go into the dependency layer with composer.json, since composer installs from them.
+    """
+    import glob
+    import os
+
+    repos = data.get("repositories") or []
+    items = list(repos.values()) if isinstance(repos, dict) else repos
+    files: list[str] = []
+    for repo in items:
+        if not isinstance(repo, dict) or repo.get("type") not in ("path", "artifact"):
+            continue
+        url = repo.get("url")
+        if not isinstance(url, str) or not LOCAL_REPO.fullmatch(url) or ".." in url.split("/"):
+            raise SkiffError(
+                f"composer.json repositories: the {repo['type']} repository {url!r} must be inside the app"
+            )
+        pattern = f"{glob.escape(str(build.source))}/{url.rstrip('/')}"
+        for match in sorted(os.path.relpath(m, build.source) for m in glob.glob(pattern)):
+            if build.has(match) and (build.source / match).is_dir():
+                files += _files_under(build, match)
+    if len(files) > MAX_LOCAL_FILES:
+        raise SkiffError(f"the path and artifact repositories of composer.json hold more than {MAX_LOCAL_FILES} files")
+    return sorted(set(files))
+
+
+def _files_under(build, rel: str) -> list[str]:
+    import os
+
+    found = []
+    for dirpath, dirnames, filenames in os.walk(build.source / rel):
+        dirnames[:] = [
+            d for d in dirnames if d not in (".git", "vendor") and not os.path.islink(os.path.join(dirpath, d))
+        ]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                found.append(os.path.relpath(path, build.source))
+    return found
+
+
 def _lock(build) -> dict[str, str]:
     data = _object(_json(build, "composer.lock"), "composer.lock")
     packages = data.get("packages") or []
@@ -206,6 +253,7 @@ def inspect(build) -> Composer | None:
         vendor_dir=vendor,
         document_root=_document_root(data),
         registries=_registries(data),
+        local_files=_local_repositories(build, data),
     )
 
 
@@ -251,19 +299,33 @@ def check_php(composer: Composer | None, version: str) -> None:
 
 
 def reachable(url: str, verify: str | bool) -> str:
-    """``""`` when ``url`` answers over HTTP(S) (any status), else why not, in a few words."""
+    """``""`` when ``url`` answers over HTTP(S) (any status), else why not, in a few words.
+
+    Only public addresses are asked from the server: a name that resolves to a loopback,
+    private or link-local address is not probed here (``""``; composer finds out from the
+    build container), so a composer.json can never make the server itself reach its own
+    loopback services or its private network.
+    """
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
     import requests
 
+    parts = urlsplit(url)
+    try:
+        infos = socket.getaddrinfo(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+    except (socket.gaierror, UnicodeError, ValueError):
+        return "the name does not resolve"
+    if not all(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]).is_global for info in infos):
+        return ""
     try:
         requests.head(url, timeout=PROBE_TIMEOUT, verify=verify, allow_redirects=False)
     except requests.exceptions.ConnectTimeout:
         return "connection timed out"
     except requests.exceptions.SSLError:
         return "TLS verification failed"
-    except requests.exceptions.ConnectionError as exc:
-        text = str(exc)
-        if "Name or service not known" in text or "NameResolution" in text or "resolve" in text:
-            return "the name does not resolve"
+    except requests.exceptions.ConnectionError:
         return "connection failed"
     except requests.exceptions.RequestException as exc:
         return type(exc).__name__
@@ -338,7 +400,7 @@ def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
             notes.append(
                 "no composer.lock: composer resolves the versions (commit composer.lock for repeatable builds)"
             )
-        files = ["composer.json"] + (["composer.lock"] if composer.has_lock else [])
+        files = ["composer.json"] + (["composer.lock"] if composer.has_lock else []) + composer.local_files
         exclude = [composer.vendor_dir]
         steps = [
             {
@@ -376,7 +438,12 @@ def skiff_buildpack_compile(pack: str, build) -> dict[str, Any] | None:
     if pack != NAME:
         return None
     script = Path(__file__).with_name("php_web.py").read_bytes()
-    steps: list[dict[str, Any]] = [{"run": [["chmod", "0755", f"/app/{WEB_SCRIPT}", f"/app/{ALIAS_SCRIPT}"]]}]
+    composer = inspect(build)
+    vendor_bin = f"/app/{composer.vendor_dir if composer else 'vendor'}/bin"
+    scripts = [f"/app/{WEB_SCRIPT}", f"/app/{ALIAS_SCRIPT}"]
+    # Procfiles written for Heroku name vendor/bin/heroku-php-nginx (its buildpack puts them there)
+    links = [["ln", "-sfn", path, f"{vendor_bin}/{path.rpartition('/')[2]}"] for path in scripts]
+    steps: list[dict[str, Any]] = [{"run": [["chmod", "0755", *scripts], ["mkdir", "-p", vendor_bin], *links]}]
     if build.has("composer.json"):
         dump = ["composer", "dump-autoload", "--no-dev", "--optimize", "--no-interaction"]
         steps.append({"title": "Writing the autoloader with composer", "run": [dump], "env": COMPOSER_ENV})

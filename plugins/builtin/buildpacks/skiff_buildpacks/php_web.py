@@ -114,7 +114,7 @@ def main(argv):
     parser.add_argument("-i", dest="php_ini")
     parser.add_argument("root", nargs="?", default="")
     args = parser.parse_args(argv[1:])
-    port = os.environ.get("PORT", "5000")
+    port = os.environ.get("PORT", "")  # the image sets it (skiff.contracts.DEFAULT_PORT)
     if not port.isdigit() or not 0 < int(port) < 65536:
         sys.exit(f"PORT must be a TCP port, got {port!r}")
     root = inside(args.root, "document root") if args.root else APP

@@ -20,6 +20,11 @@ from . import build as build_steps
 from .plan import PackPlan
 from .plugin import PLUGIN, _image, _prune_deps, describe_packs, docker_client, select_packs, settings
 
+# Work of a build still running when the build ended (untagging old layers, the packs' after-install
+# work): it goes on beside the release and the deploy; the process waits for it before it exits,
+# as concurrent.futures does at shutdown.
+BACKGROUND: list[Future] = []
+
 
 @dataclass
 class Session:
@@ -152,25 +157,43 @@ def dependency_layer(session: Session, plan: PackPlan) -> DepsLayer:
     # (e.g. promoting verified wheels into the shared cache)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="skiff-after-install")
     reports = dict(session.runner.reports)
-    layer.after = [pool.submit(_prune_quietly, session.client, session.deploy.app, image_id)]
-    layer.after += [pool.submit(fn, reports) for fn in plan.after_install]
+    BACKGROUND.append(pool.submit(_prune_deps, session.client, session.deploy.app, image_id))
+    layer.after = [pool.submit(fn, reports, session.client) for fn in plan.after_install]
     pool.shutdown(wait=False)
     return layer
 
 
-def _prune_quietly(client: Any, app: str, keep: str) -> list[str]:
-    _prune_deps(client, app, keep=keep)
-    return []
-
-
 def finish_after_install(deploy: Deploy, layer: DepsLayer) -> None:
-    """Wait for the after-install work; print its lines. Its failures only warn: the build stands."""
-    for future in layer.after:
+    """Print the lines of the after-install work that is done; the rest goes on in the background.
+
+    Its failures only warn: the build stands.
+    """
+
+    def report(future: Future) -> None:
         try:
             for line in future.result():
                 deploy.output.info(line)
         except Exception as exc:
             deploy.output.warn(f"after the install: {type(exc).__name__}: {exc}")
+
+    pending = 0
+    for future in layer.after:
+        if future.done():
+            report(future)
+        else:
+            pending += 1
+            BACKGROUND.append(future)
+            future.add_done_callback(report)  # printed when it is done, maybe after the deploy
+    if pending:
+        deploy.output.info("Shared wheel cache: verifying and adding the new wheels in the background")
+
+
+def wait_background(timeout: float | None = None) -> None:
+    """Wait for after-install work of earlier builds in this process (benchmarks, tests)."""
+    from concurrent.futures import wait
+
+    wait(list(BACKGROUND), timeout=timeout)
+    BACKGROUND[:] = [f for f in BACKGROUND if not f.done()]
 
 
 def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -> str:

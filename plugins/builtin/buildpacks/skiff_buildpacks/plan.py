@@ -38,7 +38,7 @@ class PackPlan:
     exclude: list[str] = field(default_factory=list)
     archives: list[dict[str, str]] = field(default_factory=list)
     read_only: dict[str, str] = field(default_factory=dict)  # container path -> server cache dir (bind, ro)
-    after_install: list[Callable[[dict[str, Any]], list[str]]] = field(default_factory=list)
+    after_install: list[Callable[[dict[str, Any], Any], list[str]]] = field(default_factory=list)
     additive_lines: dict[str, list[str]] | None = field(default_factory=dict)
     compile_steps: list[Step] = field(default_factory=list)
     compile_files: dict[str, bytes] = field(default_factory=dict)

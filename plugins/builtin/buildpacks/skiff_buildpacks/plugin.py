@@ -316,7 +316,7 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
         "buildpacks": {
             "packs": s["packs"] or "(detected)",
             "trust-host-ca": s["trust-host-ca"],
-            "python-installer": s["python-installer"],
+            "installer": s["python-installer"],
             "last-build": ",".join(meta.get("buildpacks", [])) or None,
             "stack": meta.get("stack"),
         }

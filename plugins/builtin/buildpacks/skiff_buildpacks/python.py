@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from skiff import hookimpl
 from skiff.errors import SkiffError
 
 from . import wheels
+from .build import BUILD_LABEL
 from .versions import (
     _parts,
     minor_of,
@@ -386,22 +388,40 @@ def uv_step(build, uv_dir: str, source: str, origin: str, result: dict[str, Any]
             "note": "the package index did not answer: installing from the caches (uv --offline)",
             "run": [*install, "--offline"],
         }
-        result["after_install"] = [lambda reports: promote(build, reports)]
+        result["after_install"] = [lambda reports, client: promote(build, reports, client)]
     result["read_only"] = read_only
-    venv = [uv, "venv", "--quiet", "--allow-existing", "--python", "python3", VENV]
-    step["run"] = [venv, install, COMPILE_ALL]
+    step["venv"] = VENV  # made by the driver itself (the stack's venv module, without pip)
+    step["run"] = [install]
+    # the shared cache's precompiled bytecode first, then compileall -j 0 for the rest
+    step["compile"] = {"venv": VENV, "wheels": SHARED_WHEELS if SHARED_WHEELS in read_only else None}
     return step
 
 
-def promote(build, reports: dict[str, Any]) -> list[str]:
-    """After the build: add the index's own files of what it installed to the shared cache (verified)."""
+def promote(build, reports: dict[str, Any], client: Any = None) -> list[str]:
+    """After the build: add the index's own files of what it installed to the shared cache (verified).
+
+    Then the bytecode of those wheels is compiled, once per Python minor, in a container Skiff
+    runs itself (no network, no app input), for the next builds to copy instead of compiling.
+    """
     from .node import tls_verify
 
     installed = wheels.parse_report(reports.get("installed"))
     if not installed or build.cache_dir is None:
         return []
     index = wheels.Index(python_index(build), tls_verify(build))
-    outcome = wheels.WheelCache(build.cache_dir).promote(installed, index)
+    cache = wheels.WheelCache(build.cache_dir)
+    outcome = cache.promote(installed, index)
+    if client is not None and outcome.files:
+        started = time.monotonic()
+        try:
+            tag = wheels.pyc_tag(build.stack.python)
+            todo = wheels.missing_bundles(cache, tag, outcome.files)
+            outcome.compiled = wheels.compile_bundles(
+                client, build.stack.image, build.stack.user, cache, tag, todo, {BUILD_LABEL: build.app}
+            )
+        except Exception as exc:  # the build stands; the next one compiles for itself
+            outcome.errors.append(f"bytecode: {type(exc).__name__}: {exc}")
+        outcome.seconds += time.monotonic() - started
     lines = [outcome.summary()]
     if outcome.errors:
         lines.append(f"not cached: {'; '.join(outcome.errors[:3])}" + (" ..." if len(outcome.errors) > 3 else ""))

@@ -37,7 +37,7 @@ PACKAGES = ["ruby", "ruby-dev", "bundler", "ruby-rack", "puma"]
 VERSION_COMMAND = ["ruby", "-e", "print RUBY_VERSION"]
 GEM_HOME = "/app/vendor/bundle"
 CACHE_DIR = "vendor/cache"
-MAX_CACHE_FILES = 5_000
+MAX_CACHE_FILES = 20000
 PROBE_TIMEOUT = 5.0
 BUNDLE_ENV = {
     "GEM_HOME": GEM_HOME,
@@ -233,11 +233,12 @@ def check_sources(build, bundle: Bundle) -> None:
     from .node import tls_verify
     from .php import reachable
 
+    what = "Gemfile.lock" if bundle.lock is not None else "the Gemfile"
     for url in bundle.sources:
         why = reachable(url, tls_verify(build))
         if why:
             raise SkiffError(
-                f"bundler needs the gems of Gemfile.lock from {url}, which this server cannot reach ({why}); "
+                f"bundler needs the gems of {what} from {url}, which this server cannot reach ({why}); "
                 f"run 'bundle cache' and commit {CACHE_DIR}/ to build offline"
             )
 
@@ -270,7 +271,7 @@ def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
         warnings.append(".bundle/ is left out of the build (it holds one checkout's local bundler settings)")
     if bundle.cached:
         notes.append(f"{CACHE_DIR}/ found: installing offline with bundle install --local")
-        install = ["bundle", "install", "--local"]
+        install = ["bundle", "install", "--local", "--no-cache"]
     else:
         check_sources(build, bundle)
         install = ["bundle", "install"]
@@ -310,9 +311,9 @@ def web_process(build, bundle: Bundle) -> str | None:
     if bundle.has("puma"):
         if build.has("config/puma.rb"):
             return "bundle exec puma -C config/puma.rb"
-        return "bundle exec puma -p ${PORT:-5000} -e ${RACK_ENV:-production} config.ru"
+        return "bundle exec puma -p $PORT -e ${RACK_ENV:-production} config.ru"
     if bundle.has("rack") or bundle.has("rackup"):
-        return "bundle exec rackup config.ru -p ${PORT:-5000} -o 0.0.0.0 -E ${RACK_ENV:-production}"
+        return "bundle exec rackup config.ru -p $PORT -o 0.0.0.0 -E ${RACK_ENV:-production}"
     return None
 
 

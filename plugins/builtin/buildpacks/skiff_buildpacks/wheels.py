@@ -56,6 +56,7 @@ MAX_PAGE = 32 * 1024 * 1024
 MAX_WHEEL = 256 * 1024 * 1024
 MAX_REPORTED = 1000  # distributions one build may ask to promote
 PROMOTE_BUDGET = 120.0  # seconds for one build's promotion
+PROMOTE_BYTES = 2 * 1024 * 1024 * 1024  # bytes one build's promotion may download
 NAME_RE = re.compile(r"\A[A-Za-z0-9](?:[A-Za-z0-9._-]{0,198}[A-Za-z0-9])?\Z")
 VERSION_RE = re.compile(r"\A[A-Za-z0-9.+!_-]{1,64}\Z")
 TAG_RE = re.compile(r"\A[A-Za-z0-9_.]{1,64}-[A-Za-z0-9_.]{1,64}-[A-Za-z0-9_.]{1,200}\Z")
@@ -164,6 +165,20 @@ class Index:
             raise SkiffError(f"the python-index setting is not an http(s) URL: {url!r}")
         self.url = url.rstrip("/")
         self.verify = verify
+        self._session: Any = None
+
+    @property
+    def http(self) -> Any:
+        """One requests session (kept-alive connections to the index and its file host)."""
+        if self._session is None:
+            import requests
+            import requests.adapters
+
+            self._session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=8)
+            self._session.mount("https://", adapter)
+            self._session.mount("http://", adapter)
+        return self._session
 
     def files(self, project: str) -> list[IndexFile]:
         import requests
@@ -171,7 +186,7 @@ class Index:
         page = f"{self.url}/{normalize(project)}/"
         headers = {"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"}
         try:
-            with requests.get(page, timeout=TIMEOUT, stream=True, headers=headers, verify=self.verify) as resp:
+            with self.http.get(page, timeout=TIMEOUT, stream=True, headers=headers, verify=self.verify) as resp:
                 if resp.status_code != 200:
                     raise IndexUnreachable(f"HTTP {resp.status_code} for {page}")
                 body = _read_capped(resp.iter_content(65536), MAX_PAGE)
@@ -192,7 +207,7 @@ class Index:
         try:
             size = 0
             with os.fdopen(fd, "wb") as out:
-                with requests.get(file.url, timeout=TIMEOUT, stream=True, verify=self.verify) as resp:
+                with self.http.get(file.url, timeout=TIMEOUT, stream=True, verify=self.verify) as resp:
                     if resp.status_code != 200:
                         raise IndexUnreachable(f"HTTP {resp.status_code} for {file.filename}")
                     for chunk in resp.iter_content(1024 * 1024):
@@ -308,9 +323,13 @@ class Promotion:
     not_on_index: list[str] = field(default_factory=list)  # built from source, or another index's
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    files: list[str] = field(default_factory=list)  # the cache's files of what was installed
+    compiled: int = 0  # bytecode bundles made
 
     def summary(self) -> str:
         parts = [f"{len(self.added)} wheel(s) verified against the index and added"]
+        if self.compiled:
+            parts.append(f"bytecode of {self.compiled} compiled")
         if self.present:
             parts.append(f"{self.present} already there")
         if self.not_on_index:
@@ -323,6 +342,7 @@ class WheelCache:
 
     def __init__(self, cache_dir: Path):
         self.dir = cache_dir / "wheels"
+        self._downloaded = 0
 
     def ensure(self) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -348,7 +368,11 @@ class WheelCache:
         if not self.dir.is_dir():
             return 0
         for path in self.dir.iterdir():
-            if path.is_file() or path.is_symlink():
+            if path.is_dir() and not path.is_symlink():
+                for child in path.iterdir():
+                    child.unlink()
+                path.rmdir()
+            else:
                 path.unlink()
                 removed += 1
         return removed
@@ -362,16 +386,19 @@ class WheelCache:
         for dist in installed:
             if (dist.name, dist.version.lower(), dist.tags) in have:
                 result.present += 1
+                result.files.append(have[(dist.name, dist.version.lower(), dist.tags)])
             else:
                 todo.append(dist)
         if todo:
             self.ensure()
             deadline = started + budget
+            self._downloaded = 0
             with ThreadPoolExecutor(max_workers=4) as pool:
                 for dist, outcome in zip(todo, pool.map(lambda d: self._promote_one(d, index, deadline), todo)):
                     label = f"{dist.name}=={dist.version}"
-                    if outcome == "added":
+                    if outcome.endswith(".whl"):
                         result.added.append(label)
+                        result.files.append(outcome)
                     elif outcome == "absent":
                         result.not_on_index.append(label)
                     else:
@@ -394,10 +421,157 @@ class WheelCache:
                 break
         if match is None:
             return "absent"
+        if self._downloaded > PROMOTE_BYTES:
+            return "over the download budget of one build"
         try:
             tmp = index.download(match, self.dir)
         except (IndexUnreachable, HashMismatch) as exc:
             return str(exc)
+        self._downloaded += tmp.stat().st_size  # a few threads: the budget is approximate
         os.chmod(tmp, 0o644)
         os.replace(tmp, self.dir / match.filename)
-        return "added"
+        return match.filename
+
+
+# -- precompiled bytecode of the shared wheels --------------------------------
+
+PYC_TAG_RE = re.compile(r"\Acpython-3[0-9]{1,2}\Z")
+MAX_BUNDLE = 256 * 1024 * 1024
+# Runs in a container of the stack Skiff starts itself: no network, no app config, no app
+# cache, the verified wheels read-only. For each wheel, the .py files it installs into
+# site-packages, compiled as checked-hash .pyc (valid whatever the files' mtimes).
+COMPILE_SCRIPT = r"""
+import importlib.util, io, os, sys, tarfile, zipfile
+from importlib._bootstrap_external import _code_to_hash_pyc
+tag = sys.implementation.cache_tag
+site = "/app/.venv/lib/python%d.%d/site-packages/" % sys.version_info[:2]
+os.makedirs("/tmp/out/" + tag)
+for name in sys.argv[1:]:
+    with zipfile.ZipFile("/w/" + name) as zf, tarfile.open("/tmp/out/%s/%s.tar" % (tag, name), "w") as out:
+        for info in zf.infolist():
+            parts = info.filename.split("/")
+            if not parts[-1].endswith(".py"):
+                continue
+            if parts[0].endswith(".data"):
+                if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
+                    continue
+                parts = parts[2:]
+            elif parts[0].endswith(".dist-info"):
+                continue
+            if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+                continue
+            source = zf.read(info)
+            try:
+                code = compile(source, site + "/".join(parts), "exec", dont_inherit=True)
+            except (SyntaxError, ValueError):
+                continue
+            data = _code_to_hash_pyc(code, importlib.util.source_hash(source), True)
+            entry = tarfile.TarInfo("/".join(parts[:-1] + ["__pycache__", parts[-1][:-3] + "." + tag + ".pyc"]))
+            entry.size, entry.mode = len(data), 0o644
+            out.addfile(entry, io.BytesIO(data))
+"""
+
+
+def pyc_tag(python_version: str) -> str:
+    """The interpreter's cache tag (``cpython-313`` for 3.13.5)."""
+    parts = python_version.split(".")
+    tag = f"cpython-{parts[0]}{parts[1]}" if len(parts) >= 2 else ""
+    if not PYC_TAG_RE.fullmatch(tag):
+        raise SkiffError(f"no bytecode tag for Python {python_version!r}")
+    return tag
+
+
+def bundle_member_ok(name: str, tag: str) -> bool:
+    """A bundle entry: ``[dir/...]__pycache__/NAME.<tag>.pyc``, nothing that climbs out."""
+    parts = name.split("/")
+    return (
+        len(parts) >= 2
+        and parts[-2] == "__pycache__"
+        and parts[-1].endswith(f".{tag}.pyc")
+        and all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", p) for p in parts)
+    )
+
+
+def _bundle_dir(cache: WheelCache, tag: str) -> Path:
+    if not PYC_TAG_RE.fullmatch(tag):
+        raise SkiffError(f"invalid bytecode tag {tag!r}")
+    return cache.dir / f"pyc-{tag}"
+
+
+def missing_bundles(cache: WheelCache, tag: str, filenames: Iterable[str]) -> list[str]:
+    directory = _bundle_dir(cache, tag)
+    return sorted({f for f in filenames if not (directory / f"{f}.tar").is_file() and (cache.dir / f).is_file()})
+
+
+def compile_bundles(
+    client: Any,
+    image: str,
+    user: str,
+    cache: WheelCache,
+    tag: str,
+    filenames: list[str],
+    labels: dict[str, str] | None = None,
+) -> int:
+    """Compile the bytecode of shared ``filenames`` in a container Skiff controls; keep the valid bundles.
+
+    ``labels`` go on the container (the build's, so a leftover is removed by the app's next build).
+    """
+    import docker.types
+
+    if not filenames:
+        return 0
+    container = client.containers.create(
+        image,
+        ["python3", "-c", COMPILE_SCRIPT, *filenames],
+        user=user,
+        network_disabled=True,
+        mounts=[docker.types.Mount("/w", str(cache.dir), type="bind", read_only=True)],
+        labels={"skiff.pyc": tag, **(labels or {})},
+    )
+    try:
+        container.start()
+        if container.wait().get("StatusCode", 1) != 0:
+            raise SkiffError("compiling the shared wheels' bytecode failed")
+        stream, _ = container.get_archive(f"/tmp/out/{tag}")
+        with tempfile.TemporaryFile() as outer:
+            size = 0
+            for chunk in stream:
+                size += len(chunk)
+                if size > MAX_BUNDLE:
+                    raise SkiffError("the bytecode of the shared wheels is too large")
+                outer.write(chunk)
+            outer.seek(0)
+            return _keep_bundles(outer, cache, tag, set(filenames))
+    finally:
+        try:
+            container.remove(force=True, v=True)
+        except Exception:
+            pass
+
+
+def _keep_bundles(outer: Any, cache: WheelCache, tag: str, wanted: set[str]) -> int:
+    import io
+    import tarfile
+
+    directory = _bundle_dir(cache, tag)
+    directory.mkdir(exist_ok=True)
+    os.chmod(directory, 0o755)
+    kept = 0
+    with tarfile.open(fileobj=outer, mode="r:") as tf:
+        for member in tf:
+            name = member.name.split("/", 1)[-1]  # <tag>/<wheel>.tar
+            if not member.isfile() or not name.endswith(".tar") or name[:-4] not in wanted:
+                continue
+            fileobj = tf.extractfile(member)
+            assert fileobj is not None
+            data = fileobj.read()
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as bundle:
+                if not all(m.isfile() and bundle_member_ok(m.name, tag) for m in bundle.getmembers()):
+                    continue
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".bundle-")
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, directory / name)
+            kept += 1
+    return kept

@@ -15,9 +15,9 @@ from skiff_buildpacks import build as b
 from skiff_buildpacks import toolchains
 from skiff_buildpacks.build import Build, Stack
 from skiff_buildpacks.plan import PackPlan
+from skiff_buildpacks.testing import TRIXIE, pack_build
 
 APPS = Path(__file__).resolve().parents[4] / "tests" / "apps"
-TRIXIE = Stack(image="skiff/stack:trixie", id="sha256:aaa", python="3.13.5", node="20.19.2")
 MAIN = "package main\n\nfunc main() {}\n"
 
 
@@ -29,25 +29,8 @@ def write(root: Path, files: dict) -> Path:
     return root
 
 
-class FakeToolchains:
-    def __init__(self, version="go1.24.4"):
-        self.version, self.calls = version, []
-
-    def __call__(self, stack, name, packages, command):
-        self.calls.append((stack.image, name, list(packages), list(command)))
-        return toolchains.Toolchain(name, f"skiff/stack-{name}:trixie", "sha256:go", self.version)
-
-
 def make_build(source: Path, config=None, version="go1.24.4") -> Build:
-    return Build(
-        app="demo",
-        source=source,
-        config=dict(config or {}),
-        stack=TRIXIE,
-        stacks=[TRIXIE],
-        output=Output(quiet=True),
-        toolchain_loader=FakeToolchains(version),
-    )
+    return pack_build(source, version, config)
 
 
 # -- go.mod --------------------------------------------------------------------

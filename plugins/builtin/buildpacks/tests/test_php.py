@@ -15,32 +15,14 @@ import skiff_buildpacks.ruby as ruby
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError
 from skiff.output import Output
-from skiff_buildpacks import toolchains
-from skiff_buildpacks.build import Build, Stack
+from skiff_buildpacks.build import Build
+from skiff_buildpacks.testing import TRIXIE, pack_build
 
 APPS = Path(__file__).resolve().parents[4] / "tests" / "apps"
-TRIXIE = Stack(image="skiff/stack:trixie", id="sha256:aaa", python="3.13.5", node="20.19.2")
-
-
-class FakeToolchains:
-    def __init__(self, version="8.4.11"):
-        self.version, self.calls = version, []
-
-    def __call__(self, stack, name, packages, command):
-        self.calls.append((stack.image, name, list(packages), list(command)))
-        return toolchains.Toolchain(name, f"skiff/stack-{name}:trixie", f"sha256:{name}", self.version)
 
 
 def make_build(source: Path, config=None, version="8.4.11") -> Build:
-    return Build(
-        app="demo",
-        source=source,
-        config=dict(config or {}),
-        stack=TRIXIE,
-        stacks=[TRIXIE],
-        output=Output(quiet=True),
-        toolchain_loader=FakeToolchains(version),
-    )
+    return pack_build(source, version, config)
 
 
 def write(root: Path, files: dict) -> Path:
@@ -123,7 +105,13 @@ def test_vendored_app_builds_offline_on_the_php_toolchain_layer(unreachable):
     assert set(compiled["files"]) == {php.WEB_SCRIPT, php.ALIAS_SCRIPT}
     assert compiled["files"][php.WEB_SCRIPT] == Path(php.__file__).with_name("php_web.py").read_bytes()
     chmod, dump = compiled["steps"]
-    assert chmod["run"] == [["chmod", "0755", f"/app/{php.WEB_SCRIPT}", f"/app/{php.ALIAS_SCRIPT}"]]
+    scripts = [f"/app/{php.WEB_SCRIPT}", f"/app/{php.ALIAS_SCRIPT}"]
+    assert chmod["run"] == [
+        ["chmod", "0755", *scripts],
+        ["mkdir", "-p", "/app/vendor/bin"],
+        ["ln", "-sfn", scripts[0], "/app/vendor/bin/heroku-php-nginx"],  # Heroku's Procfiles name vendor/bin/...
+        ["ln", "-sfn", scripts[1], "/app/vendor/bin/heroku-php-apache2"],
+    ]
     assert dump["run"][0][:2] == ["composer", "dump-autoload"] and "--no-dev" in dump["run"][0]
     assert php.skiff_buildpack_processes("php", build) == {"web": "heroku-php-nginx public/"}
     assert deps["path"][0] == php.BIN
@@ -185,6 +173,37 @@ def test_a_lock_newer_than_vendor_needs_the_registry(tmp_path, unreachable):
     assert unreachable == ["https://php.example.com"]  # packagist disabled: not asked
 
 
+def test_path_and_artifact_repositories_go_into_the_dependency_layer(tmp_path, unreachable):
+    composer = {
+        "require": {"acme/a": "*", "acme/b": "*"},
+        "repositories": [
+            {"packagist.org": False},
+            {"type": "path", "url": "packages/*"},
+            {"type": "artifact", "url": "dist/"},
+        ],
+    }
+    write(
+        tmp_path,
+        {
+            "composer.json": composer,
+            "packages/a/composer.json": "{}",
+            "packages/a/src/A.php": "<?php",
+            "packages/a/vendor/x.php": "<?php",
+            "dist/acme-b-1.0.0.zip": "zip",
+            "index.php": "<?php",
+        },
+    )
+    (tmp_path / "packages/a/link.php").symlink_to("/etc/passwd")
+    deps = php.skiff_buildpack_dependencies("php", make_build(tmp_path))
+    assert unreachable == []  # packagist disabled, no remote repository: nothing to ask
+    assert deps["files"] == [
+        "composer.json",
+        "dist/acme-b-1.0.0.zip",
+        "packages/a/composer.json",
+        "packages/a/src/A.php",
+    ]
+
+
 @pytest.mark.parametrize(
     "composer, message",
     [
@@ -198,6 +217,14 @@ def test_a_lock_newer_than_vendor_needs_the_registry(tmp_path, unreachable):
         ({"extra": {"heroku": {"document-root": "web; rm -rf /"}}}, "document-root must be a directory inside"),
         ({"config": {"vendor-dir": "../x"}}, "config.vendor-dir must be a directory inside the app"),
         ({"repositories": "x"}, "composer.json repositories must be a list or an object"),
+        (
+            {"repositories": [{"type": "path", "url": "/srv/lib"}]},
+            "the path repository '/srv/lib' must be inside the app",
+        ),
+        (
+            {"repositories": [{"type": "artifact", "url": "../x"}]},
+            "the artifact repository '../x' must be inside the app",
+        ),
         ({"require": {"php": "^9.0"}}, "composer.json requires php ^9.0, but the PHP from Debian is 8.4.11"),
         ({"require": {"php": "~7.4"}}, "composer.json requires php ~7.4, but the PHP from Debian is 8.4.11"),
         ({"require": {"php": "hello"}}, "composer.json require.php: cannot read the constraint 'hello'"),
@@ -234,16 +261,37 @@ def test_php_constraints_read_as_composer_reads_them(tmp_path, constraint, allow
             php.check_php(composer, "8.4.11")
 
 
-def test_reachable_names_the_failure_in_a_few_words(monkeypatch):
+def test_reachable_probes_public_addresses_only(monkeypatch):
+    import socket
+
     import requests
 
-    def refuse(url, **kwargs):
-        raise requests.exceptions.ConnectionError("Failed to resolve 'repo.packagist.org' (NameResolutionError)")
+    asked = []
+    addresses = {"repo.packagist.org": "203.0.113.9"}  # a documentation address stands for a public one
 
-    monkeypatch.setattr(requests, "head", refuse)
-    assert php.reachable("https://repo.packagist.org", True) == "the name does not resolve"
-    monkeypatch.setattr(requests, "head", lambda url, **kwargs: None)
-    assert php.reachable("https://repo.packagist.org", True) == ""
+    def getaddrinfo(host, port):
+        if host not in addresses:
+            raise socket.gaierror("Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (addresses[host], port))]
+
+    def head(url, **kwargs):
+        asked.append(url)
+        raise requests.exceptions.ConnectionError("refused")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(requests, "head", head)
+    assert php.reachable("https://nowhere.invalid", True) == "the name does not resolve"
+    # 203.0.113.0/24 is not global either: treat it as public for this test
+    monkeypatch.setattr("ipaddress.IPv4Address.is_global", property(lambda self: str(self) == "203.0.113.9"))
+    assert php.reachable("https://repo.packagist.org", True) == "connection failed"
+    assert asked == ["https://repo.packagist.org"]
+    monkeypatch.setattr(requests, "head", lambda url, **kwargs: asked.append(url))
+    assert php.reachable("https://repo.packagist.org/packages.json", True) == ""
+    # loopback, private and link-local registries are never asked from the server itself
+    for host, address in (("localhost", "127.0.0.1"), ("satis.corp", "10.1.2.3"), ("meta", "169.254.169.254")):
+        addresses[host] = address
+        assert php.reachable(f"http://{host}:8080/", True) == ""
+    assert len(asked) == 2
 
 
 # -- the web script ---------------------------------------------------------------

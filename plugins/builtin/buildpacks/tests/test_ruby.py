@@ -7,12 +7,10 @@ import pytest
 import skiff_buildpacks.php as php
 import skiff_buildpacks.ruby as ruby
 from skiff.errors import SkiffError
-from skiff.output import Output
-from skiff_buildpacks import toolchains
-from skiff_buildpacks.build import Build, Stack
+from skiff_buildpacks.build import Build
+from skiff_buildpacks.testing import TRIXIE, pack_build
 
 APPS = Path(__file__).resolve().parents[4] / "tests" / "apps"
-TRIXIE = Stack(image="skiff/stack:trixie", id="sha256:aaa", python="3.13.5", node="20.19.2")
 LOCK = """\
 GEM
   remote: https://rubygems.org/
@@ -37,25 +35,8 @@ BUNDLED WITH
 """
 
 
-class FakeToolchains:
-    def __init__(self, version="3.3.8"):
-        self.version, self.calls = version, []
-
-    def __call__(self, stack, name, packages, command):
-        self.calls.append((stack.image, name, list(packages), list(command)))
-        return toolchains.Toolchain(name, f"skiff/stack-{name}:trixie", f"sha256:{name}", self.version)
-
-
 def make_build(source: Path, version="3.3.8") -> Build:
-    return Build(
-        app="demo",
-        source=source,
-        config={},
-        stack=TRIXIE,
-        stacks=[TRIXIE],
-        output=Output(quiet=True),
-        toolchain_loader=FakeToolchains(version),
-    )
+    return pack_build(source, version)
 
 
 def write(root: Path, files: dict) -> Path:
@@ -105,7 +86,7 @@ def test_vendor_cache_installs_offline_on_the_ruby_toolchain_layer(tmp_path, unr
     deps = ruby.skiff_buildpack_dependencies("ruby", build)
     assert unreachable == []  # offline: no source is asked
     (step,) = deps["steps"]
-    assert step["run"] == [["bundle", "install", "--local"]]
+    assert step["run"] == [["bundle", "install", "--local", "--no-cache"]]
     assert step["env"]["BUNDLE_USER_CACHE"].startswith("/build/cache/")
     assert deps["files"] == ["Gemfile", "Gemfile.lock", "vendor/cache/puma-6.6.0.gem", "vendor/cache/rack-3.1.12.gem"]
     assert deps["env"]["GEM_HOME"] == "/app/vendor/bundle" and deps["env"]["BUNDLE_FROZEN"] == "true"
@@ -117,7 +98,7 @@ def test_vendor_cache_installs_offline_on_the_ruby_toolchain_layer(tmp_path, unr
     assert call[1] == "ruby" and {"ruby", "bundler"} <= set(call[2])
     assert build.stack.image == "skiff/stack-ruby:trixie" and build.stack.user == TRIXIE.user
     web = ruby.skiff_buildpack_processes("ruby", build)["web"]
-    assert web == "bundle exec puma -p ${PORT:-5000} -e ${RACK_ENV:-production} config.ru"
+    assert web == "bundle exec puma -p $PORT -e ${RACK_ENV:-production} config.ru"
 
 
 def test_no_vendor_cache_asks_the_gemfile_source_and_fails_in_one_line(tmp_path, unreachable):
@@ -126,7 +107,7 @@ def test_no_vendor_cache_asks_the_gemfile_source_and_fails_in_one_line(tmp_path,
     with pytest.raises(SkiffError) as info:
         ruby.skiff_buildpack_dependencies("ruby", build)
     assert str(info.value) == (
-        "bundler needs the gems of Gemfile.lock from https://gems.example.com, which this server cannot reach "
+        "bundler needs the gems of the Gemfile from https://gems.example.com, which this server cannot reach "
         "(connection timed out); run 'bundle cache' and commit vendor/cache/ to build offline"
     )
     assert unreachable == ["https://gems.example.com"] and build.toolchain_loader.calls == []
@@ -137,7 +118,7 @@ def test_default_web_puma_config_rackup_or_none(tmp_path):
     assert ruby.skiff_buildpack_processes("ruby", build) == {"web": "bundle exec puma -C config/puma.rb"}
     write(tmp_path, {"Gemfile": 'gem "rack"\n'})
     web = ruby.skiff_buildpack_processes("ruby", build)["web"]
-    assert web.startswith("bundle exec rackup config.ru -p ${PORT:-5000} -o 0.0.0.0")
+    assert web.startswith("bundle exec rackup config.ru -p $PORT -o 0.0.0.0")
     write(tmp_path, {"Gemfile": 'gem "sinatra-ish"\n'})
     assert ruby.skiff_buildpack_processes("ruby", build) == {}
     (tmp_path / "config.ru").unlink()

@@ -39,7 +39,7 @@ def build_gem(client, stack_image: str) -> bytes:
     image = client.images.get(stack_image)
     stack = Stack(image=stack_image, id=image.id, user=(image.labels or {}).get("skiff.stack.user", "1000:1000"))
     toolchain = toolchains.ensure(client, stack, ruby.NAME, ruby.PACKAGES, ruby.VERSION_COMMAND, Output(quiet=True))
-    script = "cp -r /src /tmp/gem && cd /tmp/gem && gem build skiff-greeting.gemspec >&2 && base64 -w0 *.gem"
+    script = "cp -r /src /tmp/gem && cd /tmp/gem && gem build skiff-greeting.gemspec >&2 && base64 -w0 *.gem && echo"
     out = client.containers.run(
         toolchain.image,
         ["sh", "-c", script],

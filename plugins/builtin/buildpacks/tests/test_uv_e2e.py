@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import urllib.request
 import zipfile
@@ -68,13 +69,17 @@ def test_uv_builds_then_the_shared_cache_serves_a_second_app_without_the_index(
     assert pushed.exit_code == 0, pushed.output
     assert f"-----> Installing dependencies with uv {UV_VERSION}" in pushed.output
     assert "+ flask==3.1.1" in pushed.output  # uv's own output, indented
-    assert "Shared wheel cache: 9 wheel(s) verified against the index and added" in pushed.output, pushed.output
+    # beside the code layer, the release and the deploy; the push ends when it is done
+    assert re.search(
+        r"Shared wheel cache: 9 wheel\(s\) verified against the index and added, bytecode of 9 compiled", pushed.output
+    ), pushed.output
     answer = private_nginx.request(host=f"{first}.{GLOBAL}")
     assert (answer.status, answer.body) == (200, "hello from uv\n")
 
     cache = skiff_root / "cache" / "buildpacks"
     assert (cache / "tools" / f"uv-{UV_VERSION}-x86_64" / "uv").is_file() or list(cache.glob("tools/uv-*/uv"))
     shared = {p.name: p for p in (cache / "wheels").glob("*.whl")}
+    assert len(shared) == 9 and len(list((cache / "wheels").glob("pyc-cpython-3*/*.whl.tar"))) == 9
     assert "flask-3.1.1-py3-none-any.whl" in shared and "gunicorn-23.0.0-py3-none-any.whl" in shared
     for name in ("flask-3.1.1-py3-none-any.whl", "gunicorn-23.0.0-py3-none-any.whl"):
         assert hashlib.sha256(shared[name].read_bytes()).hexdigest() == index_sha256(name)
@@ -89,6 +94,7 @@ def test_uv_builds_then_the_shared_cache_serves_a_second_app_without_the_index(
     assert "Connection refused" in pushed.output  # uv did try the index
     assert "the package index did not answer: installing from the caches (uv --offline)" in pushed.output
     assert "+ flask==3.1.1" in pushed.output
+    assert re.search(r"bytecode of [0-9]{3} files from the shared cache", pushed.output), pushed.output
     assert "Shared wheel cache: 0 wheel(s) verified against the index and added, 9 already there" in pushed.output
     answer = private_nginx.request(host=f"{second}.{GLOBAL}")
     assert (answer.status, answer.body) == (200, "hello from the cache\n")

@@ -231,12 +231,12 @@ def test_uv_is_the_default_installer_with_the_shared_cache_read_only(cache):
     deps = python.skiff_buildpack_dependencies("python", make_build(APPS / "flask", cache))
     (step,) = deps["steps"]
     uv = f"/build/uv-{wheels.UV_VERSION}/uv"
-    venv, install, compile_all = step["run"]
+    (install,) = step["run"]
     assert step["title"] == f"Installing dependencies with uv {wheels.UV_VERSION}"
-    assert venv[:2] == [uv, "venv"] and venv[-1] == "/app/.venv"
+    assert step["venv"] == "/app/.venv"
     assert install[:6] == [uv, "pip", "install", "--python", "/app/.venv/bin/python", "-r"]
     assert install[-4:] == ["--default-index", "https://pypi.org/simple", "--find-links", "/build/wheels"]
-    assert compile_all[1:4] == ["-m", "compileall", "-q"]
+    assert step["compile"] == {"venv": "/app/.venv", "wheels": "/build/wheels"}
     assert step["env"]["UV_CACHE_DIR"] == "/build/cache/uv"  # the app's own cache volume, read-write
     assert deps["read_only"] == {
         f"/build/uv-{wheels.UV_VERSION}": str(wheels.uv_dir(cache, "x86_64")),
@@ -265,7 +265,7 @@ def test_lock_files_install_with_uv(cache, tmp_path):
     deps = python.skiff_buildpack_dependencies("python", make_build(src, cache))
     (step,) = deps["steps"]
     assert step["title"] == f"Installing dependencies with uv {wheels.UV_VERSION} (from poetry.lock)"
-    assert step["run"][1][5:7] == ["-r", ".skiff/requirements.txt"]
+    assert step["run"][0][5:7] == ["-r", ".skiff/requirements.txt"]
 
 
 @pytest.mark.parametrize(
@@ -284,7 +284,7 @@ def test_an_app_index_of_its_own_never_sees_the_shared_cache(cache, tmp_path, co
     deps = python.skiff_buildpack_dependencies("python", make_build(src, cache, config=config))
     (step,) = deps["steps"]
     assert "/build/wheels" not in deps["read_only"] and "after_install" not in deps
-    assert "--find-links" not in step["run"][1] and "report_installed" not in step
+    assert "--find-links" not in step["run"][0] and "report_installed" not in step
     assert any(why in note and "shared wheel cache is not used" in note for note in deps["notes"])
     if "PIP_EXTRA_INDEX_URL" in config:
         assert step["env"]["UV_EXTRA_INDEX_URL"] == config["PIP_EXTRA_INDEX_URL"]
@@ -375,3 +375,129 @@ def test_purge_shared_cache_is_global_and_refused_to_deployers(skiff):
     assert done.exit_code == 0 and "Purged the shared wheel cache: 1 file(s)" in done.stdout
     assert cache.stats() == (0, 0)
     assert "it was empty" in h.invoke("buildpacks:purge-shared-cache").stdout
+
+
+# -- precompiled bytecode -------------------------------------------------------
+
+
+def _tar(entries: dict[str, bytes]) -> bytes:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_bundles_from_the_compile_container_are_checked_before_they_are_kept(tmp_path):
+    cache = wheels.WheelCache(tmp_path)
+    cache.ensure()
+    good = _tar({"flask/__pycache__/app.cpython-313.pyc": b"pyc"})
+    bad = _tar({"flask/__pycache__/app.cpython-313.pyc": b"pyc", "../../evil.cpython-313.pyc": b"x"})
+    outer = _tar(
+        {
+            "cpython-313/flask-3.1.1-py3-none-any.whl.tar": good,
+            "cpython-313/evil-1-py3-none-any.whl.tar": bad,
+            "cpython-313/unasked-1-py3-none-any.whl.tar": good,
+        }
+    )
+    wanted = {"flask-3.1.1-py3-none-any.whl", "evil-1-py3-none-any.whl"}
+    assert wheels._keep_bundles(io.BytesIO(outer), cache, "cpython-313", wanted) == 1
+    assert [p.name for p in (cache.dir / "pyc-cpython-313").iterdir()] == ["flask-3.1.1-py3-none-any.whl.tar"]
+    assert wheels.bundle_member_ok("a/b/__pycache__/c.cpython-313.pyc", "cpython-313")
+    for name in ("__pycache__/../x.cpython-313.pyc", "a/x.cpython-313.pyc", "a/__pycache__/x.cpython-312.pyc"):
+        assert not wheels.bundle_member_ok(name, "cpython-313")
+    with pytest.raises(Exception, match="invalid bytecode tag"):
+        wheels.missing_bundles(cache, "../x", ["a"])
+    assert wheels.pyc_tag("3.13.5") == "cpython-313"
+
+
+def test_the_compile_script_makes_checked_hash_bytecode_a_venv_accepts(tmp_path):
+    """COMPILE_SCRIPT (what the compile container runs), here with this interpreter; the driver places its output."""
+    import importlib.util
+    import subprocess
+    import tarfile
+
+    wheel_dir = tmp_path / "w"
+    wheel_dir.mkdir()
+    with zipfile.ZipFile(wheel_dir / "demo-1.0-py3-none-any.whl", "w") as zf:
+        zf.writestr("demo/__init__.py", "VALUE = 42\n")
+        zf.writestr("demo/broken.py", "def (:\n")
+        zf.writestr("demo-1.0.dist-info/METADATA", "Name: demo\nVersion: 1.0\n")
+        zf.writestr("demo-1.0.data/scripts/tool.py", "print(1)\n")
+    script = wheels.COMPILE_SCRIPT.replace('"/w/"', repr(str(wheel_dir) + "/"))
+    script = script.replace("/tmp/out", str(tmp_path / "out"))
+    subprocess.run([sys.executable, "-c", script, "demo-1.0-py3-none-any.whl"], check=True)
+    tag = sys.implementation.cache_tag
+    with tarfile.open(tmp_path / "out" / tag / "demo-1.0-py3-none-any.whl.tar") as tf:
+        names = tf.getnames()
+    assert names == [f"demo/__pycache__/__init__.{tag}.pyc"]  # broken.py, scripts and dist-info left out
+    # the driver copies it into a venv holding that wheel
+    venv = tmp_path / "venv"
+    site = venv / "lib" / "python3.99" / "site-packages"
+    (site / "demo").mkdir(parents=True)
+    (site / "demo" / "__init__.py").write_text("VALUE = 42\n")
+    info = site / "demo-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Name: demo\nVersion: 1.0\n")
+    (info / "WHEEL").write_text("Tag: py3-none-any\n")
+    shared = tmp_path / "shared"
+    (shared / f"pyc-{tag}").mkdir(parents=True)
+    (shared / "demo-1.0-py3-none-any.whl").write_bytes(b"")
+    (tmp_path / "out" / tag / "demo-1.0-py3-none-any.whl.tar").rename(
+        shared / f"pyc-{tag}" / "demo-1.0-py3-none-any.whl.tar"
+    )
+    assert driver.place_bytecode(str(venv), str(shared)) == 1
+    pyc = site / "demo" / "__pycache__" / f"__init__.{tag}.pyc"
+    data = pyc.read_bytes()
+    assert data[:4] == importlib.util.MAGIC_NUMBER and int.from_bytes(data[4:8], "little") == 0b11  # checked hash
+    spec = importlib.util.spec_from_file_location("demo", site / "demo" / "__init__.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.VALUE == 42
+
+
+def test_driver_compiles_only_what_has_no_bytecode(tmp_path, monkeypatch):
+    venv = tmp_path / "venv"
+    site = venv / "lib" / "python3.99" / "site-packages" / "pkg"
+    site.mkdir(parents=True)
+    (site / "done.py").write_text("A = 1\n")
+    (site / "todo.py").write_text("B = 2\n")
+    tag = sys.implementation.cache_tag
+    (site / "__pycache__").mkdir()
+    (site / "__pycache__" / f"done.{tag}.pyc").write_bytes(b"placed")
+    (venv / "bin").mkdir()
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    assert driver.compile_missing(str(venv), str(tmp_path), dict(os.environ)) == 0
+    assert (site / "__pycache__" / f"done.{tag}.pyc").read_bytes() == b"placed"
+    assert (site / "__pycache__" / f"todo.{tag}.pyc").is_file()
+
+
+def test_driver_makes_the_venv_in_process(tmp_path):
+    target = tmp_path / "venv"
+    assert driver.run_step({"venv": str(target), "cwd": str(tmp_path), "run": []}, {"PATH": os.environ["PATH"]}) == 0
+    assert (target / "pyvenv.cfg").is_file() and (target / "bin" / "python").exists()
+    assert not list(target.glob("lib/python*/site-packages/pip"))
+    # again on top (an additive layer): kept
+    (target / "keep").write_text("x")
+    assert driver.run_step({"venv": str(target), "cwd": str(tmp_path), "run": []}, {"PATH": os.environ["PATH"]}) == 0
+    assert (target / "keep").is_file()
+
+
+def test_one_build_cannot_make_skiff_download_without_bound(index, tmp_path, monkeypatch):
+    for n in range(3):
+        index.add_project(f"p{n}", [(f"p{n}-1.0-py3-none-any.whl", b"x" * 100, None)])
+    monkeypatch.setattr(wheels, "PROMOTE_BYTES", 150)
+    report = [{"name": f"p{n}", "version": "1.0", "tags": ["py3-none-any"]} for n in range(3)]
+    cache = wheels.WheelCache(tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(
+            wheels,
+            "ThreadPoolExecutor",
+            lambda max_workers: __import__("concurrent.futures").futures.ThreadPoolExecutor(1),
+        )
+        outcome = cache.promote(wheels.parse_report(report), wheels.Index(index.url))
+    assert len(outcome.added) == 2 and outcome.errors == ["p2==1.0: over the download budget of one build"]

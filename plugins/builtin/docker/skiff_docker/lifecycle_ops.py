@@ -66,7 +66,7 @@ def start(context: Context, app: str, description: str = "Start") -> str:
             _parallel(stopped, lambda e: c.api.start(e["Id"]))
             settings.set_stopped(context.state, app, False)
             return f"started {len(stopped)} containers" if stopped else "running"
-    lifecycle.redeploy(context, app, description)  # takes the lock itself
+    lifecycle.redeploy(context, app, description, locked_ok=True)  # takes the lock itself
     return "redeployed"
 
 

@@ -224,8 +224,10 @@ def test_crash_restart_stop_start_prune_destroy(harness, proxy, tmp_path, docker
     pruned = h.invoke("releases:rollback", h.app, "v1")
     assert pruned.exit_code == 1 and "pruned" in pruned.stderr
 
+    assert docker_client.networks.list(filters={"label": f"skiff.network.app={h.app}"})
     assert h.invoke("apps:destroy", h.app, "--force").exit_code == 0
     assert docker_client.containers.list(all=True, filters={"label": f"skiff.app={h.app}"}) == []
+    assert docker_client.networks.list(filters={"label": f"skiff.network.app={h.app}"}) == []
     assert docker_client.images.list(filters={"label": f"skiff.app={h.app}"}) == []
 
 
@@ -249,6 +251,11 @@ def test_rename_keeps_serving(harness, proxy, tmp_path, docker_client):
         deadline = time.monotonic() + 30
         while docker_client.containers.list(all=True, filters={"label": f"skiff.app={h.app}"}):
             assert time.monotonic() < deadline, "the old app's containers did not retire"
+            time.sleep(0.3)
+        # the containers moved to the new name's own network; the old one goes after them
+        assert docker_client.networks.list(filters={"label": f"skiff.network.app={new}"})
+        while docker_client.networks.list(filters={"label": f"skiff.network.app={h.app}"}):
+            assert time.monotonic() < deadline, "the old name's network was not removed"
             time.sleep(0.3)
     finally:
         remove_app_resources(docker_client, new)

@@ -52,7 +52,7 @@ def test_a_chatty_apps_log_stays_bounded_and_cleanup_frees_what_it_says(
     bad = sshd.ssh(["logs:set", app, "max-size", "lots"])
     assert bad.exit_code != 0 and "max-size must be a size" in bad.stderr
     report = json.loads(sshd.ssh(["logs:report", app, "--format", "json"]).stdout)
-    assert report["max-size"] == "100k" and report["max-file"] == 2
+    assert report["max_size"] == "100k" and report["max_file"] == 2
     files: dict[str, str | bytes] = {p.name: p.read_text() for p in NULL.iterdir() if p.is_file()}
     repo = init_repo(tmp_path / app, {**files, "Procfile": CHATTY})
     pushed = git_push(repo, app, sshd)

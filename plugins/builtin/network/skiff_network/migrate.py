@@ -7,7 +7,9 @@ own network ``skiff-app-APP`` (alias ``APP.PROCESS``) and the shared networks
 its settings name; each service container (``skiff.KIND.NAME``, label
 ``skiff.service=KIND``) joins the networks of the apps it is linked to (the
 answer of ``skiff_service_apps``), with the aliases it had on ``skiff``; then
-all of them leave ``skiff``, and ``skiff`` is removed once nothing is on it.
+all of them leave ``skiff``, and ``skiff`` is removed when that left nothing on
+it (an empty ``skiff`` this run moved nothing off is left alone: another user
+of the engine may be about to start a container on it).
 
 Containers of other state stores on the same engine are left alone: an app
 container counts only when it runs an image a release of that app in this
@@ -36,8 +38,9 @@ def migrate(context: Context) -> list[str]:
 
     try:
         c = networks.client()
-    except SkiffError as exc:
-        return [f"docker is not reachable ({exc}): apps move to their own networks at their next deploy"]
+    except SkiffError as exc:  # not a change: said, and tried again at the next state:migrate
+        context.output.warn(f"network: {exc}; apps move off the shared network {LEGACY} at their next deploy")
+        return []
     legacy = networks.docker_network(c, LEGACY)
     if legacy is None:
         return []
@@ -70,7 +73,7 @@ def migrate(context: Context) -> list[str]:
         )
     if moved_services:
         lines.append(f"moved {len(moved_services)} service container(s) onto the networks of their linked apps")
-    if _remove_if_empty(c):
+    if (moved_apps or moved_services) and _remove_if_empty(c):
         lines.append(f"removed the shared network {LEGACY}: apps reach each other only through network:* networks")
     return lines
 

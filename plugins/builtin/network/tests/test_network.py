@@ -29,7 +29,7 @@ class FakeApi:
     def networks(self, names=None):
         return [n for n in self.nets.values() if not names or any(x in n["Name"] for x in names)]
 
-    def create_network(self, name, driver="bridge", check_duplicate=True, labels=None):
+    def create_network(self, name, driver="bridge", check_duplicate=True, labels=None, ipam=None):
         self.calls.append(("create_network", name))
         self.nets[name] = {"Id": f"id-{name}", "Name": name, "Labels": dict(labels or {}), "Driver": driver}
         return {"Id": f"id-{name}"}
@@ -298,9 +298,27 @@ def test_upgrade_moves_apps_and_services_off_skiff_live_and_is_idempotent(skiff,
     assert engine.calls == []
     for stranger in ("x1", "x2", "x3"):
         del engine.containers_[stranger]
-    assert migrate.migrate(h.context) == [f"removed the shared network skiff: {migrate_tail()}"]
+    assert migrate.migrate(h.context) == [] and "skiff" in engine.nets  # moved nothing: an empty skiff stays
+    engine.add("a2", "api.worker.1", process("api", "worker"), {"skiff": ["api.worker"]})
+    assert migrate.migrate(h.context) == [
+        "moved 1 app container(s) off the shared network skiff onto their own networks",
+        f"removed the shared network skiff: {migrate_tail()}",
+    ]
     assert "skiff" not in engine.nets and migrate.migrate(h.context) == []
 
 
 def migrate_tail() -> str:
     return "apps reach each other only through network:* networks"
+
+
+def test_upgrade_without_an_engine_says_so_and_changes_nothing(skiff, monkeypatch):
+    from skiff.errors import SkiffError
+
+    def away():
+        raise SkiffError("cannot reach the Docker engine")
+
+    monkeypatch.setattr(networks, "client", away)
+    h = skiff(apps_plugin, network_plugin)
+    result = h.invoke("state:migrate")
+    assert result.exit_code == 0, result.output
+    assert "apps move off the shared network skiff at their next deploy" in result.stderr

@@ -11,6 +11,7 @@ runs on this engine): the migration reads it from ``skiff_network.migrate.LEGACY
 from __future__ import annotations
 
 import secrets
+import time
 
 import pytest
 
@@ -39,6 +40,16 @@ except OSError as exc:
 def connects(container, host: str, port: int) -> str:
     code, out = container.exec_run(["python3", "-c", CONNECT, host, str(port)])
     return out.decode().strip()
+
+
+def listening(container, host: str, port: int, timeout: float = 20) -> str:
+    """``connects``, waiting for the server in the container to start listening."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = connects(container, host, port)
+        if result == "open" or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -105,8 +116,8 @@ def test_previous_versions_containers_keep_running_and_come_out_isolated(
     )
     started = {c.id: docker_client.api.inspect_container(c.id)["State"]["StartedAt"] for c in (web, other, pg)}
     # the previous version: one network, everyone reaches everyone
-    assert connects(web, f"skiff-postgres-{db}", 5432) == "open"
-    assert connects(web, f"{peer}.web", 5000) == "open"
+    assert listening(web, f"skiff-postgres-{db}", 5432) == "open"
+    assert listening(web, f"{peer}.web", 5000) == "open"
 
     migrated = h.invoke("state:migrate")
     assert migrated.exit_code == 0, migrated.output

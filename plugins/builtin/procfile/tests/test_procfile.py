@@ -161,6 +161,7 @@ def test_app_json_cron_keeps_command_and_schedule():
         ({"command": "echo \x00", "schedule": "* * * * *"}, "holds a NUL byte"),
         ({"command": "echo", "schedule": "* * * *"}, "cron[0]: invalid cron schedule '* * * *': give five fields"),
         ({"command": "echo", "schedule": "60 * * * *"}, "minute: 60 is out of range 0-59"),
+        ({"command": "echo", "schedule": "0 0 31 2 *"}, "no month of it has day 31"),
         ({"command": "echo", "schedule": "* * * * *\n* * * * * id"}, "invalid cron schedule"),
         ({"command": "echo"}, "cron[0] has no schedule"),
         ({"schedule": "@daily"}, "cron[0] has no command"),

@@ -57,6 +57,7 @@ MILESTONES = (
 )
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BUILD_NOISE = re.compile(r"^( ---> [0-9a-f]{12}$| ---> Running in |Removing intermediate container )")
+STEP_WIDTH = 160  # a build line longer than this (a RUN step's script) is cut
 SUITE_RE = re.compile(r"\A[a-z][a-z0-9-]{1,31}\Z")
 BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
 # nodejs/npm do not configure inside debootstrap: they are installed in the Dockerfile step.
@@ -386,7 +387,7 @@ def _build_from_dockerfile(client, dockerfile: str, tag: str, out: Output) -> No
             if "stream" in chunk:
                 for line in ANSI.sub("", chunk["stream"]).splitlines():
                     if line.strip() and not BUILD_NOISE.match(line):
-                        out.info(line)
+                        out.info(line if len(line) <= STEP_WIDTH else line[: STEP_WIDTH - 3] + "...")
             if "error" in chunk:
                 error = chunk["error"]
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
@@ -447,7 +448,7 @@ def build_stack(
     else:
         build_base(client, suite, base, out)
     out.step(f"Building {tag} (Node.js, npm, build tools, the app user)")
-    staging = f"skiff/stack-staging:{suite}"
+    staging = f"skiff/stack-staging:{suite}-{os.getpid()}"
     _build_from_dockerfile(client, dockerfile(suite, base), staging, out)
     versions = _label_and_tag(client, staging, tag, out)
     out.step(
@@ -491,7 +492,7 @@ def update_stack(client, suite: str, tag: str, out: Output) -> dict[str, Any]:
     if not is_current(labels):
         build_stack(client, suite, tag, out)
     out.step(f"Updating {tag} with Debian's current packages and security updates")
-    staging = f"skiff/stack-staging:{suite}"
+    staging = f"skiff/stack-staging:{suite}-{os.getpid()}"
     _build_from_dockerfile(
         client, update_dockerfile(suite, tag, find_mirror(), find_mirror(security=True)), staging, out
     )

@@ -108,11 +108,13 @@ def skiff_stack_ensure(context: Context, image: str, output) -> dict[str, str] |
 @hookimpl
 def skiff_upgrade(context: Context) -> list[str] | None:
     """Name the stacks an earlier recipe made: each is rebuilt at the next push that uses it."""
+    from skiff import dockerclient
+
     from . import build
     from .ensure import stale_stacks, suite_of
 
     try:
-        client = build.docker_client()
+        client = dockerclient.client(30)  # a short wait: an install without an engine goes on
         stale = stale_stacks(client)
     except Exception:  # no engine during an install: nothing to say
         return None

@@ -143,8 +143,10 @@ def test_find_mirror_finds_the_security_mirror(tmp_path):
 
 
 class FakeImage:
-    def __init__(self, labels):
+    def __init__(self, labels, tag=""):
         self.labels = labels
+        self.tags = [tag] if tag else []
+        self.short_id = "sha256:0123456789"
 
 
 class FakeImages:
@@ -157,6 +159,9 @@ class FakeImages:
         if ref not in self.store:
             raise docker.errors.ImageNotFound(ref)
         return FakeImage(self.store[ref])
+
+    def list(self, filters=None):
+        return [FakeImage(labels, tag) for tag, labels in self.store.items()]
 
 
 class FakeApi:
@@ -189,6 +194,9 @@ def engine(monkeypatch):
 
     monkeypatch.setattr(build, "build_stack", fake_build_stack)
     monkeypatch.setattr(build, "docker_client", lambda: fake)
+    from skiff import dockerclient
+
+    monkeypatch.setattr(dockerclient, "client", lambda *a, **k: fake)
     return fake
 
 
@@ -282,3 +290,23 @@ class RecordingOutput:
         self.lines.append(line)
 
     info = warn = step
+
+
+def test_stack_update_updates_every_stack_present_then_says_to_rebuild_the_apps(skiff, engine, monkeypatch):
+    h = skiff(("stack", stack_plugin))
+    r = h.invoke("stack:update")
+    assert r.exit_code == 1 and r.stderr.strip() == (
+        "!     there is no skiff/stack:SUITE image to update: build one with 'skiff stack:build'"
+    )
+    for suite in ("bookworm", "forky"):
+        engine.store[f"skiff/stack:{suite}"] = {"skiff.stack": suite, "skiff.stack.version": build.STACK_VERSION}
+    engine.store["skiff/myapp:latest"] = {"skiff.stack": "trixie"}  # built FROM a stack: not a stack
+    updated = []
+    monkeypatch.setattr(build, "update_stack", lambda client, suite, tag, out: updated.append((suite, tag)))
+    r = h.invoke("stack:update")
+    assert r.exit_code == 0, r.stderr
+    assert updated == [("bookworm", "skiff/stack:bookworm"), ("forky", "skiff/stack:forky")]
+    assert "skiff ps:rebuild --all" in r.stdout
+    assert h.invoke("stack:update", "forky").exit_code == 0 and updated[-1] == ("forky", "skiff/stack:forky")
+    bad = h.invoke("stack:update", "../x")
+    assert bad.exit_code == 1 and "invalid Debian suite name" in bad.stderr

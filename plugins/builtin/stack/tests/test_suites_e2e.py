@@ -134,6 +134,7 @@ def test_python_version_3_14_builds_the_forky_stack_on_push_once_and_runs_3_14(
     tag = "skiff/stack:forky"
     was_current = _current(docker_client, tag)
     app, pushed = _push_version_app(tmp_path, sshd, docker_cleanup, "py314", {".python-version": "3.14\n"})
+    print(pushed.output)  # the build's progress lines, for the log (pytest -s)
     assert pushed.exit_code == 0, pushed.output
     if not was_current:  # the first run on this machine: the push built it, with progress lines
         assert "No stack image skiff/stack:forky yet (Debian forky, Python 3.14): building it now" in pushed.output
@@ -146,3 +147,30 @@ def test_python_version_3_14_builds_the_forky_stack_on_push_once_and_runs_3_14(
     assert f"Using Python {labels['skiff.stack.python']} on stack {tag} (.python-version 3.14)" in pushed.output
     answer = private_nginx.request(host=f"{app}.{GLOBAL}")
     assert answer.status == 200 and answer.body == f"python {labels['skiff.stack.python']}", answer.body
+
+
+def test_stack_update_applies_debians_security_updates_as_a_new_labelled_image(bookworm_stack, docker_client):
+    """``update_stack`` on a small stand-in of the bookworm stack (its minbase rootfs, labelled as a stack)."""
+    import io
+
+    from skiff.output import Output
+
+    tag = f"skiff/stack-test:update-{os.getpid()}"
+    dockerfile = (
+        "FROM skiff/stack-base:bookworm\n"
+        f"LABEL skiff.stack=bookworm skiff.stack.version={stack_build.STACK_VERSION} skiff.stack.user=1000:1000\n"
+    )
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    before = docker_client.images.get(tag).id
+    try:
+        out = Output()
+        labels = stack_build.update_stack(docker_client, "bookworm", tag, out)
+        image = docker_client.images.get(tag)
+        assert image.id != before and labels["skiff.stack.updated"].endswith("Z")
+        assert labels["skiff.stack.python"].startswith("3.11.") and labels["skiff.stack.version"] == "1"
+        sources = docker_client.containers.run(
+            tag, ["cat", "/etc/apt/sources.list.d/skiff-security.list"], remove=True
+        ).decode()
+        assert "bookworm-security main" in sources and "bookworm-updates main" in sources
+    finally:
+        docker_client.images.remove(tag, force=True)

@@ -121,7 +121,8 @@ def matches(expression: str, minute: datetime) -> bool:
 
 
 def check_schedule(schedule: str) -> str:
-    """The five-field form of ``schedule``; also refused when it names no time at all (``0 0 31 2 *``)."""
+    """The five-field form of ``schedule`` (:func:`skiff.validate.cron_schedule`), which cronsim
+    must also find a next time for (a periodic task's schedule, checked by the runner)."""
     expression = validate.cron_schedule(schedule)
     if next_run(expression, datetime(2000, 1, 1)) is None:
         raise ValidationError(f"invalid cron schedule {validate.shown(schedule)}: it names no time")

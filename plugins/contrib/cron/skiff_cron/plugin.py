@@ -2,8 +2,8 @@
 
 Commands are in :mod:`skiff_cron.commands`, the runner in :mod:`skiff_cron.runner`, the
 jobs (read from the app's current release) in :mod:`skiff_cron.jobs`. The schedule and
-command of each job are checked at push by the procfile plugin (``skiff.validate``); the
-``skiff_pre_build`` here adds the check that a schedule names a time at all.
+command of each job are checked at push by the procfile plugin (``skiff.validate``), when it
+reads app.json, before anything is stored.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from skiff import hookimpl
 from skiff.context import Context
 from skiff.contracts import PeriodicTask
 from skiff.deploy import Deploy
-from skiff.errors import ValidationError
 
 from . import jobs
 
@@ -27,17 +26,6 @@ def skiff_commands(cli: click.Group) -> None:
 
     for command in COMMANDS:
         cli.add_command(command)
-
-
-@hookimpl
-def skiff_pre_build(deploy: Deploy) -> None:
-    """Refuse a job whose schedule can never fire (``0 0 31 2 *``) before anything is built."""
-    entries = (deploy.app_json or {}).get("cron") or []
-    for index, entry in enumerate(entries):
-        try:
-            jobs.check_schedule(entry["schedule"])
-        except ValidationError as exc:
-            raise ValidationError(f"app.json: cron[{index}]: {exc}") from None
 
 
 @hookimpl

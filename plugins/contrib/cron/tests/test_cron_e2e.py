@@ -1,12 +1,13 @@
 """End to end: app.json cron jobs on a real engine, pushed over sshd through a private nginx,
 run by a real ``skiff cron:runner`` process that this test starts (as ``make install`` does).
 
-One app (tests/apps/null plus an app.json with three jobs) shows, in one pass of about three
+One app (tests/apps/null plus an app.json with three jobs) shows, in one pass of about four
 minutes: a ``* * * * *`` job runs within 70 s of the push and its output is in ``logs``, tagged;
 its command runs like a Procfile line inside the app's container (a pipe, ``&&``, ``$VARS`` of
 the app's config and ``DYNO``); a slow job is not started again while it runs; ``cron:suspend``
-stops the runs; a bad schedule, or a command holding a newline or a NUL, is refused at push
-with one line and changes nothing (the release, the jobs); a redeploy updates the jobs.
+stops the runs; a restarted runner resumes the jobs from the store; a bad schedule, or a
+command holding a newline or a NUL, is refused at push with one line and changes nothing (the
+release, the jobs); a redeploy updates the jobs.
 """
 
 from __future__ import annotations
@@ -44,34 +45,49 @@ def sshd_skiff_env(private_nginx):
     return dict(private_nginx.env)
 
 
+class Runner:
+    """A real ``skiff cron:runner`` process on the test's store, logging to one file."""
+
+    def __init__(self, env: dict[str, str], log: Path):
+        self.env, self.log = env, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def read(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def start(self) -> None:
+        starts = self.read().count("runner started")
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [skiff_executable(), "cron:runner"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + 15
+        while self.read().count("runner started") == starts:
+            assert self.process.poll() is None and time.monotonic() < deadline, self.read()
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 @pytest.fixture
 def cron_runner(skiff_root, private_nginx, tmp_path):
-    """A real ``skiff cron:runner`` on the test's store; its log is returned by ``read()``."""
-    log = tmp_path / "runner.log"
-    env = {**os.environ, **private_nginx.env, "SKIFF_ROOT": str(skiff_root)}
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [skiff_executable(), "cron:runner"], env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-
-    class Runner:
-        process = proc
-
-        @staticmethod
-        def read() -> str:
-            return log.read_text(errors="replace")
-
-    deadline = time.monotonic() + 15
-    while "runner started" not in Runner.read():
-        assert proc.poll() is None and time.monotonic() < deadline, Runner.read()
-        time.sleep(0.1)
-    yield Runner
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """The runner ``make install`` would start, started by the test."""
+    runner = Runner({**os.environ, **private_nginx.env, "SKIFF_ROOT": str(skiff_root)}, tmp_path / "runner.log")
+    runner.start()
+    yield runner
+    runner.stop()
 
 
 def app_json(jobs: list[dict[str, str]]) -> str:
@@ -150,6 +166,16 @@ def test_cron_jobs_run_on_schedule_in_the_apps_container(
     assert ran.exit_code == 0, ran.output
     assert "TICK HELLO" in ran.stdout and "in-app" in ran.stdout
 
+    # --detach: started in the background, its output in logs
+    never = job_rows(sshd, app)[NEVER]["id"]
+    detached = sshd.ssh(["cron:run", app, never, "--detach"])
+    assert detached.exit_code == 0 and "in the background" in detached.stdout, detached.output
+    wait_for(
+        lambda: f"{app}[scheduler.{never}]: never" in sshd.ssh(["logs", app, "-p", f"scheduler.{never}"]).stdout,
+        30,
+        what="the detached run's output",
+    )
+
     # suspended: the next minute starts nothing of this app
     assert sshd.ssh(["cron:suspend", app]).exit_code == 0
     suspended_log = len(cron_runner.read())
@@ -160,6 +186,17 @@ def test_cron_jobs_run_on_schedule_in_the_apps_container(
     report = json.loads(sshd.ssh(["cron:report", app, "--format", "json"]).stdout)
     assert report["cron suspended"] is True and report["cron task count"] == 3
     assert sshd.ssh(["cron:resume", app]).exit_code == 0
+
+    # a new runner (a reboot, a reinstall) resumes the stored jobs: nothing was written elsewhere
+    cron_runner.stop()
+    assert "runner stopped" in cron_runner.read()
+    restarted_at = len(cron_runner.read())
+    cron_runner.start()
+    wait_for(
+        lambda: f"starting cron:{app}:{tick}:" in cron_runner.read()[restarted_at:],
+        65,
+        what="the restarted runner running the job",
+    )
 
     # refused at push, one line each, and nothing changes: no release, the same jobs
     releases_before = sshd.ssh(["releases", app]).stdout

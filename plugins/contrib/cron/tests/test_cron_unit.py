@@ -25,20 +25,6 @@ JOBS = [
 ]
 
 
-def release(h, app: str, cron: list[dict[str, str]] | None, status: str = "succeeded"):
-    r = h.state.create_release(
-        app,
-        description="deploy",
-        image="img",
-        revision=None,
-        config={},
-        processes={},
-        meta={"app_json": {"cron": cron or []}},
-    )
-    h.state.finish_release(r, status, {})
-    return r
-
-
 class OneOffs:
     """Answers ``skiff_run_oneoff`` like a scheduler: records the one-off, writes a line, returns 0
     (or waits on ``gate`` first, to hold a run open)."""
@@ -99,8 +85,11 @@ def test_invalid_schedules_say_why_in_one_line(schedule, says):
 
 
 def test_a_schedule_that_never_fires_is_refused():
-    with pytest.raises(ValidationError, match="names no time"):
-        jobs.check_schedule("0 0 31 2 *")
+    for schedule in ("0 0 31 2 *", "0 0 30,31 2 *", "0 0 31 4,6,9,11 *"):
+        with pytest.raises(ValidationError, match="no month of it has day 3"):
+            jobs.check_schedule(schedule)
+    assert jobs.check_schedule("0 0 29 2 *") == "0 0 29 2 *"  # leap years
+    assert jobs.check_schedule("0 0 31 2 mon") == "0 0 31 2 mon"  # day or weekday, as cron reads both
     assert jobs.check_schedule("@monthly") == "0 0 1 * *"
 
 
@@ -119,7 +108,7 @@ def test_matches_and_next_run():
     assert not jobs.matches("0 9 * * mon-fri", datetime(2026, 12, 5, 9, 0))  # a Saturday
 
 
-def test_jobs_come_from_the_current_release(skiff):
+def test_jobs_come_from_the_current_release(release, skiff):
     h = skiff(("apps", apps_plugin), ("cron", cron_plugin))
     h.create_app("cat")
     assert jobs.jobs_of(h.state, "cat") == []
@@ -140,7 +129,7 @@ def test_jobs_come_from_the_current_release(skiff):
     assert jobs.jobs_of(h.state, "cat") == []
 
 
-def test_periodic_tasks_skip_suspended_apps_and_the_runner_starts_what_is_due(skiff, monkeypatch):
+def test_periodic_tasks_skip_suspended_apps_and_the_runner_starts_what_is_due(release, skiff, monkeypatch):
     h = skiff(("apps", apps_plugin), ("cron", cron_plugin))
     for app in ("cat", "dog"):
         h.create_app(app)
@@ -212,20 +201,22 @@ def test_run_forever_ticks_once_per_minute_at_the_minute(skiff):
             return []
 
     now = [datetime(2026, 12, 3, 14, 0, 30).timestamp()]
+    suspend_at = datetime(2026, 12, 3, 14, 2, 20).timestamp()
 
     def sleep(seconds):
         now[0] += seconds
+        if suspend_at <= now[0] < suspend_at + 1:
+            now[0] += 3600  # a suspended machine: the lost hour is not caught up
 
     r = R(h.context, io.StringIO(), ["skiff"])
     runner.run_forever(
-        r, lambda: now[0] > datetime(2026, 12, 3, 14, 3, 10).timestamp(), clock=lambda: now[0], sleep=sleep
+        r, lambda: now[0] > datetime(2026, 12, 3, 15, 3, 10).timestamp(), clock=lambda: now[0], sleep=sleep
     )
-    assert ticks == [datetime(2026, 12, 3, 14, m) for m in (1, 2, 3)]
-    now[0] += 3600  # a suspended machine: the lost hour is not caught up
+    assert ticks == [datetime(2026, 12, 3, hour, m) for hour, m in ((14, 1), (14, 2), (15, 2), (15, 3))]
     assert "runner started" in r.out.getvalue()
 
 
-def test_cron_run_goes_through_skiff_run_oneoff_and_records_the_run(skiff):
+def test_cron_run_goes_through_skiff_run_oneoff_and_records_the_run(release, skiff):
     oneoffs = OneOffs()
     h = skiff(("apps", apps_plugin), ("cron", cron_plugin), ("oneoffs", oneoffs))
     h.create_app("cat")
@@ -245,7 +236,7 @@ def test_cron_run_goes_through_skiff_run_oneoff_and_records_the_run(skiff):
     assert unknown.exit_code != 0 and "cat has no cron job 'nosuchjob'" in unknown.stderr
 
 
-def test_the_same_job_never_runs_twice_at_once(skiff):
+def test_the_same_job_never_runs_twice_at_once(release, skiff):
     gate = threading.Event()
     oneoffs = OneOffs(gate)
     h = skiff(("apps", apps_plugin), ("cron", cron_plugin), ("oneoffs", oneoffs))
@@ -269,7 +260,7 @@ def test_the_same_job_never_runs_twice_at_once(skiff):
     assert jobs.last_run(h.state, "cat", job.id)["skipped"] == 2
 
 
-def test_list_suspend_resume_report(skiff):
+def test_list_suspend_resume_report(release, skiff):
     h = skiff(("apps", apps_plugin), ("cron", cron_plugin))
     h.create_app("cat")
     release(h, "cat", JOBS)

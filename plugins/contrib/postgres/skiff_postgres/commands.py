@@ -243,6 +243,12 @@ def postgres_info(context: Context, name: str, field: str | None) -> None:
 no_restart_option = click.option("--no-restart", is_flag=True, help="Change the config without a new release.")
 
 
+def _refuse_locked(context: Context, app: str, no_restart: bool) -> None:
+    """A link change that would redeploy a locked app (apps:lock) is refused before it is stored."""
+    if not no_restart and context.state.current_release(app) is not None:
+        lifecycle.refuse_if_locked(context, app)
+
+
 def _redeploy(context: Context, app: str, description: str, no_restart: bool) -> None:
     if no_restart:
         context.output.info("The change applies on the app's next release (--no-restart)")
@@ -271,6 +277,7 @@ def postgres_link(context: Context, name: str, app: str, alias: str | None, no_r
     """Link service NAME to APP: set DATABASE_URL (or <ALIAS>_URL) and release."""
     pg_service.load(context, name)
     context.state.require_app(app)
+    _refuse_locked(context, app, no_restart)
     # lock order: the app, then the service (as apps:destroy and apps:rename do)
     with lifecycle.app_lock(context, app), pg_service.service_lock(context, name):
         service = pg_service.load(context, name)
@@ -303,6 +310,7 @@ def postgres_unlink(context: Context, name: str, app: str, no_restart: bool) -> 
         context.output.step(f"Removed the stale link of postgres {name} to {app} (the app no longer exists)")
         return
     context.state.require_app(app)
+    _refuse_locked(context, app, no_restart)
     with lifecycle.app_lock(context, app), pg_service.service_lock(context, name):
         service = pg_service.load(context, name)
         if app not in service.links:

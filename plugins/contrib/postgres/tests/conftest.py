@@ -77,12 +77,14 @@ def service_name() -> str:
 
 @pytest.fixture
 def cleanup(docker_client, skiff_root):
-    """Remove every container this test's SKIFF_ROOT made (by label), afterwards."""
+    """Remove every container and network this test's SKIFF_ROOT made (by label), afterwards."""
     yield
     for c in docker_client.containers.list(all=True, filters={"label": f"{sv.ROOT_LABEL}={skiff_root}"}):
         c.remove(force=True)
     for c in docker_client.containers.list(all=True, filters={"label": "skiff.test.client"}):
         c.remove(force=True)
+    for network in docker_client.networks.list(filters={"label": f"{sv.ROOT_LABEL}={skiff_root}"}):
+        network.remove()  # the services' own networks
 
 
 def service_network(url: str) -> str:

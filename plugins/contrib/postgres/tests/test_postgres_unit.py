@@ -142,6 +142,20 @@ def test_link_errors(linked):
     assert "DATABASE_URL" not in h.state.get_config("web")
 
 
+def test_a_locked_app_is_neither_linked_nor_unlinked_unless_no_restart(linked):
+    h = linked
+    lifecycle.lock_deploys(h.context, "web", True)
+    line = "!     app web is locked: deploys are refused until apps:unlock web"
+    r = h.invoke("postgres:link", "db", "web")
+    assert (r.exit_code, r.stderr.splitlines()) == (1, [line])
+    assert sv.load(h.context, "db").links == {} and "DATABASE_URL" not in h.state.get_config("web")
+    assert h.invoke("postgres:link", "db", "web", "--no-restart").exit_code == 0
+    r = h.invoke("postgres:unlink", "db", "web")
+    assert (r.exit_code, r.stderr.splitlines()) == (1, [line])
+    assert sv.load(h.context, "db").links == {"web": "DATABASE_URL"}
+    assert [r.version for r in h.state.releases("web")] == [1]
+
+
 def test_destroy_refused_while_linked(linked):
     h = linked
     assert h.invoke("postgres:link", "db", "web", "--no-restart").exit_code == 0

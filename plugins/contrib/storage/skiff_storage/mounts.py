@@ -7,8 +7,8 @@ root shell): a mount outside ``SKIFF_ROOT/storage`` applies only when that mark
 names the app, so a copy of the property to another app applies nothing.
 
 Every mount is checked again when a container is created (:func:`binds`): a
-storage path must still resolve inside its storage directory, without a
-symlink on the way.
+storage path must still be a storage directory itself, without a symlink on
+the way.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from skiff import access
@@ -79,19 +78,27 @@ def storage_name(context: Context, host: str) -> str | None:
 
 
 def check_storage_path(context: Context, host: str, name: str) -> directories.Directory:
-    """``host`` is an existing storage directory (or a directory in one) and reaches nothing else.
+    """``host`` is exactly an existing storage directory and reaches nothing else.
 
-    No component may be a symlink: the resolved path must be the path itself.
+    Not a path inside one: the app owns what is inside and could swap a
+    subdirectory for a symlink between this check and the engine's bind, which
+    follows it on the host. The directory itself sits in ``SKIFF_ROOT/storage``,
+    which only Skiff writes. No component may be a symlink: the resolved path
+    must be the path itself.
     """
+    top = directories.path_of(context, name)
+    if host != str(top):
+        raise SkiffError(
+            f"{host} is inside the storage directory {name}: mount the directory itself ({top}); "
+            "what is inside belongs to the app"
+        )
     record = directories.load(context, name)
     if record is None:
         raise SkiffError(f"{host} is not a storage directory (create it with storage:ensure-directory {name})")
-    real_root = os.path.realpath(directories.storage_root(context))
-    relative = host[len(str(directories.storage_root(context))) + 1 :]
-    expected = os.path.join(real_root, relative)
-    if os.path.realpath(host) != expected or Path(host).is_symlink():
+    expected = os.path.join(os.path.realpath(directories.storage_root(context)), name)
+    if os.path.realpath(host) != expected or top.is_symlink():
         raise SkiffError(f"{host} leads out of its storage directory through a symlink")
-    if not os.path.isdir(expected):
+    if not top.is_dir():
         raise SkiffError(f"{host} does not exist or is not a directory")
     return record
 

@@ -10,6 +10,7 @@ host after ``apps:destroy``. Host paths cannot be mounted over SSH by any key.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
@@ -136,10 +137,11 @@ def test_mounted_data_survives_and_keys_cannot_reach_host_paths(
             server.ssh(["storage:mount", app, f"{data}/../..:/host"]),
             f"invalid host path '{data}/../..': '..' is not allowed",
         )
-    (data / "escape").symlink_to(sentinel)
+    (data / "escape").symlink_to(sentinel)  # what is inside is the app's: never a mount source
     _one_line_refusal(
         bob.ssh(["storage:mount", app, f"{data}/escape:/host"]),
-        f"{data}/escape leads out of its storage directory through a symlink",
+        f"{data}/escape is inside the storage directory {app}: mount the directory itself ({data}); "
+        "what is inside belongs to the app",
     )
     (data / "escape").unlink()
     assert bob.ssh(["storage:list", app]).stdout.split()[-1] == f"{data}:/storage"
@@ -173,6 +175,8 @@ def test_mounted_data_survives_and_keys_cannot_reach_host_paths(
     assert name.startswith(f"{app}.run.")
     listed = bob.ssh(["run:list", app])
     assert listed.exit_code == 0 and name in listed.stdout, listed.output
+    rows = json.loads(bob.ssh(["run:list", app, "--format", "json"]).stdout)
+    assert [row["name"] for row in rows] == [name] and rows[0]["state"] == "running"
     assert _wait_for(lambda: (data / "from-run.txt").exists() and (data / "from-run.txt").read_text() == token)
     stopped = bob.ssh(["run:stop", app, name], timeout=60)
     assert stopped.exit_code == 0, stopped.output
@@ -185,13 +189,15 @@ def test_mounted_data_survives_and_keys_cannot_reach_host_paths(
     commit_files(repo, _files("v3"), "v3")
     refused = git_push(repo, app, sshd)
     assert refused.exit_code != 0, refused.output
-    bangs = [line for line in refused.output.splitlines() if line.startswith("remote: !")]
+    bangs = [line.rstrip() for line in refused.output.splitlines() if line.startswith("remote: !")]
     assert bangs == [f"remote: !     app {app} is locked: deploys are refused until apps:unlock {app}"], refused.output
     assert sshd.git("ls-remote", sshd.remote(app), "refs/heads/main").stdout.split()[0] == v2
     assert get("/") == (200, "page v2")
     _one_line_refusal(
         sshd.ssh(["config:set", app, "X=1"]), f"app {app} is locked: deploys are refused until apps:unlock {app}"
     )
+    assert bob.ssh(["ps:restart", app], timeout=180).exit_code == 0  # the same release again: allowed
+    assert get("/") == (200, "page v2") and get("/read") == (200, token)
     assert bob.ssh(["apps:unlock", app]).exit_code == 0
 
     # apps:clone: the same page at the clone's own name

@@ -137,12 +137,15 @@ def test_a_deployer_mounts_only_storage_directories_of_its_apps(skiff, skiff_roo
         "invalid host path 'relative': an absolute path of letters, digits and ._@+=/-",
     )
     _refused(h.ssh(f"storage:mount web {web}:/app/data", key="bob"), f"web already mounts {web} at /app/data")
-    # a symlink inside a storage directory does not lead out of it
+    # what is inside a storage directory is the app's: a symlink there does not lead out of it
     (web / "escape").symlink_to("/etc")
-    _refused(
-        h.ssh(f"storage:mount web {web}/escape:/e", key="bob"),
-        f"{web}/escape leads out of its storage directory through a symlink",
-    )
+    (web / "sub").mkdir()
+    for inside in ("escape", "sub"):
+        _refused(
+            h.ssh(f"storage:mount web {web}/{inside}:/e", key="bob"),
+            f"{web}/{inside} is inside the storage directory web: mount the directory itself ({web}); "
+            "what is inside belongs to the app",
+        )
     # an admin key may mount any storage directory, a deployer's of any of its apps
     assert h.ssh(f"storage:mount web {other}:/other", key="alice").exit_code == 0
     listed = json.loads(h.ssh("storage:list web --format json", key="bob").stdout)
@@ -214,6 +217,24 @@ def test_rename_moves_mounts_and_owners_destroy_keeps_the_data(skiff, skiff_root
     assert h.ssh("storage:ensure-directory web_files", key="alice").exit_code == 0
     assert directories.load(h.context, "web_files").app == "web"
     assert (data / "kept.txt").read_text() == "precious"
+
+
+def test_a_storage_directory_swapped_for_a_symlink_is_not_mounted(skiff, skiff_root, tmp_path, capsys):
+    h = _harness(skiff)
+    assert h.invoke("storage:ensure-directory", "web").exit_code == 0
+    web = skiff_root / "storage" / "web"
+    assert h.ssh(f"storage:mount web {web}:/data", key="bob").exit_code == 0
+    assert _binds(h) == [f"{web}:/data"]
+    web.rename(tmp_path / "moved")
+    web.symlink_to("/etc")
+    capsys.readouterr()
+    assert _binds(h) == []
+    warned = capsys.readouterr().err
+    assert f"storage: {web}:/data is not mounted: {web} leads out of its storage directory through a symlink" in warned
+    _refused(
+        h.ssh(f"storage:mount web {web}:/other", key="bob"),
+        f"{web} leads out of its storage directory through a symlink",
+    )
 
 
 def test_unmount_report_and_the_apps_report(skiff, skiff_root):

@@ -67,7 +67,7 @@ def ps_scale(context: Context, skip_deploy: bool, app: str, pairs: tuple[str, ..
     if current is None or skip_deploy or settings.is_stopped(state, app):
         context.output.info("stored; it applies on the next ps:start or deploy")
         return
-    lifecycle.redeploy(context, app, description)
+    lifecycle.redeploy(context, app, description, locked_ok=True)  # the same release, other counts
 
 
 @access.app_command()
@@ -103,7 +103,7 @@ def ps_start(context: Context, app: str) -> None:
 def ps_restart(context: Context, app: str) -> None:
     """Restart APP with zero downtime: new containers, checks, then the old ones retire."""
     context.state.require_app(app)
-    lifecycle.redeploy(context, app, "Restart")
+    lifecycle.redeploy(context, app, "Restart", locked_ok=True)
 
 
 @access.app_command()
