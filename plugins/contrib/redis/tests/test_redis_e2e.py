@@ -25,13 +25,14 @@ GLOBAL = "skiff.test"
 @pytest.fixture
 def sshd_skiff_env(private_nginx):
     """The server-side skiff loads every installed plugin and drives the private nginx."""
-    return dict(private_nginx.env)
+    return {**private_nginx.env}
 
 
-def ok(result):
-    """A command that must succeed (its output in the failure)."""
-    assert result.exit_code == 0, result.output
-    return result
+def over_ssh(sshd, *argv: str, stdin: str | None = None) -> str:
+    """``ssh skiff-test ARGV`` that must succeed; its whole output (stdout, then stderr)."""
+    result = sshd.ssh(list(argv), input=stdin)
+    assert result.exit_code == 0, f"{argv}: {result.output}"
+    return result.stdout + result.stderr
 
 
 def ssh_bytes(sshd, command: str, data: bytes | None = None, *, code: int = 0) -> subprocess.CompletedProcess:
@@ -46,11 +47,12 @@ def ssh_bytes(sshd, command: str, data: bytes | None = None, *, code: int = 0) -
 def test_pushed_counter_keeps_counting_across_restarts(
     stack_image, redis_image, docker_cleanup, redis_cleanup, private_nginx, sshd, docker_client, tmp_path
 ):
-    ok(sshd.ssh(["domains:set-global", GLOBAL]))
+    over_ssh(sshd, "domains:set-global", GLOBAL)
     app = docker_cleanup.app(new_app_name("count"))
     db, copy = "r" + uuid.uuid4().hex[:8], "c" + uuid.uuid4().hex[:8]
     files = {p.name: p.read_text() for p in COUNTER.iterdir() if p.is_file()}
-    ok(git_push(init_repo(tmp_path / app, files), app, sshd))
+    pushed = git_push(init_repo(tmp_path / app, files), app, sshd)
+    assert pushed.exit_code == 0, pushed.output
 
     def visit(path: str = "/visit") -> str:
         answer = private_nginx.request(path, host=f"{app}.{GLOBAL}")
@@ -59,48 +61,42 @@ def test_pushed_counter_keeps_counting_across_restarts(
 
     assert visit("/") == "no redis linked\n"
 
-    ok(sshd.ssh(["redis:create", db]))
-    linked = ok(sshd.ssh(["redis:link", db, app]))
-    assert f"Link redis {db}" in linked.output
-    url = ok(sshd.ssh(["redis:info", db, "--dsn"])).stdout.strip()
+    over_ssh(sshd, "redis:create", db)
+    linked = over_ssh(sshd, "redis:link", db, app)
+    assert f"Link redis {db}" in linked
+    url = over_ssh(sshd, "redis:info", db, "--dsn").strip()
     password = url.split("redis://:")[1].split("@")[0]
     assert url == f"redis://:{password}@skiff-redis-{db}:6379" and len(password) == 32
-    for shown in (
-        linked,
-        sshd.ssh(["redis:info", db]),
-        sshd.ssh(["redis:list"]),
-        sshd.ssh(["redis:logs", db]),
-        sshd.ssh(["apps:report", app]),
-    ):
-        assert password not in ok(shown).output
+    shown = [linked] + [over_ssh(sshd, *argv) for argv in (("redis:info", db), ("redis:list",), ("redis:logs", db))]
+    shown.append(over_ssh(sshd, "apps:report", app))
+    assert [text for text in shown if password in text] == []
     container = docker_client.containers.get(f"skiff.redis.{db}")
     assert password not in " ".join(container.attrs["Config"]["Cmd"] or [])
     assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"
 
     assert [visit(), visit()] == ["visits: 1\n", "visits: 2\n"]
-    ok(sshd.ssh(["redis:restart", db]))
+    over_ssh(sshd, "redis:restart", db)
     assert visit() == "visits: 3\n"
-    ok(sshd.ssh(["ps:restart", app]))
+    over_ssh(sshd, "ps:restart", app)
     assert visit() == "visits: 4\n"
     assert visit("/") == "visits so far: 4\n"
 
     # an unauthenticated client is refused: the password is required
-    noauth = ok(sshd.ssh(["redis:connect", db], input="CONFIG GET appendonly\n"))
-    assert "appendonly\nyes" in noauth.stdout
+    assert "appendonly\nyes" in over_ssh(sshd, "redis:connect", db, stdin="CONFIG GET appendonly\n")
     refused = container.exec_run(["redis-cli", "-h", "127.0.0.1", "GET", "visits"])
     assert b"NOAUTH" in refused.output
 
     # RDB export over SSH, import into a new service, which keeps it through a restart
     rdb = ssh_bytes(sshd, f"redis:export {db}").stdout
     assert rdb.startswith(b"REDIS")
-    ok(sshd.ssh(["redis:create", copy]))
+    over_ssh(sshd, "redis:create", copy)
     ssh_bytes(sshd, f"redis:import {copy}", rdb)
-    ok(sshd.ssh(["redis:restart", copy]))
-    query = ok(sshd.ssh(["redis:connect", copy], input="GET visits\nCONFIG GET appendonly\n"))
-    assert query.stdout.split() == ["4", "appendonly", "yes"]
+    over_ssh(sshd, "redis:restart", copy)
+    query = over_ssh(sshd, "redis:connect", copy, stdin="GET visits\nCONFIG GET appendonly\n")
+    assert query.split() == ["4", "appendonly", "yes"]
     bad = ssh_bytes(sshd, f"redis:import {copy}", rdb[: len(rdb) // 2], code=1)
     assert b"nothing was imported" in bad.stderr
-    assert ok(sshd.ssh(["redis:connect", copy], input="GET visits\n")).stdout.strip() == "4"
+    assert over_ssh(sshd, "redis:connect", copy, stdin="GET visits\n").strip() == "4"
 
     # destroying is refused while linked; destroying the app unlinks it; then both go
     steps = [
