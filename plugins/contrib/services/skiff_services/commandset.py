@@ -209,6 +209,11 @@ class Commands:
 
     # -- links ----------------------------------------------------------------------
 
+    def refuse_locked(self, context: Context, app: str, no_restart: bool) -> None:
+        """A link change that would redeploy a locked app (apps:lock) is refused before it is stored."""
+        if not no_restart and context.state.current_release(app) is not None:
+            lifecycle.refuse_if_locked(context, app)
+
     def redeploy(self, context: Context, app: str, description: str, no_restart: bool) -> None:
         if no_restart:
             context.output.info("The change applies on the app's next release (--no-restart)")
@@ -229,6 +234,7 @@ class Commands:
         kind = self.kind
         self.store.load(context, name)
         context.state.require_app(app)
+        self.refuse_locked(context, app, no_restart)
         # lock order: the app, then the service (as apps:destroy and apps:rename do)
         with lifecycle.app_lock(context, app), self.store.lock(context, name):
             service = self.store.load(context, name)
@@ -253,6 +259,7 @@ class Commands:
             context.output.step(f"Removed the stale link of {kind.name} {name} to {app} (the app no longer exists)")
             return
         context.state.require_app(app)
+        self.refuse_locked(context, app, no_restart)
         with lifecycle.app_lock(context, app), self.store.lock(context, name):
             service = self.store.load(context, name)
             if app not in service.links:

@@ -10,9 +10,10 @@ import pytest
 
 import skiff_apps.plugin as apps_plugin
 import skiff_config.plugin as config_plugin
-from skiff import access
+from skiff import access, lifecycle
 from skiff.errors import NotFound, SkiffError, ValidationError
-from skiff_services import engine
+from skiff.testing import DirReceiver, StubBuilder, StubScheduler, dir_source
+from skiff_services import commandset, engine
 from skiff_services.commandset import command_set, holder, parse_bind
 from skiff_services.hooks import ServiceHooks
 from skiff_services.kind import Option
@@ -137,3 +138,43 @@ def test_bad_input_is_one_line_and_changes_nothing(h):
         assert result.exit_code != 0 and len(result.stderr.strip().splitlines()) == 1, (args, result.output)
         assert message in result.stderr
     assert Store(KIND).all(h.context) == []
+
+
+def test_links_release_the_app_and_respect_its_lock(skiff, tmp_path, monkeypatch):
+    moves: list[str] = []
+    monkeypatch.setattr(commandset, "client", lambda: None)
+    monkeypatch.setattr(engine.Engine, "attach", lambda self, c, svc, app: moves.append(f"+{svc.name}@{app}"))
+    monkeypatch.setattr(engine.Engine, "detach", lambda self, c, svc, app: moves.append(f"-{svc.name}@{app}"))
+    h = skiff(
+        ("apps", apps_plugin),
+        ("config", config_plugin),
+        ("notes", NotesPlugin()),
+        DirReceiver(),
+        StubBuilder(),
+        StubScheduler(),
+    )
+    source = tmp_path / "blog"
+    source.mkdir()
+    (source / "Procfile").write_text("web: run\n")
+    h.create_app("blog")
+    lifecycle.deploy(h.context, "blog", dir_source(source))
+    store = Store(KIND)
+    store.save(h.context, Service(name="docs", image="img", password="q" * 16))
+
+    def release() -> tuple[int, str]:
+        current = h.state.current_release("blog")
+        return current.version, current.description
+
+    lifecycle.lock_deploys(h.context, "blog", True)
+    refused = h.invoke("notes:link", "docs", "blog")
+    assert refused.stderr.splitlines() == ["!     app blog is locked: deploys are refused until apps:unlock blog"]
+    assert store.load(h.context, "docs").links == {} and moves == [] and release()[0] == 1
+    lifecycle.lock_deploys(h.context, "blog", False)
+
+    assert h.invoke("notes:link", "docs", "blog").exit_code == 0
+    assert release() == (2, "Link notes docs") and moves == ["+docs@blog"]
+    assert h.state.current_release("blog").config["NOTES_URL"] == store.url(store.load(h.context, "docs"))
+    assert "already linked" in h.invoke("notes:link", "docs", "blog").stderr
+    assert h.invoke("notes:unlink", "docs", "blog", "--no-restart").exit_code == 0
+    assert release()[0] == 2 and moves[-1] == "-docs@blog" and "NOTES_URL" not in h.state.get_config("blog")
+    assert "not linked to blog" in h.invoke("notes:unlink", "docs", "blog").stderr
