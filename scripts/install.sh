@@ -4,7 +4,7 @@
 #
 #   system packages, a running dockerd, the `skiff` user (in the docker group, key login
 #   allowed), SKIFF_ROOT=/var/lib/skiff, skiff's venv in /opt/skiff/venv with every builtin
-#   plugin and contrib postgres, storage, cron and letsencrypt, /usr/local/bin/skiff, sshd, nginx including skiff's
+#   plugin and contrib postgres, redis (with the services toolkit), storage, cron and letsencrypt, /usr/local/bin/skiff, sshd, nginx including skiff's
 #   per-app configs, a sudoers rule for `nginx -t` / `nginx -s reload`, the state store's
 #   migrations, the stack image, (where systemd runs) a unit that restores the apps at boot, and
 #   the cron runner (contrib cron: a unit where systemd runs, else started detached with a pidfile).

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DISTRIBUTIONS = sorted(p.parent for p in ROOT.glob("plugins/*/*/setup.cfg"))
+ALL_DISTRIBUTIONS = sorted(p.parent for p in ROOT.glob("plugins/*/*/setup.cfg"))
 
 
 def entry_points(dist: Path) -> dict[str, str]:
@@ -27,6 +27,11 @@ def entry_points(dist: Path) -> dict[str, str]:
     lines = parser.get("options.entry_points", "skiff", fallback="").strip().splitlines()
     pairs = (line.split("=", 1) for line in lines if "=" in line)
     return {name.strip(): target.strip() for name, target in pairs}
+
+
+# plugins (a ``skiff`` entry point) and libraries that plugins depend on (none: skiff_services)
+DISTRIBUTIONS = [d for d in ALL_DISTRIBUTIONS if entry_points(d)]
+LIBRARIES = [d for d in ALL_DISTRIBUTIONS if not entry_points(d)]
 
 
 def package_of(dist: Path) -> Path:
@@ -74,6 +79,15 @@ def test_the_plugin_name_lives_in_the_package_init(dist: Path) -> None:
     for module in modules(package):
         if module.name != "__init__.py" or module.parent != package:
             assert "PLUGIN" not in assigned_names(ast.parse(module.read_text())), f"{module} assigns PLUGIN"
+
+
+@pytest.mark.parametrize("dist", LIBRARIES, ids=lambda d: d.name)
+def test_a_library_is_no_plugin(dist: Path) -> None:
+    """A library has no PLUGIN, no plugin.py and no commands module: its users register what it makes."""
+    package = package_of(dist)
+    assert not (package / "plugin.py").exists() and not (package / "commands.py").exists()
+    for module in modules(package):
+        assert "PLUGIN" not in assigned_names(ast.parse(module.read_text())), f"{module} assigns PLUGIN"
 
 
 @pytest.mark.parametrize("dist", DISTRIBUTIONS, ids=lambda d: d.name)
@@ -133,7 +147,7 @@ def _registered(package: str) -> set[str]:
     return set(group.commands)
 
 
-@pytest.mark.parametrize("dist", DISTRIBUTIONS, ids=lambda d: d.name)
+@pytest.mark.parametrize("dist", ALL_DISTRIBUTIONS, ids=lambda d: d.name)
 def test_no_cryptic_module_aliases(dist: Path) -> None:
     for module in modules(package_of(dist)):
         for node in ast.walk(ast.parse(module.read_text())):
@@ -144,7 +158,7 @@ def test_no_cryptic_module_aliases(dist: Path) -> None:
                     )
 
 
-@pytest.mark.parametrize("dist", DISTRIBUTIONS, ids=lambda d: d.name)
+@pytest.mark.parametrize("dist", ALL_DISTRIBUTIONS, ids=lambda d: d.name)
 def test_every_subpackage_is_packaged(dist: Path) -> None:
     """A non-editable install (make install) ships every package of the plugin, commands/ too."""
     parser = configparser.ConfigParser()

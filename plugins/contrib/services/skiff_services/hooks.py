@@ -1,0 +1,103 @@
+"""Hook implementations a service plugin takes from the toolkit (its plugin.py holds them).
+
+Link records live in the plugin's properties, so an app that is destroyed is unlinked
+and an app that is renamed keeps its links; before any container of an app is created,
+the services linked to it are put on its network (and the others taken off it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from skiff import hookimpl
+from skiff.context import Context
+from skiff.contracts import ContainerOptions
+from skiff.errors import ValidationError
+
+from .kind import ServiceKind
+from .record import Service, Store, service_name
+
+
+class ServiceHooks:
+    """``skiff_service_apps``, ``skiff_app_destroyed``, ``skiff_app_renamed``,
+    ``skiff_container_options`` and ``skiff_report`` for one kind.
+
+    A plugin's plugin.py holds the bound methods under the hook names
+    (``skiff_app_destroyed = HOOKS.skiff_app_destroyed``); pluggy finds their markers.
+    """
+
+    def __init__(self, kind: ServiceKind):
+        self.kind = kind
+        self.store = Store(kind)
+
+    def _update_links(self, context: Context, app: str, change: Callable[[Service], None]) -> None:
+        for service in self.store.all(context):
+            if app not in service.links:
+                continue
+            with self.store.lock(context, service.name):
+                fresh = self.store.load(context, service.name)
+                if app in fresh.links:
+                    change(fresh)
+                    self.store.save(context, fresh)
+
+    @hookimpl(trylast=True)
+    def skiff_service_apps(self, context: Context, kind: str, service: str) -> list[str] | None:
+        """The apps a service of this kind is linked to (for access checks); ``None``: no such service."""
+        if kind != self.kind.name:
+            return None
+        try:
+            service_name(service)
+        except ValidationError:
+            return None
+        if not self.store.exists(context, service):
+            return None
+        return sorted(self.store.load(context, service).links)
+
+    @hookimpl
+    def skiff_app_destroyed(self, context: Context, app: str) -> None:
+        """Forget the app's links (the core deletes its config)."""
+
+        def unlink(service: Service) -> None:
+            service.links.pop(app, None)
+            context.output.info(f"Unlinked {self.kind.name} {service.name}")
+
+        self._update_links(context, app, unlink)
+
+    @hookimpl(tryfirst=True)
+    def skiff_app_renamed(self, context: Context, old: str, new: str) -> None:
+        """Keep the links: the records follow the config, and the service joins the new name's
+        network before the scheduler starts the renamed containers (first)."""
+
+        def rename(service: Service) -> None:
+            service.links[new] = service.links.pop(old)
+
+        self._update_links(context, old, rename)
+        self.attach_linked(context, new)
+
+    def attach_linked(self, context: Context, app: str, *, detach_others: bool = False) -> None:
+        """Services linked to ``app`` on its network; with ``detach_others``, the others off it."""
+        services = self.store.all(context)
+        if not any(app in s.links for s in services) and not (detach_others and services):
+            return
+        from .engine import Engine, client
+
+        engine, c = Engine(self.kind), client()
+        for service in services:
+            if app in service.links:
+                engine.attach(c, service, app)
+            elif detach_others:
+                engine.detach(c, service, app)
+
+    @hookimpl
+    def skiff_container_options(self, context: Context, app: str, process: str, role: str) -> ContainerOptions | None:
+        """The links are the truth, applied before any container of the app is created. Adds nothing."""
+        self.attach_linked(context, app, detach_others=True)
+        return None
+
+    @hookimpl
+    def skiff_report(self, context: Context, app: str) -> dict[str, dict[str, Any]] | None:
+        links = {s.name: s.links[app] for s in self.store.all(context) if app in s.links}
+        if not links:
+            return None
+        return {self.kind.name: {"links": links}}

@@ -1,0 +1,180 @@
+"""The service toolkit without an engine: records, names, the command set and its access, hooks."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import skiff_apps.plugin as apps_plugin
+import skiff_config.plugin as config_plugin
+from skiff import access, lifecycle
+from skiff.errors import NotFound, SkiffError, ValidationError
+from skiff.testing import DirReceiver, StubBuilder, StubScheduler, dir_source
+from skiff_services import commandset, engine
+from skiff_services.commandset import command_set, holder, parse_bind
+from skiff_services.hooks import ServiceHooks
+from skiff_services.kind import Option
+from skiff_services.record import Service, Store, alias_key, check_password, service_name
+
+sys.path.insert(0, str(Path(__file__).parent))
+from notes_service import COMMANDS, KIND, NotesPlugin  # noqa: E402
+
+
+@pytest.fixture
+def h(skiff):
+    return skiff(("apps", apps_plugin), ("config", config_plugin), ("notes", NotesPlugin()))
+
+
+@pytest.mark.parametrize("bad", ["", "Db", "a/b", "-a", "a-", "a" * 49, "a b", "a\n", "../x", "1a"])
+def test_hostile_names_are_refused(bad):
+    with pytest.raises(ValidationError, match="invalid service name"):
+        service_name(bad)
+
+
+def test_passwords_and_aliases():
+    assert check_password(KIND, "abcdefgh.-_~9") == "abcdefgh.-_~9"
+    for bad in ("short", "has space!", "quote'or", "x" * 129, "new\nline"):
+        with pytest.raises(ValidationError):
+            check_password(KIND, bad)
+    assert alias_key("blue_db") == "BLUE_DB_URL" and alias_key("CACHE_URL") == "CACHE_URL"
+    with pytest.raises(ValidationError):
+        alias_key("1bad")
+
+
+def test_records_keep_links_and_only_the_store_has_the_password(h):
+    store = Store(KIND)
+    store.save(h.context, Service(name="db", image="img", password="p" * 12, links={"web": "NOTES_URL"}))
+    loaded = store.load(h.context, "db")
+    assert loaded.links == {"web": "NOTES_URL"} and loaded.password == "p" * 12
+    assert store.url(loaded) == "http://notes:pppppppppppp@skiff-notes-db:8000/"
+    assert "p" * 12 not in store.url(loaded, masked=True)
+    assert [s.name for s in store.linked_to(h.context, "web")] == ["db"]
+    assert store.pick_key(loaded, {}, None) == "NOTES_URL"
+    assert store.pick_key(loaded, {"NOTES_URL": "x"}, None) == "DB_NOTES_URL"
+    with pytest.raises(SkiffError, match="already set"):
+        store.pick_key(loaded, {"RED_URL": "x"}, "red")
+    with pytest.raises(NotFound, match="notes:list"):
+        store.load(h.context, "nope")
+
+
+def test_a_kind_may_keep_fields_of_its_own():
+    @dataclass
+    class Extra(Service):
+        user: str = "admin"
+
+    kind = type(KIND)(**{**KIND.__dict__, "record": Extra})
+    made = Store(kind).make(name="x", image="i", password="p" * 8, user="root", unknown="dropped")
+    assert isinstance(made, Extra) and made.user == "root"
+
+
+def test_binds_and_options():
+    assert parse_bind(None) == ("127.0.0.1", None)
+    assert parse_bind("5999") == ("127.0.0.1", 5999)
+    assert parse_bind("[::1]:80") == ("::1", 80)
+    for bad in ("example.com:5432", "127.0.0.1:0", "127.0.0.1:70000", "1.2.3.4:x"):
+        with pytest.raises(ValidationError):
+            parse_bind(bad)
+    with pytest.raises(ValidationError, match="invalid value"):
+        Option(r"[0-9]+", "a number").check("size", "1; rm")
+    assert engine.is_loopback("127.0.0.2") and not engine.is_loopback("0.0.0.0")
+
+
+def test_the_command_set_and_its_access_declarations():
+    names = {c.name: c for c in COMMANDS}
+    dokku = "create destroy list exists info link unlink links app-links linked connect enter export import"
+    dokku += " clone logs start stop pause restart expose unexpose set build-image"
+    assert set(names) == {f"notes:{n}" for n in dokku.split()}
+    levels = {name: access.effective(c) for name, c in names.items()}
+    for admin in ("create", "destroy", "list", "enter", "clone", "expose", "unexpose", "set"):
+        assert levels[f"notes:{admin}"].level == access.ADMIN, admin
+    assert levels["notes:build-image"].level == access.ROOT
+    for name in ("info", "export", "import", "connect", "logs", "start", "stop", "pause", "restart", "exists"):
+        decl = levels[f"notes:{name}"]
+        assert (decl.level, decl.kind, decl.service, decl.app) == (access.APP, "notes", "name", None), name
+    for name in ("link", "unlink", "linked"):
+        assert (levels[f"notes:{name}"].kind, levels[f"notes:{name}"].app) == ("notes", "app")
+    assert levels["notes:app-links"].app == "app" and levels["notes:app-links"].kind is None
+    assert all(c.callback.__module__ == "notes_service" for c in COMMANDS)
+    assert holder(names["notes:app-links"]) == "notes_app_links"
+    assert command_set(KIND, "x")[0] is not COMMANDS[0]  # a fresh set each time
+
+
+def test_hooks_follow_apps(h, monkeypatch):
+    class NoEngine:
+        class containers:  # noqa: N801 - the SDK's shape
+            @staticmethod
+            def get(name):
+                import docker
+
+                raise docker.errors.NotFound(name)
+
+    monkeypatch.setattr(engine, "client", lambda: NoEngine())
+    store = Store(KIND)
+    h.create_app("web")
+    store.save(h.context, Service(name="db", image="img", password="p" * 12, links={"web": "NOTES_URL"}))
+    hook = h.context.hook.skiff_service_apps
+    assert hook(context=h.context, kind="notes", service="db") == ["web"]
+    assert hook(context=h.context, kind="notes", service="Bad/Name") is None
+    assert hook(context=h.context, kind="other", service="db") is None
+    assert h.invoke("apps:report", "web").exit_code == 0
+    assert ServiceHooks(KIND).skiff_report(h.context, "web") == {"notes": {"links": {"db": "NOTES_URL"}}}
+    assert h.invoke("apps:rename", "web", "site").exit_code == 0
+    assert store.load(h.context, "db").links == {"site": "NOTES_URL"}
+    assert h.invoke("apps:destroy", "site", "--force").exit_code == 0
+    assert store.load(h.context, "db").links == {}
+
+
+def test_bad_input_is_one_line_and_changes_nothing(h):
+    for args, message in (
+        (("notes:create", "Bad/Name"), "invalid service name"),
+        (("notes:create", "db", "--password", "x y"), "invalid password"),
+        (("notes:info", "nope"), "does not exist"),
+        (("notes:set", "nope", "size", "1"), "unknown key"),
+    ):
+        result = h.invoke(*args)
+        assert result.exit_code != 0 and len(result.stderr.strip().splitlines()) == 1, (args, result.output)
+        assert message in result.stderr
+    assert Store(KIND).all(h.context) == []
+
+
+def test_links_release_the_app_and_respect_its_lock(skiff, tmp_path, monkeypatch):
+    moves: list[str] = []
+    monkeypatch.setattr(commandset, "client", lambda: None)
+    monkeypatch.setattr(engine.Engine, "attach", lambda self, c, svc, app: moves.append(f"+{svc.name}@{app}"))
+    monkeypatch.setattr(engine.Engine, "detach", lambda self, c, svc, app: moves.append(f"-{svc.name}@{app}"))
+    h = skiff(
+        ("apps", apps_plugin),
+        ("config", config_plugin),
+        ("notes", NotesPlugin()),
+        DirReceiver(),
+        StubBuilder(),
+        StubScheduler(),
+    )
+    source = tmp_path / "blog"
+    source.mkdir()
+    (source / "Procfile").write_text("web: run\n")
+    h.create_app("blog")
+    lifecycle.deploy(h.context, "blog", dir_source(source))
+    store = Store(KIND)
+    store.save(h.context, Service(name="docs", image="img", password="q" * 16))
+
+    def release() -> tuple[int, str]:
+        current = h.state.current_release("blog")
+        return current.version, current.description
+
+    lifecycle.lock_deploys(h.context, "blog", True)
+    refused = h.invoke("notes:link", "docs", "blog")
+    assert refused.stderr.splitlines() == ["!     app blog is locked: deploys are refused until apps:unlock blog"]
+    assert store.load(h.context, "docs").links == {} and moves == [] and release()[0] == 1
+    lifecycle.lock_deploys(h.context, "blog", False)
+
+    assert h.invoke("notes:link", "docs", "blog").exit_code == 0
+    assert release() == (2, "Link notes docs") and moves == ["+docs@blog"]
+    assert h.state.current_release("blog").config["NOTES_URL"] == store.url(store.load(h.context, "docs"))
+    assert "already linked" in h.invoke("notes:link", "docs", "blog").stderr
+    assert h.invoke("notes:unlink", "docs", "blog", "--no-restart").exit_code == 0
+    assert release()[0] == 2 and moves[-1] == "-docs@blog" and "NOTES_URL" not in h.state.get_config("blog")
+    assert "not linked to blog" in h.invoke("notes:unlink", "docs", "blog").stderr
