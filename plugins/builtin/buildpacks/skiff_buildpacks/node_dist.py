@@ -30,6 +30,7 @@ from typing import Any
 
 from skiff.errors import SkiffError
 
+from .downloads import read_capped
 from .semver import InvalidRange, Range, Version
 
 LTS = {  # codename -> major (the registry has no LTS flag)
@@ -175,7 +176,7 @@ class PackageCache:
             ) as resp:
                 if resp.status_code != 200:
                     raise RegistryUnreachable(f"HTTP {resp.status_code}")
-                return json.loads(_read_capped(resp.iter_content(65536), MAX_INDEX))
+                return json.loads(read_capped(resp.iter_content(65536), MAX_INDEX))
         except requests.RequestException as exc:
             raise RegistryUnreachable(type(exc).__name__) from exc
         except ValueError as exc:
@@ -248,15 +249,6 @@ class NodeCache(PackageCache):
 
 class RegistryUnreachable(Exception):
     """The registry did not answer (the reason is safe to print)."""
-
-
-def _read_capped(chunks: Iterable[bytes], limit: int) -> bytes:
-    data = bytearray()
-    for chunk in chunks:
-        data += chunk
-        if len(data) > limit:
-            raise ValueError("too large")
-    return bytes(data)
 
 
 def trim_packument(doc: Any) -> dict[str, dict[str, str]]:

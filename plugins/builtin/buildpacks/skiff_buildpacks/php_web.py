@@ -14,6 +14,7 @@ nginx include inside the server block, ``-F`` one inside the php-fpm pool and
 import argparse
 import glob
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -22,11 +23,18 @@ import time
 APP = "/app"
 
 
+#: what a path may hold once resolved: it goes into nginx's and php-fpm's configuration files
+SAFE_PATH = re.compile(r"/app(/[A-Za-z0-9._@+-]+)*")
+
+
 def inside(path, what):
-    """``path`` (relative to /app) resolved, refused if it leaves /app or is missing."""
+    """``path`` (relative to /app) resolved, refused if it leaves /app, is missing, or holds
+    characters other than letters, digits and ``._@+-`` (it is written into config files)."""
     full = os.path.realpath(os.path.join(APP, path))
     if full != APP and not full.startswith(APP + "/"):
         sys.exit(f"{what} {path!r} is outside /app")
+    if not SAFE_PATH.fullmatch(full):
+        sys.exit(f"{what} {path!r}: use letters, digits and ._@+- in its path")
     if not os.path.exists(full):
         sys.exit(f"{what} {path!r} does not exist")
     return full

@@ -29,12 +29,13 @@ import zipfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from skiff.errors import SkiffError
+
+from .downloads import read_capped
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 INDEX_RE = re.compile(r"\Ahttps?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%-]+)*/?\Z")
@@ -111,26 +112,34 @@ class IndexFile:
     sha256: str
 
 
-class _Anchors(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.links: list[tuple[str, str]] = []
-        self._href: str | None = None
-        self._text: list[str] = []
+def _anchors(html: str) -> list[tuple[str, str]]:
+    """The ``(href, text)`` of every ``<a>`` of a PEP 503 page (html.parser is imported only here)."""
+    from html.parser import HTMLParser
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self._href = dict(attrs).get("href") or ""
-            self._text = []
+    class Anchors(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.links: list[tuple[str, str]] = []
+            self._href: str | None = None
+            self._text: list[str] = []
 
-    def handle_data(self, data: str) -> None:
-        if self._href is not None:
-            self._text.append(data)
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "a":
+                self._href = dict(attrs).get("href") or ""
+                self._text = []
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._href is not None:
-            self.links.append((self._href, "".join(self._text).strip()))
-            self._href = None
+        def handle_data(self, data: str) -> None:
+            if self._href is not None:
+                self._text.append(data)
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "a" and self._href is not None:
+                self.links.append((self._href, "".join(self._text).strip()))
+                self._href = None
+
+    parser = Anchors()
+    parser.feed(html)
+    return parser.links
 
 
 def parse_project_page(body: bytes, content_type: str, page_url: str) -> list[IndexFile]:
@@ -146,9 +155,7 @@ def parse_project_page(body: bytes, content_type: str, page_url: str) -> list[In
             if isinstance(name, str) and isinstance(url, str) and isinstance(sha, str) and SHA256_RE.fullmatch(sha):
                 files.append(IndexFile(name, urljoin(page_url, url), sha))
         return files
-    parser = _Anchors()
-    parser.feed(body.decode("utf-8", "replace"))
-    for href, text in parser.links:
+    for href, text in _anchors(body.decode("utf-8", "replace")):
         url, _, fragment = href.partition("#")
         algo, _, sha = fragment.partition("=")
         name = text or url.rsplit("/", 1)[-1]
@@ -189,7 +196,7 @@ class Index:
             with self.http.get(page, timeout=TIMEOUT, stream=True, headers=headers, verify=self.verify) as resp:
                 if resp.status_code != 200:
                     raise IndexUnreachable(f"HTTP {resp.status_code} for {page}")
-                body = _read_capped(resp.iter_content(65536), MAX_PAGE)
+                body = read_capped(resp.iter_content(65536), MAX_PAGE)
                 return parse_project_page(body, resp.headers.get("Content-Type", ""), resp.url or page)
         except requests.RequestException as exc:
             raise IndexUnreachable(f"{type(exc).__name__} reading {page}") from exc
@@ -229,15 +236,6 @@ class Index:
 
 class HashMismatch(Exception):
     """A download's sha256 is not the one the index lists."""
-
-
-def _read_capped(chunks: Iterable[bytes], limit: int) -> bytes:
-    data = bytearray()
-    for chunk in chunks:
-        data += chunk
-        if len(data) > limit:
-            raise ValueError("too large")
-    return bytes(data)
 
 
 # -- the uv tool --------------------------------------------------------------

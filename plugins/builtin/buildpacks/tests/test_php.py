@@ -328,3 +328,10 @@ def test_web_script_refuses_a_document_root_outside_the_app(tmp_path):
         [sys.executable, str(script)], capture_output=True, text=True, env={"PORT": "5000; x"}, timeout=30
     )
     assert result.returncode != 0 and "PORT must be a TCP port" in result.stderr
+
+
+def test_web_script_paths_that_reach_the_config_files_are_plain():
+    web = load_web()
+    assert web.SAFE_PATH.fullmatch("/app") and web.SAFE_PATH.fullmatch("/app/public/v1.2@x+y-z_")
+    for bad in ("/app/a;b", "/app/a b", "/app/x}", "/app/$uri", "/app/a\nb", "/etc", "/app/"):
+        assert not web.SAFE_PATH.fullmatch(bad), bad
