@@ -23,6 +23,9 @@ compares the two):
 - :data:`ACME_CHALLENGE_PATH` and :func:`acme_challenge_dir`: where the proxy
   serves HTTP-01 challenge files from, for every app (the letsencrypt plugin
   writes them).
+- :func:`registry_config_dir`: the docker config directory (``config.json``,
+  0600) holding the registry credentials ``registry:login`` stored; a
+  scheduler that creates services on other nodes sends them from there.
 """
 
 from __future__ import annotations
@@ -153,6 +156,19 @@ def acme_challenge_dir(root: Path) -> Path:
     read it) while the challenge is pending, and removes it afterwards.
     """
     return Path(root) / "acme-challenge"
+
+
+def registry_config_dir(root: Path) -> Path:
+    """The docker config directory of Skiff's registry credentials under ``SKIFF_ROOT`` (``root``).
+
+    ``DIR/config.json`` (0600, the directory 0700) has docker's format
+    (``{"auths": {"HOST[:PORT]": {"auth": base64("USER:PASSWORD")}}}``); the
+    registry plugin writes it (``registry:login``). A docker SDK client made
+    with ``DOCKER_CONFIG=DIR`` (or ``docker.auth.load_config(DIR/"config.json")``)
+    sends these credentials, e.g. with a swarm service's image. The host's own
+    ``/root/.docker`` is never read or written.
+    """
+    return Path(root) / "registry" / "docker"
 
 
 class BuildOptions(TypedDict, total=False):

@@ -377,3 +377,25 @@ def skiff_service_apps(context: Context, kind: str, service: str) -> list[str] |
     its access list. The plugin that owns ``kind`` answers; ``None`` (no such
     service, or not my kind) refuses. First result wins.
     """
+
+
+# -- beyond one host ---------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def skiff_image_for_nodes(context: Context, app: str, image: str) -> str | None:
+    """Make the local release image ``image`` of ``app`` pullable by other nodes.
+
+    Called by a multi-node scheduler (swarm) before it creates or updates the
+    services of a release: ``image`` is the local reference the build returned
+    (``skiff/APP:TAG`` or an image id). The registry plugin tags it
+    ``SERVER/IMAGE-REPO:TAG``, pushes it to the configured registry with the
+    stored credentials and returns that reference, which nodes pull (the
+    credentials are in the docker config directory
+    :func:`skiff.contracts.registry_config_dir`). A push the registry refuses
+    raises a one-line :class:`~skiff.errors.SkiffError`; the running release is
+    untouched.
+
+    Returns ``None`` when no registry is configured for ``app`` (a single-host
+    deploy needs none). First result wins; the registry plugin answers.
+    """

@@ -37,6 +37,8 @@ DRIVERS = {
     "skiff_container_options": {"container_options"},  # skiff_docker.scheduler
     "skiff_periodic_tasks": {"collect", "invoke"},  # skiff_cron.runner (the runner, cron:report)
     "skiff_run_oneoff": {"invoke", "run_job"},  # skiff_cron.commands (cron:run)
+    # asked by a multi-node scheduler (swarm) before it creates services; the tests call it directly
+    "skiff_image_for_nodes": set(),
     "skiff_builders": {*LIFECYCLE_DRIVERS, "invoke", "run_skiff", "installed_builders", "installed", "choose"},
     # asked by the SSH dispatch (skiff ssh-command) before a command runs
     **{
@@ -181,6 +183,9 @@ HOOK_TESTS: dict[str, list[str]] = {
     ],
     "skiff_service_apps": [
         "plugins/contrib/postgres/tests/test_postgres_access.py::test_service_apps_hook_answers_for_postgres_only"
+    ],
+    "skiff_image_for_nodes": [
+        "plugins/contrib/registry/tests/test_registry_unit.py::test_skiff_image_for_nodes_tags_and_pushes_with_the_stored_credentials"
     ],
     "skiff_buildpack_describe": [BUILDPACK_HOOKS],
     "skiff_buildpack_detect": [BUILDPACK_HOOKS],
