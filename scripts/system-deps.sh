@@ -3,7 +3,7 @@
 # --test adds what only the test suite needs (`make test`): pebble, Let's Encrypt's ACME test
 # server, which the letsencrypt plugin's end-to-end tests start on loopback ports.
 set -euo pipefail
-packages=(docker.io debootstrap nginx openssh-server git python3 python3-venv curl ca-certificates openssl sudo wrk)
+packages=(docker.io debootstrap nginx openssh-server git python3 python3-venv curl ca-certificates openssl sudo wrk gnupg)
 if [ "${1:-}" = "--test" ]; then
   packages+=(pebble)
 fi
