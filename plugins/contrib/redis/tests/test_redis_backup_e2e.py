@@ -165,7 +165,11 @@ def test_s3_backup_to_moto_with_retention_and_restore(h, docker_client, moto_s3)
     import boto3
 
     s3 = boto3.client(
-        "s3", endpoint_url=moto_s3, aws_access_key_id="AKIDTEST", aws_secret_access_key="s3cr3t", region_name="us-east-1"
+        "s3",
+        endpoint_url=moto_s3,
+        aws_access_key_id="AKIDTEST",
+        aws_secret_access_key="s3cr3t",
+        region_name="us-east-1",
     )
     s3.create_bucket(Bucket="skiff-backups")
     name = "s" + uuid.uuid4().hex[:8]
