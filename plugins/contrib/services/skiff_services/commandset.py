@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.errors import NotFound, SkiffError, ValidationError
 
+from .backup import Backups, check_passphrase, checked_text, destination
 from .engine import Engine, client
 from .kind import ServiceKind
 from .record import Service, check_password, new_password, service_name
@@ -74,6 +76,7 @@ class Commands:
         self.kind = kind
         self.engine = Engine(kind)
         self.store = self.engine.store
+        self.backups = Backups(kind, self)
 
     # -- helpers ------------------------------------------------------------------
 
@@ -155,6 +158,7 @@ class Commands:
             self.engine.remove_network(c, service)
             self.engine.remove_data(context, c, service)
             self.store.delete(context, name)
+            self.backups.forget(context, name)
         context.output.step(f"Destroyed {kind.name} {name}")
 
     # -- looking ------------------------------------------------------------------
@@ -683,6 +687,136 @@ def command_set(kind: ServiceKind, module: str) -> list[click.Command]:  # noqa:
             raise ValidationError(f"invalid image {base!r}")
         impl.engine.build_image(context, client(), base=base)
 
+    backup_commands(kind, impl, add)
     for command in commands:
         command.help = (command.help or "").replace("KIND", k)
     return commands
+
+
+def read_secret_line(what: str) -> str:
+    """The first line of stdin (a passphrase): never from the command line."""
+    if sys.stdin.isatty():
+        return click.prompt(what, hide_input=True, default="", show_default=False)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def backup_commands(kind: ServiceKind, impl: Commands, add: Callable[..., Any]) -> None:
+    """Add ``KIND:backup*`` (dokku-postgres's names) and ``KIND:backup-restore`` through ``add``: admin commands."""
+    k = kind.name
+    backups = impl.backups
+
+    @add(access.admin_command, click.command(f"{k}:backup"), click.argument("name"), click.argument("dest"))
+    def backup(context: Context, name: str, dest: str) -> None:
+        """Back up NAME to DEST: a directory (over SSH under SKIFF_ROOT/backups) or s3://BUCKET/PREFIX."""
+        backups.backup(context, name, dest)
+
+    @add(
+        access.admin_command,
+        click.command(f"{k}:backup-restore"),
+        click.argument("name"),
+        click.argument("source"),
+        click.option("--passphrase-stdin", is_flag=True, help="Read the passphrase of an encrypted backup from stdin."),
+    )
+    def backup_restore(context: Context, name: str, source: str, passphrase_stdin: bool) -> None:
+        """Load backup SOURCE (a file or s3://BUCKET/KEY) into NAME; a bad one changes nothing."""
+        passphrase = check_passphrase(read_secret_line("Passphrase")) if passphrase_stdin else None
+        backups.restore(context, name, source, passphrase)
+
+    @add(
+        access.admin_command,
+        click.command(f"{k}:backup-auth"),
+        click.argument("name"),
+        click.argument("access_key"),
+        click.argument("secret"),
+        click.argument("region", required=False),
+        click.argument("signature_version", required=False),
+        click.argument("endpoint_url", required=False),
+    )
+    def backup_auth(
+        context: Context,
+        name: str,
+        access_key: str,
+        secret: str,
+        region: str | None,
+        signature_version: str | None,
+        endpoint_url: str | None,
+    ) -> None:
+        """Store S3 credentials for NAME's backups (kept 0600 in the state store, never printed).
+
+        An ENDPOINT_URL (an S3-compatible server) only from a root shell: it reaches the network."""
+        from .backup import KEY_RE, REGION_RE, SIGNATURES
+
+        if not KEY_RE.fullmatch(access_key) or not KEY_RE.fullmatch(secret):
+            raise ValidationError("invalid S3 credentials: printable characters without spaces")
+        if region and not REGION_RE.fullmatch(region):
+            raise ValidationError(f"invalid region {region!r}: e.g. us-east-1")
+        if signature_version and signature_version not in SIGNATURES:
+            raise ValidationError(f"invalid signature version {signature_version!r}: one of {', '.join(SIGNATURES)}")
+        auth = {"access_key": access_key, "secret": secret}
+        if region:
+            auth["region"] = region
+        if signature_version:
+            auth["signature"] = signature_version
+        if endpoint_url:
+            if not context.from_root_shell:
+                raise SkiffError(
+                    "an S3 endpoint URL reaches the server's network: only root on the server may set it "
+                    f"({k}:backup-auth from a root shell)"
+                )
+            if not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+(?::[0-9]{1,5})?/?", endpoint_url):
+                raise ValidationError(f"invalid endpoint URL {endpoint_url!r}: give http(s)://HOST[:PORT]")
+            auth["endpoint"] = endpoint_url
+        backups.update(context, name, auth=auth)
+        context.output.step(f"Stored the S3 credentials of {k} {name}")
+
+    @add(access.admin_command, click.command(f"{k}:backup-deauth"), click.argument("name"))
+    def backup_deauth(context: Context, name: str) -> None:
+        """Forget NAME's S3 credentials."""
+        backups.update(context, name, auth=None)
+        context.output.step(f"Removed the S3 credentials of {k} {name}")
+
+    @add(
+        access.admin_command,
+        click.command(f"{k}:backup-schedule"),
+        click.argument("name"),
+        click.argument("schedule"),
+        click.argument("dest"),
+    )
+    def backup_schedule(context: Context, name: str, schedule: str, dest: str) -> None:
+        """Back up NAME to DEST on SCHEDULE (cron syntax, e.g. "0 3 * * *" or @daily), by the cron runner."""
+        from skiff import validate
+
+        validate.cron_schedule(schedule)
+        checked_text("destination", dest)
+        destination(context, dest)  # the path rules, checked now for the caller
+        backups.update(context, name, schedule={"schedule": schedule, "dest": dest})
+        context.output.step(f"Scheduled backups of {k} {name}: {schedule} to {dest}")
+
+    @add(access.admin_command, click.command(f"{k}:backup-schedule-cat"), click.argument("name"))
+    def backup_schedule_cat(context: Context, name: str) -> None:
+        """Print NAME's backup schedule and the command the cron runner starts."""
+        impl.store.load(context, name)
+        scheduled = backups.config(context, name).get("schedule")
+        if not scheduled:
+            raise NotFound(f"{k} {name} has no backup schedule")
+        click.echo(f"{scheduled['schedule']} skiff {k}:backup {name} {scheduled['dest']}")
+
+    @add(access.admin_command, click.command(f"{k}:backup-unschedule"), click.argument("name"))
+    def backup_unschedule(context: Context, name: str) -> None:
+        """Stop NAME's scheduled backups."""
+        backups.update(context, name, schedule=None)
+        context.output.step(f"Unscheduled the backups of {k} {name}")
+
+    @add(access.admin_command, click.command(f"{k}:backup-set-encryption"), click.argument("name"))
+    def backup_set_encryption(context: Context, name: str) -> None:
+        """Encrypt NAME's backups (gpg, AES256) with a passphrase read from stdin."""
+        impl.store.load(context, name)
+        passphrase = check_passphrase(read_secret_line("Passphrase"))
+        backups.update(context, name, passphrase=passphrase)
+        context.output.step(f"Backups of {k} {name} are encrypted from now on")
+
+    @add(access.admin_command, click.command(f"{k}:backup-unset-encryption"), click.argument("name"))
+    def backup_unset_encryption(context: Context, name: str) -> None:
+        """Stop encrypting NAME's backups."""
+        backups.update(context, name, passphrase=None)
+        context.output.step(f"Backups of {k} {name} are no longer encrypted")

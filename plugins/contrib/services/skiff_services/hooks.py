@@ -12,8 +12,9 @@ from typing import Any
 
 from skiff import hookimpl
 from skiff.context import Context
-from skiff.contracts import ContainerOptions
+from skiff.contracts import ContainerOptions, PeriodicTask
 from skiff.errors import ValidationError
+from skiff.settings import Namespace
 
 from .kind import ServiceKind
 from .record import Service, Store, service_name
@@ -21,7 +22,8 @@ from .record import Service, Store, service_name
 
 class ServiceHooks:
     """``skiff_service_apps``, ``skiff_app_destroyed``, ``skiff_app_renamed``,
-    ``skiff_container_options`` and ``skiff_report`` for one kind.
+    ``skiff_container_options``, ``skiff_report``, ``skiff_periodic_tasks`` (scheduled
+    backups) and ``skiff_settings`` (``backups``: retention) for one kind.
 
     A plugin's plugin.py holds the bound methods under the hook names
     (``skiff_app_destroyed = HOOKS.skiff_app_destroyed``); pluggy finds their markers.
@@ -101,3 +103,28 @@ class ServiceHooks:
         if not links:
             return None
         return {self.kind.name: {"links": links}}
+
+    @hookimpl
+    def skiff_periodic_tasks(self, context: Context) -> list[PeriodicTask]:
+        """Each scheduled backup of this kind: ``KIND:backup NAME DEST`` (an argument list)."""
+        from .backup import KEY_PREFIX
+
+        tasks = []
+        for key, value in sorted(context.state.properties(self.kind.name).items()):
+            scheduled = value.get("schedule") if key.startswith(KEY_PREFIX) and isinstance(value, dict) else None
+            if isinstance(scheduled, dict):
+                name = key[len(KEY_PREFIX) :]
+                task = PeriodicTask(
+                    f"{self.kind.name}:backup:{name}",
+                    str(scheduled.get("schedule")),
+                    (f"{self.kind.name}:backup", name, str(scheduled.get("dest"))),
+                )
+                tasks.append(task)
+        return tasks
+
+    @hookimpl
+    def skiff_settings(self) -> list[Namespace]:
+        """``backups:set --global retention N`` (one namespace, whichever service plugin declares it)."""
+        from .backup import SETTINGS
+
+        return [SETTINGS]

@@ -86,6 +86,8 @@ def test_the_command_set_and_its_access_declarations():
     names = {c.name: c for c in COMMANDS}
     dokku = "create destroy list exists info link unlink links app-links linked connect enter export import"
     dokku += " clone logs start stop pause restart expose unexpose set build-image"
+    dokku += " backup backup-restore backup-auth backup-deauth backup-schedule backup-schedule-cat"
+    dokku += " backup-unschedule backup-set-encryption backup-unset-encryption"
     assert set(names) == {f"notes:{n}" for n in dokku.split()}
     levels = {name: access.effective(c) for name, c in names.items()}
     for admin in ("create", "destroy", "list", "enter", "clone", "expose", "unexpose", "set"):
