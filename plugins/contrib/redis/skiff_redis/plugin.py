@@ -19,6 +19,7 @@ skiff_app_destroyed = HOOKS.skiff_app_destroyed
 skiff_app_renamed = HOOKS.skiff_app_renamed
 skiff_container_options = HOOKS.skiff_container_options
 skiff_report = HOOKS.skiff_report
+skiff_backup_parts = HOOKS.skiff_backup_parts
 
 
 @hookimpl
