@@ -114,9 +114,9 @@ def test_a_whole_server_backup_restored_onto_an_empty_root_brings_the_app_back(
 
     restored = skiff_cli("state:restore", str(archive), env=env)
     assert "rebuilding" in restored  # the release image was gone: built again from the repository
-    assert private_nginx.request("/visit", host=host).body == "visits: 4\n"  # the redis data came back
-    answer = private_nginx.request("/", host=host, https=True, cafile=str(crt))  # the same certificate
-    assert answer.status == 200 and answer.body == "visits so far: 4\n"
+    assert private_nginx.request("/visit", host=host).status == 301  # to HTTPS: the certificate is back
+    answer = private_nginx.request("/visit", host=host, https=True, cafile=str(crt))  # the same certificate
+    assert answer.status == 200 and answer.body == "visits: 4\n"  # the redis data came back
     config = sshd.ssh(["config:get", app, "GREETING"])  # the key came back too
     assert config.exit_code == 0 and config.stdout.strip() == "meow"
     assert sshd.ssh(["redis:links", service]).stdout.split() == [app, "REDIS_URL"]
@@ -124,4 +124,4 @@ def test_a_whole_server_backup_restored_onto_an_empty_root_brings_the_app_back(
     # a second restore onto the root that now holds the app is refused, and changes nothing
     again = skiff_cli("state:restore", str(archive), env=env, code=1)
     assert "is not empty" in again and again.count("!") == 1
-    assert private_nginx.request("/visit", host=host).body == "visits: 5\n"
+    assert private_nginx.request("/visit", host=host, https=True, cafile=str(crt)).body == "visits: 5\n"
