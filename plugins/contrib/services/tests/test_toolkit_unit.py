@@ -85,10 +85,10 @@ def test_binds_and_options():
 def test_the_command_set_and_its_access_declarations():
     names = {c.name: c for c in COMMANDS}
     dokku = "create destroy list exists info link unlink links app-links linked connect enter export import"
-    dokku += " clone logs start stop pause restart expose unexpose set build-image"
+    dokku += " clone upgrade logs start stop pause restart expose unexpose set build-image"
     assert set(names) == {f"notes:{n}" for n in dokku.split()}
     levels = {name: access.effective(c) for name, c in names.items()}
-    for admin in ("create", "destroy", "list", "enter", "clone", "expose", "unexpose", "set"):
+    for admin in ("create", "destroy", "list", "enter", "clone", "upgrade", "expose", "unexpose", "set"):
         assert levels[f"notes:{admin}"].level == access.ADMIN, admin
     assert levels["notes:build-image"].level == access.ROOT
     for name in ("info", "export", "import", "connect", "logs", "start", "stop", "pause", "restart", "exists"):
