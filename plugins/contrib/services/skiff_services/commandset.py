@@ -10,6 +10,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,9 @@ from skiff.errors import NotFound, SkiffError, ValidationError
 from .engine import Engine, client
 from .kind import ServiceKind
 from .record import Service, check_password, new_password, service_name
+
+#: an image reference as docker takes it: [registry/]name[:tag][@digest], no option-looking value
+IMAGE_RE = re.compile(r"[a-z0-9][A-Za-z0-9._/:@-]{0,254}")
 
 INFO_FIELDS = (
     "dsn",
@@ -772,12 +776,18 @@ def command_set(kind: ServiceKind, module: str) -> list[click.Command]:  # noqa:
         local_only,
         click.command(f"{k}:build-image"),
         click.option("--base", help="Image to build FROM (default: the stack image)."),
+        click.option("--tag", help=f"Tag the image with this name (default: {kind.local_image}).", metavar="IMAGE"),
     )
-    def build_image(context: Context, base: str | None) -> None:
-        """Build the local image from the stack image and Debian's packages."""
-        if base is not None and (not base.strip() or base.startswith("-")):
-            raise ValidationError(f"invalid image {base!r}")
-        impl.engine.build_image(context, client(), base=base)
+    def build_image(context: Context, base: str | None, tag: str | None) -> None:
+        """Build the local image from the stack image and Debian's packages.
+
+        An image of another Debian suite (another major version, for KIND:upgrade):
+        KIND:build-image --base skiff/stack-base:SUITE --tag skiff/KIND:SUITE
+        """
+        for value in (base, tag):
+            if value is not None and not IMAGE_RE.fullmatch(value):
+                raise ValidationError(f"invalid image {value!r}")
+        impl.engine.build_image(context, client(), base=base, tag=tag)
 
     for command in commands:
         command.help = (command.help or "").replace("KIND", k)

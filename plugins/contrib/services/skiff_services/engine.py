@@ -82,9 +82,11 @@ class Engine:
             return configured
         return STACK_FALLBACK
 
-    def build_image(self, context: Context, c: docker.DockerClient, base: str | None = None) -> str:
-        """Build the kind's local image FROM the stack image; stream the build's steps."""
-        tag = self.kind.local_image
+    def build_image(
+        self, context: Context, c: docker.DockerClient, base: str | None = None, tag: str | None = None
+    ) -> str:
+        """Build the kind's local image (or ``tag``) FROM the stack image (or ``base``); stream the steps."""
+        tag = tag or self.kind.local_image
         base = base or self.stack_image(context, c)
         if not image_exists(c, base):
             raise SkiffError(f"the base image {base} does not exist; build the stack image first (stack:build)")

@@ -133,6 +133,10 @@ def test_bad_input_is_one_line_and_changes_nothing(h):
         (("notes:create", "db", "--password", "x y"), "invalid password"),
         (("notes:info", "nope"), "does not exist"),
         (("notes:set", "nope", "size", "1"), "unknown key"),
+        (("notes:build-image", "--tag", "--rm"), "invalid image"),
+        (("notes:build-image", "--base", "x; rm -rf /"), "invalid image"),
+        (("notes:upgrade", "nope", "--image", "-x"), "invalid image"),
+        (("notes:upgrade", "nope"), "does not exist"),
     ):
         result = h.invoke(*args)
         assert result.exit_code != 0 and len(result.stderr.strip().splitlines()) == 1, (args, result.output)
