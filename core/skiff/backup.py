@@ -397,6 +397,8 @@ def _check_against_manifest(manifest: dict[str, Any], seen: dict[str, dict[str, 
         if not isinstance(part, dict) or not re.fullmatch(BACKUP_PART_NAME, str(part.get("name"))):
             raise BadArchive("the archive's manifest lists a part with an invalid name; nothing was restored")
         names.add(part["name"])
+        if not isinstance(part.get("paths") or [], list):
+            raise BadArchive(f"the part {part['name']} lists its paths wrongly; nothing was restored")
         try:
             paths += [check_part_path(str(p)) for p in part.get("paths") or []]
         except ValidationError as exc:
@@ -490,6 +492,8 @@ def extract(context: Context, archive: Path, manifest: dict[str, Any]) -> dict[s
                     parent = os.path.realpath(os.path.join(top, os.path.dirname(member.name)))
                     if parent != top and not parent.startswith(top + os.sep):
                         raise SkiffError(f"{member.name!r} would land outside SKIFF_ROOT")
+                    if member.isreg():
+                        member.mode &= ~0o6000  # never a setuid or setgid file out of an archive
                     tar.extract(member, staging, set_attrs=True, numeric_owner=False, **safe)
         except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
             raise SkiffError(f"extracting {archive} failed ({exc}); SKIFF_ROOT was not changed") from None

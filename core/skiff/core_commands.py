@@ -289,6 +289,10 @@ def state_restore(context: Context, archive: str, force: bool) -> None:
         user = os.environ.get(USER_ENV)
         if os.geteuid() == 0 and user:
             drop_to(user)  # services and apps start as the service account, as every other command does
+        if manifest.get("skiff") != __version__ or context.state.migrated:
+            # made by another version: what state:migrate does after an update, before anything starts
+            for line in [line for lines in context.hook.skiff_upgrade(context=context) if lines for line in lines]:
+                context.output.info(line)
         failures = backup.restore_steps(context, manifest, dumps)
     finally:
         for dump in dumps.values():

@@ -287,3 +287,31 @@ def test_parts_with_one_name_or_one_path_twice_fail_the_backup(tmp_path, skiff_r
     for bad in ("/etc", "../x", "a/../b", "skiff.db", "locks", ""):
         with pytest.raises(SkiffError):
             backup.check_part_path(bad)
+
+
+class Upgrader:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @hookimpl
+    def skiff_upgrade(self, context):
+        self.calls += 1
+        return ["brought forward"]
+
+
+def test_an_archive_of_another_version_is_brought_forward_before_anything_starts(tmp_path, good_archive) -> None:
+    def older(info, data):
+        if info.name != "manifest.json":
+            return None
+        manifest = json.loads(data)
+        manifest["skiff"] = "0.0.1"
+        return [(info, json.dumps(manifest).encode())]
+
+    same, upgrader = Upgrader(), Upgrader()
+    result = harness(tmp_path / "same", Holder(), same).invoke("state:restore", str(good_archive))
+    assert result.exit_code == 0 and same.calls == 0
+    old = tmp_path / "old.tar.gz"
+    _rewrite(good_archive, old, older)
+    result = harness(tmp_path / "target", Holder(), upgrader).invoke("state:restore", str(old))
+    assert result.exit_code == 0, result.stderr
+    assert upgrader.calls == 1 and "brought forward" in result.stdout
