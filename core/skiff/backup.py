@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import io
 import json
 import os
 import posixpath
@@ -164,17 +165,7 @@ class _Writer:
     def add_bytes(self, data: bytes, arcname: str) -> None:
         info = tarfile.TarInfo(arcname)
         info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
-        self.tar.addfile(info, _Hashing(_BytesReader(data)))  # type: ignore[arg-type]
-
-
-class _BytesReader:
-    def __init__(self, data: bytes):
-        self.data, self.pos = data, 0
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self.data) if size < 0 else self.pos + size
-        chunk, self.pos = self.data[self.pos : end], min(end, len(self.data))
-        return chunk
+        self.tar.addfile(info, io.BytesIO(data))
 
 
 def link_stays_inside(arcname: str, target: str) -> bool:
