@@ -7,10 +7,13 @@ the services linked to it are put on its network (and the others taken off it).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
-from skiff import hookimpl
+import click
+
+from skiff import PROJECT, hookimpl
 from skiff.context import Context
 from skiff.contracts import ContainerOptions
 from skiff.errors import ValidationError
@@ -24,12 +27,29 @@ class ServiceHooks:
     ``skiff_container_options`` and ``skiff_report`` for one kind.
 
     A plugin's plugin.py holds the bound methods under the hook names
-    (``skiff_app_destroyed = HOOKS.skiff_app_destroyed``); pluggy finds their markers.
+    (``globals().update(HOOKS.implementations())``); pluggy finds their markers. Its own
+    ``skiff_commands`` calls :meth:`add_commands`: ``commands`` names the module whose
+    ``COMMANDS`` it adds (imported only when the CLI is made).
     """
 
-    def __init__(self, kind: ServiceKind):
+    def __init__(self, kind: ServiceKind, commands: str | None = None):
         self.kind = kind
         self.store = Store(kind)
+        self.commands = commands
+
+    def implementations(self) -> dict[str, Callable[..., Any]]:
+        """The hook implementations by hook name, for a plugin module to hold."""
+        return {
+            name: getattr(self, name)
+            for name in dir(type(self))
+            if name.startswith("skiff_") and hasattr(getattr(self, name), f"{PROJECT}_impl")
+        }
+
+    def add_commands(self, cli: click.Group) -> None:
+        """What the plugin's own ``skiff_commands`` does: add the ``COMMANDS`` of ``commands``."""
+        if self.commands is not None:
+            for command in importlib.import_module(self.commands).COMMANDS:
+                cli.add_command(command)
 
     def _update_links(self, context: Context, app: str, change: Callable[[Service], None]) -> None:
         for service in self.store.all(context):

@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .record import Service
 
 PASSWORD_RE = re.compile(r"\A[A-Za-z0-9._~-]{8,128}\Z")
+PASSWORD_HELP = "8 to 128 characters (letters, digits and . _ ~ -)"
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,12 @@ class ServiceKind:
     stop_timeout: int = 30
     shm_size: str | None = None
     record: Callable[..., Service] | None = None  # a Service subclass with fields of its own
-    password_re: re.Pattern[str] = PASSWORD_RE
+    password_ok: Callable[[str], object] = PASSWORD_RE.fullmatch  # a password given at create
+    password_help: str = PASSWORD_HELP  # what password_ok accepts (in its error)
+    registry_image: str | None = None  # the default image when it is here (else local_image)
+    pull: bool = False  # an image that is not here is pulled (else only local_image is built)
+    exec_user: str | None = None  # the user ``ready`` and ``version`` run as
+    dump_tools: tuple[str, str] = ("export", "the import")  # how a failed export / import is named
 
     @property
     def label(self) -> str:
