@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from importlib import resources
 from urllib.parse import quote
 
-from skiff_services.kind import ServiceKind
+from skiff_services.kind import TLS, ServiceKind
 from skiff_services.record import Service, Store
 
 from . import PLUGIN
 
 PORT = 5432
 DATA_MOUNT = "/var/lib/postgresql/data"
+TLS_MOUNT = "/var/lib/postgresql/tls"
 LOCAL_IMAGE = "skiff/postgres:trixie"
 REGISTRY_IMAGE = "postgres:17"
 # the container's environment has the user and the database (the official image's interface)
@@ -56,6 +57,18 @@ def environment(service: Service) -> dict[str, str]:
     }
 
 
+def command(service: Service) -> list[str] | None:
+    """The server with TLS on (its certificate), or the image's own command (``tls false``)."""
+    if not KIND.tls or not KIND.tls.enabled(service):
+        return None
+    return [
+        "postgres",
+        *("-c", "ssl=on"),
+        *("-c", f"ssl_cert_file={TLS_MOUNT}/server.crt"),
+        *("-c", f"ssl_key_file={TLS_MOUNT}/server.key"),
+    ]
+
+
 def password_ok(password: str) -> bool:
     return 8 <= len(password) <= 128 and not any(ch.isspace() or not ch.isprintable() for ch in password)
 
@@ -74,6 +87,8 @@ KIND = ServiceKind(
     data_mount=DATA_MOUNT,
     shm_size="128m",
     environment=environment,
+    command=command,
+    tls=TLS(mount=TLS_MOUNT, owner="postgres"),
     record=PgService,
     password_ok=password_ok,
     password_help="8 to 128 printable characters without spaces",

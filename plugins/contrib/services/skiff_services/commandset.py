@@ -443,9 +443,9 @@ class Commands:
         context.output.step(f"{self.kind.title} {name} is no longer exposed")
 
     def set(self, context: Context, name: str, key: str, value: str | None) -> None:
-        option = self.kind.options.get(key)
+        option = self.kind.settable.get(key)
         if option is None:
-            known = ", ".join(sorted(self.kind.options)) or "none"
+            known = ", ".join(sorted(self.kind.settable)) or "none"
             raise ValidationError(f"unknown key {key!r} for {self.kind.name}:set (keys: {known})")
         if value is not None:
             option.check(key, value)

@@ -235,6 +235,14 @@ class Engine:
         extra: dict[str, Any] = {"shm_size": kind.shm_size} if kind.shm_size else {}
         volumes = {str(data): {"bind": kind.data_mount, "mode": "rw"}}
         labels = self.labels(context, service)
+        if kind.tls and kind.tls.enabled(service):
+            from . import tls
+
+            volumes[str(tls.ensure(context, c, kind, service, self.labels(context)))] = {
+                "bind": kind.tls.mount,
+                "mode": "ro",
+            }
+            labels[tls.LABEL] = "on"
         container = c.containers.create(
             service.image,
             command=kind.command(service),
@@ -287,7 +295,7 @@ class Engine:
             pass
         c.containers.run(
             service.image,
-            entrypoint=["rm", "-rf", "--one-file-system", "/service/data"],
+            entrypoint=["rm", "-rf", "--one-file-system", "/service/data", "/service/tls"],
             volumes={str(path): {"bind": "/service", "mode": "rw"}},
             remove=True,
             user="0",

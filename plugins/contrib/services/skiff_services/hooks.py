@@ -16,7 +16,7 @@ import click
 from skiff import PROJECT, hookimpl
 from skiff.context import Context
 from skiff.contracts import ContainerOptions
-from skiff.errors import ValidationError
+from skiff.errors import SkiffError, ValidationError
 
 from .kind import ServiceKind
 from .record import Service, Store, service_name
@@ -43,6 +43,7 @@ class ServiceHooks:
             name: getattr(self, name)
             for name in dir(type(self))
             if name.startswith("skiff_") and hasattr(getattr(self, name), f"{PROJECT}_impl")
+            if name != "skiff_upgrade" or self.kind.tls is not None  # only TLS is brought forward yet
         }
 
     def add_commands(self, cli: click.Group) -> None:
@@ -114,6 +115,56 @@ class ServiceHooks:
         """The links are the truth, applied before any container of the app is created. Adds nothing."""
         self.attach_linked(context, app, detach_others=True)
         return None
+
+    @hookimpl
+    def skiff_upgrade(self, context: Context) -> list[str] | None:
+        """Services made before their kind had TLS get their certificate: a container without it
+        is recreated from the same data, password and links (a stopped or paused one is left so)."""
+        kind = self.kind
+        services = [s for s in self.store.all(context) if kind.tls and kind.tls.enabled(s)]
+        if not services:
+            return None
+        from .engine import Engine, client
+
+        engine = Engine(kind)
+        try:
+            c = client()
+        except SkiffError as exc:
+            return [
+                f"{kind.name}: TLS not given to earlier services, the engine is away ({exc}); run state:migrate again"
+            ]
+        lines = []
+        for service in services:
+            with self.store.lock(context, service.name):
+                line = self._give_tls(context, engine, c, service)
+            if line:
+                lines.append(f"{kind.name} {service.name}: {line}")
+        return lines
+
+    def _give_tls(self, context: Context, engine: Any, c: Any, service: Service) -> str | None:
+        from . import tls
+
+        container = engine.get(c, service)
+        if container is None or container.labels.get(tls.LABEL) == "on":
+            return None  # a missing container gets TLS when KIND:start makes it
+        try:
+            tls.ensure(context, c, self.kind, service, engine.labels(context))  # before anything changes
+        except SkiffError as exc:
+            return f"TLS not turned on, the service is as it was: {exc}"
+        was = container.status
+        if was == "paused":
+            container.unpause()
+        try:
+            running = engine.recreate(context, c, service)
+        except Exception as exc:
+            plain = self.store.make(**{**service.as_dict(), "options": {**service.options, "tls": "false"}})
+            engine.recreate(context, c, plain)
+            return f"TLS not turned on, the server did not start with it ({exc}); it runs as before"
+        if was == "paused":
+            running.pause()
+        elif was != "running":
+            running.stop(timeout=self.kind.stop_timeout)
+        return f"TLS on (its certificate in {tls.folder(context, self.kind, service.name)}), the container recreated"
 
     @hookimpl
     def skiff_report(self, context: Context, app: str) -> dict[str, dict[str, Any]] | None:

@@ -30,6 +30,26 @@ class Option:
 
 
 @dataclass(frozen=True)
+class TLS:
+    """How a kind's server takes its per-service certificate (see :mod:`skiff_services.tls`).
+
+    The toolkit makes ``server.crt`` and ``server.key`` (key 0600) in the service's ``tls/``
+    folder, gives both to ``owner`` (a user of the image: the server's), and mounts the folder
+    read-only at ``mount``; the kind's ``command`` turns TLS on when ``tls.enabled(service)``.
+    """
+
+    mount: str
+    owner: str
+
+    def enabled(self, service: Service) -> bool:
+        """On unless the service's ``tls`` setting is ``false`` (``KIND:set NAME tls false``)."""
+        return service.options.get("tls", "true") != "false"
+
+
+TLS_OPTION = Option("true|false", "true or false")
+
+
+@dataclass(frozen=True)
 class ServiceKind:
     """What a service plugin tells the toolkit about its kind of service.
 
@@ -68,6 +88,12 @@ class ServiceKind:
     pull: bool = False  # an image that is not here is pulled (else only local_image is built)
     exec_user: str | None = None  # the user ``ready`` and ``version`` run as
     dump_tools: tuple[str, str] = ("export", "the import")  # how a failed export / import is named
+    tls: TLS | None = None  # a per-service certificate (and the ``tls`` set key)
+
+    @property
+    def settable(self) -> Mapping[str, Option]:
+        """The ``KIND:set`` keys: the kind's options, and ``tls`` for a kind with TLS."""
+        return {**self.options, "tls": TLS_OPTION} if self.tls else self.options
 
     @property
     def label(self) -> str:
