@@ -46,8 +46,8 @@ def new_password() -> str:
 
 
 def check_password(kind: ServiceKind, password: str) -> str:
-    if not kind.password_re.fullmatch(password):
-        raise ValidationError(f"invalid password for {kind.name}: 8 to 128 characters (letters, digits and . _ ~ -)")
+    if not kind.password_ok(password):
+        raise ValidationError(f"invalid password for {kind.name}: {kind.password_help}")
     return password
 
 
