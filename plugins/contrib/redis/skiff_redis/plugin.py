@@ -21,6 +21,7 @@ skiff_container_options = HOOKS.skiff_container_options
 skiff_report = HOOKS.skiff_report
 skiff_periodic_tasks = HOOKS.skiff_periodic_tasks
 skiff_settings = HOOKS.skiff_settings
+skiff_backup_parts = HOOKS.skiff_backup_parts
 
 
 @hookimpl

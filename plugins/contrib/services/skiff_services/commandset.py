@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -27,6 +29,9 @@ from .backup import Backups, check_passphrase, checked_text, destination
 from .engine import Engine, client
 from .kind import ServiceKind
 from .record import Service, check_password, new_password, service_name
+
+#: an image reference as docker takes it: [registry/]name[:tag][@digest], no option-looking value
+IMAGE_RE = re.compile(r"[a-z0-9][A-Za-z0-9._/:@-]{0,254}")
 
 INFO_FIELDS = (
     "dsn",
@@ -354,6 +359,88 @@ class Commands:
                 raise
         context.output.step(f"Cloned {self.kind.name} {source} to {new}")
 
+    def upgrade(self, context: Context, name: str, image: str | None, no_restart: bool) -> None:
+        """Move NAME onto ``image`` through an export and an import; the old container serves
+        until the new one holds the data, and serves again if the new one does not start."""
+        kind, engine = self.kind, self.engine
+        if image is not None and (not image.strip() or image.startswith("-")):
+            raise ValidationError(f"invalid image {image!r}")
+        with self.store.lock(context, name):
+            service, container = self.running(context, name)
+            target = image or engine.default_image(context)
+            if target == service.image:
+                raise SkiffError(f"{kind.name} {name} already runs {target}; give the new one with --image")
+            c = client()
+            engine.ensure_image(context, c, target)
+            new = self.store.make(**{**service.as_dict(), "image": target})
+            before = engine.server_version(container) or service.image
+            scratch = context.path("tmp")
+            scratch.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=scratch) as dump:
+                context.output.step(f"Exporting {kind.name} {name} ({before})")
+                self.export_to(container, dump)  # type: ignore[arg-type]
+                self.trial_import(context, c, new, dump)  # type: ignore[arg-type]
+            self.switch(context, c, service, new)
+            self.store.save(context, new)
+        after = engine.server_version(engine.get(c, new)) or target
+        context.output.step(f"{kind.title} {name} upgraded: {before} -> {after}")
+        for app in sorted(new.links):
+            if context.state.app_exists(app):
+                self.redeploy(context, app, f"Upgrade {kind.name} {name}", no_restart)
+
+    def trial_import(self, context: Context, c: Any, new: Service, dump: IO[bytes]) -> None:
+        """Import the dump into a container of the new image that nothing reaches; remove it after."""
+        engine = self.engine
+        trial_dir = self.store.data_dir(context, new.name) / "upgrade"
+        stale = c.containers.list(all=True, filters={"name": f"^{engine.trial_name(new)}$"})
+        for leftover in stale:  # a killed upgrade's
+            leftover.remove(force=True)
+        engine.remove_path(context, c, new, trial_dir)
+        context.output.step(f"Importing into a new container on {new.image}")
+        trial = None
+        try:
+            trial = engine.run(context, c, new, trial=True)
+            engine.wait_ready(trial, new)
+            dump.seek(0)
+            self.import_from(context, new, trial, dump)
+            trial.stop(timeout=self.kind.stop_timeout)  # the server writes everything out
+            trial.remove(force=True)
+        except Exception as exc:
+            context.output.warn(f"the upgrade stopped; {self.kind.name} {new.name} keeps serving on its old image")
+            if trial is not None:
+                with contextlib.suppress(Exception):
+                    trial.remove(force=True)
+            engine.remove_path(context, c, new, trial_dir)
+            if isinstance(exc, SkiffError):
+                raise
+            detail = getattr(exc, "explanation", None) or exc
+            raise SkiffError(f"{self.kind.name} {new.name} does not start on {new.image}: {detail}") from exc
+
+    def switch(self, context: Context, c: Any, old: Service, new: Service) -> None:
+        """Stop the old container, put the imported data in place, start the new image on it;
+        if it does not come up, the old data and image serve again."""
+        engine = self.engine
+        base = self.store.data_dir(context, old.name)
+        data, trial, previous = base / "data", base / "upgrade", base / "previous"
+        context.output.step(f"Switching {self.kind.name} {old.name} to {new.image}")
+        engine.remove_path(context, c, old, previous)
+        engine.remove(c, old)
+        os.replace(data, previous)
+        os.replace(trial, data)
+        try:
+            engine.wait_ready(engine.run(context, c, new), new)
+        except Exception as exc:
+            engine.remove(c, new, graceful=False)
+            os.replace(data, trial)
+            os.replace(previous, data)
+            engine.wait_ready(engine.run(context, c, old), old)
+            engine.remove_path(context, c, new, trial)
+            detail = getattr(exc, "explanation", None) or exc
+            raise SkiffError(
+                f"{self.kind.name} {old.name} did not start on {new.image} ({detail}); it serves on {old.image} again"
+            ) from exc
+        engine.remove_path(context, c, old, previous)
+
     # -- running --------------------------------------------------------------------------
 
     def start(self, context: Context, name: str) -> None:
@@ -612,6 +699,18 @@ def command_set(kind: ServiceKind, module: str) -> list[click.Command]:  # noqa:
         impl.clone(context, name, new, image)
 
     @add(
+        access.admin_command,
+        click.command(f"{k}:upgrade"),
+        click.argument("name"),
+        click.option("--image", help=f"The new image (default: the {k} plugin's image, {kind.local_image})."),
+        no_restart,
+    )
+    def upgrade(context: Context, name: str, image: str | None, no_restart: bool) -> None:
+        """Move NAME to a new image (a new major version): export, import into a new container,
+        switch, then redeploy the linked apps. On a failure the old container keeps serving."""
+        impl.upgrade(context, name, image, no_restart)
+
+    @add(
         service_cmd,
         click.command(f"{k}:logs"),
         click.argument("name"),
@@ -680,12 +779,18 @@ def command_set(kind: ServiceKind, module: str) -> list[click.Command]:  # noqa:
         local_only,
         click.command(f"{k}:build-image"),
         click.option("--base", help="Image to build FROM (default: the stack image)."),
+        click.option("--tag", help=f"Tag the image with this name (default: {kind.local_image}).", metavar="IMAGE"),
     )
-    def build_image(context: Context, base: str | None) -> None:
-        """Build the local image from the stack image and Debian's packages."""
-        if base is not None and (not base.strip() or base.startswith("-")):
-            raise ValidationError(f"invalid image {base!r}")
-        impl.engine.build_image(context, client(), base=base)
+    def build_image(context: Context, base: str | None, tag: str | None) -> None:
+        """Build the local image from the stack image and Debian's packages.
+
+        An image of another Debian suite (another major version, for KIND:upgrade):
+        KIND:build-image --base skiff/stack-base:SUITE --tag skiff/KIND:SUITE
+        """
+        for value in (base, tag):
+            if value is not None and not IMAGE_RE.fullmatch(value):
+                raise ValidationError(f"invalid image {value!r}")
+        impl.engine.build_image(context, client(), base=base, tag=tag)
 
     backup_commands(kind, impl, add)
     for command in commands:

@@ -1,0 +1,49 @@
+"""registry: release images pushed to a container registry, like Dokku's registry plugin.
+
+Hooks: ``skiff_settings`` (``registry:set``), ``skiff_commands`` (``registry:login``,
+``registry:logout``, ``registry:report``), ``skiff_image_for_nodes`` (the reference other
+nodes pull), ``skiff_post_deploy`` (push-on-release), ``skiff_report``. See docs/registry.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from skiff import hookimpl
+from skiff.context import Context
+from skiff.settings import Namespace
+
+from .settings import SETTINGS, repository
+
+
+@hookimpl
+def skiff_settings() -> list[Namespace]:
+    return [SETTINGS]
+
+
+@hookimpl
+def skiff_commands(cli: click.Group) -> None:
+    from .commands import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+@hookimpl
+def skiff_image_for_nodes(context: Context, app: str, image: str) -> str | None:
+    """Push ``image`` to ``app``'s registry and return the reference nodes pull; ``None`` without a server."""
+    server = SETTINGS.get(context.state, "server", app)
+    if not server:
+        return None
+    from .push import push
+
+    return push(context.root, server, repository(context.state, app), image)
+
+
+@hookimpl
+def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
+    from .commands import report_fields
+
+    return {"registry": report_fields(context, app)}
