@@ -5,7 +5,7 @@
 # cluster of skiff.testing.cluster, and pebble, Let's Encrypt's ACME test
 # server, which the letsencrypt plugin's end-to-end tests start on loopback ports.
 set -euo pipefail
-packages=(docker.io debootstrap nginx openssh-server git python3 python3-venv curl ca-certificates openssl sudo wrk docker-registry)
+packages=(docker.io debootstrap nginx openssh-server git python3 python3-venv curl ca-certificates openssl sudo wrk docker-registry gnupg)
 if [ "${1:-}" = "--test" ]; then
   packages+=(pebble iproute2 util-linux)
 fi

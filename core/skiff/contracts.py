@@ -26,14 +26,16 @@ compares the two):
 - :func:`registry_config_dir`: the docker config directory (``config.json``,
   0600) holding the registry credentials ``registry:login`` stored; a
   scheduler that creates services on other nodes sends them from there.
+- :class:`BackupPart`: what a plugin puts in a whole-server backup
+  (``skiff_backup_parts``) and how it comes back (``state:restore``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, cast, overload
+from typing import IO, TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, cast, overload
 
 if TYPE_CHECKING:  # pragma: no cover
     from .state import State
@@ -263,6 +265,35 @@ class OneOff:
     role: str = "run"
     name: str | None = None
     tag: str | None = None
+
+
+#: A backup part's name: ``PLUGIN:WHAT`` (the archive member of its dump is ``dumps/NAME``).
+BACKUP_PART_NAME = r"[a-z][a-z0-9-]{0,39}:[a-z0-9][a-z0-9._-]{0,79}"
+
+
+@dataclass(frozen=True)
+class BackupPart:
+    """One part of a whole-server backup (``skiff_backup_parts``; ``state:backup`` / ``state:restore``).
+
+    ``name``: unique, ``PLUGIN:WHAT`` (:data:`BACKUP_PART_NAME`, e.g. ``git:repos``,
+    ``redis:cache``); ``description``: one line for the manifest and the progress output.
+    ``paths``: files or directories relative to ``SKIFF_ROOT`` (``("repos",)``) archived
+    as they are (owners, modes, relative symlinks that stay inside) and put back before any
+    ``restore`` runs; a path that does not exist is skipped. ``dump``: writes this part's
+    stream (a service's export) to the binary file it is given; it raises
+    :class:`~skiff.errors.SkiffError` to stop the backup (nothing is written).
+    ``restore``: called by ``state:restore`` on the restored store, files and certificates,
+    with the dump (a binary file, or ``None`` when the part has no dump): recreate what
+    the dump holds (a service from its export, the apps' containers). ``order``: restore
+    steps run by ascending order (keys 100, services 200, apps 900).
+    """
+
+    name: str
+    description: str
+    paths: tuple[str, ...] = ()
+    dump: Callable[[IO[bytes]], None] | None = None
+    restore: Callable[[IO[bytes] | None], None] | None = None
+    order: int = 500
 
 
 class MetaFields:

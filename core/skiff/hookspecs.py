@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .builders import BuilderInfo
     from .context import Context
-    from .contracts import ContainerOptions, OneOff, PeriodicTask
+    from .contracts import BackupPart, ContainerOptions, OneOff, PeriodicTask
     from .deploy import Deploy
     from .settings import Namespace
 
@@ -242,6 +242,22 @@ def skiff_periodic_tasks(context: Context) -> list[PeriodicTask] | None:
     as a ``skiff`` command when its ``schedule`` says so, one run at a time per
     ``name``. Must be cheap and side-effect free; return ``None`` or ``[]`` for none.
     A task whose schedule does not parse is reported and skipped.
+    """
+
+
+# -- whole-server backup -------------------------------------------------------
+
+
+@hookspec
+def skiff_backup_parts(context: Context) -> list[BackupPart] | None:
+    """Declare what this plugin holds on the server: a list of :class:`skiff.contracts.BackupPart`.
+
+    Called for every plugin (not first-result; the lists are merged) by ``state:backup``,
+    as root, to gather the archive: each part's ``paths`` under ``SKIFF_ROOT`` are archived
+    and its ``dump`` is written (a service's export); and again by ``state:restore``, once
+    the state store and every part's files are back, for the ``restore`` steps (by
+    ascending ``order``) of the parts the archive holds. Read what is stored; do not change
+    it. Return ``None`` or ``[]`` for nothing. Two parts of one name fail the backup.
     """
 
 

@@ -34,6 +34,7 @@ DRIVERS = {
     "skiff_report": {"invoke", "run_skiff"},
     "skiff_addhooks": {"make_plugin_manager", "build_plugin_manager"},
     "skiff_upgrade": {"invoke", "run_skiff"},  # state:migrate
+    "skiff_backup_parts": {"invoke", "run_skiff"},  # state:backup, state:restore
     "skiff_container_options": {"container_options"},  # skiff_docker.scheduler
     "skiff_periodic_tasks": {"collect", "invoke"},  # skiff_cron.runner (the runner, cron:report)
     "skiff_run_oneoff": {"invoke", "run_job"},  # skiff_cron.commands (cron:run)
@@ -163,6 +164,10 @@ HOOK_TESTS: dict[str, list[str]] = {
         "tests/core/test_upgrade.py::test_skiff_upgrade_makes_old_repositories_private_and_removes_stored_credentials"
     ],
     "skiff_report": [APP_EVENTS],
+    "skiff_backup_parts": [
+        "tests/core/test_backup.py::test_backup_and_restore_bring_the_store_files_and_dumps_back_in_order",
+        "tests/core/test_backup_parts.py::test_the_installed_plugins_declare_what_the_server_holds",
+    ],
     "skiff_container_options": [
         "plugins/builtin/docker/tests/test_units.py::test_skiff_container_options_reach_process_and_oneoff_containers"
     ],

@@ -19,6 +19,9 @@ skiff_app_destroyed = HOOKS.skiff_app_destroyed
 skiff_app_renamed = HOOKS.skiff_app_renamed
 skiff_container_options = HOOKS.skiff_container_options
 skiff_report = HOOKS.skiff_report
+skiff_periodic_tasks = HOOKS.skiff_periodic_tasks
+skiff_settings = HOOKS.skiff_settings
+skiff_backup_parts = HOOKS.skiff_backup_parts
 
 
 @hookimpl
