@@ -35,6 +35,11 @@ def report_fields(context: Context, app: str | None) -> dict[str, Any]:
     }
     if app:
         fields["image_repo"] = repository(context.state, app)
+    else:
+        from . import serve
+
+        fields["serving"] = serve.running_pid(context.root) is not None
+        fields["ca_certificate"] = str(serve.ca_file(context.root)) if serve.ca_file(context.root).exists() else ""
     return fields
 
 
@@ -107,4 +112,39 @@ def registry_report(context: Context, app: str | None, fmt: str) -> None:
         context.output.fields(f"{app} registry information" if app else "registry global information", fields)
 
 
-COMMANDS = (registry_login, registry_logout, registry_report)
+@access.root_command
+@click.command("registry:serve")
+@click.argument("address", required=False)
+@click.option("--stop", "stop_it", is_flag=True, help="Stop the registry Skiff runs.")
+@pass_context
+def registry_serve(context: Context, address: str | None, stop_it: bool) -> None:
+    """Run a registry for the cluster on ADDRESS (HOST[:PORT], default port 5443): TLS, a password.
+
+    ADDRESS must mean the same on every node (the manager's address on the cluster network,
+    never 127.0.0.1). Skiff makes its own CA and a certificate for ADDRESS, an account with a
+    generated password (stored like registry:login's), and sets the global server. Each node's
+    engine trusts the CA as /etc/docker/certs.d/HOST:PORT/ca.crt. Root on the server only.
+    """
+    from . import serve
+
+    if stop_it:
+        if address:
+            raise click.UsageError("registry:serve --stop takes no address")
+        context.output.step("Stopped the registry" if serve.stop(context.root) else "No registry was running")
+        return
+    if not address:
+        raise click.UsageError("usage: registry:serve HOST[:PORT] | registry:serve --stop")
+    host, _, port_text = address.partition(":")
+    parse_server(address)
+    if host in ("localhost", "0.0.0.0") or host.startswith("127."):
+        raise ValidationError(
+            f"{address}: a loopback address means another machine on each node; give the manager's address"
+        )
+    port = int(port_text) if port_text else serve.DEFAULT_PORT
+    server = serve.start(context.root, host, port)
+    SETTINGS.set(context, "server", server)
+    context.output.step(f"Registry listening on {server} (TLS, user {serve.USER}); global server set")
+    context.output.info(f"Nodes trust its CA as /etc/docker/certs.d/{server}/ca.crt: {serve.ca_file(context.root)}")
+
+
+COMMANDS = (registry_login, registry_logout, registry_report, registry_serve)

@@ -8,10 +8,12 @@ import stat
 import pytest
 
 import skiff_apps.plugin as apps_plugin
+import skiff_config.plugin as config_plugin
 import skiff_registry.plugin as registry_plugin
-from skiff import dockerclient
+from skiff import dockerclient, lifecycle
 from skiff.contracts import registry_config_dir
-from skiff.errors import SkiffError
+from skiff.errors import DeployError, SkiffError
+from skiff.testing import DirReceiver, StubBuilder, StubScheduler, dir_source
 from skiff_registry import credentials
 from skiff_registry.push import tag_of
 
@@ -106,3 +108,37 @@ def test_bad_settings_are_one_line(skiff):
     bad = h.invoke("registry:set", "web", "image-repo", "Upper/Case")
     assert bad.exit_code != 0 and "invalid image repository" in bad.stderr
     assert h.state.get_property("registry", "image-repo", app="web") is None
+
+
+def test_push_on_release_pushes_each_new_build_and_a_refused_push_fails_before_the_deploy(skiff, engine, tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "Procfile").write_text("web: serve\n")
+    scheduler = StubScheduler()
+    h = skiff(
+        ("apps", apps_plugin),
+        ("config", config_plugin),
+        ("registry", registry_plugin),
+        DirReceiver(),
+        StubBuilder(),
+        scheduler,
+    )
+    h.create_app("web")
+    lifecycle.deploy(h.context, "web", dir_source(source))  # push-on-release is off by default
+    assert engine.calls == []
+    h.invoke("registry:set", "--global", "server", "reg.example:5000")
+    h.invoke("registry:set", "web", "push-on-release", "true")
+    lifecycle.deploy(h.context, "web", dir_source(source))
+    assert engine.calls == [
+        ("tag", "stub:web-2", "reg.example:5000/skiff/web", "web-2"),
+        ("push", "reg.example:5000/skiff/web", "web-2", None),
+    ]
+    assert scheduler.deployed == [("web", 1), ("web", 2)]
+    # a config change reuses the pushed image: nothing pushed again
+    assert h.invoke("config:set", "web", "A=1").exit_code == 0
+    assert len(engine.calls) == 2
+    engine.answer = [{"error": "denied: requested access to the resource is denied"}]
+    with pytest.raises(DeployError, match="registry reg.example:5000 refused the push"):
+        lifecycle.deploy(h.context, "web", dir_source(source))
+    assert scheduler.deployed[-1] == ("web", 3)  # the config release; the refused build never ran
+    assert h.state.current_release("web").version == 3
