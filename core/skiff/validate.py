@@ -59,7 +59,7 @@ _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]{{1,5}})?"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _image_reference() -> re.Pattern[str]:
     """The pattern of an image reference (compiled on first use: it costs milliseconds at every start)."""
     return re.compile(
@@ -127,7 +127,7 @@ _CRON_FIELDS = (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cron_item() -> re.Pattern[str]:
     return re.compile(
         r"\A(?:\*|(?P<a>[0-9]{1,2}|[a-z]{3})(?:-(?P<b>[0-9]{1,2}|[a-z]{3}))?)(?:/(?P<step>[0-9]{1,2}))?\Z"
