@@ -11,6 +11,7 @@ the host indents.
 """
 
 import glob
+import hashlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import tarfile
 import time
 
 MARK = "\x1e"
+SHARED = -1  # run_step: the resolution has a shared layer
 DENIED = {"PATH", "HOME", "USER", "PWD", "SHELL", "HOSTNAME", "LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONHOME"}
 
 
@@ -181,7 +183,43 @@ def run_logged(argv, cwd, env, needles):
     return proc.wait(), seen
 
 
-def run_step(step, env):
+PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[A-Za-z0-9,._ -]*\])?==([A-Za-z0-9.+!_-]+)")
+
+
+def pins_hash(text):
+    """The hash of a resolution (``name==version`` lines), as the host computes it; None for anything else."""
+    pins = set()
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = PIN.fullmatch(line)
+        if not m:
+            return None
+        pins.add(_norm(m.group(1)) + "==" + m.group(2).lower())
+    if not pins:
+        return None
+    return hashlib.sha256("\n".join(sorted(pins)).encode()).hexdigest()
+
+
+def resolve_shared(shared, candidates, cwd, env):
+    """Resolve the requirements (``uv pip compile``); the candidate hash the resolution is, or None."""
+    code, seen = run_logged(shared["resolve"], cwd, env, shared.get("when") or [])
+    if code != 0 and seen:
+        print("the package index did not answer: resolving from the caches (uv --offline)", flush=True)
+        code, _ = run_logged(shared["resolve"] + ["--offline"], cwd, env, [])
+    if code != 0:
+        return None
+    try:
+        with open(shared["output"], encoding="utf-8") as f:
+            digest = pins_hash(f.read())
+        os.unlink(shared["output"])
+    except OSError:
+        return None
+    return digest if digest in candidates else None
+
+
+def run_step(step, env, shared=()):
     step_env = dict(env)
     step_env.update(step.get("env") or {})
     step_env = cache_paths(step_env)
@@ -200,6 +238,14 @@ def run_step(step, env):
         import venv
 
         venv.EnvBuilder(symlinks=True, with_pip=False).create(step["venv"])
+    if shared and step.get("shared_venv"):
+        digest = resolve_shared(step["shared_venv"], shared, cwd, step_env)
+        if digest:
+            print("the same resolution as a shared layer of verified wheels: using it", flush=True)
+            mark(report="shared_venv", data=digest)
+            if title:
+                mark(done=title, seconds=round(time.monotonic() - started, 2))
+            return SHARED
     fallback = step.get("fallback") or {}
     for argv in step.get("run") or []:
         try:
@@ -243,7 +289,9 @@ def main():
     shutil.rmtree(here)  # the plan holds secrets: gone before any step runs
     env = base_env(plan)
     for step in plan.get("steps") or []:
-        code = run_step(step, env)
+        code = run_step(step, env, plan.get("shared") or ())
+        if code == SHARED:  # the host makes the layer: nothing else runs
+            return 0
         if code != 0:
             return code
     return 0

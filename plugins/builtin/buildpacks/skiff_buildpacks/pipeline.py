@@ -154,11 +154,12 @@ def dependency_layer(session: Session, plan: PackPlan) -> DepsLayer:
     image_id = install_dependencies(session, plan, key, tag)
     layer = DepsLayer(base=ref, image_id=image_id, key=key, built=True)
     # beside the code layer, on the host: untag older layers, and the packs' after-install work
-    # (e.g. promoting verified wheels into the shared cache)
+    # (e.g. promoting verified wheels into the shared cache; not for a shared layer: it is made of them)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="skiff-after-install")
     reports = dict(session.runner.reports)
     BACKGROUND.append(pool.submit(_prune_deps, session.client, session.deploy.app, image_id))
-    layer.after = [pool.submit(fn, reports, session.client) for fn in plan.after_install]
+    if "shared_venv" not in reports:
+        layer.after = [pool.submit(fn, reports, session.client) for fn in plan.after_install]
     pool.shutdown(wait=False)
     return layer
 
@@ -211,22 +212,59 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -
         start_from = previous.id
         out.step("Dependencies were only added: installing them on top of the previous layer")
     runner = session.runner
-    with build_steps.code_tar(
-        deploy.workdir, (), plan.generated, runner.uid, runner.gid, only=plan.files, tmpdir=deploy.workdir.parent
-    ) as archive:
-        image_id = runner.run(
-            start_from,
-            plan.steps,
-            env,
-            archive,
-            build_steps.deps_labels(deploy.app, key, compat, lines, depth),
-            f"skiff/{deploy.app}",
-            tag,
-            plan.archive_paths,
-            plan.read_only,
+    shared = shared_candidates(session, plan)
+    for attempt in (shared, {}) if shared else ({},):
+        with build_steps.code_tar(
+            deploy.workdir, (), plan.generated, runner.uid, runner.gid, only=plan.files, tmpdir=deploy.workdir.parent
+        ) as archive:
+            image_id = runner.run(
+                start_from,
+                plan.steps,
+                env,
+                archive,
+                build_steps.deps_labels(deploy.app, key, compat, lines, depth),
+                f"skiff/{deploy.app}",
+                tag,
+                plan.archive_paths,
+                plan.read_only,
+                shared=sorted(attempt),
+            )
+        if image_id:
+            break
+        digest = runner.reports["shared_venv"]
+        image_id = load_shared(
+            session, attempt[digest], build_steps.deps_labels(deploy.app, key, compat, lines, 0), tag
         )
+        if image_id:
+            out.step(f"Dependency layer from the shared layer {digest[:12]} in {time.monotonic() - t0:.1f}s")
+            return image_id
     out.step(f"Dependency layer ready in {time.monotonic() - t0:.1f}s")
     return image_id
+
+
+def shared_candidates(session: Session, plan: PackPlan) -> dict[str, dict[str, Any]]:
+    """The shared layers the one install step may resolve to, whose images are on the engine."""
+    if len(plan.steps) != 1 or plan.archives or not plan.shared_layers or not plan.steps[0].get("shared_venv"):
+        return {}
+    return {h: r for h, r in plan.shared_layers.items() if _image(session.client, r["image"]) is not None}
+
+
+def load_shared(session: Session, record: dict[str, Any], changes: build_steps.ImageChanges, tag: str) -> str:
+    """The app's dependency image made of a shared layer (its labels on the shared image's layers), or ``""``."""
+    from . import layers
+
+    client = session.client
+    if not layers.supported(client):
+        return ""
+    try:
+        image = layers.NewImage(client.api.inspect_image(record["image"]), changes, f"skiff/{session.deploy.app}", tag)
+        return layers.load(client, [image])[0]
+    except layers.LoadRefused as exc:
+        layers.mark_unsupported(client)
+        session.deploy.output.info(f"the engine does not load images on a base ({exc}): installing")
+        return ""
+    except build_steps._engine_errors() as exc:
+        raise build_steps.engine_error(exc) from exc
 
 
 def plan_code(session: Session, plan: PackPlan) -> None:
@@ -290,9 +328,32 @@ def _code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str, ou
         changes = build_steps.final_changes(
             deploy.app, bid, plan.image_env(stack.path), stack.user, deploy.processes.get("web"), plan.packs
         )
+        if not plan.compile_steps:
+            loaded = load_layer(session, layer.image_id, archive, changes, bid)
+            if loaded is not None:
+                return loaded
         return runner.run(
             layer.base, plan.compile_steps, plan.env(stack.path), archive, changes, f"skiff/{deploy.app}", bid
         )
+
+
+def load_layer(session: Session, base_id: str, archive: Any, changes: build_steps.ImageChanges, tag: str) -> str | None:
+    """The code layer as ``docker load`` of a tar on the base image (no container); None: use a container."""
+    from . import layers
+
+    client = session.client
+    if not layers.supported(client) or not layers.loadable(archive):
+        return None
+    try:
+        base = client.api.inspect_image(base_id)
+        image = layers.NewImage(base, changes, f"skiff/{session.deploy.app}", tag, layer=archive)
+        return layers.load(client, [image])[0]
+    except layers.LoadRefused as exc:
+        layers.mark_unsupported(client)
+        session.deploy.output.info(f"the engine does not load layers on a base ({exc}): using a build container")
+        return None
+    except build_steps._engine_errors() as exc:
+        raise build_steps.engine_error(exc) from exc
 
 
 def record(session: Session, layer: DepsLayer, image_id: str) -> None:
