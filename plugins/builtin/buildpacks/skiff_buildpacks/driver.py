@@ -203,20 +203,21 @@ def pins_hash(text):
 
 
 def resolve_shared(shared, candidates, cwd, env):
-    """Resolve the requirements (``uv pip compile``); the candidate hash the resolution is, or None."""
-    code, seen = run_logged(shared["resolve"], cwd, env, shared.get("when") or [])
-    if code != 0 and seen:
+    """Resolve the requirements (``uv pip compile``): the candidate hash the resolution is (or None), and
+    whether the index did not answer (the install then goes to the caches at once)."""
+    code, offline = run_logged(shared["resolve"], cwd, env, shared.get("when") or [])
+    offline = code != 0 and offline
+    if offline:
         print("the package index did not answer: resolving from the caches (uv --offline)", flush=True)
         code, _ = run_logged(shared["resolve"] + ["--offline"], cwd, env, [])
-    if code != 0:
-        return None
+    digest = None
     try:
         with open(shared["output"], encoding="utf-8") as f:
-            digest = pins_hash(f.read())
+            digest = pins_hash(f.read()) if code == 0 else None
         os.unlink(shared["output"])
     except OSError:
-        return None
-    return digest if digest in candidates else None
+        pass
+    return (digest if digest in candidates else None), offline
 
 
 def run_step(step, env, shared=()):
@@ -233,23 +234,29 @@ def run_step(step, env, shared=()):
     started = time.monotonic()
     if title:
         mark(step=title)
-    if step.get("venv"):
-        # in this process: no second interpreter start (python3 -m venv) and no uv probe (uv venv)
-        import venv
-
-        venv.EnvBuilder(symlinks=True, with_pip=False).create(step["venv"])
+    offline = False
     if shared and step.get("shared_venv"):
-        digest = resolve_shared(step["shared_venv"], shared, cwd, step_env)
+        digest, offline = resolve_shared(step["shared_venv"], shared, cwd, step_env)
         if digest:
             print("the same resolution as a shared layer of verified wheels: using it", flush=True)
             mark(report="shared_venv", data=digest)
             if title:
                 mark(done=title, seconds=round(time.monotonic() - started, 2))
             return SHARED
+    if step.get("venv"):
+        # in this process: no second interpreter start (python3 -m venv) and no uv probe (uv venv)
+        import venv
+
+        venv.EnvBuilder(symlinks=True, with_pip=False).create(step["venv"])
     fallback = step.get("fallback") or {}
     for argv in step.get("run") or []:
         try:
-            if fallback and argv == fallback.get("instead_of"):
+            if fallback and argv == fallback.get("instead_of") and offline:
+                print(fallback.get("note") or "retrying", flush=True)
+                code = subprocess.run(
+                    fallback["run"], cwd=cwd, env=step_env, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT
+                ).returncode
+            elif fallback and argv == fallback.get("instead_of"):
                 code, seen = run_logged(argv, cwd, step_env, fallback.get("when") or [])
                 if code != 0 and seen:
                     print(fallback.get("note") or "retrying", flush=True)

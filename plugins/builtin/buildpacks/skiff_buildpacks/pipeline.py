@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from skiff.deploy import Deploy
+from skiff.errors import SkiffError
 
 from . import build as build_steps
 from .plan import PackPlan
@@ -58,6 +59,7 @@ class DepsLayer:
     key: str = ""
     built: bool = False
     after: list[Future] = field(default_factory=list)  # the packs' after-install work (e.g. cache promotion)
+    pending: Any = None  # a layers.NewImage not loaded yet: loaded with the code layer, in one call
 
 
 def build_image(deploy: Deploy) -> str:
@@ -151,8 +153,12 @@ def dependency_layer(session: Session, plan: PackPlan) -> DepsLayer:
     if existing is not None:
         session.deploy.output.step(f"Reusing the dependency layer (unchanged: {', '.join(plan.files) or 'none'})")
         return DepsLayer(base=ref, image_id=existing.id, key=key)
-    image_id = install_dependencies(session, plan, key, tag)
-    layer = DepsLayer(base=ref, image_id=image_id, key=key, built=True)
+    installed = install_dependencies(session, plan, key, tag)
+    if isinstance(installed, str):
+        layer = DepsLayer(base=ref, image_id=installed, key=key, built=True)
+    else:  # the app's labels on a shared layer: loaded with the code layer
+        layer = DepsLayer(base=ref, image_id=installed.id, key=key, built=True, pending=installed)
+    image_id = layer.image_id
     # beside the code layer, on the host: untag older layers, and the packs' after-install work
     # (e.g. promoting verified wheels into the shared cache; not for a shared layer: it is made of them)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="skiff-after-install")
@@ -197,8 +203,12 @@ def wait_background(timeout: float | None = None) -> None:
     BACKGROUND[:] = [f for f in BACKGROUND if not f.done()]
 
 
-def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -> str:
-    """Run the install steps on the stack image, or on top of the previous layer when requirements were only added."""
+def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -> Any:
+    """Run the install steps on the stack image, or on top of the previous layer when requirements were only added.
+
+    Returns the image id, or the dependency image still to load (a :class:`layers.NewImage` made of
+    a shared layer the install step resolved to).
+    """
     deploy, out = session.deploy, session.deploy.output
     assert deploy.workdir is not None
     t0 = time.monotonic()
@@ -232,12 +242,10 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -
         if image_id:
             break
         digest = runner.reports["shared_venv"]
-        image_id = load_shared(
-            session, attempt[digest], build_steps.deps_labels(deploy.app, key, compat, lines, 0), tag
-        )
-        if image_id:
-            out.step(f"Dependency layer from the shared layer {digest[:12]} in {time.monotonic() - t0:.1f}s")
-            return image_id
+        image = shared_image(session, attempt[digest], build_steps.deps_labels(deploy.app, key, compat, lines, 0), tag)
+        if image is not None:
+            out.step(f"Dependency layer: the shared layer {digest[:12]} ({time.monotonic() - t0:.1f}s)")
+            return image
     out.step(f"Dependency layer ready in {time.monotonic() - t0:.1f}s")
     return image_id
 
@@ -249,22 +257,18 @@ def shared_candidates(session: Session, plan: PackPlan) -> dict[str, dict[str, A
     return {h: r for h, r in plan.shared_layers.items() if _image(session.client, r["image"]) is not None}
 
 
-def load_shared(session: Session, record: dict[str, Any], changes: build_steps.ImageChanges, tag: str) -> str:
-    """The app's dependency image made of a shared layer (its labels on the shared image's layers), or ``""``."""
+def shared_image(session: Session, record: dict[str, Any], changes: build_steps.ImageChanges, tag: str) -> Any:
+    """The app's dependency image made of a shared layer (its labels on the shared image's layers), or None."""
     from . import layers
 
     client = session.client
     if not layers.supported(client):
-        return ""
+        return None
     try:
-        image = layers.NewImage(client.api.inspect_image(record["image"]), changes, f"skiff/{session.deploy.app}", tag)
-        return layers.load(client, [image])[0]
-    except layers.LoadRefused as exc:
-        layers.mark_unsupported(client)
-        session.deploy.output.info(f"the engine does not load images on a base ({exc}): installing")
-        return ""
-    except build_steps._engine_errors() as exc:
-        raise build_steps.engine_error(exc) from exc
+        base = client.api.inspect_image(record["image"])
+    except build_steps._engine_errors():
+        return None  # gone since it was listed: install
+    return layers.NewImage(base, changes, f"skiff/{session.deploy.app}", tag)
 
 
 def plan_code(session: Session, plan: PackPlan) -> None:
@@ -308,6 +312,8 @@ def run_stages(session: Session, plan: PackPlan) -> list[tuple[str, Any]]:
 def code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str) -> str:
     """Add the code (and the stages' outputs) to the dependency image, run the compile steps, commit."""
     outputs = run_stages(session, plan)
+    if layer.pending is not None and plan.compile_steps:
+        load_pending(session, layer)
     try:
         return _code_layer(session, plan, layer, bid, outputs)
     finally:
@@ -329,25 +335,49 @@ def _code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str, ou
             deploy.app, bid, plan.image_env(stack.path), stack.user, deploy.processes.get("web"), plan.packs
         )
         if not plan.compile_steps:
-            loaded = load_layer(session, layer.image_id, archive, changes, bid)
+            loaded = load_layer(session, layer, archive, changes, bid)
             if loaded is not None:
                 return loaded
+        load_pending(session, layer)
         return runner.run(
             layer.base, plan.compile_steps, plan.env(stack.path), archive, changes, f"skiff/{deploy.app}", bid
         )
 
 
-def load_layer(session: Session, base_id: str, archive: Any, changes: build_steps.ImageChanges, tag: str) -> str | None:
-    """The code layer as ``docker load`` of a tar on the base image (no container); None: use a container."""
+def load_pending(session: Session, layer: DepsLayer) -> None:
+    """Load the dependency image still to load (a shared layer's), on its own."""
+    from . import layers
+
+    if layer.pending is None:
+        return
+    try:
+        layers.load(session.client, [layer.pending])
+    except layers.LoadRefused as exc:
+        raise SkiffError(f"the engine refused the dependency image made of a shared layer: {exc}") from None
+    except build_steps._engine_errors() as exc:
+        raise build_steps.engine_error(exc) from exc
+    layer.pending = None
+
+
+def load_layer(
+    session: Session, layer: DepsLayer, archive: Any, changes: build_steps.ImageChanges, tag: str
+) -> str | None:
+    """The code layer as ``docker load`` of a tar on the base image (no container); None: use a container.
+
+    A dependency image still to load goes in the same call.
+    """
     from . import layers
 
     client = session.client
     if not layers.supported(client) or not layers.loadable(archive):
         return None
+    pending = [layer.pending] if layer.pending is not None else []
     try:
-        base = client.api.inspect_image(base_id)
+        base = pending[0].inspect if pending else client.api.inspect_image(layer.image_id)
         image = layers.NewImage(base, changes, f"skiff/{session.deploy.app}", tag, layer=archive)
-        return layers.load(client, [image])[0]
+        loaded = layers.load(client, [*pending, image])[-1]
+        layer.pending = None
+        return loaded
     except layers.LoadRefused as exc:
         layers.mark_unsupported(client)
         session.deploy.output.info(f"the engine does not load layers on a base ({exc}): using a build container")

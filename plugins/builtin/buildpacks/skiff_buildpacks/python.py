@@ -398,7 +398,7 @@ def uv_step(build, uv_dir: str, source: str, origin: str, result: dict[str, Any]
                     "-q",
                     source,
                     "--python",
-                    f"{VENV}/bin/python",
+                    "python3",  # the stack's, which the venv is made of (resolved before it is made)
                     "--default-index",
                     python_index(build),
                     "--find-links",

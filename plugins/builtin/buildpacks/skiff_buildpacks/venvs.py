@@ -23,7 +23,7 @@ import os
 import re
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -98,13 +98,26 @@ class SharedVenvs:
         if record is not None and sorted(lines) not in [sorted(s) for s in record.get("lines", [])]:
             self.put(digest, record["image"], record.get("files", []), lines)
 
-    def purge(self) -> int:
-        """Forget every record (of every stack); return how many there were."""
+    def purge(self, client: Callable[[], Any] | None = None) -> int:
+        """Forget every record (of every stack) and remove its image; return how many there were.
+
+        ``client`` makes the engine client, called only when there is an image to remove.
+
+        Apps' images made of a shared layer keep it: an image removed here only loses its tag.
+        """
         count = 0
         if not self.root.is_dir():
             return 0
         for stack_dir in self.root.iterdir():
             for path in stack_dir.iterdir():
+                record = (
+                    SharedVenvs(self.root.parent, stack_dir.name).get(path.stem) if path.suffix == ".json" else None
+                )
+                if record is not None and client is not None:
+                    try:
+                        client().images.remove(record["image"])
+                    except Exception:
+                        pass  # gone already, or in use
                 path.unlink()
                 count += path.suffix == ".json"
             stack_dir.rmdir()
@@ -232,17 +245,3 @@ def _installed_exactly(logs: bytes, pins: list[str]) -> bool:
             got = sorted(f"{normalize(d['name'])}=={d['version'].lower()}" for d in data)
             return got == sorted(p.lower() for p in pins)
     return False
-
-
-def remove_images(client: Any) -> int:
-    """Remove the shared layers' tags (apps' images keep the layers they use)."""
-    removed = 0
-    for image in client.images.list(filters={"label": LABEL}):
-        for tag in image.tags or []:
-            if tag.startswith(REPOSITORY + ":"):
-                try:
-                    client.images.remove(tag)
-                    removed += 1
-                except Exception:
-                    pass
-    return removed
