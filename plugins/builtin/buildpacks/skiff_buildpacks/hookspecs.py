@@ -52,7 +52,9 @@ def skiff_buildpack_dependencies(pack: str, build: Any) -> dict[str, Any] | None
     shared wheels) read-only into the dependency build; ``"after_install":
     [fn(reports, client) -> lines]`` runs on the host once the layer is
     committed, beside the code layer (``reports``: what the driver's steps
-    reported, untrusted data). Raise
+    reported, untrusted data); ``"shared_layers": {hash: record}`` names
+    shared layers (``record["image"]``) the one install step may resolve to
+    (its ``shared_venv`` key, see :mod:`skiff_buildpacks.venvs`). Raise
     ``SkiffError`` for an unusable source (e.g. two package managers).
     """
 

@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from skiff.deploy import Deploy
+from skiff.errors import SkiffError
 
 from . import build as build_steps
 from .plan import PackPlan
@@ -58,6 +59,7 @@ class DepsLayer:
     key: str = ""
     built: bool = False
     after: list[Future] = field(default_factory=list)  # the packs' after-install work (e.g. cache promotion)
+    pending: Any = None  # a layers.NewImage not loaded yet: loaded with the code layer, in one call
 
 
 def build_image(deploy: Deploy) -> str:
@@ -151,14 +153,19 @@ def dependency_layer(session: Session, plan: PackPlan) -> DepsLayer:
     if existing is not None:
         session.deploy.output.step(f"Reusing the dependency layer (unchanged: {', '.join(plan.files) or 'none'})")
         return DepsLayer(base=ref, image_id=existing.id, key=key)
-    image_id = install_dependencies(session, plan, key, tag)
-    layer = DepsLayer(base=ref, image_id=image_id, key=key, built=True)
+    installed = install_dependencies(session, plan, key, tag)
+    if isinstance(installed, str):
+        layer = DepsLayer(base=ref, image_id=installed, key=key, built=True)
+    else:  # the app's labels on a shared layer: loaded with the code layer
+        layer = DepsLayer(base=ref, image_id=installed.id, key=key, built=True, pending=installed)
+    image_id = layer.image_id
     # beside the code layer, on the host: untag older layers, and the packs' after-install work
-    # (e.g. promoting verified wheels into the shared cache)
+    # (e.g. promoting verified wheels into the shared cache; not for a shared layer: it is made of them)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="skiff-after-install")
     reports = dict(session.runner.reports)
     BACKGROUND.append(pool.submit(_prune_deps, session.client, session.deploy.app, image_id))
-    layer.after = [pool.submit(fn, reports, session.client) for fn in plan.after_install]
+    if "shared_venv" not in reports:
+        layer.after = [pool.submit(fn, reports, session.client) for fn in plan.after_install]
     pool.shutdown(wait=False)
     return layer
 
@@ -196,8 +203,12 @@ def wait_background(timeout: float | None = None) -> None:
     BACKGROUND[:] = [f for f in BACKGROUND if not f.done()]
 
 
-def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -> str:
-    """Run the install steps on the stack image, or on top of the previous layer when requirements were only added."""
+def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -> Any:
+    """Run the install steps on the stack image, or on top of the previous layer when requirements were only added.
+
+    Returns the image id, or the dependency image still to load (a :class:`layers.NewImage` made of
+    a shared layer the install step resolved to).
+    """
     deploy, out = session.deploy, session.deploy.output
     assert deploy.workdir is not None
     t0 = time.monotonic()
@@ -211,22 +222,53 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -
         start_from = previous.id
         out.step("Dependencies were only added: installing them on top of the previous layer")
     runner = session.runner
-    with build_steps.code_tar(
-        deploy.workdir, (), plan.generated, runner.uid, runner.gid, only=plan.files, tmpdir=deploy.workdir.parent
-    ) as archive:
-        image_id = runner.run(
-            start_from,
-            plan.steps,
-            env,
-            archive,
-            build_steps.deps_labels(deploy.app, key, compat, lines, depth),
-            f"skiff/{deploy.app}",
-            tag,
-            plan.archive_paths,
-            plan.read_only,
-        )
+    shared = shared_candidates(session, plan)
+    for attempt in (shared, {}) if shared else ({},):
+        with build_steps.code_tar(
+            deploy.workdir, (), plan.generated, runner.uid, runner.gid, only=plan.files, tmpdir=deploy.workdir.parent
+        ) as archive:
+            image_id = runner.run(
+                start_from,
+                plan.steps,
+                env,
+                archive,
+                build_steps.deps_labels(deploy.app, key, compat, lines, depth),
+                f"skiff/{deploy.app}",
+                tag,
+                plan.archive_paths,
+                plan.read_only,
+                shared=sorted(attempt),
+            )
+        if image_id:
+            break
+        digest = runner.reports["shared_venv"]
+        image = shared_image(session, attempt[digest], build_steps.deps_labels(deploy.app, key, compat, lines, 0), tag)
+        if image is not None:
+            out.step(f"Dependency layer: the shared layer {digest[:12]} ({time.monotonic() - t0:.1f}s)")
+            return image
     out.step(f"Dependency layer ready in {time.monotonic() - t0:.1f}s")
     return image_id
+
+
+def shared_candidates(session: Session, plan: PackPlan) -> dict[str, dict[str, Any]]:
+    """The shared layers the one install step may resolve to, whose images are on the engine."""
+    if len(plan.steps) != 1 or plan.archives or not plan.shared_layers or not plan.steps[0].get("shared_venv"):
+        return {}
+    return {h: r for h, r in plan.shared_layers.items() if _image(session.client, r["image"]) is not None}
+
+
+def shared_image(session: Session, record: dict[str, Any], changes: build_steps.ImageChanges, tag: str) -> Any:
+    """The app's dependency image made of a shared layer (its labels on the shared image's layers), or None."""
+    from . import layers
+
+    client = session.client
+    if not layers.supported(client):
+        return None
+    try:
+        base = client.api.inspect_image(record["image"])
+    except build_steps._engine_errors():
+        return None  # gone since it was listed: install
+    return layers.NewImage(base, changes, f"skiff/{session.deploy.app}", tag)
 
 
 def plan_code(session: Session, plan: PackPlan) -> None:
@@ -270,6 +312,8 @@ def run_stages(session: Session, plan: PackPlan) -> list[tuple[str, Any]]:
 def code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str) -> str:
     """Add the code (and the stages' outputs) to the dependency image, run the compile steps, commit."""
     outputs = run_stages(session, plan)
+    if layer.pending is not None and plan.compile_steps:
+        load_pending(session, layer)
     try:
         return _code_layer(session, plan, layer, bid, outputs)
     finally:
@@ -290,9 +334,56 @@ def _code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str, ou
         changes = build_steps.final_changes(
             deploy.app, bid, plan.image_env(stack.path), stack.user, deploy.processes.get("web"), plan.packs
         )
+        if not plan.compile_steps:
+            loaded = load_layer(session, layer, archive, changes, bid)
+            if loaded is not None:
+                return loaded
+        load_pending(session, layer)
         return runner.run(
             layer.base, plan.compile_steps, plan.env(stack.path), archive, changes, f"skiff/{deploy.app}", bid
         )
+
+
+def load_pending(session: Session, layer: DepsLayer) -> None:
+    """Load the dependency image still to load (a shared layer's), on its own."""
+    from . import layers
+
+    if layer.pending is None:
+        return
+    try:
+        layers.load(session.client, [layer.pending])
+    except layers.LoadRefused as exc:
+        raise SkiffError(f"the engine refused the dependency image made of a shared layer: {exc}") from None
+    except build_steps._engine_errors() as exc:
+        raise build_steps.engine_error(exc) from exc
+    layer.pending = None
+
+
+def load_layer(
+    session: Session, layer: DepsLayer, archive: Any, changes: build_steps.ImageChanges, tag: str
+) -> str | None:
+    """The code layer as ``docker load`` of a tar on the base image (no container); None: use a container.
+
+    A dependency image still to load goes in the same call.
+    """
+    from . import layers
+
+    client = session.client
+    if not layers.supported(client) or not layers.loadable(archive):
+        return None
+    pending = [layer.pending] if layer.pending is not None else []
+    try:
+        base = pending[0].inspect if pending else client.api.inspect_image(layer.image_id)
+        image = layers.NewImage(base, changes, f"skiff/{session.deploy.app}", tag, layer=archive)
+        loaded = layers.load(client, [*pending, image])[-1]
+        layer.pending = None
+        return loaded
+    except layers.LoadRefused as exc:
+        layers.mark_unsupported(client)
+        session.deploy.output.info(f"the engine does not load layers on a base ({exc}): using a build container")
+        return None
+    except build_steps._engine_errors() as exc:
+        raise build_steps.engine_error(exc) from exc
 
 
 def record(session: Session, layer: DepsLayer, image_id: str) -> None:

@@ -39,6 +39,8 @@ class PackPlan:
     archives: list[dict[str, str]] = field(default_factory=list)
     read_only: dict[str, str] = field(default_factory=dict)  # container path -> server cache dir (bind, ro)
     after_install: list[Callable[[dict[str, Any], Any], list[str]]] = field(default_factory=list)
+    #: shared dependency layers the install step may resolve to: hash -> record (``image``)
+    shared_layers: dict[str, dict[str, Any]] = field(default_factory=dict)
     additive_lines: dict[str, list[str]] | None = field(default_factory=dict)
     compile_steps: list[Step] = field(default_factory=list)
     compile_files: dict[str, bytes] = field(default_factory=dict)
@@ -57,6 +59,7 @@ class PackPlan:
         self.archives += deps.get("archives", [])
         self.read_only.update(deps.get("read_only", {}))
         self.after_install += deps.get("after_install", [])
+        self.shared_layers.update(deps.get("shared_layers", {}))
         if deps.get("steps"):
             self._add_lines(pack, deps.get("additive_lines"))
 
