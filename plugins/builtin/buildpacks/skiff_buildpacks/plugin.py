@@ -328,6 +328,8 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
             "installer": s["python-installer"],
             "last-build": ",".join(meta.get("buildpacks", [])) or None,
             "stack": meta.get("stack"),
+            "run-image": s["run-image"],
+            "runs-on": meta.get("run_image") or meta.get("stack"),  # the run image, or the build image
         }
     }
 
