@@ -147,11 +147,8 @@ def test_bad_input_is_one_line_and_changes_nothing(h):
     assert Store(KIND).all(h.context) == []
 
 
-def test_links_release_the_app_and_respect_its_lock(skiff, tmp_path, monkeypatch):
-    moves: list[str] = []
-    monkeypatch.setattr(commandset, "client", lambda: None)
-    monkeypatch.setattr(engine.Engine, "attach", lambda self, c, svc, app: moves.append(f"+{svc.name}@{app}"))
-    monkeypatch.setattr(engine.Engine, "detach", lambda self, c, svc, app: moves.append(f"-{svc.name}@{app}"))
+def deployed_blog(skiff, tmp_path):
+    """A harness with the notes plugin and an app ``blog`` deployed once (stub builder and scheduler)."""
     h = skiff(
         ("apps", apps_plugin),
         ("config", config_plugin),
@@ -165,6 +162,15 @@ def test_links_release_the_app_and_respect_its_lock(skiff, tmp_path, monkeypatch
     (source / "Procfile").write_text("web: run\n")
     h.create_app("blog")
     lifecycle.deploy(h.context, "blog", dir_source(source))
+    return h
+
+
+def test_links_release_the_app_and_respect_its_lock(skiff, tmp_path, monkeypatch):
+    moves: list[str] = []
+    monkeypatch.setattr(commandset, "client", lambda: None)
+    monkeypatch.setattr(engine.Engine, "attach", lambda self, c, svc, app: moves.append(f"+{svc.name}@{app}"))
+    monkeypatch.setattr(engine.Engine, "detach", lambda self, c, svc, app: moves.append(f"-{svc.name}@{app}"))
+    h = deployed_blog(skiff, tmp_path)
     store = Store(KIND)
     store.save(h.context, Service(name="docs", image="img", password="q" * 16))
 
@@ -215,19 +221,7 @@ def test_upgrade_switches_then_redeploys_the_linked_apps_and_a_failure_changes_n
     monkeypatch.setattr(engine.Engine, "ensure_image", lambda self, context, c, image: steps.append(f"image {image}"))
     monkeypatch.setattr(engine.Engine, "server_version", lambda self, container: "")
     monkeypatch.setattr(engine.Engine, "get", lambda self, c, service: Container())
-    h = skiff(
-        ("apps", apps_plugin),
-        ("config", config_plugin),
-        ("notes", NotesPlugin()),
-        DirReceiver(),
-        StubBuilder(),
-        StubScheduler(),
-    )
-    source = tmp_path / "blog"
-    source.mkdir()
-    (source / "Procfile").write_text("web: run\n")
-    h.create_app("blog")
-    lifecycle.deploy(h.context, "blog", dir_source(source))
+    h = deployed_blog(skiff, tmp_path)
     store = Store(KIND)
     store.save(h.context, Service(name="docs", image="img", password="q" * 16, links={"blog": "NOTES_URL"}))
 
