@@ -39,6 +39,7 @@ class OnImage(Skiff):
 
     def round(self) -> dict[str, float]:
         import docker
+
         import skiff_buildpacks.plugin as bp
         import skiff_buildpacks.python as python
         import skiff_procfile.plugin as procfile
