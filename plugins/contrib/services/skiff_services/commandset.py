@@ -214,6 +214,7 @@ class Commands:
             return
         fields = {key: info[key] for key in INFO_FIELDS}
         fields.update({f"option {key}": value for key, value in sorted(service.options.items())})
+        fields.update(self.backups.summary(context, name))
         context.output.fields(f"{name} {self.kind.name} service information", fields)
 
     # -- links ----------------------------------------------------------------------
