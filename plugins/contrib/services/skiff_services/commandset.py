@@ -885,6 +885,8 @@ def backup_commands(kind: ServiceKind, impl: Commands, add: Callable[..., Any]) 
             auth["endpoint"] = endpoint_url
         backups.update(context, name, auth=auth)
         context.output.step(f"Stored the S3 credentials of {k} {name}")
+        if not context.via_ssh:
+            context.output.warn("the secret was visible in process listings while this ran (over SSH it is not)")
 
     @add(access.admin_command, click.command(f"{k}:backup-deauth"), click.argument("name"))
     def backup_deauth(context: Context, name: str) -> None:
