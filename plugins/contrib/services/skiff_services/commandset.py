@@ -214,6 +214,7 @@ class Commands:
             return
         fields = {key: info[key] for key in INFO_FIELDS}
         fields.update({f"option {key}": value for key, value in sorted(service.options.items())})
+        fields.update(self.backups.summary(context, name))
         context.output.fields(f"{name} {self.kind.name} service information", fields)
 
     # -- links ----------------------------------------------------------------------
@@ -897,6 +898,8 @@ def backup_commands(kind: ServiceKind, impl: Commands, add: Callable[..., Any]) 
             auth["endpoint"] = endpoint_url
         backups.update(context, name, auth=auth)
         context.output.step(f"Stored the S3 credentials of {k} {name}")
+        if not context.via_ssh:
+            context.output.warn("the secret was visible in process listings while this ran (over SSH it is not)")
 
     @add(access.admin_command, click.command(f"{k}:backup-deauth"), click.argument("name"))
     def backup_deauth(context: Context, name: str) -> None:
