@@ -14,7 +14,7 @@ from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
 
 from . import credentials
-from .settings import SETTINGS, repository
+from .settings import SETTINGS, push_server, repository
 from .settings import server as parse_server
 
 USERNAME_MAX = 255
@@ -30,6 +30,7 @@ def report_fields(context: Context, app: str | None) -> dict[str, Any]:
     server = values.get("server") or ""
     fields: dict[str, Any] = {
         "server": server,
+        "push_server": values.get("push-server") or "",
         "push_on_release": bool(values.get("push-on-release")),
         "logged_in": bool(server) and credentials.lookup(context.root, server) is not None,
     }
@@ -73,8 +74,9 @@ def registry_login(context: Context, is_global: bool, server: str, username: str
         raise ValidationError(f"invalid registry user name {username[:40]!r}")
     password = read_password()
     client = dockerclient.shared()
+    via = push_server(context.state, "", server) if SETTINGS.get(context.state, "server") == server else server
     try:
-        client.login(username=username, password=password, registry=server, reauth=True)
+        client.login(username=username, password=password, registry=via, reauth=True)
     except docker.errors.APIError as exc:
         raise SkiffError(
             f"registry {server} refused the login of {username}: {_one_line(exc.explanation or exc)}"
@@ -141,9 +143,11 @@ def registry_serve(context: Context, address: str | None, stop_it: bool) -> None
             f"{address}: a loopback address means another machine on each node; give the manager's address"
         )
     port = int(port_text) if port_text else serve.DEFAULT_PORT
-    server = serve.start(context.root, host, port)
+    server, local = serve.start(context.root, host, port)
     SETTINGS.set(context, "server", server)
-    context.output.step(f"Registry listening on {server} (TLS, user {serve.USER}); global server set")
+    SETTINGS.set(context, "push-server", local)
+    context.output.step(f"Registry listening on {server} and {local} (TLS, user {serve.USER})")
+    context.output.info(f"Global server {server} (nodes pull there); this host's engine pushes to {local}")
     context.output.info(f"Nodes trust its CA as /etc/docker/certs.d/{server}/ca.crt: {serve.ca_file(context.root)}")
 
 

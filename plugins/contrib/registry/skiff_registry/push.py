@@ -26,17 +26,18 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def push(root: Path, server: str, repository: str, image: str, client: Any = None) -> str:
-    """Push ``image`` as ``server/repository:TAG``; return that reference.
+def push(root: Path, server: str, repository: str, image: str, via: str | None = None, client: Any = None) -> str:
+    """Push ``image`` to ``via`` (default ``server``) as ``repository:TAG``; return ``server/repository:TAG``.
 
-    A push the registry refuses (bad credentials, no such server) raises one
-    :class:`SkiffError` line naming the registry.
+    ``via`` is another address of the same registry (a loopback one on this host); the
+    credentials are ``server``'s. A push the registry refuses (bad credentials, no such server)
+    raises one :class:`SkiffError` line naming the registry.
     """
     import docker.errors
 
     client = client or dockerclient.shared(PUSH_TIMEOUT)
-    target, tag = f"{server}/{repository}", tag_of(image)
-    reference = f"{target}:{tag}"
+    target, tag = f"{via or server}/{repository}", tag_of(image)
+    reference = f"{server}/{repository}:{tag}"
     auth = credentials.lookup(root, server)
     try:
         client.api.tag(image, target, tag=tag)
