@@ -385,8 +385,10 @@ def preflight() -> str | None:
     return None
 
 
-def start(nodes: int = 3, directory: Path | str | None = None, timeout: float = START_TIMEOUT) -> Cluster:
-    """Start ``nodes`` engines in their own namespaces and form a swarm (the first is the manager)."""
+def start(
+    nodes: int = 3, directory: Path | str | None = None, timeout: float = START_TIMEOUT, swarm: bool = True
+) -> Cluster:
+    """Start ``nodes`` engines in their own namespaces and (``swarm``) form a swarm, the first the manager."""
     problem = preflight()
     if problem:
         raise RuntimeError(problem)
@@ -420,7 +422,8 @@ def start(nodes: int = 3, directory: Path | str | None = None, timeout: float = 
             thread.join()
         if errors:
             raise errors[0]
-        cluster._form_swarm()
+        if swarm:
+            cluster._form_swarm()
     except BaseException:
         cluster.stop()
         raise
@@ -428,9 +431,9 @@ def start(nodes: int = 3, directory: Path | str | None = None, timeout: float = 
 
 
 @contextmanager
-def started(nodes: int = 3, directory: Path | str | None = None) -> Iterator[Cluster]:
+def started(nodes: int = 3, directory: Path | str | None = None, swarm: bool = True) -> Iterator[Cluster]:
     """:func:`start`, and :meth:`Cluster.stop` on the way out (also after a failure)."""
-    cluster = start(nodes, directory)
+    cluster = start(nodes, directory, swarm=swarm)
     try:
         yield cluster
     finally:
