@@ -61,6 +61,8 @@ done
 
 # -- the registry, on the manager's address on the cluster network ------------------------------
 "$skiff" registry:serve "$host:$port"
+# builds run on this host's engine, which does not trust the CA: it pushes over loopback
+"$skiff" registry:set --global push-server "127.0.0.1:$port"
 ca=$("$skiff" registry:report --format json | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["ca_certificate"])')
 "${cluster[@]}" trust "$dir" "$host:$port" "$ca"
 step "Every node's engine trusts the registry's CA (its own /etc/docker/certs.d/$host:$port/ca.crt)"

@@ -125,7 +125,9 @@ def registry_serve(context: Context, address: str | None, stop_it: bool) -> None
     ADDRESS must mean the same on every node (the manager's address on the cluster network,
     never 127.0.0.1). Skiff makes its own CA and a certificate for ADDRESS, an account with a
     generated password (stored like registry:login's), and sets the global server. Each node's
-    engine trusts the CA as /etc/docker/certs.d/HOST:PORT/ca.crt. Root on the server only.
+    engine trusts the CA as /etc/docker/certs.d/HOST:PORT/ca.crt. It also listens on
+    127.0.0.1:PORT, where this host's engine may push without trusting the CA (docker trusts
+    loopback registries): registry:set --global push-server 127.0.0.1:PORT. Root on the server only.
     """
     from . import serve
 
@@ -145,9 +147,11 @@ def registry_serve(context: Context, address: str | None, stop_it: bool) -> None
     port = int(port_text) if port_text else serve.DEFAULT_PORT
     server, local = serve.start(context.root, host, port)
     SETTINGS.set(context, "server", server)
-    SETTINGS.set(context, "push-server", local)
-    context.output.step(f"Registry listening on {server} and {local} (TLS, user {serve.USER})")
-    context.output.info(f"Global server {server} (nodes pull there); this host's engine pushes to {local}")
+    context.output.step(f"Registry listening on {server} and {local} (TLS, user {serve.USER}); global server set")
+    context.output.info(
+        f"An engine in this host's own network namespace that does not trust the CA pushes over loopback: "
+        f"registry:set --global push-server {local}"
+    )
     context.output.info(f"Nodes trust its CA as /etc/docker/certs.d/{server}/ca.crt: {serve.ca_file(context.root)}")
 
 

@@ -21,6 +21,7 @@ import pytest
 
 import skiff_apps.plugin as apps_plugin
 import skiff_registry.plugin as registry_plugin
+from skiff import dockerclient
 from skiff.errors import SkiffError
 from skiff.testing import cluster
 from skiff_registry import credentials
@@ -89,11 +90,11 @@ class PsWatch:
 
 
 def test_an_image_built_on_the_manager_travels_through_the_skiff_registry_to_every_node(
-    skiff, skiff_root, docker_client, docker_cleanup
+    skiff, skiff_root, docker_client, docker_cleanup, monkeypatch
 ):
     c = cluster.start(3)
     try:
-        _run_on(c, skiff, skiff_root, docker_client, docker_cleanup)
+        _run_on(c, skiff, skiff_root, docker_client, docker_cleanup, monkeypatch)
     finally:
         _skiff(skiff_root, "registry:serve", "--stop")
         c.stop()
@@ -105,7 +106,7 @@ def _ps() -> list[str]:
     return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
 
 
-def _run_on(c: cluster.Cluster, skiff, root: Path, docker_client, docker_cleanup) -> None:
+def _run_on(c: cluster.Cluster, skiff, root: Path, docker_client, docker_cleanup, monkeypatch) -> None:
     port = _free_port(c.host_address, "127.0.0.1")
     server, local = f"{c.host_address}:{port}", f"127.0.0.1:{port}"
     app = f"regtest{c.id}"
@@ -114,6 +115,8 @@ def _run_on(c: cluster.Cluster, skiff, root: Path, docker_client, docker_cleanup
     assert "loopback" in _skiff(root, "registry:serve", "127.0.0.1:5443").stderr
     served = _skiff(root, "registry:serve", server)
     assert served.returncode == 0, served.stderr
+    # Skiff's engine here is this host's own (builds happen there): it pushes over loopback
+    assert _skiff(root, "registry:set", "--global", "push-server", local).returncode == 0
     report = json.loads(_skiff(root, "registry:report", "--format", "json").stdout)
     assert report["server"] == server and report["push_server"] == local
     assert report["serving"] and report["logged_in"]
@@ -163,11 +166,31 @@ def _run_on(c: cluster.Cluster, skiff, root: Path, docker_client, docker_cleanup
         assert password not in json.dumps(pulled.attrs)  # labels, env, history
         client.close()
 
+    # -- Skiff's engine is the manager's own (DOCKER_HOST): it trusts the CA and pushes to the server --
+    assert _skiff(root, "registry:set", "--global", "push-server").returncode == 0
+    on_manager, _ = c.manager.client().images.build(
+        fileobj=_context_tar({"Dockerfile": b"FROM scratch\nCOPY hello.txt /\n", "hello.txt": b"purr\n"}),
+        custom_context=True,
+        tag=f"skiff/{app}:8",
+    )
+    monkeypatch.setenv("DOCKER_HOST", c.manager.base_url)
+    dockerclient.reset()
+    try:
+        ref = h.context.hook.skiff_image_for_nodes(context=h.context, app=app, image=f"skiff/{app}:8")
+    finally:
+        monkeypatch.delenv("DOCKER_HOST")
+        dockerclient.reset()
+    assert ref == f"{server}/skiff/{app}:8"
+    assert c.workers[1].client().images.pull(f"{server}/skiff/{app}", tag="8", auth_config=auth).id == on_manager.id
+
     # -- a push the registry refuses is one line, naming the registry ---------------------------------
+    # (this host's engine, over loopback, without credentials: refused for the password, not TLS)
+    assert _skiff(root, "registry:set", "--global", "push-server", local).returncode == 0
     assert _skiff(root, "registry:logout", server).returncode == 0
     with pytest.raises(SkiffError) as refused:
         h.context.hook.skiff_image_for_nodes(context=h.context, app=app, image=f"skiff/{app}:7")
-    assert str(refused.value).startswith(f"registry {server} refused the push of {ref}:")
+    assert str(refused.value).startswith(f"registry {server} refused the push of {server}/skiff/{app}:7:")
+    assert "no basic auth credentials" in str(refused.value) or "unauthorized" in str(refused.value)
     assert "\n" not in str(refused.value)
 
     # -- the password is in no log, no state and no label -----------------------------------------------
