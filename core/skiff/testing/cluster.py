@@ -350,6 +350,21 @@ class Cluster:
         lines = Path("/proc/self/mounts").read_text().splitlines()
         return [line.split()[1] for line in lines if line.split()[1].startswith(prefix)]
 
+    def _processes(self) -> list[tuple[int, str]]:
+        """Processes whose command line names the cluster's directory (dockerd, containerd, shims)."""
+        marker = str(self.path).encode()
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker in cmdline:
+                found.append((int(entry), cmdline.replace(b"\0", b" ").decode(errors="replace")))
+        return found
+
     def leftovers(self) -> list[str]:
         """What of this cluster is still on the machine: namespaces, links, processes, mounts, files."""
         found = [f"netns {name}" for name in self.netns_names() if _netns_inode(name) is not None]
@@ -358,6 +373,7 @@ class Cluster:
         if _run("ip", "link", "show", self.host_link).returncode == 0:
             found.append(f"link {self.host_link}")
         found += [f"dockerd {node.name} (pid {node.pid})" for node in self.nodes if node.alive()]
+        found += [f"process {pid}: {line[:80]}" for pid, line in self._processes()]
         found += [f"mount {mount}" for mount in self._mounts()]
         if self.path.exists():
             found.append(f"directory {self.path}")
