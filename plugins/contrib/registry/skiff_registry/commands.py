@@ -14,15 +14,12 @@ from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
 
 from . import credentials
+from .push import one_line
 from .settings import SETTINGS, push_server, repository
 from .settings import server as parse_server
 
 USERNAME_MAX = 255
 PASSWORD_MAX = 4096
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 def report_fields(context: Context, app: str | None) -> dict[str, Any]:
@@ -58,17 +55,23 @@ def read_password(stream: Any = None) -> str:
 @access.admin_command
 @click.command("registry:login")
 @click.option("--global", "is_global", is_flag=True, help="Accepted for Dokku's syntax: credentials are per server.")
-@click.argument("server")
-@click.argument("username")
+@click.argument("args", nargs=-1, required=True)
 @pass_context
-def registry_login(context: Context, is_global: bool, server: str, username: str) -> None:
-    """Log in to the registry SERVER as USERNAME; the password is read from stdin.
+def registry_login(context: Context, is_global: bool, args: tuple[str, ...]) -> None:
+    """registry:login [--global|APP] SERVER USERNAME: log in; the password is read from stdin.
 
     The engine checks the credentials with the registry first; they are stored 0600 in
-    Skiff's own docker config directory (never the host's ~/.docker).
+    Skiff's own docker config directory (never the host's ~/.docker). Credentials are per
+    server: an APP (Dokku's syntax) must exist, and its pushes to SERVER use them.
     """
     import docker.errors
 
+    if len(args) == 3 and not is_global:
+        context.state.require_app(args[0])
+        args = args[1:]
+    if len(args) != 2:
+        raise click.UsageError("usage: registry:login [--global|APP] SERVER USERNAME (password on stdin)")
+    server, username = args
     parse_server(server)
     if not username or len(username) > USERNAME_MAX or not username.isprintable() or ":" in username:
         raise ValidationError(f"invalid registry user name {username[:40]!r}")
@@ -79,7 +82,7 @@ def registry_login(context: Context, is_global: bool, server: str, username: str
         client.login(username=username, password=password, registry=via, reauth=True)
     except docker.errors.APIError as exc:
         raise SkiffError(
-            f"registry {server} refused the login of {username}: {_one_line(exc.explanation or exc)}"
+            f"registry {server} refused the login of {username}: {one_line(exc.explanation or exc)}"
         ) from None
     credentials.store(context.root, server, username, password)
     context.output.step(f"Logged in to {server} as {username}")

@@ -22,7 +22,8 @@ def tag_of(image: str) -> str:
     return last.rsplit(":", 1)[1] if ":" in last else "latest"
 
 
-def _one_line(text: object) -> str:
+def one_line(text: object) -> str:
+    """An engine's (multi-line) message on one line."""
     return " ".join(str(text).split())
 
 
@@ -44,11 +45,11 @@ def push(root: Path, server: str, repository: str, image: str, via: str | None =
         for chunk in client.api.push(target, tag=tag, stream=True, decode=True, auth_config=auth):
             error = chunk.get("error") or (chunk.get("errorDetail") or {}).get("message")
             if error:
-                raise SkiffError(f"registry {server} refused the push of {reference}: {_one_line(error)}")
+                raise SkiffError(f"registry {server} refused the push of {reference}: {one_line(error)}")
     except docker.errors.ImageNotFound:
         raise SkiffError(f"no local image {image} to push to {server}") from None
     except docker.errors.APIError as exc:
         raise SkiffError(
-            f"registry {server} refused the push of {reference}: {_one_line(exc.explanation or exc)}"
+            f"registry {server} refused the push of {reference}: {one_line(exc.explanation or exc)}"
         ) from None
     return reference
