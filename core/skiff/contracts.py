@@ -94,6 +94,7 @@ class ReleaseMeta(TypedDict, total=False):
     stack: str  # buildpacks: the stack image built on
     deps_key: str  # buildpacks: the dependency layer's key (16 hex digits)
     deps_image: str  # buildpacks: the dependency layer's image id
+    run_image: str  # buildpacks: the run image the app image is based on ("": the build image, ``stack``)
     image_id: str  # builders: the image id behind deploy.image
     dockerfile: str  # dockerfile: the Dockerfile's path in the source
     exposed_ports: list[int]  # dockerfile: the image's EXPOSEd TCP ports, ascending

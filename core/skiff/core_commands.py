@@ -79,6 +79,7 @@ def _plugin_row(info: PluginInfo) -> dict[str, Any]:
 @pass_context
 def plugin_list(context: Context, fmt: str) -> None:
     """List plugins with version, distribution, hooks and status."""
+    context.pm.load_all()  # a deferred plugin's status is what importing it says now
     rows = [_plugin_row(i) for i in sorted(context.pm.infos.values(), key=lambda i: i.name)]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))

@@ -168,7 +168,10 @@ def skiff_commands(cli: click.Group) -> None:
     """Add click commands to the ``skiff`` command group ``cli``.
 
     Called for every plugin (not first-result), once when the CLI is built,
-    after every plugin is registered.
+    after every plugin is registered; with the command cache
+    (:mod:`skiff.commandcache`) one plugin's implementation is called alone,
+    with a scratch group, when one of its commands is asked for, so add the same
+    commands every time.
     Command names follow Dokku's (``apps:create``, ``config:set``); the
     command reads the :class:`skiff.context.Context` from ``click``'s
     ``ctx.obj``. Keep this cheap: import heavy libraries inside commands,

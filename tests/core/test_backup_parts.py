@@ -26,9 +26,11 @@ def test_the_installed_plugins_declare_what_the_server_holds(skiff, tmp_path, mo
         "ssh-keys:keys",
         "redis:cache",
         "docker:apps",
+        "registry:credentials",
     } <= set(parts)
     assert parts["git:repos"].paths == ("repos",)
     assert parts["nginx:certs"].paths == ("nginx/certs",)
+    assert parts["registry:credentials"].paths == ("registry",)
     assert parts["redis:cache"].dump is not None and parts["redis:cache"].restore is not None
     ordered = [p.name for p in backup.collect_parts(h.context)]
     assert ordered.index("ssh-keys:keys") < ordered.index("redis:cache") < ordered.index("docker:apps")

@@ -201,6 +201,10 @@ HOOK_TESTS: dict[str, list[str]] = {
     "skiff_stack_ensure": [
         "plugins/builtin/stack/tests/test_stack.py::test_skiff_stack_ensure_builds_a_missing_stack_once_for_two_pushes"
     ],
+    "skiff_stack_run_image": [
+        "plugins/builtin/stack/tests/test_stack.py::"
+        "test_skiff_stack_run_image_derives_once_then_reuses_and_follows_the_build_image"
+    ],
 }
 
 

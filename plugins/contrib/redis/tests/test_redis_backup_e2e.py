@@ -218,3 +218,28 @@ def test_a_scheduled_backup_is_started_by_the_cron_runner_at_its_minute(h, docke
     ok(h.invoke("redis:backup-restore", name, str(made)))
     assert cli(docker_client, name, "get", "nightly") == "yes"
     ok(h.invoke("redis:destroy", name, "--force"))
+
+
+def test_over_ssh_backups_stay_under_skiff_root_backups(sshd, redis_image, redis_cleanup, docker_client, skiff_root):
+    """A real sshd and admin key: the passphrase travels on ssh's stdin, the files stay in SKIFF_ROOT/backups."""
+    name = "o" + uuid.uuid4().hex[:8]
+
+    def ssh(*argv: str, stdin: str | None = None):
+        return sshd.ssh(list(argv), input=stdin)
+
+    assert ssh("redis:create", name).exit_code == 0
+    cli(docker_client, name, "set", "via", "ssh")
+    secret = "over ssh " + uuid.uuid4().hex
+    assert ssh("redis:backup-set-encryption", name, stdin=secret + "\n").exit_code == 0
+    refused = ssh("redis:backup", name, "/tmp")
+    assert refused.exit_code != 0 and "must be under" in refused.stderr, refused.output
+    done = ssh("redis:backup", name, "nightly")
+    assert done.exit_code == 0 and secret not in done.output, done.output
+    [made] = backups_in(skiff_root / "backups" / "nightly", name)
+    assert made.name.endswith(".rdb.gpg")
+    assert ssh("redis:destroy", name, "--force").exit_code == 0
+    assert ssh("redis:create", name).exit_code == 0
+    restore = ("redis:backup-restore", name, f"nightly/{made.name}", "--passphrase-stdin")
+    assert ssh(*restore, stdin=secret + "\n").exit_code == 0
+    assert cli(docker_client, name, "get", "via") == "ssh"
+    assert ssh("redis:destroy", name, "--force").exit_code == 0

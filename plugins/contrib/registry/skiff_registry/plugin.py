@@ -14,6 +14,7 @@ import click
 
 from skiff import hookimpl
 from skiff.context import Context
+from skiff.contracts import BackupPart, registry_config_dir
 from skiff.deploy import Deploy
 from skiff.settings import Namespace
 
@@ -72,3 +73,10 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
     from .commands import report_fields
 
     return {"registry": report_fields(context, app)}
+
+
+@hookimpl
+def skiff_backup_parts(context: Context) -> list[BackupPart]:
+    """The registry credentials (``SKIFF_ROOT/registry``, 0700)."""
+    path = registry_config_dir(context.root).parent.relative_to(context.root).as_posix()
+    return [BackupPart("registry:credentials", "the registry credentials (registry:login)", paths=(path,))]

@@ -123,7 +123,7 @@ class Commands:
             if self.store.exists(context, name):
                 raise SkiffError(f"{kind.name} service {name} already exists")
             c = client()
-            service = self.store.make(name=name, image=image or engine.default_image(context), password=password)
+            service = self.store.make(name=name, image=image or engine.default_image(context, c), password=password)
             if engine.get(c, service) is not None:
                 raise SkiffError(f"a container named {kind.container_name(name)} already exists; remove it first")
             path = self.store.data_dir(context, name)
@@ -291,7 +291,8 @@ class Commands:
         out.flush()
         err = proc.stderr.read().decode("utf-8", "replace").strip()
         if proc.wait() != 0:
-            raise SkiffError(f"export failed: {err.splitlines()[-1] if err else 'exit ' + str(proc.returncode)}")
+            last = err.splitlines()[-1] if err else f"exit {proc.returncode}"
+            raise SkiffError(f"{self.kind.dump_tools[0]} failed: {last}")
 
     def import_from(self, context: Context, service: Service, container: Any, source: IO[bytes]) -> None:
         proc = subprocess.Popen(
@@ -313,7 +314,8 @@ class Commands:
         err = proc.stderr.read().decode("utf-8", "replace").strip()
         if proc.wait() != 0:
             detail = next((line for line in err.splitlines() if "error" in line.lower()), err[-200:])
-            raise SkiffError(f"the import failed, nothing was imported: {detail or 'exit ' + str(proc.returncode)}")
+            tool = self.kind.dump_tools[1]
+            raise SkiffError(f"{tool} failed, nothing was imported: {detail or 'exit ' + str(proc.returncode)}")
         if self.kind.restart_after_import:
             context.output.info(f"Restarting {self.kind.name} {service.name} to load the import")
             container.restart(timeout=self.kind.stop_timeout)
@@ -532,9 +534,9 @@ class Commands:
         context.output.step(f"{self.kind.title} {name} is no longer exposed")
 
     def set(self, context: Context, name: str, key: str, value: str | None) -> None:
-        option = self.kind.options.get(key)
+        option = self.kind.settable.get(key)
         if option is None:
-            known = ", ".join(sorted(self.kind.options)) or "none"
+            known = ", ".join(sorted(self.kind.settable)) or "none"
             raise ValidationError(f"unknown key {key!r} for {self.kind.name}:set (keys: {known})")
         if value is not None:
             option.check(key, value)
@@ -547,6 +549,15 @@ class Commands:
 
         self.change(context, name, edit)
         context.output.step(f"{self.kind.name} {name}: {key} {'unset' if value is None else 'set to ' + value}")
+
+
+def image_help(kind: ServiceKind) -> str:
+    if kind.registry_image:
+        return (
+            f"Image with the interface of {kind.registry_image} (default: {kind.registry_image} "
+            f"if present, else the local {kind.local_image})."
+        )
+    return f"Image with the interface of {kind.local_image} (default: that one)."
 
 
 def command_set(kind: ServiceKind, module: str) -> list[click.Command]:  # noqa: C901 - one command each
@@ -572,7 +583,7 @@ def command_set(kind: ServiceKind, module: str) -> list[click.Command]:  # noqa:
         access.admin_command,
         click.command(f"{k}:create"),
         click.argument("name"),
-        click.option("--image", help=f"Image with the interface of {kind.local_image} (default: that one)."),
+        click.option("--image", help=image_help(kind)),
         click.option("--password", help="Use this password (visible in ps while skiff runs; prefer --password-stdin)."),
         click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin."),
     )

@@ -121,20 +121,35 @@ class Engine:
         context.output.info(f"Built {tag} ({(image_id or '')[:19]})")
         return tag
 
-    def default_image(self, context: Context) -> str:
-        """The plugin's ``image`` property, else the local image."""
-        return str(context.state.get_property(self.kind.name, "image") or self.kind.local_image)
+    def default_image(self, context: Context, c: docker.DockerClient | None = None) -> str:
+        """The plugin's ``image`` property, else the kind's registry image if it is here, else the local one."""
+        configured = context.state.get_property(self.kind.name, "image")
+        if configured:
+            return str(configured)
+        registry = self.kind.registry_image
+        if registry and c is not None and image_exists(c, registry):
+            return registry
+        return self.kind.local_image
 
     def ensure_image(self, context: Context, c: docker.DockerClient, image: str) -> None:
+        kind = self.kind
         if image_exists(c, image):
             return
-        if image == self.kind.local_image:
+        if image == kind.local_image:
             self.build_image(context, c)
             return
-        raise SkiffError(
-            f"image {image} is not here; build it, or use the default {self.kind.local_image} "
-            f"({self.kind.name}:build-image)"
-        )
+        if not kind.pull:
+            raise SkiffError(
+                f"image {image} is not here; build it, or use the default {kind.local_image} ({kind.name}:build-image)"
+            )
+        context.output.step(f"Pulling {image}")
+        try:
+            c.images.pull(image)
+        except Exception as exc:
+            raise SkiffError(
+                f"image {image} is not here and cannot be pulled ({exc}); "
+                f"run {kind.name}:build-image and use the default {kind.local_image}"
+            ) from exc
 
     # -- networks -----------------------------------------------------------------
 
@@ -227,13 +242,23 @@ class Engine:
         network = kind.network(service.name)
         aliases = [] if trial else [kind.hostname(service.name)]
         extra: dict[str, Any] = {"shm_size": kind.shm_size} if kind.shm_size else {}
+        volumes = {str(data): {"bind": kind.data_mount, "mode": "rw"}}
+        labels = self.labels(context, service)
+        if kind.tls and kind.tls.enabled(service):
+            from . import tls
+
+            volumes[str(tls.ensure(context, c, kind, service, self.labels(context)))] = {
+                "bind": kind.tls.mount,
+                "mode": "ro",
+            }
+            labels[tls.LABEL] = "on"
         container = c.containers.create(
             service.image,
             command=kind.command(service),
             name=self.trial_name(service) if trial else kind.container_name(service.name),
             environment=kind.environment(service),
-            volumes={str(data): {"bind": kind.data_mount, "mode": "rw"}},
-            labels=self.labels(context, service),
+            volumes=volumes,
+            labels=labels,
             restart_policy={"Name": "no" if trial else "always"},
             network=network,
             networking_config={network: c.api.create_endpoint_config(aliases=aliases)},
@@ -295,7 +320,7 @@ class Engine:
         shutil.rmtree(path, ignore_errors=True)
 
     def exec_output(self, container: Container, argv: list[str]) -> tuple[int, str]:
-        code, out = container.exec_run(argv, demux=False)
+        code, out = container.exec_run(argv, demux=False, user=self.kind.exec_user or "")
         return code, (out or b"").decode("utf-8", "replace").strip()
 
     def wait_ready(self, container: Container, service: Service, timeout: float | None = None) -> None:

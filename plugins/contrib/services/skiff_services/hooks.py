@@ -7,10 +7,13 @@ the services linked to it are put on its network (and the others taken off it).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import IO, Any
 
-from skiff import hookimpl
+import click
+
+from skiff import PROJECT, hookimpl
 from skiff.context import Context
 from skiff.contracts import BackupPart, ContainerOptions, PeriodicTask
 from skiff.errors import SkiffError, ValidationError
@@ -26,12 +29,30 @@ class ServiceHooks:
     backups), ``skiff_settings`` (``backups``: retention) and ``skiff_backup_parts`` for one kind.
 
     A plugin's plugin.py holds the bound methods under the hook names
-    (``skiff_app_destroyed = HOOKS.skiff_app_destroyed``); pluggy finds their markers.
+    (``globals().update(HOOKS.implementations())``); pluggy finds their markers. Its own
+    ``skiff_commands`` calls :meth:`add_commands`: ``commands`` names the module whose
+    ``COMMANDS`` it adds (imported only when the CLI is made).
     """
 
-    def __init__(self, kind: ServiceKind):
+    def __init__(self, kind: ServiceKind, commands: str | None = None):
         self.kind = kind
         self.store = Store(kind)
+        self.commands = commands
+
+    def implementations(self) -> dict[str, Callable[..., Any]]:
+        """The hook implementations by hook name, for a plugin module to hold."""
+        return {
+            name: getattr(self, name)
+            for name in dir(type(self))
+            if name.startswith("skiff_") and hasattr(getattr(self, name), f"{PROJECT}_impl")
+            if name != "skiff_upgrade" or self.kind.tls is not None  # only TLS is brought forward yet
+        }
+
+    def add_commands(self, cli: click.Group) -> None:
+        """What the plugin's own ``skiff_commands`` does: add the ``COMMANDS`` of ``commands``."""
+        if self.commands is not None:
+            for command in importlib.import_module(self.commands).COMMANDS:
+                cli.add_command(command)
 
     def _update_links(self, context: Context, app: str, change: Callable[[Service], None]) -> None:
         for service in self.store.all(context):
@@ -96,6 +117,56 @@ class ServiceHooks:
         """The links are the truth, applied before any container of the app is created. Adds nothing."""
         self.attach_linked(context, app, detach_others=True)
         return None
+
+    @hookimpl
+    def skiff_upgrade(self, context: Context) -> list[str] | None:
+        """Services made before their kind had TLS get their certificate: a container without it
+        is recreated from the same data, password and links (a stopped or paused one is left so)."""
+        kind = self.kind
+        services = [s for s in self.store.all(context) if kind.tls and kind.tls.enabled(s)]
+        if not services:
+            return None
+        from .engine import Engine, client
+
+        engine = Engine(kind)
+        try:
+            c = client()
+        except SkiffError as exc:
+            return [
+                f"{kind.name}: TLS not given to earlier services, the engine is away ({exc}); run state:migrate again"
+            ]
+        lines = []
+        for service in services:
+            with self.store.lock(context, service.name):
+                line = self._give_tls(context, engine, c, service)
+            if line:
+                lines.append(f"{kind.name} {service.name}: {line}")
+        return lines
+
+    def _give_tls(self, context: Context, engine: Any, c: Any, service: Service) -> str | None:
+        from . import tls
+
+        container = engine.get(c, service)
+        if container is None or container.labels.get(tls.LABEL) == "on":
+            return None  # a missing container gets TLS when KIND:start makes it
+        try:
+            tls.ensure(context, c, self.kind, service, engine.labels(context))  # before anything changes
+        except SkiffError as exc:
+            return f"TLS not turned on, the service is as it was: {exc}"
+        was = container.status
+        if was == "paused":
+            container.unpause()
+        try:
+            running = engine.recreate(context, c, service)
+        except Exception as exc:
+            plain = self.store.make(**{**service.as_dict(), "options": {**service.options, "tls": "false"}})
+            engine.recreate(context, c, plain)
+            return f"TLS not turned on, the server did not start with it ({exc}); it runs as before"
+        if was == "paused":
+            running.pause()
+        elif was != "running":
+            running.stop(timeout=self.kind.stop_timeout)
+        return f"TLS on (its certificate in {tls.folder(context, self.kind, service.name)}), the container recreated"
 
     @hookimpl
     def skiff_report(self, context: Context, app: str) -> dict[str, dict[str, Any]] | None:

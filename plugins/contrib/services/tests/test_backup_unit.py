@@ -256,6 +256,14 @@ def test_destroy_forgets_the_backup_configuration(h, monkeypatch, tmp_path):
     assert h.state.get_property("memo", "backup:db") is None
 
 
+@pytest.mark.parametrize("bad", ["../db", "db;rm", "Db", "db\nx", "a" * 60])
+def test_hostile_service_names_touch_nothing(h, out, bad):
+    for args in (("memo:backup", bad, str(out)), ("memo:backup-restore", bad, str(out / "x"))):
+        one_line(h.invoke(*args), "invalid service name")
+    one_line(h.invoke("memo:backup-schedule", bad, "@daily", str(out)), "invalid service name")
+    assert files(out) == [] and h.state.properties("memo").keys() == {"service:db"}
+
+
 def test_bad_input_is_one_line(h, tmp_path):
     for args, message in (
         (("memo:backup", "Bad/Name", str(tmp_path)), "invalid service name"),

@@ -134,6 +134,7 @@ def test_bad_input_is_one_line_and_changes_nothing(h):
         (("notes:create", "Bad/Name"), "invalid service name"),
         (("notes:create", "db", "--password", "x y"), "invalid password"),
         (("notes:info", "nope"), "does not exist"),
+        (("notes:stop", "../x"), "invalid service name"),  # checked before its lock's path is made
         (("notes:set", "nope", "size", "1"), "unknown key"),
         (("notes:build-image", "--tag", "--rm"), "invalid image"),
         (("notes:build-image", "--base", "x; rm -rf /"), "invalid image"),

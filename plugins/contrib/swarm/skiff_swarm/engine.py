@@ -48,27 +48,28 @@ def ensure_network(c: Any, app: str) -> str:
 
 
 def remove_network(c: Any, app: str, wait: float = 30.0) -> bool:
-    """Remove the app's overlay network, waiting (up to ``wait`` seconds) for the tasks of
-    removed services to let go of it; ``False`` when it is still in use."""
+    """Remove the app's overlay network; ``False`` when it is still there after ``wait`` seconds.
+
+    Swarm accepts the removal while the tasks of just-removed services still hold the network
+    and removes it once they let go, so this waits until the network is gone."""
     import time
 
     from docker.errors import APIError, NotFound
 
+    name = spec.network_name(app)
     deadline = time.monotonic() + wait
-    for net in c.api.networks(names=[spec.network_name(app)]):
-        if (net.get("Labels") or {}).get(spec.LABEL_NETWORK) != app:
-            continue
-        while True:
+    while True:
+        mine = [n for n in c.api.networks(names=[name]) if (n.get("Labels") or {}).get(spec.LABEL_NETWORK) == app]
+        if not mine:
+            return True
+        for net in mine:
             try:
                 c.api.remove_network(net["Id"])
-                break
-            except NotFound:
-                break
-            except APIError:
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(0.5)
-    return True
+            except (NotFound, APIError):
+                pass  # in use a moment longer
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
 
 
 def services(c: Any, app: str) -> list[dict[str, Any]]:

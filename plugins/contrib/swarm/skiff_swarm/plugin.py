@@ -4,7 +4,8 @@ For an app whose ``scheduler:set APP selected`` is ``swarm``: ``skiff_deploy`` s
 release as swarm services and waits for their health (the docker plugin's ``skiff_deploy``
 is ``trylast``, so this one answers first), ``skiff_post_deploy`` (last, after nginx
 switched) retires the previous release's services, ``skiff_deploy_failed`` removes the new
-ones, ``skiff_app_destroyed`` removes every service and the app's overlay network.
+ones, ``skiff_app_destroyed`` removes every service and the app's overlay network,
+``skiff_periodic_tasks`` runs ``swarm:sync`` every minute (nginx follows moved tasks).
 Settings: ``scheduler:*`` and ``swarm:*`` (:mod:`skiff_swarm.settings`). docs/swarm.md.
 """
 
@@ -12,12 +13,31 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
+
 from skiff import hookimpl
 from skiff.context import Context
+from skiff.contracts import PeriodicTask
 from skiff.deploy import Deploy
 from skiff.settings import Namespace
 
 from . import settings
+
+
+@hookimpl
+def skiff_commands(cli: click.Group) -> None:
+    from .commands import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+@hookimpl
+def skiff_periodic_tasks(context: Context) -> list[PeriodicTask]:
+    """``swarm:sync`` every minute while any app runs on the swarm: nginx follows moved tasks."""
+    from . import sync
+
+    return [PeriodicTask("swarm:sync", "* * * * *", ("swarm:sync",))] if sync.swarm_apps(context) else []
 
 
 @hookimpl

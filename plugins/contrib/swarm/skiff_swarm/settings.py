@@ -44,6 +44,16 @@ SCHEDULER = Namespace(
     title="scheduler",
 )
 
+
+def _report(context: Any, app: str | None) -> dict[str, Any]:
+    """``swarm:report APP`` shows the app's services and every task, on every node."""
+    if not app or not is_swarm_app(context.state, app):
+        return {}
+    from . import status
+
+    return status.summary(context, app)
+
+
 SWARM = Namespace(
     PLUGIN,
     (
@@ -72,6 +82,7 @@ SWARM = Namespace(
         ),
     ),
     title="swarm",
+    report=_report,
 )
 
 

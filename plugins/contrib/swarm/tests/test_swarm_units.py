@@ -223,3 +223,36 @@ def test_destroy_removes_the_services_and_the_network(harness, fake_swarm, tmp_p
     deploy(harness, tmp_path, "a")
     swarm_plugin.skiff_app_destroyed(harness.context, "cat")
     assert fake_swarm.services_ == {} and fake_swarm.networks_ == []
+
+
+def test_sync_records_moved_tasks_and_rebuilds_nginx_only_when_they_moved(harness, fake_swarm, tmp_path, monkeypatch):
+    from skiff_swarm import sync
+
+    deploy(harness, tmp_path, "a")
+    rebuilt: list[list[str]] = []
+    monkeypatch.setattr(
+        sync.subprocess, "run", lambda argv, **kw: rebuilt.append(argv[-2:]) or SimpleNamespace(returncode=0)
+    )
+    assert harness.invoke("swarm:sync", "cat").exit_code == 0
+    assert rebuilt == []  # nothing moved
+    task = fake_swarm.services_["id-skiff-cat-web-v1"]["tasks"][0]
+    task["Status"]["PortStatus"]["Ports"] = [{"PublishMode": "host", "PublishedPort": 31999}]
+    result = harness.invoke("swarm:sync")
+    assert result.exit_code == 0 and "cat: upstreams now 10.9.0.2:31999" in result.output
+    assert rebuilt == [["proxy:build-config", "cat"]]
+    assert harness.state.current_release("cat").upstreams == ["10.9.0.2:31999"]
+    task["Status"]["State"] = "failed"  # no running web task: nginx keeps what it has
+    assert "upstreams kept" in harness.invoke("swarm:sync", "cat").output
+    assert harness.state.current_release("cat").upstreams == ["10.9.0.2:31999"]
+
+
+def test_sync_refuses_an_app_of_the_docker_scheduler(harness):
+    harness.create_app("dog")
+    refused = harness.invoke("swarm:sync", "dog")
+    assert refused.exit_code != 0 and "does not run on the swarm" in refused.output
+
+
+def test_the_cron_runner_syncs_only_while_an_app_runs_on_the_swarm(harness):
+    assert [t.argv for t in swarm_plugin.skiff_periodic_tasks(harness.context)] == [("swarm:sync",)]
+    assert harness.invoke("scheduler:set", "cat", "selected", "docker").exit_code == 0
+    assert swarm_plugin.skiff_periodic_tasks(harness.context) == []
