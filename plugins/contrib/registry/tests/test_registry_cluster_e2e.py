@@ -147,6 +147,7 @@ def _run_on(c: cluster.Cluster, skiff, root: Path, docker_client, docker_cleanup
     # -- an image built on the manager host is pushed by the hook and pulled on every node -------------
     docker_cleanup.image(f"skiff/{app}:7")
     docker_cleanup.image(f"{local}/skiff/{app}:7")
+    docker_cleanup.image(f"{server}/skiff/{app}:7")
     built, _ = docker_client.images.build(
         fileobj=_context_tar({"Dockerfile": b"FROM scratch\nCOPY hello.txt /\n", "hello.txt": b"meow\n"}),
         custom_context=True,
