@@ -32,6 +32,23 @@ def time_command(argv: Sequence[str], env: dict | None = None, user: str | None 
     return time.perf_counter() - start
 
 
+def cpu_command(argv: Sequence[str], env: dict | None = None, user: str | None = None) -> float:
+    """CPU seconds (user + system) ``argv`` and its children used: steadier than wall time on a busy host."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(
+        list(argv),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        **service_account_kwargs(user),
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def service_account() -> str | None:
     """The account Skiff runs as on a server (``BENCH_USER``, default ``skiff`` when it exists).
 

@@ -134,6 +134,12 @@ class LazySkiffGroup(SkiffGroup):
                 self.add_command(command)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        cache = self.context.command_cache
+        rendered = cache.help_section(formatter.width) if cache is not None else None
+        if rendered is not None and formatter.current_indent == 0 and not self.commands:
+            formatter.write_paragraph()
+            formatter.write(rendered)  # what the full start rendered from the real commands
+            return
         shown = click.Group(self.name)
         for name in self.list_commands(ctx):
             entry = self.index.get(name)
