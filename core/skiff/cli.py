@@ -265,11 +265,12 @@ def make_context(pm: SkiffPluginManager | None = None, output: Output | None = N
     root = root_from_env()
     cache = None
     if pm is None:
-        from .plugins import disabled_from_env, installed_plugins
+        from .plugins import disabled_from_env, install_fingerprint, installed_plugins
 
         off = _disabled_in_state(root) | disabled_from_env()
-        installed = installed_plugins(root / PLUGIN_CACHE)
-        cache = CommandCache.open(root, commandcache.key(installed, off))
+        fingerprint = install_fingerprint() if os.geteuid() != 0 else []
+        installed = installed_plugins(root / PLUGIN_CACHE, fingerprint)
+        cache = CommandCache.open(root, commandcache.key(installed, off, fingerprint))
         pm = build_plugin_manager(disabled=off, installed=installed, defer=cache.deferred() if cache else None)
         if cache is not None and cache.index is not None and not cache.agrees_with(pm):
             cache.index = None

@@ -10,7 +10,8 @@ account keeps what that start learnt in ``SKIFF_ROOT/cache/commands.json``:
   namespace the core generated it for (``"settings:nginx"``);
 - every plugin's status and the hooks it implements.
 
-The next start with the same *key* (the installed entry points, the disabled
+The next start with the same *key* (the installed entry points and the install
+fingerprint of :func:`skiff.plugins.installed_plugins`, the disabled
 plugins from the state store and ``SKIFF_DISABLED_PLUGINS``, ``SKIFF_PLUGINS``,
 skiff's version, the interpreter) and unchanged *source files* (the modification
 time of every module the full start imported from outside the stdlib and
@@ -54,8 +55,15 @@ FORMAT = 1
 HELP_WIDTH = 78
 
 
-def key(installed: Iterable[InstalledPlugin], disabled: Iterable[str]) -> dict[str, Any]:
-    """What the cached tree depends on besides the source files."""
+def key(
+    installed: Iterable[InstalledPlugin], disabled: Iterable[str], fingerprint: list[list[Any]] | None = None
+) -> dict[str, Any]:
+    """What the cached tree depends on besides the source files.
+
+    ``fingerprint`` is the install fingerprint (:func:`skiff.plugins.install_fingerprint`):
+    any install or removal, even of a library a plugin imports, makes a full start, so a
+    plugin that no longer imports is named as broken at once.
+    """
     from .plugins import EXTRA_ENV
 
     return {
@@ -66,6 +74,7 @@ def key(installed: Iterable[InstalledPlugin], disabled: Iterable[str]) -> dict[s
         "plugins": [[p.name, p.value, p.distribution, p.version] for p in installed],  # asdict: 10x slower
         "disabled": sorted(disabled),
         "extra": os.environ.get(EXTRA_ENV, ""),
+        "installs": fingerprint or [],
     }
 
 

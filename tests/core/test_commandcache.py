@@ -96,7 +96,7 @@ def site(tmp_path, monkeypatch):
     folder.mkdir()
     monkeypatch.syspath_prepend(str(folder))
     yield folder
-    for name in [m for m in sys.modules if m.endswith("_plugin") and m.startswith(("fresh", "flaky"))]:
+    for name in [m for m in sys.modules if m.startswith(("fresh_", "flaky_"))]:
         del sys.modules[name]
 
 
@@ -191,6 +191,24 @@ def test_plugin_disable_enable_and_the_environment_are_seen_at_once(start, monke
     monkeypatch.delenv("SKIFF_DISABLED_PLUGINS")
     back = start("--help")
     assert not back.cached and "acl:add" in back.out
+
+
+def test_a_library_removed_under_a_plugin_is_seen_at_once(start, site):
+    """Only the library goes (the plugin's entry point stays): the plugin is named as broken at once."""
+    install(site, "fresh", "import fresh_library\n" + HELLO)
+    (site / "fresh_library.py").write_text("")
+    (site / "fresh_library-1.0.dist-info").mkdir()
+    (site / "fresh_library-1.0.dist-info" / "METADATA").write_text("Name: fresh-library\nVersion: 1.0\n")
+    start("--help")
+    assert start("fresh:hello").cached
+    (site / "fresh_library.py").unlink()
+    (site / "fresh_library-1.0.dist-info" / "METADATA").unlink()
+    (site / "fresh_library-1.0.dist-info").rmdir()
+    for name in ("fresh_plugin", "fresh_library"):
+        sys.modules.pop(name, None)
+    importlib.invalidate_caches()
+    after = start("--help")
+    assert not after.cached and "fresh is broken" in after.err and "fresh:hello" not in after.out
 
 
 def test_an_edited_plugin_source_is_seen_at_once(start, site):
