@@ -128,7 +128,7 @@ class LazySkiffGroup(SkiffGroup):
             self.context.pm.load_deferred(owner)
             for impl in self.context.pm.hook.skiff_commands.get_hookimpls():
                 if impl.plugin_name == owner:
-                    impl.function(cli=scratch)
+                    call_alone(impl, cli=scratch)
         for name, command in scratch.commands.items():
             if self.index.get(name, {}).get("owner") == owner:
                 self.add_command(command)
@@ -182,10 +182,15 @@ def plugin_namespaces(pm: SkiffPluginManager, only: str | None = None) -> list[t
     for impl in reversed(pm.hook.skiff_settings.get_hookimpls()):
         if only is not None and impl.plugin_name != only:
             continue
-        declared: Any = impl.function()
+        declared: Any = call_alone(impl)
         for namespace in declared or ():
             found.setdefault(namespace.name, (namespace, impl.plugin_name))
     return list(found.values())
+
+
+def call_alone(impl: Any, **kwargs: Any) -> Any:
+    """Call one hook implementation as pluggy would (positionally, only the arguments it names)."""
+    return impl.function(*[kwargs[name] for name in impl.argnames])
 
 
 def _plain_calls(pm: SkiffPluginManager, *hooks: str) -> bool:
@@ -219,7 +224,7 @@ def build_cli(context: Context) -> click.Group:
     owners = dict.fromkeys(cli.commands, "")
     for impl in reversed(pm.hook.skiff_commands.get_hookimpls()):  # the order pluggy calls them in
         before = dict(cli.commands)
-        impl.function(cli=cli)
+        call_alone(impl, cli=cli)
         owners.update((n, impl.plugin_name) for n, c in cli.commands.items() if before.get(n) is not c)
     for namespace, plugin in plugin_namespaces(pm):
         for command in generated_commands(namespace):
