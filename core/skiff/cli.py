@@ -121,7 +121,9 @@ class LazySkiffGroup(SkiffGroup):
         elif owner.startswith("settings:"):
             from .settings import generated_commands
 
-            for namespace, _ in plugin_namespaces(self.context.pm, owner.partition(":")[2]):
+            plugin = owner.partition(":")[2]
+            self.context.pm.load_deferred(plugin)
+            for namespace, _ in plugin_namespaces(self.context.pm, plugin):
                 for command in generated_commands(namespace):
                     scratch.add_command(command)
         else:
