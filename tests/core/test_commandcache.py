@@ -134,6 +134,20 @@ def test_a_command_imports_its_plugin_and_every_implementer_of_the_hooks_it_call
     assert listed.cached and "catmeow" in listed.out
 
 
+def test_every_command_is_found_when_it_is_the_first_a_cached_start_asks_for(start, service_account):
+    """Each owner kind (core, a plugin, a settings namespace of a deferred plugin) loads on its own."""
+    start("--help")
+    index = json.loads((service_account / CACHE).read_text())["commands"]
+    owners: dict[str, str] = {}
+    for name, entry in sorted(index.items()):
+        if not entry["local_only"]:  # root-only commands refuse the account before --help
+            owners.setdefault(entry["owner"], name)
+    assert "" in owners and any(o.startswith("settings:") for o in owners) and len(owners) > 10
+    for owner, name in owners.items():
+        alone = start(name, "--help")
+        assert alone.cached and alone.status == 0 and f"Usage: skiff {name}" in alone.out, (owner, name, alone.err)
+
+
 def test_deferred_plugins_keep_the_hook_order_of_a_full_start():
     full = build_plugin_manager()
     hooks = {n: i.hooks for n, i in full.infos.items() if i.status == "enabled"}
