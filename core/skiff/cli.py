@@ -100,7 +100,26 @@ class LazySkiffGroup(SkiffGroup):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.index:
             self.load(self.index[cmd_name]["owner"])
+            if cmd_name not in self.commands:
+                self.load_everything()
         return self.commands.get(cmd_name)
+
+    def load_everything(self) -> None:
+        """The index names a command its owner did not give: fill the group as a full start does.
+
+        The cache was stale in a way its key and file times did not show; it is written
+        again from this start, and the index is no longer trusted here.
+        """
+        full = _root_group()
+        owners = add_every_command(self.context, full)
+        for name, command in full.commands.items():
+            self.commands.setdefault(name, command)
+        self.index = {}
+        cache = self.context.command_cache
+        if cache is not None:
+            cache.index = None
+            if owners is not None:
+                cache.save(full, owners, self.context.pm)
 
     def is_local_only(self, name: str) -> bool:
         entry = self.index.get(name)
@@ -212,17 +231,30 @@ def build_cli(context: Context) -> click.Group:
     cache = context.command_cache
     if cache is not None and cache.index is not None:
         return _root_group(LazySkiffGroup, context=context, index=cache.index["commands"])
+    cli = _root_group()
+    owners = add_every_command(context, cli)
+    if cache is not None and owners is not None:
+        cache.save(cli, owners, context.pm)
+    return cli
+
+
+def add_every_command(context: Context, cli: click.Group) -> dict[str, str] | None:
+    """Add the core's, every plugin's and every settings namespace's commands to ``cli``.
+
+    Returns each command's owner (see :mod:`skiff.commandcache`), or ``None`` when a
+    wrapper takes part in ``skiff_commands``/``skiff_settings`` (then the hooks are
+    called as a whole and nothing may be cached).
+    """
     from .core_commands import add_core_commands
     from .settings import add_commands, generated_commands
 
-    cli = _root_group()
     add_core_commands(cli)
     pm = context.pm
+    pm.load_all()
     if not _plain_calls(pm, "skiff_commands", "skiff_settings"):
         context.hook.skiff_commands(cli=cli)
         add_commands(context, cli)
-        return cli
-    pm.load_all()
+        return None
     owners = dict.fromkeys(cli.commands, "")
     for impl in reversed(pm.hook.skiff_commands.get_hookimpls()):  # the order pluggy calls them in
         before = dict(cli.commands)
@@ -233,9 +265,7 @@ def build_cli(context: Context) -> click.Group:
             if command.name not in cli.commands:
                 cli.add_command(command)
                 owners[command.name] = f"settings:{plugin}"
-    if cache is not None:
-        cache.save(cli, owners, pm)
-    return cli
+    return owners
 
 
 def _disabled_in_state(root: Path) -> set[str]:

@@ -148,6 +148,17 @@ def test_every_command_is_found_when_it_is_the_first_a_cached_start_asks_for(sta
         assert alone.cached and alone.status == 0 and f"Usage: skiff {name}" in alone.out, (owner, name, alone.err)
 
 
+def test_a_stale_index_falls_back_to_every_command_and_is_written_again(start, service_account):
+    start("apps:create", "catmeow")
+    data = json.loads((service_account / CACHE).read_text())
+    data["commands"]["apps:list"]["owner"] = "config"  # a plugin that does not give apps:list
+    (service_account / CACHE).write_text(json.dumps(data))
+    listed = start("apps:list")
+    assert listed.status == 0 and "catmeow" in listed.out, listed.err
+    assert json.loads((service_account / CACHE).read_text())["commands"]["apps:list"]["owner"] == "apps"
+    assert start("apps:list").cached
+
+
 def test_deferred_plugins_keep_the_hook_order_of_a_full_start():
     full = build_plugin_manager()
     hooks = {n: i.hooks for n, i in full.infos.items() if i.status == "enabled"}
