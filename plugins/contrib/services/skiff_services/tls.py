@@ -34,10 +34,6 @@ def folder(context: Context, kind: ServiceKind, name: str) -> Path:
     return Store(kind).data_dir(context, name) / "tls"
 
 
-def wanted(kind: ServiceKind, service: Service) -> bool:
-    return kind.tls is not None and kind.tls.enabled(service)
-
-
 def certificate(hostname: str) -> tuple[bytes, bytes]:
     """A new self-signed certificate for ``hostname`` and its key, both PEM."""
     from cryptography import x509

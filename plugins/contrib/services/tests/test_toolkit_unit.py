@@ -84,7 +84,7 @@ def test_binds_and_options():
 
 def test_the_command_set_and_its_access_declarations():
     names = {c.name: c for c in COMMANDS}
-    dokku = "create destroy list exists info link unlink links app-links linked connect enter export import"
+    dokku = "create destroy list exists info link unlink promote links app-links linked connect enter export import"
     dokku += " clone logs start stop pause restart expose unexpose set build-image"
     assert set(names) == {f"notes:{n}" for n in dokku.split()}
     levels = {name: access.effective(c) for name, c in names.items()}
@@ -94,7 +94,7 @@ def test_the_command_set_and_its_access_declarations():
     for name in ("info", "export", "import", "connect", "logs", "start", "stop", "pause", "restart", "exists"):
         decl = levels[f"notes:{name}"]
         assert (decl.level, decl.kind, decl.service, decl.app) == (access.APP, "notes", "name", None), name
-    for name in ("link", "unlink", "linked"):
+    for name in ("link", "unlink", "linked", "promote"):
         assert (levels[f"notes:{name}"].kind, levels[f"notes:{name}"].app) == ("notes", "app")
     assert levels["notes:app-links"].app == "app" and levels["notes:app-links"].kind is None
     assert all(c.callback.__module__ == "notes_service" for c in COMMANDS)
@@ -178,3 +178,20 @@ def test_links_release_the_app_and_respect_its_lock(skiff, tmp_path, monkeypatch
     assert h.invoke("notes:unlink", "docs", "blog", "--no-restart").exit_code == 0
     assert release()[0] == 2 and moves[-1] == "-docs@blog" and "NOTES_URL" not in h.state.get_config("blog")
     assert "not linked to blog" in h.invoke("notes:unlink", "docs", "blog").stderr
+
+
+def test_a_certificate_is_self_signed_for_the_service_hostname():
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from skiff_services import tls
+
+    cert_pem, key_pem = tls.certificate("skiff-notes-db")
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    assert cert.issuer == cert.subject  # its own CA: a client may pin it
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["skiff-notes-db"]
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert load_pem_private_key(key_pem, None).public_key() == cert.public_key()
+    assert tls.certificate("skiff-notes-db")[1] != key_pem  # a new key each time
+    assert KIND.tls is None and "tls" not in KIND.settable  # notes has no TLS
