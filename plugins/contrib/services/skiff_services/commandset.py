@@ -12,7 +12,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 import click
@@ -248,6 +249,18 @@ class Commands:
         context.output.step(f"Linked {kind.name} {name} to {app} as {key}")
         self.redeploy(context, app, f"Link {kind.name} {name}", no_restart)
 
+    @contextmanager
+    def linked_service(self, context: Context, name: str, app: str, no_restart: bool) -> Iterator[Service]:
+        """NAME's record, linked to APP, under the app's lock and then the service's (the order
+        apps:destroy and apps:rename use); a change that would redeploy a locked app is refused first."""
+        context.state.require_app(app)
+        self.refuse_locked(context, app, no_restart)
+        with lifecycle.app_lock(context, app), self.store.lock(context, name):
+            service = self.store.load(context, name)
+            if app not in service.links:
+                raise NotFound(f"{self.kind.name} {name} is not linked to {app}")
+            yield service
+
     def unlink(self, context: Context, name: str, app: str, no_restart: bool) -> None:
         kind = self.kind
         service = self.store.load(context, name)
@@ -258,12 +271,7 @@ class Commands:
                 self.store.save(context, service)
             context.output.step(f"Removed the stale link of {kind.name} {name} to {app} (the app no longer exists)")
             return
-        context.state.require_app(app)
-        self.refuse_locked(context, app, no_restart)
-        with lifecycle.app_lock(context, app), self.store.lock(context, name):
-            service = self.store.load(context, name)
-            if app not in service.links:
-                raise NotFound(f"{kind.name} {name} is not linked to {app}")
+        with self.linked_service(context, name, app, no_restart) as service:
             key = service.links.pop(app)
             context.state.unset_config(app, [key])
             self.store.save(context, service)
@@ -275,12 +283,7 @@ class Commands:
         """Make NAME's URL the app's main key (``url_key``); what held it stays under an alias."""
         kind, main = self.kind, self.kind.url_key
         self.store.load(context, name)
-        context.state.require_app(app)
-        self.refuse_locked(context, app, no_restart)
-        with lifecycle.app_lock(context, app), self.store.lock(context, name):
-            service = self.store.load(context, name)
-            if app not in service.links:
-                raise NotFound(f"{kind.name} {name} is not linked to {app}")
+        with self.linked_service(context, name, app, no_restart) as service:
             was = service.links[app]
             if was == main:
                 raise SkiffError(f"{kind.name} {name} is already {main} of {app}")
