@@ -278,3 +278,45 @@ def test_tls_is_on_unless_the_service_says_false():
     for bad in ("yes", "false\n", "on"):
         with pytest.raises(ValidationError):
             KIND.settable["tls"].check("tls", bad)
+
+
+def test_upgrade_gives_tls_once_and_puts_back_a_server_that_does_not_start_with_it(skiff, monkeypatch):
+    """state:migrate's part for postgres, with a recorded engine: the certificate first, then the
+    container recreated; a failure leaves the service as it was (no TLS), the record unchanged."""
+    from skiff_services import tls
+
+    h = skiff(("apps", apps_plugin), ("postgres", pg_plugin))
+    STORE.save(h.context, PgService(name="old", image="img", password="secretpassword1"))
+    STORE.save(h.context, PgService(name="off", image="img", password="secretpassword2", options={"tls": "false"}))
+
+    class Container:
+        def __init__(self, labels):
+            self.labels, self.status = labels, "running"
+
+    containers = {"old": Container({}), "off": Container({})}
+    made: list[tuple[str, bool]] = []
+    fail = {"recreate": True}
+
+    def recreate(self, context, c, service):
+        made.append((service.name, KIND.tls.enabled(service)))
+        if fail.pop("recreate", False):
+            raise RuntimeError("FATAL: could not load server certificate file")
+        containers[service.name] = Container({tls.LABEL: "on"} if KIND.tls.enabled(service) else {})
+        return containers[service.name]
+
+    monkeypatch.setattr(engine, "client", lambda: "engine")
+    monkeypatch.setattr(engine.Engine, "get", lambda self, c, service: containers.get(service.name))
+    monkeypatch.setattr(engine.Engine, "recreate", recreate)
+    monkeypatch.setattr(tls, "ensure", lambda context, c, kind, service, labels: made.append((service.name, "cert")))
+
+    first = h.invoke("state:migrate")
+    assert first.exit_code == 0, first.output
+    assert "postgres old: TLS not turned on, the server did not start with it" in first.output
+    assert made == [("old", "cert"), ("old", True), ("old", False)]  # put back without TLS
+    assert STORE.load(h.context, "old").options == {}  # so the next state:migrate tries again
+
+    made.clear()
+    second = h.invoke("state:migrate")
+    assert "postgres old: TLS on" in second.output and made == [("old", "cert"), ("old", True)]
+    third = h.invoke("state:migrate")
+    assert "TLS" not in third.output and made == [("old", "cert"), ("old", True)]  # nothing left to do
