@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import docker
 
 CERT, KEY = "server.crt", "server.key"
+GIVEN = "given-to"  # the image whose server's user owns them
 LABEL = "skiff.service.tls"  # "on" on a container created with TLS
 VALID_DAYS = 3650
 
@@ -63,21 +64,26 @@ def certificate(hostname: str) -> tuple[bytes, bytes]:
 
 
 def ensure(context: Context, c: docker.DockerClient, kind: ServiceKind, service: Service, labels: dict) -> Path:
-    """The service's certificate folder, made (and given to the server's user) if it is not there."""
+    """The service's certificate folder: the certificate made if it is not there, and given to the
+    server's user of ``service.image`` (again when the image changed: another image, another uid)."""
     assert kind.tls is not None
     path = folder(context, kind, service.name)
-    if (path / CERT).is_file() and (path / KEY).is_file():
+    given = path / GIVEN
+    made = not ((path / CERT).is_file() and (path / KEY).is_file())
+    if made:
+        context.output.info(f"Making a TLS certificate for {kind.name} {service.name}")
+        cert, key = certificate(kind.hostname(service.name))
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o755)  # the server's user goes through it; its key is 0600, the service's folder 0700
+        given.unlink(missing_ok=True)
+        for name, data, mode in ((KEY, key, 0o600), (CERT, cert, 0o644)):
+            part = path / (name + ".part")
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(part, path / name)
+    elif given.is_file() and given.read_text() == service.image:
         return path
-    context.output.info(f"Making a TLS certificate for {kind.name} {service.name}")
-    cert, key = certificate(kind.hostname(service.name))
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o755)  # the server's user goes through it; its key is 0600, the service's folder 0700
-    for name, data, mode in ((KEY, key, 0o600), (CERT, cert, 0o644)):
-        part = path / (name + ".part")
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(part, path / name)
     try:
         c.containers.run(
             service.image,
@@ -89,7 +95,9 @@ def ensure(context: Context, c: docker.DockerClient, kind: ServiceKind, service:
             labels=labels,
         )
     except Exception as exc:
-        for name in (KEY, CERT):
-            (path / name).unlink(missing_ok=True)
+        if made:
+            for name in (KEY, CERT):
+                (path / name).unlink(missing_ok=True)
         raise SkiffError(f"cannot give the TLS certificate of {kind.name} {service.name} to its server: {exc}") from exc
+    given.write_text(service.image)
     return path

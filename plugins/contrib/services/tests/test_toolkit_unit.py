@@ -195,3 +195,45 @@ def test_a_certificate_is_self_signed_for_the_service_hostname():
     assert load_pem_private_key(key_pem, None).public_key() == cert.public_key()
     assert tls.certificate("skiff-notes-db")[1] != key_pem  # a new key each time
     assert KIND.tls is None and "tls" not in KIND.settable  # notes has no TLS
+
+
+def test_the_certificate_is_made_once_and_given_to_the_server_of_each_image(h):
+    import stat
+
+    from skiff_services import tls
+    from skiff_services.kind import TLS
+
+    kind = type(KIND)(**{**KIND.__dict__, "tls": TLS(mount="/etc/notes-tls", owner="notes")})
+    runs: list[tuple[str, list[str]]] = []
+    refuse = {"image": ""}
+
+    class Containers:
+        @staticmethod
+        def run(image, entrypoint, **kw):
+            if image == refuse["image"]:
+                raise RuntimeError("chown: invalid user: 'notes:'")
+            assert kw["user"] == "0" and kw["network_mode"] == "none" and kw["remove"]
+            runs.append((image, entrypoint))
+
+    class Client:
+        containers = Containers
+
+    service = Service(name="db", image="img:1", password="p" * 8)
+    path = tls.ensure(h.context, Client, kind, service, {})
+    assert path == h.context.path("services", "notes", "db", "tls")
+    key = (path / "server.key").read_bytes()
+    assert stat.S_IMODE((path / "server.key").stat().st_mode) == 0o600
+    assert runs == [("img:1", ["chown", "notes:", "/tls/server.crt", "/tls/server.key"])]
+    tls.ensure(h.context, Client, kind, service, {})
+    assert len(runs) == 1  # made and given once
+    service.image = "img:2"  # another image (KIND:upgrade): its server's uid may differ
+    tls.ensure(h.context, Client, kind, service, {})
+    assert [image for image, _ in runs] == ["img:1", "img:2"] and (path / "server.key").read_bytes() == key
+
+    refuse["image"] = "img:3"
+    with pytest.raises(SkiffError, match="cannot give the TLS certificate of notes db"):
+        tls.ensure(h.context, Client, kind, Service(name="db", image="img:3", password="p" * 8), {})
+    assert (path / "server.key").read_bytes() == key  # an existing certificate is kept
+    with pytest.raises(SkiffError):
+        tls.ensure(h.context, Client, kind, Service(name="new", image="img:3", password="p" * 8), {})
+    assert not (h.context.path("services", "notes", "new", "tls") / "server.key").exists()  # nothing half made
