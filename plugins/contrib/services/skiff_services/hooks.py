@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 import click
 
 from skiff import PROJECT, hookimpl
 from skiff.context import Context
-from skiff.contracts import ContainerOptions
+from skiff.contracts import BackupPart, ContainerOptions, PeriodicTask
 from skiff.errors import SkiffError, ValidationError
+from skiff.settings import Namespace
 
 from .kind import ServiceKind
 from .record import Service, Store, service_name
@@ -24,7 +25,8 @@ from .record import Service, Store, service_name
 
 class ServiceHooks:
     """``skiff_service_apps``, ``skiff_app_destroyed``, ``skiff_app_renamed``,
-    ``skiff_container_options`` and ``skiff_report`` for one kind.
+    ``skiff_container_options``, ``skiff_report``, ``skiff_periodic_tasks`` (scheduled
+    backups), ``skiff_settings`` (``backups``: retention) and ``skiff_backup_parts`` for one kind.
 
     A plugin's plugin.py holds the bound methods under the hook names
     (``globals().update(HOOKS.implementations())``); pluggy finds their markers. Its own
@@ -172,3 +174,84 @@ class ServiceHooks:
         if not links:
             return None
         return {self.kind.name: {"links": links}}
+
+    @hookimpl
+    def skiff_periodic_tasks(self, context: Context) -> list[PeriodicTask]:
+        """Each scheduled backup of this kind: ``KIND:backup NAME DEST`` (an argument list)."""
+        from .backup import KEY_PREFIX
+
+        tasks = []
+        for key, value in sorted(context.state.properties(self.kind.name).items()):
+            scheduled = value.get("schedule") if key.startswith(KEY_PREFIX) and isinstance(value, dict) else None
+            if isinstance(scheduled, dict):
+                name = key[len(KEY_PREFIX) :]
+                task = PeriodicTask(
+                    f"{self.kind.name}:backup:{name}",
+                    str(scheduled.get("schedule")),
+                    (f"{self.kind.name}:backup", name, str(scheduled.get("dest"))),
+                )
+                tasks.append(task)
+        return tasks
+
+    @hookimpl
+    def skiff_settings(self) -> list[Namespace]:
+        """``backups:set --global retention N`` (one namespace, whichever service plugin declares it)."""
+        from .backup import SETTINGS
+
+        return [SETTINGS]
+
+    @hookimpl
+    def skiff_backup_parts(self, context: Context) -> list[BackupPart]:
+        """One part per service: its export (``KIND:export``) in the backup; a restore
+        recreates the service from its record (same name, password, options, links) and
+        imports the dump into it."""
+        return [self.backup_part(context, s.name) for s in sorted(self.store.all(context), key=lambda s: s.name)]
+
+    def backup_part(self, context: Context, name: str) -> BackupPart:
+        def dump(out: IO[bytes]) -> None:
+            self.backup_dump(context, name, out)
+
+        def restore(data: IO[bytes] | None) -> None:
+            self.backup_restore(context, name, data)
+
+        title = f"{self.kind.title} service {name} (a {self.kind.name}:export dump)"
+        return BackupPart(f"{self.kind.name}:{name}", title, dump=dump, restore=restore, order=200)
+
+    def backup_dump(self, context: Context, name: str, out: IO[bytes]) -> None:
+        from .commandset import Commands
+
+        commands = Commands(self.kind)
+        k = self.kind.name
+        try:
+            _, container = commands.running(context, name)
+        except SkiffError:
+            raise SkiffError(
+                f"{k} {name} is not running: start it ({k}:start {name}) or leave it out (--exclude {k}:{name})"
+            ) from None
+        commands.export_to(container, out)
+
+    def backup_restore(self, context: Context, name: str, dump: IO[bytes] | None) -> None:
+        from .commandset import Commands
+        from .engine import Engine, client
+
+        if dump is None:
+            raise SkiffError(f"the backup holds no dump of {self.kind.name} {name}")
+        commands, engine = Commands(self.kind), Engine(self.kind)
+        with self.store.lock(context, name):
+            service = self.store.load(context, name)
+            c = client()
+            if engine.get(c, service) is not None:
+                raise SkiffError(
+                    f"a container named {self.kind.container_name(name)} already exists: remove it, "
+                    f"or load the dump into it with {self.kind.name}:import"
+                )
+            engine.remove_data(context, c, service)
+            engine.ensure_image(context, c, service.image)
+            running = engine.run(context, c, service)
+            try:
+                engine.wait_ready(running, service)
+                commands.import_from(context, service, running, dump)
+            except BaseException:
+                engine.remove(c, service, graceful=False)
+                raise
+        context.output.info(f"{self.kind.title} {name} is running with the data of the backup")

@@ -76,7 +76,8 @@ class ServiceKind:
     url_key: str = "DATABASE_URL"  # the config key a link sets by default
     version: list[str] | None = None  # prints the server's version
     restart_after_import: bool = False  # the server picks the import up when it starts
-    dump_magic: bytes = b""  # an export starts with this (checked by clone)
+    dump_magic: bytes = b""  # an export starts with this (checked by clone, backup and restore)
+    dump_suffix: str = "dump"  # the backup files' extension: redis-NAME-STAMP.rdb
     options: Mapping[str, Option] = field(default_factory=dict)  # KIND:set keys
     command: Callable[[Service], list[str] | None] = lambda service: None  # the container's command
     stop_timeout: int = 30

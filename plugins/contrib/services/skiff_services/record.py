@@ -87,6 +87,7 @@ class Store:
 
     @contextmanager
     def lock(self, context: Context, name: str) -> Iterator[None]:
+        service_name(name)  # the name is part of the lock's path
         with file_lock(
             lock_path(context.root, f"{self.kind.name}-{name}"),
             LOCK_TIMEOUT,
