@@ -26,13 +26,17 @@ if TYPE_CHECKING:  # pragma: no cover
     import docker
 
 CERT, KEY = "server.crt", "server.key"
-GIVEN = "given-to"  # the image whose server's user owns them
+GIVEN = "given-to"  # the image whose server's user they were given to
 LABEL = "skiff.service.tls"  # "on" on a container created with TLS
 VALID_DAYS = 3650
 
 
 def folder(context: Context, kind: ServiceKind, name: str) -> Path:
     return Store(kind).data_dir(context, name) / "tls"
+
+
+def wanted(kind: ServiceKind, service: Service) -> bool:
+    return kind.tls is not None and kind.tls.enabled(service)
 
 
 def certificate(hostname: str) -> tuple[bytes, bytes]:
@@ -68,22 +72,35 @@ def ensure(context: Context, c: docker.DockerClient, kind: ServiceKind, service:
     server's user of ``service.image`` (again when the image changed: another image, another uid)."""
     assert kind.tls is not None
     path = folder(context, kind, service.name)
-    given = path / GIVEN
     made = not ((path / CERT).is_file() and (path / KEY).is_file())
     if made:
         context.output.info(f"Making a TLS certificate for {kind.name} {service.name}")
         cert, key = certificate(kind.hostname(service.name))
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, 0o755)  # the server's user goes through it; its key is 0600, the service's folder 0700
-        given.unlink(missing_ok=True)
+        (path / GIVEN).unlink(missing_ok=True)
         for name, data, mode in ((KEY, key, 0o600), (CERT, cert, 0o644)):
             part = path / (name + ".part")
             fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(part, path / name)
-    elif given.is_file() and given.read_text() == service.image:
+    elif (path / GIVEN).is_file() and (path / GIVEN).read_text() == service.image:
         return path
+    try:
+        give(c, kind, service, path, labels)
+    except SkiffError:
+        if made:  # nothing half made; a certificate that was there stays
+            for name in (KEY, CERT):
+                (path / name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def give(c: docker.DockerClient, kind: ServiceKind, service: Service, path: Path, labels: dict) -> None:
+    """Give the certificate and key in ``path`` to the server's user of ``service.image`` (a new
+    image may run its server as another uid: ``KIND:upgrade`` gives them to it first)."""
+    assert kind.tls is not None
     try:
         c.containers.run(
             service.image,
@@ -95,9 +112,5 @@ def ensure(context: Context, c: docker.DockerClient, kind: ServiceKind, service:
             labels=labels,
         )
     except Exception as exc:
-        if made:
-            for name in (KEY, CERT):
-                (path / name).unlink(missing_ok=True)
         raise SkiffError(f"cannot give the TLS certificate of {kind.name} {service.name} to its server: {exc}") from exc
-    given.write_text(service.image)
-    return path
+    (path / GIVEN).write_text(service.image)
