@@ -33,21 +33,25 @@ _shared: dict[int, docker.DockerClient] = {}
 _lock = threading.Lock()
 
 
-def client(timeout: int = DEFAULT_TIMEOUT, *, ping: bool = True) -> docker.DockerClient:
+def client(timeout: int = DEFAULT_TIMEOUT, *, ping: bool = True, base_url: str | None = None) -> docker.DockerClient:
     """A new client whose API calls time out after ``timeout`` seconds.
 
     The SDK asks the engine its API version when it connects; ``ping`` asks
-    once more that it answers (``False`` saves that round trip).
+    once more that it answers (``False`` saves that round trip). ``base_url``
+    (``unix:///PATH``, ``tcp://HOST:PORT``) names another engine than the
+    local one (a swarm manager).
     """
     try:
         import docker
     except ImportError:
         raise SkiffError("the docker Python package is not installed (pip install 'docker>=7')") from None
     try:
-        c = docker.from_env(timeout=timeout)
+        c = docker.DockerClient(base_url=base_url, timeout=timeout) if base_url else docker.from_env(timeout=timeout)
         if ping:
             c.ping()
     except Exception as exc:
+        if base_url:
+            raise SkiffError(f"cannot reach the Docker engine at {base_url} ({_one_line(exc)})") from exc
         raise SkiffError(f"cannot reach the Docker engine ({_one_line(exc)}); is dockerd running?") from exc
     return c
 

@@ -328,6 +328,44 @@ def add_outputs(archive: BinaryIO, outputs: BinaryIO, parent: str, uid: int, gid
     return archive
 
 
+class _ChunkReader(io.RawIOBase):
+    """A file over an iterator of byte chunks (the engine's archive stream), for ``tarfile``'s stream mode."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def changed_entries(stream: Iterable[bytes], changed: set[str]) -> BinaryIO:
+    """The entries of the tar ``stream`` (named ``app/...``) whose ``/app/...`` path is in ``changed``.
+
+    Returns a temporary tar file at its start.
+    """
+    fileobj = tempfile.TemporaryFile(prefix="skiff-changes-", suffix=".tar")
+    with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(stream)), mode="r|") as src:
+        with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT) as out:
+            for member in src:
+                if "/" + member.name.rstrip("/") not in changed:
+                    continue
+                out.addfile(member, src.extractfile(member) if member.isfile() else None)
+    fileobj.seek(0)
+    return fileobj
+
+
 def _engine_errors() -> tuple[type[BaseException], ...]:
     import docker.errors
     import requests.exceptions
@@ -471,6 +509,50 @@ class Runner:
             if shared and self.reports.get("shared_venv") in shared:
                 return ""
             return container.commit(repository=repository, tag=tag, changes=changes.dockerfile()).id
+
+    def copy_app(self, source: str, image: str, changes: list[str], repository: str, tag: str) -> str:
+        """Commit a container of ``image`` holding ``/app`` of the image ``source``; return the image id.
+
+        The tree streams from one container to the other through the engine (never unpacked
+        here); neither container runs.
+        """
+        src = dst = None
+        try:
+            src = self.client.containers.create(
+                source, ["true"], labels={BUILD_LABEL: self.build.app}, network_disabled=True
+            )
+            dst = self.client.containers.create(
+                image, ["true"], labels={BUILD_LABEL: self.build.app}, network_disabled=True
+            )
+            stream, _ = src.get_archive("/app")
+            dst.put_archive("/", stream)
+            return dst.commit(repository=repository, tag=tag, changes=changes).id
+        except _engine_errors() as exc:
+            raise engine_error(exc) from exc
+        finally:
+            for container in (src, dst):
+                if container is not None:
+                    self._discard(container)
+
+    def compile_changes(
+        self, image: str, steps: list[dict[str, Any]], env: dict[str, str], archive: BinaryIO
+    ) -> BinaryIO:
+        """Run ``steps`` in a container of ``image`` holding ``archive``; return what changed under /app.
+
+        The result is a tar file (at its start) of the entries under ``/app`` that the
+        archive and the steps added or modified, as the engine's diff of the container
+        says: the code and the compile steps' outputs, without the unchanged files of
+        the dependency layer. Files the steps deleted from the dependency layer are
+        not carried over.
+        """
+        with self._container(image, steps, env, archive) as container:
+            changed = {
+                entry["Path"]
+                for entry in container.diff() or []
+                if entry.get("Kind") in (0, 1) and (entry["Path"] == "/app" or entry["Path"].startswith("/app/"))
+            }
+            stream, _ = container.get_archive("/app")
+            return changed_entries(stream, changed)
 
     def collect(
         self, image: str, steps: list[dict[str, Any]], env: dict[str, str], archive: BinaryIO, paths: list[str]
@@ -704,6 +786,7 @@ def final_changes(
         DEPS_LABEL: "",
         BUILD_LABEL: "",
         "skiff.deps.lines": "",
+        "skiff.deps.run": "",
     }
     cmd = ["/bin/sh", "-c", web] if web else None
     return ImageChanges(env=dict(env), labels=labels, workdir="/app", user=user, cmd=cmd)

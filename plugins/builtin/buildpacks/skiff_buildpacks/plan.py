@@ -46,6 +46,7 @@ class PackPlan:
     compile_files: dict[str, bytes] = field(default_factory=dict)
     stages: list[dict[str, Any]] = field(default_factory=list)
     processes: dict[str, str] = field(default_factory=dict)
+    run_needs: list[str] = field(default_factory=list)  # what the run image must have (node, npm)
 
     def add_dependencies(self, pack: str, deps: dict[str, Any]) -> None:
         """Merge one pack's ``skiff_buildpack_dependencies`` result."""
@@ -60,6 +61,7 @@ class PackPlan:
         self.read_only.update(deps.get("read_only", {}))
         self.after_install += deps.get("after_install", [])
         self.shared_layers.update(deps.get("shared_layers", {}))
+        _extend_unique(self.run_needs, deps.get("run_needs", []))
         if deps.get("steps"):
             self._add_lines(pack, deps.get("additive_lines"))
 

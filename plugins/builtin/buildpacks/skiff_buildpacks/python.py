@@ -43,7 +43,14 @@ REQ_INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)\s*=?\s*(\S+)
 
 @hookimpl
 def skiff_buildpack_describe() -> dict[str, Any]:
-    return {"name": NAME, "version": VERSION, "looks_for": LOOKS_FOR, "order": 10, "label": "Python app"}
+    return {
+        "name": NAME,
+        "version": VERSION,
+        "looks_for": LOOKS_FOR,
+        "order": 10,
+        "label": "Python app",
+        "run_image": True,
+    }
 
 
 @hookimpl

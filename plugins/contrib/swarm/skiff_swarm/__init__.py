@@ -1,0 +1,3 @@
+"""The Docker Swarm scheduler: one swarm service per process type of a swarm app (docs/swarm.md)."""
+
+PLUGIN = "swarm"

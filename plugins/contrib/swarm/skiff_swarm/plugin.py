@@ -1,0 +1,106 @@
+"""The swarm scheduler's hook implementations (entry point ``swarm``).
+
+For an app whose ``scheduler:set APP selected`` is ``swarm``: ``skiff_deploy`` starts the
+release as swarm services and waits for their health (the docker plugin's ``skiff_deploy``
+is ``trylast``, so this one answers first), ``skiff_post_deploy`` (last, after nginx
+switched) retires the previous release's services, ``skiff_deploy_failed`` removes the new
+ones, ``skiff_app_destroyed`` removes every service and the app's overlay network,
+``skiff_periodic_tasks`` runs ``swarm:sync`` every minute (nginx follows moved tasks).
+Settings: ``scheduler:*`` and ``swarm:*`` (:mod:`skiff_swarm.settings`). docs/swarm.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from skiff import hookimpl
+from skiff.context import Context
+from skiff.contracts import PeriodicTask
+from skiff.deploy import Deploy
+from skiff.settings import Namespace
+
+from . import settings
+
+
+@hookimpl
+def skiff_commands(cli: click.Group) -> None:
+    from .commands import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+@hookimpl
+def skiff_periodic_tasks(context: Context) -> list[PeriodicTask]:
+    """``swarm:sync`` every minute while any app runs on the swarm: nginx follows moved tasks."""
+    from . import sync
+
+    return [PeriodicTask("swarm:sync", "* * * * *", ("swarm:sync",))] if sync.swarm_apps(context) else []
+
+
+@hookimpl
+def skiff_settings() -> list[Namespace]:
+    return [settings.SCHEDULER, settings.SWARM]
+
+
+@hookimpl
+def skiff_deploy(deploy: Deploy) -> bool | None:
+    if not settings.is_swarm_app(deploy.state, deploy.app):
+        return None
+    from . import rollout
+
+    return rollout.deploy(deploy)
+
+
+@hookimpl(trylast=True)
+def skiff_post_deploy(deploy: Deploy) -> None:
+    from . import rollout
+
+    rollout.retire(deploy)
+
+
+@hookimpl
+def skiff_deploy_failed(deploy: Deploy, phase: str, error: BaseException) -> None:
+    from . import rollout
+
+    rollout.failed(deploy)
+
+
+def _services_of(context: Context, app: str) -> bool:
+    """Whether ``app`` may have services on the swarm (it is a swarm app, or a manager is set)."""
+    return settings.is_swarm_app(context.state, app) or bool(settings.manager(context.state))
+
+
+@hookimpl
+def skiff_app_destroyed(context: Context, app: str) -> None:
+    if not _services_of(context, app):
+        return
+    from skiff.errors import SkiffError
+
+    from . import engine
+
+    try:
+        c = engine.client(settings.manager(context.state))
+    except SkiffError as exc:
+        if settings.is_swarm_app(context.state, app):
+            context.output.warn(f"swarm: {exc}; the services of {app} were not removed")
+        return
+    found = engine.services(c, app)
+    for service in found:
+        engine.remove_service(c, service["ID"])
+    if found:
+        context.output.info(f"removed {len(found)} swarm service(s)")
+    if not engine.remove_network(c, app):
+        context.output.warn(f"swarm: the network of {app} is still in use; it was not removed")
+
+
+@hookimpl
+def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
+    fields: dict[str, Any] = {"selected": settings.selected(context.state, app)}
+    if fields["selected"] == "swarm":
+        from . import status
+
+        fields.update(status.summary(context, app))
+    return {"scheduler": fields}

@@ -1,0 +1,136 @@
+"""End to end on a real swarm: a fresh engine in its own network namespace, initialised as a
+single-node swarm (conftest.py), driven by the real Skiff over a real sshd with git push, and
+served by a private nginx whose upstreams are the tasks' host-mode published ports on the
+node's address (10.231.N.2, the namespace's end of a veth pair).
+
+One app goes through: push -> served; ps:scale web=3 -> three tasks, three upstreams; a
+redeploy under steady load through nginx with no failed request; a release whose health
+check fails rolls back by itself while the old answer keeps being served; apps:destroy
+removes the services.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from skiff.testing.docker import new_app_name
+from skiff.testing.nginx import HostLoad
+from skiff.testing.sshd import commit_files, git_push, init_repo
+
+pytestmark = pytest.mark.e2e
+
+APP = Path(__file__).resolve().parent / "app"
+GLOBAL = "skiff.test"
+
+
+@pytest.fixture
+def sshd_skiff_env(private_nginx, swarm_engine):
+    """The server-side skiff drives the private nginx, and the namespace's engine as the swarm manager."""
+    return {**private_nginx.env, "SKIFF_SWARM_MANAGER": swarm_engine.host}
+
+
+def over_ssh(sshd, *argv: str) -> str:
+    result = sshd.ssh(list(argv))
+    assert result.exit_code == 0, f"{argv}: {result.output}"
+    return result.stdout + result.stderr
+
+
+def services(engine, app: str) -> list[str]:
+    found = engine.docker("service", "ls", "--filter", f"label=skiff.app={app}", "--format", "{{.Name}}")
+    assert found.returncode == 0, found.stderr
+    return sorted(found.stdout.split())
+
+
+def upstreams(sshd, app: str) -> list[str]:
+    result = sshd.ssh(["apps:report", app, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    return report.get("proxy", {}).get("upstreams", [])
+
+
+def test_swarm_app_serves_scales_redeploys_rolls_back_and_goes(
+    stack_base_image, docker_cleanup, private_nginx, sshd, swarm_engine, tmp_path
+):
+    over_ssh(sshd, "domains:set-global", GLOBAL)
+    app = docker_cleanup.app(new_app_name("sw"))
+    host = f"{app}.{GLOBAL}"
+    over_ssh(sshd, "apps:create", app)
+    over_ssh(sshd, "scheduler:set", app, "selected", "swarm")
+    over_ssh(sshd, "swarm:set", app, "wait-to-retire", "2")
+    assert "swarm" in over_ssh(sshd, "scheduler:report", app)
+
+    files = {p.name: p.read_text() for p in APP.iterdir() if p.is_file()}
+    repo = init_repo(tmp_path / app, files)
+    pushed = git_push(repo, app, sshd)
+    assert pushed.exit_code == 0, pushed.output
+    assert "on the swarm" in pushed.output
+
+    def answer() -> str:
+        got = private_nginx.request("/", host=host)
+        assert got.status == 200, got.body
+        return got.body.strip()
+
+    assert answer() == "v1 web.1"
+    assert services(swarm_engine, app) == [f"skiff-{app}-web-v1"]
+    node = re.escape(swarm_engine.address)
+    assert [u for u in upstreams(sshd, app) if re.fullmatch(rf"{node}:[0-9]+", u)] == upstreams(sshd, app) != []
+
+    # scale: three tasks, nginx lists the three ports, every task answers
+    over_ssh(sshd, "ps:scale", app, "web=3")
+    listed = upstreams(sshd, app)
+    assert len(listed) == 3 and len(set(listed)) == 3, listed
+    tasks = swarm_engine.docker("service", "ps", f"skiff-{app}-web-v2", "--filter", "desired-state=running", "-q")
+    assert len(tasks.stdout.split()) == 3
+    seen = {answer() for _ in range(30)}
+    assert seen == {"v1 web.1", "v1 web.2", "v1 web.3"}, seen  # release v2, the code's VERSION is still v1
+    deadline = time.monotonic() + 30
+    while services(swarm_engine, app) != [f"skiff-{app}-web-v2"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert services(swarm_engine, app) == [f"skiff-{app}-web-v2"]  # v1 retired after wait-to-retire
+
+    # a task that swarm replaces (its container killed) comes back on another port: nginx follows
+    before = upstreams(sshd, app)
+    killed = swarm_engine.docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name=skiff-{app}-web-v2")
+    swarm_engine.docker("rm", "-f", killed.stdout.split()[0])
+    deadline = time.monotonic() + 60
+    after = before
+    while time.monotonic() < deadline and (len(after) != 3 or after == before):
+        time.sleep(1)
+        over_ssh(sshd, "swarm:sync", app)  # first without the dead task, then with its replacement
+        after = upstreams(sshd, app)
+    assert len(after) == 3 and after != before and len(set(after) & set(before)) == 2, (before, after)
+    assert {answer() for _ in range(30)} == seen
+    report = over_ssh(sshd, "swarm:report", app)
+    assert report.count(" running on ") == 3, report
+
+    # a code-only redeploy under steady load through nginx: no failed request
+    commit_files(repo, {"VERSION": "v2\n"}, "v2")
+    with HostLoad(private_nginx.http_port, host, threads=4, limit=240) as load:
+        pushed = git_push(repo, app, sshd)
+        time.sleep(4)  # the old tasks retire after wait-to-retire, under load
+    assert pushed.exit_code == 0, pushed.output
+    assert load.failures == [], load.failures[:5]
+    assert load.ok > 50 and any(body.startswith("v2 ") for body in load.bodies), load.bodies
+    print(f"redeploy under load: {load.ok} answers, 0 failed, {load.stale_retries} stale keep-alive retries")
+
+    # a release whose health check fails: the push fails, the new service goes, v2 keeps answering
+    commit_files(repo, {"VERSION": "v3\n", "FAIL": "1"}, "v3 fails")
+    with HostLoad(private_nginx.http_port, host, threads=2, limit=240) as load:
+        pushed = git_push(repo, app, sshd)
+    assert pushed.exit_code != 0, pushed.output
+    assert "health check failed" in pushed.output, pushed.output
+    assert load.failures == [] and set(b.split()[0] for b in load.bodies) == {"v2"}, (load.failures[:5], load.bodies)
+    assert answer().startswith("v2 ")
+    current = [s for s in services(swarm_engine, app) if not s.endswith("-v4")]
+    assert services(swarm_engine, app) == current and len(current) == 1
+
+    # destroy removes the services and the app's network
+    over_ssh(sshd, "apps:destroy", app, "--force")
+    assert services(swarm_engine, app) == []
+    networks = swarm_engine.docker("network", "ls", "--filter", f"name=skiff-swarm-{app}", "-q")
+    assert networks.stdout.split() == []

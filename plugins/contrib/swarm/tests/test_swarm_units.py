@@ -1,0 +1,258 @@
+"""Unit tests of the swarm scheduler: service specs, settings, and a rollout on a recorded engine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import skiff_swarm.plugin as swarm_plugin
+from skiff import lifecycle
+from skiff.errors import DeployError, ValidationError
+from skiff.testing import DirReceiver, StubBuilder, dir_source
+from skiff_swarm import engine, rollout, settings, spec
+
+
+def web_spec(**overrides: Any) -> dict[str, Any]:
+    kwargs: dict[str, Any] = dict(
+        app="cat",
+        process="web",
+        version=3,
+        image="skiff/cat:v3",
+        line="gunicorn app:app",
+        config={"SECRET": "s3cr3t"},
+        revision="abc1234",
+        replicas=2,
+        port=5000,
+        app_json={},
+        start_timeout=60,
+    )
+    kwargs.update(overrides)
+    return spec.service_spec(**kwargs)
+
+
+def test_a_web_service_publishes_a_dynamic_host_port_spreads_and_keeps_config_out_of_labels():
+    s = web_spec()
+    assert s["name"] == "skiff-cat-web-v3"
+    assert s["mode"] == {"Replicated": {"Replicas": 2}}
+    assert s["endpoint_spec"] == {
+        "Mode": "dnsrr",
+        "Ports": [{"Protocol": "tcp", "TargetPort": 5000, "PublishMode": "host"}],
+    }
+    template = s["task_template"]
+    assert template["Placement"] == {"Preferences": [{"Spread": {"SpreadDescriptor": "node.id"}}]}
+    assert template["Networks"] == [{"Target": "skiff-swarm-cat", "Aliases": ["cat.web"]}]
+    container = template["ContainerSpec"]
+    assert container["Args"] == ["/bin/sh", "-c", "gunicorn app:app"]
+    assert "SECRET=s3cr3t" in container["Env"] and "PORT=5000" in container["Env"]
+    assert "DYNO=web.{{.Task.Slot}}" in container["Env"] and "GIT_REV=abc1234" in container["Env"]
+    assert "s3cr3t" not in json.dumps([s["labels"], container["Labels"]])
+    assert s["update_config"]["Order"] == "start-first" and s["update_config"]["FailureAction"] == "rollback"
+
+
+def test_a_worker_publishes_nothing_and_has_no_healthcheck_without_an_app_json_check():
+    s = web_spec(process="worker", line="python worker.py")
+    assert s["endpoint_spec"] == {"Mode": "dnsrr"}
+    assert "Healthcheck" not in s["task_template"]["ContainerSpec"]
+
+
+def test_the_app_json_check_becomes_an_argv_healthcheck_that_runs():
+    app_json = {"healthchecks": {"web": [{"path": "/ready'; rm -rf /", "content": "ok", "attempts": 3, "wait": 2}]}}
+    check = web_spec(app_json=app_json)["task_template"]["ContainerSpec"]["Healthcheck"]
+    assert check["Test"][:3] == ["CMD", "python3", "-c"]
+    assert check["Test"][4:7] == ["/ready'; rm -rf /", "ok", "399"]  # arguments, never a shell line
+    assert check["Retries"] == 3 and check["Interval"] == 2 * spec.SECOND
+    default = web_spec()["task_template"]["ContainerSpec"]["Healthcheck"]
+    assert default["Test"][4:7] == ["/", "", "499"]
+    # the probe itself: nothing listens, so it gives up after its wait with a failure
+    probe = subprocess.run(
+        [sys.executable, "-c", spec.PROBE, "/", "", "499", "0.2"], env={"PORT": "1"}, capture_output=True
+    )
+    assert probe.returncode == 1
+
+
+def test_upstreams_are_node_addresses_with_each_running_tasks_published_port():
+    def task(node: str, port: int, state: str = "running", desired: str = "running") -> dict:
+        ports = [{"PublishMode": "host", "PublishedPort": port, "TargetPort": 5000}] * 2  # IPv4 and IPv6
+        return {"NodeID": node, "DesiredState": desired, "Status": {"State": state, "PortStatus": {"Ports": ports}}}
+
+    tasks = [task("n1", 30001), task("n2", 30002), task("n1", 30003, "shutdown", "shutdown"), task("n3", 1)]
+    assert spec.upstreams(tasks, {"n1": "10.0.0.1", "n2": "10.0.0.2"}) == ["10.0.0.1:30001", "10.0.0.2:30002"]
+    assert spec.node_address({"Status": {"Addr": "0.0.0.0"}, "ManagerStatus": {"Addr": "10.0.0.9:2377"}}) == "10.0.0.9"
+
+
+@pytest.mark.parametrize("value", ["unix:///run/x.sock", "tcp://10.0.0.1:2375", ""])
+def test_manager_addresses_that_are_accepted(value):
+    assert settings.engine_address(value) == value
+
+
+@pytest.mark.parametrize("value", ["http://x", "unix://relative", "tcp://h:1;rm", "unix:///a b", "tcp://h"])
+def test_manager_addresses_that_are_refused(value):
+    with pytest.raises(ValidationError):
+        settings.engine_address(value)
+
+
+# -- a rollout on a recorded engine ----------------------------------------------------------
+
+
+class FakeApi:
+    """Services and tasks of a one-node swarm; ``health`` says how a new service's tasks end up."""
+
+    def __init__(self, health: str = "running") -> None:
+        self.health = health
+        self.services_: dict[str, dict] = {}
+        self.removed: list[str] = []
+        self.networks_: list[str] = []
+        self.port = 30000
+
+    def nodes(self):
+        return [{"ID": "n1", "Status": {"State": "ready", "Addr": "10.9.0.2"}, "Description": {"Hostname": "node1"}}]
+
+    def networks(self, names=None):
+        return [
+            {"Id": n, "Name": n, "Labels": {spec.LABEL_NETWORK: n[len("skiff-swarm-") :]}}
+            for n in self.networks_
+            if n in (names or [n])
+        ]
+
+    def create_network(self, name, **kwargs):
+        self.networks_.append(name)
+
+    def remove_network(self, ident):
+        self.networks_.remove(ident)
+
+    def services(self, filters=None):
+        label = (filters or {}).get("label")
+        name = (filters or {}).get("name")
+        return [
+            s
+            for s in self.services_.values()
+            if (not label or f"{spec.LABEL_APP}={s['Spec']['Labels'][spec.LABEL_APP]}" == label)
+            and (not name or s["Spec"]["Name"] == name)
+        ]
+
+    def create_service(self, **kwargs):
+        ident = f"id-{kwargs['name']}"
+        tasks = []
+        for slot in range(1, kwargs["mode"]["Replicated"]["Replicas"] + 1):
+            self.port += 1
+            ports = [{"PublishMode": "host", "PublishedPort": self.port}] if "Ports" in kwargs["endpoint_spec"] else []
+            status = {"State": self.health, "PortStatus": {"Ports": ports}, "Err": "dockerexec: unhealthy container"}
+            tasks.append({"Slot": slot, "NodeID": "n1", "DesiredState": "running", "Status": status})
+        self.services_[ident] = {
+            "ID": ident,
+            "Spec": {"Name": kwargs["name"], "Labels": kwargs["labels"]},
+            "tasks": tasks,
+            "kwargs": kwargs,
+        }
+        return {"ID": ident}
+
+    def tasks(self, filters):
+        return self.services_[filters["service"]]["tasks"]
+
+    def remove_service(self, ident):
+        self.removed.append(ident)
+        del self.services_[ident]
+
+    def service_logs(self, ident, **kwargs):
+        return b"web v2 listening\nTraceback: boom\n"
+
+
+@pytest.fixture
+def fake_swarm(monkeypatch):
+    api = FakeApi()
+    client = SimpleNamespace(api=api)
+    monkeypatch.setattr(engine, "client", lambda address: client)
+    monkeypatch.setattr(engine, "image_for_nodes", lambda context, c, app, image, local: image)
+    retired: list[list[str]] = []
+    monkeypatch.setattr(rollout, "spawn_retire", lambda manager, services, wait: retired.append(list(services)))
+    api.retired = retired
+    return api
+
+
+@pytest.fixture
+def harness(skiff, fake_swarm):
+    h = skiff(("swarm", swarm_plugin), ("dir", DirReceiver()), ("builder", StubBuilder()))
+    h.create_app("cat")
+    assert h.invoke("scheduler:set", "cat", "selected", "swarm").exit_code == 0
+    return h
+
+
+def deploy(h, tmp_path, name: str):
+    src = tmp_path / name
+    src.mkdir()
+    (src / "Procfile").write_text("web: python3 app.py\n")
+    return lifecycle.deploy(h.context, "cat", dir_source(src, name * 7))
+
+
+def test_a_deploy_runs_one_service_per_process_and_retires_the_previous_one(harness, fake_swarm, tmp_path):
+    first = deploy(harness, tmp_path, "a")
+    assert first.upstreams == ["10.9.0.2:30001"] and first.formation == {"web": 1}
+    assert list(fake_swarm.services_) == ["id-skiff-cat-web-v1"]
+    harness.state.set_property("docker", "formation", {"web": 3}, app="cat")  # ps:scale's property
+    second = deploy(harness, tmp_path, "b")
+    assert sorted(second.upstreams) == ["10.9.0.2:30002", "10.9.0.2:30003", "10.9.0.2:30004"]
+    assert fake_swarm.retired == [["id-skiff-cat-web-v1"]]  # after nginx switched, in post_deploy
+    assert fake_swarm.networks_ == ["skiff-swarm-cat"]
+
+
+def test_a_failed_health_check_removes_the_new_service_and_keeps_the_old(harness, fake_swarm, tmp_path):
+    deploy(harness, tmp_path, "a")
+    fake_swarm.health = "failed"
+    with pytest.raises(DeployError, match="health check failed.*v1 keeps serving"):
+        deploy(harness, tmp_path, "b")
+    assert list(fake_swarm.services_) == ["id-skiff-cat-web-v1"]
+    assert fake_swarm.removed == ["id-skiff-cat-web-v2"] and fake_swarm.retired == []
+    assert harness.state.current_release("cat").version == 1
+
+
+def test_apps_of_the_docker_scheduler_are_left_to_it(harness, fake_swarm, tmp_path):
+    assert harness.invoke("scheduler:set", "cat", "selected").exit_code == 0  # back to the default: docker
+    with pytest.raises(DeployError, match="no scheduler"):
+        deploy(harness, tmp_path, "a")
+    assert fake_swarm.services_ == {}
+    refused = harness.invoke("scheduler:set", "cat", "selected", "k8s")
+    assert refused.exit_code != 0 and "must be one of docker, swarm" in refused.output
+
+
+def test_destroy_removes_the_services_and_the_network(harness, fake_swarm, tmp_path):
+    deploy(harness, tmp_path, "a")
+    swarm_plugin.skiff_app_destroyed(harness.context, "cat")
+    assert fake_swarm.services_ == {} and fake_swarm.networks_ == []
+
+
+def test_sync_records_moved_tasks_and_rebuilds_nginx_only_when_they_moved(harness, fake_swarm, tmp_path, monkeypatch):
+    from skiff_swarm import sync
+
+    deploy(harness, tmp_path, "a")
+    rebuilt: list[list[str]] = []
+    monkeypatch.setattr(
+        sync.subprocess, "run", lambda argv, **kw: rebuilt.append(argv[-2:]) or SimpleNamespace(returncode=0)
+    )
+    assert harness.invoke("swarm:sync", "cat").exit_code == 0
+    assert rebuilt == []  # nothing moved
+    task = fake_swarm.services_["id-skiff-cat-web-v1"]["tasks"][0]
+    task["Status"]["PortStatus"]["Ports"] = [{"PublishMode": "host", "PublishedPort": 31999}]
+    result = harness.invoke("swarm:sync")
+    assert result.exit_code == 0 and "cat: upstreams now 10.9.0.2:31999" in result.output
+    assert rebuilt == [["proxy:build-config", "cat"]]
+    assert harness.state.current_release("cat").upstreams == ["10.9.0.2:31999"]
+    task["Status"]["State"] = "failed"  # no running web task: nginx keeps what it has
+    assert "upstreams kept" in harness.invoke("swarm:sync", "cat").output
+    assert harness.state.current_release("cat").upstreams == ["10.9.0.2:31999"]
+
+
+def test_sync_refuses_an_app_of_the_docker_scheduler(harness):
+    harness.create_app("dog")
+    refused = harness.invoke("swarm:sync", "dog")
+    assert refused.exit_code != 0 and "does not run on the swarm" in refused.output
+
+
+def test_the_cron_runner_syncs_only_while_an_app_runs_on_the_swarm(harness):
+    assert [t.argv for t in swarm_plugin.skiff_periodic_tasks(harness.context)] == [("swarm:sync",)]
+    assert harness.invoke("scheduler:set", "cat", "selected", "docker").exit_code == 0
+    assert swarm_plugin.skiff_periodic_tasks(harness.context) == []
