@@ -349,11 +349,53 @@ def run_base(session: Session, plan: PackPlan, layer: DepsLayer, run: dict[str, 
     if _image(session.client, ref) is not None:
         return ref
     t0 = time.monotonic()
-    label = f"LABEL {RUN_DEPS_LABEL}={build_steps.dockerfile_value(deploy.app)}"
-    image_id = session.runner.copy_app(layer.base, run["image"], [label], f"skiff/{deploy.app}", f"run-{key}")
+    image_id = load_run_copy(session, layer.base, run["image"], f"run-{key}")
+    if image_id is None:
+        label = f"LABEL {RUN_DEPS_LABEL}={build_steps.dockerfile_value(deploy.app)}"
+        image_id = session.runner.copy_app(layer.base, run["image"], [label], f"skiff/{deploy.app}", f"run-{key}")
     deploy.output.step(f"Dependencies copied onto the run image {run['image']} in {time.monotonic() - t0:.1f}s")
     BACKGROUND.append(_background(_prune_run_layers, session.client, deploy.app, image_id))
     return ref
+
+
+def load_run_copy(session: Session, source: str, run_image: str, tag: str) -> str | None:
+    """``/app`` of ``source`` as one new layer on ``run_image``, by ``docker load`` (None: use containers).
+
+    The engine's archive of ``/app`` (entries ``app/...``, owners and modes kept) is the layer tar.
+    """
+    import tempfile
+
+    from . import layers
+
+    client = session.client
+    if not layers.supported(client):
+        return None
+    src = None
+    try:
+        src = client.containers.create(
+            source, ["true"], labels={build_steps.BUILD_LABEL: session.deploy.app}, network_disabled=True
+        )
+        with tempfile.TemporaryFile(prefix="skiff-run-", suffix=".tar") as tar:
+            stream, _ = src.get_archive("/app")
+            for chunk in stream:
+                tar.write(chunk)
+            tar.seek(0)
+            if not layers.loadable(tar):
+                return None
+            changes = build_steps.ImageChanges(labels={RUN_DEPS_LABEL: session.deploy.app})
+            image = layers.NewImage(
+                client.api.inspect_image(run_image), changes, f"skiff/{session.deploy.app}", tag, tar
+            )
+            return layers.load(client, [image])[0]
+    except layers.LoadRefused as exc:
+        layers.mark_unsupported(client)
+        session.deploy.output.info(f"the engine does not load layers on a base ({exc}): copying with containers")
+        return None
+    except build_steps._engine_errors() as exc:
+        raise build_steps.engine_error(exc) from exc
+    finally:
+        if src is not None:
+            session.runner._discard(src)
 
 
 def _background(fn, *args) -> Future:

@@ -21,7 +21,6 @@ from skiff import hookimpl
 from skiff.errors import SkiffError
 
 from . import venvs, wheels
-from .build import BUILD_LABEL
 from .versions import (
     _parts,
     minor_of,
@@ -462,9 +461,7 @@ def promote(
         try:
             tag = wheels.pyc_tag(build.stack.python)
             todo = wheels.missing_bundles(cache, tag, outcome.files)
-            outcome.compiled = wheels.compile_bundles(
-                client, build.stack.image, build.stack.user, cache, tag, todo, {BUILD_LABEL: build.app}
-            )
+            outcome.compiled = wheels.compile_bundles(client, build.stack.image, build.stack.user, cache, tag, todo)
         except Exception as exc:  # the build stands; the next one compiles for itself
             outcome.errors.append(f"bytecode: {type(exc).__name__}: {exc}")
         complete = not outcome.errors and not outcome.not_on_index and len(outcome.files) == len(installed)

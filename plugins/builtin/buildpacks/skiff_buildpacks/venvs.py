@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .wheels import WheelCache, normalize, parse_wheel
+from .wheels import WheelCache, normalize, parse_wheel, remove_exited
 
 REPOSITORY = "skiff-shared/venv"
 LABEL = "skiff.shared-venv"
@@ -179,6 +179,7 @@ def build_shared(
         parsed = parse_wheel(name)
         assert parsed is not None
         pins.append(f"{parsed[0]}=={parsed[1]}")
+    remove_exited(client, LABEL)
     uid, _, gid = stack.user.partition(":")
     step = {
         "venv": venv,

@@ -515,12 +515,14 @@ def compile_bundles(
 ) -> int:
     """Compile the bytecode of shared ``filenames`` in a container Skiff controls; keep the valid bundles.
 
-    ``labels`` go on the container (the build's, so a leftover is removed by the app's next build).
+    ``labels`` go on the container, besides ``skiff.pyc``. Not the app's build label: the app's
+    next build removes its leftover build containers, and would stop this one while it runs.
     """
     import docker.types
 
     if not filenames:
         return 0
+    remove_exited(client, "skiff.pyc")
     container = client.containers.create(
         image,
         ["python3", "-c", COMPILE_SCRIPT, *filenames],
@@ -548,6 +550,15 @@ def compile_bundles(
             container.remove(force=True, v=True)
         except Exception:
             pass
+
+
+def remove_exited(client: Any, label: str) -> None:
+    """Remove the exited containers carrying ``label`` (left by a killed Skiff; never a running one)."""
+    try:
+        for container in client.containers.list(all=True, filters={"label": label, "status": ["exited", "dead"]}):
+            container.remove(force=True, v=True)
+    except Exception:
+        pass
 
 
 def _keep_bundles(outer: Any, cache: WheelCache, tag: str, wanted: set[str]) -> int:
