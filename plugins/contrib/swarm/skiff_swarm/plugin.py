@@ -5,6 +5,7 @@ release as swarm services and waits for their health (the docker plugin's ``skif
 is ``trylast``, so this one answers first), ``skiff_post_deploy`` (last, after nginx
 switched) retires the previous release's services, ``skiff_deploy_failed`` removes the new
 ones, ``skiff_app_destroyed`` removes every service and the app's overlay network,
+``skiff_app_renamed`` runs the release as the new name's services and retires the old ones,
 ``skiff_periodic_tasks`` runs ``swarm:sync`` every minute (nginx follows moved tasks).
 Settings: ``scheduler:*`` and ``swarm:*`` (:mod:`skiff_swarm.settings`). docs/swarm.md.
 """
@@ -94,6 +95,13 @@ def skiff_app_destroyed(context: Context, app: str) -> None:
         context.output.info(f"removed {len(found)} swarm service(s)")
     if not engine.remove_network(c, app):
         context.output.warn(f"swarm: the network of {app} is still in use; it was not removed")
+
+
+@hookimpl
+def skiff_app_renamed(context: Context, old: str, new: str) -> None:
+    from . import rollout
+
+    rollout.renamed(context, old, new)
 
 
 @hookimpl

@@ -169,7 +169,13 @@ def fake_swarm(monkeypatch):
     monkeypatch.setattr(engine, "client", lambda address: client)
     monkeypatch.setattr(engine, "image_for_nodes", lambda context, c, app, image, local: image)
     retired: list[list[str]] = []
-    monkeypatch.setattr(rollout, "spawn_retire", lambda manager, services, wait: retired.append(list(services)))
+    monkeypatch.setattr(
+        rollout,
+        "spawn_retire",
+        lambda manager, services, wait, network_of=None: retired.append(
+            list(services) + [f"net:{network_of}"] * bool(network_of)
+        ),
+    )
     api.retired = retired
     return api
 
@@ -256,3 +262,13 @@ def test_the_cron_runner_syncs_only_while_an_app_runs_on_the_swarm(harness):
     assert [t.argv for t in swarm_plugin.skiff_periodic_tasks(harness.context)] == [("swarm:sync",)]
     assert harness.invoke("scheduler:set", "cat", "selected", "docker").exit_code == 0
     assert swarm_plugin.skiff_periodic_tasks(harness.context) == []
+
+
+def test_a_renamed_app_runs_as_the_new_names_services_and_the_old_ones_retire(harness, fake_swarm, tmp_path):
+    deploy(harness, tmp_path, "a")
+    harness.state.rename_app("cat", "lion")
+    swarm_plugin.skiff_app_renamed(harness.context, "cat", "lion")
+    assert sorted(fake_swarm.services_) == ["id-skiff-cat-web-v1", "id-skiff-lion-web-v1"]
+    assert fake_swarm.retired == [["id-skiff-cat-web-v1", "net:cat"]]
+    assert harness.state.current_release("lion").upstreams == ["10.9.0.2:30002"]
+    assert "skiff-swarm-lion" in fake_swarm.networks_
