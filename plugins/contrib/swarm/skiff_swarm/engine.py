@@ -72,8 +72,10 @@ def remove_network(c: Any, app: str, wait: float = 30.0) -> bool:
         time.sleep(0.5)
 
 
-def services(c: Any, app: str) -> list[dict[str, Any]]:
-    return list(c.api.services(filters={"label": f"{spec.LABEL_APP}={app}"}))
+def services(c: Any, app: str, role: str | None = "process") -> list[dict[str, Any]]:
+    """The app's services of ``role`` (``process``: its process types; ``None``: one-offs too)."""
+    found = c.api.services(filters={"label": f"{spec.LABEL_APP}={app}"})
+    return [s for s in found if role is None or (s["Spec"].get("Labels") or {}).get(spec.LABEL_ROLE) == role]
 
 
 def tasks(c: Any, service_id: str) -> list[dict[str, Any]]:

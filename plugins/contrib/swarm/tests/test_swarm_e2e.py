@@ -151,6 +151,12 @@ def test_swarm_app_serves_scales_redeploys_rolls_back_and_goes(
     assert services(swarm_engine, app) == [] and networks(swarm_engine, app) == []
     assert services(swarm_engine, renamed) == [f"skiff-{renamed}-web-v5"]
 
+    # run: a one-off task of the current release with its config; logs: every task's, prefixed
+    ran = sshd.ssh(["run", renamed, "echo hello from $DYNO; exit 7"])
+    assert ran.exit_code == 7 and re.search(r"hello from run\.[0-9]{4}", ran.output), ran.output
+    logged = over_ssh(sshd, "logs", renamed)
+    assert re.search(rf"{renamed}\[web\.[123]\]: web v1 listening on 5000", logged), logged
+
     # destroy removes the services and the app's network
     over_ssh(sshd, "apps:destroy", renamed, "--force")
     assert services(swarm_engine, renamed) == []

@@ -272,3 +272,45 @@ def test_a_renamed_app_runs_as_the_new_names_services_and_the_old_ones_retire(ha
     assert fake_swarm.retired == [["id-skiff-cat-web-v1", "net:cat"]]
     assert harness.state.current_release("lion").upstreams == ["10.9.0.2:30002"]
     assert "skiff-swarm-lion" in fake_swarm.networks_
+
+
+def test_run_is_a_one_off_job_task_whose_output_and_status_come_back(harness, fake_swarm, tmp_path):
+    from skiff.contracts import OneOff
+
+    deploy(harness, tmp_path, "a")
+    created: list[dict] = []
+    original = fake_swarm.create_service
+
+    def create_job(**kwargs):
+        created.append(kwargs)
+        answer = original(**{**kwargs, "mode": {"Replicated": {"Replicas": 1}}, "endpoint_spec": {}})
+        status = fake_swarm.services_[answer["ID"]]["tasks"][0]["Status"]
+        status.update(State="complete", ContainerStatus={"ExitCode": 3})
+        return answer
+
+    fake_swarm.create_service = create_job
+    lines: list[str] = []
+    code = swarm_plugin.skiff_run_oneoff(harness.context, OneOff("cat", ("/bin/sh", "-c", "exit 3")), lines.append)
+    assert code == 3 and lines == ["web v2 listening", "Traceback: boom"]
+    job = created[0]
+    assert job["mode"] == {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}
+    assert job["task_template"]["ContainerSpec"]["Args"] == ["/bin/sh", "-c", "exit 3"]
+    assert job["task_template"]["RestartPolicy"] == {"Condition": "none"}
+    assert [s for s in fake_swarm.services_ if "-run-" in s] == []  # removed once it ended
+    harness.create_app("dog")
+    assert swarm_plugin.skiff_run_oneoff(harness.context, OneOff("dog", ("true",)), lines.append) is None
+
+
+def test_logs_prefix_each_line_with_its_process_and_slot(harness, fake_swarm, tmp_path):
+    deploy(harness, tmp_path, "a")
+    service = fake_swarm.services_["id-skiff-cat-web-v1"]
+    service["tasks"][0]["ID"] = "t1"
+    fake_swarm.service_logs = lambda ident, **kw: (
+        b"com.docker.swarm.node.id=n1,com.docker.swarm.task.id=t1 2026-12-04T10:00:01Z second\n"
+        b"com.docker.swarm.node.id=n1,com.docker.swarm.task.id=t1 2026-12-04T10:00:00Z first\n"
+    )
+    lines: list[str] = []
+    assert swarm_plugin.skiff_app_logs(harness.context, "cat", None, 100, False, lines.append) is True
+    assert lines == ["2026-12-04T10:00:00Z cat[web.1]: first", "2026-12-04T10:00:01Z cat[web.1]: second"]
+    harness.create_app("dog")
+    assert swarm_plugin.skiff_app_logs(harness.context, "dog", None, 100, False, lines.append) is None
