@@ -22,8 +22,9 @@ test-deps:
 docker: deps
 	@scripts/ensure-docker.sh
 
+# the tests' Python packages: moto's S3 server and boto3 (the services' s3 extra) for the backup tests
 venv:
-	@scripts/venv.sh $(VENV) editable pytest ruff mypy
+	@scripts/venv.sh $(VENV) editable pytest ruff mypy "moto[server]" boto3
 
 unit: venv
 	$(VENV)/bin/python -m pytest -q -m "not e2e" $(PYTEST_ARGS)

@@ -18,10 +18,49 @@ def runs(default: int = 5) -> int:
     return int(os.environ.get("BENCH_RUNS", default))
 
 
-def time_command(argv: Sequence[str], env: dict | None = None) -> float:
+def time_command(argv: Sequence[str], env: dict | None = None, user: str | None = None) -> float:
+    """Seconds ``argv`` takes; ``user``: run it as that account (set by this process, no wrapper)."""
     start = time.perf_counter()
-    subprocess.run(list(argv), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        list(argv),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        **service_account_kwargs(user),
+    )
     return time.perf_counter() - start
+
+
+def service_account() -> str | None:
+    """The account Skiff runs as on a server (``BENCH_USER``, default ``skiff`` when it exists).
+
+    ``None`` when this process is not root (it then already runs as some account)
+    or the account is missing. Commands of the service account use the command
+    cache (docs/plugins.md); root never does.
+    """
+    import pwd
+
+    if os.geteuid() != 0:
+        return None
+    name = os.environ.get("BENCH_USER", "skiff")
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return None
+    return name
+
+
+def service_account_kwargs(user: str | None) -> dict:
+    """``subprocess`` arguments that run a command as ``user`` with its groups (docker)."""
+    if user is None:
+        return {}
+    import grp
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    groups = [g.gr_gid for g in grp.getgrall() if user in g.gr_mem]
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": groups}
 
 
 def interleave(cases: dict[str, Callable[[], float]], n: int) -> dict[str, list[float]]:

@@ -114,6 +114,7 @@ class Skiff:
 
         self.tmp = tmp
         self.apps: list[str] = []
+        self.roots: list[Path] = []
         self.background: list[float] = []  # waited for the shared-cache work before the second app
         self.tools = tmp / "tools-cache"
         start = time.perf_counter()
@@ -138,6 +139,7 @@ class Skiff:
         from skiff.testing import DirReceiver, StubScheduler, dir_source, make_plugin_manager
 
         root = Path(tempfile.mkdtemp(prefix="root-", dir=self.tmp))
+        self.roots.append(root)
         pm = make_plugin_manager(
             DirReceiver(),
             ("procfile", procfile),
@@ -179,7 +181,11 @@ class Skiff:
     def cleanup(self) -> None:
         import docker
 
+        from skiff_buildpacks.venvs import SharedVenvs
+
         client = docker.from_env()
+        for root in self.roots:  # the shared virtualenv layers Skiff made in this run
+            SharedVenvs(root / "cache" / "buildpacks", "").purge(lambda: client)
         for app in self.apps:
             for label in (f"skiff.app={app}", f"skiff.deps={app}"):
                 images = sorted(

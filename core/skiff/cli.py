@@ -13,18 +13,16 @@ it, never to a shell.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
-import shlex
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__, access, events
+from . import __version__, commandcache
+from .commandcache import CommandCache
 from .context import Context, root_from_env
 from .errors import SkiffError
 from .output import Output
@@ -53,10 +51,18 @@ def is_local_only(command: click.Command | None) -> bool:
 
 def unknown_command_message(group: click.Group, ctx: click.Context, name: str, over_ssh: bool = False) -> str:
     """``unknown command 'apps:lst'; did you mean apps:list?`` (only names the caller may run)."""
-    names = [n for n in group.list_commands(ctx) if not (over_ssh and is_local_only(group.get_command(ctx, n)))]
+    names = [n for n in group.list_commands(ctx) if not (over_ssh and _local_only_name(group, ctx, n))]
+    import difflib
+
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]}?" if close else "; run 'skiff help' for the list"
     return f"unknown command {name!r}{hint}"
+
+
+def _local_only_name(group: click.Group, ctx: click.Context, name: str) -> bool:
+    if isinstance(group, LazySkiffGroup):
+        return group.is_local_only(name)
+    return is_local_only(group.get_command(ctx, name))
 
 
 class SkiffGroup(click.Group):
@@ -74,10 +80,83 @@ def pass_context(f: Callable[Concatenate[Context, P], R]) -> Callable[P, R]:
     return click.pass_obj(f)
 
 
-def build_cli(context: Context) -> click.Group:
-    """Make the ``skiff`` group: core commands, then every plugin's."""
+class LazySkiffGroup(SkiffGroup):
+    """The ``skiff`` group of a cached start (:mod:`skiff.commandcache`).
 
-    @click.group(cls=SkiffGroup, context_settings={"help_option_names": ["-h", "--help"]})
+    It knows every command from the cache's index and imports a command's owner
+    (a plugin, or the core) only when the command itself is asked for; the
+    command list of ``--help`` comes from the index alone.
+    """
+
+    def __init__(self, *args: Any, context: Context, index: dict[str, dict[str, Any]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.context = context
+        self.index = index
+        self._loaded: set[str] = set()
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.index))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.index:
+            self.load(self.index[cmd_name]["owner"])
+        return self.commands.get(cmd_name)
+
+    def is_local_only(self, name: str) -> bool:
+        entry = self.index.get(name)
+        return (
+            bool(entry["local_only"]) if entry and name not in self.commands else is_local_only(self.commands.get(name))
+        )
+
+    def load(self, owner: str) -> None:
+        """Add the commands of ``owner`` that the index gives to it (the real click objects)."""
+        if owner in self._loaded:
+            return
+        self._loaded.add(owner)
+        scratch = click.Group()
+        if owner == "":
+            from .core_commands import add_core_commands
+
+            add_core_commands(scratch)
+        elif owner.startswith("settings:"):
+            from .settings import generated_commands
+
+            plugin = owner.partition(":")[2]
+            self.context.pm.load_deferred(plugin)
+            for namespace, _ in plugin_namespaces(self.context.pm, plugin):
+                for command in generated_commands(namespace):
+                    scratch.add_command(command)
+        else:
+            self.context.pm.load_deferred(owner)
+            for impl in self.context.pm.hook.skiff_commands.get_hookimpls():
+                if impl.plugin_name == owner:
+                    impl.function(cli=scratch)
+        for name, command in scratch.commands.items():
+            if self.index.get(name, {}).get("owner") == owner:
+                self.add_command(command)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        shown = click.Group(self.name)
+        for name in self.list_commands(ctx):
+            entry = self.index.get(name)
+            if name in self.commands or entry is None:
+                command = self.commands.get(name)
+                if command is not None:
+                    shown.add_command(command, name)
+                continue
+            stand_in = click.Command(
+                name,
+                help=entry["help"],
+                short_help=entry["short_help"],
+                hidden=entry["hidden"],
+                deprecated=entry["deprecated"],
+            )
+            shown.add_command(stand_in)
+        click.Group.format_commands(shown, ctx, formatter)
+
+
+def _root_group(cls: type[click.Group] = SkiffGroup, **attrs: Any) -> click.Group:
+    @click.group(cls=cls, context_settings={"help_option_names": ["-h", "--help"]}, **attrs)
     @click.version_option(__version__, "--version", prog_name="skiff", message="%(prog)s %(version)s")
     def cli() -> None:
         """Skiff: git push to deploy, on your own server.
@@ -86,20 +165,85 @@ def build_cli(context: Context) -> click.Group:
         Over SSH: ssh skiff@HOST COMMAND [APP] [ARGS]...
         """
 
-    from .core_commands import add_core_commands
-    from .settings import add_commands
+    return cli
 
+
+def plugin_namespaces(pm: SkiffPluginManager, only: str | None = None) -> list[tuple[Any, str]]:
+    """``(namespace, plugin name)`` of every declared namespace, in the order pluggy calls them.
+
+    The first declaration of a name wins, as in :func:`skiff.settings.namespaces`;
+    ``only`` asks that one plugin alone.
+    """
+    found: dict[str, tuple[Any, str]] = {}
+    for impl in reversed(pm.hook.skiff_settings.get_hookimpls()):
+        if only is not None and impl.plugin_name != only:
+            continue
+        declared: Any = impl.function()
+        for namespace in declared or ():
+            found.setdefault(namespace.name, (namespace, impl.plugin_name))
+    return list(found.values())
+
+
+def _plain_calls(pm: SkiffPluginManager, *hooks: str) -> bool:
+    """True when no wrapper takes part in ``hooks`` (so calling each implementation alone is the same)."""
+    return not any(
+        impl.hookwrapper or impl.wrapper for hook in hooks for impl in getattr(pm.hook, hook).get_hookimpls()
+    )
+
+
+def build_cli(context: Context) -> click.Group:
+    """Make the ``skiff`` group: core commands, then every plugin's.
+
+    With a valid command cache (:mod:`skiff.commandcache`) the group loads each
+    command's plugin when the command is asked for; otherwise every plugin adds
+    its commands now, and the service account writes the cache for next time.
+    """
+    cache = context.command_cache
+    if cache is not None and cache.index is not None:
+        return _root_group(LazySkiffGroup, context=context, index=cache.index["commands"])
+    from .core_commands import add_core_commands
+    from .settings import add_commands, generated_commands
+
+    cli = _root_group()
     add_core_commands(cli)
-    context.hook.skiff_commands(cli=cli)
-    add_commands(context, cli)
+    pm = context.pm
+    if not _plain_calls(pm, "skiff_commands", "skiff_settings"):
+        context.hook.skiff_commands(cli=cli)
+        add_commands(context, cli)
+        return cli
+    pm.load_all()
+    owners = dict.fromkeys(cli.commands, "")
+    for impl in reversed(pm.hook.skiff_commands.get_hookimpls()):  # the order pluggy calls them in
+        before = dict(cli.commands)
+        impl.function(cli=cli)
+        owners.update((n, impl.plugin_name) for n, c in cli.commands.items() if before.get(n) is not c)
+    for namespace, plugin in plugin_namespaces(pm):
+        for command in generated_commands(namespace):
+            if command.name not in cli.commands:
+                cli.add_command(command)
+                owners[command.name] = f"settings:{plugin}"
+    if cache is not None:
+        cache.save(cli, owners, pm)
     return cli
 
 
 def _disabled_in_state(root: Path) -> set[str]:
+    """``plugin:disable``'s list, read without importing the state store when the file allows."""
+    import sqlite3
+
+    path = root / "skiff.db"  # skiff.state.State.filename
+    if not path.exists():
+        return set()
+    try:  # read-only: root must not create the WAL files of the service account's database
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            return {r[0] for r in conn.execute("SELECT name FROM disabled_plugins")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass
     from .state import State
 
-    if not (root / State.filename).exists():
-        return set()
     state = State(root, migrate=False)
     try:
         return state.disabled_plugins()
@@ -115,13 +259,26 @@ PLUGIN_CACHE = Path("cache") / "entry-points.json"
 
 def make_context(pm: SkiffPluginManager | None = None, output: Output | None = None) -> Context:
     root = root_from_env()
+    cache = None
     if pm is None:
-        pm = build_plugin_manager(disabled=_disabled_in_state(root), cache=root / PLUGIN_CACHE)
-    return Context(pm, root=root, output=output)
+        from .plugins import disabled_from_env, installed_plugins
+
+        off = _disabled_in_state(root) | disabled_from_env()
+        installed = installed_plugins(root / PLUGIN_CACHE)
+        cache = CommandCache.open(root, commandcache.key(installed, off))
+        pm = build_plugin_manager(disabled=off, installed=installed, defer=cache.deferred() if cache else None)
+        if cache is not None and cache.index is not None and not cache.agrees_with(pm):
+            cache.index = None
+            pm = build_plugin_manager(disabled=off, installed=installed)
+    context = Context(pm, root=root, output=output)
+    context.command_cache = cache
+    return context
 
 
 def ssh_arguments(cli: click.Group, context: Context, command: str) -> list[str]:
     """Turn ``SSH_ORIGINAL_COMMAND`` into CLI arguments, refusing what is not ours."""
+    import shlex
+
     if not command.strip():
         return ["help"]
     try:
@@ -150,6 +307,10 @@ def _settle_user(cli: click.Group, context: Context, args: Sequence[str]) -> Non
 
 def _log_ssh_command(cli: click.Group, context: Context, command: str) -> int:
     """Record the SSH command (redacted) in the event log; return the event's id."""
+    import shlex
+
+    from . import access, events
+
     try:
         args = shlex.split(command)
     except ValueError:
@@ -167,6 +328,8 @@ def run(cli: click.Group, context: Context, args: Sequence[str]) -> int:
     logged: list[int] = []
     try:
         status = _invoke(cli, context, args, logged)
+        if logged:
+            from . import events
         for event_id in logged:
             with contextlib.suppress(Exception):
                 events.finish(context, event_id, status)
@@ -184,6 +347,8 @@ def _invoke(cli: click.Group, context: Context, args: Sequence[str], logged: lis
             command = os.environ.get("SSH_ORIGINAL_COMMAND", "")
             logged.append(_log_ssh_command(cli, context, command))
             args = ssh_arguments(cli, context, command)
+            from . import access
+
             access.authorize(cli, context, args)
         _settle_user(cli, context, args)
         result = cli.main(list(args), prog_name="skiff", standalone_mode=False, obj=context)
@@ -218,6 +383,8 @@ def _invoke(cli: click.Group, context: Context, args: Sequence[str], logged: lis
 
 def _trace() -> None:
     if os.environ.get(TRACE_ENV):
+        import traceback
+
         traceback.print_exc()
 
 

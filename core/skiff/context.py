@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from .output import Output
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .commandcache import CommandCache
     from .plugins import SkiffPluginManager
     from .state import State
 
@@ -28,7 +29,8 @@ class Context:
 
     def __init__(self, pm: SkiffPluginManager, root: Path | None = None, output: Output | None = None):
         self.pm = pm
-        self.hook = pm.hook
+        #: hooks as callers reach them (deferred plugins register when one of their hooks is reached)
+        self.hook = getattr(pm, "calls", pm.hook)
         self.root = Path(root) if root else root_from_env()
         self.output = output or Output()
         self.via_ssh = False
@@ -36,6 +38,8 @@ class Context:
         # before the CLI drops from root to the service account (skiff.privileges)
         self.started_as_root = os.geteuid() == 0
         self._state: State | None = None
+        #: the command cache of this start (:mod:`skiff.commandcache`), if it may use one
+        self.command_cache: CommandCache | None = None
 
     @property
     def from_root_shell(self) -> bool:

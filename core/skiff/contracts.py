@@ -23,14 +23,19 @@ compares the two):
 - :data:`ACME_CHALLENGE_PATH` and :func:`acme_challenge_dir`: where the proxy
   serves HTTP-01 challenge files from, for every app (the letsencrypt plugin
   writes them).
+- :func:`registry_config_dir`: the docker config directory (``config.json``,
+  0600) holding the registry credentials ``registry:login`` stored; a
+  scheduler that creates services on other nodes sends them from there.
+- :class:`BackupPart`: what a plugin puts in a whole-server backup
+  (``skiff_backup_parts``) and how it comes back (``state:restore``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, cast, overload
+from typing import IO, TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, cast, overload
 
 if TYPE_CHECKING:  # pragma: no cover
     from .state import State
@@ -89,6 +94,7 @@ class ReleaseMeta(TypedDict, total=False):
     stack: str  # buildpacks: the stack image built on
     deps_key: str  # buildpacks: the dependency layer's key (16 hex digits)
     deps_image: str  # buildpacks: the dependency layer's image id
+    run_image: str  # buildpacks: the run image the app image is based on ("": the build image, ``stack``)
     image_id: str  # builders: the image id behind deploy.image
     dockerfile: str  # dockerfile: the Dockerfile's path in the source
     exposed_ports: list[int]  # dockerfile: the image's EXPOSEd TCP ports, ascending
@@ -153,6 +159,19 @@ def acme_challenge_dir(root: Path) -> Path:
     read it) while the challenge is pending, and removes it afterwards.
     """
     return Path(root) / "acme-challenge"
+
+
+def registry_config_dir(root: Path) -> Path:
+    """The docker config directory of Skiff's registry credentials under ``SKIFF_ROOT`` (``root``).
+
+    ``DIR/config.json`` (0600, the directory 0700) has docker's format
+    (``{"auths": {"HOST[:PORT]": {"auth": base64("USER:PASSWORD")}}}``); the
+    registry plugin writes it (``registry:login``). A docker SDK client made
+    with ``DOCKER_CONFIG=DIR`` (or ``docker.auth.load_config(DIR/"config.json")``)
+    sends these credentials, e.g. with a swarm service's image. The host's own
+    ``/root/.docker`` is never read or written.
+    """
+    return Path(root) / "registry" / "docker"
 
 
 class BuildOptions(TypedDict, total=False):
@@ -247,6 +266,35 @@ class OneOff:
     role: str = "run"
     name: str | None = None
     tag: str | None = None
+
+
+#: A backup part's name: ``PLUGIN:WHAT`` (the archive member of its dump is ``dumps/NAME``).
+BACKUP_PART_NAME = r"[a-z][a-z0-9-]{0,39}:[a-z0-9][a-z0-9._-]{0,79}"
+
+
+@dataclass(frozen=True)
+class BackupPart:
+    """One part of a whole-server backup (``skiff_backup_parts``; ``state:backup`` / ``state:restore``).
+
+    ``name``: unique, ``PLUGIN:WHAT`` (:data:`BACKUP_PART_NAME`, e.g. ``git:repos``,
+    ``redis:cache``); ``description``: one line for the manifest and the progress output.
+    ``paths``: files or directories relative to ``SKIFF_ROOT`` (``("repos",)``) archived
+    as they are (owners, modes, relative symlinks that stay inside) and put back before any
+    ``restore`` runs; a path that does not exist is skipped. ``dump``: writes this part's
+    stream (a service's export) to the binary file it is given; it raises
+    :class:`~skiff.errors.SkiffError` to stop the backup (nothing is written).
+    ``restore``: called by ``state:restore`` on the restored store, files and certificates,
+    with the dump (a binary file, or ``None`` when the part has no dump): recreate what
+    the dump holds (a service from its export, the apps' containers). ``order``: restore
+    steps run by ascending order (keys 100, services 200, apps 900).
+    """
+
+    name: str
+    description: str
+    paths: tuple[str, ...] = ()
+    dump: Callable[[IO[bytes]], None] | None = None
+    restore: Callable[[IO[bytes] | None], None] | None = None
+    order: int = 500
 
 
 class MetaFields:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -28,6 +29,7 @@ def add_core_commands(cli: click.Group) -> None:
         plugin_enable,
         plugin_disable,
         state_backup,
+        state_restore,
         state_migrate,
         events_command,
     ):
@@ -77,6 +79,7 @@ def _plugin_row(info: PluginInfo) -> dict[str, Any]:
 @pass_context
 def plugin_list(context: Context, fmt: str) -> None:
     """List plugins with version, distribution, hooks and status."""
+    context.pm.load_all()  # a deferred plugin's status is what importing it says now
     rows = [_plugin_row(i) for i in sorted(context.pm.infos.values(), key=lambda i: i.name)]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
@@ -223,17 +226,81 @@ def plugin_disable(context: Context, name: str) -> None:
     context.output.step(f"Plugin {name} disabled")
 
 
-@local_only
+@needs_root
 @click.command("state:backup")
-@click.argument("destination", type=click.Path(dir_okay=False, writable=True))
+@click.argument("destination", type=click.Path(dir_okay=False))
+@click.option("--state-only", is_flag=True, help="Copy only the state database (an SQLite file), as before.")
+@click.option("--exclude", multiple=True, metavar="PART", help="Leave a part out (see the list it prints).")
 @pass_context
-def state_backup(context: Context, destination: str) -> None:
-    """Copy the state database to DESTINATION, safely while deploys run.
+def state_backup(context: Context, destination: str, state_only: bool, exclude: tuple[str, ...]) -> None:
+    """Back up the whole server to DESTINATION (a .tar.gz, 0600): the state store,
+    repositories, certificates, storage directories and every service's dump.
 
-    To restore, stop skiff and copy the file back to SKIFF_ROOT/skiff.db.
+    Root shell only: it reads every plugin's files. Restore it with state:restore
+    onto a fresh SKIFF_ROOT (docs/backup.md). With --state-only, DESTINATION is a copy
+    of the state database, safe while deploys run.
     """
-    context.state.backup(destination)
-    context.output.step(f"State database copied to {destination}")
+    if state_only:
+        if exclude:
+            raise SkiffError("--exclude applies to a whole-server backup, not to --state-only")
+        context.state.backup(destination)
+        context.output.step(f"State database copied to {destination}")
+        return
+    from . import backup
+
+    manifest = backup.write(context, Path(destination), exclude)
+    size = Path(destination).stat().st_size
+    context.output.banner(f"Backed up {len(manifest['parts'])} parts to {destination} ({size} bytes)")
+
+
+@needs_root
+@click.command("state:restore")
+@click.argument("archive", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Restore onto a SKIFF_ROOT that already holds apps or files.")
+@pass_context
+def state_restore(context: Context, archive: str, force: bool) -> None:
+    """Restore a state:backup archive onto this SKIFF_ROOT and bring every app back.
+
+    The archive is read and checked whole before anything is written. The store,
+    repositories, certificates and storage directories go back into place, services
+    are recreated from their dumps, and every app is started again (from its release
+    image, else rebuilt from its repository). Root shell only.
+    """
+    import os
+
+    from . import backup
+    from .privileges import USER_ENV, drop_to
+
+    path = Path(archive)
+    context.output.step(f"Checking {path}")
+    manifest = backup.inspect(path)
+    found = backup.occupied(context.root, manifest)
+    if found and not force:
+        raise SkiffError(
+            f"{context.root} is not empty ({', '.join(found)}): restore onto a fresh SKIFF_ROOT, "
+            "or pass --force to replace what is there"
+        )
+    context.output.info(
+        f"{len(manifest['members'])} members, {len(manifest['parts'])} parts, "
+        f"made by skiff {manifest.get('skiff')} from {manifest.get('root')}"
+    )
+    context.output.step(f"Restoring the state store and files into {context.root}")
+    dumps = backup.extract(context, path, manifest)
+    try:
+        user = os.environ.get(USER_ENV)
+        if os.geteuid() == 0 and user:
+            drop_to(user)  # services and apps start as the service account, as every other command does
+        if manifest.get("skiff") != __version__ or context.state.migrated:
+            # made by another version: what state:migrate does after an update, before anything starts
+            for line in [line for lines in context.hook.skiff_upgrade(context=context) if lines for line in lines]:
+                context.output.info(line)
+        failures = backup.restore_steps(context, manifest, dumps)
+    finally:
+        for dump in dumps.values():
+            dump.close()
+    if failures:
+        raise SkiffError(f"restored, but {len(failures)} part(s) did not come back: " + "; ".join(failures))
+    context.output.banner(f"Restored {path}: {len(context.state.list_apps())} apps")
 
 
 @local_only

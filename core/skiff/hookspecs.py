@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .builders import BuilderInfo
     from .context import Context
-    from .contracts import ContainerOptions, OneOff, PeriodicTask
+    from .contracts import BackupPart, ContainerOptions, OneOff, PeriodicTask
     from .deploy import Deploy
     from .settings import Namespace
 
@@ -168,7 +168,10 @@ def skiff_commands(cli: click.Group) -> None:
     """Add click commands to the ``skiff`` command group ``cli``.
 
     Called for every plugin (not first-result), once when the CLI is built,
-    after every plugin is registered.
+    after every plugin is registered; with the command cache
+    (:mod:`skiff.commandcache`) one plugin's implementation is called alone,
+    with a scratch group, when one of its commands is asked for, so add the same
+    commands every time.
     Command names follow Dokku's (``apps:create``, ``config:set``); the
     command reads the :class:`skiff.context.Context` from ``click``'s
     ``ctx.obj``. Keep this cheap: import heavy libraries inside commands,
@@ -258,6 +261,22 @@ def skiff_periodic_tasks(context: Context) -> list[PeriodicTask] | None:
     as a ``skiff`` command when its ``schedule`` says so, one run at a time per
     ``name``. Must be cheap and side-effect free; return ``None`` or ``[]`` for none.
     A task whose schedule does not parse is reported and skipped.
+    """
+
+
+# -- whole-server backup -------------------------------------------------------
+
+
+@hookspec
+def skiff_backup_parts(context: Context) -> list[BackupPart] | None:
+    """Declare what this plugin holds on the server: a list of :class:`skiff.contracts.BackupPart`.
+
+    Called for every plugin (not first-result; the lists are merged) by ``state:backup``,
+    as root, to gather the archive: each part's ``paths`` under ``SKIFF_ROOT`` are archived
+    and its ``dump`` is written (a service's export); and again by ``state:restore``, once
+    the state store and every part's files are back, for the ``restore`` steps (by
+    ascending ``order``) of the parts the archive holds. Read what is stored; do not change
+    it. Return ``None`` or ``[]`` for nothing. Two parts of one name fail the backup.
     """
 
 
@@ -392,4 +411,26 @@ def skiff_service_apps(context: Context, kind: str, service: str) -> list[str] |
     if the service is linked to at least one app and every one of them is in
     its access list. The plugin that owns ``kind`` answers; ``None`` (no such
     service, or not my kind) refuses. First result wins.
+    """
+
+
+# -- beyond one host ---------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def skiff_image_for_nodes(context: Context, app: str, image: str) -> str | None:
+    """Make the local release image ``image`` of ``app`` pullable by other nodes.
+
+    Called by a multi-node scheduler (swarm) before it creates or updates the
+    services of a release: ``image`` is the local reference the build returned
+    (``skiff/APP:TAG`` or an image id). The registry plugin tags it
+    ``SERVER/IMAGE-REPO:TAG``, pushes it to the configured registry with the
+    stored credentials and returns that reference, which nodes pull (the
+    credentials are in the docker config directory
+    :func:`skiff.contracts.registry_config_dir`). A push the registry refuses
+    raises a one-line :class:`~skiff.errors.SkiffError`; the running release is
+    untouched.
+
+    Returns ``None`` when no registry is configured for ``app`` (a single-host
+    deploy needs none). First result wins; the registry plugin answers.
     """

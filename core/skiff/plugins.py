@@ -12,7 +12,7 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from importlib import metadata
 
 ENTRY_POINT_GROUP = "skiff"
+DECLARE_HOOKS = "skiff_addhooks"  # the hook through which a plugin declares hooks of its own
 DISABLED_ENV = "SKIFF_DISABLED_PLUGINS"
 EXTRA_ENV = "SKIFF_PLUGINS"  # extra plugin modules to load, like PYTEST_PLUGINS
 
@@ -49,6 +50,57 @@ class SkiffPluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__(PROJECT)
         self.infos: dict[str, PluginInfo] = {}
+        #: plugins known (from the command cache) but not imported yet, by name
+        self.deferred: dict[str, InstalledPlugin] = {}
+        #: registration rank of every plugin: the order a full start registers them in
+        self.rank: dict[str, int] = {}
+        #: what a caller reaches hooks through: imports deferred plugins a hook needs first
+        self.calls = LazyHooks(self)
+
+    def load_deferred(self, name: str) -> None:
+        """Import and register the deferred plugin ``name`` (a failure marks it broken)."""
+        ep = self.deferred.pop(name, None)
+        if ep is None:
+            return
+        info = self.infos[name]
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            info.status, info.hooks = "broken", []
+            info.error = f"failed to import {ep.value}: {type(exc).__name__}: {exc}"
+            return
+        self.register_plugin(plugin, name, info)
+        for caller in self.get_hookcallers(plugin) or []:
+            self._restore_order(caller)
+
+    def _restore_order(self, caller: pluggy.HookCaller) -> None:
+        """Put ``caller``'s implementations in the order a full start gives them.
+
+        pluggy orders implementations by registration (then ``tryfirst``/``trylast``/
+        wrappers); a deferred plugin registers late, so its implementations are
+        added again in the rank order of their plugins.
+        """
+        impls = list(caller.get_hookimpls())
+        impls.sort(key=lambda impl: self.rank.get(impl.plugin_name, len(self.rank)))
+        caller._hookimpls.clear()
+        for impl in impls:
+            caller._add_hookimpl(impl)
+
+    def load_for_hook(self, hook_name: str) -> None:
+        """Register every deferred plugin that implements ``hook_name`` (for a plugin's own hook, and
+        every plugin that declares hooks: the hook's spec decides, e.g., whether the first result wins)."""
+        if not self.deferred:
+            return
+        wanted = [n for n in self.deferred if hook_name in self.infos[n].hooks]
+        if not hasattr(hookspecs, hook_name):  # a plugin's own hook: the plugins declaring hooks too
+            wanted += [n for n in self.deferred if DECLARE_HOOKS in self.infos[n].hooks]
+        for name in sorted(set(wanted), key=lambda n: self.rank.get(n, 0)):
+            self.load_deferred(name)
+
+    def load_all(self) -> None:
+        """Import every deferred plugin (``plugin:list``, anything that walks every plugin)."""
+        for name in sorted(self.deferred, key=lambda n: self.rank.get(n, 0)):
+            self.load_deferred(name)
 
     def broken(self) -> list[PluginInfo]:
         return [i for i in self.infos.values() if i.status == "broken"]
@@ -100,6 +152,17 @@ class SkiffPluginManager(pluggy.PluginManager):
             except pluggy.PluginValidationError as exc:
                 if not self.mark_broken(exc.plugin, one_line(str(exc))):
                     raise
+
+
+class LazyHooks:
+    """``pm.hook`` for callers: ``calls.skiff_x`` first registers the deferred plugins implementing it."""
+
+    def __init__(self, pm: SkiffPluginManager) -> None:
+        self._pm = pm
+
+    def __getattr__(self, name: str) -> Any:
+        self._pm.load_for_hook(name)
+        return getattr(self._pm.hook, name)
 
 
 def unknown_hook_reason(hook_name: str) -> str:
@@ -229,26 +292,44 @@ def build_plugin_manager(
     plugins: Iterable[tuple[str, object]] = (),
     load_entry_points: bool = True,
     cache: Path | None = None,
+    defer: Mapping[str, Sequence[str]] | None = None,
+    installed: Sequence[InstalledPlugin] | None = None,
 ) -> SkiffPluginManager:
     """Make a plugin manager with the core hookspecs and the given plugins.
 
     ``plugins`` are extra ``(name, module-or-object)`` pairs (tests use them);
     with ``load_entry_points`` every installed plugin of the ``skiff`` group is
     loaded too, except those named in ``disabled`` or ``SKIFF_DISABLED_PLUGINS``;
-    ``cache`` is the file :func:`installed_plugins` may keep them in.
+    ``cache`` is the file :func:`installed_plugins` may keep them in, ``installed``
+    what it already answered.
+
+    ``defer`` maps entry-point names to the hooks each implements (as the command
+    cache recorded them, see :mod:`skiff.commandcache`): those plugins are not
+    imported now but when a caller reaches one of their hooks through
+    :attr:`SkiffPluginManager.calls` (or :meth:`SkiffPluginManager.load_all`).
+    A plugin that declares hooks (``skiff_addhooks``) is imported before any plugin's
+    own hook is reached, and before an imported plugin is checked for unknown hooks.
     """
     pm = SkiffPluginManager()
     pm.add_hookspecs(hookspecs)
     pm.hook.skiff_addhooks.call_historic(kwargs={"pm": pm})
     off = set(disabled) | disabled_from_env()
+    defer = defer or {}
     if load_entry_points:
-        for ep in installed_plugins(cache):
+        for ep in installed_plugins(cache) if installed is None else installed:
+            pm.rank[ep.name] = len(pm.rank)
             info = PluginInfo(
                 name=ep.name, status="enabled", module=ep.value, distribution=ep.distribution, version=ep.version
             )
             if ep.name in off:
                 info.status = "disabled"
                 pm.infos[ep.name] = info
+                continue
+            hooks = defer.get(ep.name)
+            if hooks is not None:
+                info.hooks = sorted(hooks)
+                pm.infos[ep.name] = info
+                pm.deferred[ep.name] = ep
                 continue
             try:
                 plugin = ep.load()
@@ -259,6 +340,7 @@ def build_plugin_manager(
                 continue
             pm.register_plugin(plugin, ep.name, info)
     for name, plugin in [*plugins, *extra_from_env()]:
+        pm.rank.setdefault(name, len(pm.rank))
         if name in off:
             pm.infos[name] = PluginInfo(name=name, status="disabled", module=getattr(plugin, "__name__", ""))
             continue
@@ -274,6 +356,8 @@ def build_plugin_manager(
                 )
                 continue
         pm.register_plugin(plugin, name)
+    if any(not caller.has_spec() for caller in vars(pm.hook).values() if isinstance(caller, pluggy.HookCaller)):
+        pm.load_for_hook(DECLARE_HOOKS)  # an imported plugin implements a hook a deferred one may declare
     pm.drop_unknown_hooks()
     return pm
 

@@ -1,5 +1,6 @@
 """Validation of names that reach paths, databases and other programs."""
 
+import functools
 import re
 
 from .errors import ValidationError
@@ -56,11 +57,18 @@ def plugin_name(name: str) -> str:
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]{{1,5}})?"
-IMAGE_REFERENCE = re.compile(
-    rf"\A(?P<name>(?:(?P<domain>{_DOMAIN})/)?{_COMPONENT}(?:/{_COMPONENT})*)"
-    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
-    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?\Z"
-)
+
+
+@functools.cache
+def _image_reference() -> re.Pattern[str]:
+    """The pattern of an image reference (compiled on first use: it costs milliseconds at every start)."""
+    return re.compile(
+        rf"\A(?P<name>(?:(?P<domain>{_DOMAIN})/)?{_COMPONENT}(?:/{_COMPONENT})*)"
+        r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+        r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?\Z"
+    )
+
+
 IMAGE_ID = re.compile(r"\A(?:sha256:)?[0-9a-f]{12,64}\Z")
 MAX_IMAGE_NAME = 255
 
@@ -71,7 +79,7 @@ def image_reference(ref: str, what: str = "image") -> str:
     A first component with a dot or a port, or ``localhost``, is a registry
     (``127.0.0.1:5000/app:1``); names are lowercase, as the engine requires.
     """
-    match = IMAGE_REFERENCE.fullmatch(ref) if isinstance(ref, str) else None
+    match = _image_reference().fullmatch(ref) if isinstance(ref, str) else None
     if match and match.group("domain") and not _is_domain(match.group("domain")):
         match = None  # "a/b": "a" is a path component, and the pattern allowed uppercase there
     if match is None or len(match.group("name")) > MAX_IMAGE_NAME:
@@ -88,7 +96,7 @@ def _is_domain(first: str) -> bool:
 
 def image_name(ref: str) -> tuple[str, str]:
     """``(repository, tag or digest)`` of a valid reference: ``debian`` -> ``("debian", "latest")``."""
-    match = IMAGE_REFERENCE.fullmatch(image_reference(ref))
+    match = _image_reference().fullmatch(image_reference(ref))
     assert match is not None
     if match.group("digest"):
         return match.group("name"), "@" + match.group("digest")
@@ -117,9 +125,15 @@ _CRON_FIELDS = (
     ("month", 1, 12, _MONTHS),
     ("day of week", 0, 7, _DAYS),
 )
-_CRON_ITEM = re.compile(
-    r"\A(?:\*|(?P<a>[0-9]{1,2}|[a-z]{3})(?:-(?P<b>[0-9]{1,2}|[a-z]{3}))?)(?:/(?P<step>[0-9]{1,2}))?\Z"
-)
+
+
+@functools.cache
+def _cron_item() -> re.Pattern[str]:
+    return re.compile(
+        r"\A(?:\*|(?P<a>[0-9]{1,2}|[a-z]{3})(?:-(?P<b>[0-9]{1,2}|[a-z]{3}))?)(?:/(?P<step>[0-9]{1,2}))?\Z"
+    )
+
+
 MAX_CRON_SCHEDULE = 200
 
 
@@ -175,7 +189,7 @@ def _cron_field(part: str, field: tuple[str, int, int, tuple[str, ...]]) -> set[
     name, low, high, _ = field
     found: set[int] = set()
     for item in part.split(","):
-        match = _CRON_ITEM.fullmatch(item)
+        match = _cron_item().fullmatch(item)
         if match is None:
             raise ValidationError(f"{name}: {item!r} is not *, N, A-B or one of them /STEP")
         a, b = low, high

@@ -34,9 +34,12 @@ DRIVERS = {
     "skiff_report": {"invoke", "run_skiff"},
     "skiff_addhooks": {"make_plugin_manager", "build_plugin_manager"},
     "skiff_upgrade": {"invoke", "run_skiff"},  # state:migrate
+    "skiff_backup_parts": {"invoke", "run_skiff"},  # state:backup, state:restore
     "skiff_container_options": {"container_options"},  # skiff_docker.scheduler
     "skiff_periodic_tasks": {"collect", "invoke"},  # skiff_cron.runner (the runner, cron:report)
     "skiff_run_oneoff": {"invoke", "run_job"},  # skiff_cron.commands (cron:run)
+    # asked by a multi-node scheduler (swarm) before it creates services; the tests call it directly
+    "skiff_image_for_nodes": set(),
     "skiff_builders": {*LIFECYCLE_DRIVERS, "invoke", "run_skiff", "installed_builders", "installed", "choose"},
     # asked by the SSH dispatch (skiff ssh-command) before a command runs
     **{
@@ -161,6 +164,10 @@ HOOK_TESTS: dict[str, list[str]] = {
         "tests/core/test_upgrade.py::test_skiff_upgrade_makes_old_repositories_private_and_removes_stored_credentials"
     ],
     "skiff_report": [APP_EVENTS],
+    "skiff_backup_parts": [
+        "tests/core/test_backup.py::test_backup_and_restore_bring_the_store_files_and_dumps_back_in_order",
+        "tests/core/test_backup_parts.py::test_the_installed_plugins_declare_what_the_server_holds",
+    ],
     "skiff_container_options": [
         "plugins/builtin/docker/tests/test_units.py::test_skiff_container_options_reach_process_and_oneoff_containers"
     ],
@@ -182,6 +189,9 @@ HOOK_TESTS: dict[str, list[str]] = {
     "skiff_service_apps": [
         "plugins/contrib/postgres/tests/test_postgres_access.py::test_service_apps_hook_answers_for_postgres_only"
     ],
+    "skiff_image_for_nodes": [
+        "plugins/contrib/registry/tests/test_registry_unit.py::test_skiff_image_for_nodes_tags_and_pushes_with_the_stored_credentials"
+    ],
     "skiff_buildpack_describe": [BUILDPACK_HOOKS],
     "skiff_buildpack_detect": [BUILDPACK_HOOKS],
     "skiff_buildpack_dependencies": [BUILDPACK_HOOKS],
@@ -190,6 +200,10 @@ HOOK_TESTS: dict[str, list[str]] = {
     "skiff_stack_suites": ["plugins/builtin/stack/tests/test_stack.py::test_skiff_stack_suites_lists_the_known_suites"],
     "skiff_stack_ensure": [
         "plugins/builtin/stack/tests/test_stack.py::test_skiff_stack_ensure_builds_a_missing_stack_once_for_two_pushes"
+    ],
+    "skiff_stack_run_image": [
+        "plugins/builtin/stack/tests/test_stack.py::"
+        "test_skiff_stack_run_image_derives_once_then_reuses_and_follows_the_build_image"
     ],
 }
 

@@ -94,7 +94,7 @@ def test_online_backup_while_deploys_run(skiff, skiff_root, tmp_path):
     backups = []
     for i in range(3):
         dest = tmp_path / f"backup-{i}.db"
-        result = h.invoke("state:backup", str(dest))
+        result = h.invoke("state:backup", "--state-only", str(dest))
         assert result.exit_code == 0, result.stderr
         backups.append(dest)
         time.sleep(0.1)

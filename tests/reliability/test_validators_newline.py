@@ -31,9 +31,9 @@ from skiff_docker.commands import process_settings
 from skiff_git import repo as git_repo
 from skiff_nginx import names
 from skiff_nginx import settings as nginx_settings
-from skiff_postgres import commands as postgres_commands
-from skiff_postgres import service
 from skiff_procfile import parse
+from skiff_services import commandset as service_commands
+from skiff_services import record as service
 from skiff_ssh_keys import keys
 from skiff_stack import build as stack_build
 from skiff_stack import commands as stack_commands
@@ -107,8 +107,8 @@ VALIDATORS: list[tuple[str, Callable[[str], Any], str]] = [
     ("procfile app.json env key", _app_json_env, "SECRET_KEY"),
     ("stack suite", stack_build.validate_suite, "bookworm"),
     ("stack image", stack_commands.image_name, "skiff/stack:trixie"),
-    ("postgres service name", service.service_name, "db"),
-    ("postgres alias", service.alias_key, "BLUE_DB"),
+    ("service name (postgres, redis)", service.service_name, "db"),
+    ("service link alias", service.alias_key, "BLUE_DB"),
     ("git branch name", git_repo.branch_name, "main"),
     ("git revision", git_repo.revision_arg, "v1.0"),
 ]
@@ -140,7 +140,7 @@ PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
     ("stack OWN_IMAGE_RE", stack_commands.OWN_IMAGE_RE, "skiff/stack:trixie"),
     ("stack SUITE_RE", stack_build.SUITE_RE, "trixie"),
     ("buildpacks PACK_NAME", buildpacks.PACK_NAME, "python"),
-    ("postgres ALIAS_RE", service.ALIAS_RE, "DATABASE"),
+    ("services ALIAS_RE", service.ALIAS_RE, "DATABASE"),
 ]
 
 
@@ -257,4 +257,4 @@ def test_docker_numbers_are_refused_in_one_line(hd, args: tuple[str, ...], what:
 @pytest.mark.parametrize("target", ["127.0.0.1:\u00b2", "127.0.0.1:5432\n", "\u0665\u0664\u0663\u0662"])
 def test_postgres_expose_port_is_ascii(target: str) -> None:
     with pytest.raises(ValidationError):
-        postgres_commands.parse_bind(target)
+        service_commands.parse_bind(target)

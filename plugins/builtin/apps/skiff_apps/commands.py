@@ -9,13 +9,13 @@ from typing import Any
 
 import click
 
-from skiff import access, lifecycle, validate
+from skiff import access, validate
 from skiff.cli import pass_context
 from skiff.context import Context
 from skiff.errors import NotFound, SkiffError
-from skiff.lifecycle import app_lock
 
-from . import clone
+# skiff.lifecycle (and the clone module, which needs it) are imported by the commands that
+# use them: apps:list and apps:create start without them (docs/performance.md, "Start-up").
 
 
 @access.app_command(app="app", creates=True)
@@ -66,6 +66,8 @@ def apps_destroy(context: Context, app: str, force: bool) -> None:
         answer = click.prompt("To proceed, type the app name", default="", show_default=False)
         if answer.strip() != app:
             raise SkiffError("confirmation did not match the app name; nothing was destroyed")
+    from skiff.lifecycle import app_lock
+
     with app_lock(context, app):
         context.output.step(f"Destroying {app}")
         context.hook.skiff_app_destroyed(context=context, app=app)
@@ -84,6 +86,8 @@ def apps_rename(context: Context, old: str, new: str) -> None:
     validate.app_name(new)
     if context.state.app_exists(new):
         raise SkiffError(f"app {new} already exists")
+    from skiff.lifecycle import app_lock
+
     with app_lock(context, old), app_lock(context, new):
         context.state.rename_app(old, new)
         context.hook.skiff_app_renamed(context=context, old=old, new=new)
@@ -126,6 +130,8 @@ def apps_clone(context: Context, old: str, new: str, skip_deploy: bool, ignore_e
             context.output.warn(f"app {new} already exists; nothing was cloned (--ignore-existing)")
             return
         raise SkiffError(f"app {new} already exists")
+    from . import clone
+
     clone.refuse_unless_may_create(context, new)
     clone.clone_app(context, old, new, deploy=not skip_deploy)
 
@@ -137,6 +143,8 @@ def _lock_command(name: str, locked: bool, doc: str) -> click.Command:
     @pass_context
     def command(context: Context, app: str) -> None:
         context.state.require_app(app)
+        from skiff import lifecycle
+
         lifecycle.lock_deploys(context, app, locked)
         if locked:
             context.output.step(f"Locked {app}: pushes and every deploy are refused until apps:unlock {app}")
@@ -159,6 +167,8 @@ apps_unlock = _lock_command("apps:unlock", False, "Unlock APP's deploys.")
 def apps_locked(context: Context, app: str) -> None:
     """Exit 0 when APP's deploys are locked, 1 when not."""
     context.state.require_app(app)
+    from skiff import lifecycle
+
     if not lifecycle.deploys_locked(context, app):
         raise SkiffError(f"app {app} is not locked")
     click.echo(f"app {app} is locked")

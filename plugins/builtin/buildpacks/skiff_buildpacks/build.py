@@ -328,6 +328,44 @@ def add_outputs(archive: BinaryIO, outputs: BinaryIO, parent: str, uid: int, gid
     return archive
 
 
+class _ChunkReader(io.RawIOBase):
+    """A file over an iterator of byte chunks (the engine's archive stream), for ``tarfile``'s stream mode."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def changed_entries(stream: Iterable[bytes], changed: set[str]) -> BinaryIO:
+    """The entries of the tar ``stream`` (named ``app/...``) whose ``/app/...`` path is in ``changed``.
+
+    Returns a temporary tar file at its start.
+    """
+    fileobj = tempfile.TemporaryFile(prefix="skiff-changes-", suffix=".tar")
+    with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(stream)), mode="r|") as src:
+        with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT) as out:
+            for member in src:
+                if "/" + member.name.rstrip("/") not in changed:
+                    continue
+                out.addfile(member, src.extractfile(member) if member.isfile() else None)
+    fileobj.seek(0)
+    return fileobj
+
+
 def _engine_errors() -> tuple[type[BaseException], ...]:
     import docker.errors
     import requests.exceptions
@@ -411,8 +449,9 @@ class Runner:
         self.reports: dict[str, Any] = {}  # the driver's reports of the last run
         self._removals: list[threading.Thread] = []
 
-    def _plan(self, steps: list[dict[str, Any]], env: dict[str, str]) -> dict[str, Any]:
+    def _plan(self, steps: list[dict[str, Any]], env: dict[str, str], shared: Iterable[str] = ()) -> dict[str, Any]:
         return {
+            "shared": list(shared),
             "steps": steps,
             "env": env,
             "path": env.get("PATH") or self.build.stack.path,
@@ -451,20 +490,69 @@ class Runner:
         steps: list[dict[str, Any]],
         env: dict[str, str],
         archive: BinaryIO,
-        changes: list[str],
+        changes: ImageChanges,
         repository: str,
         tag: str,
         archives: Iterable[str] = (),
         read_only: dict[str, str] | None = None,
+        shared: list[str] | None = None,
     ) -> str:
         """Run ``steps`` in a container of ``image`` holding ``archive`` (a tar file, streamed); commit it.
 
         Returns the image id. With steps, the driver and its plan are appended to ``archive``.
         ``archives`` are host paths of more tar files (from the server's cache) put in after it;
         ``read_only`` maps container paths to server directories bind-mounted read-only.
+        ``shared``: hashes of shared layers the steps may resolve to; when the driver reports one
+        of them, nothing is committed and ``""`` is returned (the caller makes the layer).
         """
-        with self._container(image, steps, env, archive, archives, read_only) as container:
-            return container.commit(repository=repository, tag=tag, changes=changes).id
+        with self._container(image, steps, env, archive, archives, read_only, shared or []) as container:
+            if shared and self.reports.get("shared_venv") in shared:
+                return ""
+            return container.commit(repository=repository, tag=tag, changes=changes.dockerfile()).id
+
+    def copy_app(self, source: str, image: str, changes: list[str], repository: str, tag: str) -> str:
+        """Commit a container of ``image`` holding ``/app`` of the image ``source``; return the image id.
+
+        The tree streams from one container to the other through the engine (never unpacked
+        here); neither container runs.
+        """
+        src = dst = None
+        try:
+            src = self.client.containers.create(
+                source, ["true"], labels={BUILD_LABEL: self.build.app}, network_disabled=True
+            )
+            dst = self.client.containers.create(
+                image, ["true"], labels={BUILD_LABEL: self.build.app}, network_disabled=True
+            )
+            stream, _ = src.get_archive("/app")
+            dst.put_archive("/", stream)
+            return dst.commit(repository=repository, tag=tag, changes=changes).id
+        except _engine_errors() as exc:
+            raise engine_error(exc) from exc
+        finally:
+            for container in (src, dst):
+                if container is not None:
+                    self._discard(container)
+
+    def compile_changes(
+        self, image: str, steps: list[dict[str, Any]], env: dict[str, str], archive: BinaryIO
+    ) -> BinaryIO:
+        """Run ``steps`` in a container of ``image`` holding ``archive``; return what changed under /app.
+
+        The result is a tar file (at its start) of the entries under ``/app`` that the
+        archive and the steps added or modified, as the engine's diff of the container
+        says: the code and the compile steps' outputs, without the unchanged files of
+        the dependency layer. Files the steps deleted from the dependency layer are
+        not carried over.
+        """
+        with self._container(image, steps, env, archive) as container:
+            changed = {
+                entry["Path"]
+                for entry in container.diff() or []
+                if entry.get("Kind") in (0, 1) and (entry["Path"] == "/app" or entry["Path"].startswith("/app/"))
+            }
+            stream, _ = container.get_archive("/app")
+            return changed_entries(stream, changed)
 
     def collect(
         self, image: str, steps: list[dict[str, Any]], env: dict[str, str], archive: BinaryIO, paths: list[str]
@@ -499,6 +587,7 @@ class Runner:
         archive: BinaryIO,
         archives: Iterable[str] = (),
         read_only: dict[str, str] | None = None,
+        shared: list[str] | None = None,
     ) -> Iterator[Any]:
         """A container of ``image`` with ``archive`` (then the tar files at ``archives``) in it and ``steps`` run.
 
@@ -514,7 +603,7 @@ class Runner:
                 # ENV_DIR lives in memory: a tmpfs is never part of a commit
                 kwargs["tmpfs"] = {"/build/env": f"size=4m,mode=0700,uid={self.uid},gid={self.gid}"}
                 command = ["python3", "/build/skiff/driver.py"]
-                with_entries(archive, driver_archive(self._plan(steps, env), self.uid, self.gid))
+                with_entries(archive, driver_archive(self._plan(steps, env, shared or []), self.uid, self.gid))
             else:
                 command = ["true"]
                 kwargs["network_disabled"] = True
@@ -626,14 +715,59 @@ def previous_layer(client, app: str, compat: str, lines: dict[str, list[str]]) -
     return None
 
 
-def deps_labels(app: str, key: str, compat: str, lines: dict[str, list[str]] | None, depth: int) -> list[str]:
+@dataclass
+class ImageChanges:
+    """What a committed or loaded image gets on top of its base's config (``docker commit --change``)."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    workdir: str | None = None
+    user: str | None = None
+    cmd: list[str] | None = None
+
+    def dockerfile(self) -> list[str]:
+        """The changes as instructions for ``docker commit``."""
+        changes = [f"ENV {k}={dockerfile_value(v)}" for k, v in self.env.items()]
+        if self.workdir:
+            changes.append(f"WORKDIR {self.workdir}")
+        if self.user:
+            changes.append(f"USER {self.user}")
+        if self.labels:
+            changes.append("LABEL " + " ".join(f"{k}={dockerfile_value(v)}" for k, v in self.labels.items()))
+        if self.cmd is not None:
+            changes.append("CMD " + json.dumps(self.cmd))
+        return changes
+
+    def apply(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A copy of an image's ``Config`` with the changes made as ``docker commit`` makes them."""
+        new = dict(config)
+        env = list(new.get("Env") or [])
+        for key, value in self.env.items():
+            env = [e for e in env if e.split("=", 1)[0] != key] + [f"{key}={value}"]
+        new["Env"] = env
+        new["Labels"] = {**(new.get("Labels") or {}), **self.labels}
+        if self.workdir:
+            new["WorkingDir"] = self.workdir
+        if self.user:
+            new["User"] = self.user
+        if self.cmd is not None:
+            new["Cmd"] = list(self.cmd)
+        return new
+
+
+def deps_labels(app: str, key: str, compat: str, lines: dict[str, list[str]] | None, depth: int) -> ImageChanges:
     text = json.dumps(lines, sort_keys=True) if lines is not None else ""
     if len(text) > MAX_LINES_LABEL:
         text = ""
-    return [
-        f"LABEL {DEPS_LABEL}={dockerfile_value(app)} skiff.deps.key={key} skiff.deps.compat={compat} "
-        f"skiff.deps.depth={depth} skiff.deps.lines={dockerfile_value(text)}"
-    ]
+    return ImageChanges(
+        labels={
+            DEPS_LABEL: app,
+            "skiff.deps.key": key,
+            "skiff.deps.compat": compat,
+            "skiff.deps.depth": str(depth),
+            "skiff.deps.lines": text,
+        }
+    )
 
 
 def dockerfile_value(value: str) -> str:
@@ -641,18 +775,21 @@ def dockerfile_value(value: str) -> str:
     return json.dumps(value)
 
 
-def final_changes(app: str, bid: str, env: dict[str, str], user: str, web: str | None, packs: list[str]) -> list[str]:
-    changes = [f"ENV {k}={dockerfile_value(v)}" for k, v in env.items()]
-    changes += [
-        "WORKDIR /app",
-        f"USER {user}",
-        f"LABEL skiff.app={dockerfile_value(app)} skiff.build={dockerfile_value(bid)} "
-        f'skiff.builder=buildpacks skiff.buildpacks={dockerfile_value(",".join(packs))} {DEPS_LABEL}="" '
-        f'{BUILD_LABEL}="" skiff.deps.lines=""',
-    ]
-    if web:
-        changes.append("CMD " + json.dumps(["/bin/sh", "-c", web]))
-    return changes
+def final_changes(
+    app: str, bid: str, env: dict[str, str], user: str, web: str | None, packs: list[str]
+) -> ImageChanges:
+    labels = {
+        "skiff.app": app,
+        "skiff.build": bid,
+        "skiff.builder": "buildpacks",
+        "skiff.buildpacks": ",".join(packs),
+        DEPS_LABEL: "",
+        BUILD_LABEL: "",
+        "skiff.deps.lines": "",
+        "skiff.deps.run": "",
+    }
+    cmd = ["/bin/sh", "-c", web] if web else None
+    return ImageChanges(env=dict(env), labels=labels, workdir="/app", user=user, cmd=cmd)
 
 
 def timed(out: Output, message: str, fn: Callable[[], Any]) -> Any:

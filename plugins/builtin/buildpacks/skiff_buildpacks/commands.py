@@ -152,15 +152,18 @@ def repo_purge_cache(context: Context, app: str) -> None:
 @click.command("buildpacks:purge-shared-cache")
 @pass_context
 def buildpacks_purge_shared_cache(context: Context) -> None:
-    """Delete the wheels every app's Python build shares (verified downloads; the next builds fetch them again)."""
+    """Delete the wheels and virtualenv layers every app's Python build shares (the next builds make them again)."""
+    from .venvs import SharedVenvs
     from .wheels import WheelCache
 
     cache = WheelCache(context.path("cache", "buildpacks"))
     count, size = cache.stats()
     removed = cache.purge()
+    layers = SharedVenvs(context.path("cache", "buildpacks"), "").purge(docker_client)
     context.output.step(
         f"Purged the shared wheel cache: {removed} file(s), {size / 2**20:.1f} MiB"
-        if count
+        + (f", {layers} shared virtualenv layer(s)" if layers else "")
+        if count or layers
         else "Purged the shared wheel cache (it was empty)"
     )
 

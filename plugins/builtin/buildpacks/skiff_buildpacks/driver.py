@@ -11,6 +11,7 @@ the host indents.
 """
 
 import glob
+import hashlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import tarfile
 import time
 
 MARK = "\x1e"
+SHARED = -1  # run_step: the resolution has a shared layer
 DENIED = {"PATH", "HOME", "USER", "PWD", "SHELL", "HOSTNAME", "LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONHOME"}
 
 
@@ -181,7 +183,44 @@ def run_logged(argv, cwd, env, needles):
     return proc.wait(), seen
 
 
-def run_step(step, env):
+PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[A-Za-z0-9,._ -]*\])?==([A-Za-z0-9.+!_-]+)")
+
+
+def pins_hash(text):
+    """The hash of a resolution (``name==version`` lines), as the host computes it; None for anything else."""
+    pins = set()
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = PIN.fullmatch(line)
+        if not m:
+            return None
+        pins.add(_norm(m.group(1)) + "==" + m.group(2).lower())
+    if not pins:
+        return None
+    return hashlib.sha256("\n".join(sorted(pins)).encode()).hexdigest()
+
+
+def resolve_shared(shared, candidates, cwd, env):
+    """Resolve the requirements (``uv pip compile``): the candidate hash the resolution is (or None), and
+    whether the index did not answer (the install then goes to the caches at once)."""
+    code, offline = run_logged(shared["resolve"], cwd, env, shared.get("when") or [])
+    offline = code != 0 and offline
+    if offline:
+        print("the package index did not answer: resolving from the caches (uv --offline)", flush=True)
+        code, _ = run_logged(shared["resolve"] + ["--offline"], cwd, env, [])
+    digest = None
+    try:
+        with open(shared["output"], encoding="utf-8") as f:
+            digest = pins_hash(f.read()) if code == 0 else None
+        os.unlink(shared["output"])
+    except OSError:
+        pass
+    return (digest if digest in candidates else None), offline
+
+
+def run_step(step, env, shared=()):
     step_env = dict(env)
     step_env.update(step.get("env") or {})
     step_env = cache_paths(step_env)
@@ -195,6 +234,15 @@ def run_step(step, env):
     started = time.monotonic()
     if title:
         mark(step=title)
+    offline = False
+    if shared and step.get("shared_venv"):
+        digest, offline = resolve_shared(step["shared_venv"], shared, cwd, step_env)
+        if digest:
+            print("the same resolution as a shared layer of verified wheels: using it", flush=True)
+            mark(report="shared_venv", data=digest)
+            if title:
+                mark(done=title, seconds=round(time.monotonic() - started, 2))
+            return SHARED
     if step.get("venv"):
         # in this process: no second interpreter start (python3 -m venv) and no uv probe (uv venv)
         import venv
@@ -203,7 +251,12 @@ def run_step(step, env):
     fallback = step.get("fallback") or {}
     for argv in step.get("run") or []:
         try:
-            if fallback and argv == fallback.get("instead_of"):
+            if fallback and argv == fallback.get("instead_of") and offline:
+                print(fallback.get("note") or "retrying", flush=True)
+                code = subprocess.run(
+                    fallback["run"], cwd=cwd, env=step_env, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT
+                ).returncode
+            elif fallback and argv == fallback.get("instead_of"):
                 code, seen = run_logged(argv, cwd, step_env, fallback.get("when") or [])
                 if code != 0 and seen:
                     print(fallback.get("note") or "retrying", flush=True)
@@ -243,7 +296,9 @@ def main():
     shutil.rmtree(here)  # the plan holds secrets: gone before any step runs
     env = base_env(plan)
     for step in plan.get("steps") or []:
-        code = run_step(step, env)
+        code = run_step(step, env, plan.get("shared") or ())
+        if code == SHARED:  # the host makes the layer: nothing else runs
+            return 0
         if code != 0:
             return code
     return 0

@@ -415,6 +415,7 @@ def build_steps(app: GoApp, version: str) -> list[dict[str, Any]]:
 @hookimpl
 def skiff_buildpack_describe() -> dict[str, Any]:
     return {
+        "run_image": True,
         "name": NAME,
         "version": VERSION,
         "looks_for": "go.mod, or .go files with package main at the root",

@@ -26,6 +26,10 @@ def skiff_buildpack_describe() -> dict[str, Any] | None:
 
     ``looks_for`` is shown when nothing is detected ("requirements.txt,
     Pipfile.lock, ..."); detection tries packs by ascending ``order``.
+    ``"run_image": True`` says the pack's apps run on the stack's run image (its
+    interpreters and runtime libraries, no compilers): when every pack of a build
+    says so, the app image is based on it; otherwise (a pack that needs a
+    toolchain layer at run time, such as ruby or php) on the build image.
     """
 
 
@@ -52,7 +56,13 @@ def skiff_buildpack_dependencies(pack: str, build: Any) -> dict[str, Any] | None
     shared wheels) read-only into the dependency build; ``"after_install":
     [fn(reports, client) -> lines]`` runs on the host once the layer is
     committed, beside the code layer (``reports``: what the driver's steps
-    reported, untrusted data). Raise
+    reported, untrusted data); ``"shared_layers": {hash: record}`` names
+    shared layers (``record["image"]``) the one install step may resolve to
+    (its ``shared_venv`` key, see :mod:`skiff_buildpacks.venvs`).
+    ``"run_needs": ["node", "npm"]`` names what
+    the app needs of the run image at run time (keys of the stack plugin's
+    ``skiff_stack_run_image`` answer that must be non-empty); a run image
+    without one keeps the app on the build image. Raise
     ``SkiffError`` for an unusable source (e.g. two package managers).
     """
 

@@ -20,7 +20,14 @@ VERSION = "1"
 
 @hookimpl
 def skiff_buildpack_describe() -> dict[str, Any]:
-    return {"name": NAME, "version": VERSION, "looks_for": "package.json", "order": 20, "label": "Node.js app"}
+    return {
+        "name": NAME,
+        "version": VERSION,
+        "looks_for": "package.json",
+        "order": 20,
+        "label": "Node.js app",
+        "run_image": True,
+    }
 
 
 @hookimpl
@@ -91,6 +98,8 @@ def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
         "env": node.get("env", {}),
         "archives": node.get("archives", []) + tool["archives"],
         "runtime_env": {"NODE_ENV": "production"},
+        # on the run image: the stack's Node.js unless the layer has a release, npm unless it has its own
+        "run_needs": ([] if node else ["node"]) + ([] if choice.tool is not None and choice.name == "npm" else ["npm"]),
         "exclude": ["node_modules", *([".heroku/node"] if node else []), *installed],
     }
 

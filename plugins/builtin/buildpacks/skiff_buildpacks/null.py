@@ -23,6 +23,7 @@ MARKERS = (".null", "null")
 @hookimpl
 def skiff_buildpack_describe() -> dict[str, Any]:
     return {
+        "run_image": True,
         "name": NAME,
         "version": VERSION,
         "looks_for": ".null or null",

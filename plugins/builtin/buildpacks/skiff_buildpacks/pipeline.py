@@ -8,6 +8,7 @@ merged :class:`~skiff_buildpacks.plan.PackPlan`.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from functools import cached_property
 from typing import Any
 
 from skiff.deploy import Deploy
+from skiff.errors import SkiffError
 
 from . import build as build_steps
 from .plan import PackPlan
@@ -58,6 +60,7 @@ class DepsLayer:
     key: str = ""
     built: bool = False
     after: list[Future] = field(default_factory=list)  # the packs' after-install work (e.g. cache promotion)
+    pending: Any = None  # a layers.NewImage not loaded yet: loaded with the code layer, in one call
 
 
 def build_image(deploy: Deploy) -> str:
@@ -69,17 +72,18 @@ def build_image(deploy: Deploy) -> str:
         layer = dependency_layer(session, plan)
         plan_code(session, plan)
         fill_default_processes(deploy, plan)
+        run = run_image(session, plan)
         t0 = time.monotonic()
         bid = build_steps.build_id()
         try:
-            image_id = code_layer(session, plan, layer, bid)
+            image_id = code_layer(session, plan, layer, bid, run)
         finally:
             finish_after_install(deploy, layer)
     finally:
         if "runner" in session.__dict__:
             session.runner.finish()
     ref = build_steps.image_tag(deploy.app, bid)
-    record(session, layer, image_id)
+    record(session, layer, image_id, run)
     deploy.output.step(f"Built {ref} in {time.monotonic() - started:.1f}s (code layer {time.monotonic() - t0:.1f}s)")
     return ref
 
@@ -151,14 +155,19 @@ def dependency_layer(session: Session, plan: PackPlan) -> DepsLayer:
     if existing is not None:
         session.deploy.output.step(f"Reusing the dependency layer (unchanged: {', '.join(plan.files) or 'none'})")
         return DepsLayer(base=ref, image_id=existing.id, key=key)
-    image_id = install_dependencies(session, plan, key, tag)
-    layer = DepsLayer(base=ref, image_id=image_id, key=key, built=True)
+    installed = install_dependencies(session, plan, key, tag)
+    if isinstance(installed, str):
+        layer = DepsLayer(base=ref, image_id=installed, key=key, built=True)
+    else:  # the app's labels on a shared layer: loaded with the code layer
+        layer = DepsLayer(base=ref, image_id=installed.id, key=key, built=True, pending=installed)
+    image_id = layer.image_id
     # beside the code layer, on the host: untag older layers, and the packs' after-install work
-    # (e.g. promoting verified wheels into the shared cache)
+    # (e.g. promoting verified wheels into the shared cache; not for a shared layer: it is made of them)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="skiff-after-install")
     reports = dict(session.runner.reports)
     BACKGROUND.append(pool.submit(_prune_deps, session.client, session.deploy.app, image_id))
-    layer.after = [pool.submit(fn, reports, session.client) for fn in plan.after_install]
+    if "shared_venv" not in reports:
+        layer.after = [pool.submit(fn, reports, session.client) for fn in plan.after_install]
     pool.shutdown(wait=False)
     return layer
 
@@ -196,8 +205,12 @@ def wait_background(timeout: float | None = None) -> None:
     BACKGROUND[:] = [f for f in BACKGROUND if not f.done()]
 
 
-def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -> str:
-    """Run the install steps on the stack image, or on top of the previous layer when requirements were only added."""
+def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -> Any:
+    """Run the install steps on the stack image, or on top of the previous layer when requirements were only added.
+
+    Returns the image id, or the dependency image still to load (a :class:`layers.NewImage` made of
+    a shared layer the install step resolved to).
+    """
     deploy, out = session.deploy, session.deploy.output
     assert deploy.workdir is not None
     t0 = time.monotonic()
@@ -211,22 +224,53 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -
         start_from = previous.id
         out.step("Dependencies were only added: installing them on top of the previous layer")
     runner = session.runner
-    with build_steps.code_tar(
-        deploy.workdir, (), plan.generated, runner.uid, runner.gid, only=plan.files, tmpdir=deploy.workdir.parent
-    ) as archive:
-        image_id = runner.run(
-            start_from,
-            plan.steps,
-            env,
-            archive,
-            build_steps.deps_labels(deploy.app, key, compat, lines, depth),
-            f"skiff/{deploy.app}",
-            tag,
-            plan.archive_paths,
-            plan.read_only,
-        )
+    shared = shared_candidates(session, plan)
+    for attempt in (shared, {}) if shared else ({},):
+        with build_steps.code_tar(
+            deploy.workdir, (), plan.generated, runner.uid, runner.gid, only=plan.files, tmpdir=deploy.workdir.parent
+        ) as archive:
+            image_id = runner.run(
+                start_from,
+                plan.steps,
+                env,
+                archive,
+                build_steps.deps_labels(deploy.app, key, compat, lines, depth),
+                f"skiff/{deploy.app}",
+                tag,
+                plan.archive_paths,
+                plan.read_only,
+                shared=sorted(attempt),
+            )
+        if image_id:
+            break
+        digest = runner.reports["shared_venv"]
+        image = shared_image(session, attempt[digest], build_steps.deps_labels(deploy.app, key, compat, lines, 0), tag)
+        if image is not None:
+            out.step(f"Dependency layer: the shared layer {digest[:12]} ({time.monotonic() - t0:.1f}s)")
+            return image
     out.step(f"Dependency layer ready in {time.monotonic() - t0:.1f}s")
     return image_id
+
+
+def shared_candidates(session: Session, plan: PackPlan) -> dict[str, dict[str, Any]]:
+    """The shared layers the one install step may resolve to, whose images are on the engine."""
+    if len(plan.steps) != 1 or plan.archives or not plan.shared_layers or not plan.steps[0].get("shared_venv"):
+        return {}
+    return {h: r for h, r in plan.shared_layers.items() if _image(session.client, r["image"]) is not None}
+
+
+def shared_image(session: Session, record: dict[str, Any], changes: build_steps.ImageChanges, tag: str) -> Any:
+    """The app's dependency image made of a shared layer (its labels on the shared image's layers), or None."""
+    from . import layers
+
+    client = session.client
+    if not layers.supported(client):
+        return None
+    try:
+        base = client.api.inspect_image(record["image"])
+    except build_steps._engine_errors():
+        return None  # gone since it was listed: install
+    return layers.NewImage(base, changes, f"skiff/{session.deploy.app}", tag)
 
 
 def plan_code(session: Session, plan: PackPlan) -> None:
@@ -267,19 +311,102 @@ def run_stages(session: Session, plan: PackPlan) -> list[tuple[str, Any]]:
     return outputs
 
 
-def code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str) -> str:
-    """Add the code (and the stages' outputs) to the dependency image, run the compile steps, commit."""
+RUN_DEPS_LABEL = "skiff.deps.run"  # on the dependency layer copied onto a run image: the app
+KEEP_RUN_LAYERS = 2
+
+
+def run_image(session: Session, plan: PackPlan) -> dict[str, str] | None:
+    """The stack's run image the app image is based on, or ``None`` to base it on the build image.
+
+    The run image is used when the ``run-image`` setting is on, every pack of the build
+    runs on it (``"run_image": True`` in its description), the stack plugin has one for
+    the build's stack, derived from the very image the dependencies were built on, and it
+    has what the packs need at run time (``run_needs``).
+    """
+    deploy, stack = session.deploy, session.build.stack
+    if not session.build.settings.get("run-image", True):
+        return None
+    if not all(session.described[name].get("run_image") for name in session.packs):
+        return None
+    hook = getattr(session.hook, "skiff_stack_run_image", None)
+    run = hook(context=deploy.context, image=stack.image, output=deploy.output) if hook is not None else None
+    if not run or run.get("of") != stack.id:
+        return None
+    missing = [need for need in plan.run_needs if not run.get(need)]
+    if missing:
+        deploy.output.info(f"the run image {run['image']} has no {', '.join(missing)}: the app runs on the build image")
+        return None
+    return run
+
+
+def run_base(session: Session, plan: PackPlan, layer: DepsLayer, run: dict[str, str]) -> str:
+    """The run image with the dependency layer's /app on it (``skiff/<app>:run-<key>``, reused while unchanged)."""
+    deploy = session.deploy
+    if not plan.steps:
+        return run["image"]
+    key = hashlib.sha256(f"{layer.image_id}\0{run['id']}".encode()).hexdigest()[:16]
+    ref = build_steps.image_tag(deploy.app, f"run-{key}")
+    if _image(session.client, ref) is not None:
+        return ref
+    t0 = time.monotonic()
+    label = f"LABEL {RUN_DEPS_LABEL}={build_steps.dockerfile_value(deploy.app)}"
+    image_id = session.runner.copy_app(layer.base, run["image"], [label], f"skiff/{deploy.app}", f"run-{key}")
+    deploy.output.step(f"Dependencies copied onto the run image {run['image']} in {time.monotonic() - t0:.1f}s")
+    BACKGROUND.append(_background(_prune_run_layers, session.client, deploy.app, image_id))
+    return ref
+
+
+def _background(fn, *args) -> Future:
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skiff-after-install")
+    future = pool.submit(fn, *args)
+    pool.shutdown(wait=False)
+    return future
+
+
+def run_layers(client, app: str) -> list:
+    """The app's dependency layers copied onto a run image."""
+    return client.images.list(filters={"label": f"{RUN_DEPS_LABEL}={app}"})
+
+
+def _prune_run_layers(client, app: str, keep: str) -> None:
+    """Untag all but the newest run layers of ``app`` (images in use keep their layers)."""
+    images = sorted(run_layers(client, app), key=lambda i: i.attrs.get("Created", ""), reverse=True)
+    for image in [i for i in images if i.id != keep][KEEP_RUN_LAYERS - 1 :]:
+        for tag in image.tags or []:
+            try:
+                client.images.remove(tag)
+            except Exception:
+                pass
+
+
+def code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str, run: dict[str, str] | None = None) -> str:
+    """Add the code (and the stages' outputs) to the dependency image, run the compile steps, commit.
+
+    With a ``run`` image the app image is based on it: the dependency layer's /app is
+    copied onto it (:func:`run_base`), the compile steps run on the build side and only
+    what they and the code added reaches the run side.
+    """
     outputs = run_stages(session, plan)
+    if layer.pending is not None and (plan.compile_steps or run):
+        load_pending(session, layer)  # the run image's copy of /app and compile steps need it loaded
     try:
-        return _code_layer(session, plan, layer, bid, outputs)
+        return _code_layer(session, plan, layer, bid, outputs, run)
     finally:
         for _, fileobj in outputs:
             fileobj.close()
 
 
-def _code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str, outputs: list[tuple[str, Any]]) -> str:
+def _code_layer(
+    session: Session,
+    plan: PackPlan,
+    layer: DepsLayer,
+    bid: str,
+    outputs: list[tuple[str, Any]],
+    run: dict[str, str] | None,
+) -> str:
     deploy, stack, runner = session.deploy, session.build.stack, session.runner
     assert deploy.workdir is not None
+    base = run_base(session, plan, layer, run) if run else layer.base
     with build_steps.code_tar(
         deploy.workdir, plan.exclude, plan.compile_files, runner.uid, runner.gid, tmpdir=deploy.workdir.parent
     ) as archive:
@@ -290,12 +417,62 @@ def _code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str, ou
         changes = build_steps.final_changes(
             deploy.app, bid, plan.image_env(stack.path), stack.user, deploy.processes.get("web"), plan.packs
         )
-        return runner.run(
-            layer.base, plan.compile_steps, plan.env(stack.path), archive, changes, f"skiff/{deploy.app}", bid
-        )
+        repository, env = f"skiff/{deploy.app}", plan.env(stack.path)
+        if not plan.compile_steps:
+            loaded = load_layer(session, layer, archive, changes, bid, base)
+            if loaded is not None:
+                return loaded
+        load_pending(session, layer)
+        if run is None or not plan.compile_steps:
+            return runner.run(base, plan.compile_steps, env, archive, changes, repository, bid)
+        with runner.compile_changes(layer.base, plan.compile_steps, env, archive) as changed:
+            return runner.run(base, [], env, changed, changes, repository, bid)
 
 
-def record(session: Session, layer: DepsLayer, image_id: str) -> None:
+def load_pending(session: Session, layer: DepsLayer) -> None:
+    """Load the dependency image still to load (a shared layer's), on its own."""
+    from . import layers
+
+    if layer.pending is None:
+        return
+    try:
+        layers.load(session.client, [layer.pending])
+    except layers.LoadRefused as exc:
+        raise SkiffError(f"the engine refused the dependency image made of a shared layer: {exc}") from None
+    except build_steps._engine_errors() as exc:
+        raise build_steps.engine_error(exc) from exc
+    layer.pending = None
+
+
+def load_layer(
+    session: Session, layer: DepsLayer, archive: Any, changes: build_steps.ImageChanges, tag: str, base: str
+) -> str | None:
+    """The code layer as ``docker load`` of a tar on ``base`` (no container); None: use a container.
+
+    ``base`` is the dependency image or the run image with its /app; a dependency image still to
+    load goes in the same call.
+    """
+    from . import layers
+
+    client = session.client
+    if not layers.supported(client) or not layers.loadable(archive):
+        return None
+    pending = [layer.pending] if layer.pending is not None else []
+    try:
+        base_image = pending[0].inspect if pending else client.api.inspect_image(base)
+        image = layers.NewImage(base_image, changes, f"skiff/{session.deploy.app}", tag, layer=archive)
+        loaded = layers.load(client, [*pending, image])[-1]
+        layer.pending = None
+        return loaded
+    except layers.LoadRefused as exc:
+        layers.mark_unsupported(client)
+        session.deploy.output.info(f"the engine does not load layers on a base ({exc}): using a build container")
+        return None
+    except build_steps._engine_errors() as exc:
+        raise build_steps.engine_error(exc) from exc
+
+
+def record(session: Session, layer: DepsLayer, image_id: str, run: dict[str, str] | None = None) -> None:
     """What the build made, stored with the release (docs/contracts.md)."""
     session.deploy.meta.update(
         {
@@ -304,6 +481,7 @@ def record(session: Session, layer: DepsLayer, image_id: str) -> None:
             "stack": session.build.stack.image,
             "deps_key": layer.key[:16],
             "deps_image": layer.image_id,
+            "run_image": run["image"] if run else "",
         }
     )
     session.deploy.image_id = image_id

@@ -39,11 +39,14 @@ class PackPlan:
     archives: list[dict[str, str]] = field(default_factory=list)
     read_only: dict[str, str] = field(default_factory=dict)  # container path -> server cache dir (bind, ro)
     after_install: list[Callable[[dict[str, Any], Any], list[str]]] = field(default_factory=list)
+    #: shared dependency layers the install step may resolve to: hash -> record (``image``)
+    shared_layers: dict[str, dict[str, Any]] = field(default_factory=dict)
     additive_lines: dict[str, list[str]] | None = field(default_factory=dict)
     compile_steps: list[Step] = field(default_factory=list)
     compile_files: dict[str, bytes] = field(default_factory=dict)
     stages: list[dict[str, Any]] = field(default_factory=list)
     processes: dict[str, str] = field(default_factory=dict)
+    run_needs: list[str] = field(default_factory=list)  # what the run image must have (node, npm)
 
     def add_dependencies(self, pack: str, deps: dict[str, Any]) -> None:
         """Merge one pack's ``skiff_buildpack_dependencies`` result."""
@@ -57,6 +60,8 @@ class PackPlan:
         self.archives += deps.get("archives", [])
         self.read_only.update(deps.get("read_only", {}))
         self.after_install += deps.get("after_install", [])
+        self.shared_layers.update(deps.get("shared_layers", {}))
+        _extend_unique(self.run_needs, deps.get("run_needs", []))
         if deps.get("steps"):
             self._add_lines(pack, deps.get("additive_lines"))
 

@@ -105,6 +105,13 @@ SETTINGS = Namespace(
             help="the npm registry Node.js and package manager (npm, yarn, pnpm) releases come from",
         ),
         Setting(
+            "run-image",
+            type=bool,
+            default=True,
+            scope="both",
+            help="base app images on the stack's run image (no compilers at run time); false: on the build image",
+        ),
+        Setting(
             "python-installer",
             type=choice("uv", "pip"),
             default="uv",
@@ -269,8 +276,10 @@ def remove_cache_volume(client, app: str) -> bool:
 
 
 def remove_app_images(client, app: str) -> int:
+    """Untag the app's dependency layers (on the build image and copied onto the run image)."""
     removed = 0
-    for image in deps_images(client, app):
+    run_layers = client.images.list(filters={"label": f"skiff.deps.run={app}"})
+    for image in [*deps_images(client, app), *run_layers]:
         for tag in image.tags or []:
             try:
                 client.images.remove(tag)
@@ -319,6 +328,8 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
             "installer": s["python-installer"],
             "last-build": ",".join(meta.get("buildpacks", [])) or None,
             "stack": meta.get("stack"),
+            "run-image": s["run-image"],
+            "runs-on": meta.get("run_image") or meta.get("stack"),  # the run image, or the build image
         }
     }
 

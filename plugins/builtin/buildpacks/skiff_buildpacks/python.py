@@ -20,7 +20,7 @@ from typing import Any
 from skiff import hookimpl
 from skiff.errors import SkiffError
 
-from . import wheels
+from . import venvs, wheels
 from .build import BUILD_LABEL
 from .versions import (
     _parts,
@@ -44,7 +44,14 @@ REQ_INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)\s*=?\s*(\S+)
 
 @hookimpl
 def skiff_buildpack_describe() -> dict[str, Any]:
-    return {"name": NAME, "version": VERSION, "looks_for": LOOKS_FOR, "order": 10, "label": "Python app"}
+    return {
+        "name": NAME,
+        "version": VERSION,
+        "looks_for": LOOKS_FOR,
+        "order": 10,
+        "label": "Python app",
+        "run_image": True,
+    }
 
 
 @hookimpl
@@ -388,7 +395,34 @@ def uv_step(build, uv_dir: str, source: str, origin: str, result: dict[str, Any]
             "note": "the package index did not answer: installing from the caches (uv --offline)",
             "run": [*install, "--offline"],
         }
-        result["after_install"] = [lambda reports, client: promote(build, reports, client)]
+        shared, lines = shareable(build, result), list(result["additive_lines"])
+        if shared:
+            step["shared_venv"] = {
+                "resolve": [
+                    uv,
+                    "pip",
+                    "compile",
+                    "-q",
+                    source,
+                    "--python",
+                    "python3",  # the stack's, which the venv is made of (resolved before it is made)
+                    "--default-index",
+                    python_index(build),
+                    "--find-links",
+                    SHARED_WHEELS,
+                    "--no-header",
+                    "--no-annotate",
+                    "--output-file",
+                    venvs.RESOLVED,
+                ],
+                "output": venvs.RESOLVED,
+                "when": NETWORK_FAILURES,
+            }
+            result["shared_layers"] = venvs.SharedVenvs(build.cache_dir, build.stack.id).candidates(lines)
+        uv_host = uv_dir
+        result["after_install"] = [
+            lambda reports, client: promote(build, reports, client, (uv_host, lines) if shared else None)
+        ]
     result["read_only"] = read_only
     step["venv"] = VENV  # made by the driver itself (the stack's venv module, without pip)
     step["run"] = [install]
@@ -397,11 +431,23 @@ def uv_step(build, uv_dir: str, source: str, origin: str, result: dict[str, Any]
     return step
 
 
-def promote(build, reports: dict[str, Any], client: Any = None) -> list[str]:
+def shareable(build, result: dict[str, Any]) -> bool:
+    """May this build's dependencies come from (and make) a shared virtualenv layer? See :mod:`.venvs`."""
+    texts = [build.read(f) for f in result["files"] if f.endswith(".txt")]
+    texts += [data.decode() for data in result["generated"].values()]
+    return venvs.eligible(build.config, texts)
+
+
+def promote(
+    build, reports: dict[str, Any], client: Any = None, shared: tuple[str, list[str]] | None = None
+) -> list[str]:
     """After the build: add the index's own files of what it installed to the shared cache (verified).
 
     Then the bytecode of those wheels is compiled, once per Python minor, in a container Skiff
     runs itself (no network, no app input), for the next builds to copy instead of compiling.
+    With ``shared`` (the server's uv directory and the app's requirement lines), when every
+    installed distribution is a verified wheel, the shared virtualenv layer of that set is
+    made too (:func:`skiff_buildpacks.venvs.build_shared`).
     """
     from .node import tls_verify
 
@@ -421,6 +467,15 @@ def promote(build, reports: dict[str, Any], client: Any = None) -> list[str]:
             )
         except Exception as exc:  # the build stands; the next one compiles for itself
             outcome.errors.append(f"bytecode: {type(exc).__name__}: {exc}")
+        complete = not outcome.errors and not outcome.not_on_index and len(outcome.files) == len(installed)
+        if shared is not None and complete:
+            try:
+                _, made = venvs.build_shared(
+                    client, build.stack, shared[0], UV_BIN_DIR, cache, outcome.files, shared[1], VENV
+                )
+                outcome.shared_layer = "made" if made else "present"
+            except Exception as exc:  # the next app installs for itself
+                outcome.errors.append(f"shared layer: {type(exc).__name__}: {exc}")
         outcome.seconds += time.monotonic() - started
     lines = [outcome.summary()]
     if outcome.errors:

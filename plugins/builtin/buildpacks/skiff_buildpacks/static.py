@@ -19,6 +19,7 @@ SERVER = ".skiff/static_server.py"
 @hookimpl
 def skiff_buildpack_describe() -> dict[str, Any]:
     return {
+        "run_image": True,
         "name": NAME,
         "version": VERSION,
         "looks_for": "index.html, public/ or .static",

@@ -323,6 +323,7 @@ class Promotion:
     seconds: float = 0.0
     files: list[str] = field(default_factory=list)  # the cache's files of what was installed
     compiled: int = 0  # bytecode bundles made
+    shared_layer: str = ""  # "made" or "present": the shared virtualenv layer of this set
 
     def summary(self) -> str:
         parts = [f"{len(self.added)} wheel(s) verified against the index and added"]
@@ -330,6 +331,8 @@ class Promotion:
             parts.append(f"bytecode of {self.compiled} compiled")
         if self.present:
             parts.append(f"{self.present} already there")
+        if self.shared_layer:
+            parts.append(f"shared layer {self.shared_layer}")
         if self.not_on_index:
             parts.append(f"{len(self.not_on_index)} kept in the app's own cache (not on the index)")
         return "Shared wheel cache: " + ", ".join(parts) + f" ({self.seconds:.1f}s)"

@@ -61,7 +61,7 @@ def index_sha256(filename: str) -> str:
 
 
 def test_uv_builds_then_the_shared_cache_serves_a_second_app_without_the_index(
-    stack_image, docker_cleanup, private_nginx, sshd, skiff_root: Path, tmp_path
+    stack_image, docker_client, docker_cleanup, private_nginx, sshd, skiff_root: Path, tmp_path
 ):
     assert sshd.ssh(["domains:set-global", GLOBAL]).exit_code == 0
     first = docker_cleanup.app(new_app_name("uvone"))
@@ -71,7 +71,9 @@ def test_uv_builds_then_the_shared_cache_serves_a_second_app_without_the_index(
     assert "+ flask==3.1.1" in pushed.output  # uv's own output, indented
     # beside the code layer, the release and the deploy; the push ends when it is done
     assert re.search(
-        r"Shared wheel cache: 9 wheel\(s\) verified against the index and added, bytecode of 9 compiled", pushed.output
+        r"Shared wheel cache: 9 wheel\(s\) verified against the index and added, bytecode of 9 compiled, "
+        r"shared layer made",
+        pushed.output,
     ), pushed.output
     answer = private_nginx.request(host=f"{first}.{GLOBAL}")
     assert (answer.status, answer.body) == (200, "hello from uv\n")
@@ -85,6 +87,13 @@ def test_uv_builds_then_the_shared_cache_serves_a_second_app_without_the_index(
         assert hashlib.sha256(shared[name].read_bytes()).hexdigest() == index_sha256(name)
         assert zipfile.ZipFile(shared[name]).testzip() is None
 
+    # the shared virtualenv layer of those nine verified wheels, made by Skiff itself
+    (record_file,) = (cache / "venvs").glob("*/*.json")
+    record = json.loads(record_file.read_text())
+    docker_cleanup.image(record["image"])
+    assert sorted(record["files"]) == sorted(shared)
+    shared_layers = docker_client.images.get(record["image"]).attrs["RootFS"]["Layers"]
+
     # the index unreachable: the second app has an empty cache of its own, the shared one serves it
     dead = closed_port_url()
     assert sshd.ssh(["buildpacks:set", "--global", "python-index", dead]).exit_code == 0
@@ -92,10 +101,12 @@ def test_uv_builds_then_the_shared_cache_serves_a_second_app_without_the_index(
     pushed = git_push(init_repo(tmp_path / second, flask_files("hello from the cache")), second, sshd)
     assert pushed.exit_code == 0, pushed.output
     assert "Connection refused" in pushed.output  # uv did try the index
-    assert "the package index did not answer: installing from the caches (uv --offline)" in pushed.output
-    assert "+ flask==3.1.1" in pushed.output
-    assert re.search(r"bytecode of [0-9]{3} files from the shared cache", pushed.output), pushed.output
-    assert "Shared wheel cache: 0 wheel(s) verified against the index and added, 9 already there" in pushed.output
+    assert "the package index did not answer: resolving from the caches (uv --offline)" in pushed.output
+    # its own resolution is the set of the shared layer: its dependency image is that layer, not a copy
+    assert "the same resolution as a shared layer of verified wheels: using it" in pushed.output
+    assert "+ flask==3.1.1" not in pushed.output  # nothing installed
+    (image,) = docker_client.images.list(filters={"label": f"skiff.app={second}"})
+    assert image.attrs["RootFS"]["Layers"][: len(shared_layers)] == shared_layers
     answer = private_nginx.request(host=f"{second}.{GLOBAL}")
     assert (answer.status, answer.body) == (200, "hello from the cache\n")
     assert set(p.name for p in (cache / "wheels").glob("*.whl")) == set(shared)
@@ -105,4 +116,8 @@ def test_uv_builds_then_the_shared_cache_serves_a_second_app_without_the_index(
     assert purged.exit_code == 0 and f"Purged the build cache of {second}" in purged.output
     purged = sshd.ssh(["buildpacks:purge-shared-cache"])
     assert purged.exit_code == 0 and "Purged the shared wheel cache: 9 file(s)" in purged.output
-    assert not list((cache / "wheels").glob("*.whl"))
+    assert "1 shared virtualenv layer(s)" in purged.output
+    assert not list((cache / "wheels").glob("*.whl")) and not list((cache / "venvs").glob("*/*.json"))
+    # the app's image keeps the layers it is made of
+    image.reload()
+    assert private_nginx.request(host=f"{second}.{GLOBAL}").status == 200

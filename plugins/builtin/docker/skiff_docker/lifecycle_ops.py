@@ -98,6 +98,50 @@ def restore(context: Context, apps: list[str]) -> dict[str, str]:
     return results
 
 
+def bring_back(context: Context) -> None:
+    """After a whole-server restore: start every app from its release image, else rebuild it
+    from the source of its last deploy (its repository came back with the backup).
+
+    Apps never deployed or stopped with ``ps:stop`` stay as they are; a failure does not stop
+    the others, and is named at the end.
+    """
+    import docker
+
+    from skiff.deploy import Source
+
+    out = context.output
+    c = engine.client()
+    failed = []
+    for app in context.state.list_apps():
+        release = context.state.current_release(app)
+        if release is None or settings.is_stopped(context.state, app):
+            out.info(f"{app}: {'not deployed' if release is None else 'stopped (ps:stop)'}, left as it is")
+            continue
+        try:
+            try:
+                c.images.get(release.image or "")
+                have_image = bool(release.image)
+            except (docker.errors.ImageNotFound, docker.errors.NullResource):
+                have_image = False
+            if have_image:
+                out.step(f"{app}: starting v{release.version} from its image {release.image}")
+                start(context, app, "Restore")
+                continue
+            source = context.state.get_property(settings.PLUGIN, "source", app=app)
+            if not source:
+                raise SkiffError(f"the image {release.image} is gone and no source is recorded")
+            rev = (source.get("revision") or "")[:7]
+            out.step(f"{app}: the image of v{release.version} is gone; rebuilding {rev} from its source")
+            lifecycle.deploy(
+                context, app, Source(**source), description=" ".join(filter(None, ("Rebuild", rev, "(restore)")))
+            )
+        except SkiffError as exc:
+            out.warn(f"{app}: {exc}")
+            failed.append(app)
+    if failed:
+        raise SkiffError(f"these apps did not come back: {', '.join(failed)}")
+
+
 def destroy(context: Context, app: str) -> None:
     """Remove every container and image of ``app``."""
     try:

@@ -17,7 +17,7 @@ import click
 
 from skiff import hookimpl
 from skiff.context import Context
-from skiff.contracts import ContainerOptions, OneOff, PeriodicTask
+from skiff.contracts import BackupPart, ContainerOptions, OneOff, PeriodicTask
 from skiff.deploy import Deploy
 from skiff.settings import Namespace
 
@@ -171,3 +171,18 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]] | None
     from . import lifecycle_ops
 
     return {"ps": lifecycle_ops.ps_summary(context, app)}
+
+
+@hookimpl
+def skiff_backup_parts(context: Context) -> list[BackupPart]:
+    """No files (images and containers are made again): the last restore step brings every app back."""
+    from . import lifecycle_ops
+
+    return [
+        BackupPart(
+            "docker:apps",
+            "every app started again (from its release image, else rebuilt from its source)",
+            restore=lambda dump: lifecycle_ops.bring_back(context),
+            order=900,
+        )
+    ]

@@ -11,6 +11,7 @@ import click
 from skiff import hookimpl, settings
 from skiff.builders import BuilderInfo
 from skiff.context import Context
+from skiff.contracts import BackupPart
 from skiff.deploy import Deploy
 from skiff.settings import Namespace
 
@@ -107,3 +108,9 @@ def skiff_settings() -> list[Namespace]:
 @hookimpl
 def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
     return {"git": settings.report_fields(context, repos.SETTINGS, app)}
+
+
+@hookimpl
+def skiff_backup_parts(context: Context) -> list[BackupPart]:
+    """Every app's repository (``SKIFF_ROOT/repos``), as it is: refs, objects, hooks."""
+    return [BackupPart("git:repos", "the apps' git repositories", paths=(repos.repos_dir(context).name,))]

@@ -21,7 +21,7 @@ import skiff_network.plugin as network_plugin
 import skiff_postgres.plugin as postgres_plugin
 from skiff.testing.docker import new_app_name
 from skiff_network import migrate
-from skiff_postgres.service import Service
+from skiff_postgres.kind import PgService as Service
 
 pytestmark = pytest.mark.e2e
 

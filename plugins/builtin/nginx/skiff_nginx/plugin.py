@@ -21,7 +21,7 @@ import click
 
 from skiff import hookimpl
 from skiff.context import Context
-from skiff.contracts import StashKey
+from skiff.contracts import BackupPart, StashKey
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError
 from skiff.settings import Namespace
@@ -146,3 +146,13 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
         "proxy": {"upstreams": list(meta.get("upstreams") or []), "urls": proxy.urls(context, app, meta)},
         "nginx": nginx.nginx_report_fields(context, app),
     }
+
+
+@hookimpl
+def skiff_backup_parts(context: Context) -> list[BackupPart]:
+    """The apps' certificates and keys (``certs:add``, letsencrypt's installs); the server
+    blocks are not kept: every app's redeploy writes them again."""
+    from .settings import load
+
+    certs = load(context).certs_dir.relative_to(context.root)
+    return [BackupPart("nginx:certs", "the apps' TLS certificates and keys", paths=(certs.as_posix(),))]

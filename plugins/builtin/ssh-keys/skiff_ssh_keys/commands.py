@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import IO
 
 import click
 
@@ -173,3 +174,46 @@ def ssh_keys_set(context: Context, key: str, value: str | None) -> None:
 
 
 COMMANDS: list[click.Command] = [ssh_keys_add, ssh_keys_list, ssh_keys_remove, ssh_keys_set, ssh_keys_set_role]
+
+
+# -- whole-server backup (skiff_backup_parts) --------------------------------------------------
+
+
+def backup_dump(context: Context, out: IO[bytes]) -> None:
+    """The keys Skiff wrote into authorized_keys (their roles are in the state store)."""
+    found = keys.skiff_keys(keys.read_lines(authorized_keys_path(context)))
+    rows = [
+        {"name": k.name, "type": k.type, "blob": k.blob, "fingerprint": k.fingerprint, "options": k.options}
+        for k in found
+    ]
+    out.write(json.dumps(rows, indent=1).encode())
+
+
+def backup_restore(context: Context, dump: IO[bytes] | None) -> None:
+    """Write the backed-up keys that are missing into this server's authorized_keys."""
+    try:
+        rows = json.loads(dump.read()) if dump is not None else []
+    except ValueError:
+        raise SkiffError("the keys' dump is not JSON") from None
+    wanted = []
+    for row in rows if isinstance(rows, list) else []:
+        name = keys.validate_name(str(row.get("name")))
+        key = keys.PublicKey(str(row.get("type")), str(row.get("blob")), str(row.get("fingerprint")))
+        options = str(row.get("options"))
+        if not keys.KEY_TYPE.fullmatch(key.type) or not keys.KEY_BLOB.fullmatch(key.blob):
+            raise SkiffError(f"the key {name} in the dump is not an OpenSSH public key")
+        if options not in (keys.DEFAULT_OPTIONS, "restrict"):
+            options = keys.DEFAULT_OPTIONS
+        wanted.append((name, key, options))
+    path = authorized_keys_path(context)
+    with _lock(context):
+        lines = keys.read_lines(path)
+        present = keys.skiff_keys(lines)
+        added = [
+            keys.key_line(name, key, _root_for_keys(context), options)
+            for name, key, options in wanted
+            if not any(k.name == name or k.blob == key.blob for k in present)
+        ]
+        if added:
+            keys.write_lines(path, [*lines, *added])
+    context.output.info(f"{len(added)} of {len(wanted)} keys added to {path}")

@@ -18,8 +18,6 @@ import os
 import pwd
 import re
 import shlex
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +78,9 @@ def parse_public_key(text: str) -> PublicKey:
     if len(fields) < 2 or not KEY_TYPE.fullmatch(fields[0]) or not KEY_BLOB.fullmatch(fields[1]):
         raise ValidationError("not an OpenSSH public key (expected 'TYPE BASE64 [comment]', without options)")
     key_type, blob = fields[0], fields[1]
+    import subprocess  # here, not at the top: the role check of every SSH command imports this module
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="skiff-key-") as tmp:
         path = Path(tmp) / "key.pub"
         path.write_text(f"{key_type} {blob}\n")
@@ -172,6 +173,8 @@ def write_lines(path: Path, lines: list[str]) -> None:
         path.parent.mkdir(mode=0o700, parents=True)
         if os.geteuid() == 0:
             os.chown(path.parent, uid, gid)
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=".authorized_keys.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:

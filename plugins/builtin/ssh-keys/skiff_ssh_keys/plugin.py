@@ -18,6 +18,7 @@ import click
 
 from skiff import access, hookimpl
 from skiff.context import Context
+from skiff.contracts import BackupPart
 from skiff.errors import ValidationError
 from skiff.settings import Namespace, Setting
 
@@ -79,3 +80,19 @@ def skiff_settings() -> list[Namespace]:
 @hookimpl(trylast=True)
 def skiff_key_role(context: Context, key: str) -> str | None:
     return stored_role(context, key)
+
+
+@hookimpl
+def skiff_backup_parts(context: Context) -> list[BackupPart]:
+    """The keys in authorized_keys (a host file, so a dump); restored before services and apps."""
+    from .commands import backup_dump, backup_restore
+
+    return [
+        BackupPart(
+            "ssh-keys:keys",
+            "the SSH keys in authorized_keys",
+            dump=lambda out: backup_dump(context, out),
+            restore=lambda dump: backup_restore(context, dump),
+            order=100,
+        )
+    ]

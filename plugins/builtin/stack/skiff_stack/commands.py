@@ -13,7 +13,7 @@ from skiff.context import Context
 from skiff.errors import SkiffError
 from skiff.privileges import needs_root
 
-from .ensure import OWN_IMAGE_RE, build_on_push, suite_lock
+from .ensure import OWN_IMAGE_RE, build_on_push, ensure_run, suite_lock
 from .plugin import IMAGE_RE, image_name, stack_image
 
 __all__ = ["COMMANDS", "IMAGE_RE", "image_name"]
@@ -24,7 +24,7 @@ __all__ = ["COMMANDS", "IMAGE_RE", "image_name"]
 @click.argument("suite", required=False)
 @pass_context
 def stack_build(context: Context, suite: str | None) -> None:
-    """Build the stack image from Debian's packages (nothing if it exists with this recipe).
+    """Build the stack image from Debian's packages (nothing if it exists with this recipe), and its run image.
 
     Without SUITE: the configured stack image (default skiff/stack:trixie).
     With SUITE (e.g. bookworm, forky): skiff/stack:SUITE, an extra stack apps
@@ -51,6 +51,7 @@ def stack_build(context: Context, suite: str | None) -> None:
     client = build.docker_client()
     with suite_lock(context, suite, context.output, tag):
         build.build_stack(client, suite, tag, context.output)
+    ensure_run(context, tag, context.output, client, always=True)
 
 
 @needs_root
@@ -80,20 +81,28 @@ def stack_update(context: Context, suite: str | None) -> None:
         tag = f"skiff/stack:{name}"
         with suite_lock(context, name, context.output, tag):
             build.update_stack(client, name, tag, context.output)
+        ensure_run(context, tag, context.output, client, always=True)  # derived again from the updated stack
     context.output.step("Rebuild the apps on the updated stacks with: skiff ps:rebuild --all")
 
 
 def _stacks(client) -> list[dict[str, Any]]:
-    rows = []
+    """The stack (build) images present, each with its run image when one is current."""
+    from . import run
+
+    rows, runs = [], {}
     for image in client.images.list(filters={"label": "skiff.stack"}):
         labels = image.labels or {}
         for tag in image.tags or []:
+            if tag.startswith(f"{run.RUN_REPOSITORY}:"):
+                runs[tag] = (labels, image.attrs.get("Size", 0))
             if not tag.startswith("skiff/stack:"):
                 continue  # images built FROM a stack (apps, services) inherit its labels
             rows.append(
                 {
                     "image": tag,
                     "id": image.short_id.split(":")[-1],
+                    "full_id": image.id,
+                    "size": image.attrs.get("Size", 0),
                     "suite": labels.get("skiff.stack", ""),
                     "python": labels.get("skiff.stack.python", ""),
                     "node": labels.get("skiff.stack.node", ""),
@@ -101,6 +110,11 @@ def _stacks(client) -> list[dict[str, Any]]:
                     "updated": labels.get("skiff.stack.updated", ""),
                 }
             )
+    for row in rows:
+        tag = run.run_tag(row["image"]) or ""
+        labels, size = runs.get(tag, (None, 0))
+        current = run.is_current(labels, row.pop("full_id"))
+        row["run"] = {"image": tag, "size": size, "npm": (labels or {}).get(run.NPM_LABEL, "")} if current else None
     return sorted(rows, key=lambda r: r["image"])
 
 
@@ -132,7 +146,11 @@ def stack_report(context: Context, fmt: str) -> None:
         stale = "" if row["recipe"] == build.STACK_VERSION else f"  (stale: recipe {row['recipe'] or 'none'})"
         updated = f"  updated {row['updated']}" if row["updated"] else ""
         versions = f"python {row['python'] or '?'}  node {row['node'] or '-'}"
-        click.echo(f"  {row['image']:<28} {row['id']}  {versions}{updated}{stale}")
+        click.echo(f"  {row['image']:<28} {row['id']}  {versions}  {row['size'] / 1e6:.0f} MB{updated}{stale}")
+        if row["run"]:
+            click.echo(f"    run image {row['run']['image']:<18} {row['run']['size'] / 1e6:.0f} MB (no compilers)")
+        else:
+            click.echo("    no current run image: apps run on the build image (made by stack:build or the next push)")
 
 
 COMMANDS: list[click.Command] = [stack_build, stack_update, stack_report]

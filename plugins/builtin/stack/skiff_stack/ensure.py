@@ -73,6 +73,41 @@ def ensure(context: Context, image: str, output: Output, client: Any = None) -> 
     return build.labels_of(client, image)
 
 
+def ensure_run(
+    context: Context, image: str, output: Output, client: Any = None, always: bool = False
+) -> dict[str, str] | None:
+    """The run image of the current stack ``image`` (see the ``skiff_stack_run_image`` hook).
+
+    ``always``: derive a missing or stale one even when build-on-push is off (``stack:build``).
+    """
+    from . import run
+
+    suite = suite_of(image)
+    tag = run.run_tag(image)
+    if suite is None or tag is None:
+        return None
+    client = client or build.docker_client()
+    stack = client.images.get(image)
+    labels = build.labels_of(client, tag)
+    if not run.is_current(labels, stack.id):
+        if not always and not build_on_push(context):
+            return None
+        with suite_lock(context, suite, output, tag):
+            stack = client.images.get(image)
+            labels = build.labels_of(client, tag)
+            if not run.is_current(labels, stack.id):
+                labels = run.build_run(client, image, output)
+    assert labels is not None
+    return {
+        "image": tag,
+        "id": client.images.get(tag).id,
+        "python": labels.get("skiff.stack.python", ""),
+        "node": labels.get("skiff.stack.node", ""),
+        "npm": labels.get(run.NPM_LABEL, ""),
+        "of": stack.id,
+    }
+
+
 def stale_stacks(client: Any) -> list[tuple[str, dict[str, str]]]:
     """The ``skiff/stack:SUITE`` images present that another recipe made."""
     found = []

@@ -35,3 +35,21 @@ def skiff_stack_ensure(context: Any, image: str, output: Any) -> dict[str, str] 
     the image's labels, or ``None`` when ``image`` is not a stack this plugin
     makes (a registry image). firstresult.
     """
+
+
+@hookspec(firstresult=True)
+def skiff_stack_run_image(context: Any, image: str, output: Any) -> dict[str, str] | None:
+    """The run image of the build image ``image``: its interpreters and runtime libraries, no compilers.
+
+    Called by a builder (buildpacks) after it built an app's dependencies on
+    ``image`` (a current ``skiff/stack:SUITE``), to base the app's image on the
+    run image instead. A missing run image, or one derived from an older build
+    image or by another run recipe, is derived now (under the suite's lock,
+    progress to ``output``) unless ``build-on-push`` is off. Returns ``{"image":
+    "skiff/stack-run:SUITE", "id": IMAGE_ID, "python": ..., "node": ...,
+    "npm": ..., "of": BUILD_IMAGE_ID}`` (the versions it runs: the build image's
+    own; ``npm`` empty when it has none; ``of``: the id of the build image it was
+    derived from), or ``None`` when there is no run image to use (not a
+    stack this plugin makes, or build-on-push off): the app then runs on the
+    build image. firstresult.
+    """

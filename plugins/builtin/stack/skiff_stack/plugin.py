@@ -106,6 +106,13 @@ def skiff_stack_ensure(context: Context, image: str, output) -> dict[str, str] |
 
 
 @hookimpl
+def skiff_stack_run_image(context: Context, image: str, output) -> dict[str, str] | None:
+    from .ensure import ensure_run
+
+    return ensure_run(context, image, output)
+
+
+@hookimpl
 def skiff_upgrade(context: Context) -> list[str] | None:
     """Name the stacks an earlier recipe made: each is rebuilt at the next push that uses it."""
     from skiff import dockerclient

@@ -6,7 +6,7 @@ import pytest
 
 import skiff_stack.plugin as stack_plugin
 from skiff.errors import SkiffError
-from skiff_stack import build, ensure
+from skiff_stack import build, ensure, run
 
 
 def test_find_mirror_reads_deb822_and_one_line_sources(tmp_path):
@@ -142,11 +142,17 @@ def test_find_mirror_finds_the_security_mirror(tmp_path):
     assert build.find_mirror(tmp_path / "x", tmp_path / "none", security=True) == build.DEFAULT_SECURITY_MIRROR
 
 
+def fake_id(tag):
+    return "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
+
+
 class FakeImage:
     def __init__(self, labels, tag=""):
         self.labels = labels
         self.tags = [tag] if tag else []
         self.short_id = "sha256:0123456789"
+        self.id = fake_id(tag)
+        self.attrs = {"Size": 250_000_000}
 
 
 class FakeImages:
@@ -158,7 +164,7 @@ class FakeImages:
 
         if ref not in self.store:
             raise docker.errors.ImageNotFound(ref)
-        return FakeImage(self.store[ref])
+        return FakeImage(self.store[ref], ref)
 
     def list(self, filters=None):
         return [FakeImage(labels, tag) for tag, labels in self.store.items()]
@@ -180,11 +186,25 @@ class FakeEngine:
         self.images = FakeImages(self.store)
         self.api = FakeApi(self.store)
         self.builds = []
+        self.runs = []
 
 
 @pytest.fixture
 def engine(monkeypatch):
     fake = FakeEngine()
+
+    def fake_build_run(client, build_tag, out):
+        tag = run.run_tag(build_tag)
+        fake.runs.append(tag)
+        client.store[tag] = {
+            "skiff.stack.run": run.RUN_VERSION,
+            "skiff.stack.run-of": fake_id(build_tag),
+            "skiff.stack.python": "3.13.5",
+            "skiff.stack.npm": "9.2.0",
+        }
+        return client.store[tag]
+
+    monkeypatch.setattr(run, "build_run", fake_build_run)
 
     def fake_build_stack(client, suite, tag, out, base=None, rebuild=False):
         fake.builds.append(tag)
@@ -310,3 +330,63 @@ def test_stack_update_updates_every_stack_present_then_says_to_rebuild_the_apps(
     assert h.invoke("stack:update", "forky").exit_code == 0 and updated[-1] == ("forky", "skiff/stack:forky")
     bad = h.invoke("stack:update", "../x")
     assert bad.exit_code == 1 and "invalid Debian suite name" in bad.stderr
+
+
+def test_the_run_recipe_keeps_the_runtime_and_drops_the_build_tools():
+    keep, _, drop = " ".join(run.derive_args("trixie")).partition(" -- ")
+    assert {"python3", "nodejs", "libpq5", "libssl3t64", "ca-certificates", "tzdata"} <= set(keep.split())
+    assert {"build-essential", "python3-dev", "libpq-dev", "libssl-dev", "git", "npm"} <= set(drop.split())
+    assert not set(keep.split()) & set(drop.split())
+    # forky: the stack's pinned python3.14 stays, its headers go
+    keep, _, drop = " ".join(run.derive_args("forky")).partition(" -- ")
+    assert "python3.14" in keep.split() and "python3.14-dev" in drop.split()
+    # the package names reach the fixed script as arguments only
+    assert "$@" in run.DERIVE_SCRIPT and "libpq5" not in run.DERIVE_SCRIPT
+    assert run.run_tag("skiff/stack:forky") == "skiff/stack-run:forky"
+    assert run.run_tag("registry.example.com/stack:1") is None and run.run_tag("skiff/stack:../x") is None
+
+
+def test_a_run_image_is_current_only_for_its_recipe_and_its_build_image():
+    labels = {"skiff.stack.run": run.RUN_VERSION, "skiff.stack.run-of": "sha256:a"}
+    assert run.is_current(labels, "sha256:a")
+    assert not run.is_current(labels, "sha256:b")  # the stack was rebuilt or updated since
+    assert not run.is_current({**labels, "skiff.stack.run": "0"}, "sha256:a")
+    assert not run.is_current(None, "sha256:a")
+
+
+def test_the_run_image_keeps_the_build_images_environment():
+    attrs = {"Config": {"Env": ["PATH=/usr/local/bin:/usr/bin", "LANG=C.UTF-8"], "WorkingDir": "/app"}}
+    lines = run.changes(attrs, {"skiff.stack": "trixie", "skiff.stack.run": "1"})
+    assert lines == [
+        'ENV PATH="/usr/local/bin:/usr/bin"',
+        'ENV LANG="C.UTF-8"',
+        "WORKDIR /app",
+        'LABEL skiff.stack="trixie" skiff.stack.run="1"',
+    ]
+
+
+def test_skiff_stack_run_image_derives_once_then_reuses_and_follows_the_build_image(skiff, engine, monkeypatch):
+    monkeypatch.delenv("SKIFF_STACK_BUILD_ON_PUSH", raising=False)
+    engine.store["skiff/stack:trixie"] = {"skiff.stack": "trixie", "skiff.stack.version": build.STACK_VERSION}
+    h = skiff(("stack", stack_plugin))
+    answer = h.pm.hook.skiff_stack_run_image(context=h.context, image="skiff/stack:trixie", output=RecordingOutput())
+    assert answer["image"] == "skiff/stack-run:trixie" and answer["npm"] == "9.2.0"
+    assert answer["of"] == fake_id("skiff/stack:trixie") and answer["python"] == "3.13.5"
+    assert h.pm.hook.skiff_stack_run_image(context=h.context, image="skiff/stack:trixie", output=RecordingOutput())
+    assert engine.runs == ["skiff/stack-run:trixie"]  # reused while it is of this build image
+    engine.store["skiff/stack-run:trixie"]["skiff.stack.run-of"] = "sha256:older"
+    assert h.pm.hook.skiff_stack_run_image(context=h.context, image="skiff/stack:trixie", output=RecordingOutput())
+    assert engine.runs == ["skiff/stack-run:trixie"] * 2
+    # not a stack this plugin makes: no run image
+    out = RecordingOutput()
+    assert h.pm.hook.skiff_stack_run_image(context=h.context, image="registry.example.com/s:1", output=out) is None
+    # build-on-push off: a stale run image is not derived on a push (apps run on the build image) ...
+    engine.store["skiff/stack-run:trixie"]["skiff.stack.run-of"] = "sha256:older"
+    assert h.invoke("stack:set", "--global", "build-on-push", "false").exit_code == 0
+    assert h.pm.hook.skiff_stack_run_image(context=h.context, image="skiff/stack:trixie", output=out) is None
+    assert engine.runs == ["skiff/stack-run:trixie"] * 2
+    # ... but stack:build (root) derives it
+    monkeypatch.setattr(build, "build_stack", lambda client, suite, tag, out, base=None, rebuild=False: {})
+    r = h.invoke("stack:build")
+    assert r.exit_code == 0, r.stderr
+    assert engine.runs == ["skiff/stack-run:trixie"] * 3

@@ -16,7 +16,7 @@ import click
 
 from skiff import hookimpl
 from skiff.context import Context
-from skiff.contracts import PeriodicTask
+from skiff.contracts import BackupPart, PeriodicTask
 from skiff.settings import Namespace
 
 from . import store
@@ -65,3 +65,11 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
     from .commands import report_fields
 
     return {"letsencrypt": report_fields(context, app)}
+
+
+@hookimpl
+def skiff_backup_parts(context: Context) -> list[BackupPart]:
+    """The ACME account keys and each app's last certificate (``SKIFF_ROOT/letsencrypt``)."""
+    from . import PLUGIN
+
+    return [BackupPart("letsencrypt:store", "ACME accounts and issued certificates", paths=(PLUGIN,))]

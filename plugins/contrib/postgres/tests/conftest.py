@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from skiff_postgres import service as sv
+from skiff_postgres.kind import KIND, LOCAL_IMAGE
+from skiff_services.record import ROOT_LABEL
 
 CLIENT_SCRIPT = 'exec psql "$DATABASE_URL" -X -tA -v ON_ERROR_STOP=1 -c "$SQL"'
 
@@ -23,14 +24,14 @@ def pg_image(docker_client) -> str:
     import docker
 
     try:
-        docker_client.images.get(sv.LOCAL_IMAGE)
+        docker_client.images.get(LOCAL_IMAGE)
     except docker.errors.ImageNotFound:
         proc = subprocess.run(
             [sys.executable, "-m", "skiff", "postgres:build-image"], env=cli_env(None), capture_output=True, text=True
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
     _remove_orphans(docker_client)
-    return sv.LOCAL_IMAGE
+    return LOCAL_IMAGE
 
 
 def _remove_orphans(docker_client) -> None:
@@ -39,8 +40,8 @@ def _remove_orphans(docker_client) -> None:
     They outlive a run whose cleanup could not reach the engine (restart policy
     ``always``); only containers labelled with a vanished pytest temp root go.
     """
-    for c in docker_client.containers.list(all=True, filters={"label": f"{sv.LABEL}=postgres"}):
-        root = c.labels.get(sv.ROOT_LABEL, "")
+    for c in docker_client.containers.list(all=True, filters={"label": f"{KIND.label}=postgres"}):
+        root = c.labels.get(ROOT_LABEL, "")
         if root.startswith("/tmp/pytest-of-") and not Path(root).exists():
             c.remove(force=True)
 
@@ -79,18 +80,18 @@ def service_name() -> str:
 def cleanup(docker_client, skiff_root):
     """Remove every container and network this test's SKIFF_ROOT made (by label), afterwards."""
     yield
-    for c in docker_client.containers.list(all=True, filters={"label": f"{sv.ROOT_LABEL}={skiff_root}"}):
+    for c in docker_client.containers.list(all=True, filters={"label": f"{ROOT_LABEL}={skiff_root}"}):
         c.remove(force=True)
     for c in docker_client.containers.list(all=True, filters={"label": "skiff.test.client"}):
         c.remove(force=True)
-    for network in docker_client.networks.list(filters={"label": f"{sv.ROOT_LABEL}={skiff_root}"}):
+    for network in docker_client.networks.list(filters={"label": f"{ROOT_LABEL}={skiff_root}"}):
         network.remove()  # the services' own networks
 
 
 def service_network(url: str) -> str:
     """The own network of the service a DSN names (``...@skiff-postgres-NAME:5432/...``)."""
     host = url.rsplit("@", 1)[1].split(":", 1)[0]
-    return sv.network(host.removeprefix("skiff-postgres-"))
+    return KIND.network(host.removeprefix("skiff-postgres-"))
 
 
 def psql_client(docker_client, image: str, url: str, sql: str, *, network_mode: str | None = None) -> tuple[int, str]:
@@ -102,7 +103,7 @@ def psql_client(docker_client, image: str, url: str, sql: str, *, network_mode: 
         entrypoint=["sh", "-c", CLIENT_SCRIPT],
         environment={"DATABASE_URL": url, "SQL": sql},
         network_mode=network_mode,
-        labels={"skiff.test.client": "1", sv.LABEL: "postgres"},
+        labels={"skiff.test.client": "1", KIND.label: "postgres"},
         detach=True,
     )
     try:

@@ -4,7 +4,7 @@ import skiff_acl.plugin as acl_plugin
 import skiff_apps.plugin as apps_plugin
 import skiff_postgres.plugin as pg_plugin
 from skiff.testing import KeyRole
-from skiff_postgres import service as sv
+from skiff_postgres.kind import STORE, PgService
 
 
 def _ssh(h, command, key="bob"):
@@ -17,17 +17,17 @@ def _harness(skiff):
         h.create_app(app)
     h.invoke("acl:add", "web", "bob")
     h.invoke("acl:add", "api", "bob")
-    sv.save(
+    STORE.save(
         h.context,
-        sv.Service(name="mine", image="img", password="x" * 12, links={"web": "DATABASE_URL", "api": "DATABASE_URL"}),
+        PgService(name="mine", image="img", password="x" * 12, links={"web": "DATABASE_URL", "api": "DATABASE_URL"}),
     )
-    sv.save(
+    STORE.save(
         h.context,
-        sv.Service(
+        PgService(
             name="shared", image="img", password="x" * 12, links={"web": "DATABASE_URL", "other": "DATABASE_URL"}
         ),
     )
-    sv.save(h.context, sv.Service(name="loose", image="img", password="x" * 12))
+    STORE.save(h.context, PgService(name="loose", image="img", password="x" * 12))
     return h
 
 
@@ -57,5 +57,5 @@ def test_a_deployer_may_use_a_service_only_when_every_linked_app_is_its_own(skif
     for command in ("postgres:create db2", "postgres:list", "postgres:destroy mine -f", "postgres:expose mine"):
         result = _ssh(h, command)
         assert result.exit_code == 1 and "(deployer) may not run" in result.stderr, command
-    assert sorted(sv.load(h.context, "mine").links) == ["api", "web"]
-    assert sorted(sv.load(h.context, "shared").links) == ["other", "web"]
+    assert sorted(STORE.load(h.context, "mine").links) == ["api", "web"]
+    assert sorted(STORE.load(h.context, "shared").links) == ["other", "web"]

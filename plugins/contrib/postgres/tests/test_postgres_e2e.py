@@ -14,7 +14,7 @@ import pytest
 import skiff_apps.plugin as apps_plugin
 import skiff_config.plugin as config_plugin
 import skiff_postgres.plugin as pg_plugin
-from skiff_postgres import service as sv
+from skiff_postgres.kind import KIND, STORE, database_name
 
 pytestmark = pytest.mark.e2e
 
@@ -26,9 +26,9 @@ def h(skiff, pg_image, cleanup):
 
 def _sql(docker_client, name, sql):
     """Run SQL through psql inside the service container (local socket)."""
-    container = docker_client.containers.get(sv.container_name(name))
+    container = docker_client.containers.get(KIND.container_name(name))
     code, out = container.exec_run(
-        ["psql", "-X", "-tA", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", sv.database_name(name), "-c", sql],
+        ["psql", "-X", "-tA", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", database_name(name), "-c", sql],
         user="postgres",
     )
     assert code == 0, out
@@ -55,14 +55,14 @@ def test_create_info_list_and_secrets(h, docker_client, service_name, cli, psql,
     assert len(seen) > 3 and not any(password in sample for sample in seen)
     assert password not in (r.stdout + r.stderr).decode()
 
-    container = docker_client.containers.get(sv.container_name(name))
+    container = docker_client.containers.get(KIND.container_name(name))
     attrs = container.attrs
     assert container.status == "running"
     assert attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"
-    assert container.labels[sv.LABEL] == "postgres"
+    assert container.labels[KIND.label] == "postgres"
     # on its own network only: no app reaches it until a link puts it on the app's network
-    assert set(attrs["NetworkSettings"]["Networks"]) == {sv.network(name)}
-    assert sv.hostname(name) in attrs["NetworkSettings"]["Networks"][sv.network(name)]["Aliases"]
+    assert set(attrs["NetworkSettings"]["Networks"]) == {KIND.network(name)}
+    assert KIND.hostname(name) in attrs["NetworkSettings"]["Networks"][KIND.network(name)]["Aliases"]
     assert not attrs["HostConfig"]["PortBindings"]
     data = skiff_root / "services" / "postgres" / name
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
@@ -74,7 +74,7 @@ def test_create_info_list_and_secrets(h, docker_client, service_name, cli, psql,
     assert "running" in info.stdout and "********" in info.stdout and str(data / "data") in info.stdout
     assert h.invoke("postgres:info", name, "--version").stdout.split(".")[0].isdigit()
     dsn = h.invoke("postgres:info", name, "--dsn").stdout.strip()
-    assert dsn == f"postgres://postgres:{password}@{sv.hostname(name)}:5432/{sv.database_name(name)}"
+    assert dsn == f"postgres://postgres:{password}@{KIND.hostname(name)}:5432/{database_name(name)}"
     logs = h.invoke("postgres:logs", name, "-n", "0")
     assert "ready to accept connections" in logs.stdout
     for text in (
@@ -109,24 +109,24 @@ def test_restart_stop_start_recreate_and_expose(h, docker_client, service_name, 
     assert h.invoke("postgres:info", name, "--status").stdout.strip() == "exited"
     assert h.invoke("postgres:start", name).exit_code == 0
     assert _sql(docker_client, name, "SELECT body FROM notes") == "kept"
-    docker_client.containers.get(sv.container_name(name)).remove(force=True)
+    docker_client.containers.get(KIND.container_name(name)).remove(force=True)
     r = h.invoke("postgres:start", name)
     assert r.exit_code == 0 and "Recreating" in r.stdout
     assert psql(dsn, "SELECT body FROM notes") == (0, "kept")
 
     r = h.invoke("postgres:expose", name)
     assert r.exit_code == 0, r.output
-    bindings = docker_client.containers.get(sv.container_name(name)).attrs["HostConfig"]["PortBindings"]
+    bindings = docker_client.containers.get(KIND.container_name(name)).attrs["HostConfig"]["PortBindings"]
     assert [b["HostIp"] for b in bindings["5432/tcp"]] == ["127.0.0.1"]
-    port = sv.load(h.context, name).expose["port"]
+    port = STORE.load(h.context, name).expose["port"]
     assert h.invoke("postgres:info", name, "--exposed-ports").stdout.strip() == f"127.0.0.1:{port}->5432"
-    local = dsn.replace(f"@{sv.hostname(name)}:5432", f"@127.0.0.1:{port}")
+    local = dsn.replace(f"@{KIND.hostname(name)}:5432", f"@127.0.0.1:{port}")
     assert psql(local, "SELECT body FROM notes", network_mode="host") == (0, "kept")
 
     bad = h.invoke("postgres:expose", name, "example.com:5432")
     assert bad.exit_code == 1 and "invalid address" in bad.stderr
     assert h.invoke("postgres:unexpose", name).exit_code == 0
-    assert not docker_client.containers.get(sv.container_name(name)).attrs["HostConfig"]["PortBindings"]
+    assert not docker_client.containers.get(KIND.container_name(name)).attrs["HostConfig"]["PortBindings"]
     assert psql(dsn, "SELECT body FROM notes") == (0, "kept")
 
 
@@ -149,7 +149,7 @@ def test_export_destroy_create_import_round_trip(h, docker_client, service_name,
     assert wrong.exit_code == 1 and "nothing was destroyed" in wrong.stderr
     assert h.invoke("postgres:destroy", name, input=name + "\n").exit_code == 0
     assert not (skiff_root / "services" / "postgres" / name).exists()
-    assert not docker_client.containers.list(all=True, filters={"name": sv.container_name(name)})
+    assert not docker_client.containers.list(all=True, filters={"name": KIND.container_name(name)})
     assert h.invoke("postgres:info", name).exit_code == 1
 
     assert cli("postgres:create", name).returncode == 0

@@ -13,40 +13,42 @@ import skiff_postgres.plugin as pg_plugin
 from skiff import lifecycle
 from skiff.errors import ValidationError
 from skiff.testing import DirReceiver, StubBuilder, StubScheduler, dir_source
-from skiff_postgres import service as sv
-from skiff_postgres.commands import parse_bind
+from skiff_postgres.kind import KIND, STORE, PgService
+from skiff_services import commandset, engine
+from skiff_services.commandset import parse_bind
+from skiff_services.record import check_password, new_password, service_name
 
 
 def test_names_and_dsn():
-    s = sv.Service(name="my-db", image="img", password="p@ss/word:1")
-    assert s.container == "skiff.postgres.my-db"
-    assert s.host == "skiff-postgres-my-db"
+    s = PgService(name="my-db", image="img", password="p@ss/word:1")
+    assert KIND.container_name(s.name) == "skiff.postgres.my-db"
+    assert KIND.hostname(s.name) == "skiff-postgres-my-db"
     assert s.database == "my_db"
-    assert s.dsn() == "postgres://postgres:p%40ss%2Fword%3A1@skiff-postgres-my-db:5432/my_db"
-    assert "p%40ss" not in s.dsn(masked=True) and "********" in s.dsn(masked=True)
+    assert STORE.url(s) == "postgres://postgres:p%40ss%2Fword%3A1@skiff-postgres-my-db:5432/my_db"
+    assert "p%40ss" not in STORE.url(s, masked=True) and "********" in STORE.url(s, masked=True)
     for bad in ("Db", "1db", "db-", "a/b", "../x", "", "x" * 49):
         with pytest.raises(ValidationError):
-            sv.service_name(bad)
+            service_name(bad)
 
 
 def test_passwords():
-    a, b = sv.new_password(), sv.new_password()
+    a, b = new_password(), new_password()
     assert a != b and len(a) == 32
     for bad in ("short", "has space in it", "x" * 129, "new\nline12"):
         with pytest.raises(ValidationError):
-            sv.check_password(bad)
+            check_password(KIND, bad)
 
 
 def test_pick_key():
-    s = sv.Service(name="reports-db", image="img", password="x" * 10)
-    assert sv.pick_key(s, {}, None) == "DATABASE_URL"
-    assert sv.pick_key(s, {"DATABASE_URL": "x"}, None) == "REPORTS_DB_DATABASE_URL"
-    assert sv.pick_key(s, {}, "blue") == "BLUE_URL"
-    assert sv.pick_key(s, {}, "GREEN_URL") == "GREEN_URL"
+    s = PgService(name="reports-db", image="img", password="x" * 10)
+    assert STORE.pick_key(s, {}, None) == "DATABASE_URL"
+    assert STORE.pick_key(s, {"DATABASE_URL": "x"}, None) == "REPORTS_DB_DATABASE_URL"
+    assert STORE.pick_key(s, {}, "blue") == "BLUE_URL"
+    assert STORE.pick_key(s, {}, "GREEN_URL") == "GREEN_URL"
     with pytest.raises(ValidationError):
-        sv.pick_key(s, {}, "bad-alias")
+        STORE.pick_key(s, {}, "bad-alias")
     with pytest.raises(Exception, match="BLUE_URL is already set"):
-        sv.pick_key(s, {"BLUE_URL": "x"}, "blue")
+        STORE.pick_key(s, {"BLUE_URL": "x"}, "blue")
 
 
 def test_parse_bind():
@@ -62,12 +64,15 @@ def test_parse_bind():
 @pytest.fixture
 def networks(monkeypatch):
     """The engine side of links, recorded: ``[("attach"|"detach", service, app), ...]``."""
-    from skiff_postgres import container as ct
-
     calls: list[tuple[str, str, str]] = []
-    monkeypatch.setattr(ct, "client", lambda: "engine")
-    monkeypatch.setattr(ct, "attach", lambda c, service, app: calls.append(("attach", service.name, app)) or True)
-    monkeypatch.setattr(ct, "detach", lambda c, service, app: calls.append(("detach", service.name, app)))
+    for module in (commandset, engine):
+        monkeypatch.setattr(module, "client", lambda: "engine")
+    monkeypatch.setattr(
+        engine.Engine, "attach", lambda self, c, service, app: calls.append(("attach", service.name, app)) or True
+    )
+    monkeypatch.setattr(
+        engine.Engine, "detach", lambda self, c, service, app: calls.append(("detach", service.name, app))
+    )
     return calls
 
 
@@ -90,7 +95,7 @@ def linked(skiff, tmp_path, networks):
     (src / "Procfile").write_text("web: run\n")
     h.create_app("web")
     lifecycle.deploy(h.context, "web", dir_source(src))
-    sv.save(h.context, sv.Service(name="db", image="img", password="secretpassword1"))
+    STORE.save(h.context, PgService(name="db", image="img", password="secretpassword1"))
     return h
 
 
@@ -100,7 +105,7 @@ def test_link_sets_url_and_redeploys(linked):
     assert r.exit_code == 0, r.output
     assert "Linked postgres db to web as DATABASE_URL" in r.stdout
     assert h.networks == [("attach", "db", "web")]  # the service joins the app's network: only it reaches it
-    assert h.state.get_config("web")["DATABASE_URL"] == sv.load(h.context, "db").dsn()
+    assert h.state.get_config("web")["DATABASE_URL"] == STORE.url(STORE.load(h.context, "db"))
     assert h.state.current_release("web").description == "Link postgres db"
     assert h.state.current_release("web").config["DATABASE_URL"].startswith("postgres://postgres:")
     assert "secretpassword1" not in r.output
@@ -110,8 +115,8 @@ def test_link_sets_url_and_redeploys(linked):
     assert again.exit_code == 1 and "already linked" in again.stderr
 
     # a second service gets <NAME>_DATABASE_URL, or the alias asked for
-    sv.save(h.context, sv.Service(name="cache-db", image="img", password="secretpassword2"))
-    sv.save(h.context, sv.Service(name="other", image="img", password="secretpassword3"))
+    STORE.save(h.context, PgService(name="cache-db", image="img", password="secretpassword2"))
+    STORE.save(h.context, PgService(name="other", image="img", password="secretpassword3"))
     assert h.invoke("postgres:link", "cache-db", "web").exit_code == 0
     assert h.invoke("postgres:link", "other", "web", "--alias", "reports", "--no-restart").exit_code == 0
     config = h.state.get_config("web")
@@ -138,7 +143,7 @@ def test_link_errors(linked):
     assert r.exit_code == 1 and "app ghost does not exist" in r.stderr
     r = h.invoke("postgres:link", "db", "web", "--alias", "no-dashes")
     assert r.exit_code == 1 and "invalid alias" in r.stderr
-    assert sv.load(h.context, "db").links == {}
+    assert STORE.load(h.context, "db").links == {}
     assert "DATABASE_URL" not in h.state.get_config("web")
 
 
@@ -148,11 +153,11 @@ def test_a_locked_app_is_neither_linked_nor_unlinked_unless_no_restart(linked):
     line = "!     app web is locked: deploys are refused until apps:unlock web"
     r = h.invoke("postgres:link", "db", "web")
     assert (r.exit_code, r.stderr.splitlines()) == (1, [line])
-    assert sv.load(h.context, "db").links == {} and "DATABASE_URL" not in h.state.get_config("web")
+    assert STORE.load(h.context, "db").links == {} and "DATABASE_URL" not in h.state.get_config("web")
     assert h.invoke("postgres:link", "db", "web", "--no-restart").exit_code == 0
     r = h.invoke("postgres:unlink", "db", "web")
     assert (r.exit_code, r.stderr.splitlines()) == (1, [line])
-    assert sv.load(h.context, "db").links == {"web": "DATABASE_URL"}
+    assert STORE.load(h.context, "db").links == {"web": "DATABASE_URL"}
     assert [r.version for r in h.state.releases("web")] == [1]
 
 
@@ -161,24 +166,24 @@ def test_destroy_refused_while_linked(linked):
     assert h.invoke("postgres:link", "db", "web", "--no-restart").exit_code == 0
     r = h.invoke("postgres:destroy", "db", "--force")
     assert r.exit_code == 1 and "linked to web; unlink it first" in r.stderr
-    assert sv.exists(h.context, "db")
+    assert STORE.exists(h.context, "db")
 
 
 def test_app_rename_keeps_links_and_destroy_unlinks(linked):
     h = linked
     assert h.invoke("postgres:link", "db", "web", "--no-restart").exit_code == 0
     assert h.invoke("apps:rename", "web", "site").exit_code == 0
-    assert sv.load(h.context, "db").links == {"site": "DATABASE_URL"}
+    assert STORE.load(h.context, "db").links == {"site": "DATABASE_URL"}
     assert h.networks[-1] == ("attach", "db", "site")  # on the new name's network before it starts
     assert "DATABASE_URL" in h.state.get_config("site")
     assert h.invoke("apps:destroy", "site", "--force").exit_code == 0
-    assert sv.load(h.context, "db").links == {}
+    assert STORE.load(h.context, "db").links == {}
 
 
 def test_app_without_release_is_not_redeployed(skiff, networks):
     h = skiff(("apps", apps_plugin), ("postgres", pg_plugin))
     h.create_app("fresh")
-    sv.save(h.context, sv.Service(name="db", image="img", password="secretpassword1"))
+    STORE.save(h.context, PgService(name="db", image="img", password="secretpassword1"))
     r = h.invoke("postgres:link", "db", "fresh")
     assert r.exit_code == 0, r.output
     assert h.state.current_release("fresh") is None
@@ -192,30 +197,29 @@ def test_stale_links_do_not_block(linked):
     h.state.destroy_app("web")  # as if apps:destroy ran without this plugin
     r = h.invoke("postgres:unlink", "db", "web")
     assert r.exit_code == 0 and "stale link" in r.stdout
-    assert sv.load(h.context, "db").links == {}
+    assert STORE.load(h.context, "db").links == {}
 
 
 def test_non_loopback_expose_is_refused_over_ssh_before_anything_changes(linked, monkeypatch):
-    from skiff_postgres import container as ct
-
-    monkeypatch.setattr(ct, "client", lambda: pytest.fail("the engine must not be touched"))
+    for module in (commandset, engine):
+        monkeypatch.setattr(module, "client", lambda: pytest.fail("the engine must not be touched"))
     for target in ("0.0.0.0:6000", "[::]:6000", "10.0.0.5:6000"):
         monkeypatch.setenv("SSH_ORIGINAL_COMMAND", f"postgres:expose db {target}")
         r = linked.invoke("ssh-command")
         assert r.exit_code == 1 and len(r.stderr.splitlines()) == 1
         assert "not a loopback address" in r.stderr and "only root on the server" in r.stderr
-        assert sv.load(linked.context, "db").expose is None
+        assert STORE.load(linked.context, "db").expose is None
 
 
 def test_expose_address_is_checked_when_the_container_is_created(linked):
     from skiff.output import Output
-    from skiff_postgres import container as ct
 
+    ct = engine.Engine(KIND)
     warned: list[str] = []
     out = Output(quiet=True)
     out.warn = warned.append
     linked.context.output = out
-    service = sv.Service(name="db", image="img", password="secretpassword1", expose={"host": "127.0.0.1", "port": 1})
+    service = PgService(name="db", image="img", password="secretpassword1", expose={"host": "127.0.0.1", "port": 1})
     assert ct.expose_address(linked.context, service) == "127.0.0.1" and not warned
     service.expose = {"host": "0.0.0.0", "port": 6000}  # stored before this check existed, or by any other path
     assert ct.expose_address(linked.context, service) == "127.0.0.1"

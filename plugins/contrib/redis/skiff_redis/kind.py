@@ -65,6 +65,7 @@ KIND = ServiceKind(
     version=["sh", "-c", "redis-server --version | sed -n 's/.* v=\\([^ ]*\\).*/\\1/p'"],
     restart_after_import=True,
     dump_magic=b"REDIS",
+    dump_suffix="rdb",
     options={
         "maxmemory": Option(r"[0-9]{1,12}(kb|mb|gb)?", "a size: bytes, or a number with kb, mb or gb"),
         "maxmemory-policy": Option(POLICIES, f"one of {POLICIES.replace('|', ', ')}"),

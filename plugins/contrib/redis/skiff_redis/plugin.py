@@ -13,17 +13,10 @@ from skiff_services.hooks import ServiceHooks
 
 from .kind import KIND
 
-HOOKS = ServiceHooks(KIND)
-skiff_service_apps = HOOKS.skiff_service_apps
-skiff_app_destroyed = HOOKS.skiff_app_destroyed
-skiff_app_renamed = HOOKS.skiff_app_renamed
-skiff_container_options = HOOKS.skiff_container_options
-skiff_report = HOOKS.skiff_report
+HOOKS = ServiceHooks(KIND, commands="skiff_redis.commands")
+globals().update(HOOKS.implementations())  # skiff_app_destroyed, skiff_report, ...
 
 
 @hookimpl
 def skiff_commands(cli: click.Group) -> None:
-    from .commands import COMMANDS
-
-    for command in COMMANDS:
-        cli.add_command(command)
+    HOOKS.add_commands(cli)

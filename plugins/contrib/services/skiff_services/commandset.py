@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,9 +25,13 @@ from skiff.cli import local_only, pass_context
 from skiff.context import Context
 from skiff.errors import NotFound, SkiffError, ValidationError
 
+from .backup import Backups, check_passphrase, checked_text, destination
 from .engine import Engine, client
 from .kind import ServiceKind
 from .record import Service, check_password, new_password, service_name
+
+#: an image reference as docker takes it: [registry/]name[:tag][@digest], no option-looking value
+IMAGE_RE = re.compile(r"[a-z0-9][A-Za-z0-9._/:@-]{0,254}")
 
 INFO_FIELDS = (
     "dsn",
@@ -74,6 +81,7 @@ class Commands:
         self.kind = kind
         self.engine = Engine(kind)
         self.store = self.engine.store
+        self.backups = Backups(kind, self)
 
     # -- helpers ------------------------------------------------------------------
 
@@ -115,7 +123,7 @@ class Commands:
             if self.store.exists(context, name):
                 raise SkiffError(f"{kind.name} service {name} already exists")
             c = client()
-            service = self.store.make(name=name, image=image or engine.default_image(context), password=password)
+            service = self.store.make(name=name, image=image or engine.default_image(context, c), password=password)
             if engine.get(c, service) is not None:
                 raise SkiffError(f"a container named {kind.container_name(name)} already exists; remove it first")
             path = self.store.data_dir(context, name)
@@ -155,6 +163,7 @@ class Commands:
             self.engine.remove_network(c, service)
             self.engine.remove_data(context, c, service)
             self.store.delete(context, name)
+            self.backups.forget(context, name)
         context.output.step(f"Destroyed {kind.name} {name}")
 
     # -- looking ------------------------------------------------------------------
@@ -282,7 +291,8 @@ class Commands:
         out.flush()
         err = proc.stderr.read().decode("utf-8", "replace").strip()
         if proc.wait() != 0:
-            raise SkiffError(f"export failed: {err.splitlines()[-1] if err else 'exit ' + str(proc.returncode)}")
+            last = err.splitlines()[-1] if err else f"exit {proc.returncode}"
+            raise SkiffError(f"{self.kind.dump_tools[0]} failed: {last}")
 
     def import_from(self, context: Context, service: Service, container: Any, source: IO[bytes]) -> None:
         proc = subprocess.Popen(
@@ -304,7 +314,8 @@ class Commands:
         err = proc.stderr.read().decode("utf-8", "replace").strip()
         if proc.wait() != 0:
             detail = next((line for line in err.splitlines() if "error" in line.lower()), err[-200:])
-            raise SkiffError(f"the import failed, nothing was imported: {detail or 'exit ' + str(proc.returncode)}")
+            tool = self.kind.dump_tools[1]
+            raise SkiffError(f"{tool} failed, nothing was imported: {detail or 'exit ' + str(proc.returncode)}")
         if self.kind.restart_after_import:
             context.output.info(f"Restarting {self.kind.name} {service.name} to load the import")
             container.restart(timeout=self.kind.stop_timeout)
@@ -349,6 +360,88 @@ class Commands:
                 self.destroy(context, new, force=True)
                 raise
         context.output.step(f"Cloned {self.kind.name} {source} to {new}")
+
+    def upgrade(self, context: Context, name: str, image: str | None, no_restart: bool) -> None:
+        """Move NAME onto ``image`` through an export and an import; the old container serves
+        until the new one holds the data, and serves again if the new one does not start."""
+        kind, engine = self.kind, self.engine
+        if image is not None and (not image.strip() or image.startswith("-")):
+            raise ValidationError(f"invalid image {image!r}")
+        with self.store.lock(context, name):
+            service, container = self.running(context, name)
+            target = image or engine.default_image(context)
+            if target == service.image:
+                raise SkiffError(f"{kind.name} {name} already runs {target}; give the new one with --image")
+            c = client()
+            engine.ensure_image(context, c, target)
+            new = self.store.make(**{**service.as_dict(), "image": target})
+            before = engine.server_version(container) or service.image
+            scratch = context.path("tmp")
+            scratch.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=scratch) as dump:
+                context.output.step(f"Exporting {kind.name} {name} ({before})")
+                self.export_to(container, dump)  # type: ignore[arg-type]
+                self.trial_import(context, c, new, dump)  # type: ignore[arg-type]
+            self.switch(context, c, service, new)
+            self.store.save(context, new)
+        after = engine.server_version(engine.get(c, new)) or target
+        context.output.step(f"{kind.title} {name} upgraded: {before} -> {after}")
+        for app in sorted(new.links):
+            if context.state.app_exists(app):
+                self.redeploy(context, app, f"Upgrade {kind.name} {name}", no_restart)
+
+    def trial_import(self, context: Context, c: Any, new: Service, dump: IO[bytes]) -> None:
+        """Import the dump into a container of the new image that nothing reaches; remove it after."""
+        engine = self.engine
+        trial_dir = self.store.data_dir(context, new.name) / "upgrade"
+        stale = c.containers.list(all=True, filters={"name": f"^{engine.trial_name(new)}$"})
+        for leftover in stale:  # a killed upgrade's
+            leftover.remove(force=True)
+        engine.remove_path(context, c, new, trial_dir)
+        context.output.step(f"Importing into a new container on {new.image}")
+        trial = None
+        try:
+            trial = engine.run(context, c, new, trial=True)
+            engine.wait_ready(trial, new)
+            dump.seek(0)
+            self.import_from(context, new, trial, dump)
+            trial.stop(timeout=self.kind.stop_timeout)  # the server writes everything out
+            trial.remove(force=True)
+        except Exception as exc:
+            context.output.warn(f"the upgrade stopped; {self.kind.name} {new.name} keeps serving on its old image")
+            if trial is not None:
+                with contextlib.suppress(Exception):
+                    trial.remove(force=True)
+            engine.remove_path(context, c, new, trial_dir)
+            if isinstance(exc, SkiffError):
+                raise
+            detail = getattr(exc, "explanation", None) or exc
+            raise SkiffError(f"{self.kind.name} {new.name} does not start on {new.image}: {detail}") from exc
+
+    def switch(self, context: Context, c: Any, old: Service, new: Service) -> None:
+        """Stop the old container, put the imported data in place, start the new image on it;
+        if it does not come up, the old data and image serve again."""
+        engine = self.engine
+        base = self.store.data_dir(context, old.name)
+        data, trial, previous = base / "data", base / "upgrade", base / "previous"
+        context.output.step(f"Switching {self.kind.name} {old.name} to {new.image}")
+        engine.remove_path(context, c, old, previous)
+        engine.remove(c, old)
+        os.replace(data, previous)
+        os.replace(trial, data)
+        try:
+            engine.wait_ready(engine.run(context, c, new), new)
+        except Exception as exc:
+            engine.remove(c, new, graceful=False)
+            os.replace(data, trial)
+            os.replace(previous, data)
+            engine.wait_ready(engine.run(context, c, old), old)
+            engine.remove_path(context, c, new, trial)
+            detail = getattr(exc, "explanation", None) or exc
+            raise SkiffError(
+                f"{self.kind.name} {old.name} did not start on {new.image} ({detail}); it serves on {old.image} again"
+            ) from exc
+        engine.remove_path(context, c, old, previous)
 
     # -- running --------------------------------------------------------------------------
 
@@ -441,9 +534,9 @@ class Commands:
         context.output.step(f"{self.kind.title} {name} is no longer exposed")
 
     def set(self, context: Context, name: str, key: str, value: str | None) -> None:
-        option = self.kind.options.get(key)
+        option = self.kind.settable.get(key)
         if option is None:
-            known = ", ".join(sorted(self.kind.options)) or "none"
+            known = ", ".join(sorted(self.kind.settable)) or "none"
             raise ValidationError(f"unknown key {key!r} for {self.kind.name}:set (keys: {known})")
         if value is not None:
             option.check(key, value)
@@ -456,6 +549,15 @@ class Commands:
 
         self.change(context, name, edit)
         context.output.step(f"{self.kind.name} {name}: {key} {'unset' if value is None else 'set to ' + value}")
+
+
+def image_help(kind: ServiceKind) -> str:
+    if kind.registry_image:
+        return (
+            f"Image with the interface of {kind.registry_image} (default: {kind.registry_image} "
+            f"if present, else the local {kind.local_image})."
+        )
+    return f"Image with the interface of {kind.local_image} (default: that one)."
 
 
 def command_set(kind: ServiceKind, module: str) -> list[click.Command]:  # noqa: C901 - one command each
@@ -481,7 +583,7 @@ def command_set(kind: ServiceKind, module: str) -> list[click.Command]:  # noqa:
         access.admin_command,
         click.command(f"{k}:create"),
         click.argument("name"),
-        click.option("--image", help=f"Image with the interface of {kind.local_image} (default: that one)."),
+        click.option("--image", help=image_help(kind)),
         click.option("--password", help="Use this password (visible in ps while skiff runs; prefer --password-stdin)."),
         click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin."),
     )
@@ -608,6 +710,18 @@ def command_set(kind: ServiceKind, module: str) -> list[click.Command]:  # noqa:
         impl.clone(context, name, new, image)
 
     @add(
+        access.admin_command,
+        click.command(f"{k}:upgrade"),
+        click.argument("name"),
+        click.option("--image", help=f"The new image (default: the {k} plugin's image, {kind.local_image})."),
+        no_restart,
+    )
+    def upgrade(context: Context, name: str, image: str | None, no_restart: bool) -> None:
+        """Move NAME to a new image (a new major version): export, import into a new container,
+        switch, then redeploy the linked apps. On a failure the old container keeps serving."""
+        impl.upgrade(context, name, image, no_restart)
+
+    @add(
         service_cmd,
         click.command(f"{k}:logs"),
         click.argument("name"),
@@ -676,13 +790,149 @@ def command_set(kind: ServiceKind, module: str) -> list[click.Command]:  # noqa:
         local_only,
         click.command(f"{k}:build-image"),
         click.option("--base", help="Image to build FROM (default: the stack image)."),
+        click.option("--tag", help=f"Tag the image with this name (default: {kind.local_image}).", metavar="IMAGE"),
     )
-    def build_image(context: Context, base: str | None) -> None:
-        """Build the local image from the stack image and Debian's packages."""
-        if base is not None and (not base.strip() or base.startswith("-")):
-            raise ValidationError(f"invalid image {base!r}")
-        impl.engine.build_image(context, client(), base=base)
+    def build_image(context: Context, base: str | None, tag: str | None) -> None:
+        """Build the local image from the stack image and Debian's packages.
 
+        An image of another Debian suite (another major version, for KIND:upgrade):
+        KIND:build-image --base skiff/stack-base:SUITE --tag skiff/KIND:SUITE
+        """
+        for value in (base, tag):
+            if value is not None and not IMAGE_RE.fullmatch(value):
+                raise ValidationError(f"invalid image {value!r}")
+        impl.engine.build_image(context, client(), base=base, tag=tag)
+
+    backup_commands(kind, impl, add)
     for command in commands:
         command.help = (command.help or "").replace("KIND", k)
     return commands
+
+
+def read_secret_line(what: str) -> str:
+    """The first line of stdin (a passphrase): never from the command line."""
+    if sys.stdin.isatty():
+        return click.prompt(what, hide_input=True, default="", show_default=False)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def backup_commands(kind: ServiceKind, impl: Commands, add: Callable[..., Any]) -> None:
+    """Add ``KIND:backup*`` (dokku-postgres's names) and ``KIND:backup-restore`` through ``add``: admin commands."""
+    k = kind.name
+    backups = impl.backups
+
+    @add(access.admin_command, click.command(f"{k}:backup"), click.argument("name"), click.argument("dest"))
+    def backup(context: Context, name: str, dest: str) -> None:
+        """Back up NAME to DEST: a directory (over SSH under SKIFF_ROOT/backups) or s3://BUCKET/PREFIX."""
+        backups.backup(context, name, dest)
+
+    @add(
+        access.admin_command,
+        click.command(f"{k}:backup-restore"),
+        click.argument("name"),
+        click.argument("source"),
+        click.option("--passphrase-stdin", is_flag=True, help="Read the passphrase of an encrypted backup from stdin."),
+    )
+    def backup_restore(context: Context, name: str, source: str, passphrase_stdin: bool) -> None:
+        """Load backup SOURCE (a file or s3://BUCKET/KEY) into NAME; a bad one changes nothing."""
+        passphrase = check_passphrase(read_secret_line("Passphrase")) if passphrase_stdin else None
+        backups.restore(context, name, source, passphrase)
+
+    @add(
+        access.admin_command,
+        click.command(f"{k}:backup-auth"),
+        click.argument("name"),
+        click.argument("access_key"),
+        click.argument("secret"),
+        click.argument("region", required=False),
+        click.argument("signature_version", required=False),
+        click.argument("endpoint_url", required=False),
+    )
+    def backup_auth(
+        context: Context,
+        name: str,
+        access_key: str,
+        secret: str,
+        region: str | None,
+        signature_version: str | None,
+        endpoint_url: str | None,
+    ) -> None:
+        """Store S3 credentials for NAME's backups (kept 0600 in the state store, never printed).
+
+        An ENDPOINT_URL (an S3-compatible server) only from a root shell: it reaches the network."""
+        from .backup import KEY_RE, REGION_RE, SIGNATURES
+
+        if not KEY_RE.fullmatch(access_key) or not KEY_RE.fullmatch(secret):
+            raise ValidationError("invalid S3 credentials: printable characters without spaces")
+        if region and not REGION_RE.fullmatch(region):
+            raise ValidationError(f"invalid region {region!r}: e.g. us-east-1")
+        if signature_version and signature_version not in SIGNATURES:
+            raise ValidationError(f"invalid signature version {signature_version!r}: one of {', '.join(SIGNATURES)}")
+        auth = {"access_key": access_key, "secret": secret}
+        if region:
+            auth["region"] = region
+        if signature_version:
+            auth["signature"] = signature_version
+        if endpoint_url:
+            if not context.from_root_shell:
+                raise SkiffError(
+                    "an S3 endpoint URL reaches the server's network: only root on the server may set it "
+                    f"({k}:backup-auth from a root shell)"
+                )
+            if not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+(?::[0-9]{1,5})?/?", endpoint_url):
+                raise ValidationError(f"invalid endpoint URL {endpoint_url!r}: give http(s)://HOST[:PORT]")
+            auth["endpoint"] = endpoint_url
+        backups.update(context, name, auth=auth)
+        context.output.step(f"Stored the S3 credentials of {k} {name}")
+
+    @add(access.admin_command, click.command(f"{k}:backup-deauth"), click.argument("name"))
+    def backup_deauth(context: Context, name: str) -> None:
+        """Forget NAME's S3 credentials."""
+        backups.update(context, name, auth=None)
+        context.output.step(f"Removed the S3 credentials of {k} {name}")
+
+    @add(
+        access.admin_command,
+        click.command(f"{k}:backup-schedule"),
+        click.argument("name"),
+        click.argument("schedule"),
+        click.argument("dest"),
+    )
+    def backup_schedule(context: Context, name: str, schedule: str, dest: str) -> None:
+        """Back up NAME to DEST on SCHEDULE (cron syntax, e.g. "0 3 * * *" or @daily), by the cron runner."""
+        from skiff import validate
+
+        validate.cron_schedule(schedule)
+        checked_text("destination", dest)
+        destination(context, dest)  # the path rules, checked now for the caller
+        backups.update(context, name, schedule={"schedule": schedule, "dest": dest})
+        context.output.step(f"Scheduled backups of {k} {name}: {schedule} to {dest}")
+
+    @add(access.admin_command, click.command(f"{k}:backup-schedule-cat"), click.argument("name"))
+    def backup_schedule_cat(context: Context, name: str) -> None:
+        """Print NAME's backup schedule and the command the cron runner starts."""
+        impl.store.load(context, name)
+        scheduled = backups.config(context, name).get("schedule")
+        if not scheduled:
+            raise NotFound(f"{k} {name} has no backup schedule")
+        click.echo(f"{scheduled['schedule']} skiff {k}:backup {name} {scheduled['dest']}")
+
+    @add(access.admin_command, click.command(f"{k}:backup-unschedule"), click.argument("name"))
+    def backup_unschedule(context: Context, name: str) -> None:
+        """Stop NAME's scheduled backups."""
+        backups.update(context, name, schedule=None)
+        context.output.step(f"Unscheduled the backups of {k} {name}")
+
+    @add(access.admin_command, click.command(f"{k}:backup-set-encryption"), click.argument("name"))
+    def backup_set_encryption(context: Context, name: str) -> None:
+        """Encrypt NAME's backups (gpg, AES256) with a passphrase read from stdin."""
+        impl.store.load(context, name)
+        passphrase = check_passphrase(read_secret_line("Passphrase"))
+        backups.update(context, name, passphrase=passphrase)
+        context.output.step(f"Backups of {k} {name} are encrypted from now on")
+
+    @add(access.admin_command, click.command(f"{k}:backup-unset-encryption"), click.argument("name"))
+    def backup_unset_encryption(context: Context, name: str) -> None:
+        """Stop encrypting NAME's backups."""
+        backups.update(context, name, passphrase=None)
+        context.output.step(f"Backups of {k} {name} are no longer encrypted")

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DOCKER_TIMEOUT = 300  # seconds per API call: dump streams
 STACK_FALLBACK = "skiff/stack-base:trixie"
+UPGRADE_DIR = "upgrade"  # KIND:upgrade imports into SKIFF_ROOT/services/KIND/NAME/upgrade first
 
 
 def client() -> docker.DockerClient:
@@ -81,9 +82,11 @@ class Engine:
             return configured
         return STACK_FALLBACK
 
-    def build_image(self, context: Context, c: docker.DockerClient, base: str | None = None) -> str:
-        """Build the kind's local image FROM the stack image; stream the build's steps."""
-        tag = self.kind.local_image
+    def build_image(
+        self, context: Context, c: docker.DockerClient, base: str | None = None, tag: str | None = None
+    ) -> str:
+        """Build the kind's local image (or ``tag``) FROM the stack image (or ``base``); stream the steps."""
+        tag = tag or self.kind.local_image
         base = base or self.stack_image(context, c)
         if not image_exists(c, base):
             raise SkiffError(f"the base image {base} does not exist; build the stack image first (stack:build)")
@@ -118,20 +121,35 @@ class Engine:
         context.output.info(f"Built {tag} ({(image_id or '')[:19]})")
         return tag
 
-    def default_image(self, context: Context) -> str:
-        """The plugin's ``image`` property, else the local image."""
-        return str(context.state.get_property(self.kind.name, "image") or self.kind.local_image)
+    def default_image(self, context: Context, c: docker.DockerClient | None = None) -> str:
+        """The plugin's ``image`` property, else the kind's registry image if it is here, else the local one."""
+        configured = context.state.get_property(self.kind.name, "image")
+        if configured:
+            return str(configured)
+        registry = self.kind.registry_image
+        if registry and c is not None and image_exists(c, registry):
+            return registry
+        return self.kind.local_image
 
     def ensure_image(self, context: Context, c: docker.DockerClient, image: str) -> None:
+        kind = self.kind
         if image_exists(c, image):
             return
-        if image == self.kind.local_image:
+        if image == kind.local_image:
             self.build_image(context, c)
             return
-        raise SkiffError(
-            f"image {image} is not here; build it, or use the default {self.kind.local_image} "
-            f"({self.kind.name}:build-image)"
-        )
+        if not kind.pull:
+            raise SkiffError(
+                f"image {image} is not here; build it, or use the default {kind.local_image} ({kind.name}:build-image)"
+            )
+        context.output.step(f"Pulling {image}")
+        try:
+            c.images.pull(image)
+        except Exception as exc:
+            raise SkiffError(
+                f"image {image} is not here and cannot be pulled ({exc}); "
+                f"run {kind.name}:build-image and use the default {kind.local_image}"
+            ) from exc
 
     # -- networks -----------------------------------------------------------------
 
@@ -205,34 +223,50 @@ class Engine:
         )
         return "127.0.0.1"
 
-    def run(self, context: Context, c: docker.DockerClient, service: Service) -> Container:
+    def run(self, context: Context, c: docker.DockerClient, service: Service, *, trial: bool = False) -> Container:
         """Start the service's container (data volume, restart always) on its own network, and
-        on the networks of the apps linked to it, with the alias ``skiff-KIND-NAME``."""
+        on the networks of the apps linked to it, with the alias ``skiff-KIND-NAME``.
+
+        ``trial``: a second container of the service (``KIND:upgrade`` imports into it) named
+        ``skiff.KIND.NAME.upgrade`` on the data directory ``upgrade/``, on the service's own
+        network without the alias, on no app's network and published nowhere: nothing reaches it.
+        """
         kind = self.kind
         self.ensure_network(context, c, service)
-        data = self.store.data_dir(context, service.name) / "data"
+        data = self.store.data_dir(context, service.name) / (UPGRADE_DIR if trial else "data")
         data.mkdir(parents=True, exist_ok=True)
         os.chmod(data.parent, 0o700)
         ports: dict[str, Any] = {}
-        if service.expose:
+        if service.expose and not trial:
             ports[f"{kind.port}/tcp"] = (self.expose_address(context, service), service.expose.get("port"))
         network = kind.network(service.name)
+        aliases = [] if trial else [kind.hostname(service.name)]
         extra: dict[str, Any] = {"shm_size": kind.shm_size} if kind.shm_size else {}
+        volumes = {str(data): {"bind": kind.data_mount, "mode": "rw"}}
+        labels = self.labels(context, service)
+        if kind.tls and kind.tls.enabled(service):
+            from . import tls
+
+            volumes[str(tls.ensure(context, c, kind, service, self.labels(context)))] = {
+                "bind": kind.tls.mount,
+                "mode": "ro",
+            }
+            labels[tls.LABEL] = "on"
         container = c.containers.create(
             service.image,
             command=kind.command(service),
-            name=kind.container_name(service.name),
+            name=self.trial_name(service) if trial else kind.container_name(service.name),
             environment=kind.environment(service),
-            volumes={str(data): {"bind": kind.data_mount, "mode": "rw"}},
-            labels=self.labels(context, service),
-            restart_policy={"Name": "always"},
+            volumes=volumes,
+            labels=labels,
+            restart_policy={"Name": "no" if trial else "always"},
             network=network,
-            networking_config={network: c.api.create_endpoint_config(aliases=[kind.hostname(service.name)])},
+            networking_config={network: c.api.create_endpoint_config(aliases=aliases)},
             ports=ports,
             **extra,
         )
         try:
-            for app in sorted(service.links):
+            for app in sorted(service.links) if not trial else []:
                 if context.state.app_exists(app):
                     self.attach(c, service, app)
             container.start()
@@ -241,6 +275,9 @@ class Engine:
             raise
         container.reload()
         return container
+
+    def trial_name(self, service: Service) -> str:
+        return self.kind.container_name(service.name) + ".upgrade"
 
     def remove(self, c: docker.DockerClient, service: Service, graceful: bool = True) -> None:
         """Remove the container; a running server gets a clean shutdown first."""
@@ -260,7 +297,11 @@ class Engine:
 
     def remove_data(self, context: Context, c: docker.DockerClient, service: Service) -> None:
         """Delete the service's data directory (the server's files may belong to its uid)."""
-        path = self.store.data_dir(context, service.name)
+        self.remove_path(context, c, service, self.store.data_dir(context, service.name))
+
+    def remove_path(self, context: Context, c: docker.DockerClient, service: Service, path: Any) -> None:
+        """Delete ``path`` (the data directory or one of its folders), through a container of the
+        service's image when the server's uid owns files the service account may not remove."""
         if not path.exists():
             return
         try:
@@ -270,16 +311,16 @@ class Engine:
             pass
         c.containers.run(
             service.image,
-            entrypoint=["rm", "-rf", "--one-file-system", "/service/data"],
-            volumes={str(path): {"bind": "/service", "mode": "rw"}},
+            entrypoint=["rm", "-rf", "--one-file-system", f"/service/{path.name}"],
+            volumes={str(path.parent): {"bind": "/service", "mode": "rw"}},
             remove=True,
             user="0",
             labels=self.labels(context),
         )
-        shutil.rmtree(path)
+        shutil.rmtree(path, ignore_errors=True)
 
     def exec_output(self, container: Container, argv: list[str]) -> tuple[int, str]:
-        code, out = container.exec_run(argv, demux=False)
+        code, out = container.exec_run(argv, demux=False, user=self.kind.exec_user or "")
         return code, (out or b"").decode("utf-8", "replace").strip()
 
     def wait_ready(self, container: Container, service: Service, timeout: float | None = None) -> None:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .record import Service
 
 PASSWORD_RE = re.compile(r"\A[A-Za-z0-9._~-]{8,128}\Z")
+PASSWORD_HELP = "8 to 128 characters (letters, digits and . _ ~ -)"
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,26 @@ class Option:
 
             raise ValidationError(f"invalid value {value!r} for {key}: {self.help}")
         return value
+
+
+@dataclass(frozen=True)
+class TLS:
+    """How a kind's server takes its per-service certificate (see :mod:`skiff_services.tls`).
+
+    The toolkit makes ``server.crt`` and ``server.key`` (key 0600) in the service's ``tls/``
+    folder, gives both to ``owner`` (a user of the image: the server's), and mounts the folder
+    read-only at ``mount``; the kind's ``command`` turns TLS on when ``tls.enabled(service)``.
+    """
+
+    mount: str
+    owner: str
+
+    def enabled(self, service: Service) -> bool:
+        """On unless the service's ``tls`` setting is ``false`` (``KIND:set NAME tls false``)."""
+        return service.options.get("tls", "true") != "false"
+
+
+TLS_OPTION = Option("true|false", "true or false")
 
 
 @dataclass(frozen=True)
@@ -55,13 +76,25 @@ class ServiceKind:
     url_key: str = "DATABASE_URL"  # the config key a link sets by default
     version: list[str] | None = None  # prints the server's version
     restart_after_import: bool = False  # the server picks the import up when it starts
-    dump_magic: bytes = b""  # an export starts with this (checked by clone)
+    dump_magic: bytes = b""  # an export starts with this (checked by clone, backup and restore)
+    dump_suffix: str = "dump"  # the backup files' extension: redis-NAME-STAMP.rdb
     options: Mapping[str, Option] = field(default_factory=dict)  # KIND:set keys
     command: Callable[[Service], list[str] | None] = lambda service: None  # the container's command
     stop_timeout: int = 30
     shm_size: str | None = None
     record: Callable[..., Service] | None = None  # a Service subclass with fields of its own
-    password_re: re.Pattern[str] = PASSWORD_RE
+    password_ok: Callable[[str], object] = PASSWORD_RE.fullmatch  # a password given at create
+    password_help: str = PASSWORD_HELP  # what password_ok accepts (in its error)
+    registry_image: str | None = None  # the default image when it is here (else local_image)
+    pull: bool = False  # an image that is not here is pulled (else only local_image is built)
+    exec_user: str | None = None  # the user ``ready`` and ``version`` run as
+    dump_tools: tuple[str, str] = ("export", "the import")  # how a failed export / import is named
+    tls: TLS | None = None  # a per-service certificate (and the ``tls`` set key)
+
+    @property
+    def settable(self) -> Mapping[str, Option]:
+        """The ``KIND:set`` keys: the kind's options, and ``tls`` for a kind with TLS."""
+        return {**self.options, "tls": TLS_OPTION} if self.tls else self.options
 
     @property
     def label(self) -> str:

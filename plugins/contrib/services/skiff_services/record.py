@@ -46,8 +46,8 @@ def new_password() -> str:
 
 
 def check_password(kind: ServiceKind, password: str) -> str:
-    if not kind.password_re.fullmatch(password):
-        raise ValidationError(f"invalid password for {kind.name}: 8 to 128 characters (letters, digits and . _ ~ -)")
+    if not kind.password_ok(password):
+        raise ValidationError(f"invalid password for {kind.name}: {kind.password_help}")
     return password
 
 
@@ -87,6 +87,7 @@ class Store:
 
     @contextmanager
     def lock(self, context: Context, name: str) -> Iterator[None]:
+        service_name(name)  # the name is part of the lock's path
         with file_lock(
             lock_path(context.root, f"{self.kind.name}-{name}"),
             LOCK_TIMEOUT,

@@ -35,6 +35,7 @@ KIND = ServiceKind(
     export=["tar", "-C", "/data", "-cf", "-", "."],
     import_=["tar", "-C", "/data", "-xf", "-"],
     version=["python3", "--version"],
+    dump_suffix="tar",
     stop_timeout=2,
 )
 COMMANDS = command_set(KIND, __name__)

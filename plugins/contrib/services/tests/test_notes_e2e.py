@@ -104,3 +104,19 @@ def notes_cli(root: Path, *args: str, input: bytes | None = None) -> subprocess.
         env=dict(os.environ, SKIFF_ROOT=str(root)),
         timeout=120,
     )
+
+
+def test_the_small_service_gets_backups_from_the_toolkit(h, docker_client, skiff_root, tmp_path):
+    name = "n" + uuid.uuid4().hex[:8]
+    ok(h.invoke("notes:create", name))
+    data = skiff_root / "services" / "notes" / name / "data"
+    (data / "todo.txt").write_text("backed up\n")
+    ok(h.invoke("notes:backup", name, "notes"))  # relative: under SKIFF_ROOT/backups
+    [made] = sorted((skiff_root / "backups" / "notes").iterdir())
+    assert made.name.startswith(f"notes-{name}-") and made.name.endswith(".tar")
+    ok(h.invoke("notes:destroy", name, "--force"))
+    ok(h.invoke("notes:create", name))
+    assert not (data / "todo.txt").exists()
+    ok(h.invoke("notes:backup-restore", name, str(made)))
+    assert (data / "todo.txt").read_text() == "backed up\n"
+    ok(h.invoke("notes:destroy", name, "--force"))

@@ -85,10 +85,12 @@ def test_binds_and_options():
 def test_the_command_set_and_its_access_declarations():
     names = {c.name: c for c in COMMANDS}
     dokku = "create destroy list exists info link unlink links app-links linked connect enter export import"
-    dokku += " clone logs start stop pause restart expose unexpose set build-image"
+    dokku += " clone upgrade logs start stop pause restart expose unexpose set build-image"
+    dokku += " backup backup-restore backup-auth backup-deauth backup-schedule backup-schedule-cat"
+    dokku += " backup-unschedule backup-set-encryption backup-unset-encryption"
     assert set(names) == {f"notes:{n}" for n in dokku.split()}
     levels = {name: access.effective(c) for name, c in names.items()}
-    for admin in ("create", "destroy", "list", "enter", "clone", "expose", "unexpose", "set"):
+    for admin in ("create", "destroy", "list", "enter", "clone", "upgrade", "expose", "unexpose", "set"):
         assert levels[f"notes:{admin}"].level == access.ADMIN, admin
     assert levels["notes:build-image"].level == access.ROOT
     for name in ("info", "export", "import", "connect", "logs", "start", "stop", "pause", "restart", "exists"):
@@ -132,7 +134,12 @@ def test_bad_input_is_one_line_and_changes_nothing(h):
         (("notes:create", "Bad/Name"), "invalid service name"),
         (("notes:create", "db", "--password", "x y"), "invalid password"),
         (("notes:info", "nope"), "does not exist"),
+        (("notes:stop", "../x"), "invalid service name"),  # checked before its lock's path is made
         (("notes:set", "nope", "size", "1"), "unknown key"),
+        (("notes:build-image", "--tag", "--rm"), "invalid image"),
+        (("notes:build-image", "--base", "x; rm -rf /"), "invalid image"),
+        (("notes:upgrade", "nope", "--image", "-x"), "invalid image"),
+        (("notes:upgrade", "nope"), "does not exist"),
     ):
         result = h.invoke(*args)
         assert result.exit_code != 0 and len(result.stderr.strip().splitlines()) == 1, (args, result.output)

@@ -15,7 +15,7 @@ import click
 
 from skiff import hookimpl
 from skiff.context import Context
-from skiff.contracts import ContainerOptions
+from skiff.contracts import BackupPart, ContainerOptions
 
 from . import directories, mounts
 
@@ -64,3 +64,14 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]] | None
     if not fields["mounts"] and not fields["directories"]:
         return None
     return {"storage": fields}
+
+
+@hookimpl
+def skiff_backup_parts(context: Context) -> list[BackupPart]:
+    """The storage directories (``SKIFF_ROOT/storage``); a host path root mounted is not
+    skiff's to copy, and the backup says so."""
+    for app in context.state.list_apps():
+        for mount in mounts.stored(context, app):
+            if mounts.storage_name(context, mount.host) is None:
+                context.output.warn(f"storage: {mount.host} (mounted into {app}) is outside SKIFF_ROOT: not backed up")
+    return [BackupPart("storage:directories", "the apps' storage directories", paths=(directories.ROOT_DIR,))]

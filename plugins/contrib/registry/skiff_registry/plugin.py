@@ -1,0 +1,81 @@
+"""registry: release images pushed to a container registry, like Dokku's registry plugin.
+
+Hooks: ``skiff_settings`` (``registry:set``), ``skiff_commands`` (``registry:login``,
+``registry:logout``, ``registry:report``, ``registry:serve``), ``skiff_image_for_nodes`` (the
+reference other nodes pull), ``skiff_release`` (push-on-release), ``skiff_report``. See
+docs/registry.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from skiff import hookimpl
+from skiff.context import Context
+from skiff.contracts import BackupPart, registry_config_dir
+from skiff.deploy import Deploy
+from skiff.settings import Namespace
+
+from .settings import SETTINGS, repository
+
+
+@hookimpl
+def skiff_settings() -> list[Namespace]:
+    return [SETTINGS]
+
+
+@hookimpl
+def skiff_commands(cli: click.Group) -> None:
+    from .commands import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+@hookimpl
+def skiff_image_for_nodes(context: Context, app: str, image: str) -> str | None:
+    """Push ``image`` to ``app``'s registry and return the reference nodes pull; ``None`` without a server."""
+    server = SETTINGS.get(context.state, "server", app)
+    if not server:
+        return None
+    from .push import push
+
+    return push(context.root, server, repository(context.state, app), image)
+
+
+@hookimpl
+def skiff_release(deploy: Deploy) -> None:
+    """push-on-release: a new build's image goes to the registry before it is deployed.
+
+    A push the registry refuses fails the deploy in its release phase: nothing was started and
+    the running release keeps serving. Redeploys (config, scale, rollback) reuse a pushed image.
+    """
+    context = deploy.context
+    if deploy.kind != "deploy" or not deploy.image:
+        return
+    if not SETTINGS.get(context.state, "push-on-release", deploy.app):
+        return
+    server = SETTINGS.get(context.state, "server", deploy.app)
+    if not server:
+        deploy.output.warn("registry push-on-release is on but no registry server is set: not pushed")
+        return
+    from .push import push
+
+    reference = push(context.root, server, repository(context.state, deploy.app), deploy.image)
+    deploy.output.step(f"Pushed {reference}")
+
+
+@hookimpl
+def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
+    from .commands import report_fields
+
+    return {"registry": report_fields(context, app)}
+
+
+@hookimpl
+def skiff_backup_parts(context: Context) -> list[BackupPart]:
+    """The registry credentials (``SKIFF_ROOT/registry``, 0700)."""
+    path = registry_config_dir(context.root).parent.relative_to(context.root).as_posix()
+    return [BackupPart("registry:credentials", "the registry credentials (registry:login)", paths=(path,))]

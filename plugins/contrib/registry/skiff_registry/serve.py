@@ -1,0 +1,212 @@
+"""A registry Skiff runs itself for a cluster: Debian's ``docker-registry`` with TLS and htpasswd.
+
+Everything lives in ``SKIFF_ROOT/registry/serve`` (0700): its own CA (``ca.crt``; nodes trust
+it as ``/etc/docker/certs.d/HOST:PORT/ca.crt`` in their engines' own config), the server's
+certificate for the address it listens on, an htpasswd file with one generated account
+(bcrypt, the only scheme the registry accepts), the registry's config and its storage. The
+password is generated here and goes straight to the credentials file (0600): it is never an
+argument, printed or logged.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+from skiff.errors import SkiffError
+
+from . import credentials
+
+BINARY = "docker-registry"
+USER = "skiff"
+DEFAULT_PORT = 5443
+START_TIMEOUT = 20.0
+
+
+def directory(root: Path) -> Path:
+    return Path(root) / "registry" / "serve"
+
+
+def ca_file(root: Path) -> Path:
+    return directory(root) / "ca.crt"
+
+
+def _private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _certificates(folder: Path, host: str) -> None:
+    """A CA (kept across restarts: nodes trust it) and a certificate for ``host`` signed by it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    pem = serialization.Encoding.PEM
+    plain = serialization.NoEncryption()
+    pkcs8 = serialization.PrivateFormat.PKCS8
+    ca_path, ca_key_path = folder / "ca.crt", folder / "ca.key"
+    if ca_path.exists() and ca_key_path.exists():
+        ca = x509.load_pem_x509_certificate(ca_path.read_bytes())
+        loaded = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+        assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+        ca_key = loaded
+    else:
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Skiff registry CA {secrets.token_hex(4)}")])
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )
+        _private(ca_key_path, ca_key.private_bytes(pem, pkcs8, plain))
+        ca_path.write_bytes(ca.public_bytes(pem))
+        ca_path.chmod(0o644)
+    try:
+        alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        alt = x509.DNSName(host)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=825))
+        .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _private(folder / "server.key", key.private_bytes(pem, pkcs8, plain))
+    (folder / "server.crt").write_bytes(cert.public_bytes(pem) + ca.public_bytes(pem))
+
+
+def _config(folder: Path, address: str) -> str:
+    """The registry's YAML config (every value is Skiff's own path or a checked address)."""
+    return "\n".join(
+        (
+            "version: 0.1",
+            "log:",
+            "  level: warn",
+            "  accesslog:",
+            "    disabled: true",
+            "storage:",
+            "  filesystem:",
+            f"    rootdirectory: {folder / 'data'}",
+            "  delete:",
+            "    enabled: true",
+            "http:",
+            f"  addr: {address}",
+            "  tls:",
+            f"    certificate: {folder / 'server.crt'}",
+            f"    key: {folder / 'server.key'}",
+            "auth:",
+            "  htpasswd:",
+            "    realm: skiff-registry",
+            f"    path: {folder / 'htpasswd'}",
+            "",
+        )
+    )
+
+
+def running_pid(root: Path) -> int | None:
+    """The pid of the registry this Skiff started, if it still runs."""
+    try:
+        pid = int((directory(root) / "registry.pid").read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if cmdline and cmdline[0].endswith(BINARY.encode()) else None
+
+
+def _answers(host: str, port: int, ca: Path) -> bool:
+    """Whether the registry answers ``/v2/`` over TLS verified by ``ca`` (401: it wants the password)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    try:
+        with (
+            socket.create_connection((host, port), timeout=2) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            tls.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+            return tls.recv(64).split(b" ")[1:2] == [b"401"]
+    except (OSError, ssl.SSLError, IndexError):
+        return False
+
+
+def start(root: Path, host: str, port: int) -> str:
+    """Start (or restart) the registry on ``host:port``; store its account; return ``HOST:PORT``."""
+    import bcrypt
+
+    binary = shutil.which(BINARY)
+    if binary is None:
+        raise SkiffError(f"{BINARY} is not installed (apt-get install docker-registry)")
+    stop(root)
+    folder = directory(root)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.chmod(0o700)
+    (folder / "data").mkdir(exist_ok=True, mode=0o700)
+    _certificates(folder, host)
+    password = secrets.token_urlsafe(24)
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10))
+    _private(folder / "htpasswd", f"{USER}:".encode() + hashed + b"\n")
+    server = f"{host}:{port}"
+    _private(folder / "config.yml", _config(folder, server).encode())
+    with open(folder / "registry.log", "ab") as log:
+        os.chmod(folder / "registry.log", 0o600)
+        process = subprocess.Popen(
+            [binary, "serve", str(folder / "config.yml")],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=folder,
+        )
+    (folder / "registry.pid").write_text(f"{process.pid}\n")
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _answers(host, port, folder / "ca.crt"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(root)
+            tail = " ".join((folder / "registry.log").read_text(errors="replace").split()[-30:])
+            raise SkiffError(f"the registry did not start on {server}: {tail or 'no answer'}")
+        time.sleep(0.2)
+    credentials.store(root, server, USER, password)
+    return server
+
+
+def stop(root: Path) -> bool:
+    """Stop the registry this Skiff started; whether one was running."""
+    pid = running_pid(root)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while running_pid(root) == pid and time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    if running_pid(root) == pid:
+        os.kill(pid, signal.SIGKILL)
+    return True

@@ -1,0 +1,127 @@
+"""End to end: a whole-server backup restored onto an emptied SKIFF_ROOT brings an app back.
+
+The app (plugins/contrib/redis/tests/counter: it counts visits with INCR) is pushed with git
+over a real sshd, gets config, a real redis linked and a self-signed certificate (certs:add),
+and serves through a private nginx. ``skiff state:backup`` (the real CLI, a root shell) writes
+the archive; then everything the server held goes: SKIFF_ROOT's contents, the authorized_keys
+file, the app's containers, images and network, the redis container and its network (only this
+test's own docker objects). ``skiff state:restore`` brings the keys, the repository, the config,
+the certificate and the redis data back, rebuilds the app from its repository (its image is
+gone) and serves it again through nginx, over HTTPS with the same certificate.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from skiff.executable import skiff_executable
+from skiff.testing.docker import new_app_name, remove_app_network
+from skiff.testing.sshd import git_push, init_repo
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+COUNTER = ROOT / "plugins" / "contrib" / "redis" / "tests" / "counter"
+GLOBAL = "skiff.test"
+
+
+@pytest.fixture
+def sshd_skiff_env(private_nginx):
+    return {**private_nginx.env}
+
+
+def skiff_cli(*argv: str, env: dict[str, str], code: int = 0) -> str:
+    """The real ``skiff ARGV`` in a root shell on the server; its output."""
+    proc = subprocess.run([skiff_executable(), *argv], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == code, f"{argv}: {proc.stdout}{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    crt, key = directory / "server.crt", directory / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}"]
+        + ["-addext", f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(crt)],
+        check=True,
+        capture_output=True,
+    )
+    return crt, key
+
+
+def remove_own(docker_client, app: str, service: str) -> list[str]:
+    """Take away this test's app and service from the engine: containers, images, networks."""
+    gone = []
+    for container in docker_client.containers.list(all=True, filters={"label": f"skiff.app={app}"}):
+        container.remove(force=True)
+        gone.append(container.name)
+    redis = docker_client.containers.get(f"skiff.redis.{service}")
+    redis.remove(force=True)
+    gone.append(redis.name)
+    images = docker_client.images.list(filters={"label": f"skiff.app={app}"})
+    for image in sorted(images, key=lambda i: i.attrs.get("Created", ""), reverse=True):
+        docker_client.images.remove(image.id, force=True)
+    for network in docker_client.networks.list(names=[f"skiff-service-redis-{service}"]):
+        network.remove()
+    remove_app_network(docker_client, app)
+    return gone
+
+
+def test_a_whole_server_backup_restored_onto_an_empty_root_brings_the_app_back(
+    stack_image, docker_cleanup, private_nginx, sshd, skiff_root, docker_client, tmp_path
+):
+    env = {**os.environ, **private_nginx.env, "SKIFF_ROOT": str(skiff_root)}
+    assert sshd.ssh(["domains:set-global", GLOBAL]).exit_code == 0
+    app = docker_cleanup.app(new_app_name("bak"))
+    service = "b" + uuid.uuid4().hex[:8]
+    docker_cleanup.label("skiff.root", str(skiff_root))
+    host = f"{app}.{GLOBAL}"
+    files = {p.name: p.read_text() for p in COUNTER.iterdir() if p.is_file()}
+    pushed = git_push(init_repo(tmp_path / app, files), app, sshd)
+    assert pushed.exit_code == 0, pushed.output
+    for argv in (["config:set", app, "GREETING=meow"], ["redis:create", service], ["redis:link", service, app]):
+        result = sshd.ssh(argv, timeout=600)
+        assert result.exit_code == 0, (argv, result.output)
+    assert [private_nginx.request("/visit", host=host).body for _ in range(3)][-1] == "visits: 3\n"
+    crt, key = self_signed(tmp_path, host)
+    skiff_cli("certs:add", app, str(crt), str(key), env=env)
+    assert private_nginx.request("/", host=host, https=True, cafile=str(crt)).body == "visits so far: 3\n"
+
+    archive = tmp_path / "server.tar.gz"
+    said = skiff_cli("state:backup", str(archive), env=env)
+    assert f"redis:{service}" in said and "git:repos" in said and "nginx:certs" in said
+    assert oct(archive.stat().st_mode & 0o777) == "0o600"
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert f"root/repos/{app}.git/HEAD" in names and f"root/nginx/certs/{app}/server.key" in names
+    assert f"dumps/redis:{service}" in names and names[-1] == "manifest.json"
+
+    # the server loses everything: its root, its keys, the app's and the service's docker objects
+    authorized_keys = Path(env["SKIFF_AUTHORIZED_KEYS"])
+    authorized_keys.unlink()
+    gone = remove_own(docker_client, app, service)
+    assert f"{app}.web.1" in gone and f"skiff.redis.{service}" in gone
+    for entry in skiff_root.iterdir():
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    assert private_nginx.request("/", host=host).status != 200
+    assert sshd.ssh(["apps:list"]).exit_code != 0  # no key: sshd refuses
+
+    restored = skiff_cli("state:restore", str(archive), env=env)
+    assert "rebuilding" in restored  # the release image was gone: built again from the repository
+    assert private_nginx.request("/visit", host=host).status == 301  # to HTTPS: the certificate is back
+    answer = private_nginx.request("/visit", host=host, https=True, cafile=str(crt))  # the same certificate
+    assert answer.status == 200 and answer.body == "visits: 4\n"  # the redis data came back
+    config = sshd.ssh(["config:get", app, "GREETING"])  # the key came back too
+    assert config.exit_code == 0 and config.stdout.strip() == "meow"
+    assert sshd.ssh(["redis:links", service]).stdout.split() == [app, "REDIS_URL"]
+
+    # a second restore onto the root that now holds the app is refused, and changes nothing
+    again = skiff_cli("state:restore", str(archive), env=env, code=1)
+    assert "is not empty" in again and again.count("!") == 1
+    assert private_nginx.request("/visit", host=host, https=True, cafile=str(crt)).body == "visits: 5\n"

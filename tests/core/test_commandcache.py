@@ -1,0 +1,245 @@
+"""The command cache (skiff.commandcache): a start imports only what its command needs,
+and every change of the installed, enabled or edited plugins is seen by the next start."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from skiff import access, cli
+from skiff.commandcache import CACHE
+from skiff.plugins import build_plugin_manager
+
+HELLO = '''
+import click
+from skiff import access, hookimpl
+
+
+@access.public_command
+@click.command("fresh:hello")
+def hello():
+    """Say hello from a plugin installed after the cache was written."""
+    click.echo("hello from fresh")
+
+
+@hookimpl
+def skiff_commands(cli):
+    cli.add_command(hello)
+'''
+
+
+@pytest.fixture
+def service_account(tmp_path, monkeypatch):
+    """A SKIFF_ROOT used by a (pretended) service account: the cache is only for it."""
+    root = tmp_path / "root"
+    root.mkdir()
+    monkeypatch.setenv("SKIFF_ROOT", str(root))
+    monkeypatch.delenv("SKIFF_DISABLED_PLUGINS", raising=False)
+    monkeypatch.delenv("SKIFF_PLUGINS", raising=False)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    return root
+
+
+class Start:
+    """One ``skiff ARGS`` in this process, as :func:`skiff.cli.main` runs it, keeping its context."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str):
+        seen = {}
+        real = cli.make_context
+
+        def keep(*a, **kw):
+            seen["context"] = context = real(*a, **kw)
+            return context
+
+        monkeypatch.setattr(cli, "make_context", keep)
+        with pytest.raises(SystemExit) as exited:
+            cli.main(list(args))
+        monkeypatch.setattr(cli, "make_context", real)
+        self.status = exited.value.code
+        self.context = seen["context"]
+        self.pm = self.context.pm
+        captured = capsys.readouterr()
+        self.out, self.err = captured.out, captured.err
+
+    @property
+    def cached(self) -> bool:
+        cache = self.context.command_cache
+        return cache is not None and cache.index is not None
+
+
+@pytest.fixture
+def start(capsys, monkeypatch, service_account):
+    return lambda *args: Start(capsys, monkeypatch, *args)
+
+
+def install(site: Path, name: str, source: str) -> Path:
+    """Put a distribution with a ``skiff`` entry point on ``site`` (as pip would, without pip)."""
+    module = site / f"{name}_plugin.py"
+    module.write_text(source)
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[skiff]\n{name} = {name}_plugin\n")
+    importlib.invalidate_caches()
+    return module
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    folder = tmp_path / "site"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    yield folder
+    for name in [m for m in sys.modules if m.endswith("_plugin") and m.startswith(("fresh", "flaky"))]:
+        del sys.modules[name]
+
+
+def test_help_from_the_cache_is_the_same_and_imports_no_plugin(start, service_account):
+    first = start("--help")
+    assert first.status == 0 and not first.cached and (service_account / CACHE).exists()
+    second = start("--help")
+    assert second.status == 0 and second.cached
+    assert second.out == first.out and "apps:list" in second.out and "config:set" in second.out
+    enabled = {n for n, i in second.pm.infos.items() if i.status == "enabled"}
+    assert enabled and set(second.pm.deferred) == enabled  # not one plugin imported
+    assert second.pm.get_plugins() == set()
+
+
+def test_a_command_imports_its_plugin_and_every_implementer_of_the_hooks_it_calls(start):
+    start("--help")
+    created = start("apps:create", "catmeow")
+    assert created.status == 0 and created.cached, created.err
+    pm = created.pm
+    assert "apps" not in pm.deferred
+    implementers = {n for n, i in pm.infos.items() if "skiff_app_created" in i.hooks}
+    assert implementers and not implementers & set(pm.deferred)
+    listed = start("apps:list")
+    assert listed.cached and "catmeow" in listed.out
+
+
+def test_deferred_plugins_keep_the_hook_order_of_a_full_start():
+    full = build_plugin_manager()
+    hooks = {n: i.hooks for n, i in full.infos.items() if i.status == "enabled"}
+    lazy = build_plugin_manager(defer=hooks)
+    for name in sorted(lazy.deferred, reverse=True):  # the worst order: last name first
+        lazy.load_deferred(name)
+    for name, caller in vars(full.hook).items():
+        if name.startswith("skiff_"):
+            order = [i.plugin_name for i in caller.get_hookimpls()]
+            assert [i.plugin_name for i in getattr(lazy.hook, name).get_hookimpls()] == order, name
+
+
+def test_a_hook_reached_through_the_context_registers_its_deferred_implementers():
+    full = build_plugin_manager()
+    lazy = build_plugin_manager(defer={n: i.hooks for n, i in full.infos.items() if i.status == "enabled"})
+    assert lazy.get_plugins() == set()
+    caller = lazy.calls.skiff_app_created
+    assert {i.plugin_name for i in caller.get_hookimpls()} == {
+        i.plugin_name for i in full.hook.skiff_app_created.get_hookimpls()
+    }
+
+
+def test_an_installed_or_removed_plugin_is_seen_at_once(start, site):
+    start("--help")
+    assert start("--help").cached
+    module = install(site, "fresh", HELLO)
+    listed = start("--help")
+    assert not listed.cached and "fresh:hello" in listed.out
+    ran = start("fresh:hello")
+    assert ran.cached and ran.status == 0 and "hello from fresh" in ran.out
+    module.unlink()
+    for path in site.glob("fresh-*.dist-info/*"):
+        path.unlink()
+    (site / "fresh-1.0.dist-info").rmdir()
+    sys.modules.pop("fresh_plugin", None)
+    importlib.invalidate_caches()
+    gone = start("--help")
+    assert not gone.cached and "fresh:hello" not in gone.out
+    assert start("fresh:hello").status != 0
+
+
+def test_plugin_disable_enable_and_the_environment_are_seen_at_once(start, monkeypatch):
+    start("--help")
+    assert start("--help").cached
+    assert start("plugin:disable", "acl").status == 0
+    off = start("--help")
+    assert not off.cached and "acl:add" not in off.out and "apps:list" in off.out
+    assert start("--help").cached and "acl:add" not in start("--help").out
+    assert start("plugin:enable", "acl").status == 0
+    on = start("--help")
+    assert not on.cached and "acl:add" in on.out
+    monkeypatch.setenv("SKIFF_DISABLED_PLUGINS", "acl")
+    assert "acl:add" not in start("--help").out
+    assert start("acl:add", "catmeow", "key").status != 0
+    monkeypatch.delenv("SKIFF_DISABLED_PLUGINS")
+    back = start("--help")
+    assert not back.cached and "acl:add" in back.out
+
+
+def test_an_edited_plugin_source_is_seen_at_once(start, site):
+    module = install(site, "fresh", HELLO)
+    start("--help")
+    assert start("--help").cached
+    module.write_text(HELLO.replace("fresh:hello", "fresh:greet"))
+    stamp = module.stat().st_mtime_ns + 1_000_000_000
+    os.utime(module, ns=(stamp, stamp))
+    sys.modules.pop("fresh_plugin", None)
+    edited = start("--help")
+    assert not edited.cached and "fresh:greet" in edited.out and "fresh:hello" not in edited.out
+
+
+def test_a_broken_plugin_is_imported_at_every_start_and_its_repair_is_seen(start, site):
+    module = install(site, "flaky", "raise RuntimeError('not yet')\n")
+    start("--help")
+    again = start("--help")
+    assert again.cached and "flaky is broken" in again.err and "flaky" not in again.pm.deferred
+    module.write_text(HELLO.replace("fresh:hello", "flaky:hello"))
+    sys.modules.pop("flaky_plugin", None)
+    repaired = start("--help")
+    assert not repaired.cached and "flaky:hello" in repaired.out and "broken" not in repaired.err
+
+
+def test_root_never_reads_or_writes_the_cache(start, service_account, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    as_root = start("--help")
+    assert as_root.context.command_cache is None and not (service_account / CACHE).exists()
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    start("--help")
+    data = json.loads((service_account / CACHE).read_text())
+    data["commands"]["planted:command"] = dict(data["commands"]["apps:list"], help="Planted by the account.")
+    (service_account / CACHE).write_text(json.dumps(data))
+    assert "planted:command" in start("--help").out  # the account may fool itself...
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    root_help = start("--help")
+    assert "planted:command" not in root_help.out and root_help.pm.deferred == {}  # ...never root
+    assert json.loads((service_account / CACHE).read_text()) == data
+
+
+def declared(command: click.Command) -> tuple:
+    decl = access.effective(command)
+    return (decl.level, decl.app, decl.service, decl.kind, decl.creates, decl.log_assignments, decl.resolve)
+
+
+def test_the_cached_tree_gives_the_real_commands_with_their_access_declarations(start):
+    full = start("--help")
+    full_cli = cli.build_cli(full.context)
+    lazy = start("--help")
+    assert lazy.cached
+    lazy_cli = cli.build_cli(lazy.context)
+    assert isinstance(lazy_cli, cli.LazySkiffGroup)
+    with click.Context(full_cli) as full_ctx, click.Context(lazy_cli) as lazy_ctx:
+        names = full_cli.list_commands(full_ctx)
+        assert lazy_cli.list_commands(lazy_ctx) == names
+        for name in names:
+            real, cached = full_cli.get_command(full_ctx, name), lazy_cli.get_command(lazy_ctx, name)
+            assert cached is not None and type(cached) is type(real), name
+            assert declared(cached) == declared(real), name
+            assert cli.is_local_only(cached) == cli.is_local_only(real) == lazy_cli.is_local_only(name), name
+            assert [p.name for p in cached.params] == [p.name for p in real.params], name
+            assert cached.help == real.help, name
