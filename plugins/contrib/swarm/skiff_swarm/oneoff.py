@@ -75,9 +75,9 @@ def split_lines(raw: Any) -> list[tuple[str, str]]:
 
 
 def _parse(line: str) -> tuple[str, str, str]:
-    """A ``details=True, timestamps=True`` line: ``(task id, timestamp, text)``."""
-    details, _, rest = line.partition(" ")
-    ts, _, text = rest.partition(" ")
+    """A ``timestamps=True, details=True`` line, ``TIMESTAMP DETAILS TEXT``: ``(task id, timestamp, text)``."""
+    ts, _, rest = line.partition(" ")
+    details, _, text = rest.partition(" ")
     task = ""
     for pair in details.split(","):
         key, _, value = pair.partition("=")

@@ -306,8 +306,8 @@ def test_logs_prefix_each_line_with_its_process_and_slot(harness, fake_swarm, tm
     service = fake_swarm.services_["id-skiff-cat-web-v1"]
     service["tasks"][0]["ID"] = "t1"
     fake_swarm.service_logs = lambda ident, **kw: (
-        b"com.docker.swarm.node.id=n1,com.docker.swarm.task.id=t1 2026-12-04T10:00:01Z second\n"
-        b"com.docker.swarm.node.id=n1,com.docker.swarm.task.id=t1 2026-12-04T10:00:00Z first\n"
+        b"2026-12-04T10:00:01Z com.docker.swarm.node.id=n1,com.docker.swarm.task.id=t1 second\n"
+        b"2026-12-04T10:00:00Z com.docker.swarm.node.id=n1,com.docker.swarm.task.id=t1 first\n"
     )
     lines: list[str] = []
     assert swarm_plugin.skiff_app_logs(harness.context, "cat", None, 100, False, lines.append) is True
