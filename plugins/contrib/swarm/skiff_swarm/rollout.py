@@ -212,7 +212,6 @@ def renamed(context: Any, old: str, new: str) -> None:
     does for containers). It never raises (the rename is done): a failure says to run
     ``ps:restart NEW``.
     """
-    from skiff.contracts import ReleaseMeta
 
     state = context.state
     if not settings.is_swarm_app(state, new):
@@ -224,20 +223,7 @@ def renamed(context: Any, old: str, new: str) -> None:
         release = state.current_release(new)
         if release is not None and release.image and previous:
             context.output.step(f"Starting {old}'s release v{release.version} on the swarm as {new}")
-            d = Deploy(
-                context=context,
-                app=new,
-                kind="redeploy",
-                description=f"Rename {old} to {new}",
-                output=context.output,
-                revision=release.revision,
-                image=release.image,
-                processes=dict(release.processes),
-                app_json=dict(release.meta.get("app_json") or {}),
-                config=dict(release.config),
-                meta=ReleaseMeta(**release.meta),
-                release=release,
-            )
+            d = Deploy.of_release(context, new, release, f"Rename {old} to {new}")
             try:
                 deploy(d)
             except BaseException:
