@@ -4,7 +4,8 @@ so builds happen there, as on a real manager host. Skiff runs the registry (regi
 the cluster network, TLS with its own CA that every node trusts); the release image goes
 through it to the workers. An app pushed with git and scaled to web=3 runs one task per node,
 and nginx (on this machine) lists the three nodes' host-mode ports; a code-only redeploy under
-steady load through nginx has no failed request.
+steady load through nginx has no failed request; when a worker's link goes down, swarm moves its
+task, swarm:sync points nginx at the new one, and no request fails meanwhile.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -116,6 +118,39 @@ def test_web_3_runs_one_task_per_node_through_the_registry_and_redeploys_without
         assert load.failures == [], load.failures[:5]
         assert any(body.startswith("v2 ") for body in load.bodies), load.bodies
         print(f"cluster redeploy under load: {load.ok} answers, 0 failed, {load.stale_retries} stale retries")
+        # a worker's link goes down: swarm moves its task, swarm:sync follows, the app keeps answering
+        lost = c.nodes[2]
+        latencies: list[float] = []
+        with HostLoad(private_nginx.http_port, host, threads=2, limit=300) as load:
+            stop = time.monotonic() + 240
+
+            def probe() -> None:
+                while time.monotonic() < stop and not done:
+                    t = time.monotonic()
+                    private_nginx.request("/", host=host, timeout=30)
+                    latencies.append(time.monotonic() - t)
+
+            done = False
+            prober = threading.Thread(target=probe, daemon=True)
+            prober.start()
+            cut = time.monotonic()
+            subprocess.run(["ip", "-n", c.bridge_netns, "link", "set", "p3", "down"], check=True)
+            listed = []
+            while time.monotonic() < cut + 180:
+                over_ssh(sshd, "swarm:sync", app)
+                listed = report(sshd, app)["proxy"]["upstreams"]
+                if len(listed) == 3 and not any(u.startswith(f"{lost.address}:") for u in listed):
+                    break
+                time.sleep(2)
+            moved = time.monotonic() - cut
+            done = True
+            prober.join(60)
+        assert len(listed) == 3 and not any(u.startswith(f"{lost.address}:") for u in listed), listed
+        assert load.failures == [], load.failures[:5]
+        print(
+            f"worker link down: task moved and nginx followed in {moved:.1f}s; {load.ok} answers, 0 failed; "
+            f"longest request {max(latencies):.2f}s"
+        )
         over_ssh(sshd, "apps:destroy", app, "--force")
     finally:
         local(skiff_root, engine, "registry:serve", "--stop")
