@@ -255,6 +255,9 @@ def _write_members(context: Context, writer: _Writer, parts: list[BackupPart], s
         "skiff": __version__,
         "state_schema": SCHEMA_VERSION,
         "root": str(context.root),
+        # files of the service account (SKIFF_ROOT's owner) go to the new server's account;
+        # every other owner (a container's uid: storage, a service's certificate) stays numeric
+        "owner": {"uid": os.stat(context.root).st_uid, "gid": os.stat(context.root).st_gid},
         "parts": listed,
         "members": dict(writer.members),
     }
@@ -476,6 +479,7 @@ def extract(context: Context, archive: Path, manifest: dict[str, Any]) -> dict[s
             # the filter where this Python has one (3.11.4+); the checks of inspect() either way
             safe: dict[str, Any] = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
             top = os.path.realpath(staging)
+            was, now = manifest.get("owner") or {}, os.stat(root)
             with _reading(archive) as (tar, _):
                 for member in tar:
                     if member.name == MANIFEST:
@@ -485,7 +489,11 @@ def extract(context: Context, archive: Path, manifest: dict[str, Any]) -> dict[s
                         raise SkiffError(f"{member.name!r} would land outside SKIFF_ROOT")
                     if member.isreg():
                         member.mode &= ~0o6000  # never a setuid or setgid file out of an archive
-                    tar.extract(member, staging, set_attrs=True, numeric_owner=False, **safe)
+                    if member.uid == was.get("uid"):
+                        member.uid = now.st_uid
+                    if member.gid == was.get("gid"):
+                        member.gid = now.st_gid
+                    tar.extract(member, staging, set_attrs=True, numeric_owner=True, **safe)
         except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
             raise SkiffError(f"extracting {archive} failed ({exc}); SKIFF_ROOT was not changed") from None
         for part in manifest["parts"]:

@@ -1,13 +1,14 @@
 """End to end: a whole-server backup restored onto an emptied SKIFF_ROOT brings an app back.
 
 The app (plugins/contrib/redis/tests/counter: it counts visits with INCR) is pushed with git
-over a real sshd, gets config, a real redis linked and a self-signed certificate (certs:add),
-and serves through a private nginx. ``skiff state:backup`` (the real CLI, a root shell) writes
-the archive; then everything the server held goes: SKIFF_ROOT's contents, the authorized_keys
-file, the app's containers, images and network, the redis container and its network (only this
-test's own docker objects). ``skiff state:restore`` brings the keys, the repository, the config,
-the certificate and the redis data back, rebuilds the app from its repository (its image is
-gone) and serves it again through nginx, over HTTPS with the same certificate.
+over a real sshd, gets config, a real redis and a real postgres (with rows) linked and a
+self-signed certificate (certs:add), and serves through a private nginx. ``skiff state:backup``
+(the real CLI, a root shell) writes the archive; then everything the server held goes:
+SKIFF_ROOT's contents, the authorized_keys file, the app's containers, images and network, the
+service containers and their networks (only this test's own docker objects). ``skiff
+state:restore`` brings the keys, the repository, the config, the certificate, the redis data
+and the postgres rows (with its TLS certificate) back, rebuilds the app from its repository
+(its image is gone) and serves it again through nginx, over HTTPS with the same certificate.
 """
 
 from __future__ import annotations
@@ -55,22 +56,32 @@ def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
     return crt, key
 
 
-def remove_own(docker_client, app: str, service: str) -> list[str]:
-    """Take away this test's app and service from the engine: containers, images, networks."""
+def remove_own(docker_client, app: str, services: dict[str, str]) -> list[str]:
+    """Take away this test's app and services from the engine: containers, images, networks."""
     gone = []
     for container in docker_client.containers.list(all=True, filters={"label": f"skiff.app={app}"}):
         container.remove(force=True)
         gone.append(container.name)
-    redis = docker_client.containers.get(f"skiff.redis.{service}")
-    redis.remove(force=True)
-    gone.append(redis.name)
+    for kind, name in services.items():
+        service = docker_client.containers.get(f"skiff.{kind}.{name}")
+        service.remove(force=True)
+        gone.append(service.name)
+        for network in docker_client.networks.list(names=[f"skiff-service-{kind}-{name}"]):
+            network.remove()
     images = docker_client.images.list(filters={"label": f"skiff.app={app}"})
     for image in sorted(images, key=lambda i: i.attrs.get("Created", ""), reverse=True):
         docker_client.images.remove(image.id, force=True)
-    for network in docker_client.networks.list(names=[f"skiff-service-redis-{service}"]):
-        network.remove()
     remove_app_network(docker_client, app)
     return gone
+
+
+def rows(docker_client, name: str, sql: str = "SELECT body FROM notes ORDER BY id") -> list[str]:
+    """psql in the postgres service's own container (its local socket)."""
+    code, out = docker_client.containers.get(f"skiff.postgres.{name}").exec_run(
+        ["psql", "-X", "-tA", "-v", "ON_ERROR_STOP=1", "-d", name.replace("-", "_"), "-c", sql], user="postgres"
+    )
+    assert code == 0, out
+    return out.decode().split()
 
 
 def test_a_whole_server_backup_restored_onto_an_empty_root_brings_the_app_back(
@@ -79,15 +90,24 @@ def test_a_whole_server_backup_restored_onto_an_empty_root_brings_the_app_back(
     env = {**os.environ, **private_nginx.env, "SKIFF_ROOT": str(skiff_root)}
     assert sshd.ssh(["domains:set-global", GLOBAL]).exit_code == 0
     app = docker_cleanup.app(new_app_name("bak"))
-    service = "b" + uuid.uuid4().hex[:8]
+    service, db = "b" + uuid.uuid4().hex[:8], "p" + uuid.uuid4().hex[:8]
     docker_cleanup.label("skiff.root", str(skiff_root))
     host = f"{app}.{GLOBAL}"
     files = {p.name: p.read_text() for p in COUNTER.iterdir() if p.is_file()}
     pushed = git_push(init_repo(tmp_path / app, files), app, sshd)
     assert pushed.exit_code == 0, pushed.output
-    for argv in (["config:set", app, "GREETING=meow"], ["redis:create", service], ["redis:link", service, app]):
+    for argv in (
+        ["config:set", app, "GREETING=meow"],
+        ["redis:create", service],
+        ["redis:link", service, app],
+        ["postgres:create", db],
+        ["postgres:link", db, app, "--no-restart"],
+    ):
         result = sshd.ssh(argv, timeout=600)
         assert result.exit_code == 0, (argv, result.output)
+    rows(docker_client, db, "CREATE TABLE notes (id serial PRIMARY KEY, body text)")
+    rows(docker_client, db, "INSERT INTO notes (body) VALUES ('meow'), ('purr')")
+    pg_cert = (skiff_root / "services" / "postgres" / db / "tls" / "server.crt").read_bytes()
     assert [private_nginx.request("/visit", host=host).body for _ in range(3)][-1] == "visits: 3\n"
     crt, key = self_signed(tmp_path, host)
     skiff_cli("certs:add", app, str(crt), str(key), env=env)
@@ -95,18 +115,18 @@ def test_a_whole_server_backup_restored_onto_an_empty_root_brings_the_app_back(
 
     archive = tmp_path / "server.tar.gz"
     said = skiff_cli("state:backup", str(archive), env=env)
-    assert f"redis:{service}" in said and "git:repos" in said and "nginx:certs" in said
+    assert f"redis:{service}" in said and f"postgres:{db}" in said and "git:repos" in said and "nginx:certs" in said
     assert oct(archive.stat().st_mode & 0o777) == "0o600"
     with tarfile.open(archive) as tar:
         names = tar.getnames()
     assert f"root/repos/{app}.git/HEAD" in names and f"root/nginx/certs/{app}/server.key" in names
-    assert f"dumps/redis:{service}" in names and names[-1] == "manifest.json"
+    assert f"dumps/redis:{service}" in names and f"dumps/postgres:{db}" in names and names[-1] == "manifest.json"
 
     # the server loses everything: its root, its keys, the app's and the service's docker objects
     authorized_keys = Path(env["SKIFF_AUTHORIZED_KEYS"])
     authorized_keys.unlink()
-    gone = remove_own(docker_client, app, service)
-    assert f"{app}.web.1" in gone and f"skiff.redis.{service}" in gone
+    gone = remove_own(docker_client, app, {"redis": service, "postgres": db})
+    assert f"{app}.web.1" in gone and f"skiff.redis.{service}" in gone and f"skiff.postgres.{db}" in gone
     for entry in skiff_root.iterdir():
         shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
     assert private_nginx.request("/", host=host).status != 200
@@ -120,6 +140,9 @@ def test_a_whole_server_backup_restored_onto_an_empty_root_brings_the_app_back(
     config = sshd.ssh(["config:get", app, "GREETING"])  # the key came back too
     assert config.exit_code == 0 and config.stdout.strip() == "meow"
     assert sshd.ssh(["redis:links", service]).stdout.split() == [app, "REDIS_URL"]
+    assert rows(docker_client, db) == ["meow", "purr"]  # the postgres rows came back
+    assert (skiff_root / "services" / "postgres" / db / "tls" / "server.crt").read_bytes() == pg_cert
+    assert sshd.ssh(["postgres:links", db]).stdout.split() == [app, "DATABASE_URL"]
 
     # a second restore onto the root that now holds the app is refused, and changes nothing
     again = skiff_cli("state:restore", str(archive), env=env, code=1)

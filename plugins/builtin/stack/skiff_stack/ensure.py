@@ -96,7 +96,13 @@ def ensure_run(
             stack = client.images.get(image)
             labels = build.labels_of(client, tag)
             if not run.is_current(labels, stack.id):
-                labels = run.build_run(client, image, output)
+                try:
+                    labels = run.build_run(client, image, output)
+                except SkiffError as exc:
+                    if always:
+                        raise
+                    output.warn(f"{exc}: this build's app image is based on the build image {image}")
+                    return None
     assert labels is not None
     return {
         "image": tag,

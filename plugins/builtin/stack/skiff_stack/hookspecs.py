@@ -45,7 +45,8 @@ def skiff_stack_run_image(context: Any, image: str, output: Any) -> dict[str, st
     ``image`` (a current ``skiff/stack:SUITE``), to base the app's image on the
     run image instead. A missing run image, or one derived from an older build
     image or by another run recipe, is derived now (under the suite's lock,
-    progress to ``output``) unless ``build-on-push`` is off. Returns ``{"image":
+    progress to ``output``) unless ``build-on-push`` is off; a derivation that
+    fails is one warning on ``output`` and the answer ``None``. Returns ``{"image":
     "skiff/stack-run:SUITE", "id": IMAGE_ID, "python": ..., "node": ...,
     "npm": ..., "of": BUILD_IMAGE_ID}`` (the versions it runs: the build image's
     own; ``npm`` empty when it has none; ``of``: the id of the build image it was

@@ -390,3 +390,23 @@ def test_skiff_stack_run_image_derives_once_then_reuses_and_follows_the_build_im
     r = h.invoke("stack:build")
     assert r.exit_code == 0, r.stderr
     assert engine.runs == ["skiff/stack-run:trixie"] * 3
+
+
+def test_a_failed_derivation_keeps_the_push_on_the_build_image_but_fails_stack_build(skiff, engine, monkeypatch):
+    monkeypatch.delenv("SKIFF_STACK_BUILD_ON_PUSH", raising=False)
+    engine.store["skiff/stack:trixie"] = {"skiff.stack": "trixie", "skiff.stack.version": build.STACK_VERSION}
+
+    def broken(client, build_tag, out):
+        raise SkiffError("deriving the run image skiff/stack-run:trixie failed (exit 100)")
+
+    monkeypatch.setattr(run, "build_run", broken)
+    h = skiff(("stack", stack_plugin))
+    out = RecordingOutput()
+    assert h.pm.hook.skiff_stack_run_image(context=h.context, image="skiff/stack:trixie", output=out) is None
+    assert out.lines[-1] == (
+        "deriving the run image skiff/stack-run:trixie failed (exit 100): "
+        "this build's app image is based on the build image skiff/stack:trixie"
+    )
+    monkeypatch.setattr(build, "build_stack", lambda client, suite, tag, out, base=None, rebuild=False: {})
+    r = h.invoke("stack:build")
+    assert r.exit_code == 1 and "deriving the run image skiff/stack-run:trixie failed (exit 100)" in r.stderr

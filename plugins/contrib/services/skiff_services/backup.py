@@ -276,6 +276,18 @@ class Backups:
         """The service is destroyed: its credentials, passphrase and schedule go with it."""
         context.state.delete_property(self.kind.name, KEY_PREFIX + name)
 
+    def summary(self, context: Context, name: str) -> dict[str, str]:
+        """What ``KIND:info`` shows of the backups: the schedule, whether they are encrypted and
+        whether S3 credentials are stored (never the credentials or the passphrase)."""
+        config = self.config(context, name)
+        scheduled = config.get("schedule") or {}
+        auth = config.get("auth") or {}
+        return {
+            "backup schedule": f"{scheduled['schedule']} -> {scheduled['dest']}" if scheduled else "-",
+            "backup encryption": "on" if config.get("passphrase") else "off",
+            "backup s3 credentials": f"stored ({auth.get('endpoint') or 'AWS'})" if auth else "-",
+        }
+
     def file_re(self, name: str) -> re.Pattern[str]:
         return re.compile(
             rf"\A{re.escape(self.kind.name)}-{re.escape(name)}-\d{{8}}T\d{{6}}\.\d{{3}}Z\.{re.escape(self.kind.dump_suffix)}"

@@ -214,6 +214,7 @@ class Commands:
             return
         fields = {key: info[key] for key in INFO_FIELDS}
         fields.update({f"option {key}": value for key, value in sorted(service.options.items())})
+        fields.update(self.backups.summary(context, name))
         context.output.fields(f"{name} {self.kind.name} service information", fields)
 
     # -- links ----------------------------------------------------------------------
@@ -381,14 +382,27 @@ class Commands:
             with tempfile.TemporaryFile(dir=scratch) as dump:
                 context.output.step(f"Exporting {kind.name} {name} ({before})")
                 self.export_to(container, dump)  # type: ignore[arg-type]
-                self.trial_import(context, c, new, dump)  # type: ignore[arg-type]
-            self.switch(context, c, service, new)
+                self.give_certificate(context, c, new)
+                try:
+                    self.trial_import(context, c, new, dump)  # type: ignore[arg-type]
+                    self.switch(context, c, service, new)
+                except BaseException:
+                    self.give_certificate(context, c, service)
+                    raise
             self.store.save(context, new)
         after = engine.server_version(engine.get(c, new)) or target
         context.output.step(f"{kind.title} {name} upgraded: {before} -> {after}")
         for app in sorted(new.links):
             if context.state.app_exists(app):
                 self.redeploy(context, app, f"Upgrade {kind.name} {name}", no_restart)
+
+    def give_certificate(self, context: Context, c: Any, service: Service) -> None:
+        """The service's TLS certificate to the server's user of ``service.image`` (if it has one)."""
+        from . import tls
+
+        path = tls.folder(context, self.kind, service.name)
+        if tls.wanted(self.kind, service) and (path / tls.KEY).is_file():
+            tls.give(c, self.kind, service, path, self.engine.labels(context))
 
     def trial_import(self, context: Context, c: Any, new: Service, dump: IO[bytes]) -> None:
         """Import the dump into a container of the new image that nothing reaches; remove it after."""
@@ -884,6 +898,8 @@ def backup_commands(kind: ServiceKind, impl: Commands, add: Callable[..., Any]) 
             auth["endpoint"] = endpoint_url
         backups.update(context, name, auth=auth)
         context.output.step(f"Stored the S3 credentials of {k} {name}")
+        if not context.via_ssh:
+            context.output.warn("the secret was visible in process listings while this ran (over SSH it is not)")
 
     @add(access.admin_command, click.command(f"{k}:backup-deauth"), click.argument("name"))
     def backup_deauth(context: Context, name: str) -> None:

@@ -202,9 +202,9 @@ class ServiceHooks:
 
     @hookimpl
     def skiff_backup_parts(self, context: Context) -> list[BackupPart]:
-        """One part per service: its export (``KIND:export``) in the backup; a restore
-        recreates the service from its record (same name, password, options, links) and
-        imports the dump into it."""
+        """One part per service: its export (``KIND:export``) and its TLS certificate folder in
+        the backup; a restore recreates the service from its record (same name, password,
+        options, links, certificate) and imports the dump into it."""
         return [self.backup_part(context, s.name) for s in sorted(self.store.all(context), key=lambda s: s.name)]
 
     def backup_part(self, context: Context, name: str) -> BackupPart:
@@ -214,8 +214,12 @@ class ServiceHooks:
         def restore(data: IO[bytes] | None) -> None:
             self.backup_restore(context, name, data)
 
+        from . import tls
+
         title = f"{self.kind.title} service {name} (a {self.kind.name}:export dump)"
-        return BackupPart(f"{self.kind.name}:{name}", title, dump=dump, restore=restore, order=200)
+        certificate = tls.folder(context, self.kind, name).relative_to(context.root).as_posix()
+        paths = (certificate,) if self.kind.tls is not None else ()
+        return BackupPart(f"{self.kind.name}:{name}", title, paths, dump=dump, restore=restore, order=200)
 
     def backup_dump(self, context: Context, name: str, out: IO[bytes]) -> None:
         from .commandset import Commands
@@ -245,7 +249,8 @@ class ServiceHooks:
                     f"a container named {self.kind.container_name(name)} already exists: remove it, "
                     f"or load the dump into it with {self.kind.name}:import"
                 )
-            engine.remove_data(context, c, service)
+            # the data folder only: the certificate folder came back with the files
+            engine.remove_path(context, c, service, self.store.data_dir(context, name) / "data")
             engine.ensure_image(context, c, service.image)
             running = engine.run(context, c, service)
             try:

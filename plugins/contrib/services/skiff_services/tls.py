@@ -83,6 +83,19 @@ def ensure(context: Context, c: docker.DockerClient, kind: ServiceKind, service:
             f.write(data)
         os.replace(part, path / name)
     try:
+        give(c, kind, service, path, labels)
+    except SkiffError:
+        for name in (KEY, CERT):
+            (path / name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def give(c: docker.DockerClient, kind: ServiceKind, service: Service, path: Path, labels: dict) -> None:
+    """Give the certificate and key in ``path`` to the server's user of ``service.image`` (a new
+    image may run its server as another uid: ``KIND:upgrade`` gives them to it first)."""
+    assert kind.tls is not None
+    try:
         c.containers.run(
             service.image,
             entrypoint=["chown", f"{kind.tls.owner}:", f"/tls/{CERT}", f"/tls/{KEY}"],
@@ -93,7 +106,4 @@ def ensure(context: Context, c: docker.DockerClient, kind: ServiceKind, service:
             labels=labels,
         )
     except Exception as exc:
-        for name in (KEY, CERT):
-            (path / name).unlink(missing_ok=True)
         raise SkiffError(f"cannot give the TLS certificate of {kind.name} {service.name} to its server: {exc}") from exc
-    return path

@@ -62,6 +62,15 @@ def engine(monkeypatch):
     def import_from(self, context, service, container, source):
         recorded.imported.append(source.read())
 
+    class NoContainers:  # the SDK's shape: no container of the service is there
+        class containers:  # noqa: N801
+            @staticmethod
+            def get(name):
+                import docker
+
+                raise docker.errors.NotFound(name)
+
+    monkeypatch.setattr("skiff_services.commandset.client", lambda: NoContainers())
     monkeypatch.setattr(Commands, "running", running)
     monkeypatch.setattr(Commands, "export_to", export_to)
     monkeypatch.setattr(Commands, "import_from", import_from)
@@ -218,6 +227,10 @@ def test_schedules_use_the_core_parser_and_become_periodic_tasks(h, tmp_path):
     assert [(t.name, t.schedule, t.argv) for t in tasks] == [
         ("memo:backup:db", "30 3 * * *", ("memo:backup", "db", str(tmp_path)))
     ]
+    ok(h.invoke("memo:backup-set-encryption", "db", input="a secret phrase\n"))
+    info = ok(h.invoke("memo:info", "db")).output
+    assert f"30 3 * * * -> {tmp_path}" in info and "a secret phrase" not in info
+    assert [line.split()[-1] for line in info.splitlines() if "encryption" in line] == ["on"]
     ok(h.invoke("memo:backup-unschedule", "db"))
     assert [t for answer in h.context.hook.skiff_periodic_tasks(context=h.context) for t in answer or []] == []
     one_line(h.ssh(f"memo:backup-schedule db @daily {tmp_path}", key="admin"), "must be under")
@@ -235,7 +248,9 @@ def test_credentials_are_stored_never_printed_and_the_endpoint_is_root_only(h):
         "signature": "s3v4",
         "endpoint": "http://127.0.0.1:9",
     }
-    assert secret not in ok(h.invoke("memo:info", "db")).output
+    info = ok(h.invoke("memo:info", "db")).output
+    assert secret not in info and "AKIDEXAMPLE" not in info
+    assert "Backup s3 credentials:" in info and "stored (http://127.0.0.1:9)" in info
     one_line(h.invoke("memo:backup-auth", "db", "a b", "c"), "invalid S3 credentials")
     one_line(h.invoke("memo:backup-auth", "db", "ak", "sk", "eu", "v9"), "invalid signature version")
     one_line(h.invoke("memo:backup-auth", "db", "ak", "sk", "eu", "s3v4", "file:///etc"), "invalid endpoint URL")
@@ -249,7 +264,6 @@ def test_destroy_forgets_the_backup_configuration(h, monkeypatch, tmp_path):
     monkeypatch.setattr(engine_mod.Engine, "remove", lambda *a, **k: None)
     monkeypatch.setattr(engine_mod.Engine, "remove_network", lambda *a, **k: None)
     monkeypatch.setattr(engine_mod.Engine, "remove_data", lambda *a, **k: None)
-    monkeypatch.setattr("skiff_services.commandset.client", lambda: None)
     ok(h.invoke("memo:backup-schedule", "db", "@daily", str(tmp_path)))
     ok(h.invoke("memo:backup-set-encryption", "db", input="pass\n"))
     ok(h.invoke("memo:destroy", "db", "--force"))

@@ -147,11 +147,8 @@ def test_bad_input_is_one_line_and_changes_nothing(h):
     assert Store(KIND).all(h.context) == []
 
 
-def test_links_release_the_app_and_respect_its_lock(skiff, tmp_path, monkeypatch):
-    moves: list[str] = []
-    monkeypatch.setattr(commandset, "client", lambda: None)
-    monkeypatch.setattr(engine.Engine, "attach", lambda self, c, svc, app: moves.append(f"+{svc.name}@{app}"))
-    monkeypatch.setattr(engine.Engine, "detach", lambda self, c, svc, app: moves.append(f"-{svc.name}@{app}"))
+def deployed_blog(skiff, tmp_path):
+    """A harness with the notes plugin and an app ``blog`` deployed once (stub builder and scheduler)."""
     h = skiff(
         ("apps", apps_plugin),
         ("config", config_plugin),
@@ -165,6 +162,15 @@ def test_links_release_the_app_and_respect_its_lock(skiff, tmp_path, monkeypatch
     (source / "Procfile").write_text("web: run\n")
     h.create_app("blog")
     lifecycle.deploy(h.context, "blog", dir_source(source))
+    return h
+
+
+def test_links_release_the_app_and_respect_its_lock(skiff, tmp_path, monkeypatch):
+    moves: list[str] = []
+    monkeypatch.setattr(commandset, "client", lambda: None)
+    monkeypatch.setattr(engine.Engine, "attach", lambda self, c, svc, app: moves.append(f"+{svc.name}@{app}"))
+    monkeypatch.setattr(engine.Engine, "detach", lambda self, c, svc, app: moves.append(f"-{svc.name}@{app}"))
+    h = deployed_blog(skiff, tmp_path)
     store = Store(KIND)
     store.save(h.context, Service(name="docs", image="img", password="q" * 16))
 
@@ -185,3 +191,50 @@ def test_links_release_the_app_and_respect_its_lock(skiff, tmp_path, monkeypatch
     assert h.invoke("notes:unlink", "docs", "blog", "--no-restart").exit_code == 0
     assert release()[0] == 2 and moves[-1] == "-docs@blog" and "NOTES_URL" not in h.state.get_config("blog")
     assert "not linked to blog" in h.invoke("notes:unlink", "docs", "blog").stderr
+
+
+def test_upgrade_switches_then_redeploys_the_linked_apps_and_a_failure_changes_nothing(skiff, tmp_path, monkeypatch):
+    steps: list[str] = []
+
+    class Container:
+        id = "c1"
+
+    def trial_import(self, context, c, new, dump):
+        dump.seek(0)
+        steps.append(f"import {dump.read()!r}")
+
+    def switch(self, context, c, old, new):
+        steps.append(f"switch {old.image}->{new.image}")
+        if new.image == "broken":
+            raise SkiffError("did not start on broken; it serves on img again")
+
+    monkeypatch.setattr(commandset, "client", lambda: None)
+    monkeypatch.setattr(
+        commandset.Commands, "running", lambda self, context, name: (Store(KIND).load(context, name), Container())
+    )
+    monkeypatch.setattr(commandset.Commands, "export_to", lambda self, container, out: out.write(b"NOTES dump"))
+    monkeypatch.setattr(commandset.Commands, "trial_import", trial_import)
+    monkeypatch.setattr(commandset.Commands, "switch", switch)
+    monkeypatch.setattr(
+        commandset.Commands, "give_certificate", lambda self, context, c, s: steps.append(f"tls {s.image}")
+    )
+    monkeypatch.setattr(engine.Engine, "ensure_image", lambda self, context, c, image: steps.append(f"image {image}"))
+    monkeypatch.setattr(engine.Engine, "server_version", lambda self, container: "")
+    monkeypatch.setattr(engine.Engine, "get", lambda self, c, service: Container())
+    h = deployed_blog(skiff, tmp_path)
+    store = Store(KIND)
+    store.save(h.context, Service(name="docs", image="img", password="q" * 16, links={"blog": "NOTES_URL"}))
+
+    failed = h.invoke("notes:upgrade", "docs", "--image", "broken")
+    assert failed.exit_code == 1 and failed.stderr.strip().splitlines()[-1].endswith("it serves on img again")
+    assert steps[-3:] == ["import b'NOTES dump'", "switch img->broken", "tls img"]  # the certificate given back
+    assert store.load(h.context, "docs").image == "img" and h.state.current_release("blog").version == 1
+
+    steps.clear()
+    upgraded = h.invoke("notes:upgrade", "docs", "--image", "new")
+    assert upgraded.exit_code == 0, upgraded.stderr
+    assert steps == ["image new", "tls new", "import b'NOTES dump'", "switch img->new"]
+    assert store.load(h.context, "docs").image == "new"
+    assert h.state.current_release("blog").description == "Upgrade notes docs"  # the linked app reconnects
+    assert h.invoke("notes:upgrade", "docs", "--image", "newer", "--no-restart").exit_code == 0
+    assert h.state.current_release("blog").version == 2

@@ -1,0 +1,131 @@
+"""Unit tests: when an app image is based on the run image, and what of a compile step reaches it."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from types import SimpleNamespace
+
+import pytest
+
+import skiff_buildpacks.node as node
+from skiff_buildpacks import pipeline
+from skiff_buildpacks.build import Stack, changed_entries
+from skiff_buildpacks.plan import PackPlan
+
+RUN = {"image": "skiff/stack-run:trixie", "id": "sha256:run", "python": "3.13.5", "node": "20.19.2", "npm": "9.2.0"}
+
+
+class Lines:
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def step(self, line):
+        self.lines.append(line)
+
+    info = warn = step
+
+
+def session(packs, described, answer, settings=None, stack_id="sha256:build"):
+    calls = []
+
+    def hook(context, image, output):
+        calls.append(image)
+        return answer
+
+    out = Lines()
+    s = SimpleNamespace(
+        deploy=SimpleNamespace(context="ctx", output=out),
+        build=SimpleNamespace(
+            stack=Stack(image="skiff/stack:trixie", id=stack_id), settings={"run-image": True, **(settings or {})}
+        ),
+        described=described,
+        packs=packs,
+        hook=SimpleNamespace(skiff_stack_run_image=hook),
+    )
+    return s, calls, out
+
+
+OPTED = {"python": {"run_image": True}, "node": {"run_image": True}, "ruby": {}}
+
+
+def test_the_run_image_is_used_when_every_pack_runs_on_it_and_it_has_what_they_need():
+    answer = {**RUN, "of": "sha256:build"}
+    s, calls, _ = session(["python"], OPTED, answer)
+    assert pipeline.run_image(s, PackPlan(packs=["python"])) == answer
+    assert calls == ["skiff/stack:trixie"]
+    plan = PackPlan(packs=["node", "python"], run_needs=["node", "npm"])
+    assert pipeline.run_image(session(["node", "python"], OPTED, answer)[0], plan) == answer
+
+
+@pytest.mark.parametrize(
+    ("packs", "settings", "answer", "why"),
+    [
+        (["ruby"], {}, {**RUN, "of": "sha256:build"}, "a pack that needs its toolchain at run time"),
+        (["python", "ruby"], {}, {**RUN, "of": "sha256:build"}, "one pack of two does not opt in"),
+        (["python"], {"run-image": False}, {**RUN, "of": "sha256:build"}, "buildpacks:set APP run-image false"),
+        (["python"], {}, None, "no run image (a registry stack, build-on-push off)"),
+        (["python"], {}, {**RUN, "of": "sha256:older"}, "derived from another build image than the deps'"),
+    ],
+)
+def test_the_build_image_stays_the_base(packs, settings, answer, why):
+    s, _, _ = session(packs, OPTED, answer, settings)
+    assert pipeline.run_image(s, PackPlan(packs=packs)) is None, why
+
+
+def test_a_run_image_without_what_a_pack_needs_keeps_the_app_on_the_build_image_and_says_so():
+    s, _, out = session(["node"], OPTED, {**RUN, "npm": "", "of": "sha256:build"})
+    assert pipeline.run_image(s, PackPlan(packs=["node"], run_needs=["node", "npm"])) is None
+    assert out.lines == ["the run image skiff/stack-run:trixie has no npm: the app runs on the build image"]
+
+
+def _tar(entries: dict[str, bytes | None]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tf.addfile(info)
+            else:
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_only_what_the_code_and_the_compile_steps_changed_reaches_the_run_image():
+    raw = _tar(
+        {
+            "app": None,
+            "app/server.js": b"code",
+            "app/dist": None,
+            "app/dist/message.txt": b"built",
+            "app/node_modules": None,
+            "app/node_modules/left-pad/index.js": b"unchanged dependency",
+            "app/node_modules/.cache/x": b"written by the build",
+        }
+    )
+    chunks = [raw[i : i + 700] for i in range(0, len(raw), 700)]  # the engine streams it in pieces
+    changed = {"/app", "/app/server.js", "/app/dist", "/app/dist/message.txt", "/app/node_modules/.cache/x"}
+    with changed_entries(chunks, changed) as result:
+        with tarfile.open(fileobj=result) as tf:
+            kept = {m.name: (tf.extractfile(m).read() if m.isfile() else None) for m in tf}
+    assert kept == {
+        "app": None,
+        "app/server.js": b"code",
+        "app/dist": None,
+        "app/dist/message.txt": b"built",
+        "app/node_modules/.cache/x": b"written by the build",
+    }
+
+
+def _node_app(tmp_path, package):
+    (tmp_path / "package.json").write_text(json.dumps(package))
+    return tmp_path
+
+
+def test_a_node_app_needs_the_run_images_node_and_npm_unless_it_brings_its_own(tmp_path, node_build, closed_url):
+    deps = node.skiff_buildpack_dependencies("node", node_build(_node_app(tmp_path, {"name": "x"}), closed_url))
+    assert deps["run_needs"] == ["node", "npm"]
+    assert node.skiff_buildpack_describe()["run_image"] is True
