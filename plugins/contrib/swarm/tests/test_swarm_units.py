@@ -310,7 +310,13 @@ def test_logs_prefix_each_line_with_its_process_and_slot(harness, fake_swarm, tm
         b"2026-12-04T10:00:00Z com.docker.swarm.node.id=n1,com.docker.swarm.task.id=t1 first\n"
     )
     lines: list[str] = []
-    assert swarm_plugin.skiff_app_logs(harness.context, "cat", None, 100, False, lines.append) is True
+    hook = harness.context.hook
+    assert hook.skiff_app_logs(
+        context=harness.context, app="cat", process=None, num=100, follow=False, write=lines.append
+    )
     assert lines == ["2026-12-04T10:00:00Z cat[web.1]: first", "2026-12-04T10:00:01Z cat[web.1]: second"]
     harness.create_app("dog")
-    assert swarm_plugin.skiff_app_logs(harness.context, "dog", None, 100, False, lines.append) is None
+    none = hook.skiff_app_logs(
+        context=harness.context, app="dog", process=None, num=100, follow=False, write=lines.append
+    )
+    assert none is None
