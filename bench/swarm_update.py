@@ -4,7 +4,7 @@ Usage: ``python bench/swarm_update.py unix:///PATH/docker.sock`` with a swarm ma
 holds ``skiff/stack-base:trixie`` (a single-node swarm in a network namespace of its own,
 as the swarm plugin's e2e fixture starts, is enough). Only that engine's tasks get traffic.
 
-A 2-replica web service (host-mode, dynamically published ports, the swarm plugin's spec
+A web service of BENCH_REPLICAS (default 1) tasks (host-mode, dynamically published ports, the swarm plugin's spec
 and healthcheck) gets a steady load from 4 clients. Each request goes to one of the task
 addresses the "proxy" knows, trying up to 3 of them as nginx's ``proxy_next_upstream`` does;
 the proxy's list is refreshed from the task list every 0.25 s (a better case than nginx
@@ -73,7 +73,10 @@ def addresses(c, ident: str) -> list[str]:
     return spec.upstreams(engine.tasks(c, ident), engine.nodes(c))
 
 
-def create(c, name_version: int, replicas: int = 2) -> str:
+REPLICAS = int(os.environ.get("BENCH_REPLICAS", "1"))
+
+
+def create(c, name_version: int, replicas: int = REPLICAS) -> str:
     kwargs = spec.service_spec(
         app="bench",
         process="web",
@@ -146,7 +149,7 @@ def main() -> int:
             endpoint_spec=spec_["Spec"]["EndpointSpec"],
         )
         time.sleep(1)
-        wait_converged(c, current["id"], 2)
+        wait_converged(c, current["id"], REPLICAS)
         time.sleep(1)
         ok1, failed1 = proxy.count()
         results.append(("start-first update", ok1 - ok0, failed1 - failed0))
@@ -166,7 +169,7 @@ def main() -> int:
     engine.remove_service(c, current["id"])
     engine.remove_network(c, "bench")
     for name, ok, failed in results:
-        print(f"{name:<20} requests {ok + failed:>6}  failed {failed:>5}")
+        print(f"{name:<20} replicas {REPLICAS}  requests {ok + failed:>6}  failed {failed:>5}")
     return 0
 
 

@@ -76,6 +76,26 @@ class Deploy(MetaFields):
     phase: str | None = None
     build_options: BuildOptions = field(default_factory=lambda: BuildOptions())
 
+    @classmethod
+    def of_release(cls, context: Context, app: str, release: Release, description: str) -> Deploy:
+        """A redeploy of ``release`` itself (its image, processes, app.json, config and meta, and
+        the release object), for a scheduler that starts it again outside the pipeline, e.g.
+        under the new name of a renamed app (``skiff_app_renamed``)."""
+        return cls(
+            context=context,
+            app=app,
+            kind="redeploy",
+            description=description,
+            output=context.output,
+            revision=release.revision,
+            image=release.image,
+            processes=dict(release.processes),
+            app_json=dict(release.meta.get("app_json") or {}),
+            config=dict(release.config),
+            meta=ReleaseMeta(**release.meta),
+            release=release,
+        )
+
     @property
     def stash(self) -> Stash:
         """This deploy's per-plugin values under typed keys: ``deploy.stash[KEY]`` (docs/contracts.md)."""

@@ -231,6 +231,22 @@ def skiff_run_oneoff(context: Context, oneoff: OneOff, write: Callable[[str], No
     """
 
 
+@hookspec(firstresult=True)
+def skiff_app_logs(
+    context: Context, app: str, process: str | None, num: int, follow: bool, write: Callable[[str], None]
+) -> bool | None:
+    """Show the logs of ``app`` when it runs somewhere the docker scheduler does not look.
+
+    Called by the ``logs`` command (docker plugin) before it reads the local containers:
+    a scheduler that runs ``app`` itself (swarm, for apps with ``scheduler:set APP selected
+    swarm``) passes the last ``num`` lines of each of its processes (only ``process``, a
+    type or ``TYPE.N``, when given) to ``write``, one line at a time, as
+    ``TIMESTAMP APP[TYPE.N]: TEXT``, follows them while ``follow``, and returns ``True``.
+    Every other implementation returns ``None``. First result wins; no answer: the docker
+    plugin shows the local containers' logs.
+    """
+
+
 # -- periodic work ----------------------------------------------------------
 
 

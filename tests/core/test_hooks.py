@@ -38,6 +38,7 @@ DRIVERS = {
     "skiff_container_options": {"container_options"},  # skiff_docker.scheduler
     "skiff_periodic_tasks": {"collect", "invoke"},  # skiff_cron.runner (the runner, cron:report)
     "skiff_run_oneoff": {"invoke", "run_job"},  # skiff_cron.commands (cron:run)
+    "skiff_app_logs": {"invoke"},  # the docker plugin's logs command
     # asked by a multi-node scheduler (swarm) before it creates services; the tests call it directly
     "skiff_image_for_nodes": set(),
     "skiff_builders": {*LIFECYCLE_DRIVERS, "invoke", "run_skiff", "installed_builders", "installed", "choose"},
@@ -191,6 +192,9 @@ HOOK_TESTS: dict[str, list[str]] = {
     ],
     "skiff_image_for_nodes": [
         "plugins/contrib/registry/tests/test_registry_unit.py::test_skiff_image_for_nodes_tags_and_pushes_with_the_stored_credentials"
+    ],
+    "skiff_app_logs": [
+        "plugins/contrib/swarm/tests/test_swarm_units.py::test_logs_prefix_each_line_with_its_process_and_slot"
     ],
     "skiff_buildpack_describe": [BUILDPACK_HOOKS],
     "skiff_buildpack_detect": [BUILDPACK_HOOKS],

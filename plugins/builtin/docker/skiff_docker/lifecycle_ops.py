@@ -6,7 +6,6 @@ from typing import Any
 
 from skiff import contracts, lifecycle
 from skiff.context import Context
-from skiff.contracts import ReleaseMeta
 from skiff.errors import SkiffError
 
 from . import engine, rollout, scheduler, settings
@@ -203,20 +202,7 @@ def _run_renamed(context: Context, c, old: str, new: str) -> None:
         engine.remove_app_network(c, old)
         return
     context.output.step(f"Starting {old}'s release v{release.version} as {new}")
-    d = Deploy(
-        context=context,
-        app=new,
-        kind="redeploy",
-        description=f"Rename {old} to {new}",
-        output=context.output,
-        revision=release.revision,
-        image=release.image,
-        processes=dict(release.processes),
-        app_json=dict(release.meta.get("app_json") or {}),
-        config=dict(release.config),
-        meta=ReleaseMeta(**release.meta),
-        release=release,
-    )
+    d = Deploy.of_release(context, new, release, f"Rename {old} to {new}")
     try:
         rollout.deploy(d)
     except BaseException:

@@ -72,8 +72,10 @@ def remove_network(c: Any, app: str, wait: float = 30.0) -> bool:
         time.sleep(0.5)
 
 
-def services(c: Any, app: str) -> list[dict[str, Any]]:
-    return list(c.api.services(filters={"label": f"{spec.LABEL_APP}={app}"}))
+def services(c: Any, app: str, role: str | None = "process") -> list[dict[str, Any]]:
+    """The app's services of ``role`` (``process``: its process types; ``None``: one-offs too)."""
+    found = c.api.services(filters={"label": f"{spec.LABEL_APP}={app}"})
+    return [s for s in found if role is None or (s["Spec"].get("Labels") or {}).get(spec.LABEL_ROLE) == role]
 
 
 def tasks(c: Any, service_id: str) -> list[dict[str, Any]]:
@@ -89,6 +91,18 @@ def remove_service(c: Any, ident: str) -> None:
         pass
 
 
+def send_registry_credentials(context: Any, c: Any) -> None:
+    """Make ``c`` send the registry credentials of ``registry:login`` with the services it creates,
+    so that every node can pull the image (:func:`skiff.contracts.registry_config_dir`)."""
+    from docker import auth
+
+    from skiff import contracts
+
+    path = contracts.registry_config_dir(context.root) / "config.json"
+    if path.exists():
+        c.api._auth_configs = auth.load_config(config_path=str(path))
+
+
 def image_for_nodes(context: Any, c: Any, app: str, image: str, local: bool) -> str:
     """The reference the nodes run for ``image``.
 
@@ -97,11 +111,10 @@ def image_for_nodes(context: Any, c: Any, app: str, image: str, local: bool) -> 
     copied to it (``docker save`` | ``docker load``, only when it lacks it); a swarm of more
     than one node then cannot run it, which is said in one line.
     """
-    hook = getattr(context.hook, "skiff_image_for_nodes", None)
-    if hook is not None:
-        ref = hook(context=context, app=app, image=image)
-        if ref:
-            return str(ref)
+    ref = context.hook.skiff_image_for_nodes(context=context, app=app, image=image)
+    if ref:
+        send_registry_credentials(context, c)
+        return str(ref)
     if len(nodes(c)) > 1:
         raise SkiffError(
             f"the swarm has {len(nodes(c))} nodes and no registry plugin pushes {app}'s image: "

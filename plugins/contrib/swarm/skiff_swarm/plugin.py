@@ -5,19 +5,22 @@ release as swarm services and waits for their health (the docker plugin's ``skif
 is ``trylast``, so this one answers first), ``skiff_post_deploy`` (last, after nginx
 switched) retires the previous release's services, ``skiff_deploy_failed`` removes the new
 ones, ``skiff_app_destroyed`` removes every service and the app's overlay network,
+``skiff_app_renamed`` runs the release as the new name's services and retires the old ones,
+``skiff_run_oneoff`` and ``skiff_app_logs`` answer ``run`` and ``logs`` for swarm apps,
 ``skiff_periodic_tasks`` runs ``swarm:sync`` every minute (nginx follows moved tasks).
 Settings: ``scheduler:*`` and ``swarm:*`` (:mod:`skiff_swarm.settings`). docs/swarm.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from skiff import hookimpl
 from skiff.context import Context
-from skiff.contracts import PeriodicTask
+from skiff.contracts import OneOff, PeriodicTask
 from skiff.deploy import Deploy
 from skiff.settings import Namespace
 
@@ -87,13 +90,43 @@ def skiff_app_destroyed(context: Context, app: str) -> None:
         if settings.is_swarm_app(context.state, app):
             context.output.warn(f"swarm: {exc}; the services of {app} were not removed")
         return
-    found = engine.services(c, app)
+    found = engine.services(c, app, role=None)
     for service in found:
         engine.remove_service(c, service["ID"])
     if found:
         context.output.info(f"removed {len(found)} swarm service(s)")
     if not engine.remove_network(c, app):
         context.output.warn(f"swarm: the network of {app} is still in use; it was not removed")
+
+
+@hookimpl
+def skiff_run_oneoff(context: Context, oneoff: OneOff, write: Callable[[str], None]) -> int | None:
+    """A one-off task of a swarm app's current release (``run``, cron jobs); others: ``None``."""
+    if not settings.is_swarm_app(context.state, oneoff.app):
+        return None
+    from . import oneoff as tasks
+
+    return tasks.run(context, oneoff, write)
+
+
+@hookimpl
+def skiff_app_logs(
+    context: Context, app: str, process: str | None, num: int, follow: bool, write: Callable[[str], None]
+) -> bool | None:
+    """The logs of a swarm app's services (``logs APP``); others: ``None``."""
+    if not settings.is_swarm_app(context.state, app):
+        return None
+    from . import oneoff
+
+    oneoff.logs(context, app, process, num, follow, write)
+    return True
+
+
+@hookimpl
+def skiff_app_renamed(context: Context, old: str, new: str) -> None:
+    from . import rollout
+
+    rollout.renamed(context, old, new)
 
 
 @hookimpl

@@ -162,10 +162,14 @@ def retire(d: Deploy) -> None:
     d.output.info(f"the services of the previous release retire in {wait:g}s")
 
 
-def spawn_retire(manager: str, services: list[str], wait: float) -> None:
+def spawn_retire(manager: str, services: list[str], wait: float, network_of: str | None = None) -> None:
+    """Remove ``services`` after ``wait`` seconds in a detached helper; ``network_of``: then the
+    overlay network of that app too (the old name of a renamed app)."""
     args = [sys.executable, "-m", "skiff_swarm.retire", "--wait", str(wait), "--manager", manager]
     for ident in services:
         args += ["--service", ident]
+    if network_of:
+        args += ["--network-of", network_of]
     subprocess.Popen(
         args,
         stdin=subprocess.DEVNULL,
@@ -199,3 +203,36 @@ def service_log_tail(c: Any, ident: str, lines: int) -> list[str]:
         return []
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
     return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+def renamed(context: Any, old: str, new: str) -> None:
+    """``apps:rename``: run the current release as ``new``'s services, switch nginx, retire ``old``'s.
+
+    Called under both apps' locks after the state moved to ``new`` (as the docker scheduler
+    does for containers). It never raises (the rename is done): a failure says to run
+    ``ps:restart NEW``.
+    """
+
+    state = context.state
+    if not settings.is_swarm_app(state, new):
+        return
+    manager = settings.manager(state)
+    try:
+        c = engine.client(manager)
+        previous = [s["ID"] for s in engine.services(c, old)]
+        release = state.current_release(new)
+        if release is not None and release.image and previous:
+            context.output.step(f"Starting {old}'s release v{release.version} on the swarm as {new}")
+            d = Deploy.of_release(context, new, release, f"Rename {old} to {new}")
+            try:
+                deploy(d)
+            except BaseException:
+                failed(d)
+                raise
+            release.meta = d.meta
+            state.finish_release(release, "succeeded", release.timings)  # same release, new upstreams
+            context.hook.skiff_post_deploy(deploy=d)
+        wait = float(settings.SWARM.get(state, "wait-to-retire", app=new))
+        spawn_retire(manager, previous, wait, network_of=old)
+    except Exception as exc:
+        context.output.warn(f"swarm: could not run {new}'s services ({exc}); run 'ps:restart {new}'")

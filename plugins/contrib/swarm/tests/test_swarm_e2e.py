@@ -4,9 +4,10 @@ served by a private nginx whose upstreams are the tasks' host-mode published por
 node's address (10.231.N.2, the namespace's end of a veth pair).
 
 One app goes through: push -> served; ps:scale web=3 -> three tasks, three upstreams; a
-redeploy under steady load through nginx with no failed request; a release whose health
-check fails rolls back by itself while the old answer keeps being served; apps:destroy
-removes the services.
+killed task comes back on another port and swarm:sync follows it; a redeploy under steady
+load through nginx with no failed request; a release whose health check fails rolls back by
+itself while the old answer keeps being served; releases:rollback; apps:rename; apps:destroy
+removes the services and the network.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ def services(engine, app: str) -> list[str]:
     found = engine.docker("service", "ls", "--filter", f"label=skiff.app={app}", "--format", "{{.Name}}")
     assert found.returncode == 0, found.stderr
     return sorted(found.stdout.split())
+
+
+def networks(engine, app: str) -> list[str]:
+    found = engine.docker("network", "ls", "--filter", f"label=skiff.swarm.network={app}", "--format", "{{.Name}}")
+    return found.stdout.split()
 
 
 def upstreams(sshd, app: str) -> list[str]:
@@ -129,8 +135,29 @@ def test_swarm_app_serves_scales_redeploys_rolls_back_and_goes(
     current = [s for s in services(swarm_engine, app) if not s.endswith("-v4")]
     assert services(swarm_engine, app) == current and len(current) == 1
 
+    # rollback: v3 (code v2) -> a new release v5 of v2's image and config (code v1)
+    over_ssh(sshd, "releases:rollback", app)
+    assert answer().startswith("v1 ")
+    assert f"skiff-{app}-web-v5" in services(swarm_engine, app)
+
+    # rename: the release runs as the new name's services, the old name's go with their network
+    renamed = docker_cleanup.app(new_app_name("sw"))
+    over_ssh(sshd, "apps:rename", app, renamed)
+    got = private_nginx.request("/", host=f"{renamed}.{GLOBAL}")
+    assert got.status == 200 and got.body.startswith("v1 "), got.body
+    deadline = time.monotonic() + 60
+    while (services(swarm_engine, app) or networks(swarm_engine, app)) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert services(swarm_engine, app) == [] and networks(swarm_engine, app) == []
+    assert services(swarm_engine, renamed) == [f"skiff-{renamed}-web-v5"]
+
+    # run: a one-off task of the current release with its config; logs: every task's, prefixed
+    ran = sshd.ssh(["run", renamed, "echo hello from $DYNO; exit 7"])
+    assert ran.exit_code == 7 and re.search(r"hello from run\.[0-9]{4}", ran.output), ran.output
+    logged = over_ssh(sshd, "logs", renamed)
+    assert re.search(rf"{renamed}\[web\.[123]\]: web v1 listening on 5000", logged), logged
+
     # destroy removes the services and the app's network
-    over_ssh(sshd, "apps:destroy", app, "--force")
-    assert services(swarm_engine, app) == []
-    networks = swarm_engine.docker("network", "ls", "--filter", f"name=skiff-swarm-{app}", "-q")
-    assert networks.stdout.split() == []
+    over_ssh(sshd, "apps:destroy", renamed, "--force")
+    assert services(swarm_engine, renamed) == []
+    assert networks(swarm_engine, renamed) == []

@@ -169,7 +169,13 @@ def fake_swarm(monkeypatch):
     monkeypatch.setattr(engine, "client", lambda address: client)
     monkeypatch.setattr(engine, "image_for_nodes", lambda context, c, app, image, local: image)
     retired: list[list[str]] = []
-    monkeypatch.setattr(rollout, "spawn_retire", lambda manager, services, wait: retired.append(list(services)))
+    monkeypatch.setattr(
+        rollout,
+        "spawn_retire",
+        lambda manager, services, wait, network_of=None: retired.append(
+            list(services) + [f"net:{network_of}"] * bool(network_of)
+        ),
+    )
     api.retired = retired
     return api
 
@@ -256,3 +262,61 @@ def test_the_cron_runner_syncs_only_while_an_app_runs_on_the_swarm(harness):
     assert [t.argv for t in swarm_plugin.skiff_periodic_tasks(harness.context)] == [("swarm:sync",)]
     assert harness.invoke("scheduler:set", "cat", "selected", "docker").exit_code == 0
     assert swarm_plugin.skiff_periodic_tasks(harness.context) == []
+
+
+def test_a_renamed_app_runs_as_the_new_names_services_and_the_old_ones_retire(harness, fake_swarm, tmp_path):
+    deploy(harness, tmp_path, "a")
+    harness.state.rename_app("cat", "lion")
+    swarm_plugin.skiff_app_renamed(harness.context, "cat", "lion")
+    assert sorted(fake_swarm.services_) == ["id-skiff-cat-web-v1", "id-skiff-lion-web-v1"]
+    assert fake_swarm.retired == [["id-skiff-cat-web-v1", "net:cat"]]
+    assert harness.state.current_release("lion").upstreams == ["10.9.0.2:30002"]
+    assert "skiff-swarm-lion" in fake_swarm.networks_
+
+
+def test_run_is_a_one_off_job_task_whose_output_and_status_come_back(harness, fake_swarm, tmp_path):
+    from skiff.contracts import OneOff
+
+    deploy(harness, tmp_path, "a")
+    created: list[dict] = []
+    original = fake_swarm.create_service
+
+    def create_job(**kwargs):
+        created.append(kwargs)
+        answer = original(**{**kwargs, "mode": {"Replicated": {"Replicas": 1}}, "endpoint_spec": {}})
+        status = fake_swarm.services_[answer["ID"]]["tasks"][0]["Status"]
+        status.update(State="complete", ContainerStatus={"ExitCode": 3})
+        return answer
+
+    fake_swarm.create_service = create_job
+    lines: list[str] = []
+    code = swarm_plugin.skiff_run_oneoff(harness.context, OneOff("cat", ("/bin/sh", "-c", "exit 3")), lines.append)
+    assert code == 3 and lines == ["web v2 listening", "Traceback: boom"]
+    job = created[0]
+    assert job["mode"] == {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}
+    assert job["task_template"]["ContainerSpec"]["Args"] == ["/bin/sh", "-c", "exit 3"]
+    assert job["task_template"]["RestartPolicy"] == {"Condition": "none"}
+    assert [s for s in fake_swarm.services_ if "-run-" in s] == []  # removed once it ended
+    harness.create_app("dog")
+    assert swarm_plugin.skiff_run_oneoff(harness.context, OneOff("dog", ("true",)), lines.append) is None
+
+
+def test_logs_prefix_each_line_with_its_process_and_slot(harness, fake_swarm, tmp_path):
+    deploy(harness, tmp_path, "a")
+    service = fake_swarm.services_["id-skiff-cat-web-v1"]
+    service["tasks"][0]["ID"] = "t1"
+    fake_swarm.service_logs = lambda ident, **kw: (
+        b"2026-12-04T10:00:01Z com.docker.swarm.node.id=n1,com.docker.swarm.task.id=t1 second\n"
+        b"2026-12-04T10:00:00Z com.docker.swarm.node.id=n1,com.docker.swarm.task.id=t1 first\n"
+    )
+    lines: list[str] = []
+    hook = harness.context.hook
+    assert hook.skiff_app_logs(
+        context=harness.context, app="cat", process=None, num=100, follow=False, write=lines.append
+    )
+    assert lines == ["2026-12-04T10:00:00Z cat[web.1]: first", "2026-12-04T10:00:01Z cat[web.1]: second"]
+    harness.create_app("dog")
+    none = hook.skiff_app_logs(
+        context=harness.context, app="dog", process=None, num=100, follow=False, write=lines.append
+    )
+    assert none is None

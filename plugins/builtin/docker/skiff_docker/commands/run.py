@@ -53,6 +53,9 @@ def logs(context: Context, app: str, follow: bool, num: int, process: str | None
     from ..scheduler import running_instances
 
     context.state.require_app(app)
+    # another scheduler that runs the app (swarm) shows its logs itself
+    if context.hook.skiff_app_logs(context=context, app=app, process=process, num=num, follow=follow, write=click.echo):
+        return
     c = engine.client()
     entries = running_instances(c, app) + job_containers(c, app)
     if process:
@@ -110,6 +113,13 @@ def _real_stdin() -> bool:
         return False
 
 
+def _other_scheduler(context: Context, app: str) -> bool:
+    """Whether ``scheduler:set APP selected`` names another scheduler than docker (docs/contracts.md)."""
+    context.state.require_app(app)
+    selected = context.state.get_property("scheduler", "selected", app=app)
+    return bool(selected) and selected != "docker"
+
+
 def _oneoff(
     context: Context, app: str, command: tuple[str, ...], *, tty: bool = False, stdin: bool = False
 ) -> tuple[Any, dict[str, Any]]:
@@ -141,6 +151,12 @@ def run(context: Context, app: str, command: tuple[str, ...]) -> int:
 
     from ..scheduler import create_container, run_oneoff
 
+    if _other_scheduler(context, app):  # e.g. swarm: a one-off task there, output once it ended
+        from skiff.contracts import OneOff
+
+        argv = ("/bin/sh", "-c", command[0]) if len(command) == 1 else tuple(command)
+        code = context.hook.skiff_run_oneoff(context=context, oneoff=OneOff(app, argv, role="run"), write=click.echo)
+        return int(code if code is not None else 1)
     tty = _interactive()
     docker_cli = shutil.which("docker")
     attach = docker_cli is not None and (tty or _real_stdin())
