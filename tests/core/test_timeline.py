@@ -51,3 +51,22 @@ def test_read_skips_malformed_lines(tmp_path):
     path.write_text("ok 1.5 2.5 7\nbroken line\nbad x 2 3\n\n")
     assert timeline.read(path) == [("ok", 1.5, 2.5, 7)]
     assert timeline.read(tmp_path / "absent") == []
+
+
+def test_a_deploy_leaves_its_steps_in_order(skiff, tmp_path, monkeypatch):
+    from skiff import lifecycle
+    from skiff.testing import DirReceiver, StubBuilder, StubScheduler, dir_source
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "app.py").write_text("print('hi')\n")
+    h = skiff(("receiver", DirReceiver()), ("builder", StubBuilder()), ("scheduler", StubScheduler()))
+    h.create_app("web")
+    trail = tmp_path / "trail"
+    monkeypatch.setenv(timeline.ENV, str(trail))
+    lifecycle.deploy(h.context, "web", dir_source(src))
+    names = [e[0] for e in timeline.read(trail)]
+    phases = [f"{p}.{edge}" for p in lifecycle.PHASES for edge in ("start", "end")]
+    assert names == ["lock.held", *phases, "deploy.done"]
+    stamps = [e[1] for e in timeline.read(trail)]
+    assert stamps == sorted(stamps)
