@@ -3,12 +3,14 @@ SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
 PYTEST_ARGS ?=
 
-.PHONY: help deps test-deps docker venv stack test unit lint install demo bench clean
+.PHONY: help deps test-deps docker venv stack test unit lint install demo demo-cluster demo-cluster-clean bench clean
 
 help:
 	@echo "make demo     install everything and deploy examples/catmeow by git push"
 	@echo "make test     lint, install what the tests need and run the whole suite"
 	@echo "make install  install skiff on this server (root)"
+	@echo "make demo-cluster        three engines as a swarm on this machine, a registry, catmeow web=3 on them"
+	@echo "make demo-cluster-clean  remove all of it"
 	@echo "make bench    run the benchmarks under bench/"
 	@echo "make lint     ruff check, ruff format --check and mypy (make test runs it first)"
 
@@ -59,6 +61,13 @@ install:
 
 demo:
 	@scripts/demo.sh
+
+# the cluster's nodes need iproute2 and util-linux (test-deps), its registry docker-registry (deps)
+demo-cluster: deps test-deps
+	@scripts/demo-cluster.sh
+
+demo-cluster-clean:
+	@scripts/demo-cluster.sh --clean
 
 clean:
 	rm -rf $(VENV) build *.egg-info

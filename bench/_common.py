@@ -21,6 +21,11 @@ def runs(default: int = 5) -> int:
 def time_command(argv: Sequence[str], env: dict | None = None, user: str | None = None) -> float:
     """Seconds ``argv`` takes; ``user``: run it as that account (set by this process, no wrapper)."""
     start = time.perf_counter()
+    _run(argv, env, user)
+    return time.perf_counter() - start
+
+
+def _run(argv: Sequence[str], env: dict | None, user: str | None) -> None:
     subprocess.run(
         list(argv),
         env=env,
@@ -29,7 +34,16 @@ def time_command(argv: Sequence[str], env: dict | None = None, user: str | None 
         check=True,
         **service_account_kwargs(user),
     )
-    return time.perf_counter() - start
+
+
+def cpu_command(argv: Sequence[str], env: dict | None = None, user: str | None = None) -> float:
+    """CPU seconds (user + system) ``argv`` and its children used: steadier than wall time on a busy host."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    _run(argv, env, user)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def service_account() -> str | None:

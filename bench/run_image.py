@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import interleave, report, runs  # noqa: E402
+
 from build import Skiff, code_change, fresh_source, wait_for_engine  # noqa: E402
 
 STACK = "skiff/stack:trixie"

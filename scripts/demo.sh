@@ -4,7 +4,8 @@
 #
 # Settings (environment): SKIFF_DEMO_DOMAIN (skiff.localhost: only used in the Host header,
 # no DNS needed), SKIFF_DEMO_DIR (/var/tmp/skiff-demo: the demo key and work tree),
-# SKIFF_DEMO_SSH_PORT (22), SKIFF_DEMO_HTTP_PORT (80), SKIFF_USER (skiff: the account to push to).
+# SKIFF_DEMO_SSH_PORT (22), SKIFF_DEMO_HTTP_PORT (80), SKIFF_USER (skiff: the account to push to),
+# SKIFF_DEMO_APP (catmeow: the app name).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,7 +14,7 @@ demo=${SKIFF_DEMO_DIR:-/var/tmp/skiff-demo}
 ssh_port=${SKIFF_DEMO_SSH_PORT:-22}
 http_port=${SKIFF_DEMO_HTTP_PORT:-80}
 user=${SKIFF_USER:-skiff}
-app=catmeow
+app=${SKIFF_DEMO_APP:-catmeow}  # the app examples/catmeow is pushed as (make demo-cluster: catmeow-swarm)
 
 step() { echo "-----> $*"; }
 
@@ -34,7 +35,7 @@ fi
 skiff domains:set-global "$domain"
 
 # -- the app's repository (a clone of examples/catmeow) -------------------------------------
-work="$demo/catmeow"
+work="$demo/$app"
 mkdir -p "$work"
 cp -a "$top/examples/catmeow/." "$work/"
 export GIT_AUTHOR_NAME="Skiff demo" GIT_AUTHOR_EMAIL="demo@skiff.invalid"

@@ -100,7 +100,26 @@ class LazySkiffGroup(SkiffGroup):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.index:
             self.load(self.index[cmd_name]["owner"])
+            if cmd_name not in self.commands:
+                self.load_everything()
         return self.commands.get(cmd_name)
+
+    def load_everything(self) -> None:
+        """The index names a command its owner did not give: fill the group as a full start does.
+
+        The cache was stale in a way its key and file times did not show; it is written
+        again from this start, and the index is no longer trusted here.
+        """
+        full = _root_group()
+        owners = add_every_command(self.context, full)
+        for name, command in full.commands.items():
+            self.commands.setdefault(name, command)
+        self.index = {}
+        cache = self.context.command_cache
+        if cache is not None:
+            cache.index = None
+            if owners is not None:
+                cache.save(full, owners, self.context.pm)
 
     def is_local_only(self, name: str) -> bool:
         entry = self.index.get(name)
@@ -130,12 +149,18 @@ class LazySkiffGroup(SkiffGroup):
             self.context.pm.load_deferred(owner)
             for impl in self.context.pm.hook.skiff_commands.get_hookimpls():
                 if impl.plugin_name == owner:
-                    impl.function(cli=scratch)
+                    call_alone(impl, cli=scratch)
         for name, command in scratch.commands.items():
             if self.index.get(name, {}).get("owner") == owner:
                 self.add_command(command)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        cache = self.context.command_cache
+        rendered = cache.help_section(formatter.width) if cache is not None else None
+        if rendered is not None and formatter.current_indent == 0 and not self.commands:
+            formatter.write_paragraph()
+            formatter.write(rendered)  # what the full start rendered from the real commands
+            return
         shown = click.Group(self.name)
         for name in self.list_commands(ctx):
             entry = self.index.get(name)
@@ -178,10 +203,15 @@ def plugin_namespaces(pm: SkiffPluginManager, only: str | None = None) -> list[t
     for impl in reversed(pm.hook.skiff_settings.get_hookimpls()):
         if only is not None and impl.plugin_name != only:
             continue
-        declared: Any = impl.function()
+        declared: Any = call_alone(impl)
         for namespace in declared or ():
             found.setdefault(namespace.name, (namespace, impl.plugin_name))
     return list(found.values())
+
+
+def call_alone(impl: Any, **kwargs: Any) -> Any:
+    """Call one hook implementation as pluggy would (positionally, only the arguments it names)."""
+    return impl.function(*[kwargs[name] for name in impl.argnames])
 
 
 def _plain_calls(pm: SkiffPluginManager, *hooks: str) -> bool:
@@ -201,30 +231,41 @@ def build_cli(context: Context) -> click.Group:
     cache = context.command_cache
     if cache is not None and cache.index is not None:
         return _root_group(LazySkiffGroup, context=context, index=cache.index["commands"])
+    cli = _root_group()
+    owners = add_every_command(context, cli)
+    if cache is not None and owners is not None:
+        cache.save(cli, owners, context.pm)
+    return cli
+
+
+def add_every_command(context: Context, cli: click.Group) -> dict[str, str] | None:
+    """Add the core's, every plugin's and every settings namespace's commands to ``cli``.
+
+    Returns each command's owner (see :mod:`skiff.commandcache`), or ``None`` when a
+    wrapper takes part in ``skiff_commands``/``skiff_settings`` (then the hooks are
+    called as a whole and nothing may be cached).
+    """
     from .core_commands import add_core_commands
     from .settings import add_commands, generated_commands
 
-    cli = _root_group()
     add_core_commands(cli)
     pm = context.pm
+    pm.load_all()
     if not _plain_calls(pm, "skiff_commands", "skiff_settings"):
         context.hook.skiff_commands(cli=cli)
         add_commands(context, cli)
-        return cli
-    pm.load_all()
+        return None
     owners = dict.fromkeys(cli.commands, "")
     for impl in reversed(pm.hook.skiff_commands.get_hookimpls()):  # the order pluggy calls them in
         before = dict(cli.commands)
-        impl.function(cli=cli)
+        call_alone(impl, cli=cli)
         owners.update((n, impl.plugin_name) for n, c in cli.commands.items() if before.get(n) is not c)
     for namespace, plugin in plugin_namespaces(pm):
         for command in generated_commands(namespace):
             if command.name not in cli.commands:
                 cli.add_command(command)
                 owners[command.name] = f"settings:{plugin}"
-    if cache is not None:
-        cache.save(cli, owners, pm)
-    return cli
+    return owners
 
 
 def _disabled_in_state(root: Path) -> set[str]:
@@ -261,11 +302,12 @@ def make_context(pm: SkiffPluginManager | None = None, output: Output | None = N
     root = root_from_env()
     cache = None
     if pm is None:
-        from .plugins import disabled_from_env, installed_plugins
+        from .plugins import disabled_from_env, install_fingerprint, installed_plugins
 
         off = _disabled_in_state(root) | disabled_from_env()
-        installed = installed_plugins(root / PLUGIN_CACHE)
-        cache = CommandCache.open(root, commandcache.key(installed, off))
+        fingerprint = install_fingerprint() if os.geteuid() != 0 else []
+        installed = installed_plugins(root / PLUGIN_CACHE, fingerprint)
+        cache = CommandCache.open(root, commandcache.key(installed, off, fingerprint))
         pm = build_plugin_manager(disabled=off, installed=installed, defer=cache.deferred() if cache else None)
         if cache is not None and cache.index is not None and not cache.agrees_with(pm):
             cache.index = None

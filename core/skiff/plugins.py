@@ -202,7 +202,7 @@ class InstalledPlugin:
         return found
 
 
-def installed_plugins(cache: Path | None = None) -> list[InstalledPlugin]:
+def installed_plugins(cache: Path | None = None, fingerprint: list[list[Any]] | None = None) -> list[InstalledPlugin]:
     """The ``skiff`` entry points of every installed distribution, one per name, in name order.
 
     Scanning the installed distributions (and importing ``importlib.metadata``)
@@ -212,10 +212,12 @@ def installed_plugins(cache: Path | None = None) -> list[InstalledPlugin]:
     ``entry_points.txt`` (their modification times). Installing, removing or
     reinstalling a distribution changes the fingerprint, so the next command
     scans again. Root never reads or writes the cache (it would trust a file
-    the service account can write).
+    the service account can write). ``fingerprint``: :func:`install_fingerprint`'s
+    answer, when the caller already has it.
     """
     use_cache = cache is not None and os.geteuid() != 0
-    fingerprint = _fingerprint() if use_cache else []
+    if fingerprint is None:
+        fingerprint = _fingerprint() if use_cache else []
     if use_cache and cache is not None:
         cached = _read_cache(cache, fingerprint)
         if cached is not None:
@@ -248,12 +250,24 @@ def _dist_of(ep: metadata.EntryPoint) -> tuple[str, str]:
     return dist.metadata["Name"] or "", dist.version or ""
 
 
+def install_fingerprint() -> list[list[Any]]:
+    """What an install, removal or upgrade of any distribution changes (see :func:`installed_plugins`)."""
+    return _fingerprint()
+
+
 def _fingerprint() -> list[list[Any]]:
     marks: list[list[Any]] = []
+    try:
+        here: str | None = os.getcwd()
+    except OSError:
+        here = None
     for entry in sys.path:
         folder = entry or "."
         try:
-            marks.append([folder, os.stat(folder).st_mtime_ns])
+            # the working directory (python -m skiff, python -c) changes with every file written
+            # there, e.g. SQLite's journal when it is SKIFF_ROOT: only its distributions count
+            working = folder == "." or (here is not None and os.path.abspath(folder) == here)
+            marks.append([folder, None if working else os.stat(folder).st_mtime_ns])
             with os.scandir(folder) as children:
                 names = sorted(c.name for c in children if c.name.endswith((".dist-info", ".egg-info")))
         except OSError:  # gone, or a zip file

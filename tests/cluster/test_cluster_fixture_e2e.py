@@ -40,10 +40,13 @@ def test_three_engines_in_their_own_namespaces_form_a_swarm_and_leave_nothing_be
         # the node's own /etc/docker, not the host's
         c.workers[0].trust("10.0.0.1:5443", b"not a real CA")
         assert not Path("/etc/docker/certs.d/10.0.0.1:5443").exists()
+        # containerd and its shims run for the engines, under the cluster's directory
+        assert any("containerd" in line for _, line in c._processes())
         manager.close()
     finally:
         c.stop()
     assert c.leftovers() == []
+    assert not [line for _, line in c._processes()]
 
 
 def test_a_half_started_cluster_is_removed(monkeypatch):

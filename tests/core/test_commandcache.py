@@ -96,7 +96,7 @@ def site(tmp_path, monkeypatch):
     folder.mkdir()
     monkeypatch.syspath_prepend(str(folder))
     yield folder
-    for name in [m for m in sys.modules if m.endswith("_plugin") and m.startswith(("fresh", "flaky"))]:
+    for name in [m for m in sys.modules if m.startswith(("fresh_", "flaky_"))]:
         del sys.modules[name]
 
 
@@ -111,6 +111,17 @@ def test_help_from_the_cache_is_the_same_and_imports_no_plugin(start, service_ac
     assert second.pm.get_plugins() == set()
 
 
+def test_help_at_another_width_is_rendered_from_the_index_the_same(start, monkeypatch):
+    start("--help")
+    monkeypatch.setenv("COLUMNS", "60")  # not the width the full start rendered the list at
+    narrow = start("--help")
+    assert narrow.cached and narrow.pm.get_plugins() == set()
+    monkeypatch.setattr(os, "geteuid", lambda: 0)  # root: a full start, no cache
+    full = start("--help")
+    assert full.context.command_cache is None and narrow.out == full.out
+    assert max(len(line) for line in narrow.out.splitlines()) <= 60
+
+
 def test_a_command_imports_its_plugin_and_every_implementer_of_the_hooks_it_calls(start):
     start("--help")
     created = start("apps:create", "catmeow")
@@ -121,6 +132,31 @@ def test_a_command_imports_its_plugin_and_every_implementer_of_the_hooks_it_call
     assert implementers and not implementers & set(pm.deferred)
     listed = start("apps:list")
     assert listed.cached and "catmeow" in listed.out
+
+
+def test_every_command_is_found_when_it_is_the_first_a_cached_start_asks_for(start, service_account):
+    """Each owner kind (core, a plugin, a settings namespace of a deferred plugin) loads on its own."""
+    start("--help")
+    index = json.loads((service_account / CACHE).read_text())["commands"]
+    owners: dict[str, str] = {}
+    for name, entry in sorted(index.items()):
+        if not entry["local_only"]:  # root-only commands refuse the account before --help
+            owners.setdefault(entry["owner"], name)
+    assert "" in owners and any(o.startswith("settings:") for o in owners) and len(owners) > 10
+    for owner, name in owners.items():
+        alone = start(name, "--help")
+        assert alone.cached and alone.status == 0 and f"Usage: skiff {name}" in alone.out, (owner, name, alone.err)
+
+
+def test_a_stale_index_falls_back_to_every_command_and_is_written_again(start, service_account):
+    start("apps:create", "catmeow")
+    data = json.loads((service_account / CACHE).read_text())
+    data["commands"]["apps:list"]["owner"] = "config"  # a plugin that does not give apps:list
+    (service_account / CACHE).write_text(json.dumps(data))
+    listed = start("apps:list")
+    assert listed.status == 0 and "catmeow" in listed.out, listed.err
+    assert json.loads((service_account / CACHE).read_text())["commands"]["apps:list"]["owner"] == "apps"
+    assert start("apps:list").cached
 
 
 def test_deferred_plugins_keep_the_hook_order_of_a_full_start():
@@ -182,6 +218,24 @@ def test_plugin_disable_enable_and_the_environment_are_seen_at_once(start, monke
     assert not back.cached and "acl:add" in back.out
 
 
+def test_a_library_removed_under_a_plugin_is_seen_at_once(start, site):
+    """Only the library goes (the plugin's entry point stays): the plugin is named as broken at once."""
+    install(site, "fresh", "import fresh_library\n" + HELLO)
+    (site / "fresh_library.py").write_text("")
+    (site / "fresh_library-1.0.dist-info").mkdir()
+    (site / "fresh_library-1.0.dist-info" / "METADATA").write_text("Name: fresh-library\nVersion: 1.0\n")
+    start("--help")
+    assert start("fresh:hello").cached
+    (site / "fresh_library.py").unlink()
+    (site / "fresh_library-1.0.dist-info" / "METADATA").unlink()
+    (site / "fresh_library-1.0.dist-info").rmdir()
+    for name in ("fresh_plugin", "fresh_library"):
+        sys.modules.pop(name, None)
+    importlib.invalidate_caches()
+    after = start("--help")
+    assert not after.cached and "fresh is broken" in after.err and "fresh:hello" not in after.out
+
+
 def test_an_edited_plugin_source_is_seen_at_once(start, site):
     module = install(site, "fresh", HELLO)
     start("--help")
@@ -212,12 +266,13 @@ def test_root_never_reads_or_writes_the_cache(start, service_account, monkeypatc
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     start("--help")
     data = json.loads((service_account / CACHE).read_text())
-    data["commands"]["planted:command"] = dict(data["commands"]["apps:list"], help="Planted by the account.")
+    data["commands"]["version"]["help"] = "Planted by the account."
+    data["help"] = {width: text.replace("Show Skiff's version.", "Planted.") for width, text in data["help"].items()}
     (service_account / CACHE).write_text(json.dumps(data))
-    assert "planted:command" in start("--help").out  # the account may fool itself...
+    assert "Planted." in start("--help").out  # the account may fool itself...
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     root_help = start("--help")
-    assert "planted:command" not in root_help.out and root_help.pm.deferred == {}  # ...never root
+    assert "Planted" not in root_help.out and root_help.pm.deferred == {}  # ...never root
     assert json.loads((service_account / CACHE).read_text()) == data
 
 
@@ -243,3 +298,67 @@ def test_the_cached_tree_gives_the_real_commands_with_their_access_declarations(
             assert cli.is_local_only(cached) == cli.is_local_only(real) == lazy_cli.is_local_only(name), name
             assert [p.name for p in cached.params] == [p.name for p in real.params], name
             assert cached.help == real.help, name
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs skiff as another account, which needs root")
+def test_ssh_commands_of_a_service_account_run_from_the_cache_with_their_access_checks(tmp_path):
+    """Real starts as an unprivileged account (nobody): SSH commands come from the cache, access holds."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    nobody = 65534
+    root = Path(tempfile.mkdtemp(prefix="skiff-cache-"))
+    try:
+        os.chmod(root, 0o755)
+        os.chown(root, nobody, nobody)
+        for name in ("dev", "boss"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)], check=True)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("SKIFF_", "SSH_"))},
+            "SKIFF_ROOT": str(root),
+            "SKIFF_AUTHORIZED_KEYS": str(root / "authorized_keys"),
+        }
+
+        def skiff(*args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+            extra = {"SSH_ORIGINAL_COMMAND": " ".join(args), "SKIFF_KEY_NAME": key} if key else {}
+            argv = ["ssh-command"] if key else list(args)
+            return subprocess.run(
+                [sys.executable, "-m", "skiff", *argv],
+                env={**env, **extra},
+                cwd=root,
+                user=nobody,
+                group=nobody,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        for args in (
+            ("apps:create", "one"),
+            ("apps:create", "two"),
+            ("ssh-keys:add", "dev", str(root / "dev.pub")),
+            ("ssh-keys:add", "boss", str(root / "boss.pub"), "--role", "admin"),
+            ("acl:add", "one", "dev"),
+        ):
+            assert skiff(*args).returncode == 0, args
+        cache = root / CACHE
+        written = cache.stat().st_mtime_ns
+        allowed = skiff("config:set", "one", "A=1", key="dev")
+        assert allowed.returncode == 0, allowed.stderr
+        for args, refusal in (
+            (("config:set", "two", "A=1"), "may not run config:set on app 'two'"),
+            (("config:set", "--global", "A=1"), "may not run config:set --global"),
+            (("apps:list",), "may not run apps:list"),
+            (("ssh-keys:add", "x"), "is not available over SSH"),
+            (("apps:lst",), "did you mean apps:list?"),
+        ):
+            refused = skiff(*args, key="dev")
+            assert refused.returncode != 0 and refusal in refused.stderr, (args, refused.stderr)
+        assert skiff("version", key="dev").returncode == 0
+        listed = skiff("apps:list", key="boss")
+        assert listed.returncode == 0 and "one" in listed.stdout and "two" in listed.stdout
+        assert skiff("config:get", "one", "A", key="dev").stdout.strip() == "1"
+        assert cache.stat().st_mtime_ns == written  # every one of them started from the cache
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -350,6 +350,21 @@ class Cluster:
         lines = Path("/proc/self/mounts").read_text().splitlines()
         return [line.split()[1] for line in lines if line.split()[1].startswith(prefix)]
 
+    def _processes(self) -> list[tuple[int, str]]:
+        """Processes whose command line names the cluster's directory (dockerd, containerd, shims)."""
+        marker = str(self.path).encode()
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker in cmdline:
+                found.append((int(entry), cmdline.replace(b"\0", b" ").decode(errors="replace")))
+        return found
+
     def leftovers(self) -> list[str]:
         """What of this cluster is still on the machine: namespaces, links, processes, mounts, files."""
         found = [f"netns {name}" for name in self.netns_names() if _netns_inode(name) is not None]
@@ -358,6 +373,7 @@ class Cluster:
         if _run("ip", "link", "show", self.host_link).returncode == 0:
             found.append(f"link {self.host_link}")
         found += [f"dockerd {node.name} (pid {node.pid})" for node in self.nodes if node.alive()]
+        found += [f"process {pid}: {line[:80]}" for pid, line in self._processes()]
         found += [f"mount {mount}" for mount in self._mounts()]
         if self.path.exists():
             found.append(f"directory {self.path}")
@@ -385,8 +401,10 @@ def preflight() -> str | None:
     return None
 
 
-def start(nodes: int = 3, directory: Path | str | None = None, timeout: float = START_TIMEOUT) -> Cluster:
-    """Start ``nodes`` engines in their own namespaces and form a swarm (the first is the manager)."""
+def start(
+    nodes: int = 3, directory: Path | str | None = None, timeout: float = START_TIMEOUT, swarm: bool = True
+) -> Cluster:
+    """Start ``nodes`` engines in their own namespaces and (``swarm``) form a swarm, the first the manager."""
     problem = preflight()
     if problem:
         raise RuntimeError(problem)
@@ -420,7 +438,8 @@ def start(nodes: int = 3, directory: Path | str | None = None, timeout: float = 
             thread.join()
         if errors:
             raise errors[0]
-        cluster._form_swarm()
+        if swarm:
+            cluster._form_swarm()
     except BaseException:
         cluster.stop()
         raise
@@ -428,9 +447,9 @@ def start(nodes: int = 3, directory: Path | str | None = None, timeout: float = 
 
 
 @contextmanager
-def started(nodes: int = 3, directory: Path | str | None = None) -> Iterator[Cluster]:
+def started(nodes: int = 3, directory: Path | str | None = None, swarm: bool = True) -> Iterator[Cluster]:
     """:func:`start`, and :meth:`Cluster.stop` on the way out (also after a failure)."""
-    cluster = start(nodes, directory)
+    cluster = start(nodes, directory, swarm=swarm)
     try:
         yield cluster
     finally:
@@ -443,23 +462,35 @@ def load_image(source: Any, target: Any, ref: str) -> None:
     target.images.load(b"".join(image.save(named=True)))
 
 
+USAGE = (
+    "usage: python -m skiff.testing.cluster up [--nodes N] [--no-swarm] DIR | down DIR | status DIR\n"
+    "       | trust DIR HOST:PORT CA_FILE (every node's engine trusts CA_FILE for that registry)\n"
+    "       | url DIR NODE (a node's engine address) | address DIR NODE|host"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``up [--nodes N] DIR`` (prints the cluster as JSON), ``down DIR``, ``status DIR``."""
+    """The cluster from a shell (``make demo-cluster``): see :data:`USAGE`."""
     args = list(sys.argv[1:] if argv is None else argv)
-    usage = "usage: python -m skiff.testing.cluster up [--nodes N] DIR | down DIR | status DIR"
-    if not args or args[0] not in ("up", "down", "status"):
-        print(usage, file=sys.stderr)
+    if not args or args[0] not in ("up", "down", "status", "trust", "url", "address"):
+        print(USAGE, file=sys.stderr)
         return 2
     action, rest = args[0], args[1:]
-    nodes = 3
-    if rest[:1] == ["--nodes"] and len(rest) >= 2 and rest[1].isdigit():
-        nodes, rest = int(rest[1]), rest[2:]
-    if len(rest) != 1:
-        print(usage, file=sys.stderr)
+    nodes, swarm = 3, True
+    while action == "up" and rest[:1] in (["--nodes"], ["--no-swarm"]):
+        if rest[0] == "--no-swarm":
+            swarm, rest = False, rest[1:]
+        elif len(rest) >= 2 and rest[1].isdigit() and 1 <= int(rest[1]) <= 9:
+            nodes, rest = int(rest[1]), rest[2:]
+        else:
+            break
+    wanted = {"up": 1, "down": 1, "status": 1, "trust": 3, "url": 2, "address": 2}[action]
+    if len(rest) != wanted:
+        print(USAGE, file=sys.stderr)
         return 2
     directory = Path(rest[0])
     if action == "up":
-        cluster = start(nodes, directory)
+        cluster = start(nodes, directory, swarm=swarm)
         print(json.dumps(asdict(cluster), indent=2))
         return 0
     if not (directory / "cluster.json").exists():
@@ -472,6 +503,21 @@ def main(argv: list[str] | None = None) -> int:
         for item in left:
             print(f"left behind: {item}", file=sys.stderr)
         return 1 if left else 0
+    if action == "trust":
+        ca = Path(rest[2]).read_bytes()
+        for node in cluster.nodes:
+            node.trust(rest[1], ca)
+        return 0
+    if action in ("url", "address"):
+        if action == "address" and rest[1] == "host":
+            print(cluster.host_address)
+            return 0
+        found = [node for node in cluster.nodes if node.name == rest[1]]
+        if not found:
+            print(f"no node {rest[1]!r} (node1..node{len(cluster.nodes)})", file=sys.stderr)
+            return 1
+        print(found[0].base_url if action == "url" else found[0].address)
+        return 0
     print(json.dumps({**asdict(cluster), "alive": [n.name for n in cluster.nodes if n.alive()]}, indent=2))
     return 0
 

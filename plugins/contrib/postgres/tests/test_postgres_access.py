@@ -54,6 +54,13 @@ def test_a_deployer_may_use_a_service_only_when_every_linked_app_is_its_own(skif
         ]
     result = _ssh(h, "postgres:unlink mine other")
     assert result.stderr.splitlines() == ["!     key 'bob' (deployer) may not run postgres:unlink on app 'other'"]
+    result = _ssh(h, "postgres:promote shared other")
+    assert result.stderr.splitlines() == [
+        "!     key 'bob' (deployer) may not run postgres:promote on postgres service 'shared'"
+    ]
+    for command in ("postgres:set mine tls false", "postgres:enter mine", "postgres:clone mine m2"):
+        result = _ssh(h, command)
+        assert result.exit_code == 1 and "(deployer) may not run" in result.stderr, command
     for command in ("postgres:create db2", "postgres:list", "postgres:destroy mine -f", "postgres:expose mine"):
         result = _ssh(h, command)
         assert result.exit_code == 1 and "(deployer) may not run" in result.stderr, command

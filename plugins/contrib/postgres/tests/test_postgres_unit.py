@@ -226,3 +226,97 @@ def test_expose_address_is_checked_when_the_container_is_created(linked):
     assert len(warned) == 1 and "needs root's confirmation" in warned[0]
     service.expose["root"] = True  # what postgres:expose from a root shell stores
     assert ct.expose_address(linked.context, service) == "0.0.0.0"
+
+
+def test_promote_makes_the_service_the_database_url_and_keeps_the_other_under_an_alias(linked):
+    h = linked
+    STORE.save(h.context, PgService(name="next-db", image="img", password="secretpassword2"))
+    assert h.invoke("postgres:link", "db", "web", "--no-restart").exit_code == 0
+    assert h.invoke("postgres:link", "next-db", "web", "--no-restart").exit_code == 0
+    old_url = h.state.get_config("web")["DATABASE_URL"]
+    new_url = h.state.get_config("web")["NEXT_DB_DATABASE_URL"]
+
+    r = h.invoke("postgres:promote", "next-db", "web")
+    assert r.exit_code == 0, r.output
+    assert "Promoted postgres next-db to DATABASE_URL on web" in r.stdout and "secretpassword" not in r.output
+    config = h.state.get_config("web")
+    assert config["DATABASE_URL"] == new_url and config["DB_DATABASE_URL"] == old_url
+    assert "NEXT_DB_DATABASE_URL" not in config
+    assert STORE.load(h.context, "next-db").links == {"web": "DATABASE_URL"}
+    assert STORE.load(h.context, "db").links == {"web": "DB_DATABASE_URL"}
+    release = h.state.current_release("web")
+    assert release.description == "Promote postgres next-db" and release.config["DATABASE_URL"] == new_url
+
+    again = h.invoke("postgres:promote", "next-db", "web")
+    assert again.exit_code == 1 and again.stderr.splitlines() == [
+        "!     postgres next-db is already DATABASE_URL of web"
+    ]
+    assert h.invoke("postgres:promote", "db", "web", "--no-restart").exit_code == 0  # and back
+    assert h.state.get_config("web")["DATABASE_URL"] == old_url
+    assert STORE.load(h.context, "next-db").links == {"web": "NEXT_DB_DATABASE_URL"}
+
+
+def test_promote_keeps_a_hand_set_url_and_refuses_what_is_not_linked(linked):
+    h = linked
+    h.state.set_config("web", {"DATABASE_URL": "postgres://elsewhere/db"})
+    assert h.invoke("postgres:link", "db", "web", "--no-restart").exit_code == 0
+    assert h.invoke("postgres:promote", "db", "web", "--no-restart").exit_code == 0
+    config = h.state.get_config("web")
+    assert config["PREVIOUS_DATABASE_URL"] == "postgres://elsewhere/db"
+    assert config["DATABASE_URL"] == STORE.url(STORE.load(h.context, "db"))
+    STORE.save(h.context, PgService(name="loose", image="img", password="secretpassword3"))
+    r = h.invoke("postgres:promote", "loose", "web")
+    assert r.exit_code == 1 and "postgres loose is not linked to web" in r.stderr
+
+
+def test_tls_is_on_unless_the_service_says_false():
+    on = PgService(name="db", image="img", password="x" * 10)
+    assert KIND.command(on)[:3] == ["postgres", "-c", "ssl=on"]
+    assert "ssl_key_file=/var/lib/postgresql/tls/server.key" in KIND.command(on)
+    assert KIND.command(PgService(name="db", image="img", password="x" * 10, options={"tls": "false"})) is None
+    assert set(KIND.settable) == {"tls"}
+    for bad in ("yes", "false\n", "on"):
+        with pytest.raises(ValidationError):
+            KIND.settable["tls"].check("tls", bad)
+
+
+def test_upgrade_gives_tls_once_and_puts_back_a_server_that_does_not_start_with_it(skiff, monkeypatch):
+    """state:migrate's part for postgres, with a recorded engine: the certificate first, then the
+    container recreated; a failure leaves the service as it was (no TLS), the record unchanged."""
+    from skiff_services import tls
+
+    h = skiff(("apps", apps_plugin), ("postgres", pg_plugin))
+    STORE.save(h.context, PgService(name="old", image="img", password="secretpassword1"))
+    STORE.save(h.context, PgService(name="off", image="img", password="secretpassword2", options={"tls": "false"}))
+
+    class Container:
+        def __init__(self, labels):
+            self.labels, self.status = labels, "running"
+
+    containers = {"old": Container({}), "off": Container({})}
+    made: list[tuple[str, bool]] = []
+    fail = {"recreate": True}
+
+    def recreate(self, context, c, service):
+        made.append((service.name, KIND.tls.enabled(service)))
+        if fail.pop("recreate", False):
+            raise RuntimeError("FATAL: could not load server certificate file")
+        containers[service.name] = Container({tls.LABEL: "on"} if KIND.tls.enabled(service) else {})
+        return containers[service.name]
+
+    monkeypatch.setattr(engine, "client", lambda: "engine")
+    monkeypatch.setattr(engine.Engine, "get", lambda self, c, service: containers.get(service.name))
+    monkeypatch.setattr(engine.Engine, "recreate", recreate)
+    monkeypatch.setattr(tls, "ensure", lambda context, c, kind, service, labels: made.append((service.name, "cert")))
+
+    first = h.invoke("state:migrate")
+    assert first.exit_code == 0, first.output
+    assert "postgres old: TLS not turned on, the server did not start with it" in first.output
+    assert made == [("old", "cert"), ("old", True), ("old", False)]  # put back without TLS
+    assert STORE.load(h.context, "old").options == {}  # so the next state:migrate tries again
+
+    made.clear()
+    second = h.invoke("state:migrate")
+    assert "postgres old: TLS on" in second.output and made == [("old", "cert"), ("old", True)]
+    third = h.invoke("state:migrate")
+    assert "TLS" not in third.output and made == [("old", "cert"), ("old", True)]  # nothing left to do

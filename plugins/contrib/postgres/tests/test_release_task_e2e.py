@@ -185,3 +185,40 @@ def test_release_task_migrates_the_linked_database_that_web_reads(
 
     ok(sshd.ssh(["apps:destroy", app, "--force"]))
     ok(sshd.ssh(["postgres:destroy", db, "--force"]))
+
+
+# As Heroku's getting-started app: dj_database_url.config(ssl_require=True) asks for sslmode=require
+TLS_FILES = {
+    **FILES,
+    "db.py": DB.replace("connect_timeout=5)", 'connect_timeout=5, sslmode="require")'),
+    "manage.py": MANAGE.replace(
+        '    engine = "postgres" if settings.IS_HEROKU_APP else "sqlite"\n',
+        "    conn, _ = db.connect()\n"
+        "    with conn:\n"
+        '        ssl = conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0]\n'
+        '    engine = f"postgres, ssl={ssl}"\n',
+    ),
+}
+
+
+def test_an_app_that_requires_tls_writes_and_reads_the_linked_database(
+    sshd, stack_image, pg_image, docker_cleanup, cleanup, service_name, tmp_path
+):
+    app = docker_cleanup.app(new_app_name("tls"))
+    db = service_name
+    assert TLS_FILES["db.py"] != DB and TLS_FILES["manage.py"] != MANAGE
+    ok(sshd.ssh(["apps:create", app]))
+    ok(sshd.ssh(["postgres:create", db]))
+    ok(sshd.ssh(["postgres:link", db, app]))
+    dsn = ok(sshd.ssh(["postgres:info", db, "--dsn"])).stdout.strip()
+    assert "sslmode" not in dsn  # the linked URL is the usual one: the app asks for TLS itself
+
+    pushed = ok(sshd.git_push(init_repo(tmp_path / "tlsapp", TLS_FILES), app))
+    assert "Applying notes.0001_initial... OK (postgres, ssl=True)" in pushed.output  # written over TLS
+    status, body = http_get(f"http://127.0.0.1:{web_port(sshd, app)}/db/")
+    assert status == 200, body  # read over TLS by the web process
+    [migration] = json.loads(body)["migrations"]
+    assert migration["name"] == "0001_initial" and migration["dyno"] == "release.1"
+
+    ok(sshd.ssh(["apps:destroy", app, "--force"]))
+    ok(sshd.ssh(["postgres:destroy", db, "--force"]))

@@ -14,15 +14,12 @@ from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
 
 from . import credentials
-from .settings import SETTINGS, repository
+from .push import one_line
+from .settings import SETTINGS, push_server, repository
 from .settings import server as parse_server
 
 USERNAME_MAX = 255
 PASSWORD_MAX = 4096
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 def report_fields(context: Context, app: str | None) -> dict[str, Any]:
@@ -30,6 +27,7 @@ def report_fields(context: Context, app: str | None) -> dict[str, Any]:
     server = values.get("server") or ""
     fields: dict[str, Any] = {
         "server": server,
+        "push_server": values.get("push-server") or "",
         "push_on_release": bool(values.get("push-on-release")),
         "logged_in": bool(server) and credentials.lookup(context.root, server) is not None,
     }
@@ -57,27 +55,34 @@ def read_password(stream: Any = None) -> str:
 @access.admin_command
 @click.command("registry:login")
 @click.option("--global", "is_global", is_flag=True, help="Accepted for Dokku's syntax: credentials are per server.")
-@click.argument("server")
-@click.argument("username")
+@click.argument("args", nargs=-1, required=True)
 @pass_context
-def registry_login(context: Context, is_global: bool, server: str, username: str) -> None:
-    """Log in to the registry SERVER as USERNAME; the password is read from stdin.
+def registry_login(context: Context, is_global: bool, args: tuple[str, ...]) -> None:
+    """registry:login [--global|APP] SERVER USERNAME: log in; the password is read from stdin.
 
     The engine checks the credentials with the registry first; they are stored 0600 in
-    Skiff's own docker config directory (never the host's ~/.docker).
+    Skiff's own docker config directory (never the host's ~/.docker). Credentials are per
+    server: an APP (Dokku's syntax) must exist, and its pushes to SERVER use them.
     """
     import docker.errors
 
+    if len(args) == 3 and not is_global:
+        context.state.require_app(args[0])
+        args = args[1:]
+    if len(args) != 2:
+        raise click.UsageError("usage: registry:login [--global|APP] SERVER USERNAME (password on stdin)")
+    server, username = args
     parse_server(server)
     if not username or len(username) > USERNAME_MAX or not username.isprintable() or ":" in username:
         raise ValidationError(f"invalid registry user name {username[:40]!r}")
     password = read_password()
     client = dockerclient.shared()
+    via = push_server(context.state, "", server) if SETTINGS.get(context.state, "server") == server else server
     try:
-        client.login(username=username, password=password, registry=server, reauth=True)
+        client.login(username=username, password=password, registry=via, reauth=True)
     except docker.errors.APIError as exc:
         raise SkiffError(
-            f"registry {server} refused the login of {username}: {_one_line(exc.explanation or exc)}"
+            f"registry {server} refused the login of {username}: {one_line(exc.explanation or exc)}"
         ) from None
     credentials.store(context.root, server, username, password)
     context.output.step(f"Logged in to {server} as {username}")
@@ -123,7 +128,9 @@ def registry_serve(context: Context, address: str | None, stop_it: bool) -> None
     ADDRESS must mean the same on every node (the manager's address on the cluster network,
     never 127.0.0.1). Skiff makes its own CA and a certificate for ADDRESS, an account with a
     generated password (stored like registry:login's), and sets the global server. Each node's
-    engine trusts the CA as /etc/docker/certs.d/HOST:PORT/ca.crt. Root on the server only.
+    engine trusts the CA as /etc/docker/certs.d/HOST:PORT/ca.crt. It also listens on
+    127.0.0.1:PORT, where this host's engine may push without trusting the CA (docker trusts
+    loopback registries): registry:set --global push-server 127.0.0.1:PORT. Root on the server only.
     """
     from . import serve
 
@@ -141,9 +148,13 @@ def registry_serve(context: Context, address: str | None, stop_it: bool) -> None
             f"{address}: a loopback address means another machine on each node; give the manager's address"
         )
     port = int(port_text) if port_text else serve.DEFAULT_PORT
-    server = serve.start(context.root, host, port)
+    server, local = serve.start(context.root, host, port)
     SETTINGS.set(context, "server", server)
-    context.output.step(f"Registry listening on {server} (TLS, user {serve.USER}); global server set")
+    context.output.step(f"Registry listening on {server} and {local} (TLS, user {serve.USER}); global server set")
+    context.output.info(
+        f"An engine in this host's own network namespace that does not trust the CA pushes over loopback: "
+        f"registry:set --global push-server {local}"
+    )
     context.output.info(f"Nodes trust its CA as /etc/docker/certs.d/{server}/ca.crt: {serve.ca_file(context.root)}")
 
 

@@ -18,7 +18,7 @@ from skiff.contracts import BackupPart, registry_config_dir
 from skiff.deploy import Deploy
 from skiff.settings import Namespace
 
-from .settings import SETTINGS, repository
+from .settings import SETTINGS, push_server, repository
 
 
 @hookimpl
@@ -42,7 +42,7 @@ def skiff_image_for_nodes(context: Context, app: str, image: str) -> str | None:
         return None
     from .push import push
 
-    return push(context.root, server, repository(context.state, app), image)
+    return push(context.root, server, repository(context.state, app), image, push_server(context.state, app, server))
 
 
 @hookimpl
@@ -63,7 +63,8 @@ def skiff_release(deploy: Deploy) -> None:
         return
     from .push import push
 
-    reference = push(context.root, server, repository(context.state, deploy.app), deploy.image)
+    via = push_server(context.state, deploy.app, server)
+    reference = push(context.root, server, repository(context.state, deploy.app), deploy.image, via)
     deploy.output.step(f"Pushed {reference}")
 
 

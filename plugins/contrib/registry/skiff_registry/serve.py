@@ -27,6 +27,7 @@ from skiff.errors import SkiffError
 from . import credentials
 
 BINARY = "docker-registry"
+LOOPBACK = "127.0.0.1"  # this host's engine pushes here: docker trusts a loopback registry without a CA
 USER = "skiff"
 DEFAULT_PORT = 5443
 START_TIMEOUT = 20.0
@@ -47,7 +48,7 @@ def _private(path: Path, data: bytes) -> None:
 
 
 def _certificates(folder: Path, host: str) -> None:
-    """A CA (kept across restarts: nodes trust it) and a certificate for ``host`` signed by it."""
+    """A CA (kept across restarts: nodes trust it) and a certificate for ``host`` (and loopback) signed by it."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -85,6 +86,7 @@ def _certificates(folder: Path, host: str) -> None:
         alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
         alt = x509.DNSName(host)
+    loopback = x509.IPAddress(ipaddress.ip_address(LOOPBACK))
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
@@ -94,7 +96,7 @@ def _certificates(folder: Path, host: str) -> None:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=825))
-        .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([alt, loopback]), critical=False)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -130,14 +132,27 @@ def _config(folder: Path, address: str) -> str:
     )
 
 
-def running_pid(root: Path) -> int | None:
-    """The pid of the registry this Skiff started, if it still runs."""
+def running_pids(root: Path) -> list[int]:
+    """The pids of the registry processes this Skiff started that still run."""
     try:
-        pid = int((directory(root) / "registry.pid").read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        listed = [int(word) for word in (directory(root) / "registry.pid").read_text().split()]
     except (OSError, ValueError):
-        return None
-    return pid if cmdline and cmdline[0].endswith(BINARY.encode()) else None
+        return []
+    found = []
+    for pid in listed:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and cmdline[0].endswith(BINARY.encode()):
+            found.append(pid)
+    return found
+
+
+def running_pid(root: Path) -> int | None:
+    """The first running registry process (``None``: none runs)."""
+    pids = running_pids(root)
+    return pids[0] if pids else None
 
 
 def _answers(host: str, port: int, ca: Path) -> bool:
@@ -154,8 +169,28 @@ def _answers(host: str, port: int, ca: Path) -> bool:
         return False
 
 
-def start(root: Path, host: str, port: int) -> str:
-    """Start (or restart) the registry on ``host:port``; store its account; return ``HOST:PORT``."""
+def _launch(binary: str, folder: Path, name: str, address: str) -> subprocess.Popen[bytes]:
+    config = folder / f"{name}.yml"
+    _private(config, _config(folder, address).encode())
+    log_path = folder / "registry.log"
+    with open(log_path, "ab") as log:
+        os.chmod(log_path, 0o600)
+        return subprocess.Popen(
+            [binary, "serve", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=folder,
+        )
+
+
+def start(root: Path, host: str, port: int) -> tuple[str, str]:
+    """Start (or restart) the registry on ``host:port`` and on ``127.0.0.1:port`` (one storage).
+
+    Stores its account's credentials for ``host:port``; returns ``(HOST:PORT, 127.0.0.1:PORT)``:
+    what nodes pull from, and where this host's engine pushes.
+    """
     import bcrypt
 
     binary = shutil.which(BINARY)
@@ -170,43 +205,34 @@ def start(root: Path, host: str, port: int) -> str:
     password = secrets.token_urlsafe(24)
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10))
     _private(folder / "htpasswd", f"{USER}:".encode() + hashed + b"\n")
-    server = f"{host}:{port}"
-    _private(folder / "config.yml", _config(folder, server).encode())
-    with open(folder / "registry.log", "ab") as log:
-        os.chmod(folder / "registry.log", 0o600)
-        process = subprocess.Popen(
-            [binary, "serve", str(folder / "config.yml")],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=folder,
-        )
-    (folder / "registry.pid").write_text(f"{process.pid}\n")
+    server, local = f"{host}:{port}", f"{LOOPBACK}:{port}"
+    processes = [_launch(binary, folder, "cluster", server), _launch(binary, folder, "loopback", local)]
+    (folder / "registry.pid").write_text(" ".join(str(p.pid) for p in processes) + "\n")
     deadline = time.monotonic() + START_TIMEOUT
-    while not _answers(host, port, folder / "ca.crt"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(root)
-            tail = " ".join((folder / "registry.log").read_text(errors="replace").split()[-30:])
-            raise SkiffError(f"the registry did not start on {server}: {tail or 'no answer'}")
-        time.sleep(0.2)
+    for address in (host, LOOPBACK):
+        while not _answers(address, port, folder / "ca.crt"):
+            if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
+                stop(root)
+                tail = " ".join((folder / "registry.log").read_text(errors="replace").split()[-30:])
+                raise SkiffError(f"the registry did not start on {address}:{port}: {tail or 'no answer'}")
+            time.sleep(0.2)
     credentials.store(root, server, USER, password)
-    return server
+    return server, local
 
 
 def stop(root: Path) -> bool:
     """Stop the registry this Skiff started; whether one was running."""
-    pid = running_pid(root)
-    if pid is None:
-        return False
-    os.kill(pid, signal.SIGTERM)
+    pids = running_pids(root)
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
-    while running_pid(root) == pid and time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
+    while running_pids(root) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
         time.sleep(0.1)
-    if running_pid(root) == pid:
+    for pid in running_pids(root):
         os.kill(pid, signal.SIGKILL)
-    return True
+    return bool(pids)

@@ -38,6 +38,13 @@ SETTINGS = Namespace(
     (
         # where images go: an admin's choice (skiff connects there with stored credentials)
         Setting("server", type=server, scope="both", level="admin", help="the registry HOST[:PORT] to push to"),
+        Setting(
+            "push-server",
+            type=server,
+            scope="both",
+            level="admin",
+            help="where this host's engine pushes when not the server (registry:serve: 127.0.0.1:PORT)",
+        ),
         Setting("image-repo", type=image_repo, scope="app", help="the repository under the server (default skiff/APP)"),
         Setting(
             "push-on-release",
@@ -49,6 +56,11 @@ SETTINGS = Namespace(
     ),
     commands=("set",),
 )
+
+
+def push_server(state: object, app: str, server: str) -> str:
+    """Where this host's engine pushes ``app``'s images that nodes pull from ``server``."""
+    return SETTINGS.get(state, "push-server", app) or server
 
 
 def repository(state: object, app: str) -> str:

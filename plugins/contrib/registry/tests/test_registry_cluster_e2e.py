@@ -1,7 +1,8 @@
 """The registry on the one-machine cluster (skiff.testing.cluster): three engines in their own
-namespaces form a swarm; an image built on the manager goes through the registry Skiff runs (TLS with
-its own CA, htpasswd) to every worker; the password is never in ``ps``, logs or labels; teardown leaves
-nothing behind."""
+namespaces form a swarm; an image built on the manager host (Skiff's own engine) goes through the
+registry Skiff runs there (TLS with its own CA, htpasswd) to every node, which pulls it from the
+manager's cluster address; the password is never in ``ps``, logs or labels; teardown leaves nothing
+behind."""
 
 from __future__ import annotations
 
@@ -31,14 +32,24 @@ pytestmark = [
 ]
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+def _free_port(*hosts: str) -> int:
+    """A port free on every one of ``hosts``."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind((hosts[0], 0))
+            port = int(probe.getsockname()[1])
+            try:
+                for host in hosts[1:]:
+                    with socket.socket() as other:
+                        other.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
 
 
-def _skiff(root: Path, engine: str, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SKIFF_ROOT": str(root), "DOCKER_HOST": engine}
+def _skiff(root: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SKIFF_ROOT": str(root)}
     env.pop("SKIFF_USER", None)
     return subprocess.run(
         [sys.executable, "-m", "skiff", *args], env=env, input=input, capture_output=True, text=True, timeout=120
@@ -78,15 +89,14 @@ class PsWatch:
         self.thread.join()
 
 
-def test_an_image_built_on_the_manager_travels_through_the_skiff_registry_to_every_worker(
-    skiff, skiff_root, monkeypatch
+def test_an_image_built_on_the_manager_travels_through_the_skiff_registry_to_every_node(
+    skiff, skiff_root, docker_client, docker_cleanup, monkeypatch
 ):
     c = cluster.start(3)
     try:
-        _run_on(c, skiff, skiff_root, monkeypatch)
+        _run_on(c, skiff, skiff_root, docker_client, docker_cleanup, monkeypatch)
     finally:
-        _skiff(skiff_root, c.manager.base_url, "registry:serve", "--stop")
-        dockerclient.reset()
+        _skiff(skiff_root, "registry:serve", "--stop")
         c.stop()
     assert c.leftovers() == []
     assert not any("docker-registry serve" in line for line in _ps())
@@ -96,16 +106,20 @@ def _ps() -> list[str]:
     return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
 
 
-def _run_on(c: cluster.Cluster, skiff, root: Path, monkeypatch) -> None:
-    engine = c.manager.base_url
-    server = f"{c.host_address}:{_free_port(c.host_address)}"
+def _run_on(c: cluster.Cluster, skiff, root: Path, docker_client, docker_cleanup, monkeypatch) -> None:
+    port = _free_port(c.host_address, "127.0.0.1")
+    server, local = f"{c.host_address}:{port}", f"127.0.0.1:{port}"
+    app = f"regtest{c.id}"
 
     # -- Skiff runs the registry: the manager's address on the cluster network, TLS, a generated account
-    assert "loopback" in _skiff(root, engine, "registry:serve", "127.0.0.1:5443").stderr
-    served = _skiff(root, engine, "registry:serve", server)
+    assert "loopback" in _skiff(root, "registry:serve", "127.0.0.1:5443").stderr
+    served = _skiff(root, "registry:serve", server)
     assert served.returncode == 0, served.stderr
-    report = json.loads(_skiff(root, engine, "registry:report", "--format", "json").stdout)
-    assert report["server"] == server and report["serving"] and report["logged_in"]
+    # Skiff's engine here is this host's own (builds happen there): it pushes over loopback
+    assert _skiff(root, "registry:set", "--global", "push-server", local).returncode == 0
+    report = json.loads(_skiff(root, "registry:report", "--format", "json").stdout)
+    assert report["server"] == server and report["push_server"] == local
+    assert report["serving"] and report["logged_in"]
     ca = Path(report["ca_certificate"]).read_bytes()
     password = credentials.lookup(root, server)["password"]  # type: ignore[index]
     assert password and password not in served.stdout + served.stderr
@@ -120,45 +134,64 @@ def _run_on(c: cluster.Cluster, skiff, root: Path, monkeypatch) -> None:
         node.trust(server, ca)
 
     # -- registry:login: a wrong password is one line; the right one is never in ps -----------------
-    wrong = _skiff(root, engine, "registry:login", server, "skiff", input="not-the-password\n")
+    wrong = _skiff(root, "registry:login", server, "skiff", input="not-the-password\n")
     assert wrong.returncode != 0
     assert len(wrong.stderr.strip().splitlines()) == 1 and f"registry {server} refused the login" in wrong.stderr
     with PsWatch() as watch:
-        good = _skiff(root, engine, "registry:login", server, "skiff", input=password + "\n")
+        good = _skiff(root, "registry:login", server, "skiff", input=password + "\n")
     assert good.returncode == 0, good.stderr
     assert watch.lines and not [line for line in watch.lines if password in line]
     config = credentials.config_file(root)
     assert config.stat().st_mode & 0o777 == 0o600 and config.parent.stat().st_mode & 0o777 == 0o700
 
-    # -- an image built on the manager is pushed by the hook and pulled on every worker ---------------
-    monkeypatch.setenv("DOCKER_HOST", engine)
-    dockerclient.reset()
-    manager = c.manager.client()
-    built, _ = manager.images.build(
+    # -- an image built on the manager host is pushed by the hook and pulled on every node -------------
+    docker_cleanup.image(f"skiff/{app}:7")
+    docker_cleanup.image(f"{local}/skiff/{app}:7")
+    docker_cleanup.image(f"{server}/skiff/{app}:7")
+    built, _ = docker_client.images.build(
         fileobj=_context_tar({"Dockerfile": b"FROM scratch\nCOPY hello.txt /\n", "hello.txt": b"meow\n"}),
         custom_context=True,
-        tag="skiff/regtest:7",
-        labels={"skiff.app": "regtest"},
+        tag=f"skiff/{app}:7",
     )
     h = skiff(("apps", apps_plugin), ("registry", registry_plugin))
-    h.create_app("regtest")
-    ref = h.context.hook.skiff_image_for_nodes(context=h.context, app="regtest", image="skiff/regtest:7")
-    assert ref == f"{server}/skiff/regtest:7"
+    h.create_app(app)
+    ref = h.context.hook.skiff_image_for_nodes(context=h.context, app=app, image=f"skiff/{app}:7")
+    assert ref == f"{server}/skiff/{app}:7"
     auth = credentials.lookup(root, server)
-    for node in c.workers:
+    for node in c.nodes:
         client = node.client()
         with pytest.raises(Exception, match="no basic auth credentials|unauthorized"):
-            client.images.pull(f"{server}/skiff/regtest", tag="7")
-        pulled = client.images.pull(f"{server}/skiff/regtest", tag="7", auth_config=auth)
+            client.images.pull(f"{server}/skiff/{app}", tag="7")
+        pulled = client.images.pull(f"{server}/skiff/{app}", tag="7", auth_config=auth)
         assert pulled.id == built.id
         assert password not in json.dumps(pulled.attrs)  # labels, env, history
         client.close()
 
+    # -- Skiff's engine is the manager's own (DOCKER_HOST): it trusts the CA and pushes to the server --
+    assert _skiff(root, "registry:set", "--global", "push-server").returncode == 0
+    on_manager, _ = c.manager.client().images.build(
+        fileobj=_context_tar({"Dockerfile": b"FROM scratch\nCOPY hello.txt /\n", "hello.txt": b"purr\n"}),
+        custom_context=True,
+        tag=f"skiff/{app}:8",
+    )
+    monkeypatch.setenv("DOCKER_HOST", c.manager.base_url)
+    dockerclient.reset()
+    try:
+        ref = h.context.hook.skiff_image_for_nodes(context=h.context, app=app, image=f"skiff/{app}:8")
+    finally:
+        monkeypatch.delenv("DOCKER_HOST")
+        dockerclient.reset()
+    assert ref == f"{server}/skiff/{app}:8"
+    assert c.workers[1].client().images.pull(f"{server}/skiff/{app}", tag="8", auth_config=auth).id == on_manager.id
+
     # -- a push the registry refuses is one line, naming the registry ---------------------------------
-    assert _skiff(root, engine, "registry:logout", server).returncode == 0
+    # (this host's engine, over loopback, without credentials: refused for the password, not TLS)
+    assert _skiff(root, "registry:set", "--global", "push-server", local).returncode == 0
+    assert _skiff(root, "registry:logout", server).returncode == 0
     with pytest.raises(SkiffError) as refused:
-        h.context.hook.skiff_image_for_nodes(context=h.context, app="regtest", image="skiff/regtest:7")
-    assert str(refused.value).startswith(f"registry {server} refused the push of {ref}:")
+        h.context.hook.skiff_image_for_nodes(context=h.context, app=app, image=f"skiff/{app}:7")
+    assert str(refused.value).startswith(f"registry {server} refused the push of {server}/skiff/{app}:7:")
+    assert "no basic auth credentials" in str(refused.value) or "unauthorized" in str(refused.value)
     assert "\n" not in str(refused.value)
 
     # -- the password is in no log, no state and no label -----------------------------------------------
@@ -167,4 +200,3 @@ def _run_on(c: cluster.Cluster, skiff, root: Path, monkeypatch) -> None:
             assert password.encode() not in path.read_bytes(), path
     for node in c.nodes:
         assert password not in node.log()
-    manager.close()

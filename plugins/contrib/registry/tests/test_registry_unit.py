@@ -142,3 +142,34 @@ def test_push_on_release_pushes_each_new_build_and_a_refused_push_fails_before_t
         lifecycle.deploy(h.context, "web", dir_source(source))
     assert scheduler.deployed[-1] == ("web", 3)  # the config release; the refused build never ran
     assert h.state.current_release("web").version == 3
+
+
+class LoginClient:
+    def __init__(self, accept: str):
+        self.accept = accept
+        self.logins: list[tuple[str, str]] = []
+
+    def login(self, username, password, registry, reauth):
+        import docker.errors
+
+        self.logins.append((registry, username))
+        if password != self.accept:
+            raise docker.errors.APIError("login failed", explanation="Get https://x/v2/: unauthorized:\n bad")
+        return {"Status": "Login Succeeded"}
+
+
+def test_login_reads_stdin_refuses_a_wrong_password_in_one_line_and_takes_dokkus_app_form(skiff, monkeypatch):
+    client = LoginClient(accept="right")
+    monkeypatch.setattr(dockerclient, "shared", lambda timeout=0: client)
+    h = skiff(("apps", apps_plugin), ("registry", registry_plugin))
+    h.create_app("web")
+    wrong = h.invoke("registry:login", "reg.example:5000", "me", input="wrong\n")
+    assert wrong.exit_code != 0
+    assert wrong.stderr.strip().splitlines() == [
+        "!     registry reg.example:5000 refused the login of me: Get https://x/v2/: unauthorized: bad"
+    ]
+    assert credentials.lookup(h.context.root, "reg.example:5000") is None  # nothing half written
+    assert h.invoke("registry:login", "web", "reg.example:5000", "me", input="right\n").exit_code == 0
+    assert credentials.lookup(h.context.root, "reg.example:5000") == {"username": "me", "password": "right"}
+    assert h.invoke("registry:login", "nope", "reg.example:5000", "me", input="right\n").exit_code != 0
+    assert client.logins == [("reg.example:5000", "me"), ("reg.example:5000", "me")]

@@ -15,7 +15,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 import click
@@ -28,7 +29,7 @@ from skiff.errors import NotFound, SkiffError, ValidationError
 from .backup import Backups, check_passphrase, checked_text, destination
 from .engine import Engine, client
 from .kind import ServiceKind
-from .record import Service, check_password, new_password, service_name
+from .record import Service, alias_key, check_password, new_password, service_name
 
 #: an image reference as docker takes it: [registry/]name[:tag][@digest], no option-looking value
 IMAGE_RE = re.compile(r"[a-z0-9][A-Za-z0-9._/:@-]{0,254}")
@@ -258,6 +259,18 @@ class Commands:
         context.output.step(f"Linked {kind.name} {name} to {app} as {key}")
         self.redeploy(context, app, f"Link {kind.name} {name}", no_restart)
 
+    @contextmanager
+    def linked_service(self, context: Context, name: str, app: str, no_restart: bool) -> Iterator[Service]:
+        """NAME's record, linked to APP, under the app's lock and then the service's (the order
+        apps:destroy and apps:rename use); a change that would redeploy a locked app is refused first."""
+        context.state.require_app(app)
+        self.refuse_locked(context, app, no_restart)
+        with lifecycle.app_lock(context, app), self.store.lock(context, name):
+            service = self.store.load(context, name)
+            if app not in service.links:
+                raise NotFound(f"{self.kind.name} {name} is not linked to {app}")
+            yield service
+
     def unlink(self, context: Context, name: str, app: str, no_restart: bool) -> None:
         kind = self.kind
         service = self.store.load(context, name)
@@ -268,18 +281,43 @@ class Commands:
                 self.store.save(context, service)
             context.output.step(f"Removed the stale link of {kind.name} {name} to {app} (the app no longer exists)")
             return
-        context.state.require_app(app)
-        self.refuse_locked(context, app, no_restart)
-        with lifecycle.app_lock(context, app), self.store.lock(context, name):
-            service = self.store.load(context, name)
-            if app not in service.links:
-                raise NotFound(f"{kind.name} {name} is not linked to {app}")
+        with self.linked_service(context, name, app, no_restart) as service:
             key = service.links.pop(app)
             context.state.unset_config(app, [key])
             self.store.save(context, service)
             self.on_network(context, service, app, self.engine.detach)
         context.output.step(f"Unlinked {kind.name} {name} from {app} ({key} removed)")
         self.redeploy(context, app, f"Unlink {kind.name} {name}", no_restart)
+
+    def promote(self, context: Context, name: str, app: str, no_restart: bool) -> None:
+        """Make NAME's URL the app's main key (``url_key``); what held it stays under an alias."""
+        kind, main = self.kind, self.kind.url_key
+        self.store.load(context, name)
+        with self.linked_service(context, name, app, no_restart) as service:
+            was = service.links[app]
+            if was == main:
+                raise SkiffError(f"{kind.name} {name} is already {main} of {app}")
+            config = context.state.get_config(app)
+            holder = next((s for s in self.store.linked_to(context, app) if s.links[app] == main), None)
+            moved = None
+            if main in config:  # another link's URL, or one set by hand: kept under an alias
+                moved = self.store.pick_key(holder, config, None) if holder else alias_key("PREVIOUS_" + main)
+                if moved in config:
+                    raise SkiffError(f"{moved} is already set on {app}; unset it first")
+            values = {main: self.store.url(service), **({moved: config[main]} if moved else {})}
+            context.state.set_config(app, values)
+            context.state.unset_config(app, [was])
+            service.links[app] = main
+            self.store.save(context, service)
+            if holder is not None and moved:
+                with self.store.lock(context, holder.name):
+                    fresh = self.store.load(context, holder.name)
+                    fresh.links[app] = moved
+                    self.store.save(context, fresh)
+        context.output.step(f"Promoted {kind.name} {name} to {main} on {app} ({was} removed)")
+        if moved:
+            context.output.info(f"The previous {main} is now {moved}")
+        self.redeploy(context, app, f"Promote {kind.name} {name}", no_restart)
 
     # -- data ---------------------------------------------------------------------------
 
@@ -666,6 +704,11 @@ def command_set(kind: ServiceKind, module: str) -> list[click.Command]:  # noqa:
         """Unlink service NAME from APP: unset its URL and release."""
         impl.unlink(context, name, app, no_restart)
 
+    @add(linking_cmd, click.command(f"{k}:promote"), click.argument("name"), click.argument("app"), no_restart)
+    def promote(context: Context, name: str, app: str, no_restart: bool) -> None:
+        """Make NAME the APP's {url_key} (the previous one is kept under an alias) and release."""
+        impl.promote(context, name, app, no_restart)
+
     @add(service_cmd, click.command(f"{k}:links"), click.argument("name"))
     def links(context: Context, name: str) -> None:
         """List the apps linked to service NAME (and the key each one has)."""
@@ -819,7 +862,7 @@ def command_set(kind: ServiceKind, module: str) -> list[click.Command]:  # noqa:
 
     backup_commands(kind, impl, add)
     for command in commands:
-        command.help = (command.help or "").replace("KIND", k)
+        command.help = (command.help or "").replace("KIND", k).replace("{url_key}", kind.url_key)
     return commands
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import docker
 
 CERT, KEY = "server.crt", "server.key"
+GIVEN = "given-to"  # the image whose server's user they were given to
 LABEL = "skiff.service.tls"  # "on" on a container created with TLS
 VALID_DAYS = 3650
 
@@ -67,26 +68,31 @@ def certificate(hostname: str) -> tuple[bytes, bytes]:
 
 
 def ensure(context: Context, c: docker.DockerClient, kind: ServiceKind, service: Service, labels: dict) -> Path:
-    """The service's certificate folder, made (and given to the server's user) if it is not there."""
+    """The service's certificate folder: the certificate made if it is not there, and given to the
+    server's user of ``service.image`` (again when the image changed: another image, another uid)."""
     assert kind.tls is not None
     path = folder(context, kind, service.name)
-    if (path / CERT).is_file() and (path / KEY).is_file():
+    made = not ((path / CERT).is_file() and (path / KEY).is_file())
+    if made:
+        context.output.info(f"Making a TLS certificate for {kind.name} {service.name}")
+        cert, key = certificate(kind.hostname(service.name))
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o755)  # the server's user goes through it; its key is 0600, the service's folder 0700
+        (path / GIVEN).unlink(missing_ok=True)
+        for name, data, mode in ((KEY, key, 0o600), (CERT, cert, 0o644)):
+            part = path / (name + ".part")
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(part, path / name)
+    elif (path / GIVEN).is_file() and (path / GIVEN).read_text() == service.image:
         return path
-    context.output.info(f"Making a TLS certificate for {kind.name} {service.name}")
-    cert, key = certificate(kind.hostname(service.name))
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o755)  # the server's user goes through it; its key is 0600, the service's folder 0700
-    for name, data, mode in ((KEY, key, 0o600), (CERT, cert, 0o644)):
-        part = path / (name + ".part")
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(part, path / name)
     try:
         give(c, kind, service, path, labels)
     except SkiffError:
-        for name in (KEY, CERT):
-            (path / name).unlink(missing_ok=True)
+        if made:  # nothing half made; a certificate that was there stays
+            for name in (KEY, CERT):
+                (path / name).unlink(missing_ok=True)
         raise
     return path
 
@@ -107,3 +113,4 @@ def give(c: docker.DockerClient, kind: ServiceKind, service: Service, path: Path
         )
     except Exception as exc:
         raise SkiffError(f"cannot give the TLS certificate of {kind.name} {service.name} to its server: {exc}") from exc
+    (path / GIVEN).write_text(service.image)

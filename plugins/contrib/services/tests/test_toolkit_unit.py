@@ -84,7 +84,7 @@ def test_binds_and_options():
 
 def test_the_command_set_and_its_access_declarations():
     names = {c.name: c for c in COMMANDS}
-    dokku = "create destroy list exists info link unlink links app-links linked connect enter export import"
+    dokku = "create destroy list exists info link unlink promote links app-links linked connect enter export import"
     dokku += " clone upgrade logs start stop pause restart expose unexpose set build-image"
     dokku += " backup backup-restore backup-auth backup-deauth backup-schedule backup-schedule-cat"
     dokku += " backup-unschedule backup-set-encryption backup-unset-encryption"
@@ -96,7 +96,7 @@ def test_the_command_set_and_its_access_declarations():
     for name in ("info", "export", "import", "connect", "logs", "start", "stop", "pause", "restart", "exists"):
         decl = levels[f"notes:{name}"]
         assert (decl.level, decl.kind, decl.service, decl.app) == (access.APP, "notes", "name", None), name
-    for name in ("link", "unlink", "linked"):
+    for name in ("link", "unlink", "linked", "promote"):
         assert (levels[f"notes:{name}"].kind, levels[f"notes:{name}"].app) == ("notes", "app")
     assert levels["notes:app-links"].app == "app" and levels["notes:app-links"].kind is None
     assert all(c.callback.__module__ == "notes_service" for c in COMMANDS)
@@ -191,6 +191,65 @@ def test_links_release_the_app_and_respect_its_lock(skiff, tmp_path, monkeypatch
     assert h.invoke("notes:unlink", "docs", "blog", "--no-restart").exit_code == 0
     assert release()[0] == 2 and moves[-1] == "-docs@blog" and "NOTES_URL" not in h.state.get_config("blog")
     assert "not linked to blog" in h.invoke("notes:unlink", "docs", "blog").stderr
+
+
+def test_a_certificate_is_self_signed_for_the_service_hostname():
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from skiff_services import tls
+
+    cert_pem, key_pem = tls.certificate("skiff-notes-db")
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    assert cert.issuer == cert.subject  # its own CA: a client may pin it
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["skiff-notes-db"]
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert load_pem_private_key(key_pem, None).public_key() == cert.public_key()
+    assert tls.certificate("skiff-notes-db")[1] != key_pem  # a new key each time
+    assert KIND.tls is None and "tls" not in KIND.settable  # notes has no TLS
+
+
+def test_the_certificate_is_made_once_and_given_to_the_server_of_each_image(h):
+    import stat
+
+    from skiff_services import tls
+    from skiff_services.kind import TLS
+
+    kind = type(KIND)(**{**KIND.__dict__, "tls": TLS(mount="/etc/notes-tls", owner="notes")})
+    runs: list[tuple[str, list[str]]] = []
+    refuse = {"image": ""}
+
+    class Containers:
+        @staticmethod
+        def run(image, entrypoint, **kw):
+            if image == refuse["image"]:
+                raise RuntimeError("chown: invalid user: 'notes:'")
+            assert kw["user"] == "0" and kw["network_mode"] == "none" and kw["remove"]
+            runs.append((image, entrypoint))
+
+    class Client:
+        containers = Containers
+
+    service = Service(name="db", image="img:1", password="p" * 8)
+    path = tls.ensure(h.context, Client, kind, service, {})
+    assert path == h.context.path("services", "notes", "db", "tls")
+    key = (path / "server.key").read_bytes()
+    assert stat.S_IMODE((path / "server.key").stat().st_mode) == 0o600
+    assert runs == [("img:1", ["chown", "notes:", "/tls/server.crt", "/tls/server.key"])]
+    tls.ensure(h.context, Client, kind, service, {})
+    assert len(runs) == 1  # made and given once
+    service.image = "img:2"  # another image (KIND:upgrade): its server's uid may differ
+    tls.ensure(h.context, Client, kind, service, {})
+    assert [image for image, _ in runs] == ["img:1", "img:2"] and (path / "server.key").read_bytes() == key
+
+    refuse["image"] = "img:3"
+    with pytest.raises(SkiffError, match="cannot give the TLS certificate of notes db"):
+        tls.ensure(h.context, Client, kind, Service(name="db", image="img:3", password="p" * 8), {})
+    assert (path / "server.key").read_bytes() == key  # an existing certificate is kept
+    with pytest.raises(SkiffError):
+        tls.ensure(h.context, Client, kind, Service(name="new", image="img:3", password="p" * 8), {})
+    assert not (h.context.path("services", "notes", "new", "tls") / "server.key").exists()  # nothing half made
 
 
 def test_upgrade_switches_then_redeploys_the_linked_apps_and_a_failure_changes_nothing(skiff, tmp_path, monkeypatch):
