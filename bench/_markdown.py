@@ -20,7 +20,21 @@ def fmt(value: float, unit: str) -> str:
     return f"{value:.3g} {unit}".strip()
 
 
+def timeline_tables(name: str, entry: dict) -> str:
+    """The push timelines of bench/deploy.py: one table per timed command."""
+    parts = []
+    for kind, steps in entry["tables"].items():
+        n = max((s.get("n", 0) for s in steps), default=0)
+        lines = [f"**{name}: {kind}** ({entry.get('when', '')}, n={n}; ms after the client command started)", ""]
+        lines += ["| step | at (ms) | gap (ms) |", "|---|---:|---:|"]
+        lines += [f"| {s['step']} | {s['at_ms']:.0f} | {s['gap_ms']:.0f} |" for s in steps]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
 def table(name: str, entry: dict) -> str:
+    if "tables" in entry:
+        return timeline_tables(name, entry)
     unit = entry.get("unit", "s")
     rows = entry["rows"]
     base = entry.get("baseline")

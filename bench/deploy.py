@@ -9,6 +9,10 @@ BENCH_RUNS rounds (default 5), each on a fresh app:
 - config change: ``ssh ... config:set`` until the new value is served;
 - ``ps:scale web=1->3`` until it returns (every new container checked, nginx switched) and
   ``releases:rollback APP 2`` until the old code is served (no hand-rolled baseline for these two);
+- the push timeline of the code-only redeploy and of the config change: the server's
+  event trail (``SKIFF_TIMELINE``, docs/performance.md) and the client's own marks (ssh
+  authenticated, first ``remote:``/step line, command returned, new text served), each
+  in ms from the moment the client command starts;
 - for each redeploy, the longest gap without a successful answer, seen by a prober that
   sends a GET on a fresh connection every 10 ms, and the number of failed probes from the
   start of the code-only redeploy on.
@@ -45,6 +49,8 @@ FLASK = ROOT / "tests" / "apps" / "flask"
 DOMAIN = "skiff.bench"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 PHASES: dict[str, list[float]] = {}  # Skiff's own phase timings, from the releases
+#: per timed command ("code-only redeploy", "config:set"): step -> ms after its start, one per round
+TIMELINES: dict[str, dict[str, list[float]]] = {}
 
 
 # -- probing -------------------------------------------------------------------------
@@ -123,7 +129,13 @@ class SkiffServer:
         host_key = make_key(keys / "host")
         client_key = make_key(keys / "client")
         authorized = work / "authorized_keys"
-        self.env = {"SKIFF_ROOT": str(self.root), "SKIFF_AUTHORIZED_KEYS": str(authorized), **self.nginx.env}
+        self.timeline = work / "timeline"
+        self.env = {
+            "SKIFF_ROOT": str(self.root),
+            "SKIFF_AUTHORIZED_KEYS": str(authorized),
+            "SKIFF_TIMELINE": str(self.timeline),
+            **self.nginx.env,
+        }
         added = add_key("bench", client_key.with_suffix(".pub"), self.env)
         if added.exit_code != 0:
             raise RuntimeError(added.output)
@@ -151,6 +163,43 @@ class SkiffServer:
         result = git_push(repo, app, self.sshd)
         if result.exit_code != 0:
             raise RuntimeError(result.output[-2000:])
+
+    def timed(self, argv: list[str], cwd: Path | None = None) -> tuple[float, dict[str, float]]:
+        """Run a client command (ssh or git push) with the server's trail reset and the client marked.
+
+        Returns its start (monotonic) and the client's marks: ssh authenticated (from
+        ``LogLevel=VERBOSE``), the first line of Skiff output, the command returned.
+        """
+        env = {**self.sshd.env, "GIT_SSH_COMMAND": self.sshd.env["GIT_SSH_COMMAND"] + " -o LogLevel=VERBOSE"}
+        self.timeline.write_text("")
+        marks: dict[str, float] = {}
+        tail: list[str] = []
+        t0 = time.monotonic()
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            now = time.monotonic()
+            line = raw.decode("utf-8", "replace")
+            if line.startswith("Authenticated to"):
+                marks.setdefault("client: ssh authenticated", now)
+            elif line.startswith(("remote: -----> ", "-----> ")):
+                marks.setdefault("client: first step line", now)
+            tail = (tail + [line])[-40:]
+        if proc.wait(300) != 0:
+            raise RuntimeError("".join(tail)[-2000:])
+        marks["client: command returned"] = time.monotonic()
+        return t0, marks
+
+    def push_timed(self, repo: Path, app: str) -> tuple[float, dict[str, float]]:
+        return self.timed(["git", "push", self.sshd.remote(app), "HEAD:main"], cwd=repo)
+
+    def ssh_timed(self, *args: str) -> tuple[float, dict[str, float]]:
+        import shlex
+
+        argv = self.sshd.ssh_args(["-o", "LogLevel=VERBOSE"]) + [self.sshd.alias, "--", shlex.join(args)]
+        return self.timed(argv)
 
     def close(self) -> None:
         self.sshd.stop()
@@ -189,17 +238,18 @@ def _skiff_round(server: SkiffServer, work: Path, app: str, host: str, result: d
         result["cold deploy"] = t_first - t0
 
         commit_files(repo, {"app.py": flask_files("v2")["app.py"]}, "code change")
-        t0 = t_code = time.monotonic()
-        server.push(repo, app)
+        t_code = time.monotonic()
+        t0, marks = server.push_timed(repo, app)
         t1 = probe.wait_for("v2 hello from flask", t0)
         result["code-only redeploy"] = t1 - t0
+        record_timeline("code-only redeploy", server, t0, {**marks, "client: new text served": t1})
         time.sleep(0.3)
         result["code-only gap"] = probe.longest_gap(t0, time.monotonic())
 
-        t0 = time.monotonic()
-        server.ssh("config:set", app, "GREETING=meow")
+        t0, marks = server.ssh_timed("config:set", app, "GREETING=meow")
         t1 = probe.wait_for("v2 meow", t0)
         result["config:set"] = t1 - t0
+        record_timeline("config:set", server, t0, {**marks, "client: new text served": t1})
         time.sleep(0.3)
         result["config:set gap"] = probe.longest_gap(t0, time.monotonic())
         # ps:scale returns once every new container passed its checks and nginx switched.
@@ -230,6 +280,35 @@ def _skiff_round(server: SkiffServer, work: Path, app: str, host: str, result: d
         for phase in ("build", "release", "deploy", "post_deploy"):
             if phase in release["timings"]:
                 PHASES.setdefault(f"{kind}: {phase}", []).append(release["timings"][phase])
+
+
+def record_timeline(kind: str, server: SkiffServer, t0: float, client: dict[str, float]) -> None:
+    """Merge the server's trail (first mark of each name) and the client's marks, in ms after t0."""
+    from skiff import timeline
+
+    steps: dict[str, float] = {}
+    for name, mono, _wall, _pid in timeline.read(server.timeline):
+        steps.setdefault(f"server: {name}", mono)
+    steps.update(client)
+    for name, when in steps.items():
+        TIMELINES.setdefault(kind, {}).setdefault(name, []).append((when - t0) * 1000)
+
+
+def print_timelines() -> dict[str, list[dict[str, float]]]:
+    """One table per command: median ms after the start, gap from the step before (by median)."""
+    tables: dict[str, list[dict[str, float]]] = {}
+    for kind, steps in TIMELINES.items():
+        rows = sorted(((statistics.median(v), name, len(v)) for name, v in steps.items()), key=lambda r: r[0])
+        print(f"\n  push timeline: {kind} (medians in ms after the client command started)")
+        print(f"    {'step':<44} {'at':>8} {'gap':>8} {'n':>3}")
+        before = 0.0
+        table = []
+        for at, name, count in rows:
+            print(f"    {name:<44} {at:>8.0f} {at - before:>8.0f} {count:>3}")
+            table.append({"step": name, "at_ms": round(at, 1), "gap_ms": round(at - before, 1), "n": count})
+            before = at
+        tables[kind] = table
+    return tables
 
 
 # -- baseline: docker build + docker run ------------------------------------------------------
@@ -399,7 +478,9 @@ def main() -> None:
     print("\n  skiff phase timings (medians, from the releases):")
     for key, values in PHASES.items():
         print(f"    {key:<34} {statistics.median(values):>6.2f}s")
+    timelines = print_timelines()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["deploy timeline"] = {"unit": "ms", "tables": timelines, "when": time.strftime("%Y-%m-%d %H:%M")}
     results["deploy"] = {
         "unit": "s",
         "baseline": "docker build + docker run",

@@ -22,9 +22,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+# isort: off
+# (ruff sorts `build` as first-party only where a plugin's setuptools build/ dir exists)
 from _common import interleave, report, runs  # noqa: E402
-
 from build import Skiff, code_change, fresh_source, wait_for_engine  # noqa: E402
+
+# isort: on
 
 STACK = "skiff/stack:trixie"
 RUN = "skiff/stack-run:trixie"

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__, commandcache
+from . import __version__, commandcache, timeline
 from .commandcache import CommandCache
 from .context import Context, root_from_env
 from .errors import SkiffError
@@ -433,11 +433,13 @@ def _trace() -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point of ``skiff``."""
     os.umask(0o022)
+    args = list(sys.argv[1:] if argv is None else argv)
+    timeline.mark(f"{args[0] if args else 'skiff'}.main")
     context = make_context()
     for info in context.pm.broken():
         context.output.warn(f"plugin {info.name} is broken and was skipped: {info.error}")
     cli = build_cli(context)
-    sys.exit(run(cli, context, list(sys.argv[1:] if argv is None else argv)))
+    sys.exit(run(cli, context, args))
 
 
 if __name__ == "__main__":  # pragma: no cover

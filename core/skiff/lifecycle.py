@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import cast
 
-from . import builders, events
+from . import builders, events, timeline
 from .context import Context
 from .contracts import ReleaseMeta
 from .deploy import PHASES, REDEPLOY_PHASES, Deploy, Source
@@ -49,6 +49,7 @@ def app_lock(context: Context, app: str) -> Iterator[None]:
         context.output.step(f"Waiting for another deploy of {app} to finish")
 
     with file_lock(lock_path(context.root, f"app-{app}"), lock_timeout(), on_wait=waiting):
+        timeline.mark("lock.held")
         # A deploy killed mid-way leaves its release pending; it can no longer finish.
         context.state.fail_pending_releases(app)
         yield
@@ -173,8 +174,10 @@ def _run_phases(d: Deploy, phases: tuple[str, ...]) -> Release:
         for phase in phases:
             d.phase = phase
             t0 = time.monotonic()
+            timeline.mark(f"{phase}.start")
             _PHASE_RUNNERS[phase](d)
             d.timings[phase] = round(time.monotonic() - t0, 3)
+            timeline.mark(f"{phase}.end")
     except BaseException as error:  # KeyboardInterrupt too: undo, then re-raise
         failed_phase = d.phase or phases[0]
         d.timings[failed_phase] = round(time.monotonic() - t0, 3)
@@ -186,6 +189,7 @@ def _run_phases(d: Deploy, phases: tuple[str, ...]) -> Release:
     assert d.release is not None
     state.finish_release(d.release, "succeeded", d.timings)
     _report_success(d)
+    timeline.mark("deploy.done")
     return d.release
 
 

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from skiff import timeline
 from skiff.contracts import ContainerOptions, ReleaseMeta, StashKey
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError
@@ -302,8 +303,10 @@ def start_and_check(c: Any, rollout: Rollout, inst: Instance, abort: threading.E
     try:
         start_instance(c, rollout, inst)
         inst.started = time.monotonic() - began
+        timeline.mark(f"docker.started.{inst.process}")
         check_instance(c, rollout, inst, abort)
         inst.ready = time.monotonic() - began
+        timeline.mark(f"docker.healthy.{inst.process}")
     except CheckFailed as exc:
         inst.error = str(exc)
     except Exception as exc:
@@ -345,6 +348,7 @@ def switch(d: Deploy) -> None:
     rename_old(c, rollout)
     rename_new(c, rollout)
     rollout.switched = True
+    timeline.mark("docker.switched")
 
 
 def rename_old(c: Any, rollout: Rollout) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from skiff import hookimpl, settings
+from skiff import hookimpl, settings, timeline
 from skiff.builders import BuilderInfo
 from skiff.context import Context
 from skiff.contracts import BackupPart
@@ -72,6 +72,7 @@ def skiff_receive(deploy: Deploy) -> bool | None:
         Path(source.location), revision, deploy.workdir, output=deploy.output, keep_git_dir=keep, branch=branch
     )
     deploy.revision = sha
+    timeline.mark("git.checkout.done")
     deploy.config["GIT_REV"] = sha  # release env: kept for redeploys of this image, like Dokku's GIT_REV
     deploy.meta["git"] = {"ref": source.ref, "revision": sha}
     return True

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from skiff import lifecycle
+from skiff import lifecycle, timeline
 from skiff.context import Context
 from skiff.deploy import Source
 from skiff.errors import LockTimeout, NotFound, SkiffError
@@ -100,6 +100,7 @@ def receive_pack(context: Context, path_arg: str) -> None:
         repo = repos.ensure_repo(context, app)
     max_size = repos.limit(context, "max-push-size")
     context.close()
+    timeline.mark("git.receive-pack.exec")
     # The lock fd stays open (inheritable): git receive-pack holds the lock until it exits.
     os.execvpe("git", receive_pack_argv(repo, max_size), repos.clean_env({LOCK_FD_ENV: str(fd)}))
 
@@ -175,6 +176,7 @@ def run_hook(context: Context, app: str, lines: Iterable[str]) -> None:
     context.state.require_app(app)
     repo = repos.repo_path(context, app)
     updates = parse_updates(lines)
+    timeline.mark("git.hook.updates-read")
     branch = _choose_branch(context, app, updates)
     target: tuple[str, str] | None = None
     for _old, new, ref in updates:

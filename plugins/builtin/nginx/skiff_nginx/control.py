@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from skiff import timeline
 from skiff.errors import SkiffError
 from skiff.locks import file_lock, lock_path
 from skiff.output import Output
@@ -108,13 +109,17 @@ def apply(settings: Settings, files: dict[Path, str | None], output: Output, wha
             return reload(settings, output, only_if_needed=True)
         for path, text in changed.items():
             _put(path, text)
+        timeline.mark("nginx.written")
         ok, message = test(settings)
+        timeline.mark("nginx.tested")
         if not ok:
             for path in changed:
                 _put(path, old[path])
             raise NginxError(f"nginx rejected the new config of {what}, the old one stays: {message}")
         try:
-            return reload(settings, output)
+            reloaded = reload(settings, output)
+            timeline.mark("nginx.reloaded")
+            return reloaded
         except NginxError:
             # nginx -t passed but the master could not load it (a port another program holds):
             # it keeps serving the old config; put the old files back so disk matches.
