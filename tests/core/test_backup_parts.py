@@ -30,7 +30,15 @@ def test_the_installed_plugins_declare_what_the_server_holds(skiff, tmp_path, mo
     } <= set(parts)
     assert parts["git:repos"].paths == ("repos",)
     assert parts["nginx:certs"].paths == ("nginx/certs",)
-    assert parts["registry:credentials"].paths == ("registry",)
+    assert parts["registry:credentials"].paths == ("registry/docker",)
+    served = h.context.root / "registry" / "serve"
+    (served / "data").mkdir(parents=True)
+    (served / "ca.crt").write_text("ca")
+    (served / "htpasswd").write_text("skiff:x")
+    answers = h.pm.hook.skiff_backup_parts(context=h.context)
+    registry = next(p for answer in answers for p in answer or [] if p.name == "registry:credentials")
+    # the served registry's CA and account, never its image storage
+    assert registry.paths == ("registry/docker", "registry/serve/ca.crt", "registry/serve/htpasswd")
     assert parts["redis:cache"].dump is not None and parts["redis:cache"].restore is not None
     ordered = [p.name for p in backup.collect_parts(h.context)]
     assert ordered.index("ssh-keys:keys") < ordered.index("redis:cache") < ordered.index("docker:apps")

@@ -77,6 +77,11 @@ def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
 
 @hookimpl
 def skiff_backup_parts(context: Context) -> list[BackupPart]:
-    """The registry credentials (``SKIFF_ROOT/registry``, 0700)."""
-    path = registry_config_dir(context.root).parent.relative_to(context.root).as_posix()
-    return [BackupPart("registry:credentials", "the registry credentials (registry:login)", paths=(path,))]
+    """The registry credentials (``SKIFF_ROOT/registry/docker``) and the served registry's CA,
+    certificate, account and config; not its image storage (``serve/data``: nodes push again)."""
+    root = context.root
+    paths = [registry_config_dir(root).relative_to(root).as_posix()]
+    served = root / "registry" / "serve"
+    if served.is_dir():
+        paths += sorted(p.relative_to(root).as_posix() for p in served.iterdir() if p.name != "data")
+    return [BackupPart("registry:credentials", "the registry credentials (registry:login)", paths=tuple(paths))]
