@@ -13,7 +13,7 @@ Fixtures:
     the containers, images and volumes carrying the labels registered with it,
     and the own networks of the apps registered:
     ``cleanup.app(name)`` registers ``skiff.app=name`` (and the builders'
-    ``skiff.deps`` / ``skiff.build-for`` / ``skiff.cache`` labels for that app).
+    ``skiff.deps`` / ``skiff.deps.run`` / ``skiff.build-for`` / ``skiff.cache`` labels for that app).
 
 Helpers: :func:`new_app_name`, :func:`run_image` (``docker run`` an image with
 ``PORT`` published on 127.0.0.1), :func:`http_get` (retry until it answers).
@@ -36,7 +36,7 @@ import pytest
 from skiff.contracts import APP_NETWORK_LABEL, DEFAULT_PORT, DEFAULT_STACK_IMAGE
 
 STACK_IMAGE = DEFAULT_STACK_IMAGE
-APP_LABELS = ("skiff.app", "skiff.deps", "skiff.build-for", "skiff.cache")
+APP_LABELS = ("skiff.app", "skiff.deps", "skiff.deps.run", "skiff.build-for", "skiff.cache")
 TEST_LABEL = "skiff.test"
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from skiff import hookimpl
 from skiff.errors import SkiffError
 
-from . import venvs, wheels
+from . import wheels
 from .versions import (
     _parts,
     minor_of,
@@ -366,6 +366,8 @@ def pip_step(source: str, origin: str) -> dict[str, Any]:
 
 def uv_step(build, uv_dir: str, source: str, origin: str, result: dict[str, Any]) -> dict[str, Any]:
     """uv into the venv: the app's own cache read-write, the server's shared wheels read-only."""
+    from . import venvs
+
     uv = f"{UV_BIN_DIR}/uv"
     env = {
         "UV_CACHE_DIR": "/build/cache/uv",
@@ -434,6 +436,8 @@ def shareable(build, result: dict[str, Any]) -> bool:
     """May this build's dependencies come from (and make) a shared virtualenv layer? See :mod:`.venvs`."""
     texts = [build.read(f) for f in result["files"] if f.endswith(".txt")]
     texts += [data.decode() for data in result["generated"].values()]
+    from . import venvs
+
     return venvs.eligible(build.config, texts)
 
 
@@ -448,6 +452,7 @@ def promote(
     installed distribution is a verified wheel, the shared virtualenv layer of that set is
     made too (:func:`skiff_buildpacks.venvs.build_shared`).
     """
+    from . import venvs
     from .node import tls_verify
 
     installed = wheels.parse_report(reports.get("installed"))

@@ -1,7 +1,7 @@
 """End to end on a real swarm: a fresh engine in its own network namespace, initialised as a
 single-node swarm (conftest.py), driven by the real Skiff over a real sshd with git push, and
 served by a private nginx whose upstreams are the tasks' host-mode published ports on the
-node's address (10.231.N.2, the namespace's end of a veth pair).
+node's address (10.216.X.11: the node of a one-node `skiff.testing.cluster`).
 
 One app goes through: push -> served; ps:scale web=3 -> three tasks, three upstreams; a
 killed task comes back on another port and swarm:sync follows it; a redeploy under steady
