@@ -104,7 +104,7 @@ def _from_row(row: sqlite3.Row) -> Build:
 
 def strip_ansi(text: str) -> str:
     """``text`` without terminal escape sequences."""
-    return ANSI.sub("", text)
+    return ANSI.sub("", text) if "\x1b" in text else text
 
 
 def kind_of(description: str, default: str) -> str:
