@@ -204,6 +204,7 @@ def test_the_dashboard_behind_nginx_logs_in_shows_scales_streams_and_rolls_back(
     token = admin.csrf(f"/apps/{app}")
     status, headers, text = admin.request("POST", f"/apps/{app}/scale", {"csrf_token": token, "web": "2"})
     assert status == 303, text
+
     def webs() -> list[str]:
         names = [c.name for c in docker_client.containers.list(filters={"name": f"{app}.web."})]
         return sorted(n for n in names if re.fullmatch(rf"{re.escape(app)}\.web\.[0-9]+", n))
