@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from skiff import access
 from skiff.context import Context
 from skiff.errors import SkiffError
 
@@ -116,8 +117,11 @@ def _session(dash: Dashboard, request: Request) -> store.Session:
     session = store.get_session(dash.root, sid) if sid else None
     if session is None:
         raise PageError(401, "you are not logged in: open a link from 'ssh skiff@HOST dashboard:login'")
-    request.state.session = session
     with dash.context() as context:
+        if not access.key_exists(context, session.key):  # removed since the login: the session ends
+            store.end_sessions_of(dash.root, session.key)
+            raise PageError(401, f"the key {session.key!r} of this session was removed: you are logged out")
+        request.state.session = session
         request.state.identity = f"{session.key} ({views.role(context, session.key)})"
     return session
 

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from skiff import hookimpl
 from skiff_dashboard import actions, stats, store
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -303,3 +304,27 @@ def test_the_sampler_sums_each_process_and_draws_an_svg():
     assert drawn.startswith("<svg") and drawn.count("<polyline") == 2 and "CPU 30.0%" in drawn
     sampler.sample_once(now + stats.WINDOW + 1)
     assert [s.time for s in sampler.series("web", "web")] == [now + stats.WINDOW + 1]  # an hour at most
+
+
+class EngineDownReport:
+    """The docker plugin's answer when the engine does not answer (``ps`` with an error)."""
+
+    @hookimpl
+    def skiff_report(self, context, app):
+        return {"ps": {"error": "cannot reach the Docker engine"}}
+
+
+def test_with_the_engine_down_the_pages_are_503(h, client, login):
+    login("bob")
+    h.pm.register(EngineDownReport(), name="engine-down")
+    for path in ("/", "/apps/web"):
+        assert one_error(client.get(path), 503).startswith("the container engine does not answer"), path
+
+
+def test_a_key_removed_after_login_is_logged_out(h, client, login):
+    login("bob")
+    assert client.get("/").status_code == 200
+    assert h.invoke("ssh-keys:remove", "bob").exit_code == 0
+    assert one_error(client.get("/"), 401) == "the key 'bob' of this session was removed: you are logged out"
+    assert client.get("/apps/web").status_code == 401
+    assert h.invoke("dashboard:login", "--as", "bob").stderr.strip() == "!     no SSH key named 'bob' (ssh-keys:list)"
