@@ -328,3 +328,23 @@ def test_a_key_removed_after_login_is_logged_out(h, client, login):
     assert one_error(client.get("/"), 401) == "the key 'bob' of this session was removed: you are logged out"
     assert client.get("/apps/web").status_code == 401
     assert h.invoke("dashboard:login", "--as", "bob").stderr.strip() == "!     no SSH key named 'bob' (ssh-keys:list)"
+
+
+def test_the_builds_pages_show_each_deploys_output_to_the_apps_keys(h, client, login):
+    from skiff import builds
+
+    recorder = builds.start(h.context, "web", "push", revision="2222222bbbb")
+    recorder.write("-----> Building web <script>alert(1)</script>")
+    recorder.finish(True, 2, "2222222bbbb")
+    builds.start(h.context, "other", "push").finish(True, 1, None)
+    login("bob")
+    listed = client.get("/apps/web/builds")
+    assert listed.status_code == 200 and '<table id="builds">' in listed.text
+    assert '<tr data-build="1">' in listed.text and 'href="/apps/web/builds/1"' in listed.text
+    shown = client.get("/apps/web/builds/1")
+    assert shown.status_code == 200
+    assert '<pre id="build-output">-----&gt; Building web &lt;script&gt;alert(1)&lt;/script&gt;' in shown.text
+    assert one_error(client.get("/apps/web/builds/9"), 404)
+    assert one_error(client.get("/apps/web/builds/x1"), 404)
+    assert one_error(client.get("/apps/other/builds"), 404).startswith("no app 'other' here")
+    assert one_error(client.get("/apps/other/builds/1"), 404).startswith("no app 'other' here")
