@@ -200,6 +200,12 @@ def test_the_dashboard_behind_nginx_logs_in_shows_scales_streams_and_rolls_back(
     assert "tok-123" not in text and '<tr data-key="API_TOKEN">' in text
     assert f'<tr data-domain="{app}.{GLOBAL}">' in text
 
+    # the deploys' output, kept per build
+    status, _, text = admin.request("GET", f"/apps/{app}/builds")
+    assert status == 200 and '<tr data-build="1">' in text and '<tr data-build="3">' in text, text
+    status, _, text = admin.request("GET", f"/apps/{app}/builds/1")
+    assert status == 200 and '<pre id="build-output">' in text and "-----&gt;" in text
+
     # scale web=2 -> a second container
     token = admin.csrf(f"/apps/{app}")
     status, headers, text = admin.request("POST", f"/apps/{app}/scale", {"csrf_token": token, "web": "2"})
