@@ -348,3 +348,17 @@ def test_the_builds_pages_show_each_deploys_output_to_the_apps_keys(h, client, l
     assert one_error(client.get("/apps/web/builds/x1"), 404)
     assert one_error(client.get("/apps/other/builds"), 404).startswith("no app 'other' here")
     assert one_error(client.get("/apps/other/builds/1"), 404).startswith("no app 'other' here")
+
+
+def test_enable_without_a_domain_is_one_line_and_stays_off(skiff, tmp_path, monkeypatch):
+    monkeypatch.setenv("SKIFF_AUTHORIZED_KEYS", str(tmp_path / "authorized_keys"))
+    h = skiff(entry_points=True, disabled=("docker", "nginx", "swarm"))
+    refused = h.invoke("dashboard:enable")
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        "!     the dashboard has no domain: set one (dashboard:set --global domain NAME) or a global domain "
+        "(domains:set-global NAME)"
+    ]
+    assert h.state.get_property("dashboard", "enabled") is None
+    bad = h.invoke("dashboard:set", "--global", "domain", "dash.example.com;")
+    assert bad.exit_code == 1 and "invalid domain" in bad.stderr and h.state.get_property("dashboard", "domain") is None
