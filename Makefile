@@ -24,9 +24,10 @@ test-deps:
 docker: deps
 	@scripts/ensure-docker.sh
 
-# the tests' Python packages: moto's S3 server and boto3 (the services' s3 extra) for the backup tests
+# the tests' Python packages: moto's S3 server and boto3 (the services' s3 extra) for the backup tests,
+# httpx for Starlette's test client (the dashboard's unit tests)
 venv:
-	@scripts/venv.sh $(VENV) editable pytest ruff mypy "moto[server]" boto3
+	@scripts/venv.sh $(VENV) editable pytest ruff mypy "moto[server]" boto3 httpx
 
 unit: venv
 	$(VENV)/bin/python -m pytest -q -m "not e2e" $(PYTEST_ARGS)

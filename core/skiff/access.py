@@ -136,8 +136,25 @@ def key_role(context: Any, key: str | None) -> str:
     return role if role in ROLES else "deployer"
 
 
+def key_exists(context: Any, key: str) -> bool:
+    """Whether the key ``key`` is installed now (``skiff_key_exists``); no answer: ``False``."""
+    return bool(context.hook.skiff_key_exists(context=context, key=key))
+
+
 def may_access(context: Any, key: str, app: str, creating: bool = False) -> bool:
     return bool(context.hook.skiff_app_access(context=context, key=key, app=app, creating=creating))
+
+
+def visible_apps(context: Any, key: str | None) -> list[str]:
+    """The apps ``key`` may see and act on, sorted: every app for an admin, else its access list.
+
+    The same answer :func:`authorize` gives app by app (``skiff_app_access``), for
+    views that list apps (the dashboard). ``key=None`` (root's shell) sees every app.
+    """
+    apps = context.state.list_apps()
+    if key_role(context, key) == "admin":
+        return sorted(apps)
+    return sorted(app for app in apps if may_access(context, key or "", app))
 
 
 def service_apps(context: Any, kind: str, service: str) -> list[str] | None:
