@@ -17,16 +17,18 @@ help:
 deps:
 	@scripts/system-deps.sh
 
-# what only the tests need on top (pebble for the letsencrypt end-to-end tests)
+# what only the tests need on top (pebble for the letsencrypt end-to-end tests, chromium and
+# chromium-driver for the dashboard's browser tests)
 test-deps:
 	@scripts/system-deps.sh --test
 
 docker: deps
 	@scripts/ensure-docker.sh
 
-# the tests' Python packages: moto's S3 server and boto3 (the services' s3 extra) for the backup tests
+# the tests' Python packages: moto's S3 server and boto3 (the services' s3 extra) for the backup tests,
+# selenium for the browser tests (skiff.testing.browser drives Debian's chromium, test-deps)
 venv:
-	@scripts/venv.sh $(VENV) editable pytest ruff mypy "moto[server]" boto3
+	@scripts/venv.sh $(VENV) editable pytest ruff mypy "moto[server]" boto3 selenium
 
 unit: venv
 	$(VENV)/bin/python -m pytest -q -m "not e2e" $(PYTEST_ARGS)
