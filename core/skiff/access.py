@@ -140,6 +140,18 @@ def may_access(context: Any, key: str, app: str, creating: bool = False) -> bool
     return bool(context.hook.skiff_app_access(context=context, key=key, app=app, creating=creating))
 
 
+def visible_apps(context: Any, key: str | None) -> list[str]:
+    """The apps ``key`` may see and act on, sorted: every app for an admin, else its access list.
+
+    The same answer :func:`authorize` gives app by app (``skiff_app_access``), for
+    views that list apps (the dashboard). ``key=None`` (root's shell) sees every app.
+    """
+    apps = context.state.list_apps()
+    if key_role(context, key) == "admin":
+        return sorted(apps)
+    return sorted(app for app in apps if may_access(context, key or "", app))
+
+
 def service_apps(context: Any, kind: str, service: str) -> list[str] | None:
     apps: list[str] | None = context.hook.skiff_service_apps(context=context, kind=kind, service=service)
     return apps

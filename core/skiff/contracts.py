@@ -28,6 +28,8 @@ compares the two):
   scheduler that creates services on other nodes sends them from there.
 - :class:`BackupPart`: what a plugin puts in a whole-server backup
   (``skiff_backup_parts``) and how it comes back (``state:restore``).
+- :class:`ProxySite`: a web server of a plugin's own (the dashboard) that the
+  proxy serves under a domain (``skiff_proxy_site``).
 """
 
 from __future__ import annotations
@@ -295,6 +297,31 @@ class BackupPart:
     dump: Callable[[IO[bytes]], None] | None = None
     restore: Callable[[IO[bytes] | None], None] | None = None
     order: int = 500
+
+
+#: A proxy site's name: the proxy's file of it is ``site-NAME.conf``.
+PROXY_SITE_NAME = r"[a-z][a-z0-9-]{0,39}"
+#: A path regex a proxy site streams on (nginx ``location ~ PATTERN``): a limited alphabet.
+PROXY_STREAM_PATH = r"\^/[A-Za-z0-9_/.\[\]^+*-]{0,200}\$"
+
+
+@dataclass(frozen=True)
+class ProxySite:
+    """A web server of a plugin's own that the proxy serves (``skiff_proxy_site``).
+
+    ``name``: the plugin's name (:data:`PROXY_SITE_NAME`); ``domain``: the one host name
+    it answers to; ``upstream``: ``127.0.0.1:PORT`` (loopback only); ``certificate``:
+    ``(certificate file, key file)`` paths (absolute, the key 0600) to serve HTTPS with,
+    or ``None`` for HTTP only; ``stream_paths``: path regexes (:data:`PROXY_STREAM_PATH`,
+    e.g. ``^/apps/[^/]+/logs/stream$``) whose responses are streamed unbuffered
+    (Server-Sent Events). The proxy adds ``X-Forwarded-Proto`` and ``X-Forwarded-For``.
+    """
+
+    name: str
+    domain: str
+    upstream: str
+    certificate: tuple[Path, Path] | None = None
+    stream_paths: tuple[str, ...] = ()
 
 
 class MetaFields:

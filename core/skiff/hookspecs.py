@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .builders import BuilderInfo
     from .context import Context
-    from .contracts import BackupPart, ContainerOptions, OneOff, PeriodicTask
+    from .contracts import BackupPart, ContainerOptions, OneOff, PeriodicTask, ProxySite
     from .deploy import Deploy
     from .settings import Namespace
 
@@ -317,6 +317,31 @@ def skiff_certificate_install(context: Context, app: str, certificate: bytes | N
     the app's certificate (``certs:remove``). When the proxy refuses the pair
     it raises :class:`SkiffError` (one line) and the certificate served before
     stays. First result wins; ``None``: no proxy plugin installed.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_global_domains(context: Context) -> list[str] | None:
+    """Return the server's global domains (``domains:set-global``), in their order.
+
+    Called by plugins that serve a site of their own under a global domain (the
+    dashboard: ``dashboard.GLOBAL``). The proxy plugin (nginx) answers (trylast);
+    an empty list when none is set. First result wins; ``None``: no proxy plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_proxy_site(context: Context, site: ProxySite, remove: bool) -> bool | None:
+    """Serve ``site`` (a server of a plugin's own, not an app) behind the proxy, or remove it.
+
+    Called by a plugin that runs a web server on a loopback port (the dashboard's
+    ``dashboard:enable`` / ``dashboard:disable``). The proxy plugin (nginx) checks every
+    field (:class:`skiff.contracts.ProxySite`), writes one server block per scheme for
+    ``site.domain`` proxying to ``site.upstream`` (HTTPS with ``site.certificate`` when
+    given, HTTP then redirecting to it; no response buffering on ``site.stream_paths``),
+    tests and reloads, and returns ``True``; with ``remove`` it deletes that config. A
+    config nginx refuses raises :class:`SkiffError` (one line) and the old one stays.
+    First result wins; ``None``: no proxy plugin installed.
     """
 
 

@@ -6,7 +6,9 @@ before the scheduler retires the old ones, then add the app's URLs),
 deploy had switched it), ``skiff_app_destroyed``, ``skiff_app_renamed`` and
 ``skiff_report``; for plugins that obtain certificates (letsencrypt):
 ``skiff_app_domains``, ``skiff_app_certificate`` and
-``skiff_certificate_install`` (the path ``certs:add`` takes). Every server
+``skiff_certificate_install`` (the path ``certs:add`` takes); for plugins with a web
+server of their own (the dashboard): ``skiff_global_domains`` and ``skiff_proxy_site``
+(:mod:`skiff_nginx.sites`). Every server
 block serves ACME HTTP-01 challenge files from
 ``skiff.contracts.acme_challenge_dir``. Commands: ``domains:*``, ``ports:*``, ``certs:*``,
 ``nginx:*`` and ``proxy:*`` (Dokku's names). See docs/proxy.md.
@@ -21,7 +23,7 @@ import click
 
 from skiff import hookimpl
 from skiff.context import Context
-from skiff.contracts import BackupPart, StashKey
+from skiff.contracts import BackupPart, ProxySite, StashKey
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError
 from skiff.settings import Namespace
@@ -100,6 +102,22 @@ def skiff_certificate_install(context: Context, app: str, certificate: bytes | N
     if certificate is not None and key is None:
         raise SkiffError("a certificate needs its key")
     install(context, app, None if certificate is None or key is None else (certificate, key))
+    return True
+
+
+@hookimpl(trylast=True)
+def skiff_global_domains(context: Context) -> list[str]:
+    from . import proxy
+
+    return proxy.global_domains(context)
+
+
+@hookimpl(trylast=True)
+def skiff_proxy_site(context: Context, site: ProxySite, remove: bool) -> bool:
+    from . import sites
+    from .settings import load
+
+    sites.apply(load(context), site, remove, context.output, context.root)
     return True
 
 
