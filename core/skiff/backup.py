@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import __version__
+from .builds import DIRECTORY
 from .context import Context
 from .contracts import BACKUP_PART_NAME, BackupPart
 from .errors import SkiffError, ValidationError
@@ -51,6 +52,8 @@ ROOT_PREFIX = "root/"
 DUMP_PREFIX = "dumps/"
 #: what lives under SKIFF_ROOT but is never a part's path: the store, locks, scratch space, caches
 RESERVED = frozenset({"skiff.db", "skiff.db-wal", "skiff.db-shm", "locks", "tmp", "cache"})
+#: the parts of the core itself: every app's build outputs (their records are in the store)
+CORE_PARTS = (BackupPart("core:builds", "every app's deploy outputs (builds:output)", paths=(DIRECTORY,)),)
 MAX_MANIFEST = 64 * 1024 * 1024
 CHUNK = 1024 * 1024
 
@@ -79,7 +82,7 @@ def check_part_path(path: str) -> str:
 
 def collect_parts(context: Context) -> list[BackupPart]:
     """Every plugin's parts, checked: valid and unique names, valid paths, no path claimed twice."""
-    parts: list[BackupPart] = []
+    parts: list[BackupPart] = list(CORE_PARTS)
     for answer in context.hook.skiff_backup_parts(context=context):
         parts.extend(answer or [])
     names: set[str] = set()

@@ -6,7 +6,8 @@ refuse an app whose deploys ``apps:lock`` locked (one line, nothing recorded;
 a restart of the current release still runs),
 hold the app's file lock, time each phase, record the release, and on any
 error call ``skiff_deploy_failed`` and raise :class:`DeployError`; the
-app's current release is then unchanged.
+app's current release is then unchanged. Each run is a build
+(:mod:`skiff.builds`): recorded with its kind, status and output.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import cast
 
-from . import builders, events, timeline
+from . import builders, builds, events, timeline
 from .context import Context
 from .contracts import ReleaseMeta
 from .deploy import PHASES, REDEPLOY_PHASES, Deploy, Source
@@ -52,6 +53,7 @@ def app_lock(context: Context, app: str) -> Iterator[None]:
         timeline.mark("lock.held")
         # A deploy killed mid-way leaves its release pending; it can no longer finish.
         context.state.fail_pending_releases(app)
+        builds.fail_running(context.state, app)
         yield
 
 
@@ -74,8 +76,14 @@ def refuse_if_locked(context: Context, app: str) -> None:
         raise SkiffError(f"app {app} is locked: deploys are refused until apps:unlock {app}")
 
 
-def deploy(context: Context, app: str, source: Source, description: str | None = None) -> Release:
-    """Run the whole pipeline for ``source``; return the new current release."""
+def deploy(
+    context: Context, app: str, source: Source, description: str | None = None, *, build_kind: str | None = None
+) -> Release:
+    """Run the whole pipeline for ``source``; return the new current release.
+
+    ``build_kind`` names what deployed in the build record (``push``; default: the
+    description's first word when it is a known kind, e.g. ``Rebuild``, else ``deploy``).
+    """
     context.state.require_app(app)
     refuse_if_locked(context, app)
     with app_lock(context, app):
@@ -92,7 +100,7 @@ def deploy(context: Context, app: str, source: Source, description: str | None =
         workdir = Path(tempfile.mkdtemp(prefix=f"{app}-", dir=_tmp_dir(context)))
         d.workdir = workdir
         try:
-            return _run(d, PHASES)
+            return _run(d, PHASES, build_kind or builds.kind_of(d.description, "deploy"))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -105,6 +113,7 @@ def redeploy(
     base: Release | None = None,
     use_base_config: bool = False,
     locked_ok: bool = False,
+    build_kind: str | None = None,
 ) -> Release:
     """Make a new release of an existing image and run it (release phase on).
 
@@ -113,6 +122,8 @@ def redeploy(
     unless ``use_base_config`` (rollback) takes the base release's config.
     ``locked_ok``: the redeploy runs the current release again (a restart, a
     scale, ``ps:start`` at boot), which ``apps:lock`` does not stop.
+    ``build_kind``: what deployed, for the build record (``config``; default: the
+    description's first word when it is a known kind, e.g. ``Scale``, else ``redeploy``).
     """
     context.state.require_app(app)
     if not locked_ok:
@@ -139,7 +150,7 @@ def redeploy(
         )
         if use_base_config:
             d.config = dict(base.config)
-        return _run(d, REDEPLOY_PHASES)
+        return _run(d, REDEPLOY_PHASES, build_kind or builds.kind_of(description, "redeploy"))
 
 
 def _tmp_dir(context: Context) -> Path:
@@ -154,15 +165,27 @@ def _describe_source(source: Source) -> str:
     return f"Deploy from {source.kind}"
 
 
-def _run(d: Deploy, phases: tuple[str, ...]) -> Release:
-    """Run ``phases``, recorded in the event log as one ``deploy`` event of the app."""
+def _run(d: Deploy, phases: tuple[str, ...], build_kind: str) -> Release:
+    """Run ``phases``, recorded in the event log as one ``deploy`` event of the app and as one
+    build whose output file gets every line the deploy writes (and the error line it ends with)."""
     event_id = events.start(d.context, d.kind, d.description, d.app)
+    full = d.kind == "deploy"
+    record = builds.start(d.context, d.app, build_kind, d.revision if full else None)
     status = 1
     try:
-        release = _run_phases(d, phases)
+        with record.capture((d.output, d.context.output)):
+            release = _run_phases(d, phases)
         status = 0
         return release
+    except SkiffError as error:
+        record.write(f"!     {error}")  # what the CLI prints as the deploy's last line
+        raise
+    except BaseException:
+        record.write("!     interrupted")
+        raise
     finally:
+        version = d.release.version if d.release is not None else None
+        record.finish(status == 0, version, d.revision if full else None)
         events.finish(d.context, event_id, status)
 
 

@@ -21,11 +21,11 @@ def lock_path(root: Path, name: str) -> Path:
     directory = root / "locks"
     if not directory.is_dir():
         directory.mkdir(parents=True, exist_ok=True)
-        _owned_like(directory, root)
+        owned_like(directory, root)
     return directory / f"{name}.lock"
 
 
-def _owned_like(path: Path, model: Path) -> None:
+def owned_like(path: Path, model: Path) -> None:
     """Root (``stack:build``, ``plugin:install``) gives what it creates under ``SKIFF_ROOT`` to the
     owner of ``model``, so the service account can take the same locks afterwards."""
     if os.geteuid() != 0:
@@ -49,7 +49,7 @@ def file_lock(
     existed = os.path.exists(path)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     if not existed:
-        _owned_like(Path(path), Path(path).parent)
+        owned_like(Path(path), Path(path).parent)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

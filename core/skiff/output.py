@@ -2,14 +2,17 @@
 
 ``-----> step``, indented detail lines, `` !     warning`` and ``=====> banner``.
 Every write is flushed so a ``git push`` shows it live as ``remote:`` lines.
+:meth:`Output.tee` copies every line to a sink as well (the lifecycle keeps each
+deploy's output with it: :mod:`skiff.builds`), quiet lines included.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Mapping
-from typing import IO, Any
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import IO, Any, Callable
 
 INDENT = "       "
 
@@ -21,6 +24,7 @@ class Output:
         self._stream = stream
         self._err = err
         self.quiet = quiet
+        self._sinks: list[Callable[[str], None]] = []
 
     @property
     def stream(self) -> IO[str]:
@@ -30,21 +34,40 @@ class Output:
     def err(self) -> IO[str]:
         return self._err or sys.stderr
 
+    @contextmanager
+    def tee(self, sink: Callable[[str], None]) -> Iterator[None]:
+        """Also pass every line written (without its newline) to ``sink`` while the block runs."""
+        self._sinks.append(sink)
+        try:
+            yield
+        finally:
+            self._sinks.remove(sink)
+
+    def _tee(self, text: str) -> None:
+        for sink in self._sinks:
+            sink(text)
+
     def _write(self, text: str, stream: IO[str] | None = None) -> None:
+        self._tee(text)
         stream = stream or self.stream
         stream.write(text + "\n")
         stream.flush()
 
+    def _progress(self, text: str) -> None:
+        """A line ``quiet`` leaves out (a sink still gets it)."""
+        if self.quiet:
+            self._tee(text)
+        else:
+            self._write(text)
+
     def step(self, message: str) -> None:
         """A phase or step: ``-----> message``."""
-        if not self.quiet:
-            self._write(f"-----> {message}")
+        self._progress(f"-----> {message}")
 
     def info(self, message: str) -> None:
         """Detail under a step, indented."""
-        if not self.quiet:
-            for line in message.splitlines() or [""]:
-                self._write(f"{INDENT}{line}")
+        for line in message.splitlines() or [""]:
+            self._progress(f"{INDENT}{line}")
 
     def lines(self, lines: Iterable[str]) -> None:
         """Indent and write each line of another program's output as it arrives."""
@@ -75,8 +98,7 @@ class Output:
             self._write(f"{INDENT}{labels[key]:<{width}} {'' if value is None else value}")
 
     def banner(self, message: str) -> None:
-        if not self.quiet:
-            self._write(f"=====> {message}")
+        self._progress(f"=====> {message}")
 
     def plain(self, message: str = "") -> None:
         self._write(message)

@@ -1,7 +1,9 @@
 """The embedded state store: one SQLite database under ``SKIFF_ROOT``.
 
 It holds apps, global and per-app config (values verbatim), per-plugin
-properties (JSON values), the release history and disabled plugins. WAL
+properties (JSON values), the release history, the event log, the build
+records (:mod:`skiff.builds`; their output files live under ``SKIFF_ROOT/builds``)
+and disabled plugins. WAL
 mode; the schema version is SQLite's ``user_version`` and ``MIGRATIONS``
 brings an older database forward. Writes that must not interleave use
 ``BEGIN IMMEDIATE`` so concurrent ``skiff`` processes never lose an update.
@@ -78,6 +80,20 @@ MIGRATIONS: list[str] = [
         finished REAL
     );
     CREATE INDEX events_time ON events (time);
+    """,
+    """
+    -- version 3: builds (the output of every deploy, kept per app: builds:list, builds:output)
+    CREATE TABLE builds (
+        app TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started REAL NOT NULL,
+        finished REAL,
+        release INTEGER,
+        revision TEXT,
+        PRIMARY KEY (app, id)
+    );
     """,
 ]
 
@@ -254,6 +270,10 @@ class State:
             conn.execute("DELETE FROM config WHERE app=?", (app,))
             conn.execute("DELETE FROM properties WHERE app=?", (app,))
             conn.execute("DELETE FROM releases WHERE app=?", (app,))
+            conn.execute("DELETE FROM builds WHERE app=?", (app,))
+        from . import builds
+
+        builds.remove_files(self.root, app)
 
     def rename_app(self, old: str, new: str) -> None:
         validate.app_name(new)
@@ -262,8 +282,17 @@ class State:
                 raise NotFound(f"app {old} does not exist")
             if conn.execute("SELECT 1 FROM apps WHERE name=?", (new,)).fetchone():
                 raise SkiffError(f"app {new} already exists")
-            for table, column in (("apps", "name"), ("config", "app"), ("properties", "app"), ("releases", "app")):
+            for table, column in (
+                ("apps", "name"),
+                ("config", "app"),
+                ("properties", "app"),
+                ("releases", "app"),
+                ("builds", "app"),
+            ):
                 conn.execute(f"UPDATE {table} SET {column}=? WHERE {column}=?", (new, old))
+        from . import builds
+
+        builds.move_files(self.root, old, new)
 
     def app_created(self, app: str) -> float:
         row = self.conn.execute("SELECT created FROM apps WHERE name=?", (app,)).fetchone()

@@ -86,7 +86,7 @@ def test_backup_and_restore_bring_the_store_files_and_dumps_back_in_order(tmp_pa
     assert names[0] == "state/skiff.db" and names[-1] == "manifest.json"
     assert "root/things/outside" not in names and "root/things/link" in names
     assert manifest["format"] == "skiff-backup" and manifest["schema"] == backup.SCHEMA
-    assert [p["name"] for p in manifest["parts"]] == ["second:data", "holder:data"]
+    assert [p["name"] for p in manifest["parts"]] == ["second:data", "holder:data", "core:builds"]
     assert manifest["members"]["state/skiff.db"]["sha256"] == hashlib.sha256(db).hexdigest()
     assert manifest["members"]["dumps/holder:data"]["size"] == len(b"dump of holder")
 

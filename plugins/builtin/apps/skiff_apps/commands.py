@@ -1,5 +1,6 @@
 """The apps plugin's commands: apps:create, apps:list, apps:exists, apps:destroy, apps:rename, apps:report,
-apps:clone, apps:lock, apps:unlock, apps:locked."""
+apps:clone, apps:lock, apps:unlock, apps:locked, and builds:list, builds:output (the core keeps the
+builds: skiff.builds)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import click
 from skiff import access, validate
 from skiff.cli import pass_context
 from skiff.context import Context
-from skiff.errors import NotFound, SkiffError
+from skiff.errors import NotFound, SkiffError, ValidationError
 
 # skiff.lifecycle (and the clone module, which needs it) are imported by the commands that
 # use them: apps:list and apps:create start without them (docs/performance.md, "Start-up").
@@ -174,6 +175,63 @@ def apps_locked(context: Context, app: str) -> None:
     click.echo(f"app {app} is locked")
 
 
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+@access.app_command()
+@click.command("builds:list")
+@click.argument("app")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_context
+def builds_list(context: Context, app: str, fmt: str) -> None:
+    """List APP's builds (every deploy's output is kept), newest first."""
+    from dataclasses import asdict
+
+    from skiff import builds
+
+    context.state.require_app(app)
+    rows = builds.builds(context.state, app)
+    if fmt == "json":
+        click.echo(json.dumps([asdict(b) | {"duration": b.duration} for b in rows], indent=2))
+        return
+    context.output.banner(f"{app} builds")
+    click.echo(f"{'ID':<5} {'KIND':<9} {'STATUS':<10} {'STARTED':<21} {'DURATION':<9} {'RELEASE':<8} REVISION")
+    for b in rows:
+        release = f"v{b.release}" if b.release is not None else "-"
+        revision = (b.revision or "")[:7] or "-"
+        took = _duration(b.duration)
+        click.echo(f"{b.id:<5} {b.kind:<9} {b.status:<10} {b.started_at:<21} {took:<9} {release:<8} {revision}")
+
+
+@access.app_command()
+@click.command("builds:output")
+@click.argument("app")
+@click.argument("build_id", metavar="[ID|latest]", default="latest")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing while the build runs.")
+@pass_context
+def builds_output(context: Context, app: str, build_id: str, follow: bool) -> None:
+    """Print the output of one of APP's builds (default: the latest; a running one: what it wrote so far)."""
+    from skiff import builds
+
+    context.state.require_app(app)
+    if build_id == "latest":
+        number = builds.latest(context.state, app).id
+    elif build_id.isascii() and build_id.isdigit() and len(build_id) <= 18:
+        number = builds.build(context.state, app, int(build_id)).id
+    else:
+        raise ValidationError(f"invalid build id {build_id!r}: a number from builds:list {app}, or latest")
+    if not follow:
+        sys.stdout.write(builds.read_output(context.root, app, number))
+        return
+    for chunk in builds.follow(context.root, app, number):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+
 COMMANDS: list[click.Command] = [
     apps_create,
     apps_list,
@@ -185,4 +243,6 @@ COMMANDS: list[click.Command] = [
     apps_lock,
     apps_unlock,
     apps_locked,
+    builds_list,
+    builds_output,
 ]

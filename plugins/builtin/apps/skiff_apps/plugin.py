@@ -1,4 +1,6 @@
-"""apps:create, apps:list, apps:exists, apps:destroy, apps:rename, apps:report."""
+"""apps:create, apps:list, apps:exists, apps:destroy, apps:rename, apps:report, apps:clone, apps:lock,
+builds:list, builds:output, and the ``builds`` settings (``builds:set --global keep N``, read by the
+core's :mod:`skiff.builds`)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,24 @@ from typing import Any
 import click
 
 from skiff import hookimpl
+from skiff.builds import DEFAULT_KEEP, KEEP_SETTING
 from skiff.context import Context
+from skiff.settings import Namespace, Setting, integer
+
+BUILDS = Namespace(
+    KEEP_SETTING[0],
+    (
+        Setting(
+            KEEP_SETTING[1],
+            integer(1, 10000),
+            DEFAULT_KEEP,
+            scope="global",
+            level="admin",
+            help="how many builds (deploy outputs) each app keeps; older ones are deleted",
+        ),
+    ),
+    title="builds",
+)
 
 
 @hookimpl
@@ -17,6 +36,11 @@ def skiff_commands(cli: click.Group) -> None:
 
     for command in COMMANDS:
         cli.add_command(command)
+
+
+@hookimpl
+def skiff_settings() -> list[Namespace]:
+    return [BUILDS]
 
 
 @hookimpl(trylast=True)

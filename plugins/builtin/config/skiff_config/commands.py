@@ -65,7 +65,7 @@ def _apply(context: Context, scope: str, description: str, no_restart: bool) -> 
         return
     if context.state.current_release(scope) is None:
         return
-    lifecycle.redeploy(context, scope, description)
+    lifecycle.redeploy(context, scope, description, build_kind="config")
 
 
 @access.app_command(app="args")

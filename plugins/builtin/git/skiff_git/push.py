@@ -199,5 +199,9 @@ def run_hook(context: Context, app: str, lines: Iterable[str]) -> None:
     by = f" by {who}" if KEY_NAME.fullmatch(who) else ""
     context.output.step(f"Received {app} {new[:7]} ({ref[len('refs/heads/') :]}){by}")
     lifecycle.deploy(
-        context, app, Source(kind="git", location=str(repo), revision=new, ref=ref), f"Deploy {new[:7]}{by}"
+        context,
+        app,
+        Source(kind="git", location=str(repo), revision=new, ref=ref),
+        f"Deploy {new[:7]}{by}",
+        build_kind="push",
     )
