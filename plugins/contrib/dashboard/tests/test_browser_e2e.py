@@ -224,10 +224,14 @@ def shot(driver: Any, name: str) -> None:
     if os.environ.get("SKIFF_UPDATE_SCREENSHOTS") != "1":
         return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, max(600, min(int(height) + 40, 1800)))
-    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
-    driver.set_window_size(1280, 900)
+    # the whole page, not the window: a viewport as tall as the content (Chrome DevTools Protocol)
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    metrics = {"width": 1280, "height": max(600, min(height, 2400)), "deviceScaleFactor": 1, "mobile": False}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    try:
+        driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 @pytest.fixture
@@ -291,7 +295,6 @@ def test_scale_web_to_two_shows_the_second_process(dash, open_browser):
     wait_for(two_shown, 120, 1, what="web=2 on the app page")
     wait_for(lambda: len(dash.web_containers(dash.app)) == 2, 60, 0.5, what="two web containers in the engine")
     assert driver.find_elements(BY_CSS, "section#stats svg")
-    shot(driver, "app")
 
 
 def test_rollback_serves_the_old_answer_through_nginx(dash, open_browser):
@@ -335,6 +338,12 @@ def test_a_log_line_arrives_live(dash, open_browser):
     assert status == 200
     wait_for(lambda: marker in driver.find_element(BY_CSS, "pre#log").text, 30, 0.2, what="the log line live")
     assert driver.current_url == f"{dash.base()}/apps/{dash.app}/logs"  # no reload: it came by the stream
+    for word in ("second", "third"):  # a few more, in order
+        assert dash.answer(dash.app, f"/log?line={word}")[0] == 200
+        line = f"{LOG_PREFIX} {word}"
+        wait_for(lambda line=line: line in text(driver, "pre#log"), 30, 0.2, what=f"the line {line!r}")
+    lines = text(driver, "pre#log")
+    assert lines.index(marker) < lines.index(f"{LOG_PREFIX} second") < lines.index(f"{LOG_PREFIX} third")
     shot(driver, "logs")
 
 
@@ -342,6 +351,7 @@ def test_the_build_output_page_shows_a_deploy(dash, open_browser):
     driver = open_browser()
     login(dash, driver, dash.sshd)
     driver.get(f"{dash.base()}/apps/{dash.app}")
+    shot(driver, "app")  # here, not after the scale: by now the stats sampler has a few samples
     driver.find_element(BY_CSS, "a#builds-link").click()
     rows = wait_for(lambda: driver.find_elements(BY_CSS, "table#builds tr[data-build]"), what="the builds list")
     assert len(rows) >= 2  # both pushes (and the scale, the rollback)
@@ -349,7 +359,8 @@ def test_the_build_output_page_shows_a_deploy(dash, open_browser):
     first.click()
     wait_for(lambda: driver.current_url == f"{dash.base()}/apps/{dash.app}/builds/1", what="build 1's page")
     output = text(driver, "pre#build-output")
-    assert output and "\x1b[" not in output
+    assert "COPY server.py answer.txt /srv/" in output  # the docker build of the first push
+    assert "\x1b[" not in output
     shot(driver, "build")
 
 
