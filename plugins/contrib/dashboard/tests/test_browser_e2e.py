@@ -44,6 +44,7 @@ DOMAIN = "dash.test"  # the apps' global domain: app.dash.test
 DASHBOARD = "dashboard.dash.test"  # the dashboard's default name, dashboard.<global domain>
 BY_CSS = "css selector"
 LOG_PREFIX = "dashboard-test-line"
+SECRET = "postgres://app:hunter2@db.internal/app"  # a config value the pages hide
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, whatever the env says
 
 DOCKERFILE = """\
@@ -181,6 +182,7 @@ def dash(
             ("dashboard:enable",),
             ("apps:create", app),
             ("checks:set", app, "wait-to-retire", "1"),
+            ("config:set", "--no-restart", app, f"DATABASE_URL={SECRET}"),
             ("acl:add", app, "bob"),
             ("apps:create", other),
             ("ps:scale", other, "web=1"),
@@ -283,6 +285,8 @@ def test_scale_web_to_two_shows_the_second_process(dash, open_browser):
     driver.find_element(BY_CSS, f'table#apps tr[data-app="{dash.app}"] td.name a').click()
     wait_for(lambda: text(driver, "h1") == dash.app, what="the app page")
     assert text(driver, 'table#processes tr[data-process="web"] td.count') == "1"
+    assert text(driver, 'table#config tr[data-key="DATABASE_URL"] td.value') == "••••••"
+    assert SECRET not in driver.page_source
     field_ = driver.find_element(BY_CSS, 'form#scale input[name="web"]')
     field_.clear()
     field_.send_keys("2")
