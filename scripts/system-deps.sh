@@ -2,12 +2,13 @@
 # Install the Debian packages Skiff needs; does nothing when they are all there.
 # docker-registry: the binary `registry:serve` runs for a cluster. --test adds what only the test
 # suite needs (`make test`): iproute2 and util-linux (nsenter, unshare) for the one-machine
-# cluster of skiff.testing.cluster, and pebble, Let's Encrypt's ACME test
-# server, which the letsencrypt plugin's end-to-end tests start on loopback ports.
+# cluster of skiff.testing.cluster, pebble, Let's Encrypt's ACME test
+# server, which the letsencrypt plugin's end-to-end tests start on loopback ports, and chromium
+# with chromium-driver, the headless browser of skiff.testing.browser (the dashboard's tests).
 set -euo pipefail
 packages=(docker.io debootstrap nginx openssh-server git python3 python3-venv curl ca-certificates openssl sudo wrk docker-registry gnupg)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(pebble iproute2 util-linux)
+  packages+=(pebble iproute2 util-linux chromium chromium-driver)
 fi
 missing=()
 for p in "${packages[@]}"; do
