@@ -58,6 +58,7 @@ KEY_CONFIG_PREFIXES = (
     "COMPOSER",
     "BUNDLE_",
     "GEM_",
+    "YARN_",
 )
 
 
