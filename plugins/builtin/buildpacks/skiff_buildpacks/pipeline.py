@@ -23,8 +23,10 @@ from .plan import PackPlan
 from .plugin import PLUGIN, _image, _prune_deps, describe_packs, docker_client, select_packs, settings
 
 # A new dependency layer's /app for the run image is read from its build container while the engine
-# commits it, and loaded onto the run image with the code layer in one call (False: a container of
-# the committed layer is read and the copy loaded on its own, as before; benchmarks compare the two).
+# commits it, and loaded onto the run image with the code layer in one call; a shared virtualenv
+# layer's copy onto the run image is made once per set, beside the build that made the set
+# (False: a container of the committed layer is read and the copy loaded on its own, per app, as
+# before; benchmarks compare the two).
 EXPORT_FOR_RUN_IMAGE = True
 
 # Work of a build still running when the build ended (untagging old layers, the packs' after-install
@@ -86,6 +88,8 @@ def build_image(deploy: Deploy) -> str:
             image_id = code_layer(session, plan, layer, bid, run)
         finally:
             finish_after_install(deploy, layer)
+        if run is not None and layer.after and EXPORT_FOR_RUN_IMAGE:
+            BACKGROUND.append(_background(premake_shared_run_copies, session, run, list(layer.after)))
     finally:
         if layer is not None and layer.app_tar is not None:
             layer.app_tar.close()
@@ -362,6 +366,10 @@ def run_base(session: Session, plan: PackPlan, layer: DepsLayer, run: dict[str, 
     deploy = session.deploy
     if not plan.steps:
         return run["image"], None
+    shared = shared_source(session, layer) if EXPORT_FOR_RUN_IMAGE else None
+    if shared is not None:
+        return shared_run_copy(session, *shared, run), None
+    load_pending(session, layer)  # the copy below reads a container of it
     key = hashlib.sha256(f"{layer.image_id}\0{run['id']}".encode()).hexdigest()[:16]
     ref = build_steps.image_tag(deploy.app, f"run-{key}")
     if _image(session.client, ref) is not None:
@@ -377,6 +385,89 @@ def run_base(session: Session, plan: PackPlan, layer: DepsLayer, run: dict[str, 
     deploy.output.step(f"Dependencies copied onto the run image {run['image']} in {time.monotonic() - t0:.1f}s")
     BACKGROUND.append(_background(_prune_run_layers, session.client, deploy.app, image_id))
     return ref, None
+
+
+def shared_source(session: Session, layer: DepsLayer) -> tuple[Any, str, dict[str, Any]] | None:
+    """``(records, hash, record)`` when the dependency layer is exactly a shared virtualenv layer (same layers)."""
+    from .venvs import LABEL, SharedVenvs
+
+    client, build = session.client, session.build
+    if build.cache_dir is None:
+        return None
+    try:
+        mine = layer.pending.inspect if layer.pending is not None else client.api.inspect_image(layer.image_id)
+        digest = ((mine.get("Config") or {}).get("Labels") or {}).get(LABEL) or ""
+        records = SharedVenvs(build.cache_dir, build.stack.id)
+        record = records.get(digest)
+        if record is None:
+            return None
+        theirs = client.api.inspect_image(record["image"])
+    except build_steps._engine_errors():
+        return None  # not there (any more): the app's own copy
+    layers_of = [(i.get("RootFS") or {}).get("Layers") for i in (mine, theirs)]
+    return (records, digest, record) if layers_of[0] and layers_of[0] == layers_of[1] else None
+
+
+def _shared_tag(digest: str, run: dict[str, str]) -> str:
+    return f"run-{digest[:16]}-{run['id'].split(':')[-1][:12]}"
+
+
+def shared_run_copy(session: Session, records: Any, digest: str, record: dict[str, Any], run: dict[str, str]) -> str:
+    """The shared layer's /app on the run image: made once per set and run image, then every app's base."""
+    from .venvs import REPOSITORY
+
+    deploy = session.deploy
+    known = records.run_copy(digest, run["id"])
+    if known is not None and _image(session.client, known) is not None:
+        deploy.output.step(f"Dependencies on the run image {run['image']}: the shared layer's copy {digest[:12]}")
+        return known
+    t0 = time.monotonic()
+    tag = _shared_tag(digest, run)
+    try:
+        made = copy_layer(
+            session.client, deploy.app, record["image"], run, REPOSITORY, tag, {}, session.runner._discard
+        )
+    except _LoadRefusedHere:
+        made = None
+    if made is None:
+        made = session.runner.copy_app(record["image"], run["image"], [], REPOSITORY, tag)
+    records.put_run_copy(digest, run["id"], f"{REPOSITORY}:{tag}")
+    deploy.output.step(
+        f"Dependencies copied onto the run image {run['image']} in {time.monotonic() - t0:.1f}s "
+        f"(the shared layer {digest[:12]}: once for every app of the set)"
+    )
+    return f"{REPOSITORY}:{tag}"
+
+
+def premake_shared_run_copies(session: Session, run: dict[str, str], after: list[Future]) -> None:
+    """After the build's shared-cache work: the run image copy of each shared layer of the stack that has none."""
+    from concurrent.futures import wait
+
+    from .venvs import REPOSITORY, SharedVenvs
+
+    wait(after)
+    build, client = session.build, session.client
+    if build.cache_dir is None:
+        return
+    records = SharedVenvs(build.cache_dir, build.stack.id)
+    for digest, record in records.all().items():
+        known = records.run_copy(digest, run["id"])
+        if (known is not None and _image(client, known) is not None) or _image(client, record["image"]) is None:
+            continue
+        tag = _shared_tag(digest, run)
+        try:
+            made = copy_layer(client, session.deploy.app, record["image"], run, REPOSITORY, tag, {}, _remove_now)
+        except _LoadRefusedHere:
+            return  # the next app of the set copies with containers
+        if made is not None:
+            records.put_run_copy(digest, run["id"], f"{REPOSITORY}:{tag}")
+
+
+def _remove_now(container) -> None:
+    try:
+        container.remove(force=True, v=True)
+    except Exception:
+        pass
 
 
 def run_copy_image(session: Session, layer: DepsLayer, run: dict[str, str], tag: str) -> Any:
@@ -406,22 +497,39 @@ def loaded_run_copy(session: Session, run: dict[str, str], image: Any, seconds: 
 
 
 def load_run_copy(session: Session, source: str, run_image: str, tag: str) -> str | None:
-    """``/app`` of ``source`` as one new layer on ``run_image``, by ``docker load`` (None: use containers).
+    """``/app`` of ``source`` as one new layer on ``run_image``, by ``docker load`` (None: use containers)."""
+    try:
+        run = {"image": run_image}
+        changes = {RUN_DEPS_LABEL: session.deploy.app}
+        app = session.deploy.app
+        return copy_layer(session.client, app, source, run, f"skiff/{app}", tag, changes, session.runner._discard)
+    except _LoadRefusedHere as exc:
+        session.deploy.output.info(f"the engine does not load layers on a base ({exc}): copying with containers")
+        return None
 
-    The engine's archive of ``/app`` (entries ``app/...``, owners and modes kept) is the layer tar.
+
+class _LoadRefusedHere(Exception):
+    pass
+
+
+def copy_layer(
+    client, app: str, source: str, run: dict[str, str], repository: str, tag: str, labels: dict[str, str], discard
+) -> str | None:
+    """``/app`` of the image ``source`` as one new layer on the run image, by ``docker load`` (None: use containers).
+
+    The engine's archive of ``/app`` (entries ``app/...``, owners and modes kept) is the layer tar;
+    ``discard`` removes the container it is read from (labelled as a build container of ``app``).
+    Raises ``_LoadRefusedHere`` when the engine refuses the load (it is then marked unsupported).
     """
     import tempfile
 
     from . import layers
 
-    client = session.client
     if not layers.supported(client):
         return None
     src = None
     try:
-        src = client.containers.create(
-            source, ["true"], labels={build_steps.BUILD_LABEL: session.deploy.app}, network_disabled=True
-        )
+        src = client.containers.create(source, ["true"], labels={build_steps.BUILD_LABEL: app}, network_disabled=True)
         with tempfile.TemporaryFile(prefix="skiff-run-", suffix=".tar") as tar:
             stream, _ = src.get_archive("/app")
             for chunk in stream:
@@ -429,20 +537,17 @@ def load_run_copy(session: Session, source: str, run_image: str, tag: str) -> st
             tar.seek(0)
             if not layers.loadable(tar):
                 return None
-            changes = build_steps.ImageChanges(labels={RUN_DEPS_LABEL: session.deploy.app})
-            image = layers.NewImage(
-                client.api.inspect_image(run_image), changes, f"skiff/{session.deploy.app}", tag, tar
-            )
+            changes = build_steps.ImageChanges(labels=labels)
+            image = layers.NewImage(client.api.inspect_image(run["image"]), changes, repository, tag, tar)
             return layers.load(client, [image])[0]
     except layers.LoadRefused as exc:
         layers.mark_unsupported(client)
-        session.deploy.output.info(f"the engine does not load layers on a base ({exc}): copying with containers")
-        return None
+        raise _LoadRefusedHere(str(exc)) from None
     except build_steps._engine_errors() as exc:
         raise build_steps.engine_error(exc) from exc
     finally:
         if src is not None:
-            session.runner._discard(src)
+            discard(src)
 
 
 def _background(fn, *args) -> Future:
@@ -476,8 +581,8 @@ def code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str, run
     what they and the code added reaches the run side.
     """
     outputs = run_stages(session, plan)
-    if layer.pending is not None and (plan.compile_steps or run):
-        load_pending(session, layer)  # the run image's copy of /app and compile steps need it loaded
+    if layer.pending is not None and plan.compile_steps:
+        load_pending(session, layer)  # compile steps need it loaded (and a run copy of it, see run_base)
     try:
         return _code_layer(session, plan, layer, bid, outputs, run)
     finally:
@@ -581,7 +686,12 @@ def load_layer(
         return None
     pending = [image for image in (layer.pending, run_copy) if image is not None]
     try:
-        base_image = pending[-1].inspect if pending else client.api.inspect_image(base)
+        if run_copy is not None:
+            base_image = run_copy.inspect
+        elif layer.pending is not None and base == layer.base:
+            base_image = layer.pending.inspect
+        else:  # the dependency image (a shared layer's, still to load) goes in the same call beside it
+            base_image = client.api.inspect_image(base)
         image = layers.NewImage(base_image, changes, f"skiff/{session.deploy.app}", tag, layer=archive)
         loaded = layers.load(client, [*pending, image])[-1]
         layer.pending = None
