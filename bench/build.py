@@ -5,7 +5,8 @@ For each round, in the same run and on the same engine:
 - plain Dockerfile (``docker build``, classic builder): cold (``--no-cache``),
   code-only change (cached), dependency change;
 - skiff buildpacks (``lifecycle.deploy`` with a stub scheduler, a fresh app and
-  SKIFF_ROOT each round): cold (no dependency layer, empty app cache, empty
+  SKIFF_ROOT each round, the stack plugin loaded as on a server, so app images are based on
+  the stack's run image and a new dependency layer is copied onto it): cold (no dependency layer, empty app cache, empty
   shared wheel cache), code-only change, dependency change; then a second app
   with the Flask sample's requirements on the same server (its own cache empty,
   the shared wheel cache filled by the first app's build).
@@ -112,14 +113,16 @@ class Plain:
 class Skiff:
     """The buildpacks builder through the real lifecycle (stub scheduler)."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, export: bool = True):
         from skiff_buildpacks import wheels
 
         self.tmp = tmp
+        self.export = export  # pipeline.EXPORT_FOR_RUN_IMAGE in this case's rounds
         self.apps: list[str] = []
         self.roots: list[Path] = []
         self.shared: list[bool] = []  # per round: the second app's dependencies were the shared layer
         self.background: list[float] = []  # waited for the shared-cache work before the second app
+        self.on_run_image: list[bool] = []  # per round: the cold build's app image is on the stack's run image
         self.tools = tmp / "tools-cache"
         start = time.perf_counter()
         verify = CA if os.path.isfile(CA) else True
@@ -137,16 +140,20 @@ class Skiff:
         import skiff_buildpacks.python as python
         import skiff_buildpacks.static as static
         import skiff_procfile.plugin as procfile
+        import skiff_stack.plugin as stack
         from skiff import lifecycle
         from skiff.context import Context
         from skiff.output import Output
         from skiff.testing import DirReceiver, StubScheduler, dir_source, make_plugin_manager
+        from skiff_buildpacks import pipeline
 
+        pipeline.EXPORT_FOR_RUN_IMAGE = self.export
         root = Path(tempfile.mkdtemp(prefix="root-", dir=self.tmp))
         self.roots.append(root)
         pm = make_plugin_manager(
             DirReceiver(),
             ("procfile", procfile),
+            ("stack", stack),  # as on a server: app images on the stack's run image (run-image, default on)
             ("buildpacks", bp),
             ("buildpack-python", python),
             ("buildpack-node", node),
@@ -169,6 +176,8 @@ class Skiff:
 
         app, src = new_app(), fresh_source(self.tmp)
         cold = deploy(app, src)
+        release = context.state.current_release(app)
+        self.on_run_image.append(bool(release is not None and release.meta.get("run_image")))
         code_change(src)
         code = deploy(app, src)
         dependency_change(src)
@@ -193,7 +202,7 @@ class Skiff:
         for root in self.roots:  # the shared virtualenv layers Skiff made in this run
             SharedVenvs(root / "cache" / "buildpacks", "").purge(lambda: client)
         for app in self.apps:
-            for label in (f"skiff.app={app}", f"skiff.deps={app}"):
+            for label in (f"skiff.app={app}", f"skiff.deps={app}", f"skiff.deps.run={app}"):
                 images = sorted(
                     client.images.list(filters={"label": label}), key=lambda i: i.attrs["Created"], reverse=True
                 )
@@ -236,7 +245,10 @@ def main() -> None:
     n = runs(3)
     with tempfile.TemporaryDirectory(prefix="skiff-bench-build-") as tmp:
         plain, ours = Plain(Path(tmp)), Skiff(Path(tmp))
-        results: dict[str, dict[str, list[float]]] = {"plain": {}, "skiff": {}}
+        # BENCH_AB=1: also the run image's copy of /app as before (read from a container of the committed
+        # layer, loaded on its own), in the same rounds
+        before = Skiff(Path(tmp), export=False) if os.environ.get("BENCH_AB") else None
+        results: dict[str, dict[str, list[float]]] = {"plain": {}, "skiff": {}, "before": {}}
 
         def case(name: str, runner):
             def run() -> float:
@@ -255,23 +267,27 @@ def main() -> None:
 
             return run
 
+        cases = {"plain": case("plain", plain), "skiff": case("skiff", ours)}
+        if before is not None:
+            cases["before"] = case("before", before)
         try:
-            interleave({"plain": case("plain", plain), "skiff": case("skiff", ours)}, n)
+            interleave(cases, n)
         finally:
             wait_for_engine()
             plain.cleanup()
             ours.cleanup()
+            if before is not None:
+                before.cleanup()
     labels = {"cold": "cold build", "code": "code-only rebuild", "deps": "dependency-change rebuild"}
     print(f"\n  uv {ours.uv_dir.name}: fetched and verified once in {ours.uv_fetch:.2f}s (not part of any build)")
     for key, label in labels.items():
-        report(
-            f"build: {label} (Flask app)",
-            {
-                f"plain Dockerfile, {label}": results["plain"][key],
-                f"skiff buildpacks, {label}": results["skiff"][key],
-            },
-            baseline=f"plain Dockerfile, {label}",
-        )
+        rows = {
+            f"plain Dockerfile, {label}": results["plain"][key],
+            f"skiff buildpacks, {label}": results["skiff"][key],
+        }
+        if results["before"]:
+            rows[f"skiff, run copy as before, {key}"] = results["before"][key]
+        report(f"build: {label} (Flask app)", rows, baseline=f"plain Dockerfile, {label}")
     if ours.background:
         print(f"\n  waited {max(ours.background):.2f}s at most for background shared-cache work before a second app")
     report(
@@ -284,7 +300,8 @@ def main() -> None:
     )
     print(
         f"\n  second app's dependencies were the shared virtualenv layer in "
-        f"{sum(ours.shared)}/{len(ours.shared)} rounds"
+        f"{sum(ours.shared)}/{len(ours.shared)} rounds; the cold build's image was on the stack's run image in "
+        f"{sum(ours.on_run_image)}/{len(ours.on_run_image)} rounds"
     )
 
     def median(values: list[float]) -> float:

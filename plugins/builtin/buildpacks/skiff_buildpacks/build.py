@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ KEY_CONFIG_PREFIXES = (
     "COMPOSER",
     "BUNDLE_",
     "GEM_",
+    "YARN_",
 )
 
 
@@ -447,6 +449,7 @@ class Runner:
         uid, _, gid = build.stack.user.partition(":")
         self.uid, self.gid = int(uid), int(gid or uid)
         self.reports: dict[str, Any] = {}  # the driver's reports of the last run
+        self.exported: BinaryIO | None = None  # the archive ``run(export=...)`` read; the caller closes it
         self._removals: list[threading.Thread] = []
 
     def _plan(self, steps: list[dict[str, Any]], env: dict[str, str], shared: Iterable[str] = ()) -> dict[str, Any]:
@@ -496,6 +499,7 @@ class Runner:
         archives: Iterable[str] = (),
         read_only: dict[str, str] | None = None,
         shared: list[str] | None = None,
+        export: str | None = None,
     ) -> str:
         """Run ``steps`` in a container of ``image`` holding ``archive`` (a tar file, streamed); commit it.
 
@@ -504,11 +508,36 @@ class Runner:
         ``read_only`` maps container paths to server directories bind-mounted read-only.
         ``shared``: hashes of shared layers the steps may resolve to; when the driver reports one
         of them, nothing is committed and ``""`` is returned (the caller makes the layer).
+        ``export``: a path in the container whose archive (entries named after its last element)
+        is read while the commit runs and left in :attr:`exported` (a temporary file, or None).
         """
         with self._container(image, steps, env, archive, archives, read_only, shared or []) as container:
             if shared and self.reports.get("shared_venv") in shared:
                 return ""
-            return container.commit(repository=repository, tag=tag, changes=changes.dockerfile()).id
+            if not export:
+                return container.commit(repository=repository, tag=tag, changes=changes.dockerfile()).id
+            # the archive of ``export`` streams out of this very container while the engine commits it
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skiff-export")
+            exported = pool.submit(self._export, container, export)
+            pool.shutdown(wait=False)
+            try:
+                image_id = container.commit(repository=repository, tag=tag, changes=changes.dockerfile()).id
+            finally:
+                self.exported = exported.result()
+            return image_id
+
+    def _export(self, container, path: str) -> BinaryIO | None:
+        """The engine's archive of ``path`` in ``container`` as a temporary file at its start (None: it failed)."""
+        fileobj = tempfile.TemporaryFile(prefix="skiff-export-", suffix=".tar")
+        try:
+            stream, _ = container.get_archive(path)
+            for chunk in stream:
+                fileobj.write(chunk)
+        except _engine_errors():
+            fileobj.close()
+            return None  # the caller copies another way
+        fileobj.seek(0)
+        return fileobj
 
     def copy_app(self, source: str, image: str, changes: list[str], repository: str, tag: str) -> str:
         """Commit a container of ``image`` holding ``/app`` of the image ``source``; return the image id.

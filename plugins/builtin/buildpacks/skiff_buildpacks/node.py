@@ -1,8 +1,9 @@
 """The Node.js pack: package.json; ``npm ci`` with a lock file, ``npm install`` without, or yarn / pnpm.
 
 node_modules lives in /app/node_modules in the dependency layer (keyed by
-package.json and the lock file); the ``build`` script, when present, runs on
-every build with the code in place. Default web process: ``npm start``.
+package.json and the lock file); yarn 2+ with Plug'n'Play keeps /app/.pnp.cjs and
+the package archives (/app/.yarn/cache) there instead. The ``build`` script, when
+present, runs on every build with the code in place. Default web process: ``npm start``.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
     elif choice.yarn_path:
         note.append(f"Using the app's own yarn release ({choice.what} {choice.yarn_path})")
     note += tool["notes"]
+    if choice.berry:
+        note.append(node_tools.berry_note(choice, tool.get("version")))
     step = node_tools.install_step(choice)
     run = step["run"]
     # the stack's npm needs Node.js 14.17: for older releases the stack's Node.js runs npm itself
@@ -97,10 +100,10 @@ def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
         ],
         "env": node.get("env", {}),
         "archives": node.get("archives", []) + tool["archives"],
-        "runtime_env": {"NODE_ENV": "production"},
+        "runtime_env": {"NODE_ENV": "production", **node_tools.berry_runtime(choice)},
         # on the run image: the stack's Node.js unless the layer has a release, npm unless it has its own
         "run_needs": ([] if node else ["node"]) + ([] if choice.tool is not None and choice.name == "npm" else ["npm"]),
-        "exclude": ["node_modules", *([".heroku/node"] if node else []), *installed],
+        "exclude": ["node_modules", *([".heroku/node"] if node else []), *installed, *node_tools.berry_exclude(choice)],
     }
 
 

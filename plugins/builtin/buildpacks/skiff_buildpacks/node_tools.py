@@ -15,6 +15,16 @@ the same rule as the Node.js releases in :mod:`skiff_buildpacks.node_dist`), as 
 that lands at ``/app/.heroku/<manager>`` with the package's ``bin`` entries linked in
 ``/app/.heroku/bin``. Corepack is not used: it would download inside the build, into no
 shared cache, and Node.js 25 no longer ships it.
+
+Yarn 2+ (berry) installs with the app's ``nodeLinker`` (the ``YARN_NODE_LINKER`` config var,
+else ``.yarnrc.yml``, else yarn's default ``pnp``). Plug'n'Play reads the packages from their
+zip archives at run time, so with ``pnp`` the archives go to the app's own cache folder
+(``/app/.yarn/cache``, in the dependency layer: ``enableGlobalCache`` off), fed from yarn's
+mirror in the app's build cache volume (``/build/cache/yarn-berry/cache``: the next install
+of the app copies from there instead of downloading), and the image runs Node.js with
+``--require /app/.pnp.cjs``. ``node-modules`` and ``pnpm`` unpack the archives, so they keep
+yarn's global cache in the build cache volume. A committed cache folder with archives in it
+(zero-installs) is a dependency file of the layer and installs offline.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import base64
 import json
 import re
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +53,12 @@ PACKAGE_MANAGER = re.compile(
 )
 BIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SAFE_PATH = re.compile(r"[A-Za-z0-9._@+-]+(?:/[A-Za-z0-9._@+-]+)*")
-YARN_PATH = re.compile(r"""yarnPath:\s*(?P<q>["']?)(?P<path>[^"'#\s]+)(?P=q)\s*(?:#.*)?""")
+YARNRC_SCALAR = re.compile(r"""(?P<key>[A-Za-z][A-Za-z0-9]*):\s*(?P<q>["']?)(?P<value>[^"'#\s]*)(?P=q)\s*(?:#.*)?""")
+LINKERS = ("pnp", "node-modules", "pnpm")
+YARN_CACHE = ".yarn/cache"
+#: what a berry install writes into /app beside the linker's output: never taken from the app's tree
+BERRY_GENERATED = [".pnp.cjs", ".pnp.loader.mjs", ".pnp.data.json", ".yarn/install-state.gz", ".yarn/unplugged"]
+MAX_YARN_FILES = 20000  # committed cache archives, plugins and patches taken into the dependency layer
 PNPM_LOCK_VERSION = re.compile(r"""lockfileVersion:\s*(?P<q>["']?)(?P<v>[0-9]+(?:\.[0-9]+)?)(?P=q)\s*""")
 YARN_META_VERSION = re.compile(r"\s+version:\s*(?P<v>[0-9]+)\s*")
 #: pnpm's lockfileVersion -> the pnpm releases that write it
@@ -84,6 +99,11 @@ class Choice:
     pin: tuple[str, str] | None = None  # packageManager's (algo, hex digest)
     berry: bool = False
     yarn_path: str | None = None  # .yarnrc.yml's yarnPath: the app's own yarn release
+    linker: str = ""  # berry's nodeLinker: pnp, node-modules, pnpm
+    linker_why: str = ""  # "yarn's default", ".yarnrc.yml", "YARN_NODE_LINKER"
+    cache_folder: str = YARN_CACHE  # berry's cacheFolder, relative to /app
+    zero_installs: list[str] = field(default_factory=list)  # the committed cache archives
+    esm_loader: bool = False  # PnP's ESM loader too (package.json "type": "module" or pnpEnableEsmLoader)
 
 
 class ToolCache(PackageCache):
@@ -223,19 +243,74 @@ def _yarn_lock(build) -> tuple[bool, int | None]:
     return False, None
 
 
-def _yarn_path(build) -> str | None:
-    """``.yarnrc.yml``'s ``yarnPath`` (the app's committed yarn release), checked to stay in the app."""
+def yarnrc(build) -> dict[str, str]:
+    """The top-level scalar settings of ``.yarnrc.yml`` (``key: value`` lines; nested ones are left out)."""
     if not build.has(".yarnrc.yml"):
-        return None
+        return {}
+    found: dict[str, str] = {}
     for line in build.read(".yarnrc.yml").splitlines():
-        if line.startswith("yarnPath:"):
-            match = YARN_PATH.fullmatch(line.strip())
-            path = match.group("path") if match else ""
-            path = path[2:] if path.startswith("./") else path
-            if not SAFE_PATH.fullmatch(path) or ".." in path.split("/") or not build.has(path):
-                raise SkiffError(f'.yarnrc.yml yarnPath "{_shown(line[9:].strip())}" is not a file of the app')
-            return path
-    return None
+        if not line[:1].isalpha() or ":" not in line:
+            continue
+        match = YARNRC_SCALAR.fullmatch(line.strip())
+        key, _, rest = line.partition(":")
+        # a value this reader does not parse is kept as written: the checks below refuse it by name
+        found.setdefault(key.strip(), match.group("value") if match else rest.strip())
+    return found
+
+
+def _app_path(value: str) -> str | None:
+    """A relative path that stays in the app (``./`` dropped), or None."""
+    value = value[2:] if value.startswith("./") else value
+    return value if SAFE_PATH.fullmatch(value) and ".." not in value.split("/") else None
+
+
+def _yarn_path(build, rc: dict[str, str]) -> str | None:
+    """``.yarnrc.yml``'s ``yarnPath`` (the app's committed yarn release), checked to stay in the app."""
+    if "yarnPath" not in rc:
+        return None
+    path = _app_path(rc["yarnPath"])
+    if path is None or not build.has(path):
+        raise SkiffError(f'.yarnrc.yml yarnPath "{_shown(rc["yarnPath"])}" is not a file of the app')
+    return path
+
+
+def _files_under(build, folder: str, suffixes: tuple[str, ...] = ()) -> list[str]:
+    """The regular files under ``folder`` of the source (no symlinks), sorted, ``suffixes`` only if given."""
+    if not build.has(folder) or not (build.source / folder).is_dir():
+        return []
+    found = []
+    for path in sorted((build.source / folder).rglob("*")):
+        rel = path.relative_to(build.source).as_posix()
+        if path.is_file() and not path.is_symlink() and build.has(rel) and (not suffixes or rel.endswith(suffixes)):
+            if SAFE_PATH.fullmatch(rel):
+                found.append(rel)
+    if len(found) > MAX_YARN_FILES:
+        raise SkiffError(f"{folder} holds more than {MAX_YARN_FILES} files: too many for the dependency layer")
+    return found
+
+
+def _berry(build, pkg: dict[str, Any], choice: Choice, rc: dict[str, str]) -> None:
+    """Berry's linker, cache folder and zero-installs archives, from the config vars and ``.yarnrc.yml``."""
+    configured = (build.config.get("YARN_NODE_LINKER") or "").strip()
+    if configured:
+        choice.linker, choice.linker_why = configured, "YARN_NODE_LINKER"
+    elif rc.get("nodeLinker"):
+        choice.linker, choice.linker_why = rc["nodeLinker"], ".yarnrc.yml"
+    else:
+        choice.linker, choice.linker_why = "pnp", "yarn's default"
+    if choice.linker not in LINKERS:
+        raise SkiffError(
+            f'{choice.linker_why} nodeLinker "{_shown(choice.linker)}" is not one yarn knows ({", ".join(LINKERS)})'
+        )
+    if rc.get("cacheFolder"):
+        folder = _app_path(rc["cacheFolder"])
+        if folder is None:
+            raise SkiffError(f'.yarnrc.yml cacheFolder "{_shown(rc["cacheFolder"])}" is not a folder of the app')
+        choice.cache_folder = folder
+    choice.zero_installs = _files_under(build, choice.cache_folder, (".zip",))
+    choice.esm_loader = choice.linker == "pnp" and (
+        pkg.get("type") == "module" or rc.get("pnpEnableEsmLoader", "").lower() == "true"
+    )
 
 
 def _pnpm_range(build) -> tuple[Range, str, str]:
@@ -273,27 +348,30 @@ def choose(build, pkg: dict[str, Any]) -> Choice:
     lock = locks[0] if locks else None
     if lock in UNSUPPORTED_LOCKS:
         raise SkiffError(f"{lock} found: bun is not supported; commit a package-lock.json, yarn.lock or pnpm-lock.yaml")
-    field = _package_manager_field(pkg)
-    name = LOCKS.get(lock or "", "npm") if lock else (field.group("name") if field else "npm")
-    if field and field.group("name") != name:
+    manager = _package_manager_field(pkg)
+    name = LOCKS.get(lock or "", "npm") if lock else (manager.group("name") if manager else "npm")
+    if manager and manager.group("name") != name:
         raise SkiffError(
-            f"package.json packageManager is {field.group('name')}@{field.group('version')} but the lock file "
+            f"package.json packageManager is {manager.group('name')}@{manager.group('version')} but the lock file "
             f"is {lock}: keep the one the app uses"
         )
     choice = Choice(name=name, lock=lock)
     meta_version: int | None = None
+    rc: dict[str, str] = {}
     if name == "yarn":
+        rc = yarnrc(build)
         choice.berry, meta_version = _yarn_lock(build) if lock else (False, None)
-        choice.yarn_path = _yarn_path(build)
+        choice.yarn_path = _yarn_path(build, rc)
         if choice.yarn_path:
             choice.berry = True
             choice.what, choice.text = ".yarnrc.yml yarnPath", choice.yarn_path
+            _berry(build, pkg, choice, rc)
             return choice
-    if field:
-        version = field.group("version")
-        choice.requested, choice.what, choice.text = Range.parse(version), "packageManager", field.group(0)
-        if field.group("algo"):
-            choice.pin = (field.group("algo"), field.group("hash"))
+    if manager:
+        version = manager.group("version")
+        choice.requested, choice.what, choice.text = Range.parse(version), "packageManager", manager.group(0)
+        if manager.group("algo"):
+            choice.pin = (manager.group("algo"), manager.group("hash"))
         if name == "yarn":
             choice.berry = not version.startswith("1.")
     elif engines := _engines_range(pkg, name):
@@ -310,6 +388,8 @@ def choose(build, pkg: dict[str, Any]) -> Choice:
     else:
         return choice  # npm without a request: the stack's own
     choice.tool = {"npm": NPM, "pnpm": PNPM}.get(name) or (YARN_BERRY if choice.berry else YARN_CLASSIC)
+    if choice.berry:
+        _berry(build, pkg, choice, rc)
     return choice
 
 
@@ -367,14 +447,58 @@ def install_step(choice: Choice) -> dict[str, Any]:
     yarn = ["node", f"/app/{choice.yarn_path}"] if choice.yarn_path else ["yarn"]
     if choice.berry:
         run = [*yarn, "install", *(["--immutable"] if choice.lock else [])]
-        env = {
-            "YARN_GLOBAL_FOLDER": "/build/cache/yarn-berry",
-            "YARN_ENABLE_GLOBAL_CACHE": "true",
-            "YARN_ENABLE_TELEMETRY": "false",
-        }
-        return {"run": run, "env": env}
+        return {"run": run, "env": berry_env(choice)}
     run = [*yarn, "install", "--non-interactive", *(["--frozen-lockfile"] if choice.lock else [])]
     return {"run": run, "env": {"YARN_CACHE_FOLDER": "/build/cache/yarn", "SKIP_YARN_COREPACK_CHECK": "1"}}
+
+
+def berry_env(choice: Choice) -> dict[str, str]:
+    """Yarn 2+'s install settings (environment variables win over ``.yarnrc.yml``).
+
+    The archives stay in the app (``/app/<cacheFolder>``, in the image) when Plug'n'Play
+    reads them at run time or the app commits them (zero-installs); yarn's mirror in the
+    build cache volume keeps the downloads across builds. The unpacking linkers use the
+    global cache in the volume.
+    """
+    env = {"YARN_GLOBAL_FOLDER": "/build/cache/yarn-berry", "YARN_ENABLE_TELEMETRY": "false"}
+    if choice.linker == "pnp" or choice.zero_installs:
+        env.update(
+            YARN_ENABLE_GLOBAL_CACHE="false",
+            YARN_CACHE_FOLDER=f"/app/{choice.cache_folder}",
+            YARN_ENABLE_MIRROR="true",
+        )
+    else:
+        env["YARN_ENABLE_GLOBAL_CACHE"] = "true"
+    if choice.esm_loader:
+        env["YARN_PNP_ENABLE_ESM_LOADER"] = "true"
+    return env
+
+
+def berry_runtime(choice: Choice) -> dict[str, str]:
+    """The image's environment for Plug'n'Play: every ``node`` loads ``/app/.pnp.cjs`` (and its ESM loader)."""
+    if not choice.berry or choice.linker != "pnp":
+        return {}
+    options = "--require /app/.pnp.cjs"
+    if choice.esm_loader:
+        options += " --experimental-loader /app/.pnp.loader.mjs"
+    return {"NODE_OPTIONS": options}
+
+
+def berry_exclude(choice: Choice) -> list[str]:
+    """What the code layer leaves out for berry: the install's own files (the dependency layer has them)."""
+    return [*BERRY_GENERATED, choice.cache_folder] if choice.berry else []
+
+
+def berry_note(choice: Choice, version: str | None) -> str:
+    """``yarn 4.5.3 (berry), nodeLinker pnp (yarn's default) ...``: what installs and how."""
+    release = f"yarn {version}" if version else f"yarn from {choice.yarn_path}"
+    line = f"{release} (berry), nodeLinker {choice.linker} ({choice.linker_why})"
+    if choice.zero_installs:
+        n = len(choice.zero_installs)
+        line += f"; zero-installs: {n} package archive{'s' if n != 1 else ''} committed in {choice.cache_folder}"
+    elif choice.linker == "pnp":
+        line += f"; archives in /app/{choice.cache_folder}, loaded at run time through NODE_OPTIONS"
+    return line
 
 
 def dependency_files(build, choice: Choice) -> list[str]:
@@ -384,4 +508,7 @@ def dependency_files(build, choice: Choice) -> list[str]:
     files += [f for f in extra if build.has(f)]
     if choice.yarn_path:
         files.append(choice.yarn_path)
+    if choice.berry:  # the plugins and patches .yarnrc.yml and the lock file name, the committed archives
+        files += [f for f in (*_files_under(build, ".yarn/plugins"), *_files_under(build, ".yarn/patches"))]
+        files += [f for f in choice.zero_installs if f not in files]
     return files

@@ -22,6 +22,13 @@ from . import build as build_steps
 from .plan import PackPlan
 from .plugin import PLUGIN, _image, _prune_deps, describe_packs, docker_client, select_packs, settings
 
+# A new dependency layer's /app for the run image is read from its build container while the engine
+# commits it, and loaded onto the run image with the code layer in one call; a shared virtualenv
+# layer's copy onto the run image is made once per set, beside the build that made the set
+# (False: a container of the committed layer is read and the copy loaded on its own, per app, as
+# before; benchmarks compare the two).
+EXPORT_FOR_RUN_IMAGE = True
+
 # Work of a build still running when the build ended (untagging old layers, the packs' after-install
 # work): it goes on beside the release and the deploy; the process waits for it before it exits,
 # as concurrent.futures does at shutdown.
@@ -61,25 +68,31 @@ class DepsLayer:
     built: bool = False
     after: list[Future] = field(default_factory=list)  # the packs' after-install work (e.g. cache promotion)
     pending: Any = None  # a layers.NewImage not loaded yet: loaded with the code layer, in one call
+    app_tar: Any = None  # the new layer's /app as read from its build container (for the run image), or None
 
 
 def build_image(deploy: Deploy) -> str:
     """Build ``deploy.workdir`` with the packs; return the image reference."""
     started = time.monotonic()
     session = start(deploy)
+    layer = None
     try:
         plan = plan_dependencies(session)
-        layer = dependency_layer(session, plan)
+        run = run_image(session, plan)
+        layer = dependency_layer(session, plan, export=run is not None and EXPORT_FOR_RUN_IMAGE)
         plan_code(session, plan)
         fill_default_processes(deploy, plan)
-        run = run_image(session, plan)
         t0 = time.monotonic()
         bid = build_steps.build_id()
         try:
             image_id = code_layer(session, plan, layer, bid, run)
         finally:
             finish_after_install(deploy, layer)
+        if run is not None and layer.after and EXPORT_FOR_RUN_IMAGE:
+            BACKGROUND.append(_background(premake_shared_run_copies, session, run, list(layer.after)))
     finally:
+        if layer is not None and layer.app_tar is not None:
+            layer.app_tar.close()
         if "runner" in session.__dict__:
             session.runner.finish()
     ref = build_steps.image_tag(deploy.app, bid)
@@ -140,8 +153,11 @@ def _versions(session: Session) -> list[tuple[str, str]]:
     return [(n, str(session.described[n].get("version", "0"))) for n in session.packs]
 
 
-def dependency_layer(session: Session, plan: PackPlan) -> DepsLayer:
-    """Reuse or build the dependency layer; without install steps the stack image is the base."""
+def dependency_layer(session: Session, plan: PackPlan, export: bool = False) -> DepsLayer:
+    """Reuse or build the dependency layer; without install steps the stack image is the base.
+
+    ``export``: a new layer's /app is also read from its build container (``app_tar``), for the run image.
+    """
     stack = session.build.stack
     if not plan.steps:
         return DepsLayer(base=stack.image, image_id=stack.id)
@@ -155,9 +171,10 @@ def dependency_layer(session: Session, plan: PackPlan) -> DepsLayer:
     if existing is not None:
         session.deploy.output.step(f"Reusing the dependency layer (unchanged: {', '.join(plan.files) or 'none'})")
         return DepsLayer(base=ref, image_id=existing.id, key=key)
-    installed = install_dependencies(session, plan, key, tag)
+    installed = install_dependencies(session, plan, key, tag, export)
     if isinstance(installed, str):
-        layer = DepsLayer(base=ref, image_id=installed, key=key, built=True)
+        layer = DepsLayer(base=ref, image_id=installed, key=key, built=True, app_tar=session.runner.exported)
+        session.runner.exported = None
     else:  # the app's labels on a shared layer: loaded with the code layer
         layer = DepsLayer(base=ref, image_id=installed.id, key=key, built=True, pending=installed)
     image_id = layer.image_id
@@ -205,7 +222,7 @@ def wait_background(timeout: float | None = None) -> None:
     BACKGROUND[:] = [f for f in BACKGROUND if not f.done()]
 
 
-def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -> Any:
+def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str, export: bool = False) -> Any:
     """Run the install steps on the stack image, or on top of the previous layer when requirements were only added.
 
     Returns the image id, or the dependency image still to load (a :class:`layers.NewImage` made of
@@ -240,6 +257,7 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str) -
                 plan.archive_paths,
                 plan.read_only,
                 shared=sorted(attempt),
+                export="/app" if export else None,
             )
         if image_id:
             break
@@ -339,15 +357,26 @@ def run_image(session: Session, plan: PackPlan) -> dict[str, str] | None:
     return run
 
 
-def run_base(session: Session, plan: PackPlan, layer: DepsLayer, run: dict[str, str]) -> str:
-    """The run image with the dependency layer's /app on it (``skiff/<app>:run-<key>``, reused while unchanged)."""
+def run_base(session: Session, plan: PackPlan, layer: DepsLayer, run: dict[str, str]) -> tuple[str, Any]:
+    """The run image with the dependency layer's /app on it (``skiff/<app>:run-<key>``, reused while unchanged).
+
+    Returns its reference and, when it is still to load, the :class:`layers.NewImage` (made of the
+    archive read from the layer's build container): loaded with the code layer in one call.
+    """
     deploy = session.deploy
     if not plan.steps:
-        return run["image"]
+        return run["image"], None
+    shared = shared_source(session, layer) if EXPORT_FOR_RUN_IMAGE else None
+    if shared is not None:
+        return shared_run_copy(session, *shared, run), None
+    load_pending(session, layer)  # the copy below reads a container of it
     key = hashlib.sha256(f"{layer.image_id}\0{run['id']}".encode()).hexdigest()[:16]
     ref = build_steps.image_tag(deploy.app, f"run-{key}")
     if _image(session.client, ref) is not None:
-        return ref
+        return ref, None
+    pending = run_copy_image(session, layer, run, f"run-{key}")
+    if pending is not None:
+        return ref, pending
     t0 = time.monotonic()
     image_id = load_run_copy(session, layer.base, run["image"], f"run-{key}")
     if image_id is None:
@@ -355,26 +384,152 @@ def run_base(session: Session, plan: PackPlan, layer: DepsLayer, run: dict[str, 
         image_id = session.runner.copy_app(layer.base, run["image"], [label], f"skiff/{deploy.app}", f"run-{key}")
     deploy.output.step(f"Dependencies copied onto the run image {run['image']} in {time.monotonic() - t0:.1f}s")
     BACKGROUND.append(_background(_prune_run_layers, session.client, deploy.app, image_id))
-    return ref
+    return ref, None
+
+
+def shared_source(session: Session, layer: DepsLayer) -> tuple[Any, str, dict[str, Any]] | None:
+    """``(records, hash, record)`` when the dependency layer is exactly a shared virtualenv layer (same layers)."""
+    from .venvs import LABEL, SharedVenvs
+
+    client, build = session.client, session.build
+    if build.cache_dir is None:
+        return None
+    try:
+        mine = layer.pending.inspect if layer.pending is not None else client.api.inspect_image(layer.image_id)
+        digest = ((mine.get("Config") or {}).get("Labels") or {}).get(LABEL) or ""
+        records = SharedVenvs(build.cache_dir, build.stack.id)
+        record = records.get(digest)
+        if record is None:
+            return None
+        theirs = client.api.inspect_image(record["image"])
+    except build_steps._engine_errors():
+        return None  # not there (any more): the app's own copy
+    layers_of = [(i.get("RootFS") or {}).get("Layers") for i in (mine, theirs)]
+    return (records, digest, record) if layers_of[0] and layers_of[0] == layers_of[1] else None
+
+
+def _shared_tag(digest: str, run: dict[str, str]) -> str:
+    return f"run-{digest[:16]}-{run['id'].split(':')[-1][:12]}"
+
+
+def shared_run_copy(session: Session, records: Any, digest: str, record: dict[str, Any], run: dict[str, str]) -> str:
+    """The shared layer's /app on the run image: made once per set and run image, then every app's base."""
+    from .venvs import REPOSITORY
+
+    deploy = session.deploy
+    known = records.run_copy(digest, run["id"])
+    if known is not None and _image(session.client, known) is not None:
+        deploy.output.step(f"Dependencies on the run image {run['image']}: the shared layer's copy {digest[:12]}")
+        return known
+    t0 = time.monotonic()
+    tag = _shared_tag(digest, run)
+    try:
+        made = copy_layer(
+            session.client, deploy.app, record["image"], run, REPOSITORY, tag, {}, session.runner._discard
+        )
+    except _LoadRefusedHere:
+        made = None
+    if made is None:
+        made = session.runner.copy_app(record["image"], run["image"], [], REPOSITORY, tag)
+    records.put_run_copy(digest, run["id"], f"{REPOSITORY}:{tag}")
+    deploy.output.step(
+        f"Dependencies copied onto the run image {run['image']} in {time.monotonic() - t0:.1f}s "
+        f"(the shared layer {digest[:12]}: once for every app of the set)"
+    )
+    return f"{REPOSITORY}:{tag}"
+
+
+def premake_shared_run_copies(session: Session, run: dict[str, str], after: list[Future]) -> None:
+    """After the build's shared-cache work: the run image copy of each shared layer of the stack that has none."""
+    from concurrent.futures import wait
+
+    from .venvs import REPOSITORY, SharedVenvs
+
+    wait(after)
+    build, client = session.build, session.client
+    if build.cache_dir is None:
+        return
+    records = SharedVenvs(build.cache_dir, build.stack.id)
+    for digest, record in records.all().items():
+        known = records.run_copy(digest, run["id"])
+        if (known is not None and _image(client, known) is not None) or _image(client, record["image"]) is None:
+            continue
+        tag = _shared_tag(digest, run)
+        try:
+            made = copy_layer(client, session.deploy.app, record["image"], run, REPOSITORY, tag, {}, _remove_now)
+        except _LoadRefusedHere:
+            return  # the next app of the set copies with containers
+        if made is not None:
+            records.put_run_copy(digest, run["id"], f"{REPOSITORY}:{tag}")
+
+
+def _remove_now(container) -> None:
+    try:
+        container.remove(force=True, v=True)
+    except Exception:
+        pass
+
+
+def run_copy_image(session: Session, layer: DepsLayer, run: dict[str, str], tag: str) -> Any:
+    """The run image's copy of /app made of the archive read from the layer's build container, not loaded yet.
+
+    None when there is no such archive or the engine does not load layers (the caller copies).
+    """
+    from . import layers
+
+    client = session.client
+    if layer.app_tar is None or not layers.supported(client) or not layers.loadable(layer.app_tar):
+        return None
+    try:
+        base = client.api.inspect_image(run["image"])
+    except build_steps._engine_errors() as exc:
+        raise build_steps.engine_error(exc) from exc
+    changes = build_steps.ImageChanges(labels={RUN_DEPS_LABEL: session.deploy.app})
+    return layers.NewImage(base, changes, f"skiff/{session.deploy.app}", tag, layer.app_tar)
+
+
+def loaded_run_copy(session: Session, run: dict[str, str], image: Any, seconds: float, with_code: bool = False) -> None:
+    """Say that the run image's copy of /app is in (loaded with the code layer or alone); untag older copies."""
+    deploy = session.deploy
+    how = " (one load with the code layer)" if with_code else ""
+    deploy.output.step(f"Dependencies copied onto the run image {run['image']} in {seconds:.1f}s{how}")
+    BACKGROUND.append(_background(_prune_run_layers, session.client, deploy.app, image.id))
 
 
 def load_run_copy(session: Session, source: str, run_image: str, tag: str) -> str | None:
-    """``/app`` of ``source`` as one new layer on ``run_image``, by ``docker load`` (None: use containers).
+    """``/app`` of ``source`` as one new layer on ``run_image``, by ``docker load`` (None: use containers)."""
+    try:
+        run = {"image": run_image}
+        changes = {RUN_DEPS_LABEL: session.deploy.app}
+        app = session.deploy.app
+        return copy_layer(session.client, app, source, run, f"skiff/{app}", tag, changes, session.runner._discard)
+    except _LoadRefusedHere as exc:
+        session.deploy.output.info(f"the engine does not load layers on a base ({exc}): copying with containers")
+        return None
 
-    The engine's archive of ``/app`` (entries ``app/...``, owners and modes kept) is the layer tar.
+
+class _LoadRefusedHere(Exception):
+    pass
+
+
+def copy_layer(
+    client, app: str, source: str, run: dict[str, str], repository: str, tag: str, labels: dict[str, str], discard
+) -> str | None:
+    """``/app`` of the image ``source`` as one new layer on the run image, by ``docker load`` (None: use containers).
+
+    The engine's archive of ``/app`` (entries ``app/...``, owners and modes kept) is the layer tar;
+    ``discard`` removes the container it is read from (labelled as a build container of ``app``).
+    Raises ``_LoadRefusedHere`` when the engine refuses the load (it is then marked unsupported).
     """
     import tempfile
 
     from . import layers
 
-    client = session.client
     if not layers.supported(client):
         return None
     src = None
     try:
-        src = client.containers.create(
-            source, ["true"], labels={build_steps.BUILD_LABEL: session.deploy.app}, network_disabled=True
-        )
+        src = client.containers.create(source, ["true"], labels={build_steps.BUILD_LABEL: app}, network_disabled=True)
         with tempfile.TemporaryFile(prefix="skiff-run-", suffix=".tar") as tar:
             stream, _ = src.get_archive("/app")
             for chunk in stream:
@@ -382,20 +537,17 @@ def load_run_copy(session: Session, source: str, run_image: str, tag: str) -> st
             tar.seek(0)
             if not layers.loadable(tar):
                 return None
-            changes = build_steps.ImageChanges(labels={RUN_DEPS_LABEL: session.deploy.app})
-            image = layers.NewImage(
-                client.api.inspect_image(run_image), changes, f"skiff/{session.deploy.app}", tag, tar
-            )
+            changes = build_steps.ImageChanges(labels=labels)
+            image = layers.NewImage(client.api.inspect_image(run["image"]), changes, repository, tag, tar)
             return layers.load(client, [image])[0]
     except layers.LoadRefused as exc:
         layers.mark_unsupported(client)
-        session.deploy.output.info(f"the engine does not load layers on a base ({exc}): copying with containers")
-        return None
+        raise _LoadRefusedHere(str(exc)) from None
     except build_steps._engine_errors() as exc:
         raise build_steps.engine_error(exc) from exc
     finally:
         if src is not None:
-            session.runner._discard(src)
+            discard(src)
 
 
 def _background(fn, *args) -> Future:
@@ -429,8 +581,8 @@ def code_layer(session: Session, plan: PackPlan, layer: DepsLayer, bid: str, run
     what they and the code added reaches the run side.
     """
     outputs = run_stages(session, plan)
-    if layer.pending is not None and (plan.compile_steps or run):
-        load_pending(session, layer)  # the run image's copy of /app and compile steps need it loaded
+    if layer.pending is not None and plan.compile_steps:
+        load_pending(session, layer)  # compile steps need it loaded (and a run copy of it, see run_base)
     try:
         return _code_layer(session, plan, layer, bid, outputs, run)
     finally:
@@ -448,7 +600,7 @@ def _code_layer(
 ) -> str:
     deploy, stack, runner = session.deploy, session.build.stack, session.runner
     assert deploy.workdir is not None
-    base = run_base(session, plan, layer, run) if run else layer.base
+    base, run_copy = run_base(session, plan, layer, run) if run else (layer.base, None)
     with build_steps.code_tar(
         deploy.workdir, plan.exclude, plan.compile_files, runner.uid, runner.gid, tmpdir=deploy.workdir.parent
     ) as archive:
@@ -461,9 +613,14 @@ def _code_layer(
         )
         repository, env = f"skiff/{deploy.app}", plan.env(stack.path)
         if not plan.compile_steps:
-            loaded = load_layer(session, layer, archive, changes, bid, base)
+            t0 = time.monotonic()
+            loaded = load_layer(session, layer, archive, changes, bid, base, run_copy)
             if loaded is not None:
+                if run_copy is not None and run is not None:
+                    loaded_run_copy(session, run, run_copy, time.monotonic() - t0, with_code=True)
                 return loaded
+        if run_copy is not None and run is not None:  # on its own: the code goes in by a container
+            place_run_copy(session, layer, run, run_copy)
         load_pending(session, layer)
         if run is None or not plan.compile_steps:
             return runner.run(base, plan.compile_steps, env, archive, changes, repository, bid)
@@ -486,22 +643,55 @@ def load_pending(session: Session, layer: DepsLayer) -> None:
     layer.pending = None
 
 
+def place_run_copy(session: Session, layer: DepsLayer, run: dict[str, str], image: Any) -> None:
+    """Load the run image's copy of /app on its own, or copy it with containers when the engine refuses."""
+    from . import layers
+
+    deploy, t0 = session.deploy, time.monotonic()
+    if layers.supported(session.client):
+        try:
+            layers.load(session.client, [image])
+            loaded_run_copy(session, run, image, time.monotonic() - t0)
+            return
+        except layers.LoadRefused as exc:
+            layers.mark_unsupported(session.client)
+            deploy.output.info(f"the engine does not load layers on a base ({exc}): copying with containers")
+        except build_steps._engine_errors() as exc:
+            raise build_steps.engine_error(exc) from exc
+    label = f"LABEL {RUN_DEPS_LABEL}={build_steps.dockerfile_value(deploy.app)}"
+    image_id = session.runner.copy_app(layer.base, run["image"], [label], image.repository, image.tag)
+    deploy.output.step(f"Dependencies copied onto the run image {run['image']} in {time.monotonic() - t0:.1f}s")
+    BACKGROUND.append(_background(_prune_run_layers, session.client, deploy.app, image_id))
+
+
 def load_layer(
-    session: Session, layer: DepsLayer, archive: Any, changes: build_steps.ImageChanges, tag: str, base: str
+    session: Session,
+    layer: DepsLayer,
+    archive: Any,
+    changes: build_steps.ImageChanges,
+    tag: str,
+    base: str,
+    run_copy: Any = None,
 ) -> str | None:
     """The code layer as ``docker load`` of a tar on ``base`` (no container); None: use a container.
 
     ``base`` is the dependency image or the run image with its /app; a dependency image still to
-    load goes in the same call.
+    load, or the run image's copy of /app still to load (``run_copy``, then ``base``), goes in the
+    same call.
     """
     from . import layers
 
     client = session.client
     if not layers.supported(client) or not layers.loadable(archive):
         return None
-    pending = [layer.pending] if layer.pending is not None else []
+    pending = [image for image in (layer.pending, run_copy) if image is not None]
     try:
-        base_image = pending[0].inspect if pending else client.api.inspect_image(base)
+        if run_copy is not None:
+            base_image = run_copy.inspect
+        elif layer.pending is not None and base == layer.base:
+            base_image = layer.pending.inspect
+        else:  # the dependency image (a shared layer's, still to load) goes in the same call beside it
+            base_image = client.api.inspect_image(base)
         image = layers.NewImage(base_image, changes, f"skiff/{session.deploy.app}", tag, layer=archive)
         loaded = layers.load(client, [*pending, image])[-1]
         layer.pending = None

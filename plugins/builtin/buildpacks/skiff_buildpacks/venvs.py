@@ -32,6 +32,8 @@ from .wheels import WheelCache, normalize, parse_wheel, remove_exited
 REPOSITORY = "skiff-shared/venv"
 LABEL = "skiff.shared-venv"
 HASH_RE = re.compile(r"\A[0-9a-f]{64}\Z")
+#: a shared layer's copy onto a run image: ``skiff-shared/venv:run-<hash 16>-<run image id 12>``
+RUN_TAG = re.compile(r"skiff-shared/venv:run-[0-9a-f]{16}-[0-9a-f]{12}")
 MAX_LINE_SETS = 16  # requirement line sets remembered per record
 RESOLVED = "/tmp/skiff-resolved.txt"  # where the build's resolve step writes its pins
 
@@ -86,12 +88,41 @@ class SharedVenvs:
         old = self.get(digest) or {}
         sets = [s for s in old.get("lines", []) if sorted(s) != sorted(lines)] if old.get("image") == image else []
         record = {"image": image, "files": sorted(files), "lines": [sorted(lines), *sets][:MAX_LINE_SETS]}
+        if old.get("image") == image and isinstance(old.get("runs"), dict):
+            record["runs"] = old["runs"]
+        self._write(digest, record)
+        return record
+
+    def _write(self, digest: str, record: dict[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".record-")
         with os.fdopen(fd, "w") as out:
             json.dump(record, out, sort_keys=True)
         os.replace(tmp, self.dir / f"{digest}.json")
-        return record
+
+    def run_copy(self, digest: str, run_id: str) -> str | None:
+        """The tag of the shared layer's copy onto the run image ``run_id``, if one was made."""
+        runs = (self.get(digest) or {}).get("runs")
+        ref = runs.get(run_id) if isinstance(runs, dict) else None
+        return ref if isinstance(ref, str) and RUN_TAG.fullmatch(ref) else None
+
+    def put_run_copy(self, digest: str, run_id: str, ref: str) -> None:
+        """Record ``ref`` as the shared layer's copy onto the run image ``run_id`` (made once per set)."""
+        record = self.get(digest)
+        if record is None or not RUN_TAG.fullmatch(ref):
+            return
+        runs = record.get("runs")
+        record["runs"] = {**(runs if isinstance(runs, dict) else {}), run_id: ref}
+        self._write(digest, record)
+
+    def all(self) -> dict[str, dict[str, Any]]:
+        """Every record of this stack (hash -> record)."""
+        found: dict[str, dict[str, Any]] = {}
+        for path in self.dir.glob("*.json") if self.dir.is_dir() else []:
+            record = self.get(path.stem)
+            if record is not None:
+                found[path.stem] = record
+        return found
 
     def add_lines(self, digest: str, lines: list[str]) -> None:
         record = self.get(digest)
@@ -114,10 +145,13 @@ class SharedVenvs:
                     SharedVenvs(self.root.parent, stack_dir.name).get(path.stem) if path.suffix == ".json" else None
                 )
                 if record is not None and client is not None:
-                    try:
-                        client().images.remove(record["image"])
-                    except Exception:
-                        pass  # gone already, or in use
+                    runs = record.get("runs")
+                    copies = [r for r in (runs.values() if isinstance(runs, dict) else []) if isinstance(r, str)]
+                    for ref in [*(r for r in copies if RUN_TAG.fullmatch(r)), record["image"]]:
+                        try:
+                            client().images.remove(ref)
+                        except Exception:
+                            pass  # gone already, or in use
                 path.unlink()
                 count += path.suffix == ".json"
             stack_dir.rmdir()

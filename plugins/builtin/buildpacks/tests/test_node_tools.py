@@ -131,7 +131,10 @@ def test_yarn_path_uses_the_apps_own_release(tmp_path, node_build, closed_url):
     src = app(tmp_path, files)
     build = node_build(src, closed_url)
     deps = node.skiff_buildpack_dependencies("node", build)
-    assert deps["notes"] == ["Using the app's own yarn release (.yarnrc.yml yarnPath .yarn/releases/yarn-4.5.3.cjs)"]
+    assert deps["notes"] == [
+        "Using the app's own yarn release (.yarnrc.yml yarnPath .yarn/releases/yarn-4.5.3.cjs)",
+        "yarn from .yarn/releases/yarn-4.5.3.cjs (berry), nodeLinker node-modules (.yarnrc.yml)",
+    ]
     assert deps["steps"][0]["run"] == [["node", "/app/.yarn/releases/yarn-4.5.3.cjs", "install", "--immutable"]]
     assert deps["files"] == ["package.json", "yarn.lock", ".yarnrc.yml", ".yarn/releases/yarn-4.5.3.cjs"]
     assert deps["archives"] == []
@@ -178,6 +181,16 @@ def test_yarn_path_uses_the_apps_own_release(tmp_path, node_build, closed_url):
             {"yarn.lock": YARN_BERRY, ".yarnrc.yml": "yarnPath: .yarn/releases/missing.cjs\n"},
             {},
             '.yarnrc.yml yarnPath ".yarn/releases/missing.cjs" is not a file of the app',
+        ),
+        (
+            {"yarn.lock": YARN_BERRY, ".yarnrc.yml": "nodeLinker: pnpm-ish\n"},
+            {},
+            '.yarnrc.yml nodeLinker "pnpm-ish" is not one yarn knows (pnp, node-modules, pnpm)',
+        ),
+        (
+            {"yarn.lock": YARN_BERRY, ".yarnrc.yml": "cacheFolder: /var/cache/yarn\n"},
+            {},
+            '.yarnrc.yml cacheFolder "/var/cache/yarn" is not a folder of the app',
         ),
     ],
 )
@@ -266,6 +279,72 @@ def test_yarn_classic_and_berry(tmp_path, registry, node_build):
     assert node.skiff_buildpack_compile("node", node_build(src, registry.url))["steps"][0]["run"] == [
         ["yarn", "run", "build"]
     ]
+
+
+def test_berry_plug_n_play_keeps_the_archives_in_the_app(tmp_path, registry, node_build):
+    src = app(tmp_path, {"yarn.lock": YARN_BERRY, ".yarnrc.yml": "# yarn 4\nenableGlobalCache: true\n"})
+    deps = node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
+    assert deps["notes"][-1] == (
+        "yarn 4.5.3 (berry), nodeLinker pnp (yarn's default); archives in /app/.yarn/cache, "
+        "loaded at run time through NODE_OPTIONS"
+    )
+    env = deps["steps"][0]["env"]
+    # the environment wins over .yarnrc.yml: the archives land in /app, yarn's mirror stays in the build cache
+    assert env["YARN_ENABLE_GLOBAL_CACHE"] == "false" and env["YARN_CACHE_FOLDER"] == "/app/.yarn/cache"
+    assert env["YARN_GLOBAL_FOLDER"] == "/build/cache/yarn-berry" and env["YARN_ENABLE_MIRROR"] == "true"
+    assert deps["runtime_env"] == {"NODE_ENV": "production", "NODE_OPTIONS": "--require /app/.pnp.cjs"}
+    assert {".pnp.cjs", ".pnp.loader.mjs", ".yarn/cache", ".yarn/install-state.gz"} <= set(deps["exclude"])
+    assert deps["files"] == ["package.json", "yarn.lock", ".yarnrc.yml"]
+
+    (src / "package.json").write_text(json.dumps({"type": "module"}))  # ESM: yarn's loader too
+    deps = node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
+    assert deps["steps"][0]["env"]["YARN_PNP_ENABLE_ESM_LOADER"] == "true"
+    assert deps["runtime_env"]["NODE_OPTIONS"] == ("--require /app/.pnp.cjs --experimental-loader /app/.pnp.loader.mjs")
+
+
+def test_berry_node_modules_and_pnpm_linkers_use_the_global_cache(tmp_path, registry, node_build):
+    src = app(tmp_path, {"yarn.lock": YARN_BERRY, ".yarnrc.yml": 'nodeLinker: "node-modules" # unpacked\n'})
+    deps = node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
+    assert deps["notes"][-1] == "yarn 4.5.3 (berry), nodeLinker node-modules (.yarnrc.yml)"
+    assert deps["steps"][0]["env"]["YARN_ENABLE_GLOBAL_CACHE"] == "true"
+    assert "YARN_CACHE_FOLDER" not in deps["steps"][0]["env"]
+    assert "NODE_OPTIONS" not in deps["runtime_env"]
+    build = node_build(src, registry.url)
+    build.config = {"YARN_NODE_LINKER": "pnpm"}  # the config var wins, as it does for yarn itself
+    deps = node.skiff_buildpack_dependencies("node", build)
+    assert deps["notes"][-1] == "yarn 4.5.3 (berry), nodeLinker pnpm (YARN_NODE_LINKER)"
+    assert deps["steps"][0]["env"]["YARN_ENABLE_GLOBAL_CACHE"] == "true"
+
+
+def test_berry_zero_installs_take_the_committed_archives_into_the_dependency_layer(tmp_path, registry, node_build):
+    files = {
+        "yarn.lock": YARN_BERRY,
+        ".yarnrc.yml": "nodeLinker: node-modules\ncacheFolder: ./deps/cache\n",
+        "deps/cache/ms-npm-2.1.3-81ff3cfac1-d924b57e73.zip": "zip",
+        "deps/cache/left-pad-npm-1.3.0-5d2b7a4b1c-1.zip": "zip",
+        "deps/cache/.gitignore": "*.tmp\n",
+        ".yarn/plugins/@yarnpkg/plugin-exec.cjs": "// plugin",
+        ".yarn/patches/ms-npm-2.1.3.patch": "--- a\n",
+    }
+    src = app(tmp_path, files)
+    (src / "deps" / "cache" / "evil.zip").symlink_to("/etc/passwd")
+    deps = node.skiff_buildpack_dependencies("node", node_build(src, registry.url))
+    assert deps["notes"][-1] == (
+        "yarn 4.5.3 (berry), nodeLinker node-modules (.yarnrc.yml); zero-installs: 2 package archives committed "
+        "in deps/cache"
+    )
+    assert deps["files"] == [
+        "package.json",
+        "yarn.lock",
+        ".yarnrc.yml",
+        ".yarn/plugins/@yarnpkg/plugin-exec.cjs",
+        ".yarn/patches/ms-npm-2.1.3.patch",
+        "deps/cache/left-pad-npm-1.3.0-5d2b7a4b1c-1.zip",
+        "deps/cache/ms-npm-2.1.3-81ff3cfac1-d924b57e73.zip",
+    ]
+    env = deps["steps"][0]["env"]  # the committed cache is the one yarn reads, whatever the linker
+    assert env["YARN_ENABLE_GLOBAL_CACHE"] == "false" and env["YARN_CACHE_FOLDER"] == "/app/deps/cache"
+    assert "deps/cache" in deps["exclude"]
 
 
 def test_package_manager_hash_is_checked(tmp_path, registry, node_build):

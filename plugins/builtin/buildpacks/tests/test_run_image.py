@@ -129,3 +129,45 @@ def test_a_node_app_needs_the_run_images_node_and_npm_unless_it_brings_its_own(t
     deps = node.skiff_buildpack_dependencies("node", node_build(_node_app(tmp_path, {"name": "x"}), closed_url))
     assert deps["run_needs"] == ["node", "npm"]
     assert node.skiff_buildpack_describe()["run_image"] is True
+
+
+class _Container:
+    """A build container whose ``get_archive`` waits until the commit started (they overlap)."""
+
+    def __init__(self, archive: bytes):
+        import threading
+
+        self.archive, self.committing, self.overlapped, self.removed = archive, threading.Event(), False, False
+
+    def put_archive(self, path, data):
+        return True
+
+    def get_archive(self, path):
+        assert path == "/app"
+        self.overlapped = self.committing.wait(5)
+        return iter([self.archive[:100], self.archive[100:]]), {}
+
+    def commit(self, repository, tag, changes):
+        self.committing.set()
+        return SimpleNamespace(id="sha256:deps")
+
+    def remove(self, **kwargs):
+        self.removed = True
+
+
+def test_a_new_dependency_layers_app_is_read_from_its_build_container_while_it_is_committed(tmp_path):
+    from skiff.output import Output
+    from skiff_buildpacks.build import Build, ImageChanges, Runner
+
+    archive = _tar({"app": None, "app/.venv/bin/python": b"#!", "app/requirements.txt": b"flask\n"})
+    container = _Container(archive)
+    client = SimpleNamespace(containers=SimpleNamespace(create=lambda image, command, **kw: container))
+    stack = Stack(image="skiff/stack:trixie", id="sha256:build")
+    build = Build(app="demo", source=tmp_path, config={}, stack=stack, stacks=[stack], output=Output(quiet=True))
+    runner = Runner(client, build, {"trust-host-ca": False})
+    image_id = runner.run(stack.image, [], {}, io.BytesIO(b""), ImageChanges(), "skiff/demo", "deps-1", export="/app")
+    runner.finish()
+    assert image_id == "sha256:deps" and container.overlapped and container.removed
+    assert runner.exported is not None and runner.exported.read() == archive
+    runner.exported.close()
+    assert runner.run(stack.image, [], {}, io.BytesIO(b""), ImageChanges(), "skiff/demo", "deps-2") == "sha256:deps"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -72,6 +73,23 @@ def test_records_are_found_by_the_requirement_lines_of_the_apps_that_resolved_to
     assert venvs.SharedVenvs(tmp_path, "sha256:" + "cd" * 32).candidates(["flask"]) == {}
     assert records.get("../../etc/passwd") is None and records.get("0" * 64) is None
     assert records.purge() == 1 and records.candidates(["flask"]) == {}
+
+
+def test_a_shared_layers_run_image_copy_is_recorded_once_per_run_image_and_purged_with_it(tmp_path):
+    records = venvs.SharedVenvs(tmp_path, STACK.id)
+    digest = venvs.files_hash(FILES)
+    records.put(digest, "sha256:img", FILES, ["flask"])
+    ref = f"skiff-shared/venv:run-{digest[:16]}-{'ab' * 6}"
+    assert records.run_copy(digest, "sha256:run") is None
+    records.put_run_copy(digest, "sha256:run", ref)
+    records.put_run_copy(digest, "sha256:run2", "ubuntu:latest")  # not a run copy's name: never recorded
+    records.add_lines(digest, ["flask==3.1.1"])  # a new line set keeps the copies
+    assert records.run_copy(digest, "sha256:run") == ref and records.run_copy(digest, "sha256:run2") is None
+    assert set(records.all()) == {digest}
+    removed: list[str] = []
+    client = SimpleNamespace(images=SimpleNamespace(remove=removed.append))
+    assert records.purge(lambda: client) == 1
+    assert removed == [ref, "sha256:img"] and records.all() == {}
 
 
 def test_a_plain_uv_build_offers_the_shared_layers_of_its_lines(cache):
