@@ -41,7 +41,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..state import State
 
 # End-to-end fixtures (real dockerd, sshd, nginx) live in submodules.
-pytest_plugins = ["skiff.testing.docker", "skiff.testing.sshd", "skiff.testing.nginx", "skiff.testing.scheduler"]
+pytest_plugins = [
+    "skiff.testing.docker",
+    "skiff.testing.sshd",
+    "skiff.testing.nginx",
+    "skiff.testing.scheduler",
+    "skiff.testing.s3",
+]
 
 LIFECYCLE_HOOKS = (
     "skiff_receive",
