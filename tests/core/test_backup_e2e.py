@@ -154,6 +154,7 @@ def test_a_whole_server_backup_restored_onto_an_empty_root_brings_the_app_back(
 
 #: The app of the fresh-machine test: its config and its link, the standard library only.
 FRESH_APP = {
+    ".null": "",  # the null pack: the stack's own python3, nothing to install
     "Procfile": "web: python3 app.py\n",
     "app.py": """import os
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -223,7 +224,7 @@ def test_a_whole_server_backup_restores_onto_an_empty_root_and_an_empty_docker_e
         assert result.exit_code == 0, (argv, result.output)
     rows(docker_client, db, "CREATE TABLE notes (id serial PRIMARY KEY, body text)")
     rows(docker_client, db, "INSERT INTO notes (body) VALUES ('meow'), ('purr')")
-    service_host = f"skiff.postgres.{db}"
+    service_host = f"skiff-postgres-{db}"  # the link's DATABASE_URL host
     assert private_nginx.request("/", host=host).body == f"meow db={service_host}\n"
     crt, key = self_signed(tmp_path, host)
     skiff_cli("certs:add", app, str(crt), str(key), env=env)
