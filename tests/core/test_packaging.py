@@ -124,3 +124,37 @@ def test_skiff_testing_is_opt_in():
         if isinstance(target, ast.Name)
     }
     assert assigned["pytest_plugins"] == ["skiff.testing"]
+
+
+def _installed_by_venv_sh() -> list[str]:
+    """What scripts/venv.sh installs (pip's ``DIST[EXTRAS]``), from its print mode (no venv made)."""
+    import os
+    import subprocess
+
+    proc = subprocess.run(
+        [str(ROOT / "scripts/venv.sh"), "/nonexistent/skiff-venv", "copy"],
+        env={**os.environ, "SKIFF_VENV_PRINT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert not Path("/nonexistent/skiff-venv").exists()
+    return proc.stdout.split()
+
+
+def test_make_install_gets_the_services_s3_extra_so_s3_backups_work_on_a_server():
+    install = (ROOT / "scripts/install.sh").read_text()
+    assert re.search(r'^\s*"\$top/scripts/venv\.sh" "\$venv" copy\s*$', install, re.M), "install.sh uses venv.sh"
+    installed = _installed_by_venv_sh()
+    services = str(ROOT / "plugins/contrib/services")
+    assert f"{services}[s3]" in installed, installed
+    extras = _cfg(ROOT / "plugins/contrib/services/setup.cfg")["options.extras_require"]
+    assert {"boto3", "botocore"} <= _names(extras["s3"])
+    # every extra venv.sh asks for is one its distribution declares (pip only warns otherwise)
+    for item in installed:
+        match = re.fullmatch(r"(.+)\[([a-z0-9,-]+)\]", item)
+        if match:
+            declared = _cfg(Path(match.group(1)) / "setup.cfg")["options.extras_require"]
+            assert set(match.group(2).split(",")) <= set(declared), item
+    assert len(installed) == len(SETUP_CFGS)  # the core and every plugin, each once

@@ -169,6 +169,9 @@ def test_a_fresh_install_builds_the_stack_and_the_demo_push_serves(installed: In
     # the account, not root, owns what it wrote
     assert installed.root.joinpath("skiff.db").stat().st_uid == _uid(installed.user)
     assert "catmeow" in installed.skiff("apps:list").stdout.split()
+    # the services' s3 extra came with it: S3 backups work on the installed server
+    venv_python = installed.prefix / "opt/venv/bin/python"
+    assert subprocess.run([str(venv_python), "-c", "import boto3, botocore"], check=False).returncode == 0
 
 
 def test_root_runs_commands_as_the_service_account_and_root_only_ones_as_root(installed: Install):

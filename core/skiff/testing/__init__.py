@@ -47,6 +47,7 @@ pytest_plugins = [
     "skiff.testing.nginx",
     "skiff.testing.scheduler",
     "skiff.testing.browser",
+    "skiff.testing.s3",
 ]
 
 LIFECYCLE_HOOKS = (

@@ -2,7 +2,8 @@
 
 backup -> destroy -> create -> postgres:backup-restore brings the rows back; an encrypted backup
 restores only with its passphrase; a truncated dump is refused by pg_restore's one transaction
-and the running database keeps its rows.
+and the running database keeps its rows. An encrypted backup to S3 (moto's server on a loopback
+port) holds no plain data and restores only with its passphrase.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 import skiff_apps.plugin as apps_plugin
 import skiff_config.plugin as config_plugin
 import skiff_postgres.plugin as pg_plugin
+from skiff.testing.s3 import ACCESS_KEY, REGION, SECRET_KEY, s3_client
 from skiff_postgres.kind import KIND, database_name
 
 pytestmark = pytest.mark.e2e
@@ -79,4 +81,36 @@ def test_backup_destroy_create_restore_encrypted_and_truncated(h, docker_client,
     assert query(docker_client, name, "SELECT count(*) FROM pg_tables WHERE tablename = 'notes'") == ["0"]
     ok(h.invoke("postgres:backup-restore", name, str(encrypted), "--passphrase-stdin", input=secret + "\n"))
     assert query(docker_client, name, "SELECT body FROM notes ORDER BY id") == ["first", "second", "third"]
+    ok(h.invoke("postgres:destroy", name, "--force"))
+
+
+def test_an_encrypted_s3_backup_restores_only_with_its_passphrase(h, docker_client, moto_s3):
+    s3 = s3_client(moto_s3)
+    s3.create_bucket(Bucket="pg-backups")
+    name = "s" + uuid.uuid4().hex[:8]
+    auth = ("postgres:backup-auth", name, ACCESS_KEY, SECRET_KEY, REGION, "s3v4", moto_s3)
+    ok(h.invoke("postgres:create", name))
+    query(docker_client, name, "CREATE TABLE notes (id int PRIMARY KEY, body text)")
+    query(docker_client, name, "INSERT INTO notes VALUES (1, 'secret-row-one'), (2, 'secret-row-two')")
+    ok(h.invoke(*auth))
+    secret = "s3 passphrase " + uuid.uuid4().hex
+    ok(h.invoke("postgres:backup-set-encryption", name, input=secret + "\n"))
+    done = ok(h.invoke("postgres:backup", name, "s3://pg-backups/nightly"))
+    assert secret not in done.output and SECRET_KEY not in done.output
+    [key] = [o["Key"] for o in s3.list_objects_v2(Bucket="pg-backups")["Contents"]]
+    assert key.startswith(f"nightly/postgres-{name}-") and key.endswith(".dump.gpg"), key
+    stored = s3.get_object(Bucket="pg-backups", Key=key)["Body"].read()
+    assert not stored.startswith(b"PGDMP") and b"secret-row" not in stored
+
+    # a new service of that name (destroy forgets the credentials and the passphrase)
+    ok(h.invoke("postgres:destroy", name, "--force"))
+    ok(h.invoke("postgres:create", name))
+    ok(h.invoke(*auth))
+    source = f"s3://pg-backups/{key}"
+    refused(h.invoke("postgres:backup-restore", name, source), "is encrypted")
+    wrong = h.invoke("postgres:backup-restore", name, source, "--passphrase-stdin", input="not it\n")
+    refused(wrong, "wrong passphrase or a damaged file; nothing was restored")
+    assert query(docker_client, name, "SELECT count(*) FROM pg_tables WHERE tablename = 'notes'") == ["0"]
+    ok(h.invoke("postgres:backup-restore", name, source, "--passphrase-stdin", input=secret + "\n"))
+    assert query(docker_client, name, "SELECT body FROM notes ORDER BY id") == ["secret-row-one", "secret-row-two"]
     ok(h.invoke("postgres:destroy", name, "--force"))

@@ -7,11 +7,8 @@ a truncated or wrongly decrypted file, a full or read-only destination: one line
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +18,7 @@ import pytest
 import skiff_apps.plugin as apps_plugin
 import skiff_config.plugin as config_plugin
 import skiff_redis.plugin as redis_plugin
+from skiff.testing.s3 import s3_client
 from skiff_redis.kind import KIND
 
 pytestmark = pytest.mark.e2e
@@ -128,49 +126,8 @@ def test_full_and_read_only_destinations_leave_nothing(h, docker_client, tmp_pat
     ok(h.invoke("redis:destroy", name, "--force"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def moto_s3(tmp_path):
-    """moto's S3 server (PyPI's moto[server]) on a loopback port of this test."""
-    pytest.importorskip("boto3")
-    server = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
-    if server is None:
-        pytest.skip("moto_server is not installed (make venv installs moto[server])")
-    port = free_port()
-    log = open(tmp_path / "moto.log", "wb")
-    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise AssertionError((tmp_path / "moto.log").read_text()) from None
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
-
-
 def test_s3_backup_to_moto_with_retention_and_restore(h, docker_client, moto_s3):
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_s3,
-        aws_access_key_id="AKIDTEST",
-        aws_secret_access_key="s3cr3t",
-        region_name="us-east-1",
-    )
+    s3 = s3_client(moto_s3)  # moto's S3 server on loopback: the moto_s3 fixture of skiff.testing.s3
     s3.create_bucket(Bucket="skiff-backups")
     name = "s" + uuid.uuid4().hex[:8]
     ok(h.invoke("redis:create", name))

@@ -46,6 +46,19 @@ def image_exists(c: docker.DockerClient, ref: str) -> bool:
         return False
 
 
+def ensure_stack(context: Context, image: str) -> None:
+    """Let the stack plugin build a missing ``skiff/stack:SUITE`` (hook ``skiff_stack_ensure``).
+
+    An empty engine (a new server, a whole-server restore) has no stack yet; the stack plugin
+    builds it as a push would (once, under its per-suite lock), or says in one line how to when
+    ``build-on-push`` is off. Without the stack plugin, or for an image it does not make,
+    nothing happens and the caller names the missing image.
+    """
+    hook = getattr(context.hook, "skiff_stack_ensure", None)
+    if hook is not None:
+        hook(context=context, image=image, output=context.output)
+
+
 def is_loopback(address: str) -> bool:
     try:
         return ipaddress.ip_address(address).is_loopback
@@ -88,6 +101,8 @@ class Engine:
         """Build the kind's local image (or ``tag``) FROM the stack image (or ``base``); stream the steps."""
         tag = tag or self.kind.local_image
         base = base or self.stack_image(context, c)
+        if not image_exists(c, base):
+            ensure_stack(context, base)
         if not image_exists(c, base):
             raise SkiffError(f"the base image {base} does not exist; build the stack image first (stack:build)")
         context.output.step(f"Building {tag} from {base} with {self.kind.packages}")

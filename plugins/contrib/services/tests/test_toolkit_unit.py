@@ -10,7 +10,7 @@ import pytest
 
 import skiff_apps.plugin as apps_plugin
 import skiff_config.plugin as config_plugin
-from skiff import access, lifecycle
+from skiff import access, hookimpl, hookspec, lifecycle
 from skiff.errors import NotFound, SkiffError, ValidationError
 from skiff.testing import DirReceiver, StubBuilder, StubScheduler, dir_source
 from skiff_services import commandset, engine
@@ -297,3 +297,80 @@ def test_upgrade_switches_then_redeploys_the_linked_apps_and_a_failure_changes_n
     assert h.state.current_release("blog").description == "Upgrade notes docs"  # the linked app reconnects
     assert h.invoke("notes:upgrade", "docs", "--image", "newer", "--no-restart").exit_code == 0
     assert h.state.current_release("blog").version == 2
+
+
+class StackSpec:
+    """The stack plugin's hook, as it declares it (skiff_addhooks), without importing that plugin."""
+
+    @hookspec(firstresult=True)
+    def skiff_stack_ensure(self, context, image, output):
+        """Build the stack ``image`` if it is missing."""
+
+
+class FakeStack:
+    """Answers skiff_stack_ensure: 'builds' the stack into the fake engine when ``builds``."""
+
+    def __init__(self, present: set[str], builds: bool = True):
+        self.present, self.builds, self.asked = present, builds, []
+
+    @hookimpl
+    def skiff_addhooks(self, pm):
+        pm.add_hookspecs(StackSpec)
+
+    @hookimpl
+    def skiff_stack_ensure(self, context, image, output):
+        self.asked.append(image)
+        if self.builds:
+            self.present.add(image)
+            return {"skiff.stack": "trixie"}
+        return None
+
+
+def fake_engine(present: set[str], built: list[dict]):
+    import docker
+
+    class Images:
+        @staticmethod
+        def get(ref):
+            if ref not in present:
+                raise docker.errors.ImageNotFound(ref)
+            return ref
+
+    class API:
+        @staticmethod
+        def build(**kw):
+            built.append(kw)
+            present.add(kw["tag"])
+            yield {"stream": f"Step 1/3 : FROM {kw['buildargs']['BASE']}"}
+            yield {"aux": {"ID": "sha256:" + "0" * 64}}
+
+    class Client:
+        images, api = Images, API
+
+    return Client
+
+
+@pytest.mark.parametrize("builds", [True, False])
+def test_an_empty_engine_gets_its_stack_from_the_stack_plugin_before_a_service_image(skiff, builds):
+    """A new server (a whole-server restore onto an empty engine): no stack image, none to fall back on."""
+    present: set[str] = set()
+    built: list[dict] = []
+    stack = FakeStack(present, builds=builds)
+    h = skiff(("apps", apps_plugin), ("notes", NotesPlugin()), ("stack", stack))
+    client = fake_engine(present, built)
+    if builds:
+        assert engine.Engine(KIND).build_image(h.context, client) == KIND.local_image
+        assert stack.asked == ["skiff/stack:trixie"]
+        assert [b["buildargs"]["BASE"] for b in built] == ["skiff/stack:trixie"]
+    else:
+        with pytest.raises(SkiffError, match=r"the base image skiff/stack:trixie does not exist; build the stack"):
+            engine.Engine(KIND).build_image(h.context, client)
+        assert stack.asked == ["skiff/stack:trixie"] and built == []
+
+
+def test_without_a_stack_plugin_a_missing_base_is_one_line(h):
+    present: set[str] = set()
+    built: list[dict] = []
+    with pytest.raises(SkiffError, match=r"the base image skiff/stack:trixie does not exist"):
+        engine.Engine(KIND).build_image(h.context, fake_engine(present, built))
+    assert built == []
