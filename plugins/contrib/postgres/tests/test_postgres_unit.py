@@ -68,7 +68,9 @@ def networks(monkeypatch):
     for module in (commandset, engine):
         monkeypatch.setattr(module, "client", lambda: "engine")
     monkeypatch.setattr(
-        engine.Engine, "attach", lambda self, c, service, app, network=None: calls.append(("attach", service.name, app)) or True
+        engine.Engine,
+        "attach",
+        lambda self, c, service, app, network=None: calls.append(("attach", service.name, app)) or True,
     )
     monkeypatch.setattr(
         engine.Engine, "detach", lambda self, c, service, app, network=None: calls.append(("detach", service.name, app))

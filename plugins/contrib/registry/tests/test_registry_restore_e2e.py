@@ -81,8 +81,9 @@ def test_ps_restore_starts_the_served_registry_again_with_its_account_until_it_i
         assert len(_kill_all(skiff_root)) == 2  # the cluster address's process and 127.0.0.1's
         assert _status(c.host_address, port, ca, account) == 0
 
-        restored = _skiff(skiff_root, "ps:restore")
+        restored = _skiff(skiff_root, "ps:restore")  # at boot: skiff_boot before the apps
         assert restored.returncode == 0, restored.stderr
+        assert "registry started again" in restored.stdout, f"skiff_boot did not start it: {restored.stdout}"
         assert f"registry: registry started again on {server}, 127.0.0.1:{port}" in restored.stdout
         assert ca.read_bytes() == ca_before  # nodes keep trusting it
         assert credentials.lookup(skiff_root, server) == account  # services' credentials still pull

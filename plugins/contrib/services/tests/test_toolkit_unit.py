@@ -168,8 +168,12 @@ def deployed_blog(skiff, tmp_path):
 def test_links_release_the_app_and_respect_its_lock(skiff, tmp_path, monkeypatch):
     moves: list[str] = []
     monkeypatch.setattr(commandset, "client", lambda: None)
-    monkeypatch.setattr(engine.Engine, "attach", lambda self, c, svc, app, network=None: moves.append(f"+{svc.name}@{app}"))
-    monkeypatch.setattr(engine.Engine, "detach", lambda self, c, svc, app, network=None: moves.append(f"-{svc.name}@{app}"))
+    monkeypatch.setattr(
+        engine.Engine, "attach", lambda self, c, svc, app, network=None: moves.append(f"+{svc.name}@{app}")
+    )
+    monkeypatch.setattr(
+        engine.Engine, "detach", lambda self, c, svc, app, network=None: moves.append(f"-{svc.name}@{app}")
+    )
     h = deployed_blog(skiff, tmp_path)
     store = Store(KIND)
     store.save(h.context, Service(name="docs", image="img", password="q" * 16))
