@@ -264,10 +264,11 @@ def skiff_app_stop(context: Context, app: str) -> int | None:
 def skiff_app_start(context: Context, app: str) -> str | None:
     """Start the processes of ``app`` that ``ps:stop`` stopped, when another scheduler runs it.
 
-    Called by ``ps:start`` (docker plugin) under the app's lock. A scheduler that runs ``app``
-    and still holds its current release's processes (swarm: services at 0 replicas) starts
-    them with the release's formation, waits until they run, points the proxy at them, and
-    returns what it did in a few words. ``None``: nothing of the release is left to start
+    Called by ``ps:start`` (docker plugin), not under the app's lock: the scheduler takes it
+    while it changes what runs and releases it before the proxy rebuilds (which takes it). A
+    scheduler that runs ``app`` and still holds its current release's processes (swarm:
+    services at 0 replicas) starts them with the release's formation, waits until they run,
+    points the proxy at them, and returns what it did in a few words. ``None``: nothing of the release is left to start
     (or the app is not this scheduler's): ``ps:start`` redeploys the current release, which
     goes to the app's scheduler through ``skiff_deploy``. First result wins.
     """

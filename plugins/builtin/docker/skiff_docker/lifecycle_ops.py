@@ -61,11 +61,11 @@ def start(context: Context, app: str, description: str = "Start") -> str:
     """Start the current release's containers; redeploy when they are not all there."""
     if context.state.current_release(app) is None:
         raise SkiffError(f"app {app} has not been deployed yet: push it first")
-    with lifecycle.app_lock(context, app):
-        started = context.hook.skiff_app_start(context=context, app=app)  # another scheduler's app
-        if started is not None:
-            settings.set_stopped(context.state, app, False)
-            return str(started)
+    # another scheduler's app: it takes the app's lock itself (nginx's rebuild takes it too)
+    started = context.hook.skiff_app_start(context=context, app=app)
+    if started is not None:
+        settings.set_stopped(context.state, app, False)
+        return str(started)
     with lifecycle.app_lock(context, app):
         c = engine.client()
         ok, entries = healthy_as_recorded(context, app, c)

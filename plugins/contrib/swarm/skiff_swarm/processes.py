@@ -61,11 +61,24 @@ def stop(context: Context, app: str) -> int:
 
 def start(context: Context, app: str) -> str | None:
     """The current release's services back to its formation; ``None`` when they are gone."""
+    from skiff.lifecycle import app_lock
+
+    c = engine.client(settings.manager(context.state))
+    with app_lock(context, app):
+        started = _scale_up(context, c, app)
+    if started is None:
+        return None
+    count, web = started
+    result = sync.sync_app(context, c, app) if web else ""  # new tasks, new ports: nginx follows
+    return f"started {count} task(s)" + (f"; {result}" if result else "")
+
+
+def _scale_up(context: Context, c: Any, app: str) -> tuple[int, bool] | None:
+    """Scale the current release's services to its formation and wait until the tasks run."""
     state = context.state
     release = state.current_release(app)
     if release is None:
         return None
-    c = engine.client(settings.manager(state))
     mine = {
         (s["Spec"].get("Labels") or {}).get(spec.LABEL_PROCESS): s
         for s in engine.services(c, app)
@@ -83,17 +96,13 @@ def start(context: Context, app: str) -> str | None:
     while not all(len(_running(c, mine[p]["ID"])) >= n for p, n in want.items()):
         for process in want:
             for task in engine.tasks(c, mine[process]["ID"]):
-                if task.get("DesiredState") == "running" and (task.get("Status") or {}).get("State") in (
-                    "failed",
-                    "rejected",
-                ):
+                state_now = (task.get("Status") or {}).get("State")
+                if task.get("DesiredState") == "running" and state_now in ("failed", "rejected"):
                     raise SkiffError(f"a {process} task of v{release.version} failed to start: {_error(task)}")
         if time.monotonic() > deadline:
             raise SkiffError(f"the tasks of v{release.version} were not all running and healthy in {timeout:g}s")
         time.sleep(0.25)
-    started = sum(want.values())
-    result = sync.sync_app(context, c, app, locked=True) if "web" in want else ""
-    return f"started {started} task(s)" + (f"; {result}" if result else "")
+    return sum(want.values()), "web" in want
 
 
 def _error(task: dict[str, Any]) -> str:

@@ -10,7 +10,6 @@ It also removes the services of ``run:detached`` tasks that ended.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -31,10 +30,10 @@ def current_upstreams(c: Any, app: str, version: int) -> list[str] | None:
     return spec.upstreams(engine.tasks(c, found[0]["ID"]), engine.nodes(c))
 
 
-def sync_app(context: Context, c: Any, app: str, locked: bool = False) -> str:
-    """Bring ``app``'s upstreams up to date; say what was done. ``locked``: the caller holds
-    the app's lock (``ps:start``)."""
-    with contextlib.nullcontext() if locked else app_lock(context, app):
+def sync_app(context: Context, c: Any, app: str) -> str:
+    """Bring ``app``'s upstreams up to date; say what was done. Takes the app's lock for the
+    record and lets go before nginx's rebuild (``proxy:build-config`` takes it too)."""
+    with app_lock(context, app):
         release = context.state.current_release(app)
         if release is None:
             return "not deployed"
