@@ -191,6 +191,14 @@ class Engine:
         c.api.connect_container_to_network(container.id, name, aliases=[self.kind.hostname(service.name)])
         return True
 
+    def attach_or_warn(self, context: Context, c: docker.DockerClient, service: Service, app: str) -> None:
+        """:meth:`attach` to the network the app's scheduler names; when that cannot be (a swarm
+        app whose manager is another engine, or away), say so: the service runs all the same."""
+        try:
+            self.attach(c, service, app, link_network(context, app))
+        except SkiffError as exc:
+            context.output.warn(f"{self.kind.name} {service.name}: not on the network of {app} ({exc})")
+
     def detach(self, c: docker.DockerClient, service: Service, app: str, network: str | None = None) -> None:
         """Take the service off ``app``'s network (an unlink): the app no longer reaches it."""
         import docker
@@ -278,7 +286,7 @@ class Engine:
         try:
             for app in sorted(service.links) if not trial else []:
                 if context.state.app_exists(app):
-                    self.attach(c, service, app, link_network(context, app))
+                    self.attach_or_warn(context, c, service, app)
             container.start()
         except BaseException:
             container.remove(force=True)

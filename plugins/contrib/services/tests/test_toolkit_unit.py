@@ -301,3 +301,40 @@ def test_upgrade_switches_then_redeploys_the_linked_apps_and_a_failure_changes_n
     assert h.state.current_release("blog").description == "Upgrade notes docs"  # the linked app reconnects
     assert h.invoke("notes:upgrade", "docs", "--image", "newer", "--no-restart").exit_code == 0
     assert h.state.current_release("blog").version == 2
+
+
+class _Api:
+    """The engine calls of :meth:`Engine.attach` / :meth:`Engine.detach`: networks and connects."""
+
+    def __init__(self, networks: list[str]):
+        self.names = networks
+        self.calls: list[tuple] = []
+
+    def networks(self, names=None):
+        return [{"Name": n, "Id": n} for n in self.names if n in (names or self.names)]
+
+    def connect_container_to_network(self, container, net, aliases=None):
+        self.calls.append(("connect", container, net, tuple(aliases or ())))
+
+    def disconnect_container_from_network(self, container, net, force=False):
+        self.calls.append(("disconnect", container, net))
+
+
+def test_a_service_joins_the_network_the_apps_scheduler_names_and_refuses_one_not_on_its_engine(monkeypatch):
+    from types import SimpleNamespace
+
+    on: dict[str, dict] = {}
+    container = SimpleNamespace(id="c1", attrs={"NetworkSettings": {"Networks": on}})
+    eng = engine.Engine(KIND)
+    monkeypatch.setattr(eng, "get", lambda c, service: container)
+    service = Store(KIND).make(name="db", password="secret-pw", image="img")
+    api = _Api(["skiff-swarm-web"])
+    c = SimpleNamespace(api=api)
+    # the swarm's overlay (skiff_link_network's answer): joined with the alias, no bridge made
+    assert eng.attach(c, service, "web", "skiff-swarm-web") is True
+    assert api.calls == [("connect", "c1", "skiff-swarm-web", (KIND.hostname("db"),))]
+    with pytest.raises(SkiffError, match="skiff-swarm-api of api is not on the engine.*swarm manager"):
+        eng.attach(c, service, "api", "skiff-swarm-api")  # the manager is another engine
+    on["skiff-swarm-web"] = {}
+    eng.detach(c, service, "web", "skiff-swarm-web")
+    assert api.calls[-1] == ("disconnect", "c1", "skiff-swarm-web")
