@@ -20,7 +20,11 @@ venv=${SKIFF_VENV:-/opt/skiff/venv}
 skiff=${SKIFF_BIN:-skiff}
 domain=${SKIFF_DEMO_DOMAIN:-skiff.localhost}
 http_port=${SKIFF_DEMO_HTTP_PORT:-80}
-cluster=("$venv/bin/python" -m skiff.testing.cluster)
+# skiff.testing.cluster uses the standard library only, but its package (skiff.testing) imports
+# pytest, which an installed Skiff does not have: run the module's file itself (runpy adds
+# nothing to sys.path, so no file beside it shadows a module)
+cluster_py=$("$venv/bin/python" -c 'import pathlib, skiff; print(pathlib.Path(skiff.__file__).parent / "testing" / "cluster.py")')
+cluster=("$venv/bin/python" -c 'import runpy, sys; sys.argv.pop(0); runpy.run_path(sys.argv[0], run_name="__main__")' "$cluster_py")
 
 step() { echo "-----> $*"; }
 

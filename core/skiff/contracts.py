@@ -260,7 +260,9 @@ class OneOff:
     passed to ``skiff_container_options``; ``name``: the container's name, when it must be
     unique (a second one of that name is refused while the first runs); ``tag``: keep the
     exited container until the next one of that name, so that ``logs APP`` shows its output
-    as ``APP[ROLE.TAG]`` (a scheduled job's last run).
+    as ``APP[ROLE.TAG]`` (a scheduled job's last run); ``detach``: start it in the background
+    (``run:detached``): its name (``APP.run.N``) is written once, and the status is 0 once it
+    started.
     """
 
     app: str
@@ -268,6 +270,7 @@ class OneOff:
     role: str = "run"
     name: str | None = None
     tag: str | None = None
+    detach: bool = False
 
 
 #: A backup part's name: ``PLUGIN:WHAT`` (the archive member of its dump is ``dumps/NAME``).

@@ -247,6 +247,46 @@ def skiff_app_logs(
     """
 
 
+@hookspec(firstresult=True)
+def skiff_app_stop(context: Context, app: str) -> int | None:
+    """Stop the processes of ``app`` when another scheduler than docker runs it; how many stopped.
+
+    Called by ``ps:stop`` (docker plugin) under the app's lock before it looks at the local
+    containers. A scheduler that runs ``app`` itself (swarm, for apps with ``scheduler:set APP
+    selected swarm``) stops every process of it (swarm: its services go to 0 replicas, kept
+    for ``ps:start``) and returns the number of processes (tasks) it stopped; ``ps:stop``
+    records the app as stopped either way. First result wins; ``None``: the docker plugin
+    stops the local containers.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_app_start(context: Context, app: str) -> str | None:
+    """Start the processes of ``app`` that ``ps:stop`` stopped, when another scheduler runs it.
+
+    Called by ``ps:start`` (docker plugin), not under the app's lock: the scheduler takes it
+    while it changes what runs and releases it before the proxy rebuilds (which takes it). A
+    scheduler that runs ``app`` and still holds its current release's processes (swarm:
+    services at 0 replicas) starts them with the release's formation, waits until they run,
+    points the proxy at them, and returns what it did in a few words. ``None``: nothing of the release is left to start
+    (or the app is not this scheduler's): ``ps:start`` redeploys the current release, which
+    goes to the app's scheduler through ``skiff_deploy``. First result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_app_status(context: Context, app: str) -> list[dict[str, Any]] | None:
+    """The processes of ``app`` when another scheduler than docker runs it: one row each.
+
+    Called by ``ps:report`` and ``apps:report`` (docker plugin). A scheduler that runs ``app``
+    returns a row per process that should run, across every node: ``name`` (``APP.TYPE.N``),
+    ``process``, ``release`` (its version), ``status`` (``running``, ``starting``,
+    ``failed`` ...), ``restarts`` (replaced tasks of that slot), ``node`` (where it runs),
+    ``address`` (``HOST:PORT`` the proxy reaches it at, or ``None``) and ``id``. First result
+    wins; ``None``: the docker plugin reports the local containers.
+    """
+
+
 # -- periodic work ----------------------------------------------------------
 
 
@@ -261,6 +301,21 @@ def skiff_periodic_tasks(context: Context) -> list[PeriodicTask] | None:
     as a ``skiff`` command when its ``schedule`` says so, one run at a time per
     ``name``. Must be cheap and side-effect free; return ``None`` or ``[]`` for none.
     A task whose schedule does not parse is reported and skipped.
+    """
+
+
+@hookspec
+def skiff_boot(context: Context) -> list[str] | None:
+    """Bring back what this plugin runs itself, outside the apps' containers, after a reboot.
+
+    Called for every plugin (not first-result) by ``ps:restore`` (which
+    ``skiff-restore.service`` runs at boot, after the Docker engine, and ``make install``
+    on an update), as the service account, before any app is started: the registry plugin
+    starts the registry ``registry:serve`` ran (same address, certificate and account), so
+    that the apps' tasks can pull from it. Must be idempotent (something already running is
+    left as it is). Return one line per thing started, or per thing that could not start
+    (``ps:restore`` prints them; do not raise: the apps are restored all the same), or
+    ``None`` when there was nothing to do.
     """
 
 
@@ -470,4 +525,21 @@ def skiff_image_for_nodes(context: Context, app: str, image: str) -> str | None:
 
     Returns ``None`` when no registry is configured for ``app`` (a single-host
     deploy needs none). First result wins; the registry plugin answers.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_link_network(context: Context, app: str) -> str | None:
+    """Return the network a service linked to ``app`` joins to be reached by its processes.
+
+    Called by the service plugins (postgres, redis: the services toolkit) whenever they put a
+    linked service on an app's network (``KIND:link``, a deploy's
+    ``skiff_container_options``, a restart of the service), and when they take it off. A
+    scheduler that runs ``app`` on other nodes (swarm, for apps with ``scheduler:set APP
+    selected swarm``) makes sure an attachable network reaching every node exists on the
+    engine the services run on (the swarm manager) and returns its name; the service joins
+    it with its usual alias, which the app's tasks on every node resolve. Raise
+    :class:`~skiff.errors.SkiffError` (one line) when the service cannot reach the app's
+    nodes from here. First result wins; ``None``: the app's own network on this engine
+    (:func:`skiff.contracts.app_network`).
     """

@@ -39,6 +39,13 @@ DRIVERS = {
     "skiff_periodic_tasks": {"collect", "invoke"},  # skiff_cron.runner (the runner, cron:report)
     "skiff_run_oneoff": {"invoke", "run_job"},  # skiff_cron.commands (cron:run)
     "skiff_app_logs": {"invoke"},  # the docker plugin's logs command
+    # the docker plugin's ps:stop, ps:start, ps:report (through lifecycle_ops)
+    "skiff_app_stop": {"invoke", "stop"},
+    "skiff_app_start": {"invoke", "start"},
+    "skiff_app_status": {"invoke", "report"},
+    # asked by the service plugins (postgres, redis) when they attach a linked service
+    "skiff_link_network": {"invoke", "link_network"},
+    "skiff_boot": {"invoke", "run_skiff", "_skiff", "boot"},  # ps:restore (a test runs the CLI: _skiff)
     # asked by a multi-node scheduler (swarm) before it creates services; the tests call it directly
     "skiff_image_for_nodes": set(),
     "skiff_builders": {*LIFECYCLE_DRIVERS, "invoke", "run_skiff", "installed_builders", "installed", "choose"},
@@ -192,6 +199,26 @@ HOOK_TESTS: dict[str, list[str]] = {
     ],
     "skiff_image_for_nodes": [
         "plugins/contrib/registry/tests/test_registry_unit.py::test_skiff_image_for_nodes_tags_and_pushes_with_the_stored_credentials"
+    ],
+    "skiff_app_stop": [
+        "plugins/contrib/swarm/tests/test_swarm_units.py::"
+        "test_ps_stop_scales_to_zero_ps_start_brings_the_release_back_and_nginx_follows"
+    ],
+    "skiff_app_start": [
+        "plugins/contrib/swarm/tests/test_swarm_units.py::"
+        "test_ps_stop_scales_to_zero_ps_start_brings_the_release_back_and_nginx_follows"
+    ],
+    "skiff_app_status": [
+        "plugins/contrib/swarm/tests/test_swarm_units.py::"
+        "test_ps_stop_scales_to_zero_ps_start_brings_the_release_back_and_nginx_follows"
+    ],
+    "skiff_link_network": [
+        "plugins/contrib/swarm/tests/test_swarm_units.py::"
+        "test_a_swarm_app_names_its_overlay_for_linked_services_and_destroy_takes_them_off_it"
+    ],
+    "skiff_boot": [
+        "plugins/contrib/registry/tests/test_registry_restore_e2e.py::"
+        "test_ps_restore_starts_the_served_registry_again_with_its_account_until_it_is_stopped"
     ],
     "skiff_app_logs": [
         "plugins/contrib/swarm/tests/test_swarm_units.py::test_logs_prefix_each_line_with_its_process_and_slot"

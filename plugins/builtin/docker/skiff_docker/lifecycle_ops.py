@@ -22,6 +22,10 @@ def _parallel(items: list[Any], fn) -> None:
 def stop(context: Context, app: str) -> int:
     """Stop the app's containers (they stay, and stay stopped across engine restarts)."""
     with lifecycle.app_lock(context, app):
+        stopped = context.hook.skiff_app_stop(context=context, app=app)  # another scheduler's app
+        if stopped is not None:
+            settings.set_stopped(context.state, app, True)
+            return int(stopped)
         c = engine.client()
         timeout = int(settings.checks(context.state, app)["stop-timeout"])
         running = [e for e in scheduler.running_instances(c, app) if e.get("State") == "running"]
@@ -57,6 +61,11 @@ def start(context: Context, app: str, description: str = "Start") -> str:
     """Start the current release's containers; redeploy when they are not all there."""
     if context.state.current_release(app) is None:
         raise SkiffError(f"app {app} has not been deployed yet: push it first")
+    # another scheduler's app: it takes the app's lock itself (nginx's rebuild takes it too)
+    started = context.hook.skiff_app_start(context=context, app=app)
+    if started is not None:
+        settings.set_stopped(context.state, app, False)
+        return str(started)
     with lifecycle.app_lock(context, app):
         c = engine.client()
         ok, entries = healthy_as_recorded(context, app, c)
@@ -77,6 +86,13 @@ def cleanup(context: Context, app: str | None = None) -> None:
         leftovers += scheduler.stray_containers(c, app)
     leftovers += [e for e in engine.list_containers(c, app, role="oneoff") if e.get("State") == "exited"]
     _parallel(leftovers, lambda e: engine.remove_container(c, e["Id"]))
+
+
+def boot(context: Context) -> None:
+    """``skiff_boot``: plugins start what they run outside the apps' containers, and say what."""
+    for lines in context.hook.skiff_boot(context=context):
+        for line in lines or []:
+            context.output.step(line)
 
 
 def restore(context: Context, apps: list[str]) -> dict[str, str]:
@@ -243,9 +259,10 @@ def instance_rows(c, app: str) -> list[dict[str, Any]]:
 
 def report(context: Context, app: str) -> dict[str, Any]:
     state = context.state
-    c = engine.client()
     release = state.current_release(app)
-    rows = instance_rows(c, app)
+    rows = context.hook.skiff_app_status(context=context, app=app)  # another scheduler's app
+    if rows is None:
+        rows = instance_rows(engine.client(), app)
     return {
         "app": app,
         "deployed": release is not None,

@@ -81,6 +81,8 @@ def skiff_pre_build(deploy: Deploy) -> None:
 def skiff_release(deploy: Deploy) -> None:
     from . import scheduler
 
+    if settings.other_scheduler(deploy.state, deploy.app):
+        return  # its own scheduler (swarm) runs the release tasks on the cluster
     previous = deploy.previous
     if (
         deploy.kind == "redeploy"
@@ -124,7 +126,7 @@ def skiff_post_deploy(deploy: Deploy) -> None:
 
     rollout.switch(deploy)
     postdeploy = scheduler.app_json_script(deploy.app_json, "postdeploy")
-    if postdeploy:
+    if postdeploy and not settings.other_scheduler(deploy.state, deploy.app):
         scheduler.run_task(deploy, "postdeploy", postdeploy)
     state = deploy.context.state
     settings.set_stopped(state, deploy.app, False)

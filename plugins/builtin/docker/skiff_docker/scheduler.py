@@ -376,6 +376,12 @@ def run_oneoff_of(context: Any, oneoff: contracts.OneOff, write: Callable[[str],
     if oneoff.name:
         _replace_exited(c, oneoff.name)
         kwargs["name"] = oneoff.name
+    if oneoff.detach:  # run:detached: APP.run.NNNN, removed when it exits
+        kwargs.setdefault("name", f"{oneoff.app}.{kwargs['environment']['DYNO']}")
+        kwargs["auto_remove"] = True
+        create_container(c, kwargs).start()
+        write(kwargs["name"])
+        return 0
     return run_oneoff(c, kwargs, write, remove=not oneoff.tag)
 
 

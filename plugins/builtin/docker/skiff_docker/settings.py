@@ -264,6 +264,12 @@ def keep_releases(state: State, app: str) -> int:
     return max(1, int(PS.get(state, "keep-releases", app)))
 
 
+def other_scheduler(state: State, app: str) -> bool:
+    """Whether ``scheduler:set APP selected`` names another scheduler than docker (docs/contracts.md)."""
+    selected = state.get_property("scheduler", "selected", app=app)
+    return bool(selected) and selected != "docker"
+
+
 def is_stopped(state: State, app: str) -> bool:
     return bool(state.get_property(PLUGIN, "stopped", app=app, default=False))
 

@@ -68,10 +68,12 @@ def networks(monkeypatch):
     for module in (commandset, engine):
         monkeypatch.setattr(module, "client", lambda: "engine")
     monkeypatch.setattr(
-        engine.Engine, "attach", lambda self, c, service, app: calls.append(("attach", service.name, app)) or True
+        engine.Engine,
+        "attach",
+        lambda self, c, service, app, network=None: calls.append(("attach", service.name, app)) or True,
     )
     monkeypatch.setattr(
-        engine.Engine, "detach", lambda self, c, service, app: calls.append(("detach", service.name, app))
+        engine.Engine, "detach", lambda self, c, service, app, network=None: calls.append(("detach", service.name, app))
     )
     return calls
 

@@ -131,13 +131,16 @@ def registry_serve(context: Context, address: str | None, stop_it: bool) -> None
     engine trusts the CA as /etc/docker/certs.d/HOST:PORT/ca.crt. It also listens on
     127.0.0.1:PORT, where this host's engine may push without trusting the CA (docker trusts
     loopback registries): registry:set --global push-server 127.0.0.1:PORT. Root on the server only.
+    It starts again at boot (ps:restore, skiff-restore.service) until registry:serve --stop.
     """
     from . import serve
 
     if stop_it:
         if address:
             raise click.UsageError("registry:serve --stop takes no address")
-        context.output.step("Stopped the registry" if serve.stop(context.root) else "No registry was running")
+        context.output.step(
+            "Stopped the registry" if serve.stop(context.root, forget=True) else "No registry was running"
+        )
         return
     if not address:
         raise click.UsageError("usage: registry:serve HOST[:PORT] | registry:serve --stop")

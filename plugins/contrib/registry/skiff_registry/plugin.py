@@ -2,7 +2,8 @@
 
 Hooks: ``skiff_settings`` (``registry:set``), ``skiff_commands`` (``registry:login``,
 ``registry:logout``, ``registry:report``, ``registry:serve``), ``skiff_image_for_nodes`` (the
-reference other nodes pull), ``skiff_release`` (push-on-release), ``skiff_report``. See
+reference other nodes pull), ``skiff_release`` (push-on-release), ``skiff_boot`` (the served registry runs again after
+a reboot), ``skiff_report``. See
 docs/registry.md.
 """
 
@@ -66,6 +67,21 @@ def skiff_release(deploy: Deploy) -> None:
     via = push_server(context.state, deploy.app, server)
     reference = push(context.root, server, repository(context.state, deploy.app), deploy.image, via)
     deploy.output.step(f"Pushed {reference}")
+
+
+@hookimpl
+def skiff_boot(context: Context) -> list[str] | None:
+    """After a reboot (``ps:restore``): the registry ``registry:serve`` started runs again, with
+    the same address, certificate and account, before the apps' tasks pull from it."""
+    from skiff.errors import SkiffError
+
+    from . import serve
+
+    try:
+        done = serve.resume(context.root)
+    except SkiffError as exc:
+        return [f"registry: {exc}"]
+    return [f"registry: {done}"] if done else None
 
 
 @hookimpl

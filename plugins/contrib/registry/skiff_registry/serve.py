@@ -172,6 +172,10 @@ def _answers(host: str, port: int, ca: Path) -> bool:
 def _launch(binary: str, folder: Path, name: str, address: str) -> subprocess.Popen[bytes]:
     config = folder / f"{name}.yml"
     _private(config, _config(folder, address).encode())
+    return _spawn(binary, folder, config)
+
+
+def _spawn(binary: str, folder: Path, config: Path) -> subprocess.Popen[bytes]:
     log_path = folder / "registry.log"
     with open(log_path, "ab") as log:
         os.chmod(log_path, 0o600)
@@ -206,22 +210,69 @@ def start(root: Path, host: str, port: int) -> tuple[str, str]:
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10))
     _private(folder / "htpasswd", f"{USER}:".encode() + hashed + b"\n")
     server, local = f"{host}:{port}", f"{LOOPBACK}:{port}"
-    processes = [_launch(binary, folder, "cluster", server), _launch(binary, folder, "loopback", local)]
+    processes = [_launch(binary, folder, name, address) for name, address in zip(CONFIGS, (server, local))]
     (folder / "registry.pid").write_text(" ".join(str(p.pid) for p in processes) + "\n")
-    deadline = time.monotonic() + START_TIMEOUT
-    for address in (host, LOOPBACK):
-        while not _answers(address, port, folder / "ca.crt"):
-            if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
-                stop(root)
-                tail = " ".join((folder / "registry.log").read_text(errors="replace").split()[-30:])
-                raise SkiffError(f"the registry did not start on {address}:{port}: {tail or 'no answer'}")
-            time.sleep(0.2)
+    try:
+        _wait_answering(root, processes, [server, local])
+    except SkiffError:
+        stop(root, forget=True)  # nothing half made for ps:restore to start
+        raise
     credentials.store(root, server, USER, password)
     return server, local
 
 
-def stop(root: Path) -> bool:
-    """Stop the registry this Skiff started; whether one was running."""
+CONFIGS = ("cluster", "loopback")  # one process per address: the cluster's, then 127.0.0.1's
+
+
+def resume(root: Path) -> str | None:
+    """Start the registry again as it was served (after a reboot: ``ps:restore``); what was done.
+
+    Its configs, certificate and account stay from ``registry:serve`` (the password too: the
+    services of swarm apps carry the credentials their tasks pull with), so nothing is made
+    anew. ``None``: nothing to do (never served, stopped by ``registry:serve --stop``, or
+    already running)."""
+    folder = directory(root)
+    configs = [folder / f"{name}.yml" for name in CONFIGS]
+    if not all(path.is_file() for path in configs) or running_pids(root):
+        return None
+    binary = shutil.which(BINARY)
+    if binary is None:
+        raise SkiffError(f"the registry Skiff serves cannot start again: {BINARY} is not installed")
+    addresses = [_listen_address(path) for path in configs]
+    processes = [_spawn(binary, folder, path) for path in configs]
+    (folder / "registry.pid").write_text(" ".join(str(p.pid) for p in processes) + "\n")
+    _wait_answering(root, processes, addresses)
+    return f"registry started again on {', '.join(addresses)}"
+
+
+def _listen_address(config: Path) -> str:
+    """``HOST:PORT`` of a config Skiff wrote (``  addr: HOST:PORT``)."""
+    for line in config.read_text().splitlines():
+        key, _, value = line.strip().partition(": ")
+        if key == "addr" and value:
+            return value
+    raise SkiffError(f"{config} names no address: run registry:serve again")
+
+
+def _wait_answering(root: Path, processes: list[subprocess.Popen[bytes]], addresses: list[str]) -> None:
+    folder = directory(root)
+    deadline = time.monotonic() + START_TIMEOUT
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        while not _answers(host, int(port), folder / "ca.crt"):
+            if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
+                stop(root)
+                tail = " ".join((folder / "registry.log").read_text(errors="replace").split()[-30:])
+                raise SkiffError(f"the registry did not start on {address}: {tail or 'no answer'}")
+            time.sleep(0.2)
+
+
+def stop(root: Path, forget: bool = False) -> bool:
+    """Stop the registry this Skiff started; whether one was running. ``forget``
+    (``registry:serve --stop``): its configs go too, so ``ps:restore`` leaves it stopped."""
+    if forget:
+        for name in CONFIGS:
+            (directory(root) / f"{name}.yml").unlink(missing_ok=True)
     pids = running_pids(root)
     for pid in pids:
         os.kill(pid, signal.SIGTERM)

@@ -27,7 +27,7 @@ from skiff.context import Context
 from skiff.errors import NotFound, SkiffError, ValidationError
 
 from .backup import Backups, check_passphrase, checked_text, destination
-from .engine import Engine, client
+from .engine import Engine, client, link_network
 from .kind import ServiceKind
 from .record import Service, alias_key, check_password, new_password, service_name
 
@@ -234,7 +234,7 @@ class Commands:
     def on_network(self, context: Context, service: Service, app: str, change: Callable[..., Any]) -> None:
         """Attach the service to (or detach it from) the app's network; with the engine away, say when."""
         try:
-            change(client(), service, app)
+            change(client(), service, app, link_network(context, app))
         except SkiffError as exc:
             context.output.warn(
                 f"{self.kind.name} {service.name}: the network of {app} is not changed yet ({exc}); "

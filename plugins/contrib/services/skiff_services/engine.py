@@ -179,29 +179,47 @@ class Engine:
     def networks_of(self, container: Container) -> dict[str, Any]:
         return container.attrs.get("NetworkSettings", {}).get("Networks") or {}
 
-    def attach(self, c: docker.DockerClient, service: Service, app: str) -> bool:
-        """Put the service on ``app``'s own network with its alias: the link's way in.
+    def attach(self, c: docker.DockerClient, service: Service, app: str, network: str | None = None) -> bool:
+        """Put the service on ``app``'s network with its alias: the link's way in.
 
-        Idempotent; ``False`` when the service has no container (it joins when it is created).
+        ``network``: the one a scheduler named for the app (``skiff_link_network``: the swarm's
+        attachable overlay, which must exist on this engine); ``None``: the app's own bridge
+        network, created when missing. Idempotent; ``False`` when the service has no container
+        (it joins when it is created).
         """
         from skiff import dockerclient
 
         container = self.get(c, service)
         if container is None:
             return False
-        name = contracts.app_network(app)
+        own = contracts.app_network(app)
+        name = network or own
         if name in self.networks_of(container):
             return True
-        dockerclient.ensure_network(c, name, {contracts.APP_NETWORK_LABEL: app})
+        if name == own:
+            dockerclient.ensure_network(c, name, {contracts.APP_NETWORK_LABEL: app})
+        elif not any(n.get("Name") == name for n in c.api.networks(names=[name])):
+            raise SkiffError(
+                f"the network {name} of {app} is not on the engine {self.kind.name} runs on: "
+                "services of a swarm app run on the swarm manager (the engine Skiff uses, DOCKER_HOST)"
+            )
         c.api.connect_container_to_network(container.id, name, aliases=[self.kind.hostname(service.name)])
         return True
 
-    def detach(self, c: docker.DockerClient, service: Service, app: str) -> None:
+    def attach_or_warn(self, context: Context, c: docker.DockerClient, service: Service, app: str) -> None:
+        """:meth:`attach` to the network the app's scheduler names; when that cannot be (a swarm
+        app whose manager is another engine, or away), say so: the service runs all the same."""
+        try:
+            self.attach(c, service, app, link_network(context, app))
+        except SkiffError as exc:
+            context.output.warn(f"{self.kind.name} {service.name}: not on the network of {app} ({exc})")
+
+    def detach(self, c: docker.DockerClient, service: Service, app: str, network: str | None = None) -> None:
         """Take the service off ``app``'s network (an unlink): the app no longer reaches it."""
         import docker
 
         container = self.get(c, service)
-        name = contracts.app_network(app)
+        name = network or contracts.app_network(app)
         if container is None or name not in self.networks_of(container):
             return
         try:
@@ -283,7 +301,7 @@ class Engine:
         try:
             for app in sorted(service.links) if not trial else []:
                 if context.state.app_exists(app):
-                    self.attach(c, service, app)
+                    self.attach_or_warn(context, c, service, app)
             container.start()
         except BaseException:
             container.remove(force=True)
@@ -373,6 +391,13 @@ class Engine:
             return ""
         code, out = self.exec_output(container, self.kind.version)
         return out if code == 0 else ""
+
+
+def link_network(context: Context, app: str) -> str | None:
+    """The network a scheduler names for services linked to ``app`` (``skiff_link_network``:
+    the swarm's attachable overlay for a swarm app); ``None``: the app's own bridge network."""
+    answer = context.hook.skiff_link_network(context=context, app=app)
+    return str(answer) if answer else None
 
 
 def last_log(container: Container) -> str:

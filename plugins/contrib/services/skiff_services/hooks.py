@@ -103,14 +103,15 @@ class ServiceHooks:
         services = self.store.all(context)
         if not any(app in s.links for s in services) and not (detach_others and services):
             return
-        from .engine import Engine, client
+        from .engine import Engine, client, link_network
 
         engine, c = Engine(self.kind), client()
+        network = link_network(context, app)
         for service in services:
             if app in service.links:
-                engine.attach(c, service, app)
+                engine.attach(c, service, app, network)
             elif detach_others:
-                engine.detach(c, service, app)
+                engine.detach(c, service, app, network)
 
     @hookimpl
     def skiff_container_options(self, context: Context, app: str, process: str, role: str) -> ContainerOptions | None:

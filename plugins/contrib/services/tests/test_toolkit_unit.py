@@ -168,8 +168,12 @@ def deployed_blog(skiff, tmp_path):
 def test_links_release_the_app_and_respect_its_lock(skiff, tmp_path, monkeypatch):
     moves: list[str] = []
     monkeypatch.setattr(commandset, "client", lambda: None)
-    monkeypatch.setattr(engine.Engine, "attach", lambda self, c, svc, app: moves.append(f"+{svc.name}@{app}"))
-    monkeypatch.setattr(engine.Engine, "detach", lambda self, c, svc, app: moves.append(f"-{svc.name}@{app}"))
+    monkeypatch.setattr(
+        engine.Engine, "attach", lambda self, c, svc, app, network=None: moves.append(f"+{svc.name}@{app}")
+    )
+    monkeypatch.setattr(
+        engine.Engine, "detach", lambda self, c, svc, app, network=None: moves.append(f"-{svc.name}@{app}")
+    )
     h = deployed_blog(skiff, tmp_path)
     store = Store(KIND)
     store.save(h.context, Service(name="docs", image="img", password="q" * 16))
@@ -374,3 +378,40 @@ def test_without_a_stack_plugin_a_missing_base_is_one_line(h):
     with pytest.raises(SkiffError, match=r"the base image skiff/stack:trixie does not exist"):
         engine.Engine(KIND).build_image(h.context, fake_engine(present, built))
     assert built == []
+
+
+class _Api:
+    """The engine calls of :meth:`Engine.attach` / :meth:`Engine.detach`: networks and connects."""
+
+    def __init__(self, networks: list[str]):
+        self.names = networks
+        self.calls: list[tuple] = []
+
+    def networks(self, names=None):
+        return [{"Name": n, "Id": n} for n in self.names if n in (names or self.names)]
+
+    def connect_container_to_network(self, container, net, aliases=None):
+        self.calls.append(("connect", container, net, tuple(aliases or ())))
+
+    def disconnect_container_from_network(self, container, net, force=False):
+        self.calls.append(("disconnect", container, net))
+
+
+def test_a_service_joins_the_network_the_apps_scheduler_names_and_refuses_one_not_on_its_engine(monkeypatch):
+    from types import SimpleNamespace
+
+    on: dict[str, dict] = {}
+    container = SimpleNamespace(id="c1", attrs={"NetworkSettings": {"Networks": on}})
+    eng = engine.Engine(KIND)
+    monkeypatch.setattr(eng, "get", lambda c, service: container)
+    service = Store(KIND).make(name="db", password="secret-pw", image="img")
+    api = _Api(["skiff-swarm-web"])
+    c = SimpleNamespace(api=api)
+    # the swarm's overlay (skiff_link_network's answer): joined with the alias, no bridge made
+    assert eng.attach(c, service, "web", "skiff-swarm-web") is True
+    assert api.calls == [("connect", "c1", "skiff-swarm-web", (KIND.hostname("db"),))]
+    with pytest.raises(SkiffError, match="skiff-swarm-api of api is not on the engine.*swarm manager"):
+        eng.attach(c, service, "api", "skiff-swarm-api")  # the manager is another engine
+    on["skiff-swarm-web"] = {}
+    eng.detach(c, service, "web", "skiff-swarm-web")
+    assert api.calls[-1] == ("disconnect", "c1", "skiff-swarm-web")

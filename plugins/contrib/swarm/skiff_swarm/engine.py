@@ -63,6 +63,7 @@ def remove_network(c: Any, app: str, wait: float = 30.0) -> bool:
         if not mine:
             return True
         for net in mine:
+            disconnect_others(c, net["Id"])
             try:
                 c.api.remove_network(net["Id"])
             except (NotFound, APIError):
@@ -70,6 +71,25 @@ def remove_network(c: Any, app: str, wait: float = 30.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.5)
+
+
+def disconnect_others(c: Any, network: str) -> None:
+    """Take the containers that are no swarm task (linked services: postgres, redis) off the network."""
+    from docker.errors import APIError, NotFound
+
+    try:
+        attached = (c.api.inspect_network(network) or {}).get("Containers") or {}
+    except (NotFound, APIError):
+        return
+    for ident in attached:
+        if ident.startswith("lb-") or len(ident) < 12:
+            continue  # the overlay's own load-balancer endpoint
+        try:
+            labels = (c.api.inspect_container(ident).get("Config") or {}).get("Labels") or {}
+            if "com.docker.swarm.task.id" not in labels:
+                c.api.disconnect_container_from_network(ident, network, force=True)
+        except (NotFound, APIError):
+            pass
 
 
 def services(c: Any, app: str, role: str | None = "process") -> list[dict[str, Any]]:

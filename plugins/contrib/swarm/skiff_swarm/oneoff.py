@@ -4,8 +4,11 @@
 replicated job service ``skiff-APP-run-XXXXXXXX`` of the current release (its image, its
 config, ``DYNO=run.N``, the app's overlay network), waited for until its one task ends;
 its output is written line by line once it ended, the exit status returned, the service
-removed. :func:`logs` (``skiff_app_logs``): the logs of every process service of the app,
-prefixed ``APP[PROCESS.SLOT]``, optionally followed.
+removed; ``detach`` (``run:detached``): the service's name is written and it runs on.
+:func:`run_job` also runs a release's tasks (``release:``, app.json ``predeploy`` /
+``postdeploy``) with the new release's image and config. :func:`logs` (``skiff_app_logs``):
+the logs of every process service of the app, prefixed ``APP[PROCESS.SLOT]``, optionally
+followed.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from skiff.context import Context
@@ -22,6 +26,7 @@ from skiff.errors import NotFound, SkiffError
 
 from . import engine, settings, spec
 
+LABEL_DETACHED = "skiff.detached"
 DONE = ("complete", "failed", "rejected", "shutdown", "orphaned")
 
 
@@ -30,26 +35,65 @@ def run(context: Context, oneoff: OneOff, write: Callable[[str], None], poll: fl
     release = state.current_release(oneoff.app)
     if release is None or not release.image:
         raise SkiffError(f"app {oneoff.app} has not been deployed yet: push it first")
-    manager = settings.manager(state)
-    c = engine.client(manager)
-    image = engine.image_for_nodes(context, c, oneoff.app, release.image, local=not manager)
-    engine.ensure_network(c, oneoff.app)
     kind = "scheduler" if oneoff.role == "scheduler" else "run"
-    env = spec.env_list(release.config, process=kind, port=spec.container_port(release.meta), revision=release.revision)
-    env = [e for e in env if not e.startswith("DYNO=")] + [f"DYNO={kind}.{1000 + secrets.randbelow(9000)}"]
-    labels = {spec.LABEL_APP: oneoff.app, spec.LABEL_PROCESS: kind, spec.LABEL_ROLE: "oneoff"}
-    name = f"skiff-{oneoff.app}-{kind}-{secrets.token_hex(4)}"
+    job = Job(oneoff.app, release.image, release.config, kind, spec.container_port(release.meta), release.revision)
+    return run_job(context, job, oneoff.command, write, detach=oneoff.detach, poll=poll)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a one-off task of an app runs: the image (local reference), config and ``DYNO`` kind."""
+
+    app: str
+    image: str
+    config: dict[str, str]
+    kind: str  # run, scheduler, release, predeploy, postdeploy
+    port: int
+    revision: str | None = None
+
+
+def run_job(
+    context: Context,
+    job: Job,
+    command: tuple[str, ...],
+    write: Callable[[str], None],
+    *,
+    detach: bool = False,
+    poll: float = 0.25,
+) -> int:
+    """A replicated-job service of one task on the cluster; its output once it ended, its exit status.
+
+    ``detach``: write the service's name (``skiff-APP-run-N``) and return 0 once it is created;
+    the service is removed with the app (or by ``swarm:sync`` once its task ended)."""
+    manager = settings.manager(context.state)
+    c = engine.client(manager)
+    image = engine.image_for_nodes(context, c, job.app, job.image, local=not manager)
+    engine.ensure_network(c, job.app)
+    from .rollout import linked_services
+
+    role = job.kind if job.kind in ("run", "scheduler") else "release"
+    linked_services(context, job.app, job.kind, role)
+    env = spec.env_list(job.config, process=job.kind, port=job.port, revision=job.revision)
+    number = 1000 + secrets.randbelow(9000)
+    env = [e for e in env if not e.startswith("DYNO=")] + [f"DYNO={job.kind}.{number}"]
+    labels = {spec.LABEL_APP: job.app, spec.LABEL_PROCESS: job.kind, spec.LABEL_ROLE: "oneoff"}
+    if detach:
+        labels[LABEL_DETACHED] = "true"
+    name = f"skiff-{job.app}-{job.kind}-{number}" if detach else f"skiff-{job.app}-{job.kind}-{secrets.token_hex(4)}"
     created = c.api.create_service(
         task_template={
-            "ContainerSpec": {"Image": image, "Args": list(oneoff.command), "Env": env, "Labels": labels, "Init": True},
+            "ContainerSpec": {"Image": image, "Args": list(command), "Env": env, "Labels": labels, "Init": True},
             "RestartPolicy": {"Condition": "none"},
-            "Networks": [{"Target": spec.network_name(oneoff.app)}],
+            "Networks": [{"Target": spec.network_name(job.app)}],
         },
         name=name,
         labels=labels,
         mode={"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
     )
     ident = created["ID"]
+    if detach:
+        write(name)
+        return 0
     try:
         while True:
             tasks = engine.tasks(c, ident)
@@ -66,6 +110,19 @@ def run(context: Context, oneoff: OneOff, write: Callable[[str], None], poll: fl
         return int(code)
     finally:
         engine.remove_service(c, ident)
+
+
+def ended_detached(c: Any, app: str) -> list[str]:
+    """Remove the app's detached one-off services whose task ended; their names."""
+    removed = []
+    for service in engine.services(c, app, role="oneoff"):
+        if (service["Spec"].get("Labels") or {}).get(LABEL_DETACHED) != "true":
+            continue  # a run that is still reading its output removes its own
+        tasks = engine.tasks(c, service["ID"])
+        if tasks and all((t.get("Status") or {}).get("State") in DONE for t in tasks):
+            engine.remove_service(c, service["ID"])
+            removed.append(service["Spec"]["Name"])
+    return removed
 
 
 def split_lines(raw: Any) -> list[tuple[str, str]]:

@@ -7,7 +7,10 @@ switched) retires the previous release's services, ``skiff_deploy_failed`` remov
 ones, ``skiff_app_destroyed`` removes every service and the app's overlay network,
 ``skiff_app_renamed`` runs the release as the new name's services and retires the old ones,
 ``skiff_run_oneoff`` and ``skiff_app_logs`` answer ``run`` and ``logs`` for swarm apps,
-``skiff_periodic_tasks`` runs ``swarm:sync`` every minute (nginx follows moved tasks).
+``skiff_periodic_tasks`` runs ``swarm:sync`` every minute (nginx follows moved tasks),
+``skiff_link_network`` names the app's overlay network, which linked services join,
+``skiff_release`` runs release tasks as one-off job tasks, ``skiff_app_stop`` /
+``skiff_app_start`` / ``skiff_app_status`` answer ``ps:stop`` / ``ps:start`` / ``ps:report``.
 Settings: ``scheduler:*`` and ``swarm:*`` (:mod:`skiff_swarm.settings`). docs/swarm.md.
 """
 
@@ -57,10 +60,22 @@ def skiff_deploy(deploy: Deploy) -> bool | None:
     return rollout.deploy(deploy)
 
 
+@hookimpl
+def skiff_release(deploy: Deploy) -> None:
+    """A swarm app's ``release:`` and app.json ``predeploy``: one-off job tasks on the cluster."""
+    if not settings.is_swarm_app(deploy.state, deploy.app):
+        return
+    from . import processes
+
+    processes.release_tasks(deploy)
+
+
 @hookimpl(trylast=True)
 def skiff_post_deploy(deploy: Deploy) -> None:
-    from . import rollout
+    from . import processes, rollout
 
+    if settings.is_swarm_app(deploy.state, deploy.app) and rollout.rollout_of(deploy) is not None:
+        processes.postdeploy(deploy)  # nginx serves the new tasks; the old ones still run
     rollout.retire(deploy)
 
 
@@ -120,6 +135,47 @@ def skiff_app_logs(
 
     oneoff.logs(context, app, process, num, follow, write)
     return True
+
+
+@hookimpl
+def skiff_app_stop(context: Context, app: str) -> int | None:
+    """``ps:stop`` of a swarm app: its services go to 0 replicas."""
+    if not settings.is_swarm_app(context.state, app):
+        return None
+    from . import processes
+
+    return processes.stop(context, app)
+
+
+@hookimpl
+def skiff_app_start(context: Context, app: str) -> str | None:
+    """``ps:start`` of a swarm app: the current release's services back to its formation."""
+    if not settings.is_swarm_app(context.state, app):
+        return None
+    from . import processes
+
+    return processes.start(context, app)
+
+
+@hookimpl
+def skiff_app_status(context: Context, app: str) -> list[dict[str, Any]] | None:
+    """``ps:report`` of a swarm app: its tasks on every node."""
+    if not settings.is_swarm_app(context.state, app):
+        return None
+    from . import processes
+
+    return processes.status(context, app)
+
+
+@hookimpl
+def skiff_link_network(context: Context, app: str) -> str | None:
+    """A swarm app's attachable overlay network (made on the manager when missing): services
+    linked to the app (postgres, redis) join it there, and its tasks on every node reach them."""
+    if not settings.is_swarm_app(context.state, app):
+        return None
+    from . import engine
+
+    return engine.ensure_network(engine.client(settings.manager(context.state)), app)
 
 
 @hookimpl

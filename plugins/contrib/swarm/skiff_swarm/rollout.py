@@ -78,6 +78,8 @@ def deploy(d: Deploy) -> bool:
         return True
     image = engine.image_for_nodes(d.context, c, d.app, d.image, local=not address)
     engine.ensure_network(c, d.app)
+    for process in running:
+        linked_services(d.context, d.app, process, "process")
     for process, replicas in running.items():
         kwargs = spec.service_spec(
             app=d.app,
@@ -111,6 +113,14 @@ def deploy(d: Deploy) -> bool:
         raise SkiffError(f"only {len(d.upstreams)} of {running['web']} web tasks publish a port")
     rollout.checked = True
     return True
+
+
+def linked_services(context: Any, app: str, process: str, role: str) -> None:
+    """Ask ``skiff_container_options`` before tasks start, as the docker scheduler does before it
+    creates a container: the service plugins put the services linked to the app on its overlay
+    network then (``skiff_link_network``). Binds, extra networks and log options of the answers
+    are this host's and do not apply to tasks on other nodes."""
+    context.hook.skiff_container_options(context=context, app=app, process=process, role=role)
 
 
 def _task_error(task: dict[str, Any]) -> str:

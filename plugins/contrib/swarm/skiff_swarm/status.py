@@ -30,6 +30,7 @@ def tasks_of(c: Any, app: str) -> list[dict[str, Any]]:
                     "node": ((node.get("Description") or {}).get("Hostname")) or task.get("NodeID"),
                     "state": (task.get("Status") or {}).get("State"),
                     "address": f"{address}:{ports[0]}" if address and ports else None,
+                    "task": task.get("ID") or "",
                 }
             )
     return sorted(rows, key=lambda r: (r["process"] or "", r["release"], r["slot"] or 0))

@@ -5,6 +5,7 @@ task was replaced), the new task has another node and another published port. Sy
 the running web tasks of each swarm app's current release, and when their addresses differ
 from the release's ``upstreams`` it records the new ones in the release and rebuilds the
 app's nginx config (``proxy:build-config APP``, the proxy's own command), under the app's lock.
+It also removes the services of ``run:detached`` tasks that ended.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def current_upstreams(c: Any, app: str, version: int) -> list[str] | None:
 
 
 def sync_app(context: Context, c: Any, app: str) -> str:
-    """Bring ``app``'s upstreams up to date; say what was done."""
+    """Bring ``app``'s upstreams up to date; say what was done. Takes the app's lock for the
+    record and lets go before nginx's rebuild (``proxy:build-config`` takes it too)."""
     with app_lock(context, app):
         release = context.state.current_release(app)
         if release is None:
@@ -63,5 +65,13 @@ def swarm_apps(context: Context) -> list[str]:
 def sync(context: Context, apps: list[str]) -> dict[str, str]:
     if not apps:
         return {}
+    from .oneoff import ended_detached
+
     c = engine.client(settings.manager(context.state))
-    return {app: sync_app(context, c, app) for app in apps}
+    results = {}
+    for app in apps:
+        results[app] = sync_app(context, c, app)
+        ended = ended_detached(c, app)  # run:detached tasks that ended
+        if ended:
+            results[app] += f"; removed the ended one-off service(s) {', '.join(ended)}"
+    return results

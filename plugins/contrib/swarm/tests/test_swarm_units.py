@@ -108,6 +108,9 @@ class FakeApi:
         self.removed: list[str] = []
         self.networks_: list[str] = []
         self.port = 30000
+        self.job_exit = 0
+        self.created: list[dict] = []
+        self.attached: dict[str, dict[str, dict]] = {}  # network -> {container id: its labels}
 
     def nodes(self):
         return [{"ID": "n1", "Status": {"State": "ready", "Addr": "10.9.0.2"}, "Description": {"Hostname": "node1"}}]
@@ -123,7 +126,36 @@ class FakeApi:
         self.networks_.append(name)
 
     def remove_network(self, ident):
+        if self.attached.get(ident):
+            raise RuntimeError(f"network {ident} has active endpoints")
         self.networks_.remove(ident)
+
+    def inspect_network(self, ident):
+        return {"Containers": {c: {} for c in self.attached.get(ident, {})}}
+
+    def inspect_container(self, ident):
+        labels = next(found[ident] for found in self.attached.values() if ident in found)
+        return {"Config": {"Labels": labels}}
+
+    def disconnect_container_from_network(self, ident, network, force=False):
+        del self.attached[network][ident]
+
+    def _task(self, slot: int, web: bool) -> dict:
+        self.port += 1
+        ports = [{"PublishMode": "host", "PublishedPort": self.port}] if web else []
+        status = {"State": self.health, "PortStatus": {"Ports": ports}, "Err": "dockerexec: unhealthy container"}
+        return {"ID": f"t{self.port}", "Slot": slot, "NodeID": "n1", "DesiredState": "running", "Status": status}
+
+    def update_service(self, ident, version, mode=None, fetch_current_spec=False):
+        service = self.services_[ident]
+        assert fetch_current_spec and version == service["Version"]["Index"]
+        service["Version"]["Index"] += 1
+        service["Spec"]["Mode"] = mode
+        for task in service["tasks"]:
+            task["DesiredState"] = "shutdown"
+            task["Status"]["State"] = "shutdown"
+        web = "Ports" in service["kwargs"]["endpoint_spec"]
+        service["tasks"] += [self._task(slot, web) for slot in range(1, mode["Replicated"]["Replicas"] + 1)]
 
     def services(self, filters=None):
         label = (filters or {}).get("label")
@@ -137,18 +169,20 @@ class FakeApi:
 
     def create_service(self, **kwargs):
         ident = f"id-{kwargs['name']}"
-        tasks = []
-        for slot in range(1, kwargs["mode"]["Replicated"]["Replicas"] + 1):
-            self.port += 1
-            ports = [{"PublishMode": "host", "PublishedPort": self.port}] if "Ports" in kwargs["endpoint_spec"] else []
-            status = {"State": self.health, "PortStatus": {"Ports": ports}, "Err": "dockerexec: unhealthy container"}
-            tasks.append({"Slot": slot, "NodeID": "n1", "DesiredState": "running", "Status": status})
+        if "ReplicatedJob" in kwargs["mode"]:  # a one-off: its one task ends with job_exit
+            status = {"State": "complete", "ContainerStatus": {"ExitCode": self.job_exit}}
+            tasks = [{"ID": "tjob", "Slot": 1, "NodeID": "n1", "DesiredState": "complete", "Status": status}]
+        else:
+            web = "Ports" in kwargs.get("endpoint_spec", {})
+            tasks = [self._task(slot, web) for slot in range(1, kwargs["mode"]["Replicated"]["Replicas"] + 1)]
         self.services_[ident] = {
             "ID": ident,
-            "Spec": {"Name": kwargs["name"], "Labels": kwargs["labels"]},
+            "Version": {"Index": 1},
+            "Spec": {"Name": kwargs["name"], "Labels": kwargs["labels"], "Mode": kwargs["mode"]},
             "tasks": tasks,
             "kwargs": kwargs,
         }
+        self.created.append(kwargs)
         return {"ID": ident}
 
     def tasks(self, filters):
@@ -320,3 +354,114 @@ def test_logs_prefix_each_line_with_its_process_and_slot(harness, fake_swarm, tm
         context=harness.context, app="dog", process=None, num=100, follow=False, write=lines.append
     )
     assert none is None
+
+
+# -- linked services, ps:stop/start/report, run:detached, release tasks ---------------------------
+
+
+def test_a_swarm_app_names_its_overlay_for_linked_services_and_destroy_takes_them_off_it(harness, fake_swarm):
+    hook = harness.context.hook
+    assert hook.skiff_link_network(context=harness.context, app="cat") == "skiff-swarm-cat"
+    assert fake_swarm.networks_ == ["skiff-swarm-cat"]  # made on the manager, where services run
+    harness.create_app("dog")  # the docker scheduler's: its own bridge network (no answer)
+    assert hook.skiff_link_network(context=harness.context, app="dog") is None
+    # a postgres container on the overlay (no swarm task): destroy takes it off, then removes the network
+    fake_swarm.attached["skiff-swarm-cat"] = {"c0ffee0123456789": {"skiff.postgres": "postgres"}}
+    swarm_plugin.skiff_app_destroyed(harness.context, "cat")
+    assert fake_swarm.networks_ == [] and fake_swarm.attached["skiff-swarm-cat"] == {}
+
+
+def test_linked_services_are_asked_for_before_the_tasks_start(harness, fake_swarm, tmp_path):
+    asked: list[tuple[str, str, str]] = []
+
+    class Links:
+        @swarm_plugin.hookimpl
+        def skiff_container_options(self, context, app, process, role):
+            asked.append((app, process, role))
+            assert not fake_swarm.services_ or role != "process"  # before the first service exists
+
+    harness.pm.register(Links(), "links")
+    deploy(harness, tmp_path, "a")
+    assert asked == [("cat", "web", "process")]
+
+
+def test_ps_stop_scales_to_zero_ps_start_brings_the_release_back_and_nginx_follows(
+    harness, fake_swarm, tmp_path, monkeypatch
+):
+    from skiff_swarm import sync
+
+    deploy(harness, tmp_path, "a")
+    rebuilt: list[list[str]] = []
+    monkeypatch.setattr(
+        sync.subprocess, "run", lambda argv, **kw: rebuilt.append(argv[-2:]) or SimpleNamespace(returncode=0)
+    )
+    hook, ctx = harness.context.hook, harness.context
+    assert hook.skiff_app_stop(context=ctx, app="cat") == 1
+    service = fake_swarm.services_["id-skiff-cat-web-v1"]
+    assert service["Spec"]["Mode"] == {"Replicated": {"Replicas": 0}}
+    assert hook.skiff_app_status(context=ctx, app="cat") == []  # nothing should run
+    assert hook.skiff_app_stop(context=ctx, app="cat") == 0  # already stopped
+    started = hook.skiff_app_start(context=ctx, app="cat")
+    assert started == "started 1 task(s); upstreams now 10.9.0.2:30002", started
+    assert service["Spec"]["Mode"] == {"Replicated": {"Replicas": 1}}
+    assert rebuilt == [["proxy:build-config", "cat"]]
+    assert harness.state.current_release("cat").upstreams == ["10.9.0.2:30002"]
+    rows = hook.skiff_app_status(context=ctx, app="cat")
+    assert [(r["name"], r["status"], r["node"], r["address"], r["restarts"]) for r in rows] == [
+        ("cat.web.1", "running", "node1", "10.9.0.2:30002", 1)
+    ]
+    fake_swarm.remove_service("id-skiff-cat-web-v1")  # the services are gone: ps:start redeploys
+    assert hook.skiff_app_start(context=ctx, app="cat") is None
+    harness.create_app("dog")
+    assert hook.skiff_app_stop(context=ctx, app="dog") is None and hook.skiff_app_status(context=ctx, app="dog") is None
+
+
+def test_run_detached_leaves_a_job_running_and_sync_removes_it_once_it_ended(harness, fake_swarm, tmp_path):
+    from skiff.contracts import OneOff
+
+    deploy(harness, tmp_path, "a")
+    lines: list[str] = []
+    oneoff = OneOff("cat", ("sleep", "5"), detach=True)
+    assert swarm_plugin.skiff_run_oneoff(harness.context, oneoff, lines.append) == 0
+    (name,) = lines
+    assert name.startswith("skiff-cat-run-") and f"id-{name}" in fake_swarm.services_
+    job = fake_swarm.services_[f"id-{name}"]
+    env = job["kwargs"]["task_template"]["ContainerSpec"]["Env"]
+    assert f"DYNO=run.{name.rsplit('-', 1)[1]}" in env
+    job["tasks"][0]["Status"]["State"] = "running"
+    assert "one-off" not in harness.invoke("swarm:sync", "cat").output  # still running: kept
+    job["tasks"][0]["Status"]["State"] = "complete"
+    result = harness.invoke("swarm:sync", "cat")
+    assert f"removed the ended one-off service(s) {name}" in result.output, result.output
+    assert f"id-{name}" not in fake_swarm.services_
+
+
+class ReleaseTasks:
+    """A Procfile ``release:`` line and app.json predeploy / postdeploy scripts."""
+
+    @swarm_plugin.hookimpl
+    def skiff_pre_build(self, deploy):
+        deploy.release_command = "python3 migrate.py"
+        deploy.app_json = {"scripts": {"dokku": {"predeploy": "echo pre", "postdeploy": "echo post"}}}
+
+
+def test_release_tasks_run_as_one_off_jobs_of_the_new_image_and_a_failure_keeps_the_old_release(
+    harness, fake_swarm, tmp_path
+):
+    harness.pm.register(ReleaseTasks(), "release-tasks")
+    deploy(harness, tmp_path, "a")
+    jobs = [k for k in fake_swarm.created if "ReplicatedJob" in k["mode"]]
+    assert [j["task_template"]["ContainerSpec"]["Args"][-1] for j in jobs] == [
+        "echo pre",
+        "python3 migrate.py",
+        "echo post",
+    ]
+    assert {j["task_template"]["ContainerSpec"]["Image"] for j in jobs} == {"stub:cat-1"}
+    assert [j["labels"][spec.LABEL_PROCESS] for j in jobs] == ["predeploy", "release", "postdeploy"]
+    assert not any("-release-" in s or "-predeploy-" in s for s in fake_swarm.services_)  # removed once ended
+    fake_swarm.created.clear()
+    fake_swarm.job_exit = 2
+    with pytest.raises(DeployError, match="predeploy command failed with exit status 2"):
+        deploy(harness, tmp_path, "b")
+    assert [k["name"] for k in fake_swarm.created if "Replicated" in k["mode"]] == []  # no new service
+    assert harness.state.current_release("cat").version == 1

@@ -153,10 +153,15 @@ def _rebuild(context: Context, app: str, required: bool) -> bool:
 @click.argument("app", required=False)
 @pass_context
 def ps_restore(context: Context, app: str | None) -> None:
-    """Start every app that should be running (run at boot by skiff-restore.service)."""
+    """Start every app that should be running (run at boot by skiff-restore.service).
+
+    Without APP, what plugins run outside the apps (the registry registry:serve started) is
+    started first (skiff_boot)."""
     from .. import lifecycle_ops
 
     apps = [context.state.require_app(app)] if app else context.state.list_apps()
+    if not app:  # the whole server (at boot): what plugins run outside the apps comes first
+        lifecycle_ops.boot(context)
     for name, result in lifecycle_ops.restore(context, apps).items():
         context.output.step(f"{name}: {result}")
 
@@ -202,7 +207,9 @@ def ps_report(context: Context, app: str | None, fmt: str) -> None:
         click.echo(f"       Formation:  {' '.join(f'{p}={n}' for p, n in data['formation'].items())}")
         click.echo(f"       Restarts:   {data['restarts']}")
         for row in data["processes"]:
-            port = f"127.0.0.1:{row['port']}" if row["port"] else "-"
+            port = row.get("address") or (f"127.0.0.1:{row['port']}" if row.get("port") else "-")
+            if row.get("node"):
+                port += f" on {row['node']}"
             click.echo(
                 f"       {row['name']:<28} {row['status']:<11} v{row['release']:<4} "
                 f"restarts={row['restarts']:<3} {port}"

@@ -115,9 +115,10 @@ def _real_stdin() -> bool:
 
 def _other_scheduler(context: Context, app: str) -> bool:
     """Whether ``scheduler:set APP selected`` names another scheduler than docker (docs/contracts.md)."""
+    from ..settings import other_scheduler
+
     context.state.require_app(app)
-    selected = context.state.get_property("scheduler", "selected", app=app)
-    return bool(selected) and selected != "docker"
+    return other_scheduler(context.state, app)
 
 
 def _oneoff(
@@ -184,6 +185,14 @@ def run_detached(context: Context, app: str, command: tuple[str, ...]) -> None:
     """
     from ..scheduler import create_container
 
+    if _other_scheduler(context, app):  # e.g. swarm: a one-off job task on the cluster
+        from skiff.contracts import OneOff
+
+        argv = ("/bin/sh", "-c", command[0]) if len(command) == 1 else tuple(command)
+        oneoff = OneOff(app, argv, role="run", detach=True)
+        if context.hook.skiff_run_oneoff(context=context, oneoff=oneoff, write=click.echo) is None:
+            raise SkiffError(f"no scheduler runs {app}'s one-off tasks")
+        return
     c, kwargs = _oneoff(context, app, command)
     name = f"{app}.{kwargs['environment']['DYNO']}"
     kwargs.update(name=name, auto_remove=True)
@@ -252,7 +261,11 @@ def enter(context: Context, app: str, target: str | None, command: tuple[str, ..
     """Run a shell (or COMMAND) inside a running container: enter APP [PROCESS.N [COMMAND...]]"""
     from ..scheduler import running_instances
 
-    context.state.require_app(app)
+    if _other_scheduler(context, app):
+        raise SkiffError(
+            f"{app} runs on another scheduler, whose containers are not on this host: "
+            f"use 'run {app} COMMAND' (a one-off task of the current release)"
+        )
     c = engine.client()
     running = [e for e in running_instances(c, app) if e.get("State") == "running"]
     if target:
