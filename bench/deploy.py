@@ -359,10 +359,17 @@ def print_timelines() -> dict[str, list[dict[str, float]]]:
     return tables
 
 
+def _segment(kind: str, start: str, end: str = "git.hook.updates-read") -> list[float]:
+    """Seconds from the server mark ``start`` to ``end`` in each round of ``kind`` (git running the hook)."""
+    steps = TIMELINES.get(kind, {})
+    return [(b - a) / 1000 for a, b in zip(steps.get(f"server: {start}", []), steps.get(f"server: {end}", []))]
+
+
 def print_one_start(skiff: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     """One start per push against the hook's second start, same rounds: medians and paired ratios."""
     one, two = "code-only redeploy", TWO_STARTS
     figures = {
+        "receive-pack -> refs read": (_segment(one, "git.receive-pack.start"), _segment(two, "git.receive-pack.exec")),
         "first remote: line": (FIRST_REMOTE.get(one, []), FIRST_REMOTE.get(two, [])),
         "command returned": (
             [v / 1000 for v in TIMELINES.get(one, {}).get("client: command returned", [])],
@@ -371,7 +378,7 @@ def print_one_start(skiff: dict[str, list[float]]) -> dict[str, dict[str, float]
         "new text served": (skiff.get(one, []), skiff.get(two, [])),
     }
     print("\n  code-only push, one start vs the hook's second start (medians; ratio: median of the rounds' ratios)")
-    print(f"    {'client sees':<22} {'one start':>10} {'two starts':>10} {'ratio':>7}")
+    print(f"    {'what':<26} {'one start':>10} {'two starts':>10} {'ratio':>7}")
     rows = {}
     for name, (ours, before) in figures.items():
         pairs = [(a, b) for a, b in zip(ours, before) if b]
@@ -379,7 +386,7 @@ def print_one_start(skiff: dict[str, list[float]]) -> dict[str, dict[str, float]
             continue
         a, b = statistics.median(ours) * 1000, statistics.median(before) * 1000
         ratio = statistics.median(x / y for x, y in pairs)
-        print(f"    {name:<22} {a:>8.0f}ms {b:>8.0f}ms {ratio:>6.2f}x")
+        print(f"    {name:<26} {a:>8.0f}ms {b:>8.0f}ms {ratio:>6.2f}x")
         rows[name] = {
             "one_start_ms": round(a, 1),
             "two_starts_ms": round(b, 1),
