@@ -184,7 +184,9 @@ class SkiffServer:
             line = raw.decode("utf-8", "replace")
             if line.startswith("Authenticated to"):
                 marks.setdefault("client: ssh authenticated", now)
-            elif line.startswith(("remote: -----> ", "-----> ")):
+            if line.startswith("remote:"):
+                marks.setdefault("client: first remote: line", now)
+            if line.startswith(("remote: -----> ", "-----> ")):
                 marks.setdefault("client: first step line", now)
             tail = (tail + [line])[-40:]
         if proc.wait(300) != 0:
@@ -213,12 +215,17 @@ def flask_files(greeting_prefix: str = "") -> dict[str, str]:
     return files
 
 
-def skiff_round(server: SkiffServer, work: Path) -> dict[str, float]:
+#: the second code-only push of each round: the pre-receive hook starts skiff again
+#: (``git:set --global hook-in-process false``, the way every push went before issue 18)
+TWO_STARTS = "code-only (two starts)"
+
+
+def skiff_round(server: SkiffServer, work: Path, index: int = 0) -> dict[str, float]:
     app = f"bench{secrets.token_hex(3)}"
     host = f"{app}.{DOMAIN}"
     result: dict[str, float] = {}
     try:
-        _skiff_round(server, work, app, host, result)
+        _skiff_round(server, work, app, host, result, two_starts_first=index % 2 == 1)
     finally:
         try:
             server.ssh("apps:destroy", app, "--force")
@@ -227,8 +234,38 @@ def skiff_round(server: SkiffServer, work: Path) -> dict[str, float]:
     return result
 
 
-def _skiff_round(server: SkiffServer, work: Path, app: str, host: str, result: dict[str, float]) -> None:
-    from skiff.testing.sshd import commit_files, init_repo
+def _code_push(server: SkiffServer, probe: Prober, repo: Path, app: str, text: str, kind: str) -> float:
+    """Push a code change (``text`` is what it serves) in the mode ``kind`` names; return push -> served."""
+    from skiff.testing.sshd import commit_files
+
+    two_starts = kind == TWO_STARTS
+    if two_starts:
+        server.local("git:set", "--global", "hook-in-process", "false")
+    try:
+        commit_files(repo, {"app.py": flask_files(text)["app.py"]}, f"code change {text}")
+        t0, marks = server.push_timed(repo, app)
+        t1 = probe.wait_for(f"{text} hello from flask", t0)
+    finally:
+        if two_starts:
+            server.local("git:set", "--global", "hook-in-process", "true")
+    record_timeline("code-only redeploy" if not two_starts else TWO_STARTS, server, t0, marks_with(marks, t1))
+    if "client: first remote: line" in marks:
+        FIRST_REMOTE.setdefault(kind, []).append(marks["client: first remote: line"] - t0)
+    return t1 - t0
+
+
+def marks_with(marks: dict[str, float], served: float) -> dict[str, float]:
+    return {**marks, "client: new text served": served}
+
+
+#: time from ``git push`` to its first ``remote:`` line, per push mode
+FIRST_REMOTE: dict[str, list[float]] = {}
+
+
+def _skiff_round(
+    server: SkiffServer, work: Path, app: str, host: str, result: dict[str, float], two_starts_first: bool = False
+) -> None:
+    from skiff.testing.sshd import init_repo
 
     with Prober(server.nginx.http_port, host) as probe:
         repo = init_repo(work / app, flask_files())
@@ -237,17 +274,21 @@ def _skiff_round(server: SkiffServer, work: Path, app: str, host: str, result: d
         t_first = probe.wait_for("hello from flask", t0)
         result["cold deploy"] = t_first - t0
 
-        commit_files(repo, {"app.py": flask_files("v2")["app.py"]}, "code change")
+        # Two code-only pushes: one start per push (the default) and the hook's second start,
+        # in alternating order from round to round (v2 first, then v3).
         t_code = time.monotonic()
-        t0, marks = server.push_timed(repo, app)
-        t1 = probe.wait_for("v2 hello from flask", t0)
-        result["code-only redeploy"] = t1 - t0
-        record_timeline("code-only redeploy", server, t0, {**marks, "client: new text served": t1})
-        time.sleep(0.3)
-        result["code-only gap"] = probe.longest_gap(t0, time.monotonic())
-
+        kinds_in_order = ["code-only redeploy", TWO_STARTS]
+        if two_starts_first:
+            kinds_in_order.reverse()
+        for text, kind in zip(("v2", "v3"), kinds_in_order):
+            t0 = time.monotonic()
+            result[kind] = _code_push(server, probe, repo, app, text, kind)
+            time.sleep(0.3)
+            gap = probe.longest_gap(t0, time.monotonic())
+            if kind == "code-only redeploy":
+                result["code-only gap"] = gap
         t0, marks = server.ssh_timed("config:set", app, "GREETING=meow")
-        t1 = probe.wait_for("v2 meow", t0)
+        t1 = probe.wait_for("v3 meow", t0)
         result["config:set"] = t1 - t0
         record_timeline("config:set", server, t0, {**marks, "client: new text served": t1})
         time.sleep(0.3)
@@ -256,7 +297,7 @@ def _skiff_round(server: SkiffServer, work: Path, app: str, host: str, result: d
         t0 = time.monotonic()
         server.ssh("ps:scale", app, "web=3")
         result["ps:scale web=1->3"] = time.monotonic() - t0
-        # Roll back to v2 (the code-only push, before GREETING was set).
+        # Roll back to v2 (a code-only push, before GREETING was set).
         t0 = time.monotonic()
         server.ssh("releases:rollback", app, "2")
         result["releases:rollback"] = probe.wait_for("v2 hello from flask", t0) - t0
@@ -272,7 +313,14 @@ def _skiff_round(server: SkiffServer, work: Path, app: str, host: str, result: d
                 flush=True,
             )
     releases = json.loads(server.sshd.ssh(["releases", app, "--format", "json"]).stdout)
-    kinds = {1: "cold deploy", 2: "code-only redeploy", 3: "config:set", 4: "ps:scale", 5: "releases:rollback"}
+    kinds = {
+        1: "cold deploy",
+        2: kinds_in_order[0],
+        3: kinds_in_order[1],
+        4: "config:set",
+        5: "ps:scale",
+        6: "releases:rollback",
+    }
     for release in releases:
         kind = kinds.get(release["version"])
         if kind is None:
@@ -309,6 +357,43 @@ def print_timelines() -> dict[str, list[dict[str, float]]]:
             before = at
         tables[kind] = table
     return tables
+
+
+def _segment(kind: str, start: str, end: str = "git.hook.updates-read") -> list[float]:
+    """Seconds from the server mark ``start`` to ``end`` in each round of ``kind`` (git running the hook)."""
+    steps = TIMELINES.get(kind, {})
+    return [(b - a) / 1000 for a, b in zip(steps.get(f"server: {start}", []), steps.get(f"server: {end}", []))]
+
+
+def print_one_start(skiff: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """One start per push against the hook's second start, same rounds: medians and paired ratios."""
+    one, two = "code-only redeploy", TWO_STARTS
+    figures = {
+        "receive-pack -> refs read": (_segment(one, "git.receive-pack.start"), _segment(two, "git.receive-pack.exec")),
+        "first remote: line": (FIRST_REMOTE.get(one, []), FIRST_REMOTE.get(two, [])),
+        "command returned": (
+            [v / 1000 for v in TIMELINES.get(one, {}).get("client: command returned", [])],
+            [v / 1000 for v in TIMELINES.get(two, {}).get("client: command returned", [])],
+        ),
+        "new text served": (skiff.get(one, []), skiff.get(two, [])),
+    }
+    print("\n  code-only push, one start vs the hook's second start (medians; ratio: median of the rounds' ratios)")
+    print(f"    {'what':<26} {'one start':>10} {'two starts':>10} {'ratio':>7}")
+    rows = {}
+    for name, (ours, before) in figures.items():
+        pairs = [(a, b) for a, b in zip(ours, before) if b]
+        if not pairs:
+            continue
+        a, b = statistics.median(ours) * 1000, statistics.median(before) * 1000
+        ratio = statistics.median(x / y for x, y in pairs)
+        print(f"    {name:<26} {a:>8.0f}ms {b:>8.0f}ms {ratio:>6.2f}x")
+        rows[name] = {
+            "one_start_ms": round(a, 1),
+            "two_starts_ms": round(b, 1),
+            "ratio": round(ratio, 3),
+            "n": len(pairs),
+        }
+    return rows
 
 
 # -- baseline: docker build + docker run ------------------------------------------------------
@@ -422,7 +507,7 @@ def main() -> None:
     try:
         for i in range(n):
             for label, fn in (
-                ("skiff", lambda: skiff_round(server, work)),
+                ("skiff", lambda i=i: skiff_round(server, work, i)),
                 ("docker build + run", lambda: baseline_round(work, free_port())),
             ):
                 try:
@@ -442,6 +527,7 @@ def main() -> None:
     targets = {
         "cold deploy": 5.0,
         "code-only redeploy": 2.0,
+        TWO_STARTS: None,
         "config:set": 1.5,
         "ps:scale web=1->3": None,
         "releases:rollback": None,
@@ -479,7 +565,9 @@ def main() -> None:
     for key, values in PHASES.items():
         print(f"    {key:<34} {statistics.median(values):>6.2f}s")
     timelines = print_timelines()
+    one_start = print_one_start(samples["skiff"])
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["deploy one start"] = {"unit": "ms", "rows": one_start, "when": time.strftime("%Y-%m-%d %H:%M")}
     results["deploy timeline"] = {"unit": "ms", "tables": timelines, "when": time.strftime("%Y-%m-%d %H:%M")}
     results["deploy"] = {
         "unit": "s",

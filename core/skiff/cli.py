@@ -381,8 +381,8 @@ def run(cli: click.Group, context: Context, args: Sequence[str]) -> int:
 
 
 def _invoke(cli: click.Group, context: Context, args: Sequence[str], logged: list[int]) -> int:
-    out = context.output
-    try:
+    def invoke() -> int:
+        nonlocal args
         if args and args[0] == "ssh-command":
             context.via_ssh = True
             context.ssh_key_name = os.environ.get("SKIFF_KEY_NAME")
@@ -394,6 +394,20 @@ def _invoke(cli: click.Group, context: Context, args: Sequence[str], logged: lis
             access.authorize(cli, context, args)
         _settle_user(cli, context, args)
         result = cli.main(list(args), prog_name="skiff", standalone_mode=False, obj=context)
+        return result if isinstance(result, int) else 0
+
+    return run_guarded(context, invoke)
+
+
+def run_guarded(context: Context, call: Callable[[], int | None]) -> int:
+    """Run ``call``; return its status, or turn its error into one ``!     message`` line and a status.
+
+    What :func:`main` does with a command's errors; also for work that runs inside a
+    command, like the deploy of a push's pre-receive hook (``skiff_git.receiver``).
+    """
+    out = context.output
+    try:
+        result = call()
         return result if isinstance(result, int) else 0
     except SkiffError as exc:
         _trace()

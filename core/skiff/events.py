@@ -10,7 +10,6 @@ state database (0600).
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 import shlex
@@ -70,6 +69,8 @@ def who(context: Any) -> str:
     key = getattr(context, "ssh_key_name", None) or os.environ.get(KEY_NAME_ENV)
     if key:
         return key
+    import getpass
+
     try:
         return f"local:{getpass.getuser()}"
     except Exception:

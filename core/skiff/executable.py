@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -22,6 +21,8 @@ def skiff_executable() -> str:
         return str(candidate)
     if Path(sys.argv[0]).name == "skiff" and Path(sys.argv[0]).exists():
         return str(Path(sys.argv[0]).resolve())
+    import shutil
+
     found = shutil.which("skiff")
     if found:
         return str(Path(found).resolve())

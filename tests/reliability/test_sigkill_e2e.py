@@ -1,7 +1,8 @@
 """SIGKILL of the real server-side skiff in the middle of a real docker build and of a deploy.
 
-A ``git push`` runs ``skiff git-hook APP`` (the pre-receive hook) on the server. The
-test waits until the build container (label ``skiff.build-for``) or the new release's
+A ``git push`` runs its deploy in the server's ``skiff ssh-command`` process (its
+pre-receive hook hands the refs to it; ``skiff git-hook APP`` when the hook runs skiff
+itself). The test waits until the build container (label ``skiff.build-for``) or the new release's
 container (``APP.web.1.vN``) runs, then kills that process with SIGKILL. The push is
 rejected, the old release keeps serving through nginx, and the next push works (no stale
 lock), after which no leftover containers remain and no release is left pending.
@@ -28,16 +29,20 @@ pytestmark = pytest.mark.e2e
 
 
 def hook_pids(app: str) -> list[int]:
-    """Processes running ``skiff git-hook APP``."""
+    """Processes running the push's deploy: ``skiff ssh-command`` (git-receive-pack 'APP') or ``skiff git-hook APP``."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"ssh-command" in argv:
+                environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
         if b"git-hook" in argv and app.encode() in argv:
+            pids.append(int(entry.name))
+        elif b"ssh-command" in argv and f"SSH_ORIGINAL_COMMAND=git-receive-pack '{app}'".encode() in environ:
             pids.append(int(entry.name))
     return pids
 

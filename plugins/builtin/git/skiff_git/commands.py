@@ -37,9 +37,9 @@ COMMITTER = {
 @click.command("git-receive-pack", hidden=True)
 @click.argument("path")
 @pass_context
-def git_receive_pack(context: Context, path: str) -> None:
+def git_receive_pack(context: Context, path: str) -> int:
     """Receive a push (run by git over SSH)."""
-    push.receive_pack(context, path)
+    return push.receive_pack(context, path)
 
 
 @access.app_command(app="path", resolve=repos.app_from_path)

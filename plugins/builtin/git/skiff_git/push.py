@@ -36,8 +36,8 @@ LOCK_FD_ENV = "SKIFF_GIT_PUSH_LOCK_FD"
 KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # as ssh-keys writes them
 
 
-def acquire_push_lock(context: Context, app: str, output: Output) -> int:
-    """Take the app's push lock; return its (inheritable) file descriptor."""
+def acquire_push_lock(context: Context, app: str, output: Output, inheritable: bool = True) -> int:
+    """Take the app's push lock; return its file descriptor (inheritable unless told otherwise)."""
     path = lock_path(context.root, f"git-push-{app}")
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     try:
@@ -54,7 +54,7 @@ def acquire_push_lock(context: Context, app: str, output: Output) -> int:
                     os.close(fd)
                     raise LockTimeout(f"timed out waiting for another push of {app}") from None
                 time.sleep(0.05)
-    os.set_inheritable(fd, True)
+    os.set_inheritable(fd, inheritable)
     return fd
 
 
@@ -86,23 +86,37 @@ def _create_app(context: Context, app: str) -> None:
     context.output.step(f"Created app {app}")
 
 
-def receive_pack(context: Context, path_arg: str) -> None:
-    """Validate, create what is missing, lock, then exec ``git receive-pack``."""
+def receive_pack(context: Context, path_arg: str) -> int:
+    """Validate, create what is missing, lock, then run ``git receive-pack``; return its status.
+
+    With ``hook-in-process`` on (the default) git runs as a child and this process
+    runs the pre-receive hook's deploy (:mod:`skiff_git.receiver`); off, git replaces
+    this process and the hook starts ``skiff git-hook``.
+    """
     app = repos.app_from_path(path_arg)
     context.output = Output(stream=sys.stderr)
+    in_process = repos.hook_in_process(context)
     with _stdout_to_stderr():
         if not context.state.app_exists(app):
             if not repos.auto_create(context):
                 raise NotFound(f"app {app} does not exist and auto-create is off; run apps:create {app} first")
-        fd = acquire_push_lock(context, app, context.output)
+        fd = acquire_push_lock(context, app, context.output, inheritable=not in_process)
         if not context.state.app_exists(app):
             _create_app(context, app)
         repo = repos.ensure_repo(context, app)
-    max_size = repos.limit(context, "max-push-size")
+    argv = receive_pack_argv(repo, repos.limit(context, "max-push-size"))
+    if in_process:
+        from . import receiver
+
+        timeline.mark("git.receive-pack.start")
+        try:  # the lock is this process's (not inherited): held until git has updated the refs
+            return receiver.serve(context, app, repo, argv, repos.clean_env())
+        finally:
+            os.close(fd)
     context.close()
     timeline.mark("git.receive-pack.exec")
     # The lock fd stays open (inheritable): git receive-pack holds the lock until it exits.
-    os.execvpe("git", receive_pack_argv(repo, max_size), repos.clean_env({LOCK_FD_ENV: str(fd)}))
+    os.execvpe("git", argv, repos.clean_env({LOCK_FD_ENV: str(fd)}))
 
 
 def receive_pack_argv(repo: Path, max_size: int) -> list[str]:

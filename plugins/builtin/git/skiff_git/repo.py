@@ -342,6 +342,13 @@ SETTINGS = Namespace(
         Setting("archive-max-members", type=parse_count, default=100_000, scope="global", help="git:from-archive"),
         Setting("max-push-size", type=parse_size, default=UNITS["G"], scope="global", help="largest push"),
         Setting("image-max-size", type=parse_size, default=4 * UNITS["G"], scope="global", help="git:load-image"),
+        Setting(
+            "hook-in-process",
+            type=bool,
+            default=True,
+            scope="global",
+            help="the push's ssh-command runs the deploy (off: the hook starts skiff again)",
+        ),
     ),
     apply=_apply,
     report=_report,
@@ -356,6 +363,11 @@ def limit(context: Context, key: str) -> int:
 
 def auto_create(context: Context) -> bool:
     return bool(SETTINGS.get(context.state, "auto-create"))
+
+
+def hook_in_process(context: Context) -> bool:
+    """A push over SSH runs its deploy in the ``ssh-command`` process (:mod:`skiff_git.receiver`)."""
+    return bool(SETTINGS.get(context.state, "hook-in-process"))
 
 
 def keep_git_dir(context: Context, app: str) -> bool:
@@ -390,11 +402,30 @@ def set_head(repo: Path, branch: str) -> None:
 # -- the repository --------------------------------------------------------------------
 
 
+#: The hook's side of :mod:`skiff_git.receiver` (static text: no name, path or input in it).
+HOOK_IN_PROCESS = """\
+if [ -n "${SKIFF_GIT_HOOK_DIR-}" ]; then
+    # The push's own skiff ssh-command runs the deploy (docs/git.md, "One Python start per push").
+    # Each FIFO is opened read-write first so that no open blocks if that process is gone.
+    dir=$SKIFF_GIT_HOOK_DIR
+    exec 3<>"$dir/output" 4<"$dir/output" 3<&- 5<>"$dir/request" 6>"$dir/request" 5<&-
+    { printf '%s\\n' "${GIT_QUARANTINE_PATH-}" && cat && echo end; } >&6
+    exec 6>&-
+    cat <&4
+    read -r status <"$dir/status" 2>/dev/null || status=1
+    case $status in ''|*[!0-9]*) status=1 ;; esac
+    exit "$status"
+fi
+"""
+
+
 def hook_script(context: Context, app: str) -> str:
+    """The pre-receive hook: :data:`HOOK_IN_PROCESS`, else start ``skiff git-hook APP``."""
     root = shlex.quote(str(context.root.resolve()))
     return (
         "#!/bin/sh\n"
         f"{HOOK_MARKER}; rewritten on every push, do not edit.\n"
+        f"{HOOK_IN_PROCESS}"
         f"SKIFF_ROOT={root}\n"
         "export SKIFF_ROOT\n"
         f"exec {shlex.quote(skiff_executable())} git-hook {shlex.quote(validate.app_name(app))}\n"

@@ -1,8 +1,9 @@
 """Test plugin for the git e2e tests: a build that waits at a gate, and a probe.
 
 A source with a ``PROBE`` file (a path) gets a JSON report written there at
-build time: the files of the workdir, the push-lock files the build process
-holds open, and, when it has a ``.git``, its HEAD and ``git status --porcelain``.
+build time: the files of the workdir, the push-lock files a process started by
+the build inherits (``close_fds=False``: every inheritable descriptor), and,
+when it has a ``.git``, its HEAD and ``git status --porcelain``.
 
 A source with a ``GATE`` file (JSON ``{"announce": PATH, "wait": PATH}``)
 touches ``announce`` when its build starts, prints a line, and waits until
@@ -13,24 +14,33 @@ server-side skiff with ``SKIFF_PLUGINS`` and ``PYTHONPATH``.
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from skiff import hookimpl
 
 TIMEOUT = 20.0
+INHERITED_LOCKS = """
+import json, os
+found = []
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        continue
+    if "/git-push-" in target:
+        found.append(target)
+print(json.dumps(found))
+"""
 
 
 def _probe(workdir: Path) -> None:
     files = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*") if p.is_file() and ".git" not in p.parts)
-    locks = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if "/git-push-" in target:
-            locks.append(target)
+    listed = subprocess.run(
+        [sys.executable, "-c", INHERITED_LOCKS], capture_output=True, text=True, close_fds=False, check=True
+    )
+    locks = json.loads(listed.stdout)
     report = {"files": files, "head": None, "status": None, "push_lock_fds": locks}
     if (workdir / ".git").is_dir():
 

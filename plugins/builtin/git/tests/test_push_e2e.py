@@ -266,7 +266,7 @@ def test_push_with_submodule_and_keep_git_dir(sshd, tmp_path, skiff_root, git_da
     report = json.loads(probe.read_text())
     assert "vendor/lib/lib.py" in report["files"]
     assert report["head"] == sha and report["status"] == ""
-    assert report["push_lock_fds"] == []  # the hook closed its copy; receive-pack holds the lock
+    assert report["push_lock_fds"] == []  # nothing the deploy starts inherits the push lock
 
     # a submodule on the server's own disk is refused: the push is rejected, the branch stays
     subprocess.run(

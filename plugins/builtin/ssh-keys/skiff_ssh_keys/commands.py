@@ -17,7 +17,7 @@ from skiff.errors import NotFound, SkiffError
 from skiff.locks import file_lock, lock_path
 
 from . import PLUGIN, keys
-from .plugin import PATH_PROPERTY, SETTINGS, role_property, stored_role
+from .plugin import PATH_PROPERTY, role_property, settings_namespace, stored_role
 
 DEFAULT_ROLE = "deployer"
 
@@ -35,7 +35,7 @@ def authorized_keys_path(context: Context) -> Path:
     """``$SKIFF_AUTHORIZED_KEYS``, else the global setting, else ``~skiff/.ssh/authorized_keys``."""
     if not (context.root / "skiff.db").exists():  # nothing stored yet: do not create the store here
         return Path(os.environ.get(keys.AUTHORIZED_KEYS_ENV) or keys.default_path())
-    return Path(SETTINGS.get(context.state, PATH_PROPERTY) or keys.default_path())
+    return Path(settings_namespace().get(context.state, PATH_PROPERTY) or keys.default_path())
 
 
 def _lock(context: Context):
@@ -166,7 +166,7 @@ def _is_named(line: str, name: str) -> bool:
 @pass_context
 def ssh_keys_set(context: Context, key: str, value: str | None) -> None:
     """Set where keys are written: ssh-keys:set authorized-keys-file [PATH] (no PATH: default)."""
-    stored = SETTINGS.set(context, key, value)
+    stored = settings_namespace().set(context, key, value)
     if stored:
         context.output.step(f"Keys are written to {stored}")
     else:

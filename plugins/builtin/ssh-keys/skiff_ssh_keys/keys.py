@@ -24,7 +24,8 @@ from pathlib import Path
 from skiff.errors import SkiffError, ValidationError
 from skiff.executable import skiff_executable
 
-AUTHORIZED_KEYS_ENV = "SKIFF_AUTHORIZED_KEYS"
+from . import AUTHORIZED_KEYS_ENV
+
 DEFAULT_USER = "skiff"
 KEY_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 KEY_TYPE = re.compile(r"\A(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9-]+@openssh\.com)\Z")

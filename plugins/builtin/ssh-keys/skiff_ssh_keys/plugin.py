@@ -12,17 +12,25 @@ it is an admin.
 
 from __future__ import annotations
 
+import functools
 import os
-
-import click
+from typing import TYPE_CHECKING
 
 from skiff import access, hookimpl
 from skiff.context import Context
-from skiff.contracts import BackupPart
 from skiff.errors import ValidationError
-from skiff.settings import Namespace, Setting
 
-from . import PLUGIN, keys
+from . import AUTHORIZED_KEYS_ENV, PLUGIN
+
+if TYPE_CHECKING:  # pragma: no cover
+    import click
+
+    from skiff.contracts import BackupPart
+    from skiff.settings import Namespace
+
+# Every SSH command asks this plugin for the key's role (skiff_key_role): the module
+# imports only what that needs. The key file code, the settings and the commands are
+# imported when a hook that needs them is called.
 
 LEGACY_ROLE = "admin"  # keys added before roles existed
 PATH_PROPERTY = "authorized-keys-file"
@@ -34,22 +42,26 @@ def _absolute(value: str) -> str:
     return value
 
 
-#: ``ssh-keys:set authorized-keys-file PATH`` is the plugin's own command (no ``--global``: it has no other form)
-SETTINGS = Namespace(
-    PLUGIN,
-    (
-        Setting(
-            PATH_PROPERTY,
-            type=_absolute,
-            default="",
-            scope="global",
-            env=keys.AUTHORIZED_KEYS_ENV,
-            level="root",
-            help="the authorized_keys file keys are written to (default ~skiff/.ssh/authorized_keys)",
+@functools.cache
+def settings_namespace() -> Namespace:
+    """The plugin's settings: ``ssh-keys:set authorized-keys-file PATH`` (no ``--global``: it has no other form)."""
+    from skiff.settings import Namespace, Setting
+
+    return Namespace(
+        PLUGIN,
+        (
+            Setting(
+                PATH_PROPERTY,
+                type=_absolute,
+                default="",
+                scope="global",
+                env=AUTHORIZED_KEYS_ENV,
+                level="root",
+                help="the authorized_keys file keys are written to (default ~skiff/.ssh/authorized_keys)",
+            ),
         ),
-    ),
-    commands=(),
-)
+        commands=(),
+    )
 
 
 @hookimpl
@@ -74,7 +86,7 @@ def stored_role(context: Context, name: str) -> str:
 
 @hookimpl
 def skiff_settings() -> list[Namespace]:
-    return [SETTINGS]
+    return [settings_namespace()]
 
 
 @hookimpl(trylast=True)
@@ -93,6 +105,8 @@ def skiff_key_exists(context: Context, key: str) -> bool:
 @hookimpl
 def skiff_backup_parts(context: Context) -> list[BackupPart]:
     """The keys in authorized_keys (a host file, so a dump); restored before services and apps."""
+    from skiff.contracts import BackupPart
+
     from .commands import backup_dump, backup_restore
 
     return [
