@@ -40,9 +40,10 @@ def client(timeout: int = DEFAULT_TIMEOUT, *, ping: bool = True, base_url: str |
 
     The SDK asks the engine its API version when it connects; ``ping`` asks
     once more that it answers (``False`` saves that round trip). For the
-    local engine both happen once per process: a later client (a push makes
+    local engine they happen once per process: a later client (a push makes
     several: builder, stack, scheduler) reuses the version the first one
-    got and the first ping (:func:`reset` forgets them). ``base_url``
+    got, and the engine having answered it stands for the ping
+    (:func:`reset` forgets it). ``base_url``
     (``unix:///PATH``, ``tcp://HOST:PORT``) names another engine than the
     local one (a swarm manager).
     """
@@ -59,11 +60,11 @@ def client(timeout: int = DEFAULT_TIMEOUT, *, ping: bool = True, base_url: str |
         elif known:
             c = docker.from_env(timeout=timeout, version=known)
         else:
-            c = docker.from_env(timeout=timeout)
+            c = docker.from_env(timeout=timeout)  # asks the engine's version: it answered
         if ping and not known:
             c.ping()
-            if not base_url:
-                _reached = (host, str(c.api.api_version))
+        if not base_url:
+            _reached = (host, str(c.api.api_version))
     except Exception as exc:
         if base_url:
             raise SkiffError(f"cannot reach the Docker engine at {base_url} ({_one_line(exc)})") from exc

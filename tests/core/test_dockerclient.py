@@ -46,18 +46,18 @@ def fake_docker(monkeypatch):
 
 def test_client_passes_the_timeout_and_pings(fake_docker):
     made, _ = fake_docker
-    assert dockerclient.client(300, ping=False).pings == 0
     c = dockerclient.client(900)
-    assert c.timeout == 900 and c.pings == 1 and c.version is None
+    assert c is made[0] and c.timeout == 900 and c.pings == 1 and c.version is None
+    assert dockerclient.client(300, ping=False).pings == 0
     assert dockerclient.client() is not c  # a new client each time
 
 
 def test_later_local_clients_reuse_the_version_and_the_ping(fake_docker, monkeypatch):
     made, _ = fake_docker
     monkeypatch.delenv("DOCKER_HOST", raising=False)
-    first = dockerclient.client(600)
+    first = dockerclient.client(600, ping=False)
     second = dockerclient.client(120)
-    assert (first.pings, first.version) == (1, None)  # asked the engine, pinged it
+    assert (first.pings, first.version) == (0, None)  # asked the engine its version: it answered
     assert (second.pings, second.version) == (0, "1.41")  # no GET /version, no ping
     monkeypatch.setenv("DOCKER_HOST", "unix:///other.sock")  # another engine: asked again
     assert (dockerclient.client(120).pings, made[-1].version) == (1, None)
