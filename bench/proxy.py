@@ -8,7 +8,8 @@ rounds (default 3): latency (p50/p99) with one connection, so queueing in the ap
 does not hide the proxy's hop, and requests/s with BENCH_CONNECTIONS (default 16);
 BENCH_SECONDS (default 5) each.
 
-Targets: p50 overhead under 0.5 ms; at least 80% of the direct throughput.
+Targets (issue 18): p50 overhead at most 0.3 ms; at least 85% of the direct throughput, with
+the app's access log on (the nginx plugin's own config, as deployed).
 """
 
 from __future__ import annotations
@@ -98,12 +99,14 @@ def main() -> None:
         wrk(direct_url, None, 1, connections)  # warm up both paths
         wrk(proxy_url, host, 1, connections)
         samples: dict[str, list[dict[str, float]]] = {"direct": [], "nginx": []}
+        paths = (("direct", direct_url, None), ("nginx", proxy_url, host))
         for _ in range(runs(3)):
-            for name, url, header in (("direct", direct_url, None), ("nginx", proxy_url, host)):
-                # latency: one connection (no queueing); throughput: many
-                one = wrk(url, header, seconds, 1)
-                many = wrk(url, header, seconds, connections)
-                samples[name].append({"p50": one["p50"], "p99": one["p99"], "rps": many["rps"]})
+            # latency: one connection (no queueing); throughput: many. The two paths run back to
+            # back for each figure, so a burst of other load hits both of a pair alike.
+            many = {name: wrk(url, header, seconds, connections) for name, url, header in paths}
+            one = {name: wrk(url, header, seconds, 1) for name, url, header in paths}
+            for name, _url, _header in paths:
+                samples[name].append({"p50": one[name]["p50"], "p99": one[name]["p99"], "rps": many[name]["rps"]})
     finally:
         nginx.stop()
         cleanup(root)
@@ -114,8 +117,14 @@ def main() -> None:
     med = {k: {m: statistics.median(s[m] for s in v) for m in ("rps", "p50", "p99")} for k, v in samples.items()}
     overhead = med["nginx"]["p50"] - med["direct"]["p50"]
     share = med["nginx"]["rps"] / med["direct"]["rps"]
-    print(f"\n  p50 overhead {overhead:.3f} ms (target < 0.5 ms): {'ok' if overhead < 0.5 else 'MISSED'}")
-    print(f"  throughput through nginx {share:.0%} of direct (target >= 80%): {'ok' if share >= 0.8 else 'MISSED'}")
+    pairs = [n["rps"] / d["rps"] for n, d in zip(samples["nginx"], samples["direct"])]
+    pair_overheads = [n["p50"] - d["p50"] for n, d in zip(samples["nginx"], samples["direct"])]
+    print(
+        f"\n  per round (nginx / direct of the same round): throughput {statistics.median(pairs):.0%} "
+        f"(min {min(pairs):.0%}, max {max(pairs):.0%}); p50 overhead {statistics.median(pair_overheads):.3f} ms"
+    )
+    print(f"\n  p50 overhead {overhead:.3f} ms (target <= 0.3 ms): {'ok' if overhead <= 0.3 else 'MISSED'}")
+    print(f"  throughput through nginx {share:.0%} of direct (target >= 85%): {'ok' if share >= 0.85 else 'MISSED'}")
 
 
 if __name__ == "__main__":

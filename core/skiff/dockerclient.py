@@ -31,24 +31,40 @@ DEFAULT_TIMEOUT = 120  # seconds per API call
 
 _shared: dict[int, docker.DockerClient] = {}
 _lock = threading.Lock()
+#: the local engine as this process last reached it: (DOCKER_HOST, API version), after one ping
+_reached: tuple[str, str] | None = None
 
 
 def client(timeout: int = DEFAULT_TIMEOUT, *, ping: bool = True, base_url: str | None = None) -> docker.DockerClient:
     """A new client whose API calls time out after ``timeout`` seconds.
 
     The SDK asks the engine its API version when it connects; ``ping`` asks
-    once more that it answers (``False`` saves that round trip). ``base_url``
+    once more that it answers (``False`` saves that round trip). For the
+    local engine they happen once per process: a later client (a push makes
+    several: builder, stack, scheduler) reuses the version the first one
+    got, and the engine having answered it stands for the ping
+    (:func:`reset` forgets it). ``base_url``
     (``unix:///PATH``, ``tcp://HOST:PORT``) names another engine than the
     local one (a swarm manager).
     """
+    global _reached
     try:
         import docker
     except ImportError:
         raise SkiffError("the docker Python package is not installed (pip install 'docker>=7')") from None
+    host = os.environ.get("DOCKER_HOST", "")
+    known = _reached[1] if _reached is not None and _reached[0] == host and not base_url else None
     try:
-        c = docker.DockerClient(base_url=base_url, timeout=timeout) if base_url else docker.from_env(timeout=timeout)
-        if ping:
+        if base_url:
+            c = docker.DockerClient(base_url=base_url, timeout=timeout)
+        elif known:
+            c = docker.from_env(timeout=timeout, version=known)
+        else:
+            c = docker.from_env(timeout=timeout)  # asks the engine's version: it answered
+        if ping and not known:
             c.ping()
+        if not base_url:
+            _reached = (host, str(c.api.api_version))
     except Exception as exc:
         if base_url:
             raise SkiffError(f"cannot reach the Docker engine at {base_url} ({_one_line(exc)})") from exc
@@ -66,9 +82,11 @@ def shared(timeout: int = DEFAULT_TIMEOUT) -> docker.DockerClient:
 
 
 def reset() -> None:
-    """Forget the shared clients: the next :func:`shared` connects again."""
+    """Forget the shared clients and the engine's version: the next client connects and pings again."""
+    global _reached
     with _lock:
         _shared.clear()
+        _reached = None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -13,10 +13,12 @@ from skiff.errors import SkiffError
 
 
 class FakeClient:
-    def __init__(self, timeout: int, fail_ping: bool = False) -> None:
+    def __init__(self, timeout: int, fail_ping: bool = False, version: str | None = None) -> None:
         self.timeout = timeout
         self.fail_ping = fail_ping
         self.pings = 0
+        self.version = version  # None: asked the engine (GET /version)
+        self.api = types.SimpleNamespace(api_version="1.41")
 
     def ping(self) -> bool:
         self.pings += 1
@@ -30,10 +32,10 @@ def fake_docker(monkeypatch):
     made: list[FakeClient] = []
     behaviour = {"fail_ping": False, "fail_connect": False}
 
-    def from_env(timeout: int) -> FakeClient:
+    def from_env(timeout: int, version: str | None = None) -> FakeClient:
         if behaviour["fail_connect"]:
             raise RuntimeError("Error while fetching server API version")
-        made.append(FakeClient(timeout, behaviour["fail_ping"]))
+        made.append(FakeClient(timeout, behaviour["fail_ping"], version))
         return made[-1]
 
     monkeypatch.setitem(sys.modules, "docker", types.SimpleNamespace(from_env=from_env))
@@ -45,9 +47,22 @@ def fake_docker(monkeypatch):
 def test_client_passes_the_timeout_and_pings(fake_docker):
     made, _ = fake_docker
     c = dockerclient.client(900)
-    assert c is made[0] and c.timeout == 900 and c.pings == 1
+    assert c is made[0] and c.timeout == 900 and c.pings == 1 and c.version is None
     assert dockerclient.client(300, ping=False).pings == 0
     assert dockerclient.client() is not c  # a new client each time
+
+
+def test_later_local_clients_reuse_the_version_and_the_ping(fake_docker, monkeypatch):
+    made, _ = fake_docker
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    first = dockerclient.client(600, ping=False)
+    second = dockerclient.client(120)
+    assert (first.pings, first.version) == (0, None)  # asked the engine its version: it answered
+    assert (second.pings, second.version) == (0, "1.41")  # no GET /version, no ping
+    monkeypatch.setenv("DOCKER_HOST", "unix:///other.sock")  # another engine: asked again
+    assert (dockerclient.client(120).pings, made[-1].version) == (1, None)
+    dockerclient.reset()
+    assert dockerclient.client(120).pings == 1  # after a reset (the engine restarted): asked again
 
 
 def test_shared_keeps_one_client_per_timeout_until_reset(fake_docker):

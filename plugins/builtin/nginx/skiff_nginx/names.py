@@ -100,6 +100,24 @@ def size(value: str) -> str:
     return value
 
 
+def size_bytes(value: str) -> int:
+    """The number of bytes of a :func:`size`."""
+    value = size(value)
+    unit = value[-1].lower()
+    factor = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(unit, 1)
+    return int(value.rstrip("kKmMgG")) * factor
+
+
+LOG_BUFFER_MAX = 1 << 20  # nginx allocates it per worker and per app
+
+
+def log_buffer(value: str) -> str:
+    """An access log buffer size: ``0`` (unbuffered) up to ``1m``."""
+    if size_bytes(value) > LOG_BUFFER_MAX:
+        raise ValidationError(f"invalid access log buffer {shown(value)}: at most 1m")
+    return value
+
+
 def duration(value: str) -> str:
     """An nginx time (``60s``, ``500ms``, ``2m``)."""
     if not DURATION.fullmatch(value or ""):

@@ -13,6 +13,8 @@ from . import names
 from .names import Mapping
 
 SHARED_FILE = "00-skiff.conf"
+ACCESS_LOG_BUFFER = "32k"  # per app: nginx:set APP access-log-buffer SIZE (0: unbuffered)
+ACCESS_LOG_FLUSH = "1s"  # a buffered line reaches the file at the latest this long after its request
 
 SHARED = """\
 # Written by skiff; do not edit. Shared by every app's config in this directory.
@@ -60,10 +62,20 @@ def _server_head(p: AppProxy, port: int, tls: bool) -> list[str]:
     if p.domains:
         lines.append(f"    server_name {' '.join(p.domains)};")
     if p.access_log:
-        lines.append(f"    access_log {p.access_log};")
+        lines.append(_access_log(p))
     if p.error_log:
         lines.append(f"    error_log {p.error_log};")
     return lines
+
+
+def _access_log(p: AppProxy) -> str:
+    """The app's access log, buffered by default: one write per ``access-log-buffer`` bytes or
+    second instead of one per request (the lines reach the file within a second, and when nginx
+    reloads, reopens its logs or stops). ``access-log-buffer 0`` writes every line at once."""
+    buffer = names.log_buffer(p.options.get("access-log-buffer", ACCESS_LOG_BUFFER))
+    if names.size_bytes(buffer) == 0:
+        return f"    access_log {p.access_log};"
+    return f"    access_log {p.access_log} combined buffer={buffer} flush={ACCESS_LOG_FLUSH};"
 
 
 def _challenge(p: AppProxy) -> list[str]:

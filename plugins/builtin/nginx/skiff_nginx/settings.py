@@ -74,6 +74,12 @@ APP_SETTINGS: tuple[Setting, ...] = (
     Setting("proxy-read-timeout", type=names.duration, default="60s", help="how long nginx waits for the app"),
     Setting("proxy-connect-timeout", type=names.duration, default="5s", help="how long nginx waits to connect"),
     Setting("keepalive", type=_keepalive, default="16", help="idle keep-alive connections to the app's containers"),
+    Setting(
+        "access-log-buffer",
+        type=names.log_buffer,
+        default="32k",
+        help="access log buffer: lines reach the file within 1s (0: every line at once)",
+    ),
 )
 
 

@@ -112,6 +112,28 @@ def test_render_http():
     assert "ssl" not in text and "return 301" not in text
 
 
+def test_access_log_is_buffered_by_default_and_unbuffered_with_0():
+    log = Path("/logs/catmeow-access.log")
+    text = render.render(_proxy(access_log=log))
+    assert f"access_log {log} combined buffer=32k flush=1s;" in text
+    text = render.render(_proxy(access_log=log, options={"access-log-buffer": "64k"}))
+    assert f"access_log {log} combined buffer=64k flush=1s;" in text
+    for off in ("0", "0k"):
+        text = render.render(_proxy(access_log=log, options={"access-log-buffer": off}))
+        assert f"access_log {log};" in text and "buffer=" not in text
+    assert "access_log" not in render.render(_proxy())
+
+
+def test_access_log_buffer_is_validated():
+    assert names.size_bytes("64k") == 65536 and names.size_bytes("1m") == 1 << 20 and names.size_bytes("0") == 0
+    assert names.log_buffer("1m") == "1m"
+    for bad in ("2m", "1g", "64k; include /etc/shadow", "", "-1"):
+        with pytest.raises(ValidationError):
+            names.log_buffer(bad)
+    with pytest.raises(ValidationError):
+        render.render(_proxy(access_log=Path("/l.log"), options={"access-log-buffer": "1g"}))
+
+
 def test_render_tls_redirects_http():
     p = _proxy(
         mappings=[Mapping("http", 80, 5000), Mapping("https", 443, 5000)],

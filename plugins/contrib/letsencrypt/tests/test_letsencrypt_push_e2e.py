@@ -5,6 +5,7 @@ by the python buildpack, run by the docker scheduler, behind the private nginx; 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,11 @@ def test_pushed_app_gets_a_certificate_from_pebble_over_ssh(
     tls = private_nginx.request(host=host, https=True, cafile=str(pebble.root))  # Pebble's root only
     assert (tls.status, tls.body) == (200, "Cat dreams meow..")
     assert private_nginx.request(host=host).status == 301
-    log = Path(sshd.skiff_env["SKIFF_ROOT"], "nginx", "logs", f"{app}-access.log").read_text()
+    log_file = Path(sshd.skiff_env["SKIFF_ROOT"], "nginx", "logs", f"{app}-access.log")
+    deadline = time.monotonic() + 5  # nginx buffers the log: a line reaches the file within a second
+    while "GET /.well-known/acme-challenge/" not in log_file.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = log_file.read_text()
     assert "GET /.well-known/acme-challenge/" in log and "LetsEncrypt-Pebble-VA" in log
     assert sshd.ssh(["letsencrypt:active", app]).stdout == "true\n"
 
