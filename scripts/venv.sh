@@ -34,10 +34,23 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 echo "-----> Installing skiff and its plugins into $venv"
+# pip cannot take a local path with extras beside other paths that depend on it (it then looks
+# the distribution up in the index), so the paths go in plain and the extras by name afterwards
+paths=(); extras=()
+for d in "${dists[@]}"; do
+  paths+=("${d%%\[*}")
+  if [ "$d" != "${d%%\[*}" ]; then
+    name=$(sed -n 's/^name *= *//p' "${d%%\[*}/setup.cfg" | head -n 1)
+    extras+=("$name[${d#*\[}")
+  fi
+done
 if [ "$mode" = editable ]; then
-  args=(); for d in "${dists[@]}"; do args+=(-e "$d"); done
+  args=(); for d in "${paths[@]}"; do args+=(-e "$d"); done
   "${pip[@]}" install "${args[@]}" "$@"
 else
-  "${pip[@]}" install "${dists[@]}" "$@"
+  "${pip[@]}" install "${paths[@]}" "$@"
+fi
+if [ ${#extras[@]} -gt 0 ]; then
+  "${pip[@]}" install "${extras[@]}"
 fi
 echo "$want" > "$stamp"
