@@ -178,10 +178,10 @@ def _run(d: Deploy, phases: tuple[str, ...], build_kind: str) -> Release:
         status = 0
         return release
     except SkiffError as error:
-        record.write(f"!     {error}")  # what the CLI prints as the deploy's last line
+        record.write(f"!     {error}", last=True)  # what the CLI prints as the deploy's last line
         raise
     except BaseException:
-        record.write("!     interrupted")
+        record.write("!     interrupted", last=True)
         raise
     finally:
         version = d.release.version if d.release is not None else None
