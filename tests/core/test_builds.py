@@ -307,3 +307,14 @@ def test_a_whole_server_backup_keeps_records_and_outputs(h, source, tmp_path):
 
     with tarfile.open(tmp_path / "small.tar.gz") as tar:
         assert not [name for name in tar.getnames() if name.startswith("root/builds")]
+
+
+def test_an_output_file_stops_at_its_cap(h, monkeypatch):
+    monkeypatch.setattr(builds, "MAX_OUTPUT", 100)
+    record = builds.start(h.context, "web", "push")
+    for n in range(20):
+        record.write(f"line {n:02d}")  # 8 bytes each
+    record.write("!     build failed: the end", last=True)
+    record.finish(False, None, None)
+    text = builds.read_output(h.root, "web", record.build.id)
+    assert text.splitlines() == [f"line {n:02d}" for n in range(12)] + [builds.TRUNCATED, "!     build failed: the end"]
