@@ -362,3 +362,10 @@ def test_enable_without_a_domain_is_one_line_and_stays_off(skiff, tmp_path, monk
     assert h.state.get_property("dashboard", "enabled") is None
     bad = h.invoke("dashboard:set", "--global", "domain", "dash.example.com;")
     assert bad.exit_code == 1 and "invalid domain" in bad.stderr and h.state.get_property("dashboard", "domain") is None
+
+
+def test_the_ssh_keys_plugin_answers_skiff_key_exists(h):
+    assert h.context.hook.skiff_key_exists(context=h.context, key="bob") is True
+    assert h.context.hook.skiff_key_exists(context=h.context, key="carol") is False
+    assert h.invoke("ssh-keys:remove", "bob").exit_code == 0
+    assert h.context.hook.skiff_key_exists(context=h.context, key="bob") is False
