@@ -61,6 +61,14 @@ def engine_check() -> None:
         raise views.EngineDown(f"the container engine does not answer ({exc}); nothing was changed") from exc
 
 
+def log_event(context: Context, key: str, what: str) -> None:
+    """One finished row of the event log, kind ``dashboard``, with the key's name."""
+    from skiff import events
+
+    context.ssh_key_name = key
+    events.finish(context, events.start(context, "dashboard", what), 0)
+
+
 @dataclass
 class Dashboard:
     """What the routes share: the root, contexts, the command runner, the engine check, the sampler."""
@@ -179,6 +187,7 @@ def build(dash: Dashboard) -> Starlette:
             raise PageError(403, "this login link has expired or was already used")
         with dash.context() as context:
             ttl = int(SETTINGS.get(context.state, "session-ttl"))
+            log_event(context, key, "login (a session started)")
         sid, _ = await run_in_threadpool(store.create_session, dash.root, key, ttl)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(
@@ -190,6 +199,8 @@ def build(dash: Dashboard) -> Starlette:
         session = _session(dash, request)
         await _form(request, session)
         store.end_session(dash.root, request.cookies.get(COOKIE, ""))
+        with dash.context() as context:
+            log_event(context, session.key, "logout")
         response = RedirectResponse("/logged-out", status_code=303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request))
         return response

@@ -114,6 +114,8 @@ def test_logout_needs_the_csrf_token_and_ends_the_session(h, client, login):
     assert store.get_session(h.root, sid) is None
     client.cookies.set("skiff_session", sid)
     assert client.get("/").status_code == 401
+    logged = [(e["key"], e["kind"], e["command"]) for e in h.state.events(limit=50)]
+    assert ("bob", "dashboard", "login (a session started)") in logged and ("bob", "dashboard", "logout") in logged
 
 
 # -- what a key sees -------------------------------------------------------------------------
