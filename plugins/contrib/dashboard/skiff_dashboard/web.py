@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -306,6 +307,8 @@ def build(dash: Dashboard) -> Starlette:
 
         async def events() -> AsyncIterator[str]:
             async for line in actions.stream(dash.root, session.key, ["logs", app, "-t", "-n", str(lines)]):
+                if time.time() > session.expires:
+                    return  # the session ended while the page was open: so does its stream
                 if line is None:
                     yield ": keep-alive\n\n"
                 else:
