@@ -392,3 +392,13 @@ def test_the_log_stream_is_server_sent_events_of_logs_as_the_key(client, login, 
     assert seen == [("bob", ["logs", "web", "-t", "-n", "100"])]
     page = client.get("/apps/web/logs")
     assert '<pre id="log"></pre>' in page.text and 'new EventSource("/apps/web/logs/stream")' in page.text
+
+
+def test_a_form_that_is_not_a_form_or_too_large_is_400(client, login, runner):
+    login("bob")
+    token = csrf_of(client)
+    big = client.post("/apps/web/scale", data={"csrf_token": token, "web": "1", "pad": "x" * 70_000})
+    assert one_error(big, 400) == "the form is too large"
+    as_json = client.post("/apps/web/scale", json={"csrf_token": token, "web": "1"})
+    assert one_error(as_json, 400) == "expected a form (application/x-www-form-urlencoded)"
+    assert runner.calls == []
