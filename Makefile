@@ -26,10 +26,10 @@ docker: deps
 	@scripts/ensure-docker.sh
 
 # the tests' Python packages: moto's S3 server and boto3 (the services' s3 extra) for the backup tests,
-# httpx for Starlette's test client (the dashboard's unit tests), selenium for the browser tests
+# httpx2 for Starlette's test client (the dashboard's unit tests), selenium for the browser tests
 # (skiff.testing.browser drives Debian's chromium, test-deps)
 venv:
-	@scripts/venv.sh $(VENV) editable pytest ruff mypy "moto[server]" boto3 httpx selenium
+	@scripts/venv.sh $(VENV) editable pytest ruff mypy "moto[server]" boto3 httpx2 selenium
 
 unit: venv
 	$(VENV)/bin/python -m pytest -q -m "not e2e" $(PYTEST_ARGS)

@@ -4,10 +4,11 @@
 #
 #   system packages, a running dockerd, the `skiff` user (in the docker group, key login
 #   allowed), SKIFF_ROOT=/var/lib/skiff, skiff's venv in /opt/skiff/venv with every builtin
-#   plugin and contrib postgres, redis (with the services toolkit), storage, cron and letsencrypt, /usr/local/bin/skiff, sshd, nginx including skiff's
+#   plugin and contrib postgres, redis (with the services toolkit), storage, cron, letsencrypt and dashboard, /usr/local/bin/skiff, sshd, nginx including skiff's
 #   per-app configs, a sudoers rule for `nginx -t` / `nginx -s reload`, the state store's
 #   migrations, the stack image, (where systemd runs) a unit that restores the apps at boot, and
-#   the cron runner (contrib cron: a unit where systemd runs, else started detached with a pidfile).
+#   the cron runner (contrib cron: a unit where systemd runs, else started detached with a pidfile),
+#   and the same for the dashboard's server (contrib dashboard; it serves only after dashboard:enable).
 #
 # Settings (environment), so that a test can install into a temp prefix beside the server's own:
 #   SKIFF_USER (skiff)                the service account
@@ -239,6 +240,50 @@ EOF
       step "Starting the cron runner"
     fi
     as_user setsid -f "$venv/bin/skiff" cron:runner --pidfile "$pidfile" >>"$runner_log" 2>&1 </dev/null
+  fi
+fi
+
+# -- the dashboard's server (contrib dashboard): one process, serving only while enabled ------
+# `dashboard:serve --service` waits while the dashboard is off and serves on 127.0.0.1:PORT
+# while it is on (dashboard:enable / dashboard:disable flip it within seconds; nginx's site is
+# written by those commands). Kept running like the cron runner: a unit where systemd runs,
+# else started detached with a pidfile and restarted by every install.
+dash_pidfile="$root/dashboard/server.pid"
+dash_log="$root/dashboard/server.log"
+if [ "$services" = system ] && as_user "$venv/bin/skiff" dashboard:serve --help >/dev/null 2>&1; then
+  install -d -o "$user" -g "$user" -m 0700 "$root/dashboard"
+  [ -f "$dash_log" ] || install -o "$user" -g "$user" -m 0640 /dev/null "$dash_log"
+  if has_systemd; then
+    cat > "$etc/systemd/system/skiff-dashboard.service.new" <<EOF
+# installed by skiff's make install: the dashboard's web server (serves only while enabled)
+[Unit]
+Description=Skiff dashboard
+After=docker.service
+
+[Service]
+User=$user
+Environment=SKIFF_ROOT=$root
+ExecStart=$venv/bin/skiff dashboard:serve --service --pidfile $dash_pidfile
+Restart=always
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+EOF
+    mv "$etc/systemd/system/skiff-dashboard.service.new" "$etc/systemd/system/skiff-dashboard.service"
+    systemctl daemon-reload
+    systemctl enable skiff-dashboard.service >/dev/null
+    systemctl restart skiff-dashboard.service
+  else
+    old=$(cat "$dash_pidfile" 2>/dev/null || true)
+    if [[ "$old" =~ ^[0-9]+$ ]] && grep -qa "dashboard:serve" "/proc/$old/cmdline" 2>/dev/null; then
+      step "Restarting the dashboard server (pid $old)"
+      kill -TERM "$old" 2>/dev/null || true
+      for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+    else
+      step "Starting the dashboard server (it serves once dashboard:enable ran)"
+    fi
+    as_user setsid -f "$venv/bin/skiff" dashboard:serve --service --pidfile "$dash_pidfile" >>"$dash_log" 2>&1 </dev/null
   fi
 fi
 

@@ -136,6 +136,11 @@ def key_role(context: Any, key: str | None) -> str:
     return role if role in ROLES else "deployer"
 
 
+def key_exists(context: Any, key: str) -> bool:
+    """Whether the key ``key`` is installed now (``skiff_key_exists``); no answer: ``False``."""
+    return bool(context.hook.skiff_key_exists(context=context, key=key))
+
+
 def may_access(context: Any, key: str, app: str, creating: bool = False) -> bool:
     return bool(context.hook.skiff_app_access(context=context, key=key, app=app, creating=creating))
 

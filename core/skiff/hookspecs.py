@@ -416,6 +416,18 @@ def skiff_key_role(context: Context, key: str) -> str | None:
 
 
 @hookspec(firstresult=True)
+def skiff_key_exists(context: Context, key: str) -> bool | None:
+    """Return whether an SSH key named ``key`` is installed now.
+
+    Called by what holds a key's identity longer than one SSH command (a dashboard
+    session, :func:`skiff.access.key_exists`), to end it when the key was removed: over
+    SSH a removed key cannot log in at all. The plugin that manages keys (ssh-keys)
+    answers from authorized_keys. First result wins; no answer counts as no key (fail
+    closed).
+    """
+
+
+@hookspec(firstresult=True)
 def skiff_app_access(context: Context, key: str, app: str, creating: bool) -> bool | None:
     """Return whether the deployer key ``key`` may act on ``app``.
 

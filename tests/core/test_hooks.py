@@ -183,6 +183,13 @@ HOOK_TESTS: dict[str, list[str]] = {
         "plugins/contrib/cron/tests/test_cron_unit.py::test_cron_run_goes_through_skiff_run_oneoff_and_records_the_run",
     ],
     "skiff_key_role": ["tests/core/test_access.py::test_the_builtin_plugins_answer_the_access_hooks"],
+    "skiff_key_exists": [
+        "plugins/contrib/dashboard/tests/test_dashboard_unit.py::test_the_ssh_keys_plugin_answers_skiff_key_exists"
+    ],
+    "skiff_global_domains": ["plugins/builtin/nginx/tests/test_sites.py::test_global_domains_are_the_proxys"],
+    "skiff_proxy_site": [
+        "plugins/builtin/nginx/tests/test_sites.py::test_a_site_is_served_with_its_stream_path_unbuffered_then_removed"
+    ],
     "skiff_app_access": [
         "tests/core/test_access.py::test_the_builtin_plugins_answer_the_access_hooks",
         "plugins/builtin/acl/tests/test_acl.py::test_lists_answer_skiff_app_access",

@@ -82,6 +82,14 @@ def skiff_key_role(context: Context, key: str) -> str | None:
     return stored_role(context, key)
 
 
+@hookimpl(trylast=True)
+def skiff_key_exists(context: Context, key: str) -> bool:
+    """A line of authorized_keys that Skiff wrote names ``key``."""
+    from .commands import authorized_keys_path
+
+    return any(k.name == key for k in keys.skiff_keys(keys.read_lines(authorized_keys_path(context))))
+
+
 @hookimpl
 def skiff_backup_parts(context: Context) -> list[BackupPart]:
     """The keys in authorized_keys (a host file, so a dump); restored before services and apps."""

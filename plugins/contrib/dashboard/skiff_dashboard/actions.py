@@ -87,7 +87,6 @@ async def stream(root: Path, key: str, args: Sequence[str], idle: float = 15.0) 
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
     )
     assert proc.stdout is not None
     try:

@@ -83,6 +83,8 @@ def dashboard_login(context: Context, as_key: str | None) -> None:
     key = as_key or (context.ssh_key_name if context.via_ssh else None)
     if not key:
         raise SkiffError("dashboard:login makes a link for an SSH key: run 'ssh skiff@HOST dashboard:login'")
+    if not access.key_exists(context, key):
+        raise SkiffError(f"no SSH key named {key!r} (ssh-keys:list)")
     if not _enabled(context):
         raise SkiffError("the dashboard is off: an admin turns it on with dashboard:enable")
     base = site.base_url(context)

@@ -45,35 +45,36 @@ def serve(context: Context, host: str, port: int | None, service: bool) -> None:
     context.pm.load_all()  # every plugin registered before threads call hooks
     root, pm = context.root, context.pm
     port = port or int(SETTINGS.get(context.state, "port"))
-    sampler = stats.Sampler(lambda: dockerclient.shared(30))
-    dash = web.Dashboard(root=root, new_context=lambda: Context(pm, root=root), sampler=sampler, builds=_builds())
+    dash = web.Dashboard(root=root, new_context=lambda: Context(pm, root=root), builds=_builds())
     app = web.build(dash)
-    sampler.start()
-    try:
-        while True:
-            if service and not _enabled(context):
-                time.sleep(POLL)
-                continue
-            config = uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                log_level="warning",
-                access_log=False,
-                lifespan="off",
-                timeout_graceful_shutdown=2,
-            )
-            server = uvicorn.Server(config)
-            disabled = threading.Event()
-            if service:
-                threading.Thread(target=_watch, args=(context, server, disabled), daemon=True).start()
-            print(f"dashboard: serving on http://{host}:{port}", file=sys.stderr, flush=True)
+    while True:
+        if service and not _enabled(context):
+            time.sleep(POLL)
+            continue
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
+        server = uvicorn.Server(config)
+        disabled = threading.Event()
+        if service:
+            threading.Thread(target=_watch, args=(context, server, disabled), daemon=True).start()
+        # the charts' samples: taken only while serving, kept in memory (a new hour after a restart)
+        dash.sampler = stats.Sampler(lambda: dockerclient.shared(30))
+        dash.sampler.start()
+        print(f"dashboard: serving on http://{host}:{port}", file=sys.stderr, flush=True)
+        try:
             server.run()
-            if not disabled.is_set():
-                return
-            print("dashboard: disabled; waiting for dashboard:enable", file=sys.stderr, flush=True)
-    finally:
-        sampler.stop()
+        finally:
+            dash.sampler.stop()
+        if not disabled.is_set():
+            return
+        print("dashboard: disabled; waiting for dashboard:enable", file=sys.stderr, flush=True)
 
 
 def _watch(context: Context, server: Any, disabled: threading.Event) -> None:

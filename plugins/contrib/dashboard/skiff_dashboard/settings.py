@@ -44,9 +44,7 @@ def _apply(context: Context, scope: str, setting: Setting, store: Callable[[], N
 
     before = context.state.get_property(PLUGIN, setting.name)
     was_on = bool(SETTINGS.get(context.state, "enabled"))
-    if was_on and setting.name != "enabled":
-        site.sync(context, enabled=False)  # the old domain's site goes; the new one comes below
-    store()
+    store()  # one site file (site-dashboard.conf): rewritten for the new value, or removed
     try:
         site.sync(context)
     except Exception:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from skiff import access
 from skiff.context import Context
 from skiff.errors import SkiffError
 
@@ -38,6 +40,7 @@ NOTICES = {
     "rollback": "Rolled back: a new release with the old image and config runs.",
 }
 MAX_FORM = 64 * 1024
+ROW_WORKERS = 4  # apps whose rows of the list are read at once
 
 
 class PageError(SkiffError):
@@ -56,6 +59,14 @@ def engine_check() -> None:
         dockerclient.client(10).close()
     except Exception as exc:
         raise views.EngineDown(f"the container engine does not answer ({exc}); nothing was changed") from exc
+
+
+def log_event(context: Context, key: str, what: str) -> None:
+    """One finished row of the event log, kind ``dashboard``, with the key's name."""
+    from skiff import events
+
+    context.ssh_key_name = key
+    events.finish(context, events.start(context, "dashboard", what), 0)
 
 
 @dataclass
@@ -116,8 +127,11 @@ def _session(dash: Dashboard, request: Request) -> store.Session:
     session = store.get_session(dash.root, sid) if sid else None
     if session is None:
         raise PageError(401, "you are not logged in: open a link from 'ssh skiff@HOST dashboard:login'")
-    request.state.session = session
     with dash.context() as context:
+        if not access.key_exists(context, session.key):  # removed since the login: the session ends
+            store.end_sessions_of(dash.root, session.key)
+            raise PageError(401, f"the key {session.key!r} of this session was removed: you are logged out")
+        request.state.session = session
         request.state.identity = f"{session.key} ({views.role(context, session.key)})"
     return session
 
@@ -173,6 +187,7 @@ def build(dash: Dashboard) -> Starlette:
             raise PageError(403, "this login link has expired or was already used")
         with dash.context() as context:
             ttl = int(SETTINGS.get(context.state, "session-ttl"))
+            log_event(context, key, "login (a session started)")
         sid, _ = await run_in_threadpool(store.create_session, dash.root, key, ttl)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(
@@ -184,6 +199,8 @@ def build(dash: Dashboard) -> Starlette:
         session = _session(dash, request)
         await _form(request, session)
         store.end_session(dash.root, request.cookies.get(COOKIE, ""))
+        with dash.context() as context:
+            log_event(context, session.key, "logout")
         response = RedirectResponse("/logged-out", status_code=303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request))
         return response
@@ -194,9 +211,16 @@ def build(dash: Dashboard) -> Starlette:
     async def apps_list(request: Request) -> Response:
         session = _session(dash, request)
 
+        def row(app: str) -> views.AppRow:
+            with dash.context() as context:
+                return views.app_row(context, app)
+
         def read() -> list[views.AppRow]:
             with dash.context() as context:
-                return views.apps(context, session.key)
+                names = views.visible(context, session.key)
+            # each app's report waits on the engine: a few at once, each with its own store connection
+            with ThreadPoolExecutor(max_workers=ROW_WORKERS) as pool:
+                return list(pool.map(row, names))
 
         return dash.page(request, "apps.html", apps=await run_in_threadpool(read))
 

@@ -200,6 +200,12 @@ def test_the_dashboard_behind_nginx_logs_in_shows_scales_streams_and_rolls_back(
     assert "tok-123" not in text and '<tr data-key="API_TOKEN">' in text
     assert f'<tr data-domain="{app}.{GLOBAL}">' in text
 
+    # the deploys' output, kept per build
+    status, _, text = admin.request("GET", f"/apps/{app}/builds")
+    assert status == 200 and '<tr data-build="1">' in text and '<tr data-build="3">' in text, text
+    status, _, text = admin.request("GET", f"/apps/{app}/builds/1")
+    assert status == 200 and '<pre id="build-output">' in text and "-----&gt;" in text
+
     # scale web=2 -> a second container
     token = admin.csrf(f"/apps/{app}")
     status, headers, text = admin.request("POST", f"/apps/{app}/scale", {"csrf_token": token, "web": "2"})
@@ -261,6 +267,38 @@ def test_the_dashboard_behind_nginx_logs_in_shows_scales_streams_and_rolls_back(
     assert ("test", f"config:get {app} API_TOKEN", 0) in done
     assert ("test", f"releases:rollback {app} 1", 0) in done
     assert not [e for e in logged if e["key"] == "dep" and e["command"].startswith("ps:scale")]
+
+    # the stats sampler has drawn the web process's CPU and memory
+    def charted() -> str | None:
+        text = admin.request("GET", f"/apps/{app}")[2]
+        stats = text[text.index('<section id="stats">') :].split("</section>", 1)[0]
+        return stats if '<figure data-process="web">' in stats and 'aria-label="CPU ' in stats else None
+
+    stats = wait_for(charted, 40, "a chart with samples")
+    assert re.search(r'<polyline class="memory" [^>]*points="[0-9.]+,[0-9.]+', stats)
+
+    # HTTPS: a certificate for the dashboard's domain; links become https://, the cookie Secure
+    crt, key = tmp_path / "dash.crt", tmp_path / "dash.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={DOMAIN}"]
+        + ["-addext", f"subjectAltName=DNS:{DOMAIN}", "-keyout", str(key), "-out", str(crt)],
+        check=True,
+        capture_output=True,
+    )
+    added = subprocess.run(
+        [skiff_executable(), "dashboard:certs-add", str(crt), str(key)], capture_output=True, text=True
+    )
+    assert added.returncode == 0, added.stderr
+    secure_link = sshd.ssh(["dashboard:login"]).stdout.strip()
+    assert secure_link.startswith(f"https://{DOMAIN}/login/")
+    redirect = private_nginx.request(urllib.parse.urlsplit(secure_link).path, host=DOMAIN)
+    assert redirect.status == 301
+    answer = private_nginx.request(
+        urllib.parse.urlsplit(secure_link).path, host=DOMAIN, https=True, cafile=str(crt), server_hostname=DOMAIN
+    )
+    assert answer.status == 303, answer.body
+    cookie = answer.headers["set-cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
 
     # disabled: the site goes, sessions end, the service stops listening
     assert sshd.ssh(["dashboard:disable"]).exit_code == 0

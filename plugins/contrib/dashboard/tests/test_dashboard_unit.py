@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from skiff import hookimpl
 from skiff_dashboard import actions, stats, store
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -113,6 +114,8 @@ def test_logout_needs_the_csrf_token_and_ends_the_session(h, client, login):
     assert store.get_session(h.root, sid) is None
     client.cookies.set("skiff_session", sid)
     assert client.get("/").status_code == 401
+    logged = [(e["key"], e["kind"], e["command"]) for e in h.state.events(limit=50)]
+    assert ("bob", "dashboard", "login (a session started)") in logged and ("bob", "dashboard", "logout") in logged
 
 
 # -- what a key sees -------------------------------------------------------------------------
@@ -303,3 +306,68 @@ def test_the_sampler_sums_each_process_and_draws_an_svg():
     assert drawn.startswith("<svg") and drawn.count("<polyline") == 2 and "CPU 30.0%" in drawn
     sampler.sample_once(now + stats.WINDOW + 1)
     assert [s.time for s in sampler.series("web", "web")] == [now + stats.WINDOW + 1]  # an hour at most
+
+
+class EngineDownReport:
+    """The docker plugin's answer when the engine does not answer (``ps`` with an error)."""
+
+    @hookimpl
+    def skiff_report(self, context, app):
+        return {"ps": {"error": "cannot reach the Docker engine"}}
+
+
+def test_with_the_engine_down_the_pages_are_503(h, client, login):
+    login("bob")
+    h.pm.register(EngineDownReport(), name="engine-down")
+    for path in ("/", "/apps/web"):
+        assert one_error(client.get(path), 503).startswith("the container engine does not answer"), path
+
+
+def test_a_key_removed_after_login_is_logged_out(h, client, login):
+    login("bob")
+    assert client.get("/").status_code == 200
+    assert h.invoke("ssh-keys:remove", "bob").exit_code == 0
+    assert one_error(client.get("/"), 401) == "the key 'bob' of this session was removed: you are logged out"
+    assert client.get("/apps/web").status_code == 401
+    assert h.invoke("dashboard:login", "--as", "bob").stderr.strip() == "!     no SSH key named 'bob' (ssh-keys:list)"
+
+
+def test_the_builds_pages_show_each_deploys_output_to_the_apps_keys(h, client, login):
+    from skiff import builds
+
+    recorder = builds.start(h.context, "web", "push", revision="2222222bbbb")
+    recorder.write("-----> Building web <script>alert(1)</script>")
+    recorder.finish(True, 2, "2222222bbbb")
+    builds.start(h.context, "other", "push").finish(True, 1, None)
+    login("bob")
+    listed = client.get("/apps/web/builds")
+    assert listed.status_code == 200 and '<table id="builds">' in listed.text
+    assert '<tr data-build="1">' in listed.text and 'href="/apps/web/builds/1"' in listed.text
+    shown = client.get("/apps/web/builds/1")
+    assert shown.status_code == 200
+    assert '<pre id="build-output">-----&gt; Building web &lt;script&gt;alert(1)&lt;/script&gt;' in shown.text
+    assert one_error(client.get("/apps/web/builds/9"), 404)
+    assert one_error(client.get("/apps/web/builds/x1"), 404)
+    assert one_error(client.get("/apps/other/builds"), 404).startswith("no app 'other' here")
+    assert one_error(client.get("/apps/other/builds/1"), 404).startswith("no app 'other' here")
+
+
+def test_enable_without_a_domain_is_one_line_and_stays_off(skiff, tmp_path, monkeypatch):
+    monkeypatch.setenv("SKIFF_AUTHORIZED_KEYS", str(tmp_path / "authorized_keys"))
+    h = skiff(entry_points=True, disabled=("docker", "nginx", "swarm"))
+    refused = h.invoke("dashboard:enable")
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        "!     the dashboard has no domain: set one (dashboard:set --global domain NAME) or a global domain "
+        "(domains:set-global NAME)"
+    ]
+    assert h.state.get_property("dashboard", "enabled") is None
+    bad = h.invoke("dashboard:set", "--global", "domain", "dash.example.com;")
+    assert bad.exit_code == 1 and "invalid domain" in bad.stderr and h.state.get_property("dashboard", "domain") is None
+
+
+def test_the_ssh_keys_plugin_answers_skiff_key_exists(h):
+    assert h.context.hook.skiff_key_exists(context=h.context, key="bob") is True
+    assert h.context.hook.skiff_key_exists(context=h.context, key="carol") is False
+    assert h.invoke("ssh-keys:remove", "bob").exit_code == 0
+    assert h.context.hook.skiff_key_exists(context=h.context, key="bob") is False
