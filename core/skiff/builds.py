@@ -52,6 +52,9 @@ STATUSES = ("running", "succeeded", "failed")
 #: the setting (plugin property namespace, key) of how many builds each app keeps
 KEEP_SETTING = ("builds", "keep")
 DEFAULT_KEEP = 50
+#: an output file stops growing at this size (a runaway build cannot fill the disk); a last line says so
+MAX_OUTPUT = 16 * 1024 * 1024
+TRUNCATED = "-----> (output truncated here: more than 16 MiB; the deploy went on)"
 #: CSI sequences (colours, cursor moves), OSC sequences (titles, links) and other two-byte escapes
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
 #: first words of deploy descriptions that name what deployed (``Rollback to v3`` -> ``rollback``)
@@ -104,7 +107,7 @@ def _from_row(row: sqlite3.Row) -> Build:
 
 def strip_ansi(text: str) -> str:
     """``text`` without terminal escape sequences."""
-    return ANSI.sub("", text)
+    return ANSI.sub("", text) if "\x1b" in text else text
 
 
 def kind_of(description: str, default: str) -> str:
@@ -299,6 +302,7 @@ class Recorder:
         self.build = build
         self.path = output_path(root, build.app, build.id)
         self._file: IO[str] | None = None
+        self._size = 0
         self._open()
 
     def _open(self) -> None:
@@ -311,12 +315,22 @@ class Recorder:
         except OSError:
             self._file = None  # a build whose output cannot be kept still deploys
 
-    def write(self, line: str) -> None:
-        """Append one line (a newline is added) as it is written, without ANSI escapes."""
+    def write(self, line: str, last: bool = False) -> None:
+        """Append one line (a newline is added) as it is written, without ANSI escapes.
+
+        Past :data:`MAX_OUTPUT` lines are dropped (one line says so), except the ``last`` one
+        (the error line a failed deploy ends with)."""
         if self._file is None:
             return
+        text = strip_ansi(line) + "\n"
         try:
-            self._file.write(strip_ansi(line) + "\n")
+            if not last:
+                if self._size > MAX_OUTPUT:
+                    return
+                self._size += len(text.encode("utf-8", errors="replace"))
+                if self._size > MAX_OUTPUT:
+                    text = TRUNCATED + "\n"
+            self._file.write(text)
             self._file.flush()
         except (OSError, ValueError):
             self._close()

@@ -168,9 +168,9 @@ def _describe_source(source: Source) -> str:
 def _run(d: Deploy, phases: tuple[str, ...], build_kind: str) -> Release:
     """Run ``phases``, recorded in the event log as one ``deploy`` event of the app and as one
     build whose output file gets every line the deploy writes (and the error line it ends with)."""
-    event_id = events.start(d.context, d.kind, d.description, d.app)
     full = d.kind == "deploy"
     record = builds.start(d.context, d.app, build_kind, d.revision if full else None)
+    event_id = events.start(d.context, d.kind, d.description, d.app)
     status = 1
     try:
         with record.capture((d.output, d.context.output)):
@@ -178,10 +178,10 @@ def _run(d: Deploy, phases: tuple[str, ...], build_kind: str) -> Release:
         status = 0
         return release
     except SkiffError as error:
-        record.write(f"!     {error}")  # what the CLI prints as the deploy's last line
+        record.write(f"!     {error}", last=True)  # what the CLI prints as the deploy's last line
         raise
     except BaseException:
-        record.write("!     interrupted")
+        record.write("!     interrupted", last=True)
         raise
     finally:
         version = d.release.version if d.release is not None else None

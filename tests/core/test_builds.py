@@ -282,3 +282,39 @@ def test_kind_of_descriptions():
     assert builds.kind_of("Deploy abc1234 by alice", "deploy") == "deploy"
     assert builds.kind_of("Link postgres db", "redeploy") == "link"
     assert builds.kind_of("Whatever", "redeploy") == "redeploy"
+
+
+def test_a_whole_server_backup_keeps_records_and_outputs(h, source, tmp_path):
+    from skiff.testing import SkiffHarness, make_plugin_manager
+
+    lifecycle.deploy(h.context, "web", dir_source(source, "abc1234def"), build_kind="push")
+    before = builds.read_output(h.root, "web", 1)
+    dest = tmp_path / "server.tar.gz"
+    result = h.invoke("state:backup", str(dest))
+    assert result.exit_code == 0, result.stderr
+    assert "core:builds: every app's deploy outputs" in result.stdout
+    fresh_root = tmp_path / "fresh"
+    fresh_root.mkdir()
+    fresh = SkiffHarness(make_plugin_manager(("apps", apps_plugin)), fresh_root)
+    restored = fresh.invoke("state:restore", str(dest))
+    assert restored.exit_code == 0, restored.stderr
+    assert builds.list_builds(fresh_root, "web") == builds.list_builds(h.root, "web")
+    assert builds.read_output(fresh_root, "web", 1) == before
+    assert stat.S_IMODE(builds.output_path(fresh_root, "web", 1).stat().st_mode) == 0o600
+    left_out = h.invoke("state:backup", "--exclude", "core:builds", str(tmp_path / "small.tar.gz"))
+    assert left_out.exit_code == 0, left_out.stderr
+    import tarfile
+
+    with tarfile.open(tmp_path / "small.tar.gz") as tar:
+        assert not [name for name in tar.getnames() if name.startswith("root/builds")]
+
+
+def test_an_output_file_stops_at_its_cap(h, monkeypatch):
+    monkeypatch.setattr(builds, "MAX_OUTPUT", 100)
+    record = builds.start(h.context, "web", "push")
+    for n in range(20):
+        record.write(f"line {n:02d}")  # 8 bytes each
+    record.write("!     build failed: the end", last=True)
+    record.finish(False, None, None)
+    text = builds.read_output(h.root, "web", record.build.id)
+    assert text.splitlines() == [f"line {n:02d}" for n in range(12)] + [builds.TRUNCATED, "!     build failed: the end"]

@@ -52,8 +52,15 @@ def test_an_earlier_store_migrates_and_keeps_everything(fixture, skiff_root, run
         assert state.get_property("docker", "formation", app="catmeow") == {"web": 2}
         assert state.get_property("postgres", "service:db")["password"] == "pw-0123456789"
         assert "postgres" in state.disabled_plugins()
+        if old_version >= 2:
+            assert [e["command"] for e in state.events()][-1] == "config:set catmeow GREETING=***"
+        # schema 3: the builds table, empty (deploys before it kept no output)
+        assert state.conn.execute("SELECT COUNT(*) FROM builds").fetchone()[0] == 0
     finally:
         state.close()
+    listed = run_skiff("builds:list", "catmeow")
+    assert listed.returncode == 0, listed.stderr
+    assert "catmeow builds" in listed.stdout and len(listed.stdout.strip().splitlines()) == 2  # banner, header
     # a second run has nothing to do
     again = run_skiff("state:migrate")
     assert again.returncode == 0 and "up to date" in again.stdout

@@ -16,8 +16,9 @@ import threading
 
 import pytest
 
+from skiff import builds
 from skiff.testing.docker import DockerCleanup, new_app_name
-from skiff.testing.sshd import commit_files, init_repo
+from skiff.testing.sshd import commit_files, head, init_repo
 
 from .conftest import flask_files
 
@@ -74,7 +75,22 @@ def test_two_pushes_of_one_app_and_a_push_of_another_app_at_once(rstack, flask_a
         with rstack.state() as state:
             assert [r.status for r in state.releases(app)][-2:] == ["succeeded", "succeeded"]
             ports = {a: state.current_release(a).meta["upstreams"] for a in (app, other)}
+            kept = {a: builds.builds(state, a) for a in (app, other)}
         assert not set(ports[app]) & set(ports[other]), ports
+        # each push is one build of its app, its output its own (no lines of the other pushes)
+        second, first_build = kept[app][:2]
+        assert second.id == first_build.id + 1
+        assert [(b.kind, b.status) for b in (first_build, second)] == [("push", "succeeded")] * 2
+        assert second.revision == head(flask_app.repo) and first_build.revision == head(first_repo)
+        assert [(b.id, b.kind, b.status) for b in kept[other]] == [(1, "push", "succeeded")]
+        for build, mine, theirs in (
+            (first_build, first_build.revision, second.revision),
+            (second, second.revision, first_build.revision),
+        ):
+            text = builds.read_output(rstack.root, app, build.id)
+            assert f"Building {app} from {mine[:7]}" in text and theirs[:7] not in text
+            assert other not in text
+        assert app not in builds.read_output(rstack.root, other, 1)
     finally:
         rstack.skiff("apps:destroy", other, "--force")  # containers, images, build cache
         cleanup = DockerCleanup(docker_client)

@@ -19,6 +19,7 @@ from typing import Callable
 
 import pytest
 
+from skiff import builds
 from skiff.testing.sshd import commit_files
 
 from .conftest import flask_files, push_good
@@ -94,6 +95,14 @@ def check_recovery(rstack, flask_app, before_current: int, killed: subprocess.Co
         statuses = {r.status for r in state.releases(app)}
         assert "pending" not in statuses, statuses
         assert state.current_release(app).version > before_current
+        # the killed push's build was failed by the next one (builds:list shows no stale "running")
+        recovered, killed_build = builds.builds(state, app)[:2]
+    assert (recovered.kind, recovered.status, killed_build.kind, killed_build.status) == (
+        "push",
+        "succeeded",
+        "push",
+        "failed",
+    )
 
 
 def current_version(rstack, app: str) -> int:
@@ -128,4 +137,7 @@ def test_sigkill_during_a_real_deploy(rstack, flask_app):
     )
     with rstack.state() as state:  # killed mid-deploy: the release is left pending until the next deploy
         assert state.get_release(app, new).status == "pending"
+        left = builds.latest(state, app)  # and its build running, its output kept up to the kill
+    assert left.status == "running"
+    assert f"-----> Releasing {app} v{new} (" in rstack.ssh("builds:output", app, str(left.id)).stdout
     check_recovery(rstack, flask_app, before, killed, "deploy")

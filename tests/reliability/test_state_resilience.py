@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from skiff import lifecycle
+from skiff import builds, lifecycle
 from skiff.state import State
 from skiff.testing import DirReceiver, StubBuilder, StubScheduler, dir_source
 
@@ -66,6 +66,11 @@ def test_sigkill_mid_phase_leaves_no_stale_lock(skiff, skiff_root, tmp_path, pha
     expected_killed = [(2, "failed")] if phase == "deploy" else []  # a build never recorded a release
     assert statuses == [(1, "succeeded"), *expected_killed, (release.version, "succeeded")]
     assert h.state.current_release("web").version == release.version
+    # the killed deploy's build: failed by the next deploy, its output kept up to where it died
+    kept = [(b.id, b.status, b.release) for b in builds.list_builds(skiff_root, "web")]
+    assert kept == [(3, "succeeded", release.version), (2, "failed", None), (1, "succeeded", 1)]
+    killed_output = builds.read_output(skiff_root, "web", 2)
+    assert "-----> Building web" in killed_output and "Done in" not in killed_output
 
 
 def test_online_backup_while_deploys_run(skiff, skiff_root, tmp_path):
