@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from skiff.state import State
-from skiff.testing.browser import start_chromium, wait_for
+from skiff.testing.browser import require_chromium, start_chromium, wait_for
 from skiff.testing.docker import DockerCleanup, new_app_name
 from skiff.testing.nginx import PrivateNginx, free_port, get
 from skiff.testing.sshd import CommandResult, SshServer, add_key, commit_files, git_push, init_repo, make_key
@@ -160,6 +160,7 @@ def _listening(port: int) -> bool:
 def dash(
     tmp_path_factory, nginx_factory, sshd_factory, sshd_client_key, docker_client, stack_image
 ) -> Iterator[DashStack]:
+    require_chromium()  # before the deploys: skip (or, under CI, fail) at once without a browser
     base = tmp_path_factory.mktemp("dashboard")
     root = base / "skiff-root"
     root.mkdir()
