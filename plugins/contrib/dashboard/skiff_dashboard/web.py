@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -138,13 +139,13 @@ def _session(dash: Dashboard, request: Request) -> store.Session:
 
 async def _form(request: Request, session: store.Session) -> dict[str, str]:
     """The POSTed form, after the CSRF check (403 when the token is missing or wrong)."""
-    if int(request.headers.get("content-length") or 0) > MAX_FORM:
-        raise PageError(400, "the form is too large")
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
         raise PageError(400, "expected a form (application/x-www-form-urlencoded)")
-    body = await request.body()
-    if len(body) > MAX_FORM:
-        raise PageError(400, "the form is too large")
+    body = b""
+    async for chunk in request.stream():  # read no more than MAX_FORM, whatever Content-Length says
+        body += chunk
+        if len(body) > MAX_FORM:
+            raise PageError(400, "the form is too large")
     values = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
     token = values.get("csrf_token", "")
     if not token or not hmac.compare_digest(token.encode(), session.csrf.encode()):
@@ -306,6 +307,8 @@ def build(dash: Dashboard) -> Starlette:
 
         async def events() -> AsyncIterator[str]:
             async for line in actions.stream(dash.root, session.key, ["logs", app, "-t", "-n", str(lines)]):
+                if time.time() > session.expires:
+                    return  # the session ended while the page was open: so does its stream
                 if line is None:
                     yield ": keep-alive\n\n"
                 else:

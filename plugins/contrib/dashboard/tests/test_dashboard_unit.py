@@ -371,3 +371,34 @@ def test_the_ssh_keys_plugin_answers_skiff_key_exists(h):
     assert h.context.hook.skiff_key_exists(context=h.context, key="carol") is False
     assert h.invoke("ssh-keys:remove", "bob").exit_code == 0
     assert h.context.hook.skiff_key_exists(context=h.context, key="bob") is False
+
+
+def test_the_log_stream_is_server_sent_events_of_logs_as_the_key(client, login, monkeypatch):
+    seen = []
+
+    async def fake_stream(root, key, args, idle=15.0):
+        seen.append((key, args))
+        for line in ("2026-12-06T21:00:00Z web[web.1]: one", None, "two"):
+            yield line
+
+    monkeypatch.setattr(actions, "stream", fake_stream)
+    login("bob")
+    with client.stream("GET", "/apps/web/logs/stream") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-accel-buffering"] == "no"
+        body = "".join(response.iter_text())
+    assert body == "data: 2026-12-06T21:00:00Z web[web.1]: one\n\n: keep-alive\n\ndata: two\n\n"
+    assert seen == [("bob", ["logs", "web", "-t", "-n", "100"])]
+    page = client.get("/apps/web/logs")
+    assert '<pre id="log"></pre>' in page.text and 'new EventSource("/apps/web/logs/stream")' in page.text
+
+
+def test_a_form_that_is_not_a_form_or_too_large_is_400(client, login, runner):
+    login("bob")
+    token = csrf_of(client)
+    big = client.post("/apps/web/scale", data={"csrf_token": token, "web": "1", "pad": "x" * 70_000})
+    assert one_error(big, 400) == "the form is too large"
+    as_json = client.post("/apps/web/scale", json={"csrf_token": token, "web": "1"})
+    assert one_error(as_json, 400) == "expected a form (application/x-www-form-urlencoded)"
+    assert runner.calls == []
