@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from skiff.state import State
-from skiff.testing.browser import wait_for
+from skiff.testing.browser import require_chromium, start_chromium, wait_for
 from skiff.testing.docker import DockerCleanup, new_app_name
 from skiff.testing.nginx import PrivateNginx, free_port, get
 from skiff.testing.sshd import CommandResult, SshServer, add_key, commit_files, git_push, init_repo, make_key
@@ -160,6 +160,7 @@ def _listening(port: int) -> bool:
 def dash(
     tmp_path_factory, nginx_factory, sshd_factory, sshd_client_key, docker_client, stack_image
 ) -> Iterator[DashStack]:
+    require_chromium()  # before the deploys: skip (or, under CI, fail) at once without a browser
     base = tmp_path_factory.mktemp("dashboard")
     root = base / "skiff-root"
     root.mkdir()
@@ -246,6 +247,17 @@ def open_browser(browser_factory) -> Any:
     return start
 
 
+@pytest.fixture(scope="module")
+def admin(dash: DashStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One browser logged in as the admin key for the module: a key may make 5 login links a minute."""
+    driver = start_chromium(tmp_path_factory.mktemp("admin-browser") / "profile", {DASHBOARD: "127.0.0.1"})
+    try:
+        login(dash, driver, dash.sshd)
+        yield driver
+    finally:
+        driver.quit()
+
+
 def login(dash: DashStack, driver: Any, server: SshServer) -> str:
     """Open a fresh login link of that key; back on the apps list; return the link."""
     link = dash.login_link(server)
@@ -263,9 +275,9 @@ def row_texts(driver: Any, selector: str) -> list[str]:
     return [str(e.text).strip() for e in driver.find_elements(BY_CSS, selector)]
 
 
-def test_admin_logs_in_and_sees_the_app_list(dash, open_browser):
-    driver = open_browser()
-    login(dash, driver, dash.sshd)
+def test_admin_logs_in_and_sees_the_app_list(dash, admin):
+    driver = admin
+    driver.get(dash.base() + "/")
     assert text(driver, "span#identity") == "test (admin)"
     assert driver.find_elements(BY_CSS, "nav a#logout-link")
     row = driver.find_element(BY_CSS, f'table#apps tr[data-app="{dash.app}"]')
@@ -279,9 +291,9 @@ def test_admin_logs_in_and_sees_the_app_list(dash, open_browser):
     shot(driver, "apps")
 
 
-def test_scale_web_to_two_shows_the_second_process(dash, open_browser):
-    driver = open_browser()
-    login(dash, driver, dash.sshd)
+def test_scale_web_to_two_shows_the_second_process(dash, admin):
+    driver = admin
+    driver.get(dash.base() + "/")
     driver.find_element(BY_CSS, f'table#apps tr[data-app="{dash.app}"] td.name a').click()
     wait_for(lambda: text(driver, "h1") == dash.app, what="the app page")
     assert text(driver, 'table#processes tr[data-process="web"] td.count') == "1"
@@ -301,15 +313,15 @@ def test_scale_web_to_two_shows_the_second_process(dash, open_browser):
     assert driver.find_elements(BY_CSS, "section#stats svg")
 
 
-def test_rollback_serves_the_old_answer_through_nginx(dash, open_browser):
+def test_rollback_serves_the_old_answer_through_nginx(dash, admin):
     commit_files(dash.repo, app_files("answer two"), "answer two")
     pushed = git_push(dash.repo, dash.app, dash.sshd, timeout=300)
     assert pushed.exit_code == 0, pushed.output
     dash.wait_answer(dash.app, "answer two")
     two = dash.current_version(dash.app)
     one = dash.versions["answer one"]
-    driver = open_browser()
-    login(dash, driver, dash.sshd)
+    driver = admin
+    driver.get(dash.base() + "/")
     driver.get(f"{dash.base()}/apps/{dash.app}")
     current = driver.find_element(BY_CSS, "table#releases tr.current")
     assert current.get_attribute("data-release") == str(two)
@@ -327,9 +339,9 @@ def test_rollback_serves_the_old_answer_through_nginx(dash, open_browser):
     assert dash.current_version(dash.app) > two
 
 
-def test_a_log_line_arrives_live(dash, open_browser):
-    driver = open_browser()
-    login(dash, driver, dash.sshd)
+def test_a_log_line_arrives_live(dash, admin):
+    driver = admin
+    driver.get(dash.base() + "/")
     driver.find_element(BY_CSS, f'table#apps tr[data-app="{dash.app}"] td.name a').click()
     wait_for(lambda: text(driver, "h1") == dash.app, what="the app page")
     driver.find_element(BY_CSS, "a#logs-link").click()
@@ -351,9 +363,9 @@ def test_a_log_line_arrives_live(dash, open_browser):
     shot(driver, "logs")
 
 
-def test_the_build_output_page_shows_a_deploy(dash, open_browser):
-    driver = open_browser()
-    login(dash, driver, dash.sshd)
+def test_the_build_output_page_shows_a_deploy(dash, admin):
+    driver = admin
+    driver.get(dash.base() + "/")
     driver.get(f"{dash.base()}/apps/{dash.app}")
     shot(driver, "app")  # here, not after the scale: by now the stats sampler has a few samples
     driver.find_element(BY_CSS, "a#builds-link").click()
