@@ -171,3 +171,81 @@ def test_a_new_dependency_layers_app_is_read_from_its_build_container_while_it_i
     assert runner.exported is not None and runner.exported.read() == archive
     runner.exported.close()
     assert runner.run(stack.image, [], {}, io.BytesIO(b""), ImageChanges(), "skiff/demo", "deps-2") == "sha256:deps"
+
+
+class _Engine:
+    """``api.load_image`` / ``api.inspect_image`` of an engine that loads image archives (each call recorded)."""
+
+    def __init__(self, known: dict):
+        self.loads: list[list[dict]] = []
+        self.ids: dict[str, str] = {}
+        self.known = known
+        self.api = self
+        self.base_url = f"fake://{id(self)}"
+
+    def load_image(self, data):
+        with tarfile.open(fileobj=data) as tf:
+            manifest = json.loads(tf.extractfile("manifest.json").read())
+            configs = {m["Config"]: json.loads(tf.extractfile(m["Config"]).read()) for m in manifest}
+        for entry in manifest:
+            self.ids[entry["RepoTags"][0]] = "sha256:" + entry["Config"].removesuffix(".json")
+        self.loads.append([{**m, "config": configs[m["Config"]]} for m in manifest])
+        return iter([{"stream": "Loaded"}])
+
+    def inspect_image(self, ref):
+        return {"Id": self.ids[ref]} if ref in self.ids else self.known[ref]
+
+
+def test_a_new_layers_copy_onto_the_run_image_goes_in_the_code_layers_load():
+    from skiff_buildpacks import layers as image_layers
+    from skiff_buildpacks.build import ImageChanges
+
+    run_base = {
+        "Id": "sha256:run",
+        "Architecture": "amd64",
+        "Os": "linux",
+        "RootFS": {"Type": "layers", "Layers": ["sha256:" + "a" * 64]},
+        "Config": {"Labels": {}},
+    }
+    engine = _Engine({RUN["image"]: run_base})
+    app_tar = io.BytesIO(_tar({"app": None, "app/.venv/bin/python": b"#!"}))
+    code = io.BytesIO(_tar({"app": None, "app/app.py": b"print()"}))
+    s = SimpleNamespace(client=engine, deploy=SimpleNamespace(app="demo", output=Lines()))
+    layer = pipeline.DepsLayer(base="skiff/demo:deps-1", image_id="sha256:deps", app_tar=app_tar)
+    copy = pipeline.run_copy_image(s, layer, RUN, "run-1")
+    assert copy is not None and copy.base is run_base and copy.config["config"]["Labels"] == {"skiff.deps.run": "demo"}
+    loaded = pipeline.load_layer(
+        s, layer, code, ImageChanges(labels={"skiff.app": "demo"}), "b1", "skiff/demo:run-1", copy
+    )
+    (call,) = engine.loads  # one load: the copy and the code layer on it
+    assert [m["RepoTags"] for m in call] == [["skiff/demo:run-1"], ["skiff/demo:b1"]]
+    assert call[1]["config"]["rootfs"]["diff_ids"][:2] == copy.config["rootfs"]["diff_ids"]
+    assert loaded == engine.ids["skiff/demo:b1"] and image_layers.supported(engine)
+
+
+def test_an_app_made_of_a_shared_layer_builds_on_the_sets_own_run_copy(tmp_path):
+    from skiff_buildpacks import venvs
+
+    digest = "ab" * 32
+    shared = {"Id": "sha256:shared", "RootFS": {"Layers": ["sha256:s1", "sha256:s2"]}, "Config": {"Labels": {}}}
+    mine = {"Id": "sha256:mine", "RootFS": {"Layers": ["sha256:s1", "sha256:s2"]}}
+    mine["Config"] = {"Labels": {venvs.LABEL: digest}}
+    stacked = {**mine, "Id": "sha256:stacked", "RootFS": {"Layers": ["sha256:s1", "sha256:s2", "sha256:more"]}}
+    ref = f"skiff-shared/venv:run-{digest[:16]}-{'cd' * 6}"
+    known = {"sha256:shared": shared, "sha256:mine": mine, "sha256:stacked": stacked, ref: {"Id": "sha256:copy"}}
+    client = SimpleNamespace(api=SimpleNamespace(inspect_image=lambda r: known[r]))
+    client.images = SimpleNamespace(get=lambda r: SimpleNamespace(id=known[r]["Id"]))
+    stack = Stack(image="skiff/stack:trixie", id="sha256:build")
+    records = venvs.SharedVenvs(tmp_path, stack.id)
+    records.put(digest, "sha256:shared", [], ["flask"])
+    records.put_run_copy(digest, "sha256:" + "cd" * 32, ref)
+    out = Lines()
+    s = SimpleNamespace(client=client, build=SimpleNamespace(cache_dir=tmp_path, stack=stack))
+    s.deploy = SimpleNamespace(app="demo", output=out)
+    found = pipeline.shared_source(s, pipeline.DepsLayer(base="skiff/demo:deps-1", image_id="sha256:mine"))
+    assert found is not None and found[1] == digest
+    # a layer installed on top of the shared one (additions) is not the set: it gets its own copy
+    assert pipeline.shared_source(s, pipeline.DepsLayer(base="x", image_id="sha256:stacked")) is None
+    run = {**RUN, "id": "sha256:" + "cd" * 32}
+    assert pipeline.shared_run_copy(s, *found, run) == ref  # made before: nothing copied
+    assert out.lines == [f"Dependencies on the run image {RUN['image']}: the shared layer's copy {digest[:12]}"]
