@@ -111,7 +111,8 @@ def _error(task: dict[str, Any]) -> str:
 
 
 def status(context: Context, app: str) -> list[dict[str, Any]]:
-    """One row per task that should run (``ps:report``), across every node."""
+    """One row per task that should run (``ps:report``), across every node; the previous
+    release's tasks that still run until they retire are ``retiring``."""
     from . import status as listing
 
     c = engine.client(settings.manager(context.state))
@@ -121,14 +122,17 @@ def status(context: Context, app: str) -> list[dict[str, Any]]:
             if task.get("DesiredState") != "running":
                 key = (service["Spec"]["Name"], task.get("Slot"))
                 restarts[key] = restarts.get(key, 0) + 1
+    release = context.state.current_release(app)
+    current = release.version if release else None
     rows = []
     for row in listing.tasks_of(c, app):
+        retiring = row["release"] != current and row["state"] == "running"  # the previous release's
         rows.append(
             {
                 "name": f"{app}.{row['process']}.{row['slot']}",
                 "process": row["process"],
                 "release": row["release"],
-                "status": row["state"],
+                "status": "retiring" if retiring else row["state"],
                 "restarts": restarts.get((row["service"], row["slot"]), 0),
                 "node": row["node"],
                 "address": row["address"],

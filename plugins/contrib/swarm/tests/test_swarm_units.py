@@ -410,7 +410,11 @@ def test_ps_stop_scales_to_zero_ps_start_brings_the_release_back_and_nginx_follo
     assert [(r["name"], r["status"], r["node"], r["address"], r["restarts"]) for r in rows] == [
         ("cat.web.1", "running", "node1", "10.9.0.2:30002", 1)
     ]
-    fake_swarm.remove_service("id-skiff-cat-web-v1")  # the services are gone: ps:start redeploys
+    harness.state.set_property("docker", "formation", {"web": 2}, app="cat")
+    deploy(harness, tmp_path, "b")  # v2 runs; v1's task retires a moment later
+    rows = hook.skiff_app_status(context=ctx, app="cat")
+    assert sorted((r["release"], r["status"]) for r in rows) == [(1, "retiring"), (2, "running"), (2, "running")]
+    fake_swarm.remove_service("id-skiff-cat-web-v2")  # the services are gone: ps:start redeploys
     assert hook.skiff_app_start(context=ctx, app="cat") is None
     harness.create_app("dog")
     assert hook.skiff_app_stop(context=ctx, app="dog") is None and hook.skiff_app_status(context=ctx, app="dog") is None
