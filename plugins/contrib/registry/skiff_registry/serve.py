@@ -245,6 +245,20 @@ def resume(root: Path) -> str | None:
     return f"registry started again on {', '.join(addresses)}"
 
 
+def forget_stopped(root: Path) -> bool:
+    """``state:migrate`` from a version whose ``registry:serve --stop`` kept the configs (which
+    now mean "start it at boot"): a registry that does not run now was stopped (by ``--stop``
+    or a reboot, after which that version did not start it either), so its configs go and it
+    stays stopped as before. Whether there was anything to forget."""
+    folder = directory(root)
+    configs = [folder / f"{name}.yml" for name in CONFIGS]
+    if not any(path.exists() for path in configs) or running_pids(root):
+        return False
+    for path in configs:
+        path.unlink(missing_ok=True)
+    return True
+
+
 def _listen_address(config: Path) -> str:
     """``HOST:PORT`` of a config Skiff wrote (``  addr: HOST:PORT``)."""
     for line in config.read_text().splitlines():
