@@ -193,3 +193,8 @@ def test_state_migrate_keeps_a_registry_stopped_under_the_previous_version_stopp
     assert serve.resume(skiff_root) is None  # at boot: nothing to start
     again = h.invoke("state:migrate")
     assert again.exit_code == 0 and "registry" not in again.output  # idempotent
+    # this version's configs of a registry a reboot stopped: a later update keeps them for ps:restore
+    for name in ("cluster", "loopback"):
+        (folder / f"{name}.yml").write_text("  addr: 10.0.0.1:5443\n")
+    assert h.invoke("state:migrate").exit_code == 0
+    assert (folder / "cluster.yml").exists() and (folder / "loopback.yml").exists()
