@@ -287,6 +287,22 @@ def skiff_app_status(context: Context, app: str) -> list[dict[str, Any]] | None:
     """
 
 
+@hookspec(firstresult=True)
+def skiff_app_enter(
+    context: Context, app: str, target: str | None, command: list[str], write: Callable[[str], None]
+) -> int | None:
+    """Run ``command`` in a running process of ``app`` another scheduler runs; its exit status.
+
+    Called by ``enter APP [TYPE.N] [COMMAND...]`` (docker plugin) before it looks at local
+    containers. ``target`` is ``TYPE.N`` (``TYPE`` alone means ``TYPE.1``; ``None``: the first
+    running process); ``command`` the argv (a shell when the user gave none). A scheduler that
+    runs ``app`` (swarm) runs it in that process's container through an engine it reaches,
+    passes the output to ``write`` as it comes (chunks, not lines) and returns the exit status, or raises
+    :class:`~skiff.errors.SkiffError` (one line) when the process is not there or runs where it
+    cannot reach it. First result wins; ``None``: the docker plugin enters a local container.
+    """
+
+
 # -- periodic work ----------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ DRIVERS = {
     "skiff_app_stop": {"invoke", "stop"},
     "skiff_app_start": {"invoke", "start"},
     "skiff_app_status": {"invoke", "report"},
+    "skiff_app_enter": {"invoke"},  # the docker plugin's enter command
     # asked by the service plugins (postgres, redis) when they attach a linked service
     "skiff_link_network": {"invoke", "link_network"},
     "skiff_boot": {"invoke", "run_skiff", "_skiff", "boot"},  # ps:restore (a test runs the CLI: _skiff)
@@ -218,6 +219,10 @@ HOOK_TESTS: dict[str, list[str]] = {
     "skiff_app_status": [
         "plugins/contrib/swarm/tests/test_swarm_units.py::"
         "test_ps_stop_scales_to_zero_ps_start_brings_the_release_back_and_nginx_follows"
+    ],
+    "skiff_app_enter": [
+        "plugins/contrib/swarm/tests/test_swarm_units.py::"
+        "test_enter_execs_in_a_task_on_the_manager_and_names_the_node_of_one_it_cannot_reach"
     ],
     "skiff_link_network": [
         "plugins/contrib/swarm/tests/test_swarm_units.py::"

@@ -3,7 +3,8 @@
 Hooks: ``skiff_settings`` (``registry:set``), ``skiff_commands`` (``registry:login``,
 ``registry:logout``, ``registry:report``, ``registry:serve``), ``skiff_image_for_nodes`` (the
 reference other nodes pull), ``skiff_release`` (push-on-release), ``skiff_boot`` (the served registry runs again after
-a reboot), ``skiff_report``. See
+a reboot), ``skiff_upgrade`` (a registry stopped under an earlier version stays stopped),
+``skiff_report``. See
 docs/registry.md.
 """
 
@@ -82,6 +83,17 @@ def skiff_boot(context: Context) -> list[str] | None:
     except SkiffError as exc:
         return [f"registry: {exc}"]
     return [f"registry: {done}"] if done else None
+
+
+@hookimpl
+def skiff_upgrade(context: Context) -> list[str] | None:
+    """A registry an earlier version served and that does not run now stays stopped: its
+    configs (which now mean "start it at boot") go. Idempotent."""
+    from . import serve
+
+    if serve.forget_stopped(context.root):
+        return ["registry: the stopped registry:serve registry stays stopped at boot (run registry:serve to serve it)"]
+    return None
 
 
 @hookimpl

@@ -206,6 +206,7 @@ def start(root: Path, host: str, port: int) -> tuple[str, str]:
     folder.chmod(0o700)
     (folder / "data").mkdir(exist_ok=True, mode=0o700)
     _certificates(folder, host)
+    (folder / BOOT_MARKER).touch(mode=0o600)
     password = secrets.token_urlsafe(24)
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10))
     _private(folder / "htpasswd", f"{USER}:".encode() + hashed + b"\n")
@@ -222,6 +223,7 @@ def start(root: Path, host: str, port: int) -> tuple[str, str]:
 
 
 CONFIGS = ("cluster", "loopback")  # one process per address: the cluster's, then 127.0.0.1's
+BOOT_MARKER = "restored-at-boot"  # its configs mean "start it at boot" (this version on)
 
 
 def resume(root: Path) -> str | None:
@@ -243,6 +245,25 @@ def resume(root: Path) -> str | None:
     (folder / "registry.pid").write_text(" ".join(str(p.pid) for p in processes) + "\n")
     _wait_answering(root, processes, addresses)
     return f"registry started again on {', '.join(addresses)}"
+
+
+def forget_stopped(root: Path) -> bool:
+    """``state:migrate`` from a version whose ``registry:serve --stop`` kept the configs (which
+    now mean "start it at boot"): a registry that does not run now was stopped (by ``--stop``
+    or a reboot, after which that version did not start it either), so its configs go and it
+    stays stopped as before. Once: the marker ``restored-at-boot`` (also written by
+    :func:`start`) says the configs are this version's. Whether there was anything to forget."""
+    folder = directory(root)
+    marker = folder / BOOT_MARKER
+    if marker.exists() or not folder.is_dir():
+        return False  # written by this version: the configs mean what they say
+    marker.touch(mode=0o600)
+    configs = [folder / f"{name}.yml" for name in CONFIGS]
+    if not any(path.exists() for path in configs) or running_pids(root):
+        return False
+    for path in configs:
+        path.unlink(missing_ok=True)
+    return True
 
 
 def _listen_address(config: Path) -> str:

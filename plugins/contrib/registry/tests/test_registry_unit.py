@@ -173,3 +173,28 @@ def test_login_reads_stdin_refuses_a_wrong_password_in_one_line_and_takes_dokkus
     assert credentials.lookup(h.context.root, "reg.example:5000") == {"username": "me", "password": "right"}
     assert h.invoke("registry:login", "nope", "reg.example:5000", "me", input="right\n").exit_code != 0
     assert client.logins == [("reg.example:5000", "me"), ("reg.example:5000", "me")]
+
+
+def test_state_migrate_keeps_a_registry_stopped_under_the_previous_version_stopped(skiff, skiff_root):
+    """The previous version's ``registry:serve --stop`` left the configs, which now mean "start
+    it at boot": the upgrade removes them when no registry runs, so ps:restore starts nothing."""
+    from skiff_registry import serve
+
+    folder = serve.directory(skiff_root)
+    folder.mkdir(parents=True)
+    for name in ("cluster", "loopback", "htpasswd"):  # as the previous version left them
+        (folder / f"{name}.yml" if name != "htpasswd" else folder / name).write_text("addr: 10.0.0.1:5443\n")
+    h = skiff(("registry", registry_plugin))
+    migrated = h.invoke("state:migrate")
+    assert migrated.exit_code == 0, migrated.output
+    assert "the stopped registry:serve registry stays stopped at boot" in migrated.output
+    assert not (folder / "cluster.yml").exists() and not (folder / "loopback.yml").exists()
+    assert (folder / "htpasswd").exists()  # the account stays for a later registry:serve
+    assert serve.resume(skiff_root) is None  # at boot: nothing to start
+    again = h.invoke("state:migrate")
+    assert again.exit_code == 0 and "registry" not in again.output  # idempotent
+    # this version's configs of a registry a reboot stopped: a later update keeps them for ps:restore
+    for name in ("cluster", "loopback"):
+        (folder / f"{name}.yml").write_text("  addr: 10.0.0.1:5443\n")
+    assert h.invoke("state:migrate").exit_code == 0
+    assert (folder / "cluster.yml").exists() and (folder / "loopback.yml").exists()

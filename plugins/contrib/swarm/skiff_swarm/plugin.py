@@ -10,7 +10,8 @@ ones, ``skiff_app_destroyed`` removes every service and the app's overlay networ
 ``skiff_periodic_tasks`` runs ``swarm:sync`` every minute (nginx follows moved tasks),
 ``skiff_link_network`` names the app's overlay network, which linked services join,
 ``skiff_release`` runs release tasks as one-off job tasks, ``skiff_app_stop`` /
-``skiff_app_start`` / ``skiff_app_status`` answer ``ps:stop`` / ``ps:start`` / ``ps:report``.
+``skiff_app_start`` / ``skiff_app_status`` / ``skiff_app_enter`` answer ``ps:stop`` /
+``ps:start`` / ``ps:report`` / ``enter``.
 Settings: ``scheduler:*`` and ``swarm:*`` (:mod:`skiff_swarm.settings`). docs/swarm.md.
 """
 
@@ -165,6 +166,18 @@ def skiff_app_status(context: Context, app: str) -> list[dict[str, Any]] | None:
     from . import processes
 
     return processes.status(context, app)
+
+
+@hookimpl
+def skiff_app_enter(
+    context: Context, app: str, target: str | None, command: list[str], write: Callable[[str], None]
+) -> int | None:
+    """``enter`` of a swarm app: ``docker exec`` in a task on the manager."""
+    if not settings.is_swarm_app(context.state, app):
+        return None
+    from . import processes
+
+    return processes.enter(context, app, target, command, write)
 
 
 @hookimpl

@@ -4,7 +4,8 @@
 services stay, so ``ps:start`` needs no new release). :func:`start` (``skiff_app_start``): the
 current release's services go back to its formation; once their tasks run (healthy), nginx is
 pointed at them (the tasks have new ports). :func:`status` (``skiff_app_status``): a row per
-task that should run, on every node. :func:`release_tasks` / :func:`postdeploy`
+task that should run, on every node. :func:`enter` (``skiff_app_enter``): ``docker exec``
+in a task's container on the manager. :func:`release_tasks` / :func:`postdeploy`
 (``skiff_release`` / ``skiff_post_deploy``): ``release:`` and app.json ``predeploy`` /
 ``postdeploy`` as one-off job tasks on the cluster, with the new release's image and config.
 """
@@ -12,11 +13,12 @@ task that should run, on every node. :func:`release_tasks` / :func:`postdeploy`
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from skiff.context import Context
 from skiff.deploy import Deploy
-from skiff.errors import SkiffError
+from skiff.errors import NotFound, SkiffError
 
 from . import engine, oneoff, settings, spec, sync
 
@@ -111,7 +113,8 @@ def _error(task: dict[str, Any]) -> str:
 
 
 def status(context: Context, app: str) -> list[dict[str, Any]]:
-    """One row per task that should run (``ps:report``), across every node."""
+    """One row per task that should run (``ps:report``), across every node; the previous
+    release's tasks that still run until they retire are ``retiring``."""
     from . import status as listing
 
     c = engine.client(settings.manager(context.state))
@@ -121,14 +124,17 @@ def status(context: Context, app: str) -> list[dict[str, Any]]:
             if task.get("DesiredState") != "running":
                 key = (service["Spec"]["Name"], task.get("Slot"))
                 restarts[key] = restarts.get(key, 0) + 1
+    release = context.state.current_release(app)
+    current = release.version if release else None
     rows = []
     for row in listing.tasks_of(c, app):
+        retiring = row["release"] != current and row["state"] == "running"  # the previous release's
         rows.append(
             {
                 "name": f"{app}.{row['process']}.{row['slot']}",
                 "process": row["process"],
                 "release": row["release"],
-                "status": row["state"],
+                "status": "retiring" if retiring else row["state"],
                 "restarts": restarts.get((row["service"], row["slot"]), 0),
                 "node": row["node"],
                 "address": row["address"],
@@ -137,6 +143,45 @@ def status(context: Context, app: str) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def enter(context: Context, app: str, target: str | None, command: list[str], write: Callable[[str], None]) -> int:
+    """``enter APP [TYPE.N] [COMMAND]``: ``docker exec`` in the task's container, through the
+    manager's engine: tasks on the manager only (Skiff does not reach the workers' engines)."""
+    c = engine.client(settings.manager(context.state))
+    kind, _, slot_text = (target or "").partition(".")
+    if target and not (spec.PROCESS_NAME.fullmatch(kind) and (not slot_text or slot_text.isdigit())):
+        raise SkiffError(f"invalid process {target!r}: use TYPE or TYPE.N (web.2)")
+    slot = int(slot_text or 1)
+    release = context.state.current_release(app)
+    chosen = None
+    for service in engine.services(c, app):
+        labels = service["Spec"].get("Labels") or {}
+        if release is None or labels.get(spec.LABEL_RELEASE) != str(release.version):
+            continue
+        if target and labels.get(spec.LABEL_PROCESS) != kind:
+            continue
+        for task in _running(c, service["ID"]):
+            if not target or task.get("Slot") == slot:
+                chosen = chosen or (labels.get(spec.LABEL_PROCESS), task)
+    if chosen is None:
+        raise NotFound(f"{app} has no running task" + (f" {kind}.{slot}" if target else ""))
+    process, task = chosen
+    here = ((c.info() or {}).get("Swarm") or {}).get("NodeID")
+    if task.get("NodeID") != here:
+        nodes = {n["ID"]: (n.get("Description") or {}).get("Hostname") for n in c.api.nodes()}
+        raise SkiffError(
+            f"{app}.{process}.{task.get('Slot')} runs on {nodes.get(task.get('NodeID')) or task.get('NodeID')}, "
+            f"whose engine Skiff does not reach (only the manager's): use 'run {app} COMMAND', "
+            "or enter a task on the manager"
+        )
+    container = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+    if not container:
+        raise SkiffError(f"{app}.{process}.{task.get('Slot')} has no container yet")
+    exec_id = c.api.exec_create(container, command, stdout=True, stderr=True)["Id"]
+    for chunk in c.api.exec_start(exec_id, stream=True):
+        write(chunk.decode("utf-8", "replace"))
+    return int(c.api.exec_inspect(exec_id).get("ExitCode") or 0)
 
 
 def app_json_script(app_json: dict[str, Any], name: str) -> str | None:

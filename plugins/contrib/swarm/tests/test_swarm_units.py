@@ -12,7 +12,7 @@ import pytest
 
 import skiff_swarm.plugin as swarm_plugin
 from skiff import lifecycle
-from skiff.errors import DeployError, ValidationError
+from skiff.errors import DeployError, SkiffError, ValidationError
 from skiff.testing import DirReceiver, StubBuilder, dir_source
 from skiff_swarm import engine, rollout, settings, spec
 
@@ -144,6 +144,7 @@ class FakeApi:
         self.port += 1
         ports = [{"PublishMode": "host", "PublishedPort": self.port}] if web else []
         status = {"State": self.health, "PortStatus": {"Ports": ports}, "Err": "dockerexec: unhealthy container"}
+        status["ContainerStatus"] = {"ContainerID": f"ct{self.port}"}
         return {"ID": f"t{self.port}", "Slot": slot, "NodeID": "n1", "DesiredState": "running", "Status": status}
 
     def update_service(self, ident, version, mode=None, fetch_current_spec=False):
@@ -410,7 +411,11 @@ def test_ps_stop_scales_to_zero_ps_start_brings_the_release_back_and_nginx_follo
     assert [(r["name"], r["status"], r["node"], r["address"], r["restarts"]) for r in rows] == [
         ("cat.web.1", "running", "node1", "10.9.0.2:30002", 1)
     ]
-    fake_swarm.remove_service("id-skiff-cat-web-v1")  # the services are gone: ps:start redeploys
+    harness.state.set_property("docker", "formation", {"web": 2}, app="cat")
+    deploy(harness, tmp_path, "b")  # v2 runs; v1's task retires a moment later
+    rows = hook.skiff_app_status(context=ctx, app="cat")
+    assert sorted((r["release"], r["status"]) for r in rows) == [(1, "retiring"), (2, "running"), (2, "running")]
+    fake_swarm.remove_service("id-skiff-cat-web-v2")  # the services are gone: ps:start redeploys
     assert hook.skiff_app_start(context=ctx, app="cat") is None
     harness.create_app("dog")
     assert hook.skiff_app_stop(context=ctx, app="dog") is None and hook.skiff_app_status(context=ctx, app="dog") is None
@@ -465,3 +470,27 @@ def test_release_tasks_run_as_one_off_jobs_of_the_new_image_and_a_failure_keeps_
         deploy(harness, tmp_path, "b")
     assert [k["name"] for k in fake_swarm.created if "Replicated" in k["mode"]] == []  # no new service
     assert harness.state.current_release("cat").version == 1
+
+
+def test_enter_execs_in_a_task_on_the_manager_and_names_the_node_of_one_it_cannot_reach(harness, fake_swarm, tmp_path):
+    harness.state.set_property("docker", "formation", {"web": 2}, app="cat")
+    deploy(harness, tmp_path, "a")
+    execs: list[tuple[str, list[str]]] = []
+    fake_swarm.exec_create = lambda container, cmd, **kw: execs.append((container, cmd)) or {"Id": "e1"}
+    fake_swarm.exec_start = lambda ident, stream=False: iter([b"hello ", b"there\n"])
+    fake_swarm.exec_inspect = lambda ident: {"ExitCode": 4}
+    client = engine.client("")
+    client.info = lambda: {"Swarm": {"NodeID": "n1"}}  # the manager is node n1
+    out: list[str] = []
+    hook, ctx = harness.context.hook, harness.context
+    assert hook.skiff_app_enter(context=ctx, app="cat", target="web.2", command=["env"], write=out.append) == 4
+    assert execs == [("ct30002", ["env"])] and "".join(out) == "hello there\n"
+    fake_swarm.services_["id-skiff-cat-web-v1"]["tasks"][0]["NodeID"] = "n2"  # web.1 on a worker
+    with pytest.raises(SkiffError, match="cat.web.1 runs on n2, whose engine Skiff does not reach"):
+        hook.skiff_app_enter(context=ctx, app="cat", target="web", command=["env"], write=out.append)
+    with pytest.raises(SkiffError, match="no running task web.3"):
+        hook.skiff_app_enter(context=ctx, app="cat", target="web.3", command=["env"], write=out.append)
+    with pytest.raises(SkiffError, match="invalid process"):
+        hook.skiff_app_enter(context=ctx, app="cat", target="web;rm", command=["env"], write=out.append)
+    harness.create_app("dog")
+    assert hook.skiff_app_enter(context=ctx, app="dog", target=None, command=["env"], write=out.append) is None

@@ -261,11 +261,14 @@ def enter(context: Context, app: str, target: str | None, command: tuple[str, ..
     """Run a shell (or COMMAND) inside a running container: enter APP [PROCESS.N [COMMAND...]]"""
     from ..scheduler import running_instances
 
-    if _other_scheduler(context, app):
-        raise SkiffError(
-            f"{app} runs on another scheduler, whose containers are not on this host: "
-            f"use 'run {app} COMMAND' (a one-off task of the current release)"
+    argv = list(command) or ["/bin/sh", "-c", "command -v bash >/dev/null && exec bash || exec sh"]
+    if _other_scheduler(context, app):  # e.g. swarm: the task's container, where it runs
+        code = context.hook.skiff_app_enter(
+            context=context, app=app, target=target, command=argv, write=lambda text: click.echo(text, nl=False)
         )
+        if code is None:
+            raise SkiffError(f"{app} runs on another scheduler, whose containers are not on this host")
+        return int(code)
     c = engine.client()
     running = [e for e in running_instances(c, app) if e.get("State") == "running"]
     if target:
@@ -278,9 +281,6 @@ def enter(context: Context, app: str, target: str | None, command: tuple[str, ..
         chosen = running[:1]
         if not chosen:
             raise NotFound(f"{app} has no running container")
-    argv = list(command)
-    if not argv:
-        argv = ["/bin/sh", "-c", "command -v bash >/dev/null && exec bash || exec sh"]
     ident = chosen[0]["Id"]
     if _interactive():
         import shutil
