@@ -112,12 +112,18 @@ class HookChannel:
         self.dir = Path(tempfile.mkdtemp(prefix="push-", dir=parent))  # 0700
         self.request_path = self.dir / "request"
         self.output_path = self.dir / "output"
-        os.mkfifo(self.request_path, 0o600)
-        os.mkfifo(self.output_path, 0o600)
-        self.request_fd: int | None = os.open(self.request_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        # a writer from the start: the hook's read-only open never blocks, and its copy
-        # of the output ends only when this process closes it (or dies)
-        self.output_fd: int | None = os.open(self.output_path, os.O_RDWR | os.O_CLOEXEC)
+        self.request_fd: int | None = None
+        self.output_fd: int | None = None
+        try:
+            os.mkfifo(self.request_path, 0o600)
+            os.mkfifo(self.output_path, 0o600)
+            self.request_fd = os.open(self.request_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            # a writer from the start: the hook's read-only open never blocks, and its copy
+            # of the output ends only when this process closes it (or dies)
+            self.output_fd = os.open(self.output_path, os.O_RDWR | os.O_CLOEXEC)
+        except BaseException:
+            self.close()
+            raise
 
     def wait_request(self, child: subprocess.Popen[bytes]) -> bytes | None:
         """The hook's request as sent, or ``None`` when ``child`` exits first (git ran no hook).

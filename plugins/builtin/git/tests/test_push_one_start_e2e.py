@@ -132,3 +132,19 @@ def test_a_push_from_a_root_shell_runs_skiff_in_the_hook(sshd, tmp_path, skiff_r
     )
     assert pushed.returncode != 0 and "pre-receive hook declined" in pushed.stderr, pushed.stderr
     assert remote_main(sshd, "local") == second
+
+
+def test_a_push_git_refuses_before_the_hook_ends_without_a_deploy(sshd, tmp_path, skiff_root, trail):
+    """A pack over max-push-size: git runs no hook; ssh-command sees its child exit and ends with it."""
+    assert sshd.ssh("apps:create big").exit_code == 0
+    assert sshd.ssh("git:set --global max-push-size 4K").exit_code == 0
+    repo = init_repo(tmp_path / "app", {"blob.bin": os.urandom(64 * 1024)})
+    marks(trail)
+    result = git_push(repo, "big", sshd)
+    assert result.exit_code != 0
+    assert "pack exceeds maximum allowed size" in result.output, result.output
+    seen = marks(trail)
+    assert "git.receive-pack.start" in seen and "git.hook.request-read" not in seen and "lock.held" not in seen
+    assert remote_main(sshd, "big") == ""
+    assert releases(skiff_root, "big") == []
+    assert not list((skiff_root / "tmp").glob("push-*"))
