@@ -97,6 +97,7 @@ def skiff_key_role(context: Context, key: str) -> str | None:
 @hookimpl(trylast=True)
 def skiff_key_exists(context: Context, key: str) -> bool:
     """A line of authorized_keys that Skiff wrote names ``key``."""
+    from . import keys
     from .commands import authorized_keys_path
 
     return any(k.name == key for k in keys.skiff_keys(keys.read_lines(authorized_keys_path(context))))
