@@ -198,93 +198,62 @@ if [ -f "$root/skiff.db" ]; then
   as_user "$venv/bin/skiff" ps:restore >/dev/null || echo "!     ps:restore failed: see 'skiff ps:report'" >&2
 fi
 
-# -- the cron runner (contrib cron): one process for every periodic task -------------------
-# app.json cron jobs, cleanup, renewals: the runner reads them from the store every minute, so
-# nothing of a job is written into a crontab or a unit. Where systemd runs, a unit keeps it
-# running and starts it at boot; elsewhere it is started detached with a pidfile, and every
-# install restarts it (so it runs the code just installed). SKIFF_SERVICES=none: the caller
-# runs its own.
-pidfile="$root/cron/runner.pid"
-runner_log="$root/cron/runner.log"
-if [ "$services" = system ] && as_user "$venv/bin/skiff" cron:runner --help >/dev/null 2>&1; then
-  install -d -o "$user" -g "$user" -m 0755 "$root/cron"
-  [ -f "$runner_log" ] || install -o "$user" -g "$user" -m 0640 /dev/null "$runner_log"
+# -- long-running skiff processes: the cron runner (contrib cron) and the dashboard ----------
+# keep_running UNIT WHAT DIR DIRMODE PIDFILE LOG SKIFF-ARGS...: runs `skiff SKIFF-ARGS --pidfile
+# PIDFILE` as the service account for good: where systemd runs, a unit keeps it running and
+# starts it at boot; elsewhere it is started detached with a pidfile, and every install restarts
+# it (so it runs the code just installed). Only when the plugin that owns the command is
+# installed, and not with SKIFF_SERVICES=none (the caller runs its own). Every argument is fixed
+# by this script: nothing of a user's is written into a unit.
+keep_running() {
+  local unit=$1 what=$2 dir=$3 dirmode=$4 pidfile=$5 log=$6 old
+  shift 6
+  [ "$services" = system ] || return 0
+  as_user "$venv/bin/skiff" "$1" --help >/dev/null 2>&1 || return 0
+  install -d -o "$user" -g "$user" -m "$dirmode" "$dir"
+  [ -f "$log" ] || install -o "$user" -g "$user" -m 0640 /dev/null "$log"
   if has_systemd; then
-    cat > "$etc/systemd/system/skiff-cron.service.new" <<EOF
-# installed by skiff's make install: the cron runner (no job text here: it reads the store)
+    cat > "$etc/systemd/system/$unit.new" <<EOF
+# installed by skiff's make install: the $what
 [Unit]
-Description=Skiff cron runner
+Description=Skiff $what
 After=docker.service
 
 [Service]
 User=$user
 Environment=SKIFF_ROOT=$root
-ExecStart=$venv/bin/skiff cron:runner --pidfile $pidfile
+ExecStart=$venv/bin/skiff $* --pidfile $pidfile
 Restart=always
 RestartSec=5
 
 [Install]
 WantedBy=multi-user.target
 EOF
-    mv "$etc/systemd/system/skiff-cron.service.new" "$etc/systemd/system/skiff-cron.service"
+    mv "$etc/systemd/system/$unit.new" "$etc/systemd/system/$unit"
     systemctl daemon-reload
-    systemctl enable skiff-cron.service >/dev/null
-    systemctl restart skiff-cron.service
+    systemctl enable "$unit" >/dev/null
+    systemctl restart "$unit"
   else
     old=$(cat "$pidfile" 2>/dev/null || true)
-    if [[ "$old" =~ ^[0-9]+$ ]] && grep -qa "cron:runner" "/proc/$old/cmdline" 2>/dev/null; then
-      step "Restarting the cron runner (pid $old)"
+    if [[ "$old" =~ ^[0-9]+$ ]] && grep -qa "$1" "/proc/$old/cmdline" 2>/dev/null; then
+      step "Restarting the $what (pid $old)"
       kill -TERM "$old" 2>/dev/null || true
       for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
     else
-      step "Starting the cron runner"
+      step "Starting the $what"
     fi
-    as_user setsid -f "$venv/bin/skiff" cron:runner --pidfile "$pidfile" >>"$runner_log" 2>&1 </dev/null
+    as_user setsid -f "$venv/bin/skiff" "$@" --pidfile "$pidfile" >>"$log" 2>&1 </dev/null
   fi
-fi
+}
 
-# -- the dashboard's server (contrib dashboard): one process, serving only while enabled ------
+# app.json cron jobs, cleanup, renewals: the runner reads them from the store every minute, so
+# nothing of a job is written into a crontab or a unit.
+keep_running skiff-cron.service "cron runner" "$root/cron" 0755 \
+  "$root/cron/runner.pid" "$root/cron/runner.log" cron:runner
 # `dashboard:serve --service` waits while the dashboard is off and serves on 127.0.0.1:PORT
 # while it is on (dashboard:enable / dashboard:disable flip it within seconds; nginx's site is
-# written by those commands). Kept running like the cron runner: a unit where systemd runs,
-# else started detached with a pidfile and restarted by every install.
-dash_pidfile="$root/dashboard/server.pid"
-dash_log="$root/dashboard/server.log"
-if [ "$services" = system ] && as_user "$venv/bin/skiff" dashboard:serve --help >/dev/null 2>&1; then
-  install -d -o "$user" -g "$user" -m 0700 "$root/dashboard"
-  [ -f "$dash_log" ] || install -o "$user" -g "$user" -m 0640 /dev/null "$dash_log"
-  if has_systemd; then
-    cat > "$etc/systemd/system/skiff-dashboard.service.new" <<EOF
-# installed by skiff's make install: the dashboard's web server (serves only while enabled)
-[Unit]
-Description=Skiff dashboard
-After=docker.service
-
-[Service]
-User=$user
-Environment=SKIFF_ROOT=$root
-ExecStart=$venv/bin/skiff dashboard:serve --service --pidfile $dash_pidfile
-Restart=always
-RestartSec=5
-
-[Install]
-WantedBy=multi-user.target
-EOF
-    mv "$etc/systemd/system/skiff-dashboard.service.new" "$etc/systemd/system/skiff-dashboard.service"
-    systemctl daemon-reload
-    systemctl enable skiff-dashboard.service >/dev/null
-    systemctl restart skiff-dashboard.service
-  else
-    old=$(cat "$dash_pidfile" 2>/dev/null || true)
-    if [[ "$old" =~ ^[0-9]+$ ]] && grep -qa "dashboard:serve" "/proc/$old/cmdline" 2>/dev/null; then
-      step "Restarting the dashboard server (pid $old)"
-      kill -TERM "$old" 2>/dev/null || true
-      for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
-    else
-      step "Starting the dashboard server (it serves once dashboard:enable ran)"
-    fi
-    as_user setsid -f "$venv/bin/skiff" dashboard:serve --service --pidfile "$dash_pidfile" >>"$dash_log" 2>&1 </dev/null
-  fi
-fi
+# written by those commands).
+keep_running skiff-dashboard.service "dashboard server" "$root/dashboard" 0700 \
+  "$root/dashboard/server.pid" "$root/dashboard/server.log" dashboard:serve --service
 
 step "Skiff is installed: $("$bin" version)"
