@@ -456,6 +456,18 @@ def started(nodes: int = 3, directory: Path | str | None = None, swarm: bool = T
         cluster.stop()
 
 
+def local_skiff(root: Path | str, engine: str, *args: str, timeout: float = 180) -> str:
+    """``skiff ARGS`` as a root shell on the server would run it, on ``engine`` (e.g. the manager's
+    ``base_url``), with ``SKIFF_ROOT=root``; must succeed; returns its stdout."""
+    env = {**os.environ, "SKIFF_ROOT": str(root), "DOCKER_HOST": engine}
+    env.pop("SKIFF_USER", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "skiff", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, f"{args}: {proc.stdout}{proc.stderr}"
+    return proc.stdout
+
+
 def load_image(source: Any, target: Any, ref: str) -> None:
     """Copy the image ``ref`` from one engine (an SDK client) to another, as ``docker save | docker load``."""
     image = source.images.get(ref)

@@ -146,6 +146,15 @@ class SshServer:
         )
         return CommandResult(proc.returncode, proc.stdout, proc.stderr)
 
+    def ok(self, *argv: str, input: str | None = None, timeout: float = 120) -> str:
+        """``ssh skiff-test ARGV...`` that must succeed: its whole output (stdout, then stderr).
+
+        A non-zero exit fails the test with the command and what it printed.
+        """
+        result = self.ssh(list(argv), input=input, timeout=timeout)
+        assert result.exit_code == 0, f"{list(argv)}: {result.output}"
+        return result.stdout + result.stderr
+
     def git(self, *args: str, cwd: Path | None = None, timeout: float = 300) -> CommandResult:
         """Run ``git ARGS`` with this server's ssh settings (ls-remote, clone, push)."""
         proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=self.env, timeout=timeout)

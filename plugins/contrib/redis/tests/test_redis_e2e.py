@@ -28,13 +28,6 @@ def sshd_skiff_env(private_nginx):
     return {**private_nginx.env}
 
 
-def over_ssh(sshd, *argv: str, stdin: str | None = None) -> str:
-    """``ssh skiff-test ARGV`` that must succeed; its whole output (stdout, then stderr)."""
-    result = sshd.ssh(list(argv), input=stdin)
-    assert result.exit_code == 0, f"{argv}: {result.output}"
-    return result.stdout + result.stderr
-
-
 def ssh_bytes(sshd, command: str, data: bytes | None = None, *, code: int = 0) -> subprocess.CompletedProcess:
     """``ssh skiff-test COMMAND`` with bytes in and out (export and import), exiting with ``code``."""
     proc = subprocess.run(
@@ -47,7 +40,7 @@ def ssh_bytes(sshd, command: str, data: bytes | None = None, *, code: int = 0) -
 def test_pushed_counter_keeps_counting_across_restarts(
     stack_image, redis_image, docker_cleanup, redis_cleanup, private_nginx, sshd, docker_client, tmp_path
 ):
-    over_ssh(sshd, "domains:set-global", GLOBAL)
+    sshd.ok("domains:set-global", GLOBAL)
     app = docker_cleanup.app(new_app_name("count"))
     db, copy = "r" + uuid.uuid4().hex[:8], "c" + uuid.uuid4().hex[:8]
     files = {p.name: p.read_text() for p in COUNTER.iterdir() if p.is_file()}
@@ -61,42 +54,42 @@ def test_pushed_counter_keeps_counting_across_restarts(
 
     assert visit("/") == "no redis linked\n"
 
-    over_ssh(sshd, "redis:create", db)
-    linked = over_ssh(sshd, "redis:link", db, app)
+    sshd.ok("redis:create", db)
+    linked = sshd.ok("redis:link", db, app)
     assert f"Link redis {db}" in linked
-    url = over_ssh(sshd, "redis:info", db, "--dsn").strip()
+    url = sshd.ok("redis:info", db, "--dsn").strip()
     password = url.split("redis://:")[1].split("@")[0]
     assert url == f"redis://:{password}@skiff-redis-{db}:6379" and len(password) == 32
-    shown = [linked] + [over_ssh(sshd, *argv) for argv in (("redis:info", db), ("redis:list",), ("redis:logs", db))]
-    shown.append(over_ssh(sshd, "apps:report", app))
+    shown = [linked] + [sshd.ok(*argv) for argv in (("redis:info", db), ("redis:list",), ("redis:logs", db))]
+    shown.append(sshd.ok("apps:report", app))
     assert [text for text in shown if password in text] == []
     container = docker_client.containers.get(f"skiff.redis.{db}")
     assert password not in " ".join(container.attrs["Config"]["Cmd"] or [])
     assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"
 
     assert [visit(), visit()] == ["visits: 1\n", "visits: 2\n"]
-    over_ssh(sshd, "redis:restart", db)
+    sshd.ok("redis:restart", db)
     assert visit() == "visits: 3\n"
-    over_ssh(sshd, "ps:restart", app)
+    sshd.ok("ps:restart", app)
     assert visit() == "visits: 4\n"
     assert visit("/") == "visits so far: 4\n"
 
     # an unauthenticated client is refused: the password is required
-    assert "appendonly\nyes" in over_ssh(sshd, "redis:connect", db, stdin="CONFIG GET appendonly\n")
+    assert "appendonly\nyes" in sshd.ok("redis:connect", db, input="CONFIG GET appendonly\n")
     refused = container.exec_run(["redis-cli", "-h", "127.0.0.1", "GET", "visits"])
     assert b"NOAUTH" in refused.output
 
     # RDB export over SSH, import into a new service, which keeps it through a restart
     rdb = ssh_bytes(sshd, f"redis:export {db}").stdout
     assert rdb.startswith(b"REDIS")
-    over_ssh(sshd, "redis:create", copy)
+    sshd.ok("redis:create", copy)
     ssh_bytes(sshd, f"redis:import {copy}", rdb)
-    over_ssh(sshd, "redis:restart", copy)
-    query = over_ssh(sshd, "redis:connect", copy, stdin="GET visits\nCONFIG GET appendonly\n")
+    sshd.ok("redis:restart", copy)
+    query = sshd.ok("redis:connect", copy, input="GET visits\nCONFIG GET appendonly\n")
     assert query.split() == ["4", "appendonly", "yes"]
     bad = ssh_bytes(sshd, f"redis:import {copy}", rdb[: len(rdb) // 2], code=1)
     assert b"nothing was imported" in bad.stderr
-    assert over_ssh(sshd, "redis:connect", copy, stdin="GET visits\n").strip() == "4"
+    assert sshd.ok("redis:connect", copy, input="GET visits\n").strip() == "4"
 
     # destroying is refused while linked; destroying the app unlinks it; then both go
     steps = [

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -54,21 +52,6 @@ def sshd_skiff_env(private_nginx, three_nodes):
     return {**private_nginx.env, "DOCKER_HOST": three_nodes.manager.base_url}
 
 
-def over_ssh(sshd, *argv: str) -> str:
-    result = sshd.ssh(list(argv))
-    assert result.exit_code == 0, f"{argv}: {result.output}"
-    return result.stdout + result.stderr
-
-
-def local(root: Path, engine: str, *args: str) -> str:
-    """``skiff ARGS`` as root on the server (registry:serve is root's), on the manager's engine."""
-    env = {**os.environ, "SKIFF_ROOT": str(root), "DOCKER_HOST": engine}
-    env.pop("SKIFF_USER", None)
-    proc = subprocess.run([sys.executable, "-m", "skiff", *args], env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, f"{args}: {proc.stdout}{proc.stderr}"
-    return proc.stdout
-
-
 def report(sshd, app: str) -> dict:
     result = sshd.ssh(["apps:report", app, "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -83,21 +66,21 @@ def test_web_3_runs_one_task_per_node_through_the_registry_and_redeploys_without
         probe.bind((c.host_address, 0))
         server = f"{c.host_address}:{probe.getsockname()[1]}"
     engine = c.manager.base_url
-    local(skiff_root, engine, "registry:serve", server)  # also logs Skiff in with a generated account
+    cluster.local_skiff(skiff_root, engine, "registry:serve", server)  # also logs Skiff in with a generated account
     try:
         ca = Path(
-            json.loads(local(skiff_root, engine, "registry:report", "--format", "json"))["ca_certificate"]
+            json.loads(cluster.local_skiff(skiff_root, engine, "registry:report", "--format", "json"))["ca_certificate"]
         ).read_bytes()
         for node in c.nodes:
             node.trust(server, ca)
-        over_ssh(sshd, "registry:set", "--global", "server", server)
-        over_ssh(sshd, "domains:set-global", GLOBAL)
+        sshd.ok("registry:set", "--global", "server", server)
+        sshd.ok("domains:set-global", GLOBAL)
         app = new_app_name("swc")
         host = f"{app}.{GLOBAL}"
-        over_ssh(sshd, "apps:create", app)
-        over_ssh(sshd, "scheduler:set", app, "selected", "swarm")
-        over_ssh(sshd, "swarm:set", app, "wait-to-retire", "2")
-        over_ssh(sshd, "ps:scale", app, "web=3")  # stored: the first deploy runs three
+        sshd.ok("apps:create", app)
+        sshd.ok("scheduler:set", app, "selected", "swarm")
+        sshd.ok("swarm:set", app, "wait-to-retire", "2")
+        sshd.ok("ps:scale", app, "web=3")  # stored: the first deploy runs three
 
         repo = init_repo(tmp_path / app, {p.name: p.read_text() for p in APP.iterdir() if p.is_file()})
         pushed = git_push(repo, app, sshd)
@@ -142,7 +125,7 @@ def test_web_3_runs_one_task_per_node_through_the_registry_and_redeploys_without
             subprocess.run(["ip", "-n", c.bridge_netns, "link", "set", "p3", "down"], check=True)
             listed = []
             while time.monotonic() < cut + 180:
-                over_ssh(sshd, "swarm:sync", app)
+                sshd.ok("swarm:sync", app)
                 listed = report(sshd, app)["proxy"]["upstreams"]
                 if len(listed) == 3 and not any(u.startswith(f"{gone.address}:") for u in listed):
                     break
@@ -162,6 +145,6 @@ def test_web_3_runs_one_task_per_node_through_the_registry_and_redeploys_without
             f"{len(load.failures)} in flight lost; one client in sequence: {len(latencies)} requests, "
             f"{len(lost)} unanswered, longest {max(latencies, default=0):.2f}s"
         )
-        over_ssh(sshd, "apps:destroy", app, "--force")
+        sshd.ok("apps:destroy", app, "--force")
     finally:
-        local(skiff_root, engine, "registry:serve", "--stop")
+        cluster.local_skiff(skiff_root, engine, "registry:serve", "--stop")

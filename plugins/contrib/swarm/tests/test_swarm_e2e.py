@@ -35,12 +35,6 @@ def sshd_skiff_env(private_nginx, swarm_engine):
     return {**private_nginx.env, "SKIFF_SWARM_MANAGER": swarm_engine.host}
 
 
-def over_ssh(sshd, *argv: str) -> str:
-    result = sshd.ssh(list(argv))
-    assert result.exit_code == 0, f"{argv}: {result.output}"
-    return result.stdout + result.stderr
-
-
 def services(engine, app: str) -> list[str]:
     found = engine.docker("service", "ls", "--filter", f"label=skiff.app={app}", "--format", "{{.Name}}")
     assert found.returncode == 0, found.stderr
@@ -62,13 +56,13 @@ def upstreams(sshd, app: str) -> list[str]:
 def test_swarm_app_serves_scales_redeploys_rolls_back_and_goes(
     stack_base_image, docker_cleanup, private_nginx, sshd, swarm_engine, tmp_path
 ):
-    over_ssh(sshd, "domains:set-global", GLOBAL)
+    sshd.ok("domains:set-global", GLOBAL)
     app = docker_cleanup.app(new_app_name("sw"))
     host = f"{app}.{GLOBAL}"
-    over_ssh(sshd, "apps:create", app)
-    over_ssh(sshd, "scheduler:set", app, "selected", "swarm")
-    over_ssh(sshd, "swarm:set", app, "wait-to-retire", "2")
-    assert "swarm" in over_ssh(sshd, "scheduler:report", app)
+    sshd.ok("apps:create", app)
+    sshd.ok("scheduler:set", app, "selected", "swarm")
+    sshd.ok("swarm:set", app, "wait-to-retire", "2")
+    assert "swarm" in sshd.ok("scheduler:report", app)
 
     files = {p.name: p.read_text() for p in APP.iterdir() if p.is_file()}
     repo = init_repo(tmp_path / app, files)
@@ -87,7 +81,7 @@ def test_swarm_app_serves_scales_redeploys_rolls_back_and_goes(
     assert [u for u in upstreams(sshd, app) if re.fullmatch(rf"{node}:[0-9]+", u)] == upstreams(sshd, app) != []
 
     # scale: three tasks, nginx lists the three ports, every task answers
-    over_ssh(sshd, "ps:scale", app, "web=3")
+    sshd.ok("ps:scale", app, "web=3")
     listed = upstreams(sshd, app)
     assert len(listed) == 3 and len(set(listed)) == 3, listed
     tasks = swarm_engine.docker("service", "ps", f"skiff-{app}-web-v2", "--filter", "desired-state=running", "-q")
@@ -107,11 +101,11 @@ def test_swarm_app_serves_scales_redeploys_rolls_back_and_goes(
     after = before
     while time.monotonic() < deadline and (len(after) != 3 or after == before):
         time.sleep(1)
-        over_ssh(sshd, "swarm:sync", app)  # first without the dead task, then with its replacement
+        sshd.ok("swarm:sync", app)  # first without the dead task, then with its replacement
         after = upstreams(sshd, app)
     assert len(after) == 3 and after != before and len(set(after) & set(before)) == 2, (before, after)
     assert {answer() for _ in range(30)} == seen
-    report = over_ssh(sshd, "swarm:report", app)
+    report = sshd.ok("swarm:report", app)
     assert report.count(" running on ") == 3, report
 
     # a code-only redeploy under steady load through nginx: no failed request
@@ -136,13 +130,13 @@ def test_swarm_app_serves_scales_redeploys_rolls_back_and_goes(
     assert services(swarm_engine, app) == current and len(current) == 1
 
     # rollback: v3 (code v2) -> a new release v5 of v2's image and config (code v1)
-    over_ssh(sshd, "releases:rollback", app)
+    sshd.ok("releases:rollback", app)
     assert answer().startswith("v1 ")
     assert f"skiff-{app}-web-v5" in services(swarm_engine, app)
 
     # rename: the release runs as the new name's services, the old name's go with their network
     renamed = docker_cleanup.app(new_app_name("sw"))
-    over_ssh(sshd, "apps:rename", app, renamed)
+    sshd.ok("apps:rename", app, renamed)
     got = private_nginx.request("/", host=f"{renamed}.{GLOBAL}")
     assert got.status == 200 and got.body.startswith("v1 "), got.body
     deadline = time.monotonic() + 60
@@ -154,10 +148,10 @@ def test_swarm_app_serves_scales_redeploys_rolls_back_and_goes(
     # run: a one-off task of the current release with its config; logs: every task's, prefixed
     ran = sshd.ssh(["run", renamed, "echo hello from $DYNO; exit 7"])
     assert ran.exit_code == 7 and re.search(r"hello from run\.[0-9]{4}", ran.output), ran.output
-    logged = over_ssh(sshd, "logs", renamed)
+    logged = sshd.ok("logs", renamed)
     assert re.search(rf"{renamed}\[web\.[123]\]: web v1 listening on 5000", logged), logged
 
     # destroy removes the services and the app's network
-    over_ssh(sshd, "apps:destroy", renamed, "--force")
+    sshd.ok("apps:destroy", renamed, "--force")
     assert services(swarm_engine, renamed) == []
     assert networks(swarm_engine, renamed) == []

@@ -72,20 +72,6 @@ def sshd_skiff_env(private_nginx, three_nodes):
     return {**private_nginx.env, "DOCKER_HOST": three_nodes.manager.base_url}
 
 
-def over_ssh(sshd, *argv: str) -> str:
-    result = sshd.ssh(list(argv))
-    assert result.exit_code == 0, f"{argv}: {result.output}"
-    return result.stdout + result.stderr
-
-
-def local(root: Path, engine: str, *args: str) -> str:
-    env = {**os.environ, "SKIFF_ROOT": str(root), "DOCKER_HOST": engine}
-    env.pop("SKIFF_USER", None)
-    proc = subprocess.run([sys.executable, "-m", "skiff", *args], env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, f"{args}: {proc.stdout}{proc.stderr}"
-    return proc.stdout
-
-
 def answers(private_nginx, host: str, path: str, count: int = 30) -> set[str]:
     """The bodies of ``count`` requests through nginx, without the task's hostname."""
     seen = set()
@@ -103,26 +89,26 @@ def test_a_swarm_app_on_every_node_reads_the_linked_postgres_over_the_overlay(
         probe.bind((c.host_address, 0))
         server = f"{c.host_address}:{probe.getsockname()[1]}"
     engine = c.manager.base_url
-    local(skiff_root, engine, "registry:serve", server)
+    cluster.local_skiff(skiff_root, engine, "registry:serve", server)
     app = new_app_name("swpg")
     db = new_app_name("db")
     try:
         ca = Path(
-            json.loads(local(skiff_root, engine, "registry:report", "--format", "json"))["ca_certificate"]
+            json.loads(cluster.local_skiff(skiff_root, engine, "registry:report", "--format", "json"))["ca_certificate"]
         ).read_bytes()
         for node in c.nodes:
             node.trust(server, ca)
-        over_ssh(sshd, "registry:set", "--global", "server", server)
-        over_ssh(sshd, "domains:set-global", GLOBAL)
+        sshd.ok("registry:set", "--global", "server", server)
+        sshd.ok("domains:set-global", GLOBAL)
         host = f"{app}.{GLOBAL}"
-        over_ssh(sshd, "apps:create", app)
-        over_ssh(sshd, "scheduler:set", app, "selected", "swarm")
-        over_ssh(sshd, "swarm:set", app, "wait-to-retire", "2")
-        over_ssh(sshd, "ps:scale", app, "web=3")
-        over_ssh(sshd, "postgres:create", db)
-        linked = over_ssh(sshd, "postgres:link", db, app)
+        sshd.ok("apps:create", app)
+        sshd.ok("scheduler:set", app, "selected", "swarm")
+        sshd.ok("swarm:set", app, "wait-to-retire", "2")
+        sshd.ok("ps:scale", app, "web=3")
+        sshd.ok("postgres:create", db)
+        linked = sshd.ok("postgres:link", db, app)
         assert "not changed yet" not in linked, linked  # it joined the overlay at once
-        config = json.loads(over_ssh(sshd, "config:export", app, "--format", "json"))
+        config = json.loads(sshd.ok("config:export", app, "--format", "json"))
         assert f"@skiff-postgres-{db}:5432/" in config["DATABASE_URL"]  # the alias, not a host port
 
         repo = init_repo(tmp_path / app, {p.name: p.read_text() for p in APP.iterdir() if p.is_file()})
@@ -135,7 +121,7 @@ def test_a_swarm_app_on_every_node_reads_the_linked_postgres_over_the_overlay(
         assert f"skiff-swarm-{app}" in pg.attrs["NetworkSettings"]["Networks"]
         assert not any(pg.attrs["NetworkSettings"]["Ports"].values())
 
-        report = json.loads(over_ssh(sshd, "ps:report", app, "--format", "json"))
+        report = json.loads(sshd.ok("ps:report", app, "--format", "json"))
         rows = [r for r in report["processes"] if r["status"] == "running"]
         assert report["running"] == 3 and len({r["node"] for r in rows}) == 3, report  # one task per node
         assert {r["address"].rsplit(":", 1)[0] for r in rows} == {n.address for n in c.nodes}
@@ -145,15 +131,15 @@ def test_a_swarm_app_on_every_node_reads_the_linked_postgres_over_the_overlay(
         seen = answers(private_nginx, host, "/note")
         assert seen == {f"web.{n} {NOTE}" for n in (1, 2, 3)}, seen  # every task, workers too, read it
 
-        stopped = over_ssh(sshd, "ps:stop", app)
+        stopped = sshd.ok("ps:stop", app)
         assert f"Stopped 3 containers of {app}" in stopped, stopped
-        assert json.loads(over_ssh(sshd, "ps:report", app, "--format", "json"))["running"] == 0
-        started = over_ssh(sshd, "ps:start", app)
+        assert json.loads(sshd.ok("ps:report", app, "--format", "json"))["running"] == 0
+        started = sshd.ok("ps:start", app)
         assert "started 3 task(s)" in started, started
         seen = answers(private_nginx, host, "/note")
         assert seen == {f"web.{n} {NOTE}" for n in (1, 2, 3)}, seen
 
-        detached = over_ssh(sshd, "run:detached", app, "sleep 30").strip().splitlines()[-1]
+        detached = sshd.ok("run:detached", app, "sleep 30").strip().splitlines()[-1]
         assert detached.startswith(f"skiff-{app}-run-"), detached
         services = c.manager.client().services.list(filters={"name": detached})
         assert [s.name for s in services] == [detached]
@@ -165,10 +151,10 @@ def test_a_swarm_app_on_every_node_reads_the_linked_postgres_over_the_overlay(
             time.sleep(0.5)
         assert tasks and tasks[0]["Status"]["State"] == "running", tasks
 
-        over_ssh(sshd, "apps:destroy", app, "--force")
+        sshd.ok("apps:destroy", app, "--force")
         assert c.manager.client().services.list(filters={"label": f"skiff.app={app}"}) == []
         assert c.manager.client().networks.list(names=[f"skiff-swarm-{app}"]) == []
     finally:
         sshd.ssh(["apps:destroy", app, "--force"])
         sshd.ssh(["postgres:destroy", db, "--force"])
-        local(skiff_root, engine, "registry:serve", "--stop")
+        cluster.local_skiff(skiff_root, engine, "registry:serve", "--stop")
