@@ -302,6 +302,8 @@ def site_certificate(context: Context, site: str, domains: list[str]) -> tuple[P
     why = site_due(context, site, names)
     if why is not None:
         issue_site(context, site, names, why)
+    if not store.prop(context, "cron-job", default=False):
+        context.output.warn("nothing renews it on a schedule yet: an admin runs letsencrypt:cron-job --add")
     elif store.sites(context).get(site, {}).get("domains") != names:
         store.set_site(context, site, {**store.sites(context).get(site, {}), "domains": names})
     return store.site_files(context, site)

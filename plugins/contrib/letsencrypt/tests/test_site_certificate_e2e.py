@@ -70,6 +70,7 @@ def test_the_dashboard_gets_its_certificate_from_pebble_nginx_serves_it_and_a_re
     h.dns.resolvable.add(DOMAIN)
     issued = h.invoke("dashboard:letsencrypt")
     assert issued.exit_code == 0, issued.output
+    assert "an admin runs letsencrypt:cron-job --add" in issued.stderr  # renewals are not scheduled yet
     first = served(h, DOMAIN)  # verified against Pebble's root, for this name
     assert "Pebble Intermediate" in first.issuer.rfc4514_string()
     names = first.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
