@@ -25,6 +25,7 @@ from . import hookspec
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
+    from pathlib import Path
 
     import click
     import pluggy
@@ -413,6 +414,38 @@ def skiff_proxy_site(context: Context, site: ProxySite, remove: bool) -> bool | 
     tests and reloads, and returns ``True``; with ``remove`` it deletes that config. A
     config nginx refuses raises :class:`SkiffError` (one line) and the old one stays.
     First result wins; ``None``: no proxy plugin installed.
+    """
+
+
+@hookspec(firstresult=True)
+def skiff_site_certificate(context: Context, site: str, domains: list[str]) -> tuple[Path, Path] | None:
+    """Get a certificate for ``domains`` of ``site`` (a plugin's own site, not an app); return its files.
+
+    Called by a plugin that serves a site through ``skiff_proxy_site`` and wants HTTPS
+    from a certificate authority (``dashboard:letsencrypt``). ``site`` is the site's name
+    (:data:`skiff.contracts.PROXY_SITE_NAME`), ``domains`` the plain DNS names it must
+    cover, served by the proxy with the ACME challenge location. The letsencrypt plugin
+    orders one (HTTP-01) when the site has none, it is due or the names changed, keeps
+    it and renews it from then on (``letsencrypt:auto-renew``, calling
+    ``skiff_site_certificate_renewed``), and returns ``(fullchain, key)``: PEM files the
+    caller copies (it installs nothing itself). A failure raises
+    :class:`~skiff.errors.SkiffError` (one line) and nothing changes. First result
+    wins; ``None``: no plugin issues certificates for sites.
+    """
+
+
+@hookspec
+def skiff_site_certificate_renewed(context: Context, site: str, certificate: Path, key: Path) -> bool | None:
+    """Tell the plugin whose site it is that its certificate was renewed: install the new files.
+
+    Called for every plugin (not first-result) by the plugin that answered
+    ``skiff_site_certificate`` (letsencrypt's ``letsencrypt:auto-renew``, as the service
+    account) after it renewed ``site``'s certificate; ``certificate`` and ``key`` are its
+    PEM files. The owner of ``site`` (the dashboard) installs them the way it installed the
+    first ones and returns ``True``; every other plugin returns ``None``. When no plugin
+    returns ``True`` (the site went, or serves another certificate now) the caller stops
+    renewing it. Raise :class:`~skiff.errors.SkiffError` (one line) when the install was
+    refused: the old certificate keeps serving and the renewal is reported as failed.
     """
 
 

@@ -39,6 +39,7 @@ DRIVERS = {
     "skiff_periodic_tasks": {"collect", "invoke"},  # skiff_cron.runner (the runner, cron:report)
     "skiff_run_oneoff": {"invoke", "run_job"},  # skiff_cron.commands (cron:run)
     "skiff_app_logs": {"invoke"},  # the docker plugin's logs command
+    "skiff_site_certificate_renewed": {"invoke"},  # letsencrypt:auto-renew
     # the docker plugin's ps:stop, ps:start, ps:report (through lifecycle_ops)
     "skiff_app_stop": {"invoke", "stop"},
     "skiff_app_start": {"invoke", "start"},
@@ -197,6 +198,18 @@ HOOK_TESTS: dict[str, list[str]] = {
     "skiff_global_domains": ["plugins/builtin/nginx/tests/test_sites.py::test_global_domains_are_the_proxys"],
     "skiff_proxy_site": [
         "plugins/builtin/nginx/tests/test_sites.py::test_a_site_is_served_with_its_stream_path_unbuffered_then_removed"
+    ],
+    "skiff_site_certificate": [
+        "plugins/contrib/letsencrypt/tests/test_letsencrypt_unit.py::"
+        "test_a_site_certificate_is_ordered_once_kept_private_and_ordered_again_for_a_new_name",
+        "plugins/contrib/letsencrypt/tests/test_letsencrypt_unit.py::"
+        "test_a_bad_site_or_domain_is_refused_before_any_order",
+    ],
+    "skiff_site_certificate_renewed": [
+        "plugins/contrib/dashboard/tests/test_dashboard_unit.py::"
+        "test_skiff_site_certificate_renewed_installs_the_dashboards_renewal_only_while_it_is_ours",
+        "plugins/contrib/letsencrypt/tests/test_letsencrypt_unit.py::"
+        "test_auto_renew_renews_a_due_site_and_hands_the_files_to_its_plugin",
     ],
     "skiff_app_access": [
         "tests/core/test_access.py::test_the_builtin_plugins_answer_the_access_hooks",

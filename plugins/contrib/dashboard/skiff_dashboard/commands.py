@@ -1,4 +1,4 @@
-"""The ``dashboard:*`` commands: enable, disable, report, login, serve, certs-add, certs-remove."""
+"""The ``dashboard:*`` commands: enable, disable, report, login, serve, certs-add, certs-remove, letsencrypt."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from skiff.context import Context
 from skiff.errors import SkiffError, ValidationError
 from skiff.settings import print_report
 
-from . import site, store
+from . import PLUGIN, site, store
 from .settings import SETTINGS
 
 
@@ -64,6 +64,7 @@ def dashboard_report(context: Context, fmt: str) -> None:
         "domain": url.split("://", 1)[1] if url else None,
         "url": url,
         "https": site.has_certificate(context.root),
+        "letsencrypt": site.from_authority(context),
         "port": values["port"],
         "session-ttl": values["session-ttl"],
         "link-ttl": values["link-ttl"],
@@ -140,6 +141,7 @@ def _read_pem(path: Path, what: str) -> bytes:
 def dashboard_certs_add(context: Context, certificate: Path, key: Path) -> None:
     """Serve the dashboard over HTTPS with CERTIFICATE (PEM chain) and KEY (PEM) from files on the server."""
     site.install_certificate(context, _read_pem(certificate, "certificate"), _read_pem(key, "key"))
+    site.mark_authority(context, False)  # a certificate of one's own: renewals no longer replace it
     context.output.info(f"the dashboard is served at {site.base_url(context)}")
 
 
@@ -151,7 +153,30 @@ def dashboard_certs_remove(context: Context) -> None:
     if not site.has_certificate(context.root):
         raise SkiffError("the dashboard has no certificate")
     site.install_certificate(context, None, None)
+    site.mark_authority(context, False)
     context.output.info(f"the dashboard is served at {site.base_url(context)}")
+
+
+@access.admin_command
+@click.command("dashboard:letsencrypt")
+@pass_context
+def dashboard_letsencrypt(context: Context) -> None:
+    """Serve the dashboard over HTTPS with a Let's Encrypt certificate for its domain, renewed with the apps'."""
+    if not _enabled(context):
+        raise SkiffError("the dashboard is off: dashboard:enable first (nginx answers the ACME challenge on its site)")
+    name = site.domain(context)
+    try:
+        files = context.hook.skiff_site_certificate(context=context, site=PLUGIN, domains=[name])
+    except SkiffError as exc:
+        raise SkiffError(f"{exc}; the dashboard's site is unchanged") from None
+    if files is None:
+        raise SkiffError(
+            "no plugin issues certificates for sites (install and enable letsencrypt); "
+            "the dashboard's site is unchanged"
+        )
+    site.install_files(context, *files)
+    site.mark_authority(context, True)
+    context.output.info(f"the dashboard is served at {site.base_url(context)} (renewed by letsencrypt:auto-renew)")
 
 
 COMMANDS: list[click.Command] = [
@@ -162,4 +187,5 @@ COMMANDS: list[click.Command] = [
     dashboard_serve,
     dashboard_certs_add,
     dashboard_certs_remove,
+    dashboard_letsencrypt,
 ]

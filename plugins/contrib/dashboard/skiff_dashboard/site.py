@@ -100,3 +100,29 @@ def _write_pair(crt_path: Path, key_path: Path, pair: tuple[bytes, bytes] | None
             f.write(data)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+
+
+LETSENCRYPT = "certificate-from"  # property: "letsencrypt" while the certificate is renewed by a plugin
+
+
+def from_authority(context: Context) -> bool:
+    """The certificate came from ``skiff_site_certificate`` (and its renewals are taken)."""
+    return bool(context.state.get_property(PLUGIN, LETSENCRYPT)) and has_certificate(context.root)
+
+
+def install_files(context: Context, crt: Path, key: Path) -> None:
+    """Install the pair a certificate plugin keeps (read from its files), as ``certs-add`` does."""
+    try:
+        pair = crt.read_bytes(), key.read_bytes()
+    except OSError as exc:
+        raise SkiffError(f"cannot read the certificate files: {exc.strerror}: {exc.filename}") from None
+    if not all(b"-----BEGIN " in data for data in pair):
+        raise SkiffError("the certificate plugin returned files that are not PEM")
+    install_certificate(context, *pair)
+
+
+def mark_authority(context: Context, on: bool) -> None:
+    if on:
+        context.state.set_property(PLUGIN, LETSENCRYPT, "letsencrypt")
+    else:
+        context.state.delete_property(PLUGIN, LETSENCRYPT)

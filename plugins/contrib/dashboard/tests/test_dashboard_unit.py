@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import html
+import json
 import re
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from skiff import hookimpl
+from skiff.errors import SkiffError
 from skiff_dashboard import actions, stats, store
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -402,3 +406,122 @@ def test_a_form_that_is_not_a_form_or_too_large_is_400(client, login, runner):
     as_json = client.post("/apps/web/scale", json={"csrf_token": token, "web": "1"})
     assert one_error(as_json, 400) == "expected a form (application/x-www-form-urlencoded)"
     assert runner.calls == []
+
+
+# -- HTTPS from a certificate plugin: dashboard:letsencrypt, skiff_site_certificate(_renewed) -------
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    crt, key = directory / "fullchain.pem", directory / "privkey.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}"]
+        + ["-addext", f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(crt)],
+        check=True,
+        capture_output=True,
+    )
+    return crt, key
+
+
+class FakeIssuer:
+    """Answers ``skiff_site_certificate`` as a certificate plugin would: a new pair per call, or a refusal."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.calls: list[tuple[str, list[str]]] = []
+        self.refusal: str | None = None
+
+    @hookimpl
+    def skiff_site_certificate(self, context, site, domains):
+        self.calls.append((site, list(domains)))
+        if self.refusal:
+            raise SkiffError(self.refusal)
+        return self_signed(self.directory / str(len(self.calls)), domains[0])
+
+
+@pytest.fixture
+def issuer(h, tmp_path) -> FakeIssuer:
+    """The fake in place of the letsencrypt plugin (which would ask an ACME server)."""
+    if h.pm.get_plugin("letsencrypt") is not None:
+        h.pm.unregister(name="letsencrypt")
+    fake = FakeIssuer(tmp_path / "issued")
+    h.pm.register(fake, "issuer")
+    return fake
+
+
+def served(h) -> bytes:
+    return (h.root / "dashboard" / "tls" / "server.crt").read_bytes()
+
+
+def test_dashboard_letsencrypt_installs_what_skiff_site_certificate_returns(h, issuer):
+    result = h.invoke("dashboard:letsencrypt")
+    assert result.exit_code == 0, result.output
+    assert issuer.calls == [("dashboard", ["dash.example.com"])]
+    assert served(h) == (issuer.directory / "1" / "fullchain.pem").read_bytes()
+    key = h.root / "dashboard" / "tls" / "server.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert "https://dash.example.com" in result.stdout
+    report = json.loads(h.invoke("dashboard:report", "--format", "json").stdout)
+    assert report["https"] is True and report["letsencrypt"] is True
+    assert h.ssh("dashboard:login", key="bob").stdout.startswith("https://dash.example.com/login/")
+
+
+def test_dashboard_letsencrypt_is_for_admins(h, issuer):
+    refused = h.ssh("dashboard:letsencrypt", key="bob")
+    assert refused.exit_code == 1 and "(deployer) may not run" in refused.stderr
+    assert issuer.calls == [] and not (h.root / "dashboard" / "tls" / "server.crt").exists()
+
+
+def test_no_certificate_plugin_or_a_failed_order_is_one_line_and_the_old_site_stays(h, issuer, tmp_path):
+    own = self_signed(tmp_path / "own", "dash.example.com")
+    assert h.invoke("dashboard:certs-add", *map(str, own)).exit_code == 0
+    issuer.refusal = "could not get a certificate for the dashboard site: dash.example.com: connection refused"
+    failed = h.invoke("dashboard:letsencrypt")
+    assert failed.exit_code == 1 and failed.stderr.splitlines() == [
+        "!     could not get a certificate for the dashboard site: dash.example.com: connection refused; "
+        "the dashboard's site is unchanged"
+    ]
+    assert served(h) == own[0].read_bytes()
+    h.pm.unregister(name="issuer")
+    nobody = h.invoke("dashboard:letsencrypt")
+    assert nobody.exit_code == 1 and len(nobody.stderr.splitlines()) == 1
+    assert "no plugin issues certificates for sites" in nobody.stderr
+    assert served(h) == own[0].read_bytes()
+    assert json.loads(h.invoke("dashboard:report", "--format", "json").stdout)["letsencrypt"] is False
+
+
+def test_dashboard_letsencrypt_needs_the_dashboard_on(h, issuer):
+    assert h.invoke("dashboard:disable").exit_code == 0
+    refused = h.invoke("dashboard:letsencrypt")
+    assert (
+        refused.exit_code == 1 and len(refused.stderr.splitlines()) == 1 and "dashboard:enable first" in refused.stderr
+    )
+    assert issuer.calls == []
+
+
+def test_skiff_site_certificate_renewed_installs_the_dashboards_renewal_only_while_it_is_ours(h, issuer, tmp_path):
+    new = self_signed(tmp_path / "renewed", "dash.example.com")
+    assert not any(
+        h.context.hook.skiff_site_certificate_renewed(
+            context=h.context, site="dashboard", certificate=new[0], key=new[1]
+        )
+    )  # none yet
+    assert not (h.root / "dashboard" / "tls" / "server.crt").exists()
+    assert h.invoke("dashboard:letsencrypt").exit_code == 0
+    assert True in h.context.hook.skiff_site_certificate_renewed(
+        context=h.context, site="dashboard", certificate=new[0], key=new[1]
+    )
+    assert served(h) == new[0].read_bytes()
+    assert not any(
+        h.context.hook.skiff_site_certificate_renewed(
+            context=h.context, site="elsewhere", certificate=new[0], key=new[1]
+        )
+    )
+    own = self_signed(tmp_path / "own", "dash.example.com")
+    assert h.invoke("dashboard:certs-add", *map(str, own)).exit_code == 0
+    assert not any(
+        h.context.hook.skiff_site_certificate_renewed(
+            context=h.context, site="dashboard", certificate=new[0], key=new[1]
+        )
+    )
+    assert served(h) == own[0].read_bytes()  # a certificate of one's own is not replaced by a renewal

@@ -114,6 +114,15 @@ def letsencrypt_list(context: Context, fmt: str) -> None:
         click.echo(f"{row['app']:<18} {row['expires']:<25} {row['renew_after']}")
 
 
+def _site_fields(context: Context, site: str, record: dict[str, Any]) -> dict[str, Any]:
+    cert = store.current_site(context, site)
+    return {
+        "domains": list(record.get("domains") or []),
+        "expires": f"{cert.not_after:%Y-%m-%d %H:%M:%S} UTC" if cert else "",
+        "last_error": record.get("last-error", ""),
+    }
+
+
 @access.app_command()
 @click.command("letsencrypt:report")
 @click.argument("app", required=False)
@@ -125,7 +134,10 @@ def letsencrypt_report(context: Context, app: str | None, fmt: str) -> None:
     if app:
         context.state.require_app(app)
     reports = {name: report_fields(context, name) for name in apps}
-    reports_global = {"cron_job": bool(store.prop(context, "cron-job", default=False))}
+    reports_global = {
+        "cron_job": bool(store.prop(context, "cron-job", default=False)),
+        "sites": {site: _site_fields(context, site, record) for site, record in store.sites(context).items()},
+    }
     if fmt == "json":
         click.echo(json.dumps(reports[app] if app else {"apps": reports, "global": reports_global}, indent=2))
         return
@@ -157,16 +169,20 @@ def _renew(context: Context, app: str, force: bool) -> bool:
 @click.option("--force", is_flag=True, help="renew even when the certificate is not due")
 @pass_context
 def letsencrypt_auto_renew(context: Context, app: str | None, force: bool) -> None:
-    """Renew APP's certificate (or every enabled app's) when it is due or its domains changed."""
+    """Renew APP's certificate (or every enabled app's and site's) when it is due or its domains changed."""
     if app:
         context.state.require_app(app)
         if not store.enabled(context, app):
             raise SkiffError(f"letsencrypt is not enabled for {app} (letsencrypt:enable {app})")
         apps = [app]
+        sites: list[str] = []
     else:
-        apps = store.enabled_apps(context)
-        context.output.step(f"Renewing the certificates that are due ({len(apps)} apps with letsencrypt)")
+        apps, sites = store.enabled_apps(context), sorted(store.sites(context))
+        context.output.step(
+            f"Renewing the certificates that are due ({len(apps)} apps with letsencrypt, {len(sites)} sites)"
+        )
     failed = [name for name in apps if not _renew(context, name, force)]
+    failed += [f"the {site} site" for site in sites if not issuer.renew_site(context, site, force)]
     if failed:
         raise SkiffError(f"renewal failed for {', '.join(failed)}; their current certificates keep serving")
 

@@ -29,6 +29,9 @@ USER_AGENT = "skiff-letsencrypt"
 TIMEOUT = 30  # seconds per ACME request
 DEADLINE = 120  # seconds for the server to validate and issue
 TOKEN = re.compile(r"[A-Za-z0-9_-]{16,256}")  # RFC 8555 8.3: at least 128 bits of base64url
+SITE = re.compile(contracts.PROXY_SITE_NAME)
+LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+DNS_NAME = re.compile(rf"{LABEL}(?:\.{LABEL})+")
 
 
 class IssueError(SkiffError):
@@ -109,7 +112,8 @@ def _client(context: Context, app: str, account: dict[str, str] | None = None) -
     if account is None:
         email = SETTINGS.get(context.state, "email", app=app)
         if not email:
-            raise SkiffError(f"set an email first: letsencrypt:set {app} email ADDRESS (or --global)")
+            where = f"{app} email ADDRESS (or --global)" if app else "--global email ADDRESS"
+            raise SkiffError(f"set an email first: letsencrypt:set {where}")
         url = directory_url(SETTINGS.get(context.state, "server", app=app))
         account = {"id": store.account_id(url, email), "server": url}
         registration = messages.NewRegistration.from_data(email=email, terms_of_service_agreed=True)
@@ -240,3 +244,92 @@ def revoke(context: Context, app: str) -> store.Certificate:
         except Exception as exc:  # the acme library, requests: one line
             raise SkiffError(f"could not revoke the certificate of {app}: {reason(exc)}") from None
     return cert
+
+
+# -- sites (a plugin's own site, not an app: skiff_site_certificate) ----------------------------
+
+
+def check_site(site: str, domains: list[str]) -> list[str]:
+    """Refuse a site name or a domain that is not plain (full matches); the names, deduplicated."""
+    if not isinstance(site, str) or not SITE.fullmatch(site):
+        raise SkiffError(f"invalid site name {site!r}")
+    names = list(dict.fromkeys(domains))
+    if not names:
+        raise SkiffError(f"site {site} has no domain to certify")
+    for name in names:
+        if not isinstance(name, str) or len(name) > 253 or not DNS_NAME.fullmatch(name):
+            raise SkiffError(f"invalid domain {name!r} for site {site}: HTTP-01 needs a plain DNS name")
+    return names
+
+
+def site_due(context: Context, site: str, domains: list[str], now: datetime.datetime | None = None) -> str | None:
+    """Why ``site``'s certificate needs an order now (``None``: the kept one covers ``domains``)."""
+    cert = store.current_site(context, site)
+    if cert is None:
+        return "no certificate yet"
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    grace = datetime.timedelta(seconds=int(SETTINGS.get(context.state, "graceperiod")))
+    if cert.not_after - grace <= now:
+        return f"expires {cert.not_after:%Y-%m-%d %H:%M:%S} UTC, within the grace period"
+    missing = sorted(set(domains) - set(cert.names))
+    if missing:
+        return f"new domain {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+    return None
+
+
+def issue_site(context: Context, site: str, domains: list[str], why: str) -> store.Certificate:
+    """Order a certificate for ``domains`` of ``site`` and keep it (the site's plugin installs it)."""
+    server = SETTINGS.get(context.state, "server")
+    context.output.step(f"Getting a certificate for the {site} site from {server} ({why})")
+    context.output.info(f"domains: {', '.join(domains)}")
+    record = store.sites(context).get(site, {})
+    with app_lock(context, f"site-{site}"):
+        try:
+            cert, account = _order(context, "", domains)
+        except Exception as exc:  # SkiffError, the acme library, requests: one line
+            line = str(exc) if isinstance(exc, SkiffError) else reason(exc)
+            store.set_site(context, site, {**record, "domains": domains, "last-error": line})
+            raise IssueError(f"could not get a certificate for the {site} site: {line}") from None
+        store.save_site(context, site, cert)
+        store.set_site(context, site, {"domains": domains, "account": account})
+    context.output.info(f"certificate for the {site} site valid until {cert.not_after:%Y-%m-%d %H:%M:%S} UTC")
+    return cert
+
+
+def site_certificate(context: Context, site: str, domains: list[str]) -> tuple[Path, Path]:
+    """The answer to ``skiff_site_certificate``: order when needed, then the kept files."""
+    names = check_site(site, domains)
+    why = site_due(context, site, names)
+    if why is not None:
+        issue_site(context, site, names, why)
+    if not store.prop(context, "cron-job", default=False):
+        context.output.warn("nothing renews it on a schedule yet: an admin runs letsencrypt:cron-job --add")
+    elif store.sites(context).get(site, {}).get("domains") != names:
+        store.set_site(context, site, {**store.sites(context).get(site, {}), "domains": names})
+    return store.site_files(context, site)
+
+
+def renew_site(context: Context, site: str, force: bool) -> bool:
+    """Renew ``site`` when due (or ``force``) and hand the files to its plugin; False: it failed (one line)."""
+    record = store.sites(context).get(site, {})
+    try:
+        names = check_site(site, list(record.get("domains") or []))
+        why = "forced" if force else site_due(context, site, names)
+        if why is None and not record.get("handover"):
+            context.output.info(f"the {site} site: not due")
+            return True
+        if why is not None:
+            issue_site(context, site, names, why)
+        # until the site's plugin took the files, every run hands them over again
+        store.set_site(context, site, {**store.sites(context)[site], "handover": True})
+        crt, key = store.site_files(context, site)
+        taken = context.hook.skiff_site_certificate_renewed(context=context, site=site, certificate=crt, key=key)
+    except SkiffError as exc:
+        context.output.error(str(exc))
+        return False
+    if not any(taken):
+        context.output.info(f"no plugin serves the {site} site with this certificate any more: no longer renewed")
+        store.set_site(context, site, None)
+        return True
+    store.set_site(context, site, {**store.sites(context)[site], "handover": False})
+    return True

@@ -2,7 +2,8 @@
 
 Hooks: ``skiff_commands``, ``skiff_settings``, ``skiff_app_destroyed``,
 ``skiff_app_renamed``, ``skiff_report``, ``skiff_periodic_tasks`` (the daily renewal
-the cron runner starts). The proxy (nginx) answers the HTTP-01 challenges from
+the cron runner starts), ``skiff_site_certificate`` (a certificate for a plugin's own
+site: the dashboard's). The proxy (nginx) answers the HTTP-01 challenges from
 :func:`skiff.contracts.acme_challenge_dir` and installs the certificates
 (``skiff_certificate_install``). See docs/letsencrypt.md.
 """
@@ -10,6 +11,7 @@ the cron runner starts). The proxy (nginx) answers the HTTP-01 challenges from
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
 import click
@@ -73,3 +75,11 @@ def skiff_backup_parts(context: Context) -> list[BackupPart]:
     from . import PLUGIN
 
     return [BackupPart("letsencrypt:store", "ACME accounts and issued certificates", paths=(PLUGIN,))]
+
+
+@hookimpl
+def skiff_site_certificate(context: Context, site: str, domains: list[str]) -> tuple[Path, Path]:
+    """Order (when none, due or the names changed) and keep ``site``'s certificate; its files."""
+    from . import issuer
+
+    return issuer.site_certificate(context, site, domains)

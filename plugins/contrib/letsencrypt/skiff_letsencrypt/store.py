@@ -7,11 +7,15 @@ Under ``SKIFF_ROOT/letsencrypt`` (0700):
 - ``apps/<app>/fullchain.pem`` and ``privkey.pem`` (0600): the certificate
   issued last (also installed in the proxy through ``skiff_certificate_install``);
 - ``apps/<app>/archive/``: certificates a renewal replaced (``letsencrypt:cleanup``
-  removes them).
+  removes them);
+- ``sites/<site>/fullchain.pem`` and ``privkey.pem`` (0600): the certificate of a
+  plugin's own site (``skiff_site_certificate``: the dashboard), copied by that plugin.
 
 Properties of plugin ``letsencrypt``, per app: ``enabled`` (bool), ``last-error``
 (one line, cleared by a success), ``account`` (the id of the account that
-issued the certificate, for revocation). Global: ``cron-job`` (bool).
+issued the certificate, for revocation). Global: ``cron-job`` (bool), ``sites``
+(``{site: {"domains": [...], "account": {...}, "last-error": "...", "handover": bool}}``, the
+sites renewed; ``handover``: a renewed certificate its plugin has not taken yet).
 """
 
 from __future__ import annotations
@@ -89,23 +93,65 @@ class Certificate:
         return format(self.leaf.serial_number, "x")
 
 
-def current(context: Context, app: str) -> Certificate | None:
-    directory = app_dir(context, app)
+def site_dir(context: Context, site: str) -> Path:
+    return base(context) / "sites" / site
+
+
+def site_files(context: Context, site: str) -> tuple[Path, Path]:
+    """``(fullchain, key)`` of a site's certificate (what ``skiff_site_certificate`` returns)."""
+    directory = site_dir(context, site)
+    return directory / "fullchain.pem", directory / "privkey.pem"
+
+
+def _load(directory: Path) -> Certificate | None:
     try:
         return Certificate((directory / "fullchain.pem").read_bytes(), (directory / "privkey.pem").read_bytes())
     except OSError:
         return None
 
 
-def save(context: Context, app: str, cert: Certificate) -> None:
-    """Keep ``cert`` as the app's certificate; the one it replaces goes to ``archive/``."""
-    directory = app_dir(context, app)
-    old = current(context, app)
+def _save(directory: Path, cert: Certificate) -> None:
+    """Keep ``cert`` in ``directory``; the one it replaces goes to ``archive/``."""
+    old = _load(directory)
     if old is not None:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
         write_private(directory / "archive" / f"{stamp}-{old.serial}.pem", old.fullchain + old.key)
     write_private(directory / "privkey.pem", cert.key)
     write_private(directory / "fullchain.pem", cert.fullchain)
+
+
+def current(context: Context, app: str) -> Certificate | None:
+    return _load(app_dir(context, app))
+
+
+def save(context: Context, app: str, cert: Certificate) -> None:
+    """Keep ``cert`` as the app's certificate; the one it replaces goes to ``archive/``."""
+    _save(app_dir(context, app), cert)
+
+
+def current_site(context: Context, site: str) -> Certificate | None:
+    return _load(site_dir(context, site))
+
+
+def save_site(context: Context, site: str, cert: Certificate) -> None:
+    _save(site_dir(context, site), cert)
+
+
+def sites(context: Context) -> dict[str, dict[str, Any]]:
+    """The sites this plugin renews: ``{site: {"domains", "account", "last-error"}}``."""
+    value = prop(context, "sites", default={})
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def set_site(context: Context, site: str, record: dict[str, Any] | None) -> None:
+    """Store (``None``: forget, with its files) what is known of ``site``."""
+    known = sites(context)
+    if record is None:
+        known.pop(site, None)
+        shutil.rmtree(site_dir(context, site), ignore_errors=True)
+    else:
+        known[site] = record
+    set_prop(context, "sites", known or None)
 
 
 def forget(context: Context, app: str) -> None:

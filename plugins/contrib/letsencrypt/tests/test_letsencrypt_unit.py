@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import json
+import re
 
 import pytest
 
@@ -10,8 +12,9 @@ import skiff_acl.plugin as acl_plugin
 import skiff_apps.plugin as apps_plugin
 import skiff_letsencrypt.plugin as letsencrypt_plugin
 import skiff_nginx.plugin as nginx_plugin
-from skiff import validate
+from skiff import hookimpl, validate
 from skiff.contracts import PeriodicTask
+from skiff.errors import SkiffError
 from skiff.testing import KeyRole
 from skiff_letsencrypt import issuer, store
 from skiff_letsencrypt.settings import SETTINGS
@@ -190,3 +193,137 @@ def test_a_challenge_token_names_a_file_only_when_it_is_base64url(h):
         with pytest.raises(issuer.IssueError, match="not base64url"):
             issuer._write_challenge(h.root, token, "x")
     assert sorted(p.name for p in (h.root / "acme-challenge").iterdir()) == ["A" * 43]
+
+
+# -- sites: skiff_site_certificate, and their renewal ---------------------------------------------
+
+
+class FakeOrders:
+    """Stands in for the ACME order (``issuer._order``): a self-signed certificate per call."""
+
+    def __init__(self, days: float = 60) -> None:
+        self.orders: list[tuple[str, list[str]]] = []
+        self.days = days
+        self.refusal: Exception | None = None
+
+    def __call__(self, context, app, domains):
+        self.orders.append((app, list(domains)))
+        if self.refusal is not None:
+            raise self.refusal
+        return _self_signed(self.days, list(domains)), {"id": "acct", "server": "https://acme.test/dir"}
+
+
+class SiteOwner:
+    """A plugin that owns the site ``dashboard``: takes renewals (answer True), or refuses them."""
+
+    def __init__(self) -> None:
+        self.renewed: list[tuple[str, bytes]] = []
+        self.answer: bool | None = True
+        self.refuse = False
+
+    @hookimpl
+    def skiff_site_certificate_renewed(self, context, site, certificate, key):
+        if self.refuse:
+            raise SkiffError("nginx refused the pair")
+        self.renewed.append((site, certificate.read_bytes()))
+        return self.answer
+
+
+@pytest.fixture
+def orders(monkeypatch) -> FakeOrders:
+    fake = FakeOrders()
+    monkeypatch.setattr(issuer, "_order", fake)
+    return fake
+
+
+def test_a_site_certificate_is_ordered_once_kept_private_and_ordered_again_for_a_new_name(h, orders):
+    crt, key = h.context.hook.skiff_site_certificate(context=h.context, site="dashboard", domains=["dash.example.com"])
+    assert (crt, key) == store.site_files(h.context, "dashboard")
+    assert orders.orders == [("", ["dash.example.com"])]  # the global settings' account, not an app's
+    assert store.current_site(h.context, "dashboard").names == ["dash.example.com"]
+    assert key.stat().st_mode & 0o777 == 0o600 and b"PRIVATE KEY" in key.read_bytes()
+    assert store.sites(h.context)["dashboard"]["domains"] == ["dash.example.com"]
+    first = crt.read_bytes()
+    assert h.context.hook.skiff_site_certificate(context=h.context, site="dashboard", domains=["dash.example.com"]) == (
+        crt,
+        key,
+    )
+    assert len(orders.orders) == 1 and crt.read_bytes() == first  # not due: the kept one
+    h.context.hook.skiff_site_certificate(context=h.context, site="dashboard", domains=["dash.example.org"])
+    assert orders.orders[-1] == ("", ["dash.example.org"]) and crt.read_bytes() != first
+    report = json.loads(h.invoke("letsencrypt:report", "--format", "json").stdout)
+    assert report["global"]["sites"]["dashboard"]["domains"] == ["dash.example.org"]
+
+
+@pytest.mark.parametrize(
+    ("site", "domains", "message"),
+    [
+        ("Dash/../x", ["dash.example.com"], "invalid site name 'Dash/../x'"),
+        ("dashboard", [], "site dashboard has no domain to certify"),
+        ("dashboard", ["*.example.com"], "invalid domain '*.example.com' for site dashboard"),
+        ("dashboard", ["dash.example.com;\nreturn"], "invalid domain"),
+    ],
+)
+def test_a_bad_site_or_domain_is_refused_before_any_order(h, orders, site, domains, message):
+    with pytest.raises(SkiffError, match=re.escape(message)):
+        h.context.hook.skiff_site_certificate(context=h.context, site=site, domains=domains)
+    assert orders.orders == [] and store.sites(h.context) == {}
+
+
+def test_a_failed_site_order_is_one_line_recorded_and_keeps_nothing(h, orders):
+    from acme import messages
+
+    orders.refusal = messages.Error(typ="urn:ietf:params:acme:error:rateLimited", detail="too many certificates")
+    with pytest.raises(issuer.IssueError) as caught:
+        h.context.hook.skiff_site_certificate(context=h.context, site="dashboard", domains=["dash.example.com"])
+    assert str(caught.value) == "could not get a certificate for the dashboard site: too many certificates"
+    assert store.current_site(h.context, "dashboard") is None
+    assert store.sites(h.context)["dashboard"]["last-error"] == "too many certificates"
+
+
+def test_without_an_email_a_site_order_names_the_global_setting(h):
+    with pytest.raises(SkiffError, match=r"set an email first: letsencrypt:set --global email ADDRESS"):
+        issuer._client(h.context, "")
+
+
+def test_auto_renew_renews_a_due_site_and_hands_the_files_to_its_plugin(skiff, orders):
+    owner = SiteOwner()
+    h = skiff(apps_plugin, nginx_plugin, letsencrypt_plugin, ("owner", owner))
+    h.context.hook.skiff_site_certificate(context=h.context, site="dashboard", domains=["dash.example.com"])
+    quiet = h.invoke("letsencrypt:auto-renew")
+    assert quiet.exit_code == 0 and "the dashboard site: not due" in quiet.stdout, quiet.output
+    assert len(orders.orders) == 1 and owner.renewed == []
+    h.invoke("letsencrypt:set", "--global", "graceperiod", str(61 * 86400))  # 60 days left: due
+    renewed = h.invoke("letsencrypt:auto-renew")
+    assert renewed.exit_code == 0, renewed.output
+    assert "0 apps with letsencrypt, 1 sites" in renewed.stdout
+    assert len(orders.orders) == 2
+    assert owner.renewed == [("dashboard", store.current_site(h.context, "dashboard").fullchain)]
+    assert not store.sites(h.context)["dashboard"]["handover"]
+
+
+def test_a_refused_handover_fails_the_run_and_the_next_run_hands_over_again_without_an_order(skiff, orders):
+    owner = SiteOwner()
+    h = skiff(apps_plugin, nginx_plugin, letsencrypt_plugin, ("owner", owner))
+    h.context.hook.skiff_site_certificate(context=h.context, site="dashboard", domains=["dash.example.com"])
+    owner.refuse = True
+    failed = h.invoke("letsencrypt:auto-renew", "--force")
+    assert failed.exit_code == 1 and "nginx refused the pair" in failed.stderr
+    assert "renewal failed for the dashboard site" in failed.stderr
+    assert len(orders.orders) == 2 and store.sites(h.context)["dashboard"]["handover"]
+    owner.refuse = False
+    again = h.invoke("letsencrypt:auto-renew")
+    assert again.exit_code == 0, again.output
+    assert len(orders.orders) == 2 and len(owner.renewed) == 1  # handed over, not ordered again
+    assert not store.sites(h.context)["dashboard"]["handover"]
+
+
+def test_a_site_no_plugin_takes_any_more_is_forgotten(skiff, orders):
+    owner = SiteOwner()
+    owner.answer = None  # the owner serves a certificate of its own now
+    h = skiff(apps_plugin, nginx_plugin, letsencrypt_plugin, ("owner", owner))
+    h.context.hook.skiff_site_certificate(context=h.context, site="dashboard", domains=["dash.example.com"])
+    result = h.invoke("letsencrypt:auto-renew", "--force")
+    assert result.exit_code == 0 and "no longer renewed" in result.stdout, result.output
+    assert store.sites(h.context) == {} and not store.site_dir(h.context, "dashboard").exists()
+    assert h.invoke("letsencrypt:auto-renew").exit_code == 0 and len(orders.orders) == 2
