@@ -13,8 +13,9 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Callable
 
+from skiff import background
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError
 
@@ -30,9 +31,8 @@ from .plugin import PLUGIN, _image, _prune_deps, describe_packs, docker_client, 
 EXPORT_FOR_RUN_IMAGE = True
 
 # Work of a build still running when the build ended (untagging old layers, the packs' after-install
-# work): it goes on beside the release and the deploy; the process waits for it before it exits,
-# as concurrent.futures does at shutdown.
-BACKGROUND: list[Future] = []
+# work) goes on beside the release and the deploy, tracked by skiff.background: the push waits for
+# it before it ends.
 
 
 @dataclass
@@ -89,7 +89,7 @@ def build_image(deploy: Deploy) -> str:
         finally:
             finish_after_install(deploy, layer)
         if run is not None and layer.after and EXPORT_FOR_RUN_IMAGE:
-            BACKGROUND.append(_background(premake_shared_run_copies, session, run, list(layer.after)))
+            background.track(_background(premake_shared_run_copies, session, run, list(layer.after)))
     finally:
         if layer is not None and layer.app_tar is not None:
             layer.app_tar.close()
@@ -182,7 +182,7 @@ def dependency_layer(session: Session, plan: PackPlan, export: bool = False) -> 
     # (e.g. promoting verified wheels into the shared cache; not for a shared layer: it is made of them)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="skiff-after-install")
     reports = dict(session.runner.reports)
-    BACKGROUND.append(pool.submit(_prune_deps, session.client, session.deploy.app, image_id))
+    background.track(pool.submit(_prune_deps, session.client, session.deploy.app, image_id))
     if "shared_venv" not in reports:
         layer.after = [pool.submit(fn, reports, session.client) for fn in plan.after_install]
     pool.shutdown(wait=False)
@@ -208,18 +208,29 @@ def finish_after_install(deploy: Deploy, layer: DepsLayer) -> None:
             report(future)
         else:
             pending += 1
-            BACKGROUND.append(future)
-            future.add_done_callback(report)  # printed when it is done, maybe after the deploy
+            background.track(_reported(future, report))  # printed when it is done, maybe after the deploy
     if pending:
         deploy.output.info("Shared wheel cache: verifying and adding the new wheels in the background")
 
 
+def _reported(future: Future, report: Callable[[Future], None]) -> Future:
+    """A future that is done once ``report(future)`` has run (a plain done callback may run after
+    :func:`concurrent.futures.wait` returned, so a waiter could miss what it prints)."""
+    reported: Future = Future()
+
+    def run(done: Future) -> None:
+        try:
+            report(done)
+        finally:
+            reported.set_result(None)
+
+    future.add_done_callback(run)
+    return reported
+
+
 def wait_background(timeout: float | None = None) -> None:
     """Wait for after-install work of earlier builds in this process (benchmarks, tests)."""
-    from concurrent.futures import wait
-
-    wait(list(BACKGROUND), timeout=timeout)
-    BACKGROUND[:] = [f for f in BACKGROUND if not f.done()]
+    background.wait(timeout)
 
 
 def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str, export: bool = False) -> Any:
@@ -383,7 +394,7 @@ def run_base(session: Session, plan: PackPlan, layer: DepsLayer, run: dict[str, 
         label = f"LABEL {RUN_DEPS_LABEL}={build_steps.dockerfile_value(deploy.app)}"
         image_id = session.runner.copy_app(layer.base, run["image"], [label], f"skiff/{deploy.app}", f"run-{key}")
     deploy.output.step(f"Dependencies copied onto the run image {run['image']} in {time.monotonic() - t0:.1f}s")
-    BACKGROUND.append(_background(_prune_run_layers, session.client, deploy.app, image_id))
+    background.track(_background(_prune_run_layers, session.client, deploy.app, image_id))
     return ref, None
 
 
@@ -493,7 +504,7 @@ def loaded_run_copy(session: Session, run: dict[str, str], image: Any, seconds: 
     deploy = session.deploy
     how = " (one load with the code layer)" if with_code else ""
     deploy.output.step(f"Dependencies copied onto the run image {run['image']} in {seconds:.1f}s{how}")
-    BACKGROUND.append(_background(_prune_run_layers, session.client, deploy.app, image.id))
+    background.track(_background(_prune_run_layers, session.client, deploy.app, image.id))
 
 
 def load_run_copy(session: Session, source: str, run_image: str, tag: str) -> str | None:
@@ -661,7 +672,7 @@ def place_run_copy(session: Session, layer: DepsLayer, run: dict[str, str], imag
     label = f"LABEL {RUN_DEPS_LABEL}={build_steps.dockerfile_value(deploy.app)}"
     image_id = session.runner.copy_app(layer.base, run["image"], [label], image.repository, image.tag)
     deploy.output.step(f"Dependencies copied onto the run image {run['image']} in {time.monotonic() - t0:.1f}s")
-    BACKGROUND.append(_background(_prune_run_layers, session.client, deploy.app, image_id))
+    background.track(_background(_prune_run_layers, session.client, deploy.app, image_id))
 
 
 def load_layer(

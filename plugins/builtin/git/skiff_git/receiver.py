@@ -52,7 +52,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from skiff import timeline
+from skiff import background, timeline
 from skiff.cli import run_guarded
 from skiff.context import Context
 from skiff.errors import SkiffError
@@ -252,6 +252,8 @@ def serve(context: Context, app: str, repo: Path, argv: Sequence[str], env: Mapp
             context.output = Output()
             with _fds_to(out):
                 status = run_guarded(context, lambda: _run_hook(context, app, repo, data))
+                # what the deploy left running prints to the client too, as a hook process's exit waited for it
+                background.wait()
             channel.finish(status)
         return child.wait()
     finally:
