@@ -24,6 +24,7 @@ import pytest
 
 from skiff.executable import skiff_executable
 from skiff.testing.docker import new_app_name, remove_app_network
+from skiff.testing.nginx import self_signed
 from skiff.testing.sshd import git_push, init_repo
 
 pytestmark = pytest.mark.e2e
@@ -43,17 +44,6 @@ def skiff_cli(*argv: str, env: dict[str, str], code: int = 0) -> str:
     proc = subprocess.run([skiff_executable(), *argv], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == code, f"{argv}: {proc.stdout}{proc.stderr}"
     return proc.stdout + proc.stderr
-
-
-def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
-    crt, key = directory / "server.crt", directory / "server.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}"]
-        + ["-addext", f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(crt)],
-        check=True,
-        capture_output=True,
-    )
-    return crt, key
 
 
 def remove_own(docker_client, app: str, services: dict[str, str]) -> list[str]:

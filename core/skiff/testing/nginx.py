@@ -421,3 +421,17 @@ class HostLoad:
             time.sleep(self.pause)
         if conn is not None:
             conn.close()
+
+
+def self_signed(directory: Path, name: str, days: int = 2) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` (CN and subjectAltName), made by openssl:
+    ``(DIRECTORY/NAME.crt, DIRECTORY/NAME.key)``, for tests that hand nginx a certificate."""
+    directory.mkdir(parents=True, exist_ok=True)
+    crt, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days), "-subj", f"/CN={name}"]
+        + ["-addext", f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(crt)],
+        check=True,
+        capture_output=True,
+    )
+    return crt, key

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 import skiff_nginx.plugin as nginx_plugin
 from skiff.contracts import ProxySite
 from skiff.errors import SkiffError, ValidationError
+from skiff.testing.nginx import self_signed
 from skiff_nginx import sites
 from skiff_nginx.settings import load
 
@@ -40,20 +40,9 @@ def test_a_site_is_served_with_its_stream_path_unbuffered_then_removed(h, http_b
     assert h.nginx.request("/", host="dash.skiff.test").status == 404
 
 
-def _self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
-    crt, key = tmp_path / "s.crt", tmp_path / "s.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}"]
-        + ["-addext", f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(crt)],
-        check=True,
-        capture_output=True,
-    )
-    return crt, key
-
-
 def test_with_a_certificate_it_is_https_and_http_redirects(h, http_backend, tmp_path):
     backend = http_backend("secure site")
-    crt, key = _self_signed(tmp_path, "dash.skiff.test")
+    crt, key = self_signed(tmp_path, "dash.skiff.test")
     h.context.hook.skiff_proxy_site(context=h.context, site=site(backend, certificate=(crt, key)), remove=False)
     plain = h.nginx.request("/x", host="dash.skiff.test")
     assert plain.status == 301 and plain.headers["location"] == f"https://dash.skiff.test:{h.nginx.https_port}/x"
@@ -66,10 +55,10 @@ def test_with_a_certificate_it_is_https_and_http_redirects(h, http_backend, tmp_
 def test_a_key_that_does_not_match_is_refused_and_the_old_site_stays(h, http_backend, tmp_path):
     backend = http_backend("old site")
     h.context.hook.skiff_proxy_site(context=h.context, site=site(backend), remove=False)
-    crt, _ = _self_signed(tmp_path, "dash.skiff.test")
+    crt, _ = self_signed(tmp_path, "dash.skiff.test")
     other = tmp_path / "other"
     other.mkdir()
-    _, wrong_key = _self_signed(other, "dash.skiff.test")
+    _, wrong_key = self_signed(other, "dash.skiff.test")
     with pytest.raises(SkiffError, match="nginx rejected"):
         h.context.hook.skiff_proxy_site(
             context=h.context, site=site(backend, certificate=(crt, wrong_key)), remove=False

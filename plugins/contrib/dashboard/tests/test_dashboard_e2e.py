@@ -25,6 +25,7 @@ import pytest
 
 from skiff.executable import skiff_executable
 from skiff.testing.docker import new_app_name
+from skiff.testing.nginx import self_signed
 from skiff.testing.sshd import add_key, commit_files, git_push, init_repo, make_key
 
 pytestmark = pytest.mark.e2e
@@ -278,13 +279,7 @@ def test_the_dashboard_behind_nginx_logs_in_shows_scales_streams_and_rolls_back(
     assert re.search(r'<polyline class="memory" [^>]*points="[0-9.]+,[0-9.]+', stats)
 
     # HTTPS: a certificate for the dashboard's domain; links become https://, the cookie Secure
-    crt, key = tmp_path / "dash.crt", tmp_path / "dash.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={DOMAIN}"]
-        + ["-addext", f"subjectAltName=DNS:{DOMAIN}", "-keyout", str(key), "-out", str(crt)],
-        check=True,
-        capture_output=True,
-    )
+    crt, key = self_signed(tmp_path, DOMAIN)
     added = subprocess.run(
         [skiff_executable(), "dashboard:certs-add", str(crt), str(key)], capture_output=True, text=True
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from skiff import hookimpl
 from skiff.errors import SkiffError
+from skiff.testing.nginx import self_signed
 from skiff_dashboard import actions, stats, store
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -411,18 +411,6 @@ def test_a_form_that_is_not_a_form_or_too_large_is_400(client, login, runner):
 # -- HTTPS from a certificate plugin: dashboard:letsencrypt, skiff_site_certificate(_renewed) -------
 
 
-def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    crt, key = directory / "fullchain.pem", directory / "privkey.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}"]
-        + ["-addext", f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(crt)],
-        check=True,
-        capture_output=True,
-    )
-    return crt, key
-
-
 class FakeIssuer:
     """Answers ``skiff_site_certificate`` as a certificate plugin would: a new pair per call, or a refusal."""
 
@@ -457,7 +445,7 @@ def test_dashboard_letsencrypt_installs_what_skiff_site_certificate_returns(h, i
     result = h.invoke("dashboard:letsencrypt")
     assert result.exit_code == 0, result.output
     assert issuer.calls == [("dashboard", ["dash.example.com"])]
-    assert served(h) == (issuer.directory / "1" / "fullchain.pem").read_bytes()
+    assert served(h) == (issuer.directory / "1" / "dash.example.com.crt").read_bytes()
     key = h.root / "dashboard" / "tls" / "server.key"
     assert key.stat().st_mode & 0o777 == 0o600
     assert "https://dash.example.com" in result.stdout
