@@ -27,14 +27,6 @@ def _enabled(context: Context) -> bool:
         fresh.close()
 
 
-def _builds() -> Any:
-    try:
-        from skiff import builds  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return builds
-
-
 def serve(context: Context, host: str, port: int | None, service: bool) -> None:
     import uvicorn
 
@@ -45,7 +37,7 @@ def serve(context: Context, host: str, port: int | None, service: bool) -> None:
     context.pm.load_all()  # every plugin registered before threads call hooks
     root, pm = context.root, context.pm
     port = port or int(SETTINGS.get(context.state, "port"))
-    dash = web.Dashboard(root=root, new_context=lambda: Context(pm, root=root), builds=_builds())
+    dash = web.Dashboard(root=root, new_context=lambda: Context(pm, root=root))
     app = web.build(dash)
     while True:
         if service and not _enabled(context):

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from skiff import access
+from skiff import access, builds
 from skiff.context import Context
 from skiff.errors import SkiffError
 
@@ -79,7 +79,6 @@ class Dashboard:
     run: Callable[[Path, str, list[str]], actions.Outcome] = actions.command
     check_engine: Callable[[], None] = engine_check
     sampler: stats.Sampler | None = None
-    builds: Any = None  # skiff.builds, when the core has it
 
     def __post_init__(self) -> None:
         self.templates = jinja2.Environment(
@@ -320,13 +319,11 @@ def build(dash: Dashboard) -> Starlette:
     async def builds_list(request: Request) -> Response:
         session = _session(dash, request)
         app = _app_name(request)
-        if dash.builds is None:
-            raise PageError(404, "this server keeps no build output (skiff.builds is missing)")
 
         def read() -> list[Any]:
             with dash.context() as context:
                 views.require_visible(context, session.key, app)
-            return list(dash.builds.list_builds(dash.root, app))
+            return list(builds.list_builds(dash.root, app))
 
         return dash.page(request, "builds.html", app=app, builds=await run_in_threadpool(read))
 
@@ -334,16 +331,14 @@ def build(dash: Dashboard) -> Starlette:
         session = _session(dash, request)
         app = _app_name(request)
         ident = str(request.path_params.get("build", ""))
-        if dash.builds is None or not (ident.isascii() and ident.isdigit()) or len(ident) > 9:
+        if not (ident.isascii() and ident.isdigit()) or len(ident) > 9:
             raise PageError(404, f"no build {ident!r} of {app}")
 
         def read() -> tuple[Any, str]:
             with dash.context() as context:
                 views.require_visible(context, session.key, app)
             try:
-                return dash.builds.get_build(dash.root, app, int(ident)), dash.builds.read_output(
-                    dash.root, app, int(ident)
-                )
+                return builds.get_build(dash.root, app, int(ident)), builds.read_output(dash.root, app, int(ident))
             except SkiffError as exc:
                 raise PageError(404, str(exc)) from exc
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from skiff import builds
 from skiff.context import Context
 
 # plugins that need docker/nginx to do anything; the dashboard's rules do not depend on them
@@ -94,9 +93,7 @@ def dash(h, runner, engine) -> Any:
         if not engine["up"]:
             raise views.EngineDown("the container engine does not answer (test); nothing was changed")
 
-    return web.Dashboard(
-        root=h.root, new_context=lambda: Context(h.pm, root=h.root), run=runner, check_engine=check, builds=builds
-    )
+    return web.Dashboard(root=h.root, new_context=lambda: Context(h.pm, root=h.root), run=runner, check_engine=check)
 
 
 @pytest.fixture
