@@ -43,3 +43,21 @@ def swarm_engine() -> Iterator[SwarmEngine]:
     """A single-node swarm on a fresh engine in its own namespace, for the module's tests."""
     with cluster.started(1) as one:
         yield SwarmEngine(one.manager)
+
+
+@pytest.fixture(scope="module")
+def three_nodes(docker_client, manager_image: str) -> Iterator[cluster.Cluster]:
+    """Three engines as one swarm; the manager holds ``manager_image`` (each module names it)."""
+    c = cluster.start(3)
+    try:
+        cluster.load_image(docker_client, c.manager.client(), manager_image)
+        yield c
+    finally:
+        c.stop()
+    assert c.leftovers() == []
+
+
+@pytest.fixture
+def sshd_skiff_env(private_nginx, three_nodes):
+    """The server-side skiff drives the private nginx; its engine is the swarm's manager."""
+    return {**private_nginx.env, "DOCKER_HOST": three_nodes.manager.base_url}

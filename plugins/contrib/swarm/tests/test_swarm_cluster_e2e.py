@@ -36,20 +36,8 @@ GLOBAL = "skiff.test"
 
 
 @pytest.fixture(scope="module")
-def three_nodes(docker_client, stack_base_image):
-    c = cluster.start(3)
-    try:
-        cluster.load_image(docker_client, c.manager.client(), STACK_BASE)  # the manager builds on it
-        yield c
-    finally:
-        c.stop()
-    assert c.leftovers() == []
-
-
-@pytest.fixture
-def sshd_skiff_env(private_nginx, three_nodes):
-    """The server-side skiff drives the private nginx; its engine is the swarm's manager."""
-    return {**private_nginx.env, "DOCKER_HOST": three_nodes.manager.base_url}
+def manager_image(stack_base_image) -> str:
+    return STACK_BASE  # the manager builds on it
 
 
 def report(sshd, app: str) -> dict:

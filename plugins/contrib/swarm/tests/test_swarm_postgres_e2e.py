@@ -37,18 +37,7 @@ NOTE = "from the release task"
 
 
 @pytest.fixture(scope="module")
-def three_nodes(docker_client, pg_image):
-    c = cluster.start(3)
-    try:
-        cluster.load_image(docker_client, c.manager.client(), pg_image)  # services and builds run there
-        yield c
-    finally:
-        c.stop()
-    assert c.leftovers() == []
-
-
-@pytest.fixture(scope="module")
-def pg_image(docker_client) -> str:
+def manager_image(docker_client) -> str:
     """The postgres kind's local image (built once on this machine's engine when missing)."""
     import docker
 
@@ -64,12 +53,6 @@ def pg_image(docker_client) -> str:
         )
         assert built.returncode == 0, built.stdout + built.stderr
     return LOCAL_IMAGE
-
-
-@pytest.fixture
-def sshd_skiff_env(private_nginx, three_nodes):
-    """The server-side skiff drives the private nginx; its engine is the swarm's manager."""
-    return {**private_nginx.env, "DOCKER_HOST": three_nodes.manager.base_url}
 
 
 def answers(private_nginx, host: str, path: str, count: int = 30) -> set[str]:
