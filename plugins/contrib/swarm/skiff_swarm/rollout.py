@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from skiff import timeline
 from skiff.contracts import StashKey
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError
@@ -77,6 +78,7 @@ def deploy(d: Deploy) -> bool:
         rollout.checked = True
         return True
     image = engine.image_for_nodes(d.context, c, d.app, d.image, local=not address)
+    timeline.mark("swarm.image-for-nodes")
     engine.ensure_network(c, d.app)
     for process in running:
         linked_services(d.context, d.app, process, "process")
@@ -102,7 +104,9 @@ def deploy(d: Deploy) -> bool:
         created = c.api.create_service(**kwargs)
         rollout.created.append(created["ID"])
         rollout.processes.append(process)
+    timeline.mark("swarm.services-created")
     tasks = wait_healthy(c, rollout, running, timeout, d.output)
+    timeline.mark("swarm.tasks-healthy")
     nodes = engine.nodes(c)
     web = tasks.get("web", [])
     d.upstreams = spec.upstreams(web, nodes)
