@@ -66,7 +66,7 @@ class Bench:
         self.server: single.SkiffServer | None = None
         self.cluster: Any = None
         self.registry = False
-        self.image = ""  # the last release image (what the nodes pull)
+        self.image_mb = 0.0  # the size of the last release image (what the nodes pull)
         self.cluster_up = 0.0
 
     def start(self) -> None:
@@ -129,24 +129,28 @@ class Bench:
                 served = probe.wait_for(f"v2 {TEXT}", t0)
                 result["code-only push"] = served - t0
                 single.record_timeline(f"{case}: code-only push", server, t0, single.marks_with(marks, served))
+            version, image = self._release(app)
+            self.image_mb = size_mb(image)
             if replicas is not None:
-                self._check_spread(app, replicas)
-            self.image = self._release_image(app)
+                self._check_spread(app, replicas, version)
         finally:
             self._destroy(app)
         return result
 
-    def _check_spread(self, app: str, replicas: int) -> None:
-        """The figures are the cluster's only if the tasks ran there, one per node."""
-        assert self.server is not None
-        tasks = json.loads(self.output("apps:report", app, "--format", "json"))["scheduler"]["tasks"]
+    def _check_spread(self, app: str, replicas: int, version: int) -> None:
+        """The figures are the cluster's only if the release's tasks ran there, one per node
+        (the previous release's tasks may still be retiring: they are not counted)."""
+        listed = json.loads(self.output("apps:report", app, "--format", "json"))["scheduler"]["tasks"]
+        tasks = [t for t in listed if f" v{version} " in f" {t} "]
         nodes = {t.rsplit(" on ", 1)[1] for t in tasks}
         if len(tasks) != replicas or len(nodes) != replicas:
-            raise RuntimeError(f"{app}: expected {replicas} task(s) on {replicas} node(s), got {tasks}")
+            raise RuntimeError(f"{app} v{version}: expected {replicas} task(s) on {replicas} node(s), got {listed}")
 
-    def _release_image(self, app: str) -> str:
+    def _release(self, app: str) -> tuple[int, str]:
+        """The current release's version and image."""
         releases = json.loads(self.output("releases", app, "--format", "json"))
-        return str(max(releases, key=lambda r: r["version"])["image"])
+        latest = max(releases, key=lambda r: r["version"])
+        return int(latest["version"]), str(latest["image"])
 
     def _destroy(self, app: str) -> None:
         assert self.server is not None
@@ -177,13 +181,14 @@ class Bench:
         return left
 
 
-def sizes(image: str) -> dict[str, float]:
-    """MB of the build image, the run image (derived when missing) and ``image``."""
+def size_mb(ref: str) -> float:
     import docker
 
     client = docker.from_env()
-    found = {"build image": STACK, "run image": RUN, "app release image": image}
-    return {name: client.images.get(ref).attrs["Size"] / 1e6 for name, ref in found.items() if ref}
+    try:
+        return float(client.images.get(ref).attrs["Size"]) / 1e6
+    finally:
+        client.close()
 
 
 def print_ratios(samples: dict[str, dict[str, list[float]]]) -> None:
@@ -219,7 +224,7 @@ def main() -> None:
                 print(
                     f"       {case} round {i + 1}: " + ", ".join(f"{k} {v:.2f}s" for k, v in values.items()), flush=True
                 )
-        image_sizes = sizes(bench.image)
+        image_sizes = {"build image": size_mb(STACK), "run image": size_mb(RUN), "app release image": bench.image_mb}
     finally:
         left = bench.close()
     if not samples[SINGLE] or not any(samples[c] for c in CASES if c != SINGLE):
