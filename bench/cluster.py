@@ -20,7 +20,8 @@ timed until the new text is served:
 
 Printed: medians, min, max and the ratio to the single-host push of the same kind; the push
 timeline of each kind (the server's marks: build, the registry push (``swarm.image-for-nodes``),
-``swarm.services-created``, ``swarm.tasks-healthy``, nginx; the client's: command returned,
+``swarm.services-created``, ``swarm.tasks-started`` (pulled and started on their nodes),
+``swarm.tasks-healthy``, nginx; the client's: command returned,
 new text served); the sizes of the build image, the run image and the app's release image
 (what every node pulls), via bench/run_image.py's names.
 

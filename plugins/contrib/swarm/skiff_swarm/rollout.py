@@ -142,18 +142,21 @@ def wait_healthy(
 
     A task that failed (unhealthy, exited, rejected: no such image) fails the deploy at once."""
     deadline = time.monotonic() + timeout
+    started = False  # every task's container started (its image pulled), health not yet known
     while True:
         result: dict[str, list[dict[str, Any]]] = {}
+        begun: dict[str, int] = {}
         for ident, process in zip(rollout.created, rollout.processes):
             tasks = engine.tasks(c, ident)
             for task in tasks:
                 if (task.get("Status") or {}).get("State") in FAILED_STATES:
                     raise SkiffError(f"a {process} task of v{rollout.version} failed: {_task_error(task)}")
-            result[process] = [
-                t
-                for t in tasks
-                if t.get("DesiredState") == "running" and (t.get("Status") or {}).get("State") == "running"
-            ]
+            live = [t for t in tasks if t.get("DesiredState") == "running"]
+            result[process] = [t for t in live if (t.get("Status") or {}).get("State") == "running"]
+            begun[process] = sum(1 for t in live if (t.get("Status") or {}).get("State") in ("starting", "running"))
+        if not started and all(begun.get(p, 0) >= n for p, n in running.items()):
+            started = True
+            timeline.mark("swarm.tasks-started")
         if all(len(result.get(p, [])) >= n for p, n in running.items()):
             return result
         if time.monotonic() > deadline:
