@@ -8,10 +8,10 @@ this machine's address on the cluster network, TLS with its own CA that every no
 trusts); this machine's engine pushes to it over loopback (``push-server``), as
 ``make demo-cluster`` sets it up. ``swarm:set --global manager`` points at the first node.
 
-For BENCH_RUNS interleaved rounds (default 3), each on fresh apps, the Flask sample app
-(tests/apps/flask) is pushed with a real ``git push`` over the sshd and timed until nginx
-serves its text (a prober sends a GET every 10 ms), then a code-only commit is pushed and
-timed until the new text is served:
+For BENCH_RUNS interleaved rounds (default 3; the cases' order rotates from round to round),
+each on fresh apps, the Flask sample app (tests/apps/flask) is pushed with a real ``git push``
+over the sshd and timed until nginx serves its text (a prober sends a GET every 10 ms), then a
+code-only commit is pushed and timed until the new text is served:
 
 - ``single-host``: the app on this machine's engine (the docker scheduler, web=1);
 - ``cluster web=1``: ``scheduler:set APP selected swarm``;
@@ -213,7 +213,8 @@ def main() -> None:
         bench.start()
         print(f"       three engines up as a swarm in {bench.cluster_up:.1f}s", flush=True)
         for i in range(n):
-            for case, replicas in CASES.items():
+            order = list(CASES.items())
+            for case, replicas in order[i % len(order) :] + order[: i % len(order)]:  # each case first once
                 try:
                     values = bench.round(case, replicas)
                 except Exception as exc:  # one broken round must not hide the others
