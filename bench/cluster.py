@@ -202,6 +202,11 @@ def print_ratios(samples: dict[str, dict[str, list[float]]]) -> None:
 
 
 def main() -> None:
+    from skiff.testing import cluster
+
+    problem = cluster.preflight() or (None if shutil.which("docker-registry") else "docker-registry is not installed")
+    if problem:
+        raise RuntimeError(f"bench/cluster.py cannot run here: {problem}")
     wait_for_engine()
     run_image()  # the app images are built on it; derive it first if the stack is newer
     n = runs(3)
