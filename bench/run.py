@@ -5,7 +5,8 @@
     .venv/bin/python bench/run.py cli_startup deploy
 
 Each benchmark measures its own baseline in the same run; results merge into bench/results.json.
-The benchmarks in OPT_IN run only when named (``make bench BENCH=cluster``): they take longer.
+The benchmarks in OPT_IN run only when named (``make bench BENCH=cluster``): they take longer
+or need a swarm manager (``BENCH_SWARM_MANAGER=unix:///PATH/docker.sock make bench BENCH=swarm_update``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 #: run only when named: cluster.py starts three engines and takes about 10 minutes here
-OPT_IN = {"cluster"}
+OPT_IN = {"cluster", "swarm_update"}  # swarm_update needs a manager socket
 
 
 def main(names: list[str]) -> int:

@@ -1,6 +1,6 @@
 """Swarm: an in-place start-first update against Skiff's switch between two services.
 
-Usage: ``python bench/swarm_update.py unix:///PATH/docker.sock`` with a swarm manager that
+Usage: ``python bench/swarm_update.py unix:///PATH/docker.sock`` (or ``BENCH_SWARM_MANAGER``) with a swarm manager that
 holds ``skiff/stack-base:trixie`` (a single-node swarm in a network namespace of its own,
 as the swarm plugin's e2e fixture starts, is enough). Only that engine's tasks get traffic.
 
@@ -108,8 +108,17 @@ def wait_converged(c, ident: str, replicas: int, timeout: float = 180) -> None:
     raise RuntimeError("the service did not converge")
 
 
+def manager_socket() -> str | None:
+    """The manager's ``DOCKER_HOST``: ``BENCH_SWARM_MANAGER`` or the first argument."""
+    candidates = [os.environ.get("BENCH_SWARM_MANAGER", ""), *sys.argv[1:2]]
+    return next((c for c in candidates if c.startswith(("unix://", "tcp://", "ssh://"))), None)
+
+
 def main() -> int:
-    manager = sys.argv[1]
+    manager = manager_socket()
+    if manager is None:
+        print("swarm_update: give the swarm manager's socket (argument or BENCH_SWARM_MANAGER)", file=sys.stderr)
+        return 2
     c = docker.DockerClient(base_url=manager, timeout=120)
     engine.ensure_network(c, "bench")
     proxy = Proxy()
