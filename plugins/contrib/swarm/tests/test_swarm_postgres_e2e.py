@@ -136,6 +136,12 @@ class IndexHandler(http.server.BaseHTTPRequestHandler):
     server: WheelIndex
 
     def do_GET(self) -> None:  # noqa: N802 - the handler's API
+        self.answer(head=False)
+
+    def do_HEAD(self) -> None:  # noqa: N802 - uv asks for a file's size first
+        self.answer(head=True)
+
+    def answer(self, head: bool) -> None:
         parts = self.path.split("?", 1)[0].strip("/").split("/")
         body, kind = None, "text/html"
         if len(parts) == 2 and parts[0] == "simple":
@@ -150,7 +156,8 @@ class IndexHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if not head:
+            self.wfile.write(body)
 
     def log_message(self, fmt: str, *args: object) -> None:
         pass
