@@ -218,11 +218,13 @@ def scale_down_and_spread_again(c: cluster.Cluster, sshd, private_nginx, app: st
         one = wait_for_services(c, app, [f"skiff-{app}-web-v{current_release(sshd, app)}"])
         listed_one = report(sshd, app)["proxy"]["upstreams"]
         per_node_one = tasks_per_node(sshd, app)
+        served_one = {private_nginx.request("/", host=host).body.strip() for _ in range(10)}
         sshd.ok("ps:scale", app, "web=3")
         three = wait_for_services(c, app, [f"skiff-{app}-web-v{current_release(sshd, app)}"])
         listed_three = report(sshd, app)["proxy"]["upstreams"]
         per_node_three = tasks_per_node(sshd, app)
     assert len(one) == 1 and len(listed_one) == 1 and sum(per_node_one.values()) == 1, (one, listed_one, per_node_one)
+    assert served_one == {"v2 web.1"}, served_one  # nginx follows: only the one task answers
     assert len(three) == 1 and len(listed_three) == 3, (three, listed_three)
     assert {u.rsplit(":", 1)[0] for u in listed_three} == nodes, listed_three
     assert sorted(per_node_three.values()) == [1, 1, 1], per_node_three  # one task per node again
