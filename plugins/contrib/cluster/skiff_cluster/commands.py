@@ -50,11 +50,29 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(explanation or exc).split())
 
 
+def os_reason(exc: BaseException) -> str | None:
+    """The operating system's word for why a connection failed ("No route to host", "Connection
+    refused"), found among the exceptions that caused ``exc``; ``None`` when there is none."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return str(current.strerror)
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        todo += [e for e in linked if isinstance(e, BaseException)]
+    return None
+
+
 def _engine(address: str | None, what: str) -> Any:
     try:
         return dockerclient.client(60, base_url=address) if address else dockerclient.client(60)
     except SkiffError as exc:
-        raise SkiffError(f"cannot reach the {what} engine{' at ' + address if address else ''}: {exc}") from None
+        reason = os_reason(exc) or str(exc)
+        raise SkiffError(f"cannot reach the {what} engine{' at ' + address if address else ''}: {reason}") from None
 
 
 def _swarm(client: Any) -> dict[str, Any]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 import skiff_cluster.plugin as cluster_plugin
-from skiff.errors import ValidationError
-from skiff_cluster.commands import advertise_address, engine_address
+from skiff.errors import SkiffError, ValidationError
+from skiff_cluster.commands import _engine, advertise_address, engine_address
 
 
 def test_engine_and_advertise_addresses_are_full_matches():
@@ -27,3 +29,12 @@ def test_every_cluster_command_is_root_only_and_refused_over_ssh(skiff):
         result = h.ssh(command)
         assert result.exit_code != 0, command
         assert "not available over SSH" in result.stderr
+
+
+def test_an_engine_nothing_listens_at_is_one_short_line_with_the_systems_reason():
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections to it are refused
+        address = f"tcp://127.0.0.1:{closed.getsockname()[1]}"
+        with pytest.raises(SkiffError) as caught:
+            _engine(address, "node")
+    assert str(caught.value) == f"cannot reach the node engine at {address}: Connection refused"

@@ -46,11 +46,13 @@ def swarm_engine() -> Iterator[SwarmEngine]:
 
 
 @pytest.fixture(scope="module")
-def three_nodes(docker_client, manager_image: str) -> Iterator[cluster.Cluster]:
-    """Three engines as one swarm; the manager holds ``manager_image`` (each module names it)."""
+def three_nodes(docker_client, manager_image: str | tuple[str, ...]) -> Iterator[cluster.Cluster]:
+    """Three engines as one swarm; the manager holds ``manager_image`` (each module names it: one
+    image, or a tuple of them)."""
     c = cluster.start(3)
     try:
-        cluster.load_image(docker_client, c.manager.client(), manager_image)
+        for image in (manager_image,) if isinstance(manager_image, str) else manager_image:
+            cluster.load_image(docker_client, c.manager.client(), image)
         yield c
     finally:
         c.stop()
