@@ -348,7 +348,8 @@ class Cluster:
     def _mounts(self) -> list[str]:
         prefix = str(self.path) + "/"
         lines = Path("/proc/self/mounts").read_text().splitlines()
-        return [line.split()[1] for line in lines if line.split()[1].startswith(prefix)]
+        points = [line.split()[1] for line in lines]
+        return [point for point in points if point == str(self.path) or point.startswith(prefix)]
 
     def _processes(self) -> list[tuple[int, str]]:
         """Processes whose command line names the cluster's directory (dockerd, containerd, shims)."""
@@ -412,6 +413,10 @@ def start(
     # short: unix socket paths must stay under 108 bytes
     base = Path(directory) if directory else Path(f"/tmp/skc-{ident}")
     base.mkdir(parents=True, exist_ok=False)
+    if directory is None:
+        # The engines' data in memory: loading the stack into a node and removing it all at the end
+        # cost minutes on disk; a tmpfs (overlay2 runs on it) goes with one umount. On disk if refused.
+        _run("mount", "-t", "tmpfs", "-o", "mode=755", "skiff-cluster", str(base))
     base.chmod(0o755)
     cluster = Cluster(ident, _free_octet(), str(base))
     cluster.nodes = [
