@@ -69,6 +69,12 @@ class DepsLayer:
     after: list[Future] = field(default_factory=list)  # the packs' after-install work (e.g. cache promotion)
     pending: Any = None  # a layers.NewImage not loaded yet: loaded with the code layer, in one call
     app_tar: Any = None  # the new layer's /app as read from its build container (for the run image), or None
+    reports: dict[str, Any] = field(default_factory=dict)  # what the install's driver reported
+
+    @property
+    def bytecode_deferred(self) -> bool:
+        """The install left the venv's bytecode to the shared layer of its wheels (made beside the deploy)."""
+        return self.reports.get("bytecode") == "deferred"
 
 
 def build_image(deploy: Deploy) -> str:
@@ -88,8 +94,8 @@ def build_image(deploy: Deploy) -> str:
             image_id = code_layer(session, plan, layer, bid, run)
         finally:
             finish_after_install(deploy, layer)
-        if run is not None and layer.after and EXPORT_FOR_RUN_IMAGE:
-            background.track(_background(premake_shared_run_copies, session, run, list(layer.after)))
+        if layer.after and (layer.bytecode_deferred or (run is not None and EXPORT_FOR_RUN_IMAGE)):
+            background.track(_background(after_shared_cache, session, layer, run))
     finally:
         if layer is not None and layer.app_tar is not None:
             layer.app_tar.close()
@@ -182,6 +188,7 @@ def dependency_layer(session: Session, plan: PackPlan, export: bool = False) -> 
     # (e.g. promoting verified wheels into the shared cache; not for a shared layer: it is made of them)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="skiff-after-install")
     reports = dict(session.runner.reports)
+    layer.reports = reports
     background.track(pool.submit(_prune_deps, session.client, session.deploy.app, image_id))
     if "shared_venv" not in reports:
         layer.after = [pool.submit(fn, reports, session.client) for fn in plan.after_install]
@@ -450,13 +457,67 @@ def shared_run_copy(session: Session, records: Any, digest: str, record: dict[st
     return f"{REPOSITORY}:{tag}"
 
 
-def premake_shared_run_copies(session: Session, run: dict[str, str], after: list[Future]) -> None:
-    """After the build's shared-cache work: the run image copy of each shared layer of the stack that has none."""
+def after_shared_cache(session: Session, layer: DepsLayer, run: dict[str, str] | None) -> None:
+    """After the build's shared-cache work (beside the deploy): the shared layers' run image copies, then,
+    when the build left its bytecode to the shared layer, the app's dependency image becomes that layer.
+
+    In this order, a build of the app that starts meanwhile finds the run copy of what it is given.
+    """
     from concurrent.futures import wait
 
+    wait(layer.after)
+    if run is not None and EXPORT_FOR_RUN_IMAGE:
+        premake_shared_run_copies(session, run)
+    if layer.bytecode_deferred:
+        adopt_shared_layer(session, layer)
+
+
+def adopt_shared_layer(session: Session, layer: DepsLayer) -> str | None:
+    """Make the app's dependency image (``layer.base``) the shared layer of exactly what its install installed.
+
+    That layer holds the same distributions, from the verified wheels, with their bytecode, which the
+    build left out (``bytecode_deferred``); the app's image keeps its labels (key, lines, depth), so its
+    next builds reuse it (and the shared layer's run image copy) as they would have reused its own.
+    Returns the new image id, or None when there is no such layer (the app keeps its layer; Python
+    compiles what it imports when the app starts).
+    """
+    from . import layers
+    from .venvs import SharedVenvs, pins_hash
+
+    build, client = session.build, session.client
+    installed = wheels_installed(layer.reports)
+    if build.cache_dir is None or not installed or not layers.supported(client):
+        return None
+    record = SharedVenvs(build.cache_dir, build.stack.id).get(pins_hash(installed))
+    try:
+        mine = client.api.inspect_image(layer.base)
+        if record is None or mine.get("Id") != layer.image_id:
+            return None  # no such layer, or the app's image changed since (another build)
+        base = client.api.inspect_image(record["image"])
+        labels = {k: v for k, v in ((mine.get("Config") or {}).get("Labels") or {}).items() if k.startswith("skiff.")}
+        repository, _, tag = layer.base.rpartition(":")
+        image = layers.NewImage(base, build_steps.ImageChanges(labels=labels), repository, tag)
+        layers.load(client, [image])
+    except (layers.LoadRefused, *build_steps._engine_errors()):
+        return None
+    try:
+        client.images.remove(layer.image_id)  # the app's own layer, now untagged (images made of it keep it)
+    except Exception:
+        pass
+    return image.id
+
+
+def wheels_installed(reports: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(name, version)`` of what the driver reported installed (validated)."""
+    from .wheels import parse_report
+
+    return [(i.name, i.version) for i in parse_report(reports.get("installed"))]
+
+
+def premake_shared_run_copies(session: Session, run: dict[str, str]) -> None:
+    """The run image copy of each shared layer of the stack that has none."""
     from .venvs import REPOSITORY, SharedVenvs
 
-    wait(after)
     build, client = session.build, session.client
     if build.cache_dir is None:
         return
