@@ -291,3 +291,50 @@ def test_a_layer_left_without_bytecode_becomes_the_shared_layer_of_exactly_what_
     assert call[0]["config"]["rootfs"]["diff_ids"] == layers
     assert call[0]["config"]["config"]["Labels"] == {**labels, venvs.LABEL: digest}  # its own key, lines and depth
     assert adopted == engine.ids["skiff/demo:deps-1"] and removed == ["sha256:mine"]
+
+
+def test_with_load_the_build_container_is_not_committed_unless_its_app_cannot_be_a_layer(tmp_path):
+    from skiff.output import Output
+    from skiff_buildpacks.build import Build, ImageChanges, Runner
+
+    stack = Stack(image="skiff/stack:trixie", id="sha256:build")
+    build = Build(app="demo", source=tmp_path, config={}, stack=stack, stacks=[stack], output=Output(quiet=True))
+
+    def run(archive: bytes):
+        container = _Container(archive)
+        container.committing.set()  # get_archive does not wait here
+        commits: list[str] = []
+        container.commit = lambda repository, tag, changes: commits.append(tag) or SimpleNamespace(id="sha256:c")
+        client = SimpleNamespace(containers=SimpleNamespace(create=lambda image, command, **kw: container))
+        runner = Runner(client, build, {"trust-host-ca": False})
+        args = (stack.image, [], {}, io.BytesIO(b""), ImageChanges(), "skiff/demo", "deps-1")
+        result = runner.run_or_export(*args, export="/app", load=True)
+        runner.finish()
+        return result, runner.exported, commits, container.removed
+
+    archive = _tar({"app": None, "app/.venv/bin/python": b"#!"})
+    result, exported, commits, removed = run(archive)
+    assert result is None and commits == [] and removed and exported.read() == archive
+    exported.close()
+    # a whiteout name in /app: committed (the export is read again beside the commit)
+    result, exported, commits, removed = run(_tar({"app": None, "app/.wh.x": b""}))
+    assert result == "sha256:c" and commits == ["deps-1"] and removed
+    exported.close()
+
+
+def test_the_dependency_image_and_the_run_copy_share_one_layer_file_in_the_load(tmp_path):
+    from skiff_buildpacks import layers as image_layers
+    from skiff_buildpacks.build import ImageChanges
+
+    base = {"Architecture": "amd64", "Os": "linux", "RootFS": {"Layers": ["sha256:" + "a" * 64]}, "Config": {}}
+    run_base = {**base, "RootFS": {"Layers": ["sha256:" + "b" * 64]}}
+    app_tar = io.BytesIO(_tar({"app": None, "app/.venv/bin/python": b"#!"}))
+    deps = image_layers.NewImage(base, ImageChanges(labels={"skiff.deps": "demo"}), "skiff/demo", "deps-1", app_tar)
+    engine = _Engine({RUN["image"]: run_base})
+    s = SimpleNamespace(client=engine, deploy=SimpleNamespace(app="demo", output=Lines()))
+    layer = pipeline.DepsLayer(base="skiff/demo:deps-1", image_id=deps.id, pending=deps, app_tar=app_tar)
+    copy = pipeline.run_copy_image(s, layer, RUN, "run-1")
+    assert copy is not None and copy.diff_id == deps.diff_id
+    with image_layers.archive([deps, copy]) as data, tarfile.open(fileobj=data) as tf:
+        names = tf.getnames()
+    assert names.count(f"{deps.diff_id.split(':')[1]}/layer.tar") == 1
