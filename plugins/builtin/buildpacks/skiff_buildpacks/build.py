@@ -503,6 +503,31 @@ class Runner:
     ) -> str:
         """Run ``steps`` in a container of ``image`` holding ``archive`` (a tar file, streamed); commit it.
 
+        See :meth:`run_or_export` (here never without a commit).
+        """
+        image_id = self.run_or_export(
+            image, steps, env, archive, changes, repository, tag, archives, read_only, shared, export
+        )
+        assert image_id is not None  # only with ``load``
+        return image_id
+
+    def run_or_export(
+        self,
+        image: str,
+        steps: list[dict[str, Any]],
+        env: dict[str, str],
+        archive: BinaryIO,
+        changes: ImageChanges,
+        repository: str,
+        tag: str,
+        archives: Iterable[str] = (),
+        read_only: dict[str, str] | None = None,
+        shared: list[str] | None = None,
+        export: str | None = None,
+        load: bool = False,
+    ) -> str | None:
+        """Run ``steps`` in a container of ``image`` holding ``archive`` (a tar file, streamed); commit it.
+
         Returns the image id. With steps, the driver and its plan are appended to ``archive``.
         ``archives`` are host paths of more tar files (from the server's cache) put in after it;
         ``read_only`` maps container paths to server directories bind-mounted read-only.
@@ -510,10 +535,21 @@ class Runner:
         of them, nothing is committed and ``""`` is returned (the caller makes the layer).
         ``export``: a path in the container whose archive (entries named after its last element)
         is read while the commit runs and left in :attr:`exported` (a temporary file, or None).
+        ``load`` (with ``export``): the archive is read first, and when it can be a layer (no whiteout
+        name) nothing is committed and None is returned: the caller loads the layer made of it.
         """
+        from . import layers
+
         with self._container(image, steps, env, archive, archives, read_only, shared or []) as container:
             if shared and self.reports.get("shared_venv") in shared:
                 return ""
+            if export and load:
+                self.exported = self._export(container, export)
+                if self.exported is not None and layers.loadable(self.exported):
+                    return None
+                if self.exported is not None:
+                    self.exported.close()
+                self.exported = None  # committed below, and read again while it is
             if not export:
                 return container.commit(repository=repository, tag=tag, changes=changes.dockerfile()).id
             # the archive of ``export`` streams out of this very container while the engine commits it

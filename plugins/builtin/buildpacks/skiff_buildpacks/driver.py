@@ -278,10 +278,15 @@ def run_step(step, env, shared=()):
         placed = place_bytecode(compile_step["venv"], compile_step["wheels"]) if compile_step.get("wheels") else 0
         if placed:
             print(f"bytecode of {placed} files from the shared cache", flush=True)
-        code = compile_missing(compile_step["venv"], cwd, step_env)
-        if code != 0:
-            mark(fail=title or "compileall", code=code)
-            return code
+        if compile_step.get("defer"):
+            # the host compiles it beside the deploy, in the shared virtualenv layer of these wheels
+            print("bytecode of the rest: compiled beside the deploy, in the shared layer", flush=True)
+            mark(report="bytecode", data="deferred")
+        else:
+            code = compile_missing(compile_step["venv"], cwd, step_env)
+            if code != 0:
+                mark(fail=title or "compileall", code=code)
+                return code
     if step.get("report_installed"):
         mark(report="installed", data=installed(step["report_installed"]))
     if title:

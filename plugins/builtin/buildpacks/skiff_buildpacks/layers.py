@@ -41,9 +41,10 @@ class NewImage:
     repository: str
     tag: str
     layer: BinaryIO | None = None
+    layer_digest: str | None = None  # the layer's diff id when already known (the same file as another image's)
 
     def __post_init__(self) -> None:
-        self.diff_id = sha256_file(self.layer) if self.layer is not None else None
+        self.diff_id = self.layer_digest or (sha256_file(self.layer) if self.layer is not None else None)
         self.config = image_config(self.base, self.changes, self.diff_id)
         self.config_bytes = json.dumps(self.config, sort_keys=True, separators=(",", ":")).encode()
         self.id = "sha256:" + hashlib.sha256(self.config_bytes).hexdigest()
@@ -100,6 +101,7 @@ def archive(images: list[NewImage]) -> BinaryIO:
     """The ``docker load`` archive of ``images`` (each base's layers are listed, never included)."""
     fileobj = tempfile.TemporaryFile(prefix="skiff-load-", suffix=".tar")
     manifest = []
+    added: set[str] = set()  # one layer file may serve two images (a layer on the build and the run image)
     with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT) as tf:
 
         def add(name: str, data: BinaryIO, size: int) -> None:
@@ -111,7 +113,8 @@ def archive(images: list[NewImage]) -> BinaryIO:
             hexid = image.id.split(":", 1)[1]
             add(f"{hexid}.json", io.BytesIO(image.config_bytes), len(image.config_bytes))
             paths = [f"{d.split(':', 1)[1]}/layer.tar" for d in image.config["rootfs"]["diff_ids"]]
-            if image.layer is not None:
+            if image.layer is not None and paths[-1] not in added:
+                added.add(paths[-1])
                 image.layer.seek(0, 2)
                 size = image.layer.tell()
                 image.layer.seek(0)

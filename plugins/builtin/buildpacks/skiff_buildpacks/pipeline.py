@@ -29,6 +29,10 @@ from .plugin import PLUGIN, _image, _prune_deps, describe_packs, docker_client, 
 # (False: a container of the committed layer is read and the copy loaded on its own, per app, as
 # before; benchmarks compare the two).
 EXPORT_FOR_RUN_IMAGE = True
+# With the run image, a new dependency layer is that archive of /app loaded on the stack image (in the
+# code layer's load, beside the run copy) instead of a commit of its build container (False: committed,
+# as before; benchmarks compare the two).
+LOAD_DEPENDENCY_LAYER = True
 
 # Work of a build still running when the build ended (untagging old layers, the packs' after-install
 # work) goes on beside the release and the deploy, tracked by skiff.background: the push waits for
@@ -69,6 +73,12 @@ class DepsLayer:
     after: list[Future] = field(default_factory=list)  # the packs' after-install work (e.g. cache promotion)
     pending: Any = None  # a layers.NewImage not loaded yet: loaded with the code layer, in one call
     app_tar: Any = None  # the new layer's /app as read from its build container (for the run image), or None
+    reports: dict[str, Any] = field(default_factory=dict)  # what the install's driver reported
+
+    @property
+    def bytecode_deferred(self) -> bool:
+        """The install left the venv's bytecode to the shared layer of its wheels (made beside the deploy)."""
+        return self.reports.get("bytecode") == "deferred"
 
 
 def build_image(deploy: Deploy) -> str:
@@ -88,8 +98,8 @@ def build_image(deploy: Deploy) -> str:
             image_id = code_layer(session, plan, layer, bid, run)
         finally:
             finish_after_install(deploy, layer)
-        if run is not None and layer.after and EXPORT_FOR_RUN_IMAGE:
-            background.track(_background(premake_shared_run_copies, session, run, list(layer.after)))
+        if layer.after and (layer.bytecode_deferred or (run is not None and EXPORT_FOR_RUN_IMAGE)):
+            background.track(_background(after_shared_cache, session, layer, run))
     finally:
         if layer is not None and layer.app_tar is not None:
             layer.app_tar.close()
@@ -174,14 +184,16 @@ def dependency_layer(session: Session, plan: PackPlan, export: bool = False) -> 
     installed = install_dependencies(session, plan, key, tag, export)
     if isinstance(installed, str):
         layer = DepsLayer(base=ref, image_id=installed, key=key, built=True, app_tar=session.runner.exported)
-        session.runner.exported = None
-    else:  # the app's labels on a shared layer: loaded with the code layer
+    else:  # the app's labels on a shared layer, or the exported /app as a layer: loaded with the code layer
         layer = DepsLayer(base=ref, image_id=installed.id, key=key, built=True, pending=installed)
+        layer.app_tar = installed.layer  # (None for a shared layer)
+    session.runner.exported = None
     image_id = layer.image_id
     # beside the code layer, on the host: untag older layers, and the packs' after-install work
     # (e.g. promoting verified wheels into the shared cache; not for a shared layer: it is made of them)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="skiff-after-install")
     reports = dict(session.runner.reports)
+    layer.reports = reports
     background.track(pool.submit(_prune_deps, session.client, session.deploy.app, image_id))
     if "shared_venv" not in reports:
         layer.after = [pool.submit(fn, reports, session.client) for fn in plan.after_install]
@@ -239,6 +251,8 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str, e
     Returns the image id, or the dependency image still to load (a :class:`layers.NewImage` made of
     a shared layer the install step resolved to).
     """
+    from . import layers
+
     deploy, out = session.deploy, session.deploy.output
     assert deploy.workdir is not None
     t0 = time.monotonic()
@@ -253,11 +267,14 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str, e
         out.step("Dependencies were only added: installing them on top of the previous layer")
     runner = session.runner
     shared = shared_candidates(session, plan)
+    # the run image needs /app read out anyway: that archive is the layer on the build image too, loaded
+    # with the code layer (no commit of the build container); an engine that refuses loads gets a commit
+    load = export and LOAD_DEPENDENCY_LAYER and layers.supported(session.client)
     for attempt in (shared, {}) if shared else ({},):
         with build_steps.code_tar(
             deploy.workdir, (), plan.generated, runner.uid, runner.gid, only=plan.files, tmpdir=deploy.workdir.parent
         ) as archive:
-            image_id = runner.run(
+            image_id = runner.run_or_export(
                 start_from,
                 plan.steps,
                 env,
@@ -269,7 +286,12 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str, e
                 plan.read_only,
                 shared=sorted(attempt),
                 export="/app" if export else None,
+                load=load,
             )
+        if image_id is None:  # not committed: the exported /app is the layer, on the stack image
+            image = exported_layer(session, build_steps.deps_labels(deploy.app, key, compat, lines, depth), tag)
+            out.step(f"Dependency layer ready in {time.monotonic() - t0:.1f}s")
+            return image
         if image_id:
             break
         digest = runner.reports["shared_venv"]
@@ -279,6 +301,23 @@ def install_dependencies(session: Session, plan: PackPlan, key: str, tag: str, e
             return image
     out.step(f"Dependency layer ready in {time.monotonic() - t0:.1f}s")
     return image_id
+
+
+def exported_layer(session: Session, changes: build_steps.ImageChanges, tag: str) -> Any:
+    """The dependency image made of the /app archive read from its build container, on the stack image.
+
+    The archive holds all of /app (also when the install ran on top of a previous layer), so the
+    stack image is its base. Not loaded yet: it goes in the code layer's load, beside the run copy
+    made of the same archive.
+    """
+    from . import layers
+
+    client, archive = session.client, session.runner.exported
+    try:
+        base = client.api.inspect_image(session.build.stack.image)
+    except build_steps._engine_errors() as exc:
+        raise build_steps.engine_error(exc) from exc
+    return layers.NewImage(base, changes, f"skiff/{session.deploy.app}", tag, archive)
 
 
 def shared_candidates(session: Session, plan: PackPlan) -> dict[str, dict[str, Any]]:
@@ -380,7 +419,6 @@ def run_base(session: Session, plan: PackPlan, layer: DepsLayer, run: dict[str, 
     shared = shared_source(session, layer) if EXPORT_FOR_RUN_IMAGE else None
     if shared is not None:
         return shared_run_copy(session, *shared, run), None
-    load_pending(session, layer)  # the copy below reads a container of it
     key = hashlib.sha256(f"{layer.image_id}\0{run['id']}".encode()).hexdigest()[:16]
     ref = build_steps.image_tag(deploy.app, f"run-{key}")
     if _image(session.client, ref) is not None:
@@ -388,6 +426,7 @@ def run_base(session: Session, plan: PackPlan, layer: DepsLayer, run: dict[str, 
     pending = run_copy_image(session, layer, run, f"run-{key}")
     if pending is not None:
         return ref, pending
+    load_pending(session, layer)  # the copy below reads a container of it
     t0 = time.monotonic()
     image_id = load_run_copy(session, layer.base, run["image"], f"run-{key}")
     if image_id is None:
@@ -450,13 +489,68 @@ def shared_run_copy(session: Session, records: Any, digest: str, record: dict[st
     return f"{REPOSITORY}:{tag}"
 
 
-def premake_shared_run_copies(session: Session, run: dict[str, str], after: list[Future]) -> None:
-    """After the build's shared-cache work: the run image copy of each shared layer of the stack that has none."""
+def after_shared_cache(session: Session, layer: DepsLayer, run: dict[str, str] | None) -> None:
+    """After the build's shared-cache work (beside the deploy): the shared layers' run image copies, then,
+    when the build left its bytecode to the shared layer, the app's dependency image becomes that layer.
+
+    In this order, a build of the app that starts meanwhile finds the run copy of what it is given.
+    """
     from concurrent.futures import wait
 
+    wait(layer.after)
+    if run is not None and EXPORT_FOR_RUN_IMAGE:
+        premake_shared_run_copies(session, run)
+    if layer.bytecode_deferred:
+        adopt_shared_layer(session, layer)
+
+
+def adopt_shared_layer(session: Session, layer: DepsLayer) -> str | None:
+    """Make the app's dependency image (``layer.base``) the shared layer of exactly what its install installed.
+
+    That layer holds the same distributions, from the verified wheels, with their bytecode, which the
+    build left out (``bytecode_deferred``); the app's image keeps its labels (key, lines, depth), so its
+    next builds reuse it (and the shared layer's run image copy) as they would have reused its own.
+    Returns the new image id, or None when there is no such layer (the app keeps its layer; Python
+    compiles what it imports when the app starts).
+    """
+    from . import layers
+    from .venvs import SharedVenvs, pins_hash
+
+    build, client = session.build, session.client
+    installed = wheels_installed(layer.reports)
+    if build.cache_dir is None or not installed or not layers.supported(client):
+        return None
+    record = SharedVenvs(build.cache_dir, build.stack.id).get(pins_hash(installed))
+    failures: tuple[type[BaseException], ...] = (layers.LoadRefused, *build_steps._engine_errors())
+    try:
+        mine = client.api.inspect_image(layer.base)
+        if record is None or mine.get("Id") != layer.image_id:
+            return None  # no such layer, or the app's image changed since (another build)
+        base = client.api.inspect_image(record["image"])
+        labels = {k: v for k, v in ((mine.get("Config") or {}).get("Labels") or {}).items() if k.startswith("skiff.")}
+        repository, _, tag = layer.base.rpartition(":")
+        image = layers.NewImage(base, build_steps.ImageChanges(labels=labels), repository, tag)
+        layers.load(client, [image])
+    except failures:
+        return None
+    try:
+        client.images.remove(layer.image_id)  # the app's own layer, now untagged (images made of it keep it)
+    except Exception:
+        pass
+    return image.id
+
+
+def wheels_installed(reports: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(name, version)`` of what the driver reported installed (validated)."""
+    from .wheels import parse_report
+
+    return [(i.name, i.version) for i in parse_report(reports.get("installed"))]
+
+
+def premake_shared_run_copies(session: Session, run: dict[str, str]) -> None:
+    """The run image copy of each shared layer of the stack that has none."""
     from .venvs import REPOSITORY, SharedVenvs
 
-    wait(after)
     build, client = session.build, session.client
     if build.cache_dir is None:
         return
@@ -489,14 +583,17 @@ def run_copy_image(session: Session, layer: DepsLayer, run: dict[str, str], tag:
     from . import layers
 
     client = session.client
-    if layer.app_tar is None or not layers.supported(client) or not layers.loadable(layer.app_tar):
+    # the same archive as the dependency image's own layer (still to load): checked and hashed once
+    same = layer.pending is not None and layer.pending.layer is layer.app_tar
+    digest = layer.pending.diff_id if same else None
+    if layer.app_tar is None or not layers.supported(client) or not (same or layers.loadable(layer.app_tar)):
         return None
     try:
         base = client.api.inspect_image(run["image"])
     except build_steps._engine_errors() as exc:
         raise build_steps.engine_error(exc) from exc
     changes = build_steps.ImageChanges(labels={RUN_DEPS_LABEL: session.deploy.app})
-    return layers.NewImage(base, changes, f"skiff/{session.deploy.app}", tag, layer.app_tar)
+    return layers.NewImage(base, changes, f"skiff/{session.deploy.app}", tag, layer.app_tar, digest)
 
 
 def loaded_run_copy(session: Session, run: dict[str, str], image: Any, seconds: float, with_code: bool = False) -> None:
@@ -648,7 +745,8 @@ def load_pending(session: Session, layer: DepsLayer) -> None:
     try:
         layers.load(session.client, [layer.pending])
     except layers.LoadRefused as exc:
-        raise SkiffError(f"the engine refused the dependency image made of a shared layer: {exc}") from None
+        layers.mark_unsupported(session.client)  # the next builds commit their dependency layers
+        raise SkiffError(f"the engine refused the dependency image: {exc}") from None
     except build_steps._engine_errors() as exc:
         raise build_steps.engine_error(exc) from exc
     layer.pending = None

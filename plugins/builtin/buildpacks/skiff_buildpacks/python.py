@@ -279,6 +279,8 @@ def skiff_buildpack_dependencies(pack: str, build) -> dict[str, Any] | None:
 
 
 INSTALLER = "python-installer"
+# a build that may make a shared virtualenv layer leaves the bytecode to it (False: compiled in the build)
+DEFER_BYTECODE = True
 UV_BIN_DIR = f"/build/uv-{wheels.UV_VERSION}"
 SHARED_WHEELS = "/build/wheels"
 PIP_VENV = ["python3", "-m", "venv", "--without-pip", VENV]
@@ -427,8 +429,12 @@ def uv_step(build, uv_dir: str, source: str, origin: str, result: dict[str, Any]
     result["read_only"] = read_only
     step["venv"] = VENV  # made by the driver itself (the stack's venv module, without pip)
     step["run"] = [install]
-    # the shared cache's precompiled bytecode first, then compileall -j 0 for the rest
+    # the shared cache's precompiled bytecode first, then compileall -j 0 for the rest; when the build
+    # may make a shared virtualenv layer, the rest is compiled there, beside the deploy, and the app's
+    # dependency image becomes that layer (pipeline.adopt_shared_layer): not on the build's path
     step["compile"] = {"venv": VENV, "wheels": SHARED_WHEELS if SHARED_WHEELS in read_only else None}
+    if "shared_venv" in step and DEFER_BYTECODE:
+        step["compile"]["defer"] = True
     return step
 
 

@@ -249,3 +249,92 @@ def test_an_app_made_of_a_shared_layer_builds_on_the_sets_own_run_copy(tmp_path)
     run = {**RUN, "id": "sha256:" + "cd" * 32}
     assert pipeline.shared_run_copy(s, *found, run) == ref  # made before: nothing copied
     assert out.lines == [f"Dependencies on the run image {RUN['image']}: the shared layer's copy {digest[:12]}"]
+
+
+def test_a_layer_left_without_bytecode_becomes_the_shared_layer_of_exactly_what_it_installed(tmp_path):
+    from skiff_buildpacks import venvs
+
+    flask = [{"name": "Flask", "version": "3.1.1", "tags": ["py3-none-any"]}]
+    digest = venvs.pins_hash([("flask", "3.1.1")])
+    layers = ["sha256:" + "a" * 64, "sha256:" + "b" * 64]
+    shared = {"Id": "sha256:shared", "Architecture": "amd64", "Os": "linux", "RootFS": {"Layers": layers}}
+    shared["Config"] = {"Labels": {venvs.LABEL: digest}, "Env": ["PATH=/usr/bin"]}
+    labels = {"skiff.deps": "demo", "skiff.deps.key": "k" * 64, "skiff.deps.lines": '{"python": ["flask"]}'}
+    mine = {
+        "Id": "sha256:mine",
+        "RootFS": {"Layers": layers[:1] + ["sha256:" + "c" * 64]},
+        "Config": {"Labels": labels},
+    }
+    engine = _Engine({"skiff/demo:deps-1": mine, "sha256:shared": shared})
+    removed: list[str] = []
+    engine.images = SimpleNamespace(remove=removed.append)
+    stack = Stack(image="skiff/stack:trixie", id="sha256:build")
+    venvs.SharedVenvs(tmp_path, stack.id).put(digest, "sha256:shared", ["flask-3.1.1-py3-none-any.whl"], ["flask"])
+    s = SimpleNamespace(client=engine, build=SimpleNamespace(cache_dir=tmp_path, stack=stack))
+
+    def layer(installed, image_id="sha256:mine"):
+        reports = {"installed": installed, "bytecode": "deferred"}
+        return pipeline.DepsLayer(base="skiff/demo:deps-1", image_id=image_id, reports=reports)
+
+    assert layer(flask).bytecode_deferred and not pipeline.DepsLayer(base="x", image_id="y").bytecode_deferred
+    # another set than the record's, or the app's image changed since the build: nothing happens
+    assert pipeline.adopt_shared_layer(s, layer([{**flask[0], "version": "3.1.2"}])) is None
+    assert pipeline.adopt_shared_layer(s, layer(flask, image_id="sha256:newer")) is None
+    assert engine.loads == [] and removed == []
+
+    adopted = pipeline.adopt_shared_layer(s, layer(flask))
+    (call,) = engine.loads  # the app's tag on the shared layer's layers: no layer file, no copy
+    assert call[0]["RepoTags"] == ["skiff/demo:deps-1"] and call[0]["Layers"] == [
+        f"{'a' * 64}/layer.tar",
+        f"{'b' * 64}/layer.tar",
+    ]
+    assert call[0]["config"]["rootfs"]["diff_ids"] == layers
+    assert call[0]["config"]["config"]["Labels"] == {**labels, venvs.LABEL: digest}  # its own key, lines and depth
+    assert adopted == engine.ids["skiff/demo:deps-1"] and removed == ["sha256:mine"]
+
+
+def test_with_load_the_build_container_is_not_committed_unless_its_app_cannot_be_a_layer(tmp_path):
+    from skiff.output import Output
+    from skiff_buildpacks.build import Build, ImageChanges, Runner
+
+    stack = Stack(image="skiff/stack:trixie", id="sha256:build")
+    build = Build(app="demo", source=tmp_path, config={}, stack=stack, stacks=[stack], output=Output(quiet=True))
+
+    def run(archive: bytes):
+        container = _Container(archive)
+        container.committing.set()  # get_archive does not wait here
+        commits: list[str] = []
+        container.commit = lambda repository, tag, changes: commits.append(tag) or SimpleNamespace(id="sha256:c")
+        client = SimpleNamespace(containers=SimpleNamespace(create=lambda image, command, **kw: container))
+        runner = Runner(client, build, {"trust-host-ca": False})
+        args = (stack.image, [], {}, io.BytesIO(b""), ImageChanges(), "skiff/demo", "deps-1")
+        result = runner.run_or_export(*args, export="/app", load=True)
+        runner.finish()
+        return result, runner.exported, commits, container.removed
+
+    archive = _tar({"app": None, "app/.venv/bin/python": b"#!"})
+    result, exported, commits, removed = run(archive)
+    assert result is None and commits == [] and removed and exported.read() == archive
+    exported.close()
+    # a whiteout name in /app: committed (the export is read again beside the commit)
+    result, exported, commits, removed = run(_tar({"app": None, "app/.wh.x": b""}))
+    assert result == "sha256:c" and commits == ["deps-1"] and removed
+    exported.close()
+
+
+def test_the_dependency_image_and_the_run_copy_share_one_layer_file_in_the_load(tmp_path):
+    from skiff_buildpacks import layers as image_layers
+    from skiff_buildpacks.build import ImageChanges
+
+    base = {"Architecture": "amd64", "Os": "linux", "RootFS": {"Layers": ["sha256:" + "a" * 64]}, "Config": {}}
+    run_base = {**base, "RootFS": {"Layers": ["sha256:" + "b" * 64]}}
+    app_tar = io.BytesIO(_tar({"app": None, "app/.venv/bin/python": b"#!"}))
+    deps = image_layers.NewImage(base, ImageChanges(labels={"skiff.deps": "demo"}), "skiff/demo", "deps-1", app_tar)
+    engine = _Engine({RUN["image"]: run_base})
+    s = SimpleNamespace(client=engine, deploy=SimpleNamespace(app="demo", output=Lines()))
+    layer = pipeline.DepsLayer(base="skiff/demo:deps-1", image_id=deps.id, pending=deps, app_tar=app_tar)
+    copy = pipeline.run_copy_image(s, layer, RUN, "run-1")
+    assert copy is not None and copy.diff_id == deps.diff_id
+    with image_layers.archive([deps, copy]) as data, tarfile.open(fileobj=data) as tf:
+        names = tf.getnames()
+    assert names.count(f"{deps.diff_id.split(':')[1]}/layer.tar") == 1

@@ -93,6 +93,18 @@ def test_uv_builds_then_the_shared_cache_serves_a_second_app_without_the_index(
     docker_cleanup.image(record["image"])
     assert sorted(record["files"]) == sorted(shared)
     shared_layers = docker_client.images.get(record["image"]).attrs["RootFS"]["Layers"]
+    # the first build left the venv's bytecode to that layer (off its path), and its dependency image is now
+    # the layer itself, with its own labels: the app's next builds get the bytecode
+    assert "bytecode of the rest: compiled beside the deploy, in the shared layer" in pushed.output
+    (mine,) = [i for i in docker_client.images.list(filters={"label": f"skiff.deps={first}"}) if i.tags]
+    assert mine.attrs["RootFS"]["Layers"] == shared_layers and mine.labels["skiff.deps"] == first
+    pushed = git_push(init_repo(tmp_path / f"{first}-2", flask_files("hello again")), first, sshd, force=True)
+    assert pushed.exit_code == 0 and "Reusing the dependency layer" in pushed.output, pushed.output
+    assert private_nginx.request(host=f"{first}.{GLOBAL}").body == "hello again\n"
+    newest = max(docker_client.images.list(filters={"label": f"skiff.app={first}"}), key=lambda i: i.attrs["Created"])
+    listing = ["sh", "-c", "ls /app/.venv/lib/python3*/site-packages/flask/__pycache__"]
+    pyc = docker_client.containers.run(newest.id, listing, remove=True, network_disabled=True, entrypoint=[])
+    assert b"app.cpython-3" in pyc  # the shared layer's bytecode, in the app's new image
 
     # the index unreachable: the second app has an empty cache of its own, the shared one serves it
     dead = closed_port_url()

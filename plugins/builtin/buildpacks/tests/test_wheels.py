@@ -236,7 +236,8 @@ def test_uv_is_the_default_installer_with_the_shared_cache_read_only(cache):
     assert step["venv"] == "/app/.venv"
     assert install[:6] == [uv, "pip", "install", "--python", "/app/.venv/bin/python", "-r"]
     assert install[-4:] == ["--default-index", "https://pypi.org/simple", "--find-links", "/build/wheels"]
-    assert step["compile"] == {"venv": "/app/.venv", "wheels": "/build/wheels"}
+    # the flask app may make a shared virtualenv layer: its bytecode is compiled there, not in the build
+    assert step["compile"] == {"venv": "/app/.venv", "wheels": "/build/wheels", "defer": True}
     assert step["env"]["UV_CACHE_DIR"] == "/build/cache/uv"  # the app's own cache volume, read-write
     assert deps["read_only"] == {
         f"/build/uv-{wheels.UV_VERSION}": str(wheels.uv_dir(cache, "x86_64")),
@@ -501,3 +502,30 @@ def test_one_build_cannot_make_skiff_download_without_bound(index, tmp_path, mon
         )
         outcome = cache.promote(wheels.parse_report(report), wheels.Index(index.url))
     assert len(outcome.added) == 2 and outcome.errors == ["p2==1.0: over the download budget of one build"]
+
+
+def test_driver_leaves_the_bytecode_to_the_shared_layer_when_told(tmp_path, capfd):
+    """``defer``: the cached bytecode is placed, the rest left to the shared layer (made beside the deploy)."""
+    venv = tmp_path / "venv"
+    site = venv / "lib" / "python3.99" / "site-packages" / "pkg"
+    site.mkdir(parents=True)
+    (site / "todo.py").write_text("B = 2\n")
+    (venv / "bin").mkdir()
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    step = {"title": "t", "cwd": str(tmp_path), "run": [], "compile": {"venv": str(venv), "wheels": None}}
+    assert driver.run_step({**step, "compile": {**step["compile"], "defer": True}}, {"PATH": os.environ["PATH"]}) == 0
+    out = capfd.readouterr().out
+    assert not (site / "__pycache__").exists()
+    assert "compiled beside the deploy, in the shared layer" in out
+    assert driver.MARK + json.dumps({"report": "bytecode", "data": "deferred"}) in out
+    # without it, as before: compiled in the build
+    assert driver.run_step(step, {"PATH": os.environ["PATH"]}) == 0
+    assert (site / "__pycache__" / f"todo.{sys.implementation.cache_tag}.pyc").is_file()
+    assert "deferred" not in capfd.readouterr().out
+
+
+def test_bytecode_is_compiled_in_the_build_when_no_shared_layer_can_be_made(cache, tmp_path):
+    # an option line: not shareable, so no shared layer would ever hold this app's bytecode
+    (tmp_path / "requirements.txt").write_text("--pre\nflask\n")
+    deps = python.skiff_buildpack_dependencies("python", make_build(tmp_path, cache))
+    assert "defer" not in deps["steps"][0]["compile"] and "shared_venv" not in deps["steps"][0]
