@@ -54,7 +54,7 @@ stack: docker venv
 
 # lint right after the Debian packages (python3-venv), before the engine and the stack image
 test: deps test-deps lint docker venv stack
-	SKIFF_TEST_RESTART_ENGINE=1 $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+	SKIFF_TEST_RESTART_ENGINE=1 $(VENV)/bin/python -m pytest -q --durations=30 $(PYTEST_ARGS)
 
 bench: docker venv
 	$(VENV)/bin/python bench/run.py $(BENCH)
