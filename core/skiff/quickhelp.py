@@ -32,6 +32,8 @@ def page(args: Sequence[str]) -> str | None:
     """The page ``skiff ARGS`` prints (without its last newline), if it may come from the cache."""
     if list(args) not in HELP_ARGS or os.geteuid() == 0 or os.environ.get(discovery.EXTRA_ENV):
         return None
+    if sys.stdout is None:  # click.echo writes nothing then: leave it to the full start
+        return None
     width = formatter_width()
     root = root_from_env()
     fingerprint = discovery.install_fingerprint()
