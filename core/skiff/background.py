@@ -11,9 +11,13 @@ executor threads); ``skiff ssh-command`` serving the pre-receive hook in-process
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future
-from concurrent.futures import wait as _wait_all
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import Future
+
+# concurrent.futures (which imports logging) is imported by wait(), and by the plugins that make
+# futures: a push's start (skiff_git.receiver imports this module) does not need it.
 
 T = TypeVar("T")
 
@@ -37,5 +41,7 @@ def wait(timeout: float | None = None) -> None:
             _pending[:] = pending
         if not pending:
             return
-        if _wait_all(pending, timeout=timeout).not_done:
+        from concurrent.futures import wait as wait_all
+
+        if wait_all(pending, timeout=timeout).not_done:
             return

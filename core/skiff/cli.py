@@ -16,14 +16,14 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__, commandcache, timeline
+from . import __version__, commandcache, discovery, timeline
 from .commandcache import CommandCache
 from .context import Context, root_from_env
+from .discovery import disabled_in_state as _disabled_in_state
 from .errors import SkiffError
 from .output import Output
 from .plugins import SkiffPluginManager, build_plugin_manager
@@ -268,34 +268,8 @@ def add_every_command(context: Context, cli: click.Group) -> dict[str, str] | No
     return owners
 
 
-def _disabled_in_state(root: Path) -> set[str]:
-    """``plugin:disable``'s list, read without importing the state store when the file allows."""
-    import sqlite3
-
-    path = root / "skiff.db"  # skiff.state.State.filename
-    if not path.exists():
-        return set()
-    try:  # read-only: root must not create the WAL files of the service account's database
-        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
-        try:
-            return {r[0] for r in conn.execute("SELECT name FROM disabled_plugins")}
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        pass
-    from .state import State
-
-    state = State(root, migrate=False)
-    try:
-        return state.disabled_plugins()
-    except Exception:
-        return set()
-    finally:
-        state.close()
-
-
 #: where a command keeps the installed entry points between starts (see plugins.installed_plugins)
-PLUGIN_CACHE = Path("cache") / "entry-points.json"
+PLUGIN_CACHE = discovery.PLUGIN_CACHE
 
 
 def make_context(pm: SkiffPluginManager | None = None, output: Output | None = None) -> Context:

@@ -40,11 +40,13 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from . import __version__
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (a start may not need it)
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     import click
 
     from .plugins import InstalledPlugin, SkiffPluginManager
@@ -64,14 +66,21 @@ def key(
     any install or removal, even of a library a plugin imports, makes a full start, so a
     plugin that no longer imports is named as broken at once.
     """
-    from .plugins import EXTRA_ENV
+    return key_of_rows([[p.name, p.value, p.distribution, p.version] for p in installed], disabled, fingerprint)
+
+
+def key_of_rows(
+    installed: list[list[str]], disabled: Iterable[str], fingerprint: list[list[Any]] | None = None
+) -> dict[str, Any]:
+    """:func:`key` from the installed entry points as ``[name, value, distribution, version]`` rows."""
+    from .discovery import EXTRA_ENV
 
     return {
         "format": FORMAT,
         "skiff": __version__,
         "python": sys.version,
         "executable": sys.executable,
-        "plugins": [[p.name, p.value, p.distribution, p.version] for p in installed],  # asdict: 10x slower
+        "plugins": installed,  # rows, not dataclasses.asdict: 10x faster
         "disabled": sorted(disabled),
         "extra": os.environ.get(EXTRA_ENV, ""),
         "installs": fingerprint or [],
@@ -97,7 +106,8 @@ class CommandCache:
 
     def _read(self) -> dict[str, Any] | None:
         try:
-            data = json.loads(self.path.read_text())
+            with open(self.path, "rb") as f:
+                data = json.loads(f.read())
             if data.get("key") != self.key:
                 return None
             for path, mark in data["files"]:
@@ -136,6 +146,13 @@ class CommandCache:
         text = self.index.get("help", {}).get(str(width))
         return text if isinstance(text, str) else None
 
+    def help_page(self, width: int) -> str | None:
+        """The whole ``skiff --help`` as the full start printed it at ``width`` (:mod:`skiff.quickhelp`)."""
+        if self.index is None:
+            return None
+        text = self.index.get("page", {}).get(str(width))
+        return text if isinstance(text, str) else None
+
     def save(self, cli: click.Group, owners: Mapping[str, str], pm: SkiffPluginManager) -> None:
         """Write what this full start learnt (best effort: a read-only root just stays uncached)."""
         from .access import declaration
@@ -160,6 +177,9 @@ class CommandCache:
             # wrapping ~200 rows is most of what --help costs; terminals of 80 columns or more
             # all get this width (click's default max_width of 80, minus 2)
             "help": {str(HELP_WIDTH): _help_section(cli, HELP_WIDTH)},
+            # the whole page of `skiff --help` at that width, which skiff.quickhelp prints
+            # without importing click or pluggy
+            "page": {str(HELP_WIDTH): _help_page(cli, HELP_WIDTH)},
             "files": [[path, _mark(path)] for path in source_files()],
             "plugins": {name: {"status": i.status, "hooks": i.hooks} for name, i in pm.infos.items()},
             "commands": commands,
@@ -180,6 +200,16 @@ def _help_section(cli: click.Group, width: int) -> str:
     with click.Context(cli, info_name="skiff") as ctx:
         cli.format_commands(ctx, formatter)
     return formatter.getvalue()
+
+
+def _help_page(cli: click.Group, width: int) -> str:
+    """What ``skiff --help`` prints (before echo's newline) when the formatter is ``width`` wide."""
+    import click
+
+    # as cli.make_context gives them (help_option_names among them): click keeps the help option
+    settings = {**cli.context_settings, "terminal_width": width}
+    with click.Context(cli, info_name="skiff", **settings) as ctx:
+        return ctx.get_help()
 
 
 def _mark(path: str) -> int | None:

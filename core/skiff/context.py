@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .output import Output
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (a start may not need it)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .commandcache import CommandCache

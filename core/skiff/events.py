@@ -10,6 +10,7 @@ state database (0600).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -21,17 +22,39 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MASK = "***"
 KEY_NAME_ENV = "SKIFF_KEY_NAME"
-ASSIGNMENT = re.compile(r"(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)=(?P<value>.*)", re.DOTALL)
-URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
-SECRET_OPTION = re.compile(r"--?[A-Za-z0-9-]*(password|passwd|secret|token)[A-Za-z0-9-]*", re.IGNORECASE)
+
+
+# The patterns are compiled on first use, and only for an argument that could match (a URL
+# with "://", an option starting with "-", an assignment with "="): the case-insensitive one
+# alone costs about a millisecond to compile, and most commands have none of them.
+@functools.cache
+def _assignment() -> re.Pattern[str]:
+    return re.compile(r"(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)=(?P<value>.*)", re.DOTALL)
+
+
+@functools.cache
+def _url_credentials() -> re.Pattern[str]:
+    return re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+
+@functools.cache
+def _secret_option() -> re.Pattern[str]:
+    return re.compile(r"--?[A-Za-z0-9-]*(password|passwd|secret|token)[A-Za-z0-9-]*", re.IGNORECASE)
+
+
+def _is_secret_option(text: str) -> bool:
+    return text.startswith("-") and _secret_option().fullmatch(text) is not None
 
 
 def redact_arg(arg: str, log_assignments: bool = False) -> str:
-    arg = URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{MASK}@", arg)
+    if "://" in arg:
+        arg = _url_credentials().sub(lambda m: f"{m['scheme']}{MASK}@", arg)
     option, eq, _ = arg.partition("=")
-    if eq and SECRET_OPTION.fullmatch(option):
+    if not eq:
+        return arg
+    if _is_secret_option(option):
         return f"{option}={MASK}"
-    match = ASSIGNMENT.fullmatch(arg)
+    match = _assignment().fullmatch(arg)
     if match and not log_assignments and not arg.startswith("-"):
         return f"{match['key']}={MASK}"
     return arg
@@ -46,17 +69,19 @@ def redact(args: Sequence[str], log_assignments: bool = False) -> list[str]:
             out.append(MASK)
             hide_next = False
             continue
-        if SECRET_OPTION.fullmatch(arg):
+        if _is_secret_option(arg):
             hide_next = True
         out.append(redact_arg(arg, log_assignments))
     return out
 
 
-PLAIN = re.compile(r"[\w@%+=:,./*-]+")
+@functools.cache
+def _plain() -> re.Pattern[str]:
+    return re.compile(r"[\w@%+=:,./*-]+")
 
 
 def _quote(arg: str) -> str:
-    return arg if PLAIN.fullmatch(arg) else shlex.quote(arg)
+    return arg if _plain().fullmatch(arg) else shlex.quote(arg)
 
 
 def command_line(args: Sequence[str], log_assignments: bool = False) -> str:

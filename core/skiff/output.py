@@ -8,11 +8,13 @@ deploy's output with it: :mod:`skiff.builds`), quiet lines included.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import IO, Any, Callable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (a start may not need it)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import IO, Any, Callable
 
 INDENT = "       "
 
@@ -94,6 +96,8 @@ class Output:
             if isinstance(value, (list, tuple)):
                 value = " ".join(str(v) for v in value)
             elif isinstance(value, dict):
+                import json
+
                 value = json.dumps(value, sort_keys=True)
             self._write(f"{INDENT}{labels[key]:<{width}} {'' if value is None else value}")
 

@@ -21,14 +21,16 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import PROJECT, hookspecs
+from .discovery import DISABLED_ENV as DISABLED_ENV
+from .discovery import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
+from .discovery import EXTRA_ENV as EXTRA_ENV
+from .discovery import disabled_from_env as disabled_from_env
+from .discovery import install_fingerprint as install_fingerprint
 
 if TYPE_CHECKING:  # pragma: no cover
     from importlib import metadata
 
-ENTRY_POINT_GROUP = "skiff"
 DECLARE_HOOKS = "skiff_addhooks"  # the hook through which a plugin declares hooks of its own
-DISABLED_ENV = "SKIFF_DISABLED_PLUGINS"
-EXTRA_ENV = "SKIFF_PLUGINS"  # extra plugin modules to load, like PYTEST_PLUGINS
 
 
 @dataclass
@@ -175,10 +177,6 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def disabled_from_env() -> set[str]:
-    return {n.strip() for n in os.environ.get(DISABLED_ENV, "").split(",") if n.strip()}
-
-
 def extra_from_env() -> list[tuple[str, object]]:
     """Plugins named in ``SKIFF_PLUGINS`` (comma-separated module names)."""
     names = [n.strip() for n in os.environ.get(EXTRA_ENV, "").split(",") if n.strip()]
@@ -217,7 +215,7 @@ def installed_plugins(cache: Path | None = None, fingerprint: list[list[Any]] | 
     """
     use_cache = cache is not None and os.geteuid() != 0
     if fingerprint is None:
-        fingerprint = _fingerprint() if use_cache else []
+        fingerprint = install_fingerprint() if use_cache else []
     if use_cache and cache is not None:
         cached = _read_cache(cache, fingerprint)
         if cached is not None:
@@ -248,36 +246,6 @@ def _dist_of(ep: metadata.EntryPoint) -> tuple[str, str]:
     if dist is None:
         return "", ""
     return dist.metadata["Name"] or "", dist.version or ""
-
-
-def install_fingerprint() -> list[list[Any]]:
-    """What an install, removal or upgrade of any distribution changes (see :func:`installed_plugins`)."""
-    return _fingerprint()
-
-
-def _fingerprint() -> list[list[Any]]:
-    marks: list[list[Any]] = []
-    try:
-        here: str | None = os.getcwd()
-    except OSError:
-        here = None
-    for entry in sys.path:
-        folder = entry or "."
-        try:
-            # the working directory (python -m skiff, python -c) changes with every file written
-            # there, e.g. SQLite's journal when it is SKIFF_ROOT: only its distributions count
-            working = folder == "." or (here is not None and os.path.abspath(folder) == here)
-            marks.append([folder, None if working else os.stat(folder).st_mtime_ns])
-            with os.scandir(folder) as children:
-                names = sorted(c.name for c in children if c.name.endswith((".dist-info", ".egg-info")))
-        except OSError:  # gone, or a zip file
-            continue
-        for name in names:
-            try:
-                marks.append([name, os.stat(os.path.join(folder, name, "entry_points.txt")).st_mtime_ns])
-            except OSError:
-                marks.append([name, None])
-    return marks
 
 
 def _read_cache(cache: Path, fingerprint: list[list[Any]]) -> list[InstalledPlugin] | None:

@@ -12,8 +12,9 @@ from pathlib import Path
 import click
 import pytest
 
-from skiff import access, cli
+from skiff import access, cli, quickhelp
 from skiff.commandcache import CACHE
+from skiff.discovery import PLUGIN_CACHE
 from skiff.plugins import build_plugin_manager
 
 HELLO = '''
@@ -360,5 +361,134 @@ def test_ssh_commands_of_a_service_account_run_from_the_cache_with_their_access_
         assert listed.returncode == 0 and "one" in listed.stdout and "two" in listed.stdout
         assert skiff("config:get", "one", "A", key="dev").stdout.strip() == "1"
         assert cache.stat().st_mtime_ns == written  # every one of them started from the cache
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- skiff --help before click and pluggy (skiff.quickhelp, the console script's first step) --
+
+
+@pytest.fixture
+def wide(monkeypatch):
+    """A terminal of 100 columns: the page the full start rendered (78 wide) is the one to print."""
+    monkeypatch.setenv("COLUMNS", "100")
+
+
+def test_the_quick_help_page_is_what_a_full_start_prints(start, service_account, wide):
+    assert quickhelp.page(["--help"]) is None  # no cache yet: the start goes on as usual
+    full = start("--help")
+    assert not full.cached and full.status == 0
+    page = quickhelp.page(["--help"])
+    assert page is not None and page + "\n" == full.out == start("--help").out
+    assert quickhelp.page(["-h"]) == page and "-h, --help" in page and "apps:list" in page
+    for args in (["--version"], ["help"], ["apps:list"], ["--help", "apps:list"], [], ["--help", "--help"]):
+        assert quickhelp.page(args) is None, args
+
+
+def test_the_quick_help_page_declines_whatever_a_full_start_would_show_differently(
+    start, service_account, site, monkeypatch, wide
+):
+    start("--help")
+    assert quickhelp.page(["--help"]) is not None
+    for name, value, after in (
+        ("SKIFF_DISABLED_PLUGINS", "acl", None),
+        ("SKIFF_PLUGINS", "skiff.testing.stubs", None),
+        ("COLUMNS", "60", "100"),  # the full start renders a narrower page from the index
+    ):
+        monkeypatch.setenv(name, value)
+        assert quickhelp.page(["--help"]) is None, name
+        if after is None:
+            monkeypatch.delenv(name)
+        else:
+            monkeypatch.setenv(name, after)
+    assert quickhelp.page(["--help"]) is not None
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert quickhelp.page(["--help"]) is None  # root never uses the cache
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+
+    assert start("plugin:disable", "acl").status == 0
+    assert quickhelp.page(["--help"]) is None
+    off = start("--help")
+    assert quickhelp.page(["--help"]) + "\n" == off.out and "acl:add" not in off.out
+    assert start("plugin:enable", "acl").status == 0
+    assert quickhelp.page(["--help"]) is None
+    start("--help")
+
+    module = install(site, "fresh", HELLO)
+    assert quickhelp.page(["--help"]) is None  # installed: the fingerprint changed
+    listed = start("--help")
+    assert "fresh:hello" in listed.out and quickhelp.page(["--help"]) + "\n" == listed.out
+    module.write_text(HELLO.replace("fresh:hello", "fresh:greet"))
+    stamp = module.stat().st_mtime_ns + 1_000_000_000
+    os.utime(module, ns=(stamp, stamp))
+    assert quickhelp.page(["--help"]) is None  # an edited source
+    sys.modules.pop("fresh_plugin", None)
+    edited = start("--help")
+    assert "fresh:greet" in edited.out and quickhelp.page(["--help"]) + "\n" == edited.out
+
+
+def test_a_broken_plugin_never_gets_the_quick_help_page(start, site, wide):
+    """A full start imports it again and warns: the quick page would drop that line."""
+    install(site, "flaky", "raise RuntimeError('not yet')\n")
+    start("--help")
+    assert "flaky is broken" in start("--help").err
+    assert quickhelp.page(["--help"]) is None
+
+
+def test_a_stale_entry_point_cache_or_a_planted_page_is_not_trusted_blindly(start, service_account, wide):
+    start("--help")
+    entry_points = service_account / PLUGIN_CACHE
+    saved = entry_points.read_text()
+    entry_points.write_text("{not json")
+    assert quickhelp.page(["--help"]) is None
+    data = json.loads(saved)
+    data["plugins"][0]["extra"] = "x"
+    entry_points.write_text(json.dumps(data))
+    assert quickhelp.page(["--help"]) is None
+    entry_points.write_text(saved)
+    assert quickhelp.page(["--help"]) is not None
+    data = json.loads((service_account / CACHE).read_text())
+    data["page"] = {width: "\x1b[1mPlanted\x1b[0m" for width in data["page"]}
+    (service_account / CACHE).write_text(json.dumps(data))
+    assert quickhelp.page(["--help"]) is None  # click.echo would strip the codes: never printed as is
+
+
+def test_the_console_script_prints_the_help_page_without_importing_click_or_pluggy(tmp_path):
+    """Real starts of ``python -m skiff --help`` as an unprivileged account (nobody)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    nobody = 65534
+    root = Path(tempfile.mkdtemp(prefix="skiff-quickhelp-"))
+    try:
+        os.chmod(root, 0o755)
+        os.chown(root, nobody, nobody)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("SKIFF_", "SSH_"))},
+            "SKIFF_ROOT": str(root),
+            "COLUMNS": "100",
+        }
+
+        def skiff(*python_args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, *python_args, "-m", "skiff", "--help"],
+                env=env,
+                cwd=root,
+                user=nobody,
+                group=nobody,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        full = skiff("-X", "importtime")
+        assert full.returncode == 0 and "apps:list" in full.stdout
+        assert " click" in full.stderr and " pluggy" in full.stderr  # the first start: a full one
+        quick = skiff("-X", "importtime")
+        assert quick.returncode == 0 and quick.stdout == full.stdout
+        imported = {line.rpartition("|")[2].strip() for line in quick.stderr.splitlines()}
+        assert "skiff.quickhelp" in imported
+        assert not imported & {"click", "pluggy", "skiff.cli", "skiff.plugins", "typing"}, imported
     finally:
         shutil.rmtree(root, ignore_errors=True)

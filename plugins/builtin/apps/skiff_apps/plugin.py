@@ -4,30 +4,18 @@ core's :mod:`skiff.builds`)."""
 
 from __future__ import annotations
 
-import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from skiff import hookimpl
-from skiff.builds import DEFAULT_KEEP, KEEP_SETTING
 from skiff.context import Context
-from skiff.settings import Namespace, Setting, integer
 
-BUILDS = Namespace(
-    KEEP_SETTING[0],
-    (
-        Setting(
-            KEEP_SETTING[1],
-            integer(1, 10000),
-            DEFAULT_KEEP,
-            scope="global",
-            level="admin",
-            help="how many builds (deploy outputs) each app keeps; older ones are deleted",
-        ),
-    ),
-    title="builds",
-)
+if TYPE_CHECKING:  # pragma: no cover
+    from skiff.settings import Namespace
+
+# skiff.builds and skiff.settings are imported by the hooks that need them: a command of this
+# plugin (apps:list over SSH) starts without them (docs/performance.md, start-up).
 
 
 @hookimpl
@@ -40,11 +28,30 @@ def skiff_commands(cli: click.Group) -> None:
 
 @hookimpl
 def skiff_settings() -> list[Namespace]:
-    return [BUILDS]
+    from skiff.builds import DEFAULT_KEEP, KEEP_SETTING
+    from skiff.settings import Namespace, Setting, integer
+
+    builds = Namespace(
+        KEEP_SETTING[0],
+        (
+            Setting(
+                KEEP_SETTING[1],
+                integer(1, 10000),
+                DEFAULT_KEEP,
+                scope="global",
+                level="admin",
+                help="how many builds (deploy outputs) each app keeps; older ones are deleted",
+            ),
+        ),
+        title="builds",
+    )
+    return [builds]
 
 
 @hookimpl(trylast=True)
 def skiff_report(context: Context, app: str) -> dict[str, dict[str, Any]]:
+    import datetime
+
     state = context.state
     current = state.current_release(app)
     created = datetime.datetime.fromtimestamp(state.app_created(app), datetime.timezone.utc)
