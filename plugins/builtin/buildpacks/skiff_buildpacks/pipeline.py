@@ -698,14 +698,16 @@ def load_layer(
     pending = [image for image in (layer.pending, run_copy) if image is not None]
     try:
         if run_copy is not None:
-            base_image = run_copy.inspect
+            base_image, base_id = run_copy.inspect, run_copy.id
         elif layer.pending is not None and base == layer.base:
-            base_image = layer.pending.inspect
+            base_image, base_id = layer.pending.inspect, layer.pending.id
         else:  # the dependency image (a shared layer's, still to load) goes in the same call beside it
             base_image = client.api.inspect_image(base)
+            base_id = base_image.get("Id", "")
         image = layers.NewImage(base_image, changes, f"skiff/{session.deploy.app}", tag, layer=archive)
         loaded = layers.load(client, [*pending, image])[-1]
         layer.pending = None
+        hand_off_code(session.deploy, base_id, archive)
         return loaded
     except layers.LoadRefused as exc:
         layers.mark_unsupported(client)
@@ -713,6 +715,19 @@ def load_layer(
         return None
     except build_steps._engine_errors() as exc:
         raise build_steps.engine_error(exc) from exc
+
+
+def hand_off_code(deploy: Deploy, base_id: str, archive: Any) -> None:
+    """The code layer's tar for the scheduler (``contracts.CODE_LAYER``: its prestart puts it into
+    containers of ``base_id`` started meanwhile); ``code_base`` in the release's meta."""
+    import os
+
+    from skiff.contracts import CODE_LAYER, CodeLayer
+
+    if not base_id:
+        return
+    deploy.stash[CODE_LAYER] = CodeLayer(base=base_id, archive=os.fdopen(os.dup(archive.fileno()), "rb"))
+    deploy.meta["code_base"] = base_id
 
 
 def record(session: Session, layer: DepsLayer, image_id: str, run: dict[str, str] | None = None) -> None:
