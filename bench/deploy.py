@@ -21,6 +21,9 @@ Baseline, in the same run: the hand-rolled replacement the issue describes (``do
 of a Dockerfile doing the same pip install, then ``docker rm -f`` the old container and
 ``docker run`` the new one on the same loopback port), probed the same way.
 
+``BENCH_PRESTART=false`` turns the prestart off for the whole run (``ps:set --global prestart
+false``: every container starts after the build, as before 2026-12-07), for a before/after pair.
+
 Targets (issue 5): cold at most 5 s, code-only at most 2 s, config change at most 1.5 s,
 zero downtime.
 """
@@ -502,6 +505,9 @@ def main() -> None:
     n = runs(5)
     work = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
     server = SkiffServer(work)
+    prestart = os.environ.get("BENCH_PRESTART", "true")
+    server.local("ps:set", "--global", "prestart", prestart)
+    print(f"prestart: {prestart}", flush=True)
     samples: dict[str, dict[str, list[float]]] = {"skiff": {}, "docker build + run": {}}
     failed = 0
     try:

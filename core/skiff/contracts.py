@@ -506,3 +506,6 @@ class Stash:
 
 #: the builder's hand-off of the code layer to the scheduler (``deploy.stash[CODE_LAYER]``)
 CODE_LAYER: StashKey[CodeLayer] = StashKey("build", "code-layer")
+#: a scheduler that can use the code layer before the image is loaded sets this; a builder calls it
+#: with a :class:`CodeLayer` of its own (the callee closes it) as soon as the tar is written
+CODE_LAYER_WANTED: StashKey[Callable[[CodeLayer], None]] = StashKey("build", "code-layer-wanted")

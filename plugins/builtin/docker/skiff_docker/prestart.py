@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from skiff import background, timeline
-from skiff.contracts import CODE_LAYER, StashKey
+from skiff.contracts import CODE_LAYER, CODE_LAYER_WANTED, CodeLayer, StashKey
 from skiff.deploy import Deploy
 
 from . import engine, settings
@@ -76,6 +76,8 @@ class Prestart:
     config: dict[str, Any] = field(default_factory=dict)  # RUNTIME_KEYS of the current release's image
     future: Future[None] | None = None
     error: str = ""
+    handed: Future[None] | None = None  # the early hand-off (:func:`on_code_layer`)
+    early_digest: str = ""  # the layer id of the tar handed over early
 
     @property
     def instances(self) -> list[Instance]:
@@ -104,7 +106,34 @@ def begin(d: Deploy) -> Prestart | None:
     pre.future = pool.submit(run, pre)
     pool.shutdown(wait=False)
     d.stash[PRESTART] = pre
+    d.stash[CODE_LAYER_WANTED] = lambda code: on_code_layer(pre, code)
     return pre
+
+
+def on_code_layer(pre: Prestart, code: CodeLayer) -> None:
+    """The builder wrote the code layer's tar (``CODE_LAYER_WANTED``): hand it over while the image loads."""
+    if code.base != pre.base or pre.handed is not None:
+        code.archive.close()
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skiff-prestart")
+    pre.handed = pool.submit(hand_off_early, pre, code.archive)
+    pool.shutdown(wait=False)
+
+
+def hand_off_early(pre: Prestart, archive: IO[bytes]) -> None:
+    """In a thread: once the containers run, give each the code and its command (checked at adoption)."""
+    try:
+        if pre.future is not None:
+            pre.future.result()
+        if pre.error:
+            raise PrestartError(pre.error)
+        pre.early_digest = digest(archive)
+        c = engine.client()
+        for inst in pre.instances:
+            hand_off(c, archive, pre.predicted.table[inst.process], inst)
+            timeline.mark(f"docker.handed-off.{inst.process}")
+    finally:
+        archive.close()
 
 
 def predict(d: Deploy) -> Rollout | None:
@@ -236,6 +265,7 @@ def adopt(c: Any, d: Deploy, pre: Prestart, rollout: Rollout) -> bool:
     rollout.instances = pre.instances
     for inst in rollout.instances:
         inst.prestarted = True
+        inst.handed = pre.handed is not None
     rollout.created += pre.ids
     rollout.code = code.archive
     del d.stash[CODE_LAYER]
@@ -258,6 +288,15 @@ def mismatch(c: Any, d: Deploy, pre: Prestart, rollout: Rollout) -> str:
         return "the image is not the code base plus the code layer"
     if runtime_config(new) != pre.config:
         return "the image's environment, user or workdir changed"
+    if pre.handed is not None:
+        try:
+            pre.handed.result(timeout=JOIN_SECONDS)
+        except Exception as exc:
+            return f"the early hand-off failed ({exc or type(exc).__name__})"
+        if pre.early_digest != layers[-1]:
+            return "the code handed over early is not the image's layer"
+        if any(rollout.table.get(i.process) != pre.predicted.table.get(i.process) for i in pre.instances):
+            return "a Procfile command changed"
     if rollouts.instance_keys(rollout.settings.formation) != [(i.process, i.index) for i in pre.instances]:
         return "the formation changed"
     for inst in pre.instances:
@@ -286,8 +325,12 @@ def discard(d: Deploy) -> None:
     del d.stash[PRESTART]
 
     def remove() -> None:
-        if pre.future is not None:
-            pre.future.result()  # its errors are recorded; wait until it created what it will
+        for future in (pre.future, pre.handed):  # wait until they did what they will (errors do not matter)
+            if future is not None:
+                try:
+                    future.result()
+                except Exception:
+                    pass
         rollouts.remove_created(engine.client(), pre.predicted)
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skiff-prestart")
@@ -308,15 +351,14 @@ def close_code(d: Deploy) -> None:
 _code_lock = threading.Lock()
 
 
-def hand_off(c: Any, rollout: Rollout, inst: Instance) -> None:
-    """Put the code into the waiting container, then its restart policy, then its command."""
-    assert rollout.code is not None
+def hand_off(c: Any, archive: IO[bytes], line: str, inst: Instance) -> None:
+    """Put the code into the waiting container, then its restart policy, then its command ``line``."""
     with _code_lock:  # one file, one reader at a time
-        rollout.code.seek(0)
-        if not c.api.put_archive(inst.id, "/", rollout.code):
+        archive.seek(0)
+        if not c.api.put_archive(inst.id, "/", archive):
             raise PrestartError("the engine refused the code")
     c.api.update_container(inst.id, restart_policy={"Name": "unless-stopped"})
-    if not c.api.put_archive(inst.id, "/", command_tar(rollout.table[inst.process])):
+    if not c.api.put_archive(inst.id, "/", command_tar(line)):
         raise PrestartError("the engine refused the command")
 
 

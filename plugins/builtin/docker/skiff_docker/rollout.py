@@ -114,6 +114,7 @@ class Instance:
     started: float = 0.0  # seconds from the start of the rollout
     ready: float = 0.0
     prestarted: bool = False  # started ahead, waiting for the code (:mod:`skiff_docker.prestart`)
+    handed: bool = False  # prestarted and given the code while the image loaded
 
     @property
     def dyno(self) -> str:
@@ -311,7 +312,8 @@ def start_instance(c: Any, rollout: Rollout, inst: Instance, attempts: int = 3) 
 def hand_off_or_start(c: Any, rollout: Rollout, inst: Instance) -> None:
     """Hand the code to a prestarted container; when that fails, remove it and start one of the image."""
     try:
-        prestart.hand_off(c, rollout, inst)
+        assert rollout.code is not None
+        prestart.hand_off(c, rollout.code, rollout.table[inst.process], inst)
         timeline.mark(f"docker.handed-off.{inst.process}")
     except Exception:
         engine.remove_container(c, inst.id)
@@ -335,10 +337,10 @@ def check_instance(c: Any, rollout: Rollout, inst: Instance, abort: threading.Ev
 def start_and_check(c: Any, rollout: Rollout, inst: Instance, abort: threading.Event, began: float) -> None:
     """Start then check one instance; a failure is recorded in ``inst.error`` and stops the others."""
     try:
-        if inst.prestarted:
-            hand_off_or_start(c, rollout, inst)
-        else:
+        if not inst.prestarted:
             start_instance(c, rollout, inst)
+        elif not inst.handed:  # the code is handed over now (it was not while the image loaded)
+            hand_off_or_start(c, rollout, inst)
         inst.started = time.monotonic() - began
         timeline.mark(f"docker.started.{inst.process}")
         check_instance(c, rollout, inst, abort)

@@ -20,7 +20,7 @@ from docker.errors import APIError
 
 import skiff_apps.plugin as apps_plugin
 import skiff_docker.plugin as docker_plugin
-from skiff.contracts import CODE_LAYER, CodeLayer
+from skiff.contracts import CODE_LAYER, CODE_LAYER_WANTED, CodeLayer
 from skiff.deploy import Deploy
 from skiff.errors import SkiffError
 from skiff.output import Output
@@ -624,3 +624,34 @@ def test_the_waiter_waits_for_the_command_then_runs_it_under_sh(tmp_path, monkey
     again = run_waiter(tmp_path, None)  # a restart: the file is there, it runs at once
     assert again.stdout == b"ran /bin/sh with meow\n"
     assert os.path.exists(tmp_path / "command")
+
+
+def test_code_announced_before_the_load_is_handed_over_while_the_image_loads(h, eng, images, checks_run):
+    d = push(h)
+    prestart.begin(d)
+    wanted = d.stash[CODE_LAYER_WANTED]
+    wanted(CodeLayer(base=BASE, archive=code_tar()))  # what the builder does before its docker load
+    pre = d.stash[prestart.PRESTART]
+    assert pre.handed is not None
+    pre.handed.result(10)
+    before = list(eng.events)
+    assert [e[0] for e in before] == ["create", "start", "put_archive", "update", "put_archive"]
+    build(d, images)
+    assert rollout.deploy(d) is True
+    ran = rollout.rollout_of(d)
+    assert ran.instances[0].prestarted and ran.instances[0].handed
+    assert not [e for e in eng.events[len(before) :] if e[0] in ("put_archive", "create", "start")]
+
+
+def test_code_announced_early_must_be_the_images_layer(h, eng, images, checks_run):
+    d = push(h)
+    prestart.begin(d)
+    d.stash[CODE_LAYER_WANTED](CodeLayer(base=BASE, archive=code_tar(b"print('other')\n")))
+    build(d, images)
+    assert rollout.deploy(d) is True
+    prestart_bg_wait()
+    reason = (
+        "prestart not used (the code handed over early is not the image's layer): starting containers of the new image"
+    )
+    assert reason in d.output.of("info") and ("remove", "cat.web.1.v3") in eng.events
+    assert not rollout.rollout_of(d).instances[0].prestarted
