@@ -453,7 +453,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for info in context.pm.broken():
         context.output.warn(f"plugin {info.name} is broken and was skipped: {info.error}")
     cli = build_cli(context)
-    sys.exit(run(cli, context, args))
+    status = run(cli, context, args)
+    timeline.mark("skiff.exit")
+    sys.exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,7 +39,7 @@ from skiff.deploy import Deploy
 
 from . import engine, settings
 from . import rollout as rollouts
-from .scheduler import SCRATCH, container_options, create_container, process_table
+from .scheduler import SCRATCH, app_json_script, container_options, create_container, process_table
 
 if TYPE_CHECKING:  # pragma: no cover
     from .rollout import Instance, Rollout
@@ -106,8 +106,14 @@ def begin(d: Deploy) -> Prestart | None:
     pre.future = pool.submit(run, pre)
     pool.shutdown(wait=False)
     d.stash[PRESTART] = pre
-    d.stash[CODE_LAYER_WANTED] = lambda code: on_code_layer(pre, code)
+    if not release_tasks(d):  # release tasks run before any new process: the code waits for them
+        d.stash[CODE_LAYER_WANTED] = lambda code: on_code_layer(pre, code)
     return pre
+
+
+def release_tasks(d: Deploy) -> bool:
+    """Whether the push runs release tasks (app.json ``predeploy``, the Procfile's ``release:``)."""
+    return bool(d.release_command or app_json_script(d.app_json, "predeploy"))
 
 
 def on_code_layer(pre: Prestart, code: CodeLayer) -> None:

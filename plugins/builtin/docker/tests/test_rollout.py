@@ -655,3 +655,14 @@ def test_code_announced_early_must_be_the_images_layer(h, eng, images, checks_ru
     )
     assert reason in d.output.of("info") and ("remove", "cat.web.1.v3") in eng.events
     assert not rollout.rollout_of(d).instances[0].prestarted
+
+
+def test_with_release_tasks_the_code_waits_for_the_release_phase(h, eng, images, checks_run):
+    d = push(h)
+    d.release_command = "python manage.py migrate"
+    prestart.begin(d)
+    assert CODE_LAYER_WANTED not in d.stash  # no early hand-off: the app must not run before the release task
+    prestart.take(d)
+    build(d, images)
+    assert rollout.deploy(d) is True
+    assert rollout.rollout_of(d).instances[0].prestarted and not rollout.rollout_of(d).instances[0].handed
