@@ -39,7 +39,7 @@ from skiff.deploy import Deploy
 
 from . import engine, settings
 from . import rollout as rollouts
-from .scheduler import SCRATCH, app_json_script, container_options, create_container, process_table
+from .scheduler import SCRATCH, app_json_script, container_options, create_container, process_table, stray_containers
 
 if TYPE_CHECKING:  # pragma: no cover
     from .rollout import Instance, Rollout
@@ -186,6 +186,8 @@ def run(pre: Prestart) -> None:
         if runtime_config(base, INHERITED) != runtime_config(old, INHERITED):
             raise PrestartError("the code base's entrypoint, volumes or signals differ from the image's")
         engine.ensure_app_network(c, pre.predicted.app)
+        for entry in stray_containers(c, pre.predicted.app):  # a killed deploy's (the app's lock is held)
+            engine.remove_container(c, entry["Id"])
         web = pre.predicted.web
         for inst, port in zip(web, engine.allocate_ports(c, len(web)) if web else []):
             inst.host_port = port
