@@ -39,7 +39,15 @@ from skiff.deploy import Deploy
 
 from . import engine, settings
 from . import rollout as rollouts
-from .scheduler import SCRATCH, app_json_script, container_options, create_container, process_table, stray_containers
+from .scheduler import (
+    PRESTARTED,
+    SCRATCH,
+    app_json_script,
+    container_options,
+    create_container,
+    process_table,
+    stray_containers,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .rollout import Instance, Rollout
@@ -169,6 +177,8 @@ def predict(d: Deploy) -> Rollout | None:
     )
     predicted.container_options = {p: container_options(d.context, d.app, p, "process") for p in table}
     rollouts.plan_instances(predicted)
+    for inst in predicted.instances:  # its own name: a fallback's containers can start while it goes
+        inst.name += PRESTARTED
     return predicted if predicted.instances else None
 
 
@@ -266,6 +276,7 @@ def adopt(c: Any, d: Deploy, pre: Prestart, rollout: Rollout) -> bool:
     """Give ``rollout`` the prestarted containers when they are what it would start; else discard them."""
     reason = mismatch(c, d, pre, rollout)
     if reason:
+        timeline.mark(f"docker.prestart-unused: {reason}")
         d.output.info(f"prestart not used ({reason}): starting containers of the new image")
         discard(d)
         return False

@@ -318,6 +318,7 @@ def hand_off_or_start(c: Any, rollout: Rollout, inst: Instance) -> None:
     except Exception:
         engine.remove_container(c, inst.id)
         inst.prestarted = False
+        inst.name = f"{rollout.app}.{inst.process}.{inst.index}.v{rollout.version}"
         start_instance(c, rollout, inst)
 
 

@@ -487,7 +487,7 @@ def test_a_code_only_push_runs_the_prestarted_container_with_the_new_code(h, eng
     assert pre.error == ""
     (waiting,) = eng.created.values()
     assert waiting["image"] == BASE and waiting["command"] == ["/bin/sh", "-c", prestart.WAITER]
-    assert waiting["restart_policy"] == {"Name": "no"} and waiting["name"] == "cat.web.1.v3"
+    assert waiting["restart_policy"] == {"Name": "no"} and waiting["name"] == "cat.web.1.v3.pre"
     assert waiting["user"] == "1000:1000" and waiting["working_dir"] == "/app"
     env = waiting["environment"]
     assert env["PATH"] == "/app/.venv/bin:/usr/bin" and env["GREETING"] == "meow" and env["GIT_REV"] == "c" * 40
@@ -498,10 +498,10 @@ def test_a_code_only_push_runs_the_prestarted_container_with_the_new_code(h, eng
     assert [inst.prestarted for inst in ran.instances] == [True] and len(eng.created) == 1
     calls = [e for e in eng.events if e[0] != "start"]
     assert calls == [
-        ("create", "cat.web.1.v3"),
-        ("put_archive", "cat.web.1.v3"),
-        ("update", "cat.web.1.v3", "unless-stopped"),
-        ("put_archive", "cat.web.1.v3"),
+        ("create", "cat.web.1.v3.pre"),
+        ("put_archive", "cat.web.1.v3.pre"),
+        ("update", "cat.web.1.v3.pre", "unless-stopped"),
+        ("put_archive", "cat.web.1.v3.pre"),
     ]
     (_, path, code), (_, _, command) = images.archives
     assert path == "/" and archive.closed  # closed once handed over
@@ -550,7 +550,7 @@ def test_anything_unexpected_falls_back_to_a_container_of_the_image(h, eng, imag
     ran = rollout.rollout_of(d)
     assert not any(inst.prestarted for inst in ran.instances)
     assert f"prestart not used ({reason}): starting containers of the new image" in d.output.of("info")
-    assert ("remove", "cat.web.1.v3") in eng.events  # the waiting one went
+    assert ("remove", "cat.web.1.v3.pre") in eng.events  # the waiting one went
     normal = [kwargs for kwargs in eng.created.values() if kwargs["image"] == NEW_IMAGE]
     assert normal and normal[0]["command"] == ["/bin/sh", "-c", "gunicorn app:app"]
     assert not any(e[0] == "put_archive" for e in eng.events) and CODE_LAYER not in d.stash
@@ -570,7 +570,7 @@ def test_a_failed_hand_off_starts_a_container_of_the_image(h, eng, images, check
     monkeypatch.setattr(images, "put_archive", lambda *a, **k: False)
     assert rollout.deploy(d) is True
     ran = rollout.rollout_of(d)
-    assert ("remove", "cat.web.1.v3") in eng.events and not ran.instances[0].prestarted
+    assert ("remove", "cat.web.1.v3.pre") in eng.events and not ran.instances[0].prestarted
     assert eng.created[ran.instances[0].id]["image"] == NEW_IMAGE
 
 
@@ -593,7 +593,7 @@ def test_a_failed_build_removes_the_waiting_containers(h, eng, images):
     prestart.begin(d)
     rollout.failed(d, "build")
     prestart_bg_wait()
-    assert ("remove", "cat.web.1.v3") in eng.events and prestart.PRESTART not in d.stash
+    assert ("remove", "cat.web.1.v3.pre") in eng.events and prestart.PRESTART not in d.stash
 
 
 def test_a_base_that_is_not_the_image_below_the_code_starts_nothing(h, eng, images):
@@ -653,7 +653,7 @@ def test_code_announced_early_must_be_the_images_layer(h, eng, images, checks_ru
     reason = (
         "prestart not used (the code handed over early is not the image's layer): starting containers of the new image"
     )
-    assert reason in d.output.of("info") and ("remove", "cat.web.1.v3") in eng.events
+    assert reason in d.output.of("info") and ("remove", "cat.web.1.v3.pre") in eng.events
     assert not rollout.rollout_of(d).instances[0].prestarted
 
 
@@ -666,3 +666,24 @@ def test_with_release_tasks_the_code_waits_for_the_release_phase(h, eng, images,
     build(d, images)
     assert rollout.deploy(d) is True
     assert rollout.rollout_of(d).instances[0].prestarted and not rollout.rollout_of(d).instances[0].handed
+
+
+def test_a_fallback_starts_its_containers_while_the_prestarted_ones_go(h, eng, images, checks_run, monkeypatch):
+    d = push(h)
+    prestart.begin(d)
+    prestart.take(d)
+    build(d, images, base="sha256:" + "d" * 64)  # new dependencies: the prestart is not used
+    slow = threading.Event()
+    remove = images.remove_container
+
+    def slow_remove(ident: str, **kwargs: Any) -> None:
+        slow.wait(5)  # still being removed when the rollout creates its own
+        remove(ident, **kwargs)
+
+    monkeypatch.setattr(images, "remove_container", slow_remove)
+    assert rollout.deploy(d) is True
+    names = [kwargs["name"] for kwargs in eng.created.values()]
+    assert names == ["cat.web.1.v3.pre", "cat.web.1.v3"]  # no name conflict with the one going
+    slow.set()
+    prestart_bg_wait()
+    assert ("remove", "cat.web.1.v3.pre") in eng.events
