@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -371,14 +372,41 @@ _code_lock = threading.Lock()
 
 
 def hand_off(c: Any, archive: IO[bytes], line: str, inst: Instance) -> None:
-    """Put the code into the waiting container, then its restart policy, then its command ``line``."""
-    with _code_lock:  # one file, one reader at a time
-        archive.seek(0)
-        if not c.api.put_archive(inst.id, "/", archive):
-            raise PrestartError("the engine refused the code")
+    """Give the waiting container its restart policy, then the code and its command ``line`` in one
+    ``put_archive``: the command file is the archive's last entry, so the waiter sees it once every
+    file of the code is in place (the engine extracts in order)."""
     c.api.update_container(inst.id, restart_policy={"Name": "unless-stopped"})
-    if not c.api.put_archive(inst.id, "/", command_tar(line)):
-        raise PrestartError("the engine refused the command")
+    with _code_lock, with_command(archive, line) as both:  # one file, one reader at a time
+        if not c.api.put_archive(inst.id, "/", both):
+            raise PrestartError("the engine refused the code")
+
+
+def with_command(archive: IO[bytes], line: str) -> IO[bytes]:
+    """A temporary tar of ``archive``'s entries, byte for byte, then :data:`COMMAND_FILE` (``line``)."""
+    archive.seek(0)
+    with tarfile.open(fileobj=archive, mode="r:") as tf:
+        for _member in tf:
+            pass
+        end = tf.offset  # where the end-of-archive blocks begin
+    archive.seek(0)
+    out = tempfile.TemporaryFile(prefix="skiff-handoff-", suffix=".tar")
+    try:
+        left = end
+        while left:
+            chunk = archive.read(min(left, 1 << 20))
+            if not chunk:
+                raise PrestartError("the code archive ended early")
+            out.write(chunk)
+            left -= len(chunk)
+        member = command_tar(line)
+        blocks = 1 + -(-len(line.strip().encode()) // tarfile.BLOCKSIZE)  # its header and data blocks
+        out.write(member[: blocks * tarfile.BLOCKSIZE])
+        out.write(b"\0" * (2 * tarfile.BLOCKSIZE))
+        out.seek(0)
+    except BaseException:
+        out.close()
+        raise
+    return out
 
 
 def command_tar(line: str) -> bytes:

@@ -499,14 +499,14 @@ def test_a_code_only_push_runs_the_prestarted_container_with_the_new_code(h, eng
     calls = [e for e in eng.events if e[0] != "start"]
     assert calls == [
         ("create", "cat.web.1.v3.pre"),
-        ("put_archive", "cat.web.1.v3.pre"),
         ("update", "cat.web.1.v3.pre", "unless-stopped"),
         ("put_archive", "cat.web.1.v3.pre"),
     ]
-    (_, path, code), (_, _, command) = images.archives
+    ((_, path, both),) = images.archives
     assert path == "/" and archive.closed  # closed once handed over
-    assert tarfile.open(fileobj=io.BytesIO(code)).extractfile("app/app.py").read() == b"print('meow')\n"
-    with tarfile.open(fileobj=io.BytesIO(command)) as tf:
+    with tarfile.open(fileobj=io.BytesIO(both)) as tf:
+        assert tf.getnames() == ["app/app.py", ".skiff-command"]  # the command last: the code is in first
+        assert tf.extractfile("app/app.py").read() == b"print('meow')\n"
         member = tf.getmember(".skiff-command")
         assert member.mode == 0o644 and tf.extractfile(member).read() == b"gunicorn app:app"
     assert d.upstreams == [f"127.0.0.1:{ran.instances[0].host_port}"] and checks_run
@@ -635,7 +635,7 @@ def test_code_announced_before_the_load_is_handed_over_while_the_image_loads(h, 
     assert pre.handed is not None
     pre.handed.result(10)
     before = list(eng.events)
-    assert [e[0] for e in before] == ["create", "start", "put_archive", "update", "put_archive"]
+    assert [e[0] for e in before] == ["create", "start", "update", "put_archive"]
     build(d, images)
     assert rollout.deploy(d) is True
     ran = rollout.rollout_of(d)
@@ -687,3 +687,18 @@ def test_a_fallback_starts_its_containers_while_the_prestarted_ones_go(h, eng, i
     slow.set()
     prestart_bg_wait()
     assert ("remove", "cat.web.1.v3.pre") in eng.events
+
+
+def test_the_hand_off_tar_is_the_code_byte_for_byte_then_the_command():
+    code = code_tar(b"x" * 3000)
+    original = code.read()
+    long_line = "gunicorn " + "--flag " * 100  # longer than one tar block
+    with prestart.with_command(code, long_line) as both:
+        data = both.read()
+    with tarfile.open(fileobj=io.BytesIO(original)) as tf:
+        list(tf)
+        end = tf.offset
+    assert data[:end] == original[:end]
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        assert tf.getnames() == ["app/app.py", ".skiff-command"]
+        assert tf.extractfile(".skiff-command").read() == long_line.strip().encode()
