@@ -145,10 +145,17 @@ def hand_off_early(pre: Prestart, archive: IO[bytes]) -> None:
         pre.early_digest = digest(archive)
         c = engine.client()
         for inst in pre.instances:
-            hand_off(c, archive, pre.predicted.table[inst.process], inst)
-            timeline.mark(f"docker.handed-off.{inst.process}")
+            if early(inst):
+                hand_off(c, archive, pre.predicted.table[inst.process], inst)
+                timeline.mark(f"docker.handed-off.{inst.process}")
     finally:
         archive.close()
+
+
+def early(inst: Instance) -> bool:
+    """Web processes get the code while the image loads; others (workers, which act on their own)
+    only once the build succeeded, in the deploy phase, as every process did before."""
+    return inst.process == "web"
 
 
 def predict(d: Deploy) -> Rollout | None:
@@ -285,7 +292,7 @@ def adopt(c: Any, d: Deploy, pre: Prestart, rollout: Rollout) -> bool:
     rollout.instances = pre.instances
     for inst in rollout.instances:
         inst.prestarted = True
-        inst.handed = pre.handed is not None
+        inst.handed = pre.handed is not None and early(inst)
     rollout.created += pre.ids
     rollout.code = code.archive
     del d.stash[CODE_LAYER]
@@ -315,7 +322,7 @@ def mismatch(c: Any, d: Deploy, pre: Prestart, rollout: Rollout) -> str:
             return f"the early hand-off failed ({exc or type(exc).__name__})"
         if pre.early_digest != layers[-1]:
             return "the code handed over early is not the image's layer"
-        if any(rollout.table.get(i.process) != pre.predicted.table.get(i.process) for i in pre.instances):
+        if any(rollout.table.get(i.process) != pre.predicted.table.get(i.process) for i in pre.instances if early(i)):
             return "a Procfile command changed"
     if rollouts.instance_keys(rollout.settings.formation) != [(i.process, i.index) for i in pre.instances]:
         return "the formation changed"

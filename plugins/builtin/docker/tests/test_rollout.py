@@ -702,3 +702,24 @@ def test_the_hand_off_tar_is_the_code_byte_for_byte_then_the_command():
     with tarfile.open(fileobj=io.BytesIO(data)) as tf:
         assert tf.getnames() == ["app/app.py", ".skiff-command"]
         assert tf.extractfile(".skiff-command").read() == long_line.strip().encode()
+
+
+def test_workers_get_the_code_only_in_the_deploy_phase(h, eng, images, checks_run):
+    d = push(h)
+    d.previous = Release(**{**d.previous.__dict__, "processes": {"web": "gunicorn app:app", "worker": "celery"}})
+    settings.set_scale(h.state, "cat", {"worker": 1})
+    prestart.begin(d)
+    d.stash[CODE_LAYER_WANTED](CodeLayer(base=BASE, archive=code_tar()))
+    pre = d.stash[prestart.PRESTART]
+    pre.handed.result(10)
+    handed = [e[1] for e in eng.events if e[0] == "put_archive"]
+    assert handed == ["cat.web.1.v3.pre"]  # the worker waits: it acts on its own
+    d.processes = {"web": "gunicorn app:app", "worker": "celery"}
+    build(d, images)
+    assert rollout.deploy(d) is True
+    ran = rollout.rollout_of(d)
+    assert [(i.dyno, i.prestarted, i.handed) for i in ran.instances] == [
+        ("web.1", True, True),
+        ("worker.1", True, False),
+    ]
+    assert [e[1] for e in eng.events if e[0] == "put_archive"] == ["cat.web.1.v3.pre", "cat.worker.1.v3.pre"]
