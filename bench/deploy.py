@@ -21,6 +21,9 @@ Baseline, in the same run: the hand-rolled replacement the issue describes (``do
 of a Dockerfile doing the same pip install, then ``docker rm -f`` the old container and
 ``docker run`` the new one on the same loopback port), probed the same way.
 
+``BENCH_PRESTART=false`` turns the prestart off for the whole run (``ps:set --global prestart
+false``: every container starts after the build, as before 2026-12-07), for a before/after pair.
+
 Targets (issue 5): cold at most 5 s, code-only at most 2 s, config change at most 1.5 s,
 zero downtime.
 """
@@ -218,6 +221,8 @@ def flask_files(greeting_prefix: str = "") -> dict[str, str]:
 #: the second code-only push of each round: the pre-receive hook starts skiff again
 #: (``git:set --global hook-in-process false``, the way every push went before issue 18)
 TWO_STARTS = "code-only (two starts)"
+#: the third: ``ps:set APP prestart false`` (containers start after the build, as before 2026-12-07)
+NO_PRESTART = "code-only (no prestart)"
 
 
 def skiff_round(server: SkiffServer, work: Path, index: int = 0) -> dict[str, float]:
@@ -241,6 +246,8 @@ def _code_push(server: SkiffServer, probe: Prober, repo: Path, app: str, text: s
     two_starts = kind == TWO_STARTS
     if two_starts:
         server.local("git:set", "--global", "hook-in-process", "false")
+    if kind == NO_PRESTART:
+        server.local("ps:set", app, "prestart", "false")
     try:
         commit_files(repo, {"app.py": flask_files(text)["app.py"]}, f"code change {text}")
         t0, marks = server.push_timed(repo, app)
@@ -248,7 +255,9 @@ def _code_push(server: SkiffServer, probe: Prober, repo: Path, app: str, text: s
     finally:
         if two_starts:
             server.local("git:set", "--global", "hook-in-process", "true")
-    record_timeline("code-only redeploy" if not two_starts else TWO_STARTS, server, t0, marks_with(marks, t1))
+        if kind == NO_PRESTART:
+            server.local("ps:set", app, "prestart", "true")
+    record_timeline(kind, server, t0, marks_with(marks, t1))
     if "client: first remote: line" in marks:
         FIRST_REMOTE.setdefault(kind, []).append(marks["client: first remote: line"] - t0)
     return t1 - t0
@@ -257,6 +266,9 @@ def _code_push(server: SkiffServer, probe: Prober, repo: Path, app: str, text: s
 def marks_with(marks: dict[str, float], served: float) -> dict[str, float]:
     return {**marks, "client: new text served": served}
 
+
+#: each round also pushes once with ``ps:set APP prestart false`` (not when BENCH_PRESTART=false)
+PAIRED_PRESTART = True
 
 #: time from ``git push`` to its first ``remote:`` line, per push mode
 FIRST_REMOTE: dict[str, list[float]] = {}
@@ -280,7 +292,9 @@ def _skiff_round(
         kinds_in_order = ["code-only redeploy", TWO_STARTS]
         if two_starts_first:
             kinds_in_order.reverse()
-        for text, kind in zip(("v2", "v3"), kinds_in_order):
+        if PAIRED_PRESTART:  # one more push without the prestart, first or last, alternating
+            kinds_in_order.insert(0 if two_starts_first else 2, NO_PRESTART)
+        for text, kind in zip(("v2", "v3", "v4"), kinds_in_order):
             t0 = time.monotonic()
             result[kind] = _code_push(server, probe, repo, app, text, kind)
             time.sleep(0.3)
@@ -288,7 +302,7 @@ def _skiff_round(
             if kind == "code-only redeploy":
                 result["code-only gap"] = gap
         t0, marks = server.ssh_timed("config:set", app, "GREETING=meow")
-        t1 = probe.wait_for("v3 meow", t0)
+        t1 = probe.wait_for(f"{('v2', 'v3', 'v4')[len(kinds_in_order) - 1]} meow", t0)
         result["config:set"] = t1 - t0
         record_timeline("config:set", server, t0, {**marks, "client: new text served": t1})
         time.sleep(0.3)
@@ -313,14 +327,9 @@ def _skiff_round(
                 flush=True,
             )
     releases = json.loads(server.sshd.ssh(["releases", app, "--format", "json"]).stdout)
-    kinds = {
-        1: "cold deploy",
-        2: kinds_in_order[0],
-        3: kinds_in_order[1],
-        4: "config:set",
-        5: "ps:scale",
-        6: "releases:rollback",
-    }
+    pushes = len(kinds_in_order)
+    kinds = {1: "cold deploy", **{2 + i: kind for i, kind in enumerate(kinds_in_order)}}
+    kinds.update({2 + pushes: "config:set", 3 + pushes: "ps:scale", 4 + pushes: "releases:rollback"})
     for release in releases:
         kind = kinds.get(release["version"])
         if kind is None:
@@ -393,6 +402,47 @@ def print_one_start(skiff: dict[str, list[float]]) -> dict[str, dict[str, float]
             "ratio": round(ratio, 3),
             "n": len(pairs),
         }
+    return rows
+
+
+def _step(kind: str, start: str, end: str) -> list[float]:
+    """ms from ``start`` to ``end`` (timeline names) in each round of ``kind``."""
+    steps = TIMELINES.get(kind, {})
+    return [b - a for a, b in zip(steps.get(start, []), steps.get(end, []))]
+
+
+def print_prestart(skiff: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """The code-only push with the prestart against the same push without it, same rounds."""
+    on, off = "code-only redeploy", NO_PRESTART
+    if off not in skiff:
+        return {}
+    served = "client: new text served"
+    figures = {
+        "new text served": ([v * 1000 for v in skiff.get(on, [])], [v * 1000 for v in skiff.get(off, [])]),
+        "build.end -> served": (
+            _step(on, "server: build.end", served),
+            _step(off, "server: build.end", served),
+        ),
+        "deploy.start -> started": (
+            _step(on, "server: deploy.start", "server: docker.started.web"),
+            _step(off, "server: deploy.start", "server: docker.started.web"),
+        ),
+        "started -> healthy": (
+            _step(on, "server: docker.started.web", "server: docker.healthy.web"),
+            _step(off, "server: docker.started.web", "server: docker.healthy.web"),
+        ),
+    }
+    print("\n  code-only push, prestart vs none (ps:set APP prestart false), same rounds (medians; paired ratio)")
+    print(f"    {'what':<26} {'prestart':>10} {'none':>10} {'ratio':>7}")
+    rows = {}
+    for name, (ours, before) in figures.items():
+        pairs = [(a, b) for a, b in zip(ours, before) if b]
+        if not pairs:
+            continue
+        a, b = statistics.median(ours), statistics.median(before)
+        ratio = statistics.median(x / y for x, y in pairs)
+        print(f"    {name:<26} {a:>8.0f}ms {b:>8.0f}ms {ratio:>6.2f}x")
+        rows[name] = {"prestart_ms": round(a, 1), "none_ms": round(b, 1), "ratio": round(ratio, 3), "n": len(pairs)}
     return rows
 
 
@@ -502,6 +552,12 @@ def main() -> None:
     n = runs(5)
     work = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
     server = SkiffServer(work)
+    prestart = os.environ.get("BENCH_PRESTART", "true")
+    if prestart == "false":
+        global PAIRED_PRESTART
+        PAIRED_PRESTART = False
+    server.local("ps:set", "--global", "prestart", prestart)
+    print(f"prestart: {prestart}", flush=True)
     samples: dict[str, dict[str, list[float]]] = {"skiff": {}, "docker build + run": {}}
     failed = 0
     try:
@@ -528,6 +584,7 @@ def main() -> None:
         "cold deploy": 5.0,
         "code-only redeploy": 2.0,
         TWO_STARTS: None,
+        NO_PRESTART: None,
         "config:set": 1.5,
         "ps:scale web=1->3": None,
         "releases:rollback": None,
@@ -566,7 +623,9 @@ def main() -> None:
         print(f"    {key:<34} {statistics.median(values):>6.2f}s")
     timelines = print_timelines()
     one_start = print_one_start(samples["skiff"])
+    paired = print_prestart(samples["skiff"])
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["deploy prestart"] = {"unit": "ms", "rows": paired, "when": time.strftime("%Y-%m-%d %H:%M")}
     results["deploy one start"] = {"unit": "ms", "rows": one_start, "when": time.strftime("%Y-%m-%d %H:%M")}
     results["deploy timeline"] = {"unit": "ms", "tables": timelines, "when": time.strftime("%Y-%m-%d %H:%M")}
     results["deploy"] = {

@@ -98,6 +98,7 @@ class ReleaseMeta(TypedDict, total=False):
     deps_image: str  # buildpacks: the dependency layer's image id
     run_image: str  # buildpacks: the run image the app image is based on ("": the build image, ``stack``)
     image_id: str  # builders: the image id behind deploy.image
+    code_base: str  # builders: the id of the image the code layer was laid on (see :class:`CodeLayer`)
     dockerfile: str  # dockerfile: the Dockerfile's path in the source
     exposed_ports: list[int]  # dockerfile: the image's EXPOSEd TCP ports, ascending
     container_port: int  # docker: the port the web process listens on in its container
@@ -440,6 +441,21 @@ class StashKey(Generic[T]):
         return hash((self.plugin, self.name))
 
 
+@dataclass
+class CodeLayer:
+    """What a builder hands the scheduler when the image is its ``base`` plus one layer of files.
+
+    ``archive`` is the layer's tar (entries as ``put_archive`` at ``/`` takes them), open for
+    reading; ``base`` is the id of the image below it. The docker scheduler's prestart puts it
+    into containers started from ``base`` while the build ran (docs/performance.md) after
+    checking that the image's last layer is this tar; it closes the file. Kept under
+    :data:`CODE_LAYER` in the deploy's stash, with ``code_base`` in ``deploy.meta``.
+    """
+
+    base: str
+    archive: IO[bytes]
+
+
 class Stash:
     """Per-deploy, per-plugin values under typed keys; not stored with the release.
 
@@ -486,3 +502,10 @@ class Stash:
 
     def __len__(self) -> int:
         return sum(len(values) for values in self._scratch.values())
+
+
+#: the builder's hand-off of the code layer to the scheduler (``deploy.stash[CODE_LAYER]``)
+CODE_LAYER: StashKey[CodeLayer] = StashKey("build", "code-layer")
+#: a scheduler that can use the code layer before the image is loaded sets this; a builder calls it
+#: with a :class:`CodeLayer` of its own (the callee closes it) as soon as the tar is written
+CODE_LAYER_WANTED: StashKey[Callable[[CodeLayer], None]] = StashKey("build", "code-layer-wanted")

@@ -796,14 +796,17 @@ def load_layer(
     pending = [image for image in (layer.pending, run_copy) if image is not None]
     try:
         if run_copy is not None:
-            base_image = run_copy.inspect
+            base_image, base_id = run_copy.inspect, run_copy.id
         elif layer.pending is not None and base == layer.base:
-            base_image = layer.pending.inspect
+            base_image, base_id = layer.pending.inspect, layer.pending.id
         else:  # the dependency image (a shared layer's, still to load) goes in the same call beside it
             base_image = client.api.inspect_image(base)
+            base_id = base_image.get("Id", "")
         image = layers.NewImage(base_image, changes, f"skiff/{session.deploy.app}", tag, layer=archive)
+        announce_code(session.deploy, base_id, archive)
         loaded = layers.load(client, [*pending, image])[-1]
         layer.pending = None
+        hand_off_code(session.deploy, base_id, archive)
         return loaded
     except layers.LoadRefused as exc:
         layers.mark_unsupported(client)
@@ -811,6 +814,43 @@ def load_layer(
         return None
     except build_steps._engine_errors() as exc:
         raise build_steps.engine_error(exc) from exc
+
+
+def hand_off_code(deploy: Deploy, base_id: str, archive: Any) -> None:
+    """The code layer's tar for the scheduler (``contracts.CODE_LAYER``: its prestart puts it into
+    containers of ``base_id`` started meanwhile); ``code_base`` in the release's meta."""
+    from skiff.contracts import CODE_LAYER, CodeLayer
+
+    reopened = _reopened(archive) if base_id else None
+    if reopened is None:
+        return
+    deploy.stash[CODE_LAYER] = CodeLayer(base=base_id, archive=reopened)
+    deploy.meta["code_base"] = base_id
+
+
+def announce_code(deploy: Deploy, base_id: str, archive: Any) -> None:
+    """Before the load: the code layer's tar to a scheduler that asked for it (``CODE_LAYER_WANTED``)."""
+    from skiff.contracts import CODE_LAYER_WANTED, CodeLayer
+
+    wanted = deploy.stash.get(CODE_LAYER_WANTED)
+    reopened = _reopened(archive) if wanted is not None and base_id else None
+    if wanted is None or reopened is None:
+        return
+    try:
+        wanted(CodeLayer(base=base_id, archive=reopened))
+    except Exception as exc:  # the scheduler's business: the build goes on
+        deploy.output.info(f"the code layer could not be handed over early: {exc}")
+
+
+def _reopened(archive: Any) -> Any:
+    """The (deleted) temporary file of ``archive`` opened again: its own offset, open after the build
+    closes it (None: not a file)."""
+    import io
+
+    try:
+        return open(f"/proc/self/fd/{archive.fileno()}", "rb")
+    except (AttributeError, io.UnsupportedOperation, OSError):
+        return None
 
 
 def record(session: Session, layer: DepsLayer, image_id: str, run: dict[str, str] | None = None) -> None:

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 import skiff_buildpacks.node as node
+from skiff.contracts import Stash
 from skiff_buildpacks import pipeline
 from skiff_buildpacks.build import Stack, changed_entries
 from skiff_buildpacks.plan import PackPlan
@@ -210,7 +211,8 @@ def test_a_new_layers_copy_onto_the_run_image_goes_in_the_code_layers_load():
     engine = _Engine({RUN["image"]: run_base})
     app_tar = io.BytesIO(_tar({"app": None, "app/.venv/bin/python": b"#!"}))
     code = io.BytesIO(_tar({"app": None, "app/app.py": b"print()"}))
-    s = SimpleNamespace(client=engine, deploy=SimpleNamespace(app="demo", output=Lines()))
+    deploy = SimpleNamespace(app="demo", output=Lines(), stash=Stash(), meta={})
+    s = SimpleNamespace(client=engine, deploy=deploy)
     layer = pipeline.DepsLayer(base="skiff/demo:deps-1", image_id="sha256:deps", app_tar=app_tar)
     copy = pipeline.run_copy_image(s, layer, RUN, "run-1")
     assert copy is not None and copy.base is run_base and copy.config["config"]["Labels"] == {"skiff.deps.run": "demo"}

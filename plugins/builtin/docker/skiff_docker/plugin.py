@@ -70,11 +70,23 @@ def skiff_upgrade(context: Context) -> list[str]:
 
 @hookimpl(trylast=True)
 def skiff_pre_build(deploy: Deploy) -> None:
-    """Publish the app's checked ``build`` docker-options as ``deploy.build_options`` for the builder."""
+    """Publish the app's checked ``build`` docker-options as ``deploy.build_options`` for the builder;
+    start the push's containers ahead (:mod:`skiff_docker.prestart`)."""
     from . import options
 
     checked = settings.applied_docker_options(deploy.state, deploy.app, "build", deploy.output.warn)
     deploy.build_options = options.build_options(checked)
+    _prestart(deploy)
+
+
+def _prestart(deploy: Deploy) -> None:
+    """A push's containers start while it builds (``ps:set APP prestart``); never fails the push."""
+    from . import prestart
+
+    try:
+        prestart.begin(deploy)
+    except Exception as exc:
+        deploy.output.info(f"prestart skipped: {exc}")
 
 
 @hookimpl(trylast=True)

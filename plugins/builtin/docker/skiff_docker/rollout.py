@@ -29,7 +29,7 @@ from skiff.errors import SkiffError
 from skiff.output import Output
 from skiff.state import State
 
-from . import engine, settings
+from . import engine, prestart, settings
 from .checks import CheckFailed, checks_for, run_check
 from .engine import LABEL_PROCESS, LABEL_ROLE
 from .scheduler import (
@@ -113,6 +113,8 @@ class Instance:
     error: str = ""
     started: float = 0.0  # seconds from the start of the rollout
     ready: float = 0.0
+    prestarted: bool = False  # started ahead, waiting for the code (:mod:`skiff_docker.prestart`)
+    handed: bool = False  # prestarted and given the code while the image loaded
 
     @property
     def dyno(self) -> str:
@@ -139,6 +141,7 @@ class Rollout:
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (id, name to give back) of old containers
     checked: bool = False  # every instance started and passed its checks
     switched: bool = False
+    code: Any = None  # the code layer's tar, for prestarted instances (closed when the rollout's checks end)
 
     @property
     def web(self) -> list[Instance]:
@@ -194,19 +197,31 @@ def deploy(d: Deploy) -> bool:
     runnable(d)
     c = engine.client()
     engine.ensure_app_network(c, d.app)
+    pre = prestart.take(d)
     entries = engine.list_containers(c, d.app, role=None)
-    remove_leftovers(c, d.app, entries)
+    remove_leftovers(c, d.app, [e for e in entries if pre is None or e["Id"] not in pre.ids])
     rollout = begin(d)
     take_old(c, rollout, entries)
-    plan(c, rollout)
-    d.output.step(f"Starting {d.app} v{rollout.version} ({rollout.summary()})")
-    if rollout.instances:
-        start_and_check_all(c, rollout)
-        raise_if_failed(rollout)
-        report_up(d.output, rollout)
-        rollout.checked = True
+    try:
+        if pre is None or not prestart.adopt(c, d, pre, rollout):
+            plan(c, rollout)
+        prestart.close_code(d)
+        d.output.step(f"Starting {d.app} v{rollout.version} ({rollout.summary()})" + prestarted_note(rollout))
+        if rollout.instances:
+            start_and_check_all(c, rollout)
+            raise_if_failed(rollout)
+            report_up(d.output, rollout)
+            rollout.checked = True
+    finally:
+        if rollout.code is not None:
+            rollout.code.close()
+            rollout.code = None
     d.upstreams = rollout.upstreams
     return True
+
+
+def prestarted_note(rollout: Rollout) -> str:
+    return ": prestarted, handing over the code" if any(inst.prestarted for inst in rollout.instances) else ""
 
 
 def remove_leftovers(c: Any, app: str, entries: list[dict[str, Any]]) -> None:
@@ -255,14 +270,23 @@ def take_old(c: Any, rollout: Rollout, entries: list[dict[str, Any]]) -> None:
             rollout.old.append(entry["Id"])
 
 
-def plan(c: Any, rollout: Rollout) -> None:
-    """One instance per process and index of the formation; web ones get a free host port."""
+def instance_keys(formation: dict[str, int]) -> list[tuple[str, int]]:
+    """``(process, index)`` of every container of ``formation``, in order."""
+    return [(process, i) for process, count in formation.items() for i in range(1, count + 1)]
+
+
+def plan_instances(rollout: Rollout) -> None:
+    """One instance per process and index of the formation (no host ports yet)."""
     app, version = rollout.app, rollout.version
     rollout.instances = [
         Instance(process, i, f"{app}.{process}.{i}.v{version}", engine.container_name(app, process, i))
-        for process, count in rollout.settings.formation.items()
-        for i in range(1, count + 1)
+        for process, i in instance_keys(rollout.settings.formation)
     ]
+
+
+def plan(c: Any, rollout: Rollout) -> None:
+    """One instance per process and index of the formation; web ones get a free host port."""
+    plan_instances(rollout)
     web = rollout.web
     for inst, host_port in zip(web, engine.allocate_ports(c, len(web)) if web else []):
         inst.host_port = host_port
@@ -285,6 +309,19 @@ def start_instance(c: Any, rollout: Rollout, inst: Instance, attempts: int = 3) 
         inst.host_port = engine.allocate_ports(c, 1)[0]
 
 
+def hand_off_or_start(c: Any, rollout: Rollout, inst: Instance) -> None:
+    """Hand the code to a prestarted container; when that fails, remove it and start one of the image."""
+    try:
+        assert rollout.code is not None
+        prestart.hand_off(c, rollout.code, rollout.table[inst.process], inst)
+        timeline.mark(f"docker.handed-off.{inst.process}")
+    except Exception:
+        engine.remove_container(c, inst.id)
+        inst.prestarted = False
+        inst.name = f"{rollout.app}.{inst.process}.{inst.index}.v{rollout.version}"
+        start_instance(c, rollout, inst)
+
+
 def check_instance(c: Any, rollout: Rollout, inst: Instance, abort: threading.Event) -> None:
     """Run the instance's checks (none when they are skipped or disabled); raise CheckFailed."""
     if rollout.settings.check_mode(inst.process) != "enabled":
@@ -301,7 +338,10 @@ def check_instance(c: Any, rollout: Rollout, inst: Instance, abort: threading.Ev
 def start_and_check(c: Any, rollout: Rollout, inst: Instance, abort: threading.Event, began: float) -> None:
     """Start then check one instance; a failure is recorded in ``inst.error`` and stops the others."""
     try:
-        start_instance(c, rollout, inst)
+        if not inst.prestarted:
+            start_instance(c, rollout, inst)
+        elif not inst.handed:  # the code is handed over now (it was not while the image loaded)
+            hand_off_or_start(c, rollout, inst)
         inst.started = time.monotonic() - began
         timeline.mark(f"docker.started.{inst.process}")
         check_instance(c, rollout, inst, abort)
@@ -393,6 +433,8 @@ def retire_later(d: Deploy) -> None:
 
 def failed(d: Deploy, phase: str) -> None:
     """``skiff_deploy_failed``: show the failing containers' logs, remove the new ones."""
+    prestart.discard(d)
+    prestart.close_code(d)
     rollout = rollout_of(d)
     if rollout is None:
         return

@@ -31,6 +31,9 @@ PROCESS_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,29}\Z")
 CANONICAL = re.compile(r"\A(?P<app>[a-z][a-z0-9-]*)\.(?P<process>[A-Za-z0-9_-]+)\.(?P<index>[0-9]+)\Z")
 LOG_LINES = 20
 PORT_TAKEN = re.compile(r"port is already allocated|address already in use", re.I)
+#: the temporary name of a new container (``.v<version>``; ``.v<version>.pre``: prestarted, skiff_docker.prestart)
+STRAY = re.compile(r"\.v[0-9]+(\.pre)?\Z")
+PRESTARTED = ".pre"
 #: the ``containers.create`` argument :func:`create_container` takes out: networks to join before the start
 CONNECT = "skiff_connect"
 
@@ -233,11 +236,11 @@ def running_instances(c, app: str, entries: list[dict[str, Any]] | None = None) 
 
 
 def stray_containers(c, app: str, entries: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Containers of ``app`` left by an interrupted deploy (temporary names)."""
+    """Containers of ``app`` left by an interrupted deploy (temporary names, prestarted ones too)."""
     return [
         e
         for e in (engine.list_containers(c, app) if entries is None else entries)
-        if (e.get("Labels") or {}).get(LABEL_ROLE) == "process" and re.search(r"\.v[0-9]+\Z", engine.name_of(e))
+        if (e.get("Labels") or {}).get(LABEL_ROLE) == "process" and STRAY.search(engine.name_of(e))
     ]
 
 

@@ -9,7 +9,7 @@ last deployed source, for ``ps:rebuild``), ``keep-releases`` (also global).
 
 Declared settings (the core generates their ``:set`` commands): :data:`CHECKS`
 (``checks:set [--global] [APP] KEY VALUE``, in their own ``checks`` namespace) and
-:data:`PS` (``ps:set [--global] [APP] keep-releases N``).
+:data:`PS` (``ps:set [--global] [APP] keep-releases N``, ``ps:set [--global] [APP] prestart false``).
 """
 
 from __future__ import annotations
@@ -82,6 +82,13 @@ PS = Namespace(
             default=DEFAULT_KEEP_RELEASES,
             scope="both",
             help="release images kept for rollback",
+        ),
+        Setting(
+            "prestart",
+            type=bool,
+            default=True,
+            scope="both",
+            help="start a push's new containers while its code layer is built (docs/performance.md)",
         ),
     ),
     store=PLUGIN,
@@ -262,6 +269,11 @@ def applied_docker_options(state: State, app: str, phase: str, warn: Callable[[s
 
 def keep_releases(state: State, app: str) -> int:
     return max(1, int(PS.get(state, "keep-releases", app)))
+
+
+def prestart(state: State, app: str) -> bool:
+    """``ps:set APP prestart``: whether a push starts its containers while the code layer is built."""
+    return bool(PS.get(state, "prestart", app))
 
 
 def other_scheduler(state: State, app: str) -> bool:

@@ -255,7 +255,10 @@ def serve(context: Context, app: str, repo: Path, argv: Sequence[str], env: Mapp
                 # what the deploy left running prints to the client too, as a hook process's exit waited for it
                 background.wait()
             channel.finish(status)
-        return child.wait()
+            timeline.mark("git.hook.status-sent")
+        code = child.wait()
+        timeline.mark("git.receive-pack.done")
+        return code
     finally:
         channel.close()
 
