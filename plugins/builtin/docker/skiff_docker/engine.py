@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
+import time
 from typing import Any
 
 from skiff.errors import SkiffError
@@ -128,7 +129,11 @@ def allocate_ports(c, count: int) -> list[int]:
     raise SkiffError("no free port left for web containers")
 
 
+REMOVAL_WAIT = 30.0  # seconds to wait for a removal someone else started
+
+
 def remove_container(c, ident: str) -> None:
+    """Remove the container; when another process is removing it already, return once it is gone."""
     from docker.errors import APIError, NotFound
 
     try:
@@ -136,8 +141,22 @@ def remove_container(c, ident: str) -> None:
     except NotFound:
         pass
     except APIError as exc:
-        if "already in progress" not in str(exc) and "No such container" not in str(exc):
+        if "already in progress" in str(exc):
+            wait_until_gone(c, ident)
+        elif "No such container" not in str(exc):
             raise
+
+
+def wait_until_gone(c, ident: str, timeout: float = REMOVAL_WAIT) -> None:
+    from docker.errors import NotFound
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            c.api.inspect_container(ident)
+        except NotFound:
+            return
+        time.sleep(0.05)
 
 
 def tail_logs(c, ident: str, lines: int = 20) -> list[str]:

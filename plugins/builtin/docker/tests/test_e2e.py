@@ -137,8 +137,8 @@ def test_zero_downtime_under_load(harness, proxy, tmp_path, docker_client):
         assert h.invoke("ps:restart", h.app).exit_code == 0
         time.sleep(1.5)  # requests keep flowing while the last old container retires
     assert h.invoke("ps:retire", h.app).exit_code == 0
-    names = [c.name for c in docker_client.containers.list(all=True, filters={"label": f"skiff.app={h.app}"})]
-    assert names == [f"{h.app}.web.1"]
+    entries = docker_client.api.containers(all=True, filters={"label": f"skiff.app={h.app}"})
+    assert [e["Names"][0].lstrip("/") for e in entries] == [f"{h.app}.web.1"]
     assert load.failures == [], load.failures[:5]
     assert load.ok > 50
     assert {"v0 - web.1", "v5 - web.1"} <= load.bodies

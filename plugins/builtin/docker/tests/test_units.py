@@ -635,3 +635,31 @@ def test_cleanup_plans_exited_one_offs_leftovers_dangling_images_and_stale_layer
     assert [(i["id"], i["size"]) for i in found["images"]] == [("sha256:dangling000000", 8_000_000)]
     assert [(i["name"], i["size"]) for i in found["caches"]] == [("skiff/cat:deps-1", 3_000_000)]
     assert cleanup.human(8_000_000) == "8.0 MB" and cleanup.human(512) == "512 B"
+
+
+class _RemovingElsewhere:
+    """An engine where another process is removing the container: gone after three inspects."""
+
+    def __init__(self):
+        self.inspects = 0
+
+    def remove_container(self, ident, force=False, v=False):
+        from docker.errors import APIError
+
+        raise APIError("409 Conflict", explanation=f"removal of container {ident} is already in progress")
+
+    def inspect_container(self, ident):
+        from docker.errors import NotFound
+
+        self.inspects += 1
+        if self.inspects >= 3:
+            raise NotFound("No such container")
+        return {"Id": ident}
+
+
+def test_remove_container_returns_once_a_removal_someone_else_started_is_done():
+    from skiff_docker import engine
+
+    api = _RemovingElsewhere()
+    engine.remove_container(type("C", (), {"api": api})(), "abc")
+    assert api.inspects == 3
