@@ -21,6 +21,7 @@ second app <= 1.5 s, code-only rebuild < 1.0 s. The second app is also shown aga
 stack) and network access to PyPI (with the host CA bundle).
 
     .venv/bin/python bench/build.py          # BENCH_RUNS rounds (default 3)
+    BENCH_AB=after-install .venv/bin/python bench/build.py   # also Skiff with one change off (AB_NAMES)
 """
 
 from __future__ import annotations
@@ -110,16 +111,33 @@ class Plain:
             subprocess.run(["docker", "rmi", "-f", *self.tags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+# BENCH_AB's comparisons: Skiff now against Skiff with one change's flags off
+AB_NAMES = {
+    "2026-12-07": "commit, bytecode",  # the dependency container committed, the venv byte-compiled in the build
+    "after-install": "after-install work beside the code layer",  # started when the install ended
+}
+
+
+def ab_flags() -> dict[str, list[tuple[object, str]]]:
+    import skiff_buildpacks.python as python
+    from skiff_buildpacks import pipeline
+
+    return {
+        "2026-12-07": [(pipeline, "LOAD_DEPENDENCY_LAYER"), (python, "DEFER_BYTECODE")],
+        "after-install": [(pipeline, "AFTER_INSTALL_AFTER_CODE")],
+    }
+
+
 class Skiff:
     """The buildpacks builder through the real lifecycle (stub scheduler)."""
 
-    def __init__(self, tmp: Path, now: bool = True):
+    def __init__(self, tmp: Path, now: bool = True, ab: str = "2026-12-07"):
         from skiff_buildpacks import wheels
 
         self.tmp = tmp
-        # False: as before 2026-12-07 (pipeline.LOAD_DEPENDENCY_LAYER and python.DEFER_BYTECODE off in
-        # this case's rounds: the venv byte-compiled in the build, the dependency container committed)
+        # False: the flags of ab_flags()[ab] off in this case's rounds (as before that change)
         self.now = now
+        self.ab = ab
         self.apps: list[str] = []
         self.roots: list[Path] = []
         self.shared: list[bool] = []  # per round: the second app's dependencies were the shared layer
@@ -147,9 +165,13 @@ class Skiff:
         from skiff.context import Context
         from skiff.output import Output
         from skiff.testing import DirReceiver, StubScheduler, dir_source, make_plugin_manager
-        from skiff_buildpacks import pipeline
 
-        pipeline.LOAD_DEPENDENCY_LAYER = python.DEFER_BYTECODE = self.now
+        flags = ab_flags()
+        for module, flag in (m for changed in flags.values() for m in changed):
+            setattr(module, flag, True)
+        if not self.now:
+            for module, flag in flags[self.ab]:
+                setattr(module, flag, False)
         root = Path(tempfile.mkdtemp(prefix="root-", dir=self.tmp))
         self.roots.append(root)
         pm = make_plugin_manager(
@@ -247,9 +269,12 @@ def main() -> None:
     n = runs(3)
     with tempfile.TemporaryDirectory(prefix="skiff-bench-build-") as tmp:
         plain, ours = Plain(Path(tmp)), Skiff(Path(tmp))
-        # BENCH_AB=1: also Skiff as before 2026-12-07 (bytecode compiled in the build, the dependency
-        # container committed), in the same interleaved rounds
-        before = Skiff(Path(tmp), now=False) if os.environ.get("BENCH_AB") else None
+        # BENCH_AB=1 (or a name of AB_FLAGS): also Skiff as before that change, in the same interleaved rounds
+        ab = os.environ.get("BENCH_AB", "")
+        ab = "2026-12-07" if ab == "1" else ab
+        if ab and ab not in AB_NAMES:
+            raise SystemExit(f"BENCH_AB: one of 1, {', '.join(AB_NAMES)}")
+        before = Skiff(Path(tmp), now=False, ab=ab) if ab else None
         results: dict[str, dict[str, list[float]]] = {"plain": {}, "skiff": {}, "before": {}}
 
         def case(name: str, runner):
@@ -288,7 +313,7 @@ def main() -> None:
             f"skiff buildpacks, {label}": results["skiff"][key],
         }
         if results["before"]:
-            rows[f"skiff as before (commit, bytecode), {key}"] = results["before"][key]
+            rows[f"skiff as before ({AB_NAMES[ab]}), {key}"] = results["before"][key]
         report(f"build: {label} (Flask app)", rows, baseline=f"plain Dockerfile, {label}")
     if ours.background:
         print(f"\n  waited {max(ours.background):.2f}s at most for background shared-cache work before a second app")
@@ -297,7 +322,7 @@ def main() -> None:
         "skiff buildpacks, second app (shared layer)": results["skiff"]["second"],
     }
     if results["before"]:
-        second_rows["skiff as before (commit, bytecode), second app"] = results["before"]["second"]
+        second_rows[f"skiff as before ({AB_NAMES[ab]}), second app"] = results["before"]["second"]
     report(
         "build: second app, same requirements (Flask app)", second_rows, baseline="docker run --rm STACK true (network)"
     )

@@ -340,3 +340,47 @@ def test_the_dependency_image_and_the_run_copy_share_one_layer_file_in_the_load(
     with image_layers.archive([deps, copy]) as data, tarfile.open(fileobj=data) as tf:
         names = tf.getnames()
     assert names.count(f"{deps.diff_id.split(':')[1]}/layer.tar") == 1
+
+
+@pytest.mark.parametrize("after_code", [True, False])
+def test_a_new_layers_after_install_work_starts_once_the_code_layer_is_loaded(monkeypatch, after_code):
+    order: list[str] = []
+    out = Lines()
+    deploy = SimpleNamespace(app="demo", output=out)
+
+    def dependency_layer(session, plan, export=False):
+        layer = pipeline.DepsLayer(base="skiff/demo:deps-1", image_id="sha256:deps", built=True)
+        layer.start_after = lambda: order.append("after-install")
+        if not pipeline.AFTER_INSTALL_AFTER_CODE:
+            pipeline.start_after_install(layer)
+        return layer
+
+    monkeypatch.setattr(pipeline, "AFTER_INSTALL_AFTER_CODE", after_code)
+    monkeypatch.setattr(pipeline, "start", lambda d: SimpleNamespace(deploy=d))
+    monkeypatch.setattr(pipeline, "plan_dependencies", lambda session: PackPlan(packs=["python"]))
+    monkeypatch.setattr(pipeline, "run_image", lambda session, plan: RUN)
+    monkeypatch.setattr(pipeline, "dependency_layer", dependency_layer)
+    monkeypatch.setattr(pipeline, "plan_code", lambda session, plan: None)
+    monkeypatch.setattr(pipeline, "fill_default_processes", lambda d, plan: None)
+    monkeypatch.setattr(pipeline, "code_layer", lambda *args: order.append("code layer") or "sha256:app")
+    monkeypatch.setattr(pipeline, "record", lambda *args: None)
+    assert pipeline.build_image(deploy).startswith("skiff/demo:")
+    assert order == (["code layer", "after-install"] if after_code else ["after-install", "code layer"])
+
+
+def test_the_after_install_work_starts_once_even_when_the_build_fails_before_its_code_layer(monkeypatch):
+    started: list[int] = []
+    layer = pipeline.DepsLayer(base="b", image_id="i", start_after=lambda: started.append(1))
+    monkeypatch.setattr(pipeline, "start", lambda d: SimpleNamespace(deploy=d))
+    monkeypatch.setattr(pipeline, "plan_dependencies", lambda session: PackPlan(packs=["python"]))
+    monkeypatch.setattr(pipeline, "run_image", lambda session, plan: None)
+    monkeypatch.setattr(pipeline, "dependency_layer", lambda session, plan, export=False: layer)
+
+    def broken_procfile(session, plan):
+        raise ValueError("Procfile line 2: no command")
+
+    monkeypatch.setattr(pipeline, "plan_code", broken_procfile)
+    with pytest.raises(ValueError):
+        pipeline.build_image(SimpleNamespace(app="demo", output=Lines()))
+    pipeline.start_after_install(layer)
+    assert started == [1]
