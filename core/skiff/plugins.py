@@ -254,7 +254,7 @@ def _read_cache(cache: Path, fingerprint: list[list[Any]]) -> list[InstalledPlug
         if data.get("fingerprint") != fingerprint:
             return None
         return [InstalledPlugin(**entry) for entry in data["plugins"]]
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # unreadable, or not this shape
         return None
 
 

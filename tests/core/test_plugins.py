@@ -195,3 +195,14 @@ def test_the_entry_point_cache_serves_a_second_start_and_notices_installs(tmp_pa
     monkeypatch.setattr(plugins.os, "geteuid", lambda: 1000)
     assert plugins.installed_plugins(cache) and len(scans) == 6  # a damaged file is scanned over
     assert json.loads(cache.read_text())["plugins"]
+
+
+@pytest.mark.parametrize("text", ["[]", '"plugins"', "7", '{"fingerprint": 1, "plugins": 2}', '{"plugins": [1]}', "{"])
+def test_an_entry_point_cache_of_another_shape_is_scanned_again(tmp_path, monkeypatch, text):
+    from skiff import plugins
+
+    cache = tmp_path / "entry-points.json"
+    cache.write_text(text)
+    monkeypatch.setattr(plugins.os, "geteuid", lambda: 1000)
+    assert {"apps", "config"} <= {p.name for p in plugins.installed_plugins(cache)}
+    assert json.loads(cache.read_text())["plugins"]  # and written anew
