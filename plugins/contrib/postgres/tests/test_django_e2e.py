@@ -184,11 +184,6 @@ def sshd_skiff_env(private_nginx):
     return dict(private_nginx.env)
 
 
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
-
-
 def django_repo(path):
     repo = init_repo(path, FILES)
     os.chmod(repo / "manage.py", 0o755)  # the Procfile runs ./manage.py, as Heroku's sample does
@@ -202,16 +197,17 @@ def django_repo(path):
 def test_a_django_app_collects_static_migrates_the_linked_postgres_and_serves_it_through_nginx(
     sshd, stack_image, pg_image, docker_cleanup, cleanup, service_name, private_nginx, tmp_path
 ):
-    ok(sshd.ssh(["domains:set-global", GLOBAL]))
+    sshd.ok("domains:set-global", GLOBAL)
     app = docker_cleanup.app(new_app_name("dj"))
     host = f"{app}.{GLOBAL}"
     db = service_name
-    ok(sshd.ssh(["apps:create", app]))
-    ok(sshd.ssh(["postgres:create", db]))
-    ok(sshd.ssh(["postgres:link", db, app]))
+    sshd.ok("apps:create", app)
+    sshd.ok("postgres:create", db)
+    sshd.ok("postgres:link", db, app)
 
-    pushed = ok(sshd.git_push(django_repo(tmp_path / "gettingstarted"), app))
+    pushed = sshd.git_push(django_repo(tmp_path / "gettingstarted"), app)
     out = pushed.output
+    assert pushed.exit_code == 0, out
     assert "Using Python 3.13" in out, out
     assert re.search(r"[0-9]+ static files? copied to '[^']*/staticfiles'", out), out  # collectstatic in the build
     assert "Running release: ./manage.py migrate --no-input" in out
@@ -231,10 +227,10 @@ def test_a_django_app_collects_static_migrates_the_linked_postgres_and_serves_it
     assert answer["greetings"][0] == "release.1" and answer["greetings"][1] == "web.1", answer
 
     # the linked database holds both rows, and no SQLite file was left in the image
-    query = ok(sshd.ssh(["postgres:connect", db], input="SELECT 'got: ' || dyno FROM hello_greeting ORDER BY id;\n"))
-    assert "got: release.1" in query.stdout and "got: web.1" in query.stdout, query.stdout
-    shown = ok(sshd.ssh(["run", app, "./manage.py showmigrations hello; test ! -e db.sqlite3 && echo no-sqlite"]))
-    assert "[X] 0001_initial" in shown.stdout and "no-sqlite" in shown.stdout, shown.stdout
+    query = sshd.ok("postgres:connect", db, input="SELECT 'got: ' || dyno FROM hello_greeting ORDER BY id;\n")
+    assert "got: release.1" in query and "got: web.1" in query, query
+    shown = sshd.ok("run", app, "./manage.py showmigrations hello; test ! -e db.sqlite3 && echo no-sqlite")
+    assert "[X] 0001_initial" in shown and "no-sqlite" in shown, shown
 
-    ok(sshd.ssh(["apps:destroy", app, "--force"]))
-    ok(sshd.ssh(["postgres:destroy", db, "--force"]))
+    sshd.ok("apps:destroy", app, "--force")
+    sshd.ok("postgres:destroy", db, "--force")
