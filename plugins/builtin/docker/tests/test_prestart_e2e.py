@@ -24,7 +24,7 @@ import skiff_buildpacks.python as python_pack
 import skiff_config.plugin as config_plugin
 import skiff_docker.plugin as docker_plugin
 import skiff_procfile.plugin as procfile_plugin
-from skiff import lifecycle
+from skiff import background, lifecycle
 from skiff.testing import DirReceiver, dir_source
 from skiff.testing.scheduler import TestProxy, get, wait_answer
 
@@ -97,12 +97,22 @@ def test_both_paths_serve_the_same_app_and_env(
         assert status == 200, body
         return json.loads(body)
 
-    lifecycle.deploy(h.context, app, dir_source(source(tmp_path, "v1"), "1" * 40))
+    def deploy(src: Path, rev: str) -> None:
+        """As a push: it ends when the build's background work (the shared cache's) is done."""
+        lifecycle.deploy(h.context, app, dir_source(src, rev * 40))
+        background.wait()
+
+    deploy(source(tmp_path, "v1"), "1")
     assert wait_answer(proxy.port)[1].strip() == "v1 meow"
     assert h.state.current_release(app).meta.get("code_base")
+    # the first build's dependency image may have become the shared layer meanwhile (its bytecode
+    # compiled beside the deploy), so the next push's code base differs from v1's: one more deploy
+    # makes the release's code base the image the following builds reuse
+    deploy(source(tmp_path, "v1b"), "b")
+    assert wait_answer(proxy.port)[1].strip() == "v1b meow"
 
     v2 = source(tmp_path, "v2")
-    lifecycle.deploy(h.context, app, dir_source(v2, "2" * 40))
+    deploy(v2, "2")
     assert wait_answer(proxy.port)[1].strip() == "v2 meow"
     prestarted = seen()
     ident = web_container(h, app)
@@ -111,7 +121,7 @@ def test_both_paths_serve_the_same_app_and_env(
     assert prestarted["files"] == image_files(docker_client, h.state.current_release(app).image)
 
     assert h.invoke("ps:set", app, "prestart", "false").exit_code == 0
-    lifecycle.deploy(h.context, app, dir_source(v2, "2" * 40))
+    deploy(v2, "2")
     assert wait_answer(proxy.port)[1].strip() == "v2 meow"
     plain = seen()
     inspect = docker_client.api.inspect_container(web_container(h, app))
@@ -127,7 +137,7 @@ def test_both_paths_serve_the_same_app_and_env(
 
     # a prestarted container restarted by the engine runs the app again, without waiting
     assert h.invoke("ps:set", app, "prestart", "true").exit_code == 0
-    lifecycle.deploy(h.context, app, dir_source(source(tmp_path, "v3"), "3" * 40))
+    deploy(source(tmp_path, "v3"), "3")
     assert wait_answer(proxy.port)[1].strip() == "v3 meow"
     ident = web_container(h, app)
     assert "skiff-command" in " ".join(docker_client.api.inspect_container(ident)["Config"]["Cmd"])

@@ -92,9 +92,10 @@ def serial(cert: x509.Certificate) -> str:
 
 def challenge_requests(h, more_than: int = 0) -> list[str]:
     """The challenge requests in the app's access log, once there are more than ``more_than``
-    (nginx buffers the log: a line reaches the file within a second, see docs/proxy.md)."""
+    (nginx buffers the log: a line reaches the file within a second, see docs/proxy.md, or when
+    the worker that served it exits after the certificate's reload, which may take longer)."""
     log = h.root / "nginx" / "logs" / f"{APP}-access.log"
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while True:
         lines = [line for line in log.read_text().splitlines() if "/.well-known/acme-challenge/" in line]
         if len(lines) > more_than or time.monotonic() > deadline:
