@@ -96,6 +96,8 @@ def build_image(deploy: Deploy) -> str:
         plan = plan_dependencies(session)
         run = run_image(session, plan)
         layer = dependency_layer(session, plan, export=run is not None and EXPORT_FOR_RUN_IMAGE)
+        if not AFTER_INSTALL_AFTER_CODE:
+            start_after_install(layer)
         plan_code(session, plan)
         fill_default_processes(deploy, plan)
         t0 = time.monotonic()
@@ -197,9 +199,7 @@ def dependency_layer(session: Session, plan: PackPlan, export: bool = False) -> 
         layer.app_tar = installed.layer  # (None for a shared layer)
     session.runner.exported = None
     layer.reports = dict(session.runner.reports)
-    layer.start_after = lambda: after_install(session, plan, layer)
-    if not AFTER_INSTALL_AFTER_CODE:
-        start_after_install(layer)
+    layer.start_after = lambda: after_install(session, plan, layer)  # started by build_image
     return layer
 
 

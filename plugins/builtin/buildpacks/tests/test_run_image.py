@@ -351,8 +351,6 @@ def test_a_new_layers_after_install_work_starts_once_the_code_layer_is_loaded(mo
     def dependency_layer(session, plan, export=False):
         layer = pipeline.DepsLayer(base="skiff/demo:deps-1", image_id="sha256:deps", built=True)
         layer.start_after = lambda: order.append("after-install")
-        if not pipeline.AFTER_INSTALL_AFTER_CODE:
-            pipeline.start_after_install(layer)
         return layer
 
     monkeypatch.setattr(pipeline, "AFTER_INSTALL_AFTER_CODE", after_code)

@@ -15,12 +15,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 
 import pytest
 
 from skiff.testing.docker import new_app_name
-from skiff.testing.sshd import init_repo
+from skiff.testing.sshd import commit_files, init_repo
 
 pytestmark = pytest.mark.e2e
 
@@ -187,10 +186,7 @@ def sshd_skiff_env(private_nginx):
 def django_repo(path):
     repo = init_repo(path, FILES)
     os.chmod(repo / "manage.py", 0o755)  # the Procfile runs ./manage.py, as Heroku's sample does
-    subprocess.run(["git", "-C", str(repo), "add", "manage.py"], check=True)
-    subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "+x"], check=True
-    )
+    commit_files(repo, {}, "manage.py is executable")
     return repo
 
 
